@@ -1,0 +1,143 @@
+# libmpnas - build, test, install. See README.md for the options.
+#
+#   make                 lib/libmpnas.a and lib/libmpnas.so.<version> (+ symlinks)
+#   make test            build and run the test suite (ends with "N passed, N failed")
+#   make OPENMP=0        build without OpenMP (default OPENMP=1)
+#   make SAN=address,undefined test     sanitizer build (objects kept apart)
+#   make test-neon       cross-build for aarch64 and run the kernel tests under qemu
+#   make install PREFIX=/usr/local DESTDIR=
+#   make bench           kernel benchmark (bench/)
+
+CC       ?= cc
+OPENMP   ?= 1
+SAN      ?=
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build/$(notdir $(CC))$(if $(filter 1,$(OPENMP)),-omp)$(if $(SAN),-san)
+LIBDIR   ?= lib
+# Prefix for running test programs (e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu").
+RUN      ?=
+# Test programs to run (default: all tests/test_*.c).
+TESTS    ?= $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
+
+MAJOR := $(shell sed -n 's/^\#define MPNAS_VERSION_MAJOR //p' include/mpnas.h)
+MINOR := $(shell sed -n 's/^\#define MPNAS_VERSION_MINOR //p' include/mpnas.h)
+PATCH := $(shell sed -n 's/^\#define MPNAS_VERSION_PATCH //p' include/mpnas.h)
+VERSION := $(MAJOR).$(MINOR).$(PATCH)
+SONAME  := libmpnas.so.$(MAJOR)
+
+MACHINE := $(shell $(CC) -dumpmachine)
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+BASEFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden
+CPPFLAGS_LIB := -Iinclude -Isrc -DMPNAS_BUILDING_LIBRARY
+LDLIBS  := -lm
+
+ifeq ($(OPENMP),1)
+  BASEFLAGS += -fopenmp
+  OMPLINK := -fopenmp
+endif
+ifneq ($(SAN),)
+  BASEFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+  SANLINK := -fsanitize=$(SAN)
+endif
+
+LIB_SRC := $(shell find src -name '*.c' | sort)
+ifneq ($(findstring x86_64,$(MACHINE)),)
+  LIB_SRC := $(filter-out %-neon.c,$(LIB_SRC))
+  ifneq ($(wildcard src/kernels/table-avx2.c),)
+    CPPFLAGS_LIB += -DMPNAS_HAVE_AVX2
+  endif
+  AVX2FLAGS := -mavx2 -mfma
+else ifneq ($(findstring aarch64,$(MACHINE)),)
+  LIB_SRC := $(filter-out %-avx2.c,$(LIB_SRC))
+  ifneq ($(wildcard src/kernels/table-neon.c),)
+    CPPFLAGS_LIB += -DMPNAS_HAVE_NEON
+  endif
+else
+  LIB_SRC := $(filter-out %-avx2.c %-neon.c,$(LIB_SRC))
+endif
+
+LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+STATIC  := $(LIBDIR)/libmpnas.a
+SHARED  := $(LIBDIR)/libmpnas.so.$(VERSION)
+STAMP   := $(BUILD)/config.stamp
+CONFIG  := $(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB)
+
+.PHONY: all test test-neon check-symbols install uninstall clean examples
+all: $(STATIC) $(SHARED)
+
+# Rebuild everything when the compiler or flags change.
+$(STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(CONFIG)" ]; then echo "$(CONFIG)" > $@; fi
+FORCE:
+
+$(BUILD)/obj/%.o: src/%.c $(STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB) $(if $(findstring -avx2.c,$<),$(AVX2FLAGS)) -MMD -MP -c $< -o $@
+
+-include $(LIB_OBJ:.o=.d)
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(LIBDIR)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED): $(LIB_OBJ) lib/mpnas.map
+	@mkdir -p $(LIBDIR)
+	$(CC) -shared $(CFLAGS) $(BASEFLAGS) -Wl,-soname,$(SONAME) -Wl,--version-script=lib/mpnas.map \
+	  -o $@ $(LIB_OBJ) $(OMPLINK) $(SANLINK) $(LDLIBS)
+	ln -sf libmpnas.so.$(VERSION) $(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(LIBDIR)/libmpnas.so
+
+# ---- Tests: each tests/test_*.c is its own program; tests/run.sh adds them up. --------
+TEST_BIN := $(patsubst %,$(BUILD)/tests/%,$(TESTS))
+TEST_CPPFLAGS := -Itests -D_POSIX_C_SOURCE=200809L $(filter-out -DMPNAS_BUILDING_LIBRARY,$(CPPFLAGS_LIB))
+
+$(BUILD)/tests/%: tests/%.c tests/check.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
+
+test: all $(TEST_BIN)
+	@RUN="$(RUN)" LIBDIR="$(LIBDIR)" sh tests/run.sh $(TEST_BIN)
+
+check-symbols: $(SHARED)
+	sh tests/check_symbols.sh $(LIBDIR)/libmpnas.so
+
+# NEON: cross-compile with Debian's gcc-aarch64-linux-gnu, run under qemu-aarch64.
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+test-neon:
+	$(MAKE) CC=$(AARCH64_CC) OPENMP=0 SAN= BUILD=build/aarch64 LIBDIR=build/aarch64/lib \
+	  RUN="qemu-aarch64 -L /usr/aarch64-linux-gnu" TESTS="$(NEON_TESTS)" test
+
+NEON_TESTS ?= $(TESTS)
+
+# ---- Install ------------------------------------------------------------------------
+$(BUILD)/mpnas.pc: lib/mpnas.pc.in include/mpnas.h
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+install: all $(BUILD)/mpnas.pc
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/mpnas.h $(DESTDIR)$(PREFIX)/include/mpnas.h
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/libmpnas.a
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libmpnas.so.$(VERSION)
+	ln -sf libmpnas.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libmpnas.so
+	install -m 644 $(BUILD)/mpnas.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/mpnas.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/mpnas.h $(DESTDIR)$(PREFIX)/lib/libmpnas.a \
+	  $(DESTDIR)$(PREFIX)/lib/libmpnas.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME) \
+	  $(DESTDIR)$(PREFIX)/lib/libmpnas.so $(DESTDIR)$(PREFIX)/lib/pkgconfig/mpnas.pc
+
+clean:
+	rm -rf build lib/libmpnas.a lib/libmpnas.so*
+
+# ---- Data and benchmarks live in their own fragments --------------------------------
+# bench/bench.mk defines `bench` (kernel benchmark); tools/data/make_data.sh builds MDD-6.
+-include bench/bench.mk
+data:
+	sh tools/data/make_data.sh
+.PHONY: data

@@ -1,0 +1,134 @@
+/* api_context.c - public entry points for versions, contexts and errors. Arguments are
+ * checked here, once; the internals assume them valid. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+
+#define MPNAS_THREADS_MAX 1024
+
+uint32_t mpnas_version_number(void) { return MPNAS_VERSION_NUMBER; }
+const char *mpnas_version_string(void) { return MPNAS_VERSION_STRING; }
+
+static void *default_malloc(void *user, size_t size) {
+  (void)user;
+  return malloc(size);
+}
+static void default_free(void *user, void *ptr) {
+  (void)user;
+  free(ptr);
+}
+
+mpnas_status mpnas_context_create_with_allocator(mpnas_context **out, mpnas_malloc_fn malloc_fn,
+                                                 mpnas_free_fn free_fn, void *user) {
+  if (out == NULL || malloc_fn == NULL || free_fn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  *out = NULL;
+  mpnas_context *ctx = malloc_fn(user, sizeof *ctx);
+  if (ctx == NULL) return MPNAS_E_NO_MEMORY;
+  memset(ctx, 0, sizeof *ctx);
+  ctx->malloc_fn = malloc_fn;
+  ctx->free_fn = free_fn;
+  ctx->alloc_user = user;
+  ctx->log_level = MPNAS_LOG_WARNING;
+  mpnas_status st = mpnas__context_configure(ctx, MPNAS_ISA_AUTO, 1);
+  if (st != MPNAS_OK) { /* cannot happen: the scalar kernels are always there */
+    free_fn(user, ctx);
+    return MPNAS_E_INTERNAL;
+  }
+  *out = ctx;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_context_create(mpnas_context **out) {
+  return mpnas_context_create_with_allocator(out, default_malloc, default_free, NULL);
+}
+
+void mpnas_context_free(mpnas_context *ctx) {
+  if (ctx == NULL) return;
+  ctx->free_fn(ctx->alloc_user, ctx);
+}
+
+mpnas_status mpnas_context_set_int(mpnas_context *ctx, int32_t param, int64_t value) {
+  if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  switch (param) {
+    case MPNAS_CONTEXT_THREADS:
+      if (value < 0 || value > MPNAS_THREADS_MAX)
+        return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
+                           "MPNAS_CONTEXT_THREADS must be in 0..%d, got %lld",
+                           MPNAS_THREADS_MAX, (long long)value);
+      return mpnas__context_configure(ctx, ctx->isa_requested, (int32_t)value);
+    case MPNAS_CONTEXT_SEED:
+      ctx->seed = (uint64_t)value;
+      return MPNAS_OK;
+    case MPNAS_CONTEXT_ISA:
+      if (value < MPNAS_ISA_AUTO || value > MPNAS_ISA_NEON)
+        return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
+                           "MPNAS_CONTEXT_ISA must be one of MPNAS_ISA_* (0..3), got %lld",
+                           (long long)value);
+      return mpnas__context_configure(ctx, (int32_t)value, ctx->threads_requested);
+    case MPNAS_CONTEXT_LOG_LEVEL:
+      if (value < MPNAS_LOG_NONE || value > MPNAS_LOG_DEBUG)
+        return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
+                           "MPNAS_CONTEXT_LOG_LEVEL must be in 0..4, got %lld",
+                           (long long)value);
+      ctx->log_level = (int32_t)value;
+      return MPNAS_OK;
+    case MPNAS_CONTEXT_ISA_ACTIVE:
+    case MPNAS_CONTEXT_OPENMP:
+      return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT,
+                         "context parameter %d is read-only", (int)param);
+    default:
+      return mpnas__fail(ctx, MPNAS_E_UNKNOWN_PARAMETER, "unknown context parameter %d",
+                         (int)param);
+  }
+}
+
+mpnas_status mpnas_context_get_int(const mpnas_context *ctx, int32_t param, int64_t *value) {
+  if (ctx == NULL || value == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  /* Getters record errors too: the context's error slot is not part of its settings. */
+  mpnas_context *mut = (mpnas_context *)ctx;
+  switch (param) {
+    case MPNAS_CONTEXT_THREADS: *value = ctx->threads_requested; return MPNAS_OK;
+    case MPNAS_CONTEXT_SEED: *value = (int64_t)ctx->seed; return MPNAS_OK;
+    case MPNAS_CONTEXT_ISA: *value = ctx->isa_requested; return MPNAS_OK;
+    case MPNAS_CONTEXT_ISA_ACTIVE: *value = ctx->engine.k->isa; return MPNAS_OK;
+    case MPNAS_CONTEXT_LOG_LEVEL: *value = ctx->log_level; return MPNAS_OK;
+    case MPNAS_CONTEXT_OPENMP:
+#if defined(_OPENMP)
+      *value = 1;
+#else
+      *value = 0;
+#endif
+      return MPNAS_OK;
+    default:
+      return mpnas__fail(mut, MPNAS_E_UNKNOWN_PARAMETER, "unknown context parameter %d",
+                         (int)param);
+  }
+}
+
+mpnas_status mpnas_context_set_log_callback(mpnas_context *ctx, mpnas_log_fn fn, void *user) {
+  if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  ctx->log_fn = fn;
+  ctx->log_user = fn != NULL ? user : NULL;
+  return MPNAS_OK;
+}
+
+const char *mpnas_context_last_error(const mpnas_context *ctx) {
+  if (ctx == NULL) return "invalid argument: mpnas_context_last_error called with NULL";
+  return ctx->last_error;
+}
+
+mpnas_status mpnas_context_last_status(const mpnas_context *ctx) {
+  if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  return ctx->last_status;
+}
+
+void mpnas_context_clear_error(mpnas_context *ctx) {
+  if (ctx == NULL) return;
+  ctx->last_error[0] = '\0';
+  ctx->last_status = MPNAS_OK;
+}
+
+int32_t mpnas_isa_supported(int32_t isa) {
+  return isa == MPNAS_ISA_AUTO ? 1 : mpnas__isa_available(isa);
+}

@@ -1,0 +1,62 @@
+/* common.h - what every internal module needs: the context's internals, errors,
+ * allocation through the context's hooks, logging. Internal names are mpnas__*. */
+#ifndef MPNAS_COMMON_H
+#define MPNAS_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpnas.h"
+#include "kernels/kernels.h"
+
+#define MPNAS__ERROR_CAPACITY 512
+#define MPNAS__ALIGN 64 /* bytes: a cache line, and enough for any vector load */
+
+struct mpnas_context {
+  mpnas_malloc_fn malloc_fn;
+  mpnas_free_fn free_fn;
+  void *alloc_user;
+  mpnas_log_fn log_fn;
+  void *log_user;
+  int32_t log_level;
+  int32_t threads_requested; /* 0 = one per processor */
+  uint64_t seed;
+  int32_t isa_requested;
+  mpnas__engine engine; /* kernels chosen for the active ISA + thread count */
+  mpnas_status last_status;
+  char last_error[MPNAS__ERROR_CAPACITY];
+};
+
+/* Record a failure on ctx (may be NULL) and return `status`, so call sites read
+ * `return mpnas__fail(ctx, MPNAS_E_..., "what %d", x);`. Also logs it at ERROR level. */
+mpnas_status mpnas__fail(mpnas_context *ctx, mpnas_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Send a message to the host's log callback if its level is enabled. */
+void mpnas__log(const mpnas_context *ctx, int32_t level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Allocation through the context's hooks. Memory is MPNAS__ALIGN-aligned; size 0
+ * returns a valid unique pointer. mpnas__calloc zero-fills. Free with mpnas__free. */
+void *mpnas__malloc(const mpnas_context *ctx, size_t size);
+void *mpnas__calloc(const mpnas_context *ctx, size_t count, size_t size);
+void mpnas__free(const mpnas_context *ctx, void *ptr);
+
+/* Re-select the kernel table and thread count from the context's settings. Returns
+ * MPNAS_E_UNSUPPORTED if the requested ISA cannot run here. */
+mpnas_status mpnas__context_configure(mpnas_context *ctx, int32_t isa, int32_t threads);
+
+/* Checked size arithmetic: returns 0 on overflow. */
+static inline int mpnas__mul_size(size_t a, size_t b, size_t *out) {
+  if (a != 0 && b > SIZE_MAX / a) return 0;
+  *out = a * b;
+  return 1;
+}
+
+#endif

@@ -1,0 +1,24 @@
+/* context.c - applying a context's settings to its engine (kernel table + threads). */
+#include "common/common.h"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+mpnas_status mpnas__context_configure(mpnas_context *ctx, int32_t isa, int32_t threads) {
+  const mpnas__kernels *k = mpnas__kernels_for(isa);
+  if (k == NULL)
+    return mpnas__fail(ctx, MPNAS_E_UNSUPPORTED,
+                       "instruction set %d is not available on this CPU or in this build",
+                       (int)isa);
+  int active_threads = 1;
+#if defined(_OPENMP)
+  active_threads = threads == 0 ? omp_get_num_procs() : threads;
+  if (active_threads < 1) active_threads = 1;
+#endif
+  ctx->isa_requested = isa;
+  ctx->threads_requested = threads;
+  ctx->engine.k = k;
+  ctx->engine.threads = active_threads;
+  return MPNAS_OK;
+}

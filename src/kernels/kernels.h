@@ -1,0 +1,115 @@
+/* kernels.h - the kernel interface: what every ISA (ref = scalar, avx2, neon) provides.
+ *
+ * All tensors are float32, NHWC, contiguous. Kernels never allocate, never fail and
+ * never start threads: the op layer (src/tensor/ops.c) checks shapes, splits the work
+ * across threads and hands each call a slice. A kernel exists once per ISA; the op
+ * layer calls it through the table chosen for the context (dispatch.c).
+ *
+ * Conventions shared by all kernels:
+ *  - SAME padding: output size ho = ceil(h / stride), pad_top = pad_left = k / 2
+ *    (symmetric, PyTorch's padding = k/2). Only odd k.
+ *  - Weight gradients ACCUMULATE (+=) into their buffer; input gradients OVERWRITE.
+ *  - Fused epilogue: y = act(acc * scale[c] + shift[c]) (+ residual), where scale and
+ *    shift may each be NULL (meaning 1 and 0) and residual may be NULL. The residual is
+ *    added AFTER the activation (an inverted bottleneck's project conv has no
+ *    activation, so this is "BN then add").
+ */
+#ifndef MPNAS_KERNELS_H
+#define MPNAS_KERNELS_H
+
+#include <stddef.h>
+
+/* Activation functions (values shared with the public MPNAS_ACT_* enum). */
+enum {
+  MPNAS__ACT_NONE = 0,
+  MPNAS__ACT_RELU = 1,
+  MPNAS__ACT_RELU6 = 2,
+  MPNAS__ACT_HSWISH = 3,   /* x * relu6(x + 3) / 6 */
+  MPNAS__ACT_SIGMOID = 4,  /* 1 / (1 + exp(-x)) */
+  MPNAS__ACT_HSIGMOID = 5, /* relu6(x + 3) / 6, the squeeze-excite gate */
+  MPNAS__ACT_COUNT = 6
+};
+
+/* Apply activation `act` to one value (the reference definition every kernel matches). */
+float mpnas__act_apply(int act, float x);
+/* Its derivative at x (the pre-activation input). At kinks the derivative is taken
+ * from the flat side: relu'(0) = 0, relu6'(0) = relu6'(6) = 0, hswish'(+-3) and
+ * hsigmoid'(+-3) use the outer (constant) piece. */
+float mpnas__act_grad(int act, float x);
+
+/* Geometry of a depthwise convolution of ONE image. */
+typedef struct mpnas__dw_shape {
+  int h, w, c;   /* input height, width, channels */
+  int k, stride; /* odd kernel size, stride 1 or 2 */
+  int ho, wo;    /* output size = ceil(h / stride), ceil(w / stride) */
+  int pad;       /* k / 2 on top and left */
+} mpnas__dw_shape;
+
+/* Fill ho, wo, pad from h, w, c, k, stride. */
+void mpnas__dw_shape_init(mpnas__dw_shape *s, int h, int w, int c, int k, int stride);
+
+/* Depthwise forward, one image, output rows [oh0, oh1).
+ * x: [h][w][c], wt: [k][k][c], y: [ho][wo][c] (only the given rows are written). */
+typedef void (*mpnas__dw_fwd_fn)(const mpnas__dw_shape *s, const float *x, const float *wt,
+                                 const float *scale, const float *shift, int act, float *y,
+                                 int oh0, int oh1);
+/* Depthwise gradient w.r.t. the input, one image, input rows [ih0, ih1) overwritten:
+ * dx[i][j][c] = sum over taps (ky,kx) and output pixels (oy,ox) with
+ * oy*stride + ky - pad == i and ox*stride + kx - pad == j of dy[oy][ox][c]*wt[ky][kx][c]. */
+typedef void (*mpnas__dw_bwd_input_fn)(const mpnas__dw_shape *s, const float *dy,
+                                       const float *wt, float *dx, int ih0, int ih1);
+/* Depthwise gradient w.r.t. the weights over n images, channels [c0, c1) only:
+ * dwt[ky][kx][c] += sum over images and output pixels of x[tap pixel][c] * dy[..][c].
+ * x: [n][h][w][c], dy: [n][ho][wo][c]. Channel ranges let threads split the work with
+ * no reduction, so the result does not depend on the thread count. */
+typedef void (*mpnas__dw_bwd_weight_fn)(const mpnas__dw_shape *s, int n, const float *x,
+                                        const float *dy, float *dwt, int c0, int c1);
+
+/* GEMM for pointwise (1x1) convolution: y[m][n] = x[m][k] . w[k][n] with the fused
+ * epilogue. The weights are first packed into an ISA-specific layout (pack once per
+ * weight update; inference packs once at load). */
+typedef size_t (*mpnas__gemm_packed_floats_fn)(int k, int n);
+typedef void (*mpnas__gemm_pack_fn)(int k, int n, const float *w, float *packed);
+/* rows: m of x and y (the op layer splits m across threads). residual: [m][n] or NULL. */
+typedef void (*mpnas__gemm_fn)(int m, int k, int n, const float *x, const float *packed,
+                               const float *scale, const float *shift, int act,
+                               const float *residual, float *y);
+/* Weight gradient: dw[k0:k1][n] += x[m][k0:k1]^T . dy[m][n] (rows k0..k1-1 of dw only,
+ * x and dy with full row lengths k and n). Splitting k across threads needs no
+ * reduction. */
+typedef void (*mpnas__gemm_bwd_weight_fn)(int m, int k, int n, const float *x,
+                                          const float *dy, float *dw, int k0, int k1);
+
+/* One ISA's kernel table. */
+typedef struct mpnas__kernels {
+  const char *name; /* "scalar", "avx2", "neon" */
+  int isa;          /* MPNAS_ISA_* */
+  mpnas__dw_fwd_fn dw_fwd;
+  mpnas__dw_bwd_input_fn dw_bwd_input;
+  mpnas__dw_bwd_weight_fn dw_bwd_weight;
+  mpnas__gemm_packed_floats_fn gemm_packed_floats;
+  mpnas__gemm_pack_fn gemm_pack;
+  mpnas__gemm_fn gemm;
+  mpnas__gemm_bwd_weight_fn gemm_bwd_weight;
+} mpnas__kernels;
+
+/* The kernels and thread count a context works with. */
+typedef struct mpnas__engine {
+  const mpnas__kernels *k;
+  int threads; /* >= 1; 1 when built without OpenMP */
+} mpnas__engine;
+
+extern const mpnas__kernels mpnas__kernels_scalar;
+#if defined(MPNAS_HAVE_AVX2)
+extern const mpnas__kernels mpnas__kernels_avx2;
+#endif
+#if defined(MPNAS_HAVE_NEON)
+extern const mpnas__kernels mpnas__kernels_neon;
+#endif
+
+/* 1 if this build and CPU can run isa (MPNAS_ISA_SCALAR / _AVX2 / _NEON). */
+int mpnas__isa_available(int isa);
+/* The table for an available isa (MPNAS_ISA_AUTO picks the fastest), or NULL. */
+const mpnas__kernels *mpnas__kernels_for(int isa);
+
+#endif

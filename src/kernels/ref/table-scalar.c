@@ -1,0 +1,15 @@
+/* table-scalar.c - the scalar ISA: the reference kernels. */
+#include "kernels/ref/ref.h"
+#include "mpnas.h"
+
+const mpnas__kernels mpnas__kernels_scalar = {
+    .name = "scalar",
+    .isa = MPNAS_ISA_SCALAR,
+    .dw_fwd = mpnas__f32_dwconv_fwd__ref,
+    .dw_bwd_input = mpnas__f32_dwconv_bwd_input__ref,
+    .dw_bwd_weight = mpnas__f32_dwconv_bwd_weight__ref,
+    .gemm_packed_floats = mpnas__f32_gemm_packed_floats__ref,
+    .gemm_pack = mpnas__f32_gemm_pack__ref,
+    .gemm = mpnas__f32_gemm__ref,
+    .gemm_bwd_weight = mpnas__f32_gemm_bwd_weight__ref,
+};

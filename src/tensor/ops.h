@@ -1,0 +1,136 @@
+/* ops.h - the tensor engine's operators, forward and backward.
+ *
+ * Layout NHWC float32, contiguous; a "row" is one pixel's channel vector, so a
+ * [n][h][w][c] tensor is also an [m = n*h*w][c] matrix. Ops take raw pointers with
+ * explicit sizes (the network code owns shapes); they assume valid arguments (the public
+ * API checks them once). Ops that need scratch memory take the workspace arena and
+ * return everything they took from it before returning. They return MPNAS_OK or
+ * MPNAS_E_NO_MEMORY (only when the arena cannot grow).
+ *
+ * Gradient conventions everywhere:
+ *  - input gradients (dx) are OVERWRITTEN; a NULL dx means "not needed" and is skipped;
+ *  - parameter gradients (dw, dgamma, ...) are ACCUMULATED (+=), so the caller zeroes
+ *    them once per optimiser step and shared weights collect every use.
+ *
+ * Threading: ops with an engine argument split work over eng->threads OpenMP threads
+ * (when built with OpenMP). For a fixed thread count results are bit-identical run to
+ * run; the weight gradients do not depend on the thread count at all.
+ *
+ * Where each lives: conv-like ops (conv, pointwise, depthwise, fc) in ops_conv.c on top
+ * of the kernel table; the rest in ops_misc.c (BN, activations, squeeze-excite, pooling,
+ * add, loss).
+ */
+#ifndef MPNAS_OPS_H
+#define MPNAS_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "tensor/arena.h"
+
+/* SAME-padded output size: ceil(in / stride). */
+static inline int mpnas__out_size(int in, int stride) { return (in + stride - 1) / stride; }
+
+/* ---- Convolutions ----------------------------------------------------------------- */
+
+/* KxK convolution (the stem), SAME padding, stride 1 or 2, any odd k.
+ * x [n][h][w][cin], w [k][k][cin][cout], y [n][ho][wo][cout]; epilogue as kernels.h
+ * (scale/shift/residual may be NULL). */
+mpnas_status mpnas__conv_fwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
+                             int cin, int cout, int k, int stride, const float *x,
+                             const float *wt, const float *scale, const float *shift,
+                             int act, float *y);
+mpnas_status mpnas__conv_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
+                             int cin, int cout, int k, int stride, const float *x,
+                             const float *wt, const float *dy, float *dx, float *dwt);
+
+/* Pointwise 1x1 convolution over m rows: y[m][cout] = x[m][cin] . w[cin][cout], epilogue
+ * as kernels.h. */
+mpnas_status mpnas__pw_fwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                           int cout, const float *x, const float *wt, const float *scale,
+                           const float *shift, int act, const float *residual, float *y);
+mpnas_status mpnas__pw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                           int cout, const float *x, const float *wt, const float *dy,
+                           float *dx, float *dwt);
+
+/* Depthwise KxK, SAME padding: x [n][h][w][c], wt [k][k][c], y [n][ho][wo][c]. */
+mpnas_status mpnas__dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,
+                           int stride, const float *x, const float *wt, const float *scale,
+                           const float *shift, int act, float *y);
+mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,
+                           int stride, const float *x, const float *wt, const float *dy,
+                           float *dx, float *dwt);
+
+/* Fully connected: y[m][out] = x[m][in] . w[in][out] + b[out] (b may be NULL). */
+mpnas_status mpnas__fc_fwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int in, int out,
+                           const float *x, const float *wt, const float *b, float *y);
+mpnas_status mpnas__fc_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int in, int out,
+                           const float *x, const float *wt, const float *dy, float *dx,
+                           float *dwt, float *db);
+
+/* ---- Batch normalisation over m rows of c channels ----------------------------------
+ * Training: batch mean/variance (biased) per channel; y = gamma*(x-mean)*invstd + beta;
+ * running stats updated as r = (1-momentum)*r + momentum*batch (running_var uses the
+ * unbiased batch variance; running pointers may be NULL to skip). save_mean/save_invstd
+ * [c] receive what backward needs. y may equal x. */
+void mpnas__bn_fwd_train(int m, int c, const float *x, const float *gamma, const float *beta,
+                         float eps, float momentum, float *running_mean, float *running_var,
+                         float *save_mean, float *save_invstd, float *y);
+/* Inference with running statistics. y may equal x. */
+void mpnas__bn_fwd_infer(int m, int c, const float *x, const float *gamma, const float *beta,
+                         const float *running_mean, const float *running_var, float eps,
+                         float *y);
+/* Fold inference BN into a per-channel scale/shift for the kernels' fused epilogue. */
+void mpnas__bn_fold(int c, const float *gamma, const float *beta, const float *running_mean,
+                    const float *running_var, float eps, float *scale, float *shift);
+/* Backward of the training forward. x is the BN input; dx may be NULL. */
+void mpnas__bn_bwd(int m, int c, const float *x, const float *gamma, const float *save_mean,
+                   const float *save_invstd, const float *dy, float *dx, float *dgamma,
+                   float *dbeta);
+
+/* ---- Activations (MPNAS__ACT_*) over count values ---------------------------------- */
+/* y may equal x. */
+void mpnas__act_fwd(int act, size_t count, const float *x, float *y);
+/* dx = dy * act'(x), x the pre-activation input. dx may equal dy. */
+void mpnas__act_bwd(int act, size_t count, const float *x, const float *dy, float *dx);
+
+/* ---- Elementwise --------------------------------------------------------------------- */
+/* Residual add: y = a + b (y may equal a or b). */
+void mpnas__add_fwd(size_t count, const float *a, const float *b, float *y);
+/* Accumulate a gradient: dst += src (the backward of a residual add is dy to both). */
+void mpnas__add_acc(size_t count, const float *src, float *dst);
+/* Per-image channel scaling: y[i][p][c] = x[i][p][c] * s[i][c] for n images of hw pixels. */
+void mpnas__chscale_fwd(int n, int hw, int c, const float *x, const float *s, float *y);
+/* dx = dy * s (may be NULL); ds[i][c] = sum_p dy*x (overwritten, may be NULL). */
+void mpnas__chscale_bwd(int n, int hw, int c, const float *x, const float *s, const float *dy,
+                        float *dx, float *ds);
+
+/* ---- Pooling --------------------------------------------------------------------------- */
+/* Global average pool: y[i][c] = mean over the hw pixels of image i. */
+void mpnas__gap_fwd(int n, int hw, int c, const float *x, float *y);
+void mpnas__gap_bwd(int n, int hw, int c, const float *dy, float *dx);
+
+/* ---- Squeeze-and-excite ---------------------------------------------------------------
+ * y = x * hsigmoid(fc2(relu(fc1(gap(x))))) per image and channel; fc1: c -> r with w1
+ * [c][r], b1 [r]; fc2: r -> c with w2 [r][c], b2 [c]. `saved` holds what backward needs:
+ * mpnas__se_saved_floats(n, c, r) floats, written by forward, read by backward. */
+size_t mpnas__se_saved_floats(int n, int c, int r);
+mpnas_status mpnas__se_fwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int hw, int c,
+                           int r, const float *x, const float *w1, const float *b1,
+                           const float *w2, const float *b2, float *saved, float *y);
+mpnas_status mpnas__se_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int hw, int c,
+                           int r, const float *x, const float *w1, const float *b1,
+                           const float *w2, const float *b2, const float *saved,
+                           const float *dy, float *dx, float *dw1, float *db1, float *dw2,
+                           float *db2);
+
+/* ---- Loss ------------------------------------------------------------------------------
+ * Softmax cross-entropy with label smoothing eps over m rows of `classes` logits: the
+ * target is (1-eps) on the label plus eps/classes on every class. Returns the MEAN loss
+ * over rows; dlogits (may be NULL) receives the gradient of that mean; *correct (may be
+ * NULL) the number of rows whose argmax equals the label. */
+float mpnas__softmax_xent(int m, int classes, const float *logits, const int32_t *labels,
+                          float smoothing, float *dlogits, int *correct);
+
+#endif
