@@ -17,6 +17,9 @@ BUILD    ?= build/$(notdir $(CC))$(if $(filter 1,$(OPENMP)),-omp)$(if $(SAN),-sa
 LIBDIR   ?= lib
 # Prefix for running test programs (e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu").
 RUN      ?=
+# V=1 prints the full compiler commands.
+V        ?= 0
+Q        := $(if $(filter 1,$(V)),,@)
 # Test programs to run (default: all tests/test_*.c).
 TESTS    ?= $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
 
@@ -75,21 +78,28 @@ FORCE:
 
 $(BUILD)/obj/%.o: src/%.c $(STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB) $(if $(findstring -avx2.c,$<),$(AVX2FLAGS)) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB) $(if $(findstring -avx2.c,$<),$(AVX2FLAGS)) -MMD -MP -c $< -o $@
 
 -include $(LIB_OBJ:.o=.d)
 
-$(STATIC): $(LIB_OBJ)
+# lib/ is shared by every configuration: rebuild it when the configuration changes.
+LIBSTAMP := $(LIBDIR)/.config-stamp
+$(LIBSTAMP): FORCE
 	@mkdir -p $(LIBDIR)
-	rm -f $@
-	$(AR) rcs $@ $^
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(CONFIG)" ]; then echo "$(CONFIG)" > $@; fi
 
-$(SHARED): $(LIB_OBJ) lib/mpnas.map
-	@mkdir -p $(LIBDIR)
-	$(CC) -shared $(CFLAGS) $(BASEFLAGS) -Wl,-soname,$(SONAME) -Wl,--version-script=lib/mpnas.map \
+$(STATIC): $(LIB_OBJ) $(LIBSTAMP)
+	@rm -f $@
+	@echo "  AR      $@"
+	$(Q)$(AR) rcs $@ $(LIB_OBJ)
+
+$(SHARED): $(LIB_OBJ) lib/mpnas.map $(LIBSTAMP)
+	@echo "  LD      $@"
+	$(Q)$(CC) -shared $(CFLAGS) $(BASEFLAGS) -Wl,-soname,$(SONAME) -Wl,--version-script=lib/mpnas.map \
 	  -o $@ $(LIB_OBJ) $(OMPLINK) $(SANLINK) $(LDLIBS)
-	ln -sf libmpnas.so.$(VERSION) $(LIBDIR)/$(SONAME)
-	ln -sf $(SONAME) $(LIBDIR)/libmpnas.so
+	@ln -sf libmpnas.so.$(VERSION) $(LIBDIR)/$(SONAME)
+	@ln -sf $(SONAME) $(LIBDIR)/libmpnas.so
 
 # ---- Tests: each tests/test_*.c is its own program; tests/run.sh adds them up. --------
 TEST_BIN := $(patsubst %,$(BUILD)/tests/%,$(TESTS))
@@ -97,7 +107,8 @@ TEST_CPPFLAGS := -Itests -D_POSIX_C_SOURCE=200809L $(filter-out -DMPNAS_BUILDING
 
 $(BUILD)/tests/%: tests/%.c tests/check.h $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
 
 test: all $(TEST_BIN)
 	@RUN="$(RUN)" LIBDIR="$(LIBDIR)" sh tests/run.sh $(TEST_BIN)
@@ -133,7 +144,7 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/libmpnas.so $(DESTDIR)$(PREFIX)/lib/pkgconfig/mpnas.pc
 
 clean:
-	rm -rf build lib/libmpnas.a lib/libmpnas.so*
+	rm -rf build lib/libmpnas.a lib/libmpnas.so* lib/.config-stamp
 
 # ---- Data and benchmarks live in their own fragments --------------------------------
 # bench/bench.mk defines `bench` (kernel benchmark); tools/data/make_data.sh builds MDD-6.

@@ -1,0 +1,371 @@
+/* block.c - conv unit and inverted bottleneck, forward and backward (see block.h). */
+#include "net/block.h"
+
+#include "common/common.h"
+
+#define TAKE(ptr, count)                                   \
+  do {                                                     \
+    (ptr) = mpnas__arena_floats(ws, (size_t)(count));      \
+    if ((ptr) == NULL) return MPNAS_E_NO_MEMORY;           \
+  } while (0)
+
+/* Scratch inside a function that must release its arena mark: jump to `done`. */
+#define TAKE_TMP(ptr, count)                               \
+  do {                                                     \
+    (ptr) = mpnas__arena_floats(ws, (size_t)(count));      \
+    if ((ptr) == NULL) {                                   \
+      st = MPNAS_E_NO_MEMORY;                              \
+      goto done;                                           \
+    }                                                      \
+  } while (0)
+
+/* ---- Conv unit ------------------------------------------------------------------------ */
+
+size_t mpnas__conv_weight_floats(const mpnas__conv_geom *g) {
+  return (size_t)g->k * g->k * g->cin * g->cout;
+}
+
+/* A 1x1 stride-1 convolution is a plain GEMM: skip the im2col path. */
+static mpnas_status conv_any_fwd(const mpnas__engine *eng, mpnas__arena *ws,
+                                 const mpnas__conv_geom *g, int n, int h, int w,
+                                 const float *x, const float *wt, const mpnas__affine *bn,
+                                 int act, float *y) {
+  const float *scale = bn ? bn->scale : NULL, *shift = bn ? bn->shift : NULL;
+  if (g->k == 1 && g->stride == 1)
+    return mpnas__pw_fwd(eng, ws, n * h * w, g->cin, g->cout, x, wt, scale, shift, act, NULL, y);
+  return mpnas__conv_fwd(eng, ws, n, h, w, g->cin, g->cout, g->k, g->stride, x, wt, scale,
+                         shift, act, y);
+}
+
+mpnas_status mpnas__conv_unit_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
+                                        const mpnas__conv_geom *g,
+                                        const mpnas__conv_weights *p, int n, int h, int w,
+                                        const float *x, mpnas__conv_tape *t) {
+  int ho = mpnas__out_size(h, g->stride), wo = mpnas__out_size(w, g->stride);
+  size_t m = (size_t)n * ho * wo, count = m * g->cout;
+  t->n = n;
+  t->h = h;
+  t->w = w;
+  t->x = x;
+  TAKE(t->pre, count);
+  TAKE(t->norm, count);
+  TAKE(t->y, count);
+  TAKE(t->mean, g->cout);
+  TAKE(t->invstd, g->cout);
+  mpnas_status st = conv_any_fwd(eng, ws, g, n, h, w, x, p->w, NULL, MPNAS__ACT_NONE, t->pre);
+  if (st != MPNAS_OK) return st;
+  mpnas__bn_fwd_train((int)m, g->cout, t->pre, p->bn.gamma, p->bn.beta, MPNAS__BN_EPS,
+                      MPNAS__BN_MOMENTUM, p->bn.mean, p->bn.var, t->mean, t->invstd, t->norm);
+  mpnas__act_fwd(g->act, count, t->norm, t->y);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas__conv_unit_bwd(const mpnas__engine *eng, mpnas__arena *ws,
+                                  const mpnas__conv_geom *g, const mpnas__conv_weights *p,
+                                  const mpnas__conv_tape *t, const float *dy, float *dx,
+                                  mpnas__conv_grads *grad) {
+  int ho = mpnas__out_size(t->h, g->stride), wo = mpnas__out_size(t->w, g->stride);
+  size_t m = (size_t)t->n * ho * wo, count = m * g->cout;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas_status st = MPNAS_OK;
+  float *dnorm, *dpre;
+  TAKE_TMP(dnorm, count);
+  TAKE_TMP(dpre, count);
+  mpnas__act_bwd(g->act, count, t->norm, dy, dnorm);
+  mpnas__bn_bwd((int)m, g->cout, t->pre, p->bn.gamma, t->mean, t->invstd, dnorm, dpre,
+                grad->bn.gamma, grad->bn.beta);
+  if (g->k == 1 && g->stride == 1)
+    st = mpnas__pw_bwd(eng, ws, t->n * t->h * t->w, g->cin, g->cout, t->x, p->w, dpre, dx,
+                       grad->w);
+  else
+    st = mpnas__conv_bwd(eng, ws, t->n, t->h, t->w, g->cin, g->cout, g->k, g->stride, t->x,
+                         p->w, dpre, dx, grad->w);
+done:
+  mpnas__arena_release(ws, mark);
+  return st;
+}
+
+mpnas_status mpnas__conv_unit_fwd_infer(const mpnas__engine *eng, mpnas__arena *ws,
+                                        const mpnas__conv_geom *g, const float *w,
+                                        const mpnas__affine *bn, int n, int h, int wd,
+                                        const float *x, float *y) {
+  return conv_any_fwd(eng, ws, g, n, h, wd, x, w, bn, g->act, y);
+}
+
+/* ---- Inverted bottleneck ------------------------------------------------------------- */
+
+void mpnas__ib_geom_init(mpnas__ib_geom *g, int cin, int cout, int expansion, int k,
+                         int stride, int act, int use_se) {
+  g->cin = cin;
+  g->cout = cout;
+  g->cmid = cin * expansion;
+  g->expand = expansion != 1;
+  g->k = k;
+  g->stride = stride;
+  g->act = act;
+  int se = g->cmid / 4 > 8 ? g->cmid / 4 : 8;
+  g->se = use_se ? (se + 7) / 8 * 8 : 0;
+  g->residual = stride == 1 && cin == cout;
+}
+
+static void bn_train(int m, int c, const float *x, const mpnas__bn *bn, float *mean,
+                     float *invstd, float *y) {
+  mpnas__bn_fwd_train(m, c, x, bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM,
+                      bn->mean, bn->var, mean, invstd, y);
+}
+
+mpnas_status mpnas__ib_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
+                                 const mpnas__ib_geom *g, const mpnas__ib_weights *p, int n,
+                                 int h, int w, const float *x, mpnas__ib_tape *t) {
+  mpnas_status st;
+  *t = (mpnas__ib_tape){0};
+  t->n = n;
+  t->h = h;
+  t->w = w;
+  t->ho = mpnas__out_size(h, g->stride);
+  t->wo = mpnas__out_size(w, g->stride);
+  t->x = x;
+  int m_in = n * h * w, m_out = n * t->ho * t->wo;
+  size_t mid_in = (size_t)m_in * g->cmid, mid_out = (size_t)m_out * g->cmid;
+
+  const float *dw_in = x;
+  if (g->expand) {
+    TAKE(t->e_pre, mid_in);
+    TAKE(t->e_norm, mid_in);
+    TAKE(t->e_act, mid_in);
+    TAKE(t->e_mean, g->cmid);
+    TAKE(t->e_invstd, g->cmid);
+    st = mpnas__pw_fwd(eng, ws, m_in, g->cin, g->cmid, x, p->exp_w, NULL, NULL,
+                       MPNAS__ACT_NONE, NULL, t->e_pre);
+    if (st != MPNAS_OK) return st;
+    bn_train(m_in, g->cmid, t->e_pre, &p->bn1, t->e_mean, t->e_invstd, t->e_norm);
+    mpnas__act_fwd(g->act, mid_in, t->e_norm, t->e_act);
+    dw_in = t->e_act;
+  }
+
+  TAKE(t->d_pre, mid_out);
+  TAKE(t->d_norm, mid_out);
+  TAKE(t->d_act, mid_out);
+  TAKE(t->d_mean, g->cmid);
+  TAKE(t->d_invstd, g->cmid);
+  st = mpnas__dw_fwd(eng, n, h, w, g->cmid, g->k, g->stride, dw_in, p->dw_w, NULL, NULL,
+                     MPNAS__ACT_NONE, t->d_pre);
+  if (st != MPNAS_OK) return st;
+  bn_train(m_out, g->cmid, t->d_pre, &p->bn2, t->d_mean, t->d_invstd, t->d_norm);
+  mpnas__act_fwd(g->act, mid_out, t->d_norm, t->d_act);
+
+  const float *proj_in = t->d_act;
+  if (g->se) {
+    TAKE(t->se_saved, mpnas__se_saved_floats(n, g->cmid, g->se));
+    TAKE(t->se_out, mid_out);
+    st = mpnas__se_fwd(eng, ws, n, t->ho * t->wo, g->cmid, g->se, t->d_act, p->se_w1,
+                       p->se_b1, p->se_w2, p->se_b2, t->se_saved, t->se_out);
+    if (st != MPNAS_OK) return st;
+    proj_in = t->se_out;
+  }
+
+  size_t out_count = (size_t)m_out * g->cout;
+  TAKE(t->p_pre, out_count);
+  TAKE(t->y, out_count);
+  TAKE(t->p_mean, g->cout);
+  TAKE(t->p_invstd, g->cout);
+  st = mpnas__pw_fwd(eng, ws, m_out, g->cmid, g->cout, proj_in, p->proj_w, NULL, NULL,
+                     MPNAS__ACT_NONE, NULL, t->p_pre);
+  if (st != MPNAS_OK) return st;
+  bn_train(m_out, g->cout, t->p_pre, &p->bn3, t->p_mean, t->p_invstd, t->y);
+  if (g->residual) mpnas__add_fwd(out_count, t->y, x, t->y);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
+                           const mpnas__ib_geom *g, const mpnas__ib_weights *p,
+                           const mpnas__ib_tape *t, const float *dy, float *dx,
+                           mpnas__ib_grads *grad) {
+  mpnas_status st = MPNAS_OK;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  int m_in = t->n * t->h * t->w, m_out = t->n * t->ho * t->wo;
+  size_t mid_in = (size_t)m_in * g->cmid, mid_out = (size_t)m_out * g->cmid;
+  float *dp_pre, *dproj_in, *dd_act, *dd_pre;
+  TAKE_TMP(dp_pre, (size_t)m_out * g->cout);
+  TAKE_TMP(dproj_in, mid_out);
+  TAKE_TMP(dd_pre, mid_out);
+
+  /* Project: BN (linear) then the 1x1 conv. The residual's share of dy joins at the end. */
+  mpnas__bn_bwd(m_out, g->cout, t->p_pre, p->bn3.gamma, t->p_mean, t->p_invstd, dy, dp_pre,
+                grad->bn3.gamma, grad->bn3.beta);
+  const float *proj_in = g->se ? t->se_out : t->d_act;
+  st = mpnas__pw_bwd(eng, ws, m_out, g->cmid, g->cout, proj_in, p->proj_w, dp_pre, dproj_in,
+                     grad->proj_w);
+  if (st != MPNAS_OK) goto done;
+
+  dd_act = dproj_in;
+  if (g->se) {
+    TAKE_TMP(dd_act, mid_out);
+    st = mpnas__se_bwd(eng, ws, t->n, t->ho * t->wo, g->cmid, g->se, t->d_act, p->se_w1,
+                       p->se_b1, p->se_w2, p->se_b2, t->se_saved, dproj_in, dd_act,
+                       grad->se_w1, grad->se_b1, grad->se_w2, grad->se_b2);
+    if (st != MPNAS_OK) goto done;
+  }
+
+  /* Depthwise: activation, BN, then the convolution. */
+  mpnas__act_bwd(g->act, mid_out, t->d_norm, dd_act, dd_act);
+  mpnas__bn_bwd(m_out, g->cmid, t->d_pre, p->bn2.gamma, t->d_mean, t->d_invstd, dd_act,
+                dd_pre, grad->bn2.gamma, grad->bn2.beta);
+  if (g->expand) {
+    float *de_act, *de_pre;
+    TAKE_TMP(de_act, mid_in);
+    TAKE_TMP(de_pre, mid_in);
+    st = mpnas__dw_bwd(eng, t->n, t->h, t->w, g->cmid, g->k, g->stride, t->e_act, p->dw_w,
+                       dd_pre, de_act, grad->dw_w);
+    if (st != MPNAS_OK) goto done;
+    mpnas__act_bwd(g->act, mid_in, t->e_norm, de_act, de_act);
+    mpnas__bn_bwd(m_in, g->cmid, t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd, de_act,
+                  de_pre, grad->bn1.gamma, grad->bn1.beta);
+    st = mpnas__pw_bwd(eng, ws, m_in, g->cin, g->cmid, t->x, p->exp_w, de_pre, dx,
+                       grad->exp_w);
+  } else {
+    st = mpnas__dw_bwd(eng, t->n, t->h, t->w, g->cmid, g->k, g->stride, t->x, p->dw_w, dd_pre,
+                       dx, grad->dw_w);
+  }
+  if (st == MPNAS_OK && g->residual && dx != NULL)
+    mpnas__add_acc((size_t)m_in * g->cin, dy, dx);
+done:
+  mpnas__arena_release(ws, mark);
+  return st;
+}
+
+mpnas_status mpnas__ib_fwd_infer(const mpnas__engine *eng, mpnas__arena *ws,
+                                 const mpnas__ib_geom *g, const mpnas__ib_infer *p, int n,
+                                 int h, int w, const float *x, float *y) {
+  mpnas_status st = MPNAS_OK;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  int ho = mpnas__out_size(h, g->stride), wo = mpnas__out_size(w, g->stride);
+  int m_in = n * h * w, m_out = n * ho * wo;
+  const float *dw_in = x;
+  if (g->expand) {
+    float *e;
+    TAKE_TMP(e, (size_t)m_in * g->cmid);
+    st = mpnas__pw_fwd(eng, ws, m_in, g->cin, g->cmid, x, p->exp_w, p->bn1.scale,
+                       p->bn1.shift, g->act, NULL, e);
+    if (st != MPNAS_OK) goto done;
+    dw_in = e;
+  }
+  float *d;
+  TAKE_TMP(d, (size_t)m_out * g->cmid);
+  st = mpnas__dw_fwd(eng, n, h, w, g->cmid, g->k, g->stride, dw_in, p->dw_w, p->bn2.scale,
+                     p->bn2.shift, g->act, d);
+  if (st != MPNAS_OK) goto done;
+  const float *proj_in = d;
+  if (g->se) {
+    float *saved, *s;
+    TAKE_TMP(saved, mpnas__se_saved_floats(n, g->cmid, g->se));
+    TAKE_TMP(s, (size_t)m_out * g->cmid);
+    st = mpnas__se_fwd(eng, ws, n, ho * wo, g->cmid, g->se, d, p->se_w1, p->se_b1, p->se_w2,
+                       p->se_b2, saved, s);
+    if (st != MPNAS_OK) goto done;
+    proj_in = s;
+  }
+  st = mpnas__pw_fwd(eng, ws, m_out, g->cmid, g->cout, proj_in, p->proj_w, p->bn3.scale,
+                     p->bn3.shift, MPNAS__ACT_NONE, g->residual ? x : NULL, y);
+done:
+  mpnas__arena_release(ws, mark);
+  return st;
+}
+
+/* ---- Parameter layout ---------------------------------------------------------------- */
+
+#define NONE_OFFSET ((size_t)-1)
+
+static int bn_declare(mpnas__params *p, int c, int track_stats, mpnas__bn_offsets *o) {
+  o->gamma = mpnas__params_add(p, (size_t)c, MPNAS__PARAM_GAMMA, 0);
+  o->beta = mpnas__params_add(p, (size_t)c, MPNAS__PARAM_BETA, 0);
+  o->mean = o->var = NONE_OFFSET;
+  if (track_stats) {
+    o->mean = mpnas__params_add_buffer(p, (size_t)c, MPNAS__PARAM_BETA);
+    o->var = mpnas__params_add_buffer(p, (size_t)c, MPNAS__PARAM_ONE);
+    if (o->mean == NONE_OFFSET || o->var == NONE_OFFSET) return 0;
+  }
+  return o->gamma != NONE_OFFSET && o->beta != NONE_OFFSET;
+}
+
+static void bn_bind(mpnas__params *p, const mpnas__bn_offsets *o, mpnas__bn *bn,
+                    mpnas__bn_grad *grad) {
+  bn->gamma = mpnas__pw(p, o->gamma);
+  bn->beta = mpnas__pw(p, o->beta);
+  bn->mean = o->mean == NONE_OFFSET ? NULL : mpnas__pb(p, o->mean);
+  bn->var = o->var == NONE_OFFSET ? NULL : mpnas__pb(p, o->var);
+  if (grad) {
+    grad->gamma = mpnas__pg(p, o->gamma);
+    grad->beta = mpnas__pg(p, o->beta);
+  }
+}
+
+int mpnas__conv_declare(mpnas__params *p, const mpnas__conv_geom *g, int track_stats,
+                        mpnas__conv_offsets *o) {
+  o->w = mpnas__params_add(p, mpnas__conv_weight_floats(g), MPNAS__PARAM_CONV,
+                           g->k * g->k * g->cin);
+  return o->w != NONE_OFFSET && bn_declare(p, g->cout, track_stats, &o->bn);
+}
+
+void mpnas__conv_bind(mpnas__params *p, const mpnas__conv_offsets *o, mpnas__conv_weights *w,
+                      mpnas__conv_grads *grad) {
+  w->w = mpnas__pw(p, o->w);
+  if (grad) grad->w = mpnas__pg(p, o->w);
+  bn_bind(p, &o->bn, &w->bn, grad ? &grad->bn : NULL);
+}
+
+int mpnas__ib_declare(mpnas__params *p, const mpnas__ib_geom *g, int track_stats,
+                      mpnas__ib_offsets *o) {
+  int ok = 1;
+  size_t cmid = (size_t)g->cmid;
+  *o = (mpnas__ib_offsets){NONE_OFFSET, NONE_OFFSET, NONE_OFFSET, NONE_OFFSET,
+                           NONE_OFFSET, NONE_OFFSET, NONE_OFFSET,
+                           {NONE_OFFSET, NONE_OFFSET, NONE_OFFSET, NONE_OFFSET},
+                           {NONE_OFFSET, NONE_OFFSET, NONE_OFFSET, NONE_OFFSET},
+                           {NONE_OFFSET, NONE_OFFSET, NONE_OFFSET, NONE_OFFSET}};
+  if (g->expand) {
+    o->exp_w = mpnas__params_add(p, (size_t)g->cin * cmid, MPNAS__PARAM_CONV, g->cin);
+    ok &= o->exp_w != NONE_OFFSET && bn_declare(p, g->cmid, track_stats, &o->bn1);
+  }
+  o->dw_w = mpnas__params_add(p, (size_t)g->k * g->k * cmid, MPNAS__PARAM_CONV, g->k * g->k);
+  ok &= o->dw_w != NONE_OFFSET && bn_declare(p, g->cmid, track_stats, &o->bn2);
+  if (g->se) {
+    o->se_w1 = mpnas__params_add(p, cmid * (size_t)g->se, MPNAS__PARAM_CONV, g->cmid);
+    o->se_b1 = mpnas__params_add(p, (size_t)g->se, MPNAS__PARAM_BETA, 0);
+    o->se_w2 = mpnas__params_add(p, (size_t)g->se * cmid, MPNAS__PARAM_CONV, g->se);
+    o->se_b2 = mpnas__params_add(p, cmid, MPNAS__PARAM_BETA, 0);
+    ok &= o->se_w1 != NONE_OFFSET && o->se_b1 != NONE_OFFSET && o->se_w2 != NONE_OFFSET &&
+          o->se_b2 != NONE_OFFSET;
+  }
+  o->proj_w = mpnas__params_add(p, cmid * (size_t)g->cout, MPNAS__PARAM_CONV, g->cmid);
+  ok &= o->proj_w != NONE_OFFSET && bn_declare(p, g->cout, track_stats, &o->bn3);
+  return ok;
+}
+
+static float *at(mpnas__params *p, size_t o) { return o == NONE_OFFSET ? NULL : mpnas__pw(p, o); }
+static float *gat(mpnas__params *p, size_t o) { return o == NONE_OFFSET ? NULL : mpnas__pg(p, o); }
+
+void mpnas__ib_bind(mpnas__params *p, const mpnas__ib_geom *g, const mpnas__ib_offsets *o,
+                    mpnas__ib_weights *w, mpnas__ib_grads *grad) {
+  *w = (mpnas__ib_weights){0};
+  w->exp_w = at(p, o->exp_w);
+  w->dw_w = at(p, o->dw_w);
+  w->se_w1 = at(p, o->se_w1);
+  w->se_b1 = at(p, o->se_b1);
+  w->se_w2 = at(p, o->se_w2);
+  w->se_b2 = at(p, o->se_b2);
+  w->proj_w = at(p, o->proj_w);
+  if (grad) {
+    *grad = (mpnas__ib_grads){0};
+    grad->exp_w = gat(p, o->exp_w);
+    grad->dw_w = gat(p, o->dw_w);
+    grad->se_w1 = gat(p, o->se_w1);
+    grad->se_b1 = gat(p, o->se_b1);
+    grad->se_w2 = gat(p, o->se_w2);
+    grad->se_b2 = gat(p, o->se_b2);
+    grad->proj_w = gat(p, o->proj_w);
+  }
+  if (g->expand) bn_bind(p, &o->bn1, &w->bn1, grad ? &grad->bn1 : NULL);
+  bn_bind(p, &o->bn2, &w->bn2, grad ? &grad->bn2 : NULL);
+  bn_bind(p, &o->bn3, &w->bn3, grad ? &grad->bn3 : NULL);
+}
