@@ -165,6 +165,283 @@ MPNAS_API void mpnas_context_clear_error(mpnas_context *ctx);
 /* 1 if this CPU and this build can run the given MPNAS_ISA_* value, else 0. */
 MPNAS_API int32_t mpnas_isa_supported(int32_t isa);
 
+
+/* ==== Activations (stage and head activations) ========================================= */
+enum {
+  MPNAS_ACT_NONE = 0,
+  MPNAS_ACT_RELU = 1,
+  MPNAS_ACT_RELU6 = 2,
+  MPNAS_ACT_HSWISH = 3,  /* x * relu6(x + 3) / 6 */
+  MPNAS_ACT_SIGMOID = 4,
+  MPNAS_ACT_HSIGMOID = 5 /* relu6(x + 3) / 6 */
+};
+
+/* ==== Search space =======================================================================
+ * A MobileNet-style space: a stem (KxK conv + BN + act), stages of layers, a 1x1 head
+ * conv + BN + act + global average pooling, and one classifier per domain. A stage is
+ * (out channels, layers, stride, activation); its first layer changes width/resolution
+ * and can never be skipped; the others may be skipped if the stage says so. Each layer
+ * chooses among ops: inverted bottlenecks dwb(k, e) for every kernel size k and expansion
+ * ratio e of the stage's choice lists (optionally each with and without squeeze-excite),
+ * plus `zero` (skip) on skippable layers. A space whose every stage has one kernel, one
+ * expansion and no skip describes a single fixed network. */
+typedef struct mpnas_space mpnas_space;
+
+enum {
+  MPNAS_PRESET_EMPTY = 0, /* nothing set: add stages yourself (input 32x32x3) */
+  /* 32x32 inputs, minutes on 2 cores: stem 16 ch stride 1; stages (24,2,2) (40,2,2)
+   * (80,2,2) (96,1,1) with ReLU6/hard-swish; k {3,5,7} x e {3,6}, skips; head 256. */
+  MPNAS_PRESET_32PX = 1,
+  /* TuNAS's MobileNetV3-like space for 64-224 px inputs (input 224x224x3 by default). */
+  MPNAS_PRESET_MOBILENET_V3 = 2,
+  /* The fixed MBV2-9 reference network of the benchmarks (32x32x3, one path). */
+  MPNAS_PRESET_MBV2_9 = 3
+};
+
+enum { /* MPNAS_SPACE_SE_MODE values */
+  MPNAS_SE_NEVER = 0,  /* default */
+  MPNAS_SE_CHOICE = 1, /* every op exists with and without squeeze-excite */
+  MPNAS_SE_ALWAYS = 2
+};
+
+typedef enum mpnas_space_param {
+  MPNAS_SPACE_INPUT_HEIGHT = 1,   /* 1..4096 */
+  MPNAS_SPACE_INPUT_WIDTH = 2,    /* 1..4096 */
+  MPNAS_SPACE_INPUT_CHANNELS = 3, /* 1..64 */
+  MPNAS_SPACE_STEM_CHANNELS = 4,  /* 1..4096 */
+  MPNAS_SPACE_STEM_KERNEL = 5,    /* odd, 1..11 */
+  MPNAS_SPACE_STEM_STRIDE = 6,    /* 1 or 2 */
+  MPNAS_SPACE_STEM_ACTIVATION = 7, /* MPNAS_ACT_* */
+  MPNAS_SPACE_HEAD_CHANNELS = 8,  /* 1..8192 */
+  MPNAS_SPACE_HEAD_ACTIVATION = 9, /* MPNAS_ACT_* */
+  MPNAS_SPACE_SE_MODE = 10,       /* MPNAS_SE_* */
+  MPNAS_SPACE_NUM_STAGES = 11,    /* read-only */
+  MPNAS_SPACE_NUM_LAYERS = 12     /* read-only: searchable layers over all stages */
+} mpnas_space_param;
+
+/* Create a space from a preset (MPNAS_PRESET_*). */
+MPNAS_API mpnas_status mpnas_space_create(mpnas_context *ctx, int32_t preset,
+                                          mpnas_space **out);
+MPNAS_API void mpnas_space_free(mpnas_space *space);
+MPNAS_API mpnas_status mpnas_space_set_int(mpnas_space *space, int32_t param, int64_t value);
+MPNAS_API mpnas_status mpnas_space_get_int(const mpnas_space *space, int32_t param,
+                                           int64_t *value);
+/* Remove every stage (to describe a new space on top of a preset's stem and head). */
+MPNAS_API mpnas_status mpnas_space_clear_stages(mpnas_space *space);
+/* Append a stage: out_channels 1..8192, layers 1..64, stride 1 or 2, activation
+ * MPNAS_ACT_*, skippable 0/1 (layers after the first may choose `zero`). The stage
+ * takes the space's default kernel and expansion lists until it is given its own. */
+MPNAS_API mpnas_status mpnas_space_add_stage(mpnas_space *space, int32_t out_channels,
+                                             int32_t layers, int32_t stride,
+                                             int32_t activation, int32_t skippable);
+/* Choice lists for one stage (stage = -1: the default for stages without their own).
+ * kernels: odd sizes 1..9, expansions: 1..16; 1..8 entries each, no duplicates. */
+MPNAS_API mpnas_status mpnas_space_set_choices(mpnas_space *space, int32_t stage,
+                                               const int32_t *kernels, size_t num_kernels,
+                                               const int32_t *expansions,
+                                               size_t num_expansions);
+/* Ops of a searchable layer (0 <= layer < MPNAS_SPACE_NUM_LAYERS). */
+MPNAS_API mpnas_status mpnas_space_num_ops(const mpnas_space *space, int32_t layer,
+                                           int32_t *num_ops);
+/* What op `op` of `layer` is: kernel size (0 for zero), expansion (0 for zero), se 0/1. */
+MPNAS_API mpnas_status mpnas_space_op_info(const mpnas_space *space, int32_t layer, int32_t op,
+                                           int32_t *kernel, int32_t *expansion, int32_t *se);
+/* A path (one op index per layer) as text, e.g. "k3e3 k5e6 zero k7e3-se ...", written
+ * NUL-terminated into buf (capacity cap); *needed (may be NULL) receives the length
+ * needed including the NUL. MPNAS_E_OUT_OF_RANGE if buf is too small. */
+MPNAS_API mpnas_status mpnas_space_path_string(const mpnas_space *space, const int32_t *path,
+                                               size_t num_layers, char *buf, size_t cap,
+                                               size_t *needed);
+/* Parse such a text back into op indices (inverse of mpnas_space_path_string). */
+MPNAS_API mpnas_status mpnas_space_parse_path(const mpnas_space *space, const char *text,
+                                              int32_t *path, size_t num_layers);
+/* Cost of one domain's path: multiply-accumulates of one image's forward pass and
+ * parameter count (stem + layers + head + a classifier of num_classes). */
+MPNAS_API mpnas_status mpnas_space_path_cost(const mpnas_space *space, const int32_t *path,
+                                             size_t num_layers, int32_t num_classes,
+                                             int64_t *macs, int64_t *params);
+
+/* ==== Controllers ========================================================================
+ * One categorical distribution per layer over that layer's ops (logits start at 0 =
+ * uniform), trained by REINFORCE with a zero-debiased moving-average baseline and Adam
+ * (beta1 = 0). A supernet owns one per domain (mpnas_supernet_controller); a standalone
+ * controller can be created for RL experiments. */
+typedef struct mpnas_controller mpnas_controller;
+
+/* A standalone controller: num_layers layers, ops_per_layer[l] >= 1 ops each. */
+MPNAS_API mpnas_status mpnas_controller_create(mpnas_context *ctx, const int32_t *ops_per_layer,
+                                               size_t num_layers, mpnas_controller **out);
+/* Free a standalone controller; controllers owned by a supernet are left alone. */
+MPNAS_API void mpnas_controller_free(mpnas_controller *ctrl);
+MPNAS_API mpnas_status mpnas_controller_num_layers(const mpnas_controller *ctrl,
+                                                   int32_t *num_layers);
+/* Softmax probabilities of one layer's ops into probs[0..num_ops-1] (cap >= num_ops). */
+MPNAS_API mpnas_status mpnas_controller_probabilities(const mpnas_controller *ctrl,
+                                                      int32_t layer, double *probs,
+                                                      size_t cap);
+/* The most probable op of every layer. */
+MPNAS_API mpnas_status mpnas_controller_argmax(const mpnas_controller *ctrl, int32_t *path,
+                                               size_t num_layers);
+/* Convergence: the largest op probability of every layer. */
+MPNAS_API mpnas_status mpnas_controller_max_probabilities(const mpnas_controller *ctrl,
+                                                          double *max_probs,
+                                                          size_t num_layers);
+/* Draw a path (uses and advances the controller's own random stream). */
+MPNAS_API mpnas_status mpnas_controller_sample(mpnas_controller *ctrl, int32_t *path,
+                                               size_t num_layers);
+MPNAS_API mpnas_status mpnas_controller_log_probability(const mpnas_controller *ctrl,
+                                                        const int32_t *path,
+                                                        size_t num_layers, double *logp);
+/* One REINFORCE step for a sampled path and its reward: advantage = reward - baseline,
+ * then one Adam step of size learning_rate (> 0) on -(advantage) * log p(path)
+ * - entropy_bonus * entropy. */
+MPNAS_API mpnas_status mpnas_controller_update(mpnas_controller *ctrl, const int32_t *path,
+                                               size_t num_layers, double reward,
+                                               double learning_rate, double entropy_bonus);
+
+/* Node statistics of D domains' paths (paths[d * num_layers + l]): the Jaccard
+ * similarity of every pair of domains' node sets (node = (layer, op), zero ops
+ * excluded; 1 when both sets are empty) into matrix[D*D]. */
+MPNAS_API mpnas_status mpnas_space_jaccard(const mpnas_space *space, const int32_t *paths,
+                                           size_t num_domains, size_t num_layers,
+                                           double *matrix, size_t cap);
+/* How many of the D domains use node (layer, op) (0 = unused, 1 = exclusive, >= 2 =
+ * shared). */
+MPNAS_API mpnas_status mpnas_space_node_users(const mpnas_space *space, const int32_t *paths,
+                                              size_t num_domains, size_t num_layers,
+                                              int32_t layer, int32_t op, int32_t *users);
+
+/* ==== Supernet and search ================================================================
+ * The one-shot super-network over a space: weights shared inside each layer (one expand
+ * conv of the largest expansion, sliced; one depthwise kernel of the largest size,
+ * centre-cropped; one project conv; BN sliced alike), a shared stem and head, one
+ * classifier and one controller per domain. mpnas_supernet_search runs the MPNAS search
+ * (or one of the comparison methods); afterwards each domain's path is the argmax of its
+ * controller. */
+typedef struct mpnas_supernet mpnas_supernet;
+
+enum { /* MPNAS_SEARCH_METHOD */
+  MPNAS_METHOD_MPNAS = 0,       /* one controller per domain, weights shared (default) */
+  MPNAS_METHOD_INDEPENDENT = 1, /* one controller and one set of weights per domain */
+  MPNAS_METHOD_MULTI_HEAD = 2,  /* one controller for all domains (mean reward) */
+  MPNAS_METHOD_SINGLE_PATH = 3  /* no search: the fixed path, all weights shared */
+};
+enum { /* MPNAS_SEARCH_COST */
+  MPNAS_COST_NONE = 0,
+  MPNAS_COST_MACS = 1,   /* default */
+  MPNAS_COST_PARAMS = 2,
+  MPNAS_COST_LATENCY = 3 /* measured on this CPU, node by node */
+};
+enum { /* MPNAS_SEARCH_REWARD */
+  MPNAS_REWARD_ABS = 0, /* TuNAS: Q + beta * |C / C0 - 1| (default) */
+  MPNAS_REWARD_MNAS = 1 /* MnasNet: Q * (C / C0)^beta */
+};
+enum { MPNAS_SPLIT_TRAIN = 0, MPNAS_SPLIT_VALID = 1 };
+enum { MPNAS_DTYPE_U8 = 0, MPNAS_DTYPE_F32 = 1 };
+
+typedef enum mpnas_search_param {
+  MPNAS_SEARCH_METHOD = 1,            /* MPNAS_METHOD_*, default MPNAS */
+  MPNAS_SEARCH_STEPS = 2,             /* total steps, 1..10^8, default 1000 */
+  MPNAS_SEARCH_TRAIN_BATCH = 3,       /* train images per domain per step, 1..4096, 16 */
+  MPNAS_SEARCH_VALID_BATCH = 4,       /* validation images per domain per step, 128 */
+  MPNAS_SEARCH_WARMUP_FRACTION = 5,   /* double 0..1: random non-zero ops, 0.25 */
+  MPNAS_SEARCH_LEARNING_RATE = 6,     /* double > 0: SGD Nesterov, cosine, 0.05 */
+  MPNAS_SEARCH_MOMENTUM = 7,          /* double 0..1, 0.9 */
+  MPNAS_SEARCH_WEIGHT_DECAY = 8,      /* double 0..1 on conv weights, 3e-4 */
+  MPNAS_SEARCH_LABEL_SMOOTHING = 9,   /* double 0..1, 0.1 */
+  MPNAS_SEARCH_RL_LEARNING_RATE = 10, /* double > 0, 0.05 (ramps x RL_RAMP to the end) */
+  MPNAS_SEARCH_RL_DELAY_FRACTION = 11, /* double 0..1: RL off at first, 0.25 */
+  MPNAS_SEARCH_RL_RAMP = 12,          /* double >= 1, 10 */
+  MPNAS_SEARCH_ENTROPY_BONUS = 13,    /* double >= 0, 0 */
+  MPNAS_SEARCH_COST = 14,             /* MPNAS_COST_*, default MACS */
+  MPNAS_SEARCH_REWARD = 15,           /* MPNAS_REWARD_*, default ABS */
+  MPNAS_SEARCH_COST_BETA = 16,        /* double <= 0, -0.1 (ABS) */
+  MPNAS_SEARCH_COST_TARGET = 17,      /* double >= 0: C0; 0 = the cost of the path
+                                         that takes the middle op of every layer */
+  MPNAS_SEARCH_SHARING_GAMMA = 18,    /* double >= 0: sharing-aware term, 0 = off */
+  MPNAS_SEARCH_VALIDATION_FRACTION = 19, /* double 0..0.9 held out of train when no
+                                            validation split is given, 0.1 */
+  MPNAS_SEARCH_STEP = 20              /* read-only: steps done so far */
+} mpnas_search_param;
+
+typedef enum mpnas_domain_stat {
+  MPNAS_STAT_TRAIN_LOSS = 1,     /* moving average of the domain's training loss */
+  MPNAS_STAT_VALID_ACCURACY = 2, /* last validation batch's top-1 (the reward's Q) */
+  MPNAS_STAT_REWARD = 3,         /* last reward */
+  MPNAS_STAT_COST = 4,           /* cost of the last sampled path */
+  MPNAS_STAT_LOSS_WEIGHT = 5,    /* the domain's current loss weight (ABDP) */
+  MPNAS_STAT_TRAIN_SIZE = 6,     /* training images (after any validation split) */
+  MPNAS_STAT_VALID_SIZE = 7
+} mpnas_domain_stat;
+
+/* Called every `every` steps and at the end; return non-zero to stop the search (it
+ * returns MPNAS_E_CANCELLED and can be resumed by calling mpnas_supernet_search again). */
+typedef int32_t (*mpnas_search_progress_fn)(void *user, mpnas_supernet *sn, int64_t step,
+                                            int64_t total_steps);
+
+/* Create a supernet over a copy of `space`. */
+MPNAS_API mpnas_status mpnas_supernet_create(mpnas_context *ctx, const mpnas_space *space,
+                                             mpnas_supernet **out);
+MPNAS_API void mpnas_supernet_free(mpnas_supernet *sn);
+/* The supernet's own copy of the space (valid while sn lives). */
+MPNAS_API mpnas_status mpnas_supernet_space(const mpnas_supernet *sn, const mpnas_space **out);
+/* Add a domain (before the search starts): a name (1..63 printable chars, unique) and
+ * its class count (2..65535). *domain receives its index 0, 1, ... */
+MPNAS_API mpnas_status mpnas_supernet_add_domain(mpnas_supernet *sn, const char *name,
+                                                 int32_t num_classes, int32_t *domain);
+MPNAS_API mpnas_status mpnas_supernet_num_domains(const mpnas_supernet *sn, int32_t *count);
+/* Hand a domain's images in: `count` images of the space's input height x width x
+ * channels, NHWC, as uint8 (0..255) or float (dtype MPNAS_DTYPE_*); labels in
+ * 0..num_classes-1. The library COPIES both (the host may free them on return).
+ * Inputs are normalised per domain and channel with the training split's mean and
+ * standard deviation. Without a validation split, MPNAS_SEARCH_VALIDATION_FRACTION of
+ * the training images (a seeded random subset) is held out when the search starts. */
+MPNAS_API mpnas_status mpnas_supernet_set_data(mpnas_supernet *sn, int32_t domain,
+                                               int32_t split, int32_t dtype,
+                                               const void *images, const int32_t *labels,
+                                               int64_t count);
+MPNAS_API mpnas_status mpnas_supernet_set_int(mpnas_supernet *sn, int32_t param, int64_t value);
+MPNAS_API mpnas_status mpnas_supernet_get_int(const mpnas_supernet *sn, int32_t param,
+                                              int64_t *value);
+MPNAS_API mpnas_status mpnas_supernet_set_double(mpnas_supernet *sn, int32_t param,
+                                                 double value);
+MPNAS_API mpnas_status mpnas_supernet_get_double(const mpnas_supernet *sn, int32_t param,
+                                                 double *value);
+/* The path used by MPNAS_METHOD_SINGLE_PATH (default: the middle op of every layer). */
+MPNAS_API mpnas_status mpnas_supernet_set_fixed_path(mpnas_supernet *sn, const int32_t *path,
+                                                     size_t num_layers);
+/* Run (or resume) the search for at most max_steps more steps (0 = to the end). */
+MPNAS_API mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
+                                             mpnas_search_progress_fn progress, void *user,
+                                             int64_t every);
+MPNAS_API mpnas_status mpnas_supernet_domain_stat(const mpnas_supernet *sn, int32_t domain,
+                                                  int32_t stat, double *value);
+/* The controller of a domain (owned by the supernet; with MPNAS_METHOD_MULTI_HEAD every
+ * domain returns the same one). */
+MPNAS_API mpnas_status mpnas_supernet_controller(mpnas_supernet *sn, int32_t domain,
+                                                 mpnas_controller **ctrl);
+/* A domain's current result path: its controller's argmax (the fixed path for
+ * MPNAS_METHOD_SINGLE_PATH). */
+MPNAS_API mpnas_status mpnas_supernet_path(const mpnas_supernet *sn, int32_t domain,
+                                           int32_t *path, size_t num_layers);
+/* The latency cost model (MPNAS_COST_LATENCY): seconds[0] = the fixed parts (stem, head,
+ * classifier), then one entry per node in layer order, op order within a layer
+ * (1 + total ops entries; *count receives that number, seconds may be NULL to ask for
+ * it). Measured on this CPU at the first call or search start unless set. */
+MPNAS_API mpnas_status mpnas_supernet_latency_table(mpnas_supernet *sn, double *seconds,
+                                                    size_t cap, size_t *count);
+/* Install a table saved from mpnas_supernet_latency_table (same space), e.g. one
+ * measured on the target device. */
+MPNAS_API mpnas_status mpnas_supernet_set_latency_table(mpnas_supernet *sn,
+                                                        const double *seconds, size_t count);
+/* Save / restore the complete search state (weights, optimiser, controllers, random
+ * streams, step) - not the data, which the host hands in again. The file is written to
+ * a temporary name and renamed. Loading into a supernet with a different space, domains
+ * or method returns MPNAS_E_INCOMPATIBLE and changes nothing. */
+MPNAS_API mpnas_status mpnas_supernet_save_checkpoint(const mpnas_supernet *sn,
+                                                      const char *path);
+MPNAS_API mpnas_status mpnas_supernet_load_checkpoint(mpnas_supernet *sn, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

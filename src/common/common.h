@@ -59,4 +59,9 @@ static inline int mpnas__mul_size(size_t a, size_t b, size_t *out) {
   return 1;
 }
 
+/* SAME-padded output size: ceil(in / stride). */
+static inline int32_t mpnas__out_size_i(int32_t in, int32_t stride) {
+  return (in + stride - 1) / stride;
+}
+
 #endif

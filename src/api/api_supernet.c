@@ -1,0 +1,475 @@
+/* api_supernet.c - public entry points for the supernet and the search. */
+#include <math.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "search/supernet.h"
+
+#define CTX(sn) ((sn)->ctx)
+
+static void default_config(mpnas__search_config *c) {
+  c->method = MPNAS_METHOD_MPNAS;
+  c->steps = 1000;
+  c->train_batch = 16;
+  c->valid_batch = 128;
+  c->warmup_fraction = 0.25;
+  c->lr = 0.05;
+  c->momentum = 0.9;
+  c->weight_decay = 3e-4;
+  c->label_smoothing = 0.1;
+  c->rl_lr = 0.05;
+  c->rl_delay = MPNAS__RL_DELAY_FRACTION;
+  c->rl_ramp = MPNAS__RL_RAMP;
+  c->entropy = 0.0;
+  c->cost = MPNAS_COST_MACS;
+  c->reward = MPNAS_REWARD_ABS;
+  c->beta = NAN; /* the reward form's own default */
+  c->target = 0.0;
+  c->gamma = 0.0;
+  c->valid_fraction = 0.1;
+}
+
+mpnas_status mpnas_supernet_create(mpnas_context *ctx, const mpnas_space *space,
+                                   mpnas_supernet **out) {
+  if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (out == NULL || space == NULL)
+    return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_supernet_create: %s is NULL",
+                       out == NULL ? "out" : "space");
+  *out = NULL;
+  int32_t L = mpnas__space_num_layers(space);
+  mpnas_supernet *sn = mpnas__calloc(ctx, 1, sizeof *sn);
+  if (sn == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a supernet");
+  sn->ctx = ctx;
+  sn->space = *space;
+  sn->space.ctx = ctx;
+  sn->nlayers = L;
+  default_config(&sn->cfg);
+  mpnas__arena_init(&sn->ws, ctx);
+  size_t l1 = (size_t)L + 1;
+  sn->layers = mpnas__calloc(ctx, l1, sizeof *sn->layers);
+  sn->max_geom = mpnas__calloc(ctx, l1, sizeof *sn->max_geom);
+  sn->nops = mpnas__calloc(ctx, l1, sizeof(int32_t));
+  sn->op_offset = mpnas__calloc(ctx, l1, sizeof(int32_t));
+  sn->fixed_path = mpnas__calloc(ctx, l1, sizeof(int32_t));
+  sn->fixed_path_reference = mpnas__calloc(ctx, l1, sizeof(int32_t));
+  sn->domains = mpnas__calloc(ctx, MPNAS__MAX_DOMAINS, sizeof *sn->domains);
+  if (!sn->layers || !sn->max_geom || !sn->nops || !sn->op_offset || !sn->fixed_path ||
+      !sn->fixed_path_reference || !sn->domains) {
+    mpnas_supernet_free(sn);
+    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a supernet");
+  }
+  for (int32_t l = 0; l < L; l++) {
+    mpnas__layer *ly = &sn->layers[l];
+    mpnas__space_layer(&sn->space, l, ly);
+    mpnas__ib_geom_init(&sn->max_geom[l], ly->cin, ly->cout, ly->emax, ly->kmax, ly->stride,
+                        ly->act, ly->has_se);
+    sn->nops[l] = ly->nops;
+    sn->op_offset[l + 1] = sn->op_offset[l] + ly->nops;
+  }
+  sn->node_latency = mpnas__calloc(ctx, (size_t)sn->op_offset[L] + 1, sizeof(double));
+  if (!sn->node_latency) {
+    mpnas_supernet_free(sn);
+    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a supernet");
+  }
+  mpnas__space_reference_path(&sn->space, sn->fixed_path_reference);
+  memcpy(sn->fixed_path, sn->fixed_path_reference, sizeof(int32_t) * (size_t)L);
+  *out = sn;
+  return MPNAS_OK;
+}
+
+void mpnas_supernet_free(mpnas_supernet *sn) {
+  if (sn == NULL) return;
+  mpnas_context *ctx = sn->ctx;
+  mpnas__supernet_destroy_state(sn);
+  mpnas__arena_destroy(&sn->ws);
+  if (sn->domains)
+    for (int32_t d = 0; d < sn->ndomains; d++) {
+      mpnas__free(ctx, sn->domains[d].train.images);
+      mpnas__free(ctx, sn->domains[d].train.labels);
+      mpnas__free(ctx, sn->domains[d].valid.images);
+      mpnas__free(ctx, sn->domains[d].valid.labels);
+    }
+  mpnas__free(ctx, sn->domains);
+  mpnas__free(ctx, sn->layers);
+  mpnas__free(ctx, sn->max_geom);
+  mpnas__free(ctx, sn->nops);
+  mpnas__free(ctx, sn->op_offset);
+  mpnas__free(ctx, sn->fixed_path);
+  mpnas__free(ctx, sn->fixed_path_reference);
+  mpnas__free(ctx, sn->node_latency);
+  mpnas__free(ctx, sn);
+}
+
+mpnas_status mpnas_supernet_space(const mpnas_supernet *sn, const mpnas_space **out) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (out == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "out is NULL");
+  *out = &sn->space;
+  return MPNAS_OK;
+}
+
+static mpnas_status not_started(const mpnas_supernet *sn, const char *what) {
+  if (sn->prepared)
+    return mpnas__fail(CTX(sn), MPNAS_E_STATE, "%s: the search has already started", what);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_supernet_add_domain(mpnas_supernet *sn, const char *name,
+                                       int32_t num_classes, int32_t *domain) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = not_started(sn, "mpnas_supernet_add_domain");
+  if (st != MPNAS_OK) return st;
+  if (name == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "domain name is NULL");
+  size_t len = 0; /* strnlen is POSIX, not C11 */
+  while (len < MPNAS__NAME_MAX && name[len] != '\0') len++;
+  if (len == 0 || len >= MPNAS__NAME_MAX)
+    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "a domain name has 1..%d characters",
+                       MPNAS__NAME_MAX - 1);
+  for (size_t i = 0; i < len; i++)
+    if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] == 0x7f)
+      return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT,
+                         "a domain name must be printable (control character at %zu)", i);
+  if (num_classes < 2 || num_classes > 65535)
+    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE,
+                       "domain \"%s\": num_classes must be 2..65535, got %d", name,
+                       (int)num_classes);
+  for (int32_t d = 0; d < sn->ndomains; d++)
+    if (strcmp(sn->domains[d].name, name) == 0)
+      return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "a domain named \"%s\" exists", name);
+  if (sn->ndomains == MPNAS__MAX_DOMAINS)
+    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "at most %d domains", MPNAS__MAX_DOMAINS);
+  mpnas__domain *d = &sn->domains[sn->ndomains];
+  memset(d, 0, sizeof *d);
+  memcpy(d->name, name, len + 1);
+  d->classes = num_classes;
+  d->loss_ema = d->valid_acc = d->reward = d->cost = NAN;
+  d->weight = 1.0;
+  if (domain) *domain = sn->ndomains;
+  sn->ndomains++;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_supernet_num_domains(const mpnas_supernet *sn, int32_t *count) {
+  if (sn == NULL || count == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  *count = sn->ndomains;
+  return MPNAS_OK;
+}
+
+static mpnas_status check_domain(const mpnas_supernet *sn, int32_t domain) {
+  if (domain < 0 || domain >= sn->ndomains)
+    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "domain %d does not exist (%d domains)",
+                       (int)domain, (int)sn->ndomains);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_supernet_set_data(mpnas_supernet *sn, int32_t domain, int32_t split,
+                                     int32_t dtype, const void *images, const int32_t *labels,
+                                     int64_t count) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_context *ctx = CTX(sn);
+  mpnas_status st = not_started(sn, "mpnas_supernet_set_data");
+  if (st == MPNAS_OK) st = check_domain(sn, domain);
+  if (st != MPNAS_OK) return st;
+  if (split != MPNAS_SPLIT_TRAIN && split != MPNAS_SPLIT_VALID)
+    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "split must be MPNAS_SPLIT_TRAIN or _VALID, got %d", (int)split);
+  if (dtype != MPNAS_DTYPE_U8 && dtype != MPNAS_DTYPE_F32)
+    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "dtype must be MPNAS_DTYPE_U8 or _F32, got %d", (int)dtype);
+  if (images == NULL || labels == NULL)
+    return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "images or labels is NULL");
+  if (count < 1 || count > INT32_MAX)
+    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "count must be 1..%d, got %lld", INT32_MAX,
+                       (long long)count);
+  mpnas__domain *d = &sn->domains[domain];
+  for (int64_t i = 0; i < count; i++)
+    if (labels[i] < 0 || labels[i] >= d->classes)
+      return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
+                         "domain \"%s\": label %d of image %lld is outside 0..%d", d->name,
+                         (int)labels[i], (long long)i, (int)d->classes - 1);
+  size_t per = (size_t)sn->space.in_h * sn->space.in_w * sn->space.in_c, bytes;
+  size_t elem = dtype == MPNAS_DTYPE_U8 ? 1 : sizeof(float);
+  if (!mpnas__mul_size(per * elem, (size_t)count, &bytes))
+    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "%lld images do not fit in memory", (long long)count);
+  if (dtype == MPNAS_DTYPE_F32)
+    for (size_t i = 0; i < per * (size_t)count; i++)
+      if (!isfinite(((const float *)images)[i]))
+        return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT,
+                           "domain \"%s\": image value %zu is not finite", d->name, i);
+  void *img = mpnas__malloc(ctx, bytes);
+  int32_t *lab = mpnas__malloc(ctx, sizeof(int32_t) * (size_t)count);
+  if (!img || !lab) {
+    mpnas__free(ctx, img);
+    mpnas__free(ctx, lab);
+    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "copying %zu bytes of images", bytes);
+  }
+  memcpy(img, images, bytes);
+  memcpy(lab, labels, sizeof(int32_t) * (size_t)count);
+  mpnas__dataset *ds = split == MPNAS_SPLIT_TRAIN ? &d->train : &d->valid;
+  mpnas__free(ctx, ds->images);
+  mpnas__free(ctx, ds->labels);
+  ds->dtype = dtype;
+  ds->images = img;
+  ds->labels = lab;
+  ds->count = count;
+  return MPNAS_OK;
+}
+
+/* ---- Parameters ------------------------------------------------------------------------ */
+
+static mpnas_status locked(mpnas_supernet *sn, int32_t param) {
+  if (sn->prepared && (param == MPNAS_SEARCH_METHOD || param == MPNAS_SEARCH_STEPS ||
+                       param == MPNAS_SEARCH_COST || param == MPNAS_SEARCH_VALIDATION_FRACTION))
+    return mpnas__fail(CTX(sn), MPNAS_E_STATE,
+                       "search parameter %d cannot change once the search has started", (int)param);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_supernet_set_int(mpnas_supernet *sn, int32_t param, int64_t v) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = locked(sn, param);
+  if (st != MPNAS_OK) return st;
+  mpnas_context *ctx = CTX(sn);
+#define RANGE(name, lo, hi)                                                                 \
+  if (v < (lo) || v > (hi))                                                                 \
+    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "%s must be in %lld..%lld, got %lld", name, \
+                       (long long)(lo), (long long)(hi), (long long)v);
+  switch (param) {
+    case MPNAS_SEARCH_METHOD:
+      RANGE("MPNAS_SEARCH_METHOD", MPNAS_METHOD_MPNAS, MPNAS_METHOD_SINGLE_PATH);
+      sn->cfg.method = (int32_t)v;
+      return MPNAS_OK;
+    case MPNAS_SEARCH_STEPS:
+      RANGE("MPNAS_SEARCH_STEPS", 1, 100000000);
+      sn->cfg.steps = v;
+      return MPNAS_OK;
+    case MPNAS_SEARCH_TRAIN_BATCH:
+      RANGE("MPNAS_SEARCH_TRAIN_BATCH", 1, 4096);
+      sn->cfg.train_batch = (int32_t)v;
+      return MPNAS_OK;
+    case MPNAS_SEARCH_VALID_BATCH:
+      RANGE("MPNAS_SEARCH_VALID_BATCH", 1, 4096);
+      sn->cfg.valid_batch = (int32_t)v;
+      return MPNAS_OK;
+    case MPNAS_SEARCH_COST:
+      RANGE("MPNAS_SEARCH_COST", MPNAS_COST_NONE, MPNAS_COST_LATENCY);
+      sn->cfg.cost = (int32_t)v;
+      return MPNAS_OK;
+    case MPNAS_SEARCH_REWARD:
+      RANGE("MPNAS_SEARCH_REWARD", MPNAS_REWARD_ABS, MPNAS_REWARD_MNAS);
+      sn->cfg.reward = (int32_t)v;
+      return MPNAS_OK;
+    case MPNAS_SEARCH_STEP:
+      return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "MPNAS_SEARCH_STEP is read-only");
+    default:
+      return mpnas__fail(ctx, MPNAS_E_UNKNOWN_PARAMETER,
+                         "search parameter %d is not an integer parameter", (int)param);
+  }
+#undef RANGE
+}
+
+mpnas_status mpnas_supernet_get_int(const mpnas_supernet *sn, int32_t param, int64_t *v) {
+  if (sn == NULL || v == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  switch (param) {
+    case MPNAS_SEARCH_METHOD: *v = sn->cfg.method; return MPNAS_OK;
+    case MPNAS_SEARCH_STEPS: *v = sn->cfg.steps; return MPNAS_OK;
+    case MPNAS_SEARCH_TRAIN_BATCH: *v = sn->cfg.train_batch; return MPNAS_OK;
+    case MPNAS_SEARCH_VALID_BATCH: *v = sn->cfg.valid_batch; return MPNAS_OK;
+    case MPNAS_SEARCH_COST: *v = sn->cfg.cost; return MPNAS_OK;
+    case MPNAS_SEARCH_REWARD: *v = sn->cfg.reward; return MPNAS_OK;
+    case MPNAS_SEARCH_STEP: *v = sn->step; return MPNAS_OK;
+    default:
+      return mpnas__fail(CTX(sn), MPNAS_E_UNKNOWN_PARAMETER,
+                         "search parameter %d is not an integer parameter", (int)param);
+  }
+}
+
+static double *double_slot(mpnas_supernet *sn, int32_t param, double *lo, double *hi) {
+  *lo = 0.0;
+  *hi = 1.0;
+  switch (param) {
+    case MPNAS_SEARCH_WARMUP_FRACTION: return &sn->cfg.warmup_fraction;
+    case MPNAS_SEARCH_LEARNING_RATE: *hi = 100.0; return &sn->cfg.lr;
+    case MPNAS_SEARCH_MOMENTUM: *hi = 0.999; return &sn->cfg.momentum;
+    case MPNAS_SEARCH_WEIGHT_DECAY: return &sn->cfg.weight_decay;
+    case MPNAS_SEARCH_LABEL_SMOOTHING: *hi = 0.999; return &sn->cfg.label_smoothing;
+    case MPNAS_SEARCH_RL_LEARNING_RATE: *hi = 100.0; return &sn->cfg.rl_lr;
+    case MPNAS_SEARCH_RL_DELAY_FRACTION: *hi = 0.999; return &sn->cfg.rl_delay;
+    case MPNAS_SEARCH_RL_RAMP: *lo = 1.0; *hi = 1e6; return &sn->cfg.rl_ramp;
+    case MPNAS_SEARCH_ENTROPY_BONUS: *hi = 100.0; return &sn->cfg.entropy;
+    case MPNAS_SEARCH_COST_BETA: *lo = -100.0; *hi = 0.0; return &sn->cfg.beta;
+    case MPNAS_SEARCH_COST_TARGET: *hi = 1e18; return &sn->cfg.target;
+    case MPNAS_SEARCH_SHARING_GAMMA: *hi = 100.0; return &sn->cfg.gamma;
+    case MPNAS_SEARCH_VALIDATION_FRACTION: *hi = 0.9; return &sn->cfg.valid_fraction;
+    default: return NULL;
+  }
+}
+
+mpnas_status mpnas_supernet_set_double(mpnas_supernet *sn, int32_t param, double value) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = locked(sn, param);
+  if (st != MPNAS_OK) return st;
+  double lo, hi;
+  double *slot = double_slot(sn, param, &lo, &hi);
+  if (slot == NULL)
+    return mpnas__fail(CTX(sn), MPNAS_E_UNKNOWN_PARAMETER,
+                       "search parameter %d is not a real-valued parameter", (int)param);
+  if (!(value >= lo && value <= hi))
+    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "search parameter %d must be in %g..%g, got %g",
+                       (int)param, lo, hi, value);
+  if ((param == MPNAS_SEARCH_LEARNING_RATE || param == MPNAS_SEARCH_RL_LEARNING_RATE) && value <= 0)
+    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "a learning rate must be > 0, got %g", value);
+  *slot = value;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_supernet_get_double(const mpnas_supernet *sn, int32_t param, double *value) {
+  if (sn == NULL || value == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  double lo, hi;
+  double *slot = double_slot((mpnas_supernet *)sn, param, &lo, &hi);
+  if (slot == NULL)
+    return mpnas__fail(CTX(sn), MPNAS_E_UNKNOWN_PARAMETER,
+                       "search parameter %d is not a real-valued parameter", (int)param);
+  *value = *slot;
+  if (param == MPNAS_SEARCH_COST_BETA && isnan(*value))
+    *value = sn->cfg.reward == MPNAS_REWARD_MNAS ? MPNAS__REWARD_MNAS_BETA : MPNAS__REWARD_ABS_BETA;
+  return MPNAS_OK;
+}
+
+static mpnas_status check_path_arg(const mpnas_supernet *sn, const int32_t *path, size_t n) {
+  if (path == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
+  if (n != (size_t)sn->nlayers)
+    return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "path has %zu entries, the space %d layers",
+                       n, (int)sn->nlayers);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_supernet_set_fixed_path(mpnas_supernet *sn, const int32_t *path, size_t n) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = not_started(sn, "mpnas_supernet_set_fixed_path");
+  if (st == MPNAS_OK) st = check_path_arg(sn, path, n);
+  if (st != MPNAS_OK) return st;
+  if (!mpnas__space_path_valid(&sn->space, path))
+    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "the path has an op index outside its layer's ops");
+  memcpy(sn->fixed_path, path, sizeof(int32_t) * n);
+  return MPNAS_OK;
+}
+
+/* ---- Running the search ----------------------------------------------------------------- */
+
+mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
+                                   mpnas_search_progress_fn progress, void *user, int64_t every) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (max_steps < 0 || every < 0)
+    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "max_steps and every must be >= 0");
+  mpnas_status st = mpnas__supernet_prepare(sn);
+  if (st != MPNAS_OK) return st;
+  int64_t done = 0;
+  while (sn->step < sn->cfg.steps && (max_steps == 0 || done < max_steps)) {
+    st = mpnas__supernet_step(sn);
+    if (st != MPNAS_OK) return st;
+    done++;
+    int report = sn->step == sn->cfg.steps || (every > 0 && sn->step % every == 0);
+    if (progress && report && progress(user, sn, sn->step, sn->cfg.steps) != 0)
+      return mpnas__fail(CTX(sn), MPNAS_E_CANCELLED,
+                         "search stopped by the progress callback at step %lld (resumable)",
+                         (long long)sn->step);
+  }
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_supernet_domain_stat(const mpnas_supernet *sn, int32_t domain, int32_t stat,
+                                        double *value) {
+  if (sn == NULL || value == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = check_domain(sn, domain);
+  if (st != MPNAS_OK) return st;
+  const mpnas__domain *d = &sn->domains[domain];
+  switch (stat) {
+    case MPNAS_STAT_TRAIN_LOSS: *value = d->loss_ema; return MPNAS_OK;
+    case MPNAS_STAT_VALID_ACCURACY: *value = d->valid_acc; return MPNAS_OK;
+    case MPNAS_STAT_REWARD: *value = d->reward; return MPNAS_OK;
+    case MPNAS_STAT_COST: *value = d->cost; return MPNAS_OK;
+    case MPNAS_STAT_LOSS_WEIGHT: *value = d->weight; return MPNAS_OK;
+    case MPNAS_STAT_TRAIN_SIZE:
+      *value = (double)(sn->prepared ? d->ntrain : d->train.count);
+      return MPNAS_OK;
+    case MPNAS_STAT_VALID_SIZE:
+      *value = (double)(sn->prepared ? d->nvalid : d->valid.count);
+      return MPNAS_OK;
+    default:
+      return mpnas__fail(CTX(sn), MPNAS_E_UNKNOWN_PARAMETER, "unknown domain statistic %d", (int)stat);
+  }
+}
+
+mpnas_status mpnas_supernet_controller(mpnas_supernet *sn, int32_t domain,
+                                       mpnas_controller **ctrl) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (ctrl == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "ctrl is NULL");
+  mpnas_status st = check_domain(sn, domain);
+  if (st != MPNAS_OK) return st;
+  if (!sn->prepared)
+    return mpnas__fail(CTX(sn), MPNAS_E_STATE,
+                       "controllers exist once the search has started (mpnas_supernet_search)");
+  *ctrl = &sn->controllers[mpnas__supernet_controller_of(sn, domain)];
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_supernet_path(const mpnas_supernet *sn, int32_t domain, int32_t *path,
+                                 size_t n) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = check_domain(sn, domain);
+  if (st == MPNAS_OK) st = check_path_arg(sn, path, n);
+  if (st != MPNAS_OK) return st;
+  if (sn->cfg.method == MPNAS_METHOD_SINGLE_PATH) {
+    memcpy(path, sn->fixed_path, sizeof(int32_t) * n);
+    return MPNAS_OK;
+  }
+  if (!sn->prepared)
+    return mpnas__fail(CTX(sn), MPNAS_E_STATE, "no path yet: the search has not started");
+  mpnas__controller_argmax(sn->controllers[mpnas__supernet_controller_of(sn, domain)].impl, path);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_supernet_latency_table(mpnas_supernet *sn, double *seconds, size_t cap,
+                                          size_t *count) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  size_t n = 1 + (size_t)sn->op_offset[sn->nlayers];
+  if (count) *count = n;
+  if (seconds == NULL) return MPNAS_OK;
+  if (cap < n)
+    return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "the latency table has %zu entries, cap is %zu", n, cap);
+  if (!sn->latency_ready) {
+    mpnas_status st = mpnas__supernet_measure_latency(sn);
+    if (st != MPNAS_OK) return st;
+  }
+  seconds[0] = sn->fixed_latency;
+  memcpy(seconds + 1, sn->node_latency, sizeof(double) * (n - 1));
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_supernet_set_latency_table(mpnas_supernet *sn, const double *seconds,
+                                              size_t count) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  size_t n = 1 + (size_t)sn->op_offset[sn->nlayers];
+  if (seconds == NULL || count != n)
+    return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT,
+                       "the latency table of this space has %zu entries, got %zu", n, count);
+  for (size_t i = 0; i < n; i++)
+    if (!(seconds[i] >= 0.0) || !isfinite(seconds[i]))
+      return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "latency entry %zu is not a finite time >= 0", i);
+  sn->fixed_latency = seconds[0];
+  memcpy(sn->node_latency, seconds + 1, sizeof(double) * (n - 1));
+  sn->latency_ready = 1;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_supernet_save_checkpoint(const mpnas_supernet *sn, const char *path) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (path == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
+  if (!sn->prepared)
+    return mpnas__fail(CTX(sn), MPNAS_E_STATE, "nothing to save: the search has not started");
+  return mpnas__supernet_save(sn, path);
+}
+
+mpnas_status mpnas_supernet_load_checkpoint(mpnas_supernet *sn, const char *path) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (path == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
+  return mpnas__supernet_load(sn, path);
+}

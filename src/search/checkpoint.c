@@ -1,0 +1,369 @@
+/* checkpoint.c - save and restore the complete search state (docs/MODEL-FORMAT.md
+ * describes the container; this file the sections of a search checkpoint).
+ *
+ * Sections: META (what the state belongs to: space fingerprint, method, domains and the
+ * sizes/label checksums of their data), CONF (every search setting), STAT (step, random
+ * streams, statistics, latency table), PARW / PARS / PARB (weights, optimiser slots, BN
+ * buffers), CTRL (controllers). Loading checks everything before changing anything. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/serial.h"
+#include "search/supernet.h"
+
+static const mpnas__file_kind checkpoint_kind = {"MPNASCKP", "search checkpoint", 1, 1};
+
+static uint32_t labels_crc(const mpnas__dataset *d) {
+  return d->count ? mpnas__crc32(0, d->labels, sizeof(int32_t) * (size_t)d->count) : 0;
+}
+
+static void put_rng(mpnas__writer *w, const mpnas__rng *r) {
+  mpnas__writer_put_u64(w, r->state);
+  mpnas__writer_put_u64(w, r->inc);
+}
+static void get_rng(mpnas__reader *r, mpnas__rng *out) {
+  out->state = mpnas__reader_get_u64(r);
+  out->inc = mpnas__reader_get_u64(r);
+}
+
+static void put_config(mpnas__writer *w, const mpnas__search_config *c) {
+  mpnas__writer_put_i32(w, c->method);
+  mpnas__writer_put_i64(w, c->steps);
+  mpnas__writer_put_i32(w, c->train_batch);
+  mpnas__writer_put_i32(w, c->valid_batch);
+  mpnas__writer_put_i32(w, c->cost);
+  mpnas__writer_put_i32(w, c->reward);
+  const double v[] = {c->warmup_fraction, c->lr, c->momentum, c->weight_decay,
+                      c->label_smoothing, c->rl_lr, c->rl_delay, c->rl_ramp, c->entropy,
+                      c->beta, c->target, c->gamma, c->valid_fraction};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) mpnas__writer_put_f64(w, v[i]);
+}
+static void get_config(mpnas__reader *r, mpnas__search_config *c) {
+  c->method = mpnas__reader_get_i32(r);
+  c->steps = mpnas__reader_get_i64(r);
+  c->train_batch = mpnas__reader_get_i32(r);
+  c->valid_batch = mpnas__reader_get_i32(r);
+  c->cost = mpnas__reader_get_i32(r);
+  c->reward = mpnas__reader_get_i32(r);
+  double *v[] = {&c->warmup_fraction, &c->lr, &c->momentum, &c->weight_decay,
+                 &c->label_smoothing, &c->rl_lr, &c->rl_delay, &c->rl_ramp, &c->entropy,
+                 &c->beta, &c->target, &c->gamma, &c->valid_fraction};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = mpnas__reader_get_f64(r);
+}
+
+mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path) {
+  mpnas__writer w;
+  mpnas__writer_init(&w, sn->ctx, &checkpoint_kind);
+  mpnas__writer_begin_section(&w, "META");
+  mpnas__writer_put_u64(&w, mpnas__space_fingerprint(&sn->space));
+  mpnas__writer_put_i32(&w, sn->cfg.method);
+  mpnas__writer_put_i32(&w, sn->nlayers);
+  mpnas__writer_put_i32(&w, sn->ndomains);
+  for (int32_t d = 0; d < sn->ndomains; d++) {
+    const mpnas__domain *dm = &sn->domains[d];
+    mpnas__writer_put_string(&w, dm->name);
+    mpnas__writer_put_i32(&w, dm->classes);
+    mpnas__writer_put_i64(&w, dm->train.count);
+    mpnas__writer_put_i64(&w, dm->valid.count);
+    mpnas__writer_put_u32(&w, labels_crc(&dm->train));
+    mpnas__writer_put_u32(&w, labels_crc(&dm->valid));
+  }
+  mpnas__writer_put_u64(&w, sn->params.total);
+  mpnas__writer_put_u64(&w, sn->params.btotal);
+  mpnas__writer_put_i32(&w, sn->ncontrollers);
+  mpnas__writer_end_section(&w);
+
+  mpnas__writer_begin_section(&w, "CONF");
+  put_config(&w, &sn->cfg);
+  mpnas__writer_end_section(&w);
+
+  mpnas__writer_begin_section(&w, "STAT");
+  mpnas__writer_put_i64(&w, sn->step);
+  mpnas__writer_put_i64(&w, sn->params.steps);
+  put_rng(&w, &sn->rng);
+  for (int32_t d = 0; d < sn->ndomains; d++) {
+    const mpnas__domain *dm = &sn->domains[d];
+    put_rng(&w, &dm->rng);
+    const double v[] = {dm->loss_ema, dm->valid_acc, dm->reward, dm->cost, dm->weight};
+    for (size_t i = 0; i < 5; i++) mpnas__writer_put_f64(&w, v[i]);
+  }
+  mpnas__writer_put_i32(&w, sn->latency_ready);
+  mpnas__writer_put_f64(&w, sn->fixed_latency);
+  for (int32_t i = 0; i < sn->op_offset[sn->nlayers]; i++)
+    mpnas__writer_put_f64(&w, sn->node_latency[i]);
+  mpnas__writer_end_section(&w);
+
+  mpnas__writer_begin_section(&w, "PARW");
+  mpnas__writer_put_f32_array(&w, sn->params.w, sn->params.total);
+  mpnas__writer_end_section(&w);
+  mpnas__writer_begin_section(&w, "PARS");
+  mpnas__writer_put_f32_array(&w, sn->params.s1, sn->params.total);
+  mpnas__writer_put_f32_array(&w, sn->params.s2, sn->params.total);
+  mpnas__writer_end_section(&w);
+  mpnas__writer_begin_section(&w, "PARB");
+  mpnas__writer_put_f32_array(&w, sn->params.b, sn->params.btotal);
+  mpnas__writer_end_section(&w);
+
+  mpnas__writer_begin_section(&w, "CTRL");
+  for (int32_t c = 0; c < sn->ncontrollers; c++) {
+    const mpnas__controller *ctrl = sn->controllers[c].impl;
+    size_t n = mpnas__controller_state_size(ctrl);
+    mpnas__writer_put_u32(&w, (uint32_t)n);
+    double *buf = mpnas__malloc(sn->ctx, sizeof(double) * n);
+    if (buf == NULL) {
+      mpnas__writer_free(&w);
+      return mpnas__fail(sn->ctx, MPNAS_E_NO_MEMORY, "saving a controller");
+    }
+    mpnas__controller_export(ctrl, buf, n);
+    for (size_t i = 0; i < n; i++) mpnas__writer_put_f64(&w, buf[i]);
+    mpnas__free(sn->ctx, buf);
+    put_rng(&w, &sn->controllers[c].rng);
+  }
+  mpnas__writer_end_section(&w);
+  mpnas_status st = mpnas__writer_to_file(&w, path);
+  mpnas__writer_free(&w);
+  return st;
+}
+
+/* Everything a checkpoint holds, read and checked before the supernet is touched. */
+typedef struct loaded {
+  mpnas__search_config cfg;
+  int64_t step, opt_steps;
+  mpnas__rng rng, *domain_rng;
+  double *domain_stats; /* 5 per domain */
+  int32_t latency_ready;
+  double fixed_latency, *node_latency;
+  float *w, *s1, *s2, *b;
+  double **ctrl_state;
+  size_t *ctrl_size;
+  mpnas__rng *ctrl_rng;
+} loaded;
+
+static mpnas_status incompatible(mpnas_supernet *sn, const char *path, const char *why) {
+  return mpnas__fail(sn->ctx, MPNAS_E_INCOMPATIBLE, "checkpoint %s does not fit this supernet: %s",
+                     path, why);
+}
+
+static mpnas_status read_meta(mpnas_supernet *sn, mpnas__reader *r, const char *path,
+                              size_t *total, size_t *btotal, int32_t *nctrl) {
+  char why[160];
+  if (mpnas__reader_section(r, "META") != MPNAS_OK) return mpnas__reader_status(r);
+  uint64_t fp = mpnas__reader_get_u64(r);
+  int32_t method = mpnas__reader_get_i32(r), layers = mpnas__reader_get_i32(r);
+  int32_t ndom = mpnas__reader_get_i32(r);
+  if (mpnas__reader_status(r) != MPNAS_OK) return mpnas__reader_status(r);
+  if (fp != mpnas__space_fingerprint(&sn->space) || layers != sn->nlayers)
+    return incompatible(sn, path, "it was made for a different search space");
+  if (method != sn->cfg.method && sn->prepared)
+    return incompatible(sn, path, "it was made with a different search method");
+  if (ndom != sn->ndomains) {
+    snprintf(why, sizeof why, "it has %d domains, this supernet %d", (int)ndom, (int)sn->ndomains);
+    return incompatible(sn, path, why);
+  }
+  for (int32_t d = 0; d < ndom; d++) {
+    char name[MPNAS__NAME_MAX];
+    mpnas__reader_get_string(r, name, sizeof name);
+    int32_t classes = mpnas__reader_get_i32(r);
+    int64_t ntrain = mpnas__reader_get_i64(r), nvalid = mpnas__reader_get_i64(r);
+    uint32_t ct = mpnas__reader_get_u32(r), cv = mpnas__reader_get_u32(r);
+    if (mpnas__reader_status(r) != MPNAS_OK) return mpnas__reader_status(r);
+    const mpnas__domain *dm = &sn->domains[d];
+    if (strcmp(name, dm->name) != 0 || classes != dm->classes) {
+      snprintf(why, sizeof why, "domain %d is \"%.40s\" (%d classes) there", (int)d, name, (int)classes);
+      return incompatible(sn, path, why);
+    }
+    if (ntrain != dm->train.count || nvalid != dm->valid.count || ct != labels_crc(&dm->train) ||
+        cv != labels_crc(&dm->valid)) {
+      snprintf(why, sizeof why, "the data of domain \"%.40s\" differs from the data it was made with", name);
+      return incompatible(sn, path, why);
+    }
+  }
+  *total = (size_t)mpnas__reader_get_u64(r);
+  *btotal = (size_t)mpnas__reader_get_u64(r);
+  *nctrl = mpnas__reader_get_i32(r);
+  mpnas__reader_expect_end(r);
+  (void)method;
+  return mpnas__reader_status(r);
+}
+
+static void free_loaded(mpnas_context *ctx, loaded *l, int32_t nctrl) {
+  mpnas__free(ctx, l->domain_rng);
+  mpnas__free(ctx, l->domain_stats);
+  mpnas__free(ctx, l->node_latency);
+  mpnas__free(ctx, l->w);
+  mpnas__free(ctx, l->s1);
+  mpnas__free(ctx, l->s2);
+  mpnas__free(ctx, l->b);
+  if (l->ctrl_state)
+    for (int32_t c = 0; c < nctrl; c++) mpnas__free(ctx, l->ctrl_state[c]);
+  mpnas__free(ctx, l->ctrl_state);
+  mpnas__free(ctx, l->ctrl_size);
+  mpnas__free(ctx, l->ctrl_rng);
+}
+
+mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
+  mpnas_context *ctx = sn->ctx;
+  unsigned char *data = NULL;
+  size_t len = 0;
+  /* A checkpoint is weights x3 plus small state: bound the read by a generous limit. */
+  mpnas_status st = mpnas__read_file(ctx, path, (size_t)1 << 34, &data, &len);
+  if (st != MPNAS_OK) return st;
+  mpnas__reader r;
+  loaded l;
+  memset(&l, 0, sizeof l);
+  size_t total = 0, btotal = 0;
+  int32_t nctrl = 0;
+  int32_t D = sn->ndomains, T = sn->op_offset[sn->nlayers];
+  st = mpnas__reader_open(&r, ctx, &checkpoint_kind, data, len);
+  if (st == MPNAS_OK) st = read_meta(sn, &r, path, &total, &btotal, &nctrl);
+  if (st != MPNAS_OK) goto out;
+  if (nctrl < 0 || nctrl > D) {
+    st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "checkpoint %s: %d controllers for %d domains", path,
+                     (int)nctrl, (int)D);
+    goto out;
+  }
+  /* CONF, STAT. */
+  if (mpnas__reader_section(&r, "CONF") == MPNAS_OK) get_config(&r, &l.cfg);
+  mpnas__reader_expect_end(&r);
+  if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
+  if (l.cfg.method != sn->cfg.method && sn->prepared) {
+    st = incompatible(sn, path, "it was made with a different search method");
+    goto out;
+  }
+  l.domain_rng = mpnas__malloc(ctx, sizeof(mpnas__rng) * (size_t)D);
+  l.domain_stats = mpnas__malloc(ctx, sizeof(double) * 5 * (size_t)D);
+  l.node_latency = mpnas__malloc(ctx, sizeof(double) * ((size_t)T + 1));
+  if (!l.domain_rng || !l.domain_stats || !l.node_latency) goto oom;
+  if (mpnas__reader_section(&r, "STAT") == MPNAS_OK) {
+    l.step = mpnas__reader_get_i64(&r);
+    l.opt_steps = mpnas__reader_get_i64(&r);
+    get_rng(&r, &l.rng);
+    for (int32_t d = 0; d < D; d++) {
+      get_rng(&r, &l.domain_rng[d]);
+      for (int i = 0; i < 5; i++) l.domain_stats[5 * d + i] = mpnas__reader_get_f64(&r);
+    }
+    l.latency_ready = mpnas__reader_get_i32(&r);
+    l.fixed_latency = mpnas__reader_get_f64(&r);
+    for (int32_t i = 0; i < T; i++) l.node_latency[i] = mpnas__reader_get_f64(&r);
+    mpnas__reader_expect_end(&r);
+  }
+  if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
+  if (l.step < 0 || l.step > l.cfg.steps || l.cfg.steps < 1 || l.opt_steps < 0 ||
+      l.cfg.train_batch < 1 || l.cfg.valid_batch < 1 || l.cfg.train_batch > 4096 ||
+      l.cfg.valid_batch > 4096 || !(l.cfg.valid_fraction >= 0 && l.cfg.valid_fraction <= 0.9) ||
+      l.cfg.method < MPNAS_METHOD_MPNAS || l.cfg.method > MPNAS_METHOD_SINGLE_PATH ||
+      l.cfg.cost < MPNAS_COST_NONE || l.cfg.cost > MPNAS_COST_LATENCY) {
+    st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "checkpoint %s: settings or step out of range", path);
+    goto out;
+  }
+  /* The weights' size follows from the space, domains and method: check it against a
+   * supernet prepared with the checkpoint's settings before reading the arrays. */
+  {
+    mpnas__search_config keep = sn->cfg;
+    int was_prepared = sn->prepared;
+    if (!was_prepared) sn->cfg = l.cfg;
+    st = mpnas__supernet_prepare(sn);
+    if (st != MPNAS_OK || sn->params.total != total || sn->params.btotal != btotal ||
+        sn->ncontrollers != nctrl) {
+      if (!was_prepared) {
+        mpnas__supernet_destroy_state(sn);
+        sn->cfg = keep;
+      }
+      if (st == MPNAS_OK) st = incompatible(sn, path, "its weights have a different shape");
+      goto out;
+    }
+  }
+  l.w = mpnas__malloc(ctx, sizeof(float) * (total + 1));
+  l.s1 = mpnas__malloc(ctx, sizeof(float) * (total + 1));
+  l.s2 = mpnas__malloc(ctx, sizeof(float) * (total + 1));
+  l.b = mpnas__malloc(ctx, sizeof(float) * (btotal + 1));
+  l.ctrl_state = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(double *));
+  l.ctrl_size = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(size_t));
+  l.ctrl_rng = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(mpnas__rng));
+  if (!l.w || !l.s1 || !l.s2 || !l.b || !l.ctrl_state || !l.ctrl_size || !l.ctrl_rng) goto oom;
+  if (mpnas__reader_section(&r, "PARW") == MPNAS_OK) mpnas__reader_get_f32_array(&r, l.w, total);
+  mpnas__reader_expect_end(&r);
+  if (mpnas__reader_section(&r, "PARS") == MPNAS_OK) {
+    mpnas__reader_get_f32_array(&r, l.s1, total);
+    mpnas__reader_get_f32_array(&r, l.s2, total);
+  }
+  mpnas__reader_expect_end(&r);
+  if (mpnas__reader_section(&r, "PARB") == MPNAS_OK) mpnas__reader_get_f32_array(&r, l.b, btotal);
+  mpnas__reader_expect_end(&r);
+  if (mpnas__reader_section(&r, "CTRL") == MPNAS_OK)
+    for (int32_t c = 0; c < nctrl && mpnas__reader_status(&r) == MPNAS_OK; c++) {
+      size_t want = mpnas__controller_state_size(sn->controllers[c].impl);
+      size_t n = mpnas__reader_get_count(&r, (uint32_t)want, sizeof(double));
+      if (mpnas__reader_status(&r) != MPNAS_OK) break;
+      if (n != want) {
+        st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "checkpoint %s: controller %d has %zu values, expected %zu",
+                         path, (int)c, n, want);
+        goto out;
+      }
+      l.ctrl_state[c] = mpnas__malloc(ctx, sizeof(double) * n);
+      if (!l.ctrl_state[c]) goto oom;
+      l.ctrl_size[c] = n;
+      for (size_t i = 0; i < n; i++) l.ctrl_state[c][i] = mpnas__reader_get_f64(&r);
+      get_rng(&r, &l.ctrl_rng[c]);
+    }
+  mpnas__reader_expect_end(&r);
+  if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
+
+  /* Controllers: import with a backup, so a bad state leaves every controller as it was. */
+  {
+    double **backup = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(double *));
+    int ok = backup != NULL;
+    for (int32_t c = 0; c < nctrl && ok; c++) {
+      size_t n = mpnas__controller_state_size(sn->controllers[c].impl);
+      backup[c] = mpnas__malloc(ctx, sizeof(double) * n);
+      ok = backup[c] != NULL;
+      if (ok) mpnas__controller_export(sn->controllers[c].impl, backup[c], n);
+    }
+    int32_t done = 0;
+    for (; ok && done < nctrl; done++) {
+      st = mpnas__controller_import(sn->controllers[done].impl, l.ctrl_state[done], l.ctrl_size[done]);
+      if (st != MPNAS_OK) break;
+    }
+    if (ok && st != MPNAS_OK)
+      for (int32_t c = 0; c < done; c++)
+        mpnas__controller_import(sn->controllers[c].impl, backup[c], l.ctrl_size[c]);
+    if (backup)
+      for (int32_t c = 0; c < nctrl; c++) mpnas__free(ctx, backup[c]);
+    mpnas__free(ctx, backup);
+    if (!ok) goto oom;
+    if (st != MPNAS_OK) {
+      st = mpnas__fail(ctx, st, "checkpoint %s: a controller's state is invalid", path);
+      goto out;
+    }
+  }
+  /* Everything checked: commit. */
+  sn->cfg = l.cfg;
+  sn->step = l.step;
+  sn->params.steps = l.opt_steps;
+  sn->rng = l.rng;
+  memcpy(sn->params.w, l.w, sizeof(float) * total);
+  memcpy(sn->params.s1, l.s1, sizeof(float) * total);
+  memcpy(sn->params.s2, l.s2, sizeof(float) * total);
+  memcpy(sn->params.b, l.b, sizeof(float) * btotal);
+  for (int32_t d = 0; d < D; d++) {
+    mpnas__domain *dm = &sn->domains[d];
+    dm->rng = l.domain_rng[d];
+    double *v = l.domain_stats + 5 * d;
+    dm->loss_ema = v[0], dm->valid_acc = v[1], dm->reward = v[2], dm->cost = v[3], dm->weight = v[4];
+  }
+  for (int32_t c = 0; c < nctrl; c++) sn->controllers[c].rng = l.ctrl_rng[c];
+  if (l.latency_ready) {
+    sn->latency_ready = 1;
+    sn->fixed_latency = l.fixed_latency;
+    memcpy(sn->node_latency, l.node_latency, sizeof(double) * (size_t)T);
+  }
+  st = MPNAS_OK;
+  goto out;
+oom:
+  st = mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "loading checkpoint %s", path);
+out:
+  free_loaded(ctx, &l, nctrl);
+  mpnas__free(ctx, data);
+  return st;
+}

@@ -1,0 +1,143 @@
+/* search.c - one search step and the cost model (ALGORITHM.md section 3).
+ *
+ * A step: every domain samples its path (warmup: random non-zero ops with a probability
+ * falling linearly 1 -> 0 over the warmup fraction); one SGD step on the domains'
+ * combined loss (weights from the loss-weighting hook, uniform until ABDP); then every
+ * domain evaluates its path on a validation batch, gets a reward from accuracy, cost and
+ * (optionally) sharing, and its controller takes one REINFORCE step (after the RL
+ * delay; before it, the reward only warms the baseline). */
+#include <math.h>
+#include <string.h>
+
+#include "search/supernet.h"
+#include "train/optim.h"
+
+/* Cost of a domain's path in the configured unit. */
+static double path_cost(const mpnas_supernet *sn, int32_t d, const int32_t *path) {
+  mpnas__cost c = mpnas__path_cost(&sn->space, path, sn->domains[d].classes);
+  switch (sn->cfg.cost) {
+    case MPNAS_COST_PARAMS: return (double)c.params;
+    case MPNAS_COST_LATENCY: {
+      double t = sn->fixed_latency;
+      for (int32_t l = 0; l < sn->nlayers; l++) t += sn->node_latency[sn->op_offset[l] + path[l]];
+      return t;
+    }
+    default: return (double)c.macs;
+  }
+}
+
+static double target_cost(const mpnas_supernet *sn, int32_t d) {
+  if (sn->cfg.target > 0) return sn->cfg.target;
+  return path_cost(sn, d, sn->fixed_path_reference);
+}
+
+/* The loss-weighting hook: ABDP fills it; uniform (1 per domain) until then. */
+static void loss_weights(mpnas_supernet *sn) {
+  for (int32_t d = 0; d < sn->ndomains; d++) sn->domains[d].weight = 1.0;
+}
+
+mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
+  mpnas_context *ctx = sn->ctx;
+  const mpnas__search_config *cfg = &sn->cfg;
+  int32_t D = sn->ndomains, L = sn->nlayers;
+  int64_t step = sn->step, total = cfg->steps;
+  mpnas_status st = MPNAS_OK;
+
+  /* 1. Paths. */
+  double warm_steps = cfg->warmup_fraction * (double)total;
+  float p = (double)step < warm_steps ? (float)(1.0 - (double)step / warm_steps) : 0.0f;
+  for (int32_t d = 0; d < D; d++) {
+    int32_t *path = sn->domains[d].sampled;
+    if (cfg->method == MPNAS_METHOD_SINGLE_PATH) {
+      memcpy(path, sn->fixed_path, sizeof(int32_t) * (size_t)L);
+    } else if (cfg->method == MPNAS_METHOD_MULTI_HEAD && d > 0) {
+      memcpy(path, sn->domains[0].sampled, sizeof(int32_t) * (size_t)L);
+    } else {
+      mpnas__controller_sample_warmup(sn->controllers[mpnas__supernet_controller_of(sn, d)].impl,
+                                      &sn->rng, p, sn->warmup_allowed, path);
+    }
+  }
+
+  /* 2. One optimiser step on the weighted sum of the domains' losses. */
+  loss_weights(sn);
+  mpnas__params_zero_grad(&sn->params);
+  size_t per = (size_t)sn->space.in_h * sn->space.in_w * sn->space.in_c;
+  int32_t big = cfg->train_batch > cfg->valid_batch ? cfg->train_batch : cfg->valid_batch;
+  float *x = mpnas__arena_floats(&sn->ws, per * (size_t)big);
+  int32_t *labels = mpnas__arena_alloc(&sn->ws, sizeof(int32_t) * (size_t)big);
+  if (!x || !labels) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a batch");
+  /* Shared weights see the mean over domains; separate weight sets their own loss. */
+  float share = sn->nsets == 1 ? 1.0f / (float)D : 1.0f;
+  for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
+    mpnas__domain *dm = &sn->domains[d];
+    double loss;
+    int32_t right;
+    mpnas__supernet_batch(sn, d, 0, cfg->train_batch, x, labels);
+    st = mpnas__supernet_run(sn, d, dm->sampled, x, labels, cfg->train_batch, 1,
+                             (float)dm->weight * share, &loss, &right);
+    dm->loss_ema = isnan(dm->loss_ema) ? loss : 0.9 * dm->loss_ema + 0.1 * loss;
+  }
+  if (st != MPNAS_OK) return st;
+  mpnas__optim_config opt = {MPNAS__OPT_SGD, (float)cfg->momentum, 1, 0.0f, 0.0f,
+                             (float)cfg->weight_decay};
+  mpnas__params_step(&sn->params, &opt, mpnas__lr_cosine((float)cfg->lr, step, total, 0));
+
+  /* 3. Validation accuracy, cost and reward of each domain's path. */
+  mpnas__reward_config rc;
+  mpnas__reward_config_default(&rc);
+  rc.form = cfg->cost == MPNAS_COST_NONE ? MPNAS__REWARD_NONE
+            : cfg->reward == MPNAS_REWARD_MNAS ? MPNAS__REWARD_MNAS
+                                               : MPNAS__REWARD_ABS;
+  if (!isnan(cfg->beta)) rc.beta = cfg->beta;
+  rc.sharing_gamma = cfg->gamma;
+  int32_t *argmax = sn->argmax_scratch;
+  for (int32_t d = 0; d < D; d++)
+    mpnas__controller_argmax(sn->controllers[mpnas__supernet_controller_of(sn, d)].impl,
+                             argmax + (size_t)d * L);
+  for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
+    mpnas__domain *dm = &sn->domains[d];
+    double loss;
+    int32_t right;
+    mpnas__supernet_batch(sn, d, 1, cfg->valid_batch, x, labels);
+    st = mpnas__supernet_run(sn, d, dm->sampled, x, labels, cfg->valid_batch, 0, 1.0f, &loss,
+                             &right);
+    if (st != MPNAS_OK) break;
+    dm->valid_acc = (double)right / cfg->valid_batch;
+    dm->cost = path_cost(sn, d, dm->sampled);
+    rc.target_cost = target_cost(sn, d);
+    double shared = 0.0;
+    if (rc.sharing_gamma != 0.0 && D > 1) {
+      int32_t *nops = sn->nops;
+      st = mpnas__reward_shared_fraction(L, nops, sn->node_params, D, argmax, d, dm->sampled,
+                                         &shared);
+      if (st != MPNAS_OK) break;
+    }
+    st = mpnas__reward(&rc, dm->valid_acc, dm->cost, shared, &dm->reward);
+  }
+  if (st != MPNAS_OK) return mpnas__fail(ctx, st, "computing rewards at step %lld", (long long)step);
+
+  /* 4. REINFORCE (or, before the RL delay, only warm the baselines). */
+  if (cfg->method != MPNAS_METHOD_SINGLE_PATH) {
+    float rl_lr = mpnas__rl_lr(step, total, (float)cfg->rl_lr, cfg->rl_delay, cfg->rl_ramp);
+    int32_t nc = sn->ncontrollers;
+    for (int32_t c = 0; c < nc && st == MPNAS_OK; c++) {
+      double r = 0.0;
+      if (cfg->method == MPNAS_METHOD_MULTI_HEAD) {
+        for (int32_t d = 0; d < D; d++) r += sn->domains[d].reward;
+        r /= D;
+      } else {
+        r = sn->domains[c].reward;
+      }
+      mpnas__controller *ctrl = sn->controllers[c].impl;
+      if (rl_lr > 0.0f)
+        st = mpnas__controller_update(ctrl, sn->domains[c].sampled, r, rl_lr,
+                                      (float)cfg->entropy, NULL);
+      else
+        mpnas__controller_observe(ctrl, r);
+    }
+  }
+  sn->step++;
+  mpnas_status rs = mpnas__arena_reset(&sn->ws);
+  if (st == MPNAS_OK) st = rs;
+  return st;
+}

@@ -1,0 +1,126 @@
+/* supernet.h - the one-shot super-network, the domains' data, and the search state.
+ *
+ * Weights: every layer owns one set of maximal tensors (expand conv of the largest
+ * expansion, depthwise kernel of the largest size, SE of the widest bottleneck, project
+ * conv, BN). An op uses the prefix channels of each and the centre crop of the
+ * depthwise kernel (TuNAS in-layer sharing, ALGORITHM.md section 2). Slices that are a
+ * contiguous prefix are used in place; the others (expand columns, depthwise crop, SE
+ * second FC columns) are gathered into scratch before the op runs and their gradients
+ * scattered back after. MPNAS_METHOD_INDEPENDENT keeps one such weight set per domain;
+ * the other methods one set for all. Classifiers are always per domain. */
+#ifndef MPNAS_SUPERNET_H
+#define MPNAS_SUPERNET_H
+
+#include "net/block.h"
+#include "search/controller.h"
+#include "search/reward.h"
+#include "search/space.h"
+
+#define MPNAS__MAX_DOMAINS 256
+#define MPNAS__NAME_MAX 64
+
+/* A split's images as the host gave them (copied). */
+typedef struct mpnas__dataset {
+  int32_t dtype;   /* MPNAS_DTYPE_* */
+  void *images;    /* count * H * W * C of uint8 or float */
+  int32_t *labels;
+  int64_t count;
+} mpnas__dataset;
+
+typedef struct mpnas__domain {
+  char name[MPNAS__NAME_MAX];
+  int32_t classes;
+  mpnas__dataset train, valid; /* valid.count == 0: split off train at prepare */
+  /* After prepare: indices of the train and validation images, into train or valid. */
+  int64_t *train_idx, *valid_idx;
+  int64_t ntrain, nvalid;
+  const mpnas__dataset *valid_src; /* &train (split) or &valid */
+  float mean[64], invstd[64];      /* per input channel, from the train split */
+  size_t fc_w, fc_b;               /* classifier offsets in the params store */
+  mpnas__rng rng;                  /* batch sampling */
+  /* Statistics of the last step. */
+  double loss_ema, valid_acc, reward, cost, weight;
+  int32_t *sampled;                /* the path sampled this step [nlayers] */
+} mpnas__domain;
+
+/* Offsets of one weight set. */
+typedef struct mpnas__weight_set {
+  mpnas__conv_offsets stem, head;
+  mpnas__ib_offsets *layer; /* [nlayers] at the layer's maximal geometry */
+} mpnas__weight_set;
+
+/* Search settings (the MPNAS_SEARCH_* parameters). */
+typedef struct mpnas__search_config {
+  int32_t method;
+  int64_t steps;
+  int32_t train_batch, valid_batch;
+  double warmup_fraction, lr, momentum, weight_decay, label_smoothing;
+  double rl_lr, rl_delay, rl_ramp, entropy;
+  int32_t cost, reward;
+  double beta, target, gamma, valid_fraction;
+} mpnas__search_config;
+
+struct mpnas_controller {
+  mpnas__controller *impl;
+  mpnas_supernet *owner; /* NULL for a standalone controller */
+  mpnas__rng rng;        /* standalone sampling */
+};
+
+struct mpnas_supernet {
+  mpnas_context *ctx;
+  mpnas_space space;
+  int32_t nlayers;
+  mpnas__layer *layers;     /* [nlayers], derived once */
+  mpnas__ib_geom *max_geom; /* [nlayers] the maximal geometry of each layer */
+  int32_t ndomains;
+  mpnas__domain *domains;   /* [MPNAS__MAX_DOMAINS] */
+  mpnas__search_config cfg;
+  int32_t *fixed_path;      /* [nlayers] */
+  int32_t *fixed_path_reference; /* [nlayers] the reference path (default C0) */
+  int32_t *nops;            /* [nlayers] ops per layer */
+  /* Created by prepare (first search call). */
+  int prepared;
+  int32_t nsets;
+  mpnas__weight_set *sets;
+  mpnas__params params;
+  int32_t ncontrollers;
+  mpnas_controller *controllers; /* [ncontrollers] */
+  uint8_t *warmup_allowed;       /* [total ops] 1 for non-zero ops */
+  double *node_params;           /* [total ops] parameter count of each node */
+  int32_t *op_offset;            /* [nlayers + 1] flat (layer, op) index */
+  int32_t *argmax_scratch;       /* [ndomains * nlayers] */
+  /* Latency cost model: seconds per node (flat (layer, op) index) and for the fixed
+   * parts (stem, head, a classifier), measured on this CPU or set by the host. */
+  double *node_latency;
+  double fixed_latency;
+  int latency_ready;
+  mpnas__rng rng;                /* path sampling */
+  int64_t step;
+  mpnas__arena ws;
+};
+
+/* Build the weights, controllers, validation splits and normalisation (idempotent). */
+mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn);
+/* Forward a batch of one domain through `path` with batch statistics. If train, also
+ * backward with the loss scaled by `loss_scale`, accumulating gradients. Returns the
+ * mean loss and the number of correct predictions. */
+mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32_t *path,
+                                 const float *x, const int32_t *labels, int32_t batch,
+                                 int train, float loss_scale, double *loss, int32_t *correct);
+/* Draw a batch of a domain's train (valid = 0) or validation (valid = 1) images,
+ * normalised, into x [batch][H][W][C] and labels. */
+void mpnas__supernet_batch(mpnas_supernet *sn, int32_t domain, int valid, int32_t batch,
+                           float *x, int32_t *labels);
+/* One search step (sample, weights, rewards, controllers). */
+mpnas_status mpnas__supernet_step(mpnas_supernet *sn);
+void mpnas__supernet_destroy_state(mpnas_supernet *sn);
+/* The controller index a domain uses. */
+int32_t mpnas__supernet_controller_of(const mpnas_supernet *sn, int32_t domain);
+
+/* Time every node once (batch 1, inference kernels) into node_latency. */
+mpnas_status mpnas__supernet_measure_latency(mpnas_supernet *sn);
+
+mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path);
+mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path);
+
+#endif
