@@ -31,7 +31,7 @@ SONAME  := libmpnas.so.$(MAJOR)
 
 MACHINE := $(shell $(CC) -dumpmachine)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CFLAGS  ?= -O2 -g
+CFLAGS  ?= -O3 -g
 BASEFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden
 CPPFLAGS_LIB := -Iinclude -Isrc -DMPNAS_BUILDING_LIBRARY
 LDLIBS  := -lm

@@ -1,0 +1,411 @@
+/* ops_conv.c - convolution-like ops (KxK stem conv, pointwise, depthwise, fully
+ * connected) on top of the kernel table: shape logic, scratch from the workspace arena
+ * and the split of work across threads. See ops.h for the contracts.
+ *
+ * Threading: every parallel loop runs over a fixed list of `parts` (parts = the team
+ * size chosen below) with a static schedule, and each part's range depends only on the
+ * problem and on `parts`. So a given thread count always computes the same partial
+ * results in the same order (bit-identical run to run, with or without OpenMP), and the
+ * weight gradients, whose splits never cut a reduction, do not depend on it at all. */
+#include <string.h>
+
+#include "tensor/ops.h"
+
+/* Below about this many multiply-adds per thread, starting a parallel region costs
+ * more than it saves (a few microseconds on the target machines). */
+#define MPNAS__PAR_MIN_WORK 32768.0
+
+/* Row granule of GEMM row splits and k granule of weight-gradient splits: keeps slices
+ * aligned with SIMD register tiles. */
+#define MPNAS__ROW_GRANULE 8
+#define MPNAS__K_GRANULE 8
+/* Depthwise weight gradients split by channel ranges in multiples of 16 (two AVX2 or
+ * four NEON vectors), so a SIMD kernel sees the same channel blocks for any split. */
+#define MPNAS__DW_CH_GRANULE 16
+
+/* The KxK conv's im2col buffer holds whole images, at most about this many floats
+ * (one image more if a single image is larger). The chunk size does not depend on the
+ * thread count, so neither does the weight gradient accumulated chunk by chunk. */
+#define MPNAS__IM2COL_FLOATS ((size_t)1 << 20)
+
+/* Number of parts to split `work` multiply-adds into: 1 when single-threaded or small,
+ * never more than max_parts (the number of indivisible units). */
+static int team_size(const mpnas__engine *eng, double work, int max_parts) {
+  int nt = eng->threads;
+  if (nt <= 1 || max_parts <= 1) return 1;
+  double by_work = work / MPNAS__PAR_MIN_WORK;
+  if (by_work < (double)nt) nt = (int)by_work;
+  if (nt > max_parts) nt = max_parts;
+  return nt < 1 ? 1 : nt;
+}
+
+/* Part t of `parts` of [0, total), cut at multiples of `granule`: [*b, *e). */
+static void split_range(int total, int parts, int t, int granule, int *b, int *e) {
+  long long units = (total + granule - 1) / granule;
+  long long u0 = units * t / parts, u1 = units * (t + 1) / parts;
+  long long lo = u0 * granule, hi = u1 * granule;
+  *b = (int)(lo < total ? lo : total);
+  *e = (int)(hi < total ? hi : total);
+}
+
+static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+/* ---- GEMM helpers ----------------------------------------------------------------- */
+
+/* y[m][n] = epilogue(x[m][k] . packed), rows split across threads (rows are
+ * independent, so the split never changes a sum). */
+static void gemm_rows(const mpnas__engine *eng, int m, int k, int n, const float *x,
+                      const float *packed, const float *scale, const float *shift, int act,
+                      const float *residual, float *y) {
+  int parts = team_size(eng, (double)m * k * n, ceil_div(m, MPNAS__ROW_GRANULE));
+  const mpnas__kernels *kt = eng->k;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+  for (int t = 0; t < parts; t++) {
+    int r0, r1;
+    split_range(m, parts, t, MPNAS__ROW_GRANULE, &r0, &r1);
+    if (r1 > r0)
+      kt->gemm(r1 - r0, k, n, x + (size_t)r0 * k, packed, scale, shift, act,
+               residual != NULL ? residual + (size_t)r0 * n : NULL, y + (size_t)r0 * n);
+  }
+}
+
+/* dw[k][n] += x[m][k]^T . dy[m][n], split by rows of dw: no reduction across threads. */
+static void gemm_weight_grad(const mpnas__engine *eng, int m, int k, int n, const float *x,
+                             const float *dy, float *dw) {
+  int parts = team_size(eng, (double)m * k * n, ceil_div(k, MPNAS__K_GRANULE));
+  const mpnas__kernels *kt = eng->k;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+  for (int t = 0; t < parts; t++) {
+    int k0, k1;
+    split_range(k, parts, t, MPNAS__K_GRANULE, &k0, &k1);
+    if (k1 > k0) kt->gemm_bwd_weight(m, k, n, x, dy, dw, k0, k1);
+  }
+}
+
+/* Pack w [k][n] into arena scratch. */
+static float *pack_weights(const mpnas__engine *eng, mpnas__arena *ws, int k, int n,
+                           const float *w) {
+  float *packed = mpnas__arena_floats(ws, eng->k->gemm_packed_floats(k, n));
+  if (packed != NULL) eng->k->gemm_pack(k, n, w, packed);
+  return packed;
+}
+
+/* Pack w^T ([n][k], from w [k][n]) for the input gradient dx = dy . w^T. The transpose
+ * is a temporary on top of the packed block, popped before returning. */
+static float *pack_weights_transposed(const mpnas__engine *eng, mpnas__arena *ws, int k,
+                                      int n, const float *w) {
+  float *packed = mpnas__arena_floats(ws, eng->k->gemm_packed_floats(n, k));
+  if (packed == NULL) return NULL;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  float *wt = mpnas__arena_floats(ws, (size_t)k * n);
+  if (wt == NULL) return NULL;
+  for (int p = 0; p < k; p++)
+    for (int j = 0; j < n; j++) wt[(size_t)j * k + p] = w[(size_t)p * n + j];
+  eng->k->gemm_pack(n, k, wt, packed);
+  mpnas__arena_release(ws, mark);
+  return packed;
+}
+
+/* ---- Pointwise ---------------------------------------------------------------------- */
+
+mpnas_status mpnas__pw_fwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                           int cout, const float *x, const float *wt, const float *scale,
+                           const float *shift, int act, const float *residual, float *y) {
+  if (m <= 0 || cout <= 0) return MPNAS_OK;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  float *packed = pack_weights(eng, ws, cin, cout, wt);
+  if (packed == NULL) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  gemm_rows(eng, m, cin, cout, x, packed, scale, shift, act, residual, y);
+  mpnas__arena_release(ws, mark);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas__pw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                           int cout, const float *x, const float *wt, const float *dy,
+                           float *dx, float *dwt) {
+  if (m <= 0) return MPNAS_OK;
+  if (dx != NULL) {
+    mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+    float *packed = pack_weights_transposed(eng, ws, cin, cout, wt);
+    if (packed == NULL) {
+      mpnas__arena_release(ws, mark);
+      return MPNAS_E_NO_MEMORY;
+    }
+    gemm_rows(eng, m, cout, cin, dy, packed, NULL, NULL, MPNAS__ACT_NONE, NULL, dx);
+    mpnas__arena_release(ws, mark);
+  }
+  if (dwt != NULL) gemm_weight_grad(eng, m, cin, cout, x, dy, dwt);
+  return MPNAS_OK;
+}
+
+/* ---- Fully connected ------------------------------------------------------------------ */
+
+mpnas_status mpnas__fc_fwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int in, int out,
+                           const float *x, const float *wt, const float *b, float *y) {
+  /* The bias is the epilogue's shift. */
+  return mpnas__pw_fwd(eng, ws, m, in, out, x, wt, NULL, b, MPNAS__ACT_NONE, NULL, y);
+}
+
+mpnas_status mpnas__fc_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int in, int out,
+                           const float *x, const float *wt, const float *dy, float *dx,
+                           float *dwt, float *db) {
+  mpnas_status st = mpnas__pw_bwd(eng, ws, m, in, out, x, wt, dy, dx, dwt);
+  if (st != MPNAS_OK) return st;
+  if (db != NULL)
+    for (int j = 0; j < out; j++) {
+      float acc = 0.0f;
+      for (int i = 0; i < m; i++) acc += dy[(size_t)i * out + j];
+      db[j] += acc;
+    }
+  return MPNAS_OK;
+}
+
+/* ---- KxK convolution (im2col + GEMM) ---------------------------------------------------- */
+
+typedef struct conv_geom {
+  int h, w, cin, k, stride, pad, ho, wo;
+  int kkc; /* columns of the im2col matrix: k*k*cin, ordered (ky, kx, ci) like wt */
+} conv_geom;
+
+/* col[(i*ho + oy)*wo + ox][(ky*k + kx)*cin + ci] = x[i][oy*s+ky-pad][ox*s+kx-pad][ci],
+ * zero outside the image; `count` images, split by output rows. */
+static void im2col(const mpnas__engine *eng, const conv_geom *g, int count, const float *x,
+                   float *col) {
+  int rows = count * g->ho;
+  int parts = team_size(eng, (double)rows * g->wo * g->kkc, rows);
+  size_t ccopy = sizeof(float) * (size_t)g->cin;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+  for (int t = 0; t < parts; t++) {
+    int r0, r1;
+    split_range(rows, parts, t, 1, &r0, &r1);
+    for (int r = r0; r < r1; r++) {
+      int i = r / g->ho, oy = r % g->ho;
+      const float *xi = x + (size_t)i * g->h * g->w * g->cin;
+      float *dst = col + (size_t)r * g->wo * g->kkc;
+      for (int ox = 0; ox < g->wo; ox++)
+        for (int ky = 0; ky < g->k; ky++) {
+          int iy = oy * g->stride + ky - g->pad;
+          for (int kx = 0; kx < g->k; kx++, dst += g->cin) {
+            int ix = ox * g->stride + kx - g->pad;
+            if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+              memset(dst, 0, ccopy);
+            else
+              memcpy(dst, xi + ((size_t)iy * g->w + ix) * g->cin, ccopy);
+          }
+        }
+    }
+  }
+}
+
+/* The adjoint of im2col, as a gather so threads never write the same pixel:
+ * dx[i][iy][ix][ci] = sum over taps covering (iy, ix) of dcol[..][tap][ci], summed in
+ * (ky, kx) order. Overwrites dx; split by input rows. */
+static void col2im(const mpnas__engine *eng, const conv_geom *g, int count, const float *dcol,
+                   float *dx) {
+  int rows = count * g->h;
+  int parts = team_size(eng, (double)rows * g->w * g->kkc, rows);
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+  for (int t = 0; t < parts; t++) {
+    int r0, r1;
+    split_range(rows, parts, t, 1, &r0, &r1);
+    for (int r = r0; r < r1; r++) {
+      int i = r / g->h, iy = r % g->h;
+      const float *dci = dcol + (size_t)i * g->ho * g->wo * g->kkc;
+      for (int ix = 0; ix < g->w; ix++) {
+        float *d = dx + (((size_t)i * g->h + iy) * g->w + ix) * g->cin;
+        for (int ci = 0; ci < g->cin; ci++) d[ci] = 0.0f;
+        for (int ky = 0; ky < g->k; ky++) {
+          int ty = iy + g->pad - ky;
+          if (ty < 0 || ty % g->stride != 0 || ty / g->stride >= g->ho) continue;
+          int oy = ty / g->stride;
+          for (int kx = 0; kx < g->k; kx++) {
+            int tx = ix + g->pad - kx;
+            if (tx < 0 || tx % g->stride != 0 || tx / g->stride >= g->wo) continue;
+            int ox = tx / g->stride;
+            const float *s = dci + ((size_t)oy * g->wo + ox) * g->kkc +
+                             (size_t)(ky * g->k + kx) * g->cin;
+            for (int ci = 0; ci < g->cin; ci++) d[ci] += s[ci];
+          }
+        }
+      }
+    }
+  }
+}
+
+static conv_geom conv_geom_make(int h, int w, int cin, int k, int stride) {
+  conv_geom g;
+  g.h = h;
+  g.w = w;
+  g.cin = cin;
+  g.k = k;
+  g.stride = stride;
+  g.pad = k / 2;
+  g.ho = mpnas__out_size(h, stride);
+  g.wo = mpnas__out_size(w, stride);
+  g.kkc = k * k * cin;
+  return g;
+}
+
+/* Images per im2col chunk (at least 1, at most n). */
+static int conv_chunk_images(const conv_geom *g, int n) {
+  size_t per_image = (size_t)g->ho * g->wo * g->kkc;
+  size_t nb = per_image == 0 ? (size_t)n : MPNAS__IM2COL_FLOATS / per_image;
+  if (nb < 1) nb = 1;
+  if (nb > (size_t)n) nb = (size_t)n;
+  return (int)nb;
+}
+
+mpnas_status mpnas__conv_fwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
+                             int cin, int cout, int k, int stride, const float *x,
+                             const float *wt, const float *scale, const float *shift,
+                             int act, float *y) {
+  /* A 1x1 stride-1 conv needs no im2col: its input already is the matrix. */
+  if (k == 1 && stride == 1)
+    return mpnas__pw_fwd(eng, ws, n * h * w, cin, cout, x, wt, scale, shift, act, NULL, y);
+  if (n <= 0 || cout <= 0) return MPNAS_OK;
+  conv_geom g = conv_geom_make(h, w, cin, k, stride);
+  int nb = conv_chunk_images(&g, n);
+  size_t in_image = (size_t)h * w * cin, out_rows = (size_t)g.ho * g.wo;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  float *packed = pack_weights(eng, ws, g.kkc, cout, wt);
+  float *col = packed != NULL ? mpnas__arena_floats(ws, (size_t)nb * out_rows * g.kkc) : NULL;
+  if (col == NULL) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  for (int i0 = 0; i0 < n; i0 += nb) {
+    int count = n - i0 < nb ? n - i0 : nb;
+    im2col(eng, &g, count, x + (size_t)i0 * in_image, col);
+    gemm_rows(eng, (int)(count * out_rows), g.kkc, cout, col, packed, scale, shift, act, NULL,
+              y + (size_t)i0 * out_rows * cout);
+  }
+  mpnas__arena_release(ws, mark);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas__conv_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
+                             int cin, int cout, int k, int stride, const float *x,
+                             const float *wt, const float *dy, float *dx, float *dwt) {
+  if (k == 1 && stride == 1)
+    return mpnas__pw_bwd(eng, ws, n * h * w, cin, cout, x, wt, dy, dx, dwt);
+  if (n <= 0 || (dx == NULL && dwt == NULL)) return MPNAS_OK;
+  conv_geom g = conv_geom_make(h, w, cin, k, stride);
+  int nb = conv_chunk_images(&g, n);
+  size_t in_image = (size_t)h * w * cin, out_rows = (size_t)g.ho * g.wo;
+  size_t col_floats = (size_t)nb * out_rows * g.kkc;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  float *packed_t = NULL, *col = NULL, *dcol = NULL;
+  int ok = 1;
+  if (dx != NULL) {
+    packed_t = pack_weights_transposed(eng, ws, g.kkc, cout, wt);
+    dcol = packed_t != NULL ? mpnas__arena_floats(ws, col_floats) : NULL;
+    ok = dcol != NULL;
+  }
+  if (ok && dwt != NULL) {
+    col = mpnas__arena_floats(ws, col_floats);
+    ok = col != NULL;
+  }
+  if (!ok) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  for (int i0 = 0; i0 < n; i0 += nb) {
+    int count = n - i0 < nb ? n - i0 : nb;
+    int rows = (int)(count * out_rows);
+    const float *dyc = dy + (size_t)i0 * out_rows * cout;
+    if (dwt != NULL) {
+      im2col(eng, &g, count, x + (size_t)i0 * in_image, col);
+      gemm_weight_grad(eng, rows, g.kkc, cout, col, dyc, dwt);
+    }
+    if (dx != NULL) {
+      gemm_rows(eng, rows, cout, g.kkc, dyc, packed_t, NULL, NULL, MPNAS__ACT_NONE, NULL, dcol);
+      col2im(eng, &g, count, dcol, dx + (size_t)i0 * in_image);
+    }
+  }
+  mpnas__arena_release(ws, mark);
+  return MPNAS_OK;
+}
+
+/* ---- Depthwise ---------------------------------------------------------------------------- */
+
+mpnas_status mpnas__dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,
+                           int stride, const float *x, const float *wt, const float *scale,
+                           const float *shift, int act, float *y) {
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, h, w, c, k, stride);
+  int rows = n * s.ho;
+  if (rows <= 0 || c <= 0) return MPNAS_OK;
+  size_t in_image = (size_t)h * w * c, out_image = (size_t)s.ho * s.wo * c;
+  /* Split the n*ho output rows: a part may cover the end of one image and the start of
+   * the next, so small batches of large images still spread over the threads. */
+  int parts = team_size(eng, (double)rows * s.wo * c * k * k, rows);
+  mpnas__dw_fwd_fn fwd = eng->k->dw_fwd;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+  for (int t = 0; t < parts; t++) {
+    int r0, r1;
+    split_range(rows, parts, t, 1, &r0, &r1);
+    for (int i = r0 / s.ho; i < n && i * s.ho < r1; i++) {
+      int oh0 = r0 - i * s.ho, oh1 = r1 - i * s.ho;
+      if (oh0 < 0) oh0 = 0;
+      if (oh1 > s.ho) oh1 = s.ho;
+      fwd(&s, x + i * in_image, wt, scale, shift, act, y + i * out_image, oh0, oh1);
+    }
+  }
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,
+                           int stride, const float *x, const float *wt, const float *dy,
+                           float *dx, float *dwt) {
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, h, w, c, k, stride);
+  if (n <= 0 || c <= 0) return MPNAS_OK;
+  size_t in_image = (size_t)h * w * c, out_image = (size_t)s.ho * s.wo * c;
+  double work = (double)n * s.ho * s.wo * c * k * k;
+  if (dx != NULL) {
+    /* Input rows are independent (gather form): split the n*h rows like forward. */
+    int rows = n * h;
+    int parts = team_size(eng, work, rows);
+    mpnas__dw_bwd_input_fn bwd_in = eng->k->dw_bwd_input;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+    for (int t = 0; t < parts; t++) {
+      int r0, r1;
+      split_range(rows, parts, t, 1, &r0, &r1);
+      for (int i = r0 / h; i < n && i * h < r1; i++) {
+        int ih0 = r0 - i * h, ih1 = r1 - i * h;
+        if (ih0 < 0) ih0 = 0;
+        if (ih1 > h) ih1 = h;
+        bwd_in(&s, dy + i * out_image, wt, dx + i * in_image, ih0, ih1);
+      }
+    }
+  }
+  if (dwt != NULL) {
+    /* Channel ranges: each (tap, channel) sum stays within one thread, no reduction. */
+    int parts = team_size(eng, work, ceil_div(c, MPNAS__DW_CH_GRANULE));
+    mpnas__dw_bwd_weight_fn bwd_w = eng->k->dw_bwd_weight;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+    for (int t = 0; t < parts; t++) {
+      int c0, c1;
+      split_range(c, parts, t, MPNAS__DW_CH_GRANULE, &c0, &c1);
+      if (c1 > c0) bwd_w(&s, n, x, dy, dwt, c0, c1);
+    }
+  }
+  return MPNAS_OK;
+}
