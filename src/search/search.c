@@ -66,15 +66,15 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
   float *x = mpnas__arena_floats(&sn->ws, per * (size_t)big);
   int32_t *labels = mpnas__arena_alloc(&sn->ws, sizeof(int32_t) * (size_t)big);
   if (!x || !labels) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a batch");
-  /* Shared weights see the mean over domains; separate weight sets their own loss. */
-  float share = sn->nsets == 1 ? 1.0f / (float)D : 1.0f;
+  /* The step minimises the weighted SUM of the domains' losses: each domain's head and
+   * path get its full gradient (a mean would slow every head down by 1/D). */
   for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
     mpnas__domain *dm = &sn->domains[d];
     double loss;
     int32_t right;
     mpnas__supernet_batch(sn, d, 0, cfg->train_batch, x, labels);
     st = mpnas__supernet_run(sn, d, dm->sampled, x, labels, cfg->train_batch, 1,
-                             (float)dm->weight * share, &loss, &right);
+                             (float)dm->weight, &loss, &right);
     dm->loss_ema = isnan(dm->loss_ema) ? loss : 0.9 * dm->loss_ema + 0.1 * loss;
   }
   if (st != MPNAS_OK) return st;

@@ -1,0 +1,584 @@
+/* test_search.c - the search phase through the public API: spaces, controllers, the
+ * search loop, the comparison methods, cost and sharing terms, checkpoints, and bad
+ * input. Searches here use tiny spaces so each runs in seconds. */
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "mpnas.h"
+
+#define OKC(call) CHECK_MSG((call) == MPNAS_OK, "%s failed: %s", #call, mpnas_context_last_error(ctx))
+
+/* ---- Synthetic data ---------------------------------------------------------------- */
+static uint64_t rng_state;
+static uint32_t rnd(void) {
+  rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+  return (uint32_t)(rng_state >> 33);
+}
+
+#define IMG_H 12
+#define IMG_W 36
+#define IMG (IMG_H * IMG_W)
+
+/* "wide": two 2x2 dots on one row, 10 px apart (class 0) or 16 px apart (class 1).
+ * Telling them apart needs a receptive field covering a whole pair: the tiny space's
+ * all-3x3 path has a receptive field of 9 (stem 3 + 2 per layer), so it sees one dot at
+ * a time and global pooling of dot detectors cannot tell the distance; one 7x7 layer
+ * gives 13 and sees the near pair. The dots stay >= 9 px from the left and right
+ * borders, so no unit that sees the zero padding ever sees a dot (positions near a
+ * border would otherwise leak the class to a small receptive field).
+ * "easy": one dot (class 0) or two dots (class 1): counting works at any receptive
+ * field, so the cheapest (3x3) path is enough and the cost term prefers it. */
+static void make_domain(int wide, int n, uint64_t seed, uint8_t *img, int32_t *lab) {
+  rng_state = seed;
+  for (int i = 0; i < n; i++) {
+    int cls = (int)(rnd() % 2);
+    lab[i] = cls;
+    uint8_t *p = img + (size_t)i * IMG;
+    for (int k = 0; k < IMG; k++) p[k] = (uint8_t)(rnd() % 40);
+    int y = 2 + (int)(rnd() % (IMG_H - 5)), xs[2], nd = 2;
+    xs[0] = 9 + (int)(rnd() % 4); /* 9..12 */
+    if (wide) {
+      xs[1] = xs[0] + (cls ? 16 : 10); /* <= 28, 2 px wide: ends >= 6 px from the border */
+    } else {
+      xs[1] = 20 + (int)(rnd() % 6);
+      nd = cls ? 2 : 1;
+    }
+    for (int d = 0; d < nd; d++)
+      for (int dy = 0; dy < 2; dy++)
+        for (int dx = 0; dx < 2; dx++) p[(y + dy) * IMG_W + xs[d] + dx] = 255;
+  }
+}
+
+/* A tiny space: 12x36x1 input, stem 8 ch, one stage of 3 layers choosing k3 or k7
+ * (expansion 2), no skips, head 16. */
+static mpnas_space *tiny_space(mpnas_context *ctx) {
+  mpnas_space *sp = NULL;
+  CHECK_EQ_INT(mpnas_space_create(ctx, MPNAS_PRESET_EMPTY, &sp), MPNAS_OK);
+  OKC(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_HEIGHT, IMG_H));
+  OKC(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_WIDTH, IMG_W));
+  OKC(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_CHANNELS, 1));
+  OKC(mpnas_space_set_int(sp, MPNAS_SPACE_STEM_CHANNELS, 8));
+  OKC(mpnas_space_set_int(sp, MPNAS_SPACE_HEAD_CHANNELS, 16));
+  OKC(mpnas_space_add_stage(sp, 8, 3, 1, MPNAS_ACT_RELU, 0));
+  const int32_t k[] = {3, 7}, e[] = {2};
+  OKC(mpnas_space_set_choices(sp, -1, k, 2, e, 1));
+  return sp;
+}
+
+/* A supernet over the tiny space with `nd` domains: wide[d] says which generator. */
+static mpnas_supernet *tiny_supernet(mpnas_context *ctx, mpnas_space *sp, int nd,
+                                     const int *wide, int steps) {
+  mpnas_supernet *sn = NULL;
+  OKC(mpnas_supernet_create(ctx, sp, &sn));
+  int n = 400;
+  uint8_t *img = malloc((size_t)n * IMG);
+  int32_t *lab = malloc(sizeof(int32_t) * (size_t)n);
+  for (int d = 0; d < nd; d++) {
+    char name[16];
+    snprintf(name, sizeof name, "%s%d", wide[d] ? "wide" : "easy", d);
+    int32_t di = -1;
+    OKC(mpnas_supernet_add_domain(sn, name, 2, &di));
+    CHECK_EQ_INT(di, d);
+    make_domain(wide[d], n, 100 + (uint64_t)d, img, lab);
+    OKC(mpnas_supernet_set_data(sn, di, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, img, lab, n));
+  }
+  free(img);
+  free(lab);
+  OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_STEPS, steps));
+  OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_TRAIN_BATCH, 16));
+  OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 64));
+  OKC(mpnas_supernet_set_double(sn, MPNAS_SEARCH_VALIDATION_FRACTION, 0.25));
+  return sn;
+}
+
+static int receptive_field(const mpnas_space *sp, const int32_t *path, int layers) {
+  int rf = 3; /* the stem */
+  for (int l = 0; l < layers; l++) {
+    int32_t k, e, se;
+    mpnas_space_op_info(sp, l, path[l], &k, &e, &se);
+    rf += k > 0 ? k - 1 : 0;
+  }
+  return rf;
+}
+
+/* ---- Spaces ---------------------------------------------------------------------------- */
+
+static void test_space_presets(void) {
+  mpnas_context *ctx = NULL;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas_space *sp = NULL;
+  int64_t v;
+  /* 32 px preset: 10 searchable layers; first layers of stages cannot skip. */
+  OKC(mpnas_space_create(ctx, MPNAS_PRESET_32PX, &sp));
+  OKC(mpnas_space_get_int(sp, MPNAS_SPACE_NUM_LAYERS, &v));
+  CHECK_EQ_INT(v, 10);
+  int32_t nops;
+  OKC(mpnas_space_num_ops(sp, 0, &nops));
+  CHECK_EQ_INT(nops, 6); /* k{3,5,7} x e{3,6} */
+  OKC(mpnas_space_num_ops(sp, 1, &nops));
+  CHECK_EQ_INT(nops, 7); /* + zero */
+  int32_t k, e, se;
+  OKC(mpnas_space_op_info(sp, 1, 0, &k, &e, &se));
+  CHECK(k == 0 && e == 0 && se == 0);
+  OKC(mpnas_space_op_info(sp, 1, 1, &k, &e, &se));
+  CHECK(k == 3 && e == 3 && se == 0);
+  OKC(mpnas_space_op_info(sp, 1, 6, &k, &e, &se));
+  CHECK(k == 7 && e == 6);
+  /* Path text round trip and cost. */
+  int32_t path[10] = {0, 0, 1, 2, 3, 4, 5, 6, 1, 0}, back[10];
+  char text[256];
+  size_t need = 0;
+  OKC(mpnas_space_path_string(sp, path, 10, text, sizeof text, &need));
+  CHECK(strncmp(text, "k3e3 zero k5e3 k5e3", 19) == 0);
+  CHECK_EQ_INT(need, strlen(text) + 1);
+  OKC(mpnas_space_parse_path(sp, text, back, 10));
+  CHECK(memcmp(path, back, sizeof path) == 0);
+  CHECK_EQ_INT(mpnas_space_path_string(sp, path, 10, text, 5, &need), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_space_parse_path(sp, "k3e3 k9e9", back, 10), MPNAS_E_INVALID_ARGUMENT);
+  CHECK(strstr(mpnas_context_last_error(ctx), "k9e9") != NULL);
+  int64_t macs_small, params_small, macs_big, params_big;
+  int32_t small[10] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, bigp[10] = {5, 6, 5, 6, 6, 5, 6, 6, 5, 6};
+  OKC(mpnas_space_path_cost(sp, small, 10, 10, &macs_small, &params_small));
+  OKC(mpnas_space_path_cost(sp, bigp, 10, 10, &macs_big, &params_big));
+  CHECK(macs_small < macs_big && params_small < params_big);
+  printf("    32px preset: smallest path %.1f MMAC / %.0f k params, largest %.1f MMAC / %.0f k\n",
+         macs_small / 1e6, params_small / 1e3, macs_big / 1e6, params_big / 1e3);
+  mpnas_space_free(sp);
+
+  /* MBV2-9: one fixed path; BENCHMARKS.md says ~0.42 M parameters, ~83 MFLOP. */
+  OKC(mpnas_space_create(ctx, MPNAS_PRESET_MBV2_9, &sp));
+  OKC(mpnas_space_get_int(sp, MPNAS_SPACE_NUM_LAYERS, &v));
+  CHECK_EQ_INT(v, 9);
+  int32_t fixed[9] = {0};
+  for (int l = 0; l < 9; l++) {
+    OKC(mpnas_space_num_ops(sp, l, &nops));
+    CHECK_EQ_INT(nops, 1);
+  }
+  int64_t macs, params;
+  OKC(mpnas_space_path_cost(sp, fixed, 9, 10, &macs, &params));
+  printf("    MBV2-9: %.3f M parameters, %.1f MFLOP\n", params / 1e6, 2.0 * macs / 1e6);
+  CHECK(params > 400000 && params < 440000);
+  CHECK(2 * macs > 75000000 && 2 * macs < 90000000);
+  mpnas_space_free(sp);
+
+  OKC(mpnas_space_create(ctx, MPNAS_PRESET_MOBILENET_V3, &sp));
+  OKC(mpnas_space_get_int(sp, MPNAS_SPACE_INPUT_HEIGHT, &v));
+  CHECK_EQ_INT(v, 224);
+  OKC(mpnas_space_num_ops(sp, 2, &nops));
+  CHECK_EQ_INT(nops, 1 + 3 * 2 * 2); /* zero + k x e x SE on/off */
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
+static void test_space_errors(void) {
+  mpnas_context *ctx = NULL;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas_space *sp = NULL;
+  CHECK_EQ_INT(mpnas_space_create(NULL, 0, &sp), MPNAS_E_INVALID_ARGUMENT);
+  CHECK_EQ_INT(mpnas_space_create(ctx, 99, &sp), MPNAS_E_OUT_OF_RANGE);
+  CHECK(sp == NULL);
+  OKC(mpnas_space_create(ctx, MPNAS_PRESET_EMPTY, &sp));
+  CHECK_EQ_INT(mpnas_space_set_int(sp, MPNAS_SPACE_STEM_KERNEL, 4), MPNAS_E_OUT_OF_RANGE);
+  CHECK(strstr(mpnas_context_last_error(ctx), "odd") != NULL);
+  CHECK_EQ_INT(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_HEIGHT, 0), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_space_set_int(sp, 1234, 0), MPNAS_E_UNKNOWN_PARAMETER);
+  CHECK_EQ_INT(mpnas_space_set_int(sp, MPNAS_SPACE_NUM_LAYERS, 3), MPNAS_E_INVALID_ARGUMENT);
+  CHECK_EQ_INT(mpnas_space_add_stage(sp, 16, 2, 3, MPNAS_ACT_RELU, 1), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_space_add_stage(sp, 16, 0, 1, MPNAS_ACT_RELU, 1), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_space_add_stage(sp, 16, 2, 1, 77, 1), MPNAS_E_OUT_OF_RANGE);
+  OKC(mpnas_space_add_stage(sp, 16, 2, 1, MPNAS_ACT_RELU, 1));
+  const int32_t dup[] = {3, 3}, even[] = {4}, e[] = {2};
+  CHECK_EQ_INT(mpnas_space_set_choices(sp, 0, dup, 2, e, 1), MPNAS_E_INVALID_ARGUMENT);
+  CHECK_EQ_INT(mpnas_space_set_choices(sp, 0, even, 1, e, 1), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_space_set_choices(sp, 5, e, 1, e, 1), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_space_set_choices(sp, 0, NULL, 1, e, 1), MPNAS_E_INVALID_ARGUMENT);
+  int32_t nops;
+  CHECK_EQ_INT(mpnas_space_num_ops(sp, 2, &nops), MPNAS_E_OUT_OF_RANGE);
+  int32_t path[2] = {0, 99};
+  int64_t m, p;
+  CHECK_EQ_INT(mpnas_space_path_cost(sp, path, 2, 10, &m, &p), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_space_path_cost(sp, path, 3, 10, &m, &p), MPNAS_E_INVALID_ARGUMENT);
+  mpnas_space_free(sp);
+  mpnas_space_free(NULL);
+  mpnas_context_free(ctx);
+}
+
+static void test_jaccard_and_usage(void) {
+  mpnas_context *ctx = NULL;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas_space *sp = NULL;
+  OKC(mpnas_space_create(ctx, MPNAS_PRESET_32PX, &sp));
+  /* Domain 0 and 1 share layers 0-4 (5 nodes) and differ on 5-9; domain 2 skips every
+   * skippable layer (zero ops are not nodes). */
+  int32_t paths[3][10] = {{1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+                          {1, 1, 1, 1, 1, 2, 2, 2, 2, 2},
+                          {1, 0, 1, 0, 0, 1, 0, 0, 1, 0}};
+  double j[9];
+  OKC(mpnas_space_jaccard(sp, &paths[0][0], 3, 10, j, 9));
+  CHECK_NEAR(j[0], 1.0, 1e-12);
+  CHECK_NEAR(j[1], 5.0 / 15.0, 1e-12); /* |A n B| = 5, |A u B| = 15 */
+  CHECK_NEAR(j[3], j[1], 1e-12);
+  /* Domain 2 uses layers 0 (op 1), 2 (op 1), 5 (op 1), 8 (op 1): 4 nodes, all in A. */
+  CHECK_NEAR(j[2], 4.0 / 10.0, 1e-12);
+  int32_t users;
+  OKC(mpnas_space_node_users(sp, &paths[0][0], 3, 10, 0, 1, &users));
+  CHECK_EQ_INT(users, 3);
+  OKC(mpnas_space_node_users(sp, &paths[0][0], 3, 10, 5, 2, &users));
+  CHECK_EQ_INT(users, 1);
+  OKC(mpnas_space_node_users(sp, &paths[0][0], 3, 10, 5, 3, &users));
+  CHECK_EQ_INT(users, 0);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
+/* ---- Controllers ------------------------------------------------------------------------- */
+
+static void test_controller_api_converges(void) {
+  /* A synthetic reward whose best path is known: the fraction of layers matching a
+   * hidden target. With RL lr 0.1 the target's probability passes 0.9 in every layer
+   * within 600 updates (measured: median ~170 for 7 layers x 7 ops). */
+  mpnas_context *ctx = NULL;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 5));
+  int32_t ops[7] = {7, 7, 7, 7, 7, 7, 7}, target[7] = {3, 0, 6, 2, 5, 1, 4};
+  mpnas_controller *c = NULL;
+  OKC(mpnas_controller_create(ctx, ops, 7, &c));
+  int converged_at = -1;
+  for (int it = 0; it < 600 && converged_at < 0; it++) {
+    int32_t path[7];
+    OKC(mpnas_controller_sample(c, path, 7));
+    double r = 0;
+    for (int l = 0; l < 7; l++) r += path[l] == target[l];
+    OKC(mpnas_controller_update(c, path, 7, r / 7.0, 0.1, 0.0));
+    double probs[7];
+    int all = 1;
+    for (int l = 0; l < 7; l++) {
+      OKC(mpnas_controller_probabilities(c, l, probs, 7));
+      all &= probs[target[l]] > 0.9;
+    }
+    if (all) converged_at = it + 1;
+  }
+  printf("    converged after %d updates\n", converged_at);
+  CHECK(converged_at > 0);
+  int32_t best[7];
+  OKC(mpnas_controller_argmax(c, best, 7));
+  CHECK(memcmp(best, target, sizeof best) == 0);
+  double maxp[7], logp;
+  OKC(mpnas_controller_max_probabilities(c, maxp, 7));
+  for (int l = 0; l < 7; l++) CHECK(maxp[l] > 0.9);
+  OKC(mpnas_controller_log_probability(c, best, 7, &logp));
+  CHECK(logp > 7 * log(0.9));
+  /* Errors. */
+  int32_t bad[7] = {0, 0, 0, 0, 0, 0, 9};
+  CHECK_EQ_INT(mpnas_controller_update(c, bad, 7, 1.0, 0.1, 0), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_controller_update(c, best, 6, 1.0, 0.1, 0), MPNAS_E_INVALID_ARGUMENT);
+  CHECK_EQ_INT(mpnas_controller_update(c, best, 7, 1.0, -1.0, 0), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_controller_probabilities(c, 7, maxp, 7), MPNAS_E_OUT_OF_RANGE);
+  mpnas_controller_free(c);
+  int32_t zero_ops[2] = {3, 0};
+  CHECK(mpnas_controller_create(ctx, zero_ops, 2, &c) != MPNAS_OK);
+  CHECK(c == NULL);
+  mpnas_context_free(ctx);
+}
+
+/* ---- Search ------------------------------------------------------------------------------- */
+
+typedef struct {
+  int calls;
+  int64_t last_step;
+  int cancel_at;
+} progress_log;
+
+static int32_t on_progress(void *user, mpnas_supernet *sn, int64_t step, int64_t total) {
+  progress_log *p = user;
+  (void)sn;
+  (void)total;
+  p->calls++;
+  p->last_step = step;
+  return p->cancel_at > 0 && step >= p->cancel_at;
+}
+
+static void read_paths(mpnas_supernet *sn, int nd, int32_t *paths) {
+  for (int d = 0; d < nd; d++) mpnas_supernet_path(sn, d, paths + d * 3, 3);
+}
+
+static void test_search_known_answer(void) {
+  /* Two "wide" domains need a 7x7 layer somewhere (receptive field >= 13); two "easy"
+   * domains do not, and the MAC cost term makes them prefer the cheap 3x3 everywhere, so
+   * the two easy domains share every node. See make_domain for why this is known. */
+  mpnas_context *ctx = NULL;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 1));
+  mpnas_space *sp = tiny_space(ctx);
+  int wide[4] = {1, 1, 0, 0};
+  mpnas_supernet *sn = tiny_supernet(ctx, sp, 4, wide, 300);
+  /* The supernet must learn the wide task before the controllers commit: half the
+   * budget is warmup (random ops) and RL delay. */
+  OKC(mpnas_supernet_set_double(sn, MPNAS_SEARCH_WARMUP_FRACTION, 0.5));
+  OKC(mpnas_supernet_set_double(sn, MPNAS_SEARCH_RL_DELAY_FRACTION, 0.5));
+  /* A cost target at the all-3x3 path: any 7x7 costs reward, so it is chosen only when
+   * it buys accuracy. */
+  int32_t cheap[3] = {0, 0, 0};
+  int64_t macs, params;
+  OKC(mpnas_space_path_cost(sp, cheap, 3, 2, &macs, &params));
+  OKC(mpnas_supernet_set_double(sn, MPNAS_SEARCH_COST_TARGET, (double)macs));
+  progress_log log = {0, 0, 0};
+  double t0 = check_seconds();
+  OKC(mpnas_supernet_search(sn, 0, on_progress, &log, 50));
+  printf("    search: %.1fs for 300 steps of 4 domains\n", check_seconds() - t0);
+  CHECK_EQ_INT(log.calls, 6);
+  CHECK_EQ_INT(log.last_step, 300);
+  int32_t paths[12];
+  read_paths(sn, 4, paths);
+  for (int d = 0; d < 4; d++) {
+    char text[64];
+    double acc;
+    mpnas_space_path_string(sp, paths + 3 * d, 3, text, sizeof text, NULL);
+    mpnas_supernet_domain_stat(sn, d, MPNAS_STAT_VALID_ACCURACY, &acc);
+    printf("    domain %d (%s): %s  RF %d  valid acc %.2f\n", d, wide[d] ? "wide" : "easy", text,
+           receptive_field(sp, paths + 3 * d, 3), acc);
+  }
+  for (int d = 0; d < 2; d++) CHECK(receptive_field(sp, paths + 3 * d, 3) >= 13);
+  for (int d = 0; d < 4; d++) {
+    double acc;
+    OKC(mpnas_supernet_domain_stat(sn, d, MPNAS_STAT_VALID_ACCURACY, &acc));
+    CHECK(acc >= 0.9);
+  }
+  for (int d = 2; d < 4; d++) CHECK_EQ_INT(receptive_field(sp, paths + 3 * d, 3), 9);
+  CHECK(memcmp(paths + 6, paths + 9, 3 * sizeof(int32_t)) == 0);
+  mpnas_supernet_free(sn);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
+
+/* ---- Determinism, checkpoints, methods ------------------------------------------------ */
+
+static void save_and_read(mpnas_supernet *sn, const char *path, unsigned char **buf, long *len) {
+  mpnas_context *ctx = NULL; /* for OKC's message only */
+  (void)ctx;
+  CHECK_EQ_INT(mpnas_supernet_save_checkpoint(sn, path), MPNAS_OK);
+  FILE *f = fopen(path, "rb");
+  CHECK(f != NULL);
+  if (!f) return;
+  fseek(f, 0, SEEK_END);
+  *len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  *buf = malloc((size_t)*len);
+  CHECK(fread(*buf, 1, (size_t)*len, f) == (size_t)*len);
+  fclose(f);
+}
+
+static void test_seed_and_resume(void) {
+  /* Same seed: identical paths and state. Stop after 12 of 24 steps, save, load into a
+   * fresh supernet, finish: the final checkpoint equals the uninterrupted one byte for
+   * byte (weights, optimiser, controllers, random streams). */
+  int wide[2] = {1, 0};
+  unsigned char *full = NULL, *resumed = NULL, *again = NULL;
+  long nfull = 0, nresumed = 0, nagain = 0;
+  for (int run = 0; run < 3; run++) {
+    mpnas_context *ctx = NULL;
+    CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+    OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 9));
+    mpnas_space *sp = tiny_space(ctx);
+    mpnas_supernet *sn = tiny_supernet(ctx, sp, 2, wide, 24);
+    OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 16));
+    if (run < 2) {
+      OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+      save_and_read(sn, "/tmp/mpnas-test-full.ckpt", run == 0 ? &full : &again,
+                    run == 0 ? &nfull : &nagain);
+    } else {
+      progress_log stop = {0, 0, 12};
+      CHECK_EQ_INT(mpnas_supernet_search(sn, 0, on_progress, &stop, 4), MPNAS_E_CANCELLED);
+      CHECK(strstr(mpnas_context_last_error(ctx), "step 12") != NULL);
+      OKC(mpnas_supernet_save_checkpoint(sn, "/tmp/mpnas-test-half.ckpt"));
+      mpnas_supernet_free(sn);
+      sn = tiny_supernet(ctx, sp, 2, wide, 24);
+      OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 16));
+      OKC(mpnas_supernet_load_checkpoint(sn, "/tmp/mpnas-test-half.ckpt"));
+      int64_t step;
+      OKC(mpnas_supernet_get_int(sn, MPNAS_SEARCH_STEP, &step));
+      CHECK_EQ_INT(step, 12);
+      OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+      save_and_read(sn, "/tmp/mpnas-test-resumed.ckpt", &resumed, &nresumed);
+    }
+    mpnas_supernet_free(sn);
+    mpnas_space_free(sp);
+    mpnas_context_free(ctx);
+  }
+  CHECK(nfull > 0 && nfull == nagain && nfull == nresumed);
+  if (full && again) CHECK_MSG(memcmp(full, again, (size_t)nfull) == 0, "same seed, different state");
+  if (full && resumed)
+    CHECK_MSG(memcmp(full, resumed, (size_t)nfull) == 0, "resumed search differs from uninterrupted");
+  free(full);
+  free(again);
+  free(resumed);
+  remove("/tmp/mpnas-test-full.ckpt");
+  remove("/tmp/mpnas-test-half.ckpt");
+  remove("/tmp/mpnas-test-resumed.ckpt");
+}
+
+static void test_methods(void) {
+  int wide[3] = {1, 0, 0};
+  for (int method = MPNAS_METHOD_MPNAS; method <= MPNAS_METHOD_SINGLE_PATH; method++) {
+    mpnas_context *ctx = NULL;
+    CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+    mpnas_space *sp = tiny_space(ctx);
+    mpnas_supernet *sn = tiny_supernet(ctx, sp, 3, wide, 30);
+    OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 16));
+    OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_METHOD, method));
+    OKC(mpnas_supernet_set_double(sn, MPNAS_SEARCH_RL_LEARNING_RATE, 0.5));
+    int32_t fixed[3] = {1, 0, 1};
+    OKC(mpnas_supernet_set_fixed_path(sn, fixed, 3));
+    OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+    int32_t paths[9];
+    read_paths(sn, 3, paths);
+    mpnas_controller *c0, *c1;
+    OKC(mpnas_supernet_controller(sn, 0, &c0));
+    OKC(mpnas_supernet_controller(sn, 1, &c1));
+    if (method == MPNAS_METHOD_MULTI_HEAD) {
+      CHECK(c0 == c1); /* one controller for all: one path */
+      CHECK(memcmp(paths, paths + 3, 12) == 0 && memcmp(paths, paths + 6, 12) == 0);
+    } else {
+      CHECK(c0 != c1);
+    }
+    if (method == MPNAS_METHOD_SINGLE_PATH)
+      for (int d = 0; d < 3; d++) CHECK(memcmp(paths + 3 * d, fixed, 12) == 0);
+    /* Weights: one set shared by all, or one per domain for domain-independent NAS. */
+    int64_t step;
+    OKC(mpnas_supernet_get_int(sn, MPNAS_SEARCH_STEP, &step));
+    CHECK_EQ_INT(step, 30);
+    double acc;
+    OKC(mpnas_supernet_domain_stat(sn, 2, MPNAS_STAT_VALID_ACCURACY, &acc));
+    CHECK(acc >= 0.0 && acc <= 1.0);
+    /* Locked once started. */
+    CHECK_EQ_INT(mpnas_supernet_set_int(sn, MPNAS_SEARCH_METHOD, MPNAS_METHOD_MPNAS), MPNAS_E_STATE);
+    mpnas_supernet_free(sn);
+    mpnas_space_free(sp);
+    mpnas_context_free(ctx);
+  }
+}
+
+static void test_checkpoint_sizes_by_method(void) {
+  /* Domain-independent NAS holds one weight set per domain: its checkpoint is about D
+   * times the shared supernet's. */
+  long size[2] = {0, 0};
+  int wide[3] = {1, 0, 0};
+  for (int i = 0; i < 2; i++) {
+    mpnas_context *ctx = NULL;
+    CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+    mpnas_space *sp = tiny_space(ctx);
+    mpnas_supernet *sn = tiny_supernet(ctx, sp, 3, wide, 2);
+    OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 8));
+    OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_METHOD, i ? MPNAS_METHOD_INDEPENDENT : MPNAS_METHOD_MPNAS));
+    OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+    unsigned char *buf = NULL;
+    save_and_read(sn, "/tmp/mpnas-test-size.ckpt", &buf, &size[i]);
+    free(buf);
+    mpnas_supernet_free(sn);
+    mpnas_space_free(sp);
+    mpnas_context_free(ctx);
+  }
+  remove("/tmp/mpnas-test-size.ckpt");
+  CHECK_MSG(size[1] > 2 * size[0], "independent %ld vs shared %ld bytes", size[1], size[0]);
+}
+
+static void test_search_bad_input(void) {
+  mpnas_context *ctx = NULL;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas_space *sp = tiny_space(ctx);
+  mpnas_supernet *sn = NULL;
+  CHECK_EQ_INT(mpnas_supernet_create(ctx, NULL, &sn), MPNAS_E_INVALID_ARGUMENT);
+  OKC(mpnas_supernet_create(ctx, sp, &sn));
+  int32_t d;
+  /* No domains yet. */
+  CHECK_EQ_INT(mpnas_supernet_search(sn, 0, NULL, NULL, 0), MPNAS_E_STATE);
+  CHECK(strstr(mpnas_context_last_error(ctx), "no domains") != NULL);
+  CHECK_EQ_INT(mpnas_supernet_add_domain(sn, "one", 1, &d), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_add_domain(sn, "", 3, &d), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_add_domain(sn, NULL, 3, &d), MPNAS_E_INVALID_ARGUMENT);
+  OKC(mpnas_supernet_add_domain(sn, "a", 3, &d));
+  CHECK_EQ_INT(mpnas_supernet_add_domain(sn, "a", 3, &d), MPNAS_E_INVALID_ARGUMENT);
+  uint8_t img[4 * IMG] = {0};
+  int32_t lab[4] = {0, 1, 2, 3};
+  /* Label 3 is out of range for 3 classes; nothing is stored. */
+  CHECK_EQ_INT(mpnas_supernet_set_data(sn, 0, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, img, lab, 4),
+               MPNAS_E_OUT_OF_RANGE);
+  CHECK(strstr(mpnas_context_last_error(ctx), "label 3") != NULL);
+  CHECK_EQ_INT(mpnas_supernet_set_data(sn, 0, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, img, lab, 0),
+               MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_set_data(sn, 0, 7, MPNAS_DTYPE_U8, img, lab, 3), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_set_data(sn, 0, MPNAS_SPLIT_TRAIN, 9, img, lab, 3), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_set_data(sn, 1, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, img, lab, 3), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_set_data(sn, 0, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, NULL, lab, 3), MPNAS_E_INVALID_ARGUMENT);
+  float fimg[IMG] = {0};
+  fimg[5] = NAN;
+  CHECK_EQ_INT(mpnas_supernet_set_data(sn, 0, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_F32, fimg, lab, 1), MPNAS_E_INVALID_ARGUMENT);
+  /* Still no training data: the search refuses, with the domain's name. */
+  CHECK_EQ_INT(mpnas_supernet_search(sn, 0, NULL, NULL, 0), MPNAS_E_STATE);
+  CHECK(strstr(mpnas_context_last_error(ctx), "\"a\"") != NULL);
+  /* One image cannot be split into train and validation. */
+  OKC(mpnas_supernet_set_data(sn, 0, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, img, lab, 1));
+  CHECK_EQ_INT(mpnas_supernet_search(sn, 0, NULL, NULL, 0), MPNAS_E_STATE);
+  /* Parameters. */
+  CHECK_EQ_INT(mpnas_supernet_set_int(sn, MPNAS_SEARCH_STEPS, 0), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_set_int(sn, 999, 0), MPNAS_E_UNKNOWN_PARAMETER);
+  CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_SEARCH_LEARNING_RATE, -1), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_SEARCH_COST_BETA, 0.5), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_SEARCH_STEPS, 5.0), MPNAS_E_UNKNOWN_PARAMETER);
+  int32_t path[3] = {0, 0, 5};
+  CHECK_EQ_INT(mpnas_supernet_set_fixed_path(sn, path, 3), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_set_fixed_path(sn, path, 2), MPNAS_E_INVALID_ARGUMENT);
+  CHECK_EQ_INT(mpnas_supernet_path(sn, 0, path, 3), MPNAS_E_STATE);
+  mpnas_controller *c;
+  CHECK_EQ_INT(mpnas_supernet_controller(sn, 0, &c), MPNAS_E_STATE);
+  CHECK_EQ_INT(mpnas_supernet_save_checkpoint(sn, "/tmp/mpnas-x.ckpt"), MPNAS_E_STATE);
+  mpnas_supernet_free(sn);
+
+  /* A checkpoint from a different search space: INCOMPATIBLE, and the supernet still
+   * works afterwards. */
+  int wide[1] = {0};
+  sn = tiny_supernet(ctx, sp, 1, wide, 3);
+  OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 8));
+  OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+  OKC(mpnas_supernet_save_checkpoint(sn, "/tmp/mpnas-test-other.ckpt"));
+  mpnas_supernet_free(sn);
+  OKC(mpnas_space_set_int(sp, MPNAS_SPACE_HEAD_CHANNELS, 24));
+  sn = tiny_supernet(ctx, sp, 1, wide, 3);
+  OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 8));
+  CHECK_EQ_INT(mpnas_supernet_load_checkpoint(sn, "/tmp/mpnas-test-other.ckpt"), MPNAS_E_INCOMPATIBLE);
+  CHECK(strstr(mpnas_context_last_error(ctx), "different search space") != NULL);
+  CHECK_EQ_INT(mpnas_supernet_load_checkpoint(sn, "/nonexistent/x.ckpt"), MPNAS_E_IO);
+  /* A corrupt checkpoint (one flipped byte) is refused too. */
+  FILE *f = fopen("/tmp/mpnas-test-other.ckpt", "r+b");
+  CHECK(f != NULL);
+  if (f) {
+    fseek(f, 100, SEEK_SET);
+    int ch = fgetc(f);
+    fseek(f, 100, SEEK_SET);
+    fputc(ch ^ 0x10, f);
+    fclose(f);
+  }
+  CHECK_EQ_INT(mpnas_supernet_load_checkpoint(sn, "/tmp/mpnas-test-other.ckpt"), MPNAS_E_CORRUPT);
+  OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+  remove("/tmp/mpnas-test-other.ckpt");
+  mpnas_supernet_free(sn);
+  mpnas_supernet_free(NULL);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
+int main(void) {
+  RUN(test_space_presets);
+  RUN(test_space_errors);
+  RUN(test_jaccard_and_usage);
+  RUN(test_controller_api_converges);
+  RUN(test_seed_and_resume);
+  RUN(test_methods);
+  RUN(test_checkpoint_sizes_by_method);
+  RUN(test_search_bad_input);
+  RUN(test_search_known_answer);
+  return check_finish();
+}
