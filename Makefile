@@ -32,7 +32,8 @@ SONAME  := libmpnas.so.$(MAJOR)
 MACHINE := $(shell $(CC) -dumpmachine)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O3 -g
-BASEFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden
+# -fno-math-errno: the library never reads errno after maths, and it lets sqrtf vectorise.
+BASEFLAGS := -std=c11 $(WARN) -fPIC -fvisibility=hidden -fno-math-errno
 CPPFLAGS_LIB := -Iinclude -Isrc -DMPNAS_BUILDING_LIBRARY
 LDLIBS  := -lm
 
@@ -122,7 +123,11 @@ test-neon:
 	$(MAKE) CC=$(AARCH64_CC) OPENMP=0 SAN= BUILD=build/aarch64 LIBDIR=build/aarch64/lib \
 	  RUN="qemu-aarch64 -L /usr/aarch64-linux-gnu" TESTS="$(NEON_TESTS)" test
 
-NEON_TESTS ?= $(TESTS)
+# Under qemu, every test but the end-to-end one: measured on the CI machine, test_e2e
+# takes ~340 s emulated while all the others together take ~45 s (test_kernels ~22 s,
+# test_ops_conv ~13 s), and the NEON paths it runs are covered by test_kernels and
+# test_ops_*. For the full set: make test-neon NEON_TESTS='$(TESTS)'.
+NEON_TESTS ?= $(filter-out test_e2e,$(TESTS))
 
 # ---- Install ------------------------------------------------------------------------
 $(BUILD)/mpnas.pc: lib/mpnas.pc.in include/mpnas.h

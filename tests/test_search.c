@@ -651,6 +651,47 @@ static void test_sharing_aware_cost(void) {
   CHECK(jac[1] > jac[0]);
 }
 
+static void test_latency_cost(void) {
+  /* The latency table: one entry per node plus the fixed parts, measured on this CPU; a
+   * 7x7 node takes longer than a 3x3 one; a table can be saved and installed; a search
+   * with the latency cost and the MnasNet reward form runs. */
+  mpnas_context *ctx = NULL;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas_space *sp = tiny_space(ctx);
+  int wide[1] = {0};
+  mpnas_supernet *sn = tiny_supernet(ctx, sp, 1, wide, 10);
+  size_t n = 0;
+  OKC(mpnas_supernet_latency_table(sn, NULL, 0, &n));
+  CHECK_EQ_INT(n, 1 + 3 * 2);
+  double table[7], table2[7];
+  OKC(mpnas_supernet_latency_table(sn, table, 7, &n));
+  for (int i = 0; i < 7; i++) CHECK(table[i] > 0.0);
+  printf("    latency: fixed %.1f us, layer 0: k3 %.1f us, k7 %.1f us\n", table[0] * 1e6,
+         table[1] * 1e6, table[2] * 1e6);
+  CHECK(table[2] > table[1]); /* layer 0: op 1 (k7) slower than op 0 (k3) */
+  CHECK_EQ_INT(mpnas_supernet_latency_table(sn, table2, 3, &n), MPNAS_E_INVALID_ARGUMENT);
+  table2[0] = -1;
+  CHECK_EQ_INT(mpnas_supernet_set_latency_table(sn, table2, 7), MPNAS_E_OUT_OF_RANGE);
+  for (int i = 0; i < 7; i++) table2[i] = 1e-3 * (i + 1);
+  OKC(mpnas_supernet_set_latency_table(sn, table2, 7));
+  OKC(mpnas_supernet_latency_table(sn, table, 7, &n));
+  CHECK(memcmp(table, table2, sizeof table) == 0);
+  OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_COST, MPNAS_COST_LATENCY));
+  OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_REWARD, MPNAS_REWARD_MNAS));
+  OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 8));
+  double beta;
+  OKC(mpnas_supernet_get_double(sn, MPNAS_SEARCH_COST_BETA, &beta));
+  CHECK_NEAR(beta, -0.07, 1e-12);
+  OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+  double cost;
+  OKC(mpnas_supernet_domain_stat(sn, 0, MPNAS_STAT_COST, &cost));
+  /* With the installed table a path costs fixed + its three nodes: 1e-3 * (1 + ...). */
+  CHECK(cost >= 1e-3 * (1 + 2 + 4 + 6) - 1e-12 && cost <= 1e-3 * (1 + 3 + 5 + 7) + 1e-12);
+  mpnas_supernet_free(sn);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
 int main(void) {
   RUN(test_space_presets);
   RUN(test_space_errors);
@@ -660,6 +701,7 @@ int main(void) {
   RUN(test_methods);
   RUN(test_checkpoint_sizes_by_method);
   RUN(test_search_bad_input);
+  RUN(test_latency_cost);
   RUN(test_cost_target);
   RUN(test_sharing_aware_cost);
   RUN(test_search_known_answer);

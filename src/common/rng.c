@@ -22,6 +22,7 @@ uint32_t mpnas__rng_u32(mpnas__rng *rng) {
 }
 
 uint32_t mpnas__rng_below(mpnas__rng *rng, uint32_t n) {
+  if (n <= 1) return 0; /* [0, 1) and the invalid n = 0 alike: never divide by zero */
   /* Reject the low values that would make the modulo uneven. */
   uint32_t threshold = (uint32_t)(-n) % n;
   for (;;) {
