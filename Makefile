@@ -151,6 +151,19 @@ uninstall:
 clean:
 	rm -rf build lib/libmpnas.a lib/libmpnas.so* lib/.config-stamp
 
+# ---- Examples and the main job ----------------------------------------------------------
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+$(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) -Iinclude -Iexamples $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
+examples: $(EXAMPLES)
+
+# The main job: the pipeline on MDD-6 if `make data` built it, else on the embedded set.
+demo: $(BUILD)/examples/quickstart
+	$(BUILD)/examples/quickstart
+.PHONY: demo
+
 # ---- Data and benchmarks live in their own fragments --------------------------------
 # bench/bench.mk defines `bench` (kernel benchmark); tools/data/make_data.sh builds MDD-6.
 -include bench/bench.mk
