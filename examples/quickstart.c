@@ -1,9 +1,10 @@
 /* quickstart.c - the whole libmpnas pipeline on several image domains at once.
  *
  * What it does, step by step:
- *   1. loads the domains: MDD-6 from data/mdd6 when `make data` has built it, else the
- *      embedded procedural set (examples/synthetic.h: shapes, gratings, colours,
- *      counts), so it runs offline on a fresh machine;
+ *   1. loads the domains: MDD-6 from data/mdd6 when `make data` has built it (at most
+ *      2000 training images per domain, grey replicated to RGB), else the embedded
+ *      procedural set (examples/synthetic.h: shapes, gratings, colours, counts), so it
+ *      runs offline on a fresh machine;
  *   2. describes the search space (the 32x32 preset) and creates the supernet;
  *   3. runs the MPNAS search: one controller per domain chooses that domain's path,
  *      with a progress bar;
@@ -19,10 +20,58 @@
 #include <string.h>
 #include <time.h>
 
+#include "idx.h"
 #include "mpnas.h"
 #include "synthetic.h"
 
-#define TRAIN_PER_DOMAIN 2000
+#define TRAIN_PER_DOMAIN 2000 /* images per domain handed to the search (a cap for MDD-6) */
+#define MAX_DOMAINS 8
+
+static const char *const MDD6[] = {"fmnist", "mnist", "letters", "emoji", "textures", "icons"};
+
+/* Count the classes: the largest label + 1. */
+static int32_t count_classes(const uint8_t *labels, int64_t n) {
+  int32_t c = 0;
+  for (int64_t i = 0; i < n; i++)
+    if (labels[i] + 1 > c) c = labels[i] + 1;
+  return c;
+}
+
+/* Load one MDD-6 domain's training split, at most `cap` images, as 32x32x3 (grey
+ * replicated to RGB). Returns the image count, 0 if the files are not there. */
+static int64_t load_mdd6(const char *domain, int64_t cap, uint8_t *images, int32_t *labels,
+                         int32_t *classes) {
+  char path[256], err[256];
+  idx_array im, lb;
+  snprintf(path, sizeof path, "data/mdd6/%s/train-images.idx", domain);
+  if (idx_read(path, &im, err, sizeof err) != 0) return 0;
+  snprintf(path, sizeof path, "data/mdd6/%s/train-labels.idx", domain);
+  if (idx_read(path, &lb, err, sizeof err) != 0) {
+    fprintf(stderr, "quickstart: %s\n", err);
+    free(im.data);
+    return 0;
+  }
+  int64_t n = im.dims[0] < cap ? im.dims[0] : cap;
+  int64_t ch = im.ndim == 4 ? im.dims[3] : 1;
+  if (lb.ndim != 1 || lb.dims[0] != im.dims[0] || im.dims[1] != SYN_SIZE || im.dims[2] != SYN_SIZE ||
+      (ch != 1 && ch != 3)) {
+    fprintf(stderr, "quickstart: %s: unexpected shapes\n", domain);
+    free(im.data);
+    free(lb.data);
+    return 0;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    for (int p = 0; p < SYN_SIZE * SYN_SIZE; p++)
+      for (int c = 0; c < 3; c++)
+        images[(size_t)i * SYN_PIXELS + (size_t)p * 3 + (size_t)c] =
+            im.data[((size_t)i * SYN_SIZE * SYN_SIZE + (size_t)p) * (size_t)ch + (ch == 3 ? (size_t)c : 0)];
+    labels[i] = lb.data[i];
+  }
+  *classes = count_classes(lb.data, lb.dims[0]);
+  free(im.data);
+  free(lb.data);
+  return n;
+}
 
 static int fail(mpnas_context *ctx, const char *what) {
   fprintf(stderr, "quickstart: %s: %s\n", what, mpnas_context_last_error(ctx));
@@ -79,16 +128,35 @@ int main(int argc, char **argv) {
   uint8_t *images = malloc((size_t)TRAIN_PER_DOMAIN * SYN_PIXELS);
   int32_t *labels = malloc(sizeof(int32_t) * TRAIN_PER_DOMAIN);
   if (!images || !labels) return 1;
-  printf("data: the embedded procedural set (%d domains x %d images, 32x32x3)\n", SYN_DOMAINS,
-         TRAIN_PER_DOMAIN);
-  for (int d = 0; d < SYN_DOMAINS; d++) {
-    int32_t id;
-    for (int i = 0; i < TRAIN_PER_DOMAIN; i++)
-      labels[i] = syn_image(d, (uint64_t)i, 7, images + (size_t)i * SYN_PIXELS);
-    if (mpnas_supernet_add_domain(sn, SYN_NAMES[d], SYN_CLASSES[d], &id) != MPNAS_OK ||
-        mpnas_supernet_set_data(sn, id, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images, labels,
-                                TRAIN_PER_DOMAIN) != MPNAS_OK)
-      return fail(ctx, "adding a domain");
+  const char *names[MAX_DOMAINS];
+  int32_t classes[MAX_DOMAINS], ndomains = 0;
+  for (int d = 0; d < 6; d++) { /* MDD-6 when `make data` has built it */
+    int32_t c, id;
+    int64_t n = load_mdd6(MDD6[d], TRAIN_PER_DOMAIN, images, labels, &c);
+    if (n == 0) break;
+    if (mpnas_supernet_add_domain(sn, MDD6[d], c, &id) != MPNAS_OK ||
+        mpnas_supernet_set_data(sn, id, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images, labels, n) != MPNAS_OK)
+      return fail(ctx, "adding an MDD-6 domain");
+    names[ndomains] = MDD6[d];
+    classes[ndomains++] = c;
+  }
+  if (ndomains > 0 && ndomains < 6) return fail(ctx, "data/mdd6 is incomplete: run `make data` again");
+  if (ndomains == 6) {
+    printf("data: MDD-6 from data/mdd6 (6 domains, at most %d training images each)\n", TRAIN_PER_DOMAIN);
+  } else {
+    printf("data: the embedded procedural set (%d domains x %d images, 32x32x3; `make data` for MDD-6)\n",
+           SYN_DOMAINS, TRAIN_PER_DOMAIN);
+    for (int d = 0; d < SYN_DOMAINS; d++) {
+      int32_t id;
+      for (int i = 0; i < TRAIN_PER_DOMAIN; i++)
+        labels[i] = syn_image(d, (uint64_t)i, 7, images + (size_t)i * SYN_PIXELS);
+      if (mpnas_supernet_add_domain(sn, SYN_NAMES[d], SYN_CLASSES[d], &id) != MPNAS_OK ||
+          mpnas_supernet_set_data(sn, id, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images, labels,
+                                  TRAIN_PER_DOMAIN) != MPNAS_OK)
+        return fail(ctx, "adding a domain");
+      names[ndomains] = SYN_NAMES[d];
+      classes[ndomains++] = SYN_CLASSES[d];
+    }
   }
   free(images);
   free(labels);
@@ -96,34 +164,35 @@ int main(int argc, char **argv) {
   /* 3. Search. */
   if (mpnas_supernet_set_int(sn, MPNAS_SEARCH_STEPS, steps) != MPNAS_OK) return fail(ctx, "steps");
   printf("search: %lld steps, one controller per domain\n", (long long)steps);
-  progress_state prog = {now(), SYN_DOMAINS};
+  progress_state prog = {now(), ndomains};
   if (mpnas_supernet_search(sn, 0, on_progress, &prog, 10) != MPNAS_OK) return fail(ctx, "search");
   double search_seconds = now() - prog.start;
 
   /* 4. Results. */
   int64_t layers;
   mpnas_space_get_int(space, MPNAS_SPACE_NUM_LAYERS, &layers);
-  int32_t *paths = malloc(sizeof(int32_t) * (size_t)(layers * SYN_DOMAINS));
+  int32_t *paths = malloc(sizeof(int32_t) * (size_t)(layers * ndomains));
   printf("\n%-9s %-62s %8s %8s %6s\n", "domain", "path", "MMAC", "kparams", "acc");
-  for (int d = 0; d < SYN_DOMAINS; d++) {
+  for (int d = 0; d < ndomains; d++) {
     int32_t *path = paths + d * layers;
     char text[512];
     int64_t macs, params;
     double acc;
     mpnas_supernet_path(sn, d, path, (size_t)layers);
     mpnas_space_path_string(space, path, (size_t)layers, text, sizeof text, NULL);
-    mpnas_space_path_cost(space, path, (size_t)layers, SYN_CLASSES[d], &macs, &params);
+    mpnas_space_path_cost(space, path, (size_t)layers, classes[d], &macs, &params);
     mpnas_supernet_domain_stat(sn, d, MPNAS_STAT_VALID_ACCURACY, &acc);
-    printf("%-9s %-62s %8.2f %8.1f %6.2f\n", SYN_NAMES[d], text, macs / 1e6, params / 1e3, acc);
+    printf("%-9s %-62s %8.2f %8.1f %6.2f\n", names[d], text, macs / 1e6, params / 1e3, acc);
   }
-  double jac[SYN_DOMAINS * SYN_DOMAINS];
-  mpnas_space_jaccard(space, paths, SYN_DOMAINS, (size_t)layers, jac, SYN_DOMAINS * SYN_DOMAINS);
+  double jac[MAX_DOMAINS * MAX_DOMAINS];
+  size_t nd = (size_t)ndomains;
+  mpnas_space_jaccard(space, paths, nd, (size_t)layers, jac, nd * nd);
   printf("\nJaccard similarity of the domains' node sets:\n%9s", "");
-  for (int b = 0; b < SYN_DOMAINS; b++) printf(" %8s", SYN_NAMES[b]);
+  for (size_t b = 0; b < nd; b++) printf(" %8s", names[b]);
   printf("\n");
-  for (int a = 0; a < SYN_DOMAINS; a++) {
-    printf("%-9s", SYN_NAMES[a]);
-    for (int b = 0; b < SYN_DOMAINS; b++) printf(" %8.2f", jac[a * SYN_DOMAINS + b]);
+  for (size_t a = 0; a < nd; a++) {
+    printf("%-9s", names[a]);
+    for (size_t b = 0; b < nd; b++) printf(" %8.2f", jac[a * nd + b]);
     printf("\n");
   }
   int shared = 0, exclusive = 0, unused = 0;
@@ -134,7 +203,7 @@ int main(int argc, char **argv) {
       int32_t k, e, se, users;
       mpnas_space_op_info(space, l, op, &k, &e, &se);
       if (k == 0) continue; /* `zero` is not a node */
-      mpnas_space_node_users(space, paths, SYN_DOMAINS, (size_t)layers, l, op, &users);
+      mpnas_space_node_users(space, paths, nd, (size_t)layers, l, op, &users);
       if (users >= 2) shared++;
       else if (users == 1) exclusive++;
       else unused++;

@@ -7,6 +7,13 @@
 #include "gradcheck.h"
 #include "tensor/ops.h"
 
+/* The engine the BN and activation tests run on: main() runs them once per kernel table
+ * this build and CPU support (scalar = the reference, then AVX2 or NEON), on one thread;
+ * the large-m case also runs on two (the threaded paths; test_misc_kernels checks that
+ * the thread count changes no bit). */
+static mpnas__engine ENG_STORAGE;
+static const mpnas__engine *const ENG = &ENG_STORAGE;
+
 static float *fvec(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
 
 static float *fvec_fill(size_t n, uint64_t seed, float lo, float hi) {
@@ -22,14 +29,14 @@ static void test_bn_forward_hand(void) {
    * xhat = (x - 2.5)/sqrt(1.25) = [-1.3416408, -0.4472136, 0.4472136, 1.3416408];
    * gamma 2, beta 1: y = 2*xhat + 1. */
   float x[4] = {1, 2, 3, 4}, y[4], gamma = 2.0f, beta = 1.0f, sm, si;
-  mpnas__bn_fwd_train(4, 1, x, &gamma, &beta, 0.0f, 0.1f, NULL, NULL, &sm, &si, y);
+  mpnas__bn_fwd_train(ENG, 4, 1, x, &gamma, &beta, 0.0f, 0.1f, NULL, NULL, &sm, &si, y);
   CHECK_NEAR(sm, 2.5, 1e-7);
   CHECK_NEAR(si, 0.894427191, 1e-6);
   const double xhat[4] = {-1.3416407865, -0.4472135955, 0.4472135955, 1.3416407865};
   for (int i = 0; i < 4; i++) CHECK_NEAR(y[i], 2.0 * xhat[i] + 1.0, 2e-6);
 
   /* In place (y == x) gives the same. */
-  mpnas__bn_fwd_train(4, 1, x, &gamma, &beta, 0.0f, 0.1f, NULL, NULL, &sm, &si, x);
+  mpnas__bn_fwd_train(ENG, 4, 1, x, &gamma, &beta, 0.0f, 0.1f, NULL, NULL, &sm, &si, x);
   for (int i = 0; i < 4; i++) CHECK_NEAR(x[i], y[i], 0.0);
 }
 
@@ -42,7 +49,7 @@ static void test_bn_running_stats(void) {
    * Channel 1: rm = 0.5 then 0.95; rv = 0.9 then 0.81. */
   float a[8] = {1, 5, 2, 5, 3, 5, 4, 5}, b[8] = {2, 5, 4, 5, 6, 5, 8, 5}, y[8];
   float rm[2] = {0, 0}, rv[2] = {1, 1}, sm[2], si[2];
-  mpnas__bn_fwd_train(4, 2, a, NULL, NULL, 1e-5f, 0.1f, rm, rv, sm, si, y);
+  mpnas__bn_fwd_train(ENG, 4, 2, a, NULL, NULL, 1e-5f, 0.1f, rm, rv, sm, si, y);
   CHECK_NEAR(rm[0], 0.25, 1e-7);
   CHECK_NEAR(rv[0], 1.0 + 0.1 * (5.0 / 3.0 - 1.0), 1e-6);
   CHECK_NEAR(rm[1], 0.5, 1e-7);
@@ -50,7 +57,7 @@ static void test_bn_running_stats(void) {
   /* Constant channel: output 0 (beta), invstd = 1/sqrt(eps). */
   for (int i = 0; i < 4; i++) CHECK_NEAR(y[2 * i + 1], 0.0, 0.0);
   CHECK_NEAR(si[1], 1.0 / sqrt(1e-5), 1e-2);
-  mpnas__bn_fwd_train(4, 2, b, NULL, NULL, 1e-5f, 0.1f, rm, rv, sm, si, y);
+  mpnas__bn_fwd_train(ENG, 4, 2, b, NULL, NULL, 1e-5f, 0.1f, rm, rv, sm, si, y);
   CHECK_NEAR(rm[0], 0.725, 1e-6);
   CHECK_NEAR(rv[0], 1.6266667, 1e-6);
   CHECK_NEAR(rm[1], 0.95, 1e-6);
@@ -63,11 +70,13 @@ static void test_bn_running_stats(void) {
  * by orders of magnitude here; two passes in double match a double reference. */
 static void test_bn_large_m_accuracy(void) {
   int m = 1 << 20, c = 3;
+  int threads = ENG_STORAGE.threads;
+  ENG_STORAGE.threads = 2;
   float *x = fvec((size_t)m * c), *y = fvec((size_t)m * c);
   gc_fill(x, (size_t)m * c, 11, -1.0f, 1.0f);
   for (size_t i = 0; i < (size_t)m * c; i++) x[i] += (i % 3 == 0) ? 1e4f : (i % 3 == 1 ? -300.0f : 0.0f);
   float sm[3], si[3], rm[3] = {0, 0, 0}, rv[3] = {0, 0, 0};
-  mpnas__bn_fwd_train(m, c, x, NULL, NULL, 1e-5f, 1.0f, rm, rv, sm, si, y);
+  mpnas__bn_fwd_train(ENG, m, c, x, NULL, NULL, 1e-5f, 1.0f, rm, rv, sm, si, y);
   for (int ch = 0; ch < c; ch++) {
     double s = 0, ss = 0;
     for (int i = 0; i < m; i++) s += x[(size_t)i * c + ch];
@@ -98,10 +107,10 @@ static void test_bn_large_m_accuracy(void) {
   gc_fill(dy, (size_t)m * c, 12, -1.0f, 1.0f);
   for (size_t i = 0; i < (size_t)m * c; i++)
     xs[i] = x[i] - ((i % 3 == 0) ? 1e4f : (i % 3 == 1 ? -300.0f : 0.0f));
-  mpnas__bn_fwd_train(m, c, x, gamma, NULL, 1e-5f, 0.1f, NULL, NULL, sm, si, y);
-  mpnas__bn_fwd_train(m, c, xs, gamma, NULL, 1e-5f, 0.1f, NULL, NULL, sms, sis, ys);
-  mpnas__bn_bwd(m, c, x, gamma, sm, si, dy, dx, dg, db);
-  mpnas__bn_bwd(m, c, xs, gamma, sms, sis, dy, dxs, dgs, dbs);
+  mpnas__bn_fwd_train(ENG, m, c, x, gamma, NULL, 1e-5f, 0.1f, NULL, NULL, sm, si, y);
+  mpnas__bn_fwd_train(ENG, m, c, xs, gamma, NULL, 1e-5f, 0.1f, NULL, NULL, sms, sis, ys);
+  mpnas__bn_bwd(ENG, m, c, x, gamma, sm, si, dy, dx, dg, db);
+  mpnas__bn_bwd(ENG, m, c, xs, gamma, sms, sis, dy, dxs, dgs, dbs);
   double worst_y = 0, worst_dx = 0;
   for (size_t i = 0; i < (size_t)m * c; i++) {
     /* Plain ifs: aarch64 gcc 12.2 crashes vectorising an fmax reduction here. */
@@ -118,6 +127,7 @@ static void test_bn_large_m_accuracy(void) {
   free(xs), free(ys), free(dy), free(dx), free(dxs);
   free(x);
   free(y);
+  ENG_STORAGE.threads = threads;
 }
 
 static void test_bn_infer_equals_fold(void) {
@@ -151,7 +161,7 @@ typedef struct bn_case {
 
 static double bn_loss(void *user) {
   bn_case *b = user;
-  mpnas__bn_fwd_train(b->m, b->c, b->x, b->gamma, b->beta, b->eps, 0.1f, NULL, NULL, b->sm,
+  mpnas__bn_fwd_train(ENG, b->m, b->c, b->x, b->gamma, b->beta, b->eps, 0.1f, NULL, NULL, b->sm,
                       b->si, b->y);
   return gc_dot(b->y, b->probe, (size_t)b->m * b->c);
 }
@@ -170,8 +180,8 @@ static int bn_gradcheck(int m, int c, uint64_t seed) {
   /* Parameter gradients accumulate: start from 0.25 and subtract it afterwards. */
   for (int i = 0; i < c; i++) dg[i] = db[i] = dg2[i] = db2[i] = 0.25f;
   bn_loss(&b);
-  mpnas__bn_bwd(m, c, b.x, b.gamma, b.sm, b.si, b.probe, dx, dg, db);
-  mpnas__bn_bwd(m, c, b.x, b.gamma, b.sm, b.si, b.probe, NULL, dg2, db2);
+  mpnas__bn_bwd(ENG, m, c, b.x, b.gamma, b.sm, b.si, b.probe, dx, dg, db);
+  mpnas__bn_bwd(ENG, m, c, b.x, b.gamma, b.sm, b.si, b.probe, NULL, dg2, db2);
   int bad = 0;
   for (int i = 0; i < c; i++) {
     bad += dg[i] != dg2[i] || db[i] != db2[i]; /* dx == NULL changes nothing else */
@@ -231,8 +241,8 @@ static void test_act_values(void) {
   for (int i = 0; i < NP; i++) ones[i] = 1.0f;
   for (size_t a = 0; a < NACTS; a++) {
     int act = all_acts[a];
-    mpnas__act_fwd(act, NP, pts, y);
-    mpnas__act_bwd(act, NP, pts, ones, d);
+    mpnas__act_fwd(ENG, act, NP, pts, y);
+    mpnas__act_bwd(ENG, act, NP, pts, ones, d);
     for (int i = 0; i < NP; i++) {
       CHECK_MSG(fabs(y[i] - want[a][i]) <= 1e-6, "act %d (%g) = %.9g, want %.9g", act,
                 (double)pts[i], (double)y[i], want[a][i]);
@@ -252,8 +262,8 @@ static void test_act_matches_reference(void) {
   for (int i = 0; i < N; i++) x[i] = -10.0f + 0.005f * (float)i;
   for (size_t a = 0; a < NACTS; a++) {
     int act = all_acts[a];
-    mpnas__act_fwd(act, N, x, y);
-    mpnas__act_bwd(act, N, x, dy, dx);
+    mpnas__act_fwd(ENG, act, N, x, y);
+    mpnas__act_bwd(ENG, act, N, x, dy, dx);
     int bad = 0;
     for (int i = 0; i < N; i++) {
       float r = mpnas__act_apply(act, x[i]), g = dy[i] * mpnas__act_grad(act, x[i]);
@@ -263,12 +273,12 @@ static void test_act_matches_reference(void) {
     CHECK_MSG(bad == 0, "act %d: %d mismatches with act-ref.c", act, bad);
     /* dx may equal dy; y may equal x. */
     memcpy(y, dy, sizeof(float) * N);
-    mpnas__act_bwd(act, N, x, y, y);
+    mpnas__act_bwd(ENG, act, N, x, y, y);
     CHECK(memcmp(y, dx, sizeof(float) * N) == 0);
     float *x2 = fvec(N), *y2 = fvec(N);
     memcpy(x2, x, sizeof(float) * N);
-    mpnas__act_fwd(act, N, x2, y2);
-    mpnas__act_fwd(act, N, x2, x2);
+    mpnas__act_fwd(ENG, act, N, x2, y2);
+    mpnas__act_fwd(ENG, act, N, x2, x2);
     CHECK(memcmp(x2, y2, sizeof(float) * N) == 0);
     free(x2);
     free(y2);
@@ -284,7 +294,7 @@ typedef struct act_case {
 
 static double act_loss(void *user) {
   act_case *a = user;
-  mpnas__act_fwd(a->act, a->n, a->x, a->y);
+  mpnas__act_fwd(ENG, a->act, a->n, a->x, a->y);
   return gc_dot(a->y, a->probe, a->n);
 }
 
@@ -299,7 +309,7 @@ static void test_act_gradcheck(void) {
       for (int k = 0; k < 4; k++)
         if (fabsf(c.x[i] - kinks[k]) < 0.05f) c.x[i] = kinks[k] + 0.1f;
     float *dx = fvec(N);
-    mpnas__act_bwd(c.act, N, c.x, c.probe, dx);
+    mpnas__act_bwd(ENG, c.act, N, c.x, c.probe, dx);
     int bad = gc_check("act.x", c.x, N, dx, act_loss, &c, 1e-3, 1e-4, 1e-3, 0);
     CHECK_MSG(bad == 0, "act %d: %d gradient mismatches", c.act, bad);
     free(c.x), free(c.y), free(c.probe), free(dx);
@@ -658,14 +668,22 @@ static void test_xent_gradcheck(void) {
 }
 
 int main(void) {
-  RUN(test_bn_forward_hand);
-  RUN(test_bn_running_stats);
-  RUN(test_bn_large_m_accuracy);
-  RUN(test_bn_infer_equals_fold);
-  RUN(test_bn_gradcheck);
-  RUN(test_act_values);
-  RUN(test_act_matches_reference);
-  RUN(test_act_gradcheck);
+  static const int isas[] = {MPNAS_ISA_SCALAR, MPNAS_ISA_AVX2, MPNAS_ISA_NEON};
+  for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+    const mpnas__kernels *k = mpnas__isa_available(isas[i]) ? mpnas__kernels_for(isas[i]) : NULL;
+    if (k == NULL) continue;
+    ENG_STORAGE.k = k;
+    ENG_STORAGE.threads = 1;
+    printf("# batch norm and activations on the %s kernels\n", k->name);
+    RUN(test_bn_forward_hand);
+    RUN(test_bn_running_stats);
+    RUN(test_bn_large_m_accuracy);
+    RUN(test_bn_infer_equals_fold);
+    RUN(test_bn_gradcheck);
+    RUN(test_act_values);
+    RUN(test_act_matches_reference);
+    RUN(test_act_gradcheck);
+  }
   RUN(test_add);
   RUN(test_chscale);
   RUN(test_gap);

@@ -80,6 +80,58 @@ typedef void (*mpnas__gemm_fn)(int m, int k, int n, const float *x, const float 
 typedef void (*mpnas__gemm_bwd_weight_fn)(int m, int k, int n, const float *x,
                                           const float *dy, float *dw, int k0, int k1);
 
+/* ---- Batch norm and activations (src/kernels/misc/, reference in ref/misc-ref.c) ----
+ * Memory-bound passes over m rows of c channels; row i of every [m][c] operand starts
+ * ld floats after row i-1 (ld >= c), so the op layer can hand a kernel a slice of the
+ * channels. Per-channel vectors (mu, k, b, a, d) hold c floats. ops_misc.c splits rows
+ * across threads (see there) and merges the partial statistics in a fixed order.
+ *
+ * The split follows the passes over memory. Forward: bn_stats (the reduction), then
+ * bn_apply, which stores the BN output and the activation's in the same pass (the
+ * training tape keeps both: the activation's backward needs its input). Backward:
+ * act_bwd, then bn_bwd_reduce (the sums) and bn_bwd_dx (the elementwise input
+ * gradient). act_fwd / act_bwd also serve squeeze-excite. The per-channel arithmetic
+ * between passes (mean -> scale and shift, sums -> gradient coefficients) is O(c) and
+ * stays in double in the op layer.
+ *
+ * Statistics are returned in double. The SIMD kernels accumulate in float over blocks of
+ * at most MPNAS__BN_BLOCK_ROWS rows and add the block results in double, so rounding
+ * error does not grow with m; the reference accumulates in double throughout. */
+#define MPNAS__BN_BLOCK_ROWS 256
+
+/* Mean and sum of squared deviations of each channel over m >= 1 rows:
+ * mean[ch] = sum_i x[i][ch] / m, m2[ch] = sum_i (x[i][ch] - mean[ch])^2 (overwritten).
+ * Numerically safe whatever |mean| / std: per block of rows, the block mean, then the
+ * squared deviations from it (a second pass over the block, which is in cache), and
+ * the blocks merged with Chan et al.'s pairwise update in double. That reads memory
+ * once, like a one-pass sum of (x - K)^2 with a fixed shift K, without that method's
+ * weak spot: its error grows with ((mean - K) / std)^2, and a K taken from the data
+ * (say the first row) can sit many standard deviations from the mean. */
+typedef void (*mpnas__bn_stats_fn)(int m, int c, size_t ld, const float *x, double *mean,
+                                   double *m2);
+/* BN output and activation in one pass: t = (x - mu[ch]) * k[ch] + b[ch];
+ * norm[i][ch] = t (skipped when norm is NULL) and y[i][ch] = act(t). Either output may
+ * be x itself (each element is read before it is written); norm != y unless act is
+ * MPNAS__ACT_NONE. */
+typedef void (*mpnas__bn_apply_fn)(int m, int c, size_t ld, const float *x, const float *mu,
+                                   const float *k, const float *b, int act, float *norm,
+                                   float *y);
+/* The reductions of BN backward over m rows (overwritten, double):
+ * s0[ch] = sum (x - mu[ch]), s1[ch] = sum dy, s2[ch] = sum dy * (x - mu[ch]). */
+typedef void (*mpnas__bn_bwd_reduce_fn)(int m, int c, size_t ld, const float *x,
+                                        const float *dy, const float *mu, double *s0,
+                                        double *s1, double *s2);
+/* BN input gradient: dx = a[ch] * dy + b[ch] * (x - mu[ch]) + d[ch]. dx may be dy. */
+typedef void (*mpnas__bn_bwd_dx_fn)(int m, int c, size_t ld, const float *x, const float *dy,
+                                    const float *mu, const float *a, const float *b,
+                                    const float *d, float *dx);
+/* y = act(x) over n values (y may be x); dx = dy * act'(x), x the pre-activation input
+ * (dx may be dy). Values match mpnas__act_apply / mpnas__act_grad; the SIMD sigmoid
+ * may use a vector exp accurate to ~1e-6 relative. */
+typedef void (*mpnas__act_fwd_fn)(int act, size_t n, const float *x, float *y);
+typedef void (*mpnas__act_bwd_fn)(int act, size_t n, const float *x, const float *dy,
+                                  float *dx);
+
 /* One ISA's kernel table. */
 typedef struct mpnas__kernels {
   const char *name; /* "scalar", "avx2", "neon" */
@@ -91,6 +143,12 @@ typedef struct mpnas__kernels {
   mpnas__gemm_pack_fn gemm_pack;
   mpnas__gemm_fn gemm;
   mpnas__gemm_bwd_weight_fn gemm_bwd_weight;
+  mpnas__bn_stats_fn bn_stats;
+  mpnas__bn_apply_fn bn_apply;
+  mpnas__bn_bwd_reduce_fn bn_bwd_reduce;
+  mpnas__bn_bwd_dx_fn bn_bwd_dx;
+  mpnas__act_fwd_fn act_fwd;
+  mpnas__act_bwd_fn act_bwd;
 } mpnas__kernels;
 
 /* The kernels and thread count a context works with. */

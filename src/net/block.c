@@ -54,9 +54,11 @@ mpnas_status mpnas__conv_unit_fwd_train(const mpnas__engine *eng, mpnas__arena *
   TAKE(t->invstd, g->cout);
   mpnas_status st = conv_any_fwd(eng, ws, g, n, h, w, x, p->w, NULL, MPNAS__ACT_NONE, t->pre);
   if (st != MPNAS_OK) return st;
-  mpnas__bn_fwd_train((int)m, g->cout, t->pre, p->bn.gamma, p->bn.beta, MPNAS__BN_EPS,
-                      MPNAS__BN_MOMENTUM, p->bn.mean, p->bn.var, t->mean, t->invstd, t->norm);
-  mpnas__act_fwd(g->act, count, t->norm, t->y);
+  /* BN and the activation in one pass: both the BN output (for the activation's
+   * backward) and the activation output land on the tape. */
+  mpnas__bn_act_fwd_train(eng, (int)m, g->cout, t->pre, p->bn.gamma, p->bn.beta,
+                          MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, p->bn.mean, p->bn.var, t->mean,
+                          t->invstd, g->act, t->norm, t->y);
   return MPNAS_OK;
 }
 
@@ -71,8 +73,8 @@ mpnas_status mpnas__conv_unit_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   float *dnorm, *dpre;
   TAKE_TMP(dnorm, count);
   TAKE_TMP(dpre, count);
-  mpnas__act_bwd(g->act, count, t->norm, dy, dnorm);
-  mpnas__bn_bwd((int)m, g->cout, t->pre, p->bn.gamma, t->mean, t->invstd, dnorm, dpre,
+  mpnas__act_bwd(eng, g->act, count, t->norm, dy, dnorm);
+  mpnas__bn_bwd(eng, (int)m, g->cout, t->pre, p->bn.gamma, t->mean, t->invstd, dnorm, dpre,
                 grad->bn.gamma, grad->bn.beta);
   if (g->k == 1 && g->stride == 1)
     st = mpnas__pw_bwd(eng, ws, t->n * t->h * t->w, g->cin, g->cout, t->x, p->w, dpre, dx,
@@ -108,10 +110,13 @@ void mpnas__ib_geom_init(mpnas__ib_geom *g, int cin, int cout, int expansion, in
   g->residual = stride == 1 && cin == cout;
 }
 
-static void bn_train(int m, int c, const float *x, const mpnas__bn *bn, float *mean,
-                     float *invstd, float *y) {
-  mpnas__bn_fwd_train(m, c, x, bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM,
-                      bn->mean, bn->var, mean, invstd, y);
+/* Training BN with batch statistics, fused with the activation `act`: norm (may be
+ * NULL) receives the BN output, y the activation's. */
+static void bn_train(const mpnas__engine *eng, int m, int c, const float *x,
+                     const mpnas__bn *bn, float *mean, float *invstd, int act, float *norm,
+                     float *y) {
+  mpnas__bn_act_fwd_train(eng, m, c, x, bn->gamma, bn->beta, MPNAS__BN_EPS,
+                          MPNAS__BN_MOMENTUM, bn->mean, bn->var, mean, invstd, act, norm, y);
 }
 
 mpnas_status mpnas__ib_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
@@ -138,8 +143,8 @@ mpnas_status mpnas__ib_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
     st = mpnas__pw_fwd(eng, ws, m_in, g->cin, g->cmid, x, p->exp_w, NULL, NULL,
                        MPNAS__ACT_NONE, NULL, t->e_pre);
     if (st != MPNAS_OK) return st;
-    bn_train(m_in, g->cmid, t->e_pre, &p->bn1, t->e_mean, t->e_invstd, t->e_norm);
-    mpnas__act_fwd(g->act, mid_in, t->e_norm, t->e_act);
+    bn_train(eng, m_in, g->cmid, t->e_pre, &p->bn1, t->e_mean, t->e_invstd, g->act,
+             t->e_norm, t->e_act);
     dw_in = t->e_act;
   }
 
@@ -151,8 +156,8 @@ mpnas_status mpnas__ib_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
   st = mpnas__dw_fwd(eng, n, h, w, g->cmid, g->k, g->stride, dw_in, p->dw_w, NULL, NULL,
                      MPNAS__ACT_NONE, t->d_pre);
   if (st != MPNAS_OK) return st;
-  bn_train(m_out, g->cmid, t->d_pre, &p->bn2, t->d_mean, t->d_invstd, t->d_norm);
-  mpnas__act_fwd(g->act, mid_out, t->d_norm, t->d_act);
+  bn_train(eng, m_out, g->cmid, t->d_pre, &p->bn2, t->d_mean, t->d_invstd, g->act,
+           t->d_norm, t->d_act);
 
   const float *proj_in = t->d_act;
   if (g->se) {
@@ -172,7 +177,8 @@ mpnas_status mpnas__ib_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
   st = mpnas__pw_fwd(eng, ws, m_out, g->cmid, g->cout, proj_in, p->proj_w, NULL, NULL,
                      MPNAS__ACT_NONE, NULL, t->p_pre);
   if (st != MPNAS_OK) return st;
-  bn_train(m_out, g->cout, t->p_pre, &p->bn3, t->p_mean, t->p_invstd, t->y);
+  bn_train(eng, m_out, g->cout, t->p_pre, &p->bn3, t->p_mean, t->p_invstd, MPNAS__ACT_NONE,
+           NULL, t->y);
   if (g->residual) mpnas__add_fwd(out_count, t->y, x, t->y);
   return MPNAS_OK;
 }
@@ -191,8 +197,8 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   TAKE_TMP(dd_pre, mid_out);
 
   /* Project: BN (linear) then the 1x1 conv. The residual's share of dy joins at the end. */
-  mpnas__bn_bwd(m_out, g->cout, t->p_pre, p->bn3.gamma, t->p_mean, t->p_invstd, dy, dp_pre,
-                grad->bn3.gamma, grad->bn3.beta);
+  mpnas__bn_bwd(eng, m_out, g->cout, t->p_pre, p->bn3.gamma, t->p_mean, t->p_invstd, dy,
+                dp_pre, grad->bn3.gamma, grad->bn3.beta);
   const float *proj_in = g->se ? t->se_out : t->d_act;
   st = mpnas__pw_bwd(eng, ws, m_out, g->cmid, g->cout, proj_in, p->proj_w, dp_pre, dproj_in,
                      grad->proj_w);
@@ -208,8 +214,8 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   }
 
   /* Depthwise: activation, BN, then the convolution. */
-  mpnas__act_bwd(g->act, mid_out, t->d_norm, dd_act, dd_act);
-  mpnas__bn_bwd(m_out, g->cmid, t->d_pre, p->bn2.gamma, t->d_mean, t->d_invstd, dd_act,
+  mpnas__act_bwd(eng, g->act, mid_out, t->d_norm, dd_act, dd_act);
+  mpnas__bn_bwd(eng, m_out, g->cmid, t->d_pre, p->bn2.gamma, t->d_mean, t->d_invstd, dd_act,
                 dd_pre, grad->bn2.gamma, grad->bn2.beta);
   if (g->expand) {
     float *de_act, *de_pre;
@@ -218,8 +224,8 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
     st = mpnas__dw_bwd(eng, t->n, t->h, t->w, g->cmid, g->k, g->stride, t->e_act, p->dw_w,
                        dd_pre, de_act, grad->dw_w);
     if (st != MPNAS_OK) goto done;
-    mpnas__act_bwd(g->act, mid_in, t->e_norm, de_act, de_act);
-    mpnas__bn_bwd(m_in, g->cmid, t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd, de_act,
+    mpnas__act_bwd(eng, g->act, mid_in, t->e_norm, de_act, de_act);
+    mpnas__bn_bwd(eng, m_in, g->cmid, t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd, de_act,
                   de_pre, grad->bn1.gamma, grad->bn1.beta);
     st = mpnas__pw_bwd(eng, ws, m_in, g->cin, g->cmid, t->x, p->exp_w, de_pre, dx,
                        grad->exp_w);

@@ -18,7 +18,7 @@
  *
  * Where each lives: conv-like ops (conv, pointwise, depthwise, fc) in ops_conv.c on top
  * of the kernel table; the rest in ops_misc.c (BN, activations, squeeze-excite, pooling,
- * add, loss).
+ * add, loss), where BN and the activations also run on the kernel table.
  */
 #ifndef MPNAS_OPS_H
 #define MPNAS_OPS_H
@@ -73,10 +73,19 @@ mpnas_status mpnas__fc_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
  * Training: batch mean/variance (biased) per channel; y = gamma*(x-mean)*invstd + beta;
  * running stats updated as r = (1-momentum)*r + momentum*batch (running_var uses the
  * unbiased batch variance; running pointers may be NULL to skip). save_mean/save_invstd
- * [c] receive what backward needs. y may equal x. */
-void mpnas__bn_fwd_train(int m, int c, const float *x, const float *gamma, const float *beta,
-                         float eps, float momentum, float *running_mean, float *running_var,
-                         float *save_mean, float *save_invstd, float *y);
+ * [c] receive what backward needs. y may equal x. The statistics and the parameter
+ * gradients of mpnas__bn_bwd do not depend on eng->threads (ops_misc.c, "Threads"). */
+void mpnas__bn_fwd_train(const mpnas__engine *eng, int m, int c, const float *x,
+                         const float *gamma, const float *beta, float eps, float momentum,
+                         float *running_mean, float *running_var, float *save_mean,
+                         float *save_invstd, float *y);
+/* The same fused with an activation, in one pass over the data after the statistics:
+ * norm (may be NULL) receives the BN output, y = act(BN output). Either may equal x;
+ * norm != y unless act is MPNAS__ACT_NONE. */
+void mpnas__bn_act_fwd_train(const mpnas__engine *eng, int m, int c, const float *x,
+                             const float *gamma, const float *beta, float eps, float momentum,
+                             float *running_mean, float *running_var, float *save_mean,
+                             float *save_invstd, int act, float *norm, float *y);
 /* Inference with running statistics. y may equal x. */
 void mpnas__bn_fwd_infer(int m, int c, const float *x, const float *gamma, const float *beta,
                          const float *running_mean, const float *running_var, float eps,
@@ -84,16 +93,17 @@ void mpnas__bn_fwd_infer(int m, int c, const float *x, const float *gamma, const
 /* Fold inference BN into a per-channel scale/shift for the kernels' fused epilogue. */
 void mpnas__bn_fold(int c, const float *gamma, const float *beta, const float *running_mean,
                     const float *running_var, float eps, float *scale, float *shift);
-/* Backward of the training forward. x is the BN input; dx may be NULL. */
-void mpnas__bn_bwd(int m, int c, const float *x, const float *gamma, const float *save_mean,
-                   const float *save_invstd, const float *dy, float *dx, float *dgamma,
-                   float *dbeta);
+/* Backward of the training forward. x is the BN input; dx may be NULL or equal dy. */
+void mpnas__bn_bwd(const mpnas__engine *eng, int m, int c, const float *x, const float *gamma,
+                   const float *save_mean, const float *save_invstd, const float *dy, float *dx,
+                   float *dgamma, float *dbeta);
 
 /* ---- Activations (MPNAS__ACT_*) over count values ---------------------------------- */
 /* y may equal x. */
-void mpnas__act_fwd(int act, size_t count, const float *x, float *y);
+void mpnas__act_fwd(const mpnas__engine *eng, int act, size_t count, const float *x, float *y);
 /* dx = dy * act'(x), x the pre-activation input. dx may equal dy. */
-void mpnas__act_bwd(int act, size_t count, const float *x, const float *dy, float *dx);
+void mpnas__act_bwd(const mpnas__engine *eng, int act, size_t count, const float *x,
+                    const float *dy, float *dx);
 
 /* ---- Elementwise --------------------------------------------------------------------- */
 /* Residual add: y = a + b (y may equal a or b). */

@@ -1,10 +1,13 @@
 /* ops_misc.c - the non-convolution ops: batch norm, activations, elementwise, global
  * average pooling, squeeze-and-excite and the loss. Contracts are in ops.h.
  *
- * Loops run over rows with the channel loop innermost and contiguous, so the compiler
- * can vectorise them. Per-channel reductions (BN statistics, pooling, channel-scale
- * gradients) go through blocks of MISC_BLOCK channels with double accumulators on the
- * stack: no scratch allocation, and sums over a million rows stay accurate. */
+ * Batch norm and the activations - the hot memory-bound passes of training - run
+ * through the engine's kernel table (kernels.h; src/kernels/misc/), with the thread
+ * split described at "Threads" below. The rest are plain loops over rows with the
+ * channel loop innermost and contiguous, so the compiler can vectorise them; their
+ * per-channel reductions (pooling, channel-scale gradients) go through blocks of
+ * MISC_BLOCK channels with double accumulators on the stack: no scratch allocation, and
+ * sums over a million rows stay accurate. */
 #include <math.h>
 #include <string.h>
 
@@ -13,8 +16,7 @@
 
 #if defined(_OPENMP)
 #define MISC_PRAGMA(x) _Pragma(#x)
-/* Split a loop over images across the engine's threads; each image is independent, so
- * results do not depend on the thread count. */
+/* Split a loop across `threads` threads when cond holds (static schedule). */
 #define MISC_OMP_FOR(threads, cond) \
   MISC_PRAGMA(omp parallel for num_threads(threads) schedule(static) if (cond))
 #else
@@ -42,11 +44,109 @@ static void sum_rows(size_t rows, int c, int c0, int nb, const float *a, const f
   }
 }
 
+/* ---- Threads for the memory-bound passes -------------------------------------------
+ * Batch norm and the activations run through the kernel table (eng->k: reference, AVX2
+ * or NEON, src/kernels/misc/). They are memory-bound, so they take a thread team only
+ * when every thread gets at least MISC_PAR_MIN floats to stream.
+ *
+ * Elementwise passes (BN apply, BN input gradient, activations) split rows or values
+ * into contiguous parts: each element's arithmetic does not depend on the split.
+ *
+ * Reductions (BN statistics, the sums of BN backward) cut the rows into a FIXED list of
+ * at most MISC_CHUNKS chunks that depends on m only (whole blocks of
+ * MPNAS__BN_BLOCK_ROWS rows, split as evenly as possible). Threads take whole chunks;
+ * each chunk's partial result goes to its own slot, and the slots are merged in chunk
+ * order after the parallel loop (statistics: Chan's pairwise update in double; sums:
+ * plain double additions). So the statistics, dgamma and dbeta are bit-identical for
+ * any thread count, with or without OpenMP - not merely for a given one. Partials live
+ * on the stack: MISC_CHUNKS x MISC_CB doubles per quantity (at most 12 KB). */
+#define MISC_PAR_MIN 65536  /* floats per thread: 256 KB, several microseconds */
+#define MISC_CHUNKS 8       /* fixed row chunks of a reduction: at most 8 useful threads */
+#define MISC_CB 64          /* channels per reduction pass (the partials' width) */
+#define MISC_APPLY_CB 256   /* channels per elementwise pass (the parameters' width) */
+
+/* Parts to split `floats` of streaming work into: 1 when single-threaded or small,
+ * never more than max_parts. */
+static int misc_team(const mpnas__engine *eng, size_t floats, size_t max_parts) {
+  size_t nt = eng->threads > 1 ? (size_t)eng->threads : 1;
+  size_t by_work = floats / MISC_PAR_MIN;
+  if (by_work < nt) nt = by_work;
+  if (nt > max_parts) nt = max_parts;
+  return nt < 1 ? 1 : (int)nt;
+}
+
+/* Part t of `parts` of [0, total), cut at multiples of `granule`: [*b, *e). */
+static void misc_split(size_t total, int parts, int t, size_t granule, size_t *b, size_t *e) {
+  size_t units = (total + granule - 1) / granule;
+  size_t lo = units * (size_t)t / (size_t)parts * granule;
+  size_t hi = units * (size_t)(t + 1) / (size_t)parts * granule;
+  *b = lo < total ? lo : total;
+  *e = hi < total ? hi : total;
+}
+
+/* The fixed chunking of m rows for reductions. */
+static int misc_chunks(int m) {
+  int blocks = (m + MPNAS__BN_BLOCK_ROWS - 1) / MPNAS__BN_BLOCK_ROWS;
+  return blocks < MISC_CHUNKS ? (blocks < 1 ? 1 : blocks) : MISC_CHUNKS;
+}
+
 /* ---- Batch normalisation ------------------------------------------------------------ */
 
-void mpnas__bn_fwd_train(int m, int c, const float *x, const float *gamma, const float *beta,
-                         float eps, float momentum, float *running_mean, float *running_var,
-                         float *save_mean, float *save_invstd, float *y) {
+/* mean[j], m2[j] of channels [c0, c0 + nb) over all m rows, through the kernel on each
+ * fixed chunk and Chan's merge in chunk order. */
+static void bn_stats_cols(const mpnas__engine *eng, int m, int c, int c0, int nb,
+                          const float *x, double *mean, double *m2) {
+  double pmean[MISC_CHUNKS][MISC_CB], pm2[MISC_CHUNKS][MISC_CB];
+  int nchunks = misc_chunks(m);
+  int team = misc_team(eng, (size_t)m * (size_t)nb, (size_t)nchunks);
+  const mpnas__kernels *kt = eng->k;
+  (void)team; /* unused without OpenMP */
+  MISC_OMP_FOR(team, team > 1)
+  for (int t = 0; t < nchunks; t++) {
+    size_t r0, r1;
+    misc_split((size_t)m, nchunks, t, MPNAS__BN_BLOCK_ROWS, &r0, &r1);
+    kt->bn_stats((int)(r1 - r0), nb, (size_t)c, x + r0 * (size_t)c + c0, pmean[t], pm2[t]);
+  }
+  size_t r0, r1;
+  misc_split((size_t)m, nchunks, 0, MPNAS__BN_BLOCK_ROWS, &r0, &r1);
+  double n = (double)(r1 - r0);
+  for (int j = 0; j < nb; j++) {
+    mean[j] = pmean[0][j];
+    m2[j] = pm2[0][j];
+  }
+  for (int t = 1; t < nchunks; t++) {
+    misc_split((size_t)m, nchunks, t, MPNAS__BN_BLOCK_ROWS, &r0, &r1);
+    double nk = (double)(r1 - r0), tot = n + nk;
+    for (int j = 0; j < nb; j++) {
+      double delta = pmean[t][j] - mean[j];
+      mean[j] += delta * (nk / tot);
+      m2[j] += pm2[t][j] + delta * delta * (n * nk / tot);
+    }
+    n = tot;
+  }
+}
+
+/* norm = (x - mu) * k + b, y = act(norm) over channels [c0, c0 + nb), rows split. */
+static void bn_apply_cols(const mpnas__engine *eng, int m, int c, int c0, int nb,
+                          const float *x, const float *mu, const float *k, const float *b,
+                          int act, float *norm, float *y) {
+  int team = misc_team(eng, (size_t)m * (size_t)nb, (size_t)m);
+  const mpnas__kernels *kt = eng->k;
+  MISC_OMP_FOR(team, team > 1)
+  for (int t = 0; t < team; t++) {
+    size_t r0, r1;
+    misc_split((size_t)m, team, t, 1, &r0, &r1);
+    size_t off = r0 * (size_t)c + c0;
+    if (r1 > r0)
+      kt->bn_apply((int)(r1 - r0), nb, (size_t)c, x + off, mu, k, b, act,
+                   norm != NULL ? norm + off : NULL, y + off);
+  }
+}
+
+void mpnas__bn_act_fwd_train(const mpnas__engine *eng, int m, int c, const float *x,
+                             const float *gamma, const float *beta, float eps, float momentum,
+                             float *running_mean, float *running_var, float *save_mean,
+                             float *save_invstd, int act, float *norm, float *y) {
   if (m <= 0) { /* no rows: no statistics; leave the running ones alone */
     for (int ch = 0; ch < c; ch++) {
       save_mean[ch] = 0.0f;
@@ -54,51 +154,49 @@ void mpnas__bn_fwd_train(int m, int c, const float *x, const float *gamma, const
     }
     return;
   }
-  /* Two passes per channel block (mean, then squared deviations), both in double: the
-   * one-pass E[x^2] - E[x]^2 loses everything when |mean| >> std. Blocks are disjoint
-   * channels, so writing y over x in one block cannot disturb another's statistics. */
-  for (int c0 = 0; c0 < c; c0 += MISC_BLOCK) {
-    int nb = block_len(c, c0);
-    double mean[MISC_BLOCK], ss[MISC_BLOCK];
-    float mu[MISC_BLOCK], k[MISC_BLOCK], b[MISC_BLOCK];
-    sum_rows((size_t)m, c, c0, nb, x, NULL, mean);
-    for (int j = 0; j < nb; j++) {
-      mean[j] /= m;
-      ss[j] = 0.0;
-    }
-    for (size_t i = 0; i < (size_t)m; i++) {
-      const float *row = x + i * (size_t)c + c0;
+  /* Channels in slices of MISC_APPLY_CB: statistics of the slice (MISC_CB at a time),
+   * then one apply pass over it. Slices are disjoint channels, so writing y or norm over
+   * x in one slice cannot disturb another's statistics. */
+  for (int a0 = 0; a0 < c; a0 += MISC_APPLY_CB) {
+    int na = c - a0 < MISC_APPLY_CB ? c - a0 : MISC_APPLY_CB;
+    float k[MISC_APPLY_CB], b[MISC_APPLY_CB];
+    for (int c0 = a0; c0 < a0 + na; c0 += MISC_CB) {
+      int nb = a0 + na - c0 < MISC_CB ? a0 + na - c0 : MISC_CB;
+      double mean[MISC_CB], m2[MISC_CB];
+      bn_stats_cols(eng, m, c, c0, nb, x, mean, m2);
       for (int j = 0; j < nb; j++) {
-        double d = (double)row[j] - mean[j];
-        ss[j] += d * d;
-      }
-    }
-    for (int j = 0; j < nb; j++) {
-      int ch = c0 + j;
-      double var = ss[j] / m;
-      double invstd = 1.0 / sqrt(var + (double)eps);
-      mu[j] = (float)mean[j];
-      save_mean[ch] = mu[j];
-      save_invstd[ch] = (float)invstd;
-      k[j] = (float)((gamma != NULL ? (double)gamma[ch] : 1.0) * invstd);
-      /* Centre on the float mean (what backward sees) and fold the rounding residual
-       * into the shift, so the output mean stays 0 even when |mean| >> std. */
-      b[j] = (float)((beta != NULL ? (double)beta[ch] : 0.0) - (mean[j] - (double)mu[j]) * k[j]);
-      if (running_mean != NULL)
-        running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mean[j];
-      if (running_var != NULL) {
-        /* Unbiased for the running estimate; a single row has no spread to report. */
-        double unbiased = m > 1 ? ss[j] / (m - 1) : 0.0;
-        running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)unbiased;
+        int ch = c0 + j;
+        double ss = m2[j] > 0.0 ? m2[j] : 0.0; /* rounding can leave -tiny for constants */
+        double var = ss / m;
+        double invstd = 1.0 / sqrt(var + (double)eps);
+        float mu = (float)mean[j], kj;
+        save_mean[ch] = mu;
+        save_invstd[ch] = (float)invstd;
+        kj = (float)((gamma != NULL ? (double)gamma[ch] : 1.0) * invstd);
+        k[ch - a0] = kj;
+        /* Centre on the float mean (what backward sees) and fold the rounding residual
+         * into the shift, so the output mean stays 0 even when |mean| >> std. */
+        b[ch - a0] = (float)((beta != NULL ? (double)beta[ch] : 0.0) - (mean[j] - (double)mu) * kj);
+        if (running_mean != NULL)
+          running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mean[j];
+        if (running_var != NULL) {
+          /* Unbiased for the running estimate; a single row has no spread to report. */
+          double unbiased = m > 1 ? ss / (m - 1) : 0.0;
+          running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)unbiased;
+        }
       }
     }
     /* (x - mean) * k + shift rather than x * k + shift': no cancellation for large means. */
-    for (size_t i = 0; i < (size_t)m; i++) {
-      const float *row = x + i * (size_t)c + c0;
-      float *out = y + i * (size_t)c + c0;
-      for (int j = 0; j < nb; j++) out[j] = (row[j] - mu[j]) * k[j] + b[j];
-    }
+    bn_apply_cols(eng, m, c, a0, na, x, save_mean + a0, k, b, act, norm, y);
   }
+}
+
+void mpnas__bn_fwd_train(const mpnas__engine *eng, int m, int c, const float *x,
+                         const float *gamma, const float *beta, float eps, float momentum,
+                         float *running_mean, float *running_var, float *save_mean,
+                         float *save_invstd, float *y) {
+  mpnas__bn_act_fwd_train(eng, m, c, x, gamma, beta, eps, momentum, running_mean, running_var,
+                          save_mean, save_invstd, MPNAS__ACT_NONE, NULL, y);
 }
 
 void mpnas__bn_fold(int c, const float *gamma, const float *beta, const float *running_mean,
@@ -127,114 +225,109 @@ void mpnas__bn_fwd_infer(int m, int c, const float *x, const float *gamma, const
   }
 }
 
-void mpnas__bn_bwd(int m, int c, const float *x, const float *gamma, const float *save_mean,
-                   const float *save_invstd, const float *dy, float *dx, float *dgamma,
-                   float *dbeta) {
+/* s0, s1, s2 of channels [c0, c0 + nb) (bn_bwd_reduce's sums) over all m rows: the
+ * kernel on each fixed chunk, added in chunk order. */
+static void bn_reduce_cols(const mpnas__engine *eng, int m, int c, int c0, int nb,
+                           const float *x, const float *dy, const float *mu, double *s0,
+                           double *s1, double *s2) {
+  double p[3][MISC_CHUNKS][MISC_CB];
+  int nchunks = misc_chunks(m);
+  int team = misc_team(eng, 2 * (size_t)m * (size_t)nb, (size_t)nchunks);
+  const mpnas__kernels *kt = eng->k;
+  (void)team;
+  MISC_OMP_FOR(team, team > 1)
+  for (int t = 0; t < nchunks; t++) {
+    size_t r0, r1;
+    misc_split((size_t)m, nchunks, t, MPNAS__BN_BLOCK_ROWS, &r0, &r1);
+    size_t off = r0 * (size_t)c + c0;
+    kt->bn_bwd_reduce((int)(r1 - r0), nb, (size_t)c, x + off, dy + off, mu, p[0][t], p[1][t],
+                      p[2][t]);
+  }
+  for (int j = 0; j < nb; j++) {
+    s0[j] = p[0][0][j];
+    s1[j] = p[1][0][j];
+    s2[j] = p[2][0][j];
+  }
+  for (int t = 1; t < nchunks; t++)
+    for (int j = 0; j < nb; j++) {
+      s0[j] += p[0][t][j];
+      s1[j] += p[1][t][j];
+      s2[j] += p[2][t][j];
+    }
+}
+
+void mpnas__bn_bwd(const mpnas__engine *eng, int m, int c, const float *x, const float *gamma,
+                   const float *save_mean, const float *save_invstd, const float *dy, float *dx,
+                   float *dgamma, float *dbeta) {
   if (m <= 0) return;
   /* With xhat = (x - mean) * invstd, S1 = sum dy, S2 = sum dy * (x - mean):
    *   dbeta = S1, dgamma = invstd * S2,
    *   dx = gamma*invstd * (dy - S1/m - xhat * invstd * S2/m)
    *      = a*dy + b*(x - mean) + d with per-channel a, b, d.
    * save_mean is the batch mean rounded to float; the same pass sums x - save_mean to
-   * recover the rounding residual r, and x - mean = (x - save_mean) - r. */
-  for (int c0 = 0; c0 < c; c0 += MISC_BLOCK) {
-    int nb = block_len(c, c0);
-    double s0[MISC_BLOCK], s1[MISC_BLOCK], s2[MISC_BLOCK];
-    float mu[MISC_BLOCK], a[MISC_BLOCK], b[MISC_BLOCK], d[MISC_BLOCK];
-    for (int j = 0; j < nb; j++) {
-      s0[j] = 0.0;
-      s1[j] = 0.0;
-      s2[j] = 0.0;
-      mu[j] = save_mean[c0 + j];
-    }
-    for (size_t i = 0; i < (size_t)m; i++) {
-      const float *rx = x + i * (size_t)c + c0, *rd = dy + i * (size_t)c + c0;
+   * recover the rounding residual r, and x - mean = (x - save_mean) - r. Slices of
+   * MISC_APPLY_CB channels: all their sums before any of their dx, so dx may be dy. */
+  for (int a0 = 0; a0 < c; a0 += MISC_APPLY_CB) {
+    int na = c - a0 < MISC_APPLY_CB ? c - a0 : MISC_APPLY_CB;
+    float a[MISC_APPLY_CB], b[MISC_APPLY_CB], d[MISC_APPLY_CB];
+    for (int c0 = a0; c0 < a0 + na; c0 += MISC_CB) {
+      int nb = a0 + na - c0 < MISC_CB ? a0 + na - c0 : MISC_CB;
+      double s0[MISC_CB], s1[MISC_CB], s2[MISC_CB];
+      bn_reduce_cols(eng, m, c, c0, nb, x, dy, save_mean + c0, s0, s1, s2);
       for (int j = 0; j < nb; j++) {
-        double centred = (double)rx[j] - (double)mu[j];
-        s0[j] += centred;
-        s1[j] += (double)rd[j];
-        s2[j] += (double)rd[j] * centred;
+        int ch = c0 + j;
+        double invstd = save_invstd[ch];
+        double r = s0[j] / m;
+        double s2c = s2[j] - r * s1[j];
+        if (dbeta != NULL) dbeta[ch] += (float)s1[j];
+        if (dgamma != NULL) dgamma[ch] += (float)(s2c * invstd);
+        double gi = (gamma != NULL ? (double)gamma[ch] : 1.0) * invstd;
+        double bj = -gi * invstd * invstd * s2c / m;
+        a[ch - a0] = (float)gi;
+        b[ch - a0] = (float)bj;
+        d[ch - a0] = (float)(-gi * s1[j] / m - bj * r);
       }
-    }
-    for (int j = 0; j < nb; j++) {
-      int ch = c0 + j;
-      double invstd = save_invstd[ch];
-      double r = s0[j] / m;
-      double s2c = s2[j] - r * s1[j];
-      if (dbeta != NULL) dbeta[ch] += (float)s1[j];
-      if (dgamma != NULL) dgamma[ch] += (float)(s2c * invstd);
-      double gi = (gamma != NULL ? (double)gamma[ch] : 1.0) * invstd;
-      double bj = -gi * invstd * invstd * s2c / m;
-      a[j] = (float)gi;
-      b[j] = (float)bj;
-      d[j] = (float)(-gi * s1[j] / m - bj * r);
     }
     if (dx == NULL) continue;
-    for (size_t i = 0; i < (size_t)m; i++) {
-      const float *rx = x + i * (size_t)c + c0, *rd = dy + i * (size_t)c + c0;
-      float *out = dx + i * (size_t)c + c0;
-      for (int j = 0; j < nb; j++) out[j] = a[j] * rd[j] + b[j] * (rx[j] - mu[j]) + d[j];
+    int team = misc_team(eng, (size_t)m * (size_t)na, (size_t)m);
+    const mpnas__kernels *kt = eng->k;
+      MISC_OMP_FOR(team, team > 1)
+    for (int t = 0; t < team; t++) {
+      size_t r0, r1;
+      misc_split((size_t)m, team, t, 1, &r0, &r1);
+      size_t off = r0 * (size_t)c + a0;
+      if (r1 > r0)
+        kt->bn_bwd_dx((int)(r1 - r0), na, (size_t)c, x + off, dy + off, save_mean + a0, a, b,
+                      d, dx + off);
     }
   }
 }
 
-/* ---- Activations --------------------------------------------------------------------
- * The same formulas as mpnas__act_apply / mpnas__act_grad (act-ref.c), with the switch
- * hoisted out of the loop so each case vectorises. */
+/* ---- Activations ---------------------------------------------------------------------
+ * The kernels' act_fwd / act_bwd over contiguous parts of 64-float granules. */
 
-static inline float misc_relu6(float v) { return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v); }
+#define MISC_ACT_GRANULE 64
 
-void mpnas__act_fwd(int act, size_t count, const float *x, float *y) {
-  switch (act) {
-    case MPNAS__ACT_RELU:
-      for (size_t i = 0; i < count; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-      break;
-    case MPNAS__ACT_RELU6:
-      for (size_t i = 0; i < count; i++) y[i] = misc_relu6(x[i]);
-      break;
-    case MPNAS__ACT_HSWISH:
-      for (size_t i = 0; i < count; i++) y[i] = x[i] * misc_relu6(x[i] + 3.0f) * (1.0f / 6.0f);
-      break;
-    case MPNAS__ACT_SIGMOID:
-      for (size_t i = 0; i < count; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
-      break;
-    case MPNAS__ACT_HSIGMOID:
-      for (size_t i = 0; i < count; i++) y[i] = misc_relu6(x[i] + 3.0f) * (1.0f / 6.0f);
-      break;
-    default:
-      if (y != x) memmove(y, x, count * sizeof(float));
-      break;
+void mpnas__act_fwd(const mpnas__engine *eng, int act, size_t count, const float *x, float *y) {
+  int team = misc_team(eng, count, count / MISC_ACT_GRANULE);
+  const mpnas__kernels *kt = eng->k;
+  MISC_OMP_FOR(team, team > 1)
+  for (int t = 0; t < team; t++) {
+    size_t i0, i1;
+    misc_split(count, team, t, MISC_ACT_GRANULE, &i0, &i1);
+    if (i1 > i0) kt->act_fwd(act, i1 - i0, x + i0, y + i0);
   }
 }
 
-void mpnas__act_bwd(int act, size_t count, const float *x, const float *dy, float *dx) {
-  switch (act) {
-    case MPNAS__ACT_RELU:
-      for (size_t i = 0; i < count; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
-      break;
-    case MPNAS__ACT_RELU6:
-      for (size_t i = 0; i < count; i++) dx[i] = (x[i] > 0.0f && x[i] < 6.0f) ? dy[i] : 0.0f;
-      break;
-    case MPNAS__ACT_HSWISH:
-      for (size_t i = 0; i < count; i++) {
-        float v = x[i];
-        float g = v <= -3.0f ? 0.0f : (v >= 3.0f ? 1.0f : (2.0f * v + 3.0f) * (1.0f / 6.0f));
-        dx[i] = dy[i] * g;
-      }
-      break;
-    case MPNAS__ACT_SIGMOID:
-      for (size_t i = 0; i < count; i++) {
-        float s = 1.0f / (1.0f + expf(-x[i]));
-        dx[i] = dy[i] * (s * (1.0f - s));
-      }
-      break;
-    case MPNAS__ACT_HSIGMOID:
-      for (size_t i = 0; i < count; i++)
-        dx[i] = (x[i] > -3.0f && x[i] < 3.0f) ? dy[i] * (1.0f / 6.0f) : 0.0f;
-      break;
-    default:
-      if (dx != dy) memmove(dx, dy, count * sizeof(float));
-      break;
+void mpnas__act_bwd(const mpnas__engine *eng, int act, size_t count, const float *x,
+                    const float *dy, float *dx) {
+  int team = misc_team(eng, 2 * count, count / MISC_ACT_GRANULE);
+  const mpnas__kernels *kt = eng->k;
+  MISC_OMP_FOR(team, team > 1)
+  for (int t = 0; t < team; t++) {
+    size_t i0, i1;
+    misc_split(count, team, t, MISC_ACT_GRANULE, &i0, &i1);
+    if (i1 > i0) kt->act_bwd(act, i1 - i0, x + i0, dy + i0, dx + i0);
   }
 }
 
@@ -355,10 +448,10 @@ mpnas_status mpnas__se_fwd(const mpnas__engine *eng, mpnas__arena *ws, int n, in
   for (int i = 0; i < n; i++) gap_image(hw, c, x + i * image, pooled + (size_t)i * c);
   mpnas_status st = mpnas__fc_fwd(eng, ws, n, c, r, pooled, w1, b1, z1);
   if (st != MPNAS_OK) return st;
-  mpnas__act_fwd(MPNAS__ACT_RELU, (size_t)n * r, z1, a1);
+  mpnas__act_fwd(eng, MPNAS__ACT_RELU, (size_t)n * r, z1, a1);
   st = mpnas__fc_fwd(eng, ws, n, r, c, a1, w2, b2, z2);
   if (st != MPNAS_OK) return st;
-  mpnas__act_fwd(MPNAS__ACT_HSIGMOID, (size_t)n * c, z2, gate);
+  mpnas__act_fwd(eng, MPNAS__ACT_HSIGMOID, (size_t)n * c, z2, gate);
   MISC_OMP_FOR(eng->threads, par)
   for (int i = 0; i < n; i++)
     chscale_image(hw, c, x + i * image, gate + (size_t)i * c, y + i * image);
@@ -389,10 +482,10 @@ mpnas_status mpnas__se_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, in
   MISC_OMP_FOR(eng->threads, par)
   for (int i = 0; i < n; i++)
     chscale_ds_image(hw, c, x + i * image, dy + i * image, dgate + (size_t)i * c);
-  mpnas__act_bwd(MPNAS__ACT_HSIGMOID, (size_t)n * c, z2, dgate, dgate);
+  mpnas__act_bwd(eng, MPNAS__ACT_HSIGMOID, (size_t)n * c, z2, dgate, dgate);
   st = mpnas__fc_bwd(eng, ws, n, r, c, a1, w2, dgate, da1, dw2, db2);
   if (st != MPNAS_OK) goto done;
-  mpnas__act_bwd(MPNAS__ACT_RELU, (size_t)n * r, z1, da1, da1);
+  mpnas__act_bwd(eng, MPNAS__ACT_RELU, (size_t)n * r, z1, da1, da1);
   st = mpnas__fc_bwd(eng, ws, n, c, r, pooled, w1, da1, dpooled, dw1, db1);
   if (st != MPNAS_OK || dx == NULL) goto done;
 

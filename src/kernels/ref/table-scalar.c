@@ -1,4 +1,5 @@
 /* table-scalar.c - the scalar ISA: the reference kernels. */
+#include "kernels/misc/misc.h"
 #include "kernels/ref/ref.h"
 #include "mpnas.h"
 
@@ -12,4 +13,10 @@ const mpnas__kernels mpnas__kernels_scalar = {
     .gemm_pack = mpnas__f32_gemm_pack__ref,
     .gemm = mpnas__f32_gemm__ref,
     .gemm_bwd_weight = mpnas__f32_gemm_bwd_weight__ref,
+    .bn_stats = mpnas__f32_bn_stats__ref,
+    .bn_apply = mpnas__f32_bn_apply__ref,
+    .bn_bwd_reduce = mpnas__f32_bn_bwd_reduce__ref,
+    .bn_bwd_dx = mpnas__f32_bn_bwd_dx__ref,
+    .act_fwd = mpnas__f32_act_fwd__ref,
+    .act_bwd = mpnas__f32_act_bwd__ref,
 };

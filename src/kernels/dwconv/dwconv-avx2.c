@@ -1,0 +1,572 @@
+/* dwconv-avx2.c - depthwise KxK convolution, AVX2+FMA: forward with the fused epilogue,
+ * input gradient and weight gradient. NHWC: one ymm holds 8 channels of a pixel; the
+ * last channel block of an odd channel count uses masked loads and stores.
+ *
+ * Forward and input gradient share one building block, a row tile: T consecutive
+ * outputs of one channel block, accumulated over a list of (source row, weight row)
+ * pairs. For each pair the KX weights sit in registers and every source pixel the T
+ * outputs touch is loaded once and multiplied into each accumulator it feeds, so a
+ * tile costs KX + (T-1)*S + KX loads for T*KX FMAs. Interior tiles carry no bounds
+ * checks; tiles touching the left or right border skip out-of-image pixels (the checks
+ * are on compile-time column indices, so they cost a compare each, not a branch per
+ * FMA). Rows out of the image are simply left out of the list.
+ *
+ *  - forward: source rows are the K input rows of an output row, weights w[ky][kx].
+ *  - input gradient, stride 1: a correlation of dy with the flipped kernel (the source
+ *    rows are dy rows, weights walked backwards).
+ *  - input gradient, stride 2: the input pixels of one row split by column parity;
+ *    each class only sees the taps of one parity, about K/2 of them, and those form a
+ *    stride-1 correlation over dy columns again, written to every other pixel.
+ *
+ * K = 3, 5, 7 are specialised (taps unrolled); any other odd K takes a generic per-pixel
+ * path.
+ *
+ * Weight gradient: per image and channel block, the taps of R kernel rows (R*K vector
+ * accumulators: all 9 for 3x3, 2 rows for 5x5 and 7x7) stay in registers while the
+ * image's output pixels stream past once per row group; the sums are added to dwt per
+ * image. The order of every channel's sum is independent of [c0, c1).
+ */
+#include <stdint.h>
+
+#include "kernels/simd-avx2.h"
+
+#define MAXK 7 /* largest specialised kernel */
+
+/* ---- The row tile ---------------------------------------------------------------- */
+
+/* acc[t] += sum_{j < KX} src[col0 + t*S + j] * wv[j] for t < T (pixels ps floats
+ * apart). With CHECK, columns outside [0, ncols) are skipped. */
+MPNAS_AVX2_INLINE void row_acc(const int KX, const int S, const int T, const int CHECK,
+                               const int MASK, __m256 *acc, const float *src, size_t ps,
+                               int col0, int ncols, const __m256 *wv, __m256i mask) {
+  /* Walk the columns with one address (precomputed offsets would not fit the GPRs). It
+   * is kept as an integer because in checked tiles it starts outside the row; it becomes
+   * a pointer only for columns inside. */
+  uintptr_t p = (uintptr_t)src + (uintptr_t)((ptrdiff_t)col0 * (ptrdiff_t)(ps * sizeof(float)));
+  const uintptr_t step = ps * sizeof(float);
+#pragma GCC unroll 32
+  for (int col = 0; col < (T - 1) * S + KX; col++, p += step) {
+    const int ci = col0 + col;
+    if (CHECK && (ci < 0 || ci >= ncols)) continue;
+    const float *q = (const float *)p;
+    const __m256 xv = MASK ? _mm256_maskload_ps(q, mask) : _mm256_loadu_ps(q);
+#pragma GCC unroll 16
+    for (int t = 0; t < T; t++) {
+      const int j = col - t * S;
+      if (j >= 0 && j < KX) acc[t] = _mm256_fmadd_ps(xv, wv[j], acc[t]);
+    }
+  }
+}
+
+/* One output row's work: (source row, weight row) pairs and the epilogue. Pointers are
+ * at channel 0; the row function walks the channel blocks itself. */
+typedef struct {
+  int nrows;                   /* (source row, weight row) pairs */
+  const float *src[2 * MAXK];  /* source rows */
+  const float *wrow[2 * MAXK]; /* weight rows, at the walk's first tap */
+  ptrdiff_t wstep;             /* floats from one tap of the walk to the next */
+  size_t ps;                   /* floats between pixels (= channels) */
+  int ncols;                   /* pixels in a source row */
+  int c;                       /* channels */
+  const float *scale, *shift;  /* epilogue (NULL: 1 and 0) */
+  int act, has_epi;
+  const char *pf, *pf_end;     /* source rows the next output row needs first */
+  int pf_per;                  /* cache lines of them to prefetch per tile */
+} row_job;
+
+/* Outputs [o, o + T) of channel block cb: output o reads source columns
+ * cbase + o*S + [0, KX) and is stored at out + o*ostride + cb. */
+MPNAS_AVX2_INLINE void tile(const int KX, const int S, const int T, const int CHECK,
+                            const int MASK, const row_job *jb, int cbase, int o, float *out,
+                            size_t ostride, int cb, __m256i mask) {
+  __m256 acc[16];
+#pragma GCC unroll 16
+  for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+  for (int r = 0; r < jb->nrows; r++) {
+    __m256 wv[MAXK];
+#pragma GCC unroll 8
+    for (int j = 0; j < KX; j++) {
+      const float *wp = jb->wrow[r] + cb + j * jb->wstep;
+      wv[j] = MASK ? _mm256_maskload_ps(wp, mask) : _mm256_loadu_ps(wp);
+    }
+    row_acc(KX, S, T, CHECK, MASK, acc, jb->src[r] + cb, jb->ps, cbase + o * S, jb->ncols, wv,
+            mask);
+  }
+  __m256 vs = _mm256_set1_ps(1.0f), vt = _mm256_setzero_ps();
+  if (jb->has_epi) {
+    if (jb->scale) vs = MASK ? _mm256_maskload_ps(jb->scale + cb, mask) : _mm256_loadu_ps(jb->scale + cb);
+    if (jb->shift) vt = MASK ? _mm256_maskload_ps(jb->shift + cb, mask) : _mm256_loadu_ps(jb->shift + cb);
+  }
+#pragma GCC unroll 16
+  for (int t = 0; t < T; t++) {
+    __m256 v = acc[t];
+    if (jb->has_epi) v = mpnas__avx2_act(jb->act, _mm256_fmadd_ps(v, vs, vt));
+    float *q = out + (size_t)(o + t) * ostride + cb;
+    if (MASK) _mm256_maskstore_ps(q, mask, v);
+    else _mm256_storeu_ps(q, v);
+  }
+}
+
+/* The same tile position for every channel block: the blocks of a pixel share cache
+ * lines, so they go back to back. */
+MPNAS_AVX2_INLINE void tile_all(const int KX, const int S, const int T, const int CHECK,
+                                row_job *jb, int cbase, int o, float *out, size_t ostride) {
+  int cb = 0;
+  for (; cb + 8 <= jb->c; cb += 8) {
+    for (int q = 0; q < jb->pf_per && jb->pf < jb->pf_end; q++, jb->pf += 64)
+      _mm_prefetch(jb->pf, _MM_HINT_T0);
+
+    tile(KX, S, T, CHECK, 0, jb, cbase, o, out, ostride, cb, _mm256_setzero_si256());
+  }
+  if (cb < jb->c)
+    tile(KX, S, T, CHECK, 1, jb, cbase, o, out, ostride, cb, mpnas__avx2_tail_mask(jb->c - cb));
+}
+
+/* Outputs [0, nout) of a row. Those whose KX columns all lie inside the source row go
+ * in unchecked tiles of T, the last one shifted left to end at the interior's end
+ * (recomputing a few outputs rather than checking bounds); each border (about pad/S
+ * outputs) gets one checked tile of T. Rows shorter than that go one output at a time. */
+MPNAS_AVX2_INLINE void tile_row(const int KX, const int S, const int T, row_job *jb,
+                                int cbase, int nout, float *out, size_t ostride) {
+  int o_lo = cbase >= 0 ? 0 : (-cbase + S - 1) / S;
+  int o_hi = jb->ncols - KX - cbase >= 0 ? (jb->ncols - KX - cbase) / S + 1 : 0;
+  if (o_lo > nout) o_lo = nout;
+  if (o_hi > nout) o_hi = nout;
+  if (o_hi < o_lo) o_hi = o_lo;
+  if (o_hi - o_lo < T) {
+    for (int o = 0; o < nout; o++) {
+      if (o >= o_lo && o < o_hi) tile_all(KX, S, 1, 0, jb, cbase, o, out, ostride);
+      else tile_all(KX, S, 1, 1, jb, cbase, o, out, ostride);
+    }
+    return;
+  }
+  int o = o_lo, end = o_hi;
+  if (o_lo > 0) {
+    tile_all(KX, S, T, 1, jb, cbase, 0, out, ostride);
+    o = T;
+  }
+  if (o_hi < nout) {
+    tile_all(KX, S, T, 1, jb, cbase, nout - T, out, ostride);
+    if (nout - T < end) end = nout - T;
+  }
+  while (o < end) {
+    const int st = o + T <= o_hi ? o : o_hi - T;
+    tile_all(KX, S, T, 0, jb, cbase, st, out, ostride);
+    o = st + T;
+  }
+}
+
+/* One instantiation per (KX, S). T is chosen so that KX weights + T accumulators + one
+ * source vector fit the 16 ymm registers, and so that the benchmark widths (36, 18, 9
+ * outputs) split into whole tiles where possible. */
+typedef void (*row_fn)(row_job *jb, int cbase, int nout, float *out, size_t ostride);
+#define ROW_FN(KX, S, T)                                                                  \
+  static void row_##KX##_##S(row_job *jb, int cbase, int nout, float *out,                \
+                             size_t ostride) {                                            \
+    tile_row(KX, S, T, jb, cbase, nout, out, ostride);                                    \
+  }
+ROW_FN(1, 1, 9)
+ROW_FN(2, 1, 9)
+ROW_FN(3, 1, 9)
+ROW_FN(4, 1, 9)
+ROW_FN(5, 1, 9)
+ROW_FN(7, 1, 6)
+ROW_FN(3, 2, 9)
+ROW_FN(5, 2, 9)
+ROW_FN(7, 2, 5)
+
+static row_fn row_for(int kx, int s) {
+  if (s == 1) {
+    switch (kx) {
+      case 1: return row_1_1;
+      case 2: return row_2_1;
+      case 3: return row_3_1;
+      case 4: return row_4_1;
+      case 5: return row_5_1;
+      case 7: return row_7_1;
+      default: return NULL;
+    }
+  }
+  switch (kx) {
+    case 3: return row_3_2;
+    case 5: return row_5_2;
+    case 7: return row_7_2;
+    default: return NULL;
+  }
+}
+
+static int specialised(int k) { return k == 3 || k == 5 || k == 7; }
+
+/* ---- Generic odd K (per pixel, runtime taps) -------------------------------------- */
+
+/* One output pixel of the forward pass for channels [cb, cb + 8) (masked if nch < 8). */
+static __m256 fwd_pixel_generic(const mpnas__dw_shape *s, const float *x, const float *wt,
+                                int oy, int ox, int cb, __m256i mask, int nch) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int ky = 0; ky < s->k; ky++) {
+    int iy = oy * s->stride + ky - s->pad;
+    if (iy < 0 || iy >= s->h) continue;
+    for (int kx = 0; kx < s->k; kx++) {
+      int ix = ox * s->stride + kx - s->pad;
+      if (ix < 0 || ix >= s->w) continue;
+      __m256 xv = mpnas__avx2_load(x + ((size_t)iy * s->w + ix) * s->c + cb, nch, mask);
+      __m256 wv = mpnas__avx2_load(wt + ((size_t)ky * s->k + kx) * s->c + cb, nch, mask);
+      acc = _mm256_fmadd_ps(xv, wv, acc);
+    }
+  }
+  return acc;
+}
+
+/* One input pixel of the input gradient (gather form, as the reference). */
+static __m256 bwd_pixel_generic(const mpnas__dw_shape *s, const float *dy, const float *wt,
+                                int iy, int ix, int cb, __m256i mask, int nch) {
+  __m256 acc = _mm256_setzero_ps();
+  for (int ky = 0; ky < s->k; ky++) {
+    int ty = iy + s->pad - ky;
+    if (ty < 0 || ty % s->stride != 0 || ty / s->stride >= s->ho) continue;
+    int oy = ty / s->stride;
+    for (int kx = 0; kx < s->k; kx++) {
+      int tx = ix + s->pad - kx;
+      if (tx < 0 || tx % s->stride != 0 || tx / s->stride >= s->wo) continue;
+      int ox = tx / s->stride;
+      __m256 dv = mpnas__avx2_load(dy + ((size_t)oy * s->wo + ox) * s->c + cb, nch, mask);
+      __m256 wv = mpnas__avx2_load(wt + ((size_t)ky * s->k + kx) * s->c + cb, nch, mask);
+      acc = _mm256_fmadd_ps(dv, wv, acc);
+    }
+  }
+  return acc;
+}
+
+/* ---- Forward ---------------------------------------------------------------------- */
+
+/* Rows [r0, r1) of a source with nr rows of `rowf` floats are first needed by the next
+ * output row. Row by row in NHWC, the tiles sweep each source row in a pattern (pixel
+ * strides, channel blocks interleaved) the hardware prefetcher does not follow, so the
+ * loads would wait on memory: prefetch those rows in even portions over this row's
+ * tiles instead (nout outputs, about nout / 9 tile positions per channel block). */
+static void plan_prefetch(row_job *jb, const float *src, size_t rowf, int r0, int r1, int nr,
+                          int nout) {
+  if (r0 < 0) r0 = 0;
+  if (r1 > nr) r1 = nr;
+  if (r1 <= r0) {
+    jb->pf = jb->pf_end = NULL;
+    jb->pf_per = 0;
+    return;
+  }
+  jb->pf = (const char *)(src + (size_t)r0 * rowf);
+  jb->pf_end = (const char *)(src + (size_t)r1 * rowf);
+  size_t lines = (size_t)(jb->pf_end - jb->pf) / 64 + 1;
+  size_t calls = (size_t)(nout / 9 + 1) * (size_t)((jb->c + 7) / 8);
+  jb->pf_per = (int)(lines / calls) + 1;
+
+}
+
+/* Both passes go output row by output row; within a row, tile position by tile
+ * position over all channel blocks. The few source rows a row needs stay in L1/L2
+ * while it is computed, and every source row comes from memory once. */
+
+void mpnas__f32_dwconv_fwd__avx2(const mpnas__dw_shape *s, const float *x, const float *wt,
+                                 const float *scale, const float *shift, int act, float *y,
+                                 int oh0, int oh1) {
+  const int c = s->c, K = s->k, S = s->stride;
+  const size_t xrow = (size_t)s->w * c, yrow = (size_t)s->wo * c;
+  const int has_epi = scale != NULL || shift != NULL || act != MPNAS__ACT_NONE;
+  if (!specialised(K)) {
+    for (int oy = oh0; oy < oh1; oy++)
+      for (int ox = 0; ox < s->wo; ox++)
+        for (int cb = 0; cb < c; cb += 8) {
+          const int nch = c - cb < 8 ? c - cb : 8;
+          const __m256i mask = mpnas__avx2_tail_mask(nch);
+          __m256 v = fwd_pixel_generic(s, x, wt, oy, ox, cb, mask, nch);
+          if (has_epi) {
+            __m256 vs = scale ? mpnas__avx2_load(scale + cb, nch, mask) : _mm256_set1_ps(1.0f);
+            __m256 vt = shift ? mpnas__avx2_load(shift + cb, nch, mask) : _mm256_setzero_ps();
+            v = mpnas__avx2_act(act, _mm256_fmadd_ps(v, vs, vt));
+          }
+          mpnas__avx2_store(y + (size_t)oy * yrow + (size_t)ox * c + cb, v, nch, mask);
+        }
+    return;
+  }
+  const row_fn fn = row_for(K, S);
+  row_job jb;
+  jb.wstep = c;
+  jb.ps = (size_t)c;
+  jb.ncols = s->w;
+  jb.c = c;
+  jb.scale = scale;
+  jb.shift = shift;
+  jb.act = act;
+  jb.has_epi = has_epi;
+  for (int oy = oh0; oy < oh1; oy++) {
+    jb.nrows = 0;
+    for (int ky = 0; ky < K; ky++) {
+      const int iy = oy * S + ky - s->pad;
+      if (iy < 0 || iy >= s->h) continue;
+      jb.src[jb.nrows] = x + (size_t)iy * xrow;
+      jb.wrow[jb.nrows] = wt + (size_t)ky * K * c;
+      jb.nrows++;
+    }
+    plan_prefetch(&jb, x, xrow, oy * S - s->pad + K, (oy + 1) * S - s->pad + K, s->h, s->wo);
+
+    fn(&jb, -s->pad, s->wo, y + (size_t)oy * yrow, (size_t)c);
+  }
+}
+
+/* ---- Input gradient --------------------------------------------------------------- */
+
+void mpnas__f32_dwconv_bwd_input__avx2(const mpnas__dw_shape *s, const float *dy,
+                                       const float *wt, float *dx, int ih0, int ih1) {
+  const int c = s->c, K = s->k, S = s->stride, pad = s->pad;
+  const size_t xrow = (size_t)s->w * c, yrow = (size_t)s->wo * c;
+  if (!specialised(K)) {
+    for (int iy = ih0; iy < ih1; iy++)
+      for (int ix = 0; ix < s->w; ix++)
+        for (int cb = 0; cb < c; cb += 8) {
+          const int nch = c - cb < 8 ? c - cb : 8;
+          const __m256i mask = mpnas__avx2_tail_mask(nch);
+          mpnas__avx2_store(dx + (size_t)iy * xrow + (size_t)ix * c + cb,
+                            bwd_pixel_generic(s, dy, wt, iy, ix, cb, mask, nch), nch, mask);
+        }
+    return;
+  }
+  row_job jb;
+  jb.ps = (size_t)c;
+  jb.ncols = s->wo;
+  jb.c = c;
+  jb.scale = jb.shift = NULL;
+  jb.act = MPNAS__ACT_NONE;
+  jb.has_epi = 0;
+  for (int iy = ih0; iy < ih1; iy++) {
+    /* dy rows feeding input row iy: oy = (iy + pad - ky) / S for the ky that divide */
+    int kys[MAXK];
+    jb.nrows = 0;
+    for (int ky = 0; ky < K; ky++) {
+      const int ty = iy + pad - ky;
+      if (ty < 0 || ty % S != 0 || ty / S >= s->ho) continue;
+      kys[jb.nrows] = ky;
+      jb.src[jb.nrows] = dy + (size_t)(ty / S) * yrow;
+      jb.nrows++;
+    }
+    float *xr = dx + (size_t)iy * xrow;
+    /* the next input row's highest dy row, if this row does not use it yet */
+    const int next_top = (iy + 1 + pad) / S;
+    plan_prefetch(&jb, dy, yrow, next_top, next_top > (iy + pad) / S ? next_top + 1 : next_top, s->ho,
+                  s->w);
+    if (S == 1) {
+      /* dx[ix] = sum_j dy[ix - pad + j] * w[ky][K-1-j] */
+      for (int r = 0; r < jb.nrows; r++) jb.wrow[r] = wt + ((size_t)kys[r] * K + K - 1) * c;
+      jb.wstep = -(ptrdiff_t)c;
+      row_for(K, 1)(&jb, -pad, s->w, xr, (size_t)c);
+      continue;
+    }
+    /* stride 2: pixels ix = px + 2u take taps kx = rr + 2q, q < Q, from dy column
+     * ox = u + b - q; walking q backwards makes it a stride-1 correlation */
+    for (int px = 0; px < 2 && px < s->w; px++) {
+      const int rr = (px + pad) % 2, Q = (K - rr + 1) / 2, b = (px + pad - rr) / 2;
+      for (int r = 0; r < jb.nrows; r++) jb.wrow[r] = wt + ((size_t)kys[r] * K + rr + 2 * (Q - 1)) * c;
+      jb.wstep = -2 * (ptrdiff_t)c;
+      row_for(Q, 1)(&jb, b - (Q - 1), (s->w - px + 1) / 2, xr + (size_t)px * c, 2 * (size_t)c);
+    }
+  }
+}
+
+/* ---- Weight gradient -------------------------------------------------------------- */
+
+/* Accumulate the taps of kernel rows [ky0, ky0 + R) over output pixels [ox0, ox1) of
+ * one output row: acc[r][kx] += x[row r][ox*S + kx - pad] * dy[ox]. With ROWCHECK,
+ * xr[r] may be NULL (a kernel row outside the image); with CHECK, columns outside [0, w)
+ * are skipped. Interior rows and columns take the unchecked instantiation. */
+MPNAS_AVX2_INLINE void bww_run(const int K, const int R, const int S, const int CHECK,
+                               const int ROWCHECK, const int MASK, __m256 acc[][MAXK],
+                               const float *const *xr, const float *dyr, size_t ps, int ox0,
+                               int ox1, int pad, int w, __m256i mask) {
+  const float *dp = dyr + (size_t)ox0 * ps;
+  for (int ox = ox0; ox < ox1; ox++, dp += ps) {
+    const __m256 dv = MASK ? _mm256_maskload_ps(dp, mask) : _mm256_loadu_ps(dp);
+    const int ix0 = ox * S - pad;
+    /* an integer address: at the left border it starts before the row (see row_acc) */
+    const uintptr_t off = (uintptr_t)((ptrdiff_t)ix0 * (ptrdiff_t)(ps * sizeof(float)));
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+      if (ROWCHECK && xr[r] == NULL) continue;
+      uintptr_t xa = (uintptr_t)xr[r] + off;
+#pragma GCC unroll 8
+      for (int kx = 0; kx < K; kx++, xa += ps * sizeof(float)) {
+        if (CHECK && (ix0 + kx < 0 || ix0 + kx >= w)) continue;
+        const float *xp = (const float *)xa;
+        const __m256 xv = MASK ? _mm256_maskload_ps(xp, mask) : _mm256_loadu_ps(xp);
+        acc[r][kx] = _mm256_fmadd_ps(xv, dv, acc[r][kx]);
+      }
+    }
+  }
+}
+
+/* One output row: border columns checked, the interior [a, b) not. */
+MPNAS_AVX2_INLINE void bww_row(const int K, const int R, const int S, const int ROWCHECK,
+                               const int MASK, __m256 acc[][MAXK], const float *const *xr,
+                               const float *dyr, size_t ps, int a, int b, int wo, int pad,
+                               int w, __m256i mask) {
+  bww_run(K, R, S, 1, ROWCHECK, MASK, acc, xr, dyr, ps, 0, a, pad, w, mask);
+  bww_run(K, R, S, 0, ROWCHECK, MASK, acc, xr, dyr, ps, a, b, pad, w, mask);
+  bww_run(K, R, S, 1, ROWCHECK, MASK, acc, xr, dyr, ps, b, wo, pad, w, mask);
+}
+
+/* Prefetch cursors over the rows the next band needs (see plan_prefetch): two ranges
+ * (x rows, dy rows), `per` cache lines of each per output row processed. */
+typedef struct {
+  const char *p[2], *end[2];
+  int per;
+} bww_prefetch;
+
+/* Output rows [oy0, oy1) of one channel block, kernel rows [ky0, ky0 + R): the band's
+ * sums are added to dwt. Row by row, the R*K accumulators stay in registers. */
+MPNAS_AVX2_INLINE void bww_group(const int K, const int R, const int S, const int MASK,
+                                 const mpnas__dw_shape *s, const float *x, const float *dy,
+                                 float *dwt, int ky0, int cb, int oy0, int oy1,
+                                 bww_prefetch *pf, __m256i mask) {
+  const int c = s->c, pad = s->pad;
+  const size_t ps = (size_t)c;
+  /* output columns [a, b) have all K taps inside the row */
+  const int a = (pad + S - 1) / S < s->wo ? (pad + S - 1) / S : s->wo;
+  int b = s->w - K + pad >= 0 ? (s->w - K + pad) / S + 1 : 0;
+  b = b < a ? a : (b > s->wo ? s->wo : b);
+  __m256 acc[4][MAXK];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int kx = 0; kx < K; kx++) acc[r][kx] = _mm256_setzero_ps();
+  for (int oy = oy0; oy < oy1; oy++) {
+    for (int t = 0; t < 2; t++)
+      for (int q = 0; q < pf->per && pf->p[t] < pf->end[t]; q++, pf->p[t] += 64)
+        _mm_prefetch(pf->p[t], _MM_HINT_T0);
+    const float *xr[4];
+    int nvalid = 0;
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+      const int iy = oy * S + ky0 + r - pad;
+      xr[r] = iy >= 0 && iy < s->h ? x + (size_t)iy * s->w * c + cb : NULL;
+      nvalid += xr[r] != NULL;
+    }
+    const float *dyr = dy + (size_t)oy * s->wo * c + cb;
+    if (nvalid == R) bww_row(K, R, S, 0, MASK, acc, xr, dyr, ps, a, b, s->wo, pad, s->w, mask);
+    else if (nvalid > 0) bww_row(K, R, S, 1, MASK, acc, xr, dyr, ps, a, b, s->wo, pad, s->w, mask);
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++) {
+#pragma GCC unroll 8
+    for (int kx = 0; kx < K; kx++) {
+      float *o = dwt + ((size_t)(ky0 + r) * K + kx) * c + cb;
+      if (MASK) _mm256_maskstore_ps(o, mask, _mm256_add_ps(_mm256_maskload_ps(o, mask), acc[r][kx]));
+      else _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), acc[r][kx]));
+    }
+  }
+}
+
+/* A band of output rows over channels [c0, c1): per channel block, the kernel rows in
+ * groups of R (R*K accumulators + dy + one x vector within the 16 registers; for 7x7,
+ * R = 2 measured no faster than R = 1), the remainder group with K % R rows. */
+MPNAS_AVX2_INLINE void bww_band(const int K, const int R, const int S,
+                                const mpnas__dw_shape *s, const float *x, const float *dy,
+                                float *dwt, int oy0, int oy1, int c0, int c1,
+                                bww_prefetch *pf) {
+  for (int cb = c0; cb < c1; cb += 8) {
+    const int nch = c1 - cb < 8 ? c1 - cb : 8;
+    const __m256i mask = mpnas__avx2_tail_mask(nch);
+    int ky0 = 0;
+    for (; ky0 + R <= K; ky0 += R) {
+      if (nch < 8) bww_group(K, R, S, 1, s, x, dy, dwt, ky0, cb, oy0, oy1, pf, mask);
+      else bww_group(K, R, S, 0, s, x, dy, dwt, ky0, cb, oy0, oy1, pf, mask);
+    }
+    if (K % R != 0) {
+      if (nch < 8) bww_group(K, K % R, S, 1, s, x, dy, dwt, ky0, cb, oy0, oy1, pf, mask);
+      else bww_group(K, K % R, S, 0, s, x, dy, dwt, ky0, cb, oy0, oy1, pf, mask);
+    }
+  }
+}
+
+typedef void (*bww_fn)(const mpnas__dw_shape *s, const float *x, const float *dy, float *dwt,
+                       int oy0, int oy1, int c0, int c1, bww_prefetch *pf);
+#define BWW_FN(K, R, S)                                                                    \
+  static void bww_##K##_##S(const mpnas__dw_shape *s, const float *x, const float *dy,       \
+                            float *dwt, int oy0, int oy1, int c0, int c1, bww_prefetch *pf) { \
+    bww_band(K, R, S, s, x, dy, dwt, oy0, oy1, c0, c1, pf);                                 \
+  }
+BWW_FN(3, 3, 1)
+BWW_FN(3, 3, 2)
+BWW_FN(5, 2, 1)
+BWW_FN(5, 2, 2)
+BWW_FN(7, 1, 1)
+BWW_FN(7, 1, 2)
+
+/* Generic K, one image and channel block: one tap at a time over the image. */
+static void bww_generic(const mpnas__dw_shape *s, const float *x, const float *dy, float *dwt,
+                        int cb, int nch) {
+  const int c = s->c, K = s->k, S = s->stride;
+  const __m256i mask = mpnas__avx2_tail_mask(nch);
+  for (int ky = 0; ky < K; ky++)
+    for (int kx = 0; kx < K; kx++) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int oy = 0; oy < s->ho; oy++) {
+        int iy = oy * S + ky - s->pad;
+        if (iy < 0 || iy >= s->h) continue;
+        for (int ox = 0; ox < s->wo; ox++) {
+          int ix = ox * S + kx - s->pad;
+          if (ix < 0 || ix >= s->w) continue;
+          __m256 xv = mpnas__avx2_load(x + ((size_t)iy * s->w + ix) * c + cb, nch, mask);
+          __m256 dv = mpnas__avx2_load(dy + ((size_t)oy * s->wo + ox) * c + cb, nch, mask);
+          acc = _mm256_fmadd_ps(xv, dv, acc);
+        }
+      }
+      float *o = dwt + ((size_t)ky * K + kx) * c + cb;
+      mpnas__avx2_store(o, _mm256_add_ps(mpnas__avx2_load(o, nch, mask), acc), nch, mask);
+    }
+}
+
+/* Bytes of x and dy rows a band of the weight gradient keeps in L2 across the channel
+ * blocks (a quarter of a 1 MiB L2: measured best or near-best on the dw shapes). */
+#define BAND_BYTES (256 * 1024)
+
+void mpnas__f32_dwconv_bwd_weight__avx2(const mpnas__dw_shape *s, int n, const float *x,
+                                        const float *dy, float *dwt, int c0, int c1) {
+  const int c = s->c, K = s->k, S = s->stride, pad = s->pad;
+  const size_t xrow = (size_t)s->w * c, yrow = (size_t)s->wo * c;
+  const size_t in_image = (size_t)s->h * xrow, out_image = (size_t)s->ho * yrow;
+  if (c1 <= c0) return;
+  bww_fn fn = NULL;
+  if (K == 3) fn = S == 1 ? bww_3_1 : bww_3_2;
+  if (K == 5) fn = S == 1 ? bww_5_1 : bww_5_2;
+  if (K == 7) fn = S == 1 ? bww_7_1 : bww_7_2;
+  /* Bands of output rows whose x and dy rows fit in L2: the first channel block brings
+   * them from memory, the others find them in L2, and within a block the rows slide
+   * through L1. The band size depends on the shape only (not on [c0, c1)), so every
+   * channel's order of additions is fixed. */
+  const size_t row_bytes = sizeof(float) * ((size_t)S * xrow + yrow);
+  int band = (int)(BAND_BYTES / (row_bytes ? row_bytes : 1));
+  band = band < 1 ? 1 : (band > s->ho ? s->ho : band);
+  const int ngroups = K == 3 ? 1 : (K == 5 ? 3 : K);
+  for (int i = 0; i < n; i++) {
+    const float *xi = x + i * in_image, *dyi = dy + i * out_image;
+    if (fn == NULL) {
+      for (int cb = c0; cb < c1; cb += 8) bww_generic(s, xi, dyi, dwt, cb, c1 - cb < 8 ? c1 - cb : 8);
+      continue;
+    }
+    for (int oy0 = 0; oy0 < s->ho; oy0 += band) {
+      const int oy1 = s->ho - oy0 < band ? s->ho : oy0 + band;
+      /* prefetch the next band's new rows (this image only), spread over this band */
+      const int nb1 = s->ho - oy1 < band ? s->ho : oy1 + band;
+      int r0 = oy1 * S - pad + K - S, r1 = nb1 * S - pad + K;
+      r0 = r0 < 0 ? 0 : r0;
+      r1 = r1 > s->h ? s->h : r1;
+      bww_prefetch pf;
+      pf.p[0] = (const char *)(xi + (size_t)r0 * xrow);
+      pf.end[0] = r1 > r0 ? (const char *)(xi + (size_t)r1 * xrow) : pf.p[0];
+      pf.p[1] = (const char *)(dyi + (size_t)oy1 * yrow);
+      pf.end[1] = (const char *)(dyi + (size_t)nb1 * yrow);
+      size_t lines = (size_t)(pf.end[0] - pf.p[0] > pf.end[1] - pf.p[1] ? pf.end[0] - pf.p[0]
+                                                                         : pf.end[1] - pf.p[1]) / 64;
+      size_t calls = (size_t)((c1 - c0 + 7) / 8) * (size_t)ngroups * (size_t)(oy1 - oy0);
+      pf.per = (int)(lines / calls) + 1;
+      fn(s, xi, dyi, dwt, oy0, oy1, c0, c1, &pf);
+    }
+  }
+}

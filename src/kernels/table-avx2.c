@@ -1,0 +1,23 @@
+/* table-avx2.c - the AVX2+FMA kernel table (x86-64; chosen at run time when the CPU
+ * has AVX2 and FMA, see dispatch.c). */
+#include "kernels/misc/misc.h"
+#include "kernels/simd-avx2.h"
+#include "mpnas.h"
+
+const mpnas__kernels mpnas__kernels_avx2 = {
+    .name = "avx2",
+    .isa = MPNAS_ISA_AVX2,
+    .dw_fwd = mpnas__f32_dwconv_fwd__avx2,
+    .dw_bwd_input = mpnas__f32_dwconv_bwd_input__avx2,
+    .dw_bwd_weight = mpnas__f32_dwconv_bwd_weight__avx2,
+    .gemm_packed_floats = mpnas__f32_gemm_packed_floats__avx2,
+    .gemm_pack = mpnas__f32_gemm_pack__avx2,
+    .gemm = mpnas__f32_gemm__avx2,
+    .gemm_bwd_weight = mpnas__f32_gemm_bwd_weight__avx2,
+    .bn_stats = mpnas__f32_bn_stats__avx2,
+    .bn_apply = mpnas__f32_bn_apply__avx2,
+    .bn_bwd_reduce = mpnas__f32_bn_bwd_reduce__avx2,
+    .bn_bwd_dx = mpnas__f32_bn_bwd_dx__avx2,
+    .act_fwd = mpnas__f32_act_fwd__avx2,
+    .act_bwd = mpnas__f32_act_bwd__avx2,
+};

@@ -1,0 +1,573 @@
+/* test_kernels.c - every SIMD kernel table against the scalar reference (the oracle).
+ *
+ * ISA-generic: it tests each table this build and CPU can run (avx2 on x86-64, neon on
+ * aarch64, via mpnas__kernels_for), and the scalar table against itself so the harness
+ * runs everywhere. Shapes are chosen to be awkward: channel counts around the vector
+ * widths (1, 7, 8, 9, 17, 33, 67), images of 1x1, 2x2, 3x5 and odd sizes smaller than
+ * the kernel, K = 1, 3, 5, 7, 9 (9 exercises any generic path), both strides, partial
+ * row ranges and partial channel ranges, GEMM with m = 1..13 and n, k off the tiles,
+ * every activation, scale / shift / residual both NULL and not.
+ *
+ * Tolerance. For every output the test also runs the reference on |x| and |w| with no
+ * epilogue, which gives S = sum |terms| of that output. A different summation order
+ * (vector lanes, split accumulators, FMA) changes a float sum by at most about
+ * n * 2^-24 * S in the worst case and far less in practice; we allow
+ *     |acc - acc_ref| <= 1e-5 * S                  (about 170 ulp of S)
+ * and propagate it through the epilogue:
+ *     tol = slope * |scale| * 1e-5 * S + 4e-6 * (|y_ref| + |residual| + |shift|) + 2e-6 (sigmoid only)
+ * where slope is the activation's largest derivative (1.5 for hswish, 1 otherwise)
+ * and the middle term covers the rounding of the epilogue's own few operations and a
+ * vectorised exp (sigmoid) accurate to ~1e-6 relative.
+ *
+ * Beyond values it checks that kernels write nothing outside their range (rows outside
+ * [oh0, oh1) / [ih0, ih1), channels outside [c0, c1), k-rows outside [k0, k1), a guard
+ * zone after every output, the pack buffer's end), that weight gradients accumulate, and
+ * that weight gradients are bit-identical whether computed in one call or split into
+ * ranges (the op layer relies on that for thread-count independence). Inputs are
+ * allocated to their exact size at a misaligned address so sanitizers catch over-reads.
+ */
+#include <stdint.h>
+
+#include "check.h"
+#include "kernels/kernels.h"
+#include "mpnas.h"
+
+/* ---- Test data --------------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint32_t rng_u32(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (uint32_t)(rng_state >> 16);
+}
+static float rng_uniform(float lo, float hi) {
+  return lo + (hi - lo) * (float)((double)rng_u32() / 4294967296.0);
+}
+static int rng_int(int lo, int hi) { /* [lo, hi] */
+  return lo + (int)(rng_u32() % (uint32_t)(hi - lo + 1));
+}
+
+#define GUARD 19              /* floats after each output checked to stay untouched */
+#define SENTINEL (-12345.25f) /* value kernels never produce from our data */
+
+/* An input buffer: exactly n floats at a misaligned address, so an aligned vector load
+ * would fault and a read past the end is a heap overflow (seen by sanitizers). */
+typedef struct {
+  void *raw;
+  float *p;
+} tbuf;
+
+static tbuf in_alloc(size_t n) {
+  tbuf b;
+  /* malloc's result is 16-byte aligned, so one float in is never 32-byte aligned, and
+   * the block ends exactly where the allocation does */
+  b.raw = malloc(sizeof(float) * (n + 1));
+  b.p = (float *)b.raw + 1;
+  return b;
+}
+static tbuf in_random(size_t n, float lo, float hi) {
+  tbuf b = in_alloc(n);
+  for (size_t i = 0; i < n; i++) b.p[i] = rng_uniform(lo, hi);
+  return b;
+}
+static tbuf in_abs(const float *x, size_t n) {
+  tbuf b = in_alloc(n);
+  for (size_t i = 0; i < n; i++) b.p[i] = fabsf(x[i]);
+  return b;
+}
+/* An output buffer: n floats plus GUARD sentinels after, misaligned by one float. */
+static tbuf out_alloc(size_t n) {
+  tbuf b;
+  b.raw = malloc(sizeof(float) * (n + GUARD + 16) + 64);
+  uintptr_t a = ((uintptr_t)b.raw + 31) & ~(uintptr_t)31;
+  b.p = (float *)a + 1;
+  for (size_t i = 0; i < n + GUARD; i++) b.p[i] = SENTINEL;
+  return b;
+}
+static int guard_ok(const tbuf *b, size_t n) {
+  for (size_t i = n; i < n + GUARD; i++)
+    if (b->p[i] != SENTINEL) return 0;
+  return 1;
+}
+static void tfree(tbuf *b) {
+  free(b->raw);
+  b->raw = NULL;
+  b->p = NULL;
+}
+
+/* ---- Tolerances -------------------------------------------------------------------- */
+
+static double act_slope(int act) { return act == MPNAS__ACT_HSWISH ? 1.5 : 1.0; }
+
+/* Bound on |y - y_ref| for one output (see the comment at the top). */
+static double tol_out(double sumabs, double scale, double shift, double yref, double res,
+                      int act) {
+  double t = act_slope(act) * fabs(scale) * 1e-5 * sumabs;
+  t += 4e-6 * (fabs(yref) + fabs(res) + fabs(shift));
+  if (act == MPNAS__ACT_SIGMOID) t += 2e-6;
+  return t;
+}
+
+static const char *act_name(int act) {
+  static const char *names[] = {"none", "relu", "relu6", "hswish", "sigmoid", "hsigmoid"};
+  return act >= 0 && act < MPNAS__ACT_COUNT ? names[act] : "?";
+}
+
+/* ---- The tables under test --------------------------------------------------------- */
+
+static const mpnas__kernels *tables[4];
+static int n_tables;
+static const mpnas__kernels *const oracle = &mpnas__kernels_scalar;
+
+static void find_tables(void) {
+  static const int isas[] = {MPNAS_ISA_SCALAR, MPNAS_ISA_AVX2, MPNAS_ISA_NEON};
+  printf("# ISAs tested against the scalar reference:");
+  for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+    if (!mpnas__isa_available(isas[i])) continue;
+    const mpnas__kernels *t = mpnas__kernels_for(isas[i]);
+    if (t == NULL) continue;
+    tables[n_tables++] = t;
+    printf(" %s", t->name);
+  }
+  printf("\n");
+  if (n_tables == 1) printf("# (only scalar here: no SIMD table in this build or CPU)\n");
+  fflush(stdout);
+}
+
+/* ---- Depthwise forward ------------------------------------------------------------- */
+
+static const int CHANNELS[] = {1, 7, 8, 9, 17, 33, 67};
+static const int SIZES[][2] = {{1, 1}, {2, 2}, {3, 5}, {5, 3}, {7, 7}, {9, 11}, {13, 6}};
+static const int KS[] = {1, 3, 5, 7, 9};
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Run one dw forward case on table t over output rows [oh0, oh1) and compare. */
+static int dw_fwd_case(const mpnas__kernels *t, int h, int w, int c, int k, int stride,
+                       int act, int use_scale, int use_shift, int oh0, int oh1) {
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, h, w, c, k, stride);
+  size_t nx = (size_t)h * w * c, nw = (size_t)k * k * c, ny = (size_t)s.ho * s.wo * c;
+  tbuf x = in_random(nx, -1.0f, 1.0f), wt = in_random(nw, -1.0f, 1.0f);
+  tbuf sc = in_random((size_t)c, -3.0f, 3.0f), sh = in_random((size_t)c, -4.0f, 4.0f);
+  tbuf xa = in_abs(x.p, nx), wa = in_abs(wt.p, nw);
+  tbuf y = out_alloc(ny), yr = out_alloc(ny), ya = out_alloc(ny);
+  const float *scale = use_scale ? sc.p : NULL, *shift = use_shift ? sh.p : NULL;
+
+  oracle->dw_fwd(&s, x.p, wt.p, scale, shift, act, yr.p, oh0, oh1);
+  oracle->dw_fwd(&s, xa.p, wa.p, NULL, NULL, MPNAS__ACT_NONE, ya.p, oh0, oh1);
+  t->dw_fwd(&s, x.p, wt.p, scale, shift, act, y.p, oh0, oh1);
+
+  int bad = 0;
+  size_t row0 = (size_t)oh0 * s.wo * c, row1 = (size_t)oh1 * s.wo * c;
+  for (size_t i = 0; i < ny && bad < 3; i++) {
+    int ch = (int)(i % (size_t)c);
+    if (i < row0 || i >= row1) {
+      if (y.p[i] != SENTINEL) {
+        CHECK_MSG(0, "%s dw_fwd h=%d w=%d c=%d k=%d s=%d rows [%d,%d): wrote outside at %zu",
+                  t->name, h, w, c, k, stride, oh0, oh1, i);
+        bad++;
+      }
+      continue;
+    }
+    double tol = tol_out(ya.p[i], scale ? scale[ch] : 1.0, shift ? shift[ch] : 0.0, yr.p[i],
+                         0.0, act);
+    if (!(fabs((double)y.p[i] - (double)yr.p[i]) <= tol)) {
+      CHECK_MSG(0,
+                "%s dw_fwd h=%d w=%d c=%d k=%d s=%d act=%s scale=%d shift=%d rows [%d,%d) "
+                "at %zu: %.9g vs ref %.9g (tol %.3g)",
+                t->name, h, w, c, k, stride, act_name(act), use_scale, use_shift, oh0, oh1, i,
+                (double)y.p[i], (double)yr.p[i], tol);
+      bad++;
+    }
+  }
+  if (!guard_ok(&y, ny)) {
+    CHECK_MSG(0, "%s dw_fwd h=%d w=%d c=%d k=%d s=%d: wrote past the end", t->name, h, w, c,
+              k, stride);
+    bad++;
+  }
+  tfree(&x), tfree(&wt), tfree(&sc), tfree(&sh), tfree(&xa), tfree(&wa);
+  tfree(&y), tfree(&yr), tfree(&ya);
+  return bad;
+}
+
+static void test_dw_fwd_shapes(void) {
+  int cases = 0;
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int ci = 0; ci < COUNT(CHANNELS); ci++)
+      for (int si = 0; si < COUNT(SIZES); si++)
+        for (int ki = 0; ki < COUNT(KS); ki++)
+          for (int stride = 1; stride <= 2; stride++) {
+            int h = SIZES[si][0], w = SIZES[si][1], ho = (h + stride - 1) / stride;
+            int v = cases++;
+            int act = v % MPNAS__ACT_COUNT;
+            /* all rows, then a partial range inside */
+            dw_fwd_case(tables[ti], h, w, CHANNELS[ci], KS[ki], stride, act, v & 1,
+                        (v >> 1) & 1, 0, ho);
+            if (ho > 1) {
+              int a = rng_int(0, ho - 1), b = rng_int(a + 1, ho);
+              dw_fwd_case(tables[ti], h, w, CHANNELS[ci], KS[ki], stride, (act + 3) % 6,
+                          (v >> 2) & 1, (v >> 3) & 1, a, b);
+            }
+          }
+}
+
+/* Every activation with every scale/shift combination, on a few shapes. */
+static void test_dw_fwd_epilogues(void) {
+  static const int shapes[][5] = {/* h w c k stride */
+                                  {7, 7, 67, 7, 1}, {9, 11, 17, 3, 2}, {6, 5, 9, 5, 1},
+                                  {13, 6, 33, 3, 1}, {5, 8, 8, 7, 2}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int si = 0; si < COUNT(shapes); si++)
+      for (int act = 0; act < MPNAS__ACT_COUNT; act++)
+        for (int ss = 0; ss < 4; ss++) {
+          const int *p = shapes[si];
+          int ho = (p[0] + p[4] - 1) / p[4];
+          dw_fwd_case(tables[ti], p[0], p[1], p[2], p[3], p[4], act, ss & 1, ss >> 1, 0, ho);
+        }
+}
+
+/* Forward on larger images (interior paths with many pixels; rows at the edges alone). */
+static void test_dw_fwd_large(void) {
+  static const int shapes[][5] = {{36, 36, 24, 3, 1}, {36, 35, 19, 3, 2}, {18, 18, 40, 5, 1},
+                                  {18, 17, 48, 7, 1}, {19, 18, 41, 7, 2}, {20, 23, 13, 5, 2},
+                                  {16, 16, 16, 11, 1}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int si = 0; si < COUNT(shapes); si++) {
+      const int *p = shapes[si];
+      int ho = (p[0] + p[4] - 1) / p[4];
+      dw_fwd_case(tables[ti], p[0], p[1], p[2], p[3], p[4], si % 6, 1, 1, 0, ho);
+      dw_fwd_case(tables[ti], p[0], p[1], p[2], p[3], p[4], MPNAS__ACT_RELU6, 1, 0, 0, 1);
+      dw_fwd_case(tables[ti], p[0], p[1], p[2], p[3], p[4], MPNAS__ACT_NONE, 0, 1, ho - 1, ho);
+      dw_fwd_case(tables[ti], p[0], p[1], p[2], p[3], p[4], MPNAS__ACT_HSWISH, 1, 1, 1, ho / 2 + 1);
+    }
+}
+
+/* ---- Depthwise input gradient ------------------------------------------------------ */
+
+static void dw_bwd_input_case(const mpnas__kernels *t, int h, int w, int c, int k, int stride,
+                              int ih0, int ih1) {
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, h, w, c, k, stride);
+  size_t nx = (size_t)h * w * c, nw = (size_t)k * k * c, ny = (size_t)s.ho * s.wo * c;
+  tbuf dy = in_random(ny, -1.0f, 1.0f), wt = in_random(nw, -1.0f, 1.0f);
+  tbuf dya = in_abs(dy.p, ny), wa = in_abs(wt.p, nw);
+  tbuf dx = out_alloc(nx), dxr = out_alloc(nx), dxa = out_alloc(nx);
+  oracle->dw_bwd_input(&s, dy.p, wt.p, dxr.p, ih0, ih1);
+  oracle->dw_bwd_input(&s, dya.p, wa.p, dxa.p, ih0, ih1);
+  t->dw_bwd_input(&s, dy.p, wt.p, dx.p, ih0, ih1);
+  int bad = 0;
+  size_t r0 = (size_t)ih0 * w * c, r1 = (size_t)ih1 * w * c;
+  for (size_t i = 0; i < nx && bad < 3; i++) {
+    if (i < r0 || i >= r1) {
+      if (dx.p[i] != SENTINEL) {
+        CHECK_MSG(0, "%s dw_bwd_input h=%d w=%d c=%d k=%d s=%d rows [%d,%d): wrote outside at %zu",
+                  t->name, h, w, c, k, stride, ih0, ih1, i);
+        bad++;
+      }
+      continue;
+    }
+    double tol = tol_out(dxa.p[i], 1.0, 0.0, dxr.p[i], 0.0, MPNAS__ACT_NONE);
+    if (!(fabs((double)dx.p[i] - (double)dxr.p[i]) <= tol)) {
+      CHECK_MSG(0, "%s dw_bwd_input h=%d w=%d c=%d k=%d s=%d rows [%d,%d) at %zu: %.9g vs ref %.9g (tol %.3g)",
+                t->name, h, w, c, k, stride, ih0, ih1, i, (double)dx.p[i], (double)dxr.p[i], tol);
+      bad++;
+    }
+  }
+  if (!guard_ok(&dx, nx)) {
+    CHECK_MSG(0, "%s dw_bwd_input h=%d w=%d c=%d k=%d s=%d: wrote past the end", t->name, h, w,
+              c, k, stride);
+  }
+  tfree(&dy), tfree(&wt), tfree(&dya), tfree(&wa), tfree(&dx), tfree(&dxr), tfree(&dxa);
+}
+
+static void test_dw_bwd_input(void) {
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int ci = 0; ci < COUNT(CHANNELS); ci++)
+      for (int si = 0; si < COUNT(SIZES); si++)
+        for (int ki = 0; ki < COUNT(KS); ki++)
+          for (int stride = 1; stride <= 2; stride++) {
+            int h = SIZES[si][0], w = SIZES[si][1];
+            dw_bwd_input_case(tables[ti], h, w, CHANNELS[ci], KS[ki], stride, 0, h);
+            if (h > 1) {
+              int a = rng_int(0, h - 1), b = rng_int(a + 1, h);
+              dw_bwd_input_case(tables[ti], h, w, CHANNELS[ci], KS[ki], stride, a, b);
+            }
+          }
+  static const int large[][5] = {{36, 36, 24, 3, 1}, {36, 35, 19, 3, 2}, {18, 18, 40, 5, 1},
+                                 {18, 17, 48, 7, 1}, {19, 18, 41, 7, 2}, {20, 23, 13, 5, 2}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int si = 0; si < COUNT(large); si++) {
+      const int *p = large[si];
+      dw_bwd_input_case(tables[ti], p[0], p[1], p[2], p[3], p[4], 0, p[0]);
+      dw_bwd_input_case(tables[ti], p[0], p[1], p[2], p[3], p[4], 0, 1);
+      dw_bwd_input_case(tables[ti], p[0], p[1], p[2], p[3], p[4], p[0] - 1, p[0]);
+      dw_bwd_input_case(tables[ti], p[0], p[1], p[2], p[3], p[4], 3, p[0] / 2 + 2);
+    }
+}
+
+/* ---- Depthwise weight gradient ----------------------------------------------------- */
+
+static void dw_bwd_weight_case(const mpnas__kernels *t, int n, int h, int w, int c, int k,
+                               int stride, int c0, int c1) {
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, h, w, c, k, stride);
+  size_t nx = (size_t)n * h * w * c, nw = (size_t)k * k * c, ny = (size_t)n * s.ho * s.wo * c;
+  tbuf x = in_random(nx, -1.0f, 1.0f), dy = in_random(ny, -1.0f, 1.0f);
+  tbuf xa = in_abs(x.p, nx), dya = in_abs(dy.p, ny);
+  tbuf init = in_random(nw, -1.0f, 1.0f);
+  tbuf dw = out_alloc(nw), dwr = out_alloc(nw), dwa = out_alloc(nw), dws = out_alloc(nw);
+  for (size_t i = 0; i < nw; i++) {
+    dw.p[i] = dwr.p[i] = dws.p[i] = init.p[i]; /* weight gradients accumulate */
+    dwa.p[i] = 0.0f;
+  }
+  oracle->dw_bwd_weight(&s, n, x.p, dy.p, dwr.p, c0, c1);
+  oracle->dw_bwd_weight(&s, n, xa.p, dya.p, dwa.p, c0, c1);
+  t->dw_bwd_weight(&s, n, x.p, dy.p, dw.p, c0, c1);
+  /* the same range in two calls split at a random channel: must be bit-identical */
+  int cm = rng_int(c0, c1);
+  t->dw_bwd_weight(&s, n, x.p, dy.p, dws.p, c0, cm);
+  t->dw_bwd_weight(&s, n, x.p, dy.p, dws.p, cm, c1);
+  int bad = 0;
+  for (size_t i = 0; i < nw && bad < 3; i++) {
+    int ch = (int)(i % (size_t)c);
+    if (ch < c0 || ch >= c1) {
+      if (dw.p[i] != init.p[i]) {
+        CHECK_MSG(0, "%s dw_bwd_weight n=%d h=%d w=%d c=%d k=%d s=%d ch [%d,%d): wrote channel %d",
+                  t->name, n, h, w, c, k, stride, c0, c1, ch);
+        bad++;
+      }
+      continue;
+    }
+    double tol = tol_out(dwa.p[i], 1.0, 0.0, dwr.p[i], init.p[i], MPNAS__ACT_NONE);
+    if (!(fabs((double)dw.p[i] - (double)dwr.p[i]) <= tol)) {
+      CHECK_MSG(0, "%s dw_bwd_weight n=%d h=%d w=%d c=%d k=%d s=%d ch [%d,%d) at %zu: %.9g vs ref %.9g (tol %.3g)",
+                t->name, n, h, w, c, k, stride, c0, c1, i, (double)dw.p[i], (double)dwr.p[i], tol);
+      bad++;
+    }
+    if (dws.p[i] != dw.p[i]) {
+      CHECK_MSG(0, "%s dw_bwd_weight n=%d h=%d w=%d c=%d k=%d s=%d: split at channel %d not bit-identical at %zu",
+                t->name, n, h, w, c, k, stride, cm, i);
+      bad++;
+    }
+  }
+  if (!guard_ok(&dw, nw)) {
+    CHECK_MSG(0, "%s dw_bwd_weight c=%d k=%d: wrote past the end", t->name, c, k);
+  }
+  tfree(&x), tfree(&dy), tfree(&xa), tfree(&dya), tfree(&init);
+  tfree(&dw), tfree(&dwr), tfree(&dwa), tfree(&dws);
+}
+
+static void test_dw_bwd_weight(void) {
+  int v = 0;
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int ci = 0; ci < COUNT(CHANNELS); ci++)
+      for (int si = 0; si < COUNT(SIZES); si++)
+        for (int ki = 0; ki < COUNT(KS); ki++)
+          for (int stride = 1; stride <= 2; stride++) {
+            int c = CHANNELS[ci], n = 1 + (v++ % 3);
+            dw_bwd_weight_case(tables[ti], n, SIZES[si][0], SIZES[si][1], c, KS[ki], stride, 0, c);
+            if (c > 1) {
+              int a = rng_int(0, c - 1), b = rng_int(a + 1, c);
+              dw_bwd_weight_case(tables[ti], n, SIZES[si][0], SIZES[si][1], c, KS[ki], stride, a, b);
+            }
+          }
+  static const int large[][6] = {/* n h w c k s */
+                                 {2, 36, 36, 24, 3, 1}, {1, 36, 35, 19, 3, 2},
+                                 {2, 18, 18, 40, 5, 1}, {1, 18, 17, 48, 7, 1},
+                                 {2, 19, 18, 41, 7, 2}, {3, 20, 23, 13, 5, 2}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int si = 0; si < COUNT(large); si++) {
+      const int *p = large[si];
+      dw_bwd_weight_case(tables[ti], p[0], p[1], p[2], p[3], p[4], p[5], 0, p[3]);
+      dw_bwd_weight_case(tables[ti], p[0], p[1], p[2], p[3], p[4], p[5], 3, p[3] - 2);
+      if (p[3] > 9) dw_bwd_weight_case(tables[ti], p[0], p[1], p[2], p[3], p[4], p[5], 8, p[3] < 16 ? p[3] : 16);
+    }
+}
+
+/* ---- GEMM (pointwise) -------------------------------------------------------------- */
+
+/* Pack with table t, checking it stays inside gemm_packed_floats(k, n). */
+static tbuf pack_for(const mpnas__kernels *t, int k, int n, const float *w) {
+  size_t np = t->gemm_packed_floats(k, n);
+  tbuf p = out_alloc(np);
+  t->gemm_pack(k, n, w, p.p);
+  CHECK_MSG(guard_ok(&p, np), "%s gemm_pack k=%d n=%d wrote past gemm_packed_floats", t->name,
+            k, n);
+  return p;
+}
+
+static int gemm_case(const mpnas__kernels *t, int m, int k, int n, int act, int use_scale,
+                     int use_shift, int use_res) {
+  size_t nx = (size_t)m * k, nw = (size_t)k * n, ny = (size_t)m * n;
+  tbuf x = in_random(nx, -1.0f, 1.0f), w = in_random(nw, -1.0f, 1.0f);
+  tbuf sc = in_random((size_t)n, -3.0f, 3.0f), sh = in_random((size_t)n, -4.0f, 4.0f);
+  tbuf res = in_random(ny, -2.0f, 2.0f);
+  tbuf xa = in_abs(x.p, nx), wa = in_abs(w.p, nw);
+  tbuf y = out_alloc(ny), yr = out_alloc(ny), ya = out_alloc(ny);
+  const float *scale = use_scale ? sc.p : NULL, *shift = use_shift ? sh.p : NULL;
+  const float *residual = use_res ? res.p : NULL;
+
+  tbuf pr = pack_for(oracle, k, n, w.p), pa = pack_for(oracle, k, n, wa.p);
+  tbuf pt = pack_for(t, k, n, w.p);
+  oracle->gemm(m, k, n, x.p, pr.p, scale, shift, act, residual, yr.p);
+  oracle->gemm(m, k, n, xa.p, pa.p, NULL, NULL, MPNAS__ACT_NONE, NULL, ya.p);
+  t->gemm(m, k, n, x.p, pt.p, scale, shift, act, residual, y.p);
+
+  int bad = 0;
+  for (size_t i = 0; i < ny && bad < 3; i++) {
+    int j = (int)(i % (size_t)n);
+    double tol = tol_out(ya.p[i], scale ? scale[j] : 1.0, shift ? shift[j] : 0.0, yr.p[i],
+                         residual ? residual[i] : 0.0, act);
+    if (!(fabs((double)y.p[i] - (double)yr.p[i]) <= tol)) {
+      CHECK_MSG(0, "%s gemm m=%d k=%d n=%d act=%s scale=%d shift=%d res=%d at [%zu][%d]: %.9g vs ref %.9g (tol %.3g)",
+                t->name, m, k, n, act_name(act), use_scale, use_shift, use_res, i / (size_t)n, j,
+                (double)y.p[i], (double)yr.p[i], tol);
+      bad++;
+    }
+  }
+  if (!guard_ok(&y, ny)) {
+    CHECK_MSG(0, "%s gemm m=%d k=%d n=%d: wrote past the end", t->name, m, k, n);
+    bad++;
+  }
+  tfree(&x), tfree(&w), tfree(&sc), tfree(&sh), tfree(&res), tfree(&xa), tfree(&wa);
+  tfree(&y), tfree(&yr), tfree(&ya), tfree(&pr), tfree(&pa), tfree(&pt);
+  return bad;
+}
+
+static void test_gemm_small(void) {
+  static const int ns[] = {1, 2, 7, 8, 9, 15, 16, 17, 23, 24, 33, 47, 67, 101};
+  static const int ks[] = {1, 2, 3, 7, 8, 16, 17, 33, 67};
+  int v = 0;
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int m = 1; m <= 13; m++)
+      for (int ni = 0; ni < COUNT(ns); ni++)
+        for (int ki = 0; ki < COUNT(ks); ki++, v++)
+          gemm_case(tables[ti], m, ks[ki], ns[ni], v % MPNAS__ACT_COUNT, (v >> 1) & 1,
+                    (v >> 2) & 1, (v / 7) & 1);
+}
+
+static void test_gemm_epilogues(void) {
+  static const int shapes[][3] = {{13, 17, 33}, {6, 64, 16}, {7, 9, 67}, {1, 3, 5}, {12, 33, 24}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int si = 0; si < COUNT(shapes); si++)
+      for (int act = 0; act < MPNAS__ACT_COUNT; act++)
+        for (int e = 0; e < 8; e++)
+          gemm_case(tables[ti], shapes[si][0], shapes[si][1], shapes[si][2], act, e & 1,
+                    (e >> 1) & 1, (e >> 2) & 1);
+}
+
+/* Sizes past typical cache blocks (k > 256, n > 256, m > a few hundred). */
+static void test_gemm_large(void) {
+  static const int shapes[][3] = {{100, 67, 200}, {37, 515, 61},  {64, 384, 96},
+                                  {300, 16, 96},  {19, 96, 389},  {129, 1030, 9},
+                                  {50, 192, 64},  {333, 32, 192}, {7, 700, 300}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int si = 0; si < COUNT(shapes); si++)
+      gemm_case(tables[ti], shapes[si][0], shapes[si][1], shapes[si][2], si % MPNAS__ACT_COUNT,
+                si & 1, (si >> 1) & 1, (si >> 2) & 1);
+}
+
+/* ---- GEMM weight gradient ---------------------------------------------------------- */
+
+static void gemm_bwd_weight_case(const mpnas__kernels *t, int m, int k, int n, int k0, int k1) {
+  size_t nx = (size_t)m * k, ndy = (size_t)m * n, nw = (size_t)k * n;
+  tbuf x = in_random(nx, -1.0f, 1.0f), dy = in_random(ndy, -1.0f, 1.0f);
+  tbuf xa = in_abs(x.p, nx), dya = in_abs(dy.p, ndy), init = in_random(nw, -1.0f, 1.0f);
+  tbuf dw = out_alloc(nw), dwr = out_alloc(nw), dwa = out_alloc(nw), dws = out_alloc(nw);
+  for (size_t i = 0; i < nw; i++) {
+    dw.p[i] = dwr.p[i] = dws.p[i] = init.p[i];
+    dwa.p[i] = 0.0f;
+  }
+  oracle->gemm_bwd_weight(m, k, n, x.p, dy.p, dwr.p, k0, k1);
+  oracle->gemm_bwd_weight(m, k, n, xa.p, dya.p, dwa.p, k0, k1);
+  t->gemm_bwd_weight(m, k, n, x.p, dy.p, dw.p, k0, k1);
+  int km = rng_int(k0, k1);
+  t->gemm_bwd_weight(m, k, n, x.p, dy.p, dws.p, k0, km);
+  t->gemm_bwd_weight(m, k, n, x.p, dy.p, dws.p, km, k1);
+  int bad = 0;
+  for (size_t i = 0; i < nw && bad < 3; i++) {
+    int p = (int)(i / (size_t)n);
+    if (p < k0 || p >= k1) {
+      if (dw.p[i] != init.p[i]) {
+        CHECK_MSG(0, "%s gemm_bwd_weight m=%d k=%d n=%d rows [%d,%d): wrote row %d", t->name,
+                  m, k, n, k0, k1, p);
+        bad++;
+      }
+      continue;
+    }
+    double tol = tol_out(dwa.p[i], 1.0, 0.0, dwr.p[i], init.p[i], MPNAS__ACT_NONE);
+    if (!(fabs((double)dw.p[i] - (double)dwr.p[i]) <= tol)) {
+      CHECK_MSG(0, "%s gemm_bwd_weight m=%d k=%d n=%d rows [%d,%d) at [%d][%zu]: %.9g vs ref %.9g (tol %.3g)",
+                t->name, m, k, n, k0, k1, p, i % (size_t)n, (double)dw.p[i], (double)dwr.p[i], tol);
+      bad++;
+    }
+    if (dws.p[i] != dw.p[i]) {
+      CHECK_MSG(0, "%s gemm_bwd_weight m=%d k=%d n=%d: split at row %d not bit-identical at %zu",
+                t->name, m, k, n, km, i);
+      bad++;
+    }
+  }
+  if (!guard_ok(&dw, nw)) {
+    CHECK_MSG(0, "%s gemm_bwd_weight m=%d k=%d n=%d: wrote past the end", t->name, m, k, n);
+  }
+  tfree(&x), tfree(&dy), tfree(&xa), tfree(&dya), tfree(&init);
+  tfree(&dw), tfree(&dwr), tfree(&dwa), tfree(&dws);
+}
+
+static void test_gemm_bwd_weight(void) {
+  static const int ms[] = {1, 2, 3, 5, 13, 64, 101};
+  static const int ks[] = {1, 2, 7, 9, 17, 67};
+  static const int ns[] = {1, 7, 8, 9, 17, 33, 67};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int mi = 0; mi < COUNT(ms); mi++)
+      for (int ki = 0; ki < COUNT(ks); ki++)
+        for (int ni = 0; ni < COUNT(ns); ni++) {
+          int k = ks[ki];
+          gemm_bwd_weight_case(tables[ti], ms[mi], k, ns[ni], 0, k);
+          if (k > 1) {
+            int a = rng_int(0, k - 1), b = rng_int(a + 1, k);
+            gemm_bwd_weight_case(tables[ti], ms[mi], k, ns[ni], a, b);
+          }
+        }
+  static const int large[][3] = {{500, 96, 24}, {300, 16, 96}, {130, 192, 64}, {257, 33, 385}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int si = 0; si < COUNT(large); si++) {
+      const int *p = large[si];
+      gemm_bwd_weight_case(tables[ti], p[0], p[1], p[2], 0, p[1]);
+      gemm_bwd_weight_case(tables[ti], p[0], p[1], p[2], 5, p[1] / 2 + 3);
+    }
+}
+
+/* ---- The table itself ------------------------------------------------------------- */
+
+static void test_tables(void) {
+  CHECK(n_tables >= 1);
+  CHECK(mpnas__kernels_for(MPNAS_ISA_SCALAR) == &mpnas__kernels_scalar);
+  const mpnas__kernels *best = mpnas__kernels_for(MPNAS_ISA_AUTO);
+  CHECK(best != NULL);
+  for (int ti = 0; ti < n_tables; ti++) {
+    const mpnas__kernels *t = tables[ti];
+    CHECK(t->name != NULL);
+    CHECK(t->dw_fwd && t->dw_bwd_input && t->dw_bwd_weight && t->gemm_packed_floats &&
+          t->gemm_pack && t->gemm && t->gemm_bwd_weight);
+    CHECK(mpnas__isa_available(t->isa));
+    CHECK(t->gemm_packed_floats(1, 1) >= 1);
+    CHECK(t->gemm_packed_floats(67, 101) >= (size_t)67 * 101);
+  }
+}
+
+int main(void) {
+  find_tables();
+  RUN(test_tables);
+  RUN(test_dw_fwd_shapes);
+  RUN(test_dw_fwd_epilogues);
+  RUN(test_dw_fwd_large);
+  RUN(test_dw_bwd_input);
+  RUN(test_dw_bwd_weight);
+  RUN(test_gemm_small);
+  RUN(test_gemm_epilogues);
+  RUN(test_gemm_large);
+  RUN(test_gemm_bwd_weight);
+  return check_finish();
+}

@@ -1,0 +1,547 @@
+/* test_misc_kernels.c - the batch-norm and activation kernels of every kernel table this
+ * build and CPU can run (avx2 on x86-64, neon on aarch64, and scalar against itself)
+ * against the reference kernels (src/kernels/ref/misc-ref.c), then the ops built on them
+ * (src/tensor/ops_misc.c) for thread-count independence.
+ *
+ * Shapes are awkward on purpose: c = 1, 3, 7, 8, 9, 17, 33, 70 (around the 4- and
+ * 8-lane vectors and the 32- or 16-channel groups), m = 1, 2, 5, 257, 1000 (single rows,
+ * odd counts, one row past a 256-row block), row strides ld = c and ld > c (a channel
+ * slice, as the op layer passes), every activation, and data with a large mean against
+ * a small spread (offsets 1e4 and -300, spread 1), where a naive one-pass variance
+ * collapses. Inputs are allocated to their exact size at a misaligned address, so a
+ * vector read past the end is caught by the sanitizer build; outputs carry sentinels in
+ * the row gaps and after the end, which must stay untouched.
+ *
+ * Tolerances (relative to sums of absolute values, so they hold for any data):
+ *  - statistics: mean within 1e-6 std + 1e-9 |mean|, m2 within 2e-5 m2 + 1e-12 m mean^2:
+ *    float sums over blocks of at most 256 rows, merged in double (kernels.h);
+ *  - backward sums within 1e-5 of the sum of |terms|;
+ *  - elementwise (apply, dx): 1e-6 of the sum of |terms| (FMA or not, summation order);
+ *    the activation after apply adds its slope (1.5 for hswish) and, for sigmoid, 2e-6;
+ *    plus 5e-7 of the output (the activation's own rounding of a slightly different t);
+ *  - activations alone: equal to the reference value for value, except the AVX2 sigmoid
+ *    (vector exp): 2e-6 relative + 1e-7 absolute, and its derivative 1e-6 |dy| on top;
+ *    against libm in double, sigmoid within 2e-6 relative over [-100, 100]. */
+#include <stdint.h>
+
+#include "check.h"
+#include "common/common.h"
+#include "kernels/kernels.h"
+#include "kernels/misc/misc.h"
+#include "mpnas.h"
+#include "tensor/ops.h"
+
+/* ---- Test data and buffers ---------------------------------------------------------- */
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
+static uint32_t rng_u32(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (uint32_t)(rng_state >> 16);
+}
+static float rng_uniform(float lo, float hi) {
+  return lo + (hi - lo) * (float)((double)rng_u32() / 4294967296.0);
+}
+
+#define GUARD 19
+#define SENTINEL (-12345.25f)
+
+typedef struct {
+  void *raw;
+  float *p;
+} tbuf;
+
+/* Exactly n floats, one float past a 16-byte boundary. */
+static tbuf in_alloc(size_t n) {
+  tbuf b;
+  b.raw = malloc(sizeof(float) * (n + 1));
+  b.p = (float *)b.raw + 1;
+  return b;
+}
+/* n floats of sentinels plus GUARD more, misaligned by one float. */
+static tbuf out_alloc(size_t n) {
+  tbuf b;
+  b.raw = malloc(sizeof(float) * (n + GUARD + 16) + 64);
+  uintptr_t a = ((uintptr_t)b.raw + 31) & ~(uintptr_t)31;
+  b.p = (float *)a + 1;
+  for (size_t i = 0; i < n + GUARD; i++) b.p[i] = SENTINEL;
+  return b;
+}
+static void tfree(tbuf *b) {
+  free(b->raw);
+  b->raw = NULL;
+}
+
+/* Floats spanned by m rows of c channels at stride ld. */
+static size_t span(int m, int c, size_t ld) { return m > 0 ? (size_t)(m - 1) * ld + (size_t)c : 0; }
+
+/* Row-strided input: channel j of row i = offset[j] + spread * uniform(-1, 1); the gaps
+ * hold garbage a kernel must not use. */
+static tbuf rows_random(int m, int c, size_t ld, const float *offset, float spread) {
+  size_t n = span(m, c, ld);
+  tbuf b = in_alloc(n);
+  for (size_t i = 0; i < n; i++) {
+    size_t ch = i % ld;
+    b.p[i] = ch < (size_t)c ? offset[ch] + spread * rng_uniform(-1.0f, 1.0f) : 1e30f;
+  }
+  return b;
+}
+
+/* Every element outside the m x c window of an output (gaps, guard) is a sentinel. */
+static int outside_ok(const tbuf *b, int m, int c, size_t ld) {
+  size_t n = span(m, c, ld);
+  for (size_t i = 0; i < n + GUARD; i++) {
+    int inside = i < n && i % ld < (size_t)c;
+    if (!inside && b->p[i] != SENTINEL) return 0;
+  }
+  return 1;
+}
+
+static const char *act_name(int act) {
+  static const char *names[] = {"none", "relu", "relu6", "hswish", "sigmoid", "hsigmoid"};
+  return act >= 0 && act < MPNAS__ACT_COUNT ? names[act] : "?";
+}
+static double act_slope(int act) { return act == MPNAS__ACT_HSWISH ? 1.5 : 1.0; }
+
+/* ---- Tables under test ----------------------------------------------------------------- */
+
+static const mpnas__kernels *tables[4];
+static int n_tables;
+
+static void find_tables(void) {
+  static const int isas[] = {MPNAS_ISA_SCALAR, MPNAS_ISA_AVX2, MPNAS_ISA_NEON};
+  printf("# ISAs tested against the reference:");
+  for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+    if (!mpnas__isa_available(isas[i])) continue;
+    const mpnas__kernels *t = mpnas__kernels_for(isas[i]);
+    if (t == NULL) continue;
+    tables[n_tables++] = t;
+    printf(" %s", t->name);
+  }
+  printf("\n");
+  fflush(stdout);
+}
+
+static const int CS[] = {1, 3, 7, 8, 9, 17, 33, 70};
+static const int MS[] = {1, 2, 5, 257, 1000};
+static const int ACTS[] = {MPNAS__ACT_NONE, MPNAS__ACT_RELU, MPNAS__ACT_RELU6,
+                           MPNAS__ACT_HSWISH, MPNAS__ACT_SIGMOID, MPNAS__ACT_HSIGMOID};
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Data kinds: 0 = centred, 1 = large mean / small spread (1e4, -300, 0.5 by channel). */
+static void offsets_for(int kind, int c, float *off) {
+  for (int j = 0; j < c; j++) {
+    if (kind == 0) off[j] = rng_uniform(-0.5f, 0.5f);
+    else off[j] = (j % 3 == 0) ? 1e4f : (j % 3 == 1 ? -300.0f : 0.5f);
+  }
+}
+
+/* ---- bn_stats ------------------------------------------------------------------------- */
+
+static int stats_case(const mpnas__kernels *t, int m, int c, size_t ld, int kind) {
+  float off[80] = {0};
+  offsets_for(kind, c, off);
+  tbuf x = rows_random(m, c, ld, off, 1.0f);
+  double *mean = malloc(sizeof(double) * (size_t)c), *m2 = malloc(sizeof(double) * (size_t)c);
+  double *rmean = malloc(sizeof(double) * (size_t)c), *rm2 = malloc(sizeof(double) * (size_t)c);
+  mpnas__f32_bn_stats__ref(m, c, ld, x.p, rmean, rm2);
+  t->bn_stats(m, c, ld, x.p, mean, m2);
+  int bad = 0;
+  for (int j = 0; j < c && bad < 3; j++) {
+    double std = sqrt(rm2[j] / m), amean = fabs(rmean[j]);
+    double tm = 1e-6 * std + 1e-9 * amean, t2 = 2e-5 * rm2[j] + 1e-12 * m * amean * amean;
+    if (!(fabs(mean[j] - rmean[j]) <= tm) || !(fabs(m2[j] - rm2[j]) <= t2)) {
+      CHECK_MSG(0,
+                "%s bn_stats m=%d c=%d ld=%zu kind=%d ch %d: mean %.12g vs %.12g (tol %.2g), "
+                "m2 %.12g vs %.12g (tol %.2g)",
+                t->name, m, c, ld, kind, j, mean[j], rmean[j], tm, m2[j], rm2[j], t2);
+      bad++;
+    }
+  }
+  tfree(&x);
+  free(mean), free(m2), free(rmean), free(rm2);
+  return bad;
+}
+
+static void test_bn_stats(void) {
+  int cases = 0;
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int ci = 0; ci < COUNT(CS); ci++)
+      for (int mi = 0; mi < COUNT(MS); mi++)
+        for (int kind = 0; kind < 2; kind++)
+          for (int pad = 0; pad <= 5; pad += 5) {
+            if (stats_case(tables[ti], MS[mi], CS[ci], (size_t)CS[ci] + pad, kind)) return;
+            cases++;
+          }
+  printf("    %d cases\n", cases);
+}
+
+/* A constant channel has m2 = 0 (a tiny negative value would make var + eps < eps) and
+ * its mean exactly; 3 rows of 5.0f make 15 / 3 = 5 exactly. */
+static void test_bn_stats_constant(void) {
+  const int ms[] = {1, 3, 7, 300, 1000};
+  const float vals[] = {5.0f, 0.1f, -3.3f, 1e4f};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int a = 0; a < COUNT(ms); a++)
+      for (int v = 0; v < COUNT(vals); v++) {
+        int m = ms[a], c = 9;
+        tbuf x = in_alloc((size_t)m * c);
+        for (size_t i = 0; i < (size_t)m * c; i++) x.p[i] = vals[v];
+        double mean[9], m2[9];
+        tables[ti]->bn_stats(m, c, (size_t)c, x.p, mean, m2);
+        for (int j = 0; j < c; j++) {
+          CHECK_MSG(mean[j] == (double)vals[v], "%s m=%d const %g: mean %.17g", tables[ti]->name,
+                    m, (double)vals[v], mean[j]);
+          CHECK_MSG(fabs(m2[j]) <= 1e-12 * m * (double)vals[v] * vals[v],
+                    "%s m=%d const %g: m2 %.3g", tables[ti]->name, m, (double)vals[v], m2[j]);
+        }
+        tfree(&x);
+      }
+}
+
+/* ---- bn_apply ------------------------------------------------------------------------- */
+
+static int apply_case(const mpnas__kernels *t, int m, int c, size_t ld, int act, int with_norm) {
+  float off[80] = {0};
+  offsets_for(0, c, off);
+  size_t n = span(m, c, ld);
+  tbuf x = rows_random(m, c, ld, off, 3.0f);
+  tbuf mu = in_alloc((size_t)c), k = in_alloc((size_t)c), b = in_alloc((size_t)c);
+  for (int j = 0; j < c; j++) {
+    mu.p[j] = rng_uniform(-0.5f, 0.5f);
+    k.p[j] = rng_uniform(-2.0f, 2.0f);
+    b.p[j] = rng_uniform(-1.0f, 1.0f);
+  }
+  tbuf norm = out_alloc(n), y = out_alloc(n), rnorm = out_alloc(n), ry = out_alloc(n);
+  mpnas__f32_bn_apply__ref(m, c, ld, x.p, mu.p, k.p, b.p, act, rnorm.p, ry.p);
+  t->bn_apply(m, c, ld, x.p, mu.p, k.p, b.p, act, with_norm ? norm.p : NULL, y.p);
+  int bad = 0;
+  for (size_t i = 0; i < n && bad < 3; i++) {
+    size_t j = i % ld;
+    if (j >= (size_t)c) continue;
+    double terms = fabs(((double)x.p[i] - mu.p[j]) * k.p[j]) + fabs(b.p[j]);
+    double tn = 1e-6 * terms;
+    /* + the activation's own rounding, which a 1-ulp different t can flip (x + 3) */
+    double ty = act_slope(act) * tn + 5e-7 * fabs(ry.p[i]);
+    if (act == MPNAS__ACT_SIGMOID) ty += 2e-6;
+    if ((with_norm && !(fabs(norm.p[i] - rnorm.p[i]) <= tn)) || !(fabs(y.p[i] - ry.p[i]) <= ty)) {
+      CHECK_MSG(0, "%s bn_apply m=%d c=%d ld=%zu act=%s norm=%d at %zu: norm %.9g vs %.9g, "
+                "y %.9g vs %.9g",
+                t->name, m, c, ld, act_name(act), with_norm, i, (double)norm.p[i],
+                (double)rnorm.p[i], (double)y.p[i], (double)ry.p[i]);
+      bad++;
+    }
+  }
+  if (!outside_ok(&y, m, c, ld) || (with_norm && !outside_ok(&norm, m, c, ld)) ||
+      (!with_norm && norm.p[0] != SENTINEL)) {
+    CHECK_MSG(0, "%s bn_apply m=%d c=%d ld=%zu act=%s: wrote outside its rows", t->name, m, c,
+              ld, act_name(act));
+    bad++;
+  }
+  /* In place: norm over x, then y over x, give the same values. */
+  if (!bad) {
+    tbuf x2 = in_alloc(n), y2 = out_alloc(n);
+    memcpy(x2.p, x.p, sizeof(float) * n);
+    if (with_norm) {
+      t->bn_apply(m, c, ld, x2.p, mu.p, k.p, b.p, act, x2.p, y2.p);
+      for (size_t i = 0; i < n; i++)
+        if (i % ld < (size_t)c && (x2.p[i] != norm.p[i] || y2.p[i] != y.p[i])) bad++;
+    }
+    memcpy(x2.p, x.p, sizeof(float) * n);
+    t->bn_apply(m, c, ld, x2.p, mu.p, k.p, b.p, act, NULL, x2.p);
+    for (size_t i = 0; i < n; i++)
+      if (i % ld < (size_t)c && x2.p[i] != y.p[i]) bad++;
+    CHECK_MSG(bad == 0, "%s bn_apply m=%d c=%d act=%s: in place differs", t->name, m, c,
+              act_name(act));
+    tfree(&x2), tfree(&y2);
+  }
+  tfree(&x), tfree(&mu), tfree(&k), tfree(&b), tfree(&norm), tfree(&y), tfree(&rnorm), tfree(&ry);
+  return bad;
+}
+
+static void test_bn_apply(void) {
+  int cases = 0;
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int ci = 0; ci < COUNT(CS); ci++)
+      for (int mi = 0; mi < COUNT(MS); mi++)
+        for (int ai = 0; ai < COUNT(ACTS); ai++)
+          for (int wn = 0; wn < 2; wn++) {
+            size_t ld = (size_t)CS[ci] + (size_t)((mi + ai) % 2) * 3;
+            if (apply_case(tables[ti], MS[mi], CS[ci], ld, ACTS[ai], wn)) return;
+            cases++;
+          }
+  printf("    %d cases\n", cases);
+}
+
+/* ---- bn_bwd_reduce and bn_bwd_dx ------------------------------------------------------- */
+
+static int bwd_case(const mpnas__kernels *t, int m, int c, size_t ld, int kind) {
+  float off[80] = {0};
+  offsets_for(kind, c, off);
+  float zero[80] = {0};
+  size_t n = span(m, c, ld);
+  tbuf x = rows_random(m, c, ld, off, 1.0f), dy = rows_random(m, c, ld, zero, 1.0f);
+  tbuf mu = in_alloc((size_t)c), a = in_alloc((size_t)c), b = in_alloc((size_t)c),
+       d = in_alloc((size_t)c);
+  for (int j = 0; j < c; j++) {
+    mu.p[j] = off[j] + rng_uniform(-0.01f, 0.01f); /* near the mean, as in training */
+    a.p[j] = rng_uniform(-2.0f, 2.0f);
+    b.p[j] = rng_uniform(-2.0f, 2.0f);
+    d.p[j] = rng_uniform(-1.0f, 1.0f);
+  }
+  double *s[3], *r[3], *sa[3];
+  for (int q = 0; q < 3; q++) {
+    s[q] = malloc(sizeof(double) * (size_t)c);
+    r[q] = malloc(sizeof(double) * (size_t)c);
+    sa[q] = calloc((size_t)c, sizeof(double));
+  }
+  mpnas__f32_bn_bwd_reduce__ref(m, c, ld, x.p, dy.p, mu.p, r[0], r[1], r[2]);
+  t->bn_bwd_reduce(m, c, ld, x.p, dy.p, mu.p, s[0], s[1], s[2]);
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < c; j++) {
+      size_t q = (size_t)i * ld + (size_t)j;
+      double xc = fabs((double)x.p[q] - mu.p[j]), g = fabs(dy.p[q]);
+      sa[0][j] += xc;
+      sa[1][j] += g;
+      sa[2][j] += xc * g;
+    }
+  int bad = 0;
+  for (int j = 0; j < c && bad < 3; j++)
+    for (int q = 0; q < 3; q++)
+      if (!(fabs(s[q][j] - r[q][j]) <= 1e-5 * sa[q][j])) {
+        CHECK_MSG(0, "%s bn_bwd_reduce m=%d c=%d ld=%zu kind=%d ch %d: s%d %.12g vs %.12g", t->name,
+                  m, c, ld, kind, j, q, s[q][j], r[q][j]);
+        bad++;
+      }
+
+  tbuf dx = out_alloc(n), rdx = out_alloc(n);
+  mpnas__f32_bn_bwd_dx__ref(m, c, ld, x.p, dy.p, mu.p, a.p, b.p, d.p, rdx.p);
+  t->bn_bwd_dx(m, c, ld, x.p, dy.p, mu.p, a.p, b.p, d.p, dx.p);
+  for (size_t i = 0; i < n && bad < 3; i++) {
+    size_t j = i % ld;
+    if (j >= (size_t)c) continue;
+    double terms = fabs((double)a.p[j] * dy.p[i]) +
+                   fabs((double)b.p[j] * ((double)x.p[i] - mu.p[j])) + fabs(d.p[j]);
+    if (!(fabs(dx.p[i] - rdx.p[i]) <= 1e-6 * terms)) {
+      CHECK_MSG(0, "%s bn_bwd_dx m=%d c=%d ld=%zu kind=%d at %zu: %.9g vs %.9g", t->name, m, c,
+                ld, kind, i, (double)dx.p[i], (double)rdx.p[i]);
+      bad++;
+    }
+  }
+  if (!outside_ok(&dx, m, c, ld)) {
+    CHECK_MSG(0, "%s bn_bwd_dx m=%d c=%d ld=%zu: wrote outside its rows", t->name, m, c, ld);
+    bad++;
+  }
+  /* dx may be dy. */
+  if (!bad) {
+    tbuf g2 = in_alloc(n);
+    memcpy(g2.p, dy.p, sizeof(float) * n);
+    t->bn_bwd_dx(m, c, ld, x.p, g2.p, mu.p, a.p, b.p, d.p, g2.p);
+    for (size_t i = 0; i < n; i++)
+      if (i % ld < (size_t)c && g2.p[i] != dx.p[i]) bad++;
+    CHECK_MSG(bad == 0, "%s bn_bwd_dx m=%d c=%d: dx == dy differs", t->name, m, c);
+    tfree(&g2);
+  }
+  for (int q = 0; q < 3; q++) free(s[q]), free(r[q]), free(sa[q]);
+  tfree(&x), tfree(&dy), tfree(&mu), tfree(&a), tfree(&b), tfree(&d), tfree(&dx), tfree(&rdx);
+  return bad;
+}
+
+static void test_bn_bwd(void) {
+  int cases = 0;
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int ci = 0; ci < COUNT(CS); ci++)
+      for (int mi = 0; mi < COUNT(MS); mi++)
+        for (int kind = 0; kind < 2; kind++) {
+          size_t ld = (size_t)CS[ci] + (size_t)((mi + kind) % 2) * 5;
+          if (bwd_case(tables[ti], MS[mi], CS[ci], ld, kind)) return;
+          cases++;
+        }
+  printf("    %d cases\n", cases);
+}
+
+/* ---- Activations ------------------------------------------------------------------------ */
+
+static int act_case(const mpnas__kernels *t, size_t n, int act) {
+  /* Uniform over [-9, 9] with every kink (0, 6, +-3) and a few extremes sprinkled in. */
+  static const float special[] = {0.0f, 6.0f, -3.0f, 3.0f, -0.0f, 100.0f, -100.0f, 1e-30f};
+  tbuf x = in_alloc(n), dy = in_alloc(n);
+  for (size_t i = 0; i < n; i++) {
+    x.p[i] = (i % 5 == 2) ? special[(i / 5) % COUNT(special)] : rng_uniform(-9.0f, 9.0f);
+    dy.p[i] = rng_uniform(-2.0f, 2.0f);
+  }
+  tbuf y = out_alloc(n), ry = out_alloc(n), dx = out_alloc(n), rdx = out_alloc(n);
+  mpnas__f32_act_fwd__ref(act, n, x.p, ry.p);
+  mpnas__f32_act_bwd__ref(act, n, x.p, dy.p, rdx.p);
+  t->act_fwd(act, n, x.p, y.p);
+  t->act_bwd(act, n, x.p, dy.p, dx.p);
+  int approx = act == MPNAS__ACT_SIGMOID && t->isa == MPNAS_ISA_AVX2;
+  int bad = 0;
+  for (size_t i = 0; i < n && bad < 3; i++) {
+    double ty = approx ? 2e-6 * fabs(ry.p[i]) + 1e-7 : 0.0;
+    double td = approx ? 2e-6 * fabs(rdx.p[i]) + 1e-6 * fabs(dy.p[i]) : 0.0;
+    if (!(fabs(y.p[i] - ry.p[i]) <= ty) || !(fabs(dx.p[i] - rdx.p[i]) <= td)) {
+      CHECK_MSG(0, "%s act %s n=%zu at %zu (x=%.9g): y %.9g vs %.9g, dx %.9g vs %.9g", t->name,
+                act_name(act), n, i, (double)x.p[i], (double)y.p[i], (double)ry.p[i],
+                (double)dx.p[i], (double)rdx.p[i]);
+      bad++;
+    }
+  }
+  if (y.p[n] != SENTINEL || dx.p[n] != SENTINEL) {
+    CHECK_MSG(0, "%s act %s n=%zu: wrote past the end", t->name, act_name(act), n);
+    bad++;
+  }
+  /* In place: y over x, dx over dy. */
+  tbuf x2 = in_alloc(n);
+  memcpy(x2.p, x.p, sizeof(float) * n);
+  t->act_fwd(act, n, x2.p, x2.p);
+  CHECK_MSG(memcmp(x2.p, y.p, sizeof(float) * n) == 0, "%s act %s n=%zu: in place differs",
+            t->name, act_name(act), n);
+  memcpy(x2.p, dy.p, sizeof(float) * n);
+  t->act_bwd(act, n, x.p, x2.p, x2.p);
+  CHECK_MSG(memcmp(x2.p, dx.p, sizeof(float) * n) == 0, "%s act' %s n=%zu: in place differs",
+            t->name, act_name(act), n);
+  tfree(&x2);
+  tfree(&x), tfree(&dy), tfree(&y), tfree(&ry), tfree(&dx), tfree(&rdx);
+  return bad;
+}
+
+static void test_act(void) {
+  static const size_t ns[] = {1, 3, 7, 8, 9, 15, 16, 17, 33, 70, 257, 1000, 1003};
+  int cases = 0;
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int ai = 0; ai < COUNT(ACTS); ai++)
+      for (int ni = 0; ni < COUNT(ns); ni++) {
+        if (act_case(tables[ti], ns[ni], ACTS[ai])) return;
+        cases++;
+      }
+  printf("    %d cases\n", cases);
+}
+
+/* The AVX2 sigmoid's vector exp over the whole float range it meets: relative error of
+ * sigmoid and of its derivative s(1-s) against libm. */
+static void test_sigmoid_range(void) {
+  enum { N = 200001 };
+  for (int ti = 0; ti < n_tables; ti++) {
+    const mpnas__kernels *t = tables[ti];
+    tbuf x = in_alloc(N), y = out_alloc(N), one = in_alloc(N), d = out_alloc(N);
+    for (int i = 0; i < N; i++) {
+      x.p[i] = -100.0f + 200.0f * (float)i / (float)(N - 1);
+      one.p[i] = 1.0f;
+    }
+    t->act_fwd(MPNAS__ACT_SIGMOID, N, x.p, y.p);
+    t->act_bwd(MPNAS__ACT_SIGMOID, N, x.p, one.p, d.p);
+    double worst = 0, worst_d = 0;
+    for (int i = 0; i < N; i++) {
+      double s = 1.0 / (1.0 + exp(-(double)x.p[i])), g = s * (1.0 - s);
+      double e = fabs(y.p[i] - s) / (s + 1e-30), ed = fabs(d.p[i] - g);
+      if (s > 1e-30 && e > worst) worst = e; /* below ~1e-38 float is denormal anyway */
+      if (ed > worst_d) worst_d = ed;
+    }
+    /* s (1 - s) in float (the reference's formula) loses 1 - s to cancellation for large
+     * x: its error is absolute, about 2^-24. */
+    printf("    %s: sigmoid max rel. error %.2g, derivative max abs. error %.2g\n", t->name,
+           worst, worst_d);
+    CHECK_MSG(worst <= 2e-6, "%s sigmoid relative error %.3g", t->name, worst);
+    CHECK_MSG(worst_d <= 1.5e-7, "%s sigmoid' absolute error %.3g", t->name, worst_d);
+    tfree(&x), tfree(&y), tfree(&one), tfree(&d);
+  }
+}
+
+/* ---- The ops: thread-count independence -------------------------------------------------
+ * Statistics and parameter gradients are reduced over a fixed chunking of the rows
+ * (ops_misc.c), so 1, 2 and 3 threads give the same bits; elementwise results too.
+ * (Not 8: LLVM's libomp keeps allocations of a team that large past exit, which the
+ * clang sanitizer build reports as a leak.) */
+
+typedef struct {
+  float *sm, *si, *norm, *y, *dx, *dg, *db, *rm, *rv, *ay, *adx;
+} op_out;
+
+static void run_ops(const mpnas__engine *eng, int m, int c, const float *x, const float *gamma,
+                    const float *beta, const float *dy, int act, op_out *o) {
+  size_t n = (size_t)m * c;
+  for (int j = 0; j < c; j++) {
+    o->rm[j] = 0.0f;
+    o->rv[j] = 1.0f;
+    o->dg[j] = o->db[j] = 0.0f;
+  }
+  mpnas__bn_act_fwd_train(eng, m, c, x, gamma, beta, 1e-3f, 0.1f, o->rm, o->rv, o->sm, o->si,
+                          act, o->norm, o->y);
+  mpnas__bn_bwd(eng, m, c, x, gamma, o->sm, o->si, dy, o->dx, o->dg, o->db);
+  mpnas__act_fwd(eng, act, n, o->norm, o->ay);
+  mpnas__act_bwd(eng, act, n, o->norm, dy, o->adx);
+}
+
+static op_out op_alloc(int m, int c) {
+  size_t n = (size_t)m * c;
+  op_out o;
+  o.sm = malloc(sizeof(float) * (size_t)c), o.si = malloc(sizeof(float) * (size_t)c);
+  o.dg = malloc(sizeof(float) * (size_t)c), o.db = malloc(sizeof(float) * (size_t)c);
+  o.rm = malloc(sizeof(float) * (size_t)c), o.rv = malloc(sizeof(float) * (size_t)c);
+  o.norm = malloc(sizeof(float) * n), o.y = malloc(sizeof(float) * n);
+  o.dx = malloc(sizeof(float) * n), o.ay = malloc(sizeof(float) * n);
+  o.adx = malloc(sizeof(float) * n);
+  return o;
+}
+static void op_free(op_out *o) {
+  free(o->sm), free(o->si), free(o->dg), free(o->db), free(o->rm), free(o->rv);
+  free(o->norm), free(o->y), free(o->dx), free(o->ay), free(o->adx);
+}
+static int op_same(const op_out *a, const op_out *b, int m, int c) {
+  size_t n = (size_t)m * c, cs = sizeof(float) * (size_t)c, ns = sizeof(float) * n;
+  return !memcmp(a->sm, b->sm, cs) && !memcmp(a->si, b->si, cs) && !memcmp(a->dg, b->dg, cs) &&
+         !memcmp(a->db, b->db, cs) && !memcmp(a->rm, b->rm, cs) && !memcmp(a->rv, b->rv, cs) &&
+         !memcmp(a->norm, b->norm, ns) && !memcmp(a->y, b->y, ns) && !memcmp(a->dx, b->dx, ns) &&
+         !memcmp(a->ay, b->ay, ns) && !memcmp(a->adx, b->adx, ns);
+}
+
+static void test_ops_thread_independent(void) {
+  /* Large enough for several threads and the 8 fixed row chunks, c over one 64-channel
+   * slice, and small cases that stay on one thread. */
+  const int shapes[][2] = {{5000, 70}, {4096, 48}, {300, 9}, {1, 3}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int s = 0; s < COUNT(shapes); s++) {
+      int m = shapes[s][0], c = shapes[s][1], act = ACTS[(s + 2) % COUNT(ACTS)];
+      size_t n = (size_t)m * c;
+      float *x = malloc(sizeof(float) * n), *dy = malloc(sizeof(float) * n);
+      float *gamma = malloc(sizeof(float) * (size_t)c), *beta = malloc(sizeof(float) * (size_t)c);
+      for (size_t i = 0; i < n; i++) {
+        x[i] = (i % (size_t)c == 0 ? 1e4f : 0.0f) + rng_uniform(-2.0f, 2.0f);
+        dy[i] = rng_uniform(-1.0f, 1.0f);
+      }
+      for (int j = 0; j < c; j++) gamma[j] = rng_uniform(0.5f, 1.5f), beta[j] = rng_uniform(-1, 1);
+      op_out one = op_alloc(m, c);
+      mpnas__engine e1 = {tables[ti], 1};
+      run_ops(&e1, m, c, x, gamma, beta, dy, act, &one);
+      static const int threads[] = {2, 3};
+      for (int k = 0; k < COUNT(threads); k++) {
+        op_out o = op_alloc(m, c);
+        mpnas__engine e = {tables[ti], threads[k]};
+        run_ops(&e, m, c, x, gamma, beta, dy, act, &o);
+        CHECK_MSG(op_same(&one, &o, m, c), "%s m=%d c=%d: %d threads differ from 1",
+                  tables[ti]->name, m, c, threads[k]);
+        op_free(&o);
+      }
+      /* The fused output equals BN then the activation. */
+      int bad = 0;
+      for (size_t i = 0; i < n; i++) bad += one.y[i] != one.ay[i];
+      CHECK_MSG(bad == 0, "%s m=%d c=%d: fused y differs from act(norm) in %d places",
+                tables[ti]->name, m, c, bad);
+      op_free(&one);
+      free(x), free(dy), free(gamma), free(beta);
+    }
+}
+
+int main(void) {
+  find_tables();
+  RUN(test_bn_stats);
+  RUN(test_bn_stats_constant);
+  RUN(test_bn_apply);
+  RUN(test_bn_bwd);
+  RUN(test_act);
+  RUN(test_sigmoid_range);
+  RUN(test_ops_thread_independent);
+  return check_finish();
+}
