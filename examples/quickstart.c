@@ -13,7 +13,10 @@
  *   (Deriving the multi-path model, training it with ABDP, evaluating and saving it
  *   come with the model issue; see docs/SEARCH.md for what exists today.)
  *
- * Usage: quickstart [steps] [threads]      (defaults: 600 steps, 2 threads)
+ * Usage: quickstart [steps] [threads] [valid_batch]   (defaults: 150, 2, 32)
+ * The defaults keep `make demo` to a few minutes on 2 cores: a short search with 32
+ * validation images per domain per step (the library's default is 128: less reward
+ * noise, 4x the validation cost; see docs/SEARCH.md).
  * Build: make examples; run: make demo. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,8 +110,9 @@ static int32_t on_progress(void *user, mpnas_supernet *sn, int64_t step, int64_t
 }
 
 int main(int argc, char **argv) {
-  int64_t steps = argc > 1 ? atoll(argv[1]) : 600;
+  int64_t steps = argc > 1 ? atoll(argv[1]) : 150;
   int64_t threads = argc > 2 ? atoll(argv[2]) : 2;
+  int64_t valid_batch = argc > 3 ? atoll(argv[3]) : 32;
   mpnas_context *ctx = NULL;
   if (mpnas_context_create(&ctx) != MPNAS_OK) return 1;
   if (mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, threads) != MPNAS_OK ||
@@ -162,7 +166,9 @@ int main(int argc, char **argv) {
   free(labels);
 
   /* 3. Search. */
-  if (mpnas_supernet_set_int(sn, MPNAS_SEARCH_STEPS, steps) != MPNAS_OK) return fail(ctx, "steps");
+  if (mpnas_supernet_set_int(sn, MPNAS_SEARCH_STEPS, steps) != MPNAS_OK ||
+      mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, valid_batch) != MPNAS_OK)
+    return fail(ctx, "search settings");
   printf("search: %lld steps, one controller per domain\n", (long long)steps);
   progress_state prog = {now(), ndomains};
   if (mpnas_supernet_search(sn, 0, on_progress, &prog, 10) != MPNAS_OK) return fail(ctx, "search");
