@@ -16,3 +16,14 @@ bench: $(BENCH_BIN)
 	$(RUN) $(BENCH_BIN) $(BENCH_ARGS)
 
 .PHONY: bench bench-build
+
+# Batch norm and activation kernels (the elementwise part of a training step).
+MISC_BENCH_BIN := $(BUILD)/bench/bench_misc
+$(MISC_BENCH_BIN): bench/bench_misc.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
+
+bench-misc: $(MISC_BENCH_BIN)
+	$(RUN) $(MISC_BENCH_BIN) $(BENCH_ARGS)
+
+.PHONY: bench-misc
