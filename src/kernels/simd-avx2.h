@@ -30,6 +30,16 @@ void mpnas__f32_gemm_bwd_weight__avx2(int m, int k, int n, const float *x, const
  * the accumulator arrays in registers. */
 #define MPNAS_AVX2_INLINE static inline __attribute__((always_inline))
 
+/* Fully unroll the next loop (its trip count is a compile-time constant once inlined).
+ * clang ignores "#pragma GCC unroll", and left to itself it may interleave such a loop
+ * instead of unrolling it; either way the accumulator arrays then stay in memory. */
+#define MPNAS__PRAGMA(x) _Pragma(#x)
+#if defined(__clang__)
+#define MPNAS_UNROLL(n) MPNAS__PRAGMA(clang loop unroll(full) vectorize(disable) interleave(disable))
+#else
+#define MPNAS_UNROLL(n) MPNAS__PRAGMA(GCC unroll n)
+#endif
+
 /* Lanes [0, n) set, n in 0..8. */
 MPNAS_AVX2_INLINE __m256i mpnas__avx2_tail_mask(int n) {
   static const int bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};

@@ -60,7 +60,7 @@ MPNAS_AVX2_INLINE void gemm_tile(const int MR, const int NV, int kc, const float
   __m256 acc[12][2];
   const int n0 = nc < 8 ? nc : 8, n1 = nc - 8 < 0 ? 0 : nc - 8;
   const __m256i m0 = mpnas__avx2_tail_mask(n0), m1 = mpnas__avx2_tail_mask(n1 < 8 ? n1 : 8);
-#pragma GCC unroll 12
+MPNAS_UNROLL(12)
   for (int r = 0; r < MR; r++) {
     acc[r][0] = first ? _mm256_setzero_ps() : mpnas__avx2_load(c + r * ldc, n0, m0);
     if (NV == 2) acc[r][1] = first ? _mm256_setzero_ps() : mpnas__avx2_load(c + r * ldc + 8, n1, m1);
@@ -68,7 +68,7 @@ MPNAS_AVX2_INLINE void gemm_tile(const int MR, const int NV, int kc, const float
   for (int p = 0; p < kc; p++) {
     const __m256 b0 = _mm256_loadu_ps(b + (size_t)p * 8 * NV);
     const __m256 b1 = _mm256_loadu_ps(b + (size_t)p * 8 * NV + 8 * (NV - 1));
-#pragma GCC unroll 12
+MPNAS_UNROLL(12)
     for (int r = 0; r < MR; r++) {
       const __m256 av = _mm256_broadcast_ss(a + r * lda + p);
       acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
@@ -85,21 +85,21 @@ MPNAS_AVX2_INLINE void gemm_tile(const int MR, const int NV, int kc, const float
       t0 = mpnas__avx2_load(e->shift, n0, m0);
       if (NV == 2) t1 = mpnas__avx2_load(e->shift + 8, n1, m1);
     }
-#pragma GCC unroll 12
+MPNAS_UNROLL(12)
     for (int r = 0; r < MR; r++) {
       acc[r][0] = mpnas__avx2_act(e->act, _mm256_fmadd_ps(acc[r][0], s0, t0));
       if (NV == 2) acc[r][1] = mpnas__avx2_act(e->act, _mm256_fmadd_ps(acc[r][1], s1, t1));
     }
   }
   if (e != NULL && e->residual) {
-#pragma GCC unroll 12
+MPNAS_UNROLL(12)
     for (int r = 0; r < MR; r++) {
       acc[r][0] = _mm256_add_ps(acc[r][0], mpnas__avx2_load(e->residual + r * ldc, n0, m0));
       if (NV == 2)
         acc[r][1] = _mm256_add_ps(acc[r][1], mpnas__avx2_load(e->residual + r * ldc + 8, n1, m1));
     }
   }
-#pragma GCC unroll 12
+MPNAS_UNROLL(12)
   for (int r = 0; r < MR; r++) {
     mpnas__avx2_store(c + r * ldc, acc[r][0], n0, m0);
     if (NV == 2) mpnas__avx2_store(c + r * ldc + 8, acc[r][1], n1, m1);
@@ -168,30 +168,32 @@ void mpnas__f32_gemm__avx2(int m, int k, int n, const float *x, const float *pac
  * whatever [k0, k1) is (thread-count independence). */
 #define MB 64
 
-/* dw[p..p+MR)[j..j+8*NV) += sum over rows [i0, i1) of x[i][p+r] * dy[i][j..]. */
-MPNAS_AVX2_INLINE void dw_tile(const int MR, const int NV, int i0, int i1, int k, int n,
-                               const float *x, const float *dy, float *dw, int p, int j,
-                               int nc) {
+/* dw[p..p+MR)[j..j+8*NV) += sum over rows [i0, i1) of x[i][p+r] * dy[i][j..]. MASKED
+ * (nc < 8*NV) is a compile-time variant: a runtime choice of load inside the row loop
+ * makes clang split the loop and leave the accumulators in memory. */
+MPNAS_AVX2_INLINE void dw_tile(const int MR, const int NV, const int MASKED, int i0, int i1,
+                               int k, int n, const float *x, const float *dy, float *dw, int p,
+                               int j, int nc) {
   __m256 acc[12][2];
   const int n0 = nc < 8 ? nc : 8, n1 = nc - 8 < 0 ? 0 : nc - 8;
   const __m256i m0 = mpnas__avx2_tail_mask(n0), m1 = mpnas__avx2_tail_mask(n1 < 8 ? n1 : 8);
-#pragma GCC unroll 12
+  MPNAS_UNROLL(12)
   for (int r = 0; r < MR; r++) {
     acc[r][0] = _mm256_setzero_ps();
     acc[r][1] = _mm256_setzero_ps();
   }
   const float *xp = x + (size_t)i0 * k + p, *dp = dy + (size_t)i0 * n + j;
   for (int i = i0; i < i1; i++, xp += k, dp += n) {
-    const __m256 d0 = mpnas__avx2_load(dp, n0, m0);
-    const __m256 d1 = NV == 2 ? mpnas__avx2_load(dp + 8, n1, m1) : d0;
-#pragma GCC unroll 12
+    const __m256 d0 = MASKED ? _mm256_maskload_ps(dp, m0) : _mm256_loadu_ps(dp);
+    const __m256 d1 = NV == 1 ? d0 : (MASKED ? _mm256_maskload_ps(dp + 8, m1) : _mm256_loadu_ps(dp + 8));
+    MPNAS_UNROLL(12)
     for (int r = 0; r < MR; r++) {
       const __m256 xv = _mm256_broadcast_ss(xp + r);
       acc[r][0] = _mm256_fmadd_ps(xv, d0, acc[r][0]);
       if (NV == 2) acc[r][1] = _mm256_fmadd_ps(xv, d1, acc[r][1]);
     }
   }
-#pragma GCC unroll 12
+  MPNAS_UNROLL(12)
   for (int r = 0; r < MR; r++) {
     float *o = dw + (size_t)(p + r) * n + j;
     mpnas__avx2_store(o, _mm256_add_ps(mpnas__avx2_load(o, n0, m0), acc[r][0]), n0, m0);
@@ -205,7 +207,8 @@ typedef void (*dw_tile_fn)(int i0, int i1, int k, int n, const float *x, const f
 #define DWTILE(MR, NV)                                                                     \
   static void dwtile_##MR##x##NV(int i0, int i1, int k, int n, const float *x,              \
                                  const float *dy, float *dw, int p, int j, int nc) {        \
-    dw_tile(MR, NV, i0, i1, k, n, x, dy, dw, p, j, nc);                                     \
+    if (nc < 8 * NV) dw_tile(MR, NV, 1, i0, i1, k, n, x, dy, dw, p, j, nc);                 \
+    else dw_tile(MR, NV, 0, i0, i1, k, n, x, dy, dw, p, j, nc);                             \
   }
 DWTILE(1, 2) DWTILE(2, 2) DWTILE(3, 2) DWTILE(4, 2) DWTILE(5, 2) DWTILE(6, 2)
 DWTILE(1, 1) DWTILE(2, 1) DWTILE(3, 1) DWTILE(4, 1) DWTILE(5, 1) DWTILE(6, 1)
