@@ -364,6 +364,32 @@ typedef enum mpnas_search_param {
   MPNAS_SEARCH_STEP = 20              /* read-only: steps done so far */
 } mpnas_search_param;
 
+/* ABDP, Adaptive Balanced Domain Prioritization (docs/ABDP.md): how many images of each
+ * domain a step draws, and how the domains' losses are weighted. The same parameters
+ * are accepted by mpnas_supernet_set_int/_double (the search) and
+ * mpnas_model_set_int/_double (the multi-path model's training). */
+enum { /* MPNAS_ABDP_SAMPLING */
+  MPNAS_ABDP_SAMPLE_BALANCED = 0,    /* the same number of images per domain (default) */
+  MPNAS_ABDP_SAMPLE_PROPORTIONAL = 1 /* by dataset size, like the concatenated data */
+};
+enum { /* MPNAS_ABDP_SIGNAL */
+  MPNAS_ABDP_SIGNAL_NONE = 0,  /* every weight 1 (default) */
+  MPNAS_ABDP_SIGNAL_LOSS = 1,  /* D * softmax(EMA train loss / ln(classes) / tau) */
+  MPNAS_ABDP_SIGNAL_KPI = 2,   /* focal on validation accuracy: (1-k)^gamma * -ln k */
+  MPNAS_ABDP_SIGNAL_BOOST = 3  /* D * softmax(EMA train loss / temperature) */
+};
+typedef enum mpnas_abdp_param {
+  MPNAS_ABDP_SAMPLING = 100,      /* MPNAS_ABDP_SAMPLE_*, default BALANCED */
+  MPNAS_ABDP_SIGNAL = 101,        /* MPNAS_ABDP_SIGNAL_*, default NONE */
+  MPNAS_ABDP_TAU = 102,           /* double, LOSS temperature, 1e-6..1e6, default 1 */
+  MPNAS_ABDP_GAMMA = 103,         /* double, KPI focal exponent, 0..100, default 2 */
+  MPNAS_ABDP_TEMPERATURE = 104,   /* double, BOOST temperature, 1e-6..1e6, default 1 */
+  MPNAS_ABDP_LOSS_MOMENTUM = 105, /* double 0..<1, EMA of training losses, 0.9 */
+  MPNAS_ABDP_KPI_MOMENTUM = 106,  /* double 0..<1, EMA of validation accuracies, 0.9 */
+  MPNAS_ABDP_W_MIN = 107,         /* double 0..1, weight clip, 0.25 */
+  MPNAS_ABDP_W_MAX = 108          /* double 1..1e6, weight clip, 4 */
+} mpnas_abdp_param;
+
 typedef enum mpnas_domain_stat {
   MPNAS_STAT_TRAIN_LOSS = 1,     /* moving average of the domain's training loss */
   MPNAS_STAT_VALID_ACCURACY = 2, /* last validation batch's top-1 (the reward's Q) */
@@ -371,7 +397,10 @@ typedef enum mpnas_domain_stat {
   MPNAS_STAT_COST = 4,           /* cost of the last sampled path */
   MPNAS_STAT_LOSS_WEIGHT = 5,    /* the domain's current loss weight (ABDP) */
   MPNAS_STAT_TRAIN_SIZE = 6,     /* training images (after any validation split) */
-  MPNAS_STAT_VALID_SIZE = 7
+  MPNAS_STAT_VALID_SIZE = 7,
+  MPNAS_STAT_MACS = 8,           /* MACs of one image through the domain's path */
+  MPNAS_STAT_PARAMS = 9,         /* parameters of the domain's path (alone) */
+  MPNAS_STAT_BATCH_IMAGES = 10   /* images of the domain in the last step (ABDP) */
 } mpnas_domain_stat;
 
 /* Called every `every` steps and at the end; return non-zero to stop the search (it
@@ -441,6 +470,140 @@ MPNAS_API mpnas_status mpnas_supernet_set_latency_table(mpnas_supernet *sn,
 MPNAS_API mpnas_status mpnas_supernet_save_checkpoint(const mpnas_supernet *sn,
                                                       const char *path);
 MPNAS_API mpnas_status mpnas_supernet_load_checkpoint(mpnas_supernet *sn, const char *path);
+
+/* ---- The multi-path model ---------------------------------------------------------------
+ * The deployable result (docs/MODEL.md): the union of the domains' paths as one network.
+ * A node (a layer's op) used by several domains is stored once and shared; each domain
+ * has its own classifier and its own BatchNorm running statistics in every node it uses
+ * (stem and head included). Trained from scratch with ABDP, evaluated and run per
+ * domain. Inference goes through mpnas_predictor (one per thread; a model is read-only
+ * to predictors, so any number may run on one model at once). */
+typedef struct mpnas_model mpnas_model;
+typedef struct mpnas_predictor mpnas_predictor;
+
+typedef enum mpnas_train_param {
+  MPNAS_TRAIN_STEPS = 1,            /* total steps, 1..10^8, default 2000 */
+  MPNAS_TRAIN_BATCH = 2,            /* images per domain per step (D x this per step,
+                                       split by MPNAS_ABDP_SAMPLING), 1..4096, 32 */
+  MPNAS_TRAIN_OPTIMIZER = 3,        /* MPNAS_OPTIMIZER_*, default SGD (Nesterov) */
+  MPNAS_TRAIN_LEARNING_RATE = 4,    /* double > 0, peak of the cosine schedule, 0.1 */
+  MPNAS_TRAIN_WARMUP_FRACTION = 5,  /* double 0..1, linear warmup of the rate, 0.05 */
+  MPNAS_TRAIN_MOMENTUM = 6,         /* double 0..<1, 0.9 */
+  MPNAS_TRAIN_WEIGHT_DECAY = 7,     /* double 0..1, conv weights only, 1e-4 */
+  MPNAS_TRAIN_LABEL_SMOOTHING = 8,  /* double 0..<1, 0.1 */
+  MPNAS_TRAIN_AUGMENT_PAD = 9,      /* random-crop padding in pixels, 0..64, 4 (0 = off) */
+  MPNAS_TRAIN_VALID_BATCH = 10,     /* images per domain per validation, 1..4096, 64 */
+  MPNAS_TRAIN_VALID_EVERY = 11,     /* validate every N steps (KPI signal, progress),
+                                       1..10^8, 20 */
+  MPNAS_TRAIN_VALIDATION_FRACTION = 12, /* double 0..0.9 held out of train when no
+                                           validation split is given, 0.1 */
+  MPNAS_TRAIN_STEP = 13,            /* read-only: steps done so far */
+  MPNAS_MODEL_NUM_LAYERS = 20,      /* read-only: searchable layers of the space */
+  MPNAS_MODEL_NUM_NODES = 21,       /* read-only: distinct non-zero nodes */
+  MPNAS_MODEL_PARAMS = 22,          /* read-only: unique parameters (shared once; stem,
+                                       head and every classifier included) */
+  MPNAS_MODEL_MACS = 23             /* read-only: sum over domains of their path's MACs */
+} mpnas_train_param;
+
+enum { MPNAS_OPTIMIZER_SGD = 0, MPNAS_OPTIMIZER_RMSPROP = 1, MPNAS_OPTIMIZER_ADAM = 2 };
+enum { /* mpnas_model_set_domain_int */
+  MPNAS_DOMAIN_HFLIP = 1 /* 0/1: random horizontal flips in training (default 0) */
+};
+enum { MPNAS_OUTPUT_LOGITS = 0, MPNAS_OUTPUT_PROBABILITIES = 1 };
+
+/* Called every `every` steps and at the end; non-zero stops training with
+ * MPNAS_E_CANCELLED (call mpnas_model_train again to go on). */
+typedef int32_t (*mpnas_train_progress_fn)(void *user, mpnas_model *model, int64_t step,
+                                           int64_t total_steps);
+
+/* A model over a copy of `space`, no domains yet: add them with their paths. */
+MPNAS_API mpnas_status mpnas_model_create(mpnas_context *ctx, const mpnas_space *space,
+                                          mpnas_model **out);
+/* A model from a searched supernet: its space, its domains (names, classes, COPIES of
+ * their data, validation splits as given) and each domain's result path
+ * (mpnas_supernet_path). The weights start fresh: the model trains from scratch. */
+MPNAS_API mpnas_status mpnas_model_create_from_supernet(const mpnas_supernet *sn,
+                                                        mpnas_model **out);
+MPNAS_API void mpnas_model_free(mpnas_model *model);
+/* Add a domain before training: a unique name (1..63 printable chars), class count
+ * (2..65535) and its path (one op index per searchable layer). */
+MPNAS_API mpnas_status mpnas_model_add_domain(mpnas_model *model, const char *name,
+                                              int32_t num_classes, const int32_t *path,
+                                              size_t num_layers, int32_t *domain);
+MPNAS_API mpnas_status mpnas_model_num_domains(const mpnas_model *model, int32_t *count);
+/* A domain's name (into buf, NUL-terminated; *needed = length + 1), classes, path. */
+MPNAS_API mpnas_status mpnas_model_domain_name(const mpnas_model *model, int32_t domain,
+                                               char *buf, size_t cap, size_t *needed);
+MPNAS_API mpnas_status mpnas_model_domain_classes(const mpnas_model *model, int32_t domain,
+                                                  int32_t *num_classes);
+MPNAS_API mpnas_status mpnas_model_path(const mpnas_model *model, int32_t domain,
+                                        int32_t *path, size_t num_layers);
+MPNAS_API mpnas_status mpnas_model_space(const mpnas_model *model, const mpnas_space **out);
+/* Training data, as mpnas_supernet_set_data (copied; normalised per domain and channel
+ * with the training split's statistics, which the model keeps for inference). */
+MPNAS_API mpnas_status mpnas_model_set_data(mpnas_model *model, int32_t domain, int32_t split,
+                                            int32_t dtype, const void *images,
+                                            const int32_t *labels, int64_t count);
+/* Drop the copied data (a trained model does not need it; saving never includes it). */
+MPNAS_API mpnas_status mpnas_model_clear_data(mpnas_model *model);
+/* MPNAS_TRAIN_*, MPNAS_MODEL_* (read-only) and MPNAS_ABDP_* parameters. Settings
+ * change only before training starts (MPNAS_E_STATE after). */
+MPNAS_API mpnas_status mpnas_model_set_int(mpnas_model *model, int32_t param, int64_t value);
+MPNAS_API mpnas_status mpnas_model_get_int(const mpnas_model *model, int32_t param,
+                                           int64_t *value);
+MPNAS_API mpnas_status mpnas_model_set_double(mpnas_model *model, int32_t param, double value);
+MPNAS_API mpnas_status mpnas_model_get_double(const mpnas_model *model, int32_t param,
+                                              double *value);
+MPNAS_API mpnas_status mpnas_model_set_domain_int(mpnas_model *model, int32_t domain,
+                                                  int32_t param, int64_t value);
+/* Train (or resume) for at most max_steps more steps (0 = to the end). */
+MPNAS_API mpnas_status mpnas_model_train(mpnas_model *model, int64_t max_steps,
+                                         mpnas_train_progress_fn progress, void *user,
+                                         int64_t every);
+/* MPNAS_STAT_TRAIN_LOSS, _VALID_ACCURACY, _LOSS_WEIGHT, _TRAIN_SIZE, _VALID_SIZE,
+ * _MACS, _PARAMS, _BATCH_IMAGES. */
+MPNAS_API mpnas_status mpnas_model_domain_stat(const mpnas_model *model, int32_t domain,
+                                               int32_t stat, double *value);
+/* Top-1 accuracy and mean cross-entropy of `count` labelled images of a domain (the
+ * inference path: running statistics, fused kernels). */
+MPNAS_API mpnas_status mpnas_model_evaluate(const mpnas_model *model, int32_t domain,
+                                            int32_t dtype, const void *images,
+                                            const int32_t *labels, int64_t count,
+                                            double *top1, double *loss);
+/* Node usage and similarity, as mpnas_space_node_users / mpnas_space_jaccard over the
+ * model's paths. */
+MPNAS_API mpnas_status mpnas_model_node_users(const mpnas_model *model, int32_t layer,
+                                              int32_t op, int32_t *users);
+MPNAS_API mpnas_status mpnas_model_jaccard(const mpnas_model *model, double *matrix,
+                                           size_t cap);
+/* Save the model (space, domains, paths, weights, per-domain statistics; no data, no
+ * optimiser state) in the format of docs/MODEL-FORMAT.md, through a temporary file and
+ * a rename. save_buffer: *size receives the byte count; buf NULL asks for it only. */
+MPNAS_API mpnas_status mpnas_model_save(const mpnas_model *model, const char *path);
+MPNAS_API mpnas_status mpnas_model_save_buffer(const mpnas_model *model, void *buf,
+                                               size_t cap, size_t *size);
+/* Load a saved model (ready for inference, evaluation and further training). */
+MPNAS_API mpnas_status mpnas_model_load(mpnas_context *ctx, const char *path,
+                                        mpnas_model **out);
+MPNAS_API mpnas_status mpnas_model_load_buffer(mpnas_context *ctx, const void *data,
+                                               size_t size, mpnas_model **out);
+/* Save / restore the complete training state (model + optimiser, ABDP, random streams,
+ * step; not the data) to resume an interrupted training run exactly. */
+MPNAS_API mpnas_status mpnas_model_save_checkpoint(const mpnas_model *model, const char *path);
+MPNAS_API mpnas_status mpnas_model_load_checkpoint(mpnas_model *model, const char *path);
+
+/* A predictor runs a model's domains on batches. It keeps its own workspace, which
+ * grows to the largest batch seen and is then reused: after the first call of a given
+ * batch size no call allocates. One predictor per thread; the model must outlive its
+ * predictors and must not be trained or freed while they run. */
+MPNAS_API mpnas_status mpnas_predictor_create(const mpnas_model *model, mpnas_predictor **out);
+MPNAS_API void mpnas_predictor_free(mpnas_predictor *predictor);
+/* Classify `count` images (NHWC, the space's input size, uint8 or float like the
+ * training data; normalised with the domain's statistics) of one domain: writes
+ * count x classes logits or probabilities (MPNAS_OUTPUT_*) into out[cap]. */
+MPNAS_API mpnas_status mpnas_predictor_run(mpnas_predictor *predictor, int32_t domain,
+                                           int32_t dtype, const void *images, int64_t count,
+                                           int32_t output, float *out, size_t cap);
 
 #ifdef __cplusplus
 }

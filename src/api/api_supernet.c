@@ -84,10 +84,7 @@ void mpnas_supernet_free(mpnas_supernet *sn) {
   mpnas__arena_destroy(&sn->ws);
   if (sn->domains)
     for (int32_t d = 0; d < sn->ndomains; d++) {
-      mpnas__free(ctx, sn->domains[d].train.images);
-      mpnas__free(ctx, sn->domains[d].train.labels);
-      mpnas__free(ctx, sn->domains[d].valid.images);
-      mpnas__free(ctx, sn->domains[d].valid.labels);
+      mpnas__domain_data_free(ctx, &sn->domains[d].data);
     }
   mpnas__free(ctx, sn->domains);
   mpnas__free(ctx, sn->layers);
@@ -118,20 +115,7 @@ mpnas_status mpnas_supernet_add_domain(mpnas_supernet *sn, const char *name,
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
   mpnas_status st = not_started(sn, "mpnas_supernet_add_domain");
   if (st != MPNAS_OK) return st;
-  if (name == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "domain name is NULL");
-  size_t len = 0; /* strnlen is POSIX, not C11 */
-  while (len < MPNAS__NAME_MAX && name[len] != '\0') len++;
-  if (len == 0 || len >= MPNAS__NAME_MAX)
-    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "a domain name has 1..%d characters",
-                       MPNAS__NAME_MAX - 1);
-  for (size_t i = 0; i < len; i++)
-    if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] == 0x7f)
-      return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT,
-                         "a domain name must be printable (control character at %zu)", i);
-  if (num_classes < 2 || num_classes > 65535)
-    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE,
-                       "domain \"%s\": num_classes must be 2..65535, got %d", name,
-                       (int)num_classes);
+  if ((st = mpnas__check_domain(CTX(sn), name, num_classes)) != MPNAS_OK) return st;
   for (int32_t d = 0; d < sn->ndomains; d++)
     if (strcmp(sn->domains[d].name, name) == 0)
       return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "a domain named \"%s\" exists", name);
@@ -139,7 +123,7 @@ mpnas_status mpnas_supernet_add_domain(mpnas_supernet *sn, const char *name,
     return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "at most %d domains", MPNAS__MAX_DOMAINS);
   mpnas__domain *d = &sn->domains[sn->ndomains];
   memset(d, 0, sizeof *d);
-  memcpy(d->name, name, len + 1);
+  memcpy(d->name, name, strlen(name) + 1);
   d->classes = num_classes;
   d->loss_ema = d->valid_acc = d->reward = d->cost = NAN;
   d->weight = 1.0;
@@ -171,45 +155,10 @@ mpnas_status mpnas_supernet_set_data(mpnas_supernet *sn, int32_t domain, int32_t
   if (st != MPNAS_OK) return st;
   if (split != MPNAS_SPLIT_TRAIN && split != MPNAS_SPLIT_VALID)
     return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "split must be MPNAS_SPLIT_TRAIN or _VALID, got %d", (int)split);
-  if (dtype != MPNAS_DTYPE_U8 && dtype != MPNAS_DTYPE_F32)
-    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "dtype must be MPNAS_DTYPE_U8 or _F32, got %d", (int)dtype);
-  if (images == NULL || labels == NULL)
-    return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "images or labels is NULL");
-  if (count < 1 || count > INT32_MAX)
-    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "count must be 1..%d, got %lld", INT32_MAX,
-                       (long long)count);
   mpnas__domain *d = &sn->domains[domain];
-  for (int64_t i = 0; i < count; i++)
-    if (labels[i] < 0 || labels[i] >= d->classes)
-      return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
-                         "domain \"%s\": label %d of image %lld is outside 0..%d", d->name,
-                         (int)labels[i], (long long)i, (int)d->classes - 1);
-  size_t per = (size_t)sn->space.in_h * sn->space.in_w * sn->space.in_c, bytes;
-  size_t elem = dtype == MPNAS_DTYPE_U8 ? 1 : sizeof(float);
-  if (!mpnas__mul_size(per * elem, (size_t)count, &bytes))
-    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "%lld images do not fit in memory", (long long)count);
-  if (dtype == MPNAS_DTYPE_F32)
-    for (size_t i = 0; i < per * (size_t)count; i++)
-      if (!isfinite(((const float *)images)[i]))
-        return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT,
-                           "domain \"%s\": image value %zu is not finite", d->name, i);
-  void *img = mpnas__malloc(ctx, bytes);
-  int32_t *lab = mpnas__malloc(ctx, sizeof(int32_t) * (size_t)count);
-  if (!img || !lab) {
-    mpnas__free(ctx, img);
-    mpnas__free(ctx, lab);
-    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "copying %zu bytes of images", bytes);
-  }
-  memcpy(img, images, bytes);
-  memcpy(lab, labels, sizeof(int32_t) * (size_t)count);
-  mpnas__dataset *ds = split == MPNAS_SPLIT_TRAIN ? &d->train : &d->valid;
-  mpnas__free(ctx, ds->images);
-  mpnas__free(ctx, ds->labels);
-  ds->dtype = dtype;
-  ds->images = img;
-  ds->labels = lab;
-  ds->count = count;
-  return MPNAS_OK;
+  mpnas__image_shape shape = {sn->space.in_h, sn->space.in_w, sn->space.in_c};
+  return mpnas__dataset_set(ctx, split == MPNAS_SPLIT_TRAIN ? &d->data.train : &d->data.valid,
+                            d->name, d->classes, shape, dtype, images, labels, count);
 }
 
 /* ---- Parameters ------------------------------------------------------------------------ */
@@ -388,10 +337,10 @@ mpnas_status mpnas_supernet_domain_stat(const mpnas_supernet *sn, int32_t domain
     case MPNAS_STAT_COST: *value = d->cost; return MPNAS_OK;
     case MPNAS_STAT_LOSS_WEIGHT: *value = d->weight; return MPNAS_OK;
     case MPNAS_STAT_TRAIN_SIZE:
-      *value = (double)(sn->prepared ? d->ntrain : d->train.count);
+      *value = (double)(sn->prepared ? d->data.ntrain : d->data.train.count);
       return MPNAS_OK;
     case MPNAS_STAT_VALID_SIZE:
-      *value = (double)(sn->prepared ? d->nvalid : d->valid.count);
+      *value = (double)(sn->prepared ? d->data.nvalid : d->data.valid.count);
       return MPNAS_OK;
     default:
       return mpnas__fail(CTX(sn), MPNAS_E_UNKNOWN_PARAMETER, "unknown domain statistic %d", (int)stat);

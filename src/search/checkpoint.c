@@ -64,10 +64,10 @@ mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path) {
     const mpnas__domain *dm = &sn->domains[d];
     mpnas__writer_put_string(&w, dm->name);
     mpnas__writer_put_i32(&w, dm->classes);
-    mpnas__writer_put_i64(&w, dm->train.count);
-    mpnas__writer_put_i64(&w, dm->valid.count);
-    mpnas__writer_put_u32(&w, labels_crc(&dm->train));
-    mpnas__writer_put_u32(&w, labels_crc(&dm->valid));
+    mpnas__writer_put_i64(&w, dm->data.train.count);
+    mpnas__writer_put_i64(&w, dm->data.valid.count);
+    mpnas__writer_put_u32(&w, labels_crc(&dm->data.train));
+    mpnas__writer_put_u32(&w, labels_crc(&dm->data.valid));
   }
   mpnas__writer_put_u64(&w, sn->params.total);
   mpnas__writer_put_u64(&w, sn->params.btotal);
@@ -84,7 +84,7 @@ mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path) {
   put_rng(&w, &sn->rng);
   for (int32_t d = 0; d < sn->ndomains; d++) {
     const mpnas__domain *dm = &sn->domains[d];
-    put_rng(&w, &dm->rng);
+    put_rng(&w, &dm->data.rng);
     const double v[] = {dm->loss_ema, dm->valid_acc, dm->reward, dm->cost, dm->weight};
     for (size_t i = 0; i < 5; i++) mpnas__writer_put_f64(&w, v[i]);
   }
@@ -173,8 +173,8 @@ static mpnas_status read_meta(mpnas_supernet *sn, mpnas__reader *r, const char *
       snprintf(why, sizeof why, "domain %d is \"%.40s\" (%d classes) there", (int)d, name, (int)classes);
       return incompatible(sn, path, why);
     }
-    if (ntrain != dm->train.count || nvalid != dm->valid.count || ct != labels_crc(&dm->train) ||
-        cv != labels_crc(&dm->valid)) {
+    if (ntrain != dm->data.train.count || nvalid != dm->data.valid.count || ct != labels_crc(&dm->data.train) ||
+        cv != labels_crc(&dm->data.valid)) {
       snprintf(why, sizeof why, "the data of domain \"%.40s\" differs from the data it was made with", name);
       return incompatible(sn, path, why);
     }
@@ -348,7 +348,7 @@ mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
   memcpy(sn->params.b, l.b, sizeof(float) * btotal);
   for (int32_t d = 0; d < D; d++) {
     mpnas__domain *dm = &sn->domains[d];
-    dm->rng = l.domain_rng[d];
+    dm->data.rng = l.domain_rng[d];
     double *v = l.domain_stats + 5 * d;
     dm->loss_ema = v[0], dm->valid_acc = v[1], dm->reward = v[2], dm->cost = v[3], dm->weight = v[4];
   }

@@ -20,82 +20,21 @@ int32_t mpnas__supernet_controller_of(const mpnas_supernet *sn, int32_t domain) 
 
 /* ---- Preparation ------------------------------------------------------------------- */
 
-static size_t image_floats(const mpnas_supernet *sn) {
-  return (size_t)sn->space.in_h * sn->space.in_w * sn->space.in_c;
-}
-
-static float pixel(const mpnas__dataset *d, size_t at) {
-  return d->dtype == MPNAS_DTYPE_U8 ? (float)((const uint8_t *)d->images)[at]
-                                    : ((const float *)d->images)[at];
+static mpnas__image_shape image_shape(const mpnas_supernet *sn) {
+  mpnas__image_shape s = {sn->space.in_h, sn->space.in_w, sn->space.in_c};
+  return s;
 }
 
 static mpnas_status prepare_domain(mpnas_supernet *sn, int32_t di) {
   mpnas__domain *d = &sn->domains[di];
-  int64_t n = d->train.count;
-  int split = d->valid.count == 0;
-  int64_t nvalid = split ? (int64_t)floor((double)n * sn->cfg.valid_fraction) : d->valid.count;
-  if (split && nvalid < 1) nvalid = 1;
-  int64_t ntrain = split ? n - nvalid : n;
-  if (ntrain < 1)
-    return mpnas__fail(sn->ctx, MPNAS_E_STATE,
-                       "domain \"%s\" has %lld training images: too few to hold out a "
-                       "validation split (give one with MPNAS_SPLIT_VALID)",
-                       d->name, (long long)n);
-  d->train_idx = mpnas__malloc(sn->ctx, sizeof(int64_t) * (size_t)ntrain);
-  d->valid_idx = mpnas__malloc(sn->ctx, sizeof(int64_t) * (size_t)nvalid);
   d->sampled = mpnas__calloc(sn->ctx, (size_t)sn->nlayers + 1, sizeof(int32_t));
-  if (!d->train_idx || !d->valid_idx || !d->sampled)
-    return mpnas__fail(sn->ctx, MPNAS_E_NO_MEMORY, "allocating domain \"%s\"", d->name);
-  if (split) {
-    /* A seeded shuffle of the training images; the first nvalid are held out. */
-    int64_t *perm = mpnas__malloc(sn->ctx, sizeof(int64_t) * (size_t)n);
-    if (!perm) return mpnas__fail(sn->ctx, MPNAS_E_NO_MEMORY, "allocating a split");
-    for (int64_t i = 0; i < n; i++) perm[i] = i;
-    mpnas__rng rng;
-    mpnas__rng_seed(&rng, sn->ctx->seed, STREAM_SPLIT + (uint64_t)di);
-    for (int64_t i = n - 1; i > 0; i--) {
-      int64_t j = (int64_t)(((uint64_t)mpnas__rng_u32(&rng) << 32 | mpnas__rng_u32(&rng)) %
-                            (uint64_t)(i + 1));
-      int64_t t = perm[i];
-      perm[i] = perm[j];
-      perm[j] = t;
-    }
-    memcpy(d->valid_idx, perm, sizeof(int64_t) * (size_t)nvalid);
-    memcpy(d->train_idx, perm + nvalid, sizeof(int64_t) * (size_t)ntrain);
-    mpnas__free(sn->ctx, perm);
-    d->valid_src = &d->train;
-  } else {
-    for (int64_t i = 0; i < ntrain; i++) d->train_idx[i] = i;
-    for (int64_t i = 0; i < nvalid; i++) d->valid_idx[i] = i;
-    d->valid_src = &d->valid;
-  }
-  d->ntrain = ntrain;
-  d->nvalid = nvalid;
-
-  /* Per-channel mean and standard deviation over the training split. */
-  int32_t c = sn->space.in_c;
-  size_t px = (size_t)sn->space.in_h * sn->space.in_w;
-  double sum[64] = {0}, sq[64] = {0};
-  for (int64_t i = 0; i < ntrain; i++) {
-    size_t base = (size_t)d->train_idx[i] * px * (size_t)c;
-    for (size_t p = 0; p < px; p++)
-      for (int32_t ch = 0; ch < c; ch++) {
-        double v = pixel(&d->train, base + p * (size_t)c + (size_t)ch);
-        sum[ch] += v;
-        sq[ch] += v * v;
-      }
-  }
-  double count = (double)ntrain * (double)px;
-  for (int32_t ch = 0; ch < c; ch++) {
-    double mean = sum[ch] / count, var = sq[ch] / count - mean * mean;
-    d->mean[ch] = (float)mean;
-    d->invstd[ch] = (float)(1.0 / sqrt(var > 1e-12 ? var : 1e-12));
-    if (var < 1e-12) d->invstd[ch] = 1.0f; /* a constant channel: only centre it */
-  }
-  mpnas__rng_seed(&d->rng, sn->ctx->seed, STREAM_DATA + (uint64_t)di);
+  if (!d->sampled) return mpnas__fail(sn->ctx, MPNAS_E_NO_MEMORY, "allocating domain \"%s\"", d->name);
+  mpnas_status st = mpnas__domain_data_prepare(sn->ctx, &d->data, d->name, image_shape(sn),
+                                               sn->cfg.valid_fraction, STREAM_SPLIT + (uint64_t)di,
+                                               STREAM_DATA + (uint64_t)di);
   d->weight = 1.0;
   d->loss_ema = NAN;
-  return MPNAS_OK;
+  return st;
 }
 
 static mpnas__conv_geom stem_geom(const mpnas_supernet *sn) {
@@ -117,7 +56,7 @@ mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn) {
   if (sn->ndomains < 1)
     return mpnas__fail(ctx, MPNAS_E_STATE, "the supernet has no domains: add one first");
   for (int32_t d = 0; d < sn->ndomains; d++)
-    if (sn->domains[d].train.count == 0)
+    if (sn->domains[d].data.train.count == 0)
       return mpnas__fail(ctx, MPNAS_E_STATE, "domain \"%s\" has no training data",
                          sn->domains[d].name);
   if (sn->cfg.method == MPNAS_METHOD_SINGLE_PATH &&
@@ -193,10 +132,8 @@ mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn) {
 void mpnas__supernet_destroy_state(mpnas_supernet *sn) {
   mpnas_context *ctx = sn->ctx;
   for (int32_t d = 0; d < sn->ndomains; d++) {
-    mpnas__free(ctx, sn->domains[d].train_idx);
-    mpnas__free(ctx, sn->domains[d].valid_idx);
+    mpnas__domain_data_unprepare(ctx, &sn->domains[d].data);
     mpnas__free(ctx, sn->domains[d].sampled);
-    sn->domains[d].train_idx = sn->domains[d].valid_idx = NULL;
     sn->domains[d].sampled = NULL;
   }
   if (sn->sets)
@@ -223,24 +160,8 @@ void mpnas__supernet_destroy_state(mpnas_supernet *sn) {
 
 void mpnas__supernet_batch(mpnas_supernet *sn, int32_t domain, int valid, int32_t batch,
                            float *x, int32_t *labels) {
-  mpnas__domain *d = &sn->domains[domain];
-  const mpnas__dataset *src = valid ? d->valid_src : &d->train;
-  const int64_t *idx = valid ? d->valid_idx : d->train_idx;
-  int64_t n = valid ? d->nvalid : d->ntrain;
-  size_t per = image_floats(sn);
-  int32_t c = sn->space.in_c;
-  for (int32_t b = 0; b < batch; b++) {
-    /* Uniform with replacement: the state is two words, trivial to checkpoint. */
-    uint64_t r = (uint64_t)mpnas__rng_u32(&d->rng) << 32 | mpnas__rng_u32(&d->rng);
-    int64_t i = idx[r % (uint64_t)n];
-    size_t base = (size_t)i * per;
-    float *dst = x + (size_t)b * per;
-    for (size_t p = 0; p < per; p++) {
-      int32_t ch = (int32_t)(p % (size_t)c);
-      dst[p] = (pixel(src, base + p) - d->mean[ch]) * d->invstd[ch];
-    }
-    labels[b] = src->labels[i];
-  }
+  mpnas__domain_data_batch(&sn->domains[domain].data, image_shape(sn), valid, batch, NULL, x,
+                           labels);
 }
 
 /* ---- Slicing a layer's maximal weights for one op ------------------------------------ */

@@ -11,33 +11,19 @@
 #ifndef MPNAS_SUPERNET_H
 #define MPNAS_SUPERNET_H
 
+#include "data/domain_data.h"
 #include "net/block.h"
 #include "search/controller.h"
 #include "search/reward.h"
 #include "search/space.h"
 
 #define MPNAS__MAX_DOMAINS 256
-#define MPNAS__NAME_MAX 64
-
-/* A split's images as the host gave them (copied). */
-typedef struct mpnas__dataset {
-  int32_t dtype;   /* MPNAS_DTYPE_* */
-  void *images;    /* count * H * W * C of uint8 or float */
-  int32_t *labels;
-  int64_t count;
-} mpnas__dataset;
 
 typedef struct mpnas__domain {
   char name[MPNAS__NAME_MAX];
   int32_t classes;
-  mpnas__dataset train, valid; /* valid.count == 0: split off train at prepare */
-  /* After prepare: indices of the train and validation images, into train or valid. */
-  int64_t *train_idx, *valid_idx;
-  int64_t ntrain, nvalid;
-  const mpnas__dataset *valid_src; /* &train (split) or &valid */
-  float mean[64], invstd[64];      /* per input channel, from the train split */
+  mpnas__domain_data data;         /* images, split, normalisation, sampling stream */
   size_t fc_w, fc_b;               /* classifier offsets in the params store */
-  mpnas__rng rng;                  /* batch sampling */
   /* Statistics of the last step. */
   double loss_ema, valid_acc, reward, cost, weight;
   int32_t *sampled;                /* the path sampled this step [nlayers] */

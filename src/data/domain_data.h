@@ -1,0 +1,87 @@
+/* domain_data.h - one domain's images as the host handed them in, its train/validation
+ * split, its input normalisation and batch drawing (with optional augmentation).
+ *
+ * Shared by the search supernet and the multi-path model, so a domain's data is
+ * checked, split, normalised and sampled the same way in both phases. */
+#ifndef MPNAS_DOMAIN_DATA_H
+#define MPNAS_DOMAIN_DATA_H
+
+#include <stdint.h>
+
+#include "common/common.h"
+#include "common/rng.h"
+
+#define MPNAS__NAME_MAX 64
+#define MPNAS__MAX_IN_CHANNELS 64
+
+/* A split's images as the host gave them (copied). */
+typedef struct mpnas__dataset {
+  int32_t dtype;   /* MPNAS_DTYPE_* */
+  void *images;    /* count * H * W * C of uint8 or float */
+  int32_t *labels;
+  int64_t count;
+} mpnas__dataset;
+
+/* Image geometry (the space's input). */
+typedef struct mpnas__image_shape {
+  int32_t h, w, c;
+} mpnas__image_shape;
+
+typedef struct mpnas__domain_data {
+  mpnas__dataset train, valid; /* valid.count == 0: split off train at prepare */
+  /* After prepare: indices of the train and validation images, into train or valid. */
+  int64_t *train_idx, *valid_idx;
+  int64_t ntrain, nvalid;
+  const mpnas__dataset *valid_src; /* &train (split) or &valid */
+  float mean[MPNAS__MAX_IN_CHANNELS], invstd[MPNAS__MAX_IN_CHANNELS]; /* from train */
+  mpnas__rng rng;                  /* batch sampling and augmentation */
+} mpnas__domain_data;
+
+/* Check a domain name (1..MPNAS__NAME_MAX-1 printable characters) and class count
+ * (2..65535); records the failure on ctx. */
+mpnas_status mpnas__check_domain(mpnas_context *ctx, const char *name, int32_t classes);
+
+/* Check and copy a host's images and labels into *ds (replacing what it held). */
+mpnas_status mpnas__dataset_set(mpnas_context *ctx, mpnas__dataset *ds, const char *domain,
+                                int32_t classes, mpnas__image_shape shape, int32_t dtype,
+                                const void *images, const int32_t *labels, int64_t count);
+/* Copy one dataset into another (already checked). */
+mpnas_status mpnas__dataset_clone(mpnas_context *ctx, mpnas__dataset *dst,
+                                  const mpnas__dataset *src, mpnas__image_shape shape);
+void mpnas__dataset_free(const mpnas_context *ctx, mpnas__dataset *ds);
+/* Read pixel `at` of a dataset as a float. */
+static inline float mpnas__dataset_pixel(const mpnas__dataset *d, size_t at) {
+  return d->dtype == MPNAS_DTYPE_U8 ? (float)((const uint8_t *)d->images)[at]
+                                    : ((const float *)d->images)[at];
+}
+
+/* Split (a seeded shuffle of the training images when no validation split was given:
+ * floor(n * valid_fraction), at least 1, held out), compute the per-channel mean and
+ * standard deviation of the training split, seed the sampling stream. `split_stream`
+ * and `data_stream` are the rng stream ids. */
+mpnas_status mpnas__domain_data_prepare(mpnas_context *ctx, mpnas__domain_data *dd,
+                                        const char *name, mpnas__image_shape shape,
+                                        double valid_fraction, uint64_t split_stream,
+                                        uint64_t data_stream);
+/* Free the copied images and the split (leaves an empty, reusable struct). */
+void mpnas__domain_data_free(const mpnas_context *ctx, mpnas__domain_data *dd);
+/* Free only the split (the state prepare builds). */
+void mpnas__domain_data_unprepare(const mpnas_context *ctx, mpnas__domain_data *dd);
+
+/* Augmentation of training batches. */
+typedef struct mpnas__augment {
+  int32_t pad;   /* random crop of the image padded by `pad` zeros (after normalising) */
+  int32_t hflip; /* random horizontal flip with probability 1/2 */
+} mpnas__augment;
+
+/* Draw `batch` images uniformly with replacement from the train (valid = 0) or
+ * validation split, normalised, into x [batch][H][W][C] and labels. `aug` NULL or all
+ * zero: no augmentation (and the same random draws as before augmentation existed). */
+void mpnas__domain_data_batch(mpnas__domain_data *dd, mpnas__image_shape shape, int valid,
+                              int32_t batch, const mpnas__augment *aug, float *x,
+                              int32_t *labels);
+/* Normalise `count` host images (dtype) with the stored statistics into x. */
+void mpnas__normalise(const float *mean, const float *invstd, mpnas__image_shape shape,
+                      int32_t dtype, const void *images, int64_t count, float *x);
+
+#endif
