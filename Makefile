@@ -109,7 +109,7 @@ TEST_CPPFLAGS := -Itests -D_POSIX_C_SOURCE=200809L $(filter-out -DMPNAS_BUILDING
 $(BUILD)/tests/%: tests/%.c tests/check.h $(STATIC)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS) -pthread
 
 test: all $(TEST_BIN)
 	@RUN="$(RUN)" LIBDIR="$(LIBDIR)" sh tests/run.sh $(TEST_BIN)

@@ -26,6 +26,7 @@ mpnas_status mpnas_context_create_with_allocator(mpnas_context **out, mpnas_mall
   mpnas_context *ctx = malloc_fn(user, sizeof *ctx);
   if (ctx == NULL) return MPNAS_E_NO_MEMORY;
   memset(ctx, 0, sizeof *ctx);
+  atomic_flag_clear(&ctx->error_lock);
   ctx->malloc_fn = malloc_fn;
   ctx->free_fn = free_fn;
   ctx->alloc_user = user;

@@ -3,6 +3,7 @@
 #ifndef MPNAS_COMMON_H
 #define MPNAS_COMMON_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,9 @@ struct mpnas_context {
   uint64_t seed;
   int32_t isa_requested;
   mpnas__engine engine; /* kernels chosen for the active ISA + thread count */
+  /* Guards last_status/last_error: predictors on one model may fail from several
+   * threads at once (a spin lock: C11 atomics need no thread library). */
+  atomic_flag error_lock;
   mpnas_status last_status;
   char last_error[MPNAS__ERROR_CAPACITY];
 };

@@ -1,11 +1,14 @@
 /* error.c - last-error recording and logging through the host's callback. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "common/common.h"
 
 mpnas_status mpnas__fail(mpnas_context *ctx, mpnas_status status, const char *fmt, ...) {
   if (ctx == NULL) return status;
+  while (atomic_flag_test_and_set_explicit(&ctx->error_lock, memory_order_acquire)) {
+  }
   va_list ap;
   va_start(ap, fmt);
   int len = snprintf(ctx->last_error, sizeof ctx->last_error, "%s: ",
@@ -14,8 +17,11 @@ mpnas_status mpnas__fail(mpnas_context *ctx, mpnas_status status, const char *fm
   vsnprintf(ctx->last_error + len, sizeof ctx->last_error - (size_t)len, fmt, ap);
   va_end(ap);
   ctx->last_status = status;
+  char message[MPNAS__ERROR_CAPACITY];
+  memcpy(message, ctx->last_error, sizeof message);
+  atomic_flag_clear_explicit(&ctx->error_lock, memory_order_release);
   if (ctx->log_fn != NULL && ctx->log_level >= MPNAS_LOG_ERROR)
-    ctx->log_fn(ctx->log_user, MPNAS_LOG_ERROR, ctx->last_error);
+    ctx->log_fn(ctx->log_user, MPNAS_LOG_ERROR, message);
   return status;
 }
 

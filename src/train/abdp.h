@@ -180,4 +180,17 @@ mpnas_status mpnas__abdp_export(const mpnas__abdp *a, double *out, size_t n);
  * not 0, an accuracy outside [0, 1], ...). On failure the handle is unchanged. */
 mpnas_status mpnas__abdp_import(mpnas__abdp *a, const double *in, size_t n);
 
+/* The public MPNAS_ABDP_* parameters (abdp_param.c), for the supernet's and the model's
+ * setters: a value the config check rejects leaves *cfg unchanged; errors are recorded
+ * on ctx (MPNAS_E_OUT_OF_RANGE, MPNAS_E_UNKNOWN_PARAMETER). */
+int mpnas__abdp_is_param(int32_t param);
+mpnas_status mpnas__abdp_param_set_int(mpnas_context *ctx, mpnas__abdp_config *cfg,
+                                       int32_t param, int64_t v);
+mpnas_status mpnas__abdp_param_get_int(mpnas_context *ctx, const mpnas__abdp_config *cfg,
+                                       int32_t param, int64_t *v);
+mpnas_status mpnas__abdp_param_set_double(mpnas_context *ctx, mpnas__abdp_config *cfg,
+                                          int32_t param, double v);
+mpnas_status mpnas__abdp_param_get_double(mpnas_context *ctx, const mpnas__abdp_config *cfg,
+                                          int32_t param, double *v);
+
 #endif

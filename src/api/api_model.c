@@ -1,0 +1,543 @@
+/* api_model.c - public entry points for the multi-path model and predictors. */
+#include <math.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "model/model.h"
+#include "search/supernet.h"
+
+#define CTX(m) ((m)->ctx)
+#define EVAL_CHUNK 256 /* images per inference call inside evaluate and predict */
+
+struct mpnas_predictor {
+  const mpnas_model *model;
+  mpnas__arena ws;
+};
+
+static mpnas_status check_path(const mpnas_model *m, const int32_t *path, size_t n) {
+  if (path == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
+  if (n != (size_t)m->nlayers)
+    return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT,
+                       "a path has %d entries (one per searchable layer), got %zu",
+                       (int)m->nlayers, n);
+  if (!mpnas__space_path_valid(&m->space, path))
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "the path has an op index out of range");
+  return MPNAS_OK;
+}
+
+static mpnas_status check_domain(const mpnas_model *m, int32_t d) {
+  if (d < 0 || d >= m->ndomains)
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "domain %d does not exist (0..%d)", (int)d,
+                       (int)m->ndomains - 1);
+  return MPNAS_OK;
+}
+
+static mpnas_status not_started(const mpnas_model *m, const char *what) {
+  if (m->built)
+    return mpnas__fail(CTX(m), MPNAS_E_STATE,
+                       "%s: the model's layout is fixed once training started or it was loaded",
+                       what);
+  return MPNAS_OK;
+}
+
+static mpnas_status ready(const mpnas_model *m, const char *what) {
+  if (!m->built || !m->norm_ready)
+    return mpnas__fail(CTX(m), MPNAS_E_STATE, "%s: the model has no weights yet (train or load it)",
+                       what);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_create(mpnas_context *ctx, const mpnas_space *space, mpnas_model **out) {
+  if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (out == NULL || space == NULL)
+    return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_model_create: %s is NULL",
+                       out == NULL ? "out" : "space");
+  return mpnas__model_new(ctx, space, out);
+}
+
+void mpnas_model_free(mpnas_model *m) {
+  if (m == NULL) return;
+  mpnas_context *ctx = m->ctx;
+  mpnas__model_free_contents(m);
+  mpnas__free(ctx, m);
+}
+
+mpnas_status mpnas_model_create_from_supernet(const mpnas_supernet *sn, mpnas_model **out) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_context *ctx = sn->ctx;
+  if (out == NULL) return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "out is NULL");
+  *out = NULL;
+  if (sn->ndomains < 1) return mpnas__fail(ctx, MPNAS_E_STATE, "the supernet has no domains");
+  mpnas_model *m;
+  mpnas_status st = mpnas__model_new(ctx, &sn->space, &m);
+  if (st != MPNAS_OK) return st;
+  int32_t *path = mpnas__malloc(ctx, sizeof(int32_t) * ((size_t)sn->nlayers + 1));
+  if (path == NULL) st = mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a path");
+  mpnas__image_shape shape = {sn->space.in_h, sn->space.in_w, sn->space.in_c};
+  for (int32_t d = 0; d < sn->ndomains && st == MPNAS_OK; d++) {
+    const mpnas__domain *sd = &sn->domains[d];
+    st = mpnas_supernet_path(sn, d, path, (size_t)sn->nlayers);
+    if (st == MPNAS_OK) st = mpnas__model_add_domain(m, sd->name, sd->classes, path);
+    if (st == MPNAS_OK) st = mpnas__dataset_clone(ctx, &m->domains[d].data.train, &sd->data.train, shape);
+    if (st == MPNAS_OK) st = mpnas__dataset_clone(ctx, &m->domains[d].data.valid, &sd->data.valid, shape);
+  }
+  mpnas__free(ctx, path);
+  if (st != MPNAS_OK) {
+    mpnas_model_free(m);
+    return st;
+  }
+  m->cfg.valid_fraction = sn->cfg.valid_fraction;
+  *out = m;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_add_domain(mpnas_model *m, const char *name, int32_t num_classes,
+                                    const int32_t *path, size_t num_layers, int32_t *domain) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = not_started(m, "mpnas_model_add_domain");
+  if (st == MPNAS_OK) st = mpnas__check_domain(CTX(m), name, num_classes);
+  if (st == MPNAS_OK) st = check_path(m, path, num_layers);
+  if (st != MPNAS_OK) return st;
+  for (int32_t d = 0; d < m->ndomains; d++)
+    if (strcmp(m->domains[d].name, name) == 0)
+      return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "a domain named \"%s\" exists", name);
+  if (m->ndomains == MPNAS__MODEL_MAX_DOMAINS)
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "at most %d domains", MPNAS__MODEL_MAX_DOMAINS);
+  if ((st = mpnas__model_add_domain(m, name, num_classes, path)) != MPNAS_OK) return st;
+  if (domain) *domain = m->ndomains - 1;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_num_domains(const mpnas_model *m, int32_t *count) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (count == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "count is NULL");
+  *count = m->ndomains;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_domain_name(const mpnas_model *m, int32_t domain, char *buf, size_t cap,
+                                     size_t *needed) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = check_domain(m, domain);
+  if (st != MPNAS_OK) return st;
+  size_t len = strlen(m->domains[domain].name) + 1;
+  if (needed) *needed = len;
+  if (buf == NULL) return needed ? MPNAS_OK : mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "buf is NULL");
+  if (cap < len)
+    return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "the name needs %zu bytes, cap is %zu",
+                       len, cap);
+  memcpy(buf, m->domains[domain].name, len);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_domain_classes(const mpnas_model *m, int32_t domain, int32_t *n) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = check_domain(m, domain);
+  if (st != MPNAS_OK) return st;
+  if (n == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "num_classes is NULL");
+  *n = m->domains[domain].classes;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_path(const mpnas_model *m, int32_t domain, int32_t *path, size_t n) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = check_domain(m, domain);
+  if (st != MPNAS_OK) return st;
+  if (path == NULL || n != (size_t)m->nlayers)
+    return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "path needs %d entries", (int)m->nlayers);
+  memcpy(path, m->domains[domain].path, sizeof(int32_t) * n);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_space(const mpnas_model *m, const mpnas_space **out) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (out == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "out is NULL");
+  *out = &m->space;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_set_data(mpnas_model *m, int32_t domain, int32_t split, int32_t dtype,
+                                  const void *images, const int32_t *labels, int64_t count) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = check_domain(m, domain);
+  if (st != MPNAS_OK) return st;
+  if (m->prepared)
+    return mpnas__fail(CTX(m), MPNAS_E_STATE, "mpnas_model_set_data: training has started");
+  if (split != MPNAS_SPLIT_TRAIN && split != MPNAS_SPLIT_VALID)
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE,
+                       "split must be MPNAS_SPLIT_TRAIN or _VALID, got %d", (int)split);
+  mpnas__model_domain *d = &m->domains[domain];
+  mpnas__image_shape shape = {m->space.in_h, m->space.in_w, m->space.in_c};
+  return mpnas__dataset_set(CTX(m), split == MPNAS_SPLIT_TRAIN ? &d->data.train : &d->data.valid,
+                            d->name, d->classes, shape, dtype, images, labels, count);
+}
+
+mpnas_status mpnas_model_clear_data(mpnas_model *m) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  for (int32_t d = 0; d < m->ndomains; d++) mpnas__domain_data_free(CTX(m), &m->domains[d].data);
+  /* Training cannot go on without data: a later train call prepares again. */
+  m->prepared = 0;
+  return MPNAS_OK;
+}
+
+/* ---- Settings ------------------------------------------------------------------------ */
+
+static mpnas_status locked(const mpnas_model *m, int32_t param) {
+  if (m->prepared || m->step > 0)
+    return mpnas__fail(CTX(m), MPNAS_E_STATE,
+                       "parameter %d cannot change once training has started", (int)param);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_set_int(mpnas_model *m, int32_t param, int64_t v) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_context *ctx = CTX(m);
+  if (param == MPNAS_TRAIN_STEP || (param >= MPNAS_MODEL_NUM_LAYERS && param <= MPNAS_MODEL_MACS))
+    return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "model parameter %d is read-only", (int)param);
+  mpnas_status st = locked(m, param);
+  if (st != MPNAS_OK) return st;
+  if (mpnas__abdp_is_param(param)) return mpnas__abdp_param_set_int(ctx, &m->cfg.abdp, param, v);
+#define RANGE(name, lo, hi)                                                                   \
+  if (v < (lo) || v > (hi))                                                                   \
+    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "%s must be in %lld..%lld, got %lld", name, \
+                       (long long)(lo), (long long)(hi), (long long)v);
+  switch (param) {
+    case MPNAS_TRAIN_STEPS: RANGE("MPNAS_TRAIN_STEPS", 1, 100000000); m->cfg.steps = v; return MPNAS_OK;
+    case MPNAS_TRAIN_BATCH: RANGE("MPNAS_TRAIN_BATCH", 1, 4096); m->cfg.batch = (int32_t)v; return MPNAS_OK;
+    case MPNAS_TRAIN_OPTIMIZER:
+      RANGE("MPNAS_TRAIN_OPTIMIZER", MPNAS_OPTIMIZER_SGD, MPNAS_OPTIMIZER_ADAM);
+      m->cfg.optimizer = (int32_t)v;
+      return MPNAS_OK;
+    case MPNAS_TRAIN_AUGMENT_PAD:
+      RANGE("MPNAS_TRAIN_AUGMENT_PAD", 0, 64);
+      m->cfg.augment_pad = (int32_t)v;
+      return MPNAS_OK;
+    case MPNAS_TRAIN_VALID_BATCH:
+      RANGE("MPNAS_TRAIN_VALID_BATCH", 1, 4096);
+      m->cfg.valid_batch = (int32_t)v;
+      return MPNAS_OK;
+    case MPNAS_TRAIN_VALID_EVERY:
+      RANGE("MPNAS_TRAIN_VALID_EVERY", 1, 100000000);
+      m->cfg.valid_every = (int32_t)v;
+      return MPNAS_OK;
+    default:
+      return mpnas__fail(ctx, MPNAS_E_UNKNOWN_PARAMETER,
+                         "model parameter %d is not an integer parameter", (int)param);
+  }
+#undef RANGE
+}
+
+mpnas_status mpnas_model_get_int(const mpnas_model *m, int32_t param, int64_t *v) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (v == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
+  if (mpnas__abdp_is_param(param)) return mpnas__abdp_param_get_int(CTX(m), &m->cfg.abdp, param, v);
+  int64_t params, macs;
+  switch (param) {
+    case MPNAS_TRAIN_STEPS: *v = m->cfg.steps; return MPNAS_OK;
+    case MPNAS_TRAIN_BATCH: *v = m->cfg.batch; return MPNAS_OK;
+    case MPNAS_TRAIN_OPTIMIZER: *v = m->cfg.optimizer; return MPNAS_OK;
+    case MPNAS_TRAIN_AUGMENT_PAD: *v = m->cfg.augment_pad; return MPNAS_OK;
+    case MPNAS_TRAIN_VALID_BATCH: *v = m->cfg.valid_batch; return MPNAS_OK;
+    case MPNAS_TRAIN_VALID_EVERY: *v = m->cfg.valid_every; return MPNAS_OK;
+    case MPNAS_TRAIN_STEP: *v = m->step; return MPNAS_OK;
+    case MPNAS_MODEL_NUM_LAYERS: *v = m->nlayers; return MPNAS_OK;
+    case MPNAS_MODEL_NUM_NODES: {
+      int64_t n = 0;
+      for (int32_t l = 0; l < m->nlayers; l++)
+        for (int32_t o = 0; o < m->layers[l].nops; o++) {
+          int used = 0;
+          for (int32_t d = 0; d < m->ndomains; d++) used |= m->domains[d].path[l] == o;
+          n += used && mpnas__space_op(&m->space, &m->layers[l], o).kernel != 0;
+        }
+      *v = n;
+      return MPNAS_OK;
+    }
+    case MPNAS_MODEL_PARAMS: mpnas__model_costs(m, &params, &macs); *v = params; return MPNAS_OK;
+    case MPNAS_MODEL_MACS: mpnas__model_costs(m, &params, &macs); *v = macs; return MPNAS_OK;
+    default:
+      return mpnas__fail(CTX(m), MPNAS_E_UNKNOWN_PARAMETER,
+                         "model parameter %d is not an integer parameter", (int)param);
+  }
+}
+
+static double *double_slot(mpnas_model *m, int32_t param, double *lo, double *hi) {
+  *lo = 0.0;
+  *hi = 1.0;
+  switch (param) {
+    case MPNAS_TRAIN_LEARNING_RATE: *hi = 100.0; return &m->cfg.lr;
+    case MPNAS_TRAIN_WARMUP_FRACTION: return &m->cfg.warmup_fraction;
+    case MPNAS_TRAIN_MOMENTUM: *hi = 0.999; return &m->cfg.momentum;
+    case MPNAS_TRAIN_WEIGHT_DECAY: return &m->cfg.weight_decay;
+    case MPNAS_TRAIN_LABEL_SMOOTHING: *hi = 0.999; return &m->cfg.label_smoothing;
+    case MPNAS_TRAIN_VALIDATION_FRACTION: *hi = 0.9; return &m->cfg.valid_fraction;
+    default: return NULL;
+  }
+}
+
+mpnas_status mpnas_model_set_double(mpnas_model *m, int32_t param, double value) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = locked(m, param);
+  if (st != MPNAS_OK) return st;
+  if (mpnas__abdp_is_param(param))
+    return mpnas__abdp_param_set_double(CTX(m), &m->cfg.abdp, param, value);
+  double lo, hi;
+  double *slot = double_slot(m, param, &lo, &hi);
+  if (slot == NULL)
+    return mpnas__fail(CTX(m), MPNAS_E_UNKNOWN_PARAMETER,
+                       "model parameter %d is not a real-valued parameter", (int)param);
+  if (!(value >= lo && value <= hi) || (param == MPNAS_TRAIN_LEARNING_RATE && value <= 0))
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE,
+                       "model parameter %d must be in %g..%g (a learning rate > 0), got %g",
+                       (int)param, lo, hi, value);
+  *slot = value;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_get_double(const mpnas_model *m, int32_t param, double *value) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (value == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
+  if (mpnas__abdp_is_param(param))
+    return mpnas__abdp_param_get_double(CTX(m), &m->cfg.abdp, param, value);
+  double lo, hi;
+  const double *slot = double_slot((mpnas_model *)(uintptr_t)m, param, &lo, &hi);
+  if (slot == NULL)
+    return mpnas__fail(CTX(m), MPNAS_E_UNKNOWN_PARAMETER,
+                       "model parameter %d is not a real-valued parameter", (int)param);
+  *value = *slot;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_set_domain_int(mpnas_model *m, int32_t domain, int32_t param,
+                                        int64_t value) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = check_domain(m, domain);
+  if (st != MPNAS_OK) return st;
+  if (param != MPNAS_DOMAIN_HFLIP)
+    return mpnas__fail(CTX(m), MPNAS_E_UNKNOWN_PARAMETER, "unknown domain parameter %d", (int)param);
+  if (value != 0 && value != 1)
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "MPNAS_DOMAIN_HFLIP is 0 or 1, got %lld",
+                       (long long)value);
+  m->domains[domain].hflip = (int32_t)value;
+  return MPNAS_OK;
+}
+
+/* ---- Training and statistics --------------------------------------------------------- */
+
+mpnas_status mpnas_model_train(mpnas_model *m, int64_t max_steps, mpnas_train_progress_fn progress,
+                               void *user, int64_t every) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (max_steps < 0 || every < 0)
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "max_steps and every must be >= 0");
+  mpnas_status st = mpnas__model_prepare(m);
+  if (st != MPNAS_OK) return st;
+  int64_t done = 0;
+  while (m->step < m->cfg.steps && (max_steps == 0 || done < max_steps)) {
+    if ((st = mpnas__model_step(m)) != MPNAS_OK) break;
+    done++;
+    int report = m->step == m->cfg.steps || (every > 0 && m->step % every == 0);
+    if (progress && report && progress(user, m, m->step, m->cfg.steps) != 0) {
+      st = mpnas__fail(CTX(m), MPNAS_E_CANCELLED,
+                       "training stopped by the progress callback at step %lld (resumable)",
+                       (long long)m->step);
+      break;
+    }
+  }
+  mpnas__model_fold(m); /* evaluation and predictors see the latest statistics */
+  return st;
+}
+
+mpnas_status mpnas_model_domain_stat(const mpnas_model *m, int32_t domain, int32_t stat,
+                                     double *value) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = check_domain(m, domain);
+  if (st != MPNAS_OK) return st;
+  if (value == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
+  const mpnas__model_domain *d = &m->domains[domain];
+  mpnas__cost c = mpnas__path_cost(&m->space, d->path, d->classes);
+  switch (stat) {
+    case MPNAS_STAT_TRAIN_LOSS: *value = d->loss_ema; return MPNAS_OK;
+    case MPNAS_STAT_VALID_ACCURACY: *value = d->valid_acc; return MPNAS_OK;
+    case MPNAS_STAT_LOSS_WEIGHT: *value = d->weight; return MPNAS_OK;
+    case MPNAS_STAT_TRAIN_SIZE:
+      *value = (double)(m->prepared ? d->data.ntrain : d->data.train.count);
+      return MPNAS_OK;
+    case MPNAS_STAT_VALID_SIZE:
+      *value = (double)(m->prepared ? d->data.nvalid : d->data.valid.count);
+      return MPNAS_OK;
+    case MPNAS_STAT_MACS: *value = (double)c.macs; return MPNAS_OK;
+    case MPNAS_STAT_PARAMS: *value = (double)c.params; return MPNAS_OK;
+    case MPNAS_STAT_BATCH_IMAGES: *value = d->batch_images; return MPNAS_OK;
+    default:
+      return mpnas__fail(CTX(m), MPNAS_E_UNKNOWN_PARAMETER,
+                         "statistic %d does not apply to a model", (int)stat);
+  }
+}
+
+static mpnas_status check_images(const mpnas_model *m, int32_t dtype, const void *images,
+                                 int64_t count) {
+  if (dtype != MPNAS_DTYPE_U8 && dtype != MPNAS_DTYPE_F32)
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "dtype must be MPNAS_DTYPE_U8 or _F32");
+  if (images == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "images is NULL");
+  if (count < 1 || count > INT32_MAX)
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "count must be 1..%d, got %lld", INT32_MAX,
+                       (long long)count);
+  return MPNAS_OK;
+}
+
+/* Logits of images [first, first + n) of a host batch, through ws. */
+static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws, int32_t domain,
+                              int32_t dtype, const void *images, int64_t first, int n,
+                              float *logits) {
+  mpnas__image_shape shape = {m->space.in_h, m->space.in_w, m->space.in_c};
+  size_t per = (size_t)shape.h * shape.w * shape.c;
+  size_t elem = dtype == MPNAS_DTYPE_U8 ? 1 : sizeof(float);
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  float *x = mpnas__arena_floats(ws, per * (size_t)n);
+  if (x == NULL) return MPNAS_E_NO_MEMORY;
+  const mpnas__model_domain *d = &m->domains[domain];
+  mpnas__normalise(d->mean, d->invstd, shape, dtype,
+                   (const unsigned char *)images + (size_t)first * per * elem, n, x);
+  mpnas_status st = mpnas__model_infer(m, ws, domain, n, x, logits);
+  mpnas__arena_release(ws, mark);
+  return st;
+}
+
+mpnas_status mpnas_model_evaluate(const mpnas_model *m, int32_t domain, int32_t dtype,
+                                  const void *images, const int32_t *labels, int64_t count,
+                                  double *top1, double *loss) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = ready(m, "mpnas_model_evaluate");
+  if (st == MPNAS_OK) st = check_domain(m, domain);
+  if (st == MPNAS_OK) st = check_images(m, dtype, images, count);
+  if (st != MPNAS_OK) return st;
+  if (labels == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "labels is NULL");
+  int32_t classes = m->domains[domain].classes;
+  for (int64_t i = 0; i < count; i++)
+    if (labels[i] < 0 || labels[i] >= classes)
+      return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "label %d of image %lld is outside 0..%d",
+                         (int)labels[i], (long long)i, (int)classes - 1);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, CTX(m));
+  float *logits = mpnas__malloc(CTX(m), sizeof(float) * EVAL_CHUNK * (size_t)classes);
+  double sum = 0.0;
+  int64_t right = 0;
+  if (logits == NULL) st = MPNAS_E_NO_MEMORY;
+  for (int64_t first = 0; first < count && st == MPNAS_OK; first += EVAL_CHUNK) {
+    int n = (int)(count - first < EVAL_CHUNK ? count - first : EVAL_CHUNK);
+    st = run_chunk(m, &ws, domain, dtype, images, first, n, logits);
+    if (st != MPNAS_OK) break;
+    int r = 0;
+    sum += (double)mpnas__softmax_xent(n, classes, logits, labels + first, 0.0f, NULL, &r) * n;
+    right += r;
+  }
+  mpnas__free(CTX(m), logits);
+  mpnas__arena_destroy(&ws);
+  if (st == MPNAS_E_NO_MEMORY) return mpnas__fail(CTX(m), st, "evaluating %lld images", (long long)count);
+  if (st != MPNAS_OK) return st;
+  if (top1) *top1 = (double)right / (double)count;
+  if (loss) *loss = sum / (double)count;
+  return MPNAS_OK;
+}
+
+static mpnas_status gather_paths(const mpnas_model *m, int32_t **paths) {
+  size_t L = (size_t)m->nlayers;
+  *paths = mpnas__malloc(CTX(m), sizeof(int32_t) * (L * (size_t)m->ndomains + 1));
+  if (*paths == NULL) return mpnas__fail(CTX(m), MPNAS_E_NO_MEMORY, "allocating paths");
+  for (int32_t d = 0; d < m->ndomains; d++) memcpy(*paths + d * L, m->domains[d].path, sizeof(int32_t) * L);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_node_users(const mpnas_model *m, int32_t layer, int32_t op, int32_t *users) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  int32_t *paths;
+  mpnas_status st = gather_paths(m, &paths);
+  if (st != MPNAS_OK) return st;
+  st = mpnas_space_node_users(&m->space, paths, (size_t)m->ndomains, (size_t)m->nlayers, layer, op,
+                              users);
+  mpnas__free(CTX(m), paths);
+  return st;
+}
+
+mpnas_status mpnas_model_jaccard(const mpnas_model *m, double *matrix, size_t cap) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  int32_t *paths;
+  mpnas_status st = gather_paths(m, &paths);
+  if (st != MPNAS_OK) return st;
+  st = mpnas_space_jaccard(&m->space, paths, (size_t)m->ndomains, (size_t)m->nlayers, matrix, cap);
+  mpnas__free(CTX(m), paths);
+  return st;
+}
+
+/* ---- Predictors ---------------------------------------------------------------------- */
+
+mpnas_status mpnas_predictor_create(const mpnas_model *m, mpnas_predictor **out) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (out == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "out is NULL");
+  *out = NULL;
+  mpnas_status st = ready(m, "mpnas_predictor_create");
+  if (st != MPNAS_OK) return st;
+  mpnas_predictor *p = mpnas__calloc(CTX(m), 1, sizeof *p);
+  if (p == NULL) return mpnas__fail(CTX(m), MPNAS_E_NO_MEMORY, "allocating a predictor");
+  p->model = m;
+  mpnas__arena_init(&p->ws, CTX(m));
+  *out = p;
+  return MPNAS_OK;
+}
+
+void mpnas_predictor_free(mpnas_predictor *p) {
+  if (p == NULL) return;
+  const mpnas_context *ctx = p->model->ctx;
+  mpnas__arena_destroy(&p->ws);
+  mpnas__free(ctx, p);
+}
+
+static void softmax_rows(int n, int classes, float *v) {
+  for (int i = 0; i < n; i++) {
+    float *r = v + (size_t)i * classes, mx = r[0];
+    for (int c = 1; c < classes; c++) mx = r[c] > mx ? r[c] : mx;
+    double sum = 0.0;
+    for (int c = 0; c < classes; c++) sum += (r[c] = expf(r[c] - mx));
+    float inv = (float)(1.0 / sum);
+    for (int c = 0; c < classes; c++) r[c] *= inv;
+  }
+}
+
+mpnas_status mpnas_predictor_run(mpnas_predictor *p, int32_t domain, int32_t dtype,
+                                 const void *images, int64_t count, int32_t output, float *out,
+                                 size_t cap) {
+  if (p == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  const mpnas_model *m = p->model;
+  mpnas_status st = check_domain(m, domain);
+  if (st == MPNAS_OK) st = check_images(m, dtype, images, count);
+  if (st != MPNAS_OK) return st;
+  if (output != MPNAS_OUTPUT_LOGITS && output != MPNAS_OUTPUT_PROBABILITIES)
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "output must be MPNAS_OUTPUT_*, got %d",
+                       (int)output);
+  int32_t classes = m->domains[domain].classes;
+  if (out == NULL || cap / (size_t)classes < (size_t)count)
+    return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT,
+                       "out needs %lld x %d floats, cap is %zu", (long long)count, (int)classes, cap);
+  for (int64_t first = 0; first < count; first += EVAL_CHUNK) {
+    int n = (int)(count - first < EVAL_CHUNK ? count - first : EVAL_CHUNK);
+    float *o = out + (size_t)first * classes;
+    if ((st = run_chunk(m, &p->ws, domain, dtype, images, first, n, o)) != MPNAS_OK)
+      return st == MPNAS_E_NO_MEMORY ? mpnas__fail(CTX(m), st, "predicting %d images", n) : st;
+    if (output == MPNAS_OUTPUT_PROBABILITIES) softmax_rows(n, classes, o);
+  }
+  /* The first call grew the workspace in pieces; merge them so later calls reuse one. */
+  return mpnas__arena_reset(&p->ws);
+}
+
+/* ---- Files --------------------------------------------------------------------------- */
+
+mpnas_status mpnas_model_save_checkpoint(const mpnas_model *m, const char *path) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (path == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
+  return mpnas__model_checkpoint_save(m, path);
+}
+
+mpnas_status mpnas_model_load_checkpoint(mpnas_model *m, const char *path) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (path == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
+  return mpnas__model_checkpoint_load(m, path);
+}

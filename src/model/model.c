@@ -1,0 +1,300 @@
+/* model.c - the multi-path model's structure: domains, nodes, parameters, folded BN,
+ * binding a domain's path, inference and costs (see model.h). */
+#include "model/model.h"
+
+#include <math.h>
+#include <string.h>
+
+#define STREAM_INIT 1u
+
+static void default_config(mpnas__train_config *c) {
+  c->steps = 2000;
+  c->batch = 32;
+  c->valid_batch = 64;
+  c->valid_every = 20;
+  c->optimizer = MPNAS__OPT_SGD;
+  c->augment_pad = 4;
+  c->lr = 0.1;
+  c->warmup_fraction = 0.05;
+  c->momentum = 0.9;
+  c->weight_decay = 1e-4;
+  c->label_smoothing = 0.1;
+  c->valid_fraction = 0.1;
+  mpnas__abdp_config_default(&c->abdp);
+}
+
+mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpnas_model **out) {
+  *out = NULL;
+  int32_t L = mpnas__space_num_layers(space);
+  mpnas_model *m = mpnas__calloc(ctx, 1, sizeof *m);
+  if (m == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a model");
+  m->ctx = ctx;
+  m->space = *space;
+  m->space.ctx = ctx;
+  m->nlayers = L;
+  default_config(&m->cfg);
+  mpnas__arena_init(&m->ws, ctx);
+  size_t l1 = (size_t)L + 1;
+  m->layers = mpnas__calloc(ctx, l1, sizeof *m->layers);
+  m->op_offset = mpnas__calloc(ctx, l1, sizeof(int32_t));
+  m->domains = mpnas__calloc(ctx, MPNAS__MODEL_MAX_DOMAINS, sizeof *m->domains);
+  if (!m->layers || !m->op_offset || !m->domains) {
+    mpnas__model_free_contents(m);
+    mpnas__free(ctx, m);
+    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a model");
+  }
+  for (int32_t l = 0; l < L; l++) {
+    mpnas__space_layer(&m->space, l, &m->layers[l]);
+    m->op_offset[l + 1] = m->op_offset[l] + m->layers[l].nops;
+  }
+  *out = m;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas__model_add_domain(mpnas_model *m, const char *name, int32_t classes,
+                                     const int32_t *path) {
+  mpnas__model_domain *d = &m->domains[m->ndomains];
+  memset(d, 0, sizeof *d);
+  d->path = mpnas__calloc(m->ctx, (size_t)m->nlayers + 1, sizeof(int32_t));
+  if (d->path == NULL) return mpnas__fail(m->ctx, MPNAS_E_NO_MEMORY, "allocating a path");
+  memcpy(d->path, path, sizeof(int32_t) * (size_t)m->nlayers);
+  memcpy(d->name, name, strlen(name) + 1);
+  d->classes = classes;
+  d->loss_ema = d->valid_acc = NAN;
+  d->weight = 1.0;
+  for (int c = 0; c < MPNAS__MAX_IN_CHANNELS; c++) d->invstd[c] = 1.0f;
+  m->ndomains++;
+  return MPNAS_OK;
+}
+
+void mpnas__model_free_contents(mpnas_model *m) {
+  mpnas_context *ctx = m->ctx;
+  if (m->domains)
+    for (int32_t d = 0; d < m->ndomains; d++) {
+      mpnas__domain_data_free(ctx, &m->domains[d].data);
+      mpnas__free(ctx, m->domains[d].path);
+    }
+  mpnas__free(ctx, m->domains);
+  mpnas__free(ctx, m->layers);
+  mpnas__free(ctx, m->op_offset);
+  mpnas__free(ctx, m->nodes);
+  mpnas__free(ctx, m->node_of);
+  mpnas__free(ctx, m->stats);
+  mpnas__free(ctx, m->affine_off);
+  mpnas__free(ctx, m->affine);
+  mpnas__params_destroy(&m->params);
+  mpnas__abdp_destroy(m->abdp);
+  mpnas__arena_destroy(&m->ws);
+}
+
+/* ---- Geometry -------------------------------------------------------------------------- */
+
+static mpnas__conv_geom stem_geom(const mpnas_model *m) {
+  mpnas__conv_geom g = {m->space.in_c, m->space.stem_c, m->space.stem_k, m->space.stem_s,
+                        m->space.stem_act};
+  return g;
+}
+
+static mpnas__conv_geom head_geom(const mpnas_model *m) {
+  int32_t h, w, c;
+  mpnas__space_final(&m->space, &h, &w, &c);
+  mpnas__conv_geom g = {c, m->space.head_c, 1, 1, m->space.head_act};
+  return g;
+}
+
+/* Channels of BN slot s. */
+static int slot_channels(const mpnas_model *m, size_t s) {
+  size_t N = (size_t)m->nnodes;
+  if (s == MPNAS__SLOT_STEM(N)) return m->space.stem_c;
+  if (s == MPNAS__SLOT_HEAD(N)) return m->space.head_c;
+  const mpnas__node *nd = &m->nodes[s / 3];
+  return s % 3 == 2 ? nd->g.cout : nd->g.cmid;
+}
+
+/* gamma/beta offsets of slot s (NULL for a node's missing bn1). */
+static const mpnas__bn_offsets *slot_bn(const mpnas_model *m, size_t s) {
+  size_t N = (size_t)m->nnodes;
+  if (s == MPNAS__SLOT_STEM(N)) return &m->stem.bn;
+  if (s == MPNAS__SLOT_HEAD(N)) return &m->head.bn;
+  const mpnas__node *nd = &m->nodes[s / 3];
+  if (s % 3 == 0) return nd->g.expand ? &nd->w.bn1 : NULL;
+  return s % 3 == 1 ? &nd->w.bn2 : &nd->w.bn3;
+}
+
+/* Does domain d run through slot s? */
+static int slot_used_by(const mpnas_model *m, size_t s, int32_t d) {
+  size_t N = (size_t)m->nnodes;
+  if (s >= MPNAS__SLOT_STEM(N)) return 1;
+  if (slot_bn(m, s) == NULL) return 0;
+  const mpnas__node *nd = &m->nodes[s / 3];
+  return m->domains[d].path[nd->layer] == nd->op;
+}
+
+/* ---- Build --------------------------------------------------------------------------- */
+
+mpnas_status mpnas__model_build(mpnas_model *m) {
+  if (m->built) return MPNAS_OK;
+  mpnas_context *ctx = m->ctx;
+  int32_t L = m->nlayers, D = m->ndomains, total_ops = m->op_offset[L];
+  if (D < 1) return mpnas__fail(ctx, MPNAS_E_STATE, "the model has no domains: add one first");
+  m->node_of = mpnas__malloc(ctx, sizeof(int32_t) * ((size_t)total_ops + 1));
+  m->nodes = mpnas__calloc(ctx, (size_t)total_ops + 1, sizeof *m->nodes);
+  if (!m->node_of || !m->nodes) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating nodes");
+  /* Nodes in layer order, op order within a layer. */
+  m->nnodes = 0;
+  for (int32_t l = 0; l < L; l++)
+    for (int32_t o = 0; o < m->layers[l].nops; o++) {
+      int32_t users = 0;
+      for (int32_t d = 0; d < D; d++) users += m->domains[d].path[l] == o;
+      mpnas__op op = mpnas__space_op(&m->space, &m->layers[l], o);
+      m->node_of[m->op_offset[l] + o] = -1;
+      if (users == 0 || op.kernel == 0) continue;
+      mpnas__node *nd = &m->nodes[m->nnodes];
+      nd->layer = l;
+      nd->op = o;
+      nd->users = users;
+      const mpnas__layer *ly = &m->layers[l];
+      mpnas__ib_geom_init(&nd->g, ly->cin, ly->cout, op.expansion, op.kernel, ly->stride,
+                          ly->act, op.se);
+      m->node_of[m->op_offset[l] + o] = m->nnodes++;
+    }
+
+  /* Parameters: stem, nodes, head, classifiers; then running statistics per slot and
+   * domain. Declaration order fixes the initial weights for a seed. */
+  mpnas__params_init(&m->params, ctx);
+  mpnas__conv_geom sg = stem_geom(m), hg = head_geom(m);
+  int ok = mpnas__conv_declare(&m->params, &sg, 0, &m->stem);
+  for (int32_t i = 0; i < m->nnodes && ok; i++)
+    ok = mpnas__ib_declare(&m->params, &m->nodes[i].g, 0, &m->nodes[i].w);
+  ok = ok && mpnas__conv_declare(&m->params, &hg, 0, &m->head);
+  for (int32_t d = 0; d < D && ok; d++) {
+    mpnas__model_domain *dm = &m->domains[d];
+    dm->fc_w = mpnas__params_add(&m->params, (size_t)hg.cout * (size_t)dm->classes,
+                                 MPNAS__PARAM_FC, hg.cout);
+    dm->fc_b = mpnas__params_add(&m->params, (size_t)dm->classes, MPNAS__PARAM_BETA, 0);
+    ok = dm->fc_w != (size_t)-1 && dm->fc_b != (size_t)-1;
+  }
+  m->nslots = 3 * (size_t)m->nnodes + 2;
+  size_t n = m->nslots * (size_t)D;
+  m->stats = mpnas__malloc(ctx, sizeof *m->stats * n);
+  m->affine_off = mpnas__malloc(ctx, sizeof(size_t) * n);
+  if (!ok || !m->stats || !m->affine_off)
+    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating the model's layout");
+  m->affine_total = 0;
+  for (size_t s = 0; s < m->nslots && ok; s++)
+    for (int32_t d = 0; d < D && ok; d++) {
+      mpnas__stat_offsets *so = &m->stats[s * D + d];
+      so->mean = so->var = MPNAS__NO_SLOT;
+      m->affine_off[s * D + d] = MPNAS__NO_SLOT;
+      if (!slot_used_by(m, s, d)) continue;
+      size_t c = (size_t)slot_channels(m, s);
+      so->mean = mpnas__params_add_buffer(&m->params, c, MPNAS__PARAM_BETA);
+      so->var = mpnas__params_add_buffer(&m->params, c, MPNAS__PARAM_ONE);
+      ok = so->mean != (size_t)-1 && so->var != (size_t)-1;
+      m->affine_off[s * D + d] = m->affine_total;
+      m->affine_total += 2 * c;
+    }
+  m->affine = mpnas__malloc(ctx, sizeof(float) * (m->affine_total + 1));
+  if (!ok || !m->affine || mpnas__params_alloc(&m->params) != MPNAS_OK)
+    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating the model's weights (%zu floats)",
+                       m->params.total);
+  mpnas__rng rng;
+  mpnas__rng_seed(&rng, ctx->seed, STREAM_INIT);
+  mpnas__params_init_values(&m->params, &rng);
+  m->built = 1;
+  mpnas__model_fold(m);
+  return MPNAS_OK;
+}
+
+void mpnas__model_fold(mpnas_model *m) {
+  int32_t D = m->ndomains;
+  for (size_t s = 0; s < m->nslots; s++)
+    for (int32_t d = 0; d < D; d++) {
+      size_t off = m->affine_off[s * D + d];
+      if (off == MPNAS__NO_SLOT) continue;
+      const mpnas__bn_offsets *bo = slot_bn(m, s);
+      const mpnas__stat_offsets *so = &m->stats[s * D + d];
+      int c = slot_channels(m, s);
+      mpnas__bn_fold(c, m->params.w + bo->gamma, m->params.w + bo->beta, m->params.b + so->mean,
+                     m->params.b + so->var, MPNAS__BN_EPS, m->affine + off, m->affine + off + c);
+    }
+}
+
+/* ---- Binding a domain's path --------------------------------------------------------- */
+
+static void bind_stats(mpnas_model *m, size_t s, int32_t d, mpnas__bn *bn, mpnas__affine *aff) {
+  const mpnas__stat_offsets *so = &m->stats[s * m->ndomains + d];
+  size_t off = m->affine_off[s * m->ndomains + d];
+  bn->mean = m->params.b + so->mean;
+  bn->var = m->params.b + so->var;
+  aff->scale = m->affine + off;
+  aff->shift = m->affine + off + slot_channels(m, s);
+}
+
+void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_layer *layers) {
+  size_t N = (size_t)m->nnodes;
+  mpnas__model_domain *dm = &m->domains[d];
+  memset(net, 0, sizeof *net);
+  net->in_h = m->space.in_h;
+  net->in_w = m->space.in_w;
+  net->stem_g = stem_geom(m);
+  net->head_g = head_geom(m);
+  mpnas__conv_bind(&m->params, &m->stem, &net->stem, &net->stem_gr);
+  mpnas__conv_bind(&m->params, &m->head, &net->head, &net->head_gr);
+  bind_stats(m, MPNAS__SLOT_STEM(N), d, &net->stem.bn, &net->stem_aff);
+  bind_stats(m, MPNAS__SLOT_HEAD(N), d, &net->head.bn, &net->head_aff);
+  net->nlayers = m->nlayers;
+  net->layers = layers;
+  for (int32_t l = 0; l < m->nlayers; l++) {
+    mpnas__net_layer *ly = &layers[l];
+    memset(ly, 0, sizeof *ly);
+    int32_t node = m->node_of[m->op_offset[l] + dm->path[l]];
+    if (node < 0) continue; /* zero op */
+    const mpnas__node *nd = &m->nodes[node];
+    ly->g = &nd->g;
+    mpnas__ib_bind(&m->params, &nd->g, &nd->w, &ly->w, &ly->gr);
+    mpnas__affine a1 = {0}, a2, a3;
+    if (nd->g.expand) bind_stats(m, 3 * (size_t)node, d, &ly->w.bn1, &a1);
+    bind_stats(m, 3 * (size_t)node + 1, d, &ly->w.bn2, &a2);
+    bind_stats(m, 3 * (size_t)node + 2, d, &ly->w.bn3, &a3);
+    ly->inf = (mpnas__ib_infer){ly->w.exp_w, ly->w.dw_w, ly->w.proj_w, ly->w.se_w1, ly->w.se_b1,
+                                ly->w.se_w2, ly->w.se_b2, a1, a2, a3};
+  }
+  net->classes = dm->classes;
+  net->fc_w = m->params.w + dm->fc_w;
+  net->fc_b = m->params.w + dm->fc_b;
+  net->fc_gw = m->params.g + dm->fc_w;
+  net->fc_gb = m->params.g + dm->fc_b;
+}
+
+mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t d, int n,
+                                const float *x, float *logits) {
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas__net net;
+  mpnas__net_layer *layers = mpnas__arena_alloc(ws, sizeof *layers * ((size_t)m->nlayers + 1));
+  if (layers == NULL) return MPNAS_E_NO_MEMORY;
+  /* Binding only reads the model; it takes a non-const pointer because the same
+   * binding also serves training. Nothing below writes through it. */
+  mpnas__model_bind((mpnas_model *)(uintptr_t)m, d, &net, layers);
+  mpnas_status st = mpnas__net_infer(&m->ctx->engine, ws, &net, n, x, logits);
+  mpnas__arena_release(ws, mark);
+  return st;
+}
+
+/* ---- Costs --------------------------------------------------------------------------- */
+
+void mpnas__model_costs(const mpnas_model *m, int64_t *params, int64_t *macs) {
+  int64_t p = mpnas__stem_cost(&m->space).params + mpnas__head_cost(&m->space).params, c = 0;
+  for (int32_t l = 0; l < m->nlayers; l++)
+    for (int32_t o = 0; o < m->layers[l].nops; o++) {
+      int used = 0;
+      for (int32_t d = 0; d < m->ndomains; d++) used |= m->domains[d].path[l] == o;
+      if (used) p += mpnas__op_cost(&m->layers[l], mpnas__space_op(&m->space, &m->layers[l], o)).params;
+    }
+  for (int32_t d = 0; d < m->ndomains; d++) {
+    p += mpnas__classifier_cost(&m->space, m->domains[d].classes).params;
+    c += mpnas__path_cost(&m->space, m->domains[d].path, m->domains[d].classes).macs;
+  }
+  *params = p;
+  *macs = c;
+}

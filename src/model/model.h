@@ -1,0 +1,129 @@
+/* model.h - the multi-path model: the union of the domains' paths as one network
+ * (ALGORITHM.md sections 5-7, docs/MODEL.md).
+ *
+ * Nodes. Every distinct non-zero (layer, op) that some domain's path uses is a node with
+ * its own contiguous weights (no in-layer slicing: that was the supernet's trick for
+ * search), stored once however many domains use it. The stem, the head and the
+ * classifiers (one per domain) complete the network.
+ *
+ * BatchNorm. gamma and beta belong to the node (shared); the running statistics are kept
+ * per (BN, domain): every BN "slot" (a node's bn1/bn2/bn3, the stem's, the head's) has a
+ * mean/var pair for each domain that runs through it. At inference domain d's statistics
+ * fold into a per-channel scale/shift fused into the kernels' stores, so shared weights
+ * stay shared. Training normalises each domain's sub-batch with its own batch statistics.
+ *
+ * Lifecycle: created with domains and paths (no weights yet) -> built (layout + fresh
+ * weights from the context's seed) when training starts, or filled from a saved file ->
+ * trained / evaluated / run by predictors. */
+#ifndef MPNAS_MODEL_H
+#define MPNAS_MODEL_H
+
+#include "data/domain_data.h"
+#include "net/network.h"
+#include "search/space.h"
+#include "train/abdp.h"
+
+#define MPNAS__MODEL_MAX_DOMAINS 256
+#define MPNAS__NO_SLOT ((size_t)-1)
+
+/* A BN's running statistics in the params' buffer array. */
+typedef struct mpnas__stat_offsets {
+  size_t mean, var;
+} mpnas__stat_offsets;
+
+typedef struct mpnas__model_domain {
+  char name[MPNAS__NAME_MAX];
+  int32_t classes;
+  int32_t hflip;
+  int32_t *path;                 /* [nlayers] op index per layer */
+  mpnas__domain_data data;       /* training data (copied; may be cleared) */
+  float mean[MPNAS__MAX_IN_CHANNELS], invstd[MPNAS__MAX_IN_CHANNELS]; /* input norm */
+  size_t fc_w, fc_b;             /* classifier in the params store */
+  /* Statistics of the last step. */
+  double loss_ema, valid_acc, weight;
+  int32_t batch_images;
+} mpnas__model_domain;
+
+typedef struct mpnas__node {
+  int32_t layer, op;
+  mpnas__ib_geom g;
+  mpnas__ib_offsets w;  /* weights and gamma/beta; no running statistics */
+  int32_t users;        /* domains whose path uses this node */
+} mpnas__node;
+
+/* BN slots: node i's bn1, bn2, bn3 are 3i, 3i+1, 3i+2; the stem 3N, the head 3N+1. */
+#define MPNAS__SLOT_STEM(nnodes) (3 * (nnodes))
+#define MPNAS__SLOT_HEAD(nnodes) (3 * (nnodes) + 1)
+
+typedef struct mpnas__train_config {
+  int64_t steps;
+  int32_t batch, valid_batch, valid_every, optimizer, augment_pad;
+  double lr, warmup_fraction, momentum, weight_decay, label_smoothing, valid_fraction;
+  mpnas__abdp_config abdp;
+} mpnas__train_config;
+
+struct mpnas_model {
+  mpnas_context *ctx;
+  mpnas_space space;
+  int32_t nlayers;
+  mpnas__layer *layers;          /* [nlayers], derived */
+  int32_t *op_offset;            /* [nlayers + 1] flat (layer, op) index */
+  int32_t ndomains;
+  mpnas__model_domain *domains;  /* [MPNAS__MODEL_MAX_DOMAINS] */
+  mpnas__train_config cfg;
+
+  /* Built (first training step or load). */
+  int built;
+  int32_t nnodes;
+  mpnas__node *nodes;
+  int32_t *node_of;              /* [total ops] node index or -1 */
+  mpnas__conv_offsets stem, head; /* weights and gamma/beta */
+  size_t nslots;
+  mpnas__stat_offsets *stats;    /* [nslots * ndomains], NO_SLOT where unused */
+  mpnas__params params;
+  /* Folded inference BN: scale at affine + off, shift right after (c floats each). */
+  size_t *affine_off;            /* [nslots * ndomains] */
+  float *affine;
+  size_t affine_total;
+  int norm_ready;                /* every domain's input normalisation is known */
+
+  /* Training state. */
+  int prepared;                  /* data split, abdp created */
+  mpnas__abdp *abdp;
+  mpnas__rng rng;                /* ABDP proportional sampling */
+  int64_t step;
+  mpnas__arena ws;
+};
+
+/* Lay out nodes, slots and parameters and initialise the weights (idempotent). */
+mpnas_status mpnas__model_build(mpnas_model *m);
+/* Recompute the folded inference BN from the current weights and statistics. */
+void mpnas__model_fold(mpnas_model *m);
+/* Bind domain d's path into net (layers [nlayers] supplied by the caller): training
+ * weights, gradients, running statistics and inference affines. */
+void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_layer *layers);
+/* Logits of n normalised images of domain d (the inference path). */
+mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t d, int n,
+                                const float *x, float *logits);
+/* Training: prepare data and ABDP (idempotent), one step. */
+mpnas_status mpnas__model_prepare(mpnas_model *m);
+mpnas_status mpnas__model_step(mpnas_model *m);
+/* Unique parameters (stem, head, used nodes once, every classifier) and the sum over
+ * domains of their paths' MACs. */
+void mpnas__model_costs(const mpnas_model *m, int64_t *params, int64_t *macs);
+void mpnas__model_free_contents(mpnas_model *m);
+/* Allocate a model shell for a space (copied) with no domains. */
+mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpnas_model **out);
+/* Add a domain (checked by the caller). */
+mpnas_status mpnas__model_add_domain(mpnas_model *m, const char *name, int32_t classes,
+                                     const int32_t *path);
+
+/* Serialisation (model_io.c): the model file, and a checkpoint (model + training state). */
+mpnas_status mpnas__model_write(const mpnas_model *m, int with_training_state, void **data,
+                                size_t *size);
+mpnas_status mpnas__model_read(mpnas_context *ctx, const void *data, size_t size,
+                               mpnas_model **out);
+mpnas_status mpnas__model_checkpoint_save(const mpnas_model *m, const char *path);
+mpnas_status mpnas__model_checkpoint_load(mpnas_model *m, const char *path);
+
+#endif

@@ -1,0 +1,122 @@
+/* network.c - see network.h. */
+#include "net/network.h"
+
+#include "tensor/ops.h"
+
+#define TAKE(ptr, count)                                   \
+  do {                                                     \
+    (ptr) = mpnas__arena_floats(ws, (size_t)(count));      \
+    if ((ptr) == NULL) return MPNAS_E_NO_MEMORY;           \
+  } while (0)
+
+mpnas_status mpnas__net_train(const mpnas__engine *eng, mpnas__arena *ws, mpnas__net *net,
+                              int n, const float *x, const int32_t *labels, int backward,
+                              float smoothing, float loss_scale, double *loss,
+                              int32_t *correct) {
+  mpnas_status st;
+  mpnas__conv_tape ts, th;
+  int h = net->in_h, w = net->in_w;
+  if ((st = mpnas__conv_unit_fwd_train(eng, ws, &net->stem_g, &net->stem, n, h, w, x, &ts)) !=
+      MPNAS_OK)
+    return st;
+  h = mpnas__out_size(h, net->stem_g.stride);
+  w = mpnas__out_size(w, net->stem_g.stride);
+  const float *cur = ts.y;
+  for (int l = 0; l < net->nlayers; l++) {
+    mpnas__net_layer *ly = &net->layers[l];
+    if (ly->g == NULL) continue; /* zero: identity */
+    if ((st = mpnas__ib_fwd_train(eng, ws, ly->g, &ly->w, n, h, w, cur, &ly->tape)) != MPNAS_OK)
+      return st;
+    cur = ly->tape.y;
+    h = ly->tape.ho;
+    w = ly->tape.wo;
+  }
+  const mpnas__conv_geom *hg = &net->head_g;
+  if ((st = mpnas__conv_unit_fwd_train(eng, ws, hg, &net->head, n, h, w, cur, &th)) != MPNAS_OK)
+    return st;
+  int hw = h * w, classes = net->classes;
+  float *pooled, *logits, *dlogits = NULL;
+  TAKE(pooled, (size_t)n * hg->cout);
+  TAKE(logits, (size_t)n * classes);
+  if (backward) TAKE(dlogits, (size_t)n * classes);
+  mpnas__gap_fwd(n, hw, hg->cout, th.y, pooled);
+  if ((st = mpnas__fc_fwd(eng, ws, n, hg->cout, classes, pooled, net->fc_w, net->fc_b,
+                          logits)) != MPNAS_OK)
+    return st;
+  int right = 0;
+  *loss = mpnas__softmax_xent(n, classes, logits, labels, backward ? smoothing : 0.0f,
+                              dlogits, &right);
+  *correct = right;
+  if (!backward) return MPNAS_OK;
+
+  for (size_t i = 0; i < (size_t)n * classes; i++) dlogits[i] *= loss_scale;
+  float *dpooled, *dhead, *dcur;
+  TAKE(dpooled, (size_t)n * hg->cout);
+  TAKE(dhead, (size_t)n * hw * hg->cout);
+  TAKE(dcur, (size_t)n * hw * hg->cin);
+  if ((st = mpnas__fc_bwd(eng, ws, n, hg->cout, classes, pooled, net->fc_w, dlogits, dpooled,
+                          net->fc_gw, net->fc_gb)) != MPNAS_OK)
+    return st;
+  mpnas__gap_bwd(n, hw, hg->cout, dpooled, dhead);
+  if ((st = mpnas__conv_unit_bwd(eng, ws, hg, &net->head, &th, dhead, dcur, &net->head_gr)) !=
+      MPNAS_OK)
+    return st;
+  for (int l = net->nlayers - 1; l >= 0; l--) {
+    mpnas__net_layer *ly = &net->layers[l];
+    if (ly->g == NULL) continue; /* skipped: the gradient passes through unchanged */
+    float *dprev;
+    TAKE(dprev, (size_t)n * ly->tape.h * ly->tape.w * ly->g->cin);
+    if ((st = mpnas__ib_bwd(eng, ws, ly->g, &ly->w, &ly->tape, dcur, dprev, &ly->gr)) != MPNAS_OK)
+      return st;
+    if (net->after_backward) net->after_backward(net->user, l);
+    dcur = dprev;
+  }
+  return mpnas__conv_unit_bwd(eng, ws, &net->stem_g, &net->stem, &ts, dcur, NULL, &net->stem_gr);
+}
+
+mpnas_status mpnas__net_infer(const mpnas__engine *eng, mpnas__arena *ws,
+                              const mpnas__net *net, int n, const float *x, float *logits) {
+  mpnas_status st;
+  int h = net->in_h, w = net->in_w;
+  int ho = mpnas__out_size(h, net->stem_g.stride), wo = mpnas__out_size(w, net->stem_g.stride);
+  /* Two ping-pong buffers sized for the widest activation along the path. */
+  size_t widest = (size_t)ho * wo * net->stem_g.cout;
+  int hh = ho, ww = wo;
+  for (int l = 0; l < net->nlayers; l++) {
+    const mpnas__ib_geom *g = net->layers[l].g;
+    if (g == NULL) continue;
+    hh = mpnas__out_size(hh, g->stride);
+    ww = mpnas__out_size(ww, g->stride);
+    size_t a = (size_t)hh * ww * g->cout;
+    if (a > widest) widest = a;
+  }
+  size_t head = (size_t)hh * ww * net->head_g.cout;
+  if (head > widest) widest = head;
+  float *buf[2], *pooled;
+  TAKE(buf[0], widest * (size_t)n);
+  TAKE(buf[1], widest * (size_t)n);
+  TAKE(pooled, (size_t)n * net->head_g.cout);
+  int cur = 0;
+  if ((st = mpnas__conv_unit_fwd_infer(eng, ws, &net->stem_g, net->stem.w, &net->stem_aff, n, h,
+                                       w, x, buf[cur])) != MPNAS_OK)
+    return st;
+  h = ho;
+  w = wo;
+  for (int l = 0; l < net->nlayers; l++) {
+    const mpnas__net_layer *ly = &net->layers[l];
+    if (ly->g == NULL) continue;
+    if ((st = mpnas__ib_fwd_infer(eng, ws, ly->g, &ly->inf, n, h, w, buf[cur], buf[!cur])) !=
+        MPNAS_OK)
+      return st;
+    cur = !cur;
+    h = mpnas__out_size(h, ly->g->stride);
+    w = mpnas__out_size(w, ly->g->stride);
+  }
+  if ((st = mpnas__conv_unit_fwd_infer(eng, ws, &net->head_g, net->head.w, &net->head_aff, n, h,
+                                       w, buf[cur], buf[!cur])) != MPNAS_OK)
+    return st;
+  cur = !cur;
+  mpnas__gap_fwd(n, h * w, net->head_g.cout, buf[cur], pooled);
+  return mpnas__fc_fwd(eng, ws, n, net->head_g.cout, net->classes, pooled, net->fc_w, net->fc_b,
+                       logits);
+}

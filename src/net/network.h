@@ -1,0 +1,50 @@
+/* network.h - one path through a network, end to end: stem -> inverted bottlenecks (a
+ * layer may be skipped) -> head -> global average pool -> classifier -> softmax loss.
+ *
+ * The caller binds every layer's weights (and gradients) first: the multi-path model
+ * binds a node's own tensors with the running statistics of the domain it runs; the
+ * search supernet binds gathered slices. The maths of running a path lives here once.
+ * Training forward records tapes in the arena; the arena mark is the caller's. */
+#ifndef MPNAS_NETWORK_H
+#define MPNAS_NETWORK_H
+
+#include "net/block.h"
+
+typedef struct mpnas__net_layer {
+  const mpnas__ib_geom *g; /* NULL: the layer is skipped (zero op) */
+  mpnas__ib_weights w;
+  mpnas__ib_grads gr;
+  mpnas__ib_infer inf;     /* inference form (mpnas__net_infer) */
+  mpnas__ib_tape tape;
+} mpnas__net_layer;
+
+typedef struct mpnas__net {
+  int in_h, in_w;
+  mpnas__conv_geom stem_g, head_g;
+  mpnas__conv_weights stem, head;
+  mpnas__conv_grads stem_gr, head_gr;
+  mpnas__affine stem_aff, head_aff; /* inference */
+  int nlayers;
+  mpnas__net_layer *layers;
+  int classes;
+  const float *fc_w, *fc_b;
+  float *fc_gw, *fc_gb;
+  /* Called after layer l's backward (e.g. to scatter sliced gradients); may be NULL. */
+  void (*after_backward)(void *user, int layer);
+  void *user;
+} mpnas__net;
+
+/* Forward with batch statistics (updating the bound running statistics, if any) and,
+ * when `backward`, the backward pass of loss_scale * mean loss, accumulating into the
+ * bound gradients. Returns the mean loss (label smoothing applies only when backward)
+ * and the number of correct top-1 predictions. */
+mpnas_status mpnas__net_train(const mpnas__engine *eng, mpnas__arena *ws, mpnas__net *net,
+                              int n, const float *x, const int32_t *labels, int backward,
+                              float smoothing, float loss_scale, double *loss,
+                              int32_t *correct);
+
+/* Inference with the bound folded BN (stem_aff, head_aff, layers[].inf): logits [n][classes]. */
+mpnas_status mpnas__net_infer(const mpnas__engine *eng, mpnas__arena *ws,
+                              const mpnas__net *net, int n, const float *x, float *logits);
+
+#endif
