@@ -1,0 +1,1113 @@
+/* model_io.c - the multi-path model's file format and checkpoints (docs/MODEL-FORMAT.md;
+ * the container underneath is docs/FILE-CONTAINER.md).
+ *
+ * One format, magic "MPNASMDL", version 1, for both kinds of file:
+ *   model file   META SPCE DOMS CONF PARW PARB             (mpnas_model_save)
+ *   checkpoint   the same + TRST PARS, META.contents = 1   (mpnas_model_save_checkpoint)
+ * META: what the file holds and its sizes; SPCE: the full space description; DOMS: the
+ * domains (name, classes, hflip, path, input normalisation); CONF: the training settings
+ * (ABDP's included); PARW / PARB: the weights and the BN running statistics exactly as
+ * the model keeps them (the layout follows from space + paths); TRST: step, optimiser
+ * step count, random streams, per-domain statistics, data fingerprints, ABDP state;
+ * PARS: the optimiser slots.
+ *
+ * Reading checks everything before it is used: the container (magic, version, lengths,
+ * CRCs), every field against the limits the API enforces, every count against the
+ * bytes present, and the arrays' sizes against the layout that the space and paths
+ * give - first against a lower bound computed without allocating (so a small file can
+ * never make the loader build a huge layout), then exactly once it is built. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/serial.h"
+#include "model/model.h"
+
+static const mpnas__file_kind model_kind = {"MPNASMDL", "model", 1, 1};
+
+#define CONTENTS_MODEL 0u
+#define CONTENTS_CHECKPOINT 1u
+/* Largest file read from disk (the reader allocates the file's actual size). */
+#define MAX_FILE_BYTES \
+  ((uint64_t)SIZE_MAX < ((uint64_t)1 << 36) ? (size_t)SIZE_MAX : (size_t)((uint64_t)1 << 36))
+/* (BN slot, domain) pairs of the layout: (3 nodes + 2) x domains. Bounds the
+ * bookkeeping a file can make the loader allocate (24 bytes a pair). */
+#define MAX_SLOT_PAIRS ((int64_t)1 << 21)
+/* ABDP state values accepted before checking against the handle's size. */
+#define ABDP_STATE_MAX(D) ((uint32_t)(16 + 16 * (D)))
+
+/* ---- Messages ------------------------------------------------------------------------ */
+
+static mpnas_status bad(mpnas_context *ctx, mpnas_status st, const char *where, const char *fmt,
+                        ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static mpnas_status bad(mpnas_context *ctx, mpnas_status st, const char *where, const char *fmt,
+                        ...) {
+  char msg[MPNAS__ERROR_CAPACITY];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return mpnas__fail(ctx, st, "%s: %s", where, msg);
+}
+
+/* Make sure the last error names the file: failures reported by the container reader
+ * (or anything else below) do not know it. */
+static mpnas_status annotate(mpnas_context *ctx, mpnas_status st, const char *where) {
+  if (st == MPNAS_OK || ctx == NULL) return st;
+  char msg[MPNAS__ERROR_CAPACITY];
+  const char *last = mpnas_context_last_error(ctx);
+  if (mpnas_context_last_status(ctx) != st || last[0] == '\0')
+    return mpnas__fail(ctx, st, "%s: %s", where, mpnas_status_string(st));
+  if (strstr(last, where) != NULL) return st;
+  /* Drop the "<status text>: " prefix mpnas__fail put in front. */
+  const char *prefix = mpnas_status_string(st);
+  size_t n = strlen(prefix);
+  if (strncmp(last, prefix, n) == 0 && last[n] == ':' && last[n + 1] == ' ') last += n + 2;
+  snprintf(msg, sizeof msg, "%s", last);
+  return mpnas__fail(ctx, st, "%s: %s", where, msg);
+}
+
+/* ---- Small encoders --------------------------------------------------------------------- */
+
+static void put_rng(mpnas__writer *w, const mpnas__rng *r) {
+  mpnas__writer_put_u64(w, r->state);
+  mpnas__writer_put_u64(w, r->inc);
+}
+static void get_rng(mpnas__reader *r, mpnas__rng *out) {
+  out->state = mpnas__reader_get_u64(r);
+  out->inc = mpnas__reader_get_u64(r);
+}
+
+static float le_f32(const unsigned char *p) {
+  uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+static void decode_f32(float *dst, const unsigned char *src, size_t n) {
+  for (size_t i = 0; i < n; i++) dst[i] = le_f32(src + 4 * i);
+}
+
+/* Index of the first non-finite float of a little-endian array, or n. */
+static size_t first_non_finite(const unsigned char *src, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(le_f32(src + 4 * i))) return i;
+  return n;
+}
+
+/* CRC-32 of `count` values of `elem` bytes (1 or 4) as little-endian bytes, so a
+ * fingerprint does not depend on the host's byte order. */
+static uint32_t crc_le(uint32_t crc, const void *data, size_t count, size_t elem) {
+  if (elem == 1) return mpnas__crc32(crc, data, count);
+  const unsigned char *p = data;
+  unsigned char buf[1024];
+  while (count > 0) {
+    size_t n = count < sizeof buf / 4 ? count : sizeof buf / 4;
+    for (size_t i = 0; i < n; i++) {
+      uint32_t u;
+      memcpy(&u, p + 4 * i, 4);
+      buf[4 * i] = (unsigned char)u;
+      buf[4 * i + 1] = (unsigned char)(u >> 8);
+      buf[4 * i + 2] = (unsigned char)(u >> 16);
+      buf[4 * i + 3] = (unsigned char)(u >> 24);
+    }
+    crc = mpnas__crc32(crc, buf, 4 * n);
+    p += 4 * n;
+    count -= n;
+  }
+  return crc;
+}
+
+/* ---- The space (SPCE) --------------------------------------------------------------------- */
+
+static void put_list(mpnas__writer *w, const int32_t *v, int32_t n) {
+  mpnas__writer_put_u32(w, (uint32_t)n);
+  for (int32_t i = 0; i < n; i++) mpnas__writer_put_i32(w, v[i]);
+}
+
+static void get_list(mpnas__reader *r, int32_t *v, int32_t *n) {
+  *n = (int32_t)mpnas__reader_get_count(r, MPNAS__MAX_CHOICES, sizeof(int32_t));
+  for (int32_t i = 0; i < *n; i++) v[i] = mpnas__reader_get_i32(r);
+}
+
+static void put_space(mpnas__writer *w, const mpnas_space *s) {
+  const int32_t head[] = {s->in_h,     s->in_w,   s->in_c,     s->stem_c,  s->stem_k,
+                          s->stem_s,   s->stem_act, s->head_c, s->head_act, s->se_mode};
+  for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) mpnas__writer_put_i32(w, head[i]);
+  put_list(w, s->kernels, s->nk);
+  put_list(w, s->expansions, s->ne);
+  mpnas__writer_put_u32(w, (uint32_t)s->nstages);
+  for (int32_t i = 0; i < s->nstages; i++) {
+    const mpnas__stage *st = &s->stages[i];
+    const int32_t f[] = {st->cout, st->layers, st->stride, st->act, st->skippable,
+                         st->own_choices ? 1 : 0};
+    for (size_t j = 0; j < sizeof f / sizeof f[0]; j++) mpnas__writer_put_i32(w, f[j]);
+    put_list(w, st->kernels, st->own_choices ? st->nk : 0);
+    put_list(w, st->expansions, st->own_choices ? st->ne : 0);
+  }
+}
+
+static void get_space(mpnas__reader *r, mpnas_space *s) {
+  int32_t *head[] = {&s->in_h,   &s->in_w,     &s->in_c,   &s->stem_c,   &s->stem_k,
+                     &s->stem_s, &s->stem_act, &s->head_c, &s->head_act, &s->se_mode};
+  for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) *head[i] = mpnas__reader_get_i32(r);
+  get_list(r, s->kernels, &s->nk);
+  get_list(r, s->expansions, &s->ne);
+  /* A stage takes at least 6 i32 and two u32 counts. */
+  s->nstages = (int32_t)mpnas__reader_get_count(r, MPNAS__MAX_STAGES, 8 * sizeof(int32_t));
+  for (int32_t i = 0; i < s->nstages; i++) {
+    mpnas__stage *st = &s->stages[i];
+    int32_t *f[] = {&st->cout, &st->layers, &st->stride, &st->act, &st->skippable,
+                    &st->own_choices};
+    for (size_t j = 0; j < sizeof f / sizeof f[0]; j++) *f[j] = mpnas__reader_get_i32(r);
+    get_list(r, st->kernels, &st->nk);
+    get_list(r, st->expansions, &st->ne);
+  }
+}
+
+static int in_range(int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; }
+
+/* A choice list as mpnas_space_set_choices accepts it. */
+static int list_ok(const int32_t *v, int32_t n, int32_t lo, int32_t hi, int odd) {
+  if (n < 1 || n > MPNAS__MAX_CHOICES) return 0;
+  for (int32_t i = 0; i < n; i++) {
+    if (v[i] < lo || v[i] > hi || (odd && v[i] % 2 == 0)) return 0;
+    for (int32_t j = 0; j < i; j++)
+      if (v[j] == v[i]) return 0;
+  }
+  return 1;
+}
+
+/* The limits of the space API (api_space.c). Fills why[] and returns 0 on failure. */
+static int space_ok(const mpnas_space *s, char *why, size_t cap) {
+#define NEED(cond, ...)                 \
+  do {                                  \
+    if (!(cond)) {                      \
+      snprintf(why, cap, __VA_ARGS__);  \
+      return 0;                         \
+    }                                   \
+  } while (0)
+  const int32_t A = MPNAS_ACT_HSIGMOID;
+  NEED(in_range(s->in_h, 1, 4096) && in_range(s->in_w, 1, 4096),
+       "input size %dx%d (1..4096 each)", (int)s->in_h, (int)s->in_w);
+  NEED(in_range(s->in_c, 1, MPNAS__MAX_IN_CHANNELS), "input channels %d (1..%d)", (int)s->in_c,
+       MPNAS__MAX_IN_CHANNELS);
+  NEED(in_range(s->stem_c, 1, 4096), "stem channels %d (1..4096)", (int)s->stem_c);
+  NEED(in_range(s->stem_k, 1, 11) && s->stem_k % 2 == 1, "stem kernel %d (odd, 1..11)",
+       (int)s->stem_k);
+  NEED(in_range(s->stem_s, 1, 2), "stem stride %d (1 or 2)", (int)s->stem_s);
+  NEED(in_range(s->stem_act, 0, A), "stem activation %d (0..%d)", (int)s->stem_act, (int)A);
+  NEED(in_range(s->head_c, 1, 8192), "head channels %d (1..8192)", (int)s->head_c);
+  NEED(in_range(s->head_act, 0, A), "head activation %d (0..%d)", (int)s->head_act, (int)A);
+  NEED(in_range(s->se_mode, MPNAS_SE_NEVER, MPNAS_SE_ALWAYS), "SE mode %d (0..2)",
+       (int)s->se_mode);
+  NEED(list_ok(s->kernels, s->nk, 1, 9, 1),
+       "the default kernel list (1..8 distinct odd sizes 1..9) is invalid");
+  NEED(list_ok(s->expansions, s->ne, 1, 16, 0),
+       "the default expansion list (1..8 distinct values 1..16) is invalid");
+  NEED(in_range(s->nstages, 0, MPNAS__MAX_STAGES), "%d stages (0..%d)", (int)s->nstages,
+       MPNAS__MAX_STAGES);
+  int32_t layers = 0;
+  for (int32_t i = 0; i < s->nstages; i++) {
+    const mpnas__stage *st = &s->stages[i];
+    NEED(in_range(st->cout, 1, 8192), "stage %d has %d output channels (1..8192)", (int)i,
+         (int)st->cout);
+    NEED(in_range(st->layers, 1, 64), "stage %d has %d layers (1..64)", (int)i, (int)st->layers);
+    NEED(in_range(st->stride, 1, 2), "stage %d has stride %d (1 or 2)", (int)i, (int)st->stride);
+    NEED(in_range(st->act, 0, A), "stage %d has activation %d (0..%d)", (int)i, (int)st->act,
+         (int)A);
+    NEED(in_range(st->skippable, 0, 1), "stage %d: skippable is %d (0 or 1)", (int)i,
+         (int)st->skippable);
+    NEED(in_range(st->own_choices, 0, 1), "stage %d: own-choices flag is %d (0 or 1)", (int)i,
+         (int)st->own_choices);
+    if (st->own_choices) {
+      NEED(list_ok(st->kernels, st->nk, 1, 9, 1), "stage %d: its kernel list is invalid", (int)i);
+      NEED(list_ok(st->expansions, st->ne, 1, 16, 0), "stage %d: its expansion list is invalid",
+           (int)i);
+    } else {
+      NEED(st->nk == 0 && st->ne == 0, "stage %d has choice lists but no own-choices flag",
+           (int)i);
+    }
+    layers += st->layers;
+  }
+  NEED(layers <= MPNAS__MAX_LAYERS, "%d searchable layers (at most %d)", (int)layers,
+       MPNAS__MAX_LAYERS);
+  return 1;
+#undef NEED
+}
+
+static void effective(const mpnas_space *s, const mpnas__stage *st, const int32_t **k, int32_t *nk,
+                      const int32_t **e, int32_t *ne) {
+  if (st->own_choices) {
+    *k = st->kernels, *nk = st->nk, *e = st->expansions, *ne = st->ne;
+  } else {
+    *k = s->kernels, *nk = s->nk, *e = s->expansions, *ne = s->ne;
+  }
+}
+
+/* The same network description (what the layout depends on). */
+static int space_same(const mpnas_space *a, const mpnas_space *b) {
+  if (a->in_h != b->in_h || a->in_w != b->in_w || a->in_c != b->in_c || a->stem_c != b->stem_c ||
+      a->stem_k != b->stem_k || a->stem_s != b->stem_s || a->stem_act != b->stem_act ||
+      a->head_c != b->head_c || a->head_act != b->head_act || a->se_mode != b->se_mode ||
+      a->nstages != b->nstages)
+    return 0;
+  for (int32_t i = 0; i < a->nstages; i++) {
+    const mpnas__stage *x = &a->stages[i], *y = &b->stages[i];
+    if (x->cout != y->cout || x->layers != y->layers || x->stride != y->stride ||
+        x->act != y->act || x->skippable != y->skippable)
+      return 0;
+    const int32_t *k1, *e1, *k2, *e2;
+    int32_t nk1, ne1, nk2, ne2;
+    effective(a, x, &k1, &nk1, &e1, &ne1);
+    effective(b, y, &k2, &nk2, &e2, &ne2);
+    if (nk1 != nk2 || ne1 != ne2 || memcmp(k1, k2, sizeof(int32_t) * (size_t)nk1) != 0 ||
+        memcmp(e1, e2, sizeof(int32_t) * (size_t)ne1) != 0)
+      return 0;
+  }
+  return 1;
+}
+
+/* ---- Training settings (CONF) ------------------------------------------------------------- */
+
+static void put_config(mpnas__writer *w, const mpnas__train_config *c) {
+  mpnas__writer_put_i64(w, c->steps);
+  const int32_t iv[] = {c->batch, c->valid_batch, c->valid_every, c->optimizer, c->augment_pad};
+  for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) mpnas__writer_put_i32(w, iv[i]);
+  const double dv[] = {c->lr, c->warmup_fraction, c->momentum, c->weight_decay,
+                       c->label_smoothing, c->valid_fraction};
+  for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++) mpnas__writer_put_f64(w, dv[i]);
+  const mpnas__abdp_config *a = &c->abdp;
+  mpnas__writer_put_i32(w, a->sampling);
+  mpnas__writer_put_i32(w, a->signal);
+  const double av[] = {a->tau, a->gamma, a->temperature, a->loss_momentum, a->kpi_momentum,
+                       a->w_min, a->w_max};
+  for (size_t i = 0; i < sizeof av / sizeof av[0]; i++) mpnas__writer_put_f64(w, av[i]);
+}
+
+static void get_config(mpnas__reader *r, mpnas__train_config *c) {
+  c->steps = mpnas__reader_get_i64(r);
+  int32_t *iv[] = {&c->batch, &c->valid_batch, &c->valid_every, &c->optimizer, &c->augment_pad};
+  for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) *iv[i] = mpnas__reader_get_i32(r);
+  double *dv[] = {&c->lr, &c->warmup_fraction, &c->momentum, &c->weight_decay,
+                  &c->label_smoothing, &c->valid_fraction};
+  for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++) *dv[i] = mpnas__reader_get_f64(r);
+  mpnas__abdp_config *a = &c->abdp;
+  a->sampling = mpnas__reader_get_i32(r);
+  a->signal = mpnas__reader_get_i32(r);
+  double *av[] = {&a->tau, &a->gamma, &a->temperature, &a->loss_momentum, &a->kpi_momentum,
+                  &a->w_min, &a->w_max};
+  for (size_t i = 0; i < sizeof av / sizeof av[0]; i++) *av[i] = mpnas__reader_get_f64(r);
+}
+
+static int real_in(double v, double lo, double hi) { return v >= lo && v <= hi; }
+
+/* The ranges of mpnas_model_set_int/_double: the name of the first bad field, or NULL. */
+static const char *config_bad_field(const mpnas__train_config *c) {
+  if (!in_range(c->steps, 1, 100000000)) return "steps";
+  if (!in_range(c->batch, 1, 4096)) return "batch";
+  if (!in_range(c->valid_batch, 1, 4096)) return "validation batch";
+  if (!in_range(c->valid_every, 1, 100000000)) return "validation interval";
+  if (!in_range(c->optimizer, MPNAS__OPT_SGD, MPNAS__OPT_ADAM)) return "optimizer";
+  if (!in_range(c->augment_pad, 0, 64)) return "augmentation padding";
+  if (!(c->lr > 0.0 && c->lr <= 100.0)) return "learning rate";
+  if (!real_in(c->warmup_fraction, 0.0, 1.0)) return "warmup fraction";
+  if (!real_in(c->momentum, 0.0, 0.999)) return "momentum";
+  if (!real_in(c->weight_decay, 0.0, 1.0)) return "weight decay";
+  if (!real_in(c->label_smoothing, 0.0, 0.999)) return "label smoothing";
+  if (!real_in(c->valid_fraction, 0.0, 0.9)) return "validation fraction";
+  const char *field = NULL;
+  if (mpnas__abdp_config_check(&c->abdp, &field) != MPNAS_OK) return field ? field : "ABDP";
+  return NULL;
+}
+
+/* ---- Domains (DOMS) ----------------------------------------------------------------------- */
+
+typedef struct file_domain {
+  char name[MPNAS__NAME_MAX];
+  int32_t classes, hflip;
+  int32_t path[MPNAS__MAX_LAYERS];
+  float mean[MPNAS__MAX_IN_CHANNELS], invstd[MPNAS__MAX_IN_CHANNELS];
+} file_domain;
+
+static void put_domains(mpnas__writer *w, const mpnas_model *m) {
+  mpnas__writer_put_u32(w, (uint32_t)m->ndomains);
+  for (int32_t d = 0; d < m->ndomains; d++) {
+    const mpnas__model_domain *dm = &m->domains[d];
+    mpnas__writer_put_string(w, dm->name);
+    mpnas__writer_put_i32(w, dm->classes);
+    mpnas__writer_put_i32(w, dm->hflip);
+    for (int32_t l = 0; l < m->nlayers; l++) mpnas__writer_put_i32(w, dm->path[l]);
+    mpnas__writer_put_f32_array(w, dm->mean, (size_t)m->space.in_c);
+    mpnas__writer_put_f32_array(w, dm->invstd, (size_t)m->space.in_c);
+  }
+}
+
+/* Read and check the DOMS section (selected) for a valid space: *out receives an array
+ * of *count domains (free with mpnas__free). */
+static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpnas_space *s,
+                                const char *where, file_domain **out, int32_t *count) {
+  *out = NULL;
+  *count = 0;
+  int32_t L = mpnas__space_num_layers(s), C = s->in_c;
+  size_t min_bytes = 4 + 1 + 8 + 4 * (size_t)L + 8 * (size_t)C;
+  int32_t D = (int32_t)mpnas__reader_get_count(r, MPNAS__MODEL_MAX_DOMAINS, min_bytes);
+  if (mpnas__reader_status(r) != MPNAS_OK) return mpnas__reader_status(r);
+  if (D < 1) return bad(ctx, MPNAS_E_CORRUPT, where, "the file has no domains");
+  file_domain *fd = mpnas__calloc(ctx, (size_t)D, sizeof *fd);
+  if (fd == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating %d domains", (int)D);
+  mpnas__layer *layers = mpnas__malloc(ctx, sizeof *layers * ((size_t)L + 1));
+  if (layers == NULL) {
+    mpnas__free(ctx, fd);
+    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating %d layers", (int)L);
+  }
+  for (int32_t l = 0; l < L; l++) mpnas__space_layer(s, l, &layers[l]);
+  mpnas_status st = MPNAS_OK;
+  for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
+    file_domain *f = &fd[d];
+    mpnas__reader_get_string(r, f->name, sizeof f->name);
+    f->classes = mpnas__reader_get_i32(r);
+    f->hflip = mpnas__reader_get_i32(r);
+    for (int32_t l = 0; l < L; l++) f->path[l] = mpnas__reader_get_i32(r);
+    mpnas__reader_get_f32_array(r, f->mean, (size_t)C);
+    mpnas__reader_get_f32_array(r, f->invstd, (size_t)C);
+    if ((st = mpnas__reader_status(r)) != MPNAS_OK) break;
+    if (mpnas__check_domain(NULL, f->name, 2) != MPNAS_OK) {
+      st = bad(ctx, MPNAS_E_CORRUPT, where, "domain %d: its name is not 1..63 printable characters",
+               (int)d);
+      break;
+    }
+    if (!in_range(f->classes, 2, 65535)) {
+      st = bad(ctx, MPNAS_E_CORRUPT, where, "domain \"%.40s\" has %d classes (2..65535)", f->name,
+               (int)f->classes);
+      break;
+    }
+    for (int32_t e = 0; e < d && st == MPNAS_OK; e++)
+      if (strcmp(fd[e].name, f->name) == 0)
+        st = bad(ctx, MPNAS_E_CORRUPT, where, "domains %d and %d are both named \"%.40s\"",
+                 (int)e, (int)d, f->name);
+    if (st == MPNAS_OK && !in_range(f->hflip, 0, 1))
+      st = bad(ctx, MPNAS_E_CORRUPT, where, "domain \"%.40s\": hflip is %d (0 or 1)", f->name,
+               (int)f->hflip);
+    for (int32_t l = 0; l < L && st == MPNAS_OK; l++)
+      if (f->path[l] < 0 || f->path[l] >= layers[l].nops)
+        st = bad(ctx, MPNAS_E_CORRUPT, where,
+                 "domain \"%.40s\": its path has op %d at layer %d, which has ops 0..%d",
+                 f->name, (int)f->path[l], (int)l, (int)layers[l].nops - 1);
+    for (int32_t c = 0; c < C && st == MPNAS_OK; c++)
+      if (!isfinite(f->mean[c]) || !isfinite(f->invstd[c]) || !(f->invstd[c] > 0.0f))
+        st = bad(ctx, MPNAS_E_CORRUPT, where,
+                 "domain \"%.40s\": input normalisation of channel %d is mean %g, 1/std %g "
+                 "(finite, 1/std > 0)",
+                 f->name, (int)c, (double)f->mean[c], (double)f->invstd[c]);
+  }
+  mpnas__free(ctx, layers);
+  if (st == MPNAS_OK) mpnas__reader_expect_end(r);
+  if (st == MPNAS_OK) st = mpnas__reader_status(r);
+  if (st != MPNAS_OK) {
+    mpnas__free(ctx, fd);
+    return st;
+  }
+  *out = fd;
+  *count = D;
+  return MPNAS_OK;
+}
+
+/* ---- The layout's size, before building it ------------------------------------------------ */
+
+typedef struct layout_bound {
+  int32_t nodes;
+  int64_t params;  /* floats of every tensor, alignment padding not counted */
+  int64_t buffers; /* floats of every (BN, domain) running mean and variance */
+  int64_t pairs;   /* (BN slot, domain) pairs */
+} layout_bound;
+
+/* What mpnas__model_build will lay out for m's space and paths (nodes exactly; params
+ * and buffers as lower bounds: the build pads each tensor to 16 floats), computed
+ * without allocating anything. */
+static layout_bound bound_layout(const mpnas_model *m) {
+  layout_bound b = {0, 0, 0, 0};
+  const mpnas_space *s = &m->space;
+  int32_t D = m->ndomains;
+  b.params = mpnas__stem_cost(s).params + mpnas__head_cost(s).params;
+  for (int32_t d = 0; d < D; d++) {
+    b.params += mpnas__classifier_cost(s, m->domains[d].classes).params;
+    b.buffers += 2 * (int64_t)s->stem_c + 2 * (int64_t)s->head_c;
+  }
+  for (int32_t l = 0; l < m->nlayers; l++) {
+    const mpnas__layer *ly = &m->layers[l];
+    for (int32_t o = 0; o < ly->nops; o++) {
+      int32_t users = 0;
+      for (int32_t d = 0; d < D; d++) users += m->domains[d].path[l] == o;
+      mpnas__op op = mpnas__space_op(s, ly, o);
+      if (users == 0 || op.kernel == 0) continue;
+      b.nodes++;
+      b.params += mpnas__op_cost(ly, op).params;
+      int64_t cmid = (int64_t)ly->cin * op.expansion;
+      b.buffers += users * ((op.expansion != 1 ? 2 * cmid : 0) + 2 * cmid + 2 * (int64_t)ly->cout);
+    }
+  }
+  b.pairs = (3 * (int64_t)b.nodes + 2) * D;
+  return b;
+}
+
+/* ---- META ------------------------------------------------------------------------------- */
+
+typedef struct meta {
+  uint32_t contents, writer_version;
+  int32_t nlayers, ndomains, nnodes;
+  uint64_t params, buffers;
+} meta;
+
+static void get_meta(mpnas__reader *r, meta *h) {
+  if (mpnas__reader_section(r, "META") != MPNAS_OK) return;
+  h->contents = mpnas__reader_get_u32(r);
+  h->writer_version = mpnas__reader_get_u32(r);
+  h->nlayers = mpnas__reader_get_i32(r);
+  h->ndomains = mpnas__reader_get_i32(r);
+  h->nnodes = mpnas__reader_get_i32(r);
+  h->params = mpnas__reader_get_u64(r);
+  h->buffers = mpnas__reader_get_u64(r);
+  mpnas__reader_expect_end(r);
+}
+
+/* ---- Writing ------------------------------------------------------------------------------ */
+
+static void data_fingerprint(mpnas__writer *w, const mpnas__dataset *ds, size_t per_image) {
+  size_t elem = ds->dtype == MPNAS_DTYPE_F32 ? 4 : 1;
+  size_t n = (size_t)ds->count;
+  mpnas__writer_put_i32(w, ds->dtype);
+  mpnas__writer_put_i64(w, ds->count);
+  mpnas__writer_put_u32(w, n ? crc_le(0, ds->labels, n, 4) : 0);
+  mpnas__writer_put_u32(w, n ? crc_le(0, ds->images, n * per_image, elem) : 0);
+}
+
+/* Fill a writer with the model file (and the training state when asked). */
+static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state) {
+  mpnas_context *ctx = m->ctx;
+  if (!m->built || !m->norm_ready)
+    return mpnas__fail(ctx, MPNAS_E_STATE, "saving a model: it has no weights yet (train it first)");
+  if (with_state && (!m->prepared || m->abdp == NULL))
+    return mpnas__fail(ctx, MPNAS_E_STATE,
+                       "saving a checkpoint: training has not started, or its data was cleared "
+                       "(a checkpoint is the state of a training run)");
+  int64_t pairs = (3 * (int64_t)m->nnodes + 2) * m->ndomains;
+  if (pairs > MAX_SLOT_PAIRS)
+    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
+                       "saving a model: %d nodes x %d domains exceed the format's limit of %lld "
+                       "(BN, domain) pairs (docs/MODEL-FORMAT.md)",
+                       (int)m->nnodes, (int)m->ndomains, (long long)MAX_SLOT_PAIRS);
+  int32_t D = m->ndomains;
+  mpnas__writer_begin_section(w, "META");
+  mpnas__writer_put_u32(w, with_state ? CONTENTS_CHECKPOINT : CONTENTS_MODEL);
+  mpnas__writer_put_u32(w, mpnas_version_number());
+  mpnas__writer_put_i32(w, m->nlayers);
+  mpnas__writer_put_i32(w, D);
+  mpnas__writer_put_i32(w, m->nnodes);
+  mpnas__writer_put_u64(w, m->params.total);
+  mpnas__writer_put_u64(w, m->params.btotal);
+  mpnas__writer_end_section(w);
+
+  mpnas__writer_begin_section(w, "SPCE");
+  put_space(w, &m->space);
+  mpnas__writer_end_section(w);
+  mpnas__writer_begin_section(w, "DOMS");
+  put_domains(w, m);
+  mpnas__writer_end_section(w);
+  mpnas__writer_begin_section(w, "CONF");
+  put_config(w, &m->cfg);
+  mpnas__writer_end_section(w);
+  mpnas__writer_begin_section(w, "PARW");
+  mpnas__writer_put_f32_array(w, m->params.w, m->params.total);
+  mpnas__writer_end_section(w);
+  mpnas__writer_begin_section(w, "PARB");
+  mpnas__writer_put_f32_array(w, m->params.b, m->params.btotal);
+  mpnas__writer_end_section(w);
+  if (!with_state) return mpnas__writer_status(w);
+
+  size_t n = mpnas__abdp_state_size(m->abdp);
+  double *abdp = mpnas__malloc(ctx, sizeof(double) * n);
+  if (abdp == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "saving the ABDP state");
+  mpnas__abdp_export(m->abdp, abdp, n);
+  size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
+  mpnas__writer_begin_section(w, "TRST");
+  mpnas__writer_put_u64(w, ctx->seed);
+  mpnas__writer_put_i64(w, m->step);
+  mpnas__writer_put_i64(w, m->params.steps);
+  put_rng(w, &m->rng);
+  for (int32_t d = 0; d < D; d++) {
+    const mpnas__model_domain *dm = &m->domains[d];
+    put_rng(w, &dm->data.rng);
+    mpnas__writer_put_f64(w, dm->loss_ema);
+    mpnas__writer_put_f64(w, dm->valid_acc);
+    mpnas__writer_put_f64(w, dm->weight);
+    mpnas__writer_put_i32(w, dm->batch_images);
+    data_fingerprint(w, &dm->data.train, per_image);
+    data_fingerprint(w, &dm->data.valid, per_image);
+  }
+  mpnas__writer_put_u32(w, (uint32_t)n);
+  for (size_t i = 0; i < n; i++) mpnas__writer_put_f64(w, abdp[i]);
+  mpnas__writer_end_section(w);
+  mpnas__free(ctx, abdp);
+  mpnas__writer_begin_section(w, "PARS");
+  mpnas__writer_put_f32_array(w, m->params.s1, m->params.total);
+  mpnas__writer_put_f32_array(w, m->params.s2, m->params.total);
+  mpnas__writer_end_section(w);
+  return mpnas__writer_status(w);
+}
+
+mpnas_status mpnas__model_write(const mpnas_model *m, int with_training_state, void **data,
+                                size_t *size) {
+  *data = NULL;
+  *size = 0;
+  mpnas__writer w;
+  mpnas__writer_init(&w, m->ctx, &model_kind);
+  mpnas_status st = fill(&w, m, with_training_state);
+  unsigned char *bytes = NULL;
+  if (st == MPNAS_OK) st = mpnas__writer_to_memory(&w, &bytes, size);
+  mpnas__writer_free(&w);
+  if (st == MPNAS_OK) *data = bytes;
+  return st;
+}
+
+static mpnas_status write_file(const mpnas_model *m, int with_state, const char *path) {
+  mpnas__writer w;
+  mpnas__writer_init(&w, m->ctx, &model_kind);
+  mpnas_status st = fill(&w, m, with_state);
+  if (st == MPNAS_OK) st = mpnas__writer_to_file(&w, path);
+  mpnas__writer_free(&w);
+  return st;
+}
+
+/* ---- Reading: the parts every load shares ------------------------------------------------- */
+
+/* Everything a file holds except the big arrays, read and checked. */
+typedef struct parsed {
+  meta h;
+  mpnas_space space;
+  file_domain *doms; /* [h.ndomains] */
+  mpnas__train_config cfg;
+} parsed;
+
+/* Open the container and read META, SPCE, DOMS, CONF (and check them). */
+static mpnas_status parse(mpnas_context *ctx, mpnas__reader *r, const void *data, size_t size,
+                          const char *where, parsed *p) {
+  memset(p, 0, sizeof *p);
+  mpnas_status st = mpnas__reader_open(r, ctx, &model_kind, data, size);
+  if (st != MPNAS_OK) return st;
+  get_meta(r, &p->h);
+  if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
+  if (p->h.contents != CONTENTS_MODEL && p->h.contents != CONTENTS_CHECKPOINT)
+    return bad(ctx, MPNAS_E_CORRUPT, where, "META: unknown contents %u (0 model, 1 checkpoint)",
+               (unsigned)p->h.contents);
+  if (!in_range(p->h.ndomains, 1, MPNAS__MODEL_MAX_DOMAINS))
+    return bad(ctx, MPNAS_E_CORRUPT, where, "META: %d domains (1..%d)", (int)p->h.ndomains,
+               MPNAS__MODEL_MAX_DOMAINS);
+
+  char why[192];
+  p->space.ctx = ctx;
+  if (mpnas__reader_section(r, "SPCE") == MPNAS_OK) get_space(r, &p->space);
+  mpnas__reader_expect_end(r);
+  if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
+  if (!space_ok(&p->space, why, sizeof why))
+    return bad(ctx, MPNAS_E_CORRUPT, where, "the space is invalid: %s", why);
+  int32_t L = mpnas__space_num_layers(&p->space);
+  if (p->h.nlayers != L)
+    return bad(ctx, MPNAS_E_CORRUPT, where, "META says %d layers, the space has %d",
+               (int)p->h.nlayers, (int)L);
+
+  int32_t D = 0;
+  if (mpnas__reader_section(r, "DOMS") != MPNAS_OK) return mpnas__reader_status(r);
+  if ((st = get_domains(ctx, r, &p->space, where, &p->doms, &D)) != MPNAS_OK) return st;
+  if (D != p->h.ndomains)
+    return bad(ctx, MPNAS_E_CORRUPT, where, "META says %d domains, DOMS has %d",
+               (int)p->h.ndomains, (int)D);
+
+  if (mpnas__reader_section(r, "CONF") == MPNAS_OK) get_config(r, &p->cfg);
+  mpnas__reader_expect_end(r);
+  if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
+  const char *field = config_bad_field(&p->cfg);
+  if (field != NULL)
+    return bad(ctx, MPNAS_E_CORRUPT, where, "CONF: the training setting '%s' is out of range",
+               field);
+  return MPNAS_OK;
+}
+
+/* Select a section holding exactly `count` floats (times `arrays`) and borrow them. */
+static const unsigned char *float_section(mpnas_context *ctx, mpnas__reader *r, const char *tag,
+                                          uint64_t count, int arrays, const char *where,
+                                          mpnas_status *st) {
+  *st = MPNAS_OK;
+  if (mpnas__reader_section(r, tag) != MPNAS_OK) {
+    *st = mpnas__reader_status(r);
+    return NULL;
+  }
+  size_t have = mpnas__reader_remaining(r);
+  if (count > (uint64_t)(SIZE_MAX / 8) || have != (size_t)count * 4 * (size_t)arrays) {
+    *st = bad(ctx, MPNAS_E_CORRUPT, where,
+              "section '%s' holds %zu bytes, not the %d x %llu floats META gives", tag, have,
+              arrays, (unsigned long long)count);
+    return NULL;
+  }
+  const unsigned char *v = mpnas__reader_get_view(r, have);
+  if (v == NULL) *st = mpnas__reader_status(r);
+  return v;
+}
+
+/* Before building: META's counts against the layout the space and paths give (m holds
+ * them), so nothing is allocated that the file's size does not justify. */
+static mpnas_status check_bound(mpnas_context *ctx, const mpnas_model *m, const meta *h,
+                                const char *where) {
+  layout_bound b = bound_layout(m);
+  if (b.nodes != h->nnodes)
+    return bad(ctx, MPNAS_E_CORRUPT, where, "META says %d nodes, the paths use %d",
+               (int)h->nnodes, (int)b.nodes);
+  if (b.pairs > MAX_SLOT_PAIRS)
+    return bad(ctx, MPNAS_E_CORRUPT, where,
+               "%d nodes x %d domains exceed the format's limit of %lld (BN, domain) pairs",
+               (int)b.nodes, (int)m->ndomains, (long long)MAX_SLOT_PAIRS);
+  if (h->params < (uint64_t)b.params || h->buffers < (uint64_t)b.buffers)
+    return bad(ctx, MPNAS_E_CORRUPT, where,
+               "META says %llu weights and %llu statistics, the layout of this space and these "
+               "paths needs at least %lld and %lld",
+               (unsigned long long)h->params, (unsigned long long)h->buffers,
+               (long long)b.params, (long long)b.buffers);
+  return MPNAS_OK;
+}
+
+/* After building: the exact sizes. */
+static mpnas_status check_layout(mpnas_context *ctx, const mpnas_model *m, const meta *h,
+                                 const char *where) {
+  if (h->params != (uint64_t)m->params.total || h->buffers != (uint64_t)m->params.btotal ||
+      h->nnodes != m->nnodes)
+    return bad(ctx, MPNAS_E_CORRUPT, where,
+               "the file holds %llu weights and %llu statistics for %d nodes, the layout of "
+               "this space and these paths has %zu and %zu for %d",
+               (unsigned long long)h->params, (unsigned long long)h->buffers, (int)h->nnodes,
+               m->params.total, m->params.btotal, (int)m->nnodes);
+  return MPNAS_OK;
+}
+
+/* Channels of BN slot s (as model.c lays them out). */
+static int slot_channels(const mpnas_model *m, size_t s) {
+  size_t N = (size_t)m->nnodes;
+  if (s == MPNAS__SLOT_STEM(N)) return m->space.stem_c;
+  if (s == MPNAS__SLOT_HEAD(N)) return m->space.head_c;
+  const mpnas__node *nd = &m->nodes[s / 3];
+  return s % 3 == 2 ? nd->g.cout : nd->g.cmid;
+}
+
+/* Weights finite; statistics finite, variances >= 0 (a built model gives the layout). */
+static mpnas_status check_values(mpnas_context *ctx, const mpnas_model *m, const unsigned char *w,
+                                 const unsigned char *b, const char *where) {
+  size_t i = first_non_finite(w, m->params.total);
+  if (i < m->params.total)
+    return bad(ctx, MPNAS_E_CORRUPT, where, "weight %zu of %zu is not finite (%g)", i,
+               m->params.total, (double)le_f32(w + 4 * i));
+  i = first_non_finite(b, m->params.btotal);
+  if (i < m->params.btotal)
+    return bad(ctx, MPNAS_E_CORRUPT, where, "BN statistic %zu of %zu is not finite (%g)", i,
+               m->params.btotal, (double)le_f32(b + 4 * i));
+  int32_t D = m->ndomains;
+  for (size_t s = 0; s < m->nslots; s++)
+    for (int32_t d = 0; d < D; d++) {
+      const mpnas__stat_offsets *so = &m->stats[s * (size_t)D + (size_t)d];
+      if (so->var == MPNAS__NO_SLOT) continue;
+      int c = slot_channels(m, s);
+      for (int k = 0; k < c; k++)
+        if (!(le_f32(b + 4 * (so->var + (size_t)k)) >= 0.0f))
+          return bad(ctx, MPNAS_E_CORRUPT, where,
+                     "domain \"%.40s\": a BN running variance is negative (%g)",
+                     m->domains[d].name, (double)le_f32(b + 4 * (so->var + (size_t)k)));
+    }
+  return MPNAS_OK;
+}
+
+/* ---- Reading a model ---------------------------------------------------------------------- */
+
+static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size,
+                               const char *where, mpnas_model **out) {
+  *out = NULL;
+  mpnas__reader r;
+  parsed p;
+  mpnas_model *m = NULL;
+  mpnas_status st = parse(ctx, &r, data, size, where, &p);
+  const unsigned char *w = NULL, *b = NULL;
+  /* The arrays' sections must hold exactly what META says (bounded by the file). */
+  if (st == MPNAS_OK) w = float_section(ctx, &r, "PARW", p.h.params, 1, where, &st);
+  if (st == MPNAS_OK) b = float_section(ctx, &r, "PARB", p.h.buffers, 1, where, &st);
+  if (st == MPNAS_OK) st = mpnas__model_new(ctx, &p.space, &m);
+  for (int32_t d = 0; d < p.h.ndomains && st == MPNAS_OK; d++) {
+    const file_domain *f = &p.doms[d];
+    st = mpnas__model_add_domain(m, f->name, f->classes, f->path);
+    if (st != MPNAS_OK) break;
+    mpnas__model_domain *dm = &m->domains[d];
+    dm->hflip = f->hflip;
+    memcpy(dm->mean, f->mean, sizeof(float) * (size_t)p.space.in_c);
+    memcpy(dm->invstd, f->invstd, sizeof(float) * (size_t)p.space.in_c);
+  }
+  if (st == MPNAS_OK) {
+    m->cfg = p.cfg;
+    st = check_bound(ctx, m, &p.h, where);
+  }
+  if (st == MPNAS_OK) st = mpnas__model_build(m);
+  if (st == MPNAS_OK) st = check_layout(ctx, m, &p.h, where);
+  if (st == MPNAS_OK) st = check_values(ctx, m, w, b, where);
+  if (st == MPNAS_OK) {
+    decode_f32(m->params.w, w, m->params.total);
+    decode_f32(m->params.b, b, m->params.btotal);
+    m->norm_ready = 1;
+    mpnas__model_fold(m);
+    *out = m;
+  } else if (m != NULL) {
+    mpnas__model_free_contents(m);
+    mpnas__free(ctx, m);
+  }
+  mpnas__free(ctx, p.doms);
+  return st;
+}
+
+mpnas_status mpnas__model_read(mpnas_context *ctx, const void *data, size_t size,
+                               mpnas_model **out) {
+  return annotate(ctx, read_model(ctx, data, size, "model buffer", out), "model buffer");
+}
+
+/* ---- Checkpoints -------------------------------------------------------------------------- */
+
+mpnas_status mpnas__model_checkpoint_save(const mpnas_model *m, const char *path) {
+  return write_file(m, 1, path);
+}
+
+typedef struct fingerprint {
+  int32_t dtype;
+  int64_t count;
+  uint32_t labels, images;
+} fingerprint;
+
+static void get_fingerprint(mpnas__reader *r, fingerprint *f) {
+  f->dtype = mpnas__reader_get_i32(r);
+  f->count = mpnas__reader_get_i64(r);
+  f->labels = mpnas__reader_get_u32(r);
+  f->images = mpnas__reader_get_u32(r);
+}
+
+static int same_data(const fingerprint *f, const mpnas__dataset *ds, size_t per_image) {
+  if (f->count != ds->count) return 0;
+  if (ds->count == 0) return 1;
+  size_t n = (size_t)ds->count;
+  return f->dtype == ds->dtype && f->labels == crc_le(0, ds->labels, n, 4) &&
+         f->images == crc_le(0, ds->images, n * per_image, ds->dtype == MPNAS_DTYPE_F32 ? 4 : 1);
+}
+
+typedef struct domain_state {
+  mpnas__rng rng;
+  double loss_ema, valid_acc, weight;
+  int32_t batch_images;
+  fingerprint train, valid;
+} domain_state;
+
+typedef struct train_state {
+  uint64_t seed;
+  int64_t step, opt_steps;
+  mpnas__rng rng;
+  domain_state *dom; /* [D] */
+  double *abdp;      /* [nabdp] */
+  size_t nabdp;
+} train_state;
+
+static void free_train_state(mpnas_context *ctx, train_state *t) {
+  mpnas__free(ctx, t->dom);
+  mpnas__free(ctx, t->abdp);
+}
+
+static mpnas_status get_train_state(mpnas_context *ctx, mpnas__reader *r, int32_t D,
+                                    const mpnas__train_config *cfg, const char *where,
+                                    train_state *t) {
+  memset(t, 0, sizeof *t);
+  if (mpnas__reader_section(r, "TRST") != MPNAS_OK) return mpnas__reader_status(r);
+  t->seed = mpnas__reader_get_u64(r);
+  t->step = mpnas__reader_get_i64(r);
+  t->opt_steps = mpnas__reader_get_i64(r);
+  get_rng(r, &t->rng);
+  mpnas_status st = mpnas__reader_status(r);
+  if (st != MPNAS_OK) return st;
+  t->dom = mpnas__calloc(ctx, (size_t)D, sizeof *t->dom);
+  if (t->dom == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating %d domains", (int)D);
+  for (int32_t d = 0; d < D; d++) {
+    domain_state *s = &t->dom[d];
+    get_rng(r, &s->rng);
+    s->loss_ema = mpnas__reader_get_f64(r);
+    s->valid_acc = mpnas__reader_get_f64(r);
+    s->weight = mpnas__reader_get_f64(r);
+    s->batch_images = mpnas__reader_get_i32(r);
+    get_fingerprint(r, &s->train);
+    get_fingerprint(r, &s->valid);
+  }
+  uint32_t n = mpnas__reader_get_count(r, ABDP_STATE_MAX(D), sizeof(double));
+  if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
+  t->abdp = mpnas__malloc(ctx, sizeof(double) * ((size_t)n + 1));
+  if (t->abdp == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating the ABDP state");
+  t->nabdp = n;
+  for (uint32_t i = 0; i < n; i++) t->abdp[i] = mpnas__reader_get_f64(r);
+  mpnas__reader_expect_end(r);
+  if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
+
+  /* Values. */
+  if (t->step < 0 || t->step > cfg->steps || t->opt_steps < 0 ||
+      t->opt_steps > ((int64_t)1 << 53) || (t->rng.inc & 1u) == 0)
+    return bad(ctx, MPNAS_E_CORRUPT, where,
+               "TRST: step %lld (0..%lld), optimiser steps %lld or random stream out of range",
+               (long long)t->step, (long long)cfg->steps, (long long)t->opt_steps);
+  for (int32_t d = 0; d < D; d++) {
+    const domain_state *s = &t->dom[d];
+    const fingerprint *f[2] = {&s->train, &s->valid};
+    int ok = (s->rng.inc & 1u) == 1 && (isnan(s->loss_ema) || s->loss_ema >= 0.0) &&
+             (isnan(s->valid_acc) || real_in(s->valid_acc, 0.0, 1.0)) && isfinite(s->weight) &&
+             s->weight >= 0.0 && in_range(s->batch_images, 0, (int64_t)cfg->batch * D);
+    for (int i = 0; i < 2; i++)
+      ok = ok && f[i]->count >= 0 && in_range(f[i]->dtype, MPNAS_DTYPE_U8, MPNAS_DTYPE_F32);
+    if (!ok)
+      return bad(ctx, MPNAS_E_CORRUPT, where, "TRST: the state of domain %d is out of range",
+                 (int)d);
+  }
+  return MPNAS_OK;
+}
+
+/* An ABDP handle for m's domains with cfg, holding `state`. sizes NULL: one image per
+ * domain (enough to check a state: only proportional sampling reads the sizes). */
+static mpnas_status make_abdp(const mpnas_model *m, const mpnas__abdp_config *cfg,
+                              const double *state, size_t n, int real_sizes, const char *where,
+                              mpnas__abdp **out) {
+  mpnas_context *ctx = m->ctx;
+  int32_t classes[MPNAS__MODEL_MAX_DOMAINS];
+  int64_t sizes[MPNAS__MODEL_MAX_DOMAINS];
+  for (int32_t d = 0; d < m->ndomains; d++) {
+    classes[d] = m->domains[d].classes;
+    sizes[d] = real_sizes ? m->domains[d].data.ntrain : 1;
+  }
+  mpnas_status st = mpnas__abdp_create(ctx, m->ndomains, classes, sizes, cfg, out);
+  if (st != MPNAS_OK) return st;
+  if (n != mpnas__abdp_state_size(*out)) {
+    st = bad(ctx, MPNAS_E_CORRUPT, where, "TRST: an ABDP state of %zu values, expected %zu", n,
+             mpnas__abdp_state_size(*out));
+  } else if (mpnas__abdp_import(*out, state, n) != MPNAS_OK) {
+    st = bad(ctx, MPNAS_E_CORRUPT, where, "TRST: the ABDP state is invalid (%s)",
+             mpnas_context_last_error(ctx));
+  }
+  if (st != MPNAS_OK) {
+    mpnas__abdp_destroy(*out);
+    *out = NULL;
+  }
+  return st;
+}
+
+static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t size,
+                                    const char *where) {
+  mpnas_context *ctx = m->ctx;
+  int32_t D = m->ndomains, L = m->nlayers;
+  mpnas__reader r;
+  parsed p;
+  train_state t;
+  memset(&t, 0, sizeof t);
+  mpnas__abdp *abdp = NULL;
+  const unsigned char *w = NULL, *b = NULL, *s = NULL;
+  size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
+  mpnas_status st = parse(ctx, &r, data, size, where, &p);
+  if (st != MPNAS_OK) goto out;
+
+  /* Is it a checkpoint of this model? (Nothing has changed so far.) */
+  if (p.h.contents != CONTENTS_CHECKPOINT) {
+    st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+             "a model file without training state, not a checkpoint (mpnas_model_load reads it)");
+    goto out;
+  }
+  if (!space_same(&p.space, &m->space)) {
+    st = bad(ctx, MPNAS_E_INCOMPATIBLE, where, "the checkpoint was made for a different space");
+    goto out;
+  }
+  if (p.h.ndomains != D) {
+    st = bad(ctx, MPNAS_E_INCOMPATIBLE, where, "the checkpoint has %d domains, the model %d",
+             (int)p.h.ndomains, (int)D);
+    goto out;
+  }
+  for (int32_t d = 0; d < D; d++) {
+    const file_domain *f = &p.doms[d];
+    const mpnas__model_domain *dm = &m->domains[d];
+    if (strcmp(f->name, dm->name) != 0 || f->classes != dm->classes) {
+      st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+               "domain %d is \"%.40s\" with %d classes in the checkpoint, \"%.40s\" with %d "
+               "in the model",
+               (int)d, f->name, (int)f->classes, dm->name, (int)dm->classes);
+      goto out;
+    }
+    if (L > 0 && memcmp(f->path, dm->path, sizeof(int32_t) * (size_t)L) != 0) {
+      st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+               "domain \"%.40s\" has a different path in the checkpoint", dm->name);
+      goto out;
+    }
+  }
+  if ((st = get_train_state(ctx, &r, D, &p.cfg, where, &t)) != MPNAS_OK) goto out;
+  if (t.seed != ctx->seed) {
+    st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+             "the checkpoint was made with MPNAS_CONTEXT_SEED %llu, this context has %llu (the "
+             "validation split follows the seed)",
+             (unsigned long long)t.seed, (unsigned long long)ctx->seed);
+    goto out;
+  }
+  for (int32_t d = 0; d < D; d++) {
+    const mpnas__model_domain *dm = &m->domains[d];
+    if (!same_data(&t.dom[d].train, &dm->data.train, per_image) ||
+        !same_data(&t.dom[d].valid, &dm->data.valid, per_image)) {
+      st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+               "the data of domain \"%.40s\" differs from the data the checkpoint was made with "
+               "(%lld + %lld images there, %lld + %lld here; or other images or labels)",
+               dm->name, (long long)t.dom[d].train.count, (long long)t.dom[d].valid.count,
+               (long long)dm->data.train.count, (long long)dm->data.valid.count);
+      goto out;
+    }
+  }
+  if (m->prepared && p.cfg.valid_fraction != m->cfg.valid_fraction) {
+    st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+             "the model's data was already split with validation fraction %g, the checkpoint "
+             "used %g",
+             m->cfg.valid_fraction, p.cfg.valid_fraction);
+    goto out;
+  }
+
+  /* The arrays: exact sizes from META, checked against the file and the layout. */
+  w = float_section(ctx, &r, "PARW", p.h.params, 1, where, &st);
+  if (st == MPNAS_OK) b = float_section(ctx, &r, "PARB", p.h.buffers, 1, where, &st);
+  if (st == MPNAS_OK) s = float_section(ctx, &r, "PARS", p.h.params, 2, where, &st);
+  if (st != MPNAS_OK) goto out;
+  if (!m->built) {
+    /* Same space and paths as the file: its layout is the one the model will build. */
+    if ((st = check_bound(ctx, m, &p.h, where)) != MPNAS_OK) goto out;
+    if ((st = mpnas__model_build(m)) != MPNAS_OK) goto out;
+  }
+  if ((st = check_layout(ctx, m, &p.h, where)) != MPNAS_OK) goto out;
+  if ((st = check_values(ctx, m, w, b, where)) != MPNAS_OK) goto out;
+  size_t i = first_non_finite(s, 2 * m->params.total);
+  if (i < 2 * m->params.total) {
+    st = bad(ctx, MPNAS_E_CORRUPT, where, "optimiser slot %zu is not finite", i);
+    goto out;
+  }
+  /* The ABDP state, checked on a scratch handle before anything is prepared. */
+  if ((st = make_abdp(m, &p.cfg.abdp, t.abdp, t.nabdp, 0, where, &abdp)) != MPNAS_OK) goto out;
+  mpnas__abdp_destroy(abdp);
+  abdp = NULL;
+
+  /* Prepare (the split, ABDP) with the checkpoint's settings, then restore the state. */
+  if (!m->prepared) {
+    mpnas__train_config keep = m->cfg;
+    m->cfg = p.cfg;
+    st = mpnas__model_prepare(m);
+    if (st != MPNAS_OK) {
+      m->cfg = keep;
+      goto out;
+    }
+  }
+  if ((st = make_abdp(m, &p.cfg.abdp, t.abdp, t.nabdp, 1, where, &abdp)) != MPNAS_OK) goto out;
+  m->cfg = p.cfg;
+  mpnas__abdp_destroy(m->abdp);
+  m->abdp = abdp;
+  abdp = NULL;
+  m->step = t.step;
+  m->params.steps = t.opt_steps;
+  m->rng = t.rng;
+  decode_f32(m->params.w, w, m->params.total);
+  decode_f32(m->params.b, b, m->params.btotal);
+  decode_f32(m->params.s1, s, m->params.total);
+  decode_f32(m->params.s2, s + 4 * m->params.total, m->params.total);
+  for (int32_t d = 0; d < D; d++) {
+    mpnas__model_domain *dm = &m->domains[d];
+    const domain_state *ds = &t.dom[d];
+    const file_domain *f = &p.doms[d];
+    dm->hflip = f->hflip;
+    memcpy(dm->mean, f->mean, sizeof(float) * (size_t)m->space.in_c);
+    memcpy(dm->invstd, f->invstd, sizeof(float) * (size_t)m->space.in_c);
+    dm->data.rng = ds->rng;
+    dm->loss_ema = ds->loss_ema;
+    dm->valid_acc = ds->valid_acc;
+    dm->weight = ds->weight;
+    dm->batch_images = ds->batch_images;
+  }
+  m->norm_ready = 1;
+  mpnas__model_fold(m);
+out:
+  mpnas__abdp_destroy(abdp);
+  free_train_state(ctx, &t);
+  mpnas__free(ctx, p.doms);
+  return st;
+}
+
+mpnas_status mpnas__model_checkpoint_load(mpnas_model *m, const char *path) {
+  mpnas_context *ctx = m->ctx;
+  char where[320];
+  snprintf(where, sizeof where, "checkpoint '%.256s'", path);
+  unsigned char *data = NULL;
+  size_t len = 0;
+  mpnas_status st = mpnas__read_file(ctx, path, MAX_FILE_BYTES, &data, &len);
+  if (st == MPNAS_OK) st = checkpoint_load(m, data, len, where);
+  mpnas__free(ctx, data);
+  return annotate(ctx, st, where);
+}
+
+/* ---- Public entry points ------------------------------------------------------------------ */
+
+mpnas_status mpnas_model_save(const mpnas_model *m, const char *path) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (path == NULL) return mpnas__fail(m->ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_model_save: path is NULL");
+  return write_file(m, 0, path);
+}
+
+mpnas_status mpnas_model_save_buffer(const mpnas_model *m, void *buf, size_t cap, size_t *size) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (size == NULL)
+    return mpnas__fail(m->ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_model_save_buffer: size is NULL");
+  void *data = NULL;
+  size_t n = 0;
+  mpnas_status st = mpnas__model_write(m, 0, &data, &n);
+  if (st != MPNAS_OK) return st;
+  *size = n;
+  if (buf != NULL) {
+    if (cap < n)
+      st = mpnas__fail(m->ctx, MPNAS_E_OUT_OF_RANGE,
+                       "mpnas_model_save_buffer: the model needs %zu bytes, cap is %zu", n, cap);
+    else
+      memcpy(buf, data, n);
+  }
+  mpnas__free(m->ctx, data);
+  return st;
+}
+
+mpnas_status mpnas_model_load(mpnas_context *ctx, const char *path, mpnas_model **out) {
+  if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (out == NULL || path == NULL)
+    return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_model_load: %s is NULL",
+                       out == NULL ? "out" : "path");
+  *out = NULL;
+  char where[320];
+  snprintf(where, sizeof where, "model file '%.256s'", path);
+  unsigned char *data = NULL;
+  size_t len = 0;
+  mpnas_status st = mpnas__read_file(ctx, path, MAX_FILE_BYTES, &data, &len);
+  if (st == MPNAS_OK) st = read_model(ctx, data, len, where, out);
+  mpnas__free(ctx, data);
+  return annotate(ctx, st, where);
+}
+
+mpnas_status mpnas_model_load_buffer(mpnas_context *ctx, const void *data, size_t size,
+                                     mpnas_model **out) {
+  if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (out == NULL || data == NULL)
+    return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_model_load_buffer: %s is NULL",
+                       out == NULL ? "out" : "data");
+  *out = NULL;
+  return mpnas__model_read(ctx, data, size, out);
+}
