@@ -111,8 +111,14 @@ $(BUILD)/tests/%: tests/%.c tests/check.h $(STATIC)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS) -pthread
 
-test: all $(TEST_BIN)
-	@RUN="$(RUN)" LIBDIR="$(LIBDIR)" sh tests/run.sh $(TEST_BIN)
+# Script tests (tests/test_*.sh, e.g. the Python wrapper's) run in native builds only: not
+# under a RUN prefix (cross builds), not with sanitizers (python cannot load an
+# instrumented library), not when TESTS picks programs. They get $(BUILD) for examples.
+TEST_SCRIPTS ?= $(if $(or $(SAN),$(RUN),$(filter-out file,$(origin TESTS))),,$(wildcard tests/test_*.sh))
+TEST_SCRIPT_DEPS := $(if $(TEST_SCRIPTS),$(SHARED) $(BUILD)/examples/infer)
+
+test: all $(TEST_BIN) $(TEST_SCRIPT_DEPS)
+	@RUN="$(RUN)" LIBDIR="$(LIBDIR)" BUILD="$(BUILD)" sh tests/run.sh $(TEST_BIN) $(TEST_SCRIPTS)
 
 check-symbols: $(SHARED)
 	sh tests/check_symbols.sh $(LIBDIR)/libmpnas.so

@@ -1,13 +1,17 @@
 #!/bin/sh
 # run.sh - run each test program given, add up their "# RESULT passed failed" lines and
 # print the total as "N passed, N failed". A program that crashes or prints no result
-# counts as one failure. $RUN prefixes each program (e.g. qemu-aarch64 ...).
+# counts as one failure. $RUN prefixes each program (e.g. qemu-aarch64 ...); a *.sh test
+# is run with sh, without $RUN.
 passed=0
 failed=0
 for t in "$@"; do
   name=$(basename "$t")
   echo "== $name"
-  out=$(LIBMPNAS_DIR="$LIBDIR" $RUN "$t" 2>&1)
+  case $t in
+    *.sh) out=$(LIBMPNAS_DIR="$LIBDIR" sh "$t" 2>&1) ;;
+    *) out=$(LIBMPNAS_DIR="$LIBDIR" $RUN "$t" 2>&1) ;;
+  esac
   status=$?
   printf '%s\n' "$out" | grep -v '^# RESULT'
   result=$(printf '%s\n' "$out" | sed -n 's/^# RESULT \([0-9]*\) \([0-9]*\)$/\1 \2/p' | tail -n 1)

@@ -771,10 +771,10 @@ typedef struct {
 #define SPCE_STAGE0_LAYERS 68
 #define DOMS_D0_NAME 8        /* count, length of "d0", then the name */
 #define DOMS_D0_CLASSES 10
-#define DOMS_D0_PATH 18       /* after classes and hflip */
-#define DOMS_D0_INVSTD 30     /* after path (2) and mean (1 channel) */
-#define DOMS_D1_NAME 38       /* d0 takes 4 + 2 + 4 + 4 + 8 + 4 + 4 = 30 bytes from 4, then
-                                 d1's name length (4 bytes) */
+#define DOMS_D0_PATH 26       /* after classes, hflip and the i64 BN update count */
+#define DOMS_D0_INVSTD 38     /* after path (2) and mean (1 channel) */
+#define DOMS_D1_NAME 46       /* d0 takes 4 + 2 + 4 + 4 + 8 + 8 + 4 + 4 = 38 bytes from 4,
+                                 then d1's name length (4 bytes) */
 #define CONF_LR 28            /* after i64 steps and 5 i32 */
 
 static size_t make_corpus(mpnas_context *ctx, bad_file *out) {

@@ -39,6 +39,8 @@ typedef struct mpnas__model_domain {
   mpnas__domain_data data;       /* training data (copied; may be cleared) */
   float mean[MPNAS__MAX_IN_CHANNELS], invstd[MPNAS__MAX_IN_CHANNELS]; /* input norm */
   size_t fc_w, fc_b;             /* classifier in the params store */
+  int64_t bn_updates;            /* training steps that updated this domain's running BN
+                                    statistics: debiases them at folding (model.c) */
   /* Statistics of the last step. */
   double loss_ema, valid_acc, weight;
   int32_t batch_images;

@@ -332,6 +332,7 @@ static const char *config_bad_field(const mpnas__train_config *c) {
 typedef struct file_domain {
   char name[MPNAS__NAME_MAX];
   int32_t classes, hflip;
+  int64_t bn_updates;
   int32_t path[MPNAS__MAX_LAYERS];
   float mean[MPNAS__MAX_IN_CHANNELS], invstd[MPNAS__MAX_IN_CHANNELS];
 } file_domain;
@@ -343,6 +344,7 @@ static void put_domains(mpnas__writer *w, const mpnas_model *m) {
     mpnas__writer_put_string(w, dm->name);
     mpnas__writer_put_i32(w, dm->classes);
     mpnas__writer_put_i32(w, dm->hflip);
+    mpnas__writer_put_i64(w, dm->bn_updates);
     for (int32_t l = 0; l < m->nlayers; l++) mpnas__writer_put_i32(w, dm->path[l]);
     mpnas__writer_put_f32_array(w, dm->mean, (size_t)m->space.in_c);
     mpnas__writer_put_f32_array(w, dm->invstd, (size_t)m->space.in_c);
@@ -356,7 +358,7 @@ static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpna
   *out = NULL;
   *count = 0;
   int32_t L = mpnas__space_num_layers(s), C = s->in_c;
-  size_t min_bytes = 4 + 1 + 8 + 4 * (size_t)L + 8 * (size_t)C;
+  size_t min_bytes = 4 + 1 + 8 + 8 + 4 * (size_t)L + 8 * (size_t)C;
   int32_t D = (int32_t)mpnas__reader_get_count(r, MPNAS__MODEL_MAX_DOMAINS, min_bytes);
   if (mpnas__reader_status(r) != MPNAS_OK) return mpnas__reader_status(r);
   if (D < 1) return bad(ctx, MPNAS_E_CORRUPT, where, "the file has no domains");
@@ -374,6 +376,7 @@ static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpna
     mpnas__reader_get_string(r, f->name, sizeof f->name);
     f->classes = mpnas__reader_get_i32(r);
     f->hflip = mpnas__reader_get_i32(r);
+    f->bn_updates = mpnas__reader_get_i64(r);
     for (int32_t l = 0; l < L; l++) f->path[l] = mpnas__reader_get_i32(r);
     mpnas__reader_get_f32_array(r, f->mean, (size_t)C);
     mpnas__reader_get_f32_array(r, f->invstd, (size_t)C);
@@ -392,6 +395,9 @@ static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpna
       if (strcmp(fd[e].name, f->name) == 0)
         st = bad(ctx, MPNAS_E_CORRUPT, where, "domains %d and %d are both named \"%.40s\"",
                  (int)e, (int)d, f->name);
+    if (st == MPNAS_OK && (f->bn_updates < 0 || f->bn_updates > ((int64_t)1 << 53)))
+      st = bad(ctx, MPNAS_E_CORRUPT, where, "domain \"%.40s\": %lld BN updates (0..2^53)",
+               f->name, (long long)f->bn_updates);
     if (st == MPNAS_OK && !in_range(f->hflip, 0, 1))
       st = bad(ctx, MPNAS_E_CORRUPT, where, "domain \"%.40s\": hflip is %d (0 or 1)", f->name,
                (int)f->hflip);
@@ -749,6 +755,7 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
     if (st != MPNAS_OK) break;
     mpnas__model_domain *dm = &m->domains[d];
     dm->hflip = f->hflip;
+    dm->bn_updates = f->bn_updates;
     memcpy(dm->mean, f->mean, sizeof(float) * (size_t)p.space.in_c);
     memcpy(dm->invstd, f->invstd, sizeof(float) * (size_t)p.space.in_c);
   }
@@ -1029,6 +1036,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
     const domain_state *ds = &t.dom[d];
     const file_domain *f = &p.doms[d];
     dm->hflip = f->hflip;
+    dm->bn_updates = f->bn_updates;
     memcpy(dm->mean, f->mean, sizeof(float) * (size_t)m->space.in_c);
     memcpy(dm->invstd, f->invstd, sizeof(float) * (size_t)m->space.in_c);
     dm->data.rng = ds->rng;

@@ -123,6 +123,7 @@ mpnas_status mpnas__model_step(mpnas_model *m) {
                          "training diverged: domain \"%s\" has a non-finite loss at step %lld "
                          "(lower MPNAS_TRAIN_LEARNING_RATE)",
                          dm->name, (long long)m->step);
+    dm->bn_updates++;
     dm->loss_ema = isnan(dm->loss_ema) ? loss : 0.9 * dm->loss_ema + 0.1 * loss;
     if ((st = mpnas__abdp_observe_loss(m->abdp, d, loss)) != MPNAS_OK) return st;
   }

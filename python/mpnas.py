@@ -1,0 +1,1704 @@
+"""mpnas - Python bindings for libmpnas (multi-path neural architecture search).
+
+Standard library only (ctypes). numpy is not needed, but numpy arrays (and any other
+object with the buffer protocol: bytes, bytearray, memoryview, array.array) are
+accepted wherever images or labels are expected.
+
+Finding the library: the environment variable MPNAS_LIBRARY (a path to libmpnas.so),
+else ../lib/libmpnas.so relative to this file (the repository's build output), else
+ctypes.util.find_library("mpnas") (an installed copy). mpnas.load_library(path) picks
+one explicitly before first use.
+
+Usage::
+
+    import mpnas
+
+    with mpnas.Context(threads=2, seed=1) as ctx:
+        space = mpnas.Space(ctx, "32px")               # 32x32x3 inputs, 10 layers
+        sn = mpnas.Supernet(space)
+        for name, classes, images, labels in my_domains:  # uint8 NHWC + int labels
+            sn.add_domain(name, classes)
+            sn.set_data(name, images, labels)
+        sn.configure(steps=200, valid_batch=32)
+        sn.search(progress=lambda step, total: print(step, total))
+        for d in sn.domains:
+            print(d, sn.path_string(d))
+
+        model = mpnas.Model.from_supernet(sn)          # copies names, paths and data
+        model.configure(steps=500, batch=16)
+        model.train()
+        print(model.evaluate("digits", test_images, test_labels))  # (top1, loss)
+        model.save("model.mpnas")
+
+        m2 = mpnas.Model.load(ctx, "model.mpnas")
+        with m2.predictor() as p:
+            probs = p.run("digits", test_images, output="probabilities")
+
+Errors: every failing call raises MpnasError (or a subclass per status: OutOfRangeError,
+UnknownParameterError, ...) with .status (the negative code), .name ("MPNAS_E_...") and
+.message (the library's detail, mpnas_context_last_error). Every handle has close() and
+works as a context manager; a handle keeps its parents alive (a Supernet holds its
+Context, a Predictor its Model), and closing a parent closes its children first.
+See docs/PYTHON.md for the whole interface.
+"""
+
+import array
+import ctypes
+import ctypes.util
+import os
+import sys
+import weakref
+from collections import namedtuple
+
+__all__ = [
+    "MpnasError", "InvalidArgumentError", "UnknownParameterError", "OutOfRangeError",
+    "NoMemoryError", "UnsupportedError", "IOFailureError", "CorruptError", "VersionError",
+    "CancelledError", "StateError", "IncompatibleError", "InternalError",
+    "load_library", "library_path", "version", "version_number", "isa_supported",
+    "status_string", "Context", "Space", "Controller", "Supernet", "Model", "Predictor",
+    "OpInfo", "Evaluation",
+]
+
+# ---- Constants (mirroring include/mpnas.h) ------------------------------------------------
+
+OK = 0
+STATUS_NAMES = {
+    0: "MPNAS_OK",
+    -1: "MPNAS_E_INVALID_ARGUMENT",
+    -2: "MPNAS_E_UNKNOWN_PARAMETER",
+    -3: "MPNAS_E_OUT_OF_RANGE",
+    -4: "MPNAS_E_NO_MEMORY",
+    -5: "MPNAS_E_UNSUPPORTED",
+    -6: "MPNAS_E_IO",
+    -7: "MPNAS_E_CORRUPT",
+    -8: "MPNAS_E_VERSION",
+    -9: "MPNAS_E_CANCELLED",
+    -10: "MPNAS_E_STATE",
+    -11: "MPNAS_E_INCOMPATIBLE",
+    -12: "MPNAS_E_INTERNAL",
+}
+for _code, _name in STATUS_NAMES.items():
+    globals()[_name[len("MPNAS_"):]] = _code  # E_INVALID_ARGUMENT = -1, ...
+
+# Named values of enumerations, by the parameter they belong to. Every value is also a
+# module constant: mpnas.PRESET_32PX, mpnas.ACT_HSWISH, mpnas.METHOD_INDEPENDENT, ...
+_ENUMS = {
+    "isa": {"auto": 0, "scalar": 1, "avx2": 2, "neon": 3},
+    "log_level": {"none": 0, "error": 1, "warning": 2, "info": 3, "debug": 4},
+    "activation": {"none": 0, "relu": 1, "relu6": 2, "hswish": 3, "sigmoid": 4,
+                   "hsigmoid": 5},
+    "preset": {"empty": 0, "32px": 1, "mobilenet_v3": 2, "mbv2_9": 3},
+    "se_mode": {"never": 0, "choice": 1, "always": 2},
+    "method": {"mpnas": 0, "independent": 1, "multi_head": 2, "single_path": 3},
+    "cost": {"none": 0, "macs": 1, "params": 2, "latency": 3},
+    "reward": {"abs": 0, "mnas": 1},
+    "split": {"train": 0, "valid": 1},
+    "dtype": {"u8": 0, "f32": 1},
+    "optimizer": {"sgd": 0, "rmsprop": 1, "adam": 2},
+    "abdp_sampling": {"balanced": 0, "proportional": 1},
+    "abdp_signal": {"none": 0, "loss": 1, "kpi": 2, "boost": 3},
+    "output": {"logits": 0, "probabilities": 1},
+}
+_ENUM_PREFIX = {
+    "isa": "ISA_", "log_level": "LOG_", "activation": "ACT_", "preset": "PRESET_",
+    "se_mode": "SE_", "method": "METHOD_", "cost": "COST_", "reward": "REWARD_",
+    "split": "SPLIT_", "dtype": "DTYPE_", "optimizer": "OPTIMIZER_",
+    "abdp_sampling": "ABDP_SAMPLE_", "abdp_signal": "ABDP_SIGNAL_", "output": "OUTPUT_",
+}
+for _kind, _values in _ENUMS.items():
+    for _name, _value in _values.items():
+        globals()[_ENUM_PREFIX[_kind] + _name.upper()] = _value
+
+# Parameters of each handle: name -> (code, "i" integer | "d" real, enum table or None,
+# read-only). Names are the header's constant without its prefix, in lower case; the
+# full constant name ("MPNAS_SEARCH_STEPS") and the integer code are accepted too.
+_CONTEXT_PARAMS = {
+    "threads": (1, "i", None, False),
+    "seed": (2, "i", None, False),
+    "isa": (3, "i", "isa", False),
+    "isa_active": (4, "i", "isa", True),
+    "log_level": (5, "i", "log_level", False),
+    "openmp": (6, "i", None, True),
+}
+_SPACE_PARAMS = {
+    "input_height": (1, "i", None, False),
+    "input_width": (2, "i", None, False),
+    "input_channels": (3, "i", None, False),
+    "stem_channels": (4, "i", None, False),
+    "stem_kernel": (5, "i", None, False),
+    "stem_stride": (6, "i", None, False),
+    "stem_activation": (7, "i", "activation", False),
+    "head_channels": (8, "i", None, False),
+    "head_activation": (9, "i", "activation", False),
+    "se_mode": (10, "i", "se_mode", False),
+    "num_stages": (11, "i", None, True),
+    "num_layers": (12, "i", None, True),
+}
+_ABDP_PARAMS = {
+    "abdp_sampling": (100, "i", "abdp_sampling", False),
+    "abdp_signal": (101, "i", "abdp_signal", False),
+    "abdp_tau": (102, "d", None, False),
+    "abdp_gamma": (103, "d", None, False),
+    "abdp_temperature": (104, "d", None, False),
+    "abdp_loss_momentum": (105, "d", None, False),
+    "abdp_kpi_momentum": (106, "d", None, False),
+    "abdp_w_min": (107, "d", None, False),
+    "abdp_w_max": (108, "d", None, False),
+}
+_SEARCH_PARAMS = dict({
+    "method": (1, "i", "method", False),
+    "steps": (2, "i", None, False),
+    "train_batch": (3, "i", None, False),
+    "valid_batch": (4, "i", None, False),
+    "warmup_fraction": (5, "d", None, False),
+    "learning_rate": (6, "d", None, False),
+    "momentum": (7, "d", None, False),
+    "weight_decay": (8, "d", None, False),
+    "label_smoothing": (9, "d", None, False),
+    "rl_learning_rate": (10, "d", None, False),
+    "rl_delay_fraction": (11, "d", None, False),
+    "rl_ramp": (12, "d", None, False),
+    "entropy_bonus": (13, "d", None, False),
+    "cost": (14, "i", "cost", False),
+    "reward": (15, "i", "reward", False),
+    "cost_beta": (16, "d", None, False),
+    "cost_target": (17, "d", None, False),
+    "sharing_gamma": (18, "d", None, False),
+    "validation_fraction": (19, "d", None, False),
+    "step": (20, "i", None, True),
+}, **_ABDP_PARAMS)
+_TRAIN_PARAMS = dict({
+    "steps": (1, "i", None, False),
+    "batch": (2, "i", None, False),
+    "optimizer": (3, "i", "optimizer", False),
+    "learning_rate": (4, "d", None, False),
+    "warmup_fraction": (5, "d", None, False),
+    "momentum": (6, "d", None, False),
+    "weight_decay": (7, "d", None, False),
+    "label_smoothing": (8, "d", None, False),
+    "augment_pad": (9, "i", None, False),
+    "valid_batch": (10, "i", None, False),
+    "valid_every": (11, "i", None, False),
+    "validation_fraction": (12, "d", None, False),
+    "step": (13, "i", None, True),
+    "num_layers": (20, "i", None, True),
+    "num_nodes": (21, "i", None, True),
+    "params": (22, "i", None, True),
+    "macs": (23, "i", None, True),
+}, **_ABDP_PARAMS)
+_DOMAIN_PARAMS = {"hflip": (1, "i", None, False)}
+_STATS = {
+    "train_loss": 1, "valid_accuracy": 2, "reward": 3, "cost": 4, "loss_weight": 5,
+    "train_size": 6, "valid_size": 7, "macs": 8, "params": 9, "batch_images": 10,
+}
+
+for _table, _prefix in ((_CONTEXT_PARAMS, "CONTEXT_"), (_SPACE_PARAMS, "SPACE_"),
+                        (_SEARCH_PARAMS, "SEARCH_"), (_TRAIN_PARAMS, "TRAIN_"),
+                        (_DOMAIN_PARAMS, "DOMAIN_")):
+    for _name, _spec in _table.items():
+        if _name.startswith("abdp_"):
+            globals()[_name.upper()] = _spec[0]
+        elif _table is _TRAIN_PARAMS and _spec[0] >= 20:
+            globals()["MODEL_" + _name.upper()] = _spec[0]
+        else:
+            globals()[_prefix + _name.upper()] = _spec[0]
+for _name, _code in _STATS.items():
+    globals()["STAT_" + _name.upper()] = _code
+del _code, _name, _kind, _values, _value, _table, _prefix, _spec
+
+OpInfo = namedtuple("OpInfo", "kernel expansion se")
+OpInfo.__doc__ = "An op of a searchable layer: kernel 0 and expansion 0 for `zero` (skip)."
+Evaluation = namedtuple("Evaluation", "top1 loss")
+Evaluation.__doc__ = "Top-1 accuracy (0..1) and mean cross-entropy of labelled images."
+
+
+# ---- Errors -------------------------------------------------------------------------------
+
+class MpnasError(Exception):
+    """A libmpnas call failed: .status (negative code), .name ("MPNAS_E_..."), .message
+    (the library's detail message, or the status's generic description) and .function
+    (the C function that failed, when known)."""
+
+    def __init__(self, status, message="", function=None):
+        self.status = int(status)
+        self.name = STATUS_NAMES.get(self.status, "MPNAS_E_UNKNOWN(%d)" % self.status)
+        self.message = message or _generic(self.status)
+        self.function = function
+        Exception.__init__(self, self.status, self.message)
+
+    def __str__(self):
+        where = "%s: " % self.function if self.function else ""
+        return "%s%s: %s" % (where, self.name, self.message)
+
+
+class InvalidArgumentError(MpnasError, ValueError):
+    """MPNAS_E_INVALID_ARGUMENT: a NULL handle or pointer, inconsistent sizes, a closed
+    handle, a buffer of the wrong size or element type."""
+
+
+class UnknownParameterError(MpnasError, LookupError):
+    """MPNAS_E_UNKNOWN_PARAMETER: a parameter or enum value the library does not know."""
+
+
+class OutOfRangeError(MpnasError, ValueError):
+    """MPNAS_E_OUT_OF_RANGE: a value outside its documented range."""
+
+
+class NoMemoryError(MpnasError, MemoryError):
+    """MPNAS_E_NO_MEMORY: an allocation failed."""
+
+
+class UnsupportedError(MpnasError):
+    """MPNAS_E_UNSUPPORTED: not available here (an ISA this CPU lacks, or a function
+    this build of the library does not export)."""
+
+
+class IOFailureError(MpnasError):
+    """MPNAS_E_IO: a file could not be opened, read or written."""
+
+
+class CorruptError(MpnasError):
+    """MPNAS_E_CORRUPT: a file or buffer is malformed."""
+
+
+class VersionError(MpnasError):
+    """MPNAS_E_VERSION: a file's format version is not supported."""
+
+
+class CancelledError(MpnasError):
+    """MPNAS_E_CANCELLED: a progress callback asked to stop (call again to resume)."""
+
+
+class StateError(MpnasError):
+    """MPNAS_E_STATE: the call is not valid in the handle's current state."""
+
+
+class IncompatibleError(MpnasError):
+    """MPNAS_E_INCOMPATIBLE: e.g. a checkpoint from a different search space."""
+
+
+class InternalError(MpnasError):
+    """MPNAS_E_INTERNAL: a bug in libmpnas."""
+
+
+_ERROR_CLASSES = {
+    -1: InvalidArgumentError, -2: UnknownParameterError, -3: OutOfRangeError,
+    -4: NoMemoryError, -5: UnsupportedError, -6: IOFailureError, -7: CorruptError,
+    -8: VersionError, -9: CancelledError, -10: StateError, -11: IncompatibleError,
+    -12: InternalError,
+}
+
+
+def _error(status, message="", function=None):
+    return _ERROR_CLASSES.get(int(status), MpnasError)(status, message, function)
+
+
+def _generic(status):
+    if _lib is not None:
+        return _lib.mpnas_status_string(int(status)).decode("utf-8", "replace")
+    return STATUS_NAMES.get(int(status), "unknown status")
+
+
+# ---- Loading the library and declaring its functions --------------------------------------
+
+_c_i32, _c_i64, _c_u32, _c_size = ctypes.c_int32, ctypes.c_int64, ctypes.c_uint32, ctypes.c_size_t
+_c_double, _c_float, _c_vp, _c_cp = ctypes.c_double, ctypes.c_float, ctypes.c_void_p, ctypes.c_char_p
+_P = ctypes.POINTER
+_S = _c_i32  # mpnas_status
+
+_SEARCH_PROGRESS_FN = ctypes.CFUNCTYPE(_c_i32, _c_vp, _c_vp, _c_i64, _c_i64)
+_TRAIN_PROGRESS_FN = ctypes.CFUNCTYPE(_c_i32, _c_vp, _c_vp, _c_i64, _c_i64)
+_LOG_FN = ctypes.CFUNCTYPE(None, _c_vp, _c_i32, _c_cp)
+
+# name: (restype, argtypes). Pointers to data are passed as c_void_p (addresses).
+_PROTOTYPES = {
+    "mpnas_version_number": (_c_u32, []),
+    "mpnas_version_string": (_c_cp, []),
+    "mpnas_status_string": (_c_cp, [_S]),
+    "mpnas_isa_supported": (_c_i32, [_c_i32]),
+    "mpnas_context_create": (_S, [_P(_c_vp)]),
+    "mpnas_context_free": (None, [_c_vp]),
+    "mpnas_context_set_int": (_S, [_c_vp, _c_i32, _c_i64]),
+    "mpnas_context_get_int": (_S, [_c_vp, _c_i32, _P(_c_i64)]),
+    "mpnas_context_set_log_callback": (_S, [_c_vp, _LOG_FN, _c_vp]),
+    "mpnas_context_last_error": (_c_cp, [_c_vp]),
+    "mpnas_context_last_status": (_S, [_c_vp]),
+    "mpnas_context_clear_error": (None, [_c_vp]),
+    "mpnas_space_create": (_S, [_c_vp, _c_i32, _P(_c_vp)]),
+    "mpnas_space_free": (None, [_c_vp]),
+    "mpnas_space_set_int": (_S, [_c_vp, _c_i32, _c_i64]),
+    "mpnas_space_get_int": (_S, [_c_vp, _c_i32, _P(_c_i64)]),
+    "mpnas_space_clear_stages": (_S, [_c_vp]),
+    "mpnas_space_add_stage": (_S, [_c_vp, _c_i32, _c_i32, _c_i32, _c_i32, _c_i32]),
+    "mpnas_space_set_choices": (_S, [_c_vp, _c_i32, _c_vp, _c_size, _c_vp, _c_size]),
+    "mpnas_space_num_ops": (_S, [_c_vp, _c_i32, _P(_c_i32)]),
+    "mpnas_space_op_info": (_S, [_c_vp, _c_i32, _c_i32, _P(_c_i32), _P(_c_i32), _P(_c_i32)]),
+    "mpnas_space_path_string": (_S, [_c_vp, _c_vp, _c_size, _c_vp, _c_size, _P(_c_size)]),
+    "mpnas_space_parse_path": (_S, [_c_vp, _c_cp, _c_vp, _c_size]),
+    "mpnas_space_path_cost": (_S, [_c_vp, _c_vp, _c_size, _c_i32, _P(_c_i64), _P(_c_i64)]),
+    "mpnas_space_jaccard": (_S, [_c_vp, _c_vp, _c_size, _c_size, _c_vp, _c_size]),
+    "mpnas_space_node_users": (_S, [_c_vp, _c_vp, _c_size, _c_size, _c_i32, _c_i32, _P(_c_i32)]),
+    "mpnas_controller_create": (_S, [_c_vp, _c_vp, _c_size, _P(_c_vp)]),
+    "mpnas_controller_free": (None, [_c_vp]),
+    "mpnas_controller_num_layers": (_S, [_c_vp, _P(_c_i32)]),
+    "mpnas_controller_probabilities": (_S, [_c_vp, _c_i32, _c_vp, _c_size]),
+    "mpnas_controller_argmax": (_S, [_c_vp, _c_vp, _c_size]),
+    "mpnas_controller_max_probabilities": (_S, [_c_vp, _c_vp, _c_size]),
+    "mpnas_controller_sample": (_S, [_c_vp, _c_vp, _c_size]),
+    "mpnas_controller_log_probability": (_S, [_c_vp, _c_vp, _c_size, _P(_c_double)]),
+    "mpnas_controller_update": (_S, [_c_vp, _c_vp, _c_size, _c_double, _c_double, _c_double]),
+    "mpnas_supernet_create": (_S, [_c_vp, _c_vp, _P(_c_vp)]),
+    "mpnas_supernet_free": (None, [_c_vp]),
+    "mpnas_supernet_space": (_S, [_c_vp, _P(_c_vp)]),
+    "mpnas_supernet_add_domain": (_S, [_c_vp, _c_cp, _c_i32, _P(_c_i32)]),
+    "mpnas_supernet_num_domains": (_S, [_c_vp, _P(_c_i32)]),
+    "mpnas_supernet_set_data": (_S, [_c_vp, _c_i32, _c_i32, _c_i32, _c_vp, _c_vp, _c_i64]),
+    "mpnas_supernet_set_int": (_S, [_c_vp, _c_i32, _c_i64]),
+    "mpnas_supernet_get_int": (_S, [_c_vp, _c_i32, _P(_c_i64)]),
+    "mpnas_supernet_set_double": (_S, [_c_vp, _c_i32, _c_double]),
+    "mpnas_supernet_get_double": (_S, [_c_vp, _c_i32, _P(_c_double)]),
+    "mpnas_supernet_set_fixed_path": (_S, [_c_vp, _c_vp, _c_size]),
+    "mpnas_supernet_search": (_S, [_c_vp, _c_i64, _SEARCH_PROGRESS_FN, _c_vp, _c_i64]),
+    "mpnas_supernet_domain_stat": (_S, [_c_vp, _c_i32, _c_i32, _P(_c_double)]),
+    "mpnas_supernet_controller": (_S, [_c_vp, _c_i32, _P(_c_vp)]),
+    "mpnas_supernet_path": (_S, [_c_vp, _c_i32, _c_vp, _c_size]),
+    "mpnas_supernet_latency_table": (_S, [_c_vp, _c_vp, _c_size, _P(_c_size)]),
+    "mpnas_supernet_set_latency_table": (_S, [_c_vp, _c_vp, _c_size]),
+    "mpnas_supernet_save_checkpoint": (_S, [_c_vp, _c_cp]),
+    "mpnas_supernet_load_checkpoint": (_S, [_c_vp, _c_cp]),
+    "mpnas_model_create": (_S, [_c_vp, _c_vp, _P(_c_vp)]),
+    "mpnas_model_create_from_supernet": (_S, [_c_vp, _P(_c_vp)]),
+    "mpnas_model_free": (None, [_c_vp]),
+    "mpnas_model_add_domain": (_S, [_c_vp, _c_cp, _c_i32, _c_vp, _c_size, _P(_c_i32)]),
+    "mpnas_model_num_domains": (_S, [_c_vp, _P(_c_i32)]),
+    "mpnas_model_domain_name": (_S, [_c_vp, _c_i32, _c_vp, _c_size, _P(_c_size)]),
+    "mpnas_model_domain_classes": (_S, [_c_vp, _c_i32, _P(_c_i32)]),
+    "mpnas_model_path": (_S, [_c_vp, _c_i32, _c_vp, _c_size]),
+    "mpnas_model_space": (_S, [_c_vp, _P(_c_vp)]),
+    "mpnas_model_set_data": (_S, [_c_vp, _c_i32, _c_i32, _c_i32, _c_vp, _c_vp, _c_i64]),
+    "mpnas_model_clear_data": (_S, [_c_vp]),
+    "mpnas_model_set_int": (_S, [_c_vp, _c_i32, _c_i64]),
+    "mpnas_model_get_int": (_S, [_c_vp, _c_i32, _P(_c_i64)]),
+    "mpnas_model_set_double": (_S, [_c_vp, _c_i32, _c_double]),
+    "mpnas_model_get_double": (_S, [_c_vp, _c_i32, _P(_c_double)]),
+    "mpnas_model_set_domain_int": (_S, [_c_vp, _c_i32, _c_i32, _c_i64]),
+    "mpnas_model_train": (_S, [_c_vp, _c_i64, _TRAIN_PROGRESS_FN, _c_vp, _c_i64]),
+    "mpnas_model_domain_stat": (_S, [_c_vp, _c_i32, _c_i32, _P(_c_double)]),
+    "mpnas_model_evaluate": (_S, [_c_vp, _c_i32, _c_i32, _c_vp, _c_vp, _c_i64,
+                                  _P(_c_double), _P(_c_double)]),
+    "mpnas_model_node_users": (_S, [_c_vp, _c_i32, _c_i32, _P(_c_i32)]),
+    "mpnas_model_jaccard": (_S, [_c_vp, _c_vp, _c_size]),
+    "mpnas_model_save": (_S, [_c_vp, _c_cp]),
+    "mpnas_model_save_buffer": (_S, [_c_vp, _c_vp, _c_size, _P(_c_size)]),
+    "mpnas_model_load": (_S, [_c_vp, _c_cp, _P(_c_vp)]),
+    "mpnas_model_load_buffer": (_S, [_c_vp, _c_vp, _c_size, _P(_c_vp)]),
+    "mpnas_model_save_checkpoint": (_S, [_c_vp, _c_cp]),
+    "mpnas_model_load_checkpoint": (_S, [_c_vp, _c_cp]),
+    "mpnas_predictor_create": (_S, [_c_vp, _P(_c_vp)]),
+    "mpnas_predictor_free": (None, [_c_vp]),
+    "mpnas_predictor_run": (_S, [_c_vp, _c_i32, _c_i32, _c_vp, _c_i64, _c_i32, _c_vp, _c_size]),
+}
+
+
+class _Library(object):
+    """The loaded shared library: one attribute per declared function. A function this
+    build does not export raises UnsupportedError when called."""
+
+    def __init__(self, cdll, path):
+        self.cdll = cdll
+        self.path = path
+        self.missing = []
+        for name, (restype, argtypes) in _PROTOTYPES.items():
+            try:
+                fn = getattr(cdll, name)
+            except AttributeError:
+                self.missing.append(name)
+                setattr(self, name, _missing_function(name, path))
+                continue
+            fn.restype = restype
+            fn.argtypes = argtypes
+            setattr(self, name, fn)
+
+
+def _missing_function(name, path):
+    def missing(*args):
+        raise UnsupportedError(-5, "%s is not exported by %s (a library older than this "
+                                   "wrapper?)" % (name, path), name)
+    return missing
+
+
+_lib = None
+
+
+def _default_candidates():
+    env = os.environ.get("MPNAS_LIBRARY")
+    if env:
+        return [env]  # set explicitly: no silent fallback to another copy
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = [os.path.join(here, os.pardir, "lib", "libmpnas.so")]
+    found = ctypes.util.find_library("mpnas")
+    if found:
+        out.append(found)
+    return out
+
+
+def load_library(path=None):
+    """Load libmpnas (from `path`, or as the module docstring says) and return the
+    path it was loaded from. Called implicitly by the first use; calling it again
+    with a path replaces the library for handles created afterwards."""
+    global _lib
+    if _lib is not None and path is None:
+        return _lib.path
+    candidates = [os.fspath(path)] if path is not None else _default_candidates()
+    errors = []
+    for cand in candidates:
+        if os.sep in cand and not os.path.exists(cand):
+            errors.append("%s: no such file" % cand)
+            continue
+        try:
+            cdll = ctypes.CDLL(cand)
+        except OSError as e:
+            errors.append("%s: %s" % (cand, e))
+            continue
+        _lib = _Library(cdll, os.path.abspath(cand) if os.sep in cand else cand)
+        return _lib.path
+    raise OSError("libmpnas not found (set MPNAS_LIBRARY to the path of libmpnas.so): "
+                  + "; ".join(errors or ["no candidate"]))
+
+
+def _L():
+    if _lib is None:
+        load_library()
+    return _lib
+
+
+def library_path():
+    """The path of the loaded library (loading it if needed)."""
+    return load_library()
+
+
+def version():
+    """The run-time library's version string, e.g. "0.1.0"."""
+    return _L().mpnas_version_string().decode()
+
+
+def version_number():
+    """The run-time library's version as MAJOR*10000 + MINOR*100 + PATCH."""
+    return int(_L().mpnas_version_number())
+
+
+def status_string(status):
+    """The library's short English description of a status code."""
+    return _L().mpnas_status_string(int(status)).decode("utf-8", "replace")
+
+
+def isa_supported(isa):
+    """True if this CPU and build can run the ISA ("scalar", "avx2", "neon" or code)."""
+    return bool(_L().mpnas_isa_supported(_enum_value("isa", isa)))
+
+
+# ---- Helpers: names, enums, buffers -------------------------------------------------------
+
+def _enum_value(kind, value):
+    if isinstance(value, str):
+        table = _ENUMS[kind]
+        key = value.lower().replace("-", "_")
+        prefix = "mpnas_" + _ENUM_PREFIX[kind].lower()
+        if key.startswith(prefix):
+            key = key[len(prefix):]
+        if key not in table:
+            raise UnknownParameterError(
+                -2, "unknown %s %r (one of: %s)" % (kind, value, ", ".join(sorted(table))))
+        return table[key]
+    if isinstance(value, bool):
+        return int(value)
+    return int(value)
+
+
+def _enum_name(kind, value):
+    for name, v in _ENUMS[kind].items():
+        if v == value:
+            return name
+    return value
+
+
+def _param_spec(table, param, what):
+    """(code, kind, enum, read_only) of a parameter given by name, constant name or code."""
+    if isinstance(param, str):
+        key = param.lower()
+        if key.startswith("mpnas_"):
+            key = key[len("mpnas_"):]
+        if key not in table:
+            for prefix in ("context_", "space_", "search_", "train_", "model_", "domain_"):
+                if key.startswith(prefix) and key[len(prefix):] in table:
+                    key = key[len(prefix):]
+                    break
+        if key not in table:
+            raise UnknownParameterError(
+                -2, "unknown %s parameter %r (one of: %s)" % (what, param, ", ".join(sorted(table))))
+        return table[key]
+    code = int(param)
+    for spec in table.values():
+        if spec[0] == code:
+            return spec
+    return (code, None, None, False)  # unknown code: let the library judge it
+
+
+def _int64(value):
+    value = int(value)
+    if value >= 1 << 63:  # e.g. a 64-bit seed given as an unsigned number
+        value -= 1 << 64
+    return value
+
+
+def _path_arg(path):
+    return os.fsencode(os.fspath(path))
+
+
+def _name_arg(name):
+    if not isinstance(name, str):
+        raise InvalidArgumentError(-1, "a domain name must be a str, got %r" % (name,))
+    return name.encode("utf-8")
+
+
+def _int32_array(values, what="values"):
+    """An array('i') of `values` (any iterable or buffer of integers) and its address."""
+    if isinstance(values, array.array) and values.typecode == "i" and values.itemsize == 4:
+        arr = values
+    else:
+        try:
+            mv = memoryview(values)
+        except TypeError:
+            mv = None
+        if mv is not None and _native_format(mv.format) in ("i", "l") and mv.itemsize == 4:
+            arr = array.array("i")
+            arr.frombytes(mv.tobytes())  # C order whatever the strides
+        else:
+            try:
+                seq = _flatten(mv.tolist()) if mv is not None else _flatten(values)
+                arr = array.array("i", [int(v) for v in seq])
+            except (TypeError, OverflowError, ValueError) as e:
+                raise InvalidArgumentError(-1, "%s must be 32-bit integers: %s" % (what, e))
+    return arr, (arr.buffer_info()[0] if len(arr) else None)
+
+
+def _flatten(values):
+    out = []
+    stack = [iter(values)]
+    while stack:
+        for v in stack[-1]:
+            if isinstance(v, (list, tuple)):
+                stack.append(iter(v))
+                break
+            out.append(v)
+        else:
+            stack.pop()
+    return out
+
+
+def _native_format(fmt):
+    if fmt and fmt[0] in "@=" + ("<" if sys.byteorder == "little" else ">"):
+        fmt = fmt[1:]
+    return fmt
+
+
+class _Buffer(object):
+    """A C view of images: .address (int or bytes), .dtype (0 u8 / 1 f32), .count
+    (images), .keep (objects to keep alive during the call)."""
+
+    def __init__(self, images, pixels, dtype=None, count=None, what="images"):
+        want = None if dtype is None else _enum_value("dtype", dtype)
+        try:
+            mv = memoryview(images)
+        except TypeError:
+            mv = None
+        if mv is not None:
+            fmt = _native_format(mv.format)
+            if fmt in ("B", "c") and want in (None, 0):
+                self.dtype, data = 0, mv
+            elif fmt == "f" and mv.itemsize == 4 and want in (None, 1):
+                self.dtype, data = 1, mv
+            else:  # another element type: convert (a copy)
+                try:
+                    values = mv.tolist() if mv.ndim else [mv.tolist()]
+                except NotImplementedError:
+                    raise InvalidArgumentError(
+                        -1, "%s: unsupported element format %r" % (what, mv.format))
+                data = self._convert(_flatten(values), fmt, want, what)
+        elif isinstance(images, (list, tuple)):
+            data = self._convert(_flatten(images), None, want, what)
+        else:
+            raise InvalidArgumentError(
+                -1, "%s must support the buffer protocol (bytes, bytearray, array, numpy "
+                    "array, memoryview) or be a list, got %s" % (what, type(images).__name__))
+        if isinstance(data, array.array):
+            self.dtype = 1 if data.typecode == "f" else 0
+            data = memoryview(data)
+        itemsize = 4 if self.dtype == 1 else 1
+        nbytes = data.nbytes
+        values = nbytes // itemsize
+        if pixels <= 0:
+            raise InvalidArgumentError(-1, "%s: the space has no pixels" % what)
+        if count is None:
+            if values % pixels:
+                raise InvalidArgumentError(
+                    -1, "%s: %d values is not a whole number of images of %d values (H x W x C)"
+                        % (what, values, pixels))
+            count = values // pixels
+        elif count < 0 or count * pixels > values:
+            raise InvalidArgumentError(
+                -1, "%s: %d images of %d values need %d values, the buffer has %d"
+                    % (what, count, pixels, count * pixels, values))
+        self.count = int(count)
+        self.keep = [images, data]
+        if not data.c_contiguous:
+            data = memoryview(data.tobytes())
+            self.keep.append(data)
+        if nbytes == 0:
+            self.address = None
+        elif isinstance(data.obj, bytes) and data.obj is not None and data.nbytes == len(data.obj):
+            self.address = data.obj  # ctypes passes a bytes object's own storage
+        elif data.readonly:
+            c = (ctypes.c_char * nbytes).from_buffer_copy(data)
+            self.keep.append(c)
+            self.address = ctypes.addressof(c)
+        else:
+            c = (ctypes.c_char * nbytes).from_buffer(data)
+            self.keep.append(c)
+            self.address = ctypes.addressof(c)
+
+    @staticmethod
+    def _convert(values, fmt, want, what):
+        if want is None:
+            want = 1 if (fmt in ("d", "e", "f") or any(isinstance(v, float) for v in values)) else 0
+        try:
+            if want == 0:
+                return array.array("B", [int(v) for v in values])
+            return array.array("f", [float(v) for v in values])
+        except (OverflowError, ValueError, TypeError) as e:
+            raise InvalidArgumentError(
+                -1, "%s: cannot convert to %s: %s" % (what, "uint8" if want == 0 else "float32", e))
+
+
+def _labels_arg(labels, count):
+    arr, addr = _int32_array(labels, "labels")
+    if len(arr) < count:
+        raise InvalidArgumentError(-1, "labels: %d labels for %d images" % (len(arr), count))
+    return arr, addr
+
+
+# ---- Handles ------------------------------------------------------------------------------
+
+class _Handle(object):
+    """Common machinery: the C handle, its context, children closed before it.
+
+    A child holds its parent strongly (so the parent outlives it) and the parent counts
+    its live children. The C parent is freed only once that count is 0: close() on a
+    parent closes the children it can reach first, and when the garbage collector
+    finalises a parent before its children (a reference cycle, e.g. through a
+    traceback, is finalised in no particular order) the parent's free is deferred
+    until its last child has been freed."""
+
+    _free_fn = None  # name of the C function freeing an owned handle
+    _kind = "handle"
+
+    def _init_handle(self, handle, context, owned=True, parent=None):
+        self._h = handle
+        self._owned = owned
+        self._parent = parent  # strong reference: keeps the parent alive
+        self._children = weakref.WeakSet()  # weak: no reference cycles
+        self._live_children = 0
+        self._pending = None  # a closed handle whose free waits for the children
+        if context is not self:
+            self._context = context
+        if parent is not None:
+            parent._children.add(self)
+            parent._live_children += 1
+
+    @property
+    def closed(self):
+        """True once close() has run (or the parent was closed)."""
+        return getattr(self, "_h", None) is None
+
+    def _handle(self):
+        h = getattr(self, "_h", None)
+        if h is None:
+            raise InvalidArgumentError(-1, "this %s is closed" % self._kind)
+        return h
+
+    def close(self):
+        """Free the C object (children first). Idempotent."""
+        h = getattr(self, "_h", None)
+        if h is None:
+            return
+        for child in list(self._children):
+            child.close()
+        self._h = None
+        if self._live_children > 0:
+            self._pending = h  # freed by the last child's _free
+        else:
+            self._free(h)
+
+    def _free(self, h):
+        if self._owned and self._free_fn is not None and _lib is not None:
+            getattr(_lib, self._free_fn)(h)
+        parent = self._parent
+        if parent is not None:
+            parent._live_children -= 1
+            if parent._live_children == 0 and parent._pending is not None:
+                ph, parent._pending = parent._pending, None
+                parent._free(ph)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _check(self, status, function):
+        """Raise the error of a failed call made with this handle's context."""
+        if status != OK:
+            ctx = self._context
+            raise ctx._error(status, function)
+
+    def _call(self, name, *args):
+        fn = getattr(_L(), name)
+        status = fn(*args)
+        if status != OK:
+            raise self._context._error(status, name)
+
+
+class Context(_Handle):
+    """Settings every other handle uses (threads, seed, instruction set, logging) and
+    the last error. Context(threads=2, seed=1, isa="auto", log_level="warning",
+    log=callable(level, message))."""
+
+    _free_fn = "mpnas_context_free"
+    _kind = "Context"
+
+    def __init__(self, threads=None, seed=None, isa=None, log_level=None, log=None):
+        lib = _L()
+        h = _c_vp()
+        status = lib.mpnas_context_create(ctypes.byref(h))
+        if status != OK:
+            raise _error(status, "", "mpnas_context_create")
+        self._log_cb = None
+        self._init_handle(h.value, self)
+        for name, value in (("threads", threads), ("seed", seed), ("isa", isa),
+                            ("log_level", log_level)):
+            if value is not None:
+                self.set(name, value)
+        if log is not None:
+            self.set_log_callback(log)
+
+    @property
+    def _context(self):
+        return self
+
+    def _error(self, status, function=None):
+        message = ""
+        h = getattr(self, "_h", None)
+        if h is not None and _lib is not None:
+            if _lib.mpnas_context_last_status(h) == status:
+                message = (_lib.mpnas_context_last_error(h) or b"").decode("utf-8", "replace")
+            _lib.mpnas_context_clear_error(h)
+        return _error(status, message, function)
+
+    def close(self):
+        """Free the context, closing every handle created from it first."""
+        _Handle.close(self)
+
+    def _free(self, h):
+        _Handle._free(self, h)
+        self._log_cb = None  # the C context is gone: the callback may go too
+
+    # parameters
+    def set(self, param, value):
+        """Set a context parameter by name ("threads", "seed", "isa", "log_level"),
+        constant name or code. Enum values may be given by name ("avx2", "debug")."""
+        code, _, enum, _ = _param_spec(_CONTEXT_PARAMS, param, "context")
+        if enum is not None:
+            value = _enum_value(enum, value)
+        self._call("mpnas_context_set_int", self._handle(), code, _int64(value))
+
+    set_int = set
+
+    def get(self, param):
+        """Read a context parameter (an int; see the properties for names of enums)."""
+        code = _param_spec(_CONTEXT_PARAMS, param, "context")[0]
+        v = _c_i64()
+        self._call("mpnas_context_get_int", self._handle(), code, ctypes.byref(v))
+        return v.value
+
+    get_int = get
+
+    threads = property(lambda self: self.get("threads"),
+                       lambda self, v: self.set("threads", v), doc="Worker threads (0 = all).")
+    seed = property(lambda self: self.get("seed") & ((1 << 64) - 1),
+                    lambda self, v: self.set("seed", v), doc="Seed of every random stream.")
+    isa = property(lambda self: _enum_name("isa", self.get("isa")),
+                   lambda self, v: self.set("isa", v),
+                   doc='Requested instruction set: "auto", "scalar", "avx2" or "neon".')
+    isa_active = property(lambda self: _enum_name("isa", self.get("isa_active")),
+                          doc="The instruction set in use (read-only).")
+    log_level = property(lambda self: _enum_name("log_level", self.get("log_level")),
+                         lambda self, v: self.set("log_level", v),
+                         doc='"none", "error", "warning", "info" or "debug".')
+    openmp = property(lambda self: bool(self.get("openmp")),
+                      doc="True if the library was built with OpenMP.")
+
+    @property
+    def last_error(self):
+        """The message of the last failing call with this context ("" when none)."""
+        return (_L().mpnas_context_last_error(self._handle()) or b"").decode("utf-8", "replace")
+
+    def set_log_callback(self, fn):
+        """Install fn(level: int, message: str) as the log callback (None removes it).
+        Exceptions raised by fn are printed to stderr and otherwise ignored."""
+        h = self._handle()
+        if fn is None:
+            self._call("mpnas_context_set_log_callback", h, _LOG_FN(), None)
+            self._log_cb = None
+            return
+
+        def trampoline(user, level, message):
+            try:
+                fn(int(level), (message or b"").decode("utf-8", "replace"))
+            except Exception as e:  # never let an exception cross the C frame
+                sys.stderr.write("mpnas log callback raised %r\n" % (e,))
+
+        cb = _LOG_FN(trampoline)
+        self._call("mpnas_context_set_log_callback", h, cb, None)
+        self._log_cb = cb  # kept referenced while installed
+
+    # conveniences
+    def space(self, preset="32px"):
+        """Space(self, preset)."""
+        return Space(self, preset)
+
+    def load_model(self, path):
+        """Model.load(self, path)."""
+        return Model.load(self, path)
+
+    def __repr__(self):
+        if self.closed:
+            return "<mpnas.Context closed>"
+        return "<mpnas.Context threads=%d seed=%d isa=%s>" % (self.threads, self.seed,
+                                                              self.isa_active)
+
+
+class Space(_Handle):
+    """A search space: Space(ctx, preset) with preset "32px" (default), "mobilenet_v3",
+    "mbv2_9", "empty" or an MPNAS_PRESET_* code. A supernet's or model's own space
+    (Supernet.space, Model.space) is a read-only view owned by that handle."""
+
+    _free_fn = "mpnas_space_free"
+    _kind = "Space"
+
+    def __init__(self, context, preset="32px"):
+        if not isinstance(context, Context):
+            raise InvalidArgumentError(-1, "Space(context, preset): context must be a Context")
+        h = _c_vp()
+        status = _L().mpnas_space_create(context._handle(), _enum_value("preset", preset),
+                                         ctypes.byref(h))
+        if status != OK:
+            raise context._error(status, "mpnas_space_create")
+        self._init_handle(h.value, context, owned=True, parent=context)
+
+    @classmethod
+    def _borrow(cls, handle, owner):
+        self = cls.__new__(cls)
+        self._init_handle(handle, owner._context, owned=False, parent=owner)
+        return self
+
+    @property
+    def context(self):
+        return self._context
+
+    def set(self, param, value):
+        """Set a space parameter by name ("input_height", "stem_channels", "se_mode",
+        ...), constant name or code; enum values by name ("hswish", "choice")."""
+        code, _, enum, _ = _param_spec(_SPACE_PARAMS, param, "space")
+        if enum is not None:
+            value = _enum_value(enum, value)
+        self._call("mpnas_space_set_int", self._handle(), code, _int64(value))
+
+    set_int = set
+
+    def get(self, param):
+        code = _param_spec(_SPACE_PARAMS, param, "space")[0]
+        v = _c_i64()
+        self._call("mpnas_space_get_int", self._handle(), code, ctypes.byref(v))
+        return v.value
+
+    get_int = get
+
+    def configure(self, **params):
+        """Set several parameters: configure(stem_channels=8, head_channels=64)."""
+        for name, value in params.items():
+            self.set(name, value)
+        return self
+
+    def parameters(self):
+        """Every parameter as a dict."""
+        return {name: self.get(name) for name in _SPACE_PARAMS}
+
+    num_layers = property(lambda self: self.get("num_layers"),
+                          doc="Searchable layers over all stages.")
+    num_stages = property(lambda self: self.get("num_stages"))
+    input_shape = property(lambda self: (self.get("input_height"), self.get("input_width"),
+                                         self.get("input_channels")),
+                           doc="(height, width, channels) of one input image.")
+
+    @property
+    def image_size(self):
+        """Values per input image (height x width x channels)."""
+        h, w, c = self.input_shape
+        return h * w * c
+
+    def clear_stages(self):
+        self._call("mpnas_space_clear_stages", self._handle())
+
+    def add_stage(self, out_channels, layers, stride=1, activation="relu", skippable=True):
+        """Append a stage (activation by name or MPNAS_ACT_* code)."""
+        self._call("mpnas_space_add_stage", self._handle(), int(out_channels), int(layers),
+                   int(stride), _enum_value("activation", activation), int(bool(skippable)))
+
+    def set_choices(self, stage, kernels, expansions):
+        """Kernel sizes and expansion ratios of one stage (-1: the default lists)."""
+        k, ka = _int32_array(kernels, "kernels")
+        e, ea = _int32_array(expansions, "expansions")
+        self._call("mpnas_space_set_choices", self._handle(), int(stage), ka, len(k), ea, len(e))
+
+    def num_ops(self, layer):
+        n = _c_i32()
+        self._call("mpnas_space_num_ops", self._handle(), int(layer), ctypes.byref(n))
+        return n.value
+
+    def op_info(self, layer, op):
+        """OpInfo(kernel, expansion, se) of op `op` of `layer` (0, 0, 0 for zero)."""
+        k, e, s = _c_i32(), _c_i32(), _c_i32()
+        self._call("mpnas_space_op_info", self._handle(), int(layer), int(op),
+                   ctypes.byref(k), ctypes.byref(e), ctypes.byref(s))
+        return OpInfo(k.value, e.value, bool(s.value))
+
+    def op_name(self, layer, op):
+        """An op as the path text writes it: "zero", "k5e3", "k3e6-se"."""
+        info = self.op_info(layer, op)
+        if info.kernel == 0:
+            return "zero"
+        return "k%de%d%s" % (info.kernel, info.expansion, "-se" if info.se else "")
+
+    def ops(self, layer):
+        """The names of a layer's ops, in op-index order."""
+        return [self.op_name(layer, op) for op in range(self.num_ops(layer))]
+
+    def _path(self, path):
+        """A path given as op indices or text -> (array('i'), address, num_layers)."""
+        if isinstance(path, str):
+            path = self.parse_path(path)
+        arr, addr = _int32_array(path, "path")
+        return arr, addr, len(arr)
+
+    def path_string(self, path):
+        """A path (op indices) as text, e.g. "k3e3 k5e6 zero ..."."""
+        arr, addr, n = self._path(path)
+        needed = _c_size()
+        buf = ctypes.create_string_buffer(256)
+        st = _L().mpnas_space_path_string(self._handle(), addr, n, buf, len(buf),
+                                          ctypes.byref(needed))
+        if st == -3 and needed.value > len(buf):  # MPNAS_E_OUT_OF_RANGE: buffer too small
+            self._context._error(st)  # clears the stored error
+            buf = ctypes.create_string_buffer(needed.value)
+            st = _L().mpnas_space_path_string(self._handle(), addr, n, buf, len(buf),
+                                              ctypes.byref(needed))
+        self._check(st, "mpnas_space_path_string")
+        return buf.value.decode()
+
+    def parse_path(self, text):
+        """Path text -> a list of op indices (one per layer)."""
+        n = self.num_layers
+        out = (_c_i32 * max(n, 1))()
+        self._call("mpnas_space_parse_path", self._handle(), text.encode(), out, n)
+        return list(out[:n])
+
+    def path_cost(self, path, num_classes):
+        """(macs, params) of one domain's path with a classifier of num_classes."""
+        arr, addr, n = self._path(path)
+        macs, params = _c_i64(), _c_i64()
+        self._call("mpnas_space_path_cost", self._handle(), addr, n, int(num_classes),
+                   ctypes.byref(macs), ctypes.byref(params))
+        return macs.value, params.value
+
+    def _paths(self, paths):
+        rows = [self._path(p)[0] for p in paths]
+        n = self.num_layers
+        flat = array.array("i")
+        for r in rows:
+            if len(r) != n:
+                raise InvalidArgumentError(-1, "a path has %d entries, the space %d layers"
+                                           % (len(r), n))
+            flat.extend(r)
+        return flat, (flat.buffer_info()[0] if len(flat) else None), len(rows), n
+
+    def jaccard(self, paths):
+        """The Jaccard similarity of every pair of paths' node sets (list of lists)."""
+        flat, addr, d, n = self._paths(paths)
+        out = (_c_double * max(d * d, 1))()
+        self._call("mpnas_space_jaccard", self._handle(), addr, d, n, out, d * d)
+        return [list(out[i * d:(i + 1) * d]) for i in range(d)]
+
+    def node_users(self, paths, layer, op):
+        """How many of the paths use node (layer, op)."""
+        flat, addr, d, n = self._paths(paths)
+        users = _c_i32()
+        self._call("mpnas_space_node_users", self._handle(), addr, d, n, int(layer), int(op),
+                   ctypes.byref(users))
+        return users.value
+
+    def __repr__(self):
+        if self.closed:
+            return "<mpnas.Space closed>"
+        return "<mpnas.Space %dx%dx%d, %d layers>" % (self.input_shape + (self.num_layers,))
+
+
+class Controller(_Handle):
+    """A REINFORCE controller: standalone Controller(ctx, ops_per_layer), or a
+    supernet's own (Supernet.controller(domain), not freed by close())."""
+
+    _free_fn = "mpnas_controller_free"
+    _kind = "Controller"
+
+    def __init__(self, context, ops_per_layer):
+        arr, addr = _int32_array(ops_per_layer, "ops_per_layer")
+        h = _c_vp()
+        status = _L().mpnas_controller_create(context._handle(), addr, len(arr), ctypes.byref(h))
+        if status != OK:
+            raise context._error(status, "mpnas_controller_create")
+        self._init_handle(h.value, context, owned=True, parent=context)
+        self._ops = list(arr)
+
+    @classmethod
+    def _borrow(cls, handle, owner, ops_per_layer):
+        self = cls.__new__(cls)
+        self._init_handle(handle, owner._context, owned=False, parent=owner)
+        self._ops = list(ops_per_layer)
+        return self
+
+    @property
+    def ops_per_layer(self):
+        return list(self._ops)
+
+    @property
+    def num_layers(self):
+        n = _c_i32()
+        self._call("mpnas_controller_num_layers", self._handle(), ctypes.byref(n))
+        return n.value
+
+    def probabilities(self, layer):
+        """Softmax probabilities of one layer's ops."""
+        layer = int(layer)
+        n = self._ops[layer] if 0 <= layer < len(self._ops) else 1
+        out = (_c_double * n)()
+        self._call("mpnas_controller_probabilities", self._handle(), layer, out, n)
+        return list(out)
+
+    def _layers_call(self, name, ctype):
+        n = self.num_layers
+        out = (ctype * max(n, 1))()
+        self._call(name, self._handle(), out, n)
+        return list(out[:n])
+
+    def argmax(self):
+        return self._layers_call("mpnas_controller_argmax", _c_i32)
+
+    def max_probabilities(self):
+        return self._layers_call("mpnas_controller_max_probabilities", _c_double)
+
+    def sample(self):
+        return self._layers_call("mpnas_controller_sample", _c_i32)
+
+    def log_probability(self, path):
+        arr, addr = _int32_array(path, "path")
+        v = _c_double()
+        self._call("mpnas_controller_log_probability", self._handle(), addr, len(arr),
+                   ctypes.byref(v))
+        return v.value
+
+    def update(self, path, reward, learning_rate, entropy_bonus=0.0):
+        arr, addr = _int32_array(path, "path")
+        self._call("mpnas_controller_update", self._handle(), addr, len(arr), float(reward),
+                   float(learning_rate), float(entropy_bonus))
+
+
+def _progress_trampoline(fn, cfunctype):
+    """A C progress callback calling fn(step, total); a true result cancels. An
+    exception in fn cancels too and is re-raised by the caller (state["error"])."""
+    state = {"error": None}
+    if fn is None:
+        return cfunctype(), state  # a NULL function pointer
+
+    def trampoline(user, handle, step, total):
+        try:
+            return 1 if fn(int(step), int(total)) else 0
+        except BaseException as e:  # KeyboardInterrupt included: stop cleanly
+            state["error"] = e
+            return 1
+
+    return cfunctype(trampoline), state
+
+
+class _Parameterised(_Handle):
+    """set/get/configure for handles with int and real parameters."""
+
+    _params = {}
+    _what = ""
+    _set_int_fn = _get_int_fn = _set_double_fn = _get_double_fn = None
+
+    def set_int(self, param, value):
+        """Set an integer parameter by name, constant name or code."""
+        code, _, enum, _ = _param_spec(self._params, param, self._what)
+        if enum is not None:
+            value = _enum_value(enum, value)
+        self._call(self._set_int_fn, self._handle(), code, _int64(value))
+
+    def set_double(self, param, value):
+        """Set a real-valued parameter by name, constant name or code."""
+        code = _param_spec(self._params, param, self._what)[0]
+        self._call(self._set_double_fn, self._handle(), code, float(value))
+
+    def get_int(self, param):
+        code = _param_spec(self._params, param, self._what)[0]
+        v = _c_i64()
+        self._call(self._get_int_fn, self._handle(), code, ctypes.byref(v))
+        return v.value
+
+    def get_double(self, param):
+        code = _param_spec(self._params, param, self._what)[0]
+        v = _c_double()
+        self._call(self._get_double_fn, self._handle(), code, ctypes.byref(v))
+        return v.value
+
+    def set(self, param, value):
+        """Set a parameter by name, picking the integer or real setter from its type
+        (for a bare code: a float value uses the real setter)."""
+        code, kind, _, _ = _param_spec(self._params, param, self._what)
+        if kind is None:
+            kind = "d" if isinstance(value, float) else "i"
+        if kind == "d":
+            self.set_double(param, value)
+        else:
+            self.set_int(param, value)
+
+    def get(self, param):
+        code, kind, _, _ = _param_spec(self._params, param, self._what)
+        return self.get_double(param) if kind == "d" else self.get_int(param)
+
+    def configure(self, **params):
+        """Set several parameters at once: configure(steps=100, learning_rate=0.05)."""
+        for name, value in params.items():
+            self.set(name, value)
+        return self
+
+    def parameters(self):
+        """Every readable parameter as a dict (names as in configure())."""
+        out = {}
+        for name in self._params:
+            try:
+                out[name] = self.get(name)
+            except MpnasError:
+                pass
+        return out
+
+
+class Supernet(_Parameterised):
+    """The one-shot super-network over a copy of a space, its domains and the search:
+    Supernet(space). Parameters by name (see configure()): method, steps, train_batch,
+    valid_batch, warmup_fraction, learning_rate, ..., abdp_* (docs/SEARCH.md)."""
+
+    _free_fn = "mpnas_supernet_free"
+    _kind = "Supernet"
+    _params = _SEARCH_PARAMS
+    _what = "search"
+    _set_int_fn, _get_int_fn = "mpnas_supernet_set_int", "mpnas_supernet_get_int"
+    _set_double_fn, _get_double_fn = "mpnas_supernet_set_double", "mpnas_supernet_get_double"
+
+    def __init__(self, space, context=None):
+        if not isinstance(space, Space):
+            raise InvalidArgumentError(-1, "Supernet(space): space must be a Space")
+        context = context or space.context
+        h = _c_vp()
+        status = _L().mpnas_supernet_create(context._handle(), space._handle(), ctypes.byref(h))
+        if status != OK:
+            raise context._error(status, "mpnas_supernet_create")
+        self._init_handle(h.value, context, owned=True, parent=context)
+        self._names = []
+        self._classes = []
+        self._progress = None
+
+    @property
+    def context(self):
+        return self._context
+
+    @property
+    def space(self):
+        """The supernet's own copy of the space (a view; valid while this lives)."""
+        out = _c_vp()
+        self._call("mpnas_supernet_space", self._handle(), ctypes.byref(out))
+        return Space._borrow(out.value, self)
+
+    def add_domain(self, name, num_classes):
+        """Add a domain; returns its index."""
+        d = _c_i32()
+        self._call("mpnas_supernet_add_domain", self._handle(), _name_arg(name),
+                   int(num_classes), ctypes.byref(d))
+        self._names.append(name)
+        self._classes.append(int(num_classes))
+        return d.value
+
+    @property
+    def num_domains(self):
+        n = _c_i32()
+        self._call("mpnas_supernet_num_domains", self._handle(), ctypes.byref(n))
+        return n.value
+
+    @property
+    def domains(self):
+        """Domain names in index order."""
+        return list(self._names)
+
+    def domain_index(self, domain):
+        """A domain's index from its name (an int is returned as is)."""
+        if isinstance(domain, str):
+            try:
+                return self._names.index(domain)
+            except ValueError:
+                raise InvalidArgumentError(-1, "no domain named %r (domains: %s)"
+                                           % (domain, ", ".join(self._names)))
+        return int(domain)
+
+    def set_data(self, domain, images, labels, split="train", dtype=None, count=None):
+        """Hand a domain's images in (copied by the library): any buffer of uint8
+        (0..255) or float32 values, NHWC, count x H x W x C values (count inferred from
+        the size unless given), and one integer label per image. dtype "u8"/"f32"
+        forces a conversion; other element types (float64, int) are converted."""
+        d = self.domain_index(domain)
+        buf = _Buffer(images, self.space.image_size, dtype, count)
+        lab, laddr = _labels_arg(labels, buf.count)
+        self._call("mpnas_supernet_set_data", self._handle(), d, _enum_value("split", split),
+                   buf.dtype, buf.address, laddr, buf.count)
+
+    def set_fixed_path(self, path):
+        arr, addr, n = self.space._path(path)
+        self._call("mpnas_supernet_set_fixed_path", self._handle(), addr, n)
+
+    def search(self, max_steps=0, progress=None, every=10):
+        """Run (or resume) the search for at most max_steps more steps (0 = to the end).
+        progress(step, total) is called every `every` steps and at the end; returning
+        a true value stops the search, which raises CancelledError (call search()
+        again to resume). An exception in progress stops the search and is re-raised.
+        Returns the number of steps done so far."""
+        cb, state = _progress_trampoline(progress, _SEARCH_PROGRESS_FN)
+        self._progress = cb  # referenced while in use
+        try:
+            status = _L().mpnas_supernet_search(self._handle(), int(max_steps), cb, None,
+                                                int(every) if progress is not None else 0)
+        finally:
+            self._progress = None
+        if state["error"] is not None:
+            self._context._error(status)  # clear the stored CANCELLED
+            raise state["error"]
+        self._check(status, "mpnas_supernet_search")
+        return self.step
+
+    step = property(lambda self: self.get_int("step"), doc="Search steps done so far.")
+
+    def domain_stat(self, domain, stat):
+        """One statistic ("train_loss", "valid_accuracy", "reward", "cost",
+        "loss_weight", "train_size", "valid_size", "macs", "params", "batch_images")."""
+        code = _STATS[stat] if isinstance(stat, str) else int(stat)
+        v = _c_double()
+        self._call("mpnas_supernet_domain_stat", self._handle(), self.domain_index(domain),
+                   code, ctypes.byref(v))
+        return v.value
+
+    def domain_stats(self, domain):
+        """Every statistic the supernet keeps for a domain, as a dict."""
+        out = {}
+        for name, code in _STATS.items():
+            try:
+                out[name] = self.domain_stat(domain, code)
+            except UnknownParameterError:
+                pass
+        return out
+
+    def controller(self, domain):
+        out = _c_vp()
+        self._call("mpnas_supernet_controller", self._handle(), self.domain_index(domain),
+                   ctypes.byref(out))
+        space = self.space
+        return Controller._borrow(out.value, self,
+                                  [space.num_ops(l) for l in range(space.num_layers)])
+
+    def path(self, domain):
+        """A domain's current result path (op indices)."""
+        n = self.space.num_layers
+        out = (_c_i32 * max(n, 1))()
+        self._call("mpnas_supernet_path", self._handle(), self.domain_index(domain), out, n)
+        return list(out[:n])
+
+    def path_string(self, domain):
+        return self.space.path_string(self.path(domain))
+
+    def paths(self):
+        """Every domain's path, as a dict name -> op indices."""
+        return {name: self.path(i) for i, name in enumerate(self._names)}
+
+    def jaccard(self):
+        """The Jaccard similarity of the domains' current paths (list of lists)."""
+        return self.space.jaccard([self.path(d) for d in range(len(self._names))])
+
+    def latency_table(self):
+        count = _c_size()
+        self._call("mpnas_supernet_latency_table", self._handle(), None, 0, ctypes.byref(count))
+        out = (_c_double * max(count.value, 1))()
+        self._call("mpnas_supernet_latency_table", self._handle(), out, count.value,
+                   ctypes.byref(count))
+        return list(out[:count.value])
+
+    def set_latency_table(self, seconds):
+        arr = array.array("d", [float(s) for s in seconds])
+        self._call("mpnas_supernet_set_latency_table", self._handle(),
+                   arr.buffer_info()[0] if len(arr) else None, len(arr))
+
+    def save_checkpoint(self, path):
+        self._call("mpnas_supernet_save_checkpoint", self._handle(), _path_arg(path))
+
+    def load_checkpoint(self, path):
+        self._call("mpnas_supernet_load_checkpoint", self._handle(), _path_arg(path))
+
+    def __repr__(self):
+        if self.closed:
+            return "<mpnas.Supernet closed>"
+        return "<mpnas.Supernet domains=%s step=%d>" % (self._names, self.step)
+
+
+class Model(_Parameterised):
+    """The deployable multi-path model. Create it with Model.from_supernet(sn),
+    Model.create(space, [(name, classes, path), ...]) or Model(space) + add_domain,
+    or load one with Model.load(ctx, path) / Model.load_buffer(ctx, data).
+    Training parameters by name (configure()): steps, batch, optimizer,
+    learning_rate, warmup_fraction, momentum, weight_decay, label_smoothing,
+    augment_pad, valid_batch, valid_every, validation_fraction, abdp_*."""
+
+    _free_fn = "mpnas_model_free"
+    _kind = "Model"
+    _params = _TRAIN_PARAMS
+    _what = "model"
+    _set_int_fn, _get_int_fn = "mpnas_model_set_int", "mpnas_model_get_int"
+    _set_double_fn, _get_double_fn = "mpnas_model_set_double", "mpnas_model_get_double"
+
+    def __init__(self, space, context=None):
+        if not isinstance(space, Space):
+            raise InvalidArgumentError(-1, "Model(space): space must be a Space")
+        context = context or space.context
+        h = _c_vp()
+        status = _L().mpnas_model_create(context._handle(), space._handle(), ctypes.byref(h))
+        if status != OK:
+            raise context._error(status, "mpnas_model_create")
+        self._setup(h.value, context)
+
+    def _setup(self, handle, context):
+        self._init_handle(handle, context, owned=True, parent=context)
+        self._progress = None
+
+    @classmethod
+    def _wrap(cls, handle, context):
+        self = cls.__new__(cls)
+        self._setup(handle, context)
+        return self
+
+    @classmethod
+    def create(cls, space, domains):
+        """A model over `space` with domains [(name, classes, path), ...] (a path as op
+        indices or text); a dict {name: (classes, path)} works too."""
+        self = cls(space)
+        try:
+            items = domains.items() if hasattr(domains, "items") else domains
+            for item in items:
+                if hasattr(domains, "items"):
+                    name, (classes, path) = item
+                else:
+                    name, classes, path = item
+                self.add_domain(name, classes, path)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @classmethod
+    def from_supernet(cls, supernet):
+        """A model from a searched supernet: its space, domains, COPIES of their data
+        and each domain's result path; fresh weights (it trains from scratch)."""
+        h = _c_vp()
+        status = _L().mpnas_model_create_from_supernet(supernet._handle(), ctypes.byref(h))
+        if status != OK:
+            raise supernet._context._error(status, "mpnas_model_create_from_supernet")
+        return cls._wrap(h.value, supernet._context)
+
+    @classmethod
+    def load(cls, context, path):
+        """Load a saved model file."""
+        h = _c_vp()
+        status = _L().mpnas_model_load(context._handle(), _path_arg(path), ctypes.byref(h))
+        if status != OK:
+            raise context._error(status, "mpnas_model_load")
+        return cls._wrap(h.value, context)
+
+    @classmethod
+    def load_buffer(cls, context, data):
+        """Load a model from bytes (or any buffer) written by save_buffer()."""
+        if not isinstance(data, bytes):
+            data = memoryview(data).tobytes()  # a contiguous copy the call can point at
+        h = _c_vp()
+        status = _L().mpnas_model_load_buffer(context._handle(), data, len(data),
+                                              ctypes.byref(h))
+        if status != OK:
+            raise context._error(status, "mpnas_model_load_buffer")
+        return cls._wrap(h.value, context)
+
+    @property
+    def context(self):
+        return self._context
+
+    @property
+    def space(self):
+        """The model's own space (a view; valid while the model lives)."""
+        out = _c_vp()
+        self._call("mpnas_model_space", self._handle(), ctypes.byref(out))
+        return Space._borrow(out.value, self)
+
+    def add_domain(self, name, num_classes, path):
+        arr, addr, n = self.space._path(path)
+        d = _c_i32()
+        self._call("mpnas_model_add_domain", self._handle(), _name_arg(name), int(num_classes),
+                   addr, n, ctypes.byref(d))
+        return d.value
+
+    @property
+    def num_domains(self):
+        n = _c_i32()
+        self._call("mpnas_model_num_domains", self._handle(), ctypes.byref(n))
+        return n.value
+
+    def domain_name(self, domain):
+        needed = _c_size()
+        buf = ctypes.create_string_buffer(64)
+        self._call("mpnas_model_domain_name", self._handle(), int(domain), buf, len(buf),
+                   ctypes.byref(needed))
+        return buf.value.decode("utf-8", "replace")
+
+    @property
+    def domains(self):
+        """Domain names in index order."""
+        return [self.domain_name(d) for d in range(self.num_domains)]
+
+    def domain_index(self, domain):
+        if isinstance(domain, str):
+            names = self.domains
+            if domain not in names:
+                raise InvalidArgumentError(-1, "no domain named %r (domains: %s)"
+                                           % (domain, ", ".join(names)))
+            return names.index(domain)
+        return int(domain)
+
+    def domain_classes(self, domain):
+        c = _c_i32()
+        self._call("mpnas_model_domain_classes", self._handle(), self.domain_index(domain),
+                   ctypes.byref(c))
+        return c.value
+
+    def path(self, domain):
+        n = self.space.num_layers
+        out = (_c_i32 * max(n, 1))()
+        self._call("mpnas_model_path", self._handle(), self.domain_index(domain), out, n)
+        return list(out[:n])
+
+    def path_string(self, domain):
+        return self.space.path_string(self.path(domain))
+
+    def set_data(self, domain, images, labels, split="train", dtype=None, count=None):
+        """Training (or validation) data of a domain, as Supernet.set_data."""
+        d = self.domain_index(domain)
+        buf = _Buffer(images, self.space.image_size, dtype, count)
+        lab, laddr = _labels_arg(labels, buf.count)
+        self._call("mpnas_model_set_data", self._handle(), d, _enum_value("split", split),
+                   buf.dtype, buf.address, laddr, buf.count)
+
+    def clear_data(self):
+        self._call("mpnas_model_clear_data", self._handle())
+
+    def set_domain_int(self, domain, param, value):
+        """A per-domain setting ("hflip" or MPNAS_DOMAIN_* code)."""
+        code = _param_spec(_DOMAIN_PARAMS, param, "domain")[0]
+        self._call("mpnas_model_set_domain_int", self._handle(), self.domain_index(domain),
+                   code, _int64(value))
+
+    def train(self, max_steps=0, progress=None, every=10):
+        """Train (or resume) for at most max_steps more steps (0 = to the end).
+        progress(step, total) as in Supernet.search (a true result cancels with
+        CancelledError; an exception cancels and is re-raised). Returns the steps done."""
+        cb, state = _progress_trampoline(progress, _TRAIN_PROGRESS_FN)
+        self._progress = cb
+        try:
+            status = _L().mpnas_model_train(self._handle(), int(max_steps), cb, None,
+                                            int(every) if progress is not None else 0)
+        finally:
+            self._progress = None
+        if state["error"] is not None:
+            self._context._error(status)
+            raise state["error"]
+        self._check(status, "mpnas_model_train")
+        return self.step
+
+    step = property(lambda self: self.get_int("step"), doc="Training steps done so far.")
+    params = property(lambda self: self.get_int("params"),
+                      doc="Unique parameters (shared nodes once, classifiers included).")
+    macs = property(lambda self: self.get_int("macs"),
+                    doc="Sum over domains of their path's multiply-accumulates per image.")
+    nodes = property(lambda self: self.get_int("num_nodes"), doc="Distinct non-zero nodes.")
+    num_layers = property(lambda self: self.get_int("num_layers"))
+
+    def domain_stat(self, domain, stat):
+        """"train_loss", "valid_accuracy", "loss_weight", "train_size", "valid_size",
+        "macs", "params", "batch_images"."""
+        code = _STATS[stat] if isinstance(stat, str) else int(stat)
+        v = _c_double()
+        self._call("mpnas_model_domain_stat", self._handle(), self.domain_index(domain), code,
+                   ctypes.byref(v))
+        return v.value
+
+    def domain_stats(self, domain):
+        """Every statistic the model keeps for a domain, as a dict."""
+        out = {}
+        for name, code in _STATS.items():
+            try:
+                out[name] = self.domain_stat(domain, code)
+            except UnknownParameterError:
+                pass
+        return out
+
+    def evaluate(self, domain, images, labels, dtype=None, count=None):
+        """Evaluation(top1, loss) of labelled images of a domain."""
+        d = self.domain_index(domain)
+        buf = _Buffer(images, self.space.image_size, dtype, count)
+        lab, laddr = _labels_arg(labels, buf.count)
+        top1, loss = _c_double(), _c_double()
+        self._call("mpnas_model_evaluate", self._handle(), d, buf.dtype, buf.address, laddr,
+                   buf.count, ctypes.byref(top1), ctypes.byref(loss))
+        return Evaluation(top1.value, loss.value)
+
+    def node_users(self, layer, op):
+        """How many domains use node (layer, op): 0 unused, 1 exclusive, >= 2 shared."""
+        u = _c_i32()
+        self._call("mpnas_model_node_users", self._handle(), int(layer), int(op), ctypes.byref(u))
+        return u.value
+
+    def jaccard(self):
+        """The Jaccard similarity of the domains' node sets (list of lists)."""
+        d = self.num_domains
+        out = (_c_double * max(d * d, 1))()
+        self._call("mpnas_model_jaccard", self._handle(), out, d * d)
+        return [list(out[i * d:(i + 1) * d]) for i in range(d)]
+
+    def save(self, path):
+        self._call("mpnas_model_save", self._handle(), _path_arg(path))
+
+    def save_buffer(self):
+        """The saved model as bytes."""
+        size = _c_size()
+        self._call("mpnas_model_save_buffer", self._handle(), None, 0, ctypes.byref(size))
+        buf = ctypes.create_string_buffer(max(size.value, 1))
+        self._call("mpnas_model_save_buffer", self._handle(), buf, size.value, ctypes.byref(size))
+        return buf.raw[:size.value]
+
+    def save_checkpoint(self, path):
+        self._call("mpnas_model_save_checkpoint", self._handle(), _path_arg(path))
+
+    def load_checkpoint(self, path):
+        self._call("mpnas_model_load_checkpoint", self._handle(), _path_arg(path))
+
+    def predictor(self):
+        """A Predictor on this model (one per thread)."""
+        return Predictor(self)
+
+    def __repr__(self):
+        if self.closed:
+            return "<mpnas.Model closed>"
+        return "<mpnas.Model domains=%s>" % (self.domains,)
+
+
+class Predictor(_Handle):
+    """Runs a model's domains on batches: Predictor(model) or model.predictor(). Keeps
+    its model alive; closing the model closes its predictors."""
+
+    _free_fn = "mpnas_predictor_free"
+    _kind = "Predictor"
+
+    def __init__(self, model):
+        h = _c_vp()
+        status = _L().mpnas_predictor_create(model._handle(), ctypes.byref(h))
+        if status != OK:
+            raise model._context._error(status, "mpnas_predictor_create")
+        self._init_handle(h.value, model._context, owned=True, parent=model)
+        self.model = model
+        self._image_size = model.space.image_size
+        self._classes = {}
+
+    def run(self, domain, images, output="logits", flat=False, dtype=None, count=None,
+            out=None):
+        """Classify images of a domain (name or index): count x classes logits (or
+        probabilities with output="probabilities"). Returns a list of per-image lists,
+        or with flat=True one array.array('f') of count x classes values. With `out`
+        (any writable float32 buffer of at least count x classes values, e.g. a numpy
+        array) the results are written there and `out` is returned."""
+        d = self.model.domain_index(domain)
+        if d not in self._classes:
+            self._classes[d] = self.model.domain_classes(d)
+        classes = self._classes[d]
+        buf = _Buffer(images, self._image_size, dtype, count)
+        n = buf.count * classes
+        if out is not None:
+            mv = memoryview(out)
+            if mv.readonly or _native_format(mv.format) != "f" or not mv.c_contiguous:
+                raise InvalidArgumentError(-1, "out must be a writable, contiguous float32 buffer")
+            if mv.nbytes < 4 * n:
+                raise InvalidArgumentError(-1, "out has %d values, %d needed" % (mv.nbytes // 4, n))
+            c = (ctypes.c_char * mv.nbytes).from_buffer(mv.cast("B"))
+            addr, cap = ctypes.addressof(c), mv.nbytes // 4
+        else:
+            result = array.array("f", bytes(4 * n))
+            addr, cap = (result.buffer_info()[0] if n else None), n
+        self._call("mpnas_predictor_run", self._handle(), d, buf.dtype, buf.address,
+                   buf.count, _enum_value("output", output), addr, cap)
+        if out is not None:
+            del c
+            return out
+        if flat:
+            return result
+        return [result[i * classes:(i + 1) * classes].tolist() for i in range(buf.count)]
+
+    def predict(self, domain, images, dtype=None, count=None):
+        """Top-1 class of each image (a list of ints)."""
+        rows = self.run(domain, images, dtype=dtype, count=count)
+        return [max(range(len(r)), key=r.__getitem__) for r in rows]
+
+    def __repr__(self):
+        return "<mpnas.Predictor%s>" % (" closed" if self.closed else "")

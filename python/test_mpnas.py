@@ -1,0 +1,524 @@
+#!/usr/bin/env python3
+"""test_mpnas.py - tests of the Python wrapper (python/mpnas.py), in the suite's format:
+"ok NAME" / "FAIL NAME" per test, then "# RESULT passed failed" (tests/run.sh adds it up).
+
+    python3 python/test_mpnas.py [--library PATH/libmpnas.so] [--infer PATH/infer]
+
+--library (or MPNAS_LIBRARY) picks the shared library; --infer (or MPNAS_INFER) is the
+examples/infer program, used to check that predictions made through Python equal the
+C API's for the same model file and images, float for float (both printed as %.9g).
+Without it that test is skipped (tests/test_python.sh always passes it). With numpy
+installed, numpy arrays are tested too."""
+
+import array
+import gc
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import traceback
+import weakref
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+ARGS = {"--library": None, "--infer": None}
+_argv = sys.argv[1:]
+while _argv:
+    _opt = _argv.pop(0)
+    if _opt in ARGS and _argv:
+        ARGS[_opt] = _argv.pop(0)
+    else:
+        sys.exit("usage: test_mpnas.py [--library PATH] [--infer PATH]")
+if ARGS["--library"]:
+    os.environ["MPNAS_LIBRARY"] = ARGS["--library"]
+INFER = ARGS["--infer"] or os.environ.get("MPNAS_INFER")
+
+import mpnas  # noqa: E402
+import synthetic  # noqa: E402
+
+try:
+    import numpy  # optional
+except ImportError:
+    numpy = None
+
+PASSED = FAILED = 0
+_failures = []
+
+
+def check(cond, what):
+    if not cond:
+        _failures.append(what)
+
+
+def expect_error(cls, status, fn, *args, **kwargs):
+    """Run fn; return the MpnasError it raised (checked to be cls with `status`)."""
+    try:
+        fn(*args, **kwargs)
+    except mpnas.MpnasError as e:
+        check(isinstance(e, cls), "%s raised %s, expected %s" % (fn, type(e).__name__, cls.__name__))
+        check(e.status == status, "status %d, expected %d (%s)" % (e.status, status, e))
+        check(e.name == mpnas.STATUS_NAMES[status], "name %s" % e.name)
+        check(bool(e.message), "an empty message")
+        return e
+    _failures.append("%s did not raise %s" % (getattr(fn, "__name__", fn), cls.__name__))
+    return None
+
+
+def run(test):
+    global PASSED, FAILED
+    del _failures[:]
+    skipped = None
+    try:
+        skipped = test()
+    except Exception:
+        _failures.append("exception:\n" + traceback.format_exc())
+    name = test.__name__
+    if isinstance(skipped, str):
+        print("skip %s: %s" % (name, skipped))
+        return
+    if _failures:
+        FAILED += 1
+        print("FAIL %s" % name)
+        for f in _failures[:10]:
+            print("    " + f.replace("\n", "\n    ").rstrip())
+    else:
+        PASSED += 1
+        print("ok %s" % name)
+    sys.stdout.flush()
+
+
+# ---- fixtures -------------------------------------------------------------------------------
+
+def tiny_space(ctx):
+    """A fast space: 4 layers of k{3,5} x e{2,4} (+ zero on the second of each stage)."""
+    space = mpnas.Space(ctx, "empty").configure(stem_channels=8, stem_stride=2, head_channels=32)
+    space.add_stage(16, 2, 2, "relu", True)
+    space.add_stage(24, 2, 2, "hswish", True)
+    space.set_choices(-1, [3, 5], [2, 4])
+    return space
+
+
+DOMAINS = ("stripes", "colours")
+TRAIN = {d: synthetic.make(d, 160, seed=3) for d in DOMAINS}
+TEST = {d: synthetic.make(d, 24, seed=3, start=50000) for d in DOMAINS}
+
+
+def tiny_supernet(ctx, steps=6):
+    sn = mpnas.Supernet(tiny_space(ctx))
+    for d in DOMAINS:
+        sn.add_domain(d, synthetic.CLASSES[d])
+        sn.set_data(d, *TRAIN[d])
+    sn.configure(steps=steps, train_batch=8, valid_batch=8)
+    return sn
+
+
+def read_header_version():
+    path = os.path.join(HERE, os.pardir, "include", "mpnas.h")
+    with open(path) as f:
+        m = re.search(r'#define MPNAS_VERSION_STRING "([^"]+)"', f.read())
+    return m.group(1) if m else None
+
+
+def write_idx(path, data, dims):
+    with open(path, "wb") as f:
+        f.write(bytes((0, 0, 8, len(dims))))
+        for d in dims:
+            f.write(int(d).to_bytes(4, "big"))
+        f.write(bytes(data))
+
+
+_TRAINED = {}
+
+
+def trained_model(ctx):
+    """A model over the tiny space with two domains, trained for a few steps."""
+    space = tiny_space(ctx)
+    classes = synthetic.CLASSES
+    model = mpnas.Model.create(space, [("stripes", classes["stripes"], [1, 0, 3, 2]),
+                                       ("colours", classes["colours"], "k3e2 k5e2 k3e4 zero")])
+    for d in DOMAINS:
+        model.set_data(d, *TRAIN[d])
+    model.configure(steps=20, batch=8, valid_every=10, valid_batch=8)
+    model.train()
+    return model
+
+
+# ---- tests ------------------------------------------------------------------------------------
+
+def test_library():
+    want = read_header_version()
+    check(mpnas.version() == want, "version %r, header %r" % (mpnas.version(), want))
+    major, minor, patch = (int(x) for x in want.split("."))
+    check(mpnas.version_number() == major * 10000 + minor * 100 + patch, "version_number")
+    check(mpnas.status_string(-3) != mpnas.status_string(-2), "status strings")
+    check(mpnas.isa_supported("scalar"), "the scalar ISA is always supported")
+    check(mpnas.OUTPUT_PROBABILITIES == 1 and mpnas.SEARCH_STEPS == 2 and mpnas.E_STATE == -10,
+          "module constants")
+    check(not mpnas._L().missing, "functions missing from the library: %s" % mpnas._L().missing)
+
+
+def test_context():
+    with mpnas.Context(threads=1, seed=2 ** 64 - 1, isa="scalar") as ctx:
+        check(ctx.threads == 1, "threads")
+        check(ctx.seed == 2 ** 64 - 1, "a 64-bit seed round trip: %d" % ctx.seed)
+        check(ctx.isa == "scalar" and ctx.isa_active == "scalar", "isa %s" % ctx.isa_active)
+        ctx.isa = "auto"
+        check(ctx.isa == "auto", "isa back to auto")
+        check(isinstance(ctx.openmp, bool), "openmp")
+        logs = []
+        ctx.set_log_callback(lambda level, msg: logs.append((level, msg)))
+        ctx.set_log_callback(None)
+    check(ctx.closed, "the with block closes the context")
+
+
+def test_errors():
+    ctx = mpnas.Context()
+    sn = mpnas.Supernet(tiny_space(ctx))
+    e = expect_error(mpnas.OutOfRangeError, -3, sn.set, "steps", 0)
+    if e:
+        check("MPNAS_SEARCH_STEPS" in e.message, "the library's message: %r" % e.message)
+        check(e.function == "mpnas_supernet_set_int", "function %r" % e.function)
+        check(isinstance(e, ValueError), "OutOfRangeError is a ValueError")
+        check("MPNAS_E_OUT_OF_RANGE" in str(e) and e.message in str(e), "str(e) = %r" % str(e))
+    check(ctx.last_error == "", "the error is consumed by the exception")
+    e = expect_error(mpnas.UnknownParameterError, -2, sn.set_int, 999, 1)
+    if e:
+        check("999" in e.message, "message %r" % e.message)
+    expect_error(mpnas.UnknownParameterError, -2, sn.set, "no_such_parameter", 1)
+    expect_error(mpnas.UnknownParameterError, -2, mpnas.Space, ctx, "no_such_preset")
+    expect_error(mpnas.OutOfRangeError, -3, mpnas.Context, threads=-1)
+    expect_error(mpnas.OutOfRangeError, -3, sn.set, "learning_rate", -1.0)
+    sn.add_domain("a", 3)
+    e = expect_error(mpnas.InvalidArgumentError, -1, sn.add_domain, "a", 3)  # duplicate
+    images, labels = synthetic.make("stripes", 4)
+    expect_error(mpnas.InvalidArgumentError, -1, sn.set_data, "a", images[:-1], labels)
+    expect_error(mpnas.InvalidArgumentError, -1, sn.set_data, "a", images, labels[:2])
+    e = expect_error(mpnas.OutOfRangeError, -3, sn.set_data, "a", images, [0, 1, 2, 7])
+    if e:
+        check("label" in e.message, "message names the label: %r" % e.message)
+    expect_error(mpnas.InvalidArgumentError, -1, sn.set_data, "no such domain", images, labels)
+    expect_error(mpnas.IOFailureError, -6, mpnas.Model.load, ctx, "/nonexistent/model.mpnas")
+    expect_error(mpnas.CorruptError, -7, mpnas.Model.load_buffer, ctx, b"not a model file" * 4)
+    model = mpnas.Model.create(tiny_space(ctx), [("a", 3, [0, 0, 0, 0])])
+    expect_error(mpnas.StateError, -10, model.predictor)  # not trained, not loaded
+    ctx.close()
+    check(sn.closed and model.closed, "closing the context closes its handles")
+    expect_error(mpnas.InvalidArgumentError, -1, sn.set, "steps", 5)
+
+
+def test_buffers():
+    ctx = mpnas.Context()
+    space = tiny_space(ctx)
+    n = space.image_size
+    images, labels = synthetic.make("stripes", 3)
+    floats = array.array("f", [v / 255.0 for v in images])
+    cases = [
+        ("bytes", images, 0),
+        ("bytearray", bytearray(images), 0),
+        ("memoryview", memoryview(images), 0),
+        ("array B", array.array("B", images), 0),
+        ("array f", floats, 1),
+        ("list of ints", list(images), 0),
+        ("list of floats", floats.tolist(), 1),
+        ("array d (converted)", array.array("d", floats), 1),
+        ("read-only slice", memoryview(images)[:2 * n], 0),
+    ]
+    if numpy is not None:
+        u8 = numpy.frombuffer(images, dtype=numpy.uint8).reshape(3, 32, 32, 3)
+        cases += [
+            ("numpy uint8 (read-only)", u8, 0),
+            ("numpy uint8 copy", u8.copy(), 0),
+            ("numpy float32", u8.astype(numpy.float32) / 255, 1),
+            ("numpy float64", u8.astype(numpy.float64) / 255, 1),
+            ("numpy non-contiguous", numpy.repeat(u8, 2, axis=0)[::2], 0),
+        ]
+    for name, data, dtype in cases:
+        buf = mpnas._Buffer(data, n)
+        want = 2 if name == "read-only slice" else 3
+        check(buf.dtype == dtype and buf.count == want,
+              "%s: dtype %d count %d" % (name, buf.dtype, buf.count))
+    check(mpnas._Buffer(images, n, dtype="f32").dtype == 1, "dtype='f32' converts")
+    check(mpnas._Buffer(images, n, count=2).count == 2, "an explicit count")
+    sn = mpnas.Supernet(space)
+    sn.add_domain("a", 3)
+    label_cases = [labels, array.array("i", labels), array.array("l", labels), tuple(labels)]
+    if numpy is not None:
+        label_cases += [numpy.array(labels, dtype=numpy.int64), numpy.array(labels, dtype=numpy.int32)]
+    for name, data, _ in cases:
+        for lab in label_cases:
+            sn.set_data("a", data, lab)  # raises on failure
+    sn.set_data(0, floats, labels, split="valid")
+
+
+def test_space():
+    ctx = mpnas.Context()
+    space = mpnas.Space(ctx, "32px")
+    check(space.input_shape == (32, 32, 3), "input shape %s" % (space.input_shape,))
+    L = space.num_layers
+    check(L == 10, "32px layers %d" % L)
+    path = [1] * L
+    text = space.path_string(path)
+    check(space.parse_path(text) == path, "parse(path_string(p)) == p")
+    check(space.path_string(text) == text, "a path given as text")
+    macs, params = space.path_cost(path, 10)
+    check(macs > 0 and params > 0, "path cost %d %d" % (macs, params))
+    check(space.op_info(1, 0) == (0, 0, False) and space.op_name(1, 0) == "zero", "op 0 of layer 1 is zero")
+    jac = space.jaccard([path, path, [2] * L])
+    check(jac[0][1] == 1.0 and jac[0][0] == 1.0 and jac[0][2] < 1.0, "jaccard %s" % jac)
+    check(space.node_users([path, path], 0, 1) == 2, "node users")
+    t = tiny_space(ctx)
+    check(t.num_layers == 4 and t.num_stages == 2, "tiny space")
+    check(t.ops(1) == ["zero", "k3e2", "k5e2", "k3e4", "k5e4"], "ops %s" % t.ops(1))
+
+
+def test_search():
+    ctx = mpnas.Context(threads=1, seed=5)
+    sn = tiny_supernet(ctx, steps=6)
+    calls = []
+    done = sn.search(progress=lambda step, total: calls.append((step, total)), every=2)
+    check(done == 6 and sn.step == 6, "steps done %d" % done)
+    check(calls and calls[-1] == (6, 6), "progress calls %s" % calls)
+    space = sn.space
+    for d in sn.domains:
+        path = sn.path(d)
+        check(len(path) == space.num_layers and all(0 <= op < space.num_ops(l)
+                                                     for l, op in enumerate(path)), "path %s" % path)
+        check(isinstance(sn.path_string(d), str), "path string")
+        stats = sn.domain_stats(d)
+        check(0.0 <= stats["valid_accuracy"] <= 1.0, "stats %s" % stats)
+    jac = sn.jaccard()
+    check(all(jac[i][i] == 1.0 for i in range(len(jac))), "jaccard diagonal %s" % jac)
+    ctrl = sn.controller("colours")
+    probs = ctrl.probabilities(1)
+    check(len(probs) == space.num_ops(1) and abs(sum(probs) - 1) < 1e-9, "probabilities %s" % probs)
+    check(ctrl.argmax() == sn.path("colours"), "the path is the controller's argmax")
+
+
+def test_cancel_and_resume():
+    ctx = mpnas.Context(threads=1, seed=5)
+    sn = tiny_supernet(ctx, steps=6)
+    expect_error(mpnas.CancelledError, -9, sn.search, 0, lambda step, total: True, 2)
+    check(sn.step == 2, "cancelled at step %d" % sn.step)
+
+    class Boom(Exception):
+        pass
+
+    def boom(step, total):
+        raise Boom()
+
+    try:
+        sn.search(0, boom, 2)
+        check(False, "the callback's exception was swallowed")
+    except Boom:
+        pass
+    check(sn.step == 4, "stopped by the exception at step %d" % sn.step)
+    sn.search()
+    check(sn.step == 6, "resumed to the end: %d" % sn.step)
+    # the same search uninterrupted ends on the same paths
+    other = tiny_supernet(mpnas.Context(threads=1, seed=5), steps=6)
+    other.search()
+    check(other.paths() == sn.paths(), "resumed %s vs uninterrupted %s" % (sn.paths(), other.paths()))
+
+
+def test_checkpoint():
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = mpnas.Context(threads=1, seed=9)
+        a = tiny_supernet(ctx, steps=6)
+        a.search(3)
+        ckpt = os.path.join(tmp, "search.ckpt")
+        a.save_checkpoint(ckpt)
+        a.search()
+        b = tiny_supernet(mpnas.Context(threads=1, seed=9), steps=6)
+        b.load_checkpoint(ckpt)
+        check(b.step == 3, "restored step %d" % b.step)
+        b.search()
+        check(a.paths() == b.paths(), "resumed from a checkpoint: %s vs %s" % (b.paths(), a.paths()))
+        c = mpnas.Supernet(mpnas.Space(ctx, "32px"))
+        c.add_domain("stripes", 3)
+        expect_error(mpnas.IncompatibleError, -11, c.load_checkpoint, ckpt)
+
+
+def test_lifetime():
+    sn = mpnas.Supernet(tiny_space(mpnas.Context()))  # only sn holds the context now
+    sn.add_domain("a", 3)
+    check(sn.context.threads >= 0 and not sn.context.closed, "the supernet keeps its context alive")
+    space = sn.space
+    sn.close()
+    check(space.closed, "a supernet's space view closes with it")
+    sn.close()  # idempotent
+    with mpnas.Context() as ctx:
+        with mpnas.Supernet(tiny_space(ctx)) as s2:
+            pass
+        check(s2.closed and not ctx.closed, "with closes the supernet only")
+    # The garbage collector may finalise a parent before its children (a reference cycle,
+    # e.g. through a traceback): it has cleared the parent's weak list of children by
+    # then, so the parent's free must wait for the last child.
+    ctx = mpnas.Context()
+    sn = mpnas.Supernet(tiny_space(ctx))
+    ctx._children = weakref.WeakSet()  # as the collector leaves it
+    ctx.close()
+    check(ctx.closed and ctx._pending is not None, "the context's free is deferred")
+    sn.add_domain("still-works", 3)
+    sn.close()
+    check(ctx._pending is None, "the context is freed with its last child")
+    for _ in range(20):  # real cycles, finalised in whatever order the collector picks
+        c = mpnas.Context()
+        cycle = [c, mpnas.Supernet(tiny_space(c)), mpnas.Space(c)]
+        cycle.append(cycle)
+        del c, cycle
+        gc.collect()
+
+
+def test_model():
+    ctx = mpnas.Context(threads=1, seed=11)
+    model = trained_model(ctx)
+    check(model.domains == list(DOMAINS), "domains %s" % model.domains)
+    check(model.path("stripes") == [1, 0, 3, 2], "path %s" % model.path("stripes"))
+    check(model.path_string("colours") == "k3e2 k5e2 k3e4 zero", model.path_string("colours"))
+    check(model.domain_classes("colours") == synthetic.CLASSES["colours"], "classes")
+    check(model.step == 20, "trained %d steps" % model.step)
+    check(model.params > 0 and model.macs > 0, "params %d macs %d" % (model.params, model.macs))
+    space = model.space
+    paths = [model.path(d) for d in DOMAINS]
+    nodes = sum(1 for l in range(space.num_layers) for op in range(space.num_ops(l))
+                if space.op_info(l, op).kernel and space.node_users(paths, l, op))
+    check(model.nodes == nodes, "nodes %d, from the paths %d" % (model.nodes, nodes))
+    for l in range(space.num_layers):
+        for op in range(space.num_ops(l)):
+            if space.op_info(l, op).kernel:
+                check(model.node_users(l, op) == space.node_users(paths, l, op), "users %d %d" % (l, op))
+    check(model.jaccard() == space.jaccard(paths), "jaccard %s" % model.jaccard())
+    for d in DOMAINS:
+        ev = model.evaluate(d, *TEST[d])
+        check(0.0 <= ev.top1 <= 1.0 and ev.loss > 0 and math.isfinite(ev.loss), "evaluate %s" % (ev,))
+    images, labels = TEST["colours"]
+    with model.predictor() as p:
+        logits = p.run("colours", images)
+        probs = p.run("colours", images, output="probabilities")
+        flat = p.run("colours", images, flat=True)
+        classes = synthetic.CLASSES["colours"]
+        check(len(logits) == 24 and all(len(r) == classes for r in logits), "shape of the result")
+        check(isinstance(flat, array.array) and flat.typecode == "f" and flat.tolist() ==
+              [v for r in logits for v in r], "flat output")
+        for lr, pr in zip(logits, probs):
+            m = max(lr)
+            z = sum(math.exp(v - m) for v in lr)
+            check(all(abs(math.exp(v - m) / z - q) < 1e-5 for v, q in zip(lr, pr)), "softmax")
+        top = p.predict("colours", images)
+        acc = sum(t == y for t, y in zip(top, labels)) / len(labels)
+        check(abs(acc - model.evaluate("colours", images, labels).top1) < 1e-9,
+              "predict() vs evaluate(): %s" % acc)
+        check(p.run(1, images[:3 * 3072]) == logits[:3], "a smaller batch, domain by index")
+        if numpy is not None:
+            out = numpy.zeros((24, classes), dtype=numpy.float32)
+            p.run("colours", numpy.frombuffer(images, numpy.uint8).reshape(24, 32, 32, 3), out=out)
+            check(out.tolist() == logits, "numpy in and out")
+    check(p.closed, "with closes the predictor")
+    # close the model: its predictors close first
+    p2 = model.predictor()
+    model.close()
+    check(p2.closed, "closing a model closes its predictors")
+
+
+def test_model_save_load():
+    ctx = mpnas.Context(threads=1, seed=11)
+    model = trained_model(ctx)
+    images = TEST["stripes"][0]
+    want = model.predictor().run("stripes", images)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m.mpnas")
+        model.save(path)
+        loaded = mpnas.Model.load(ctx, path)
+        check(loaded.domains == model.domains, "domains after load")
+        check(loaded.path("colours") == model.path("colours"), "paths after load")
+        check(loaded.predictor().run("stripes", images) == want, "predictions after load")
+        data = model.save_buffer()
+        check(isinstance(data, bytes) and len(data) > 0, "save_buffer")
+        with open(path, "rb") as f:
+            check(f.read() == data, "save_buffer() equals the saved file")
+        from_buf = mpnas.Model.load_buffer(ctx, bytearray(data))
+        check(from_buf.predictor().run("stripes", images) == want, "predictions after load_buffer")
+
+
+def test_from_supernet():
+    ctx = mpnas.Context(threads=1, seed=5)
+    sn = tiny_supernet(ctx, steps=4)
+    sn.search()
+    model = mpnas.Model.from_supernet(sn)
+    check(model.domains == sn.domains, "domains")
+    check(all(model.path(d) == sn.path(d) for d in sn.domains), "paths from the search")
+    sn.close()  # the model has its own copies
+    model.configure(steps=4, batch=4, valid_every=2, valid_batch=4)
+    model.train(progress=lambda s, t: None, every=2)
+    check(model.step == 4, "trained without the supernet")
+
+
+def test_c_agreement():
+    """Logits and probabilities through Python equal examples/infer's (the C API's) for the
+    same model file and images, compared as %.9g text."""
+    if not INFER:
+        return "no examples/infer given (--infer or MPNAS_INFER)"
+    if not os.path.exists(INFER):
+        _failures.append("%s does not exist (make examples)" % INFER)
+        return None
+    ctx = mpnas.Context(threads=1, seed=13)
+    model = trained_model(ctx)
+    with tempfile.TemporaryDirectory() as tmp:
+        mfile = os.path.join(tmp, "model.mpnas")
+        model.save(mfile)
+        model = mpnas.Model.load(ctx, mfile)  # compare what the file holds
+        for domain in DOMAINS:
+            images, labels = TEST[domain]
+            n = len(labels)
+            ifile, lfile = os.path.join(tmp, domain + "-images.idx"), os.path.join(tmp, domain + "-labels.idx")
+            write_idx(ifile, images, (n, 32, 32, 3))
+            write_idx(lfile, bytes(labels), (n,))
+            proc = subprocess.run([INFER, mfile, domain, ifile, lfile, "--logits", "--probabilities",
+                                   "--threads", "1", "--batch", "7"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+            check(proc.returncode == 0, "infer exited %d: %s" % (proc.returncode, proc.stderr))
+            rows = {}
+            for line in proc.stdout.splitlines():
+                m = re.match(r"image (\d+): top1 (\d+) label (\d+) logits: (.*) probabilities: (.*)$", line)
+                if m:
+                    rows[int(m.group(1))] = (int(m.group(2)), m.group(4).split(), m.group(5).split())
+            check(len(rows) == n, "%s: infer printed %d rows for %d images" % (domain, len(rows), n))
+            with model.predictor() as p:
+                logits = p.run(domain, images)
+                probs = p.run(domain, images, output="probabilities")
+            mismatches = 0
+            for i in range(n):
+                if i not in rows:
+                    continue
+                top, c_logits, c_probs = rows[i]
+                py_logits = ["%.9g" % v for v in logits[i]]
+                py_probs = ["%.9g" % v for v in probs[i]]
+                if c_logits != py_logits or c_probs != py_probs:
+                    mismatches += 1
+                    if mismatches <= 3:
+                        _failures.append("%s image %d: C %s / %s, Python %s / %s"
+                                         % (domain, i, c_logits, c_probs, py_logits, py_probs))
+                check(top == max(range(len(logits[i])), key=logits[i].__getitem__), "top-1 of image %d" % i)
+            check(mismatches == 0, "%s: %d of %d images differ" % (domain, mismatches, n))
+            ev = model.evaluate(domain, images, labels)
+            m = re.search(r"^evaluate: top1 (\S+) loss (\S+)$", proc.stdout, re.M)
+            check(m is not None and m.group(1) == "%.4f" % ev.top1 and m.group(2) == "%.4f" % ev.loss,
+                  "evaluate: C %s, Python %.4f %.4f" % (m and m.groups(), ev.top1, ev.loss))
+
+
+def main():
+    print("python %s, %s, library %s%s" % (sys.version.split()[0], mpnas.__file__, mpnas.library_path(),
+                                           ", numpy %s" % numpy.__version__ if numpy else ", no numpy"))
+    for test in (test_library, test_context, test_errors, test_buffers, test_space, test_search,
+                 test_cancel_and_resume, test_checkpoint, test_lifetime, test_model,
+                 test_model_save_load, test_from_supernet, test_c_agreement):
+        run(test)
+    print("# RESULT %d %d" % (PASSED, FAILED))
+    return 0 if FAILED == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
