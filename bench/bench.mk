@@ -27,3 +27,31 @@ bench-misc: $(MISC_BENCH_BIN)
 	$(RUN) $(MISC_BENCH_BIN) $(BENCH_ARGS)
 
 .PHONY: bench-misc
+
+# One search step of the 32 px preset on the synthetic domains, split into its training
+# and validation parts (docs/PERFORMANCE.md, "Search step").
+#   make bench-search BENCH_ARGS="--steps 20 --threads 1,2"
+SEARCH_BENCH_BIN := $(BUILD)/bench/bench_search
+$(SEARCH_BENCH_BIN): bench/bench_search.c examples/synthetic.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
+
+bench-search: $(SEARCH_BENCH_BIN)
+	$(RUN) $(SEARCH_BENCH_BIN) $(BENCH_ARGS)
+
+.PHONY: bench-search
+
+# The paper's comparison on MDD-6 (long: about an hour per 1000 training steps of all
+# rows on 2 cores; not in CI). Needs `make data`. Writes docs/RESULTS-table.md and the
+# figures under docs/figures; docs/RESULTS.md quotes and discusses them.
+#   make bench-mdd MDD_ARGS="--search-steps 600 --train-steps 1500 --seeds 2"
+MDD_BENCH_BIN := $(BUILD)/bench/bench_mdd
+MDD_ARGS ?= --search-steps 600 --train-steps 1500 --seeds 2 --threads 2
+$(MDD_BENCH_BIN): bench/bench_mdd.c examples/idx.h examples/svg_figures.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(BASEFLAGS) -Iinclude -Iexamples $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
+
+bench-mdd: $(MDD_BENCH_BIN)
+	$(RUN) $(MDD_BENCH_BIN) $(MDD_ARGS) --out docs/RESULTS-table.md --figures docs/figures
+
+.PHONY: bench-mdd

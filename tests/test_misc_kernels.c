@@ -1,7 +1,8 @@
 /* test_misc_kernels.c - the batch-norm and activation kernels of every kernel table this
  * build and CPU can run (avx2 on x86-64, neon on aarch64, and scalar against itself)
  * against the reference kernels (src/kernels/ref/misc-ref.c), then the ops built on them
- * (src/tensor/ops_misc.c) for thread-count independence.
+ * (src/tensor/ops_misc.c) for thread-count independence, and the convolutions that take
+ * their output's batch statistics as they produce it (ops_conv.c).
  *
  * Shapes are awkward on purpose: c = 1, 3, 7, 8, 9, 17, 33, 70 (around the 4- and
  * 8-lane vectors and the 32- or 16-channel groups), m = 1, 2, 5, 257, 1000 (single rows,
@@ -534,6 +535,168 @@ static void test_ops_thread_independent(void) {
     }
 }
 
+/* ---- The ops: statistics taken while a conv produces its output -----------------------
+ * mpnas__pw_fwd_stats / mpnas__dw_fwd_stats (ops_conv.c) and mpnas__bn_stats: the same
+ * output as the plain op, statistics within the kernels' tolerance of a double
+ * reference, the same bits for 1, 2 and 3 threads (including the fallback taken when
+ * there are fewer row chunks than threads), and, through mpnas__bn_act_apply, the
+ * output of mpnas__bn_act_fwd_train up to rounding. */
+
+/* Mean and m2 of y [m][c] in double, two passes. */
+static void stats_ref(int m, int c, const float *y, double *mean, double *m2) {
+  for (int j = 0; j < c; j++) {
+    double s = 0.0, q = 0.0;
+    for (int i = 0; i < m; i++) s += y[(size_t)i * c + j];
+    mean[j] = s / m;
+    for (int i = 0; i < m; i++) {
+      double d = y[(size_t)i * c + j] - mean[j];
+      q += d * d;
+    }
+    m2[j] = q;
+  }
+}
+
+/* The statistics of one output against the reference; the kernels' tolerance. */
+static int stats_close(int m, int c, const float *y, const double *mean, const double *m2) {
+  double *rm = malloc(sizeof(double) * (size_t)c), *rq = malloc(sizeof(double) * (size_t)c);
+  stats_ref(m, c, y, rm, rq);
+  int bad = 0;
+  for (int j = 0; j < c; j++) {
+    double sd = sqrt(rq[j] / m);
+    bad += fabs(mean[j] - rm[j]) > 1e-6 * sd + 1e-9 * fabs(rm[j]) + 1e-30;
+    bad += fabs(m2[j] - rq[j]) > 2e-5 * rq[j] + 1e-12 * m * rm[j] * rm[j] + 1e-30;
+  }
+  free(rm);
+  free(rq);
+  return bad;
+}
+
+/* BN + activation + residual from the statistics against mpnas__bn_act_fwd_train then
+ * the residual add: largest difference relative to 1 + |y|. */
+static double apply_vs_train(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                             const float *y, const double *mean, const double *m2,
+                             const float *res, int act) {
+  size_t n = (size_t)m * c;
+  float *g = malloc(sizeof(float) * (size_t)c), *b = malloc(sizeof(float) * (size_t)c);
+  float *sm = malloc(sizeof(float) * (size_t)c), *si = malloc(sizeof(float) * (size_t)c);
+  float *sm2 = malloc(sizeof(float) * (size_t)c), *si2 = malloc(sizeof(float) * (size_t)c);
+  float *o1 = malloc(sizeof(float) * n), *o2 = malloc(sizeof(float) * n);
+  for (int j = 0; j < c; j++) g[j] = 0.5f + 0.01f * (float)j, b[j] = 0.1f * (float)(j % 5);
+  CHECK_EQ_INT(mpnas__bn_act_apply(eng, ws, m, c, y, mean, m2, g, b, 1e-3f, 0.1f, NULL, NULL,
+                                   sm, si, act, res, NULL, o1), MPNAS_OK);
+  mpnas__bn_act_fwd_train(eng, m, c, y, g, b, 1e-3f, 0.1f, NULL, NULL, sm2, si2, act, NULL, o2);
+  if (res != NULL) mpnas__add_fwd(n, o2, res, o2);
+  double worst = 0.0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs((double)o1[i] - o2[i]) / (1.0 + fabs(o2[i]));
+    if (!(d <= worst)) worst = d;
+  }
+  for (int j = 0; j < c; j++) {
+    double d = fabs((double)si[j] - si2[j]) / si2[j] + fabs((double)sm[j] - sm2[j]) * si2[j];
+    if (!(d <= worst)) worst = d;
+  }
+  free(g), free(b), free(sm), free(si), free(sm2), free(si2), free(o1), free(o2);
+  return worst;
+}
+
+static void test_fused_stats_ops(void) {
+  mpnas_context *ctx;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, ctx);
+  static const int threads[] = {1, 2, 3};
+  /* Pointwise: m over several chunks, one row past a block, one block, fewer blocks than
+   * threads, a single row; c around the vector widths and groups. */
+  const int pw[][3] = {{5000, 16, 24}, {2305, 9, 70}, {257, 33, 5}, {256, 12, 17}, {1, 3, 8}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int s = 0; s < COUNT(pw); s++) {
+      int m = pw[s][0], cin = pw[s][1], cout = pw[s][2];
+      size_t nx = (size_t)m * cin, ny = (size_t)m * cout;
+      float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * (size_t)cin * cout);
+      float *ref = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny);
+      float *y1 = malloc(sizeof(float) * ny), *res = malloc(sizeof(float) * ny);
+      double *mean = malloc(sizeof(double) * (size_t)cout), *m2 = malloc(sizeof(double) * (size_t)cout);
+      double *mean1 = malloc(sizeof(double) * (size_t)cout), *m21 = malloc(sizeof(double) * (size_t)cout);
+      for (size_t i = 0; i < nx; i++) x[i] = (i % (size_t)cin == 0 ? 300.0f : 0.0f) + rng_uniform(-1, 1);
+      for (size_t i = 0; i < (size_t)cin * cout; i++) w[i] = rng_uniform(-0.5f, 0.5f);
+      for (size_t i = 0; i < ny; i++) res[i] = rng_uniform(-1, 1);
+      for (int k = 0; k < COUNT(threads); k++) {
+        mpnas__engine e = {tables[ti], threads[k]};
+        CHECK_EQ_INT(mpnas__pw_fwd(&e, &ws, m, cin, cout, x, w, NULL, NULL, 0, NULL, ref), MPNAS_OK);
+        CHECK_EQ_INT(mpnas__pw_fwd_stats(&e, &ws, m, cin, cout, x, w, y, mean, m2), MPNAS_OK);
+        CHECK_MSG(!memcmp(y, ref, sizeof(float) * ny), "%s pw m=%d %d->%d thr %d: output differs",
+                  tables[ti]->name, m, cin, cout, threads[k]);
+        CHECK_MSG(stats_close(m, cout, y, mean, m2) == 0, "%s pw m=%d %d->%d thr %d: statistics",
+                  tables[ti]->name, m, cin, cout, threads[k]);
+        if (k == 0) {
+          memcpy(y1, y, sizeof(float) * ny);
+          memcpy(mean1, mean, sizeof(double) * (size_t)cout);
+          memcpy(m21, m2, sizeof(double) * (size_t)cout);
+          double d = apply_vs_train(&e, &ws, m, cout, y, mean, m2, res, MPNAS__ACT_HSWISH);
+          CHECK_MSG(d <= 2e-6, "%s pw m=%d %d->%d: BN from the statistics vs training BN %g",
+                    tables[ti]->name, m, cin, cout, d);
+          /* mpnas__bn_stats over the finished output: the same blocks, the same bits. */
+          CHECK_EQ_INT(mpnas__bn_stats(&e, &ws, m, cout, y, mean, m2), MPNAS_OK);
+          CHECK(!memcmp(mean, mean1, sizeof(double) * (size_t)cout) &&
+                !memcmp(m2, m21, sizeof(double) * (size_t)cout));
+        } else {
+          CHECK_MSG(!memcmp(mean, mean1, sizeof(double) * (size_t)cout) &&
+                        !memcmp(m2, m21, sizeof(double) * (size_t)cout),
+                    "%s pw m=%d %d->%d: %d threads' statistics differ from 1's", tables[ti]->name,
+                    m, cin, cout, threads[k]);
+          mpnas__engine e2 = {tables[ti], threads[k]};
+          CHECK_EQ_INT(mpnas__bn_stats(&e2, &ws, m, cout, y, mean, m2), MPNAS_OK);
+          CHECK(!memcmp(mean, mean1, sizeof(double) * (size_t)cout));
+        }
+        CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
+      }
+      free(x), free(w), free(ref), free(y), free(y1), free(res);
+      free(mean), free(m2), free(mean1), free(m21);
+    }
+  /* Depthwise: output widths dividing 256 and not (blocks of whole rows across images),
+   * wider than a block, stride 2, a single image. {n, h, w, c, k, stride} */
+  const int dw[][6] = {{16, 16, 16, 24, 3, 1}, {9, 12, 12, 13, 5, 1}, {4, 9, 7, 33, 3, 2},
+                       {2, 3, 300, 8, 3, 1}, {1, 5, 5, 70, 7, 1}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int s = 0; s < COUNT(dw); s++) {
+      int n = dw[s][0], h = dw[s][1], w = dw[s][2], c = dw[s][3], k = dw[s][4], st = dw[s][5];
+      int ho = (h + st - 1) / st, wo = (w + st - 1) / st, m = n * ho * wo;
+      size_t nx = (size_t)n * h * w * c, ny = (size_t)m * c;
+      float *x = malloc(sizeof(float) * nx), *wt = malloc(sizeof(float) * (size_t)k * k * c);
+      float *ref = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny);
+      double *mean = malloc(sizeof(double) * (size_t)c), *m2 = malloc(sizeof(double) * (size_t)c);
+      double *mean1 = malloc(sizeof(double) * (size_t)c), *m21 = malloc(sizeof(double) * (size_t)c);
+      for (size_t i = 0; i < nx; i++) x[i] = (i % (size_t)c == 1 ? -50.0f : 0.0f) + rng_uniform(-1, 1);
+      for (size_t i = 0; i < (size_t)k * k * c; i++) wt[i] = rng_uniform(-0.5f, 0.5f);
+      for (int t = 0; t < COUNT(threads); t++) {
+        mpnas__engine e = {tables[ti], threads[t]};
+        CHECK_EQ_INT(mpnas__dw_fwd(&e, n, h, w, c, k, st, x, wt, NULL, NULL, 0, ref), MPNAS_OK);
+        CHECK_EQ_INT(mpnas__dw_fwd_stats(&e, &ws, n, h, w, c, k, st, x, wt, y, mean, m2),
+                     MPNAS_OK);
+        CHECK_MSG(!memcmp(y, ref, sizeof(float) * ny), "%s dw %dx%dx%dx%d k%d s%d thr %d: output",
+                  tables[ti]->name, n, h, w, c, k, st, threads[t]);
+        CHECK_MSG(stats_close(m, c, y, mean, m2) == 0, "%s dw %dx%dx%dx%d k%d s%d thr %d: stats",
+                  tables[ti]->name, n, h, w, c, k, st, threads[t]);
+        if (t == 0) {
+          memcpy(mean1, mean, sizeof(double) * (size_t)c);
+          memcpy(m21, m2, sizeof(double) * (size_t)c);
+          double d = apply_vs_train(&e, &ws, m, c, y, mean, m2, NULL, MPNAS__ACT_RELU6);
+          CHECK_MSG(d <= 2e-6, "%s dw %dx%dx%dx%d: BN from the statistics vs training BN %g",
+                    tables[ti]->name, n, h, w, c, d);
+        } else {
+          CHECK_MSG(!memcmp(mean, mean1, sizeof(double) * (size_t)c) &&
+                        !memcmp(m2, m21, sizeof(double) * (size_t)c),
+                    "%s dw %dx%dx%dx%d: %d threads' statistics differ from 1's",
+                    tables[ti]->name, n, h, w, c, threads[t]);
+        }
+        CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
+      }
+      free(x), free(wt), free(ref), free(y), free(mean), free(m2), free(mean1), free(m21);
+    }
+  mpnas__arena_destroy(&ws);
+  mpnas_context_free(ctx);
+}
+
 int main(void) {
   find_tables();
   RUN(test_bn_stats);
@@ -543,5 +706,6 @@ int main(void) {
   RUN(test_act);
   RUN(test_sigmoid_range);
   RUN(test_ops_thread_independent);
+  RUN(test_fused_stats_ops);
   return check_finish();
 }

@@ -67,21 +67,28 @@ static mpnas_space *tiny_space(mpnas_context *ctx) {
   return sp;
 }
 
-/* A supernet over the tiny space with `nd` domains: wide[d] says which generator. */
-static mpnas_supernet *tiny_supernet(mpnas_context *ctx, mpnas_space *sp, int nd,
-                                     const int *wide, int steps) {
+/* A supernet over the tiny space with `nd` domains: wide[d] says which generator (0
+ * easy, 1 wide, 2 "noise": easy images with random labels, nothing to learn), sizes[d]
+ * how many images (NULL: 400 each). */
+static mpnas_supernet *sized_supernet(mpnas_context *ctx, mpnas_space *sp, int nd,
+                                      const int *wide, const int *sizes, int steps) {
   mpnas_supernet *sn = NULL;
   OKC(mpnas_supernet_create(ctx, sp, &sn));
-  int n = 400;
-  uint8_t *img = malloc((size_t)n * IMG);
-  int32_t *lab = malloc(sizeof(int32_t) * (size_t)n);
+  int nmax = 400;
+  for (int d = 0; sizes && d < nd; d++)
+    if (sizes[d] > nmax) nmax = sizes[d];
+  uint8_t *img = malloc((size_t)nmax * IMG);
+  int32_t *lab = malloc(sizeof(int32_t) * (size_t)nmax);
   for (int d = 0; d < nd; d++) {
+    int n = sizes ? sizes[d] : 400;
     char name[16];
-    snprintf(name, sizeof name, "%s%d", wide[d] ? "wide" : "easy", d);
+    snprintf(name, sizeof name, "%s%d", wide[d] == 2 ? "noise" : wide[d] ? "wide" : "easy", d);
     int32_t di = -1;
     OKC(mpnas_supernet_add_domain(sn, name, 2, &di));
     CHECK_EQ_INT(di, d);
-    make_domain(wide[d], n, 100 + (uint64_t)d, img, lab);
+    make_domain(wide[d] == 1, n, 100 + (uint64_t)d, img, lab);
+    if (wide[d] == 2)
+      for (int i = 0; i < n; i++) lab[i] = (int32_t)(rnd() % 2);
     OKC(mpnas_supernet_set_data(sn, di, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, img, lab, n));
   }
   free(img);
@@ -91,6 +98,11 @@ static mpnas_supernet *tiny_supernet(mpnas_context *ctx, mpnas_space *sp, int nd
   OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 64));
   OKC(mpnas_supernet_set_double(sn, MPNAS_SEARCH_VALIDATION_FRACTION, 0.25));
   return sn;
+}
+
+static mpnas_supernet *tiny_supernet(mpnas_context *ctx, mpnas_space *sp, int nd,
+                                     const int *wide, int steps) {
+  return sized_supernet(ctx, sp, nd, wide, NULL, steps);
 }
 
 static int receptive_field(const mpnas_space *sp, const int32_t *path, int layers) {
@@ -692,6 +704,386 @@ static void test_latency_cost(void) {
   mpnas_context_free(ctx);
 }
 
+/* ---- ABDP in the search ------------------------------------------------------------------ */
+
+#define ABDP_MAX_STEPS 64
+
+/* What a progress callback called every step saw: each domain's loss weight and images. */
+typedef struct {
+  int nd, steps;
+  double weight[ABDP_MAX_STEPS][4];
+  int images[ABDP_MAX_STEPS][4];
+} abdp_log;
+
+static int32_t on_abdp_progress(void *user, mpnas_supernet *sn, int64_t step, int64_t total) {
+  abdp_log *log = user;
+  (void)total;
+  if (step < 1 || step > ABDP_MAX_STEPS) return 0;
+  for (int d = 0; d < log->nd; d++) {
+    double w = NAN, n = NAN;
+    mpnas_supernet_domain_stat(sn, d, MPNAS_STAT_LOSS_WEIGHT, &w);
+    mpnas_supernet_domain_stat(sn, d, MPNAS_STAT_BATCH_IMAGES, &n);
+    log->weight[step - 1][d] = w;
+    log->images[step - 1][d] = (int)n;
+  }
+  log->steps = (int)step;
+  return 0;
+}
+
+static void test_abdp_signal_prioritises_harder_domain(void) {
+  /* An easy domain (learnt within tens of steps) and a noise domain (random labels: its
+   * loss stays at chance, its accuracy near 1/2). With the LOSS and with the KPI signal
+   * the noise domain must end with the larger weight; every step's weights lie in
+   * [w_min, w_max] with mean 1; balanced sampling keeps 16 images each. */
+  for (int signal = MPNAS_ABDP_SIGNAL_LOSS; signal <= MPNAS_ABDP_SIGNAL_KPI; signal++) {
+    mpnas_context *ctx = NULL;
+    CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+    OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 6));
+    mpnas_space *sp = tiny_space(ctx);
+    int kind[2] = {0, 2};
+    mpnas_supernet *sn = tiny_supernet(ctx, sp, 2, kind, 50);
+    OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 16));
+    OKC(mpnas_supernet_set_int(sn, MPNAS_ABDP_SIGNAL, signal));
+    OKC(mpnas_supernet_set_double(sn, MPNAS_ABDP_TAU, 0.25));
+    OKC(mpnas_supernet_set_double(sn, MPNAS_ABDP_W_MIN, 0.5));
+    OKC(mpnas_supernet_set_double(sn, MPNAS_ABDP_W_MAX, 1.5));
+    static abdp_log log;
+    memset(&log, 0, sizeof log);
+    log.nd = 2;
+    OKC(mpnas_supernet_search(sn, 0, on_abdp_progress, &log, 1));
+    CHECK_EQ_INT(log.steps, 50);
+    int bad = 0;
+    for (int t = 0; t < log.steps; t++) {
+      double sum = 0;
+      for (int d = 0; d < 2; d++) {
+        double w = log.weight[t][d];
+        bad += !(w >= 0.5 && w <= 1.5) || log.images[t][d] != 16;
+        sum += w;
+      }
+      bad += !(fabs(sum / 2 - 1.0) <= 1e-12);
+    }
+    CHECK_MSG(bad == 0, "%d steps with weights outside [0.5, 1.5], mean != 1 or counts != 16", bad);
+    /* Step 1 has no observations yet: weights 1. */
+    CHECK(log.weight[0][0] == 1.0 && log.weight[0][1] == 1.0);
+    double w_easy = log.weight[49][0], w_noise = log.weight[49][1], l_easy, l_noise;
+    OKC(mpnas_supernet_domain_stat(sn, 0, MPNAS_STAT_TRAIN_LOSS, &l_easy));
+    OKC(mpnas_supernet_domain_stat(sn, 1, MPNAS_STAT_TRAIN_LOSS, &l_noise));
+    printf("    %s: weights easy %.3f, noise %.3f (training losses %.3f, %.3f)\n",
+           signal == MPNAS_ABDP_SIGNAL_LOSS ? "loss" : "kpi ", w_easy, w_noise, l_easy, l_noise);
+    CHECK(w_noise > w_easy);
+    CHECK(w_noise > 1.0 && w_easy < 1.0);
+    mpnas_supernet_free(sn);
+    mpnas_space_free(sp);
+    mpnas_context_free(ctx);
+  }
+}
+
+static void test_abdp_sampling_counts(void) {
+  /* Training sets of 75 and 225 images after the split (1:3). Batch 2 x 5 = 10 images a
+   * step: PROPORTIONAL gives the small domain 2.5 on average (2 or 3, summing to 10),
+   * BALANCED 5 and 5 every step. Then a tiny domain (15 images against 300, batch 8:
+   * 0.38 expected) gets no image on most steps, and the search still runs. Signal NONE:
+   * every weight stays 1. */
+  for (int mode = 0; mode < 3; mode++) {
+    mpnas_context *ctx = NULL;
+    CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+    OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 8));
+    mpnas_space *sp = tiny_space(ctx);
+    int kind[2] = {0, 0}, sizes[2] = {100, 300}, tiny_sizes[2] = {20, 400};
+    int steps = 64, tb = mode == 2 ? 4 : 5;
+    mpnas_supernet *sn = sized_supernet(ctx, sp, 2, kind, mode == 2 ? tiny_sizes : sizes, steps);
+    OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_TRAIN_BATCH, tb));
+    OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 8));
+    int64_t v;
+    OKC(mpnas_supernet_get_int(sn, MPNAS_ABDP_SAMPLING, &v));
+    CHECK_EQ_INT(v, MPNAS_ABDP_SAMPLE_BALANCED); /* the default */
+    if (mode != 1)
+      OKC(mpnas_supernet_set_int(sn, MPNAS_ABDP_SAMPLING, MPNAS_ABDP_SAMPLE_PROPORTIONAL));
+    double images;
+    OKC(mpnas_supernet_domain_stat(sn, 0, MPNAS_STAT_BATCH_IMAGES, &images));
+    CHECK(images == 0.0); /* no step yet */
+    static abdp_log log;
+    memset(&log, 0, sizeof log);
+    log.nd = 2;
+    OKC(mpnas_supernet_search(sn, 0, on_abdp_progress, &log, 1));
+    CHECK_EQ_INT(log.steps, steps);
+    double ntrain[2];
+    for (int d = 0; d < 2; d++) OKC(mpnas_supernet_domain_stat(sn, d, MPNAS_STAT_TRAIN_SIZE, &ntrain[d]));
+    int total[2] = {0, 0}, bad = 0, empty = 0;
+    for (int t = 0; t < log.steps; t++) {
+      int c0 = log.images[t][0], c1 = log.images[t][1];
+      total[0] += c0;
+      total[1] += c1;
+      bad += c0 + c1 != 2 * tb || log.weight[t][0] != 1.0 || log.weight[t][1] != 1.0;
+      if (mode == 0) bad += c0 != 2 && c0 != 3;
+      if (mode == 1) bad += c0 != 5 || c1 != 5;
+      if (mode == 2) bad += c0 > 1, empty += c0 == 0;
+    }
+    CHECK_MSG(bad == 0, "mode %d: %d steps with unexpected counts or weights", mode, bad);
+    double frac = (double)total[0] / (total[0] + total[1]);
+    if (mode == 0) {
+      CHECK(ntrain[0] == 75 && ntrain[1] == 225);
+      printf("    proportional: %d and %d images over %d steps (small share %.3f, expected 0.25)\n",
+             total[0], total[1], steps, frac);
+      CHECK_NEAR(frac, 0.25, 0.03); /* standard deviation 0.5 * sqrt(64) / 640 = 0.006 */
+    } else if (mode == 1) {
+      CHECK(total[0] == total[1]);
+    } else {
+      double expect = ntrain[0] / (ntrain[0] + ntrain[1]), loss;
+      printf("    tiny domain: %d images over %d steps (share %.3f, expected %.3f), %d steps without\n",
+             total[0], steps, frac, expect, empty);
+      CHECK(empty > steps / 2 && total[0] > 0);
+      OKC(mpnas_supernet_domain_stat(sn, 0, MPNAS_STAT_TRAIN_LOSS, &loss));
+      CHECK(isfinite(loss));
+    }
+    mpnas_supernet_free(sn);
+    mpnas_space_free(sp);
+    mpnas_context_free(ctx);
+  }
+}
+
+static void test_abdp_resume(void) {
+  /* ABDP on (signal LOSS, PROPORTIONAL sampling, tau 0.5): stop after 12 of 24 steps,
+   * save, load into a fresh supernet left at the ABDP defaults, finish. The checkpoint
+   * brings the ABDP settings along, and the final state (ABDP's moving averages, weights
+   * and sampling stream included) equals the uninterrupted run's byte for byte. */
+  int kind[2] = {0, 2}, sizes[2] = {150, 300};
+  unsigned char *full = NULL, *resumed = NULL;
+  long nfull = 0, nresumed = 0;
+  double w_end = 1.0;
+  for (int run = 0; run < 2; run++) {
+    mpnas_context *ctx = NULL;
+    CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+    OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 10));
+    mpnas_space *sp = tiny_space(ctx);
+    mpnas_supernet *sn = sized_supernet(ctx, sp, 2, kind, sizes, 24);
+    OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 16));
+    OKC(mpnas_supernet_set_int(sn, MPNAS_ABDP_SIGNAL, MPNAS_ABDP_SIGNAL_LOSS));
+    OKC(mpnas_supernet_set_int(sn, MPNAS_ABDP_SAMPLING, MPNAS_ABDP_SAMPLE_PROPORTIONAL));
+    OKC(mpnas_supernet_set_double(sn, MPNAS_ABDP_TAU, 0.5));
+    if (run == 0) {
+      OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+      OKC(mpnas_supernet_domain_stat(sn, 1, MPNAS_STAT_LOSS_WEIGHT, &w_end));
+      save_and_read(sn, "/tmp/mpnas-test-abdp-full.ckpt", &full, &nfull);
+    } else {
+      progress_log stop = {0, 0, 12};
+      CHECK_EQ_INT(mpnas_supernet_search(sn, 0, on_progress, &stop, 4), MPNAS_E_CANCELLED);
+      OKC(mpnas_supernet_save_checkpoint(sn, "/tmp/mpnas-test-abdp-half.ckpt"));
+      mpnas_supernet_free(sn);
+      sn = sized_supernet(ctx, sp, 2, kind, sizes, 24);
+      OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 16));
+      OKC(mpnas_supernet_load_checkpoint(sn, "/tmp/mpnas-test-abdp-half.ckpt"));
+      int64_t v;
+      double tau;
+      OKC(mpnas_supernet_get_int(sn, MPNAS_ABDP_SIGNAL, &v));
+      CHECK_EQ_INT(v, MPNAS_ABDP_SIGNAL_LOSS);
+      OKC(mpnas_supernet_get_int(sn, MPNAS_ABDP_SAMPLING, &v));
+      CHECK_EQ_INT(v, MPNAS_ABDP_SAMPLE_PROPORTIONAL);
+      OKC(mpnas_supernet_get_double(sn, MPNAS_ABDP_TAU, &tau));
+      CHECK(tau == 0.5);
+      OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+      save_and_read(sn, "/tmp/mpnas-test-abdp-resumed.ckpt", &resumed, &nresumed);
+    }
+    mpnas_supernet_free(sn);
+    mpnas_space_free(sp);
+    mpnas_context_free(ctx);
+  }
+  printf("    noise domain's weight after 24 steps: %.3f\n", w_end);
+  CHECK(w_end > 1.0); /* ABDP's state mattered */
+  CHECK(nfull > 0 && nfull == nresumed);
+  if (full && resumed && nfull == nresumed)
+    CHECK_MSG(memcmp(full, resumed, (size_t)nfull) == 0, "resumed ABDP search differs from uninterrupted");
+  free(full);
+  free(resumed);
+  remove("/tmp/mpnas-test-abdp-full.ckpt");
+  remove("/tmp/mpnas-test-abdp-half.ckpt");
+  remove("/tmp/mpnas-test-abdp-resumed.ckpt");
+}
+
+/* CRC-32 (IEEE, as zlib) for rewriting a container header below. */
+static uint32_t crc32_ieee(const unsigned char *p, size_t n) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; i++) {
+    c ^= p[i];
+    for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+  }
+  return c ^ 0xFFFFFFFFu;
+}
+
+static uint64_t get_le(const unsigned char *p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+
+static void put_le(unsigned char *p, uint64_t v, int n) {
+  for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Remove the last section of a container (docs/FILE-CONTAINER.md) if its tag is `tag`:
+ * the section count, total length and header CRC are rewritten. Returns the new length. */
+static long drop_last_section(unsigned char *buf, long len, const char *tag) {
+  uint32_t count = (uint32_t)get_le(buf + 12, 4);
+  size_t off = 32, last = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    uint64_t n = get_le(buf + off + 8, 8);
+    last = off;
+    off += 24 + (size_t)n + (size_t)((8 - n % 8) % 8);
+  }
+  if (memcmp(buf + last, tag, 4) != 0 || off != (size_t)len) return len;
+  put_le(buf + 12, count - 1, 4);
+  put_le(buf + 16, last, 8);
+  put_le(buf + 28, crc32_ieee(buf, 28), 4);
+  return (long)last;
+}
+
+static void test_abdp_checkpoint_without_section(void) {
+  /* A checkpoint as written before ABDP (no ABDP section) still loads, with ABDP at its
+   * defaults whatever the supernet was set to, and resumes exactly as an uninterrupted
+   * default search: the two final checkpoints agree byte for byte outside the ABDP
+   * section (whose moving averages restarted at the load). */
+  int kind[2] = {1, 0};
+  unsigned char *full = NULL, *resumed = NULL;
+  long nfull = 0, nresumed = 0;
+  for (int run = 0; run < 2; run++) {
+    mpnas_context *ctx = NULL;
+    CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+    OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 12));
+    mpnas_space *sp = tiny_space(ctx);
+    mpnas_supernet *sn = tiny_supernet(ctx, sp, 2, kind, 20);
+    OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 16));
+    if (run == 0) {
+      OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+      save_and_read(sn, "/tmp/mpnas-test-abdp-old-full.ckpt", &full, &nfull);
+    } else {
+      OKC(mpnas_supernet_search(sn, 10, NULL, NULL, 0));
+      unsigned char *half = NULL;
+      long nhalf = 0;
+      save_and_read(sn, "/tmp/mpnas-test-abdp-old-half.ckpt", &half, &nhalf);
+      long nold = half ? drop_last_section(half, nhalf, "ABDP") : 0;
+      CHECK(nold > 0 && nold < nhalf);
+      FILE *f = fopen("/tmp/mpnas-test-abdp-old-half.ckpt", "wb");
+      CHECK(f != NULL);
+      if (f && half) {
+        CHECK(fwrite(half, 1, (size_t)nold, f) == (size_t)nold);
+        fclose(f);
+      }
+      free(half);
+      mpnas_supernet_free(sn);
+      sn = tiny_supernet(ctx, sp, 2, kind, 20);
+      OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 16));
+      OKC(mpnas_supernet_set_int(sn, MPNAS_ABDP_SIGNAL, MPNAS_ABDP_SIGNAL_LOSS));
+      OKC(mpnas_supernet_set_int(sn, MPNAS_ABDP_SAMPLING, MPNAS_ABDP_SAMPLE_PROPORTIONAL));
+      OKC(mpnas_supernet_load_checkpoint(sn, "/tmp/mpnas-test-abdp-old-half.ckpt"));
+      int64_t v;
+      OKC(mpnas_supernet_get_int(sn, MPNAS_ABDP_SIGNAL, &v));
+      CHECK_EQ_INT(v, MPNAS_ABDP_SIGNAL_NONE);
+      OKC(mpnas_supernet_get_int(sn, MPNAS_ABDP_SAMPLING, &v));
+      CHECK_EQ_INT(v, MPNAS_ABDP_SAMPLE_BALANCED);
+      double images;
+      OKC(mpnas_supernet_domain_stat(sn, 0, MPNAS_STAT_BATCH_IMAGES, &images));
+      CHECK(images == 16.0);
+      OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+      save_and_read(sn, "/tmp/mpnas-test-abdp-old-resumed.ckpt", &resumed, &nresumed);
+    }
+    mpnas_supernet_free(sn);
+    mpnas_space_free(sp);
+    mpnas_context_free(ctx);
+  }
+  if (full && resumed) {
+    nfull = drop_last_section(full, nfull, "ABDP");
+    nresumed = drop_last_section(resumed, nresumed, "ABDP");
+    CHECK(nfull > 0 && nfull == nresumed);
+    if (nfull == nresumed)
+      CHECK_MSG(memcmp(full, resumed, (size_t)nfull) == 0,
+                "a search resumed from a checkpoint without ABDP differs from the default one");
+  }
+  free(full);
+  free(resumed);
+  remove("/tmp/mpnas-test-abdp-old-full.ckpt");
+  remove("/tmp/mpnas-test-abdp-old-half.ckpt");
+  remove("/tmp/mpnas-test-abdp-old-resumed.ckpt");
+}
+
+static void test_abdp_bad_params(void) {
+  /* Defaults as documented; a rejected value (unknown enum value, w_min > 1, w_max < 1,
+   * NaN, momentum 1) returns its status, names the field and changes nothing; a double
+   * parameter through set_int (and the reverse) is UNKNOWN_PARAMETER; once the search
+   * has started every ABDP parameter is locked (MPNAS_E_STATE). */
+  mpnas_context *ctx = NULL;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas_space *sp = tiny_space(ctx);
+  int kind[1] = {0};
+  mpnas_supernet *sn = tiny_supernet(ctx, sp, 1, kind, 2);
+  OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 8));
+  int64_t v;
+  double x;
+  OKC(mpnas_supernet_get_int(sn, MPNAS_ABDP_SAMPLING, &v));
+  CHECK_EQ_INT(v, MPNAS_ABDP_SAMPLE_BALANCED);
+  OKC(mpnas_supernet_get_int(sn, MPNAS_ABDP_SIGNAL, &v));
+  CHECK_EQ_INT(v, MPNAS_ABDP_SIGNAL_NONE);
+  const int32_t dparam[7] = {MPNAS_ABDP_TAU, MPNAS_ABDP_GAMMA, MPNAS_ABDP_TEMPERATURE,
+                             MPNAS_ABDP_LOSS_MOMENTUM, MPNAS_ABDP_KPI_MOMENTUM,
+                             MPNAS_ABDP_W_MIN, MPNAS_ABDP_W_MAX};
+  const double dflt[7] = {1.0, 2.0, 1.0, 0.9, 0.9, 0.25, 4.0};
+  for (int i = 0; i < 7; i++) {
+    OKC(mpnas_supernet_get_double(sn, dparam[i], &x));
+    CHECK_NEAR(x, dflt[i], 0.0);
+  }
+  /* Rejected values. */
+  CHECK_EQ_INT(mpnas_supernet_set_int(sn, MPNAS_ABDP_SIGNAL, 7), MPNAS_E_OUT_OF_RANGE);
+  CHECK(strstr(mpnas_context_last_error(ctx), "SIGNAL") != NULL);
+  CHECK_EQ_INT(mpnas_supernet_set_int(sn, MPNAS_ABDP_SAMPLING, -1), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_W_MIN, 1.5), MPNAS_E_OUT_OF_RANGE);
+  CHECK(strstr(mpnas_context_last_error(ctx), "w_min") != NULL);
+  CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_W_MAX, 0.5), MPNAS_E_OUT_OF_RANGE);
+  CHECK(strstr(mpnas_context_last_error(ctx), "w_max") != NULL);
+  CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_TAU, NAN), MPNAS_E_OUT_OF_RANGE);
+  CHECK(strstr(mpnas_context_last_error(ctx), "tau") != NULL);
+  CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_GAMMA, -1.0), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_LOSS_MOMENTUM, 1.0), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_KPI_MOMENTUM, INFINITY), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_SIGNAL, 1.0), MPNAS_E_UNKNOWN_PARAMETER);
+  CHECK_EQ_INT(mpnas_supernet_set_int(sn, MPNAS_ABDP_TAU, 1), MPNAS_E_UNKNOWN_PARAMETER);
+  CHECK_EQ_INT(mpnas_supernet_get_double(sn, MPNAS_ABDP_SAMPLING, &x), MPNAS_E_UNKNOWN_PARAMETER);
+  CHECK_EQ_INT(mpnas_supernet_get_int(sn, MPNAS_ABDP_W_MAX, &v), MPNAS_E_UNKNOWN_PARAMETER);
+  /* Nothing changed. */
+  OKC(mpnas_supernet_get_int(sn, MPNAS_ABDP_SAMPLING, &v));
+  CHECK_EQ_INT(v, MPNAS_ABDP_SAMPLE_BALANCED);
+  OKC(mpnas_supernet_get_int(sn, MPNAS_ABDP_SIGNAL, &v));
+  CHECK_EQ_INT(v, MPNAS_ABDP_SIGNAL_NONE);
+  for (int i = 0; i < 7; i++) {
+    OKC(mpnas_supernet_get_double(sn, dparam[i], &x));
+    CHECK_NEAR(x, dflt[i], 0.0);
+  }
+  /* Accepted values, including the bounds. */
+  OKC(mpnas_supernet_set_int(sn, MPNAS_ABDP_SIGNAL, MPNAS_ABDP_SIGNAL_BOOST));
+  OKC(mpnas_supernet_set_double(sn, MPNAS_ABDP_W_MIN, 1.0));
+  OKC(mpnas_supernet_set_double(sn, MPNAS_ABDP_W_MAX, 1.0));
+  OKC(mpnas_supernet_set_double(sn, MPNAS_ABDP_TEMPERATURE, 2.5));
+  OKC(mpnas_supernet_get_double(sn, MPNAS_ABDP_TEMPERATURE, &x));
+  CHECK(x == 2.5);
+  /* Locked once started; reading still works. */
+  OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+  CHECK_EQ_INT(mpnas_supernet_set_int(sn, MPNAS_ABDP_SIGNAL, MPNAS_ABDP_SIGNAL_NONE), MPNAS_E_STATE);
+  CHECK_EQ_INT(mpnas_supernet_set_int(sn, MPNAS_ABDP_SAMPLING, MPNAS_ABDP_SAMPLE_PROPORTIONAL),
+               MPNAS_E_STATE);
+  CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_TAU, 2.0), MPNAS_E_STATE);
+  CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_TAU, NAN), MPNAS_E_STATE);
+  OKC(mpnas_supernet_get_int(sn, MPNAS_ABDP_SIGNAL, &v));
+  CHECK_EQ_INT(v, MPNAS_ABDP_SIGNAL_BOOST);
+  OKC(mpnas_supernet_get_double(sn, MPNAS_ABDP_TAU, &x));
+  CHECK(x == 1.0);
+  /* w_min = w_max = 1: every weight 1 whatever the signal; one domain gets the batch. */
+  OKC(mpnas_supernet_domain_stat(sn, 0, MPNAS_STAT_LOSS_WEIGHT, &x));
+  CHECK(x == 1.0);
+  OKC(mpnas_supernet_domain_stat(sn, 0, MPNAS_STAT_BATCH_IMAGES, &x));
+  CHECK(x == 16.0);
+  mpnas_supernet_free(sn);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
 int main(void) {
   RUN(test_space_presets);
   RUN(test_space_errors);
@@ -705,5 +1097,10 @@ int main(void) {
   RUN(test_cost_target);
   RUN(test_sharing_aware_cost);
   RUN(test_search_known_answer);
+  RUN(test_abdp_signal_prioritises_harder_domain);
+  RUN(test_abdp_sampling_counts);
+  RUN(test_abdp_resume);
+  RUN(test_abdp_checkpoint_without_section);
+  RUN(test_abdp_bad_params);
   return check_finish();
 }

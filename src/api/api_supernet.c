@@ -44,6 +44,7 @@ mpnas_status mpnas_supernet_create(mpnas_context *ctx, const mpnas_space *space,
   sn->space.ctx = ctx;
   sn->nlayers = L;
   default_config(&sn->cfg);
+  mpnas__abdp_config_default(&sn->abdp_cfg); /* BALANCED, signal NONE: the search as before */
   mpnas__arena_init(&sn->ws, ctx);
   size_t l1 = (size_t)L + 1;
   sn->layers = mpnas__calloc(ctx, l1, sizeof *sn->layers);
@@ -171,8 +172,21 @@ static mpnas_status locked(mpnas_supernet *sn, int32_t param) {
   return MPNAS_OK;
 }
 
+/* The MPNAS_ABDP_* parameters fix how the search samples and weighs: they change only
+ * before it starts (the ABDP handle is made with them at prepare). */
+static mpnas_status abdp_locked(mpnas_supernet *sn, int32_t param) {
+  if (sn->prepared)
+    return mpnas__fail(CTX(sn), MPNAS_E_STATE,
+                       "ABDP parameter %d cannot change once the search has started", (int)param);
+  return MPNAS_OK;
+}
+
 mpnas_status mpnas_supernet_set_int(mpnas_supernet *sn, int32_t param, int64_t v) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (mpnas__abdp_is_param(param)) {
+    mpnas_status st = abdp_locked(sn, param);
+    return st != MPNAS_OK ? st : mpnas__abdp_param_set_int(CTX(sn), &sn->abdp_cfg, param, v);
+  }
   mpnas_status st = locked(sn, param);
   if (st != MPNAS_OK) return st;
   mpnas_context *ctx = CTX(sn);
@@ -216,6 +230,8 @@ mpnas_status mpnas_supernet_set_int(mpnas_supernet *sn, int32_t param, int64_t v
 
 mpnas_status mpnas_supernet_get_int(const mpnas_supernet *sn, int32_t param, int64_t *v) {
   if (sn == NULL || v == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (mpnas__abdp_is_param(param))
+    return mpnas__abdp_param_get_int(CTX(sn), &sn->abdp_cfg, param, v);
   switch (param) {
     case MPNAS_SEARCH_METHOD: *v = sn->cfg.method; return MPNAS_OK;
     case MPNAS_SEARCH_STEPS: *v = sn->cfg.steps; return MPNAS_OK;
@@ -253,6 +269,11 @@ static double *double_slot(mpnas_supernet *sn, int32_t param, double *lo, double
 
 mpnas_status mpnas_supernet_set_double(mpnas_supernet *sn, int32_t param, double value) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (mpnas__abdp_is_param(param)) {
+    mpnas_status st = abdp_locked(sn, param);
+    return st != MPNAS_OK ? st
+                          : mpnas__abdp_param_set_double(CTX(sn), &sn->abdp_cfg, param, value);
+  }
   mpnas_status st = locked(sn, param);
   if (st != MPNAS_OK) return st;
   double lo, hi;
@@ -271,6 +292,8 @@ mpnas_status mpnas_supernet_set_double(mpnas_supernet *sn, int32_t param, double
 
 mpnas_status mpnas_supernet_get_double(const mpnas_supernet *sn, int32_t param, double *value) {
   if (sn == NULL || value == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (mpnas__abdp_is_param(param))
+    return mpnas__abdp_param_get_double(CTX(sn), &sn->abdp_cfg, param, value);
   double lo, hi;
   double *slot = double_slot((mpnas_supernet *)sn, param, &lo, &hi);
   if (slot == NULL)
@@ -336,6 +359,7 @@ mpnas_status mpnas_supernet_domain_stat(const mpnas_supernet *sn, int32_t domain
     case MPNAS_STAT_REWARD: *value = d->reward; return MPNAS_OK;
     case MPNAS_STAT_COST: *value = d->cost; return MPNAS_OK;
     case MPNAS_STAT_LOSS_WEIGHT: *value = d->weight; return MPNAS_OK;
+    case MPNAS_STAT_BATCH_IMAGES: *value = (double)d->batch_images; return MPNAS_OK;
     case MPNAS_STAT_TRAIN_SIZE:
       *value = (double)(sn->prepared ? d->data.ntrain : d->data.train.count);
       return MPNAS_OK;

@@ -37,6 +37,38 @@ static mpnas_status conv_any_fwd(const mpnas__engine *eng, mpnas__arena *ws,
                          shift, act, y);
 }
 
+/* The conv's output and its batch statistics (mean, m2 [cout], double): for a 1x1 conv
+ * taken while the GEMM produces the output, else in a pass after it. */
+static mpnas_status conv_any_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws,
+                                       const mpnas__conv_geom *g, int n, int h, int w,
+                                       const float *x, const float *wt, float *y, double *mean,
+                                       double *m2) {
+  if (g->k == 1 && g->stride == 1)
+    return mpnas__pw_fwd_stats(eng, ws, n * h * w, g->cin, g->cout, x, wt, y, mean, m2);
+  mpnas_status st = mpnas__conv_fwd(eng, ws, n, h, w, g->cin, g->cout, g->k, g->stride, x, wt,
+                                    NULL, NULL, MPNAS__ACT_NONE, y);
+  if (st != MPNAS_OK) return st;
+  int m = n * mpnas__out_size(h, g->stride) * mpnas__out_size(w, g->stride);
+  return mpnas__bn_stats(eng, ws, m, g->cout, y, mean, m2);
+}
+
+/* Batch statistics of c channels: scratch for mean and m2, released by the caller. */
+static double *take_stats(mpnas__arena *ws, int c) {
+  return mpnas__arena_alloc(ws, sizeof(double) * 2 * (size_t)(c > 0 ? c : 1));
+}
+
+/* Training-mode BN of `pre` [m][c] from its statistics (mean = st, m2 = st + c), fused
+ * with the activation and an optional residual. */
+static mpnas_status bn_from_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                                  const float *pre, const double *st, const mpnas__bn *bn,
+                                  int track, float *save_mean, float *save_invstd, int act,
+                                  const float *residual, float *norm, float *y) {
+  return mpnas__bn_act_apply(eng, ws, m, c, pre, st, st + c, bn->gamma, bn->beta,
+                             MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, track ? bn->mean : NULL,
+                             track ? bn->var : NULL, save_mean, save_invstd, act, residual,
+                             norm, y);
+}
+
 mpnas_status mpnas__conv_unit_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
                                         const mpnas__conv_geom *g,
                                         const mpnas__conv_weights *p, int n, int h, int w,
@@ -52,14 +84,42 @@ mpnas_status mpnas__conv_unit_fwd_train(const mpnas__engine *eng, mpnas__arena *
   TAKE(t->y, count);
   TAKE(t->mean, g->cout);
   TAKE(t->invstd, g->cout);
-  mpnas_status st = conv_any_fwd(eng, ws, g, n, h, w, x, p->w, NULL, MPNAS__ACT_NONE, t->pre);
-  if (st != MPNAS_OK) return st;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas_status st = MPNAS_OK;
+  double *stats = take_stats(ws, g->cout);
+  if (stats == NULL) {
+    st = MPNAS_E_NO_MEMORY;
+    goto done;
+  }
+  st = conv_any_fwd_stats(eng, ws, g, n, h, w, x, p->w, t->pre, stats, stats + g->cout);
   /* BN and the activation in one pass: both the BN output (for the activation's
    * backward) and the activation output land on the tape. */
-  mpnas__bn_act_fwd_train(eng, (int)m, g->cout, t->pre, p->bn.gamma, p->bn.beta,
-                          MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, p->bn.mean, p->bn.var, t->mean,
-                          t->invstd, g->act, t->norm, t->y);
-  return MPNAS_OK;
+  if (st == MPNAS_OK)
+    st = bn_from_stats(eng, ws, (int)m, g->cout, t->pre, stats, &p->bn, 1, t->mean, t->invstd,
+                       g->act, NULL, t->norm, t->y);
+done:
+  mpnas__arena_release(ws, mark);
+  return st;
+}
+
+mpnas_status mpnas__conv_unit_fwd_eval(const mpnas__engine *eng, mpnas__arena *ws,
+                                       const mpnas__conv_geom *g, const mpnas__conv_weights *p,
+                                       int n, int h, int w, const float *x, float *y) {
+  int m = n * mpnas__out_size(h, g->stride) * mpnas__out_size(w, g->stride);
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas_status st = MPNAS_OK;
+  double *stats = take_stats(ws, g->cout);
+  if (stats == NULL) {
+    st = MPNAS_E_NO_MEMORY;
+    goto done;
+  }
+  st = conv_any_fwd_stats(eng, ws, g, n, h, w, x, p->w, y, stats, stats + g->cout);
+  if (st == MPNAS_OK)
+    st = bn_from_stats(eng, ws, m, g->cout, y, stats, &p->bn, 0, NULL, NULL, g->act, NULL,
+                       NULL, y);
+done:
+  mpnas__arena_release(ws, mark);
+  return st;
 }
 
 mpnas_status mpnas__conv_unit_bwd(const mpnas__engine *eng, mpnas__arena *ws,
@@ -110,19 +170,82 @@ void mpnas__ib_geom_init(mpnas__ib_geom *g, int cin, int cout, int expansion, in
   g->residual = stride == 1 && cin == cout;
 }
 
-/* Training BN with batch statistics, fused with the activation `act`: norm (may be
- * NULL) receives the BN output, y the activation's. */
-static void bn_train(const mpnas__engine *eng, int m, int c, const float *x,
-                     const mpnas__bn *bn, float *mean, float *invstd, int act, float *norm,
-                     float *y) {
-  mpnas__bn_act_fwd_train(eng, m, c, x, bn->gamma, bn->beta, MPNAS__BN_EPS,
-                          MPNAS__BN_MOMENTUM, bn->mean, bn->var, mean, invstd, act, norm, y);
+/* The inverted bottleneck's forward with batch statistics, shared by the training
+ * forward (tape != NULL: every intermediate kept) and the evaluation forward (tape ==
+ * NULL: y only; each BN normalises its conv's output in place). Each conv produces its
+ * output and its batch statistics in one pass (ops.h), then BN and the activation make
+ * one more (writing the tape's BN output and activation output, or in place). The same
+ * arithmetic either way, so evaluation reproduces training's output bit for bit. */
+static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
+                               const mpnas__ib_geom *g, const mpnas__ib_weights *p, int n,
+                               int h, int w, const float *x, mpnas__ib_tape *t, float *y) {
+  mpnas_status st = MPNAS_OK;
+  int ho = mpnas__out_size(h, g->stride), wo = mpnas__out_size(w, g->stride);
+  int m_in = n * h * w, m_out = n * ho * wo, cm = g->cmid;
+  size_t mid_in = (size_t)m_in * cm, mid_out = (size_t)m_out * cm;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  int cmax = cm > g->cout ? cm : g->cout;
+  double *stats = take_stats(ws, cmax);
+  if (stats == NULL) {
+    st = MPNAS_E_NO_MEMORY;
+    goto done;
+  }
+  /* Conv outputs (the tape's, or scratch normalised in place) and BN + act outputs. */
+  float *e_pre = t ? t->e_pre : NULL, *e_act = t ? t->e_act : NULL;
+  float *d_pre = t ? t->d_pre : NULL, *d_act = t ? t->d_act : NULL;
+  if (g->expand && e_pre == NULL) {
+    TAKE_TMP(e_pre, mid_in);
+    e_act = e_pre;
+  }
+  if (d_pre == NULL) {
+    TAKE_TMP(d_pre, mid_out);
+    d_act = d_pre;
+  }
+
+  const float *dw_in = x;
+  if (g->expand) {
+    st = mpnas__pw_fwd_stats(eng, ws, m_in, g->cin, cm, x, p->exp_w, e_pre, stats, stats + cm);
+    if (st == MPNAS_OK)
+      st = bn_from_stats(eng, ws, m_in, cm, e_pre, stats, &p->bn1, t != NULL,
+                         t ? t->e_mean : NULL, t ? t->e_invstd : NULL, g->act, NULL,
+                         t ? t->e_norm : NULL, e_act);
+    if (st != MPNAS_OK) goto done;
+    dw_in = e_act;
+  }
+  st = mpnas__dw_fwd_stats(eng, ws, n, h, w, cm, g->k, g->stride, dw_in, p->dw_w, d_pre, stats,
+                           stats + cm);
+  if (st == MPNAS_OK)
+    st = bn_from_stats(eng, ws, m_out, cm, d_pre, stats, &p->bn2, t != NULL,
+                       t ? t->d_mean : NULL, t ? t->d_invstd : NULL, g->act, NULL,
+                       t ? t->d_norm : NULL, d_act);
+  if (st != MPNAS_OK) goto done;
+
+  const float *proj_in = d_act;
+  if (g->se) {
+    float *saved = t ? t->se_saved : NULL, *se_out = t ? t->se_out : NULL;
+    if (saved == NULL) TAKE_TMP(saved, mpnas__se_saved_floats(n, cm, g->se));
+    if (se_out == NULL) TAKE_TMP(se_out, mid_out);
+    st = mpnas__se_fwd(eng, ws, n, ho * wo, cm, g->se, d_act, p->se_w1, p->se_b1, p->se_w2,
+                       p->se_b2, saved, se_out);
+    if (st != MPNAS_OK) goto done;
+    proj_in = se_out;
+  }
+  /* Project: BN (no activation) and the residual in one pass over the block's output. */
+  float *p_pre = t ? t->p_pre : y;
+  st = mpnas__pw_fwd_stats(eng, ws, m_out, cm, g->cout, proj_in, p->proj_w, p_pre, stats,
+                           stats + g->cout);
+  if (st == MPNAS_OK)
+    st = bn_from_stats(eng, ws, m_out, g->cout, p_pre, stats, &p->bn3, t != NULL,
+                       t ? t->p_mean : NULL, t ? t->p_invstd : NULL, MPNAS__ACT_NONE,
+                       g->residual ? x : NULL, NULL, y);
+done:
+  mpnas__arena_release(ws, mark);
+  return st;
 }
 
 mpnas_status mpnas__ib_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
                                  const mpnas__ib_geom *g, const mpnas__ib_weights *p, int n,
                                  int h, int w, const float *x, mpnas__ib_tape *t) {
-  mpnas_status st;
   *t = (mpnas__ib_tape){0};
   t->n = n;
   t->h = h;
@@ -132,55 +255,34 @@ mpnas_status mpnas__ib_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
   t->x = x;
   int m_in = n * h * w, m_out = n * t->ho * t->wo;
   size_t mid_in = (size_t)m_in * g->cmid, mid_out = (size_t)m_out * g->cmid;
-
-  const float *dw_in = x;
+  size_t out_count = (size_t)m_out * g->cout;
   if (g->expand) {
     TAKE(t->e_pre, mid_in);
     TAKE(t->e_norm, mid_in);
     TAKE(t->e_act, mid_in);
     TAKE(t->e_mean, g->cmid);
     TAKE(t->e_invstd, g->cmid);
-    st = mpnas__pw_fwd(eng, ws, m_in, g->cin, g->cmid, x, p->exp_w, NULL, NULL,
-                       MPNAS__ACT_NONE, NULL, t->e_pre);
-    if (st != MPNAS_OK) return st;
-    bn_train(eng, m_in, g->cmid, t->e_pre, &p->bn1, t->e_mean, t->e_invstd, g->act,
-             t->e_norm, t->e_act);
-    dw_in = t->e_act;
   }
-
   TAKE(t->d_pre, mid_out);
   TAKE(t->d_norm, mid_out);
   TAKE(t->d_act, mid_out);
   TAKE(t->d_mean, g->cmid);
   TAKE(t->d_invstd, g->cmid);
-  st = mpnas__dw_fwd(eng, n, h, w, g->cmid, g->k, g->stride, dw_in, p->dw_w, NULL, NULL,
-                     MPNAS__ACT_NONE, t->d_pre);
-  if (st != MPNAS_OK) return st;
-  bn_train(eng, m_out, g->cmid, t->d_pre, &p->bn2, t->d_mean, t->d_invstd, g->act,
-           t->d_norm, t->d_act);
-
-  const float *proj_in = t->d_act;
   if (g->se) {
     TAKE(t->se_saved, mpnas__se_saved_floats(n, g->cmid, g->se));
     TAKE(t->se_out, mid_out);
-    st = mpnas__se_fwd(eng, ws, n, t->ho * t->wo, g->cmid, g->se, t->d_act, p->se_w1,
-                       p->se_b1, p->se_w2, p->se_b2, t->se_saved, t->se_out);
-    if (st != MPNAS_OK) return st;
-    proj_in = t->se_out;
   }
-
-  size_t out_count = (size_t)m_out * g->cout;
   TAKE(t->p_pre, out_count);
   TAKE(t->y, out_count);
   TAKE(t->p_mean, g->cout);
   TAKE(t->p_invstd, g->cout);
-  st = mpnas__pw_fwd(eng, ws, m_out, g->cmid, g->cout, proj_in, p->proj_w, NULL, NULL,
-                     MPNAS__ACT_NONE, NULL, t->p_pre);
-  if (st != MPNAS_OK) return st;
-  bn_train(eng, m_out, g->cout, t->p_pre, &p->bn3, t->p_mean, t->p_invstd, MPNAS__ACT_NONE,
-           NULL, t->y);
-  if (g->residual) mpnas__add_fwd(out_count, t->y, x, t->y);
-  return MPNAS_OK;
+  return ib_forward(eng, ws, g, p, n, h, w, x, t, t->y);
+}
+
+mpnas_status mpnas__ib_fwd_eval(const mpnas__engine *eng, mpnas__arena *ws,
+                                const mpnas__ib_geom *g, const mpnas__ib_weights *p, int n,
+                                int h, int w, const float *x, float *y) {
+  return ib_forward(eng, ws, g, p, n, h, w, x, NULL, y);
 }
 
 mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,

@@ -72,6 +72,14 @@ mpnas_status mpnas__conv_unit_bwd(const mpnas__engine *eng, mpnas__arena *ws,
                                   const mpnas__conv_geom *g, const mpnas__conv_weights *p,
                                   const mpnas__conv_tape *tape, const float *dy, float *dx,
                                   mpnas__conv_grads *grad);
+/* Evaluation with batch statistics and no tape (the search's validation pass: TuNAS
+ * evaluates a path with batch statistics): y = the training forward's output, the same
+ * arithmetic (so the same bits for the same batch), but each BN normalises its conv's
+ * output in place and nothing is kept; running statistics are not updated. Scratch from
+ * the arena, released before returning. y must not alias x. */
+mpnas_status mpnas__conv_unit_fwd_eval(const mpnas__engine *eng, mpnas__arena *ws,
+                                       const mpnas__conv_geom *g, const mpnas__conv_weights *p,
+                                       int n, int h, int w, const float *x, float *y);
 mpnas_status mpnas__conv_unit_fwd_infer(const mpnas__engine *eng, mpnas__arena *ws,
                                         const mpnas__conv_geom *g, const float *w,
                                         const mpnas__affine *bn, int n, int h, int wd,
@@ -139,6 +147,13 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
                            const mpnas__ib_geom *g, const mpnas__ib_weights *p,
                            const mpnas__ib_tape *tape, const float *dy, float *dx,
                            mpnas__ib_grads *grad);
+/* Evaluation with batch statistics and no tape, as mpnas__conv_unit_fwd_eval: y = the
+ * training forward's tape->y, running statistics untouched. Scratch: the expand and
+ * depthwise outputs (m_in * cmid + m_out * cmid floats, plus SE's), released before
+ * returning. y must not alias x. */
+mpnas_status mpnas__ib_fwd_eval(const mpnas__engine *eng, mpnas__arena *ws,
+                                const mpnas__ib_geom *g, const mpnas__ib_weights *p, int n,
+                                int h, int w, const float *x, float *y);
 /* y must not alias x. */
 mpnas_status mpnas__ib_fwd_infer(const mpnas__engine *eng, mpnas__arena *ws,
                                  const mpnas__ib_geom *g, const mpnas__ib_infer *p, int n,

@@ -4,7 +4,15 @@
  * Sections: META (what the state belongs to: space fingerprint, method, domains and the
  * sizes/label checksums of their data), CONF (every search setting), STAT (step, random
  * streams, statistics, latency table), PARW / PARS / PARB (weights, optimiser slots, BN
- * buffers), CTRL (controllers). Loading checks everything before changing anything. */
+ * buffers), CTRL (controllers), ABDP (its settings, sampling stream, last batch counts
+ * and state). Loading checks everything before changing anything.
+ *
+ * ABDP was added without changing the format version (1): the reader looks sections up
+ * by tag, so a checkpoint written before it (no ABDP section) still loads, as a search
+ * that ran with ABDP's defaults (BALANCED, signal NONE: exactly the search of that
+ * time), with a fresh ABDP state (its moving averages restart; with signal NONE they
+ * affect nothing, and BALANCED sampling has no state to lose). A library older than
+ * ABDP reading a newer checkpoint ignores the section and resumes without ABDP. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +21,10 @@
 #include "search/supernet.h"
 
 static const mpnas__file_kind checkpoint_kind = {"MPNASCKP", "search checkpoint", 1, 1};
+
+/* The ABDP sampling stream's id: the same as STREAM_ABDP in supernet.c (an old
+ * checkpoint without an ABDP section resumes with the stream prepare would seed). */
+#define ABDP_STREAM 3u
 
 static uint32_t labels_crc(const mpnas__dataset *d) {
   return d->count ? mpnas__crc32(0, d->labels, sizeof(int32_t) * (size_t)d->count) : 0;
@@ -49,6 +61,21 @@ static void get_config(mpnas__reader *r, mpnas__search_config *c) {
   double *v[] = {&c->warmup_fraction, &c->lr, &c->momentum, &c->weight_decay,
                  &c->label_smoothing, &c->rl_lr, &c->rl_delay, &c->rl_ramp, &c->entropy,
                  &c->beta, &c->target, &c->gamma, &c->valid_fraction};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = mpnas__reader_get_f64(r);
+}
+
+static void put_abdp_config(mpnas__writer *w, const mpnas__abdp_config *c) {
+  mpnas__writer_put_i32(w, c->sampling);
+  mpnas__writer_put_i32(w, c->signal);
+  const double v[] = {c->tau, c->gamma, c->temperature, c->loss_momentum, c->kpi_momentum,
+                      c->w_min, c->w_max};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) mpnas__writer_put_f64(w, v[i]);
+}
+static void get_abdp_config(mpnas__reader *r, mpnas__abdp_config *c) {
+  c->sampling = mpnas__reader_get_i32(r);
+  c->signal = mpnas__reader_get_i32(r);
+  double *v[] = {&c->tau, &c->gamma, &c->temperature, &c->loss_momentum, &c->kpi_momentum,
+                 &c->w_min, &c->w_max};
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = mpnas__reader_get_f64(r);
 }
 
@@ -121,6 +148,26 @@ mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path) {
     put_rng(&w, &sn->controllers[c].rng);
   }
   mpnas__writer_end_section(&w);
+
+  /* ABDP: settings, sampling stream, the last step's counts, then the handle's state
+   * (u32 length + doubles, mpnas__abdp_export's layout). */
+  mpnas__writer_begin_section(&w, "ABDP");
+  put_abdp_config(&w, &sn->abdp_cfg);
+  put_rng(&w, &sn->abdp_rng);
+  for (int32_t d = 0; d < sn->ndomains; d++) mpnas__writer_put_i32(&w, sn->domains[d].batch_images);
+  {
+    size_t n = mpnas__abdp_state_size(sn->abdp);
+    double *buf = mpnas__malloc(sn->ctx, sizeof(double) * n);
+    if (buf == NULL) {
+      mpnas__writer_free(&w);
+      return mpnas__fail(sn->ctx, MPNAS_E_NO_MEMORY, "saving the ABDP state");
+    }
+    mpnas__abdp_export(sn->abdp, buf, n);
+    mpnas__writer_put_u32(&w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) mpnas__writer_put_f64(&w, buf[i]);
+    mpnas__free(sn->ctx, buf);
+  }
+  mpnas__writer_end_section(&w);
   mpnas_status st = mpnas__writer_to_file(&w, path);
   mpnas__writer_free(&w);
   return st;
@@ -138,6 +185,13 @@ typedef struct loaded {
   double **ctrl_state;
   size_t *ctrl_size;
   mpnas__rng *ctrl_rng;
+  /* ABDP; without the section: the defaults, a fresh stream and state (abdp_state NULL). */
+  mpnas__abdp_config abdp_cfg;
+  mpnas__rng abdp_rng;
+  int32_t *batch_images;
+  double *abdp_state;
+  size_t abdp_size;
+  mpnas__abdp *abdp; /* made from the above once the supernet is prepared */
 } loaded;
 
 static mpnas_status incompatible(mpnas_supernet *sn, const char *path, const char *why) {
@@ -187,6 +241,28 @@ static mpnas_status read_meta(mpnas_supernet *sn, mpnas__reader *r, const char *
   return mpnas__reader_status(r);
 }
 
+/* An ABDP handle for this (prepared) supernet's domains with the given settings. */
+static mpnas_status make_abdp(mpnas_supernet *sn, const mpnas__abdp_config *cfg,
+                              mpnas__abdp **out) {
+  mpnas_context *ctx = sn->ctx;
+  int32_t D = sn->ndomains;
+  int32_t *classes = mpnas__malloc(ctx, sizeof(int32_t) * (size_t)D);
+  int64_t *sizes = mpnas__malloc(ctx, sizeof(int64_t) * (size_t)D);
+  mpnas_status st = MPNAS_E_NO_MEMORY;
+  if (classes && sizes) {
+    for (int32_t d = 0; d < D; d++) {
+      classes[d] = sn->domains[d].classes;
+      sizes[d] = sn->domains[d].data.ntrain;
+    }
+    st = mpnas__abdp_create(ctx, D, classes, sizes, cfg, out);
+  } else {
+    mpnas__fail(ctx, st, "allocating ABDP");
+  }
+  mpnas__free(ctx, classes);
+  mpnas__free(ctx, sizes);
+  return st;
+}
+
 static void free_loaded(mpnas_context *ctx, loaded *l, int32_t nctrl) {
   mpnas__free(ctx, l->domain_rng);
   mpnas__free(ctx, l->domain_stats);
@@ -200,6 +276,9 @@ static void free_loaded(mpnas_context *ctx, loaded *l, int32_t nctrl) {
   mpnas__free(ctx, l->ctrl_state);
   mpnas__free(ctx, l->ctrl_size);
   mpnas__free(ctx, l->ctrl_rng);
+  mpnas__free(ctx, l->batch_images);
+  mpnas__free(ctx, l->abdp_state);
+  mpnas__abdp_destroy(l->abdp);
 }
 
 mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
@@ -257,6 +336,39 @@ mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
     st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "checkpoint %s: settings or step out of range", path);
     goto out;
   }
+  /* ABDP (absent from checkpoints written before it: the defaults, a fresh stream). */
+  mpnas__abdp_config_default(&l.abdp_cfg);
+  mpnas__rng_seed(&l.abdp_rng, ctx->seed, ABDP_STREAM);
+  l.batch_images = mpnas__calloc(ctx, (size_t)D, sizeof(int32_t));
+  if (!l.batch_images) goto oom;
+  if (mpnas__reader_has_section(&r, "ABDP")) {
+    if (mpnas__reader_section(&r, "ABDP") == MPNAS_OK) {
+      get_abdp_config(&r, &l.abdp_cfg);
+      get_rng(&r, &l.abdp_rng);
+      for (int32_t d = 0; d < D; d++) l.batch_images[d] = mpnas__reader_get_i32(&r);
+      /* The layout is checked by import; bound the count before allocating for it. */
+      size_t n = mpnas__reader_get_count(&r, (uint32_t)(16 + 16 * (size_t)D), sizeof(double));
+      if (mpnas__reader_status(&r) == MPNAS_OK) {
+        l.abdp_state = mpnas__malloc(ctx, sizeof(double) * (n + 1));
+        if (!l.abdp_state) goto oom;
+        l.abdp_size = n;
+        for (size_t i = 0; i < n; i++) l.abdp_state[i] = mpnas__reader_get_f64(&r);
+      }
+    }
+    mpnas__reader_expect_end(&r);
+    if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
+    const char *field = NULL;
+    int counts_ok = 1;
+    for (int32_t d = 0; d < D; d++)
+      counts_ok &= l.batch_images[d] >= 0 && l.batch_images[d] <= 4096 * D;
+    if (mpnas__abdp_config_check(&l.abdp_cfg, &field) != MPNAS_OK || !counts_ok) {
+      st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "checkpoint %s: ABDP %s out of range", path,
+                       field ? field : "batch counts");
+      goto out;
+    }
+  } else {
+    for (int32_t d = 0; d < D; d++) l.batch_images[d] = l.step > 0 ? l.cfg.train_batch : 0;
+  }
   /* The weights' size follows from the space, domains and method: check it against a
    * supernet prepared with the checkpoint's settings before reading the arrays. */
   {
@@ -310,6 +422,20 @@ mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
   mpnas__reader_expect_end(&r);
   if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
 
+  /* ABDP: a new handle with the checkpoint's settings and state, swapped in at commit. */
+  if ((st = make_abdp(sn, &l.abdp_cfg, &l.abdp)) != MPNAS_OK) goto out;
+  if (l.abdp_state) {
+    if (l.abdp_size != mpnas__abdp_state_size(l.abdp)) {
+      st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "checkpoint %s: ABDP state of %zu values, expected %zu",
+                       path, l.abdp_size, mpnas__abdp_state_size(l.abdp));
+      goto out;
+    }
+    if ((st = mpnas__abdp_import(l.abdp, l.abdp_state, l.abdp_size)) != MPNAS_OK) {
+      st = mpnas__fail(ctx, st, "checkpoint %s: its ABDP state is invalid", path);
+      goto out;
+    }
+  }
+
   /* Controllers: import with a backup, so a bad state leaves every controller as it was. */
   {
     double **backup = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(double *));
@@ -353,6 +479,12 @@ mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
     dm->loss_ema = v[0], dm->valid_acc = v[1], dm->reward = v[2], dm->cost = v[3], dm->weight = v[4];
   }
   for (int32_t c = 0; c < nctrl; c++) sn->controllers[c].rng = l.ctrl_rng[c];
+  mpnas__abdp_destroy(sn->abdp);
+  sn->abdp = l.abdp;
+  l.abdp = NULL;
+  sn->abdp_cfg = l.abdp_cfg;
+  sn->abdp_rng = l.abdp_rng;
+  for (int32_t d = 0; d < D; d++) sn->domains[d].batch_images = l.batch_images[d];
   if (l.latency_ready) {
     sn->latency_ready = 1;
     sn->fixed_latency = l.fixed_latency;

@@ -1,11 +1,13 @@
 /* search.c - one search step and the cost model (ALGORITHM.md section 3).
  *
  * A step: every domain samples its path (warmup: random non-zero ops with a probability
- * falling linearly 1 -> 0 over the warmup fraction); one SGD step on the domains'
- * combined loss (weights from the loss-weighting hook, uniform until ABDP); then every
- * domain evaluates its path on a validation batch, gets a reward from accuracy, cost and
+ * falling linearly 1 -> 0 over the warmup fraction); ABDP (docs/ABDP.md) recomputes the
+ * loss weights w_d and splits the step's train_batch * D images among the domains
+ * (count_d); one SGD step on the weighted sum of the domains' losses; then every domain
+ * evaluates its path on a validation batch, gets a reward from accuracy, cost and
  * (optionally) sharing, and its controller takes one REINFORCE step (after the RL
- * delay; before it, the reward only warms the baseline). */
+ * delay; before it, the reward only warms the baseline). The training losses and
+ * validation accuracies feed ABDP's moving averages for the next step's weights. */
 #include <math.h>
 #include <string.h>
 
@@ -31,10 +33,28 @@ static double target_cost(const mpnas_supernet *sn, int32_t d) {
   return path_cost(sn, d, sn->fixed_path_reference);
 }
 
-/* The loss-weighting hook: ABDP fills it; uniform (1 per domain) until then. */
-static void loss_weights(mpnas_supernet *sn) {
-  for (int32_t d = 0; d < sn->ndomains; d++) sn->domains[d].weight = 1.0;
+/* The loss-weighting hook: ABDP's weights from the moving averages observed up to the
+ * previous step (one update per step; all 1 with signal NONE or before every domain has
+ * reported), and this step's images per domain out of train_batch * D. BALANCED gives
+ * every domain train_batch images and draws no random number, so the defaults reproduce
+ * the search as it was before ABDP bit for bit. */
+static mpnas_status loss_weights(mpnas_supernet *sn) {
+  int32_t D = sn->ndomains;
+  mpnas__abdp_update(sn->abdp);
+  mpnas_status st = mpnas__abdp_sample_counts(sn->abdp, &sn->abdp_rng, sn->cfg.train_batch * D,
+                                              sn->abdp_counts);
+  if (st != MPNAS_OK) return st;
+  const double *w = mpnas__abdp_weights(sn->abdp);
+  for (int32_t d = 0; d < D; d++) {
+    sn->domains[d].weight = w[d];
+    sn->domains[d].batch_images = sn->abdp_counts[d];
+  }
+  return MPNAS_OK;
 }
+
+/* A value ABDP accepts as an observation: a diverged (non-finite) loss is left out, so it
+ * neither stops the search (it did not before ABDP) nor reaches the other domains' weights. */
+static int observable_loss(double loss) { return loss >= 0.0 && isfinite(loss); }
 
 mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
   mpnas_context *ctx = sn->ctx;
@@ -59,23 +79,36 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
   }
 
   /* 2. One optimiser step on the weighted sum of the domains' losses. */
-  loss_weights(sn);
+  if ((st = loss_weights(sn)) != MPNAS_OK) return st;
   mpnas__params_zero_grad(&sn->params);
   size_t per = (size_t)sn->space.in_h * sn->space.in_w * sn->space.in_c;
-  int32_t big = cfg->train_batch > cfg->valid_batch ? cfg->train_batch : cfg->valid_batch;
+  /* Batch buffers for the largest count a step can give: train_batch under BALANCED,
+   * up to the whole train_batch * D under PROPORTIONAL (sized for that at once, so the
+   * buffers do not grow from step to step). */
+  int32_t train_cap = cfg->train_batch;
+  if (sn->abdp_cfg.sampling == MPNAS__ABDP_SAMPLE_PROPORTIONAL) train_cap *= D;
+  int32_t big = train_cap > cfg->valid_batch ? train_cap : cfg->valid_batch;
   float *x = mpnas__arena_floats(&sn->ws, per * (size_t)big);
   int32_t *labels = mpnas__arena_alloc(&sn->ws, sizeof(int32_t) * (size_t)big);
   if (!x || !labels) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a batch");
   /* The step minimises the weighted SUM of the domains' losses: each domain's head and
-   * path get its full gradient (a mean would slow every head down by 1/D). */
+   * path get its full gradient (a mean would slow every head down by 1/D). Domain d's
+   * mean loss over its count_d images is scaled by w_d * count_d / train_batch: with
+   * BALANCED sampling that is w_d, and with PROPORTIONAL every image of the step counts
+   * the same, like training on the concatenated data. A domain without images this
+   * step adds nothing and reports no training loss. */
   for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
     mpnas__domain *dm = &sn->domains[d];
+    int32_t count = sn->abdp_counts[d];
+    if (count == 0) continue;
     double loss;
     int32_t right;
-    mpnas__supernet_batch(sn, d, 0, cfg->train_batch, x, labels);
-    st = mpnas__supernet_run(sn, d, dm->sampled, x, labels, cfg->train_batch, 1,
-                             (float)dm->weight, &loss, &right);
+    float scale = (float)(dm->weight * (double)count / (double)cfg->train_batch);
+    mpnas__supernet_batch(sn, d, 0, count, x, labels);
+    st = mpnas__supernet_run(sn, d, dm->sampled, x, labels, count, 1, scale, &loss, &right);
+    if (st != MPNAS_OK) break;
     dm->loss_ema = isnan(dm->loss_ema) ? loss : 0.9 * dm->loss_ema + 0.1 * loss;
+    if (observable_loss(loss)) st = mpnas__abdp_observe_loss(sn->abdp, d, loss);
   }
   if (st != MPNAS_OK) return st;
   mpnas__optim_config opt = {MPNAS__OPT_SGD, (float)cfg->momentum, 1, 0.0f, 0.0f,
@@ -94,15 +127,10 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
   for (int32_t d = 0; d < D; d++)
     mpnas__controller_argmax(sn->controllers[mpnas__supernet_controller_of(sn, d)].impl,
                              argmax + (size_t)d * L);
+  st = mpnas__supernet_validate(sn); /* every domain's valid_acc (domains run in parallel) */
   for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
     mpnas__domain *dm = &sn->domains[d];
-    double loss;
-    int32_t right;
-    mpnas__supernet_batch(sn, d, 1, cfg->valid_batch, x, labels);
-    st = mpnas__supernet_run(sn, d, dm->sampled, x, labels, cfg->valid_batch, 0, 1.0f, &loss,
-                             &right);
-    if (st != MPNAS_OK) break;
-    dm->valid_acc = (double)right / cfg->valid_batch;
+    if ((st = mpnas__abdp_observe_kpi(sn->abdp, d, dm->valid_acc)) != MPNAS_OK) break;
     dm->cost = path_cost(sn, d, dm->sampled);
     rc.target_cost = target_cost(sn, d);
     double shared = 0.0;

@@ -4,12 +4,16 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "train/optim.h"
 
 /* Random stream ids (one per consumer, rng.h). */
 #define STREAM_INIT 1u
 #define STREAM_PATHS 2u
+#define STREAM_ABDP 3u /* proportional sampling's draws; checkpoint.c seeds it alike */
 #define STREAM_SPLIT 100u
 #define STREAM_DATA 1000u
 #define STREAM_CONTROLLERS 3000u
@@ -121,6 +125,32 @@ mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn) {
   }
   if (st != MPNAS_OK) return st;
   mpnas__rng_seed(&sn->rng, ctx->seed, STREAM_PATHS);
+
+  /* ABDP: batch counts and loss weights, over the training sizes after the split. */
+  {
+    int32_t D = sn->ndomains;
+    int32_t *classes = mpnas__malloc(ctx, sizeof(int32_t) * (size_t)D);
+    int64_t *sizes = mpnas__malloc(ctx, sizeof(int64_t) * (size_t)D);
+    mpnas__free(ctx, sn->abdp_counts);
+    sn->abdp_counts = mpnas__calloc(ctx, (size_t)D, sizeof(int32_t));
+    if (!classes || !sizes || !sn->abdp_counts) {
+      mpnas__free(ctx, classes);
+      mpnas__free(ctx, sizes);
+      return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating ABDP");
+    }
+    for (int32_t d = 0; d < D; d++) {
+      classes[d] = sn->domains[d].classes;
+      sizes[d] = sn->domains[d].data.ntrain;
+      sn->domains[d].batch_images = 0;
+    }
+    mpnas__abdp_destroy(sn->abdp);
+    sn->abdp = NULL;
+    st = mpnas__abdp_create(ctx, D, classes, sizes, &sn->abdp_cfg, &sn->abdp);
+    mpnas__free(ctx, classes);
+    mpnas__free(ctx, sizes);
+    if (st != MPNAS_OK) return st;
+    mpnas__rng_seed(&sn->abdp_rng, ctx->seed, STREAM_ABDP);
+  }
   if (sn->cfg.cost == MPNAS_COST_LATENCY && !sn->latency_ready &&
       (st = mpnas__supernet_measure_latency(sn)) != MPNAS_OK)
     return st;
@@ -151,6 +181,10 @@ void mpnas__supernet_destroy_state(mpnas_supernet *sn) {
   sn->argmax_scratch = NULL;
   sn->warmup_allowed = NULL;
   sn->node_params = NULL;
+  mpnas__abdp_destroy(sn->abdp);
+  sn->abdp = NULL;
+  mpnas__free(ctx, sn->abdp_counts);
+  sn->abdp_counts = NULL;
   mpnas__params_destroy(&sn->params);
   mpnas__arena_reset(&sn->ws);
   sn->prepared = 0;
@@ -203,9 +237,8 @@ typedef struct sliced {
   int gathered_exp, gathered_dw, gathered_se;
 } sliced;
 
-static mpnas_status slice(mpnas_supernet *sn, int32_t set, int32_t l, mpnas__op op, int train,
-                          sliced *s) {
-  mpnas__arena *ws = &sn->ws;
+static mpnas_status slice(mpnas_supernet *sn, mpnas__arena *ws, int32_t set, int32_t l,
+                          mpnas__op op, int train, sliced *s) {
   const mpnas__layer *ly = &sn->layers[l];
   const mpnas__ib_geom *mg = &sn->max_geom[l];
   memset(s, 0, sizeof *s);
@@ -270,13 +303,91 @@ static void unslice_grads(const sliced *s, const mpnas__ib_geom *mg) {
 
 /* ---- A path's forward and backward --------------------------------------------------- */
 
+/* The evaluation forward (train = 0): batch statistics as in training, but no tape and
+ * no gradients. Activations alternate between two buffers sized for the widest layer
+ * output; each block's own scratch is taken above them and released after it, so the
+ * arena's high-water mark is that of the largest single block. */
+static mpnas_status run_eval(mpnas_supernet *sn, const mpnas__engine *eng, mpnas__arena *ws,
+                             int32_t domain, const int32_t *path, const float *x,
+                             const int32_t *labels, int32_t batch, double *loss,
+                             int32_t *correct) {
+  mpnas_status st = MPNAS_OK;
+  int32_t set = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? domain : 0;
+  mpnas__weight_set *wset = &sn->sets[set];
+  mpnas__domain *dm = &sn->domains[domain];
+  mpnas__conv_geom sg = stem_geom(sn), hg = head_geom(sn);
+  mpnas__conv_weights stem_w, head_w;
+  mpnas__conv_bind(&sn->params, &wset->stem, &stem_w, NULL);
+  mpnas__conv_bind(&sn->params, &wset->head, &head_w, NULL);
+
+  /* The widest activation between blocks (the stem's, every layer's and the head's). */
+  int32_t h = sn->space.in_h, w = sn->space.in_w;
+  mpnas__space_stem_out(&sn->space, &h, &w);
+  size_t widest = (size_t)h * w * sg.cout;
+  for (int32_t l = 0; l < sn->nlayers; l++) {
+    const mpnas__layer *ly = &sn->layers[l];
+    int32_t ho = mpnas__out_size(h, ly->stride), wo = mpnas__out_size(w, ly->stride);
+    size_t c = (size_t)ho * wo * ly->cout;
+    if (c > widest) widest = c;
+    h = ho;
+    w = wo;
+  }
+  if ((size_t)h * w * hg.cout > widest) widest = (size_t)h * w * hg.cout; /* the head's */
+  float *buf[2];
+  buf[0] = mpnas__arena_floats(ws, (size_t)batch * widest);
+  buf[1] = mpnas__arena_floats(ws, (size_t)batch * widest);
+  if (!buf[0] || !buf[1]) return MPNAS_E_NO_MEMORY;
+
+  h = sn->space.in_h;
+  w = sn->space.in_w;
+  st = mpnas__conv_unit_fwd_eval(eng, ws, &sg, &stem_w, batch, h, w, x, buf[0]);
+  if (st != MPNAS_OK) return st;
+  mpnas__space_stem_out(&sn->space, &h, &w);
+  int cur = 0;
+  for (int32_t l = 0; l < sn->nlayers; l++) {
+    mpnas__op op = mpnas__space_op(&sn->space, &sn->layers[l], path[l]);
+    if (op.kernel == 0) continue; /* zero: identity through the residual */
+    mpnas__arena_mark lmark = mpnas__arena_get_mark(ws);
+    sliced s;
+    if ((st = slice(sn, ws, set, l, op, 0, &s)) != MPNAS_OK) return st;
+    st = mpnas__ib_fwd_eval(eng, ws, &s.g, &s.w, batch, h, w, buf[cur], buf[1 - cur]);
+    mpnas__arena_release(ws, lmark);
+    if (st != MPNAS_OK) return st;
+    cur = 1 - cur;
+    h = mpnas__out_size(h, s.g.stride);
+    w = mpnas__out_size(w, s.g.stride);
+  }
+  st = mpnas__conv_unit_fwd_eval(eng, ws, &hg, &head_w, batch, h, w, buf[cur], buf[1 - cur]);
+  if (st != MPNAS_OK) return st;
+  int hw = h * w, classes = dm->classes;
+  float *pooled = mpnas__arena_floats(ws, (size_t)batch * hg.cout);
+  float *logits = mpnas__arena_floats(ws, (size_t)batch * classes);
+  if (!pooled || !logits) return MPNAS_E_NO_MEMORY;
+  mpnas__gap_fwd(batch, hw, hg.cout, buf[1 - cur], pooled);
+  float *fc_w = mpnas__pw(&sn->params, dm->fc_w), *fc_b = mpnas__pw(&sn->params, dm->fc_b);
+  st = mpnas__fc_fwd(eng, ws, batch, hg.cout, classes, pooled, fc_w, fc_b, logits);
+  if (st != MPNAS_OK) return st;
+  int right = 0;
+  *loss = mpnas__softmax_xent(batch, classes, logits, labels, 0.0f, NULL, &right);
+  *correct = right;
+  return MPNAS_OK;
+}
+
 mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32_t *path,
                                  const float *x, const int32_t *labels, int32_t batch,
                                  int train, float loss_scale, double *loss, int32_t *correct) {
-  const mpnas__engine *eng = &sn->ctx->engine;
+  /* A pass runs a few hundred parallel ops; if some of the threads are off a processor
+   * right now (other processes), each op would wait for them: run on those available. */
+  mpnas__engine local = sn->ctx->engine;
+  if (local.threads > 1) local.threads = mpnas__threads_ready(&local);
+  const mpnas__engine *eng = &local;
   mpnas__arena *ws = &sn->ws;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   mpnas_status st = MPNAS_OK;
+  if (!train) {
+    st = run_eval(sn, eng, ws, domain, path, x, labels, batch, loss, correct);
+    goto done;
+  }
   int32_t set = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? domain : 0;
   mpnas__weight_set *wset = &sn->sets[set];
   mpnas__domain *dm = &sn->domains[domain];
@@ -298,7 +409,7 @@ mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32
     mpnas__op op = mpnas__space_op(&sn->space, &sn->layers[l], path[l]);
     layers[l].g.cmid = 0; /* marks a skipped layer */
     if (op.kernel == 0) continue; /* zero: identity through the residual */
-    if ((st = slice(sn, set, l, op, train, &layers[l])) != MPNAS_OK) goto done;
+    if ((st = slice(sn, ws, set, l, op, train, &layers[l])) != MPNAS_OK) goto done;
     st = mpnas__ib_fwd_train(eng, ws, &layers[l].g, &layers[l].w, batch, h, w, cur,
                              &layers[l].tape);
     if (st != MPNAS_OK) goto done;
@@ -350,5 +461,84 @@ done:
   mpnas__arena_release(ws, mark);
   if (st == MPNAS_E_NO_MEMORY)
     return mpnas__fail(sn->ctx, st, "workspace allocation failed (batch %d)", (int)batch);
+  return st;
+}
+
+mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
+  const mpnas__engine *eng = &sn->ctx->engine;
+  mpnas__arena *ws = &sn->ws;
+  int32_t D = sn->ndomains, batch = sn->cfg.valid_batch;
+  size_t per = (size_t)sn->space.in_h * sn->space.in_w * sn->space.in_c;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas_status st = MPNAS_OK;
+  float *x = mpnas__arena_floats(ws, per * (size_t)batch * (size_t)D);
+  int32_t *labels = mpnas__arena_alloc(ws, sizeof(int32_t) * (size_t)batch * (size_t)D);
+  int32_t *right = mpnas__arena_alloc(ws, sizeof(int32_t) * (size_t)D);
+  mpnas_status *status = mpnas__arena_alloc(ws, sizeof(mpnas_status) * (size_t)D);
+  if (!x || !labels || !right || !status) {
+    st = MPNAS_E_NO_MEMORY;
+    goto done;
+  }
+  /* Every domain's batch first (each domain draws from its own stream, so the images are
+   * those of drawing batch by batch), then the evaluations. */
+  for (int32_t d = 0; d < D; d++)
+    mpnas__supernet_batch(sn, d, 1, batch, x + per * (size_t)batch * d,
+                          labels + (size_t)batch * d);
+  /* With several threads, whole domains run concurrently, each on one thread with its
+   * own workspace: no synchronisation inside a forward pass, where the ops' own thread
+   * split would meet at every op (and wait for any thread another process holds: the
+   * domains are handed out dynamically). Domains left over (D not a multiple of the
+   * threads) run one after another on all the threads. The results are the same either
+   * way: nothing in a forward depends on the thread count (docs/THREADING.md). */
+  int threads = eng->threads, par = 0;
+  if (threads > 1 && D >= 2) {
+    if (threads > D) threads = D;
+    par = D / threads * threads;
+  }
+  for (int32_t d = 0; d < D; d++) status[d] = MPNAS_OK;
+  if (par > 0) {
+    mpnas__arena *kids = mpnas__arena_kids(ws, threads);
+    if (kids == NULL) {
+      st = MPNAS_E_NO_MEMORY;
+      goto done;
+    }
+    mpnas__engine one = *eng;
+    one.threads = 1;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#endif
+    for (int32_t d = 0; d < par; d++) {
+      int slot = 0;
+#if defined(_OPENMP)
+      slot = omp_get_thread_num(); /* < threads: the team is at most that large */
+#endif
+      mpnas__arena *kw = &kids[slot];
+      mpnas__arena_mark km = mpnas__arena_get_mark(kw);
+      double loss;
+      status[d] = run_eval(sn, &one, kw, d, sn->domains[d].sampled,
+                           x + per * (size_t)batch * d, labels + (size_t)batch * d, batch,
+                           &loss, &right[d]);
+      mpnas__arena_release(kw, km);
+    }
+  }
+  mpnas__engine local = *eng;
+  if (par < D && local.threads > 1) local.threads = mpnas__threads_ready(&local);
+  for (int32_t d = par; d < D; d++) {
+    mpnas__arena_mark dm = mpnas__arena_get_mark(ws);
+    double loss;
+    status[d] = run_eval(sn, &local, ws, d, sn->domains[d].sampled,
+                         x + per * (size_t)batch * d, labels + (size_t)batch * d, batch, &loss,
+                         &right[d]);
+    mpnas__arena_release(ws, dm);
+  }
+  for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
+    st = status[d];
+    if (st == MPNAS_OK) sn->domains[d].valid_acc = (double)right[d] / batch;
+  }
+done:
+  mpnas__arena_release(ws, mark);
+  if (st == MPNAS_E_NO_MEMORY)
+    return mpnas__fail(sn->ctx, st, "workspace allocation failed (validation batch %d)",
+                       (int)batch);
   return st;
 }

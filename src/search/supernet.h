@@ -16,6 +16,7 @@
 #include "search/controller.h"
 #include "search/reward.h"
 #include "search/space.h"
+#include "train/abdp.h"
 
 #define MPNAS__MAX_DOMAINS 256
 
@@ -26,6 +27,7 @@ typedef struct mpnas__domain {
   size_t fc_w, fc_b;               /* classifier offsets in the params store */
   /* Statistics of the last step. */
   double loss_ema, valid_acc, reward, cost, weight;
+  int32_t batch_images;            /* training images drawn in the last step (ABDP) */
   int32_t *sampled;                /* the path sampled this step [nlayers] */
 } mpnas__domain;
 
@@ -81,6 +83,12 @@ struct mpnas_supernet {
   double fixed_latency;
   int latency_ready;
   mpnas__rng rng;                /* path sampling */
+  /* ABDP (docs/ABDP.md): settings (MPNAS_ABDP_*, fixed once the search starts), the
+   * handle and its sampling stream (created by prepare), this step's counts [ndomains]. */
+  mpnas__abdp_config abdp_cfg;
+  mpnas__abdp *abdp;
+  mpnas__rng abdp_rng;
+  int32_t *abdp_counts;
   int64_t step;
   mpnas__arena ws;
 };
@@ -93,6 +101,11 @@ mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn);
 mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32_t *path,
                                  const float *x, const int32_t *labels, int32_t batch,
                                  int train, float loss_scale, double *loss, int32_t *correct);
+/* Every domain's sampled path on a fresh validation batch of cfg.valid_batch images
+ * (drawn as mpnas__supernet_batch does): sets each domain's valid_acc. The results of
+ * mpnas__supernet_batch + mpnas__supernet_run(train = 0) domain by domain; with several
+ * threads, whole domains run concurrently (one per thread). */
+mpnas_status mpnas__supernet_validate(mpnas_supernet *sn);
 /* Draw a batch of a domain's train (valid = 0) or validation (valid = 1) images,
  * normalised, into x [batch][H][W][C] and labels. */
 void mpnas__supernet_batch(mpnas_supernet *sn, int32_t domain, int valid, int32_t batch,

@@ -81,19 +81,38 @@ void mpnas__arena_release(mpnas__arena *a, mpnas__arena_mark mark) {
   a->used = mark.used;
 }
 
+mpnas__arena *mpnas__arena_kids(mpnas__arena *a, int n) {
+  if (n <= a->nkids) return a->kids;
+  mpnas__arena *k = mpnas__malloc(a->ctx, sizeof *k * (size_t)n);
+  if (k == NULL) return NULL;
+  for (int i = 0; i < n; i++) {
+    if (i < a->nkids) k[i] = a->kids[i];
+    else mpnas__arena_init(&k[i], a->ctx);
+  }
+  mpnas__free(a->ctx, a->kids);
+  a->kids = k;
+  a->nkids = n;
+  return k;
+}
+
 mpnas_status mpnas__arena_reset(mpnas__arena *a) {
+  mpnas_status st = MPNAS_OK;
+  for (int i = 0; i < a->nkids; i++)
+    if (mpnas__arena_reset(&a->kids[i]) != MPNAS_OK) st = MPNAS_E_NO_MEMORY;
   a->cur = 0;
   a->used = 0;
-  if (a->nchunks <= 1) return MPNAS_OK;
+  if (a->nchunks <= 1) return st;
   /* Merge: one chunk for the high-water mark (plus alignment slack per chunk). */
   size_t want = round_up(a->high_water + (size_t)a->nchunks * MPNAS__ALIGN);
   for (int i = 0; i < a->nchunks; i++) mpnas__free(a->ctx, a->chunk[i]);
   a->nchunks = 0;
   if (!add_chunk(a, want)) return MPNAS_E_NO_MEMORY;
-  return MPNAS_OK;
+  return st;
 }
 
 void mpnas__arena_destroy(mpnas__arena *a) {
+  for (int i = 0; i < a->nkids; i++) mpnas__arena_destroy(&a->kids[i]);
+  mpnas__free(a->ctx, a->kids);
   for (int i = 0; i < a->nchunks; i++) mpnas__free(a->ctx, a->chunk[i]);
   *a = (mpnas__arena){0};
 }

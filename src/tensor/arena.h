@@ -23,6 +23,8 @@ typedef struct mpnas__arena {
   size_t used;      /* bytes used in chunk[cur] */
   size_t high_water; /* most bytes ever in use at once, summed over chunks */
   size_t allocations; /* chunk allocations made so far (tests check it stops growing) */
+  struct mpnas__arena *kids; /* [nkids] per-worker workspaces (mpnas__arena_kids) */
+  int nkids;
 } mpnas__arena;
 
 /* An arena's position, for mpnas__arena_release. */
@@ -41,7 +43,14 @@ void *mpnas__arena_alloc(mpnas__arena *a, size_t bytes);
 float *mpnas__arena_floats(mpnas__arena *a, size_t count);
 mpnas__arena_mark mpnas__arena_get_mark(const mpnas__arena *a);
 void mpnas__arena_release(mpnas__arena *a, mpnas__arena_mark mark);
-/* Release everything; merge chunks into one sized for the high-water mark. */
+/* n child arenas for n workers running at once (one each), so concurrent work has its
+ * own scratch: created on first use, then kept with the parent so that later steps
+ * allocate nothing; each grows and settles like an arena; reset and destroyed with the
+ * parent. NULL if memory ran out. The parent's own functions must not be called while
+ * the children are in use on other threads. */
+mpnas__arena *mpnas__arena_kids(mpnas__arena *a, int n);
+/* Release everything; merge chunks into one sized for the high-water mark (children
+ * too). */
 mpnas_status mpnas__arena_reset(mpnas__arena *a);
 void mpnas__arena_destroy(mpnas__arena *a);
 

@@ -32,6 +32,16 @@
 /* SAME-padded output size: ceil(in / stride). */
 static inline int mpnas__out_size(int in, int stride) { return (in + stride - 1) / stride; }
 
+/* ---- Threads ---------------------------------------------------------------------------
+ * How many of eng->threads started a trivial parallel region promptly (within 1 ms of
+ * the first): the others were waiting for a processor, taken by other processes. On an
+ * oversubscribed machine a team meets at every op's end, and each meeting costs the
+ * scheduler slice of whichever thread is off a processor (milliseconds, made worse by
+ * OpenMP's spin-waiting); a caller about to run many small parallel ops can fall back to
+ * fewer threads. Results never depend on the thread count (docs/THREADING.md), so this
+ * changes only the speed. 1 without OpenMP. */
+int mpnas__threads_ready(const mpnas__engine *eng);
+
 /* ---- Convolutions ----------------------------------------------------------------- */
 
 /* KxK convolution (the stem), SAME padding, stride 1 or 2, any odd k.
@@ -86,6 +96,47 @@ void mpnas__bn_act_fwd_train(const mpnas__engine *eng, int m, int c, const float
                              const float *gamma, const float *beta, float eps, float momentum,
                              float *running_mean, float *running_var, float *save_mean,
                              float *save_invstd, int act, float *norm, float *y);
+/* ---- Batch statistics produced with the convolution's output ------------------------
+ * Training-mode BN needs every channel's batch mean and variance before it can normalise
+ * any pixel, so a conv + BN costs a pass over the conv's output for the statistics and
+ * another to normalise. These ops compute the output in blocks of about
+ * MPNAS__BN_BLOCK_ROWS pixels and take each block's statistics (the bn_stats kernel)
+ * right after producing it, while it is in cache: the statistics pass does not read
+ * memory again. mean / m2 [c] (double, overwritten) receive each channel's mean and sum
+ * of squared deviations over all pixels (as kernels.h's bn_stats); mpnas__bn_act_apply
+ * then normalises in one pass.
+ *
+ * Blocks: 256 pixel rows (pointwise, mpnas__bn_stats), or the whole output rows that fit
+ * in 256 pixels (depthwise: max(1, 256 / wo) rows, consecutive images' rows following
+ * each other). Blocks are folded in order into at most 8 fixed chunks and the chunks
+ * merged in order (Chan's update in double), the scheme of mpnas__bn_act_fwd_train's
+ * statistics. Nothing depends on eng->threads: with fewer chunks than threads the ops
+ * produce the output first and then take the same block statistics split by channels.
+ * When the blocks are 256 pixels (always for pointwise; depthwise when wo divides 256)
+ * the result is mpnas__bn_act_fwd_train's statistics up to the rounding of the double
+ * merges (on AVX2 bit for bit). */
+mpnas_status mpnas__pw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                                 int cout, const float *x, const float *wt, float *y,
+                                 double *mean, double *m2);
+mpnas_status mpnas__dw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                 int w, int c, int k, int stride, const float *x,
+                                 const float *wt, float *y, double *mean, double *m2);
+/* The statistics of an existing [m][c] tensor, 256-row blocks. */
+mpnas_status mpnas__bn_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                             const float *x, double *mean, double *m2);
+/* Training-mode BN from statistics (over m >= 1 rows), fused with the activation and an
+ * optional residual, in one pass: what mpnas__bn_act_fwd_train does after its
+ * statistics. save_mean / save_invstd may be NULL (not kept), running statistics are
+ * updated when non-NULL; norm (may be NULL) receives the BN output, y = act(BN output)
+ * + residual (residual may be NULL; added after the activation, as kernels.h's
+ * epilogue). norm and y may equal x; residual must not overlap y. Scratch: 3c floats. */
+mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                                 const float *x, const double *mean, const double *m2,
+                                 const float *gamma, const float *beta, float eps,
+                                 float momentum, float *running_mean, float *running_var,
+                                 float *save_mean, float *save_invstd, int act,
+                                 const float *residual, float *norm, float *y);
+
 /* Inference with running statistics. y may equal x. */
 void mpnas__bn_fwd_infer(int m, int c, const float *x, const float *gamma, const float *beta,
                          const float *running_mean, const float *running_var, float eps,

@@ -9,6 +9,7 @@
  * weight gradients, whose splits never cut a reduction, do not depend on it at all. */
 #include <string.h>
 
+#include "tensor/bn_plan.h"
 #include "tensor/ops.h"
 
 /* Below about this many multiply-adds per thread, starting a parallel region costs
@@ -145,6 +146,56 @@ mpnas_status mpnas__pw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
   return MPNAS_OK;
 }
 
+/* Zero statistics for an empty output (no rows: mean 0, no spread). */
+static void stats_empty(int c, double *mean, double *m2) {
+  for (int j = 0; j < c; j++) mean[j] = m2[j] = 0.0;
+}
+
+mpnas_status mpnas__pw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                                 int cout, const float *x, const float *wt, float *y,
+                                 double *mean, double *m2) {
+  if (cout <= 0) return MPNAS_OK;
+  if (m <= 0) {
+    stats_empty(cout, mean, m2);
+    return MPNAS_OK;
+  }
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas__bn_plan plan;
+  float *packed = pack_weights(eng, ws, cin, cout, wt);
+  if (packed == NULL || mpnas__bn_plan_init(&plan, ws, m, 1, cout) != MPNAS_OK) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  double work = (double)m * cin * cout;
+  int parts = team_size(eng, work, ceil_div(m, MPNAS__ROW_GRANULE));
+  int team = mpnas__bn_plan_fused_team(&plan, parts);
+  if (team > 0) {
+    /* Chunks across threads; each block's statistics right after its GEMM. */
+    const mpnas__kernels *kt = eng->k;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(team) schedule(static) if (team > 1)
+#endif
+    for (int t = 0; t < plan.nchunks; t++) {
+      int b0, b1;
+      mpnas__bn_plan_chunk(&plan, t, &b0, &b1);
+      for (int b = b0; b < b1; b++) {
+        int r0, r1;
+        mpnas__bn_plan_block(&plan, b, &r0, &r1);
+        kt->gemm(r1 - r0, cin, cout, x + (size_t)r0 * cin, packed, NULL, NULL,
+                 MPNAS__ACT_NONE, NULL, y + (size_t)r0 * cout);
+        mpnas__bn_plan_fold(kt, &plan, t, b, 0, cout, y);
+      }
+    }
+  } else {
+    /* Too few chunks for the threads: the GEMM split by rows, then the statistics. */
+    gemm_rows(eng, m, cin, cout, x, packed, NULL, NULL, MPNAS__ACT_NONE, NULL, y);
+    mpnas__bn_plan_fold_all(eng, &plan, y);
+  }
+  mpnas__bn_plan_merge(&plan, mean, m2);
+  mpnas__arena_release(ws, mark);
+  return MPNAS_OK;
+}
+
 /* ---- Fully connected ------------------------------------------------------------------ */
 
 mpnas_status mpnas__fc_fwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int in, int out,
@@ -174,13 +225,33 @@ typedef struct conv_geom {
   int kkc; /* columns of the im2col matrix: k*k*cin, ordered (ky, kx, ci) like wt */
 } conv_geom;
 
+/* One pixel's cin channels: a library call per pixel would cost more than the copy for
+ * the stem's 3 (RGB) channels, so up to 4 are copied inline. */
+static inline void copy_pixel(float *dst, const float *src, int cin) {
+  switch (cin) {
+    case 4: dst[3] = src[3]; /* fall through */
+    case 3: dst[2] = src[2]; /* fall through */
+    case 2: dst[1] = src[1]; /* fall through */
+    case 1: dst[0] = src[0]; break;
+    default: memcpy(dst, src, sizeof(float) * (size_t)cin);
+  }
+}
+static inline void zero_pixel(float *dst, int cin) {
+  switch (cin) {
+    case 4: dst[3] = 0.0f; /* fall through */
+    case 3: dst[2] = 0.0f; /* fall through */
+    case 2: dst[1] = 0.0f; /* fall through */
+    case 1: dst[0] = 0.0f; break;
+    default: memset(dst, 0, sizeof(float) * (size_t)cin);
+  }
+}
+
 /* col[(i*ho + oy)*wo + ox][(ky*k + kx)*cin + ci] = x[i][oy*s+ky-pad][ox*s+kx-pad][ci],
  * zero outside the image; `count` images, split by output rows. */
 static void im2col(const mpnas__engine *eng, const conv_geom *g, int count, const float *x,
                    float *col) {
   int rows = count * g->ho;
   int parts = team_size(eng, (double)rows * g->wo * g->kkc, rows);
-  size_t ccopy = sizeof(float) * (size_t)g->cin;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
@@ -197,9 +268,9 @@ static void im2col(const mpnas__engine *eng, const conv_geom *g, int count, cons
           for (int kx = 0; kx < g->k; kx++, dst += g->cin) {
             int ix = ox * g->stride + kx - g->pad;
             if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-              memset(dst, 0, ccopy);
+              zero_pixel(dst, g->cin);
             else
-              memcpy(dst, xi + ((size_t)iy * g->w + ix) * g->cin, ccopy);
+              copy_pixel(dst, xi + ((size_t)iy * g->w + ix) * g->cin, g->cin);
           }
         }
     }
@@ -407,5 +478,62 @@ mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c,
       if (c1 > c0) bwd_w(&s, n, x, dy, dwt, c0, c1);
     }
   }
+  return MPNAS_OK;
+}
+
+/* Output rows [r0, r1) of the n*ho rows of a depthwise forward (one kernel call per
+ * image they touch). */
+static void dw_fwd_rows(mpnas__dw_fwd_fn fwd, const mpnas__dw_shape *s, int n, const float *x,
+                        const float *wt, float *y, int r0, int r1) {
+  size_t in_image = (size_t)s->h * s->w * s->c, out_image = (size_t)s->ho * s->wo * s->c;
+  for (int i = r0 / s->ho; i < n && i * s->ho < r1; i++) {
+    int oh0 = r0 - i * s->ho, oh1 = r1 - i * s->ho;
+    if (oh0 < 0) oh0 = 0;
+    if (oh1 > s->ho) oh1 = s->ho;
+    fwd(s, x + i * in_image, wt, NULL, NULL, MPNAS__ACT_NONE, y + i * out_image, oh0, oh1);
+  }
+}
+
+mpnas_status mpnas__dw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                 int w, int c, int k, int stride, const float *x,
+                                 const float *wt, float *y, double *mean, double *m2) {
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, h, w, c, k, stride);
+  int rows = n * s.ho;
+  if (c <= 0) return MPNAS_OK;
+  if (rows <= 0 || s.wo <= 0) {
+    stats_empty(c, mean, m2);
+    return MPNAS_OK;
+  }
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas__bn_plan plan;
+  if (mpnas__bn_plan_init(&plan, ws, rows, s.wo, c) != MPNAS_OK) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  int parts = team_size(eng, (double)rows * s.wo * c * k * k, rows);
+  int team = mpnas__bn_plan_fused_team(&plan, parts);
+  if (team > 0) {
+    /* Chunks across threads; each block's statistics right after its output rows. */
+    const mpnas__kernels *kt = eng->k;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(team) schedule(static) if (team > 1)
+#endif
+    for (int t = 0; t < plan.nchunks; t++) {
+      int b0, b1;
+      mpnas__bn_plan_chunk(&plan, t, &b0, &b1);
+      for (int b = b0; b < b1; b++) {
+        int r0, r1;
+        mpnas__bn_plan_block(&plan, b, &r0, &r1);
+        dw_fwd_rows(kt->dw_fwd, &s, n, x, wt, y, r0, r1);
+        mpnas__bn_plan_fold(kt, &plan, t, b, 0, c, y);
+      }
+    }
+  } else {
+    mpnas__dw_fwd(eng, n, h, w, c, k, stride, x, wt, NULL, NULL, MPNAS__ACT_NONE, y);
+    mpnas__bn_plan_fold_all(eng, &plan, y);
+  }
+  mpnas__bn_plan_merge(&plan, mean, m2);
+  mpnas__arena_release(ws, mark);
   return MPNAS_OK;
 }

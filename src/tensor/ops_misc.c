@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "tensor/bn_plan.h"
 #include "tensor/ops.h"
 
 #if defined(_OPENMP)
@@ -143,6 +144,33 @@ static void bn_apply_cols(const mpnas__engine *eng, int m, int c, int c0, int nb
   }
 }
 
+/* One channel's training-mode BN from its statistics over m rows: the float mean and
+ * invstd backward uses, the apply coefficients (t = (x - mu) * k + b) and the running
+ * statistics' update (when tracked). */
+static void bn_channel(int m, int ch, double mean, double m2, const float *gamma,
+                       const float *beta, float eps, float momentum, float *running_mean,
+                       float *running_var, float *mu_out, float *invstd_out, float *k_out,
+                       float *b_out) {
+  double ss = m2 > 0.0 ? m2 : 0.0; /* rounding can leave -tiny for constants */
+  double var = ss / m;
+  double invstd = 1.0 / sqrt(var + (double)eps);
+  float mu = (float)mean, kj;
+  *mu_out = mu;
+  *invstd_out = (float)invstd;
+  kj = (float)((gamma != NULL ? (double)gamma[ch] : 1.0) * invstd);
+  *k_out = kj;
+  /* Centre on the float mean (what backward sees) and fold the rounding residual into
+   * the shift, so the output mean stays 0 even when |mean| >> std. */
+  *b_out = (float)((beta != NULL ? (double)beta[ch] : 0.0) - (mean - (double)mu) * kj);
+  if (running_mean != NULL)
+    running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mean;
+  if (running_var != NULL) {
+    /* Unbiased for the running estimate; a single row has no spread to report. */
+    double unbiased = m > 1 ? ss / (m - 1) : 0.0;
+    running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)unbiased;
+  }
+}
+
 void mpnas__bn_act_fwd_train(const mpnas__engine *eng, int m, int c, const float *x,
                              const float *gamma, const float *beta, float eps, float momentum,
                              float *running_mean, float *running_var, float *save_mean,
@@ -166,24 +194,8 @@ void mpnas__bn_act_fwd_train(const mpnas__engine *eng, int m, int c, const float
       bn_stats_cols(eng, m, c, c0, nb, x, mean, m2);
       for (int j = 0; j < nb; j++) {
         int ch = c0 + j;
-        double ss = m2[j] > 0.0 ? m2[j] : 0.0; /* rounding can leave -tiny for constants */
-        double var = ss / m;
-        double invstd = 1.0 / sqrt(var + (double)eps);
-        float mu = (float)mean[j], kj;
-        save_mean[ch] = mu;
-        save_invstd[ch] = (float)invstd;
-        kj = (float)((gamma != NULL ? (double)gamma[ch] : 1.0) * invstd);
-        k[ch - a0] = kj;
-        /* Centre on the float mean (what backward sees) and fold the rounding residual
-         * into the shift, so the output mean stays 0 even when |mean| >> std. */
-        b[ch - a0] = (float)((beta != NULL ? (double)beta[ch] : 0.0) - (mean[j] - (double)mu) * kj);
-        if (running_mean != NULL)
-          running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mean[j];
-        if (running_var != NULL) {
-          /* Unbiased for the running estimate; a single row has no spread to report. */
-          double unbiased = m > 1 ? ss / (m - 1) : 0.0;
-          running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)unbiased;
-        }
+        bn_channel(m, ch, mean[j], m2[j], gamma, beta, eps, momentum, running_mean,
+                   running_var, &save_mean[ch], &save_invstd[ch], &k[ch - a0], &b[ch - a0]);
       }
     }
     /* (x - mean) * k + shift rather than x * k + shift': no cancellation for large means. */
@@ -197,6 +209,195 @@ void mpnas__bn_fwd_train(const mpnas__engine *eng, int m, int c, const float *x,
                          float *save_invstd, float *y) {
   mpnas__bn_act_fwd_train(eng, m, c, x, gamma, beta, eps, momentum, running_mean, running_var,
                           save_mean, save_invstd, MPNAS__ACT_NONE, NULL, y);
+}
+
+/* ---- Statistics by blocks, and BN from them (bn_plan.h) ------------------------------- */
+
+mpnas_status mpnas__bn_plan_init(mpnas__bn_plan *p, mpnas__arena *ws, int units, int unit_px,
+                                 int c) {
+  *p = (mpnas__bn_plan){0};
+  p->units = units;
+  p->unit_px = unit_px;
+  p->c = c;
+  p->per_block = unit_px >= MPNAS__BN_BLOCK_ROWS ? 1 : MPNAS__BN_BLOCK_ROWS / unit_px;
+  p->nblocks = (units + p->per_block - 1) / p->per_block;
+  if (p->nblocks < 1) p->nblocks = 1;
+  p->nchunks = p->nblocks < MPNAS__BN_MAX_CHUNKS ? p->nblocks : MPNAS__BN_MAX_CHUNKS;
+  size_t n = (size_t)p->nchunks * (size_t)c;
+  double *all = mpnas__arena_alloc(ws, sizeof(double) * 4 * (n ? n : 1));
+  if (all == NULL) return MPNAS_E_NO_MEMORY;
+  p->mean = all;
+  p->m2 = all + n;
+  p->bmean = all + 2 * n;
+  p->bm2 = all + 3 * n;
+  return MPNAS_OK;
+}
+
+void mpnas__bn_plan_chunk(const mpnas__bn_plan *p, int t, int *b0, int *b1) {
+  *b0 = (int)((long long)p->nblocks * t / p->nchunks);
+  *b1 = (int)((long long)p->nblocks * (t + 1) / p->nchunks);
+}
+
+void mpnas__bn_plan_block(const mpnas__bn_plan *p, int b, int *u0, int *u1) {
+  long long lo = (long long)b * p->per_block, hi = lo + p->per_block;
+  *u0 = (int)(lo < p->units ? lo : p->units);
+  *u1 = (int)(hi < p->units ? hi : p->units);
+}
+
+void mpnas__bn_plan_fold(const mpnas__kernels *kt, mpnas__bn_plan *p, int t, int b, int c0,
+                         int c1, const float *y) {
+  int b0, b1, u0, u1, s0, s1;
+  mpnas__bn_plan_chunk(p, t, &b0, &b1);
+  mpnas__bn_plan_block(p, b0, &s0, &s1);
+  mpnas__bn_plan_block(p, b, &u0, &u1);
+  int rows = (u1 - u0) * p->unit_px, prev = (u0 - s0) * p->unit_px;
+  if (rows <= 0 || c1 <= c0) return;
+  size_t c = (size_t)p->c;
+  double *mean = p->mean + (size_t)t * c, *m2 = p->m2 + (size_t)t * c;
+  double *bmean = p->bmean + (size_t)t * c, *bm2 = p->bm2 + (size_t)t * c;
+  kt->bn_stats(rows, c1 - c0, c, y + (size_t)u0 * p->unit_px * c + c0, bmean + c0, bm2 + c0);
+  if (prev == 0) {
+    memcpy(mean + c0, bmean + c0, sizeof(double) * (size_t)(c1 - c0));
+    memcpy(m2 + c0, bm2 + c0, sizeof(double) * (size_t)(c1 - c0));
+    return;
+  }
+  /* The kernels' own merge of one block into the rows before it (misc-avx2.c). */
+  const double nb = rows, tot = (double)prev + nb;
+  const double wb = nb / tot, wab = (double)prev * nb / tot;
+  for (int j = c0; j < c1; j++) {
+    double delta = bmean[j] - mean[j];
+    mean[j] = mean[j] + delta * wb;
+    m2[j] = m2[j] + (bm2[j] + delta * delta * wab);
+  }
+}
+
+void mpnas__bn_plan_fold_all(const mpnas__engine *eng, mpnas__bn_plan *p, const float *y) {
+  size_t floats = (size_t)p->units * (size_t)p->unit_px * (size_t)p->c;
+  int team = misc_team(eng, floats, ((size_t)p->c + MISC_CB - 1) / MISC_CB);
+  const mpnas__kernels *kt = eng->k;
+  MISC_OMP_FOR(team, team > 1)
+  for (int part = 0; part < team; part++) {
+    size_t c0, c1;
+    misc_split((size_t)p->c, team, part, MISC_CB, &c0, &c1);
+    if (c1 <= c0) continue;
+    for (int t = 0; t < p->nchunks; t++) {
+      int b0, b1;
+      mpnas__bn_plan_chunk(p, t, &b0, &b1);
+      for (int b = b0; b < b1; b++) mpnas__bn_plan_fold(kt, p, t, b, (int)c0, (int)c1, y);
+    }
+  }
+}
+
+void mpnas__bn_plan_merge(const mpnas__bn_plan *p, double *mean, double *m2) {
+  int c = p->c;
+  /* bn_stats_cols's merge of the chunks, in chunk order. */
+  for (int t = 0; t < p->nchunks; t++) {
+    int b0, b1, u0, u1, e0, e1;
+    mpnas__bn_plan_chunk(p, t, &b0, &b1);
+    mpnas__bn_plan_block(p, b0, &u0, &e0);
+    mpnas__bn_plan_block(p, b1 - 1, &e1, &u1);
+    (void)e0;
+    (void)e1;
+    double nk = (double)(u1 - u0) * p->unit_px;
+    const double *pm = p->mean + (size_t)t * c, *pv = p->m2 + (size_t)t * c;
+    if (t == 0) {
+      memcpy(mean, pm, sizeof(double) * (size_t)c);
+      memcpy(m2, pv, sizeof(double) * (size_t)c);
+      continue;
+    }
+    double n = (double)u0 * p->unit_px, tot = n + nk;
+    for (int j = 0; j < c; j++) {
+      double delta = pm[j] - mean[j];
+      mean[j] += delta * (nk / tot);
+      m2[j] += pv[j] + delta * delta * (n * nk / tot);
+    }
+  }
+}
+
+int mpnas__bn_plan_fused_team(const mpnas__bn_plan *p, int parts) {
+  if (parts <= 1) return 1;
+  if (p->nchunks < parts) return 0;
+  return p->nchunks % parts == 0 || p->nchunks >= 4 * parts ? parts : 0;
+}
+
+mpnas_status mpnas__bn_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                             const float *x, double *mean, double *m2) {
+  if (m <= 0 || c <= 0) return MPNAS_OK;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas__bn_plan plan;
+  if (mpnas__bn_plan_init(&plan, ws, m, 1, c) != MPNAS_OK) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  int team = misc_team(eng, (size_t)m * (size_t)c, (size_t)plan.nchunks);
+  if (team > 1 && mpnas__bn_plan_fused_team(&plan, team) == team) {
+    /* Row chunks across threads. */
+    const mpnas__kernels *kt = eng->k;
+    MISC_OMP_FOR(team, team > 1)
+    for (int t = 0; t < plan.nchunks; t++) {
+      int b0, b1;
+      mpnas__bn_plan_chunk(&plan, t, &b0, &b1);
+      for (int b = b0; b < b1; b++) mpnas__bn_plan_fold(kt, &plan, t, b, 0, c, x);
+    }
+  } else {
+    mpnas__bn_plan_fold_all(eng, &plan, x);
+  }
+  mpnas__bn_plan_merge(&plan, mean, m2);
+  mpnas__arena_release(ws, mark);
+  return MPNAS_OK;
+}
+
+/* Rows per step of the apply pass with a residual: the residual add follows the BN
+ * while the rows are in L1/L2. */
+#define MISC_RESIDUAL_ROWS 64
+
+mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                                 const float *x, const double *mean, const double *m2,
+                                 const float *gamma, const float *beta, float eps,
+                                 float momentum, float *running_mean, float *running_var,
+                                 float *save_mean, float *save_invstd, int act,
+                                 const float *residual, float *norm, float *y) {
+  if (m <= 0) { /* no rows: no statistics; leave the running ones alone */
+    for (int ch = 0; ch < c; ch++) {
+      if (save_mean != NULL) save_mean[ch] = 0.0f;
+      if (save_invstd != NULL) save_invstd[ch] = 1.0f;
+    }
+    return MPNAS_OK;
+  }
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  float *mu = mpnas__arena_floats(ws, 3 * (size_t)c);
+  if (mu == NULL) return MPNAS_E_NO_MEMORY;
+  float *k = mu + c, *b = k + c;
+  for (int ch = 0; ch < c; ch++) {
+    float invstd;
+    bn_channel(m, ch, mean[ch], m2[ch], gamma, beta, eps, momentum, running_mean, running_var,
+               &mu[ch], &invstd, &k[ch], &b[ch]);
+    if (save_mean != NULL) save_mean[ch] = mu[ch];
+    if (save_invstd != NULL) save_invstd[ch] = invstd;
+  }
+  int team = misc_team(eng, (size_t)m * (size_t)c, (size_t)m);
+  const mpnas__kernels *kt = eng->k;
+  MISC_OMP_FOR(team, team > 1)
+  for (int t = 0; t < team; t++) {
+    size_t r0, r1;
+    misc_split((size_t)m, team, t, 1, &r0, &r1);
+    if (residual == NULL) {
+      size_t off = r0 * (size_t)c;
+      if (r1 > r0)
+        kt->bn_apply((int)(r1 - r0), c, (size_t)c, x + off, mu, k, b, act,
+                     norm != NULL ? norm + off : NULL, y + off);
+      continue;
+    }
+    for (size_t i0 = r0; i0 < r1; i0 += MISC_RESIDUAL_ROWS) {
+      size_t i1 = i0 + MISC_RESIDUAL_ROWS < r1 ? i0 + MISC_RESIDUAL_ROWS : r1;
+      size_t off = i0 * (size_t)c, count = (i1 - i0) * (size_t)c;
+      kt->bn_apply((int)(i1 - i0), c, (size_t)c, x + off, mu, k, b, act,
+                   norm != NULL ? norm + off : NULL, y + off);
+      mpnas__add_fwd(count, y + off, residual + off, y + off);
+    }
+  }
+  mpnas__arena_release(ws, mark);
+  return MPNAS_OK;
 }
 
 void mpnas__bn_fold(int c, const float *gamma, const float *beta, const float *running_mean,
