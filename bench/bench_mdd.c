@@ -354,7 +354,8 @@ int main(int argc, char **argv) {
       }
       have_mpnas = 1;
     }
-    result r[MAX_SEEDS] = {{{0}}};
+    result r[MAX_SEEDS];
+    memset(r, 0, sizeof r);
     for (int s = 0; s < opt.seeds; s++) {
       r[s].search_s = mpnas_search_s[s];
       int keep = opt.figures && !figure_model && modes[k].sampling == MPNAS_ABDP_SAMPLE_BALANCED && s == 0;
@@ -373,7 +374,8 @@ int main(int argc, char **argv) {
     row("MPNAS + sharing-aware cost, balanced", &r, 1);
   }
   if (wanted("random") && have_mpnas) {
-    result r[MAX_SEEDS] = {{{0}}};
+    result r[MAX_SEEDS];
+    memset(r, 0, sizeof r);
     for (int s = 0; s < opt.seeds; s++) {
       /* Per domain, a uniformly random path whose MACs are within 10% of the MPNAS path's. */
       int32_t p[D * MAX_LAYERS];
