@@ -57,7 +57,8 @@
  * silently poison the others' weights. Losses above MPNAS__ABDP_MAX_LOSS are accepted
  * but counted as that value (a huge loss gets the largest weight, not an overflow).
  *
- * Defaults (provisional, to be chosen by measurements on uncapped data, ALGORITHM.md 5):
+ * Defaults (chosen by the MDD-6 measurements of docs/RESULTS.md and docs/ABDP.md:
+ * balanced sampling +17 points over proportional; no weighting signal beat NONE):
  *   sampling BALANCED, signal NONE: balanced sampling is the part of ABDP that the
  *     dataset-size imbalance calls for; no adaptive signal has helped yet (our prototype:
  *     LOSS -0.6 points, normalised BOOST -11 points on textures). It also reproduces the
