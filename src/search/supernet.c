@@ -1,5 +1,6 @@
 /* supernet.c - weights with in-layer sharing, data batches, and a path's forward and
- * backward pass (see supernet.h). */
+ * backward pass (see supernet.h): training binds the gathered slices to an mpnas__net
+ * (net/network.h); the tape-free evaluation forward is its own, below. */
 #include "search/supernet.h"
 
 #include <math.h>
@@ -8,6 +9,7 @@
 #include <omp.h>
 #endif
 
+#include "net/network.h"
 #include "train/optim.h"
 
 /* Random stream ids (one per consumer, rng.h). */
@@ -231,7 +233,6 @@ typedef struct sliced {
   mpnas__ib_geom g;
   mpnas__ib_weights w;
   mpnas__ib_grads gr;
-  mpnas__ib_tape tape;
   mpnas__ib_weights big;  /* the maximal tensors */
   mpnas__ib_grads big_gr;
   int gathered_exp, gathered_dw, gathered_se;
@@ -373,6 +374,61 @@ static mpnas_status run_eval(mpnas_supernet *sn, const mpnas__engine *eng, mpnas
   return MPNAS_OK;
 }
 
+/* The training pass (train = 1): every layer's op sliced first, then the one path
+ * through mpnas__net_train, each layer's gathered gradients scattered back right after
+ * its backward. */
+typedef struct sliced_path {
+  const mpnas_supernet *sn;
+  const sliced *layers; /* [nlayers] */
+} sliced_path;
+
+static void unslice_layer(void *user, int layer) {
+  const sliced_path *p = user;
+  unslice_grads(&p->layers[layer], &p->sn->max_geom[layer]);
+}
+
+static mpnas_status run_train(mpnas_supernet *sn, const mpnas__engine *eng, mpnas__arena *ws,
+                              int32_t domain, const int32_t *path, const float *x,
+                              const int32_t *labels, int32_t batch, float loss_scale,
+                              double *loss, int32_t *correct) {
+  mpnas_status st;
+  int32_t set = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? domain : 0;
+  mpnas__weight_set *wset = &sn->sets[set];
+  mpnas__domain *dm = &sn->domains[domain];
+  sliced *slices = mpnas__arena_alloc(ws, sizeof *slices * ((size_t)sn->nlayers + 1));
+  mpnas__net_layer *layers = mpnas__arena_alloc(ws, sizeof *layers * ((size_t)sn->nlayers + 1));
+  if (!slices || !layers) return MPNAS_E_NO_MEMORY;
+  mpnas__net net;
+  memset(&net, 0, sizeof net);
+  net.in_h = sn->space.in_h;
+  net.in_w = sn->space.in_w;
+  net.stem_g = stem_geom(sn);
+  net.head_g = head_geom(sn);
+  mpnas__conv_bind(&sn->params, &wset->stem, &net.stem, &net.stem_gr);
+  mpnas__conv_bind(&sn->params, &wset->head, &net.head, &net.head_gr);
+  net.nlayers = sn->nlayers;
+  net.layers = layers;
+  for (int32_t l = 0; l < sn->nlayers; l++) {
+    memset(&layers[l], 0, sizeof layers[l]);
+    mpnas__op op = mpnas__space_op(&sn->space, &sn->layers[l], path[l]);
+    if (op.kernel == 0) continue; /* zero: g stays NULL, identity through the residual */
+    if ((st = slice(sn, ws, set, l, op, 1, &slices[l])) != MPNAS_OK) return st;
+    layers[l].g = &slices[l].g;
+    layers[l].w = slices[l].w;
+    layers[l].gr = slices[l].gr;
+  }
+  net.classes = dm->classes;
+  net.fc_w = mpnas__pw(&sn->params, dm->fc_w);
+  net.fc_b = mpnas__pw(&sn->params, dm->fc_b);
+  net.fc_gw = mpnas__pg(&sn->params, dm->fc_w);
+  net.fc_gb = mpnas__pg(&sn->params, dm->fc_b);
+  sliced_path scatter = {sn, slices};
+  net.after_backward = unslice_layer;
+  net.user = &scatter;
+  return mpnas__net_train(eng, ws, &net, batch, x, labels, 1, (float)sn->cfg.label_smoothing,
+                          loss_scale, loss, correct);
+}
+
 mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32_t *path,
                                  const float *x, const int32_t *labels, int32_t batch,
                                  int train, float loss_scale, double *loss, int32_t *correct) {
@@ -383,81 +439,9 @@ mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32
   const mpnas__engine *eng = &local;
   mpnas__arena *ws = &sn->ws;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  mpnas_status st = MPNAS_OK;
-  if (!train) {
-    st = run_eval(sn, eng, ws, domain, path, x, labels, batch, loss, correct);
-    goto done;
-  }
-  int32_t set = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? domain : 0;
-  mpnas__weight_set *wset = &sn->sets[set];
-  mpnas__domain *dm = &sn->domains[domain];
-  mpnas__conv_geom sg = stem_geom(sn), hg = head_geom(sn);
-  mpnas__conv_weights stem_w, head_w;
-  mpnas__conv_grads stem_g, head_g;
-  mpnas__conv_bind(&sn->params, &wset->stem, &stem_w, &stem_g);
-  mpnas__conv_bind(&sn->params, &wset->head, &head_w, &head_g);
-  sliced *layers = mpnas__arena_alloc(ws, sizeof(sliced) * (size_t)(sn->nlayers + 1));
-  if (layers == NULL) { st = MPNAS_E_NO_MEMORY; goto done; }
-
-  mpnas__conv_tape ts, th;
-  int32_t h = sn->space.in_h, w = sn->space.in_w;
-  st = mpnas__conv_unit_fwd_train(eng, ws, &sg, &stem_w, batch, h, w, x, &ts);
-  if (st != MPNAS_OK) goto done;
-  mpnas__space_stem_out(&sn->space, &h, &w);
-  const float *cur = ts.y;
-  for (int32_t l = 0; l < sn->nlayers; l++) {
-    mpnas__op op = mpnas__space_op(&sn->space, &sn->layers[l], path[l]);
-    layers[l].g.cmid = 0; /* marks a skipped layer */
-    if (op.kernel == 0) continue; /* zero: identity through the residual */
-    if ((st = slice(sn, ws, set, l, op, train, &layers[l])) != MPNAS_OK) goto done;
-    st = mpnas__ib_fwd_train(eng, ws, &layers[l].g, &layers[l].w, batch, h, w, cur,
-                             &layers[l].tape);
-    if (st != MPNAS_OK) goto done;
-    cur = layers[l].tape.y;
-    h = layers[l].tape.ho;
-    w = layers[l].tape.wo;
-  }
-  st = mpnas__conv_unit_fwd_train(eng, ws, &hg, &head_w, batch, h, w, cur, &th);
-  if (st != MPNAS_OK) goto done;
-  int hw = h * w, classes = dm->classes;
-  float *pooled = mpnas__arena_floats(ws, (size_t)batch * hg.cout);
-  float *logits = mpnas__arena_floats(ws, (size_t)batch * classes);
-  float *dlogits = mpnas__arena_floats(ws, (size_t)batch * classes);
-  if (!pooled || !logits || !dlogits) { st = MPNAS_E_NO_MEMORY; goto done; }
-  mpnas__gap_fwd(batch, hw, hg.cout, th.y, pooled);
-  float *fc_w = mpnas__pw(&sn->params, dm->fc_w), *fc_b = mpnas__pw(&sn->params, dm->fc_b);
-  st = mpnas__fc_fwd(eng, ws, batch, hg.cout, classes, pooled, fc_w, fc_b, logits);
-  if (st != MPNAS_OK) goto done;
-  int right = 0;
-  *loss = mpnas__softmax_xent(batch, classes, logits, labels,
-                              train ? (float)sn->cfg.label_smoothing : 0.0f,
-                              train ? dlogits : NULL, &right);
-  *correct = right;
-  if (!train) goto done;
-
-  for (size_t i = 0; i < (size_t)batch * classes; i++) dlogits[i] *= loss_scale;
-  float *dpooled = mpnas__arena_floats(ws, (size_t)batch * hg.cout);
-  float *dhead = mpnas__arena_floats(ws, (size_t)batch * hw * hg.cout);
-  float *dcur = mpnas__arena_floats(ws, (size_t)batch * hw * hg.cin);
-  if (!dpooled || !dhead || !dcur) { st = MPNAS_E_NO_MEMORY; goto done; }
-  st = mpnas__fc_bwd(eng, ws, batch, hg.cout, classes, pooled, fc_w, dlogits, dpooled,
-                     mpnas__pg(&sn->params, dm->fc_w), mpnas__pg(&sn->params, dm->fc_b));
-  if (st != MPNAS_OK) goto done;
-  mpnas__gap_bwd(batch, hw, hg.cout, dpooled, dhead);
-  st = mpnas__conv_unit_bwd(eng, ws, &hg, &head_w, &th, dhead, dcur, &head_g);
-  if (st != MPNAS_OK) goto done;
-  for (int32_t l = sn->nlayers - 1; l >= 0; l--) {
-    sliced *s = &layers[l];
-    if (s->g.cmid == 0) continue; /* skipped: the gradient passes through unchanged */
-    float *dprev = mpnas__arena_floats(ws, (size_t)batch * s->tape.h * s->tape.w * s->g.cin);
-    if (!dprev) { st = MPNAS_E_NO_MEMORY; goto done; }
-    st = mpnas__ib_bwd(eng, ws, &s->g, &s->w, &s->tape, dcur, dprev, &s->gr);
-    if (st != MPNAS_OK) goto done;
-    unslice_grads(s, &sn->max_geom[l]);
-    dcur = dprev;
-  }
-  st = mpnas__conv_unit_bwd(eng, ws, &sg, &stem_w, &ts, dcur, NULL, &stem_g);
-done:
+  mpnas_status st =
+      train ? run_train(sn, eng, ws, domain, path, x, labels, batch, loss_scale, loss, correct)
+            : run_eval(sn, eng, ws, domain, path, x, labels, batch, loss, correct);
   mpnas__arena_release(ws, mark);
   if (st == MPNAS_E_NO_MEMORY)
     return mpnas__fail(sn->ctx, st, "workspace allocation failed (batch %d)", (int)batch);
