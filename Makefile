@@ -106,7 +106,7 @@ $(SHARED): $(LIB_OBJ) lib/mpnas.map $(LIBSTAMP)
 TEST_BIN := $(patsubst %,$(BUILD)/tests/%,$(TESTS))
 TEST_CPPFLAGS := -Itests -D_POSIX_C_SOURCE=200809L $(filter-out -DMPNAS_BUILDING_LIBRARY,$(CPPFLAGS_LIB))
 
-$(BUILD)/tests/%: tests/%.c tests/check.h $(STATIC)
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS) -pthread

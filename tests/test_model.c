@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "alloc_counting.h"
 #include "check.h"
 #include "../examples/synthetic.h"
 #include "model/model.h"
@@ -240,20 +241,10 @@ static void *run_job(void *arg) {
   return NULL;
 }
 
-static size_t g_allocs;
-static void *count_malloc(void *user, size_t size) {
-  (void)user;
-  g_allocs++;
-  return malloc(size);
-}
-static void count_free(void *user, void *ptr) {
-  (void)user;
-  free(ptr);
-}
-
 static void test_predictor_threads_and_allocation(void) {
-  mpnas_context *ctx = NULL;
-  OKC(mpnas_context_create_with_allocator(&ctx, count_malloc, count_free, NULL));
+  alloc_counting counts; /* no limit: only counts */
+  mpnas_context *ctx = alloc_counting_context(&counts, 0);
+  CHECK(ctx != NULL);
   const int32_t paths[3][3] = {{1, 2, 0}, {1, 3, 2}, {0, 1, 1}};
   mpnas_model *m = make_model(ctx, 3, paths, 100);
   OKC(mpnas_model_set_int(m, MPNAS_TRAIN_STEPS, 10));
@@ -272,11 +263,11 @@ static void test_predictor_threads_and_allocation(void) {
     CHECK_NEAR(sum, 1.0, 1e-5);
   }
   /* After warm-up no call allocates, for any domain. */
-  size_t before = g_allocs;
+  long before = counts.total;
   for (int d = 0; d < 3; d++)
     OKC(mpnas_predictor_run(p, d, MPNAS_DTYPE_U8, im[d].x, 37, MPNAS_OUTPUT_LOGITS, ref[d] + 0,
                             (size_t)37 * SYN_CLASSES[d]));
-  CHECK_EQ_INT(g_allocs, before);
+  CHECK_EQ_INT(counts.total, before);
   for (int d = 0; d < 3; d++)
     OKC(mpnas_predictor_run(p, d, MPNAS_DTYPE_U8, im[d].x, 37, MPNAS_OUTPUT_PROBABILITIES,
                             ref[d], (size_t)37 * SYN_CLASSES[d]));

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc_counting.h"
 #include "check.h"
 #include "common/serial.h"
 #include "mpnas.h"
@@ -29,36 +30,13 @@
 /* The model format's container kind (for rebuilding files in the corpus generator). */
 static const mpnas__file_kind MODEL_KIND = {"MPNASMDL", "model", 1, 1};
 
-/* ---- A counting allocator that refuses any single block above a limit ------------- */
-typedef struct {
-  long live, total, fail_at;
-  size_t limit, largest;
-} counting;
-static void *counting_malloc(void *user, size_t size) {
-  counting *c = user;
-  c->total++;
-  if (size > c->largest) c->largest = size;
-  if (c->fail_at > 0 && c->total == c->fail_at) return NULL;
-  if (c->limit > 0 && size > c->limit) return NULL;
-  void *p = malloc(size);
-  if (p) c->live++;
-  return p;
-}
-static void counting_free(void *user, void *ptr) {
-  counting *c = user;
-  if (ptr) c->live--;
-  free(ptr);
-}
+/* ---- The counting allocator (alloc_counting.h), refusing any single block above a limit */
 #define MIB ((size_t)1 << 20)
 #define LIMIT (64 * MIB)
 
-static mpnas_context *new_ctx(counting *c, uint64_t seed) {
-  mpnas_context *ctx = NULL;
-  memset(c, 0, sizeof *c);
-  c->limit = LIMIT;
-  if (mpnas_context_create_with_allocator(&ctx, counting_malloc, counting_free, c) != MPNAS_OK)
-    return NULL;
-  mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, (int64_t)seed);
+static mpnas_context *new_ctx(alloc_counting *c, uint64_t seed) {
+  mpnas_context *ctx = alloc_counting_context(c, LIMIT);
+  if (ctx != NULL) mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, (int64_t)seed);
   return ctx;
 }
 
@@ -356,7 +334,7 @@ static void check_same_model(const mpnas_model *a, const mpnas_model *b) {
 }
 
 static void test_round_trip_file(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c, 7);
   mpnas_model *m = test_model(ctx, PATHS, 0);
   CHECK_EQ_INT(mpnas_model_train(m, 0, NULL, NULL, 0), MPNAS_OK);
@@ -393,7 +371,7 @@ static void test_round_trip_file(void) {
 }
 
 static void test_round_trip_buffer(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c, 7);
   mpnas_model *m = test_model(ctx, PATHS, 0);
   CHECK_EQ_INT(mpnas_model_train(m, 0, NULL, NULL, 0), MPNAS_OK);
@@ -439,7 +417,7 @@ static void test_round_trip_buffer(void) {
 
 /* ---- Checkpoints ------------------------------------------------------------------------ */
 static void test_checkpoint_resume(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c, 11);
   char ckpt[128], ckpt2[128];
   tmp_path(ckpt, sizeof ckpt, "ckpt.bin");
@@ -520,7 +498,7 @@ static void test_checkpoint_resume(void) {
 }
 
 static void test_checkpoint_incompatible(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c, 11);
   char ckpt[128], plain[128];
   tmp_path(ckpt, sizeof ckpt, "ckpt-inc.bin");
@@ -559,7 +537,7 @@ static void test_checkpoint_incompatible(void) {
   mpnas_model *q = test_model(ctx, PATHS, 0);
   CHECK_EQ_INT(mpnas_model_load_checkpoint(q, plain), MPNAS_E_INCOMPATIBLE);
   /* Another context seed: the validation split would differ. */
-  counting c2;
+  alloc_counting c2;
   mpnas_context *ctx2 = new_ctx(&c2, 12);
   mpnas_model *s = test_model(ctx2, PATHS, 0);
   CHECK_EQ_INT(mpnas_model_load_checkpoint(s, ckpt), MPNAS_E_INCOMPATIBLE);
@@ -601,7 +579,7 @@ static void test_checkpoint_incompatible(void) {
 /* Corrupt checkpoints: the model file part is checked like a model file; the training
  * state on top. Each refused with MPNAS_E_CORRUPT and the (prepared) model unchanged. */
 static void test_checkpoint_corrupt(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c, 11);
   char ckpt[128], bad[128];
   tmp_path(ckpt, sizeof ckpt, "ckpt-bad.bin");
@@ -652,7 +630,7 @@ static void test_checkpoint_corrupt(void) {
 
 /* ---- Arguments, states and I/O ------------------------------------------------------------ */
 static void test_errors(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c, 1);
   mpnas_model *m = test_model(ctx, PATHS, 0);
   mpnas_model *l = (mpnas_model *)&c; /* must be overwritten with NULL */
@@ -896,7 +874,7 @@ static size_t make_corpus(mpnas_context *ctx, bad_file *out) {
 #define CORPUS_MAX 64
 
 static void test_corpus_generated(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c, 5);
   bad_file files[CORPUS_MAX];
   size_t n = make_corpus(ctx, files);
@@ -926,7 +904,7 @@ static int has_suffix(const char *s, const char *suffix) {
 }
 
 static void test_corpus_replay(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c, 5);
   bad_file files[CORPUS_MAX];
   size_t expected = make_corpus(ctx, files);
@@ -974,7 +952,7 @@ static void test_corpus_replay(void) {
 /* Every truncation and a byte flip every few bytes of a valid file: each is caught by
  * the container (lengths, CRCs) with MPNAS_E_CORRUPT or MPNAS_E_VERSION. */
 static void test_truncations_and_flips(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c, 5);
   blob base = tiny_model_file(ctx);
   CHECK(base.n > 0);
@@ -1005,7 +983,7 @@ static void test_truncations_and_flips(void) {
 /* Every allocation of a load, a save and a checkpoint load failing in turn: a clean
  * MPNAS_E_NO_MEMORY, nothing leaked, and the model still usable afterwards. */
 static void test_out_of_memory(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c, 5);
   blob base = tiny_model_file(ctx);
   mpnas_model *m = NULL;
@@ -1065,7 +1043,7 @@ static void test_out_of_memory(void) {
 }
 
 static int write_corpus(const char *dir) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c, 5);
   bad_file files[CORPUS_MAX];
   size_t n = make_corpus(ctx, files);
@@ -1082,7 +1060,7 @@ static int write_corpus(const char *dir) {
 }
 
 static int show_corpus(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c, 5);
   bad_file files[CORPUS_MAX];
   size_t n = make_corpus(ctx, files);

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc_counting.h"
 #include "check.h"
 #include "common/serial.h"
 #include "mpnas.h"
@@ -35,39 +36,12 @@ static const mpnas__file_kind TOY = {"MPNASTST", "test", 1, 1};
 static const mpnas__file_kind TOY_V2 = {"MPNASTST", "test", 2, 2};
 static const mpnas__file_kind TOY_CKP = {"MPNASCKP", "checkpoint", 1, 1};
 
-/* ---- A counting allocator that refuses any single block above a limit ------------- */
-typedef struct {
-  long live, total, fail_at;
-  size_t limit, largest;
-} counting;
-static void *counting_malloc(void *user, size_t size) {
-  counting *c = user;
-  c->total++;
-  if (size > c->largest) c->largest = size;
-  if (c->fail_at > 0 && c->total == c->fail_at) return NULL;
-  if (c->limit > 0 && size > c->limit) return NULL;
-  void *p = malloc(size);
-  if (p) c->live++;
-  return p;
-}
-static void counting_free(void *user, void *ptr) {
-  counting *c = user;
-  if (ptr) c->live--;
-  free(ptr);
-}
+/* ---- The counting allocator (alloc_counting.h), refusing any single block above a limit */
 /* 1 MiB of payload plus the allocator's alignment overhead. */
 #define MIB ((size_t)1 << 20)
 #define LIMIT (MIB + 128)
 
-static mpnas_context *new_ctx(counting *c) {
-  mpnas_context *ctx = NULL;
-  memset(c, 0, sizeof *c);
-  c->limit = LIMIT;
-  if (mpnas_context_create_with_allocator(&ctx, counting_malloc, counting_free, c) !=
-      MPNAS_OK)
-    return NULL;
-  return ctx;
-}
+static mpnas_context *new_ctx(alloc_counting *c) { return alloc_counting_context(c, LIMIT); }
 
 /* ---- Blobs: test-owned byte buffers (plain malloc) -------------------------------- */
 typedef struct {
@@ -219,7 +193,7 @@ static double u2d(uint64_t u) {
 }
 
 static void test_round_trip(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   const uint32_t fbits[] = {0x7fc00000u, 0x7fc12345u, 0xffc00001u, 0x80000000u, 0x00000000u,
                             0x7f800000u, 0xff800000u, 0x00000001u, 0x7f7fffffu, 0x3f800000u};
@@ -359,7 +333,7 @@ static void test_exact_bytes(void) {
       "\x41\x42\x43\x44\x00\x00\x00\x00\x11\x00\x00\x00\x00\x00\x00\x00"
       "\x00\x00\x00\x00\x36\xcb\x87\x4c\x04\x03\x02\x01\x00\x00\x80\x3f"
       "\xfe\xff\xff\xff\xff\xff\xff\xff\xab\x00\x00\x00\x00\x00\x00\x00";
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   mpnas__writer w;
   mpnas__writer_init(&w, ctx, &TOY);
@@ -388,7 +362,7 @@ static void test_exact_bytes(void) {
 
 /* ---- Writer misuse and out-of-memory ---------------------------------------------- */
 static void test_writer_misuse(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   mpnas__writer w;
   const unsigned char *data;
@@ -466,7 +440,7 @@ static void test_writer_out_of_memory(void) {
   for (int i = 0; i < N; i++) big[i] = (float)i;
   int succeeded = 0;
   for (long n = 1; n < 50 && !succeeded; n++) {
-    counting c;
+    alloc_counting c;
     mpnas_context *ctx = new_ctx(&c);
     c.fail_at = c.total + n;
     mpnas__writer w;
@@ -496,7 +470,7 @@ static void test_writer_out_of_memory(void) {
 
 /* ---- Reader: every prefix, every bit ------------------------------------------------ */
 static void test_every_prefix(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   blob b = toy_good(ctx);
   CHECK_EQ_INT(toy_decode(ctx, b.p, b.n), MPNAS_OK);
@@ -517,7 +491,7 @@ static void test_every_prefix(void) {
 }
 
 static void test_every_bit_flip(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   blob b = toy_good(ctx);
   mpnas__reader r;
@@ -539,7 +513,7 @@ static void test_every_bit_flip(void) {
 
 /* ---- Reader: magic, versions, sections, lying counts -------------------------------- */
 static void test_magic_and_version(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   mpnas__reader r;
   const char *msg;
@@ -594,7 +568,7 @@ static void test_magic_and_version(void) {
 }
 
 static void test_section_errors(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   mpnas__reader r;
   const char *msg;
@@ -825,7 +799,7 @@ static size_t make_corpus(mpnas_context *ctx, bad_file *out) {
 #define CORPUS_MAX 64
 
 static void test_corpus_generated(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   bad_file files[CORPUS_MAX];
   size_t n = make_corpus(ctx, files);
@@ -852,7 +826,7 @@ static int has_suffix(const char *s, const char *suffix) {
 }
 
 static void test_corpus_replay(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   bad_file files[CORPUS_MAX];
   size_t expected = make_corpus(ctx, files);
@@ -893,7 +867,7 @@ static void test_corpus_replay(void) {
 }
 
 static int write_corpus(const char *dir) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   bad_file files[CORPUS_MAX];
   size_t n = make_corpus(ctx, files);
@@ -967,7 +941,7 @@ static int file_equals(const char *path, const void *data, size_t len) {
 }
 
 static void test_read_file(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   make_tmpdir();
   CHECK(tmpdir[0] != '\0');
@@ -1022,7 +996,7 @@ static void test_read_file(void) {
 }
 
 static void test_atomic_write(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   make_tmpdir();
   CHECK(tmpdir[0] != '\0');
@@ -1087,7 +1061,7 @@ static void test_atomic_write(void) {
 }
 
 static void test_atomic_write_failures(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   make_tmpdir();
   CHECK(tmpdir[0] != '\0');
@@ -1175,7 +1149,7 @@ static void test_atomic_write_failures(void) {
 }
 
 static void test_large_file_round_trip(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   c.limit = 0; /* this one is about size, not limits */
   make_tmpdir();
@@ -1215,7 +1189,7 @@ static void test_large_file_round_trip(void) {
 
 /* Print what the reader says about each generated bad file (to review the messages). */
 static int show_corpus(void) {
-  counting c;
+  alloc_counting c;
   mpnas_context *ctx = new_ctx(&c);
   bad_file files[CORPUS_MAX];
   size_t n = make_corpus(ctx, files);

@@ -51,25 +51,88 @@ static void split_range(int total, int parts, int t, int granule, int *b, int *e
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
-/* ---- GEMM helpers ----------------------------------------------------------------- */
+/* ---- Row producers ---------------------------------------------------------------- */
 
-/* y[m][n] = epilogue(x[m][k] . packed), rows split across threads (rows are
- * independent, so the split never changes a sum). */
-static void gemm_rows(const mpnas__engine *eng, int m, int k, int n, const float *x,
-                      const float *packed, const float *scale, const float *shift, int act,
-                      const float *residual, float *y) {
-  int parts = team_size(eng, (double)m * k * n, ceil_div(m, MPNAS__ROW_GRANULE));
-  const mpnas__kernels *kt = eng->k;
+/* GEMM and depthwise forwards as "compute output rows [r0, r1)" plus an argument
+ * struct, so the plain forwards and those that also take BN statistics share the two
+ * ways of spreading rows over threads below. */
+typedef void (*rows_fn)(const void *arg, int r0, int r1);
+
+/* Rows [0, rows) in `parts` slices cut at multiples of `granule`, one slice per thread
+ * (rows are independent, so the split never changes a result). */
+static void run_rows(int parts, int rows, int granule, rows_fn fn, const void *arg) {
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
   for (int t = 0; t < parts; t++) {
     int r0, r1;
-    split_range(m, parts, t, MPNAS__ROW_GRANULE, &r0, &r1);
-    if (r1 > r0)
-      kt->gemm(r1 - r0, k, n, x + (size_t)r0 * k, packed, scale, shift, act,
-               residual != NULL ? residual + (size_t)r0 * n : NULL, y + (size_t)r0 * n);
+    split_range(rows, parts, t, granule, &r0, &r1);
+    if (r1 > r0) fn(arg, r0, r1);
   }
+}
+
+/* Rows [0, plan->units) of y ([units * unit_px][plan->c]) and their statistics into the
+ * plan's partials; `parts` and `granule` are the plain forward's split. If the chunks
+ * spread evenly over that team, threads take whole chunks and fold each block right
+ * after producing it (still in cache); otherwise the plain split, then the statistics.
+ * Either way blocks and fold order are the plan's: the statistics are the same. */
+static void run_rows_stats(const mpnas__engine *eng, mpnas__bn_plan *plan, int parts,
+                           int granule, rows_fn fn, const void *arg, const float *y) {
+  int team = mpnas__bn_plan_fused_team(plan, parts);
+  if (team > 0) {
+    const mpnas__kernels *kt = eng->k;
+    int nchunks = plan->nchunks;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(team) schedule(static) if (team > 1)
+#endif
+    for (int t = 0; t < nchunks; t++) {
+      int b0, b1;
+      mpnas__bn_plan_chunk(plan, t, &b0, &b1);
+      for (int b = b0; b < b1; b++) {
+        int r0, r1;
+        mpnas__bn_plan_block(plan, b, &r0, &r1);
+        fn(arg, r0, r1);
+        mpnas__bn_plan_fold(kt, plan, t, b, 0, plan->c, y);
+      }
+    }
+  } else {
+    run_rows(parts, plan->units, granule, fn, arg);
+    mpnas__bn_plan_fold_all(eng, plan, y);
+  }
+}
+
+/* ---- GEMM helpers ----------------------------------------------------------------- */
+
+/* Arguments of y[m][n] = epilogue(x[m][k] . packed) for gemm_part. */
+typedef struct gemm_args {
+  const mpnas__kernels *kt;
+  int k, n;
+  const float *x, *packed, *scale, *shift;
+  int act;
+  const float *residual; /* NULL: none */
+  float *y;
+} gemm_args;
+
+/* Rows [r0, r1) of the GEMM. */
+static void gemm_part(const void *arg, int r0, int r1) {
+  const gemm_args *a = arg;
+  a->kt->gemm(r1 - r0, a->k, a->n, a->x + (size_t)r0 * a->k, a->packed, a->scale, a->shift,
+              a->act, a->residual != NULL ? a->residual + (size_t)r0 * a->n : NULL,
+              a->y + (size_t)r0 * a->n);
+}
+
+/* Threads for an m x k x n GEMM split by rows (one formula for the plain and the
+ * statistics forward). */
+static int gemm_parts(const mpnas__engine *eng, int m, int k, int n) {
+  return team_size(eng, (double)m * k * n, ceil_div(m, MPNAS__ROW_GRANULE));
+}
+
+/* y[m][n] = epilogue(x[m][k] . packed), rows split across threads. */
+static void gemm_rows(const mpnas__engine *eng, int m, int k, int n, const float *x,
+                      const float *packed, const float *scale, const float *shift, int act,
+                      const float *residual, float *y) {
+  gemm_args a = {eng->k, k, n, x, packed, scale, shift, act, residual, y};
+  run_rows(gemm_parts(eng, m, k, n), m, MPNAS__ROW_GRANULE, gemm_part, &a);
 }
 
 /* dw[k][n] += x[m][k]^T . dy[m][n], split by rows of dw: no reduction across threads. */
@@ -166,31 +229,9 @@ mpnas_status mpnas__pw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int
     mpnas__arena_release(ws, mark);
     return MPNAS_E_NO_MEMORY;
   }
-  double work = (double)m * cin * cout;
-  int parts = team_size(eng, work, ceil_div(m, MPNAS__ROW_GRANULE));
-  int team = mpnas__bn_plan_fused_team(&plan, parts);
-  if (team > 0) {
-    /* Chunks across threads; each block's statistics right after its GEMM. */
-    const mpnas__kernels *kt = eng->k;
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(team) schedule(static) if (team > 1)
-#endif
-    for (int t = 0; t < plan.nchunks; t++) {
-      int b0, b1;
-      mpnas__bn_plan_chunk(&plan, t, &b0, &b1);
-      for (int b = b0; b < b1; b++) {
-        int r0, r1;
-        mpnas__bn_plan_block(&plan, b, &r0, &r1);
-        kt->gemm(r1 - r0, cin, cout, x + (size_t)r0 * cin, packed, NULL, NULL,
-                 MPNAS__ACT_NONE, NULL, y + (size_t)r0 * cout);
-        mpnas__bn_plan_fold(kt, &plan, t, b, 0, cout, y);
-      }
-    }
-  } else {
-    /* Too few chunks for the threads: the GEMM split by rows, then the statistics. */
-    gemm_rows(eng, m, cin, cout, x, packed, NULL, NULL, MPNAS__ACT_NONE, NULL, y);
-    mpnas__bn_plan_fold_all(eng, &plan, y);
-  }
+  gemm_args a = {eng->k, cin, cout, x, packed, NULL, NULL, MPNAS__ACT_NONE, NULL, y};
+  run_rows_stats(eng, &plan, gemm_parts(eng, m, cin, cout), MPNAS__ROW_GRANULE, gemm_part, &a,
+                 y);
   mpnas__bn_plan_merge(&plan, mean, m2);
   mpnas__arena_release(ws, mark);
   return MPNAS_OK;
@@ -410,6 +451,38 @@ mpnas_status mpnas__conv_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, 
 
 /* ---- Depthwise ---------------------------------------------------------------------------- */
 
+/* Arguments of a depthwise forward of n images for dw_part. */
+typedef struct dw_args {
+  mpnas__dw_fwd_fn fwd;
+  const mpnas__dw_shape *s;
+  int n;
+  const float *x, *wt, *scale, *shift;
+  int act;
+  float *y;
+} dw_args;
+
+/* Output rows [r0, r1) of the n*ho rows, one kernel call per image they touch. Rows
+ * rather than images are split so that a part may cover the end of one image and the
+ * start of the next: small batches of large images still spread over the threads. */
+static void dw_part(const void *arg, int r0, int r1) {
+  const dw_args *a = arg;
+  const mpnas__dw_shape *s = a->s;
+  size_t in_image = (size_t)s->h * s->w * s->c, out_image = (size_t)s->ho * s->wo * s->c;
+  for (int i = r0 / s->ho; i < a->n && i * s->ho < r1; i++) {
+    int oh0 = r0 - i * s->ho, oh1 = r1 - i * s->ho;
+    if (oh0 < 0) oh0 = 0;
+    if (oh1 > s->ho) oh1 = s->ho;
+    a->fwd(s, a->x + i * in_image, a->wt, a->scale, a->shift, a->act, a->y + i * out_image,
+           oh0, oh1);
+  }
+}
+
+/* Threads for a depthwise forward of `rows` = n*ho output rows (one formula for the
+ * plain and the statistics forward). */
+static int dw_parts(const mpnas__engine *eng, const mpnas__dw_shape *s, int rows) {
+  return team_size(eng, (double)rows * s->wo * s->c * s->k * s->k, rows);
+}
+
 mpnas_status mpnas__dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,
                            int stride, const float *x, const float *wt, const float *scale,
                            const float *shift, int act, float *y) {
@@ -417,24 +490,8 @@ mpnas_status mpnas__dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c,
   mpnas__dw_shape_init(&s, h, w, c, k, stride);
   int rows = n * s.ho;
   if (rows <= 0 || c <= 0) return MPNAS_OK;
-  size_t in_image = (size_t)h * w * c, out_image = (size_t)s.ho * s.wo * c;
-  /* Split the n*ho output rows: a part may cover the end of one image and the start of
-   * the next, so small batches of large images still spread over the threads. */
-  int parts = team_size(eng, (double)rows * s.wo * c * k * k, rows);
-  mpnas__dw_fwd_fn fwd = eng->k->dw_fwd;
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
-#endif
-  for (int t = 0; t < parts; t++) {
-    int r0, r1;
-    split_range(rows, parts, t, 1, &r0, &r1);
-    for (int i = r0 / s.ho; i < n && i * s.ho < r1; i++) {
-      int oh0 = r0 - i * s.ho, oh1 = r1 - i * s.ho;
-      if (oh0 < 0) oh0 = 0;
-      if (oh1 > s.ho) oh1 = s.ho;
-      fwd(&s, x + i * in_image, wt, scale, shift, act, y + i * out_image, oh0, oh1);
-    }
-  }
+  dw_args a = {eng->k->dw_fwd, &s, n, x, wt, scale, shift, act, y};
+  run_rows(dw_parts(eng, &s, rows), rows, 1, dw_part, &a);
   return MPNAS_OK;
 }
 
@@ -481,19 +538,6 @@ mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c,
   return MPNAS_OK;
 }
 
-/* Output rows [r0, r1) of the n*ho rows of a depthwise forward (one kernel call per
- * image they touch). */
-static void dw_fwd_rows(mpnas__dw_fwd_fn fwd, const mpnas__dw_shape *s, int n, const float *x,
-                        const float *wt, float *y, int r0, int r1) {
-  size_t in_image = (size_t)s->h * s->w * s->c, out_image = (size_t)s->ho * s->wo * s->c;
-  for (int i = r0 / s->ho; i < n && i * s->ho < r1; i++) {
-    int oh0 = r0 - i * s->ho, oh1 = r1 - i * s->ho;
-    if (oh0 < 0) oh0 = 0;
-    if (oh1 > s->ho) oh1 = s->ho;
-    fwd(s, x + i * in_image, wt, NULL, NULL, MPNAS__ACT_NONE, y + i * out_image, oh0, oh1);
-  }
-}
-
 mpnas_status mpnas__dw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
                                  int w, int c, int k, int stride, const float *x,
                                  const float *wt, float *y, double *mean, double *m2) {
@@ -511,28 +555,8 @@ mpnas_status mpnas__dw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int
     mpnas__arena_release(ws, mark);
     return MPNAS_E_NO_MEMORY;
   }
-  int parts = team_size(eng, (double)rows * s.wo * c * k * k, rows);
-  int team = mpnas__bn_plan_fused_team(&plan, parts);
-  if (team > 0) {
-    /* Chunks across threads; each block's statistics right after its output rows. */
-    const mpnas__kernels *kt = eng->k;
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(team) schedule(static) if (team > 1)
-#endif
-    for (int t = 0; t < plan.nchunks; t++) {
-      int b0, b1;
-      mpnas__bn_plan_chunk(&plan, t, &b0, &b1);
-      for (int b = b0; b < b1; b++) {
-        int r0, r1;
-        mpnas__bn_plan_block(&plan, b, &r0, &r1);
-        dw_fwd_rows(kt->dw_fwd, &s, n, x, wt, y, r0, r1);
-        mpnas__bn_plan_fold(kt, &plan, t, b, 0, c, y);
-      }
-    }
-  } else {
-    mpnas__dw_fwd(eng, n, h, w, c, k, stride, x, wt, NULL, NULL, MPNAS__ACT_NONE, y);
-    mpnas__bn_plan_fold_all(eng, &plan, y);
-  }
+  dw_args a = {eng->k->dw_fwd, &s, n, x, wt, NULL, NULL, MPNAS__ACT_NONE, y};
+  run_rows_stats(eng, &plan, dw_parts(eng, &s, rows), 1, dw_part, &a, y);
   mpnas__bn_plan_merge(&plan, mean, m2);
   mpnas__arena_release(ws, mark);
   return MPNAS_OK;
