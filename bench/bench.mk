@@ -55,3 +55,17 @@ bench-mdd: $(MDD_BENCH_BIN)
 	$(RUN) $(MDD_BENCH_BIN) $(MDD_ARGS) --out docs/RESULTS-table.md --figures docs/figures
 
 .PHONY: bench-mdd
+
+# End-to-end MBV2-9 (shared/design/BENCHMARKS.md): training img/s at batch 64, eval img/s,
+# batch-1 latency, through the public model API. Side by side with PyTorch (optional):
+#   /usr/bin/python3 bench/bench_train_torch_compare.py --bin $(BUILD)/bench/bench_train
+#   make bench-train BENCH_ARGS="--threads 1 --rounds 5 --steps 10 --json"
+TRAIN_BENCH_BIN := $(BUILD)/bench/bench_train
+$(TRAIN_BENCH_BIN): bench/bench_train.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
+
+bench-train: $(TRAIN_BENCH_BIN)
+	$(RUN) $(TRAIN_BENCH_BIN) $(BENCH_ARGS)
+
+.PHONY: bench-train
