@@ -296,7 +296,11 @@ mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t 
   /* Binding only reads the model; it takes a non-const pointer because the same
    * binding also serves training. Nothing below writes through it. */
   mpnas__model_bind((mpnas_model *)(uintptr_t)m, d, &net, layers);
-  mpnas_status st = mpnas__net_infer(&m->ctx->engine, ws, &net, n, x, logits);
+  /* Batches run on the threads that start promptly now (see mpnas__model_step); one
+   * image is left alone: the probe would cost more than its small ops gain. */
+  mpnas__engine eng = m->ctx->engine;
+  if (eng.threads > 1 && n > 1) eng.threads = mpnas__threads_ready(&eng);
+  mpnas_status st = mpnas__net_infer(&eng, ws, &net, n, x, logits);
   mpnas__arena_release(ws, mark);
   return st;
 }

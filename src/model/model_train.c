@@ -98,6 +98,12 @@ mpnas_status mpnas__model_step(mpnas_model *m) {
   if (!x || !labels || !logits || !layers)
     return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a batch");
 
+  /* A pass runs a few hundred parallel ops; on a machine where other processes hold
+   * some of the processors, each op would wait for them: run on the threads that start
+   * promptly now (as the search does; results do not depend on the thread count). */
+  mpnas__engine eng = ctx->engine;
+  if (eng.threads > 1) eng.threads = mpnas__threads_ready(&eng);
+
   mpnas__params_zero_grad(&m->params);
   for (int32_t d = 0; d < D; d++) {
     mpnas__model_domain *dm = &m->domains[d];
@@ -111,7 +117,7 @@ mpnas_status mpnas__model_step(mpnas_model *m) {
     mpnas__arena_mark mark = mpnas__arena_get_mark(&m->ws);
     double loss;
     int32_t right;
-    st = mpnas__net_train(&ctx->engine, &m->ws, &net, counts[d], x, labels, 1,
+    st = mpnas__net_train(&eng, &m->ws, &net, counts[d], x, labels, 1,
                           (float)cfg->label_smoothing, (float)(w[d] * counts[d] / B), &loss,
                           &right);
     mpnas__arena_release(&m->ws, mark);
