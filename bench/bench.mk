@@ -6,7 +6,7 @@
 BENCH_BIN  := $(BUILD)/bench/bench_kernels
 BENCH_ARGS ?=
 
-$(BENCH_BIN): bench/bench_kernels.c $(STATIC)
+$(BENCH_BIN): bench/bench_kernels.c bench/bench_util.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
 
@@ -19,7 +19,7 @@ bench: $(BENCH_BIN)
 
 # Batch norm and activation kernels (the elementwise part of a training step).
 MISC_BENCH_BIN := $(BUILD)/bench/bench_misc
-$(MISC_BENCH_BIN): bench/bench_misc.c $(STATIC)
+$(MISC_BENCH_BIN): bench/bench_misc.c bench/bench_util.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
 
@@ -32,7 +32,7 @@ bench-misc: $(MISC_BENCH_BIN)
 # and validation parts (docs/PERFORMANCE.md, "Search step").
 #   make bench-search BENCH_ARGS="--steps 20 --threads 1,2"
 SEARCH_BENCH_BIN := $(BUILD)/bench/bench_search
-$(SEARCH_BENCH_BIN): bench/bench_search.c examples/synthetic.h $(STATIC)
+$(SEARCH_BENCH_BIN): bench/bench_search.c bench/bench_util.h examples/synthetic.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
 
@@ -61,7 +61,7 @@ bench-mdd: $(MDD_BENCH_BIN)
 #   /usr/bin/python3 bench/bench_train_torch_compare.py --bin $(BUILD)/bench/bench_train
 #   make bench-train BENCH_ARGS="--threads 1 --rounds 5 --steps 10 --json"
 TRAIN_BENCH_BIN := $(BUILD)/bench/bench_train
-$(TRAIN_BENCH_BIN): bench/bench_train.c $(STATIC)
+$(TRAIN_BENCH_BIN): bench/bench_train.c bench/bench_util.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
 

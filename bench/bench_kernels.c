@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "common/common.h"
 #include "tensor/arena.h"
 #include "tensor/ops.h"
@@ -54,22 +55,7 @@ static const pw_shape PW[] = {
 /* --cputime: time with the process's CPU clock instead of the wall clock. Only for
  * 1-thread tuning on a busy machine (it ignores time spent descheduled). */
 static clockid_t bench_clock = CLOCK_MONOTONIC;
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(bench_clock, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof(double), cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+static double now(void) { return bench_clock_seconds(bench_clock); }
 
 /* ---- Peak: independent FMA chains, registers only -------------------------------- */
 
@@ -113,7 +99,7 @@ static double measure_peak(int threads) {
     g[r] = (double)threads * iters * 12 * 8 * 2 / (now() - t0) * 1e-9;
   }
   (void)sink;
-  return median(g, 7);
+  return bench_median(g, 7);
 }
 #else
 #define HAVE_PEAK 0
@@ -182,7 +168,7 @@ static void report(const options *o, const char *name, int threads, const char *
       body;                                            \
       t_[r_] = (now() - t0_) * 1e3;                    \
     }                                                  \
-    (result) = median(t_, n_);                         \
+    (result) = bench_median(t_, n_);                   \
   } while (0)
 
 static int check(mpnas_status st, const char *what) {

@@ -15,19 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "common/common.h"
 #include "tensor/ops.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 typedef struct {
   const char *name;
@@ -102,20 +92,20 @@ int main(int argc, char **argv) {
         }
         for (int i = 0; i < c; i++) g[i] = 1.0f, b[i] = 0.1f;
         for (int r = -1; r < reps; r++) {
-          double t0 = now();
+          double t0 = bench_now();
           mpnas__bn_act_fwd_train(eng, m, c, x, g, b, 1e-3f, 0.01f, rm, rv, sm, si, act, norm, y);
-          double t1 = now();
+          double t1 = bench_now();
           mpnas__bn_fwd_train(eng, m, c, x, g, b, 1e-3f, 0.01f, rm, rv, sm, si, norm);
           mpnas__act_fwd(eng, act, n, norm, y);
-          double t2 = now();
+          double t2 = bench_now();
           mpnas__act_bwd(eng, act, n, norm, dy, dn);
           mpnas__bn_bwd(eng, m, c, x, g, sm, si, dn, dx, dg, db);
-          double t3 = now();
+          double t3 = bench_now();
           if (r >= 0) t[0][r] = t1 - t0, t[1][r] = t2 - t1, t[2][r] = t3 - t2;
         }
         static const char *pass[3] = {"fwd", "fwd2", "bwd"};
         for (int k = 0; k < 3; k++) {
-          qsort(t[k], (size_t)reps, sizeof(double), cmp_double);
+          qsort(t[k], (size_t)reps, sizeof(double), bench_cmp_double);
           double med = t[k][reps / 2], mn = t[k][0];
           printf("%-14s %-7s %3d  %-5s %10.1f %10.1f", SHAPES[s].name, ACT_NAMES[act],
                  eng->threads, pass[k], med * 1e6, mn * 1e6);

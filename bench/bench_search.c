@@ -30,30 +30,15 @@
 #include <time.h>
 
 #include "../examples/synthetic.h"
+#include "bench_util.h"
 #include "common/common.h"
 #include "search/supernet.h"
 #include "train/optim.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static long minor_faults(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   return ru.ru_minflt;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 static double minimum(const double *v, int n) {
@@ -87,7 +72,7 @@ static mpnas_status step_parts(mpnas_supernet *sn, double p, float *x, int32_t *
     *macs += (double)mpnas__path_cost(&sn->space, sn->domains[d].sampled,
                                       sn->domains[d].classes).macs;
   }
-  double t0 = now();
+  double t0 = bench_now();
   mpnas__params_zero_grad(&sn->params);
   for (int32_t d = 0; d < sn->ndomains && st == MPNAS_OK; d++) {
     double loss;
@@ -99,7 +84,7 @@ static mpnas_status step_parts(mpnas_supernet *sn, double p, float *x, int32_t *
   mpnas__optim_config opt = {MPNAS__OPT_SGD, (float)cfg->momentum, 1, 0.0f, 0.0f,
                              (float)cfg->weight_decay};
   mpnas__params_step(&sn->params, &opt, (float)cfg->lr);
-  double t1 = now();
+  double t1 = bench_now();
   (void)per_domain;
 #if !defined(BENCH_OLD_TREE)
   if (!per_domain) {
@@ -118,7 +103,7 @@ static mpnas_status step_parts(mpnas_supernet *sn, double p, float *x, int32_t *
       *correct_total += right;
     }
   }
-  double t2 = now();
+  double t2 = bench_now();
   mpnas_status rs = mpnas__arena_reset(&sn->ws);
   *t_train = t1 - t0;
   *t_valid = t2 - t1;
@@ -169,7 +154,7 @@ static int run(const options *o, int threads) {
   int32_t correct = 0;
   for (int s = 0; s < total; s++) {
     long f0 = minor_faults();
-    double t0 = now();
+    double t0 = bench_now();
     if (o->real) {
       if (mpnas__supernet_step(sn) != MPNAS_OK) return die(ctx, "step");
     } else {
@@ -179,7 +164,7 @@ static int run(const options *o, int threads) {
         return die(ctx, "step");
       if (s >= o->warm) macs_sum += macs;
     }
-    ts[s] = now() - t0;
+    ts[s] = bench_now() - t0;
     long f = minor_faults() - f0;
     if (o->verbose)
       printf("  step %3d: %8.1f ms (train %7.1f, valid %7.1f), %ld page faults\n", s,
@@ -191,8 +176,8 @@ static int run(const options *o, int threads) {
   double *t_step = ts + o->warm, *t_train = tt + o->warm, *t_valid = tv + o->warm;
   double step_min = minimum(t_step, n), train_min = minimum(t_train, n);
   double valid_min = minimum(t_valid, n);
-  double step_med = median(t_step, n), train_med = median(t_train, n);
-  double valid_med = median(t_valid, n);
+  double step_med = bench_median(t_step, n), train_med = bench_median(t_train, n);
+  double valid_med = bench_median(t_valid, n);
   if (o->real)
     printf("threads %d  step %8.1f ms (min %8.1f)", threads, 1e3 * step_med, 1e3 * step_min);
   else

@@ -40,25 +40,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "mpnas.h"
 
 #define CLASSES 10
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static struct rusage usage_now(void) {
   struct rusage ru;
@@ -126,21 +111,21 @@ static void eval(const options *o, const mpnas_model *m, int32_t d, int32_t dtyp
   if (!out) exit(1);
   int n = o->rounds * o->steps;
   for (int i = 0; i < n + 2; i++) {
-    double t0 = now();
+    double t0 = bench_now();
     check(mpnas_predictor_run(p, d, dtype, images, o->batch, MPNAS_OUTPUT_LOGITS, out, cap),
           "eval");
-    if (i >= 2) t[i - 2] = now() - t0;
+    if (i >= 2) t[i - 2] = bench_now() - t0;
   }
-  *t_eval = median(t, n);
+  *t_eval = bench_median(t, n);
   size_t bytes = o->f32 ? sizeof(float) : 1;
   for (int i = 0; i < o->lat_reps + 10; i++) {
     /* A different image each run, as a stream of requests would be. */
     const char *img = (const char *)images + (size_t)(i % o->images) * per * bytes;
-    double t0 = now();
+    double t0 = bench_now();
     check(mpnas_predictor_run(p, d, dtype, img, 1, MPNAS_OUTPUT_LOGITS, out, cap), "latency");
-    if (i >= 10) t[i - 10] = now() - t0;
+    if (i >= 10) t[i - 10] = bench_now() - t0;
   }
-  *t_lat = median(t, o->lat_reps);
+  *t_lat = bench_median(t, o->lat_reps);
   free(out);
   mpnas_predictor_free(p);
 }
@@ -188,13 +173,13 @@ static void run(const options *o, int threads) {
   long allocs0 = atomic_load(&n_allocs);
   struct rusage ru0 = usage_now();
   for (int r = 0; r < o->rounds; r++) {
-    double t0 = now();
+    double t0 = bench_now();
     check(mpnas_model_train(m, o->steps, NULL, NULL, 0), "train");
-    t[r] = (now() - t0) / o->steps;
+    t[r] = (bench_now() - t0) / o->steps;
   }
   double allocs = (double)(atomic_load(&n_allocs) - allocs0) / timed;
   double faults = (double)(usage_now().ru_minflt - ru0.ru_minflt) / timed;
-  double t_step = median(t, o->rounds), train_img_s = o->batch / t_step;
+  double t_step = bench_median(t, o->rounds), train_img_s = o->batch / t_step;
   double rss_mb = (double)usage_now().ru_maxrss / 1024.0; /* training's peak */
   double t_eval = 0.0, t_lat = 0.0;
   if (!o->train_only) eval(o, m, d, dtype, images, per, t, &t_eval, &t_lat);
