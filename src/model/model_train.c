@@ -101,8 +101,7 @@ mpnas_status mpnas__model_step(mpnas_model *m) {
   /* A pass runs a few hundred parallel ops; on a machine where other processes hold
    * some of the processors, each op would wait for them: run on the threads that start
    * promptly now (as the search does; results do not depend on the thread count). */
-  mpnas__engine eng = ctx->engine;
-  if (eng.threads > 1) eng.threads = mpnas__threads_ready(&eng);
+  mpnas__engine eng = mpnas__engine_ready(&ctx->engine);
 
   mpnas__params_zero_grad(&m->params);
   for (int32_t d = 0; d < D; d++) {

@@ -434,8 +434,7 @@ mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32
                                  int train, float loss_scale, double *loss, int32_t *correct) {
   /* A pass runs a few hundred parallel ops; if some of the threads are off a processor
    * right now (other processes), each op would wait for them: run on those available. */
-  mpnas__engine local = sn->ctx->engine;
-  if (local.threads > 1) local.threads = mpnas__threads_ready(&local);
+  mpnas__engine local = mpnas__engine_ready(&sn->ctx->engine);
   const mpnas__engine *eng = &local;
   mpnas__arena *ws = &sn->ws;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
@@ -505,8 +504,7 @@ mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
       mpnas__arena_release(kw, km);
     }
   }
-  mpnas__engine local = *eng;
-  if (par < D && local.threads > 1) local.threads = mpnas__threads_ready(&local);
+  mpnas__engine local = par < D ? mpnas__engine_ready(eng) : *eng;
   for (int32_t d = par; d < D; d++) {
     mpnas__arena_mark dm = mpnas__arena_get_mark(ws);
     double loss;

@@ -33,14 +33,15 @@
 static inline int mpnas__out_size(int in, int stride) { return (in + stride - 1) / stride; }
 
 /* ---- Threads ---------------------------------------------------------------------------
- * How many of eng->threads started a trivial parallel region promptly (within 1 ms of
- * the first): the others were waiting for a processor, taken by other processes. On an
- * oversubscribed machine a team meets at every op's end, and each meeting costs the
- * scheduler slice of whichever thread is off a processor (milliseconds, made worse by
- * OpenMP's spin-waiting); a caller about to run many small parallel ops can fall back to
- * fewer threads. Results never depend on the thread count (docs/THREADING.md), so this
- * changes only the speed. 1 without OpenMP. */
-int mpnas__threads_ready(const mpnas__engine *eng);
+ * *eng with its thread count cut to the threads that started a trivial parallel region
+ * promptly (within 1 ms of the first): the others were waiting for a processor, taken
+ * by other processes. On an oversubscribed machine a team meets at every op's end, and
+ * each meeting costs the scheduler slice of whichever thread is off a processor
+ * (milliseconds, made worse by OpenMP's spin-waiting); a caller about to run many small
+ * parallel ops (a training pass, a batch of inference) runs on this engine instead.
+ * Results never depend on the thread count (docs/THREADING.md), so this changes only
+ * the speed. eng itself without OpenMP or with one thread. */
+mpnas__engine mpnas__engine_ready(const mpnas__engine *eng);
 
 /* ---- Convolutions ----------------------------------------------------------------- */
 

@@ -11,10 +11,11 @@
 #define MPNAS__PROBE_LATE 1e-3
 #define MPNAS__PROBE_MAX 64
 
-int mpnas__threads_ready(const mpnas__engine *eng) {
+mpnas__engine mpnas__engine_ready(const mpnas__engine *eng) {
+  mpnas__engine ready = *eng;
 #if defined(_OPENMP)
   int nt = eng->threads < MPNAS__PROBE_MAX ? eng->threads : MPNAS__PROBE_MAX;
-  if (nt <= 1) return 1;
+  if (nt <= 1) return ready;
   double start[MPNAS__PROBE_MAX];
   int team = 1;
 #pragma omp parallel num_threads(nt)
@@ -26,11 +27,9 @@ int mpnas__threads_ready(const mpnas__engine *eng) {
   double first = start[0];
   for (int i = 1; i < team; i++)
     if (start[i] < first) first = start[i];
-  int ready = 0;
-  for (int i = 0; i < team; i++) ready += start[i] - first <= MPNAS__PROBE_LATE;
-  return ready < 1 ? 1 : ready;
-#else
-  (void)eng;
-  return 1;
+  int prompt = 0;
+  for (int i = 0; i < team; i++) prompt += start[i] - first <= MPNAS__PROBE_LATE;
+  ready.threads = prompt < 1 ? 1 : prompt;
 #endif
+  return ready;
 }
