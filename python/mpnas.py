@@ -2,7 +2,8 @@
 
 Standard library only (ctypes). numpy is not needed, but numpy arrays (and any other
 object with the buffer protocol: bytes, bytearray, memoryview, array.array) are
-accepted wherever images or labels are expected.
+accepted wherever images or labels are expected. Images are checked against the space's
+input shape and labels against the images (docs/PYTHON.md, "Images and labels").
 
 Finding the library: the environment variable MPNAS_LIBRARY (a path to libmpnas.so),
 else ../lib/libmpnas.so relative to this file (the repository's build output), else
@@ -45,6 +46,8 @@ See docs/PYTHON.md for the whole interface.
 import array
 import ctypes
 import ctypes.util
+import difflib
+import numbers
 import os
 import sys
 import weakref
@@ -110,8 +113,9 @@ for _kind, _values in _ENUMS.items():
         globals()[_ENUM_PREFIX[_kind] + _name.upper()] = _value
 
 # Parameters of each handle: name -> (code, "i" integer | "d" real, enum table or None,
-# read-only). Names are the header's constant without its prefix, in lower case; the
-# full constant name ("MPNAS_SEARCH_STEPS") and the integer code are accepted too.
+# read-only). Names are the header's constant without its prefix, in lower case. A handle
+# also accepts the full constant names of its own parameters ("MPNAS_SEARCH_STEPS" on a
+# Supernet, not on a Model) and integer codes: see _param_spec.
 _CONTEXT_PARAMS = {
     "threads": (1, "i", None, False),
     "seed": (2, "i", None, False),
@@ -192,19 +196,38 @@ _STATS = {
     "train_size": 6, "valid_size": 7, "macs": 8, "params": 9, "batch_images": 10,
 }
 
-for _table, _prefix in ((_CONTEXT_PARAMS, "CONTEXT_"), (_SPACE_PARAMS, "SPACE_"),
-                        (_SEARCH_PARAMS, "SEARCH_"), (_TRAIN_PARAMS, "TRAIN_"),
-                        (_DOMAIN_PARAMS, "DOMAIN_")):
+# The parameters of each kind of handle: what -> (table, the handle named in messages).
+_PARAM_TABLES = {
+    "context": (_CONTEXT_PARAMS, "Context"),
+    "space": (_SPACE_PARAMS, "Space"),
+    "search": (_SEARCH_PARAMS, "Supernet"),
+    "model": (_TRAIN_PARAMS, "Model"),
+    "domain": (_DOMAIN_PARAMS, "Model domain"),
+}
+
+
+def _constant_name(what, name, code):
+    """The header's constant of a parameter without "MPNAS_": SEARCH_STEPS, TRAIN_STEPS,
+    MODEL_PARAMS (the model's read-only sizes), ABDP_TAU (the supernet's and model's)."""
+    if name.startswith("abdp_"):
+        return name.upper()
+    if what == "model":
+        return ("MODEL_" if code >= 20 else "TRAIN_") + name.upper()
+    return {"context": "CONTEXT_", "space": "SPACE_", "search": "SEARCH_",
+            "domain": "DOMAIN_"}[what] + name.upper()
+
+
+# The full constant names each handle accepts: what -> {"MPNAS_SEARCH_STEPS": "steps", ...}
+_PARAM_CONSTANTS = {}
+for _what, (_table, _) in _PARAM_TABLES.items():
+    _PARAM_CONSTANTS[_what] = {}
     for _name, _spec in _table.items():
-        if _name.startswith("abdp_"):
-            globals()[_name.upper()] = _spec[0]
-        elif _table is _TRAIN_PARAMS and _spec[0] >= 20:
-            globals()["MODEL_" + _name.upper()] = _spec[0]
-        else:
-            globals()[_prefix + _name.upper()] = _spec[0]
+        _constant = _constant_name(_what, _name, _spec[0])
+        globals()[_constant] = _spec[0]  # mpnas.SEARCH_STEPS = 2, ...
+        _PARAM_CONSTANTS[_what]["MPNAS_" + _constant] = _name
 for _name, _code in _STATS.items():
     globals()["STAT_" + _name.upper()] = _code
-del _code, _name, _kind, _values, _value, _table, _prefix, _spec
+del _code, _name, _kind, _values, _value, _what, _table, _spec, _constant, _
 
 OpInfo = namedtuple("OpInfo", "kernel expansion se")
 OpInfo.__doc__ = "An op of a searchable layer: kernel 0 and expansion 0 for `zero` (skip)."
@@ -510,9 +533,7 @@ def _enum_value(kind, value):
             raise UnknownParameterError(
                 -2, "unknown %s %r (one of: %s)" % (kind, value, ", ".join(sorted(table))))
         return table[key]
-    if isinstance(value, bool):
-        return int(value)
-    return int(value)
+    return _integer(value, "%s (a name or an integer code)" % kind)
 
 
 def _enum_name(kind, value):
@@ -522,47 +543,81 @@ def _enum_name(kind, value):
     return value
 
 
-def _param_spec(table, param, what):
-    """(code, kind, enum, read_only) of a parameter given by name, constant name or code."""
+def _param_spec(what, param):
+    """(code, kind, enum, read_only) of a parameter of a `what` handle (a key of
+    _PARAM_TABLES), given by its name in that handle's table ("steps"), by the header's
+    constant of THAT handle ("MPNAS_SEARCH_STEPS" on a supernet) or by its code. Names
+    of another handle's parameters ("train_steps" or "MPNAS_SEARCH_STEPS" on a model)
+    raise UnknownParameterError."""
+    table, handle = _PARAM_TABLES[what]
     if isinstance(param, str):
-        key = param.lower()
-        if key.startswith("mpnas_"):
-            key = key[len("mpnas_"):]
-        if key not in table:
-            for prefix in ("context_", "space_", "search_", "train_", "model_", "domain_"):
-                if key.startswith(prefix) and key[len(prefix):] in table:
-                    key = key[len(prefix):]
-                    break
-        if key not in table:
+        constants = _PARAM_CONSTANTS[what]
+        name = param if param in table else constants.get(param)
+        if name is None:
+            known = {k.lower(): k for k in list(table) + list(constants)}
+            close = [known[k] for k in difflib.get_close_matches(param.lower(), known, 3, 0.6)]
+            prefixes = sorted({c[:len(c) - len(n)] + ("ABDP_" if n.startswith("abdp_") else "")
+                               for c, n in constants.items()})
             raise UnknownParameterError(
-                -2, "unknown %s parameter %r (one of: %s)" % (what, param, ", ".join(sorted(table))))
-        return table[key]
-    code = int(param)
+                -2, "%s has no parameter %r%s; its parameters: %s (or their constants %s)"
+                    % (handle, param, " (did you mean %s?)" % " or ".join(close) if close else "",
+                       ", ".join(sorted(table)), ", ".join(p + "*" for p in prefixes)))
+        return table[name]
+    code = _integer(param, "a parameter code")
     for spec in table.values():
         if spec[0] == code:
             return spec
     return (code, None, None, False)  # unknown code: let the library judge it
 
 
-def _int64(value):
-    value = int(value)
+def _integer(value, what):
+    """An integer argument: an int (bool and numpy integers included). A float, even
+    3.0, or a str raises TypeError: nothing is truncated or parsed silently."""
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    raise TypeError("%s must be an integer, got %s %r" % (what, type(value).__name__, value))
+
+
+def _real(value, what):
+    """A real argument: an int or a float (numpy scalars included); a str raises TypeError."""
+    if isinstance(value, numbers.Real):
+        return float(value)
+    raise TypeError("%s must be a number (int or float), got %s %r"
+                    % (what, type(value).__name__, value))
+
+
+def _int64(value, what="value"):
+    value = _integer(value, what)
     if value >= 1 << 63:  # e.g. a 64-bit seed given as an unsigned number
         value -= 1 << 64
     return value
 
 
+def _c_string(data, what):
+    """`data` (bytes) for a C string argument: refused if it holds a NUL, where C would
+    silently stop reading it."""
+    if b"\0" in data:
+        raise InvalidArgumentError(-1, "%s must not contain a NUL character: %r" % (what, data))
+    return data
+
+
 def _path_arg(path):
-    return os.fsencode(os.fspath(path))
+    """A file path (str, bytes or os.PathLike) as bytes for C."""
+    return _c_string(os.fsencode(os.fspath(path)), "a path")
 
 
 def _name_arg(name):
     if not isinstance(name, str):
         raise InvalidArgumentError(-1, "a domain name must be a str, got %r" % (name,))
-    return name.encode("utf-8")
+    return _c_string(name.encode("utf-8"), "a domain name")
+
+
+_INTEGER_FORMATS = frozenset("bBhHiIlLqQnN")  # struct codes of integer buffer elements
 
 
 def _int32_array(values, what="values"):
-    """An array('i') of `values` (any iterable or buffer of integers) and its address."""
+    """An array('i') of `values` (any iterable or buffer of integers) and its address.
+    Non-integers (a float array, a float or str in a list) raise TypeError."""
     if isinstance(values, array.array) and values.typecode == "i" and values.itemsize == 4:
         arr = values
     else:
@@ -570,15 +625,30 @@ def _int32_array(values, what="values"):
             mv = memoryview(values)
         except TypeError:
             mv = None
-        if mv is not None and _native_format(mv.format) in ("i", "l") and mv.itemsize == 4:
-            arr = array.array("i")
-            arr.frombytes(mv.tobytes())  # C order whatever the strides
+        if mv is not None:
+            fmt = _native_format(mv.format)
+            if fmt not in _INTEGER_FORMATS:
+                raise TypeError("%s must be integers, got a buffer of %r elements (%s)"
+                                % (what, mv.format, type(values).__name__))
+            if fmt in ("i", "l") and mv.itemsize == 4:
+                arr = array.array("i")
+                arr.frombytes(mv.tobytes())  # C order whatever the strides
+                return arr, (arr.buffer_info()[0] if len(arr) else None)
+            seq = _flatten(mv.tolist()) if mv.ndim else [mv.tolist()]
         else:
             try:
-                seq = _flatten(mv.tolist()) if mv is not None else _flatten(values)
-                arr = array.array("i", [int(v) for v in seq])
-            except (TypeError, OverflowError, ValueError) as e:
-                raise InvalidArgumentError(-1, "%s must be 32-bit integers: %s" % (what, e))
+                seq = _flatten(values)
+            except TypeError:
+                raise TypeError("%s must be a sequence or buffer of integers, got %s"
+                                % (what, type(values).__name__))
+            for v in seq:
+                if not isinstance(v, numbers.Integral):
+                    raise TypeError("%s must be integers, got %s %r"
+                                    % (what, type(v).__name__, v))
+        try:
+            arr = array.array("i", [int(v) for v in seq])
+        except OverflowError as e:
+            raise InvalidArgumentError(-1, "%s must be 32-bit integers: %s" % (what, e))
     return arr, (arr.buffer_info()[0] if len(arr) else None)
 
 
@@ -602,11 +672,63 @@ def _native_format(fmt):
     return fmt
 
 
-class _Buffer(object):
-    """A C view of images: .address (int or bytes), .dtype (0 u8 / 1 f32), .count
-    (images), .keep (objects to keep alive during the call)."""
+def _shape_of(images):
+    """The shape of images that have one (a numpy array, a memoryview, anything with
+    .shape, a nested list), or None for a flat buffer or list (1-D included)."""
+    shape = getattr(images, "shape", None)
+    if shape is None and isinstance(images, (list, tuple)):
+        shape, v = [], images
+        while isinstance(v, (list, tuple)):
+            shape.append(len(v))
+            v = v[0] if v else None
+    if shape is None:
+        return None
+    shape = tuple(int(d) for d in shape)
+    return shape if len(shape) > 1 else None
 
-    def __init__(self, images, pixels, dtype=None, count=None, what="images"):
+
+def _images_in(shape, input_shape, what):
+    """(images, channels) of an input of `shape` for a space's input (H, W, C):
+    (N, H, W, C), (H, W, C) for one image, or one channel (N, H, W) / (N, H, W, 1)."""
+    h, w, c = input_shape
+    if shape == (h, w, c):
+        return 1, c
+    if len(shape) == 4 and shape[1:] == (h, w, c):
+        return shape[0], c
+    if shape[1:] in ((h, w), (h, w, 1)):
+        return shape[0], 1
+    raise InvalidArgumentError(
+        -1, "%s: shape %s does not match the space's input (H, W, C) = (%d, %d, %d): expected "
+            "(N, %d, %d, %d), (%d, %d, %d) for one image, or one channel (N, %d, %d) / "
+            "(N, %d, %d, 1)" % (what, shape, h, w, c, h, w, c, h, w, c, h, w, h, w))
+
+
+def _replicate_channels(data, typecode, channels):
+    """One-channel NHW images as NHWC with `channels` copies of that channel (what
+    numpy.repeat(images, channels, axis=-1) makes of (N, H, W, 1))."""
+    src = array.array(typecode)
+    src.frombytes(data.tobytes())
+    out = array.array(typecode, bytes(src.itemsize * len(src) * channels))
+    for k in range(channels):
+        out[k::channels] = src
+    return memoryview(out)
+
+
+class _Buffer(object):
+    """Images (and their labels) as a C call takes them, checked against the space's
+    input shape (H, W, C): .address (int or bytes), .dtype (0 u8 / 1 f32), .count
+    (images), .labels and .label_address (an array('i') and its address, None without
+    labels), .keep (objects to keep alive during the call).
+
+    Images with a shape (numpy arrays, memoryviews with ndim > 1, anything with .shape,
+    nested lists) must be (N, H, W, C), or (H, W, C) for one image; one-channel images,
+    (N, H, W) or (N, H, W, 1), are replicated to C channels. A flat buffer (bytes,
+    bytearray, array.array, a 1-D array or list) must hold a whole number of images.
+    count=, when given, must equal the number of images, and so must the number of
+    labels. Nothing is dropped or reinterpreted silently: anything else raises."""
+
+    def __init__(self, images, input_shape, dtype=None, count=None, labels=None,
+                 what="images"):
         want = None if dtype is None else _enum_value("dtype", dtype)
         try:
             mv = memoryview(images)
@@ -635,25 +757,42 @@ class _Buffer(object):
             self.dtype = 1 if data.typecode == "f" else 0
             data = memoryview(data)
         itemsize = 4 if self.dtype == 1 else 1
-        nbytes = data.nbytes
-        values = nbytes // itemsize
+        values = data.nbytes // itemsize
+        h, w, c = input_shape
+        pixels = h * w * c
         if pixels <= 0:
             raise InvalidArgumentError(-1, "%s: the space has no pixels" % what)
-        if count is None:
+        shape = _shape_of(images)
+        if shape is None:  # a flat buffer: its size says how many images
             if values % pixels:
                 raise InvalidArgumentError(
-                    -1, "%s: %d values is not a whole number of images of %d values (H x W x C)"
-                        % (what, values, pixels))
-            count = values // pixels
-        elif count < 0 or count * pixels > values:
+                    -1, "%s: %d values is not a whole number of images of %d values "
+                        "(H x W x C = %d x %d x %d)" % (what, values, pixels, h, w, c))
+            n, channels = values // pixels, c
+        else:
+            n, channels = _images_in(shape, input_shape, what)
+            if values != n * h * w * channels:
+                raise InvalidArgumentError(
+                    -1, "%s: shape %s, but %d values" % (what, shape, values))
+        if count is not None and _integer(count, "count") != n:
             raise InvalidArgumentError(
-                -1, "%s: %d images of %d values need %d values, the buffer has %d"
-                    % (what, count, pixels, count * pixels, values))
-        self.count = int(count)
+                -1, "%s: count=%r, but the %s hold %d images" % (what, count, what, n))
+        self.labels = self.label_address = None
+        if labels is not None:
+            self.labels, self.label_address = _int32_array(labels, "labels")
+            if len(self.labels) != n:
+                raise InvalidArgumentError(
+                    -1, "labels: %d labels for %d images (one label per image)"
+                        % (len(self.labels), n))
+        self.count = n
         self.keep = [images, data]
+        if channels != c:
+            data = _replicate_channels(data, "f" if self.dtype == 1 else "B", c)
+            self.keep.append(data)
         if not data.c_contiguous:
             data = memoryview(data.tobytes())
             self.keep.append(data)
+        nbytes = data.nbytes
         if nbytes == 0:
             self.address = None
         elif isinstance(data.obj, bytes) and data.obj is not None and data.nbytes == len(data.obj):
@@ -678,13 +817,6 @@ class _Buffer(object):
         except (OverflowError, ValueError, TypeError) as e:
             raise InvalidArgumentError(
                 -1, "%s: cannot convert to %s: %s" % (what, "uint8" if want == 0 else "float32", e))
-
-
-def _labels_arg(labels, count):
-    arr, addr = _int32_array(labels, "labels")
-    if len(arr) < count:
-        raise InvalidArgumentError(-1, "labels: %d labels for %d images" % (len(arr), count))
-    return arr, addr
 
 
 # ---- Handles ------------------------------------------------------------------------------
@@ -823,16 +955,17 @@ class Context(_Handle):
     def set(self, param, value):
         """Set a context parameter by name ("threads", "seed", "isa", "log_level"),
         constant name or code. Enum values may be given by name ("avx2", "debug")."""
-        code, _, enum, _ = _param_spec(_CONTEXT_PARAMS, param, "context")
+        code, _, enum, _ = _param_spec("context", param)
         if enum is not None:
             value = _enum_value(enum, value)
-        self._call("mpnas_context_set_int", self._handle(), code, _int64(value))
+        self._call("mpnas_context_set_int", self._handle(), code,
+                   _int64(value, "parameter %r" % (param,)))
 
     set_int = set
 
     def get(self, param):
         """Read a context parameter (an int; see the properties for names of enums)."""
-        code = _param_spec(_CONTEXT_PARAMS, param, "context")[0]
+        code = _param_spec("context", param)[0]
         v = _c_i64()
         self._call("mpnas_context_get_int", self._handle(), code, ctypes.byref(v))
         return v.value
@@ -925,15 +1058,16 @@ class Space(_Handle):
     def set(self, param, value):
         """Set a space parameter by name ("input_height", "stem_channels", "se_mode",
         ...), constant name or code; enum values by name ("hswish", "choice")."""
-        code, _, enum, _ = _param_spec(_SPACE_PARAMS, param, "space")
+        code, _, enum, _ = _param_spec("space", param)
         if enum is not None:
             value = _enum_value(enum, value)
-        self._call("mpnas_space_set_int", self._handle(), code, _int64(value))
+        self._call("mpnas_space_set_int", self._handle(), code,
+                   _int64(value, "parameter %r" % (param,)))
 
     set_int = set
 
     def get(self, param):
-        code = _param_spec(_SPACE_PARAMS, param, "space")[0]
+        code = _param_spec("space", param)[0]
         v = _c_i64()
         self._call("mpnas_space_get_int", self._handle(), code, ctypes.byref(v))
         return v.value
@@ -1026,7 +1160,8 @@ class Space(_Handle):
         """Path text -> a list of op indices (one per layer)."""
         n = self.num_layers
         out = (_c_i32 * max(n, 1))()
-        self._call("mpnas_space_parse_path", self._handle(), text.encode(), out, n)
+        self._call("mpnas_space_parse_path", self._handle(),
+                   _c_string(text.encode(), "path text"), out, n)
         return list(out[:n])
 
     def path_cost(self, path, num_classes):
@@ -1164,24 +1299,26 @@ class _Parameterised(_Handle):
 
     def set_int(self, param, value):
         """Set an integer parameter by name, constant name or code."""
-        code, _, enum, _ = _param_spec(self._params, param, self._what)
+        code, _, enum, _ = _param_spec(self._what, param)
         if enum is not None:
             value = _enum_value(enum, value)
-        self._call(self._set_int_fn, self._handle(), code, _int64(value))
+        self._call(self._set_int_fn, self._handle(), code,
+                   _int64(value, "parameter %r" % (param,)))
 
     def set_double(self, param, value):
         """Set a real-valued parameter by name, constant name or code."""
-        code = _param_spec(self._params, param, self._what)[0]
-        self._call(self._set_double_fn, self._handle(), code, float(value))
+        code = _param_spec(self._what, param)[0]
+        self._call(self._set_double_fn, self._handle(), code,
+                   _real(value, "parameter %r" % (param,)))
 
     def get_int(self, param):
-        code = _param_spec(self._params, param, self._what)[0]
+        code = _param_spec(self._what, param)[0]
         v = _c_i64()
         self._call(self._get_int_fn, self._handle(), code, ctypes.byref(v))
         return v.value
 
     def get_double(self, param):
-        code = _param_spec(self._params, param, self._what)[0]
+        code = _param_spec(self._what, param)[0]
         v = _c_double()
         self._call(self._get_double_fn, self._handle(), code, ctypes.byref(v))
         return v.value
@@ -1189,7 +1326,7 @@ class _Parameterised(_Handle):
     def set(self, param, value):
         """Set a parameter by name, picking the integer or real setter from its type
         (for a bare code: a float value uses the real setter)."""
-        code, kind, _, _ = _param_spec(self._params, param, self._what)
+        code, kind, _, _ = _param_spec(self._what, param)
         if kind is None:
             kind = "d" if isinstance(value, float) else "i"
         if kind == "d":
@@ -1198,7 +1335,7 @@ class _Parameterised(_Handle):
             self.set_int(param, value)
 
     def get(self, param):
-        code, kind, _, _ = _param_spec(self._params, param, self._what)
+        code, kind, _, _ = _param_spec(self._what, param)
         return self.get_double(param) if kind == "d" else self.get_int(param)
 
     def configure(self, **params):
@@ -1286,14 +1423,15 @@ class Supernet(_Parameterised):
 
     def set_data(self, domain, images, labels, split="train", dtype=None, count=None):
         """Hand a domain's images in (copied by the library): any buffer of uint8
-        (0..255) or float32 values, NHWC, count x H x W x C values (count inferred from
-        the size unless given), and one integer label per image. dtype "u8"/"f32"
-        forces a conversion; other element types (float64, int) are converted."""
+        (0..255) or float32 values, NHWC: an array of shape (N, H, W, C) (one-channel
+        (N, H, W) or (N, H, W, 1) is replicated to C channels) or a flat buffer of a
+        whole number of H x W x C images, and exactly one integer label per image
+        (count=, if given, must agree). dtype "u8"/"f32" forces a conversion; other
+        element types (float64, int) are converted (docs/PYTHON.md, "Images and labels")."""
         d = self.domain_index(domain)
-        buf = _Buffer(images, self.space.image_size, dtype, count)
-        lab, laddr = _labels_arg(labels, buf.count)
+        buf = _Buffer(images, self.space.input_shape, dtype, count, labels)
         self._call("mpnas_supernet_set_data", self._handle(), d, _enum_value("split", split),
-                   buf.dtype, buf.address, laddr, buf.count)
+                   buf.dtype, buf.address, buf.label_address, buf.count)
 
     def set_fixed_path(self, path):
         arr, addr, n = self.space._path(path)
@@ -1537,19 +1675,18 @@ class Model(_Parameterised):
     def set_data(self, domain, images, labels, split="train", dtype=None, count=None):
         """Training (or validation) data of a domain, as Supernet.set_data."""
         d = self.domain_index(domain)
-        buf = _Buffer(images, self.space.image_size, dtype, count)
-        lab, laddr = _labels_arg(labels, buf.count)
+        buf = _Buffer(images, self.space.input_shape, dtype, count, labels)
         self._call("mpnas_model_set_data", self._handle(), d, _enum_value("split", split),
-                   buf.dtype, buf.address, laddr, buf.count)
+                   buf.dtype, buf.address, buf.label_address, buf.count)
 
     def clear_data(self):
         self._call("mpnas_model_clear_data", self._handle())
 
     def set_domain_int(self, domain, param, value):
         """A per-domain setting ("hflip" or MPNAS_DOMAIN_* code)."""
-        code = _param_spec(_DOMAIN_PARAMS, param, "domain")[0]
+        code = _param_spec("domain", param)[0]
         self._call("mpnas_model_set_domain_int", self._handle(), self.domain_index(domain),
-                   code, _int64(value))
+                   code, _int64(value, "parameter %r" % (param,)))
 
     def train(self, max_steps=0, progress=None, every=10):
         """Train (or resume) for at most max_steps more steps (0 = to the end).
@@ -1598,11 +1735,10 @@ class Model(_Parameterised):
     def evaluate(self, domain, images, labels, dtype=None, count=None):
         """Evaluation(top1, loss) of labelled images of a domain."""
         d = self.domain_index(domain)
-        buf = _Buffer(images, self.space.image_size, dtype, count)
-        lab, laddr = _labels_arg(labels, buf.count)
+        buf = _Buffer(images, self.space.input_shape, dtype, count, labels)
         top1, loss = _c_double(), _c_double()
-        self._call("mpnas_model_evaluate", self._handle(), d, buf.dtype, buf.address, laddr,
-                   buf.count, ctypes.byref(top1), ctypes.byref(loss))
+        self._call("mpnas_model_evaluate", self._handle(), d, buf.dtype, buf.address,
+                   buf.label_address, buf.count, ctypes.byref(top1), ctypes.byref(loss))
         return Evaluation(top1.value, loss.value)
 
     def node_users(self, layer, op):
@@ -1659,7 +1795,7 @@ class Predictor(_Handle):
             raise model._context._error(status, "mpnas_predictor_create")
         self._init_handle(h.value, model._context, owned=True, parent=model)
         self.model = model
-        self._image_size = model.space.image_size
+        self._input_shape = model.space.input_shape
         self._classes = {}
 
     def run(self, domain, images, output="logits", flat=False, dtype=None, count=None,
@@ -1673,7 +1809,7 @@ class Predictor(_Handle):
         if d not in self._classes:
             self._classes[d] = self.model.domain_classes(d)
         classes = self._classes[d]
-        buf = _Buffer(images, self._image_size, dtype, count)
+        buf = _Buffer(images, self._input_shape, dtype, count)
         n = buf.count * classes
         if out is not None:
             mv = memoryview(out)

@@ -212,7 +212,7 @@ def test_errors():
 def test_buffers():
     ctx = mpnas.Context()
     space = tiny_space(ctx)
-    n = space.image_size
+    n, shape = space.image_size, space.input_shape
     images, labels = synthetic.make("stripes", 3)
     floats = array.array("f", [v / 255.0 for v in images])
     cases = [
@@ -236,12 +236,12 @@ def test_buffers():
             ("numpy non-contiguous", numpy.repeat(u8, 2, axis=0)[::2], 0),
         ]
     for name, data, dtype in cases:
-        buf = mpnas._Buffer(data, n)
+        buf = mpnas._Buffer(data, shape)
         want = 2 if name == "read-only slice" else 3
         check(buf.dtype == dtype and buf.count == want,
               "%s: dtype %d count %d" % (name, buf.dtype, buf.count))
-    check(mpnas._Buffer(images, n, dtype="f32").dtype == 1, "dtype='f32' converts")
-    check(mpnas._Buffer(images, n, count=2).count == 2, "an explicit count")
+    check(mpnas._Buffer(images, shape, dtype="f32").dtype == 1, "dtype='f32' converts")
+    check(mpnas._Buffer(images, shape, count=3).count == 3, "an explicit count")
     sn = mpnas.Supernet(space)
     sn.add_domain("a", 3)
     label_cases = [labels, array.array("i", labels), array.array("l", labels), tuple(labels)]
@@ -249,7 +249,8 @@ def test_buffers():
         label_cases += [numpy.array(labels, dtype=numpy.int64), numpy.array(labels, dtype=numpy.int32)]
     for name, data, _ in cases:
         for lab in label_cases:
-            sn.set_data("a", data, lab)  # raises on failure
+            # raises on failure; one label per image
+            sn.set_data("a", data, lab[:2] if name == "read-only slice" else lab)
     sn.set_data(0, floats, labels, split="valid")
 
 
@@ -509,12 +510,249 @@ def test_c_agreement():
                   "evaluate: C %s, Python %.4f %.4f" % (m and m.groups(), ev.top1, ev.loss))
 
 
+def expect_raises(cls, fn, *args, **kwargs):
+    """Run fn; return the exception of class cls it raised (a failure if none)."""
+    try:
+        fn(*args, **kwargs)
+    except cls as e:
+        return e
+    except Exception as e:
+        _failures.append("%s raised %s: %s, expected %s" % (getattr(fn, "__name__", fn),
+                                                           type(e).__name__, e, cls.__name__))
+        return None
+    _failures.append("%s%.80r did not raise %s" % (getattr(fn, "__name__", fn), args, cls.__name__))
+    return None
+
+
+def grey_images(count):
+    """`count` one-channel 32x32 images (bytes, NHW: the red channel of test images of
+    "colours"), the same replicated to 3 channels (bytes, NHWC) and their labels."""
+    images, labels = synthetic.make("colours", count, seed=3, start=50000)
+    grey = images[0::3]
+    return grey, bytes(v for v in grey for _ in range(3)), labels
+
+
+def test_image_shapes():
+    """Images with a shape (here memoryviews, no numpy needed) are checked against the
+    space's (H, W, C): (N, H, W, C), one (H, W, C) image, and one channel (N, H, W) or
+    (N, H, W, 1) replicated to C channels. Any other shape is refused (such images used
+    to be taken as N/3 scrambled RGB images, or any shape of the right size)."""
+    ctx = mpnas.Context(threads=1, seed=11)
+    model = trained_model(ctx)
+    grey, rgb, labels = grey_images(6)  # 6 images: divisible by 3, as in the report
+    want_eval = model.evaluate("colours", rgb, labels)
+    with model.predictor() as p:
+        want = p.run("colours", rgb)
+        check(p.run("colours", memoryview(rgb).cast("B", (6, 32, 32, 3))) == want, "(N, H, W, C)")
+        check(p.run("colours", memoryview(rgb[:3072]).cast("B", (32, 32, 3))) == want[:1],
+              "(H, W, C): one image")
+        for shape in ((6, 32, 32, 1), (6, 32, 32)):
+            mv = memoryview(grey).cast("B", shape)
+            got = p.run("colours", mv)
+            check(got == want, "%s: %d results, not the replicated images'" % (shape, len(got)))
+            check(len(p.predict("colours", mv)) == 6, "%s: predict" % (shape,))
+            ev = model.evaluate("colours", mv, labels)
+            check(ev == want_eval, "%s: evaluate %s, replicated %s" % (shape, ev, want_eval))
+        for data, shape in ((grey, (3, 32, 32, 2)), (rgb, (6, 3072)), (rgb, (12, 16, 32, 3)),
+                            (rgb, (1, 6, 32, 32, 3)), (grey, (32, 32, 6))):
+            e = expect_error(mpnas.InvalidArgumentError, -1, p.run, "colours",
+                             memoryview(data).cast("B", shape))
+            if e:
+                check("(N, 32, 32, 3)" in e.message and str(shape) in e.message,
+                      "the message names both shapes: %r" % e.message)
+    sn = mpnas.Supernet(tiny_space(ctx))
+    sn.add_domain("grey", synthetic.CLASSES["colours"])
+    sn.set_data("grey", memoryview(grey).cast("B", (6, 32, 32, 1)), labels)
+    check(sn.domain_stat("grey", "train_size") == 6,
+          "set_data took %g images" % sn.domain_stat("grey", "train_size"))
+    expect_error(mpnas.InvalidArgumentError, -1, sn.set_data, "grey",
+                 memoryview(grey).cast("B", (6, 32, 32, 1)), labels[:2])
+
+
+def test_image_counts():
+    """Flat buffers: a whole number of images, exactly one label per image (extra labels
+    used to be dropped silently), and count= must agree (it used to pick a prefix)."""
+    ctx = mpnas.Context(threads=1, seed=11)
+    model = trained_model(ctx)
+    images, labels = TEST["colours"]  # 24 images
+    sn = mpnas.Supernet(tiny_space(ctx))
+    sn.add_domain("a", synthetic.CLASSES["colours"])
+    untrained = mpnas.Model.create(tiny_space(ctx),
+                                   [("a", synthetic.CLASSES["colours"], [1, 0, 3, 2])])
+    for fn, domain in ((model.evaluate, "colours"), (untrained.set_data, "a"), (sn.set_data, "a")):
+        e = expect_error(mpnas.InvalidArgumentError, -1, fn, domain, images, labels + [0])
+        if e:
+            check("25 labels for 24 images" in e.message, "message %r" % e.message)
+        expect_error(mpnas.InvalidArgumentError, -1, fn, domain, images, labels[:-1])
+        expect_error(mpnas.InvalidArgumentError, -1, fn, domain, images, labels, count=23)
+        expect_error(mpnas.InvalidArgumentError, -1, fn, domain, images[:-1], labels)
+    check(model.evaluate("colours", images, labels, count=24) ==
+          model.evaluate("colours", images, labels), "a count that agrees")
+    untrained.set_data("a", images, labels, count=24)
+    sn.set_data("a", images, labels, count=24)
+    with model.predictor() as p:
+        e = expect_error(mpnas.InvalidArgumentError, -1, p.run, "colours", images, count=3)
+        if e:
+            check("count=3" in e.message and "24 images" in e.message, "message %r" % e.message)
+        expect_error(mpnas.InvalidArgumentError, -1, p.predict, "colours", images, count=25)
+        expect_error(mpnas.InvalidArgumentError, -1, p.run, "colours", images + b"\0")
+        check(len(p.run("colours", images, count=24)) == 24, "count=24")
+
+
+def test_numpy_shapes():
+    """The reported cases with numpy arrays: (N, 32, 32, 1) uint8 for a 32x32x3 space is
+    N images (replicated, as numpy.repeat does), not N/3; wrong shapes, extra labels and
+    float labels are refused."""
+    if numpy is None:
+        return "numpy is not installed"
+    ctx = mpnas.Context(threads=1, seed=11)
+    model = trained_model(ctx)
+    grey, rgb, labels = grey_images(9)
+    g4 = numpy.frombuffer(grey, numpy.uint8).reshape(9, 32, 32, 1)
+    rgb4 = numpy.repeat(g4, 3, axis=-1)
+    check(rgb4.tobytes() == rgb, "the fixture")
+    want_eval = model.evaluate("colours", rgb4, labels)
+    with model.predictor() as p:
+        want = p.run("colours", rgb4)
+        check(p.run("colours", g4) == want, "(N, H, W, 1) uint8 replicated")
+        check(len(p.predict("colours", g4)) == 9, "predict: one result per image")
+        check(p.run("colours", g4[:, :, :, 0].astype(numpy.float32) / 255) ==
+              p.run("colours", rgb4.astype(numpy.float32) / 255), "(N, H, W) float32 replicated")
+        check(p.run("colours", g4[::2]) == want[::2], "a non-contiguous view")
+        check(p.run("colours", rgb4[4]) == want[4:5], "(H, W, C): one image")
+        check(model.evaluate("colours", g4, numpy.array(labels, numpy.int64)) == want_eval,
+              "evaluate")
+        for bad in (rgb4.reshape(9, 3072), numpy.zeros((3, 32, 32, 2), numpy.uint8),
+                    rgb4.reshape(9, 32, 96), numpy.zeros((3, 32, 32, 3, 1), numpy.float32)):
+            e = expect_error(mpnas.InvalidArgumentError, -1, p.run, "colours", bad)
+            if e:
+                check(str(bad.shape) in e.message and "(N, 32, 32, 3)" in e.message,
+                      "message %r" % e.message)
+    expect_error(mpnas.InvalidArgumentError, -1, model.evaluate, "colours", g4,
+                 numpy.array(labels + [0, 1, 2], numpy.int32))
+    for dtype in (numpy.float32, numpy.float64):
+        expect_raises(TypeError, model.evaluate, "colours", rgb4, numpy.array(labels, dtype))
+    sn = mpnas.Supernet(tiny_space(ctx))
+    sn.add_domain("grey", synthetic.CLASSES["colours"])
+    sn.set_data("grey", g4, numpy.array(labels))
+    check(sn.domain_stat("grey", "train_size") == 9,
+          "set_data took %g images" % sn.domain_stat("grey", "train_size"))
+
+
+def test_parameter_names():
+    """Each handle takes its own parameter names only: its table's short names and the
+    header's constants with its own prefixes (every prefix used to be stripped, so a
+    supernet took "train_steps" as its "steps" and a model "MPNAS_SEARCH_STEPS")."""
+    ctx = mpnas.Context(threads=1)
+    space = tiny_space(ctx)
+    sn = mpnas.Supernet(space)
+    sn.add_domain("a", 3)
+    model = mpnas.Model.create(space, [("a", 3, [0, 0, 0, 0])])
+    sn.set("steps", 5)
+    model.set("steps", 6)
+    cases = [(sn.set, "train_steps"), (sn.set, "MPNAS_TRAIN_STEPS"), (sn.set, "search_steps"),
+             (sn.set, "STEPS"), (sn.set, "mpnas_search_steps"), (model.set, "MPNAS_SEARCH_STEPS"),
+             (model.set, "search_steps"), (model.set, "train_steps"), (model.set, "MPNAS_STEPS"),
+             (ctx.set, "MPNAS_SPACE_STEM_CHANNELS"), (ctx.set, "space_threads"),
+             (space.set, "MPNAS_CONTEXT_THREADS"), (space.set, "context_threads")]
+    for fn, name in cases:
+        e = expect_error(mpnas.UnknownParameterError, -2, fn, name, 7)
+        if e:
+            handle = type(fn.__self__).__name__
+            check(e.message.startswith(handle) and repr(name) in e.message,
+                  "the message names the handle and the parameter: %r" % e.message)
+    e = expect_error(mpnas.UnknownParameterError, -2, sn.configure, train_steps=10)
+    if e:
+        check("did you mean" in e.message and "steps" in e.message, "suggestions: %r" % e.message)
+    expect_error(mpnas.UnknownParameterError, -2, model.set_domain_int, "a", "MPNAS_TRAIN_STEPS", 1)
+    expect_error(mpnas.UnknownParameterError, -2, model.set_domain_int, "a", "train_hflip", 1)
+    check(sn.get("steps") == 5 and model.get("steps") == 6,
+          "steps changed: supernet %d, model %d" % (sn.get("steps"), model.get("steps")))
+    # the handle's own constants
+    sn.set("MPNAS_SEARCH_STEPS", 8)
+    sn.set("MPNAS_ABDP_TAU", 0.5)
+    model.set("MPNAS_TRAIN_STEPS", 9)
+    model.set("MPNAS_ABDP_TAU", 0.25)
+    ctx.set("MPNAS_CONTEXT_THREADS", 1)
+    space.set("MPNAS_SPACE_HEAD_CHANNELS", 40)
+    model.set_domain_int("a", "MPNAS_DOMAIN_HFLIP", 1)
+    check(sn.get("steps") == 8 and model.get("MPNAS_TRAIN_STEPS") == 9, "own constants")
+    check(sn.get("abdp_tau") == 0.5 and model.get("abdp_tau") == 0.25, "ABDP on both")
+    check(space.get("head_channels") == 40, "space constant")
+    check(model.get("MPNAS_MODEL_NUM_LAYERS") == 4, "MPNAS_MODEL_* on a model")
+    expect_error(mpnas.UnknownParameterError, -2, sn.get, "MPNAS_MODEL_NUM_LAYERS")
+
+
+def test_nul_paths():
+    """A path (or name) with an embedded NUL is refused before C sees it (C used to stop
+    at the NUL: model.save("dir/a\\0b") wrote dir/a)."""
+    ctx = mpnas.Context(threads=1, seed=11)
+    model = trained_model(ctx)
+    sn = tiny_supernet(ctx, steps=2)
+    sn.search(1)  # a checkpoint to save
+    with tempfile.TemporaryDirectory() as tmp:
+        good = os.path.join(tmp, "a")
+        for fn in (model.save, model.save_checkpoint, model.load_checkpoint,
+                   sn.save_checkpoint, sn.load_checkpoint,
+                   lambda path: mpnas.Model.load(ctx, path), ctx.load_model):
+            for path in (good + "\0b", os.fsencode(good) + b"\0b"):
+                e = expect_error(mpnas.InvalidArgumentError, -1, fn, path)
+                if e:
+                    check(isinstance(e, ValueError) and "NUL" in e.message,
+                          "message %r" % e.message)
+        check(os.listdir(tmp) == [], "files written: %s" % os.listdir(tmp))
+        model.save(good)  # the same calls without the NUL work
+        check(mpnas.Model.load(ctx, os.fsencode(good)).domains == model.domains, "load")
+    expect_error(mpnas.InvalidArgumentError, -1, sn.add_domain, "b\0c", 3)
+    check(sn.domains == list(DOMAINS), "domains %s" % sn.domains)
+    expect_error(mpnas.InvalidArgumentError, -1, model.space.parse_path, "k3e2 k5e2 k3e4 zero\0x")
+
+
+def test_value_types():
+    """Labels must be integers (float labels used to be truncated); integer parameters
+    take ints (str and float refused: configure(steps="3") used to work), real ones ints
+    or floats (not str)."""
+    ctx = mpnas.Context(threads=1)
+    sn = mpnas.Supernet(tiny_space(ctx))
+    sn.add_domain("a", 3)
+    images, labels = synthetic.make("stripes", 4)
+    for bad in (array.array("f", labels), array.array("d", labels), [float(v) for v in labels],
+                [0, 1, 2.5, 0], ["0", "1", "2", "0"]):
+        e = expect_raises(TypeError, sn.set_data, "a", images, bad)
+        if e:
+            check("labels" in str(e), "message %r" % str(e))
+    for good in (labels, array.array("b", labels), array.array("q", labels), bytes(labels),
+                 [True, False, 1, 0]):
+        sn.set_data("a", images, good)
+    sn.set("steps", 5)
+    for fn, name, value in ((sn.set, "steps", "3"), (sn.set, "steps", 3.0), (sn.set, "steps", 2.5),
+                            (sn.configure, "train_batch", "8"), (sn.set_int, "steps", 3.7),
+                            (sn.set, "learning_rate", "0.1"), (sn.set_double, "momentum", "0.5"),
+                            (sn.set, "method", 1.0), (sn.set, "learning_rate", None),
+                            (ctx.set, "threads", "1"), (sn.space.set, "stem_channels", 8.0)):
+        if fn == sn.configure:
+            e = expect_raises(TypeError, fn, **{name: value})
+        else:
+            e = expect_raises(TypeError, fn, name, value)
+        if e:
+            check(name in str(e), "the message names the parameter: %r" % str(e))
+    check(sn.get("steps") == 5, "steps changed to %d" % sn.get("steps"))
+    sn.configure(learning_rate=1, momentum=0.5, method="independent", valid_batch=True)
+    check(sn.get("learning_rate") == 1.0 and sn.get("valid_batch") == 1, "an int for a real")
+    sn.set("method", mpnas.METHOD_MPNAS)
+    if numpy is not None:
+        sn.configure(steps=numpy.int64(7), learning_rate=numpy.float32(0.5))
+        check(sn.get("steps") == 7 and sn.get("learning_rate") == 0.5, "numpy scalars")
+
+
 def main():
     print("python %s, %s, library %s%s" % (sys.version.split()[0], mpnas.__file__, mpnas.library_path(),
                                            ", numpy %s" % numpy.__version__ if numpy else ", no numpy"))
     for test in (test_library, test_context, test_errors, test_buffers, test_space, test_search,
                  test_cancel_and_resume, test_checkpoint, test_lifetime, test_model,
-                 test_model_save_load, test_from_supernet, test_c_agreement):
+                 test_model_save_load, test_from_supernet, test_c_agreement, test_image_shapes,
+                 test_image_counts, test_numpy_shapes, test_parameter_names, test_nul_paths,
+                 test_value_types):
         run(test)
     print("# RESULT %d %d" % (PASSED, FAILED))
     return 0 if FAILED == 0 else 1
