@@ -41,20 +41,32 @@ bench-search: $(SEARCH_BENCH_BIN)
 
 .PHONY: bench-search
 
-# The paper's comparison on MDD-6 (long: about an hour per 1000 training steps of all
-# rows on 2 cores; not in CI). Needs `make data`. Writes docs/RESULTS-table.md and the
-# figures under docs/figures; docs/RESULTS.md quotes and discusses them.
-#   make bench-mdd MDD_ARGS="--search-steps 600 --train-steps 1500 --seeds 2"
+# The paper's comparison as accuracy-cost Pareto fronts (bench/bench_mdd.c; long, not in
+# CI). Needs `make data` for MDD-6, or any domains with --data DIR --domains a,b,...
+#   make bench-mdd          the standard profile, every row, 3 seeds (about 100 minutes on
+#                           2 cores): docs/RESULTS-table.md, docs/RESULTS.csv and the
+#                           figures under docs/figures, which docs/RESULTS.md discusses
+#   make bench-mdd-quick    --quick: fewer steps, seeds and rows (about 20 minutes), into
+#                           $(BUILD)/mdd-quick/ (table.md, results.csv, figures/)
+#   make bench-mdd MDD_ARGS="--search-steps 400 --train-steps 700 --seeds 2 --rows mpnas"
 MDD_BENCH_BIN := $(BUILD)/bench/bench_mdd
-MDD_ARGS ?= --search-steps 600 --train-steps 1500 --seeds 2 --threads 2
-$(MDD_BENCH_BIN): bench/bench_mdd.c examples/idx.h examples/svg_figures.h $(STATIC)
+MDD_ARGS ?= --search-steps 400 --train-steps 700 --batch 32 --seeds 3 --threads 2 --rows all
+MDD_QUICK_ARGS ?= --quick --threads 2
+MDD_QUICK_DIR := $(BUILD)/mdd-quick
+$(MDD_BENCH_BIN): bench/bench_mdd.c bench/bench_data.h bench/bench_util.h bench/pareto_svg.h examples/idx.h examples/svg_figures.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(BASEFLAGS) -Iinclude -Iexamples $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
 
 bench-mdd: $(MDD_BENCH_BIN)
-	$(RUN) $(MDD_BENCH_BIN) $(MDD_ARGS) --out docs/RESULTS-table.md --figures docs/figures
+	$(RUN) $(MDD_BENCH_BIN) $(MDD_ARGS) --out docs/RESULTS-table.md --csv docs/RESULTS.csv \
+	  --figures docs/figures
 
-.PHONY: bench-mdd
+bench-mdd-quick: $(MDD_BENCH_BIN)
+	@mkdir -p $(MDD_QUICK_DIR)
+	$(RUN) $(MDD_BENCH_BIN) $(MDD_QUICK_ARGS) --out $(MDD_QUICK_DIR)/table.md \
+	  --csv $(MDD_QUICK_DIR)/results.csv --figures $(MDD_QUICK_DIR)/figures
+
+.PHONY: bench-mdd bench-mdd-quick
 
 # End-to-end MBV2-9 (shared/design/BENCHMARKS.md): training img/s at batch 64, eval img/s,
 # batch-1 latency, through the public model API. Side by side with PyTorch (optional):
