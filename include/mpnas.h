@@ -358,7 +358,9 @@ typedef enum mpnas_search_param {
   MPNAS_SEARCH_COST_BETA = 16,        /* double <= 0, -0.1 (ABS) */
   MPNAS_SEARCH_COST_TARGET = 17,      /* double >= 0: C0; 0 = the cost of the path
                                          that takes the middle op of every layer */
-  MPNAS_SEARCH_SHARING_GAMMA = 18,    /* double >= 0: sharing-aware term, 0 = off */
+  MPNAS_SEARCH_SHARING_GAMMA = 18,    /* double 0..100, 0.5: charge for the parameters a
+                                         path adds to the joint model (MPNAS method;
+                                         docs/SEARCH.md), 0 = off (the paper's reward) */
   MPNAS_SEARCH_VALIDATION_FRACTION = 19, /* double 0..0.9 held out of train when no
                                             validation split is given, 0.1 */
   MPNAS_SEARCH_STEP = 20              /* read-only: steps done so far */

@@ -376,7 +376,7 @@ static void test_export_import(void) {
 static void test_rewards(void) {
   mpnas__reward_config cfg;
   mpnas__reward_config_default(&cfg);
-  CHECK(cfg.form == MPNAS__REWARD_ABS && cfg.beta == -0.1 && cfg.sharing_gamma == 0.0);
+  CHECK(cfg.form == MPNAS__REWARD_ABS && cfg.beta == -0.1 && cfg.sharing_gamma == MPNAS__REWARD_SHARING_GAMMA);
   double r = 0;
   /* The default has no target cost: the caller must set one. */
   CHECK(mpnas__reward(&cfg, 0.8, 150.0, 0.0, &r) == MPNAS_E_OUT_OF_RANGE);
@@ -403,13 +403,14 @@ static void test_rewards(void) {
   cfg.target_cost = 0.0;
   CHECK(mpnas__reward(&cfg, 0.8, 1e9, 0.0, &r) == MPNAS_OK);
   CHECK(r == 0.8);
-  /* Sharing term: + gamma * S. */
+  /* Sharing term: - gamma * A (A = added parameters in units of a reference path). */
   cfg.form = MPNAS__REWARD_ABS;
   cfg.beta = -0.1;
   cfg.target_cost = 100.0;
   cfg.sharing_gamma = 0.1;
   CHECK(mpnas__reward(&cfg, 0.8, 150.0, 2.0 / 3.0, &r) == MPNAS_OK);
-  CHECK_NEAR(r, 0.75 + 0.1 * 2.0 / 3.0, 1e-15);
+  CHECK_NEAR(r, 0.75 - 0.1 * 2.0 / 3.0, 1e-15);
+  CHECK(mpnas__reward(&cfg, 0.8, 150.0, -0.5, &r) == MPNAS_E_INVALID_ARGUMENT);
   /* Errors. */
   CHECK(mpnas__reward(&cfg, NAN, 150.0, 0.0, &r) == MPNAS_E_INVALID_ARGUMENT);
   CHECK(mpnas__reward(&cfg, 0.8, -1.0, 0.0, &r) == MPNAS_E_INVALID_ARGUMENT);
@@ -420,52 +421,52 @@ static void test_rewards(void) {
   cfg.target_cost = -5.0;
   CHECK(mpnas__reward_config_check(&cfg) == MPNAS_E_OUT_OF_RANGE);
 
-  /* Shared fraction. 3 layers of 3, 2, 4 ops; params per node (op 0 of layer 2 is a
+  /* Added parameters. 3 layers of 3, 2, 4 ops; params per node (op 0 of layer 2 is a
    * zero op: 0 parameters). */
   const int32_t n_ops[3] = {3, 2, 4};
   const double params[9] = {100, 200, 300, /* layer 0 */ 50, 80, /* layer 1 */
                             0, 10, 20, 40 /* layer 2 */};
-  /* Domain 1's path {1, 0, 3}: P = 200 + 50 + 40 = 290. */
+  /* Domain 1's path {1, 0, 3}: nodes of 200 + 50 + 40 parameters. */
   const int32_t path[3] = {1, 0, 3};
   double s = -1;
   /* Fully shared: domain 0 uses (0,1) and (1,0), domain 2 uses (2,3). Row 1 (own) is
    * ignored even though it differs. */
   const int32_t shared[9] = {1, 0, 0, /**/ 2, 1, 1, /**/ 0, 1, 3};
-  CHECK(mpnas__reward_shared_fraction(3, n_ops, params, 3, shared, 1, path, &s) == MPNAS_OK);
-  CHECK(s == 1.0);
+  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, shared, 1, path, &s) == MPNAS_OK);
+  CHECK(s == 0.0);
   /* Fully exclusive: nobody else uses any of its nodes; its own row equals its path. */
   const int32_t exclusive[9] = {0, 1, 0, /**/ 1, 0, 3, /**/ 2, 1, 2};
-  CHECK(mpnas__reward_shared_fraction(3, n_ops, params, 3, exclusive, 1, path, &s) ==
-        MPNAS_OK);
-  CHECK(s == 0.0);
-  /* Partial: only (0,1) shared (domain 2) -> S = 1 - (50 + 40) / 290 = 200 / 290. */
+  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, exclusive, 1, path, &s) == MPNAS_OK);
+  CHECK(s == 290.0);
+  /* Partial: only (0,1) shared (domain 2) -> 50 + 40 added. */
   const int32_t partial[9] = {0, 1, 0, /**/ 1, 0, 3, /**/ 1, 1, 1};
-  CHECK(mpnas__reward_shared_fraction(3, n_ops, params, 3, partial, 1, path, &s) == MPNAS_OK);
-  CHECK_NEAR(s, 200.0 / 290.0, 1e-15);
-  /* A zero op shared or not changes nothing: path {1, 0, 0} with layer 2 shared. */
-  const int32_t path_zero[3] = {1, 0, 0};
-  const int32_t zero_shared[9] = {1, 1, 0, /**/ 1, 0, 0, /**/ 2, 1, 2};
-  CHECK(mpnas__reward_shared_fraction(3, n_ops, params, 3, zero_shared, 1, path_zero, &s) ==
+  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, partial, 1, path, &s) == MPNAS_OK);
+  CHECK(s == 90.0);
+  /* A bigger shared node costs nothing more than a small one: the term does not pay a
+   * domain for inflating what it shares (the old shared-fraction form did). */
+  const int32_t big_shared[9] = {2, 0, 0, /**/ 2, 1, 1, /**/ 0, 1, 3};
+  const int32_t path_big[3] = {2, 0, 3};
+  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, big_shared, 1, path_big, &s) ==
         MPNAS_OK);
-  CHECK_NEAR(s, 200.0 / 250.0, 1e-15);
-  /* P = 0 (all parameter-free): nothing added, S = 1. */
-  const double no_params[9] = {0};
-  CHECK(mpnas__reward_shared_fraction(3, n_ops, no_params, 3, exclusive, 1, path, &s) ==
-        MPNAS_OK);
-  CHECK(s == 1.0);
-  /* One domain: no other path, everything exclusive. */
-  CHECK(mpnas__reward_shared_fraction(3, n_ops, params, 1, NULL, 0, path, &s) == MPNAS_OK);
   CHECK(s == 0.0);
+  /* A zero op adds nothing: path {1, 0, 0}, nobody shares. */
+  const int32_t path_zero[3] = {1, 0, 0};
+  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, exclusive, 1, path_zero, &s) ==
+        MPNAS_OK);
+  CHECK(s == 250.0);
+  /* One domain: no other path, everything exclusive. */
+  CHECK(mpnas__reward_added_params(3, n_ops, params, 1, NULL, 0, path, &s) == MPNAS_OK);
+  CHECK(s == 290.0);
   /* Errors. */
   const int32_t bad_path[3] = {1, 2, 3};
-  CHECK(mpnas__reward_shared_fraction(3, n_ops, params, 3, shared, 1, bad_path, &s) ==
+  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, shared, 1, bad_path, &s) ==
         MPNAS_E_INVALID_ARGUMENT);
-  CHECK(mpnas__reward_shared_fraction(3, n_ops, params, 3, shared, 3, path, &s) ==
+  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, shared, 3, path, &s) ==
         MPNAS_E_INVALID_ARGUMENT);
-  CHECK(mpnas__reward_shared_fraction(3, n_ops, params, 3, NULL, 1, path, &s) ==
+  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, NULL, 1, path, &s) ==
         MPNAS_E_INVALID_ARGUMENT);
   const double neg[9] = {100, -200, 300, 50, 80, 0, 10, 20, 40};
-  CHECK(mpnas__reward_shared_fraction(3, n_ops, neg, 3, shared, 1, path, &s) ==
+  CHECK(mpnas__reward_added_params(3, n_ops, neg, 3, shared, 1, path, &s) ==
         MPNAS_E_INVALID_ARGUMENT);
 }
 

@@ -638,7 +638,7 @@ static void test_sharing_aware_cost(void) {
   /* Three easy domains, no cost term: every path is equally good, so independent
    * controllers settle on unrelated nodes; with the sharing-aware term (a domain is
    * charged for the parameters it adds) they converge on common nodes. Same data and
-   * seed, gamma 0 vs 0.3. */
+   * seed, gamma 0 vs the default (0.5). */
   double jac[2];
   for (int on = 0; on < 2; on++) {
     mpnas_context *ctx = NULL;
@@ -652,7 +652,10 @@ static void test_sharing_aware_cost(void) {
     OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 32));
     OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_COST, MPNAS_COST_NONE));
     OKC(mpnas_supernet_set_double(sn, MPNAS_SEARCH_RL_LEARNING_RATE, 0.1));
-    OKC(mpnas_supernet_set_double(sn, MPNAS_SEARCH_SHARING_GAMMA, on ? 0.3 : 0.0));
+    double gamma = -1;
+    OKC(mpnas_supernet_get_double(sn, MPNAS_SEARCH_SHARING_GAMMA, &gamma));
+    CHECK(gamma == 0.5); /* on by default */
+    if (!on) OKC(mpnas_supernet_set_double(sn, MPNAS_SEARCH_SHARING_GAMMA, 0.0));
     OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
     jac[on] = mean_jaccard(sn, sp, 3);
     mpnas_supernet_free(sn);
@@ -661,6 +664,34 @@ static void test_sharing_aware_cost(void) {
   }
   printf("    mean Jaccard: %.2f without the sharing term, %.2f with it\n", jac[0], jac[1]);
   CHECK(jac[1] > jac[0]);
+}
+
+static void test_sharing_only_in_mpnas(void) {
+  /* The sharing term prices what a path adds to ONE joint model: with independent
+   * supernets nothing is shared, so the default gamma must change nothing there. Same
+   * seed, default gamma vs 0: identical rewards and paths. */
+  double reward[2][2];
+  int32_t paths[2][6];
+  for (int g = 0; g < 2; g++) {
+    mpnas_context *ctx = NULL;
+    CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+    OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 9));
+    mpnas_space *sp = tiny_space(ctx);
+    int wide[2] = {0, 1};
+    mpnas_supernet *sn = tiny_supernet(ctx, sp, 2, wide, 40);
+    OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_METHOD, MPNAS_METHOD_INDEPENDENT));
+    OKC(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 16));
+    if (g) OKC(mpnas_supernet_set_double(sn, MPNAS_SEARCH_SHARING_GAMMA, 0.0));
+    OKC(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+    for (int d = 0; d < 2; d++)
+      OKC(mpnas_supernet_domain_stat(sn, d, MPNAS_STAT_REWARD, &reward[g][d]));
+    read_paths(sn, 2, paths[g]);
+    mpnas_supernet_free(sn);
+    mpnas_space_free(sp);
+    mpnas_context_free(ctx);
+  }
+  CHECK(reward[0][0] == reward[1][0] && reward[0][1] == reward[1][1]);
+  CHECK(memcmp(paths[0], paths[1], sizeof paths[0]) == 0);
 }
 
 static void test_latency_cost(void) {
@@ -1096,6 +1127,7 @@ int main(void) {
   RUN(test_latency_cost);
   RUN(test_cost_target);
   RUN(test_sharing_aware_cost);
+  RUN(test_sharing_only_in_mpnas);
   RUN(test_search_known_answer);
   RUN(test_abdp_signal_prioritises_harder_domain);
   RUN(test_abdp_sampling_counts);

@@ -25,7 +25,7 @@ static void default_config(mpnas__search_config *c) {
   c->reward = MPNAS_REWARD_ABS;
   c->beta = NAN; /* the reward form's own default */
   c->target = 0.0;
-  c->gamma = 0.0;
+  c->gamma = MPNAS__REWARD_SHARING_GAMMA;
   c->valid_fraction = 0.1;
 }
 

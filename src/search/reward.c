@@ -24,10 +24,11 @@ mpnas_status mpnas__reward_config_check(const mpnas__reward_config *cfg) {
 }
 
 mpnas_status mpnas__reward(const mpnas__reward_config *cfg, double quality, double cost,
-                           double shared_fraction, double *out) {
+                           double added_params, double *out) {
   mpnas_status st = mpnas__reward_config_check(cfg);
   if (st != MPNAS_OK) return st;
-  if (out == NULL || !isfinite(quality) || !isfinite(shared_fraction)) return MPNAS_E_INVALID_ARGUMENT;
+  if (out == NULL || !isfinite(quality) || !isfinite(added_params) || added_params < 0.0)
+    return MPNAS_E_INVALID_ARGUMENT;
   double r = quality;
   if (cfg->form != MPNAS__REWARD_NONE) {
     if (!isfinite(cost) || cost < 0.0) return MPNAS_E_INVALID_ARGUMENT;
@@ -39,21 +40,20 @@ mpnas_status mpnas__reward(const mpnas__reward_config *cfg, double quality, doub
       r = quality * pow(ratio, cfg->beta);
     }
   }
-  /* Skip the term when off so gamma = 0 never turns an odd S into NaN. */
-  if (cfg->sharing_gamma != 0.0) r += cfg->sharing_gamma * shared_fraction;
+  if (cfg->sharing_gamma != 0.0) r -= cfg->sharing_gamma * added_params;
   if (!isfinite(r)) return MPNAS_E_INVALID_ARGUMENT; /* e.g. a huge ratio ^ beta */
   *out = r;
   return MPNAS_OK;
 }
 
-mpnas_status mpnas__reward_shared_fraction(int32_t n_layers, const int32_t *n_ops,
-                                           const double *node_params, int32_t n_domains,
-                                           const int32_t *argmax_paths, int32_t domain,
-                                           const int32_t *path, double *out) {
+mpnas_status mpnas__reward_added_params(int32_t n_layers, const int32_t *n_ops,
+                                        const double *node_params, int32_t n_domains,
+                                        const int32_t *argmax_paths, int32_t domain,
+                                        const int32_t *path, double *out) {
   if (n_ops == NULL || node_params == NULL || path == NULL || out == NULL || n_layers < 1 ||
       domain < 0 || domain >= n_domains || (n_domains > 1 && argmax_paths == NULL))
     return MPNAS_E_INVALID_ARGUMENT;
-  double total = 0.0, added = 0.0;
+  double added = 0.0;
   size_t offset = 0;
   for (int32_t l = 0; l < n_layers; l++) {
     int32_t op = path[l];
@@ -67,11 +67,9 @@ mpnas_status mpnas__reward_shared_fraction(int32_t n_layers, const int32_t *n_op
       if (other < 0 || other >= n_ops[l]) return MPNAS_E_INVALID_ARGUMENT;
       if (other == op) used_elsewhere = 1;
     }
-    total += p;
     if (!used_elsewhere) added += p;
     offset += (size_t)n_ops[l];
   }
-  /* Nothing to add to the joint model: nothing to charge (see reward.h). */
-  *out = total > 0.0 ? 1.0 - added / total : 1.0;
+  *out = added;
   return MPNAS_OK;
 }

@@ -33,6 +33,16 @@ static double target_cost(const mpnas_supernet *sn, int32_t d) {
   return path_cost(sn, d, sn->fixed_path_reference);
 }
 
+/* The unit of the sharing term: the parameters of the reference path's nodes (> 0: a
+ * reference path has a non-zero op on every layer that cannot be skipped, and at least
+ * one such layer exists). */
+static double reference_params(const mpnas_supernet *sn) {
+  double p = 0.0;
+  for (int32_t l = 0; l < sn->nlayers; l++)
+    p += sn->node_params[sn->op_offset[l] + sn->fixed_path_reference[l]];
+  return p > 0.0 ? p : 1.0;
+}
+
 /* The loss-weighting hook: ABDP's weights from the moving averages observed up to the
  * previous step (one update per step; all 1 with signal NONE or before every domain has
  * reported), and this step's images per domain out of train_batch * D. BALANCED gives
@@ -122,7 +132,8 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
             : cfg->reward == MPNAS_REWARD_MNAS ? MPNAS__REWARD_MNAS
                                                : MPNAS__REWARD_ABS;
   if (!isnan(cfg->beta)) rc.beta = cfg->beta;
-  rc.sharing_gamma = cfg->gamma;
+  /* Sharing is charged only where the domains' paths form one model. */
+  rc.sharing_gamma = cfg->method == MPNAS_METHOD_MPNAS ? cfg->gamma : 0.0;
   int32_t *argmax = sn->argmax_scratch;
   for (int32_t d = 0; d < D; d++)
     mpnas__controller_argmax(sn->controllers[mpnas__supernet_controller_of(sn, d)].impl,
@@ -133,14 +144,14 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
     if ((st = mpnas__abdp_observe_kpi(sn->abdp, d, dm->valid_acc)) != MPNAS_OK) break;
     dm->cost = path_cost(sn, d, dm->sampled);
     rc.target_cost = target_cost(sn, d);
-    double shared = 0.0;
-    if (rc.sharing_gamma != 0.0 && D > 1) {
-      int32_t *nops = sn->nops;
-      st = mpnas__reward_shared_fraction(L, nops, sn->node_params, D, argmax, d, dm->sampled,
-                                         &shared);
+    double added = 0.0;
+    if (rc.sharing_gamma != 0.0) {
+      st = mpnas__reward_added_params(L, sn->nops, sn->node_params, D, argmax, d, dm->sampled,
+                                      &added);
       if (st != MPNAS_OK) break;
+      added /= reference_params(sn);
     }
-    st = mpnas__reward(&rc, dm->valid_acc, dm->cost, shared, &dm->reward);
+    st = mpnas__reward(&rc, dm->valid_acc, dm->cost, added, &dm->reward);
   }
   if (st != MPNAS_OK) return mpnas__fail(ctx, st, "computing rewards at step %lld", (long long)step);
 
