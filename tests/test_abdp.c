@@ -1,4 +1,4 @@
-/* test_abdp.c - Adaptive Balanced Domain Prioritization (src/train/abdp.c, ALGORITHM.md
+/* test_abdp.c - Adaptive Balanced Domain Prioritization (src/train/abdp.c, docs/ALGORITHM.md
  * section 5): the config, each weight signal on constructed and hand-computed cases,
  * the clip as a property over random and extreme inputs, both sampling modes, and
  * export/import. */

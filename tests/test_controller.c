@@ -1,5 +1,5 @@
 /* test_controller.c - the per-domain REINFORCE controller and the reward
- * (src/search/controller.c, src/search/reward.c; ALGORITHM.md section 3). */
+ * (src/search/controller.c, src/search/reward.c; docs/ALGORITHM.md section 3). */
 #include <stdint.h>
 
 #include "check.h"

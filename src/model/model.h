@@ -1,5 +1,5 @@
 /* model.h - the multi-path model: the union of the domains' paths as one network
- * (ALGORITHM.md sections 5-7, docs/MODEL.md).
+ * (docs/ALGORITHM.md sections 6-8, docs/MODEL.md).
  *
  * Nodes. Every distinct non-zero (layer, op) that some domain's path uses is a node with
  * its own contiguous weights (no in-layer slicing: that was the supernet's trick for

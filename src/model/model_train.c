@@ -1,5 +1,5 @@
 /* model_train.c - training the multi-path model from scratch with ABDP
- * (ALGORITHM.md sections 5-6).
+ * (docs/ALGORITHM.md sections 5-6).
  *
  * A step: ABDP splits D x batch images among the domains (balanced or proportional);
  * each domain with images runs its path forward and backward on its own sub-batch (its

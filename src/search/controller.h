@@ -1,4 +1,4 @@
-/* controller.h - one domain's REINFORCE controller (ALGORITHM.md section 3).
+/* controller.h - one domain's REINFORCE controller (docs/ALGORITHM.md section 3.5).
  *
  * The policy is one independent categorical distribution per searchable layer: layer l
  * has n_ops[l] >= 1 candidate ops and its own logits, zero at creation (uniform). A path
@@ -73,7 +73,7 @@ void mpnas__controller_destroy(mpnas__controller *c);
 /* Draw a path from pi with the caller's rng (one uniform per layer). */
 void mpnas__controller_sample(const mpnas__controller *c, mpnas__rng *rng, int32_t *path);
 
-/* Warmup sampling (ALGORITHM.md 3.1): draw from pi, then with probability p replace
+/* Warmup sampling (docs/ALGORITHM.md section 3.2): draw from pi, then with probability p replace
  * each layer's op by one drawn uniformly from that layer's allowed ops. `allowed` is a
  * flat [total_ops] mask (non-zero = may be forced in warmup, i.e. the non-zero ops);
  * NULL allows every op. A layer with no allowed op keeps the policy's draw. p <= 0 is

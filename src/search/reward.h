@@ -1,4 +1,4 @@
-/* reward.h - the search reward of one domain (ALGORITHM.md section 3.4).
+/* reward.h - the search reward of one domain (docs/ALGORITHM.md section 3.4).
  *
  *   R = base(Q, C) - gamma * A
  *

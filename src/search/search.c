@@ -1,4 +1,4 @@
-/* search.c - one search step and the cost model (ALGORITHM.md section 3).
+/* search.c - one search step and the cost model (docs/ALGORITHM.md section 3).
  *
  * A step: every domain samples its path (warmup: random non-zero ops with a probability
  * falling linearly 1 -> 0 over the warmup fraction); ABDP (docs/ABDP.md) recomputes the

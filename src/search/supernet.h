@@ -3,7 +3,7 @@
  * Weights: every layer owns one set of maximal tensors (expand conv of the largest
  * expansion, depthwise kernel of the largest size, SE of the widest bottleneck, project
  * conv, BN). An op uses the prefix channels of each and the centre crop of the
- * depthwise kernel (TuNAS in-layer sharing, ALGORITHM.md section 2). Slices that are a
+ * depthwise kernel (TuNAS in-layer sharing, docs/ALGORITHM.md section 3.1). Slices that are a
  * contiguous prefix are used in place; the others (expand columns, depthwise crop, SE
  * second FC columns) are gathered into scratch before the op runs and their gradients
  * scattered back after. MPNAS_METHOD_INDEPENDENT keeps one such weight set per domain;

@@ -1,5 +1,5 @@
 /* abdp.c - Adaptive Balanced Domain Prioritization: per-domain batch counts and loss
- * weights (abdp.h, ALGORITHM.md section 5). */
+ * weights (abdp.h, docs/ALGORITHM.md section 5). */
 #include "train/abdp.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* abdp.h - Adaptive Balanced Domain Prioritization (ALGORITHM.md section 5).
+/* abdp.h - Adaptive Balanced Domain Prioritization (docs/ALGORITHM.md section 5).
  *
  * Two independent parts, used by the search loop and the multi-path trainer:
  *
