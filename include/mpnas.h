@@ -9,8 +9,9 @@
  *
  * Conventions (see docs/API-STABILITY.md):
  *  - Every function that can fail returns an mpnas_status: MPNAS_OK (0) or a negative
- *    code below. Codes are never renumbered. A failing call on a handle also stores a
- *    message with detail, read with mpnas_context_last_error().
+ *    code below. Codes are never renumbered. Every failing call on a (non-NULL) handle
+ *    or context also leaves a non-empty message with detail and its status, read with
+ *    mpnas_context_last_error() and mpnas_context_last_status().
  *  - Create functions take an out-parameter; *_free(NULL) is a no-op.
  *  - Only opaque handles, fixed-width scalars and pointers with explicit lengths cross
  *    the ABI. Parameters are set through typed setters keyed by an enum value.

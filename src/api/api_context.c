@@ -27,6 +27,7 @@ mpnas_status mpnas_context_create_with_allocator(mpnas_context **out, mpnas_mall
   if (ctx == NULL) return MPNAS_E_NO_MEMORY;
   memset(ctx, 0, sizeof *ctx);
   atomic_flag_clear(&ctx->error_lock);
+  atomic_init(&ctx->failures, 0);
   ctx->malloc_fn = malloc_fn;
   ctx->free_fn = free_fn;
   ctx->alloc_user = user;
@@ -85,9 +86,11 @@ mpnas_status mpnas_context_set_int(mpnas_context *ctx, int32_t param, int64_t va
 }
 
 mpnas_status mpnas_context_get_int(const mpnas_context *ctx, int32_t param, int64_t *value) {
-  if (ctx == NULL || value == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
   /* Getters record errors too: the context's error slot is not part of its settings. */
   mpnas_context *mut = (mpnas_context *)ctx;
+  if (value == NULL)
+    return mpnas__fail(mut, MPNAS_E_INVALID_ARGUMENT, "mpnas_context_get_int: value is NULL");
   switch (param) {
     case MPNAS_CONTEXT_THREADS: *value = ctx->threads_requested; return MPNAS_OK;
     case MPNAS_CONTEXT_SEED: *value = (int64_t)ctx->seed; return MPNAS_OK;

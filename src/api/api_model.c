@@ -62,8 +62,7 @@ void mpnas_model_free(mpnas_model *m) {
   mpnas__free(ctx, m);
 }
 
-mpnas_status mpnas_model_create_from_supernet(const mpnas_supernet *sn, mpnas_model **out) {
-  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+static mpnas_status from_supernet(const mpnas_supernet *sn, mpnas_model **out) {
   mpnas_context *ctx = sn->ctx;
   if (out == NULL) return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "out is NULL");
   *out = NULL;
@@ -89,6 +88,13 @@ mpnas_status mpnas_model_create_from_supernet(const mpnas_supernet *sn, mpnas_mo
   m->cfg.valid_fraction = sn->cfg.valid_fraction;
   *out = m;
   return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_create_from_supernet(const mpnas_supernet *sn, mpnas_model **out) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  uint64_t mark = mpnas__failure_mark(sn->ctx);
+  return mpnas__explain(sn->ctx, from_supernet(sn, out), mark,
+                        "mpnas_model_create_from_supernet");
 }
 
 mpnas_status mpnas_model_add_domain(mpnas_model *m, const char *name, int32_t num_classes,
@@ -323,9 +329,8 @@ mpnas_status mpnas_model_set_domain_int(mpnas_model *m, int32_t domain, int32_t 
 
 /* ---- Training and statistics --------------------------------------------------------- */
 
-mpnas_status mpnas_model_train(mpnas_model *m, int64_t max_steps, mpnas_train_progress_fn progress,
-                               void *user, int64_t every) {
-  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+static mpnas_status train(mpnas_model *m, int64_t max_steps, mpnas_train_progress_fn progress,
+                          void *user, int64_t every) {
   if (max_steps < 0 || every < 0)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "max_steps and every must be >= 0");
   mpnas_status st = mpnas__model_prepare(m);
@@ -344,6 +349,14 @@ mpnas_status mpnas_model_train(mpnas_model *m, int64_t max_steps, mpnas_train_pr
   }
   mpnas__model_fold(m); /* evaluation and predictors see the latest statistics */
   return st;
+}
+
+mpnas_status mpnas_model_train(mpnas_model *m, int64_t max_steps, mpnas_train_progress_fn progress,
+                               void *user, int64_t every) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  uint64_t mark = mpnas__failure_mark(CTX(m));
+  return mpnas__explain(CTX(m), train(m, max_steps, progress, user, every), mark,
+                        "mpnas_model_train");
 }
 
 mpnas_status mpnas_model_domain_stat(const mpnas_model *m, int32_t domain, int32_t stat,
@@ -402,10 +415,9 @@ static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws, int32_t do
   return st;
 }
 
-mpnas_status mpnas_model_evaluate(const mpnas_model *m, int32_t domain, int32_t dtype,
-                                  const void *images, const int32_t *labels, int64_t count,
-                                  double *top1, double *loss) {
-  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+static mpnas_status evaluate(const mpnas_model *m, int32_t domain, int32_t dtype,
+                             const void *images, const int32_t *labels, int64_t count,
+                             double *top1, double *loss) {
   mpnas_status st = ready(m, "mpnas_model_evaluate");
   if (st == MPNAS_OK) st = check_domain(m, domain);
   if (st == MPNAS_OK) st = check_images(m, dtype, images, count);
@@ -437,6 +449,15 @@ mpnas_status mpnas_model_evaluate(const mpnas_model *m, int32_t domain, int32_t 
   if (top1) *top1 = (double)right / (double)count;
   if (loss) *loss = sum / (double)count;
   return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_evaluate(const mpnas_model *m, int32_t domain, int32_t dtype,
+                                  const void *images, const int32_t *labels, int64_t count,
+                                  double *top1, double *loss) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  uint64_t mark = mpnas__failure_mark(CTX(m));
+  return mpnas__explain(CTX(m), evaluate(m, domain, dtype, images, labels, count, top1, loss),
+                        mark, "mpnas_model_evaluate");
 }
 
 static mpnas_status gather_paths(const mpnas_model *m, int32_t **paths) {
@@ -502,10 +523,9 @@ static void softmax_rows(int n, int classes, float *v) {
   }
 }
 
-mpnas_status mpnas_predictor_run(mpnas_predictor *p, int32_t domain, int32_t dtype,
-                                 const void *images, int64_t count, int32_t output, float *out,
-                                 size_t cap) {
-  if (p == NULL) return MPNAS_E_INVALID_ARGUMENT;
+static mpnas_status predict(mpnas_predictor *p, int32_t domain, int32_t dtype,
+                            const void *images, int64_t count, int32_t output, float *out,
+                            size_t cap) {
   const mpnas_model *m = p->model;
   mpnas_status st = check_domain(m, domain);
   if (st == MPNAS_OK) st = check_images(m, dtype, images, count);
@@ -525,7 +545,20 @@ mpnas_status mpnas_predictor_run(mpnas_predictor *p, int32_t domain, int32_t dty
     if (output == MPNAS_OUTPUT_PROBABILITIES) softmax_rows(n, classes, o);
   }
   /* The first call grew the workspace in pieces; merge them so later calls reuse one. */
-  return mpnas__arena_reset(&p->ws);
+  if (mpnas__arena_reset(&p->ws) != MPNAS_OK)
+    return mpnas__fail(CTX(m), MPNAS_E_NO_MEMORY,
+                       "merging the predictor's workspace (the outputs are written)");
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_predictor_run(mpnas_predictor *p, int32_t domain, int32_t dtype,
+                                 const void *images, int64_t count, int32_t output, float *out,
+                                 size_t cap) {
+  if (p == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_context *ctx = CTX(p->model);
+  uint64_t mark = mpnas__failure_mark(ctx);
+  return mpnas__explain(ctx, predict(p, domain, dtype, images, count, output, out, cap), mark,
+                        "mpnas_predictor_run");
 }
 
 /* ---- Files --------------------------------------------------------------------------- */
@@ -533,11 +566,15 @@ mpnas_status mpnas_predictor_run(mpnas_predictor *p, int32_t domain, int32_t dty
 mpnas_status mpnas_model_save_checkpoint(const mpnas_model *m, const char *path) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (path == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
-  return mpnas__model_checkpoint_save(m, path);
+  uint64_t mark = mpnas__failure_mark(CTX(m));
+  return mpnas__explain(CTX(m), mpnas__model_checkpoint_save(m, path), mark,
+                        "mpnas_model_save_checkpoint");
 }
 
 mpnas_status mpnas_model_load_checkpoint(mpnas_model *m, const char *path) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (path == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
-  return mpnas__model_checkpoint_load(m, path);
+  uint64_t mark = mpnas__failure_mark(CTX(m));
+  return mpnas__explain(CTX(m), mpnas__model_checkpoint_load(m, path), mark,
+                        "mpnas_model_load_checkpoint");
 }

@@ -134,7 +134,8 @@ mpnas_status mpnas_supernet_add_domain(mpnas_supernet *sn, const char *name,
 }
 
 mpnas_status mpnas_supernet_num_domains(const mpnas_supernet *sn, int32_t *count) {
-  if (sn == NULL || count == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (count == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "count is NULL");
   *count = sn->ndomains;
   return MPNAS_OK;
 }
@@ -229,7 +230,8 @@ mpnas_status mpnas_supernet_set_int(mpnas_supernet *sn, int32_t param, int64_t v
 }
 
 mpnas_status mpnas_supernet_get_int(const mpnas_supernet *sn, int32_t param, int64_t *v) {
-  if (sn == NULL || v == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (v == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
   if (mpnas__abdp_is_param(param))
     return mpnas__abdp_param_get_int(CTX(sn), &sn->abdp_cfg, param, v);
   switch (param) {
@@ -291,7 +293,8 @@ mpnas_status mpnas_supernet_set_double(mpnas_supernet *sn, int32_t param, double
 }
 
 mpnas_status mpnas_supernet_get_double(const mpnas_supernet *sn, int32_t param, double *value) {
-  if (sn == NULL || value == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (value == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
   if (mpnas__abdp_is_param(param))
     return mpnas__abdp_param_get_double(CTX(sn), &sn->abdp_cfg, param, value);
   double lo, hi;
@@ -326,9 +329,8 @@ mpnas_status mpnas_supernet_set_fixed_path(mpnas_supernet *sn, const int32_t *pa
 
 /* ---- Running the search ----------------------------------------------------------------- */
 
-mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
-                                   mpnas_search_progress_fn progress, void *user, int64_t every) {
-  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+static mpnas_status search(mpnas_supernet *sn, int64_t max_steps,
+                           mpnas_search_progress_fn progress, void *user, int64_t every) {
   if (max_steps < 0 || every < 0)
     return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "max_steps and every must be >= 0");
   mpnas_status st = mpnas__supernet_prepare(sn);
@@ -347,9 +349,18 @@ mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
   return MPNAS_OK;
 }
 
+mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
+                                   mpnas_search_progress_fn progress, void *user, int64_t every) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  uint64_t mark = mpnas__failure_mark(CTX(sn));
+  return mpnas__explain(CTX(sn), search(sn, max_steps, progress, user, every), mark,
+                        "mpnas_supernet_search");
+}
+
 mpnas_status mpnas_supernet_domain_stat(const mpnas_supernet *sn, int32_t domain, int32_t stat,
                                         double *value) {
-  if (sn == NULL || value == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (value == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
   mpnas_status st = check_domain(sn, domain);
   if (st != MPNAS_OK) return st;
   const mpnas__domain *d = &sn->domains[domain];
@@ -409,8 +420,9 @@ mpnas_status mpnas_supernet_latency_table(mpnas_supernet *sn, double *seconds, s
   if (cap < n)
     return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "the latency table has %zu entries, cap is %zu", n, cap);
   if (!sn->latency_ready) {
+    uint64_t mark = mpnas__failure_mark(CTX(sn));
     mpnas_status st = mpnas__supernet_measure_latency(sn);
-    if (st != MPNAS_OK) return st;
+    if (st != MPNAS_OK) return mpnas__explain(CTX(sn), st, mark, "mpnas_supernet_latency_table");
   }
   seconds[0] = sn->fixed_latency;
   memcpy(seconds + 1, sn->node_latency, sizeof(double) * (n - 1));
@@ -438,11 +450,15 @@ mpnas_status mpnas_supernet_save_checkpoint(const mpnas_supernet *sn, const char
   if (path == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
   if (!sn->prepared)
     return mpnas__fail(CTX(sn), MPNAS_E_STATE, "nothing to save: the search has not started");
-  return mpnas__supernet_save(sn, path);
+  uint64_t mark = mpnas__failure_mark(CTX(sn));
+  return mpnas__explain(CTX(sn), mpnas__supernet_save(sn, path), mark,
+                        "mpnas_supernet_save_checkpoint");
 }
 
 mpnas_status mpnas_supernet_load_checkpoint(mpnas_supernet *sn, const char *path) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (path == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
-  return mpnas__supernet_load(sn, path);
+  uint64_t mark = mpnas__failure_mark(CTX(sn));
+  return mpnas__explain(CTX(sn), mpnas__supernet_load(sn, path), mark,
+                        "mpnas_supernet_load_checkpoint");
 }

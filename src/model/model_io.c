@@ -56,12 +56,15 @@ static mpnas_status bad(mpnas_context *ctx, mpnas_status st, const char *where, 
 }
 
 /* Make sure the last error names the file: failures reported by the container reader
- * (or anything else below) do not know it. */
-static mpnas_status annotate(mpnas_context *ctx, mpnas_status st, const char *where) {
+ * (or anything else below) do not know it. `mark` is the failure count before the load
+ * (mpnas__failure_mark): without a failure recorded since, there is no detail to keep. */
+static mpnas_status annotate(mpnas_context *ctx, mpnas_status st, uint64_t mark,
+                             const char *where) {
   if (st == MPNAS_OK || ctx == NULL) return st;
   char msg[MPNAS__ERROR_CAPACITY];
   const char *last = mpnas_context_last_error(ctx);
-  if (mpnas_context_last_status(ctx) != st || last[0] == '\0')
+  if (mpnas__failure_mark(ctx) == mark || mpnas_context_last_status(ctx) != st ||
+      last[0] == '\0')
     return mpnas__fail(ctx, st, "%s: %s", where, mpnas_status_string(st));
   if (strstr(last, where) != NULL) return st;
   /* Drop the "<status text>: " prefix mpnas__fail put in front. */
@@ -782,7 +785,8 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
 
 mpnas_status mpnas__model_read(mpnas_context *ctx, const void *data, size_t size,
                                mpnas_model **out) {
-  return annotate(ctx, read_model(ctx, data, size, "model buffer", out), "model buffer");
+  uint64_t mark = mpnas__failure_mark(ctx);
+  return annotate(ctx, read_model(ctx, data, size, "model buffer", out), mark, "model buffer");
 }
 
 /* ---- Checkpoints -------------------------------------------------------------------------- */
@@ -1058,12 +1062,13 @@ mpnas_status mpnas__model_checkpoint_load(mpnas_model *m, const char *path) {
   mpnas_context *ctx = m->ctx;
   char where[320];
   snprintf(where, sizeof where, "checkpoint '%.256s'", path);
+  uint64_t mark = mpnas__failure_mark(ctx);
   unsigned char *data = NULL;
   size_t len = 0;
   mpnas_status st = mpnas__read_file(ctx, path, MAX_FILE_BYTES, &data, &len);
   if (st == MPNAS_OK) st = checkpoint_load(m, data, len, where);
   mpnas__free(ctx, data);
-  return annotate(ctx, st, where);
+  return annotate(ctx, st, mark, where);
 }
 
 /* ---- Public entry points ------------------------------------------------------------------ */
@@ -1071,7 +1076,8 @@ mpnas_status mpnas__model_checkpoint_load(mpnas_model *m, const char *path) {
 mpnas_status mpnas_model_save(const mpnas_model *m, const char *path) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (path == NULL) return mpnas__fail(m->ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_model_save: path is NULL");
-  return write_file(m, 0, path);
+  uint64_t mark = mpnas__failure_mark(m->ctx);
+  return mpnas__explain(m->ctx, write_file(m, 0, path), mark, "mpnas_model_save");
 }
 
 mpnas_status mpnas_model_save_buffer(const mpnas_model *m, void *buf, size_t cap, size_t *size) {
@@ -1080,8 +1086,9 @@ mpnas_status mpnas_model_save_buffer(const mpnas_model *m, void *buf, size_t cap
     return mpnas__fail(m->ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_model_save_buffer: size is NULL");
   void *data = NULL;
   size_t n = 0;
+  uint64_t mark = mpnas__failure_mark(m->ctx);
   mpnas_status st = mpnas__model_write(m, 0, &data, &n);
-  if (st != MPNAS_OK) return st;
+  if (st != MPNAS_OK) return mpnas__explain(m->ctx, st, mark, "mpnas_model_save_buffer");
   *size = n;
   if (buf != NULL) {
     if (cap < n)
@@ -1102,12 +1109,13 @@ mpnas_status mpnas_model_load(mpnas_context *ctx, const char *path, mpnas_model 
   *out = NULL;
   char where[320];
   snprintf(where, sizeof where, "model file '%.256s'", path);
+  uint64_t mark = mpnas__failure_mark(ctx);
   unsigned char *data = NULL;
   size_t len = 0;
   mpnas_status st = mpnas__read_file(ctx, path, MAX_FILE_BYTES, &data, &len);
   if (st == MPNAS_OK) st = read_model(ctx, data, len, where, out);
   mpnas__free(ctx, data);
-  return annotate(ctx, st, where);
+  return annotate(ctx, st, mark, where);
 }
 
 mpnas_status mpnas_model_load_buffer(mpnas_context *ctx, const void *data, size_t size,

@@ -146,5 +146,9 @@ mpnas_status mpnas__model_step(mpnas_model *m) {
       return st == MPNAS_E_NO_MEMORY ? mpnas__fail(ctx, st, "workspace allocation failed") : st;
   mpnas__abdp_update(m->abdp);
   if (m->step == cfg->steps) mpnas__model_fold(m);
-  return mpnas__arena_reset(&m->ws);
+  if (mpnas__arena_reset(&m->ws) != MPNAS_OK)
+    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY,
+                       "merging the workspace after step %lld (the step itself is done)",
+                       (long long)m->step);
+  return MPNAS_OK;
 }

@@ -1,0 +1,488 @@
+/* test_reliability.c - the failure contract of issue 11 (docs/API-STABILITY.md): every
+ * failing call leaves a non-empty message (a walk over the API with bad arguments, and
+ * every allocation of a search, a training run and a prediction failing in turn), and a
+ * call that fails on allocation can be retried. Tiny
+ * spaces and data, so the whole program runs in seconds. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "alloc_counting.h"
+#include "check.h"
+#include "mpnas.h"
+
+/* ---- The failure contract ------------------------------------------------------------ */
+
+/* `call` on a handle of ctx must fail, leaving a non-empty message and its own status as
+ * the last status (the last error is cleared first, so an old message does not count). */
+#define EXPECT_FAIL(ctx, call)                                                              \
+  do {                                                                                      \
+    mpnas_context_clear_error(ctx);                                                         \
+    mpnas_status s_ = (call);                                                               \
+    CHECK_MSG(s_ != MPNAS_OK, "%s succeeded", #call);                                       \
+    CHECK_MSG(s_ == MPNAS_OK || mpnas_context_last_error(ctx)[0] != '\0',                   \
+              "%s: status %d with an empty message", #call, (int)s_);                       \
+    CHECK_MSG(s_ == MPNAS_OK || mpnas_context_last_status(ctx) == s_,                       \
+              "%s: returned %d, last status %d", #call, (int)s_,                            \
+              (int)mpnas_context_last_status(ctx));                                         \
+  } while (0)
+
+#define OK(call) \
+  CHECK_MSG((call) == MPNAS_OK, "%s failed: %s", #call, mpnas_context_last_error(ctx))
+
+/* ---- A tiny space, supernet and model ------------------------------------------------- */
+#define IH 8
+#define IW 8
+#define PER (IH * IW) /* one channel */
+#define NL 2          /* searchable layers */
+#define NIMG 40
+
+static uint32_t lcg(uint32_t *s) {
+  *s = *s * 1664525u + 1013904223u;
+  return *s >> 8;
+}
+
+static uint8_t images[2][NIMG * PER];
+static int32_t labels[2][NIMG];
+static const int32_t CLASSES[2] = {2, 3};
+
+static void make_data(void) {
+  uint32_t s = 7;
+  for (int d = 0; d < 2; d++) {
+    for (int i = 0; i < NIMG * PER; i++) images[d][i] = (uint8_t)lcg(&s);
+    for (int i = 0; i < NIMG; i++) labels[d][i] = (int32_t)(lcg(&s) % (uint32_t)CLASSES[d]);
+  }
+}
+
+/* 8x8x1, stem 4, one stage of 2 layers (8 ch, stride 2) choosing k {3, 5} x e {1, 2}
+ * (4 ops a layer), head 8 with activation `head_act`. */
+static mpnas_space *tiny_space(mpnas_context *ctx, int32_t head_act) {
+  mpnas_space *sp = NULL;
+  OK(mpnas_space_create(ctx, MPNAS_PRESET_EMPTY, &sp));
+  if (sp == NULL) return NULL;
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_HEIGHT, IH));
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_WIDTH, IW));
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_CHANNELS, 1));
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_STEM_CHANNELS, 4));
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_HEAD_CHANNELS, 8));
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_HEAD_ACTIVATION, head_act));
+  OK(mpnas_space_add_stage(sp, 8, NL, 2, MPNAS_ACT_RELU, 0));
+  const int32_t k[] = {3, 5}, e[] = {1, 2};
+  OK(mpnas_space_set_choices(sp, -1, k, 2, e, 2));
+  return sp;
+}
+
+/* A supernet with two domains and their data, `steps` search steps. */
+static mpnas_supernet *tiny_supernet(mpnas_context *ctx, const mpnas_space *sp, int steps) {
+  mpnas_supernet *sn = NULL;
+  OK(mpnas_supernet_create(ctx, sp, &sn));
+  if (sn == NULL) return NULL;
+  for (int d = 0; d < 2; d++) {
+    OK(mpnas_supernet_add_domain(sn, d ? "b" : "a", CLASSES[d], NULL));
+    OK(mpnas_supernet_set_data(sn, d, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[d], labels[d],
+                               NIMG));
+  }
+  OK(mpnas_supernet_set_int(sn, MPNAS_SEARCH_STEPS, steps));
+  OK(mpnas_supernet_set_int(sn, MPNAS_SEARCH_TRAIN_BATCH, 4));
+  OK(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 8));
+  OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_VALIDATION_FRACTION, 0.25));
+  return sn;
+}
+
+static const int32_t PATHS[2][NL] = {{0, 1}, {2, 3}};
+
+/* A model with two domains, their paths and data, `steps` training steps. */
+static mpnas_model *tiny_model(mpnas_context *ctx, const mpnas_space *sp, int steps) {
+  mpnas_model *m = NULL;
+  OK(mpnas_model_create(ctx, sp, &m));
+  if (m == NULL) return NULL;
+  for (int d = 0; d < 2; d++) {
+    OK(mpnas_model_add_domain(m, d ? "b" : "a", CLASSES[d], PATHS[d], NL, NULL));
+    OK(mpnas_model_set_data(m, d, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[d], labels[d],
+                            NIMG));
+  }
+  OK(mpnas_model_set_int(m, MPNAS_TRAIN_STEPS, steps));
+  OK(mpnas_model_set_int(m, MPNAS_TRAIN_BATCH, 4));
+  OK(mpnas_model_set_int(m, MPNAS_TRAIN_VALID_BATCH, 8));
+  OK(mpnas_model_set_int(m, MPNAS_TRAIN_VALID_EVERY, 2));
+  return m;
+}
+
+/* ---- Defect 6: a walk over the API with bad arguments ---------------------------------- */
+
+static void walk_context_and_space(mpnas_context *ctx, mpnas_space *sp) {
+  int64_t v;
+  int32_t n, k, e, se;
+  EXPECT_FAIL(ctx, mpnas_context_get_int(ctx, MPNAS_CONTEXT_THREADS, NULL));
+  EXPECT_FAIL(ctx, mpnas_context_get_int(ctx, 999, &v));
+  EXPECT_FAIL(ctx, mpnas_context_set_int(ctx, 999, 1));
+  EXPECT_FAIL(ctx, mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, -1));
+
+  mpnas_space *none = NULL;
+  EXPECT_FAIL(ctx, mpnas_space_create(ctx, 99, &none));
+  EXPECT_FAIL(ctx, mpnas_space_create(ctx, MPNAS_PRESET_EMPTY, NULL));
+  EXPECT_FAIL(ctx, mpnas_space_set_int(sp, MPNAS_SPACE_STEM_KERNEL, 4));
+  EXPECT_FAIL(ctx, mpnas_space_set_int(sp, 999, 1));
+  EXPECT_FAIL(ctx, mpnas_space_get_int(sp, MPNAS_SPACE_NUM_LAYERS, NULL));
+  EXPECT_FAIL(ctx, mpnas_space_get_int(sp, 999, &v));
+  EXPECT_FAIL(ctx, mpnas_space_add_stage(sp, 0, 1, 1, MPNAS_ACT_RELU, 0));
+  EXPECT_FAIL(ctx, mpnas_space_set_choices(sp, -1, NULL, 1, NULL, 1));
+  EXPECT_FAIL(ctx, mpnas_space_set_choices(sp, 7, NULL, 1, NULL, 1));
+  EXPECT_FAIL(ctx, mpnas_space_num_ops(sp, 0, NULL));
+  EXPECT_FAIL(ctx, mpnas_space_num_ops(sp, 99, &n));
+  EXPECT_FAIL(ctx, mpnas_space_op_info(sp, 0, 0, NULL, &e, &se));
+  EXPECT_FAIL(ctx, mpnas_space_op_info(sp, 0, 0, &k, NULL, &se));
+  EXPECT_FAIL(ctx, mpnas_space_op_info(sp, 0, 0, &k, &e, NULL));
+  EXPECT_FAIL(ctx, mpnas_space_op_info(sp, 0, 99, &k, &e, &se));
+  int32_t path[NL] = {0, 9};
+  char text[8];
+  EXPECT_FAIL(ctx, mpnas_space_path_string(sp, NULL, NL, text, sizeof text, NULL));
+  EXPECT_FAIL(ctx, mpnas_space_path_string(sp, PATHS[0], NL, text, 2, NULL));
+  EXPECT_FAIL(ctx, mpnas_space_parse_path(sp, "k9e9 k3e1", path, NL));
+  EXPECT_FAIL(ctx, mpnas_space_parse_path(sp, NULL, path, NL));
+  int64_t macs, params;
+  EXPECT_FAIL(ctx, mpnas_space_path_cost(sp, path, NL, 2, &macs, &params));
+  EXPECT_FAIL(ctx, mpnas_space_path_cost(sp, PATHS[0], NL, 2, NULL, &params));
+  double jac[4];
+  EXPECT_FAIL(ctx, mpnas_space_jaccard(sp, NULL, 2, NL, jac, 4));
+  EXPECT_FAIL(ctx, mpnas_space_jaccard(sp, &PATHS[0][0], 2, NL, jac, 3));
+  EXPECT_FAIL(ctx, mpnas_space_node_users(sp, &PATHS[0][0], 2, NL, 0, 0, NULL));
+  EXPECT_FAIL(ctx, mpnas_space_node_users(sp, &PATHS[0][0], 2, NL, 5, 0, &n));
+}
+
+static void walk_controller(mpnas_context *ctx) {
+  const int32_t ops[2] = {2, 3};
+  mpnas_controller *c = NULL;
+  EXPECT_FAIL(ctx, mpnas_controller_create(ctx, NULL, 2, &c));
+  EXPECT_FAIL(ctx, mpnas_controller_create(ctx, ops, 0, &c));
+  OK(mpnas_controller_create(ctx, ops, 2, &c));
+  if (c == NULL) return;
+  int32_t n, path[2] = {0, 5};
+  double probs[3], logp;
+  EXPECT_FAIL(ctx, mpnas_controller_num_layers(c, NULL));
+  EXPECT_FAIL(ctx, mpnas_controller_probabilities(c, 5, probs, 3));
+  EXPECT_FAIL(ctx, mpnas_controller_probabilities(c, 1, probs, 2));
+  EXPECT_FAIL(ctx, mpnas_controller_argmax(c, NULL, 2));
+  EXPECT_FAIL(ctx, mpnas_controller_max_probabilities(c, probs, 3));
+  EXPECT_FAIL(ctx, mpnas_controller_sample(c, path, 1));
+  EXPECT_FAIL(ctx, mpnas_controller_log_probability(c, path, 2, &logp));
+  path[1] = 0;
+  EXPECT_FAIL(ctx, mpnas_controller_log_probability(c, path, 2, NULL));
+  EXPECT_FAIL(ctx, mpnas_controller_update(c, path, 2, NAN, 0.1, 0.0));
+  EXPECT_FAIL(ctx, mpnas_controller_update(c, path, 2, 1.0, 0.0, 0.0));
+  (void)n;
+  mpnas_controller_free(c);
+}
+
+static void walk_supernet(mpnas_context *ctx, const mpnas_space *sp) {
+  mpnas_supernet *none = NULL;
+  EXPECT_FAIL(ctx, mpnas_supernet_create(ctx, NULL, &none));
+  EXPECT_FAIL(ctx, mpnas_supernet_create(ctx, sp, NULL));
+  mpnas_supernet *sn = tiny_supernet(ctx, sp, 2);
+  if (sn == NULL) return;
+  int32_t n, path[NL];
+  int64_t v;
+  double x;
+  size_t count;
+  double table[64];
+  mpnas_controller *c;
+  const int32_t bad_path[NL] = {0, 9};
+  EXPECT_FAIL(ctx, mpnas_supernet_space(sn, NULL));
+  EXPECT_FAIL(ctx, mpnas_supernet_add_domain(sn, NULL, 2, &n));
+  EXPECT_FAIL(ctx, mpnas_supernet_add_domain(sn, "a", 2, &n));
+  EXPECT_FAIL(ctx, mpnas_supernet_add_domain(sn, "c", 1, &n));
+  EXPECT_FAIL(ctx, mpnas_supernet_num_domains(sn, NULL));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_data(sn, 5, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[0],
+                                           labels[0], NIMG));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_data(sn, 0, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, NULL,
+                                           labels[0], NIMG));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_data(sn, 0, 7, MPNAS_DTYPE_U8, images[0], labels[0],
+                                           NIMG));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_int(sn, MPNAS_SEARCH_TRAIN_BATCH, 0));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_int(sn, 999, 0));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_int(sn, MPNAS_ABDP_SAMPLING, 9));
+  EXPECT_FAIL(ctx, mpnas_supernet_get_int(sn, MPNAS_SEARCH_STEPS, NULL));
+  EXPECT_FAIL(ctx, mpnas_supernet_get_int(sn, 999, &v));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_double(sn, MPNAS_SEARCH_ENTROPY_BONUS, NAN));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_double(sn, MPNAS_SEARCH_RL_RAMP, 1e300));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_double(sn, MPNAS_ABDP_TAU, -1.0));
+  EXPECT_FAIL(ctx, mpnas_supernet_get_double(sn, MPNAS_SEARCH_LEARNING_RATE, NULL));
+  EXPECT_FAIL(ctx, mpnas_supernet_get_double(sn, 999, &x));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_fixed_path(sn, NULL, NL));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_fixed_path(sn, bad_path, NL));
+  EXPECT_FAIL(ctx, mpnas_supernet_search(sn, -1, NULL, NULL, 0));
+  EXPECT_FAIL(ctx, mpnas_supernet_domain_stat(sn, 0, MPNAS_STAT_REWARD, NULL));
+  EXPECT_FAIL(ctx, mpnas_supernet_domain_stat(sn, 9, MPNAS_STAT_REWARD, &x));
+  EXPECT_FAIL(ctx, mpnas_supernet_domain_stat(sn, 0, 999, &x));
+  EXPECT_FAIL(ctx, mpnas_supernet_controller(sn, 0, &c));
+  EXPECT_FAIL(ctx, mpnas_supernet_controller(sn, 0, NULL));
+  EXPECT_FAIL(ctx, mpnas_supernet_path(sn, 0, path, NL));
+  EXPECT_FAIL(ctx, mpnas_supernet_path(sn, 0, NULL, NL));
+  EXPECT_FAIL(ctx, mpnas_supernet_latency_table(sn, table, 1, &count));
+  table[0] = NAN;
+  EXPECT_FAIL(ctx, mpnas_supernet_set_latency_table(sn, table, 1));
+  EXPECT_FAIL(ctx, mpnas_supernet_save_checkpoint(sn, "/tmp/mpnas-rel-never.ckpt"));
+  EXPECT_FAIL(ctx, mpnas_supernet_save_checkpoint(sn, NULL));
+  EXPECT_FAIL(ctx, mpnas_supernet_load_checkpoint(sn, NULL));
+  EXPECT_FAIL(ctx, mpnas_supernet_load_checkpoint(sn, "/nonexistent/mpnas.ckpt"));
+  EXPECT_FAIL(ctx, mpnas_supernet_load_checkpoint(sn, "/tmp"));
+  mpnas_model *m = NULL;
+  EXPECT_FAIL(ctx, mpnas_model_create_from_supernet(sn, NULL));
+  EXPECT_FAIL(ctx, mpnas_model_create_from_supernet(sn, &m)); /* not searched: no paths */
+  /* After the search has started. */
+  OK(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+  EXPECT_FAIL(ctx, mpnas_supernet_add_domain(sn, "c", 2, &n));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_data(sn, 0, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[0],
+                                           labels[0], NIMG));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_int(sn, MPNAS_SEARCH_METHOD, MPNAS_METHOD_INDEPENDENT));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_int(sn, MPNAS_ABDP_SIGNAL, MPNAS_ABDP_SIGNAL_LOSS));
+  EXPECT_FAIL(ctx, mpnas_supernet_set_fixed_path(sn, PATHS[0], NL));
+  EXPECT_FAIL(ctx, mpnas_supernet_path(sn, 0, path, 1));
+  EXPECT_FAIL(ctx, mpnas_supernet_controller(sn, 5, &c));
+  mpnas_supernet_free(sn);
+}
+
+static void walk_model(mpnas_context *ctx, const mpnas_space *sp) {
+  mpnas_model *none = NULL;
+  EXPECT_FAIL(ctx, mpnas_model_create(ctx, NULL, &none));
+  EXPECT_FAIL(ctx, mpnas_model_create(ctx, sp, NULL));
+  mpnas_model *m = tiny_model(ctx, sp, 2);
+  if (m == NULL) return;
+  int32_t n, path[NL];
+  int64_t v;
+  double x, top1, loss, jac[4];
+  char name[2];
+  size_t size;
+  const int32_t bad_path[NL] = {0, 9};
+  mpnas_predictor *p = NULL;
+  EXPECT_FAIL(ctx, mpnas_model_add_domain(m, "c", 2, bad_path, NL, &n));
+  EXPECT_FAIL(ctx, mpnas_model_add_domain(m, "c", 2, PATHS[0], 1, &n));
+  EXPECT_FAIL(ctx, mpnas_model_add_domain(m, "a", 2, PATHS[0], NL, &n));
+  EXPECT_FAIL(ctx, mpnas_model_num_domains(m, NULL));
+  EXPECT_FAIL(ctx, mpnas_model_domain_name(m, 0, NULL, 0, NULL));
+  EXPECT_FAIL(ctx, mpnas_model_domain_name(m, 0, name, 1, &size));
+  EXPECT_FAIL(ctx, mpnas_model_domain_name(m, 7, name, 2, &size));
+  EXPECT_FAIL(ctx, mpnas_model_domain_classes(m, 0, NULL));
+  EXPECT_FAIL(ctx, mpnas_model_path(m, 0, NULL, NL));
+  EXPECT_FAIL(ctx, mpnas_model_path(m, 3, path, NL));
+  EXPECT_FAIL(ctx, mpnas_model_space(m, NULL));
+  EXPECT_FAIL(ctx, mpnas_model_set_data(m, 0, MPNAS_SPLIT_TRAIN, 5, images[0], labels[0], NIMG));
+  EXPECT_FAIL(ctx, mpnas_model_set_data(m, 0, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[0], NULL,
+                                        NIMG));
+  EXPECT_FAIL(ctx, mpnas_model_set_int(m, MPNAS_TRAIN_STEPS, 0));
+  EXPECT_FAIL(ctx, mpnas_model_set_int(m, MPNAS_TRAIN_STEP, 1));
+  EXPECT_FAIL(ctx, mpnas_model_get_int(m, MPNAS_TRAIN_STEPS, NULL));
+  EXPECT_FAIL(ctx, mpnas_model_get_int(m, 999, &v));
+  EXPECT_FAIL(ctx, mpnas_model_set_double(m, MPNAS_TRAIN_LEARNING_RATE, 0.0));
+  EXPECT_FAIL(ctx, mpnas_model_set_double(m, 999, 0.5));
+  EXPECT_FAIL(ctx, mpnas_model_get_double(m, MPNAS_TRAIN_MOMENTUM, NULL));
+  EXPECT_FAIL(ctx, mpnas_model_set_domain_int(m, 0, MPNAS_DOMAIN_HFLIP, 2));
+  EXPECT_FAIL(ctx, mpnas_model_set_domain_int(m, 0, 999, 0));
+  EXPECT_FAIL(ctx, mpnas_model_domain_stat(m, 0, MPNAS_STAT_TRAIN_LOSS, NULL));
+  EXPECT_FAIL(ctx, mpnas_model_domain_stat(m, 0, MPNAS_STAT_REWARD, &x));
+  EXPECT_FAIL(ctx, mpnas_model_node_users(m, 0, 99, &n));
+  EXPECT_FAIL(ctx, mpnas_model_jaccard(m, jac, 3));
+  /* Not trained yet. */
+  EXPECT_FAIL(ctx, mpnas_model_evaluate(m, 0, MPNAS_DTYPE_U8, images[0], labels[0], NIMG, &top1,
+                                        &loss));
+  EXPECT_FAIL(ctx, mpnas_predictor_create(m, &p));
+  EXPECT_FAIL(ctx, mpnas_model_save(m, "/tmp/mpnas-rel-never.model"));
+  EXPECT_FAIL(ctx, mpnas_model_save_buffer(m, NULL, 0, &size));
+  EXPECT_FAIL(ctx, mpnas_model_save_checkpoint(m, "/tmp/mpnas-rel-never.ckpt"));
+  EXPECT_FAIL(ctx, mpnas_model_train(m, -1, NULL, NULL, 0));
+  /* Trained. */
+  OK(mpnas_model_train(m, 0, NULL, NULL, 0));
+  EXPECT_FAIL(ctx, mpnas_model_add_domain(m, "c", 2, PATHS[0], NL, &n));
+  EXPECT_FAIL(ctx, mpnas_model_set_int(m, MPNAS_TRAIN_BATCH, 8));
+  EXPECT_FAIL(ctx, mpnas_model_set_data(m, 0, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[0],
+                                        labels[0], NIMG));
+  int32_t bad_labels[NIMG];
+  memcpy(bad_labels, labels[0], sizeof bad_labels);
+  bad_labels[3] = 7;
+  EXPECT_FAIL(ctx, mpnas_model_evaluate(m, 0, MPNAS_DTYPE_U8, images[0], NULL, NIMG, &top1,
+                                        &loss));
+  EXPECT_FAIL(ctx, mpnas_model_evaluate(m, 0, MPNAS_DTYPE_U8, images[0], bad_labels, NIMG,
+                                        &top1, &loss));
+  EXPECT_FAIL(ctx, mpnas_model_evaluate(m, 0, MPNAS_DTYPE_U8, images[0], labels[0], 0, &top1,
+                                        &loss));
+  EXPECT_FAIL(ctx, mpnas_model_save(m, NULL));
+  EXPECT_FAIL(ctx, mpnas_model_save(m, "/nonexistent/dir/model"));
+  EXPECT_FAIL(ctx, mpnas_model_save_buffer(m, NULL, 0, NULL));
+  EXPECT_FAIL(ctx, mpnas_model_save_buffer(m, name, sizeof name, &size));
+  EXPECT_FAIL(ctx, mpnas_model_save_checkpoint(m, NULL));
+  EXPECT_FAIL(ctx, mpnas_model_load_checkpoint(m, NULL));
+  EXPECT_FAIL(ctx, mpnas_model_load_checkpoint(m, "/nonexistent/mpnas.ckpt"));
+  EXPECT_FAIL(ctx, mpnas_predictor_create(m, NULL));
+  OK(mpnas_predictor_create(m, &p));
+  float out[NIMG * 3];
+  if (p != NULL) {
+    EXPECT_FAIL(ctx, mpnas_predictor_run(p, 5, MPNAS_DTYPE_U8, images[0], NIMG, 0, out, 120));
+    EXPECT_FAIL(ctx, mpnas_predictor_run(p, 0, MPNAS_DTYPE_U8, NULL, NIMG, 0, out, 120));
+    EXPECT_FAIL(ctx, mpnas_predictor_run(p, 0, 9, images[0], NIMG, 0, out, 120));
+    EXPECT_FAIL(ctx, mpnas_predictor_run(p, 0, MPNAS_DTYPE_U8, images[0], NIMG, 5, out, 120));
+    EXPECT_FAIL(ctx, mpnas_predictor_run(p, 0, MPNAS_DTYPE_U8, images[0], NIMG, 0, out, 10));
+    EXPECT_FAIL(ctx, mpnas_predictor_run(p, 0, MPNAS_DTYPE_U8, images[0], NIMG, 0, NULL, 120));
+  }
+  mpnas_predictor_free(p);
+  mpnas_model *loaded = NULL;
+  static const unsigned char junk[64] = "not a model";
+  EXPECT_FAIL(ctx, mpnas_model_load(ctx, NULL, &loaded));
+  EXPECT_FAIL(ctx, mpnas_model_load(ctx, "/nonexistent/model", &loaded));
+  EXPECT_FAIL(ctx, mpnas_model_load(ctx, "/tmp", &loaded));
+  EXPECT_FAIL(ctx, mpnas_model_load_buffer(ctx, NULL, 10, &loaded));
+  EXPECT_FAIL(ctx, mpnas_model_load_buffer(ctx, junk, sizeof junk, &loaded));
+  EXPECT_FAIL(ctx, mpnas_model_load_buffer(ctx, junk, sizeof junk, NULL));
+  mpnas_model_free(m);
+}
+
+static void test_failing_calls_leave_a_message(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  CHECK(ctx != NULL);
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  walk_context_and_space(ctx, sp);
+  walk_controller(ctx);
+  walk_supernet(ctx, sp);
+  walk_model(ctx, sp);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
+/* ---- Defect 6: every allocation failing in turn, then a retry ------------------------ */
+
+/* The search, allocation k failing (k = 1, 2, ... until none is left to fail): a failing
+ * search leaves a message; searching again with a healthy allocator finishes. */
+static void test_search_allocation_failures(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  CHECK(ctx != NULL);
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  int done = 0, failures = 0;
+  for (long k = 1; k < 5000 && !done; k++) {
+    mpnas_supernet *sn = tiny_supernet(ctx, sp, 3);
+    if (sn == NULL) break;
+    mpnas_context_clear_error(ctx);
+    c.fail_at = c.total + k;
+    mpnas_status st = mpnas_supernet_search(sn, 0, NULL, NULL, 0);
+    long hit = c.fail_at <= c.total;
+    c.fail_at = 0;
+    done = st == MPNAS_OK && !hit;
+    if (st != MPNAS_OK) {
+      failures++;
+      CHECK_MSG(mpnas_context_last_error(ctx)[0] != '\0',
+                "search, allocation %ld failing: status %d, empty message", k, (int)st);
+      st = mpnas_supernet_search(sn, 0, NULL, NULL, 0);
+      CHECK_MSG(st == MPNAS_OK, "search, allocation %ld failed: the retry gives %d (%s)", k,
+                (int)st, mpnas_context_last_error(ctx));
+    }
+    mpnas_supernet_free(sn);
+  }
+  CHECK(done);
+  CHECK(failures > 10);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
+/* The same for training a model, then for predicting and evaluating with it. */
+static void test_train_allocation_failures(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  CHECK(ctx != NULL);
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  int done = 0, failures = 0;
+  for (long k = 1; k < 5000 && !done; k++) {
+    mpnas_model *m = tiny_model(ctx, sp, 3);
+    if (m == NULL) break;
+    mpnas_context_clear_error(ctx);
+    c.fail_at = c.total + k;
+    mpnas_status st = mpnas_model_train(m, 0, NULL, NULL, 0);
+    long hit = c.fail_at <= c.total;
+    c.fail_at = 0;
+    done = st == MPNAS_OK && !hit;
+    if (st != MPNAS_OK) {
+      failures++;
+      CHECK_MSG(mpnas_context_last_error(ctx)[0] != '\0',
+                "train, allocation %ld failing: status %d, empty message", k, (int)st);
+      st = mpnas_model_train(m, 0, NULL, NULL, 0);
+      CHECK_MSG(st == MPNAS_OK, "train, allocation %ld failed: the retry gives %d (%s)", k,
+                (int)st, mpnas_context_last_error(ctx));
+    }
+    mpnas_model_free(m);
+  }
+  CHECK(done);
+  CHECK(failures > 10);
+
+  /* Predictions and evaluation of a trained model: a failure leaves a message, the retry
+   * gives the undisturbed results. */
+  mpnas_model *m = tiny_model(ctx, sp, 3);
+  OK(mpnas_model_train(m, 0, NULL, NULL, 0));
+  float want[NIMG * 3], got[NIMG * 3];
+  double top1_want = -1, loss_want = -1;
+  mpnas_predictor *p = NULL;
+  OK(mpnas_predictor_create(m, &p));
+  OK(mpnas_predictor_run(p, 1, MPNAS_DTYPE_U8, images[1], NIMG, MPNAS_OUTPUT_PROBABILITIES,
+                         want, NIMG * 3));
+  OK(mpnas_model_evaluate(m, 1, MPNAS_DTYPE_U8, images[1], labels[1], NIMG, &top1_want,
+                          &loss_want));
+  mpnas_predictor_free(p);
+  long live = c.live;
+  done = 0;
+  for (long k = 1; k < 1000 && !done; k++) {
+    mpnas_predictor *q = NULL;
+    mpnas_context_clear_error(ctx);
+    c.fail_at = c.total + k;
+    mpnas_status st = mpnas_predictor_create(m, &q);
+    if (st == MPNAS_OK)
+      st = mpnas_predictor_run(q, 1, MPNAS_DTYPE_U8, images[1], NIMG,
+                               MPNAS_OUTPUT_PROBABILITIES, got, NIMG * 3);
+    long hit = c.fail_at <= c.total;
+    c.fail_at = 0;
+    done = st == MPNAS_OK && !hit;
+    if (st != MPNAS_OK) {
+      CHECK_MSG(mpnas_context_last_error(ctx)[0] != '\0',
+                "predict, allocation %ld failing: status %d, empty message", k, (int)st);
+      if (q == NULL) OK(mpnas_predictor_create(m, &q));
+      if (q != NULL)
+        OK(mpnas_predictor_run(q, 1, MPNAS_DTYPE_U8, images[1], NIMG,
+                               MPNAS_OUTPUT_PROBABILITIES, got, NIMG * 3));
+    }
+    CHECK_MSG(memcmp(got, want, sizeof want) == 0, "predict, allocation %ld failing: retry "
+              "differs", k);
+    mpnas_predictor_free(q);
+    CHECK_EQ_INT(c.live, live);
+  }
+  CHECK(done);
+  done = 0;
+  for (long k = 1; k < 1000 && !done; k++) {
+    double top1 = -1, loss = -1;
+    mpnas_context_clear_error(ctx);
+    c.fail_at = c.total + k;
+    mpnas_status st = mpnas_model_evaluate(m, 1, MPNAS_DTYPE_U8, images[1], labels[1], NIMG,
+                                           &top1, &loss);
+    long hit = c.fail_at <= c.total;
+    c.fail_at = 0;
+    done = st == MPNAS_OK && !hit;
+    if (st != MPNAS_OK)
+      CHECK_MSG(mpnas_context_last_error(ctx)[0] != '\0',
+                "evaluate, allocation %ld failing: status %d, empty message", k, (int)st);
+    else
+      CHECK(top1 == top1_want && loss == loss_want);
+    CHECK_EQ_INT(c.live, live);
+  }
+  CHECK(done);
+  mpnas_model_free(m);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
+int main(void) {
+  make_data();
+  RUN(test_failing_calls_leave_a_message);
+  RUN(test_search_allocation_failures);
+  RUN(test_train_allocation_failures);
+  return check_finish();
+}
