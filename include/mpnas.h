@@ -131,7 +131,13 @@ typedef enum mpnas_context_param {
    * default MPNAS_LOG_WARNING. */
   MPNAS_CONTEXT_LOG_LEVEL = 5,
   /* Read-only: 1 if this build uses OpenMP, else 0. */
-  MPNAS_CONTEXT_OPENMP = 6
+  MPNAS_CONTEXT_OPENMP = 6,
+  /* The most bytes a loader reads from a file (mpnas_model_load, mpnas_model_load_checkpoint,
+   * mpnas_supernet_load_checkpoint): a larger file, or one whose header declares more, is
+   * refused with MPNAS_E_CORRUPT before anything is allocated for it. Range 1024..2^48,
+   * default 2^30 (1 GiB); raise it for larger models or checkpoints (docs/MODEL-FORMAT.md,
+   * "Limits"). The buffer loaders are not bounded by it. */
+  MPNAS_CONTEXT_MAX_FILE_BYTES = 7
 } mpnas_context_param;
 
 /* Create a context with the default settings and the C library's malloc/free. */

@@ -4,11 +4,15 @@
  * call that fails on allocation can be retried. Tiny
  * spaces and data, so the whole program runs in seconds. */
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "alloc_counting.h"
 #include "check.h"
+#include "common/serial.h"
 #include "mpnas.h"
 
 /* ---- The failure contract ------------------------------------------------------------ */
@@ -479,10 +483,140 @@ static void test_train_allocation_failures(void) {
   mpnas_context_free(ctx);
 }
 
+/* ---- Defect 5: loaders read at most a bound ------------------------------------------ */
+
+#define MIB ((size_t)1 << 20)
+
+/* A model file's bytes (plain malloc). */
+static unsigned char *model_bytes(mpnas_model *m, size_t *n) {
+  *n = 0;
+  if (mpnas_model_save_buffer(m, NULL, 0, n) != MPNAS_OK) return NULL;
+  unsigned char *p = malloc(*n);
+  if (p != NULL && mpnas_model_save_buffer(m, p, *n, n) != MPNAS_OK) {
+    free(p);
+    p = NULL;
+  }
+  return p;
+}
+
+/* A process writing `n` bytes of `p` into a pipe, then (endless != 0) zeros until the
+ * reader goes away. Returns the read end as "/dev/fd/N" in path; *pid the writer. */
+static int pipe_writer(const unsigned char *p, size_t n, int endless, char *path, size_t cap,
+                       pid_t *pid) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  *pid = fork();
+  if (*pid < 0) return -1;
+  if (*pid == 0) {
+    close(fds[0]);
+    static const unsigned char zeros[4096];
+    size_t at = 0;
+    while (at < n) {
+      ssize_t w = write(fds[1], p + at, n - at);
+      if (w <= 0) _exit(0);
+      at += (size_t)w;
+    }
+    while (endless && write(fds[1], zeros, sizeof zeros) > 0) {
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  snprintf(path, cap, "/dev/fd/%d", fds[0]);
+  return fds[0];
+}
+
+static void finish_writer(int fd, pid_t pid) {
+  close(fd);
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+/* /dev/zero, pipes that never end or declare too much, and the context's bound: each
+ * refused quickly with a message, nothing large ever asked of the allocator. */
+static void test_file_read_bounds(void) {
+  alloc_counting c;
+  /* Refuse (and record) any block above 16 MiB, so an unbounded read fails fast too. */
+  mpnas_context *ctx = alloc_counting_context(&c, 16 * MIB);
+  CHECK(ctx != NULL);
+  if (ctx == NULL) return;
+  int64_t v = 0;
+  OK(mpnas_context_get_int(ctx, MPNAS_CONTEXT_MAX_FILE_BYTES, &v));
+  CHECK_EQ_INT(v, (int64_t)1 << 30);
+  EXPECT_FAIL(ctx, mpnas_context_set_int(ctx, MPNAS_CONTEXT_MAX_FILE_BYTES, 1023));
+  EXPECT_FAIL(ctx, mpnas_context_set_int(ctx, MPNAS_CONTEXT_MAX_FILE_BYTES, (int64_t)1 << 49));
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  mpnas_model *m = tiny_model(ctx, sp, 2);
+  OK(mpnas_model_train(m, 0, NULL, NULL, 0));
+  mpnas_supernet *sn = tiny_supernet(ctx, sp, 2);
+
+  /* /dev/zero into each loader. */
+  mpnas_model *loaded = NULL;
+  double t0 = check_seconds();
+  c.largest = 0;
+  EXPECT_FAIL(ctx, mpnas_model_load(ctx, "/dev/zero", &loaded));
+  CHECK(strstr(mpnas_context_last_error(ctx), "/dev/zero") != NULL);
+  EXPECT_FAIL(ctx, mpnas_model_load_checkpoint(m, "/dev/zero"));
+  EXPECT_FAIL(ctx, mpnas_supernet_load_checkpoint(sn, "/dev/zero"));
+  CHECK_MSG(c.largest <= MIB, "largest allocation %zu bytes", c.largest);
+  CHECK(check_seconds() - t0 < 2.0);
+
+  /* Pipes: a whole model file loads; a header declaring 2^40 bytes, then zeros forever,
+   * is refused at the header. */
+  size_t n = 0;
+  unsigned char *file = model_bytes(m, &n);
+  CHECK(file != NULL && n > 64);
+  if (file != NULL) {
+    char path[64];
+    pid_t pid;
+    int fd = pipe_writer(file, n, 0, path, sizeof path, &pid);
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+      OK(mpnas_model_load(ctx, path, &loaded));
+      finish_writer(fd, pid);
+      mpnas_model_free(loaded);
+      loaded = NULL;
+    }
+    unsigned char header[32];
+    memcpy(header, file, 32);
+    for (int i = 0; i < 8; i++) header[16 + i] = (unsigned char)((uint64_t)1 << 40 >> (8 * i));
+    uint32_t crc = mpnas__crc32(0, header, 28);
+    for (int i = 0; i < 4; i++) header[28 + i] = (unsigned char)(crc >> (8 * i));
+    c.largest = 0;
+    t0 = check_seconds();
+    fd = pipe_writer(header, sizeof header, 1, path, sizeof path, &pid);
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+      EXPECT_FAIL(ctx, mpnas_model_load(ctx, path, &loaded));
+      CHECK(strstr(mpnas_context_last_error(ctx), "MPNAS_CONTEXT_MAX_FILE_BYTES") != NULL);
+      finish_writer(fd, pid);
+    }
+    CHECK_MSG(c.largest <= MIB, "largest allocation %zu bytes", c.largest);
+    CHECK(check_seconds() - t0 < 2.0);
+
+    /* The bound: a file one byte over it is refused, at it loads. */
+    const char *tmp = "/tmp/mpnas-rel-bound.model";
+    OK(mpnas_model_save(m, tmp));
+    OK(mpnas_context_set_int(ctx, MPNAS_CONTEXT_MAX_FILE_BYTES, (int64_t)n - 1));
+    EXPECT_FAIL(ctx, mpnas_model_load(ctx, tmp, &loaded));
+    CHECK(strstr(mpnas_context_last_error(ctx), "MPNAS_CONTEXT_MAX_FILE_BYTES") != NULL);
+    OK(mpnas_context_set_int(ctx, MPNAS_CONTEXT_MAX_FILE_BYTES, (int64_t)n));
+    OK(mpnas_model_load(ctx, tmp, &loaded));
+    mpnas_model_free(loaded);
+    remove(tmp);
+    free(file);
+  }
+  mpnas_supernet_free(sn);
+  mpnas_model_free(m);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
 int main(void) {
   make_data();
   RUN(test_failing_calls_leave_a_message);
   RUN(test_search_allocation_failures);
   RUN(test_train_allocation_failures);
+  RUN(test_file_read_bounds);
   return check_finish();
 }

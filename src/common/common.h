@@ -23,6 +23,7 @@ struct mpnas_context {
   int32_t threads_requested; /* 0 = one per processor */
   uint64_t seed;
   int32_t isa_requested;
+  uint64_t max_file_bytes; /* MPNAS_CONTEXT_MAX_FILE_BYTES: the loaders' read bound */
   mpnas__engine engine; /* kernels chosen for the active ISA + thread count */
   /* Guards last_status/last_error: predictors on one model may fail from several
    * threads at once (a spin lock: C11 atomics need no thread library). */

@@ -28,9 +28,6 @@ static const mpnas__file_kind model_kind = {"MPNASMDL", "model", 1, 1};
 
 #define CONTENTS_MODEL 0u
 #define CONTENTS_CHECKPOINT 1u
-/* Largest file read from disk (the reader allocates the file's actual size). */
-#define MAX_FILE_BYTES \
-  ((uint64_t)SIZE_MAX < ((uint64_t)1 << 36) ? (size_t)SIZE_MAX : (size_t)((uint64_t)1 << 36))
 /* (BN slot, domain) pairs of the layout: (3 nodes + 2) x domains. Bounds the
  * bookkeeping a file can make the loader allocate (24 bytes a pair). */
 #define MAX_SLOT_PAIRS ((int64_t)1 << 21)
@@ -1065,7 +1062,7 @@ mpnas_status mpnas__model_checkpoint_load(mpnas_model *m, const char *path) {
   uint64_t mark = mpnas__failure_mark(ctx);
   unsigned char *data = NULL;
   size_t len = 0;
-  mpnas_status st = mpnas__read_file(ctx, path, MAX_FILE_BYTES, &data, &len);
+  mpnas_status st = mpnas__read_container(ctx, path, &model_kind, &data, &len);
   if (st == MPNAS_OK) st = checkpoint_load(m, data, len, where);
   mpnas__free(ctx, data);
   return annotate(ctx, st, mark, where);
@@ -1112,7 +1109,7 @@ mpnas_status mpnas_model_load(mpnas_context *ctx, const char *path, mpnas_model 
   uint64_t mark = mpnas__failure_mark(ctx);
   unsigned char *data = NULL;
   size_t len = 0;
-  mpnas_status st = mpnas__read_file(ctx, path, MAX_FILE_BYTES, &data, &len);
+  mpnas_status st = mpnas__read_container(ctx, path, &model_kind, &data, &len);
   if (st == MPNAS_OK) st = read_model(ctx, data, len, where, out);
   mpnas__free(ctx, data);
   return annotate(ctx, st, mark, where);

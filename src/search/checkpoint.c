@@ -285,8 +285,7 @@ mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
   mpnas_context *ctx = sn->ctx;
   unsigned char *data = NULL;
   size_t len = 0;
-  /* A checkpoint is weights x3 plus small state: bound the read by a generous limit. */
-  mpnas_status st = mpnas__read_file(ctx, path, (size_t)1 << 34, &data, &len);
+  mpnas_status st = mpnas__read_container(ctx, path, &checkpoint_kind, &data, &len);
   if (st != MPNAS_OK) return st;
   mpnas__reader r;
   loaded l;
