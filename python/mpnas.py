@@ -123,6 +123,7 @@ _CONTEXT_PARAMS = {
     "isa_active": (4, "i", "isa", True),
     "log_level": (5, "i", "log_level", False),
     "openmp": (6, "i", None, True),
+    "max_file_bytes": (7, "i", None, False),
 }
 _SPACE_PARAMS = {
     "input_height": (1, "i", None, False),
