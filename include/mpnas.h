@@ -68,7 +68,9 @@ enum {
   MPNAS_E_NO_MEMORY = -4,        /* an allocation failed (allocator returned NULL) */
   MPNAS_E_UNSUPPORTED = -5,      /* not available here, e.g. an ISA this CPU lacks */
   MPNAS_E_IO = -6,               /* a file could not be opened, read or written */
-  MPNAS_E_CORRUPT = -7,          /* a file or buffer is malformed (size, checksum, magic) */
+  MPNAS_E_CORRUPT = -7,          /* a file or buffer is malformed (size, checksum, magic),
+                                    or a model whose weights overflow float arithmetic
+                                    (its outputs come out non-finite) */
   MPNAS_E_VERSION = -8,          /* a file's format version is not supported */
   MPNAS_E_CANCELLED = -9,        /* a progress callback asked to stop */
   MPNAS_E_STATE = -10,           /* the call is not valid in the handle's current state */
@@ -572,7 +574,10 @@ MPNAS_API mpnas_status mpnas_model_train(mpnas_model *model, int64_t max_steps,
 MPNAS_API mpnas_status mpnas_model_domain_stat(const mpnas_model *model, int32_t domain,
                                                int32_t stat, double *value);
 /* Top-1 accuracy and mean cross-entropy of `count` labelled images of a domain (the
- * inference path: running statistics, fused kernels). */
+ * inference path: running statistics, fused kernels). Float images must be finite
+ * (MPNAS_E_INVALID_ARGUMENT naming the first image that is not). If a logit or the loss
+ * comes out non-finite (a model whose weights overflow float, e.g. a legal file with
+ * huge weights) the result is MPNAS_E_CORRUPT with a message, never MPNAS_OK. */
 MPNAS_API mpnas_status mpnas_model_evaluate(const mpnas_model *model, int32_t domain,
                                             int32_t dtype, const void *images,
                                             const int32_t *labels, int64_t count,
@@ -607,7 +612,11 @@ MPNAS_API mpnas_status mpnas_predictor_create(const mpnas_model *model, mpnas_pr
 MPNAS_API void mpnas_predictor_free(mpnas_predictor *predictor);
 /* Classify `count` images (NHWC, the space's input size, uint8 or float like the
  * training data; normalised with the domain's statistics) of one domain: writes
- * count x classes logits or probabilities (MPNAS_OUTPUT_*) into out[cap]. */
+ * count x classes logits or probabilities (MPNAS_OUTPUT_*) into out[cap]. Float images
+ * must be finite (MPNAS_E_INVALID_ARGUMENT naming the first image that is not). The
+ * outputs are always finite: if the model produces a non-finite logit (its weights
+ * overflow float) the call fails with MPNAS_E_CORRUPT naming the image, and out's
+ * contents are then unspecified. */
 MPNAS_API mpnas_status mpnas_predictor_run(mpnas_predictor *predictor, int32_t domain,
                                            int32_t dtype, const void *images, int64_t count,
                                            int32_t output, float *out, size_t cap);

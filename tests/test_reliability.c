@@ -612,11 +612,120 @@ static void test_file_read_bounds(void) {
   CHECK_EQ_INT(c.live, 0);
 }
 
+/* ---- Defect 7: no non-finite output with MPNAS_OK ------------------------------------ */
+
+/* Payload offset and length of section `tag` in a container, 0 if none. */
+static size_t section_at(const unsigned char *p, size_t n, const char *tag, size_t *len) {
+  size_t off = 32;
+  while (off + 24 <= n) {
+    uint64_t plen = 0;
+    for (int i = 7; i >= 0; i--) plen = plen << 8 | p[off + 8 + i];
+    if (memcmp(p + off, tag, 4) == 0) {
+      *len = (size_t)plen;
+      return off + 24;
+    }
+    off += 24 + (size_t)plen + (size_t)((8 - plen % 8) % 8);
+  }
+  return 0;
+}
+
+/* Recompute the CRC of the section whose payload starts at `payload`. */
+static void fix_section_crc(unsigned char *p, size_t payload, size_t len) {
+  uint32_t crc = mpnas__crc32(mpnas__crc32(0, p + payload - 24, 20), p + payload, len);
+  for (int i = 0; i < 4; i++) p[payload - 4 + i] = (unsigned char)(crc >> (8 * i));
+}
+
+static void put_f32(unsigned char *p, float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(u >> (8 * i));
+}
+
+static void test_non_finite(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  CHECK(ctx != NULL);
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_NONE);
+  mpnas_model *m = tiny_model(ctx, sp, 2);
+  OK(mpnas_model_train(m, 0, NULL, NULL, 0));
+
+  /* Float pixels that are not finite: refused, naming the image. */
+  float *x = malloc(sizeof(float) * NIMG * PER);
+  for (int i = 0; i < NIMG * PER; i++) x[i] = (float)images[0][i];
+  float out[NIMG * 3];
+  double top1, loss;
+  mpnas_predictor *p = NULL;
+  OK(mpnas_predictor_create(m, &p));
+  OK(mpnas_predictor_run(p, 0, MPNAS_DTYPE_F32, x, NIMG, MPNAS_OUTPUT_LOGITS, out, NIMG * 3));
+  OK(mpnas_model_evaluate(m, 0, MPNAS_DTYPE_F32, x, labels[0], NIMG, &top1, &loss));
+  x[2 * PER + 5] = NAN;
+  EXPECT_FAIL(ctx, mpnas_predictor_run(p, 0, MPNAS_DTYPE_F32, x, NIMG, MPNAS_OUTPUT_LOGITS, out,
+                                       NIMG * 3));
+  CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_INVALID_ARGUMENT);
+  CHECK(strstr(mpnas_context_last_error(ctx), "image 2 ") != NULL);
+  x[2 * PER + 5] = 0.0f;
+  x[5 * PER] = -INFINITY;
+  EXPECT_FAIL(ctx, mpnas_model_evaluate(m, 0, MPNAS_DTYPE_F32, x, labels[0], NIMG, &top1, &loss));
+  CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_INVALID_ARGUMENT);
+  CHECK(strstr(mpnas_context_last_error(ctx), "image 5 ") != NULL);
+  mpnas_predictor_free(p);
+  free(x);
+
+  /* Legal files (finite weights) whose weights overflow float: every weight 2.5e38, the
+   * classifier's only, one weight. A prediction or evaluation either fails with
+   * MPNAS_E_CORRUPT and a message or gives finite outputs; the first must fail. */
+  size_t n = 0;
+  unsigned char *file = model_bytes(m, &n);
+  size_t len = 0, at = file ? section_at(file, n, "PARW", &len) : 0;
+  CHECK(at > 0 && len >= 64);
+  for (int variant = 0; variant < 3 && at > 0; variant++) {
+    unsigned char *f = malloc(n);
+    memcpy(f, file, n);
+    size_t first = variant == 1 ? len - 4 * 64 : 0, last = variant == 2 ? 4 : len;
+    for (size_t i = first; i < last; i += 4) put_f32(f + at + i, 2.5e38f);
+    fix_section_crc(f, at, len);
+    mpnas_model *huge = NULL;
+    OK(mpnas_model_load_buffer(ctx, f, n, &huge));
+    free(f);
+    if (huge == NULL) continue;
+    OK(mpnas_predictor_create(huge, &p));
+    for (int32_t o = MPNAS_OUTPUT_LOGITS; o <= MPNAS_OUTPUT_PROBABILITIES && p; o++) {
+      mpnas_context_clear_error(ctx);
+      mpnas_status st = mpnas_predictor_run(p, 1, MPNAS_DTYPE_U8, images[1], NIMG, o, out,
+                                            NIMG * 3);
+      int finite = 1;
+      for (int i = 0; i < NIMG * 3 && st == MPNAS_OK; i++) finite &= isfinite(out[i]) != 0;
+      CHECK_MSG(st == MPNAS_OK ? finite : st == MPNAS_E_CORRUPT,
+                "variant %d, output %d: status %d, finite %d", variant, (int)o, (int)st, finite);
+      if (st != MPNAS_OK) CHECK(strstr(mpnas_context_last_error(ctx), "not finite") != NULL);
+      if (variant == 0) CHECK(st == MPNAS_E_CORRUPT);
+    }
+    mpnas_predictor_free(p);
+    p = NULL;
+    mpnas_context_clear_error(ctx);
+    top1 = loss = 0.0;
+    mpnas_status st = mpnas_model_evaluate(huge, 1, MPNAS_DTYPE_U8, images[1], labels[1], NIMG,
+                                           &top1, &loss);
+    CHECK_MSG(st == MPNAS_OK ? isfinite(loss) != 0 : st == MPNAS_E_CORRUPT,
+              "variant %d, evaluate: status %d, loss %g", variant, (int)st, loss);
+    if (st != MPNAS_OK) CHECK(mpnas_context_last_error(ctx)[0] != '\0');
+    if (variant == 0) CHECK(st == MPNAS_E_CORRUPT);
+    mpnas_model_free(huge);
+  }
+  free(file);
+  mpnas_model_free(m);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
 int main(void) {
   make_data();
   RUN(test_failing_calls_leave_a_message);
   RUN(test_search_allocation_failures);
   RUN(test_train_allocation_failures);
   RUN(test_file_read_bounds);
+  RUN(test_non_finite);
   return check_finish();
 }

@@ -386,18 +386,24 @@ mpnas_status mpnas_model_domain_stat(const mpnas_model *m, int32_t domain, int32
   }
 }
 
-static mpnas_status check_images(const mpnas_model *m, int32_t dtype, const void *images,
-                                 int64_t count) {
+/* The images handed to evaluate or a predictor (a valid domain): finite pixels too, as
+ * mpnas__dataset_set checks training data (a NaN would be absorbed into the outputs). */
+static mpnas_status check_images(const mpnas_model *m, int32_t domain, int32_t dtype,
+                                 const void *images, int64_t count) {
   if (dtype != MPNAS_DTYPE_U8 && dtype != MPNAS_DTYPE_F32)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "dtype must be MPNAS_DTYPE_U8 or _F32");
   if (images == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "images is NULL");
   if (count < 1 || count > INT32_MAX)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "count must be 1..%d, got %lld", INT32_MAX,
                        (long long)count);
-  return MPNAS_OK;
+  mpnas__image_shape shape = {m->space.in_h, m->space.in_w, m->space.in_c};
+  return mpnas__check_finite_images(CTX(m), m->domains[domain].name, shape, dtype, images,
+                                    count);
 }
 
-/* Logits of images [first, first + n) of a host batch, through ws. */
+/* Logits of images [first, first + n) of a host batch, through ws. Finite inputs give
+ * finite logits unless the model's weights overflow float (a file may hold any finite
+ * weights): checked here, one pass, so no caller returns NaN or infinite outputs. */
 static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws, int32_t domain,
                               int32_t dtype, const void *images, int64_t first, int n,
                               float *logits) {
@@ -412,7 +418,15 @@ static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws, int32_t do
                    (const unsigned char *)images + (size_t)first * per * elem, n, x);
   mpnas_status st = mpnas__model_infer(m, ws, domain, n, x, logits);
   mpnas__arena_release(ws, mark);
-  return st;
+  if (st != MPNAS_OK) return st;
+  size_t classes = (size_t)d->classes;
+  for (size_t i = 0; i < (size_t)n * classes; i++)
+    if (!isfinite(logits[i]))
+      return mpnas__fail(CTX(m), MPNAS_E_CORRUPT,
+                         "domain \"%s\": the output for image %lld is not finite (%g): the "
+                         "model's weights overflow float arithmetic",
+                         d->name, (long long)(first + (int64_t)(i / classes)), (double)logits[i]);
+  return MPNAS_OK;
 }
 
 static mpnas_status evaluate(const mpnas_model *m, int32_t domain, int32_t dtype,
@@ -420,7 +434,7 @@ static mpnas_status evaluate(const mpnas_model *m, int32_t domain, int32_t dtype
                              double *top1, double *loss) {
   mpnas_status st = ready(m, "mpnas_model_evaluate");
   if (st == MPNAS_OK) st = check_domain(m, domain);
-  if (st == MPNAS_OK) st = check_images(m, dtype, images, count);
+  if (st == MPNAS_OK) st = check_images(m, domain, dtype, images, count);
   if (st != MPNAS_OK) return st;
   if (labels == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "labels is NULL");
   int32_t classes = m->domains[domain].classes;
@@ -446,6 +460,11 @@ static mpnas_status evaluate(const mpnas_model *m, int32_t domain, int32_t dtype
   mpnas__arena_destroy(&ws);
   if (st == MPNAS_E_NO_MEMORY) return mpnas__fail(CTX(m), st, "evaluating %lld images", (long long)count);
   if (st != MPNAS_OK) return st;
+  if (!isfinite(sum))
+    return mpnas__fail(CTX(m), MPNAS_E_CORRUPT,
+                       "domain \"%s\": the mean cross-entropy is not finite: the model's "
+                       "logits are too far apart for float arithmetic",
+                       m->domains[domain].name);
   if (top1) *top1 = (double)right / (double)count;
   if (loss) *loss = sum / (double)count;
   return MPNAS_OK;
@@ -528,7 +547,7 @@ static mpnas_status predict(mpnas_predictor *p, int32_t domain, int32_t dtype,
                             size_t cap) {
   const mpnas_model *m = p->model;
   mpnas_status st = check_domain(m, domain);
-  if (st == MPNAS_OK) st = check_images(m, dtype, images, count);
+  if (st == MPNAS_OK) st = check_images(m, domain, dtype, images, count);
   if (st != MPNAS_OK) return st;
   if (output != MPNAS_OUTPUT_LOGITS && output != MPNAS_OUTPUT_PROBABILITIES)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "output must be MPNAS_OUTPUT_*, got %d",
