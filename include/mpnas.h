@@ -473,12 +473,23 @@ MPNAS_API mpnas_status mpnas_supernet_latency_table(mpnas_supernet *sn, double *
 MPNAS_API mpnas_status mpnas_supernet_set_latency_table(mpnas_supernet *sn,
                                                         const double *seconds, size_t count);
 /* Save / restore the complete search state (weights, optimiser, controllers, random
- * streams, step) - not the data, which the host hands in again. The file is written to
- * a temporary name and renamed. Loading into a supernet with a different space, domains
- * or method returns MPNAS_E_INCOMPATIBLE and changes nothing. */
+ * streams, step, settings, latency table) - not the data, which the host hands in again.
+ * The file is written to a temporary name and renamed. Loading into a supernet with a
+ * different space, domains or method, or into one whose search has started with another
+ * MPNAS_SEARCH_VALIDATION_FRACTION, returns MPNAS_E_INCOMPATIBLE; a checkpoint holding a
+ * value the setters refuse (or any other malformed content) returns MPNAS_E_CORRUPT with
+ * a message naming the field. Either way the supernet is left exactly as it was. A
+ * loaded checkpoint replaces every setting and every piece of search state, so a
+ * supernet continues from it exactly as a fresh one that loaded it. */
 MPNAS_API mpnas_status mpnas_supernet_save_checkpoint(const mpnas_supernet *sn,
                                                       const char *path);
 MPNAS_API mpnas_status mpnas_supernet_load_checkpoint(mpnas_supernet *sn, const char *path);
+/* Load a search checkpoint from memory: `size` bytes of a file written by
+ * mpnas_supernet_save_checkpoint, with the same checks and effects as
+ * mpnas_supernet_load_checkpoint (the buffer is not bounded by
+ * MPNAS_CONTEXT_MAX_FILE_BYTES and is not kept). */
+MPNAS_API mpnas_status mpnas_supernet_load_checkpoint_buffer(mpnas_supernet *sn,
+                                                             const void *data, size_t size);
 
 /* ---- The multi-path model ---------------------------------------------------------------
  * The deployable result (docs/MODEL.md): the union of the domains' paths as one network.

@@ -720,6 +720,267 @@ static void test_non_finite(void) {
   CHECK_EQ_INT(c.live, 0);
 }
 
+/* ---- Defect 4: search checkpoints restore only what the setters accept ---------------- */
+
+/* A file's bytes (plain malloc), *n its length. */
+static unsigned char *read_bytes(const char *path, size_t *n) {
+  *n = 0;
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return NULL;
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *p = malloc(len > 0 ? (size_t)len : 1);
+  if (p != NULL && len > 0 && fread(p, 1, (size_t)len, f) == (size_t)len) *n = (size_t)len;
+  fclose(f);
+  return p;
+}
+
+/* The checkpoint of sn's current state. */
+static unsigned char *checkpoint_bytes(mpnas_supernet *sn, size_t *n) {
+  const char *path = "/tmp/mpnas-rel-search.ckpt";
+  *n = 0;
+  if (mpnas_supernet_save_checkpoint(sn, path) != MPNAS_OK) return NULL;
+  unsigned char *p = read_bytes(path, n);
+  remove(path);
+  return p;
+}
+
+static int same_bytes(const unsigned char *a, size_t na, const unsigned char *b, size_t nb) {
+  return a != NULL && b != NULL && na == nb && memcmp(a, b, na) == 0;
+}
+
+static void put_le(unsigned char *p, uint64_t v, int n) {
+  for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_f64(unsigned char *p, double v) {
+  uint64_t u;
+  memcpy(&u, &v, 8);
+  put_le(p, u, 8);
+}
+
+typedef struct bad_value {
+  const char *section;
+  size_t at;     /* offset in the payload */
+  int bytes;     /* 4 or 8: an integer; 0: an f64 */
+  int64_t i;
+  double d;
+  const char *field; /* expected in the message */
+} bad_value;
+
+/* CONF: i32 method, i64 steps, i32 train batch, i32 valid batch, i32 cost, i32 reward,
+ * then f64 warmup 28, lr 36, momentum 44, weight decay 52, label smoothing 60, RL rate 68,
+ * RL delay 76, RL ramp 84, entropy 92, beta 100, target 108, gamma 116, valid fraction
+ * 124. STAT: i64 step 0, i64 optimiser steps 8, stream 16; per domain (56 bytes from 32):
+ * stream, loss EMA, accuracy, reward, cost, weight; then i32 latency flag. */
+static const bad_value BAD[] = {
+    {"CONF", 92, 0, 0, NAN, "MPNAS_SEARCH_ENTROPY_BONUS"},
+    {"CONF", 84, 0, 0, 1e300, "MPNAS_SEARCH_RL_RAMP"},
+    {"CONF", 20, 4, 7, 0, "MPNAS_SEARCH_COST"},
+    {"CONF", 12, 4, 5000, 0, "MPNAS_SEARCH_TRAIN_BATCH"},
+    {"CONF", 16, 4, 0, 0, "MPNAS_SEARCH_VALID_BATCH"},
+    {"CONF", 24, 4, 2, 0, "MPNAS_SEARCH_REWARD"},
+    {"CONF", 0, 4, 9, 0, "MPNAS_SEARCH_METHOD"},
+    {"CONF", 4, 8, 0, 0, "MPNAS_SEARCH_STEPS"},
+    {"CONF", 28, 0, 0, 2.0, "MPNAS_SEARCH_WARMUP_FRACTION"},
+    {"CONF", 36, 0, 0, 0.0, "MPNAS_SEARCH_LEARNING_RATE"},
+    {"CONF", 44, 0, 0, 1.0, "MPNAS_SEARCH_MOMENTUM"},
+    {"CONF", 52, 0, 0, -1.0, "MPNAS_SEARCH_WEIGHT_DECAY"},
+    {"CONF", 60, 0, 0, INFINITY, "MPNAS_SEARCH_LABEL_SMOOTHING"},
+    {"CONF", 68, 0, 0, -0.5, "MPNAS_SEARCH_RL_LEARNING_RATE"},
+    {"CONF", 76, 0, 0, 1.0, "MPNAS_SEARCH_RL_DELAY_FRACTION"},
+    {"CONF", 100, 0, 0, 1.0, "MPNAS_SEARCH_COST_BETA"},
+    {"CONF", 108, 0, 0, -1.0, "MPNAS_SEARCH_COST_TARGET"},
+    {"CONF", 116, 0, 0, NAN, "MPNAS_SEARCH_SHARING_GAMMA"},
+    {"CONF", 124, 0, 0, 0.95, "MPNAS_SEARCH_VALIDATION_FRACTION"},
+    {"CONF", 20, 4, MPNAS_COST_LATENCY, 0, "latency table"}, /* the file has none */
+    {"STAT", 0, 8, 1000, 0, "step"},
+    {"STAT", 8, 8, -1, 0, "optimiser steps"},
+    {"STAT", 24, 8, 2, 0, "path sampling stream"},
+    {"STAT", 80, 0, 0, NAN, "statistics"},
+    {"STAT", 144, 4, 5, 0, "latency flag"},
+};
+
+static void test_search_checkpoint_settings(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  CHECK(ctx != NULL);
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  mpnas_supernet *src = tiny_supernet(ctx, sp, 6);
+  OK(mpnas_supernet_search(src, 3, NULL, NULL, 0));
+  size_t n = 0;
+  unsigned char *good = checkpoint_bytes(src, &n);
+  CHECK(good != NULL && n > 0);
+  /* A supernet in the middle of another search of the same kind. */
+  mpnas_supernet *busy = tiny_supernet(ctx, sp, 6);
+  OK(mpnas_supernet_search(busy, 2, NULL, NULL, 0));
+  size_t nbusy = 0;
+  unsigned char *busy_before = checkpoint_bytes(busy, &nbusy);
+  for (size_t k = 0; k < sizeof BAD / sizeof BAD[0] && good != NULL; k++) {
+    const bad_value *b = &BAD[k];
+    unsigned char *f = malloc(n);
+    memcpy(f, good, n);
+    size_t len = 0, at = section_at(f, n, b->section, &len);
+    CHECK(at > 0 && b->at + 8 <= len);
+    if (b->bytes)
+      put_le(f + at + b->at, (uint64_t)b->i, b->bytes);
+    else
+      put_f64(f + at + b->at, b->d);
+    fix_section_crc(f, at, len);
+    /* Into a fresh supernet: refused, naming the field; still not started. */
+    mpnas_supernet *sn = tiny_supernet(ctx, sp, 6);
+    OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_ENTROPY_BONUS, 0.5));
+    EXPECT_FAIL(ctx, mpnas_supernet_load_checkpoint_buffer(sn, f, n));
+    CHECK_MSG(mpnas_context_last_status(ctx) == MPNAS_E_CORRUPT &&
+                  strstr(mpnas_context_last_error(ctx), b->field) != NULL,
+              "case %zu (%s): status %d, message \"%s\"", k, b->field,
+              (int)mpnas_context_last_status(ctx), mpnas_context_last_error(ctx));
+    int64_t v = -1;
+    double x = -1;
+    mpnas_controller *ctrl = NULL;
+    OK(mpnas_supernet_get_int(sn, MPNAS_SEARCH_STEP, &v));
+    CHECK_EQ_INT(v, 0);
+    OK(mpnas_supernet_get_double(sn, MPNAS_SEARCH_ENTROPY_BONUS, &x));
+    CHECK(x == 0.5);
+    CHECK_EQ_INT(mpnas_supernet_controller(sn, 0, &ctrl), MPNAS_E_STATE); /* not started */
+    OK(mpnas_supernet_set_int(sn, MPNAS_SEARCH_STEPS, 7)); /* settings still open */
+    mpnas_supernet_free(sn);
+    /* Into a supernet whose search has started: refused, the state unchanged. */
+    EXPECT_FAIL(ctx, mpnas_supernet_load_checkpoint_buffer(busy, f, n));
+    size_t nafter = 0;
+    unsigned char *after = checkpoint_bytes(busy, &nafter);
+    CHECK_MSG(same_bytes(busy_before, nbusy, after, nafter), "case %zu: the supernet changed",
+              k);
+    free(after);
+    free(f);
+  }
+  /* Another validation fraction: a fresh supernet splits its data by it; one whose data
+   * is split already refuses it, unchanged. */
+  if (good != NULL) {
+    unsigned char *f = malloc(n);
+    memcpy(f, good, n);
+    size_t len = 0, at = section_at(f, n, "CONF", &len);
+    put_f64(f + at + 124, 0.5);
+    fix_section_crc(f, at, len);
+    EXPECT_FAIL(ctx, mpnas_supernet_load_checkpoint_buffer(busy, f, n));
+    CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_INCOMPATIBLE);
+    size_t nafter = 0;
+    unsigned char *after = checkpoint_bytes(busy, &nafter);
+    CHECK(same_bytes(busy_before, nbusy, after, nafter));
+    free(after);
+    mpnas_supernet *sn = tiny_supernet(ctx, sp, 6);
+    OK(mpnas_supernet_load_checkpoint_buffer(sn, f, n));
+    double size = 0;
+    OK(mpnas_supernet_domain_stat(sn, 0, MPNAS_STAT_VALID_SIZE, &size));
+    CHECK(size == NIMG / 2);
+    OK(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+    mpnas_supernet_free(sn);
+    free(f);
+  }
+  /* The checkpoint itself loads, from a file and from a buffer alike. */
+  mpnas_supernet *a = tiny_supernet(ctx, sp, 6), *b = tiny_supernet(ctx, sp, 6);
+  const char *path = "/tmp/mpnas-rel-good.ckpt";
+  OK(mpnas_supernet_save_checkpoint(src, path));
+  OK(mpnas_supernet_load_checkpoint(a, path));
+  OK(mpnas_supernet_load_checkpoint_buffer(b, good, n));
+  remove(path);
+  EXPECT_FAIL(ctx, mpnas_supernet_load_checkpoint_buffer(b, NULL, n));
+  EXPECT_FAIL(ctx, mpnas_supernet_load_checkpoint_buffer(b, good, n - 1));
+  OK(mpnas_supernet_search(a, 0, NULL, NULL, 0));
+  OK(mpnas_supernet_search(b, 0, NULL, NULL, 0));
+  OK(mpnas_supernet_search(src, 0, NULL, NULL, 0));
+  size_t na = 0, nb = 0, ns = 0;
+  unsigned char *ba = checkpoint_bytes(a, &na), *bb = checkpoint_bytes(b, &nb);
+  unsigned char *bs = checkpoint_bytes(src, &ns);
+  CHECK(same_bytes(ba, na, bb, nb));
+  CHECK(same_bytes(ba, na, bs, ns));
+  free(ba), free(bb), free(bs);
+  mpnas_supernet_free(a);
+  mpnas_supernet_free(b);
+  free(good);
+  free(busy_before);
+  mpnas_supernet_free(busy);
+  mpnas_supernet_free(src);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
+/* A checkpoint of a search with the k-th set of settings after `steps` steps. */
+static unsigned char *settings_checkpoint(mpnas_context *ctx, const mpnas_space *sp, int k,
+                                          int steps, size_t *n) {
+  mpnas_supernet *sn = tiny_supernet(ctx, sp, 8 + k);
+  if (k == 1) {
+    OK(mpnas_supernet_set_int(sn, MPNAS_SEARCH_TRAIN_BATCH, 6));
+    OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_LEARNING_RATE, 0.02));
+    OK(mpnas_supernet_set_int(sn, MPNAS_SEARCH_COST, MPNAS_COST_PARAMS));
+    OK(mpnas_supernet_set_int(sn, MPNAS_SEARCH_REWARD, MPNAS_REWARD_MNAS));
+    OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_ENTROPY_BONUS, 0.01));
+    OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_RL_DELAY_FRACTION, 0.0));
+    OK(mpnas_supernet_set_int(sn, MPNAS_ABDP_SAMPLING, MPNAS_ABDP_SAMPLE_PROPORTIONAL));
+    OK(mpnas_supernet_set_int(sn, MPNAS_ABDP_SIGNAL, MPNAS_ABDP_SIGNAL_LOSS));
+  } else if (k == 2) {
+    double table[1 + 2 * 4];
+    for (int i = 0; i < 9; i++) table[i] = 1e-4 * (i + 1);
+    OK(mpnas_supernet_set_latency_table(sn, table, 9));
+    OK(mpnas_supernet_set_int(sn, MPNAS_SEARCH_COST, MPNAS_COST_LATENCY));
+    OK(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 12));
+    OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_RL_DELAY_FRACTION, 0.1));
+    OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_SHARING_GAMMA, 0.5));
+  }
+  OK(mpnas_supernet_search(sn, steps, NULL, NULL, 0));
+  unsigned char *p = checkpoint_bytes(sn, n);
+  mpnas_supernet_free(sn);
+  return p;
+}
+
+/* Load checkpoints of different searches in turn into one supernet (searching a little
+ * after each), then the last: continuing gives the same search, byte for byte, as a
+ * fresh supernet that loaded only the last. */
+static void test_checkpoints_in_turn(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  CHECK(ctx != NULL);
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  unsigned char *ck[3];
+  size_t nck[3];
+  for (int k = 0; k < 3; k++) {
+    ck[k] = settings_checkpoint(ctx, sp, k, 3 + k, &nck[k]);
+    CHECK(ck[k] != NULL);
+  }
+  static const int ORDERS[2][3] = {{0, 1, 2}, {2, 1, 0}};
+  for (int o = 0; o < 2; o++) {
+    const int *order = ORDERS[o];
+    mpnas_supernet *used = tiny_supernet(ctx, sp, 5), *fresh = tiny_supernet(ctx, sp, 5);
+    for (int i = 0; i < 3; i++) {
+      OK(mpnas_supernet_load_checkpoint_buffer(used, ck[order[i]], nck[order[i]]));
+      if (i < 2) OK(mpnas_supernet_search(used, 1 + (int64_t)i, NULL, NULL, 0));
+    }
+    OK(mpnas_supernet_load_checkpoint_buffer(fresh, ck[order[2]], nck[order[2]]));
+    OK(mpnas_supernet_search(used, 0, NULL, NULL, 0));
+    OK(mpnas_supernet_search(fresh, 0, NULL, NULL, 0));
+    size_t nu = 0, nf = 0;
+    unsigned char *bu = checkpoint_bytes(used, &nu), *bf = checkpoint_bytes(fresh, &nf);
+    CHECK_MSG(same_bytes(bu, nu, bf, nf), "order %d: the used supernet's search differs", o);
+    for (int d = 0; d < 2; d++) {
+      int32_t pu[NL], pf[NL];
+      OK(mpnas_supernet_path(used, d, pu, NL));
+      OK(mpnas_supernet_path(fresh, d, pf, NL));
+      CHECK(memcmp(pu, pf, sizeof pu) == 0);
+    }
+    free(bu), free(bf);
+    mpnas_supernet_free(used);
+    mpnas_supernet_free(fresh);
+  }
+  for (int k = 0; k < 3; k++) free(ck[k]);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
 int main(void) {
   make_data();
   RUN(test_failing_calls_leave_a_message);
@@ -727,5 +988,7 @@ int main(void) {
   RUN(test_train_allocation_failures);
   RUN(test_file_read_bounds);
   RUN(test_non_finite);
+  RUN(test_search_checkpoint_settings);
+  RUN(test_checkpoints_in_turn);
   return check_finish();
 }

@@ -153,9 +153,6 @@ mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn) {
     if (st != MPNAS_OK) return st;
     mpnas__rng_seed(&sn->abdp_rng, ctx->seed, STREAM_ABDP);
   }
-  if (sn->cfg.cost == MPNAS_COST_LATENCY && !sn->latency_ready &&
-      (st = mpnas__supernet_measure_latency(sn)) != MPNAS_OK)
-    return st;
   sn->step = 0;
   sn->prepared = 1;
   return MPNAS_OK;

@@ -93,6 +93,21 @@ struct mpnas_supernet {
   mpnas__arena ws;
 };
 
+/* The settings (search_config.c): defaults; the first out-of-range setting's name
+ * (MPNAS_SEARCH_* constant) or NULL, with exactly the setters' ranges (NaN allowed only
+ * for the cost exponent, where it means the reward form's default); set / get by
+ * parameter, checked (a refused value changes nothing, the failure is recorded on ctx). */
+void mpnas__search_config_default(mpnas__search_config *c);
+const char *mpnas__search_config_bad_field(const mpnas__search_config *c);
+mpnas_status mpnas__search_config_set_int(mpnas_context *ctx, mpnas__search_config *c,
+                                          int32_t param, int64_t v);
+mpnas_status mpnas__search_config_get_int(mpnas_context *ctx, const mpnas__search_config *c,
+                                          int32_t param, int64_t *v);
+mpnas_status mpnas__search_config_set_double(mpnas_context *ctx, mpnas__search_config *c,
+                                             int32_t param, double v);
+mpnas_status mpnas__search_config_get_double(mpnas_context *ctx, const mpnas__search_config *c,
+                                             int32_t param, double *v);
+
 /* Build the weights, controllers, validation splits and normalisation (idempotent). */
 mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn);
 /* Forward a batch of one domain through `path` with batch statistics. If train, also
@@ -118,8 +133,13 @@ int32_t mpnas__supernet_controller_of(const mpnas_supernet *sn, int32_t domain);
 
 /* Time every node once (batch 1, inference kernels) into node_latency. */
 mpnas_status mpnas__supernet_measure_latency(mpnas_supernet *sn);
+/* A latency table entry as the setter and the checkpoint loader accept it: finite, >= 0. */
+int mpnas__latency_valid(double seconds);
 
 mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path);
+/* Load a search checkpoint from a file or a buffer (checkpoint.c): on failure the
+ * supernet is left as it was. */
 mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path);
+mpnas_status mpnas__supernet_load_buffer(mpnas_supernet *sn, const void *data, size_t size);
 
 #endif
