@@ -354,16 +354,18 @@ static void test_failing_calls_leave_a_message(void) {
   CHECK_EQ_INT(c.live, 0);
 }
 
-/* ---- Defect 6: every allocation failing in turn, then a retry ------------------------ */
+/* ---- Defects 6 and 3: every allocation failing in turn, then a retry ----------------- */
 
 /* The search, allocation k failing (k = 1, 2, ... until none is left to fail): a failing
- * search leaves a message; searching again with a healthy allocator finishes. */
+ * search leaves a message; searching again with a healthy allocator finishes; nothing is
+ * leaked (the failed preparation freed its pieces instead of the retry overwriting them). */
 static void test_search_allocation_failures(void) {
   alloc_counting c;
   mpnas_context *ctx = alloc_counting_context(&c, 0);
   CHECK(ctx != NULL);
   if (ctx == NULL) return;
   mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  long base = c.live;
   int done = 0, failures = 0;
   for (long k = 1; k < 5000 && !done; k++) {
     mpnas_supernet *sn = tiny_supernet(ctx, sp, 3);
@@ -383,11 +385,15 @@ static void test_search_allocation_failures(void) {
                 (int)st, mpnas_context_last_error(ctx));
     }
     mpnas_supernet_free(sn);
+    CHECK_MSG(c.live == base, "search, allocation %ld failing: %ld blocks leaked", k,
+              c.live - base);
+    base = c.live;
   }
   CHECK(done);
   CHECK(failures > 10);
   mpnas_space_free(sp);
   mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
 }
 
 /* The same for training a model, then for predicting and evaluating with it. */
@@ -397,6 +403,7 @@ static void test_train_allocation_failures(void) {
   CHECK(ctx != NULL);
   if (ctx == NULL) return;
   mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  long base = c.live;
   int done = 0, failures = 0;
   for (long k = 1; k < 5000 && !done; k++) {
     mpnas_model *m = tiny_model(ctx, sp, 3);
@@ -416,6 +423,9 @@ static void test_train_allocation_failures(void) {
                 (int)st, mpnas_context_last_error(ctx));
     }
     mpnas_model_free(m);
+    CHECK_MSG(c.live == base, "train, allocation %ld failing: %ld blocks leaked", k,
+              c.live - base);
+    base = c.live;
   }
   CHECK(done);
   CHECK(failures > 10);
@@ -481,6 +491,7 @@ static void test_train_allocation_failures(void) {
   mpnas_model_free(m);
   mpnas_space_free(sp);
   mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
 }
 
 /* ---- Defect 5: loaders read at most a bound ------------------------------------------ */

@@ -132,8 +132,26 @@ static int slot_used_by(const mpnas_model *m, size_t s, int32_t d) {
 
 /* ---- Build --------------------------------------------------------------------------- */
 
-mpnas_status mpnas__model_build(mpnas_model *m) {
-  if (m->built) return MPNAS_OK;
+void mpnas__model_unbuild(mpnas_model *m) {
+  mpnas_context *ctx = m->ctx;
+  mpnas__free(ctx, m->nodes);
+  mpnas__free(ctx, m->node_of);
+  mpnas__free(ctx, m->stats);
+  mpnas__free(ctx, m->affine_off);
+  mpnas__free(ctx, m->affine);
+  m->nodes = NULL;
+  m->node_of = NULL;
+  m->stats = NULL;
+  m->affine_off = NULL;
+  m->affine = NULL;
+  m->nnodes = 0;
+  m->nslots = 0;
+  m->affine_total = 0;
+  mpnas__params_destroy(&m->params);
+  m->built = 0;
+}
+
+static mpnas_status build(mpnas_model *m) {
   mpnas_context *ctx = m->ctx;
   int32_t L = m->nlayers, D = m->ndomains, total_ops = m->op_offset[L];
   if (D < 1) return mpnas__fail(ctx, MPNAS_E_STATE, "the model has no domains: add one first");
@@ -204,6 +222,14 @@ mpnas_status mpnas__model_build(mpnas_model *m) {
   m->built = 1;
   mpnas__model_fold(m);
   return MPNAS_OK;
+}
+
+/* A build that fails part-way frees what it made (a retry would overwrite it). */
+mpnas_status mpnas__model_build(mpnas_model *m) {
+  if (m->built) return MPNAS_OK;
+  mpnas_status st = build(m);
+  if (st != MPNAS_OK) mpnas__model_unbuild(m);
+  return st;
 }
 
 /* Running statistics are an EMA, r_t = (1-m) r_{t-1} + m b_t, started at mean 0 and

@@ -925,6 +925,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   memset(&t, 0, sizeof t);
   mpnas__abdp *abdp = NULL;
   const unsigned char *w = NULL, *b = NULL, *s = NULL;
+  int built_here = 0;
   size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
   mpnas_status st = parse(ctx, &r, data, size, where, &p);
   if (st != MPNAS_OK) goto out;
@@ -997,6 +998,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
     /* Same space and paths as the file: its layout is the one the model will build. */
     if ((st = check_bound(ctx, m, &p.h, where)) != MPNAS_OK) goto out;
     if ((st = mpnas__model_build(m)) != MPNAS_OK) goto out;
+    built_here = 1;
   }
   if ((st = check_layout(ctx, m, &p.h, where)) != MPNAS_OK) goto out;
   if ((st = check_values(ctx, m, w, b, where)) != MPNAS_OK) goto out;
@@ -1010,21 +1012,23 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   mpnas__abdp_destroy(abdp);
   abdp = NULL;
 
-  /* Prepare (the split, ABDP) with the checkpoint's settings, then restore the state. */
+  /* Prepare (the split, ABDP with the checkpoint's state) with the checkpoint's settings,
+   * or, prepared already, a new ABDP handle: the last steps that can fail. */
   if (!m->prepared) {
     mpnas__train_config keep = m->cfg;
     m->cfg = p.cfg;
-    st = mpnas__model_prepare(m);
+    st = mpnas__model_prepare_state(m, t.abdp, t.nabdp);
     if (st != MPNAS_OK) {
       m->cfg = keep;
       goto out;
     }
+  } else {
+    if ((st = make_abdp(m, &p.cfg.abdp, t.abdp, t.nabdp, 1, where, &abdp)) != MPNAS_OK) goto out;
+    mpnas__abdp_destroy(m->abdp);
+    m->abdp = abdp;
+    abdp = NULL;
   }
-  if ((st = make_abdp(m, &p.cfg.abdp, t.abdp, t.nabdp, 1, where, &abdp)) != MPNAS_OK) goto out;
   m->cfg = p.cfg;
-  mpnas__abdp_destroy(m->abdp);
-  m->abdp = abdp;
-  abdp = NULL;
   m->step = t.step;
   m->params.steps = t.opt_steps;
   m->rng = t.rng;
@@ -1049,6 +1053,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   m->norm_ready = 1;
   mpnas__model_fold(m);
 out:
+  if (st != MPNAS_OK && built_here) mpnas__model_unbuild(m); /* as it was */
   mpnas__abdp_destroy(abdp);
   free_train_state(ctx, &t);
   mpnas__free(ctx, p.doms);

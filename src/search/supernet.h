@@ -108,7 +108,8 @@ mpnas_status mpnas__search_config_set_double(mpnas_context *ctx, mpnas__search_c
 mpnas_status mpnas__search_config_get_double(mpnas_context *ctx, const mpnas__search_config *c,
                                              int32_t param, double *v);
 
-/* Build the weights, controllers, validation splits and normalisation (idempotent). */
+/* Build the weights, controllers, validation splits and normalisation (idempotent). On
+ * failure nothing of it is left (mpnas__supernet_destroy_state). */
 mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn);
 /* Forward a batch of one domain through `path` with batch statistics. If train, also
  * backward with the loss scaled by `loss_scale`, accumulating gradients. Returns the
