@@ -203,34 +203,7 @@ mpnas_status mpnas_model_set_int(mpnas_model *m, int32_t param, int64_t v) {
   mpnas_status st = locked(m, param);
   if (st != MPNAS_OK) return st;
   if (mpnas__abdp_is_param(param)) return mpnas__abdp_param_set_int(ctx, &m->cfg.abdp, param, v);
-#define RANGE(name, lo, hi)                                                                   \
-  if (v < (lo) || v > (hi))                                                                   \
-    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "%s must be in %lld..%lld, got %lld", name, \
-                       (long long)(lo), (long long)(hi), (long long)v);
-  switch (param) {
-    case MPNAS_TRAIN_STEPS: RANGE("MPNAS_TRAIN_STEPS", 1, 100000000); m->cfg.steps = v; return MPNAS_OK;
-    case MPNAS_TRAIN_BATCH: RANGE("MPNAS_TRAIN_BATCH", 1, 4096); m->cfg.batch = (int32_t)v; return MPNAS_OK;
-    case MPNAS_TRAIN_OPTIMIZER:
-      RANGE("MPNAS_TRAIN_OPTIMIZER", MPNAS_OPTIMIZER_SGD, MPNAS_OPTIMIZER_ADAM);
-      m->cfg.optimizer = (int32_t)v;
-      return MPNAS_OK;
-    case MPNAS_TRAIN_AUGMENT_PAD:
-      RANGE("MPNAS_TRAIN_AUGMENT_PAD", 0, 64);
-      m->cfg.augment_pad = (int32_t)v;
-      return MPNAS_OK;
-    case MPNAS_TRAIN_VALID_BATCH:
-      RANGE("MPNAS_TRAIN_VALID_BATCH", 1, 4096);
-      m->cfg.valid_batch = (int32_t)v;
-      return MPNAS_OK;
-    case MPNAS_TRAIN_VALID_EVERY:
-      RANGE("MPNAS_TRAIN_VALID_EVERY", 1, 100000000);
-      m->cfg.valid_every = (int32_t)v;
-      return MPNAS_OK;
-    default:
-      return mpnas__fail(ctx, MPNAS_E_UNKNOWN_PARAMETER,
-                         "model parameter %d is not an integer parameter", (int)param);
-  }
-#undef RANGE
+  return mpnas__settings_set_int(ctx, &mpnas__train_settings, &m->cfg, param, v);
 }
 
 mpnas_status mpnas_model_get_int(const mpnas_model *m, int32_t param, int64_t *v) {
@@ -239,12 +212,6 @@ mpnas_status mpnas_model_get_int(const mpnas_model *m, int32_t param, int64_t *v
   if (mpnas__abdp_is_param(param)) return mpnas__abdp_param_get_int(CTX(m), &m->cfg.abdp, param, v);
   int64_t params, macs;
   switch (param) {
-    case MPNAS_TRAIN_STEPS: *v = m->cfg.steps; return MPNAS_OK;
-    case MPNAS_TRAIN_BATCH: *v = m->cfg.batch; return MPNAS_OK;
-    case MPNAS_TRAIN_OPTIMIZER: *v = m->cfg.optimizer; return MPNAS_OK;
-    case MPNAS_TRAIN_AUGMENT_PAD: *v = m->cfg.augment_pad; return MPNAS_OK;
-    case MPNAS_TRAIN_VALID_BATCH: *v = m->cfg.valid_batch; return MPNAS_OK;
-    case MPNAS_TRAIN_VALID_EVERY: *v = m->cfg.valid_every; return MPNAS_OK;
     case MPNAS_TRAIN_STEP: *v = m->step; return MPNAS_OK;
     case MPNAS_MODEL_NUM_LAYERS: *v = m->nlayers; return MPNAS_OK;
     case MPNAS_MODEL_NUM_NODES: {
@@ -260,23 +227,7 @@ mpnas_status mpnas_model_get_int(const mpnas_model *m, int32_t param, int64_t *v
     }
     case MPNAS_MODEL_PARAMS: mpnas__model_costs(m, &params, &macs); *v = params; return MPNAS_OK;
     case MPNAS_MODEL_MACS: mpnas__model_costs(m, &params, &macs); *v = macs; return MPNAS_OK;
-    default:
-      return mpnas__fail(CTX(m), MPNAS_E_UNKNOWN_PARAMETER,
-                         "model parameter %d is not an integer parameter", (int)param);
-  }
-}
-
-static double *double_slot(mpnas_model *m, int32_t param, double *lo, double *hi) {
-  *lo = 0.0;
-  *hi = 1.0;
-  switch (param) {
-    case MPNAS_TRAIN_LEARNING_RATE: *hi = 100.0; return &m->cfg.lr;
-    case MPNAS_TRAIN_WARMUP_FRACTION: return &m->cfg.warmup_fraction;
-    case MPNAS_TRAIN_MOMENTUM: *hi = 0.999; return &m->cfg.momentum;
-    case MPNAS_TRAIN_WEIGHT_DECAY: return &m->cfg.weight_decay;
-    case MPNAS_TRAIN_LABEL_SMOOTHING: *hi = 0.999; return &m->cfg.label_smoothing;
-    case MPNAS_TRAIN_VALIDATION_FRACTION: *hi = 0.9; return &m->cfg.valid_fraction;
-    default: return NULL;
+    default: return mpnas__settings_get_int(CTX(m), &mpnas__train_settings, &m->cfg, param, v);
   }
 }
 
@@ -286,17 +237,7 @@ mpnas_status mpnas_model_set_double(mpnas_model *m, int32_t param, double value)
   if (st != MPNAS_OK) return st;
   if (mpnas__abdp_is_param(param))
     return mpnas__abdp_param_set_double(CTX(m), &m->cfg.abdp, param, value);
-  double lo, hi;
-  double *slot = double_slot(m, param, &lo, &hi);
-  if (slot == NULL)
-    return mpnas__fail(CTX(m), MPNAS_E_UNKNOWN_PARAMETER,
-                       "model parameter %d is not a real-valued parameter", (int)param);
-  if (!(value >= lo && value <= hi) || (param == MPNAS_TRAIN_LEARNING_RATE && value <= 0))
-    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE,
-                       "model parameter %d must be in %g..%g (a learning rate > 0), got %g",
-                       (int)param, lo, hi, value);
-  *slot = value;
-  return MPNAS_OK;
+  return mpnas__settings_set_double(CTX(m), &mpnas__train_settings, &m->cfg, param, value);
 }
 
 mpnas_status mpnas_model_get_double(const mpnas_model *m, int32_t param, double *value) {
@@ -304,13 +245,7 @@ mpnas_status mpnas_model_get_double(const mpnas_model *m, int32_t param, double 
   if (value == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
   if (mpnas__abdp_is_param(param))
     return mpnas__abdp_param_get_double(CTX(m), &m->cfg.abdp, param, value);
-  double lo, hi;
-  const double *slot = double_slot((mpnas_model *)(uintptr_t)m, param, &lo, &hi);
-  if (slot == NULL)
-    return mpnas__fail(CTX(m), MPNAS_E_UNKNOWN_PARAMETER,
-                       "model parameter %d is not a real-valued parameter", (int)param);
-  *value = *slot;
-  return MPNAS_OK;
+  return mpnas__settings_get_double(CTX(m), &mpnas__train_settings, &m->cfg, param, value);
 }
 
 mpnas_status mpnas_model_set_domain_int(mpnas_model *m, int32_t domain, int32_t param,

@@ -169,7 +169,8 @@ mpnas_status mpnas_supernet_set_int(mpnas_supernet *sn, int32_t param, int64_t v
   if (param == MPNAS_SEARCH_STEP)
     return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "MPNAS_SEARCH_STEP is read-only");
   mpnas_status st = locked(sn, param);
-  return st != MPNAS_OK ? st : mpnas__search_config_set_int(CTX(sn), &sn->cfg, param, v);
+  if (st != MPNAS_OK) return st;
+  return mpnas__settings_set_int(CTX(sn), &mpnas__search_settings, &sn->cfg, param, v);
 }
 
 mpnas_status mpnas_supernet_get_int(const mpnas_supernet *sn, int32_t param, int64_t *v) {
@@ -181,7 +182,7 @@ mpnas_status mpnas_supernet_get_int(const mpnas_supernet *sn, int32_t param, int
     *v = sn->step;
     return MPNAS_OK;
   }
-  return mpnas__search_config_get_int(CTX(sn), &sn->cfg, param, v);
+  return mpnas__settings_get_int(CTX(sn), &mpnas__search_settings, &sn->cfg, param, v);
 }
 
 mpnas_status mpnas_supernet_set_double(mpnas_supernet *sn, int32_t param, double value) {
@@ -192,7 +193,8 @@ mpnas_status mpnas_supernet_set_double(mpnas_supernet *sn, int32_t param, double
                           : mpnas__abdp_param_set_double(CTX(sn), &sn->abdp_cfg, param, value);
   }
   mpnas_status st = locked(sn, param);
-  return st != MPNAS_OK ? st : mpnas__search_config_set_double(CTX(sn), &sn->cfg, param, value);
+  if (st != MPNAS_OK) return st;
+  return mpnas__settings_set_double(CTX(sn), &mpnas__search_settings, &sn->cfg, param, value);
 }
 
 mpnas_status mpnas_supernet_get_double(const mpnas_supernet *sn, int32_t param, double *value) {
@@ -200,7 +202,8 @@ mpnas_status mpnas_supernet_get_double(const mpnas_supernet *sn, int32_t param, 
   if (value == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
   if (mpnas__abdp_is_param(param))
     return mpnas__abdp_param_get_double(CTX(sn), &sn->abdp_cfg, param, value);
-  mpnas_status st = mpnas__search_config_get_double(CTX(sn), &sn->cfg, param, value);
+  mpnas_status st =
+      mpnas__settings_get_double(CTX(sn), &mpnas__search_settings, &sn->cfg, param, value);
   if (st == MPNAS_OK && param == MPNAS_SEARCH_COST_BETA && isnan(*value))
     *value = sn->cfg.reward == MPNAS_REWARD_MNAS ? MPNAS__REWARD_MNAS_BETA : MPNAS__REWARD_ABS_BETA;
   return st;

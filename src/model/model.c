@@ -7,22 +7,6 @@
 
 #define STREAM_INIT 1u
 
-static void default_config(mpnas__train_config *c) {
-  c->steps = 2000;
-  c->batch = 32;
-  c->valid_batch = 64;
-  c->valid_every = 20;
-  c->optimizer = MPNAS__OPT_SGD;
-  c->augment_pad = 4;
-  c->lr = 0.1;
-  c->warmup_fraction = 0.05;
-  c->momentum = 0.9;
-  c->weight_decay = 1e-4;
-  c->label_smoothing = 0.1;
-  c->valid_fraction = 0.1;
-  mpnas__abdp_config_default(&c->abdp);
-}
-
 mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpnas_model **out) {
   *out = NULL;
   int32_t L = mpnas__space_num_layers(space);
@@ -32,7 +16,7 @@ mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpna
   m->space = *space;
   m->space.ctx = ctx;
   m->nlayers = L;
-  default_config(&m->cfg);
+  mpnas__train_config_default(&m->cfg);
   mpnas__arena_init(&m->ws, ctx);
   size_t l1 = (size_t)L + 1;
   m->layers = mpnas__calloc(ctx, l1, sizeof *m->layers);

@@ -18,6 +18,7 @@
 #ifndef MPNAS_MODEL_H
 #define MPNAS_MODEL_H
 
+#include "common/settings.h"
 #include "data/domain_data.h"
 #include "net/network.h"
 #include "search/space.h"
@@ -63,6 +64,12 @@ typedef struct mpnas__train_config {
   double lr, warmup_fraction, momentum, weight_decay, label_smoothing, valid_fraction;
   mpnas__abdp_config abdp;
 } mpnas__train_config;
+
+/* The settings (train_config.c): their defaults, and the table of the MPNAS_TRAIN_*
+ * parameters with the setters' ranges, for the setters and the loaders alike
+ * (common/settings.h; the ABDP settings go through mpnas__abdp_config_check). */
+void mpnas__train_config_default(mpnas__train_config *c);
+extern const mpnas__settings mpnas__train_settings;
 
 struct mpnas_model {
   mpnas_context *ctx;

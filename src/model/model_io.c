@@ -308,23 +308,12 @@ static void get_config(mpnas__reader *r, mpnas__train_config *c) {
 
 static int real_in(double v, double lo, double hi) { return v >= lo && v <= hi; }
 
-/* The ranges of mpnas_model_set_int/_double: the name of the first bad field, or NULL. */
+/* The settings as mpnas_model_set_int/_double accept them: the first bad one, or NULL. */
 static const char *config_bad_field(const mpnas__train_config *c) {
-  if (!in_range(c->steps, 1, 100000000)) return "steps";
-  if (!in_range(c->batch, 1, 4096)) return "batch";
-  if (!in_range(c->valid_batch, 1, 4096)) return "validation batch";
-  if (!in_range(c->valid_every, 1, 100000000)) return "validation interval";
-  if (!in_range(c->optimizer, MPNAS__OPT_SGD, MPNAS__OPT_ADAM)) return "optimizer";
-  if (!in_range(c->augment_pad, 0, 64)) return "augmentation padding";
-  if (!(c->lr > 0.0 && c->lr <= 100.0)) return "learning rate";
-  if (!real_in(c->warmup_fraction, 0.0, 1.0)) return "warmup fraction";
-  if (!real_in(c->momentum, 0.0, 0.999)) return "momentum";
-  if (!real_in(c->weight_decay, 0.0, 1.0)) return "weight decay";
-  if (!real_in(c->label_smoothing, 0.0, 0.999)) return "label smoothing";
-  if (!real_in(c->valid_fraction, 0.0, 0.9)) return "validation fraction";
-  const char *field = NULL;
-  if (mpnas__abdp_config_check(&c->abdp, &field) != MPNAS_OK) return field ? field : "ABDP";
-  return NULL;
+  const char *field = mpnas__settings_bad_field(&mpnas__train_settings, c);
+  if (field == NULL && mpnas__abdp_config_check(&c->abdp, &field) != MPNAS_OK)
+    return field ? field : "ABDP";
+  return field;
 }
 
 /* ---- Domains (DOMS) ----------------------------------------------------------------------- */

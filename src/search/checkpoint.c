@@ -337,7 +337,7 @@ static mpnas_status load(mpnas_supernet *sn, const unsigned char *data, size_t l
   if (mpnas__reader_section(&r, "CONF") == MPNAS_OK) get_config(&r, &l.cfg);
   mpnas__reader_expect_end(&r);
   if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
-  if ((field = mpnas__search_config_bad_field(&l.cfg)) != NULL) {
+  if ((field = mpnas__settings_bad_field(&mpnas__search_settings, &l.cfg)) != NULL) {
     st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: CONF: the setting %s is out of range", where,
                      field);
     goto out;

@@ -11,6 +11,7 @@
 #ifndef MPNAS_SUPERNET_H
 #define MPNAS_SUPERNET_H
 
+#include "common/settings.h"
 #include "data/domain_data.h"
 #include "net/block.h"
 #include "search/controller.h"
@@ -93,20 +94,12 @@ struct mpnas_supernet {
   mpnas__arena ws;
 };
 
-/* The settings (search_config.c): defaults; the first out-of-range setting's name
- * (MPNAS_SEARCH_* constant) or NULL, with exactly the setters' ranges (NaN allowed only
- * for the cost exponent, where it means the reward form's default); set / get by
- * parameter, checked (a refused value changes nothing, the failure is recorded on ctx). */
+/* The settings (search_config.c): their defaults, and the table of the MPNAS_SEARCH_*
+ * parameters of an mpnas__search_config with the setters' ranges (NaN allowed only for
+ * the cost exponent, where it means the reward form's default), for the setters and the
+ * checkpoint loader alike (common/settings.h). */
 void mpnas__search_config_default(mpnas__search_config *c);
-const char *mpnas__search_config_bad_field(const mpnas__search_config *c);
-mpnas_status mpnas__search_config_set_int(mpnas_context *ctx, mpnas__search_config *c,
-                                          int32_t param, int64_t v);
-mpnas_status mpnas__search_config_get_int(mpnas_context *ctx, const mpnas__search_config *c,
-                                          int32_t param, int64_t *v);
-mpnas_status mpnas__search_config_set_double(mpnas_context *ctx, mpnas__search_config *c,
-                                             int32_t param, double v);
-mpnas_status mpnas__search_config_get_double(mpnas_context *ctx, const mpnas__search_config *c,
-                                             int32_t param, double *v);
+extern const mpnas__settings mpnas__search_settings;
 
 /* Build the weights, controllers, validation splits and normalisation (idempotent). On
  * failure nothing of it is left (mpnas__supernet_destroy_state). */
