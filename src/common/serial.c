@@ -826,7 +826,7 @@ static mpnas_status read_path(mpnas_context *ctx, const char *path,
                        cap, path);
   }
   mpnas_status status = MPNAS_OK;
-  int peeked = kind == NULL;
+  int peeked = kind == NULL, stream = !S_ISREG(st.st_mode);
   size_t n = 0;
   for (;;) {
     if (!peeked && n >= MPNAS__SERIAL_HEADER_BYTES) {
@@ -843,6 +843,9 @@ static mpnas_status read_path(mpnas_context *ctx, const char *path,
       }
       max_bytes = (size_t)declared; /* more than that is trailing data: stop at + 1 */
     }
+    /* A stream is read up to its declared length only: its writer need not close it. */
+    int whole = kind != NULL && peeked && stream;
+    if (whole && n >= max_bytes) break;
     if (n == cap) {
       if (cap > max_bytes) {
         if (kind != NULL) break; /* past the declared length: the reader reports it */
@@ -865,6 +868,7 @@ static mpnas_status read_path(mpnas_context *ctx, const char *path,
       cap = grown_cap;
     }
     size_t want = cap - n;
+    if (whole && want > max_bytes - n) want = max_bytes - n;
     if (want > ((size_t)1 << 30)) want = (size_t)1 << 30; /* some systems cap one read */
     ssize_t got = read(fd, buf + n, want);
     if (got < 0) {

@@ -177,7 +177,8 @@ mpnas_status mpnas__read_file(mpnas_context *ctx, const char *path, size_t max_b
  * MPNAS_CONTEXT_MAX_FILE_BYTES as the limit, and the header checked as soon as its 32
  * bytes have arrived (a wrong magic, version or header CRC fails then), after which the
  * length it declares (at most the limit) bounds the read: a pipe or device that never
- * ends, or streams something else, costs one small read. */
+ * ends, or streams something else, costs one small read, and a pipe is read up to that
+ * length only (its writer need not close it). */
 mpnas_status mpnas__read_container(mpnas_context *ctx, const char *path,
                                    const mpnas__file_kind *kind, unsigned char **data,
                                    size_t *len);
