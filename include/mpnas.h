@@ -605,13 +605,16 @@ MPNAS_API mpnas_status mpnas_model_jaccard(const mpnas_model *model, double *mat
 MPNAS_API mpnas_status mpnas_model_save(const mpnas_model *model, const char *path);
 MPNAS_API mpnas_status mpnas_model_save_buffer(const mpnas_model *model, void *buf,
                                                size_t cap, size_t *size);
-/* Load a saved model (ready for inference, evaluation and further training). */
+/* Load a saved model (ready for inference, evaluation and further training). The file
+ * loader reads at most MPNAS_CONTEXT_MAX_FILE_BYTES (MPNAS_E_CORRUPT beyond it). */
 MPNAS_API mpnas_status mpnas_model_load(mpnas_context *ctx, const char *path,
                                         mpnas_model **out);
 MPNAS_API mpnas_status mpnas_model_load_buffer(mpnas_context *ctx, const void *data,
                                                size_t size, mpnas_model **out);
 /* Save / restore the complete training state (model + optimiser, ABDP, random streams,
- * step; not the data) to resume an interrupted training run exactly. */
+ * step; not the data) to resume an interrupted training run exactly. A checkpoint that
+ * is refused (MPNAS_E_INCOMPATIBLE, _CORRUPT, ...) leaves the model exactly as it was;
+ * the loader reads at most MPNAS_CONTEXT_MAX_FILE_BYTES. */
 MPNAS_API mpnas_status mpnas_model_save_checkpoint(const mpnas_model *model, const char *path);
 MPNAS_API mpnas_status mpnas_model_load_checkpoint(mpnas_model *model, const char *path);
 
