@@ -9,8 +9,9 @@
  *
  * Conventions (see docs/API-STABILITY.md):
  *  - Every function that can fail returns an mpnas_status: MPNAS_OK (0) or a negative
- *    code below. Codes are never renumbered. A failing call on a handle also stores a
- *    message with detail, read with mpnas_context_last_error().
+ *    code below. Codes are never renumbered. Every failing call on a (non-NULL) handle
+ *    or context also leaves a non-empty message with detail and its status, read with
+ *    mpnas_context_last_error() and mpnas_context_last_status().
  *  - Create functions take an out-parameter; *_free(NULL) is a no-op.
  *  - Only opaque handles, fixed-width scalars and pointers with explicit lengths cross
  *    the ABI. Parameters are set through typed setters keyed by an enum value.
@@ -67,7 +68,9 @@ enum {
   MPNAS_E_NO_MEMORY = -4,        /* an allocation failed (allocator returned NULL) */
   MPNAS_E_UNSUPPORTED = -5,      /* not available here, e.g. an ISA this CPU lacks */
   MPNAS_E_IO = -6,               /* a file could not be opened, read or written */
-  MPNAS_E_CORRUPT = -7,          /* a file or buffer is malformed (size, checksum, magic) */
+  MPNAS_E_CORRUPT = -7,          /* a file or buffer is malformed (size, checksum, magic),
+                                    or a model whose weights overflow float arithmetic
+                                    (its outputs come out non-finite) */
   MPNAS_E_VERSION = -8,          /* a file's format version is not supported */
   MPNAS_E_CANCELLED = -9,        /* a progress callback asked to stop */
   MPNAS_E_STATE = -10,           /* the call is not valid in the handle's current state */
@@ -130,7 +133,13 @@ typedef enum mpnas_context_param {
    * default MPNAS_LOG_WARNING. */
   MPNAS_CONTEXT_LOG_LEVEL = 5,
   /* Read-only: 1 if this build uses OpenMP, else 0. */
-  MPNAS_CONTEXT_OPENMP = 6
+  MPNAS_CONTEXT_OPENMP = 6,
+  /* The most bytes a loader reads from a file (mpnas_model_load, mpnas_model_load_checkpoint,
+   * mpnas_supernet_load_checkpoint): a larger file, or one whose header declares more, is
+   * refused with MPNAS_E_CORRUPT before anything is allocated for it. Range 1024..2^48,
+   * default 2^30 (1 GiB); raise it for larger models or checkpoints (docs/MODEL-FORMAT.md,
+   * "Limits"). The buffer loaders are not bounded by it. */
+  MPNAS_CONTEXT_MAX_FILE_BYTES = 7
 } mpnas_context_param;
 
 /* Create a context with the default settings and the C library's malloc/free. */
@@ -466,12 +475,23 @@ MPNAS_API mpnas_status mpnas_supernet_latency_table(mpnas_supernet *sn, double *
 MPNAS_API mpnas_status mpnas_supernet_set_latency_table(mpnas_supernet *sn,
                                                         const double *seconds, size_t count);
 /* Save / restore the complete search state (weights, optimiser, controllers, random
- * streams, step) - not the data, which the host hands in again. The file is written to
- * a temporary name and renamed. Loading into a supernet with a different space, domains
- * or method returns MPNAS_E_INCOMPATIBLE and changes nothing. */
+ * streams, step, settings, latency table) - not the data, which the host hands in again.
+ * The file is written to a temporary name and renamed. Loading into a supernet with a
+ * different space, domains or method, or into one whose search has started with another
+ * MPNAS_SEARCH_VALIDATION_FRACTION, returns MPNAS_E_INCOMPATIBLE; a checkpoint holding a
+ * value the setters refuse (or any other malformed content) returns MPNAS_E_CORRUPT with
+ * a message naming the field. Either way the supernet is left exactly as it was. A
+ * loaded checkpoint replaces every setting and every piece of search state, so a
+ * supernet continues from it exactly as a fresh one that loaded it. */
 MPNAS_API mpnas_status mpnas_supernet_save_checkpoint(const mpnas_supernet *sn,
                                                       const char *path);
 MPNAS_API mpnas_status mpnas_supernet_load_checkpoint(mpnas_supernet *sn, const char *path);
+/* Load a search checkpoint from memory: `size` bytes of a file written by
+ * mpnas_supernet_save_checkpoint, with the same checks and effects as
+ * mpnas_supernet_load_checkpoint (the buffer is not bounded by
+ * MPNAS_CONTEXT_MAX_FILE_BYTES and is not kept). */
+MPNAS_API mpnas_status mpnas_supernet_load_checkpoint_buffer(mpnas_supernet *sn,
+                                                             const void *data, size_t size);
 
 /* ---- The multi-path model ---------------------------------------------------------------
  * The deployable result (docs/MODEL.md): the union of the domains' paths as one network.
@@ -567,7 +587,10 @@ MPNAS_API mpnas_status mpnas_model_train(mpnas_model *model, int64_t max_steps,
 MPNAS_API mpnas_status mpnas_model_domain_stat(const mpnas_model *model, int32_t domain,
                                                int32_t stat, double *value);
 /* Top-1 accuracy and mean cross-entropy of `count` labelled images of a domain (the
- * inference path: running statistics, fused kernels). */
+ * inference path: running statistics, fused kernels). Float images must be finite
+ * (MPNAS_E_INVALID_ARGUMENT naming the first image that is not). If a logit or the loss
+ * comes out non-finite (a model whose weights overflow float, e.g. a legal file with
+ * huge weights) the result is MPNAS_E_CORRUPT with a message, never MPNAS_OK. */
 MPNAS_API mpnas_status mpnas_model_evaluate(const mpnas_model *model, int32_t domain,
                                             int32_t dtype, const void *images,
                                             const int32_t *labels, int64_t count,
@@ -584,13 +607,16 @@ MPNAS_API mpnas_status mpnas_model_jaccard(const mpnas_model *model, double *mat
 MPNAS_API mpnas_status mpnas_model_save(const mpnas_model *model, const char *path);
 MPNAS_API mpnas_status mpnas_model_save_buffer(const mpnas_model *model, void *buf,
                                                size_t cap, size_t *size);
-/* Load a saved model (ready for inference, evaluation and further training). */
+/* Load a saved model (ready for inference, evaluation and further training). The file
+ * loader reads at most MPNAS_CONTEXT_MAX_FILE_BYTES (MPNAS_E_CORRUPT beyond it). */
 MPNAS_API mpnas_status mpnas_model_load(mpnas_context *ctx, const char *path,
                                         mpnas_model **out);
 MPNAS_API mpnas_status mpnas_model_load_buffer(mpnas_context *ctx, const void *data,
                                                size_t size, mpnas_model **out);
 /* Save / restore the complete training state (model + optimiser, ABDP, random streams,
- * step; not the data) to resume an interrupted training run exactly. */
+ * step; not the data) to resume an interrupted training run exactly. A checkpoint that
+ * is refused (MPNAS_E_INCOMPATIBLE, _CORRUPT, ...) leaves the model exactly as it was;
+ * the loader reads at most MPNAS_CONTEXT_MAX_FILE_BYTES. */
 MPNAS_API mpnas_status mpnas_model_save_checkpoint(const mpnas_model *model, const char *path);
 MPNAS_API mpnas_status mpnas_model_load_checkpoint(mpnas_model *model, const char *path);
 
@@ -602,7 +628,11 @@ MPNAS_API mpnas_status mpnas_predictor_create(const mpnas_model *model, mpnas_pr
 MPNAS_API void mpnas_predictor_free(mpnas_predictor *predictor);
 /* Classify `count` images (NHWC, the space's input size, uint8 or float like the
  * training data; normalised with the domain's statistics) of one domain: writes
- * count x classes logits or probabilities (MPNAS_OUTPUT_*) into out[cap]. */
+ * count x classes logits or probabilities (MPNAS_OUTPUT_*) into out[cap]. Float images
+ * must be finite (MPNAS_E_INVALID_ARGUMENT naming the first image that is not). The
+ * outputs are always finite: if the model produces a non-finite logit (its weights
+ * overflow float) the call fails with MPNAS_E_CORRUPT naming the image, and out's
+ * contents are then unspecified. */
 MPNAS_API mpnas_status mpnas_predictor_run(mpnas_predictor *predictor, int32_t domain,
                                            int32_t dtype, const void *images, int64_t count,
                                            int32_t output, float *out, size_t cap);

@@ -123,6 +123,7 @@ _CONTEXT_PARAMS = {
     "isa_active": (4, "i", "isa", True),
     "log_level": (5, "i", "log_level", False),
     "openmp": (6, "i", None, True),
+    "max_file_bytes": (7, "i", None, False),
 }
 _SPACE_PARAMS = {
     "input_height": (1, "i", None, False),
@@ -389,6 +390,7 @@ _PROTOTYPES = {
     "mpnas_supernet_set_latency_table": (_S, [_c_vp, _c_vp, _c_size]),
     "mpnas_supernet_save_checkpoint": (_S, [_c_vp, _c_cp]),
     "mpnas_supernet_load_checkpoint": (_S, [_c_vp, _c_cp]),
+    "mpnas_supernet_load_checkpoint_buffer": (_S, [_c_vp, _c_vp, _c_size]),
     "mpnas_model_create": (_S, [_c_vp, _c_vp, _P(_c_vp)]),
     "mpnas_model_create_from_supernet": (_S, [_c_vp, _P(_c_vp)]),
     "mpnas_model_free": (None, [_c_vp]),
@@ -1521,6 +1523,12 @@ class Supernet(_Parameterised):
 
     def load_checkpoint(self, path):
         self._call("mpnas_supernet_load_checkpoint", self._handle(), _path_arg(path))
+
+    def load_checkpoint_buffer(self, data):
+        """Load a search checkpoint from bytes (or any buffer) holding a checkpoint file."""
+        if not isinstance(data, bytes):
+            data = memoryview(data).tobytes()  # a contiguous copy the call can point at
+        self._call("mpnas_supernet_load_checkpoint_buffer", self._handle(), data, len(data))
 
     def __repr__(self):
         if self.closed:

@@ -6,6 +6,9 @@
 #include "common/common.h"
 
 #define MPNAS_THREADS_MAX 1024
+#define MAX_FILE_BYTES_DEFAULT ((uint64_t)1 << 30)
+#define MAX_FILE_BYTES_MIN 1024
+#define MAX_FILE_BYTES_MAX ((int64_t)1 << 48)
 
 uint32_t mpnas_version_number(void) { return MPNAS_VERSION_NUMBER; }
 const char *mpnas_version_string(void) { return MPNAS_VERSION_STRING; }
@@ -27,10 +30,12 @@ mpnas_status mpnas_context_create_with_allocator(mpnas_context **out, mpnas_mall
   if (ctx == NULL) return MPNAS_E_NO_MEMORY;
   memset(ctx, 0, sizeof *ctx);
   atomic_flag_clear(&ctx->error_lock);
+  atomic_init(&ctx->failures, 0);
   ctx->malloc_fn = malloc_fn;
   ctx->free_fn = free_fn;
   ctx->alloc_user = user;
   ctx->log_level = MPNAS_LOG_WARNING;
+  ctx->max_file_bytes = MAX_FILE_BYTES_DEFAULT;
   mpnas_status st = mpnas__context_configure(ctx, MPNAS_ISA_AUTO, 1);
   if (st != MPNAS_OK) { /* cannot happen: the scalar kernels are always there */
     free_fn(user, ctx);
@@ -74,6 +79,13 @@ mpnas_status mpnas_context_set_int(mpnas_context *ctx, int32_t param, int64_t va
                            (long long)value);
       ctx->log_level = (int32_t)value;
       return MPNAS_OK;
+    case MPNAS_CONTEXT_MAX_FILE_BYTES:
+      if (value < MAX_FILE_BYTES_MIN || value > MAX_FILE_BYTES_MAX)
+        return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
+                           "MPNAS_CONTEXT_MAX_FILE_BYTES must be in %d..%lld, got %lld",
+                           MAX_FILE_BYTES_MIN, (long long)MAX_FILE_BYTES_MAX, (long long)value);
+      ctx->max_file_bytes = (uint64_t)value;
+      return MPNAS_OK;
     case MPNAS_CONTEXT_ISA_ACTIVE:
     case MPNAS_CONTEXT_OPENMP:
       return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT,
@@ -85,15 +97,18 @@ mpnas_status mpnas_context_set_int(mpnas_context *ctx, int32_t param, int64_t va
 }
 
 mpnas_status mpnas_context_get_int(const mpnas_context *ctx, int32_t param, int64_t *value) {
-  if (ctx == NULL || value == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
   /* Getters record errors too: the context's error slot is not part of its settings. */
   mpnas_context *mut = (mpnas_context *)ctx;
+  if (value == NULL)
+    return mpnas__fail(mut, MPNAS_E_INVALID_ARGUMENT, "mpnas_context_get_int: value is NULL");
   switch (param) {
     case MPNAS_CONTEXT_THREADS: *value = ctx->threads_requested; return MPNAS_OK;
     case MPNAS_CONTEXT_SEED: *value = (int64_t)ctx->seed; return MPNAS_OK;
     case MPNAS_CONTEXT_ISA: *value = ctx->isa_requested; return MPNAS_OK;
     case MPNAS_CONTEXT_ISA_ACTIVE: *value = ctx->engine.k->isa; return MPNAS_OK;
     case MPNAS_CONTEXT_LOG_LEVEL: *value = ctx->log_level; return MPNAS_OK;
+    case MPNAS_CONTEXT_MAX_FILE_BYTES: *value = (int64_t)ctx->max_file_bytes; return MPNAS_OK;
     case MPNAS_CONTEXT_OPENMP:
 #if defined(_OPENMP)
       *value = 1;

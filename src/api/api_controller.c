@@ -39,7 +39,9 @@ void mpnas_controller_free(mpnas_controller *ctrl) {
 }
 
 mpnas_status mpnas_controller_num_layers(const mpnas_controller *ctrl, int32_t *num_layers) {
-  if (ctrl == NULL || num_layers == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (ctrl == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (num_layers == NULL)
+    return mpnas__fail(ctx_of(ctrl), MPNAS_E_INVALID_ARGUMENT, "num_layers is NULL");
   *num_layers = ctrl->impl->n_layers;
   return MPNAS_OK;
 }

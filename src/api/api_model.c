@@ -62,8 +62,7 @@ void mpnas_model_free(mpnas_model *m) {
   mpnas__free(ctx, m);
 }
 
-mpnas_status mpnas_model_create_from_supernet(const mpnas_supernet *sn, mpnas_model **out) {
-  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+static mpnas_status from_supernet(const mpnas_supernet *sn, mpnas_model **out) {
   mpnas_context *ctx = sn->ctx;
   if (out == NULL) return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "out is NULL");
   *out = NULL;
@@ -89,6 +88,13 @@ mpnas_status mpnas_model_create_from_supernet(const mpnas_supernet *sn, mpnas_mo
   m->cfg.valid_fraction = sn->cfg.valid_fraction;
   *out = m;
   return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_create_from_supernet(const mpnas_supernet *sn, mpnas_model **out) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  uint64_t mark = mpnas__failure_mark(sn->ctx);
+  return mpnas__explain(sn->ctx, from_supernet(sn, out), mark,
+                        "mpnas_model_create_from_supernet");
 }
 
 mpnas_status mpnas_model_add_domain(mpnas_model *m, const char *name, int32_t num_classes,
@@ -197,34 +203,7 @@ mpnas_status mpnas_model_set_int(mpnas_model *m, int32_t param, int64_t v) {
   mpnas_status st = locked(m, param);
   if (st != MPNAS_OK) return st;
   if (mpnas__abdp_is_param(param)) return mpnas__abdp_param_set_int(ctx, &m->cfg.abdp, param, v);
-#define RANGE(name, lo, hi)                                                                   \
-  if (v < (lo) || v > (hi))                                                                   \
-    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "%s must be in %lld..%lld, got %lld", name, \
-                       (long long)(lo), (long long)(hi), (long long)v);
-  switch (param) {
-    case MPNAS_TRAIN_STEPS: RANGE("MPNAS_TRAIN_STEPS", 1, 100000000); m->cfg.steps = v; return MPNAS_OK;
-    case MPNAS_TRAIN_BATCH: RANGE("MPNAS_TRAIN_BATCH", 1, 4096); m->cfg.batch = (int32_t)v; return MPNAS_OK;
-    case MPNAS_TRAIN_OPTIMIZER:
-      RANGE("MPNAS_TRAIN_OPTIMIZER", MPNAS_OPTIMIZER_SGD, MPNAS_OPTIMIZER_ADAM);
-      m->cfg.optimizer = (int32_t)v;
-      return MPNAS_OK;
-    case MPNAS_TRAIN_AUGMENT_PAD:
-      RANGE("MPNAS_TRAIN_AUGMENT_PAD", 0, 64);
-      m->cfg.augment_pad = (int32_t)v;
-      return MPNAS_OK;
-    case MPNAS_TRAIN_VALID_BATCH:
-      RANGE("MPNAS_TRAIN_VALID_BATCH", 1, 4096);
-      m->cfg.valid_batch = (int32_t)v;
-      return MPNAS_OK;
-    case MPNAS_TRAIN_VALID_EVERY:
-      RANGE("MPNAS_TRAIN_VALID_EVERY", 1, 100000000);
-      m->cfg.valid_every = (int32_t)v;
-      return MPNAS_OK;
-    default:
-      return mpnas__fail(ctx, MPNAS_E_UNKNOWN_PARAMETER,
-                         "model parameter %d is not an integer parameter", (int)param);
-  }
-#undef RANGE
+  return mpnas__settings_set_int(ctx, &mpnas__train_settings, &m->cfg, param, v);
 }
 
 mpnas_status mpnas_model_get_int(const mpnas_model *m, int32_t param, int64_t *v) {
@@ -233,12 +212,6 @@ mpnas_status mpnas_model_get_int(const mpnas_model *m, int32_t param, int64_t *v
   if (mpnas__abdp_is_param(param)) return mpnas__abdp_param_get_int(CTX(m), &m->cfg.abdp, param, v);
   int64_t params, macs;
   switch (param) {
-    case MPNAS_TRAIN_STEPS: *v = m->cfg.steps; return MPNAS_OK;
-    case MPNAS_TRAIN_BATCH: *v = m->cfg.batch; return MPNAS_OK;
-    case MPNAS_TRAIN_OPTIMIZER: *v = m->cfg.optimizer; return MPNAS_OK;
-    case MPNAS_TRAIN_AUGMENT_PAD: *v = m->cfg.augment_pad; return MPNAS_OK;
-    case MPNAS_TRAIN_VALID_BATCH: *v = m->cfg.valid_batch; return MPNAS_OK;
-    case MPNAS_TRAIN_VALID_EVERY: *v = m->cfg.valid_every; return MPNAS_OK;
     case MPNAS_TRAIN_STEP: *v = m->step; return MPNAS_OK;
     case MPNAS_MODEL_NUM_LAYERS: *v = m->nlayers; return MPNAS_OK;
     case MPNAS_MODEL_NUM_NODES: {
@@ -254,23 +227,7 @@ mpnas_status mpnas_model_get_int(const mpnas_model *m, int32_t param, int64_t *v
     }
     case MPNAS_MODEL_PARAMS: mpnas__model_costs(m, &params, &macs); *v = params; return MPNAS_OK;
     case MPNAS_MODEL_MACS: mpnas__model_costs(m, &params, &macs); *v = macs; return MPNAS_OK;
-    default:
-      return mpnas__fail(CTX(m), MPNAS_E_UNKNOWN_PARAMETER,
-                         "model parameter %d is not an integer parameter", (int)param);
-  }
-}
-
-static double *double_slot(mpnas_model *m, int32_t param, double *lo, double *hi) {
-  *lo = 0.0;
-  *hi = 1.0;
-  switch (param) {
-    case MPNAS_TRAIN_LEARNING_RATE: *hi = 100.0; return &m->cfg.lr;
-    case MPNAS_TRAIN_WARMUP_FRACTION: return &m->cfg.warmup_fraction;
-    case MPNAS_TRAIN_MOMENTUM: *hi = 0.999; return &m->cfg.momentum;
-    case MPNAS_TRAIN_WEIGHT_DECAY: return &m->cfg.weight_decay;
-    case MPNAS_TRAIN_LABEL_SMOOTHING: *hi = 0.999; return &m->cfg.label_smoothing;
-    case MPNAS_TRAIN_VALIDATION_FRACTION: *hi = 0.9; return &m->cfg.valid_fraction;
-    default: return NULL;
+    default: return mpnas__settings_get_int(CTX(m), &mpnas__train_settings, &m->cfg, param, v);
   }
 }
 
@@ -280,17 +237,7 @@ mpnas_status mpnas_model_set_double(mpnas_model *m, int32_t param, double value)
   if (st != MPNAS_OK) return st;
   if (mpnas__abdp_is_param(param))
     return mpnas__abdp_param_set_double(CTX(m), &m->cfg.abdp, param, value);
-  double lo, hi;
-  double *slot = double_slot(m, param, &lo, &hi);
-  if (slot == NULL)
-    return mpnas__fail(CTX(m), MPNAS_E_UNKNOWN_PARAMETER,
-                       "model parameter %d is not a real-valued parameter", (int)param);
-  if (!(value >= lo && value <= hi) || (param == MPNAS_TRAIN_LEARNING_RATE && value <= 0))
-    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE,
-                       "model parameter %d must be in %g..%g (a learning rate > 0), got %g",
-                       (int)param, lo, hi, value);
-  *slot = value;
-  return MPNAS_OK;
+  return mpnas__settings_set_double(CTX(m), &mpnas__train_settings, &m->cfg, param, value);
 }
 
 mpnas_status mpnas_model_get_double(const mpnas_model *m, int32_t param, double *value) {
@@ -298,13 +245,7 @@ mpnas_status mpnas_model_get_double(const mpnas_model *m, int32_t param, double 
   if (value == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
   if (mpnas__abdp_is_param(param))
     return mpnas__abdp_param_get_double(CTX(m), &m->cfg.abdp, param, value);
-  double lo, hi;
-  const double *slot = double_slot((mpnas_model *)(uintptr_t)m, param, &lo, &hi);
-  if (slot == NULL)
-    return mpnas__fail(CTX(m), MPNAS_E_UNKNOWN_PARAMETER,
-                       "model parameter %d is not a real-valued parameter", (int)param);
-  *value = *slot;
-  return MPNAS_OK;
+  return mpnas__settings_get_double(CTX(m), &mpnas__train_settings, &m->cfg, param, value);
 }
 
 mpnas_status mpnas_model_set_domain_int(mpnas_model *m, int32_t domain, int32_t param,
@@ -323,9 +264,8 @@ mpnas_status mpnas_model_set_domain_int(mpnas_model *m, int32_t domain, int32_t 
 
 /* ---- Training and statistics --------------------------------------------------------- */
 
-mpnas_status mpnas_model_train(mpnas_model *m, int64_t max_steps, mpnas_train_progress_fn progress,
-                               void *user, int64_t every) {
-  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+static mpnas_status train(mpnas_model *m, int64_t max_steps, mpnas_train_progress_fn progress,
+                          void *user, int64_t every) {
   if (max_steps < 0 || every < 0)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "max_steps and every must be >= 0");
   mpnas_status st = mpnas__model_prepare(m);
@@ -344,6 +284,14 @@ mpnas_status mpnas_model_train(mpnas_model *m, int64_t max_steps, mpnas_train_pr
   }
   mpnas__model_fold(m); /* evaluation and predictors see the latest statistics */
   return st;
+}
+
+mpnas_status mpnas_model_train(mpnas_model *m, int64_t max_steps, mpnas_train_progress_fn progress,
+                               void *user, int64_t every) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  uint64_t mark = mpnas__failure_mark(CTX(m));
+  return mpnas__explain(CTX(m), train(m, max_steps, progress, user, every), mark,
+                        "mpnas_model_train");
 }
 
 mpnas_status mpnas_model_domain_stat(const mpnas_model *m, int32_t domain, int32_t stat,
@@ -373,18 +321,24 @@ mpnas_status mpnas_model_domain_stat(const mpnas_model *m, int32_t domain, int32
   }
 }
 
-static mpnas_status check_images(const mpnas_model *m, int32_t dtype, const void *images,
-                                 int64_t count) {
+/* The images handed to evaluate or a predictor (a valid domain): finite pixels too, as
+ * mpnas__dataset_set checks training data (a NaN would be absorbed into the outputs). */
+static mpnas_status check_images(const mpnas_model *m, int32_t domain, int32_t dtype,
+                                 const void *images, int64_t count) {
   if (dtype != MPNAS_DTYPE_U8 && dtype != MPNAS_DTYPE_F32)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "dtype must be MPNAS_DTYPE_U8 or _F32");
   if (images == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "images is NULL");
   if (count < 1 || count > INT32_MAX)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "count must be 1..%d, got %lld", INT32_MAX,
                        (long long)count);
-  return MPNAS_OK;
+  mpnas__image_shape shape = {m->space.in_h, m->space.in_w, m->space.in_c};
+  return mpnas__check_finite_images(CTX(m), m->domains[domain].name, shape, dtype, images,
+                                    count);
 }
 
-/* Logits of images [first, first + n) of a host batch, through ws. */
+/* Logits of images [first, first + n) of a host batch, through ws. Finite inputs give
+ * finite logits unless the model's weights overflow float (a file may hold any finite
+ * weights): checked here, one pass, so no caller returns NaN or infinite outputs. */
 static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws, int32_t domain,
                               int32_t dtype, const void *images, int64_t first, int n,
                               float *logits) {
@@ -399,16 +353,23 @@ static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws, int32_t do
                    (const unsigned char *)images + (size_t)first * per * elem, n, x);
   mpnas_status st = mpnas__model_infer(m, ws, domain, n, x, logits);
   mpnas__arena_release(ws, mark);
-  return st;
+  if (st != MPNAS_OK) return st;
+  size_t classes = (size_t)d->classes;
+  for (size_t i = 0; i < (size_t)n * classes; i++)
+    if (!isfinite(logits[i]))
+      return mpnas__fail(CTX(m), MPNAS_E_CORRUPT,
+                         "domain \"%s\": the output for image %lld is not finite (%g): the "
+                         "model's weights overflow float arithmetic",
+                         d->name, (long long)(first + (int64_t)(i / classes)), (double)logits[i]);
+  return MPNAS_OK;
 }
 
-mpnas_status mpnas_model_evaluate(const mpnas_model *m, int32_t domain, int32_t dtype,
-                                  const void *images, const int32_t *labels, int64_t count,
-                                  double *top1, double *loss) {
-  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+static mpnas_status evaluate(const mpnas_model *m, int32_t domain, int32_t dtype,
+                             const void *images, const int32_t *labels, int64_t count,
+                             double *top1, double *loss) {
   mpnas_status st = ready(m, "mpnas_model_evaluate");
   if (st == MPNAS_OK) st = check_domain(m, domain);
-  if (st == MPNAS_OK) st = check_images(m, dtype, images, count);
+  if (st == MPNAS_OK) st = check_images(m, domain, dtype, images, count);
   if (st != MPNAS_OK) return st;
   if (labels == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "labels is NULL");
   int32_t classes = m->domains[domain].classes;
@@ -434,9 +395,23 @@ mpnas_status mpnas_model_evaluate(const mpnas_model *m, int32_t domain, int32_t 
   mpnas__arena_destroy(&ws);
   if (st == MPNAS_E_NO_MEMORY) return mpnas__fail(CTX(m), st, "evaluating %lld images", (long long)count);
   if (st != MPNAS_OK) return st;
+  if (!isfinite(sum))
+    return mpnas__fail(CTX(m), MPNAS_E_CORRUPT,
+                       "domain \"%s\": the mean cross-entropy is not finite: the model's "
+                       "logits are too far apart for float arithmetic",
+                       m->domains[domain].name);
   if (top1) *top1 = (double)right / (double)count;
   if (loss) *loss = sum / (double)count;
   return MPNAS_OK;
+}
+
+mpnas_status mpnas_model_evaluate(const mpnas_model *m, int32_t domain, int32_t dtype,
+                                  const void *images, const int32_t *labels, int64_t count,
+                                  double *top1, double *loss) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  uint64_t mark = mpnas__failure_mark(CTX(m));
+  return mpnas__explain(CTX(m), evaluate(m, domain, dtype, images, labels, count, top1, loss),
+                        mark, "mpnas_model_evaluate");
 }
 
 static mpnas_status gather_paths(const mpnas_model *m, int32_t **paths) {
@@ -502,13 +477,12 @@ static void softmax_rows(int n, int classes, float *v) {
   }
 }
 
-mpnas_status mpnas_predictor_run(mpnas_predictor *p, int32_t domain, int32_t dtype,
-                                 const void *images, int64_t count, int32_t output, float *out,
-                                 size_t cap) {
-  if (p == NULL) return MPNAS_E_INVALID_ARGUMENT;
+static mpnas_status predict(mpnas_predictor *p, int32_t domain, int32_t dtype,
+                            const void *images, int64_t count, int32_t output, float *out,
+                            size_t cap) {
   const mpnas_model *m = p->model;
   mpnas_status st = check_domain(m, domain);
-  if (st == MPNAS_OK) st = check_images(m, dtype, images, count);
+  if (st == MPNAS_OK) st = check_images(m, domain, dtype, images, count);
   if (st != MPNAS_OK) return st;
   if (output != MPNAS_OUTPUT_LOGITS && output != MPNAS_OUTPUT_PROBABILITIES)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "output must be MPNAS_OUTPUT_*, got %d",
@@ -525,7 +499,20 @@ mpnas_status mpnas_predictor_run(mpnas_predictor *p, int32_t domain, int32_t dty
     if (output == MPNAS_OUTPUT_PROBABILITIES) softmax_rows(n, classes, o);
   }
   /* The first call grew the workspace in pieces; merge them so later calls reuse one. */
-  return mpnas__arena_reset(&p->ws);
+  if (mpnas__arena_reset(&p->ws) != MPNAS_OK)
+    return mpnas__fail(CTX(m), MPNAS_E_NO_MEMORY,
+                       "merging the predictor's workspace (the outputs are written)");
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_predictor_run(mpnas_predictor *p, int32_t domain, int32_t dtype,
+                                 const void *images, int64_t count, int32_t output, float *out,
+                                 size_t cap) {
+  if (p == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_context *ctx = CTX(p->model);
+  uint64_t mark = mpnas__failure_mark(ctx);
+  return mpnas__explain(ctx, predict(p, domain, dtype, images, count, output, out, cap), mark,
+                        "mpnas_predictor_run");
 }
 
 /* ---- Files --------------------------------------------------------------------------- */
@@ -533,11 +520,15 @@ mpnas_status mpnas_predictor_run(mpnas_predictor *p, int32_t domain, int32_t dty
 mpnas_status mpnas_model_save_checkpoint(const mpnas_model *m, const char *path) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (path == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
-  return mpnas__model_checkpoint_save(m, path);
+  uint64_t mark = mpnas__failure_mark(CTX(m));
+  return mpnas__explain(CTX(m), mpnas__model_checkpoint_save(m, path), mark,
+                        "mpnas_model_save_checkpoint");
 }
 
 mpnas_status mpnas_model_load_checkpoint(mpnas_model *m, const char *path) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (path == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
-  return mpnas__model_checkpoint_load(m, path);
+  uint64_t mark = mpnas__failure_mark(CTX(m));
+  return mpnas__explain(CTX(m), mpnas__model_checkpoint_load(m, path), mark,
+                        "mpnas_model_load_checkpoint");
 }

@@ -83,7 +83,9 @@ mpnas_status mpnas_space_set_int(mpnas_space *space, int32_t param, int64_t valu
 }
 
 mpnas_status mpnas_space_get_int(const mpnas_space *space, int32_t param, int64_t *value) {
-  if (space == NULL || value == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (space == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (value == NULL)
+    return mpnas__fail(space->ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_space_get_int: value is NULL");
   switch (param) {
     case MPNAS_SPACE_INPUT_HEIGHT: *value = space->in_h; return MPNAS_OK;
     case MPNAS_SPACE_INPUT_WIDTH: *value = space->in_w; return MPNAS_OK;
@@ -186,7 +188,9 @@ static mpnas_status get_layer(const mpnas_space *space, int32_t layer, mpnas__la
 }
 
 mpnas_status mpnas_space_num_ops(const mpnas_space *space, int32_t layer, int32_t *num_ops) {
-  if (space == NULL || num_ops == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (space == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (num_ops == NULL)
+    return mpnas__fail(space->ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_space_num_ops: num_ops is NULL");
   mpnas__layer l;
   mpnas_status st = get_layer(space, layer, &l);
   if (st == MPNAS_OK) *num_ops = l.nops;
@@ -195,8 +199,10 @@ mpnas_status mpnas_space_num_ops(const mpnas_space *space, int32_t layer, int32_
 
 mpnas_status mpnas_space_op_info(const mpnas_space *space, int32_t layer, int32_t op,
                                  int32_t *kernel, int32_t *expansion, int32_t *se) {
-  if (space == NULL || kernel == NULL || expansion == NULL || se == NULL)
-    return MPNAS_E_INVALID_ARGUMENT;
+  if (space == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (kernel == NULL || expansion == NULL || se == NULL)
+    return mpnas__fail(space->ctx, MPNAS_E_INVALID_ARGUMENT,
+                       "mpnas_space_op_info: kernel, expansion or se is NULL");
   mpnas__layer l;
   mpnas_status st = get_layer(space, layer, &l);
   if (st != MPNAS_OK) return st;

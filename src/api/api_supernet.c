@@ -7,28 +7,6 @@
 
 #define CTX(sn) ((sn)->ctx)
 
-static void default_config(mpnas__search_config *c) {
-  c->method = MPNAS_METHOD_MPNAS;
-  c->steps = 1000;
-  c->train_batch = 16;
-  c->valid_batch = 128;
-  c->warmup_fraction = 0.25;
-  c->lr = 0.05;
-  c->momentum = 0.9;
-  c->weight_decay = 3e-4;
-  c->label_smoothing = 0.1;
-  c->rl_lr = 0.05;
-  c->rl_delay = MPNAS__RL_DELAY_FRACTION;
-  c->rl_ramp = MPNAS__RL_RAMP;
-  c->entropy = 0.0;
-  c->cost = MPNAS_COST_MACS;
-  c->reward = MPNAS_REWARD_ABS;
-  c->beta = NAN; /* the reward form's own default */
-  c->target = 0.0;
-  c->gamma = MPNAS__REWARD_SHARING_GAMMA;
-  c->valid_fraction = 0.1;
-}
-
 mpnas_status mpnas_supernet_create(mpnas_context *ctx, const mpnas_space *space,
                                    mpnas_supernet **out) {
   if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
@@ -43,7 +21,7 @@ mpnas_status mpnas_supernet_create(mpnas_context *ctx, const mpnas_space *space,
   sn->space = *space;
   sn->space.ctx = ctx;
   sn->nlayers = L;
-  default_config(&sn->cfg);
+  mpnas__search_config_default(&sn->cfg);
   mpnas__abdp_config_default(&sn->abdp_cfg); /* BALANCED, signal NONE: the search as before */
   mpnas__arena_init(&sn->ws, ctx);
   size_t l1 = (size_t)L + 1;
@@ -134,7 +112,8 @@ mpnas_status mpnas_supernet_add_domain(mpnas_supernet *sn, const char *name,
 }
 
 mpnas_status mpnas_supernet_num_domains(const mpnas_supernet *sn, int32_t *count) {
-  if (sn == NULL || count == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (count == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "count is NULL");
   *count = sn->ndomains;
   return MPNAS_OK;
 }
@@ -187,84 +166,23 @@ mpnas_status mpnas_supernet_set_int(mpnas_supernet *sn, int32_t param, int64_t v
     mpnas_status st = abdp_locked(sn, param);
     return st != MPNAS_OK ? st : mpnas__abdp_param_set_int(CTX(sn), &sn->abdp_cfg, param, v);
   }
+  if (param == MPNAS_SEARCH_STEP)
+    return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "MPNAS_SEARCH_STEP is read-only");
   mpnas_status st = locked(sn, param);
   if (st != MPNAS_OK) return st;
-  mpnas_context *ctx = CTX(sn);
-#define RANGE(name, lo, hi)                                                                 \
-  if (v < (lo) || v > (hi))                                                                 \
-    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "%s must be in %lld..%lld, got %lld", name, \
-                       (long long)(lo), (long long)(hi), (long long)v);
-  switch (param) {
-    case MPNAS_SEARCH_METHOD:
-      RANGE("MPNAS_SEARCH_METHOD", MPNAS_METHOD_MPNAS, MPNAS_METHOD_SINGLE_PATH);
-      sn->cfg.method = (int32_t)v;
-      return MPNAS_OK;
-    case MPNAS_SEARCH_STEPS:
-      RANGE("MPNAS_SEARCH_STEPS", 1, 100000000);
-      sn->cfg.steps = v;
-      return MPNAS_OK;
-    case MPNAS_SEARCH_TRAIN_BATCH:
-      RANGE("MPNAS_SEARCH_TRAIN_BATCH", 1, 4096);
-      sn->cfg.train_batch = (int32_t)v;
-      return MPNAS_OK;
-    case MPNAS_SEARCH_VALID_BATCH:
-      RANGE("MPNAS_SEARCH_VALID_BATCH", 1, 4096);
-      sn->cfg.valid_batch = (int32_t)v;
-      return MPNAS_OK;
-    case MPNAS_SEARCH_COST:
-      RANGE("MPNAS_SEARCH_COST", MPNAS_COST_NONE, MPNAS_COST_LATENCY);
-      sn->cfg.cost = (int32_t)v;
-      return MPNAS_OK;
-    case MPNAS_SEARCH_REWARD:
-      RANGE("MPNAS_SEARCH_REWARD", MPNAS_REWARD_ABS, MPNAS_REWARD_MNAS);
-      sn->cfg.reward = (int32_t)v;
-      return MPNAS_OK;
-    case MPNAS_SEARCH_STEP:
-      return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "MPNAS_SEARCH_STEP is read-only");
-    default:
-      return mpnas__fail(ctx, MPNAS_E_UNKNOWN_PARAMETER,
-                         "search parameter %d is not an integer parameter", (int)param);
-  }
-#undef RANGE
+  return mpnas__settings_set_int(CTX(sn), &mpnas__search_settings, &sn->cfg, param, v);
 }
 
 mpnas_status mpnas_supernet_get_int(const mpnas_supernet *sn, int32_t param, int64_t *v) {
-  if (sn == NULL || v == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (v == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
   if (mpnas__abdp_is_param(param))
     return mpnas__abdp_param_get_int(CTX(sn), &sn->abdp_cfg, param, v);
-  switch (param) {
-    case MPNAS_SEARCH_METHOD: *v = sn->cfg.method; return MPNAS_OK;
-    case MPNAS_SEARCH_STEPS: *v = sn->cfg.steps; return MPNAS_OK;
-    case MPNAS_SEARCH_TRAIN_BATCH: *v = sn->cfg.train_batch; return MPNAS_OK;
-    case MPNAS_SEARCH_VALID_BATCH: *v = sn->cfg.valid_batch; return MPNAS_OK;
-    case MPNAS_SEARCH_COST: *v = sn->cfg.cost; return MPNAS_OK;
-    case MPNAS_SEARCH_REWARD: *v = sn->cfg.reward; return MPNAS_OK;
-    case MPNAS_SEARCH_STEP: *v = sn->step; return MPNAS_OK;
-    default:
-      return mpnas__fail(CTX(sn), MPNAS_E_UNKNOWN_PARAMETER,
-                         "search parameter %d is not an integer parameter", (int)param);
+  if (param == MPNAS_SEARCH_STEP) {
+    *v = sn->step;
+    return MPNAS_OK;
   }
-}
-
-static double *double_slot(mpnas_supernet *sn, int32_t param, double *lo, double *hi) {
-  *lo = 0.0;
-  *hi = 1.0;
-  switch (param) {
-    case MPNAS_SEARCH_WARMUP_FRACTION: return &sn->cfg.warmup_fraction;
-    case MPNAS_SEARCH_LEARNING_RATE: *hi = 100.0; return &sn->cfg.lr;
-    case MPNAS_SEARCH_MOMENTUM: *hi = 0.999; return &sn->cfg.momentum;
-    case MPNAS_SEARCH_WEIGHT_DECAY: return &sn->cfg.weight_decay;
-    case MPNAS_SEARCH_LABEL_SMOOTHING: *hi = 0.999; return &sn->cfg.label_smoothing;
-    case MPNAS_SEARCH_RL_LEARNING_RATE: *hi = 100.0; return &sn->cfg.rl_lr;
-    case MPNAS_SEARCH_RL_DELAY_FRACTION: *hi = 0.999; return &sn->cfg.rl_delay;
-    case MPNAS_SEARCH_RL_RAMP: *lo = 1.0; *hi = 1e6; return &sn->cfg.rl_ramp;
-    case MPNAS_SEARCH_ENTROPY_BONUS: *hi = 100.0; return &sn->cfg.entropy;
-    case MPNAS_SEARCH_COST_BETA: *lo = -100.0; *hi = 0.0; return &sn->cfg.beta;
-    case MPNAS_SEARCH_COST_TARGET: *hi = 1e18; return &sn->cfg.target;
-    case MPNAS_SEARCH_SHARING_GAMMA: *hi = 100.0; return &sn->cfg.gamma;
-    case MPNAS_SEARCH_VALIDATION_FRACTION: *hi = 0.9; return &sn->cfg.valid_fraction;
-    default: return NULL;
-  }
+  return mpnas__settings_get_int(CTX(sn), &mpnas__search_settings, &sn->cfg, param, v);
 }
 
 mpnas_status mpnas_supernet_set_double(mpnas_supernet *sn, int32_t param, double value) {
@@ -276,33 +194,19 @@ mpnas_status mpnas_supernet_set_double(mpnas_supernet *sn, int32_t param, double
   }
   mpnas_status st = locked(sn, param);
   if (st != MPNAS_OK) return st;
-  double lo, hi;
-  double *slot = double_slot(sn, param, &lo, &hi);
-  if (slot == NULL)
-    return mpnas__fail(CTX(sn), MPNAS_E_UNKNOWN_PARAMETER,
-                       "search parameter %d is not a real-valued parameter", (int)param);
-  if (!(value >= lo && value <= hi))
-    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "search parameter %d must be in %g..%g, got %g",
-                       (int)param, lo, hi, value);
-  if ((param == MPNAS_SEARCH_LEARNING_RATE || param == MPNAS_SEARCH_RL_LEARNING_RATE) && value <= 0)
-    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "a learning rate must be > 0, got %g", value);
-  *slot = value;
-  return MPNAS_OK;
+  return mpnas__settings_set_double(CTX(sn), &mpnas__search_settings, &sn->cfg, param, value);
 }
 
 mpnas_status mpnas_supernet_get_double(const mpnas_supernet *sn, int32_t param, double *value) {
-  if (sn == NULL || value == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (value == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
   if (mpnas__abdp_is_param(param))
     return mpnas__abdp_param_get_double(CTX(sn), &sn->abdp_cfg, param, value);
-  double lo, hi;
-  double *slot = double_slot((mpnas_supernet *)sn, param, &lo, &hi);
-  if (slot == NULL)
-    return mpnas__fail(CTX(sn), MPNAS_E_UNKNOWN_PARAMETER,
-                       "search parameter %d is not a real-valued parameter", (int)param);
-  *value = *slot;
-  if (param == MPNAS_SEARCH_COST_BETA && isnan(*value))
+  mpnas_status st =
+      mpnas__settings_get_double(CTX(sn), &mpnas__search_settings, &sn->cfg, param, value);
+  if (st == MPNAS_OK && param == MPNAS_SEARCH_COST_BETA && isnan(*value))
     *value = sn->cfg.reward == MPNAS_REWARD_MNAS ? MPNAS__REWARD_MNAS_BETA : MPNAS__REWARD_ABS_BETA;
-  return MPNAS_OK;
+  return st;
 }
 
 static mpnas_status check_path_arg(const mpnas_supernet *sn, const int32_t *path, size_t n) {
@@ -326,13 +230,19 @@ mpnas_status mpnas_supernet_set_fixed_path(mpnas_supernet *sn, const int32_t *pa
 
 /* ---- Running the search ----------------------------------------------------------------- */
 
-mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
-                                   mpnas_search_progress_fn progress, void *user, int64_t every) {
-  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+static mpnas_status search(mpnas_supernet *sn, int64_t max_steps,
+                           mpnas_search_progress_fn progress, void *user, int64_t every) {
   if (max_steps < 0 || every < 0)
     return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "max_steps and every must be >= 0");
+  int was_prepared = sn->prepared;
   mpnas_status st = mpnas__supernet_prepare(sn);
-  if (st != MPNAS_OK) return st;
+  /* The latency cost needs the table: measured now unless the host set one. */
+  if (st == MPNAS_OK && sn->cfg.cost == MPNAS_COST_LATENCY && !sn->latency_ready)
+    st = mpnas__supernet_measure_latency(sn);
+  if (st != MPNAS_OK) {
+    if (!was_prepared) mpnas__supernet_destroy_state(sn); /* not started after all */
+    return st;
+  }
   int64_t done = 0;
   while (sn->step < sn->cfg.steps && (max_steps == 0 || done < max_steps)) {
     st = mpnas__supernet_step(sn);
@@ -347,9 +257,18 @@ mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
   return MPNAS_OK;
 }
 
+mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
+                                   mpnas_search_progress_fn progress, void *user, int64_t every) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  uint64_t mark = mpnas__failure_mark(CTX(sn));
+  return mpnas__explain(CTX(sn), search(sn, max_steps, progress, user, every), mark,
+                        "mpnas_supernet_search");
+}
+
 mpnas_status mpnas_supernet_domain_stat(const mpnas_supernet *sn, int32_t domain, int32_t stat,
                                         double *value) {
-  if (sn == NULL || value == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (value == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
   mpnas_status st = check_domain(sn, domain);
   if (st != MPNAS_OK) return st;
   const mpnas__domain *d = &sn->domains[domain];
@@ -409,8 +328,9 @@ mpnas_status mpnas_supernet_latency_table(mpnas_supernet *sn, double *seconds, s
   if (cap < n)
     return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "the latency table has %zu entries, cap is %zu", n, cap);
   if (!sn->latency_ready) {
+    uint64_t mark = mpnas__failure_mark(CTX(sn));
     mpnas_status st = mpnas__supernet_measure_latency(sn);
-    if (st != MPNAS_OK) return st;
+    if (st != MPNAS_OK) return mpnas__explain(CTX(sn), st, mark, "mpnas_supernet_latency_table");
   }
   seconds[0] = sn->fixed_latency;
   memcpy(seconds + 1, sn->node_latency, sizeof(double) * (n - 1));
@@ -425,7 +345,7 @@ mpnas_status mpnas_supernet_set_latency_table(mpnas_supernet *sn, const double *
     return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT,
                        "the latency table of this space has %zu entries, got %zu", n, count);
   for (size_t i = 0; i < n; i++)
-    if (!(seconds[i] >= 0.0) || !isfinite(seconds[i]))
+    if (!mpnas__latency_valid(seconds[i]))
       return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "latency entry %zu is not a finite time >= 0", i);
   sn->fixed_latency = seconds[0];
   memcpy(sn->node_latency, seconds + 1, sizeof(double) * (n - 1));
@@ -438,11 +358,26 @@ mpnas_status mpnas_supernet_save_checkpoint(const mpnas_supernet *sn, const char
   if (path == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
   if (!sn->prepared)
     return mpnas__fail(CTX(sn), MPNAS_E_STATE, "nothing to save: the search has not started");
-  return mpnas__supernet_save(sn, path);
+  uint64_t mark = mpnas__failure_mark(CTX(sn));
+  return mpnas__explain(CTX(sn), mpnas__supernet_save(sn, path), mark,
+                        "mpnas_supernet_save_checkpoint");
+}
+
+mpnas_status mpnas_supernet_load_checkpoint_buffer(mpnas_supernet *sn, const void *data,
+                                                   size_t size) {
+  if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (data == NULL)
+    return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT,
+                       "mpnas_supernet_load_checkpoint_buffer: data is NULL");
+  uint64_t mark = mpnas__failure_mark(CTX(sn));
+  return mpnas__explain(CTX(sn), mpnas__supernet_load_buffer(sn, data, size), mark,
+                        "mpnas_supernet_load_checkpoint_buffer");
 }
 
 mpnas_status mpnas_supernet_load_checkpoint(mpnas_supernet *sn, const char *path) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (path == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
-  return mpnas__supernet_load(sn, path);
+  uint64_t mark = mpnas__failure_mark(CTX(sn));
+  return mpnas__explain(CTX(sn), mpnas__supernet_load(sn, path), mark,
+                        "mpnas_supernet_load_checkpoint");
 }

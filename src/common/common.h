@@ -23,12 +23,16 @@ struct mpnas_context {
   int32_t threads_requested; /* 0 = one per processor */
   uint64_t seed;
   int32_t isa_requested;
+  uint64_t max_file_bytes; /* MPNAS_CONTEXT_MAX_FILE_BYTES: the loaders' read bound */
   mpnas__engine engine; /* kernels chosen for the active ISA + thread count */
   /* Guards last_status/last_error: predictors on one model may fail from several
    * threads at once (a spin lock: C11 atomics need no thread library). */
   atomic_flag error_lock;
   mpnas_status last_status;
   char last_error[MPNAS__ERROR_CAPACITY];
+  /* mpnas__fail calls so far: an entry point compares it before and after its work to
+   * see whether a failure below it left a message (mpnas__explain). */
+  atomic_uint_fast64_t failures;
 };
 
 /* Record a failure on ctx (may be NULL) and return `status`, so call sites read
@@ -38,6 +42,15 @@ mpnas_status mpnas__fail(mpnas_context *ctx, mpnas_status status, const char *fm
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+
+/* Every failing public call leaves a message (docs/API-STABILITY.md). An entry point that
+ * calls into code which may fail without recording one takes a mark first and ends with
+ *   return mpnas__explain(ctx, st, mark, "mpnas_xxx");
+ * which records "<status>: mpnas_xxx failed" when st is a failure and nothing was
+ * recorded since the mark (a more precise message, if any, is kept). */
+uint64_t mpnas__failure_mark(const mpnas_context *ctx);
+mpnas_status mpnas__explain(mpnas_context *ctx, mpnas_status st, uint64_t mark,
+                            const char *what);
 
 /* Send a message to the host's log callback if its level is enabled. */
 void mpnas__log(const mpnas_context *ctx, int32_t level, const char *fmt, ...)

@@ -17,12 +17,26 @@ mpnas_status mpnas__fail(mpnas_context *ctx, mpnas_status status, const char *fm
   vsnprintf(ctx->last_error + len, sizeof ctx->last_error - (size_t)len, fmt, ap);
   va_end(ap);
   ctx->last_status = status;
+  atomic_fetch_add_explicit(&ctx->failures, 1, memory_order_relaxed);
   char message[MPNAS__ERROR_CAPACITY];
   memcpy(message, ctx->last_error, sizeof message);
   atomic_flag_clear_explicit(&ctx->error_lock, memory_order_release);
   if (ctx->log_fn != NULL && ctx->log_level >= MPNAS_LOG_ERROR)
     ctx->log_fn(ctx->log_user, MPNAS_LOG_ERROR, message);
   return status;
+}
+
+uint64_t mpnas__failure_mark(const mpnas_context *ctx) {
+  if (ctx == NULL) return 0;
+  /* The counter is the context's bookkeeping, not its settings: cast the const away. */
+  return atomic_load_explicit(&((mpnas_context *)(uintptr_t)ctx)->failures,
+                              memory_order_relaxed);
+}
+
+mpnas_status mpnas__explain(mpnas_context *ctx, mpnas_status st, uint64_t mark,
+                            const char *what) {
+  if (st == MPNAS_OK || ctx == NULL || mpnas__failure_mark(ctx) != mark) return st;
+  return mpnas__fail(ctx, st, "%s failed", what);
 }
 
 void mpnas__log(const mpnas_context *ctx, int32_t level, const char *fmt, ...) {

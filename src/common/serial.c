@@ -460,9 +460,10 @@ static mpnas_status check_section(mpnas__reader *r, uint32_t index, size_t off,
   return MPNAS_OK;
 }
 
-mpnas_status mpnas__reader_open(mpnas__reader *r, mpnas_context *ctx,
-                                const mpnas__file_kind *kind, const void *data,
-                                size_t len) {
+/* The file header of r's buffer: magic, version, length, CRC (steps 1-3 of
+ * docs/FILE-CONTAINER.md's checks on read). */
+static mpnas_status check_header(mpnas__reader *r, mpnas_context *ctx,
+                                 const mpnas__file_kind *kind, const void *data, size_t len) {
   memset(r, 0, sizeof *r);
   r->ctx = ctx;
   r->kind = kind;
@@ -518,6 +519,26 @@ mpnas_status mpnas__reader_open(mpnas__reader *r, mpnas_context *ctx,
     return reader_fail(r, MPNAS_E_CORRUPT,
                        "header checksum mismatch (stored 0x%08x, computed 0x%08x)",
                        (unsigned)stored, (unsigned)actual);
+  r->version = version;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas__reader_declared_length(mpnas_context *ctx, const mpnas__file_kind *kind,
+                                           const void *data, size_t len, uint64_t *total) {
+  mpnas__reader r;
+  *total = 0;
+  if (check_header(&r, ctx, kind, data, len) != MPNAS_OK) return r.status;
+  *total = load_u64(r.data + HDR_TOTAL);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas__reader_open(mpnas__reader *r, mpnas_context *ctx,
+                                const mpnas__file_kind *kind, const void *data,
+                                size_t len) {
+  if (check_header(r, ctx, kind, data, len) != MPNAS_OK) return r->status;
+  const unsigned char *p = r->data;
+  uint32_t version = r->version;
+  r->version = 0; /* set again once the whole container checks out */
   uint64_t total = load_u64(p + HDR_TOTAL);
   if (total > len)
     return reader_fail(r, MPNAS_E_CORRUPT, "truncated: the header says %llu bytes, got %zu",
@@ -752,7 +773,11 @@ static void errno_text(int err, char *buf, size_t cap) {
   if (strerror_r(err, buf, cap) != 0) snprintf(buf, cap, "error %d", err);
 }
 
-mpnas_status mpnas__read_file(mpnas_context *ctx, const char *path, size_t max_bytes,
+/* Read a file whole; with a kind, its header is checked as soon as it has arrived and
+ * its declared length becomes the bound (so a device or pipe that never ends, or
+ * streams something else, fails after one small read). */
+static mpnas_status read_path(mpnas_context *ctx, const char *path,
+                              const mpnas__file_kind *kind, size_t max_bytes,
                               unsigned char **data, size_t *len) {
   char why[128];
   *data = NULL;
@@ -778,16 +803,17 @@ mpnas_status mpnas__read_file(mpnas_context *ctx, const char *path, size_t max_b
   }
   if (max_bytes > SIZE_MAX - 1) max_bytes = SIZE_MAX - 1;
   /* A regular file's size is known: refuse before allocating, and allocate one spare
-   * byte so a file that grows while we read is noticed. Other files (pipes) grow the
-   * buffer, never beyond max_bytes + 1. */
+   * byte so a file that grows while we read is noticed. Other files (pipes, devices)
+   * grow the buffer, never beyond the bound + 1 nor twice what has arrived. */
   size_t cap;
   if (S_ISREG(st.st_mode)) {
     if (st.st_size < 0 || (uintmax_t)st.st_size > (uintmax_t)max_bytes) {
       close(fd);
       return mpnas__fail(ctx, MPNAS_E_CORRUPT,
                          "'%s' is %lld bytes, larger than the limit of %zu bytes for this "
-                         "kind of file",
-                         path, (long long)st.st_size, max_bytes);
+                         "kind of file%s",
+                         path, (long long)st.st_size, max_bytes,
+                         kind != NULL ? " (MPNAS_CONTEXT_MAX_FILE_BYTES)" : "");
     }
     cap = (size_t)st.st_size + 1;
   } else {
@@ -799,24 +825,42 @@ mpnas_status mpnas__read_file(mpnas_context *ctx, const char *path, size_t max_b
     return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "cannot allocate %zu bytes to read '%s'",
                        cap, path);
   }
+  mpnas_status status = MPNAS_OK;
+  int peeked = kind == NULL, stream = !S_ISREG(st.st_mode);
   size_t n = 0;
   for (;;) {
+    if (!peeked && n >= MPNAS__SERIAL_HEADER_BYTES) {
+      uint64_t declared = 0;
+      peeked = 1;
+      status = mpnas__reader_declared_length(ctx, kind, buf, n, &declared);
+      if (status != MPNAS_OK) break;
+      if (declared > (uint64_t)max_bytes) {
+        status = mpnas__fail(ctx, MPNAS_E_CORRUPT,
+                             "'%s' declares %llu bytes, more than the limit of %zu bytes "
+                             "(MPNAS_CONTEXT_MAX_FILE_BYTES)",
+                             path, (unsigned long long)declared, max_bytes);
+        break;
+      }
+      max_bytes = (size_t)declared; /* more than that is trailing data: stop at + 1 */
+    }
+    /* A stream is read up to its declared length only: its writer need not close it. */
+    int whole = kind != NULL && peeked && stream;
+    if (whole && n >= max_bytes) break;
     if (n == cap) {
       if (cap > max_bytes) {
-        close(fd);
-        mpnas__free(ctx, buf);
-        return mpnas__fail(ctx, MPNAS_E_CORRUPT,
-                           "'%s' is larger than the limit of %zu bytes for this kind of "
-                           "file",
-                           path, max_bytes);
+        if (kind != NULL) break; /* past the declared length: the reader reports it */
+        status = mpnas__fail(ctx, MPNAS_E_CORRUPT,
+                             "'%s' is larger than the limit of %zu bytes for this kind of "
+                             "file",
+                             path, max_bytes);
+        break;
       }
       size_t grown_cap = cap <= (max_bytes + 1) / 2 ? cap * 2 : max_bytes + 1;
       unsigned char *grown = mpnas__malloc(ctx, grown_cap);
       if (grown == NULL) {
-        close(fd);
-        mpnas__free(ctx, buf);
-        return mpnas__fail(ctx, MPNAS_E_NO_MEMORY,
-                           "cannot allocate %zu bytes to read '%s'", grown_cap, path);
+        status = mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "cannot allocate %zu bytes to read '%s'",
+                             grown_cap, path);
+        break;
       }
       memcpy(grown, buf, n);
       mpnas__free(ctx, buf);
@@ -824,28 +868,42 @@ mpnas_status mpnas__read_file(mpnas_context *ctx, const char *path, size_t max_b
       cap = grown_cap;
     }
     size_t want = cap - n;
+    if (whole && want > max_bytes - n) want = max_bytes - n;
     if (want > ((size_t)1 << 30)) want = (size_t)1 << 30; /* some systems cap one read */
     ssize_t got = read(fd, buf + n, want);
     if (got < 0) {
       if (errno == EINTR) continue;
       errno_text(errno, why, sizeof why);
-      close(fd);
-      mpnas__free(ctx, buf);
-      return mpnas__fail(ctx, MPNAS_E_IO, "cannot read '%s': %s", path, why);
+      status = mpnas__fail(ctx, MPNAS_E_IO, "cannot read '%s': %s", path, why);
+      break;
     }
     if (got == 0) break;
     n += (size_t)got;
   }
   close(fd);
-  if (n > max_bytes) { /* a regular file that grew past the limit while we read it */
+  if (status == MPNAS_OK && kind == NULL && n > max_bytes) /* a file that grew meanwhile */
+    status = mpnas__fail(ctx, MPNAS_E_CORRUPT,
+                         "'%s' is larger than the limit of %zu bytes for this kind of file",
+                         path, max_bytes);
+  if (status != MPNAS_OK) {
     mpnas__free(ctx, buf);
-    return mpnas__fail(ctx, MPNAS_E_CORRUPT,
-                       "'%s' is larger than the limit of %zu bytes for this kind of file",
-                       path, max_bytes);
+    return status;
   }
   *data = buf;
   *len = n;
   return MPNAS_OK;
+}
+
+mpnas_status mpnas__read_file(mpnas_context *ctx, const char *path, size_t max_bytes,
+                              unsigned char **data, size_t *len) {
+  return read_path(ctx, path, NULL, max_bytes, data, len);
+}
+
+mpnas_status mpnas__read_container(mpnas_context *ctx, const char *path,
+                                   const mpnas__file_kind *kind, unsigned char **data,
+                                   size_t *len) {
+  uint64_t limit = ctx->max_file_bytes;
+  return read_path(ctx, path, kind, limit > SIZE_MAX ? SIZE_MAX : (size_t)limit, data, len);
 }
 
 /* fsync the directory holding `path` so the rename itself survives a crash. Best

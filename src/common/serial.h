@@ -161,12 +161,27 @@ void mpnas__reader_get_f32_array(mpnas__reader *r, float *dst, size_t count);
  * a lying count fails here instead of causing a huge allocation. 0 on failure. */
 uint32_t mpnas__reader_get_count(mpnas__reader *r, uint32_t max, size_t min_element_bytes);
 
+/* The total length the file header at data[0, len) declares, after checking what
+ * mpnas__reader_open checks first (magic, version, header CRC; len >= 32): lets a file
+ * reader bound its read by the file's own header. */
+mpnas_status mpnas__reader_declared_length(mpnas_context *ctx, const mpnas__file_kind *kind,
+                                           const void *data, size_t len, uint64_t *total);
+
 /* ---- Files ------------------------------------------------------------------------- */
 /* Read a whole file into a new buffer (free with mpnas__free(ctx, *data)). A file
  * larger than max_bytes is refused with MPNAS_E_CORRUPT before anything is allocated
  * for it; open/read failures are MPNAS_E_IO with the errno text. */
 mpnas_status mpnas__read_file(mpnas_context *ctx, const char *path, size_t max_bytes,
                               unsigned char **data, size_t *len);
+/* Read a file of `kind` (what the loaders use): as mpnas__read_file with the context's
+ * MPNAS_CONTEXT_MAX_FILE_BYTES as the limit, and the header checked as soon as its 32
+ * bytes have arrived (a wrong magic, version or header CRC fails then), after which the
+ * length it declares (at most the limit) bounds the read: a pipe or device that never
+ * ends, or streams something else, costs one small read, and a pipe is read up to that
+ * length only (its writer need not close it). */
+mpnas_status mpnas__read_container(mpnas_context *ctx, const char *path,
+                                   const mpnas__file_kind *kind, unsigned char **data,
+                                   size_t *len);
 /* Replace `path` atomically: write "<path>.tmp.<pid>.<n>" (created exclusively, in the
  * same directory), fsync it, rename it over `path`, then fsync the directory (best
  * effort). On any failure the temporary file is removed, `path` is left exactly as it

@@ -69,12 +69,24 @@ mpnas_status mpnas__dataset_set(mpnas_context *ctx, mpnas__dataset *ds, const ch
   if (!mpnas__mul_size(per * elem, (size_t)count, &bytes))
     return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "%lld images do not fit in memory",
                        (long long)count);
-  if (dtype == MPNAS_DTYPE_F32)
-    for (size_t i = 0; i < per * (size_t)count; i++)
-      if (!isfinite(((const float *)images)[i]))
-        return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT,
-                           "domain \"%s\": image value %zu is not finite", domain, i);
+  mpnas_status st = mpnas__check_finite_images(ctx, domain, shape, dtype, images, count);
+  if (st != MPNAS_OK) return st;
   return install(ctx, ds, dtype, images, labels, count, bytes);
+}
+
+mpnas_status mpnas__check_finite_images(mpnas_context *ctx, const char *domain,
+                                        mpnas__image_shape shape, int32_t dtype,
+                                        const void *images, int64_t count) {
+  if (dtype != MPNAS_DTYPE_F32) return MPNAS_OK;
+  size_t per = image_floats(shape);
+  const float *v = images;
+  for (size_t i = 0; i < per * (size_t)count; i++)
+    if (!isfinite(v[i]))
+      return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT,
+                         "domain \"%s\": image %lld has a non-finite value (%g at element %zu "
+                         "of the image)",
+                         domain, (long long)(i / per), (double)v[i], i % per);
+  return MPNAS_OK;
 }
 
 mpnas_status mpnas__dataset_clone(mpnas_context *ctx, mpnas__dataset *dst,

@@ -45,6 +45,11 @@ mpnas_status mpnas__check_domain(mpnas_context *ctx, const char *name, int32_t c
 mpnas_status mpnas__dataset_set(mpnas_context *ctx, mpnas__dataset *ds, const char *domain,
                                 int32_t classes, mpnas__image_shape shape, int32_t dtype,
                                 const void *images, const int32_t *labels, int64_t count);
+/* Float images (dtype MPNAS_DTYPE_F32) must be finite: MPNAS_E_INVALID_ARGUMENT naming
+ * the first image that is not (uint8 images always pass). */
+mpnas_status mpnas__check_finite_images(mpnas_context *ctx, const char *domain,
+                                        mpnas__image_shape shape, int32_t dtype,
+                                        const void *images, int64_t count);
 /* Copy one dataset into another (already checked). */
 mpnas_status mpnas__dataset_clone(mpnas_context *ctx, mpnas__dataset *dst,
                                   const mpnas__dataset *src, mpnas__image_shape shape);

@@ -7,22 +7,6 @@
 
 #define STREAM_INIT 1u
 
-static void default_config(mpnas__train_config *c) {
-  c->steps = 2000;
-  c->batch = 32;
-  c->valid_batch = 64;
-  c->valid_every = 20;
-  c->optimizer = MPNAS__OPT_SGD;
-  c->augment_pad = 4;
-  c->lr = 0.1;
-  c->warmup_fraction = 0.05;
-  c->momentum = 0.9;
-  c->weight_decay = 1e-4;
-  c->label_smoothing = 0.1;
-  c->valid_fraction = 0.1;
-  mpnas__abdp_config_default(&c->abdp);
-}
-
 mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpnas_model **out) {
   *out = NULL;
   int32_t L = mpnas__space_num_layers(space);
@@ -32,7 +16,7 @@ mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpna
   m->space = *space;
   m->space.ctx = ctx;
   m->nlayers = L;
-  default_config(&m->cfg);
+  mpnas__train_config_default(&m->cfg);
   mpnas__arena_init(&m->ws, ctx);
   size_t l1 = (size_t)L + 1;
   m->layers = mpnas__calloc(ctx, l1, sizeof *m->layers);
@@ -132,8 +116,26 @@ static int slot_used_by(const mpnas_model *m, size_t s, int32_t d) {
 
 /* ---- Build --------------------------------------------------------------------------- */
 
-mpnas_status mpnas__model_build(mpnas_model *m) {
-  if (m->built) return MPNAS_OK;
+void mpnas__model_unbuild(mpnas_model *m) {
+  mpnas_context *ctx = m->ctx;
+  mpnas__free(ctx, m->nodes);
+  mpnas__free(ctx, m->node_of);
+  mpnas__free(ctx, m->stats);
+  mpnas__free(ctx, m->affine_off);
+  mpnas__free(ctx, m->affine);
+  m->nodes = NULL;
+  m->node_of = NULL;
+  m->stats = NULL;
+  m->affine_off = NULL;
+  m->affine = NULL;
+  m->nnodes = 0;
+  m->nslots = 0;
+  m->affine_total = 0;
+  mpnas__params_destroy(&m->params);
+  m->built = 0;
+}
+
+static mpnas_status build(mpnas_model *m) {
   mpnas_context *ctx = m->ctx;
   int32_t L = m->nlayers, D = m->ndomains, total_ops = m->op_offset[L];
   if (D < 1) return mpnas__fail(ctx, MPNAS_E_STATE, "the model has no domains: add one first");
@@ -204,6 +206,14 @@ mpnas_status mpnas__model_build(mpnas_model *m) {
   m->built = 1;
   mpnas__model_fold(m);
   return MPNAS_OK;
+}
+
+/* A build that fails part-way frees what it made (a retry would overwrite it). */
+mpnas_status mpnas__model_build(mpnas_model *m) {
+  if (m->built) return MPNAS_OK;
+  mpnas_status st = build(m);
+  if (st != MPNAS_OK) mpnas__model_unbuild(m);
+  return st;
 }
 
 /* Running statistics are an EMA, r_t = (1-m) r_{t-1} + m b_t, started at mean 0 and

@@ -18,6 +18,7 @@
 #ifndef MPNAS_MODEL_H
 #define MPNAS_MODEL_H
 
+#include "common/settings.h"
 #include "data/domain_data.h"
 #include "net/network.h"
 #include "search/space.h"
@@ -64,6 +65,12 @@ typedef struct mpnas__train_config {
   mpnas__abdp_config abdp;
 } mpnas__train_config;
 
+/* The settings (train_config.c): their defaults, and the table of the MPNAS_TRAIN_*
+ * parameters with the setters' ranges, for the setters and the loaders alike
+ * (common/settings.h; the ABDP settings go through mpnas__abdp_config_check). */
+void mpnas__train_config_default(mpnas__train_config *c);
+extern const mpnas__settings mpnas__train_settings;
+
 struct mpnas_model {
   mpnas_context *ctx;
   mpnas_space space;
@@ -97,8 +104,10 @@ struct mpnas_model {
   mpnas__arena ws;
 };
 
-/* Lay out nodes, slots and parameters and initialise the weights (idempotent). */
+/* Lay out nodes, slots and parameters and initialise the weights (idempotent; on failure
+ * nothing of it is left). Unbuild frees the layout and weights (back to not built). */
 mpnas_status mpnas__model_build(mpnas_model *m);
+void mpnas__model_unbuild(mpnas_model *m);
 /* Recompute the folded inference BN from the current weights and statistics. */
 void mpnas__model_fold(mpnas_model *m);
 /* Bind domain d's path into net (layers [nlayers] supplied by the caller): training
@@ -107,8 +116,11 @@ void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_la
 /* Logits of n normalised images of domain d (the inference path). */
 mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t d, int n,
                                 const float *x, float *logits);
-/* Training: prepare data and ABDP (idempotent), one step. */
+/* Training: prepare data and ABDP (idempotent; a failure leaves the model as it was),
+ * one step. */
 mpnas_status mpnas__model_prepare(mpnas_model *m);
+/* The same, with ABDP's state imported from abdp_state[n] (a checkpoint's, checked). */
+mpnas_status mpnas__model_prepare_state(mpnas_model *m, const double *abdp_state, size_t n);
 mpnas_status mpnas__model_step(mpnas_model *m);
 /* Unique parameters (stem, head, used nodes once, every classifier) and the sum over
  * domains of their paths' MACs. */

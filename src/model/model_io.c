@@ -28,9 +28,6 @@ static const mpnas__file_kind model_kind = {"MPNASMDL", "model", 1, 1};
 
 #define CONTENTS_MODEL 0u
 #define CONTENTS_CHECKPOINT 1u
-/* Largest file read from disk (the reader allocates the file's actual size). */
-#define MAX_FILE_BYTES \
-  ((uint64_t)SIZE_MAX < ((uint64_t)1 << 36) ? (size_t)SIZE_MAX : (size_t)((uint64_t)1 << 36))
 /* (BN slot, domain) pairs of the layout: (3 nodes + 2) x domains. Bounds the
  * bookkeeping a file can make the loader allocate (24 bytes a pair). */
 #define MAX_SLOT_PAIRS ((int64_t)1 << 21)
@@ -56,12 +53,15 @@ static mpnas_status bad(mpnas_context *ctx, mpnas_status st, const char *where, 
 }
 
 /* Make sure the last error names the file: failures reported by the container reader
- * (or anything else below) do not know it. */
-static mpnas_status annotate(mpnas_context *ctx, mpnas_status st, const char *where) {
+ * (or anything else below) do not know it. `mark` is the failure count before the load
+ * (mpnas__failure_mark): without a failure recorded since, there is no detail to keep. */
+static mpnas_status annotate(mpnas_context *ctx, mpnas_status st, uint64_t mark,
+                             const char *where) {
   if (st == MPNAS_OK || ctx == NULL) return st;
   char msg[MPNAS__ERROR_CAPACITY];
   const char *last = mpnas_context_last_error(ctx);
-  if (mpnas_context_last_status(ctx) != st || last[0] == '\0')
+  if (mpnas__failure_mark(ctx) == mark || mpnas_context_last_status(ctx) != st ||
+      last[0] == '\0')
     return mpnas__fail(ctx, st, "%s: %s", where, mpnas_status_string(st));
   if (strstr(last, where) != NULL) return st;
   /* Drop the "<status text>: " prefix mpnas__fail put in front. */
@@ -308,23 +308,12 @@ static void get_config(mpnas__reader *r, mpnas__train_config *c) {
 
 static int real_in(double v, double lo, double hi) { return v >= lo && v <= hi; }
 
-/* The ranges of mpnas_model_set_int/_double: the name of the first bad field, or NULL. */
+/* The settings as mpnas_model_set_int/_double accept them: the first bad one, or NULL. */
 static const char *config_bad_field(const mpnas__train_config *c) {
-  if (!in_range(c->steps, 1, 100000000)) return "steps";
-  if (!in_range(c->batch, 1, 4096)) return "batch";
-  if (!in_range(c->valid_batch, 1, 4096)) return "validation batch";
-  if (!in_range(c->valid_every, 1, 100000000)) return "validation interval";
-  if (!in_range(c->optimizer, MPNAS__OPT_SGD, MPNAS__OPT_ADAM)) return "optimizer";
-  if (!in_range(c->augment_pad, 0, 64)) return "augmentation padding";
-  if (!(c->lr > 0.0 && c->lr <= 100.0)) return "learning rate";
-  if (!real_in(c->warmup_fraction, 0.0, 1.0)) return "warmup fraction";
-  if (!real_in(c->momentum, 0.0, 0.999)) return "momentum";
-  if (!real_in(c->weight_decay, 0.0, 1.0)) return "weight decay";
-  if (!real_in(c->label_smoothing, 0.0, 0.999)) return "label smoothing";
-  if (!real_in(c->valid_fraction, 0.0, 0.9)) return "validation fraction";
-  const char *field = NULL;
-  if (mpnas__abdp_config_check(&c->abdp, &field) != MPNAS_OK) return field ? field : "ABDP";
-  return NULL;
+  const char *field = mpnas__settings_bad_field(&mpnas__train_settings, c);
+  if (field == NULL && mpnas__abdp_config_check(&c->abdp, &field) != MPNAS_OK)
+    return field ? field : "ABDP";
+  return field;
 }
 
 /* ---- Domains (DOMS) ----------------------------------------------------------------------- */
@@ -782,7 +771,8 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
 
 mpnas_status mpnas__model_read(mpnas_context *ctx, const void *data, size_t size,
                                mpnas_model **out) {
-  return annotate(ctx, read_model(ctx, data, size, "model buffer", out), "model buffer");
+  uint64_t mark = mpnas__failure_mark(ctx);
+  return annotate(ctx, read_model(ctx, data, size, "model buffer", out), mark, "model buffer");
 }
 
 /* ---- Checkpoints -------------------------------------------------------------------------- */
@@ -924,6 +914,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   memset(&t, 0, sizeof t);
   mpnas__abdp *abdp = NULL;
   const unsigned char *w = NULL, *b = NULL, *s = NULL;
+  int built_here = 0;
   size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
   mpnas_status st = parse(ctx, &r, data, size, where, &p);
   if (st != MPNAS_OK) goto out;
@@ -996,6 +987,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
     /* Same space and paths as the file: its layout is the one the model will build. */
     if ((st = check_bound(ctx, m, &p.h, where)) != MPNAS_OK) goto out;
     if ((st = mpnas__model_build(m)) != MPNAS_OK) goto out;
+    built_here = 1;
   }
   if ((st = check_layout(ctx, m, &p.h, where)) != MPNAS_OK) goto out;
   if ((st = check_values(ctx, m, w, b, where)) != MPNAS_OK) goto out;
@@ -1009,21 +1001,23 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   mpnas__abdp_destroy(abdp);
   abdp = NULL;
 
-  /* Prepare (the split, ABDP) with the checkpoint's settings, then restore the state. */
+  /* Prepare (the split, ABDP with the checkpoint's state) with the checkpoint's settings,
+   * or, prepared already, a new ABDP handle: the last steps that can fail. */
   if (!m->prepared) {
     mpnas__train_config keep = m->cfg;
     m->cfg = p.cfg;
-    st = mpnas__model_prepare(m);
+    st = mpnas__model_prepare_state(m, t.abdp, t.nabdp);
     if (st != MPNAS_OK) {
       m->cfg = keep;
       goto out;
     }
+  } else {
+    if ((st = make_abdp(m, &p.cfg.abdp, t.abdp, t.nabdp, 1, where, &abdp)) != MPNAS_OK) goto out;
+    mpnas__abdp_destroy(m->abdp);
+    m->abdp = abdp;
+    abdp = NULL;
   }
-  if ((st = make_abdp(m, &p.cfg.abdp, t.abdp, t.nabdp, 1, where, &abdp)) != MPNAS_OK) goto out;
   m->cfg = p.cfg;
-  mpnas__abdp_destroy(m->abdp);
-  m->abdp = abdp;
-  abdp = NULL;
   m->step = t.step;
   m->params.steps = t.opt_steps;
   m->rng = t.rng;
@@ -1048,6 +1042,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   m->norm_ready = 1;
   mpnas__model_fold(m);
 out:
+  if (st != MPNAS_OK && built_here) mpnas__model_unbuild(m); /* as it was */
   mpnas__abdp_destroy(abdp);
   free_train_state(ctx, &t);
   mpnas__free(ctx, p.doms);
@@ -1058,12 +1053,13 @@ mpnas_status mpnas__model_checkpoint_load(mpnas_model *m, const char *path) {
   mpnas_context *ctx = m->ctx;
   char where[320];
   snprintf(where, sizeof where, "checkpoint '%.256s'", path);
+  uint64_t mark = mpnas__failure_mark(ctx);
   unsigned char *data = NULL;
   size_t len = 0;
-  mpnas_status st = mpnas__read_file(ctx, path, MAX_FILE_BYTES, &data, &len);
+  mpnas_status st = mpnas__read_container(ctx, path, &model_kind, &data, &len);
   if (st == MPNAS_OK) st = checkpoint_load(m, data, len, where);
   mpnas__free(ctx, data);
-  return annotate(ctx, st, where);
+  return annotate(ctx, st, mark, where);
 }
 
 /* ---- Public entry points ------------------------------------------------------------------ */
@@ -1071,7 +1067,8 @@ mpnas_status mpnas__model_checkpoint_load(mpnas_model *m, const char *path) {
 mpnas_status mpnas_model_save(const mpnas_model *m, const char *path) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (path == NULL) return mpnas__fail(m->ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_model_save: path is NULL");
-  return write_file(m, 0, path);
+  uint64_t mark = mpnas__failure_mark(m->ctx);
+  return mpnas__explain(m->ctx, write_file(m, 0, path), mark, "mpnas_model_save");
 }
 
 mpnas_status mpnas_model_save_buffer(const mpnas_model *m, void *buf, size_t cap, size_t *size) {
@@ -1080,8 +1077,9 @@ mpnas_status mpnas_model_save_buffer(const mpnas_model *m, void *buf, size_t cap
     return mpnas__fail(m->ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_model_save_buffer: size is NULL");
   void *data = NULL;
   size_t n = 0;
+  uint64_t mark = mpnas__failure_mark(m->ctx);
   mpnas_status st = mpnas__model_write(m, 0, &data, &n);
-  if (st != MPNAS_OK) return st;
+  if (st != MPNAS_OK) return mpnas__explain(m->ctx, st, mark, "mpnas_model_save_buffer");
   *size = n;
   if (buf != NULL) {
     if (cap < n)
@@ -1102,12 +1100,13 @@ mpnas_status mpnas_model_load(mpnas_context *ctx, const char *path, mpnas_model 
   *out = NULL;
   char where[320];
   snprintf(where, sizeof where, "model file '%.256s'", path);
+  uint64_t mark = mpnas__failure_mark(ctx);
   unsigned char *data = NULL;
   size_t len = 0;
-  mpnas_status st = mpnas__read_file(ctx, path, MAX_FILE_BYTES, &data, &len);
+  mpnas_status st = mpnas__read_container(ctx, path, &model_kind, &data, &len);
   if (st == MPNAS_OK) st = read_model(ctx, data, len, where, out);
   mpnas__free(ctx, data);
-  return annotate(ctx, st, where);
+  return annotate(ctx, st, mark, where);
 }
 
 mpnas_status mpnas_model_load_buffer(mpnas_context *ctx, const void *data, size_t size,

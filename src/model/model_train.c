@@ -24,7 +24,10 @@ static mpnas__image_shape image_shape(const mpnas_model *m) {
   return s;
 }
 
-mpnas_status mpnas__model_prepare(mpnas_model *m) {
+/* Everything that can fail first (the layout, the splits, ABDP and its state), then the
+ * model's own fields: a failure undoes what this call built and leaves the rest
+ * untouched, so the model is as before and a retry starts clean. */
+mpnas_status mpnas__model_prepare_state(mpnas_model *m, const double *abdp_state, size_t n) {
   if (m->prepared) return MPNAS_OK;
   mpnas_context *ctx = m->ctx;
   int32_t D = m->ndomains;
@@ -33,31 +36,43 @@ mpnas_status mpnas__model_prepare(mpnas_model *m) {
     if (m->domains[d].data.train.count == 0)
       return mpnas__fail(ctx, MPNAS_E_STATE, "domain \"%s\" has no training data",
                          m->domains[d].name);
+  int built_here = !m->built;
   mpnas_status st = mpnas__model_build(m);
   if (st != MPNAS_OK) return st;
   int32_t classes[MPNAS__MODEL_MAX_DOMAINS];
   int64_t sizes[MPNAS__MODEL_MAX_DOMAINS];
-  for (int32_t d = 0; d < D; d++) {
+  mpnas__abdp *abdp = NULL;
+  for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
     mpnas__model_domain *dm = &m->domains[d];
     st = mpnas__domain_data_prepare(ctx, &dm->data, dm->name, image_shape(m),
                                     m->cfg.valid_fraction, STREAM_SPLIT + (uint64_t)d,
                                     STREAM_DATA + (uint64_t)d);
-    if (st != MPNAS_OK) return st;
-    memcpy(dm->mean, dm->data.mean, sizeof dm->mean);
-    memcpy(dm->invstd, dm->data.invstd, sizeof dm->invstd);
     classes[d] = dm->classes;
     sizes[d] = dm->data.ntrain;
   }
+  if (st == MPNAS_OK) st = mpnas__abdp_create(ctx, D, classes, sizes, &m->cfg.abdp, &abdp);
+  if (st == MPNAS_OK && abdp_state != NULL) st = mpnas__abdp_import(abdp, abdp_state, n);
+  if (st != MPNAS_OK) {
+    mpnas__abdp_destroy(abdp);
+    for (int32_t d = 0; d < D; d++) mpnas__domain_data_unprepare(ctx, &m->domains[d].data);
+    if (built_here) mpnas__model_unbuild(m);
+    return st;
+  }
+  for (int32_t d = 0; d < D; d++) {
+    mpnas__model_domain *dm = &m->domains[d];
+    memcpy(dm->mean, dm->data.mean, sizeof dm->mean);
+    memcpy(dm->invstd, dm->data.invstd, sizeof dm->invstd);
+  }
   m->norm_ready = 1;
   mpnas__abdp_destroy(m->abdp);
-  m->abdp = NULL;
-  if ((st = mpnas__abdp_create(ctx, D, classes, sizes, &m->cfg.abdp, &m->abdp)) != MPNAS_OK)
-    return st;
+  m->abdp = abdp;
   mpnas__rng_seed(&m->rng, ctx->seed, STREAM_SAMPLING);
   m->step = 0;
   m->prepared = 1;
   return MPNAS_OK;
 }
+
+mpnas_status mpnas__model_prepare(mpnas_model *m) { return mpnas__model_prepare_state(m, NULL, 0); }
 
 /* Validation accuracy of every domain on one batch of its validation split. */
 static mpnas_status validate(mpnas_model *m, float *x, int32_t *labels, float *logits) {
@@ -146,5 +161,9 @@ mpnas_status mpnas__model_step(mpnas_model *m) {
       return st == MPNAS_E_NO_MEMORY ? mpnas__fail(ctx, st, "workspace allocation failed") : st;
   mpnas__abdp_update(m->abdp);
   if (m->step == cfg->steps) mpnas__model_fold(m);
-  return mpnas__arena_reset(&m->ws);
+  if (mpnas__arena_reset(&m->ws) != MPNAS_OK)
+    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY,
+                       "merging the workspace after step %lld (the step itself is done)",
+                       (long long)m->step);
+  return MPNAS_OK;
 }

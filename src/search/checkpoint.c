@@ -194,12 +194,12 @@ typedef struct loaded {
   mpnas__abdp *abdp; /* made from the above once the supernet is prepared */
 } loaded;
 
-static mpnas_status incompatible(mpnas_supernet *sn, const char *path, const char *why) {
-  return mpnas__fail(sn->ctx, MPNAS_E_INCOMPATIBLE, "checkpoint %s does not fit this supernet: %s",
-                     path, why);
+static mpnas_status incompatible(mpnas_supernet *sn, const char *where, const char *why) {
+  return mpnas__fail(sn->ctx, MPNAS_E_INCOMPATIBLE, "%s does not fit this supernet: %s", where,
+                     why);
 }
 
-static mpnas_status read_meta(mpnas_supernet *sn, mpnas__reader *r, const char *path,
+static mpnas_status read_meta(mpnas_supernet *sn, mpnas__reader *r, const char *where,
                               size_t *total, size_t *btotal, int32_t *nctrl) {
   char why[160];
   if (mpnas__reader_section(r, "META") != MPNAS_OK) return mpnas__reader_status(r);
@@ -208,12 +208,12 @@ static mpnas_status read_meta(mpnas_supernet *sn, mpnas__reader *r, const char *
   int32_t ndom = mpnas__reader_get_i32(r);
   if (mpnas__reader_status(r) != MPNAS_OK) return mpnas__reader_status(r);
   if (fp != mpnas__space_fingerprint(&sn->space) || layers != sn->nlayers)
-    return incompatible(sn, path, "it was made for a different search space");
+    return incompatible(sn, where, "it was made for a different search space");
   if (method != sn->cfg.method && sn->prepared)
-    return incompatible(sn, path, "it was made with a different search method");
+    return incompatible(sn, where, "it was made with a different search method");
   if (ndom != sn->ndomains) {
     snprintf(why, sizeof why, "it has %d domains, this supernet %d", (int)ndom, (int)sn->ndomains);
-    return incompatible(sn, path, why);
+    return incompatible(sn, where, why);
   }
   for (int32_t d = 0; d < ndom; d++) {
     char name[MPNAS__NAME_MAX];
@@ -224,20 +224,22 @@ static mpnas_status read_meta(mpnas_supernet *sn, mpnas__reader *r, const char *
     if (mpnas__reader_status(r) != MPNAS_OK) return mpnas__reader_status(r);
     const mpnas__domain *dm = &sn->domains[d];
     if (strcmp(name, dm->name) != 0 || classes != dm->classes) {
+      /* The name came from the file: only its printable bytes go into the message. */
+      for (char *c = name; *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) *c = '?';
       snprintf(why, sizeof why, "domain %d is \"%.40s\" (%d classes) there", (int)d, name, (int)classes);
-      return incompatible(sn, path, why);
+      return incompatible(sn, where, why);
     }
     if (ntrain != dm->data.train.count || nvalid != dm->data.valid.count || ct != labels_crc(&dm->data.train) ||
         cv != labels_crc(&dm->data.valid)) {
       snprintf(why, sizeof why, "the data of domain \"%.40s\" differs from the data it was made with", name);
-      return incompatible(sn, path, why);
+      return incompatible(sn, where, why);
     }
   }
   *total = (size_t)mpnas__reader_get_u64(r);
   *btotal = (size_t)mpnas__reader_get_u64(r);
   *nctrl = mpnas__reader_get_i32(r);
   mpnas__reader_expect_end(r);
-  (void)method;
   return mpnas__reader_status(r);
 }
 
@@ -281,35 +283,80 @@ static void free_loaded(mpnas_context *ctx, loaded *l, int32_t nctrl) {
   mpnas__abdp_destroy(l->abdp);
 }
 
-mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
+static int rng_ok(const mpnas__rng *r) { return (r->inc & 1u) == 1u; } /* PCG32: odd */
+static int nan_or_in(double v, double lo, double hi) { return isnan(v) || (v >= lo && v <= hi); }
+
+/* The values of STAT as the search would have left them (a CRC-valid file may hold
+ * anything): NULL, or what is wrong. */
+static const char *stat_bad_field(const loaded *l, int32_t D, int32_t T) {
+  if (l->step < 0 || l->step > l->cfg.steps) return "step";
+  if (l->opt_steps < 0 || l->opt_steps > ((int64_t)1 << 53)) return "optimiser steps";
+  if (!rng_ok(&l->rng)) return "path sampling stream";
+  for (int32_t d = 0; d < D; d++) {
+    const double *v = l->domain_stats + 5 * d; /* loss EMA, accuracy, reward, cost, weight */
+    if (!rng_ok(&l->domain_rng[d])) return "a domain's batch stream";
+    if (!nan_or_in(v[0], 0.0, INFINITY) || !nan_or_in(v[1], 0.0, 1.0) ||
+        !(isnan(v[2]) || isfinite(v[2])) || !(isnan(v[3]) || isfinite(v[3])) ||
+        !(isfinite(v[4]) && v[4] >= 0.0))
+      return "a domain's statistics";
+  }
+  if (l->latency_ready != 0 && l->latency_ready != 1) return "latency flag";
+  int ok = mpnas__latency_valid(l->fixed_latency);
+  for (int32_t i = 0; i < T; i++) ok &= mpnas__latency_valid(l->node_latency[i]);
+  if (!ok) return "latency table";
+  if (!l->latency_ready && l->cfg.cost == MPNAS_COST_LATENCY)
+    return "latency table (MPNAS_COST_LATENCY without one)";
+  return NULL;
+}
+
+/* Load a checkpoint held in data[0, len) ("where" names it in messages). Everything is
+ * read and checked before the supernet changes; a supernet that was not prepared is
+ * prepared with the checkpoint's settings and, if the checkpoint is then refused,
+ * returned to its unprepared state. */
+static mpnas_status load(mpnas_supernet *sn, const unsigned char *data, size_t len,
+                         const char *where) {
   mpnas_context *ctx = sn->ctx;
-  unsigned char *data = NULL;
-  size_t len = 0;
-  /* A checkpoint is weights x3 plus small state: bound the read by a generous limit. */
-  mpnas_status st = mpnas__read_file(ctx, path, (size_t)1 << 34, &data, &len);
-  if (st != MPNAS_OK) return st;
   mpnas__reader r;
   loaded l;
   memset(&l, 0, sizeof l);
   size_t total = 0, btotal = 0;
   int32_t nctrl = 0;
   int32_t D = sn->ndomains, T = sn->op_offset[sn->nlayers];
-  st = mpnas__reader_open(&r, ctx, &checkpoint_kind, data, len);
-  if (st == MPNAS_OK) st = read_meta(sn, &r, path, &total, &btotal, &nctrl);
+  mpnas__search_config keep = sn->cfg;
+  int prepared_here = 0;
+  const char *field = NULL;
+  mpnas_status st = mpnas__reader_open(&r, ctx, &checkpoint_kind, data, len);
+  if (st == MPNAS_OK) st = read_meta(sn, &r, where, &total, &btotal, &nctrl);
   if (st != MPNAS_OK) goto out;
   if (nctrl < 0 || nctrl > D) {
-    st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "checkpoint %s: %d controllers for %d domains", path,
+    st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: %d controllers for %d domains", where,
                      (int)nctrl, (int)D);
     goto out;
   }
-  /* CONF, STAT. */
+  /* CONF: every setting as the setters accept it. */
   if (mpnas__reader_section(&r, "CONF") == MPNAS_OK) get_config(&r, &l.cfg);
   mpnas__reader_expect_end(&r);
   if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
-  if (l.cfg.method != sn->cfg.method && sn->prepared) {
-    st = incompatible(sn, path, "it was made with a different search method");
+  if ((field = mpnas__settings_bad_field(&mpnas__search_settings, &l.cfg)) != NULL) {
+    st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: CONF: the setting %s is out of range", where,
+                     field);
     goto out;
   }
+  if (sn->prepared && l.cfg.method != sn->cfg.method) {
+    st = incompatible(sn, where, "it was made with a different search method");
+    goto out;
+  }
+  /* The split is made once, at prepare: a prepared supernet's data cannot follow another
+   * validation fraction (as the model's checkpoint refuses it). */
+  if (sn->prepared && l.cfg.valid_fraction != sn->cfg.valid_fraction) {
+    char why[160];
+    snprintf(why, sizeof why,
+             "its data was split with validation fraction %g, this supernet's with %g",
+             l.cfg.valid_fraction, sn->cfg.valid_fraction);
+    st = incompatible(sn, where, why);
+    goto out;
+  }
+  /* STAT. */
   l.domain_rng = mpnas__malloc(ctx, sizeof(mpnas__rng) * (size_t)D);
   l.domain_stats = mpnas__malloc(ctx, sizeof(double) * 5 * (size_t)D);
   l.node_latency = mpnas__malloc(ctx, sizeof(double) * ((size_t)T + 1));
@@ -328,12 +375,8 @@ mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
     mpnas__reader_expect_end(&r);
   }
   if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
-  if (l.step < 0 || l.step > l.cfg.steps || l.cfg.steps < 1 || l.opt_steps < 0 ||
-      l.cfg.train_batch < 1 || l.cfg.valid_batch < 1 || l.cfg.train_batch > 4096 ||
-      l.cfg.valid_batch > 4096 || !(l.cfg.valid_fraction >= 0 && l.cfg.valid_fraction <= 0.9) ||
-      l.cfg.method < MPNAS_METHOD_MPNAS || l.cfg.method > MPNAS_METHOD_SINGLE_PATH ||
-      l.cfg.cost < MPNAS_COST_NONE || l.cfg.cost > MPNAS_COST_LATENCY) {
-    st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "checkpoint %s: settings or step out of range", path);
+  if ((field = stat_bad_field(&l, D, T)) != NULL) {
+    st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: STAT: the %s is out of range", where, field);
     goto out;
   }
   /* ABDP (absent from checkpoints written before it: the defaults, a fresh stream). */
@@ -357,13 +400,12 @@ mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
     }
     mpnas__reader_expect_end(&r);
     if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
-    const char *field = NULL;
-    int counts_ok = 1;
+    int counts_ok = rng_ok(&l.abdp_rng);
     for (int32_t d = 0; d < D; d++)
       counts_ok &= l.batch_images[d] >= 0 && l.batch_images[d] <= 4096 * D;
     if (mpnas__abdp_config_check(&l.abdp_cfg, &field) != MPNAS_OK || !counts_ok) {
-      st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "checkpoint %s: ABDP %s out of range", path,
-                       field ? field : "batch counts");
+      st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: ABDP: the %s is out of range", where,
+                       field ? field : "sampling stream or batch counts");
       goto out;
     }
   } else {
@@ -371,20 +413,14 @@ mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
   }
   /* The weights' size follows from the space, domains and method: check it against a
    * supernet prepared with the checkpoint's settings before reading the arrays. */
-  {
-    mpnas__search_config keep = sn->cfg;
-    int was_prepared = sn->prepared;
-    if (!was_prepared) sn->cfg = l.cfg;
-    st = mpnas__supernet_prepare(sn);
-    if (st != MPNAS_OK || sn->params.total != total || sn->params.btotal != btotal ||
-        sn->ncontrollers != nctrl) {
-      if (!was_prepared) {
-        mpnas__supernet_destroy_state(sn);
-        sn->cfg = keep;
-      }
-      if (st == MPNAS_OK) st = incompatible(sn, path, "its weights have a different shape");
-      goto out;
-    }
+  if (!sn->prepared) {
+    sn->cfg = l.cfg;
+    prepared_here = 1;
+    if ((st = mpnas__supernet_prepare(sn)) != MPNAS_OK) goto out;
+  }
+  if (sn->params.total != total || sn->params.btotal != btotal || sn->ncontrollers != nctrl) {
+    st = incompatible(sn, where, "its weights have a different shape");
+    goto out;
   }
   l.w = mpnas__malloc(ctx, sizeof(float) * (total + 1));
   l.s1 = mpnas__malloc(ctx, sizeof(float) * (total + 1));
@@ -409,8 +445,8 @@ mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
       size_t n = mpnas__reader_get_count(&r, (uint32_t)want, sizeof(double));
       if (mpnas__reader_status(&r) != MPNAS_OK) break;
       if (n != want) {
-        st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "checkpoint %s: controller %d has %zu values, expected %zu",
-                         path, (int)c, n, want);
+        st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: controller %d has %zu values, expected %zu",
+                         where, (int)c, n, want);
         goto out;
       }
       l.ctrl_state[c] = mpnas__malloc(ctx, sizeof(double) * n);
@@ -421,17 +457,23 @@ mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
     }
   mpnas__reader_expect_end(&r);
   if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
+  for (int32_t c = 0; c < nctrl; c++)
+    if (!rng_ok(&l.ctrl_rng[c])) {
+      st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: CTRL: controller %d's stream is invalid",
+                       where, (int)c);
+      goto out;
+    }
 
   /* ABDP: a new handle with the checkpoint's settings and state, swapped in at commit. */
   if ((st = make_abdp(sn, &l.abdp_cfg, &l.abdp)) != MPNAS_OK) goto out;
   if (l.abdp_state) {
     if (l.abdp_size != mpnas__abdp_state_size(l.abdp)) {
-      st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "checkpoint %s: ABDP state of %zu values, expected %zu",
-                       path, l.abdp_size, mpnas__abdp_state_size(l.abdp));
+      st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: ABDP state of %zu values, expected %zu",
+                       where, l.abdp_size, mpnas__abdp_state_size(l.abdp));
       goto out;
     }
     if ((st = mpnas__abdp_import(l.abdp, l.abdp_state, l.abdp_size)) != MPNAS_OK) {
-      st = mpnas__fail(ctx, st, "checkpoint %s: its ABDP state is invalid", path);
+      st = mpnas__fail(ctx, st, "%s: its ABDP state is invalid", where);
       goto out;
     }
   }
@@ -459,11 +501,13 @@ mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
     mpnas__free(ctx, backup);
     if (!ok) goto oom;
     if (st != MPNAS_OK) {
-      st = mpnas__fail(ctx, st, "checkpoint %s: a controller's state is invalid", path);
+      st = mpnas__fail(ctx, st, "%s: a controller's state is invalid", where);
       goto out;
     }
   }
-  /* Everything checked: commit. */
+  /* Everything checked: commit. Every piece of state a search step reads comes from the
+   * checkpoint, so a supernet that loaded other checkpoints before continues exactly as
+   * a fresh one loading this one. */
   sn->cfg = l.cfg;
   sn->step = l.step;
   sn->params.steps = l.opt_steps;
@@ -485,17 +529,34 @@ mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
   sn->abdp_cfg = l.abdp_cfg;
   sn->abdp_rng = l.abdp_rng;
   for (int32_t d = 0; d < D; d++) sn->domains[d].batch_images = l.batch_images[d];
-  if (l.latency_ready) {
-    sn->latency_ready = 1;
-    sn->fixed_latency = l.fixed_latency;
-    memcpy(sn->node_latency, l.node_latency, sizeof(double) * (size_t)T);
-  }
+  /* The checkpoint's latency table, or none (then a later request measures one). */
+  sn->latency_ready = l.latency_ready;
+  sn->fixed_latency = l.fixed_latency;
+  memcpy(sn->node_latency, l.node_latency, sizeof(double) * (size_t)T);
   st = MPNAS_OK;
   goto out;
 oom:
-  st = mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "loading checkpoint %s", path);
+  st = mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "loading %s", where);
 out:
+  if (st != MPNAS_OK && prepared_here) {
+    mpnas__supernet_destroy_state(sn);
+    sn->cfg = keep;
+  }
   free_loaded(ctx, &l, nctrl);
-  mpnas__free(ctx, data);
   return st;
+}
+
+mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path) {
+  char where[320];
+  snprintf(where, sizeof where, "search checkpoint '%.256s'", path);
+  unsigned char *data = NULL;
+  size_t len = 0;
+  mpnas_status st = mpnas__read_container(sn->ctx, path, &checkpoint_kind, &data, &len);
+  if (st == MPNAS_OK) st = load(sn, data, len, where);
+  mpnas__free(sn->ctx, data);
+  return st;
+}
+
+mpnas_status mpnas__supernet_load_buffer(mpnas_supernet *sn, const void *data, size_t size) {
+  return load(sn, data, size, "search checkpoint buffer");
 }

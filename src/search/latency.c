@@ -3,6 +3,7 @@
  * activations fused). A path's latency is the sum of its nodes plus the fixed parts
  * (stem, head, pooling, a classifier). TuNAS had only a learned latency model; timing
  * the real kernels here is cheap (a few hundred small forward passes). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -57,6 +58,8 @@ static mpnas_status time_block(mpnas_supernet *sn, const mpnas__ib_geom *g, int 
   mpnas__arena_release(ws, mark);
   return st;
 }
+
+int mpnas__latency_valid(double seconds) { return seconds >= 0.0 && isfinite(seconds); }
 
 mpnas_status mpnas__supernet_measure_latency(mpnas_supernet *sn) {
   mpnas_status st = MPNAS_OK;

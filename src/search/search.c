@@ -176,7 +176,10 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
     }
   }
   sn->step++;
-  mpnas_status rs = mpnas__arena_reset(&sn->ws);
-  if (st == MPNAS_OK) st = rs;
-  return st;
+  if (st != MPNAS_OK) return st;
+  if (mpnas__arena_reset(&sn->ws) != MPNAS_OK)
+    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY,
+                       "merging the workspace after step %lld (the step itself is done)",
+                       (long long)step);
+  return MPNAS_OK;
 }

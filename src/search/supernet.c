@@ -56,8 +56,7 @@ static mpnas__conv_geom head_geom(const mpnas_supernet *sn) {
   return g;
 }
 
-mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn) {
-  if (sn->prepared) return MPNAS_OK;
+static mpnas_status prepare(mpnas_supernet *sn) {
   mpnas_context *ctx = sn->ctx;
   if (sn->ndomains < 1)
     return mpnas__fail(ctx, MPNAS_E_STATE, "the supernet has no domains: add one first");
@@ -153,12 +152,19 @@ mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn) {
     if (st != MPNAS_OK) return st;
     mpnas__rng_seed(&sn->abdp_rng, ctx->seed, STREAM_ABDP);
   }
-  if (sn->cfg.cost == MPNAS_COST_LATENCY && !sn->latency_ready &&
-      (st = mpnas__supernet_measure_latency(sn)) != MPNAS_OK)
-    return st;
   sn->step = 0;
   sn->prepared = 1;
   return MPNAS_OK;
+}
+
+/* A preparation that fails part-way (an allocation, a split) frees what it built: the
+ * supernet is as it was, and a retry starts clean instead of overwriting (leaking) the
+ * failed attempt's pieces. */
+mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn) {
+  if (sn->prepared) return MPNAS_OK;
+  mpnas_status st = prepare(sn);
+  if (st != MPNAS_OK) mpnas__supernet_destroy_state(sn);
+  return st;
 }
 
 void mpnas__supernet_destroy_state(mpnas_supernet *sn) {

@@ -11,6 +11,7 @@
 #ifndef MPNAS_SUPERNET_H
 #define MPNAS_SUPERNET_H
 
+#include "common/settings.h"
 #include "data/domain_data.h"
 #include "net/block.h"
 #include "search/controller.h"
@@ -93,7 +94,15 @@ struct mpnas_supernet {
   mpnas__arena ws;
 };
 
-/* Build the weights, controllers, validation splits and normalisation (idempotent). */
+/* The settings (search_config.c): their defaults, and the table of the MPNAS_SEARCH_*
+ * parameters of an mpnas__search_config with the setters' ranges (NaN allowed only for
+ * the cost exponent, where it means the reward form's default), for the setters and the
+ * checkpoint loader alike (common/settings.h). */
+void mpnas__search_config_default(mpnas__search_config *c);
+extern const mpnas__settings mpnas__search_settings;
+
+/* Build the weights, controllers, validation splits and normalisation (idempotent). On
+ * failure nothing of it is left (mpnas__supernet_destroy_state). */
 mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn);
 /* Forward a batch of one domain through `path` with batch statistics. If train, also
  * backward with the loss scaled by `loss_scale`, accumulating gradients. Returns the
@@ -118,8 +127,13 @@ int32_t mpnas__supernet_controller_of(const mpnas_supernet *sn, int32_t domain);
 
 /* Time every node once (batch 1, inference kernels) into node_latency. */
 mpnas_status mpnas__supernet_measure_latency(mpnas_supernet *sn);
+/* A latency table entry as the setter and the checkpoint loader accept it: finite, >= 0. */
+int mpnas__latency_valid(double seconds);
 
 mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path);
+/* Load a search checkpoint from a file or a buffer (checkpoint.c): on failure the
+ * supernet is left as it was. */
 mpnas_status mpnas__supernet_load(mpnas_supernet *sn, const char *path);
+mpnas_status mpnas__supernet_load_buffer(mpnas_supernet *sn, const void *data, size_t size);
 
 #endif
