@@ -56,6 +56,11 @@
  * independent,single-path,multi-head,mpnas,random-macs,random-shared (options after
  * --quick override it).
  *
+ * Replot: `bench_mdd --replot a.csv,b.csv [--out FILE.md] [--figures DIR] [--name NAME]`
+ * reads earlier runs' --csv files (same domains) and writes one table and the two Pareto
+ * figures of all their rows, a row = the lines with the same label (its seeds): for a
+ * comparison run in parts.
+ *
  * Outputs: the table on stdout and in --out (with the command line, date, machine and
  * data); --csv one line per (row, seed) with every number (top-1 as fractions; cost_target
  * 0 = the library's default) and every domain's path as text; --figures DIR:
@@ -103,11 +108,11 @@ static const char *const KNOWN_ROWS[] = {
 
 typedef struct options {
   int64_t search_steps, train_steps, batch, seeds, threads;
-  const char *rows, *out, *csv, *figures, *data, *domains, *name;
+  const char *rows, *out, *csv, *figures, *data, *domains, *name, *replot;
   double scales[MAX_LIST], gammas[MAX_LIST];
   int num_scales, num_gammas;
 } options;
-static options opt = {400, 700, 32, 3, 2, "all", NULL, NULL, NULL, "data/mdd6", NULL, NULL,
+static options opt = {400, 700, 32, 3, 2, "all", NULL, NULL, NULL, "data/mdd6", NULL, NULL, NULL,
                       {0.6, 1, 1.6}, {0, 0.3, 1}, 3, 3};
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -303,6 +308,8 @@ static void parse_args(int argc, char **argv) {
            "  [--search-steps N] [--train-steps N] [--batch N] [--seeds N] [--threads N]\n"
            "  [--target-scales s,...] [--gammas g,...] [--set NAME=VALUE ...]\n"
            "  [--out FILE.md] [--csv FILE] [--figures DIR] [--name NAME]\n"
+           "       bench_mdd --replot RUN.csv[,RUN.csv...] [--out FILE.md] [--figures DIR]\n"
+           "  [--name NAME]   (one table and the Pareto figures from earlier runs' --csv)\n"
            "rows: independent single-path multi-head mpnas mpnas-targets mpnas-sharing\n"
            "  random-macs random-shared (= all) mpnas-off mpnas-loss mpnas-kpi mpnas-boost\n"
            "(details: the comment at the top of bench/bench_mdd.c)");
@@ -329,6 +336,7 @@ static void parse_args(int argc, char **argv) {
     else if (!strcmp(k, "--csv")) opt.csv = v;
     else if (!strcmp(k, "--figures")) opt.figures = v;
     else if (!strcmp(k, "--name")) opt.name = v;
+    else if (!strcmp(k, "--replot")) opt.replot = v;
     else usage_error("unknown option %s", k);
   }
 }
@@ -839,10 +847,30 @@ typedef struct row {
 static row rows[MAX_ROWS];
 static int num_rows;
 
-static row *add_row(const char *group, config c, int style, int curve, const char *short_label,
-                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static row *add_row(const char *group, config c, int style, int curve, const char *short_label,
-                    const char *fmt, ...) {
+/* A row group's marker and curve in the Pareto figures. */
+static void group_style(const char *group, int *style, int *curve) {
+  *curve = -1;
+  if (!strcmp(group, "independent")) {
+    *style = STYLE_INDEPENDENT;
+    *curve = CURVE_INDEPENDENT;
+  } else if (!strcmp(group, "mpnas")) {
+    *style = STYLE_MPNAS;
+    *curve = CURVE_MPNAS;
+  } else if (!strcmp(group, "mpnas-targets")) {
+    *style = STYLE_VARIANT;
+    *curve = CURVE_MPNAS;
+  } else if (!strcmp(group, "single-path") || !strcmp(group, "multi-head")) {
+    *style = STYLE_JOINT;
+  } else if (!strncmp(group, "random-", 7)) {
+    *style = STYLE_RANDOM;
+  } else {
+    *style = STYLE_VARIANT;
+  }
+}
+
+static row *add_row(const char *group, config c, const char *short_label, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static row *add_row(const char *group, config c, const char *short_label, const char *fmt, ...) {
   if (num_rows == MAX_ROWS) fail("more than %d rows", MAX_ROWS);
   row *w = &rows[num_rows++];
   w->group = group;
@@ -852,8 +880,7 @@ static row *add_row(const char *group, config c, int style, int curve, const cha
   va_end(ap);
   snprintf(w->short_label, sizeof w->short_label, "%s", short_label);
   w->cfg = c;
-  w->style = style;
-  w->curve = curve;
+  group_style(group, &w->style, &w->curve);
   return w;
 }
 
@@ -869,39 +896,36 @@ static void plan_independent_and_joint(void) {
     config c = searched(MPNAS_METHOD_INDEPENDENT, 0, opt.scales[i], -1, 1);
     c.separate = 1;
     snprintf(s, sizeof s, "indep. x%g", opt.scales[i]);
-    add_row("independent", c, STYLE_INDEPENDENT, CURVE_INDEPENDENT, s,
+    add_row("independent", c, s,
             "domain-independent NAS (separate models), target %gC0%s", opt.scales[i],
             opt.scales[i] == 1 ? " (default)" : "");
   }
   if (wanted("single-path")) {
     config c = searched(0, 0, 1, -1, 1);
     c.source = PATHS_REFERENCE;
-    add_row("single-path", c, STYLE_JOINT, -1, "single-path",
+    add_row("single-path", c, "single-path",
             "single-path multi-head (reference path)");
   }
   if (wanted("multi-head"))
-    add_row("multi-head", searched(MPNAS_METHOD_MULTI_HEAD, 0, 1, -1, 1), STYLE_JOINT, -1,
-            "multi-head", "multi-head NAS");
+    add_row("multi-head", searched(MPNAS_METHOD_MULTI_HEAD, 0, 1, -1, 1), "multi-head",
+            "multi-head NAS");
 }
 
 static void plan_mpnas(void) {
   char s[48];
   if (wanted("mpnas")) {
-    row *w = add_row("mpnas", MPNAS_DEFAULT, STYLE_MPNAS, CURVE_MPNAS, "MPNAS",
-                     "MPNAS (library defaults)");
+    row *w = add_row("mpnas", MPNAS_DEFAULT, "MPNAS", "MPNAS (library defaults)");
     w->cfg.seeds = (int)opt.seeds;
   }
   for (int i = 0; i < opt.num_scales && wanted("mpnas-targets"); i++) {
     if (opt.scales[i] == 1) continue;
     snprintf(s, sizeof s, "MPNAS x%g", opt.scales[i]);
-    add_row("mpnas-targets", searched(MPNAS_METHOD_MPNAS, 1, opt.scales[i], -1, 1), STYLE_VARIANT,
-            CURVE_MPNAS, s,
+    add_row("mpnas-targets", searched(MPNAS_METHOD_MPNAS, 1, opt.scales[i], -1, 1), s,
             "MPNAS, target %gC0", opt.scales[i]);
   }
   for (int i = 0; i < opt.num_gammas && wanted("mpnas-sharing"); i++) {
     snprintf(s, sizeof s, "MPNAS g=%g", opt.gammas[i]);
-    add_row("mpnas-sharing", searched(MPNAS_METHOD_MPNAS, 1, 1, opt.gammas[i], 1), STYLE_VARIANT,
-            -1, s,
+    add_row("mpnas-sharing", searched(MPNAS_METHOD_MPNAS, 1, 1, opt.gammas[i], 1), s,
             "MPNAS, sharing gamma %g", opt.gammas[i]);
   }
 }
@@ -910,10 +934,10 @@ static void plan_controls(void) {
   config c = searched(0, 0, 1, -1, (int)opt.seeds);
   c.source = PATHS_RANDOM;
   if (wanted("random-macs"))
-    add_row("random-macs", c, STYLE_RANDOM, -1, "random (MACs)", "random paths, MACs matched");
+    add_row("random-macs", c, "random (MACs)", "random paths, MACs matched");
   c.match_params = 1;
   if (wanted("random-shared"))
-    add_row("random-shared", c, STYLE_RANDOM, -1, "random (MACs+params)",
+    add_row("random-shared", c, "random (MACs+params)",
             "random paths, MACs and unique params matched");
   static const struct {
     const char *row, *label, *short_label;
@@ -934,7 +958,7 @@ static void plan_controls(void) {
     a.keep = 0;
     a.sampling = abdp[k].sampling;
     a.signal = abdp[k].signal;
-    add_row(abdp[k].row, a, STYLE_VARIANT, -1, abdp[k].short_label, "%s", abdp[k].label);
+    add_row(abdp[k].row, a, abdp[k].short_label, "%s", abdp[k].label);
   }
 }
 
@@ -1181,7 +1205,7 @@ static void write_figures(const char *name) {
          relative_to_out(arch), relative_to_out(jac));
   else if (figure_model)
     bad = 1;
-  else
+  else if (!opt.replot)
     emit("\n(No architecture figures: the `mpnas` row did not run.)\n");
   if (bad) fprintf(stderr, "bench_mdd: could not write every figure into %s\n", opt.figures);
 }
@@ -1210,10 +1234,102 @@ static void run_rows(void) {
   }
 }
 
+/* ---- Replot: one table and the figures from earlier runs' CSV files ------------------------ */
+
+/* Splits one CSV line in place into at most cap fields (quoted fields may hold commas and
+ * "" for a quote); returns the number of fields. */
+static int csv_split(char *line, char **field, int cap) {
+  int n = 0;
+  char *r = line;
+  while (n < cap) {
+    char *w = r;
+    field[n++] = w;
+    int quoted = *r == '"';
+    if (quoted) r++;
+    for (; *r && (quoted || (*r != ',' && *r != '\n')); r++) {
+      if (quoted && *r == '"') {
+        if (r[1] != '"') {
+          quoted = 0;
+          continue;
+        }
+        r++;
+      }
+      *w++ = *r;
+    }
+    int more = *r == ',';
+    *w = '\0';
+    if (!more) break;
+    r++;
+  }
+  return n;
+}
+
+/* Rows, by label in the order first seen, from files "a.csv,b.csv"; every file must have
+ * the same domains as the first. */
+static void replot_read(const char *files) {
+  static char groups[MAX_ROWS][32];
+  char list[4096], line[16384], *field[16 + 2 * MAX_DOMAINS + 8];
+  snprintf(list, sizeof list, "%s", files);
+  for (char *file = strtok(list, ","); file; file = strtok(NULL, ",")) {
+    FILE *f = fopen(file, "r");
+    if (!f) fail("cannot read %s", file);
+    if (!fgets(line, sizeof line, f)) fail("%s: empty", file);
+    int nf = csv_split(line, field, (int)(sizeof field / sizeof field[0])), nd = 0;
+    for (int k = 0; k < nf; k++) {
+      if (strncmp(field[k], "top1_", 5)) continue;
+      if (num_domains && strcmp(dom[nd].name, field[k] + 5))
+        fail("%s: domain %s where the first file has %s", file, field[k] + 5, dom[nd].name);
+      snprintf(dom[nd++].name, sizeof dom[0].name, "%s", field[k] + 5);
+    }
+    if (nd < 1 || nd > MAX_DOMAINS || nf != 15 + 2 * nd) fail("%s: not a bench_mdd --csv file", file);
+    num_domains = nd;
+    while (fgets(line, sizeof line, f)) {
+      if (csv_split(line, field, nf + 1) != nf) fail("%s: a line without %d fields", file, nf);
+      row *w = NULL;
+      for (int i = 0; i < num_rows && !w; i++)
+        if (!strcmp(rows[i].label, field[2])) w = &rows[i];
+      if (!w) {
+        snprintf(groups[num_rows], sizeof groups[0], "%s", field[0]);
+        config none = {0};
+        w = add_row(groups[num_rows], none, field[1], "%s", field[2]);
+      }
+      if (w->n == MAX_SEEDS) fail("%s: more than %d seeds of %s", file, MAX_SEEDS, w->label);
+      result *r = &w->r[w->n++];
+      const char *const *v = (const char *const *)field + 9 + nd;
+      for (int d = 0; d < nd; d++) r->top1[d] = atof(field[9 + d]);
+      r->mean = atof(v[0]);
+      r->jaccard = atof(v[1]);
+      r->params = atoll(v[2]);
+      r->macs = atoll(v[3]);
+      r->search_s = atof(v[4]);
+      r->train_s = atof(v[5]);
+    }
+    fclose(f);
+  }
+}
+
+static int replot(int argc, char **argv) {
+  replot_read(opt.replot);
+  const char *name = opt.name ? opt.name : "bench";
+  if (opt.out && !(md_file = fopen(opt.out, "w"))) fail("cannot write %s", opt.out);
+  print_command(argc, argv);
+  emit("Rows from: %s (each row: mean (min-max) over the seeds found).\n\n| method | seeds |",
+       opt.replot);
+  for (int d = 0; d < num_domains; d++) emit(" %s |", dom[d].name);
+  emit(" mean | Jaccard | params (M) | MACs (M) | search s | train s |\n|---|---|");
+  for (int d = 0; d < num_domains; d++) emit("---|");
+  emit("---|---|---|---|---|---|\n");
+  for (int i = 0; i < num_rows; i++) print_row(&rows[i]);
+  if (opt.figures) write_figures(name);
+  if (md_file) fclose(md_file);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   double start = bench_now();
   opt.domains = MDD6;
   parse_args(argc, argv);
+  if (opt.replot) return replot(argc, argv);
   check_rows(opt.rows);
   parse_domains();
   setup_space();
