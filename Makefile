@@ -6,6 +6,7 @@
 #   make SAN=address,undefined test     sanitizer build (objects kept apart)
 #   make test-neon       cross-build for aarch64 and run the kernel tests under qemu
 #   make install PREFIX=/usr/local DESTDIR=   (also LIBDIR, INCLUDEDIR, PKGCONFIGDIR)
+#   make abi-check       compare the public ABI with the baseline in abi/ (abi-update: rewrite it)
 #   make bench           kernel benchmark (bench/)
 
 CC       ?= cc
@@ -75,7 +76,7 @@ SHARED  := $(LIB_OUT)/libmpnas.so.$(VERSION)
 STAMP   := $(BUILD)/config.stamp
 CONFIG  := $(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB)
 
-.PHONY: all test test-neon check-symbols install uninstall clean examples
+.PHONY: all test test-neon check-symbols abi-check abi-update install uninstall clean examples
 all: $(STATIC) $(SHARED)
 
 # Rebuild everything when the compiler or flags change.
@@ -129,6 +130,13 @@ test: all $(TEST_BIN) $(TEST_SCRIPT_DEPS)
 
 check-symbols: $(SHARED)
 	sh tests/check_symbols.sh $(LIB_OUT)/libmpnas.so
+
+# The public ABI against the baseline abi/libmpnas.abi + abi/constants.txt (abigail-tools;
+# docs/API-STABILITY.md says what fails). abi-update rewrites the baseline, on purpose only.
+abi-check: $(SHARED)
+	sh abi/abi.sh check $(SHARED)
+abi-update: $(SHARED)
+	sh abi/abi.sh update $(SHARED)
 
 # NEON: cross-compile with Debian's gcc-aarch64-linux-gnu, run under qemu-aarch64.
 AARCH64_CC ?= aarch64-linux-gnu-gcc
