@@ -92,7 +92,7 @@ $(BUILD)/obj/%.o: src/%.c $(STAMP)
 
 -include $(LIB_OBJ:.o=.d)
 
-# lib/ is shared by every configuration: rebuild it when the configuration changes.
+# $(LIB_OUT) (lib/) is shared by every configuration: rebuild it when that changes.
 LIBSTAMP := $(LIB_OUT)/.config-stamp
 $(LIBSTAMP): FORCE
 	@mkdir -p $(LIB_OUT)
