@@ -5,16 +5,24 @@
 #   make OPENMP=0        build without OpenMP (default OPENMP=1)
 #   make SAN=address,undefined test     sanitizer build (objects kept apart)
 #   make test-neon       cross-build for aarch64 and run the kernel tests under qemu
-#   make install PREFIX=/usr/local DESTDIR=
+#   make install PREFIX=/usr/local DESTDIR=   (also LIBDIR, INCLUDEDIR, PKGCONFIGDIR)
+#   make abi-check       compare the public ABI with the baseline in abi/ (abi-update: rewrite it)
 #   make bench           kernel benchmark (bench/)
 
 CC       ?= cc
 OPENMP   ?= 1
 SAN      ?=
-PREFIX   ?= /usr/local
-DESTDIR  ?=
 BUILD    ?= build/$(notdir $(CC))$(if $(filter 1,$(OPENMP)),-omp)$(if $(SAN),-san)
-LIBDIR   ?= lib
+# Where the built libraries go (an output folder of the build, not an install folder).
+LIB_OUT  ?= lib
+# Install folders (GNU style), each under $(DESTDIR) when installing; e.g. a multiarch
+# LIBDIR=/usr/lib/x86_64-linux-gnu. BINDIR is for programs (none installed yet).
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+LIBDIR       ?= $(PREFIX)/lib
+INCLUDEDIR   ?= $(PREFIX)/include
+BINDIR       ?= $(PREFIX)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 # Prefix for running test programs (e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu").
 RUN      ?=
 # V=1 prints the full compiler commands.
@@ -63,12 +71,12 @@ else
 endif
 
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
-STATIC  := $(LIBDIR)/libmpnas.a
-SHARED  := $(LIBDIR)/libmpnas.so.$(VERSION)
+STATIC  := $(LIB_OUT)/libmpnas.a
+SHARED  := $(LIB_OUT)/libmpnas.so.$(VERSION)
 STAMP   := $(BUILD)/config.stamp
 CONFIG  := $(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB)
 
-.PHONY: all test test-neon check-symbols install uninstall clean examples
+.PHONY: all test test-neon check-symbols abi-check abi-update install uninstall clean examples
 all: $(STATIC) $(SHARED)
 
 # Rebuild everything when the compiler or flags change.
@@ -84,10 +92,10 @@ $(BUILD)/obj/%.o: src/%.c $(STAMP)
 
 -include $(LIB_OBJ:.o=.d)
 
-# lib/ is shared by every configuration: rebuild it when the configuration changes.
-LIBSTAMP := $(LIBDIR)/.config-stamp
+# $(LIB_OUT) (lib/) is shared by every configuration: rebuild it when that changes.
+LIBSTAMP := $(LIB_OUT)/.config-stamp
 $(LIBSTAMP): FORCE
-	@mkdir -p $(LIBDIR)
+	@mkdir -p $(LIB_OUT)
 	@if [ "$$(cat $@ 2>/dev/null)" != "$(CONFIG)" ]; then echo "$(CONFIG)" > $@; fi
 
 $(STATIC): $(LIB_OBJ) $(LIBSTAMP)
@@ -99,8 +107,8 @@ $(SHARED): $(LIB_OBJ) lib/mpnas.map $(LIBSTAMP)
 	@echo "  LD      $@"
 	$(Q)$(CC) -shared $(CFLAGS) $(BASEFLAGS) -Wl,-soname,$(SONAME) -Wl,--version-script=lib/mpnas.map \
 	  -o $@ $(LIB_OBJ) $(OMPLINK) $(SANLINK) $(LDLIBS)
-	@ln -sf libmpnas.so.$(VERSION) $(LIBDIR)/$(SONAME)
-	@ln -sf $(SONAME) $(LIBDIR)/libmpnas.so
+	@ln -sf libmpnas.so.$(VERSION) $(LIB_OUT)/$(SONAME)
+	@ln -sf $(SONAME) $(LIB_OUT)/libmpnas.so
 
 # ---- Tests: each tests/test_*.c is its own program; tests/run.sh adds them up. --------
 TEST_BIN := $(patsubst %,$(BUILD)/tests/%,$(TESTS))
@@ -118,15 +126,22 @@ TEST_SCRIPTS ?= $(if $(or $(SAN),$(RUN),$(filter-out file,$(origin TESTS))),,$(w
 TEST_SCRIPT_DEPS := $(if $(TEST_SCRIPTS),$(SHARED) $(BUILD)/examples/infer)
 
 test: all $(TEST_BIN) $(TEST_SCRIPT_DEPS)
-	@RUN="$(RUN)" LIBDIR="$(LIBDIR)" BUILD="$(BUILD)" sh tests/run.sh $(TEST_BIN) $(TEST_SCRIPTS)
+	@RUN="$(RUN)" LIB_OUT="$(LIB_OUT)" BUILD="$(BUILD)" sh tests/run.sh $(TEST_BIN) $(TEST_SCRIPTS)
 
 check-symbols: $(SHARED)
-	sh tests/check_symbols.sh $(LIBDIR)/libmpnas.so
+	sh tests/check_symbols.sh $(LIB_OUT)/libmpnas.so
+
+# The public ABI against the baseline abi/libmpnas.abi + abi/constants.txt (abigail-tools;
+# docs/API-STABILITY.md says what fails). abi-update rewrites the baseline, on purpose only.
+abi-check: $(SHARED)
+	sh abi/abi.sh check $(SHARED)
+abi-update: $(SHARED)
+	sh abi/abi.sh update $(SHARED)
 
 # NEON: cross-compile with Debian's gcc-aarch64-linux-gnu, run under qemu-aarch64.
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 test-neon:
-	$(MAKE) CC="$(AARCH64_CC)" OPENMP=0 SAN= BUILD=build/aarch64 LIBDIR=build/aarch64/lib \
+	$(MAKE) CC="$(AARCH64_CC)" OPENMP=0 SAN= BUILD=build/aarch64 LIB_OUT=build/aarch64/lib \
 	  RUN="qemu-aarch64 -L /usr/aarch64-linux-gnu" TESTS="$(NEON_TESTS)" test
 
 # Under qemu, every test but the two whole-pipeline ones, which emulation makes too slow
@@ -138,26 +153,31 @@ NEON_SLOW_TESTS := test_e2e test_search
 NEON_TESTS ?= $(filter-out $(NEON_SLOW_TESTS),$(TESTS))
 
 # ---- Install ------------------------------------------------------------------------
-$(BUILD)/mpnas.pc: lib/mpnas.pc.in include/mpnas.h
-	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+# mpnas.pc is written at every install, for the install folders of that call; a folder
+# under PREFIX is written relative to ${prefix}. Libs.private has what a static link
+# needs besides libmpnas.a: -lm, and in an OpenMP build the compiler's OpenMP flag.
+pc_path = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(call pc_path,$(LIBDIR))|g' \
+  -e 's|@INCLUDEDIR@|$(call pc_path,$(INCLUDEDIR))|g' -e 's|@VERSION@|$(VERSION)|g' \
+  -e 's|@LIBS_PRIVATE@|$(strip $(OMPLINK) $(LDLIBS))|g'
 
-install: all $(BUILD)/mpnas.pc
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 include/mpnas.h $(DESTDIR)$(PREFIX)/include/mpnas.h
-	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/libmpnas.a
-	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libmpnas.so.$(VERSION)
-	ln -sf libmpnas.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
-	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libmpnas.so
-	install -m 644 $(BUILD)/mpnas.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/mpnas.pc
+install: all
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 include/mpnas.h $(DESTDIR)$(INCLUDEDIR)/mpnas.h
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libmpnas.a
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/libmpnas.so.$(VERSION)
+	ln -sf libmpnas.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmpnas.so
+	$(PC_SED) lib/mpnas.pc.in > $(BUILD)/mpnas.pc
+	install -m 644 $(BUILD)/mpnas.pc $(DESTDIR)$(PKGCONFIGDIR)/mpnas.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/mpnas.h $(DESTDIR)$(PREFIX)/lib/libmpnas.a \
-	  $(DESTDIR)$(PREFIX)/lib/libmpnas.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME) \
-	  $(DESTDIR)$(PREFIX)/lib/libmpnas.so $(DESTDIR)$(PREFIX)/lib/pkgconfig/mpnas.pc
+	rm -f $(DESTDIR)$(INCLUDEDIR)/mpnas.h $(DESTDIR)$(LIBDIR)/libmpnas.a \
+	  $(DESTDIR)$(LIBDIR)/libmpnas.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	  $(DESTDIR)$(LIBDIR)/libmpnas.so $(DESTDIR)$(PKGCONFIGDIR)/mpnas.pc
 
 clean:
-	rm -rf build lib/libmpnas.a lib/libmpnas.so* lib/.config-stamp
+	rm -rf build $(LIB_OUT)/libmpnas.a $(LIB_OUT)/libmpnas.so* $(LIB_OUT)/.config-stamp
 
 # ---- Examples and the main job ----------------------------------------------------------
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))

@@ -1,17 +1,22 @@
 #!/bin/sh
-# install_check.sh - `make install` into a staging DESTDIR puts the header, both
-# libraries (with soname links) and mpnas.pc where PREFIX says; a program builds against
-# them through pkg-config and runs; `make uninstall` removes every file again.
+# install_check.sh [MAKEVAR=value ...] - `make install` into a staging DESTDIR, twice: with
+# the default folders (PREFIX/lib, PREFIX/include) and with a multiarch LIBDIR
+# (PREFIX/lib/<triplet>). Each time: exactly the header, both libraries (with soname
+# links) and mpnas.pc land in the install folders under DESTDIR, nothing is written
+# outside DESTDIR, mpnas.pc's prefix/libdir/includedir are the install folders, a program
+# builds through pkg-config shared and static (`cc -static ... pkg-config --static`) and
+# both run; `make uninstall` removes every file again.
+# The arguments go to every make call, e.g. `sh tests/install_check.sh OPENMP=0` checks
+# the OpenMP-free build (build it first: make OPENMP=0). $CC compiles the program (cc).
 set -eu
+cc=${CC:-cc}
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-prefix=/opt/mpnas-test
-make -s install DESTDIR="$stage" PREFIX="$prefix" >/dev/null
-root="$stage$prefix"
-for f in include/mpnas.h lib/libmpnas.a lib/libmpnas.so lib/libmpnas.so.0 lib/pkgconfig/mpnas.pc; do
-  [ -e "$root/$f" ] || { echo "install_check: missing $f"; exit 1; }
-done
-grep -q "^prefix=$prefix\$" "$root/lib/pkgconfig/mpnas.pc" || { echo "install_check: bad prefix in mpnas.pc"; exit 1; }
+# PREFIX is a path that must stay untouched: anything written outside DESTDIR lands there.
+prefix=$stage/prefix
+dest=$stage/dest
+fail() { echo "install_check: $*"; exit 1; }
+
 cat > "$stage/hello.c" <<'C'
 #include <mpnas.h>
 #include <stdio.h>
@@ -23,10 +28,51 @@ int main(void) {
   return mpnas_version_number() == MPNAS_VERSION_NUMBER ? 0 : 1;
 }
 C
-flags=$(PKG_CONFIG_SYSROOT_DIR="$stage" PKG_CONFIG_PATH="$root/lib/pkgconfig" pkg-config --cflags --libs mpnas)
-cc "$stage/hello.c" -o "$stage/hello" $flags
-LD_LIBRARY_PATH="$root/lib" "$stage/hello"
-make -s uninstall DESTDIR="$stage" PREFIX="$prefix" >/dev/null
-left=$(find "$root" -type f -o -type l | wc -l)
-[ "$left" -eq 0 ] || { echo "install_check: uninstall left $left files"; find "$root"; exit 1; }
-echo "install_check: ok (installed, built with pkg-config, ran, uninstalled)"
+
+# check_install LIBDIR [make variables...]: LIBDIR is where the libraries must go.
+check_install() {
+  libdir=$1
+  shift
+  rm -rf "$dest"
+  make -s install DESTDIR="$dest" PREFIX="$prefix" "$@" >/dev/null
+  [ ! -e "$prefix" ] || fail "make install $* wrote outside DESTDIR, into $prefix"
+  version=$(readlink "$dest$libdir/libmpnas.so.0") || fail "missing $libdir/libmpnas.so.0"
+  want=$(printf '%s\n' "$prefix/include/mpnas.h" "$libdir/libmpnas.a" \
+    "$libdir/libmpnas.so" "$libdir/libmpnas.so.0" "$libdir/$version" \
+    "$libdir/pkgconfig/mpnas.pc" | sort)
+  got=$(cd "$dest" && find . -type f -o -type l | sed 's|^\.||' | sort)
+  [ "$got" = "$want" ] || fail "make install $* installed
+$got
+instead of
+$want"
+
+  pc="env PKG_CONFIG_PATH=$dest$libdir/pkgconfig pkg-config"
+  [ "$($pc --variable=prefix mpnas)" = "$prefix" ] || fail "mpnas.pc: prefix is not $prefix"
+  [ "$($pc --variable=libdir mpnas)" = "$libdir" ] || fail "mpnas.pc: libdir is not $libdir"
+  [ "$($pc --variable=includedir mpnas)" = "$prefix/include" ] ||
+    fail "mpnas.pc: includedir is not $prefix/include"
+
+  # The sysroot maps the .pc's paths into DESTDIR, as for a staged cross install.
+  pc="env PKG_CONFIG_SYSROOT_DIR=$dest PKG_CONFIG_PATH=$dest$libdir/pkgconfig pkg-config"
+  "$cc" "$stage/hello.c" -o "$stage/hello" $($pc --cflags --libs mpnas)
+  readelf -d "$stage/hello" | grep -q 'NEEDED.*\[libmpnas\.so\.0\]' ||
+    fail "the pkg-config (shared) program does not load libmpnas.so.0"
+  LD_LIBRARY_PATH="$dest$libdir" "$stage/hello" >/dev/null || fail "the shared program failed"
+  # (stderr kept aside: a static libgomp.a makes ld warn about dlopen in static programs)
+  "$cc" -static "$stage/hello.c" -o "$stage/hello-static" $($pc --static --cflags --libs mpnas) \
+    2>"$stage/static.log" || { cat "$stage/static.log"
+    fail "static link through pkg-config --static failed: $($pc --static --libs mpnas)"; }
+  ! readelf -d "$stage/hello-static" 2>/dev/null | grep -q NEEDED ||
+    fail "the -static program is not static"
+  "$stage/hello-static" >/dev/null || fail "the static program failed"
+
+  make -s uninstall DESTDIR="$dest" PREFIX="$prefix" "$@" >/dev/null
+  left=$(find "$dest" -type f -o -type l)
+  [ -z "$left" ] || fail "make uninstall $* left
+$left"
+  echo "install_check: ok: $libdir (installed, shared and static programs built with pkg-config ran, uninstalled)"
+}
+
+check_install "$prefix/lib" "$@"
+triplet=$("$cc" -dumpmachine)
+check_install "$prefix/lib/$triplet" LIBDIR="$prefix/lib/$triplet" "$@"

@@ -9,8 +9,8 @@ for t in "$@"; do
   name=$(basename "$t")
   echo "== $name"
   case $t in
-    *.sh) out=$(LIBMPNAS_DIR="$LIBDIR" sh "$t" 2>&1) ;;
-    *) out=$(LIBMPNAS_DIR="$LIBDIR" $RUN "$t" 2>&1) ;;
+    *.sh) out=$(LIBMPNAS_DIR="$LIB_OUT" sh "$t" 2>&1) ;;
+    *) out=$(LIBMPNAS_DIR="$LIB_OUT" $RUN "$t" 2>&1) ;;
   esac
   status=$?
   printf '%s\n' "$out" | grep -v '^# RESULT'
