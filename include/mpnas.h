@@ -13,6 +13,10 @@
  *    or context also leaves a non-empty message with detail and its status, read with
  *    mpnas_context_last_error() and mpnas_context_last_status().
  *  - Create functions take an out-parameter; *_free(NULL) is a no-op.
+ *  - A function that writes into a caller's buffer takes its capacity. A buffer too
+ *    small for the result is MPNAS_E_INVALID_ARGUMENT (inconsistent sizes), in every
+ *    such function; where there is an out-parameter for the size (*needed, *size,
+ *    *count) it is set even then, and a NULL buffer with it only asks for the size.
  *  - Only opaque handles, fixed-width scalars and pointers with explicit lengths cross
  *    the ABI. Parameters are set through typed setters keyed by an enum value.
  *  - The library never prints, never exits or aborts, and has no global mutable state.
@@ -257,7 +261,8 @@ MPNAS_API mpnas_status mpnas_space_op_info(const mpnas_space *space, int32_t lay
                                            int32_t *kernel, int32_t *expansion, int32_t *se);
 /* A path (one op index per layer) as text, e.g. "k3e3 k5e6 zero k7e3-se ...", written
  * NUL-terminated into buf (capacity cap); *needed (may be NULL) receives the length
- * needed including the NUL. MPNAS_E_OUT_OF_RANGE if buf is too small. */
+ * needed including the NUL. MPNAS_E_INVALID_ARGUMENT if buf is too small (buf NULL with
+ * needed non-NULL: only the size). */
 MPNAS_API mpnas_status mpnas_space_path_string(const mpnas_space *space, const int32_t *path,
                                                size_t num_layers, char *buf, size_t cap,
                                                size_t *needed);
@@ -425,8 +430,9 @@ MPNAS_API mpnas_status mpnas_supernet_create(mpnas_context *ctx, const mpnas_spa
 MPNAS_API void mpnas_supernet_free(mpnas_supernet *sn);
 /* The supernet's own copy of the space (valid while sn lives). */
 MPNAS_API mpnas_status mpnas_supernet_space(const mpnas_supernet *sn, const mpnas_space **out);
-/* Add a domain (before the search starts): a name (1..63 printable chars, unique) and
- * its class count (2..65535). *domain receives its index 0, 1, ... */
+/* Add a domain (before the search starts): a unique name of 1..63 printable ASCII
+ * characters (0x20..0x7E; any other byte, UTF-8 included, is MPNAS_E_INVALID_ARGUMENT)
+ * and its class count (2..65535). *domain receives its index 0, 1, ... */
 MPNAS_API mpnas_status mpnas_supernet_add_domain(mpnas_supernet *sn, const char *name,
                                                  int32_t num_classes, int32_t *domain);
 MPNAS_API mpnas_status mpnas_supernet_num_domains(const mpnas_supernet *sn, int32_t *count);
@@ -547,8 +553,9 @@ MPNAS_API mpnas_status mpnas_model_create(mpnas_context *ctx, const mpnas_space 
 MPNAS_API mpnas_status mpnas_model_create_from_supernet(const mpnas_supernet *sn,
                                                         mpnas_model **out);
 MPNAS_API void mpnas_model_free(mpnas_model *model);
-/* Add a domain before training: a unique name (1..63 printable chars), class count
- * (2..65535) and its path (one op index per searchable layer). */
+/* Add a domain before training: a unique name (1..63 printable ASCII characters, as
+ * mpnas_supernet_add_domain), class count (2..65535) and its path (one op index per
+ * searchable layer). */
 MPNAS_API mpnas_status mpnas_model_add_domain(mpnas_model *model, const char *name,
                                               int32_t num_classes, const int32_t *path,
                                               size_t num_layers, int32_t *domain);

@@ -1150,7 +1150,7 @@ class Space(_Handle):
         buf = ctypes.create_string_buffer(256)
         st = _L().mpnas_space_path_string(self._handle(), addr, n, buf, len(buf),
                                           ctypes.byref(needed))
-        if st == -3 and needed.value > len(buf):  # MPNAS_E_OUT_OF_RANGE: buffer too small
+        if st == -1 and needed.value > len(buf):  # MPNAS_E_INVALID_ARGUMENT: buffer too small
             self._context._error(st)  # clears the stored error
             buf = ctypes.create_string_buffer(needed.value)
             st = _L().mpnas_space_path_string(self._handle(), addr, n, buf, len(buf),

@@ -371,7 +371,7 @@ static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpna
     mpnas__reader_get_f32_array(r, f->invstd, (size_t)C);
     if ((st = mpnas__reader_status(r)) != MPNAS_OK) break;
     if (mpnas__check_domain(NULL, f->name, 2) != MPNAS_OK) {
-      st = bad(ctx, MPNAS_E_CORRUPT, where, "domain %d: its name is not 1..63 printable characters",
+      st = bad(ctx, MPNAS_E_CORRUPT, where, "domain %d: its name is not 1..63 printable ASCII characters",
                (int)d);
       break;
     }
@@ -1083,7 +1083,7 @@ mpnas_status mpnas_model_save_buffer(const mpnas_model *m, void *buf, size_t cap
   *size = n;
   if (buf != NULL) {
     if (cap < n)
-      st = mpnas__fail(m->ctx, MPNAS_E_OUT_OF_RANGE,
+      st = mpnas__fail(m->ctx, MPNAS_E_INVALID_ARGUMENT,
                        "mpnas_model_save_buffer: the model needs %zu bytes, cap is %zu", n, cap);
     else
       memcpy(buf, data, n);
