@@ -19,7 +19,8 @@
  *    *count) it is set even then, and a NULL buffer with it only asks for the size.
  *  - Only opaque handles, fixed-width scalars and pointers with explicit lengths cross
  *    the ABI. Parameters are set through typed setters keyed by an enum value.
- *  - The library never prints, never exits or aborts, and has no global mutable state.
+ *  - The library never prints, never exits or aborts, and has no global mutable state
+ *    (one exception: the pid it uses to notice a fork, docs/THREADING.md).
  *    Logging goes through a callback the host installs.
  *  - Threading: one handle is used by one thread at a time; separate contexts are
  *    independent (docs/THREADING.md).

@@ -1183,6 +1183,52 @@ static void test_stale_temp_files(void) {
   CHECK_EQ_INT(c.live, 0);
 }
 
+/* ---- Defect 9: fork after threads ------------------------------------------------------ */
+
+/* What a host does: train a model, then predict a batch (both start worker threads). */
+static mpnas_status train_and_predict(mpnas_context *ctx, const mpnas_space *sp, float *out) {
+  mpnas_model *m = tiny_model(ctx, sp, 3);
+  mpnas_predictor *p = NULL;
+  mpnas_status st = m != NULL ? mpnas_model_train(m, 0, NULL, NULL, 0) : MPNAS_E_NO_MEMORY;
+  if (st == MPNAS_OK) st = mpnas_predictor_create(m, &p);
+  if (st == MPNAS_OK)
+    st = mpnas_predictor_run(p, 1, MPNAS_DTYPE_U8, images[1], NIMG, MPNAS_OUTPUT_LOGITS, out,
+                             NIMG * 3);
+  mpnas_predictor_free(p);
+  mpnas_model_free(m);
+  return st;
+}
+
+/* Train and predict on two threads, fork, and do it again in the child: the child must
+ * finish (it runs on one thread: libgomp's pool does not survive fork), with the same
+ * results as the parent (they do not depend on the thread count). An alarm ends a child
+ * that hangs. */
+static void test_fork_after_threads(void) {
+  mpnas_context *ctx = NULL;
+  OK(mpnas_context_create(&ctx));
+  if (ctx == NULL) return;
+  OK(mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, 2));
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  static float before[NIMG * 3], after[NIMG * 3];
+  OK(train_and_predict(ctx, sp, before));
+  fflush(stdout); /* the child must not write the parent's buffered output again */
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    alarm(60);
+    mpnas_status st = train_and_predict(ctx, sp, after);
+    _exit(st != MPNAS_OK ? 1 : memcmp(before, after, sizeof before) != 0 ? 2 : 0);
+  }
+  int status = 0;
+  CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+  CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child %s",
+            WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? "hung (ended by the alarm)"
+            : WIFEXITED(status) && WEXITSTATUS(status) == 2    ? "predicted something else"
+                                                               : "failed");
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
 int main(void) {
   make_data();
   RUN(test_failing_calls_leave_a_message);
@@ -1195,5 +1241,6 @@ int main(void) {
   RUN(test_domain_names);
   RUN(test_small_buffers);
   RUN(test_stale_temp_files);
+  RUN(test_fork_after_threads);
   return check_finish();
 }
