@@ -627,6 +627,12 @@ MPNAS_API mpnas_status mpnas_model_load_buffer(mpnas_context *ctx, const void *d
  * the loader reads at most MPNAS_CONTEXT_MAX_FILE_BYTES. */
 MPNAS_API mpnas_status mpnas_model_save_checkpoint(const mpnas_model *model, const char *path);
 MPNAS_API mpnas_status mpnas_model_load_checkpoint(mpnas_model *model, const char *path);
+/* Load a model checkpoint from memory: `size` bytes of a file written by
+ * mpnas_model_save_checkpoint, with the same checks and effects as
+ * mpnas_model_load_checkpoint (the buffer is not bounded by MPNAS_CONTEXT_MAX_FILE_BYTES
+ * and is not kept). */
+MPNAS_API mpnas_status mpnas_model_load_checkpoint_buffer(mpnas_model *model, const void *data,
+                                                          size_t size);
 
 /* A predictor runs a model's domains on batches. It keeps its own workspace, which
  * grows to the largest batch seen and is then reused: after the first call of a given

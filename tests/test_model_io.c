@@ -489,6 +489,23 @@ static void test_checkpoint_resume(void) {
   }
   mpnas_model_free(l);
 
+  /* From memory (mpnas_model_load_checkpoint_buffer): the same as from the file. */
+  mpnas_model *fb = test_model(ctx, PATHS, 0);
+  blob mem = read_whole(ckpt);
+  CHECK_EQ_INT(mpnas_model_load_checkpoint_buffer(fb, mem.p, mem.n), MPNAS_OK);
+  got = save_blob(fb);
+  CHECK_MSG(blob_equal(got, at10), "the model restored from a buffer differs");
+  free(got.p);
+  CHECK_EQ_INT(mpnas_model_train(fb, 0, NULL, NULL, 0), MPNAS_OK);
+  got = save_blob(fb);
+  CHECK_MSG(blob_equal(got, want), "training resumed from a buffer differs");
+  free(got.p);
+  CHECK_EQ_INT(mpnas_model_load_checkpoint_buffer(fb, mem.p, mem.n - 8), MPNAS_E_CORRUPT);
+  CHECK(strstr(mpnas_context_last_error(ctx), "model checkpoint buffer") != NULL);
+  CHECK_EQ_INT(mpnas_model_load_checkpoint_buffer(fb, NULL, mem.n), MPNAS_E_INVALID_ARGUMENT);
+  free(mem.p);
+  mpnas_model_free(fb);
+
   free(want.p), free(at10.p);
   mpnas_model_free(full);
   mpnas_model_free(a);

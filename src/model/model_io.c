@@ -1062,6 +1062,12 @@ mpnas_status mpnas__model_checkpoint_load(mpnas_model *m, const char *path) {
   return annotate(ctx, st, mark, where);
 }
 
+mpnas_status mpnas__model_checkpoint_load_buffer(mpnas_model *m, const void *data, size_t size) {
+  const char *where = "model checkpoint buffer";
+  uint64_t mark = mpnas__failure_mark(m->ctx);
+  return annotate(m->ctx, checkpoint_load(m, data, size, where), mark, where);
+}
+
 /* ---- Public entry points ------------------------------------------------------------------ */
 
 mpnas_status mpnas_model_save(const mpnas_model *m, const char *path) {
