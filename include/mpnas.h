@@ -457,7 +457,11 @@ MPNAS_API mpnas_status mpnas_supernet_get_double(const mpnas_supernet *sn, int32
 /* The path used by MPNAS_METHOD_SINGLE_PATH (default: the middle op of every layer). */
 MPNAS_API mpnas_status mpnas_supernet_set_fixed_path(mpnas_supernet *sn, const int32_t *path,
                                                      size_t num_layers);
-/* Run (or resume) the search for at most max_steps more steps (0 = to the end). */
+/* Run (or resume) the search for at most max_steps more steps (0 = to the end). Settings
+ * that are each in range can still give a domain no usable reward together with the
+ * paths' costs (a cost target far from them, beta -100 with MNAS, a latency table of
+ * zeros): the step then fails with MPNAS_E_STATE, the message naming the domain and the
+ * numbers (rewards are bounded by 10^15 in magnitude). */
 MPNAS_API mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
                                              mpnas_search_progress_fn progress, void *user,
                                              int64_t every);

@@ -999,6 +999,52 @@ static void test_checkpoints_in_turn(void) {
   CHECK_EQ_INT(c.live, 0);
 }
 
+/* ---- Found by fuzzing ---------------------------------------------------------------- */
+
+/* Settings each in range that give no usable reward with the paths' costs (a cost target
+ * of 10^-314 overflows C / C0; 10^-300 gave a finite reward of -10^303, which turned the
+ * controller's float logits into NaN with MPNAS_OK): the search step fails with
+ * MPNAS_E_STATE and a message naming the reward, the controllers stay finite. A search
+ * checkpoint holding such a target loaded with MPNAS_OK and failed the next step with
+ * MPNAS_E_INVALID_ARGUMENT "computing rewards at step 3" (fuzz_search_checkpoint). */
+static void test_unusable_reward(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  CHECK(ctx != NULL);
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  static const struct {
+    int32_t reward;
+    double target, beta;
+  } CASES[] = {{MPNAS_REWARD_ABS, 1e-314, -0.1},
+               {MPNAS_REWARD_ABS, 1e-300, -0.1},
+               {MPNAS_REWARD_MNAS, 1e18, -100.0}};
+  for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+    mpnas_supernet *sn = tiny_supernet(ctx, sp, 4);
+    OK(mpnas_supernet_set_int(sn, MPNAS_SEARCH_REWARD, CASES[i].reward));
+    OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_COST_TARGET, CASES[i].target));
+    OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_COST_BETA, CASES[i].beta));
+    OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_RL_DELAY_FRACTION, 0.0));
+    EXPECT_FAIL(ctx, mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+    CHECK_MSG(mpnas_context_last_status(ctx) == MPNAS_E_STATE &&
+                  strstr(mpnas_context_last_error(ctx), "reward") != NULL &&
+                  strstr(mpnas_context_last_error(ctx), "MPNAS_SEARCH_COST_TARGET") != NULL,
+              "case %zu: status %d, %s", i, (int)mpnas_context_last_status(ctx),
+              mpnas_context_last_error(ctx));
+    mpnas_controller *ctrl = NULL;
+    double probs[4];
+    OK(mpnas_supernet_controller(sn, 0, &ctrl));
+    for (int32_t l = 0; l < NL && ctrl != NULL; l++) {
+      OK(mpnas_controller_probabilities(ctrl, l, probs, 4));
+      for (int o = 0; o < 4; o++) CHECK_MSG(isfinite(probs[o]), "case %zu: p = %g", i, probs[o]);
+    }
+    mpnas_supernet_free(sn);
+  }
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
 /* ---- Defect 8: domain names, too-small buffers, temporary files ----------------------- */
 
 /* No byte of the last message outside printable ASCII: raw bytes never reach it. */
@@ -1238,6 +1284,7 @@ int main(void) {
   RUN(test_non_finite);
   RUN(test_search_checkpoint_settings);
   RUN(test_checkpoints_in_turn);
+  RUN(test_unusable_reward);
   RUN(test_domain_names);
   RUN(test_small_buffers);
   RUN(test_stale_temp_files);
