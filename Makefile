@@ -5,6 +5,7 @@
 #   make OPENMP=0        build without OpenMP (default OPENMP=1)
 #   make SAN=address,undefined test     sanitizer build (objects kept apart)
 #   make test-neon       cross-build for aarch64 and run the kernel tests under qemu
+#   make fuzz            libFuzzer targets (tests/fuzz/fuzz.mk, docs/FUZZING.md)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make bench           kernel benchmark (bench/)
 
@@ -175,6 +176,7 @@ demo: $(BUILD)/examples/quickstart
 # ---- Data and benchmarks live in their own fragments --------------------------------
 # bench/bench.mk defines `bench` (kernel benchmark); tools/data/make_data.sh builds MDD-6.
 -include bench/bench.mk
+include tests/fuzz/fuzz.mk
 data:
 	sh tools/data/make_data.sh
 .PHONY: data
