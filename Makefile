@@ -5,6 +5,7 @@
 #   make OPENMP=0        build without OpenMP (default OPENMP=1)
 #   make SAN=address,undefined test     sanitizer build (objects kept apart)
 #   make test-neon       cross-build for aarch64 and run the kernel tests under qemu
+#   make test-tsan       ThreadSanitizer build (clang, no OpenMP) of the threaded tests
 #   make fuzz            libFuzzer targets (tests/fuzz/fuzz.mk, docs/FUZZING.md)
 #   make install PREFIX=/usr/local DESTDIR=
 #   make bench           kernel benchmark (bench/)
@@ -137,6 +138,15 @@ test-neon:
 # Everything: make test-neon NEON_TESTS='$(TESTS)'.
 NEON_SLOW_TESTS := test_e2e test_search
 NEON_TESTS ?= $(filter-out $(NEON_SLOW_TESTS),$(TESTS))
+
+# ThreadSanitizer over the tests that run threads of their own (test_model: predictors on
+# six pthreads sharing one model and context). Clang, OPENMP=0: libgomp is not built
+# with TSan, so its barriers would be reported as races that are not there.
+TSAN_TESTS ?= test_model
+test-tsan:
+	$(MAKE) CC=clang OPENMP=0 SAN=thread BUILD=build/tsan LIBDIR=build/tsan/lib \
+	  TESTS="$(TSAN_TESTS)" test
+.PHONY: test-tsan
 
 # ---- Install ------------------------------------------------------------------------
 $(BUILD)/mpnas.pc: lib/mpnas.pc.in include/mpnas.h

@@ -95,7 +95,8 @@ typedef struct mpnas_context mpnas_context;
 
 /* Allocator hooks. malloc_fn returns NULL on failure; free_fn(user, NULL) must be
  * harmless. The library asks for alignment itself, so plain malloc/free semantics are
- * enough. */
+ * enough. Both may be called from several threads at once (the library's worker
+ * threads, predictors running in parallel): they must be thread-safe. */
 typedef void *(*mpnas_malloc_fn)(void *user, size_t size);
 typedef void (*mpnas_free_fn)(void *user, void *ptr);
 
