@@ -371,8 +371,8 @@ static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpna
     mpnas__reader_get_f32_array(r, f->invstd, (size_t)C);
     if ((st = mpnas__reader_status(r)) != MPNAS_OK) break;
     if (mpnas__check_domain(NULL, f->name, 2) != MPNAS_OK) {
-      st = bad(ctx, MPNAS_E_CORRUPT, where, "domain %d: its name is not 1..63 printable ASCII characters",
-               (int)d);
+      st = bad(ctx, MPNAS_E_CORRUPT, where,
+               "domain %d: its name is not 1..63 printable ASCII characters", (int)d);
       break;
     }
     if (!in_range(f->classes, 2, 65535)) {

@@ -153,8 +153,9 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
     }
     st = mpnas__reward(&rc, dm->valid_acc, dm->cost, added, &dm->reward);
     /* Every setting is in its range, yet together with the paths' costs they can give no
-     * usable reward (a target 10^-300 times the cost, beta -100 with MNAS, a latency
-     * table of zeros): a state of this search, named as such, like a diverged loss. */
+     * usable reward (a target 10^300 times below the costs, beta -100 with MNAS, a
+     * latency table of zeros): a state of this search, named as such, like a diverged
+     * loss. */
     if (st != MPNAS_OK)
       return mpnas__fail(ctx, MPNAS_E_STATE,
                          "the reward of domain \"%s\" at step %lld is not usable: cost %g "
