@@ -5,6 +5,8 @@
 #   make OPENMP=0        build without OpenMP (default OPENMP=1)
 #   make SAN=address,undefined test     sanitizer build (objects kept apart)
 #   make test-neon       cross-build for aarch64 and run the kernel tests under qemu
+#   make test-tsan       ThreadSanitizer build (clang, no OpenMP) of the threaded tests
+#   make fuzz            libFuzzer targets (tests/fuzz/fuzz.mk, docs/FUZZING.md)
 #   make install PREFIX=/usr/local DESTDIR=   (also LIBDIR, INCLUDEDIR, PKGCONFIGDIR)
 #   make abi-check       compare the public ABI with the baseline in abi/ (abi-update: rewrite it)
 #   make bench           kernel benchmark (bench/)
@@ -152,6 +154,15 @@ test-neon:
 NEON_SLOW_TESTS := test_e2e test_search
 NEON_TESTS ?= $(filter-out $(NEON_SLOW_TESTS),$(TESTS))
 
+# ThreadSanitizer over the tests that run threads of their own (test_model: predictors on
+# six pthreads sharing one model and context). Clang, OPENMP=0: libgomp is not built
+# with TSan, so its barriers would be reported as races that are not there.
+TSAN_TESTS ?= test_model
+test-tsan:
+	$(MAKE) CC=clang OPENMP=0 SAN=thread BUILD=build/tsan LIB_OUT=build/tsan/lib \
+	  TESTS="$(TSAN_TESTS)" test
+.PHONY: test-tsan
+
 # ---- Install ------------------------------------------------------------------------
 # mpnas.pc is written at every install, for the install folders of that call; a folder
 # under PREFIX is written relative to ${prefix}. Libs.private has what a static link
@@ -195,6 +206,7 @@ demo: $(BUILD)/examples/quickstart
 # ---- Data and benchmarks live in their own fragments --------------------------------
 # bench/bench.mk defines `bench` (kernel benchmark); tools/data/make_data.sh builds MDD-6.
 -include bench/bench.mk
+include tests/fuzz/fuzz.mk
 data:
 	sh tools/data/make_data.sh
 .PHONY: data

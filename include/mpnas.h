@@ -13,9 +13,14 @@
  *    or context also leaves a non-empty message with detail and its status, read with
  *    mpnas_context_last_error() and mpnas_context_last_status().
  *  - Create functions take an out-parameter; *_free(NULL) is a no-op.
+ *  - A function that writes into a caller's buffer takes its capacity. A buffer too
+ *    small for the result is MPNAS_E_INVALID_ARGUMENT (inconsistent sizes), in every
+ *    such function; where there is an out-parameter for the size (*needed, *size,
+ *    *count) it is set even then, and a NULL buffer with it only asks for the size.
  *  - Only opaque handles, fixed-width scalars and pointers with explicit lengths cross
  *    the ABI. Parameters are set through typed setters keyed by an enum value.
- *  - The library never prints, never exits or aborts, and has no global mutable state.
+ *  - The library never prints, never exits or aborts, and has no global mutable state
+ *    (one exception: the pid it uses to notice a fork, docs/THREADING.md).
  *    Logging goes through a callback the host installs.
  *  - Threading: one handle is used by one thread at a time; separate contexts are
  *    independent (docs/THREADING.md).
@@ -90,7 +95,8 @@ typedef struct mpnas_context mpnas_context;
 
 /* Allocator hooks. malloc_fn returns NULL on failure; free_fn(user, NULL) must be
  * harmless. The library asks for alignment itself, so plain malloc/free semantics are
- * enough. */
+ * enough. Both may be called from several threads at once (the library's worker
+ * threads, predictors running in parallel): they must be thread-safe. */
 typedef void *(*mpnas_malloc_fn)(void *user, size_t size);
 typedef void (*mpnas_free_fn)(void *user, void *ptr);
 
@@ -257,7 +263,8 @@ MPNAS_API mpnas_status mpnas_space_op_info(const mpnas_space *space, int32_t lay
                                            int32_t *kernel, int32_t *expansion, int32_t *se);
 /* A path (one op index per layer) as text, e.g. "k3e3 k5e6 zero k7e3-se ...", written
  * NUL-terminated into buf (capacity cap); *needed (may be NULL) receives the length
- * needed including the NUL. MPNAS_E_OUT_OF_RANGE if buf is too small. */
+ * needed including the NUL. MPNAS_E_INVALID_ARGUMENT if buf is too small (buf NULL with
+ * needed non-NULL: only the size). */
 MPNAS_API mpnas_status mpnas_space_path_string(const mpnas_space *space, const int32_t *path,
                                                size_t num_layers, char *buf, size_t cap,
                                                size_t *needed);
@@ -425,8 +432,9 @@ MPNAS_API mpnas_status mpnas_supernet_create(mpnas_context *ctx, const mpnas_spa
 MPNAS_API void mpnas_supernet_free(mpnas_supernet *sn);
 /* The supernet's own copy of the space (valid while sn lives). */
 MPNAS_API mpnas_status mpnas_supernet_space(const mpnas_supernet *sn, const mpnas_space **out);
-/* Add a domain (before the search starts): a name (1..63 printable chars, unique) and
- * its class count (2..65535). *domain receives its index 0, 1, ... */
+/* Add a domain (before the search starts): a unique name of 1..63 printable ASCII
+ * characters (0x20..0x7E; any other byte, UTF-8 included, is MPNAS_E_INVALID_ARGUMENT)
+ * and its class count (2..65535). *domain receives its index 0, 1, ... */
 MPNAS_API mpnas_status mpnas_supernet_add_domain(mpnas_supernet *sn, const char *name,
                                                  int32_t num_classes, int32_t *domain);
 MPNAS_API mpnas_status mpnas_supernet_num_domains(const mpnas_supernet *sn, int32_t *count);
@@ -450,7 +458,11 @@ MPNAS_API mpnas_status mpnas_supernet_get_double(const mpnas_supernet *sn, int32
 /* The path used by MPNAS_METHOD_SINGLE_PATH (default: the middle op of every layer). */
 MPNAS_API mpnas_status mpnas_supernet_set_fixed_path(mpnas_supernet *sn, const int32_t *path,
                                                      size_t num_layers);
-/* Run (or resume) the search for at most max_steps more steps (0 = to the end). */
+/* Run (or resume) the search for at most max_steps more steps (0 = to the end). Settings
+ * that are each in range can still give a domain no usable reward together with the
+ * paths' costs (a cost target far from them, beta -100 with MNAS, a latency table of
+ * zeros): the step then fails with MPNAS_E_STATE, the message naming the domain and the
+ * numbers (rewards are bounded by 10^15 in magnitude). */
 MPNAS_API mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
                                              mpnas_search_progress_fn progress, void *user,
                                              int64_t every);
@@ -547,8 +559,9 @@ MPNAS_API mpnas_status mpnas_model_create(mpnas_context *ctx, const mpnas_space 
 MPNAS_API mpnas_status mpnas_model_create_from_supernet(const mpnas_supernet *sn,
                                                         mpnas_model **out);
 MPNAS_API void mpnas_model_free(mpnas_model *model);
-/* Add a domain before training: a unique name (1..63 printable chars), class count
- * (2..65535) and its path (one op index per searchable layer). */
+/* Add a domain before training: a unique name (1..63 printable ASCII characters, as
+ * mpnas_supernet_add_domain), class count (2..65535) and its path (one op index per
+ * searchable layer). */
 MPNAS_API mpnas_status mpnas_model_add_domain(mpnas_model *model, const char *name,
                                               int32_t num_classes, const int32_t *path,
                                               size_t num_layers, int32_t *domain);
@@ -619,6 +632,12 @@ MPNAS_API mpnas_status mpnas_model_load_buffer(mpnas_context *ctx, const void *d
  * the loader reads at most MPNAS_CONTEXT_MAX_FILE_BYTES. */
 MPNAS_API mpnas_status mpnas_model_save_checkpoint(const mpnas_model *model, const char *path);
 MPNAS_API mpnas_status mpnas_model_load_checkpoint(mpnas_model *model, const char *path);
+/* Load a model checkpoint from memory: `size` bytes of a file written by
+ * mpnas_model_save_checkpoint, with the same checks and effects as
+ * mpnas_model_load_checkpoint (the buffer is not bounded by MPNAS_CONTEXT_MAX_FILE_BYTES
+ * and is not kept). */
+MPNAS_API mpnas_status mpnas_model_load_checkpoint_buffer(mpnas_model *model, const void *data,
+                                                          size_t size);
 
 /* A predictor runs a model's domains on batches. It keeps its own workspace, which
  * grows to the largest batch seen and is then reused: after the first call of a given

@@ -419,6 +419,7 @@ _PROTOTYPES = {
     "mpnas_model_load_buffer": (_S, [_c_vp, _c_vp, _c_size, _P(_c_vp)]),
     "mpnas_model_save_checkpoint": (_S, [_c_vp, _c_cp]),
     "mpnas_model_load_checkpoint": (_S, [_c_vp, _c_cp]),
+    "mpnas_model_load_checkpoint_buffer": (_S, [_c_vp, _c_vp, _c_size]),
     "mpnas_predictor_create": (_S, [_c_vp, _P(_c_vp)]),
     "mpnas_predictor_free": (None, [_c_vp]),
     "mpnas_predictor_run": (_S, [_c_vp, _c_i32, _c_i32, _c_vp, _c_i64, _c_i32, _c_vp, _c_size]),
@@ -1150,7 +1151,7 @@ class Space(_Handle):
         buf = ctypes.create_string_buffer(256)
         st = _L().mpnas_space_path_string(self._handle(), addr, n, buf, len(buf),
                                           ctypes.byref(needed))
-        if st == -3 and needed.value > len(buf):  # MPNAS_E_OUT_OF_RANGE: buffer too small
+        if st == -1 and needed.value > len(buf):  # MPNAS_E_INVALID_ARGUMENT: buffer too small
             self._context._error(st)  # clears the stored error
             buf = ctypes.create_string_buffer(needed.value)
             st = _L().mpnas_space_path_string(self._handle(), addr, n, buf, len(buf),
@@ -1778,6 +1779,12 @@ class Model(_Parameterised):
 
     def load_checkpoint(self, path):
         self._call("mpnas_model_load_checkpoint", self._handle(), _path_arg(path))
+
+    def load_checkpoint_buffer(self, data):
+        """Load a training checkpoint from bytes (or any buffer) holding a checkpoint file."""
+        if not isinstance(data, bytes):
+            data = memoryview(data).tobytes()  # a contiguous copy the call can point at
+        self._call("mpnas_model_load_checkpoint_buffer", self._handle(), data, len(data))
 
     def predictor(self):
         """A Predictor on this model (one per thread)."""

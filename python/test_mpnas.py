@@ -452,6 +452,38 @@ def test_model_save_load():
         check(from_buf.predictor().run("stripes", images) == want, "predictions after load_buffer")
 
 
+def test_model_checkpoint():
+    """A training checkpoint restored from a file and from a buffer: both resume exactly."""
+    ctx = mpnas.Context(threads=1, seed=11)
+
+    def fresh():
+        space = tiny_space(ctx)
+        model = mpnas.Model.create(space, [("stripes", synthetic.CLASSES["stripes"], [1, 0, 3, 2])])
+        model.set_data("stripes", *TRAIN["stripes"])
+        model.configure(steps=6, batch=8, valid_every=3, valid_batch=8)
+        return model
+
+    whole = fresh()
+    whole.train()
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = os.path.join(tmp, "train.ckpt")
+        a = fresh()
+        a.train(3)
+        a.save_checkpoint(ckpt)
+        with open(ckpt, "rb") as f:
+            data = f.read()
+        for how in ("file", "buffer"):
+            b = fresh()
+            if how == "file":
+                b.load_checkpoint(ckpt)
+            else:
+                b.load_checkpoint_buffer(bytearray(data))
+            check(b.step == 3, "restored from a %s: step %d" % (how, b.step))
+            b.train()
+            check(b.save_buffer() == whole.save_buffer(), "resumed from a %s" % how)
+        expect_error(mpnas.CorruptError, -7, fresh().load_checkpoint_buffer, data[:-8])
+
+
 def test_from_supernet():
     ctx = mpnas.Context(threads=1, seed=5)
     sn = tiny_supernet(ctx, steps=4)
@@ -758,7 +790,7 @@ def main():
                                            ", numpy %s" % numpy.__version__ if numpy else ", no numpy"))
     for test in (test_library, test_context, test_errors, test_buffers, test_space, test_search,
                  test_cancel_and_resume, test_checkpoint, test_lifetime, test_model,
-                 test_model_save_load, test_from_supernet, test_c_agreement, test_image_shapes,
+                 test_model_save_load, test_model_checkpoint, test_from_supernet, test_c_agreement, test_image_shapes,
                  test_image_counts, test_numpy_shapes, test_parameter_names, test_nul_paths,
                  test_value_types):
         run(test)

@@ -15,28 +15,31 @@
  *   fail_at  > 0: refuse the request that makes total == fail_at (so
  *            `c.fail_at = c.total + k` fails the k-th request from now); 0: never
  *
- * The counters are plain: calls from several threads at once race on them (the blocks
- * themselves are fine), so rely on them only in single-threaded phases. The struct must
- * outlive the context. */
+ * The counters are C11 atomics: the library calls the allocator from several threads at
+ * once (predictors running in parallel, its OpenMP workers), and ThreadSanitizer
+ * (make test-tsan) caught plain counters racing. Read them in single-threaded phases to
+ * get meaningful numbers. The struct must outlive the context. */
 #ifndef MPNAS_TEST_ALLOC_COUNTING_H
 #define MPNAS_TEST_ALLOC_COUNTING_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "mpnas.h"
 
 typedef struct alloc_counting {
-  long live, total, fail_at;
-  size_t limit, largest;
+  _Atomic long live, total, fail_at;
+  _Atomic size_t limit, largest;
 } alloc_counting;
 
 static inline void *alloc_counting_malloc(void *user, size_t size) {
   alloc_counting *c = user;
-  c->total++;
-  if (size > c->largest) c->largest = size;
-  if (c->fail_at > 0 && c->total == c->fail_at) return NULL;
+  long n = ++c->total;
+  size_t seen = c->largest;
+  while (size > seen && !atomic_compare_exchange_weak(&c->largest, &seen, size)) {
+  }
+  if (c->fail_at > 0 && n == c->fail_at) return NULL;
   if (c->limit > 0 && size > c->limit) return NULL;
   void *p = malloc(size);
   if (p) c->live++;
@@ -53,7 +56,8 @@ static inline void alloc_counting_free(void *user, void *ptr) {
  * the context cannot be created. */
 static inline mpnas_context *alloc_counting_context(alloc_counting *c, size_t limit) {
   mpnas_context *ctx = NULL;
-  memset(c, 0, sizeof *c);
+  c->live = c->total = c->fail_at = 0;
+  c->largest = 0;
   c->limit = limit;
   if (mpnas_context_create_with_allocator(&ctx, alloc_counting_malloc, alloc_counting_free,
                                           c) != MPNAS_OK)

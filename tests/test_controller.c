@@ -415,6 +415,17 @@ static void test_rewards(void) {
   CHECK(mpnas__reward(&cfg, NAN, 150.0, 0.0, &r) == MPNAS_E_INVALID_ARGUMENT);
   CHECK(mpnas__reward(&cfg, 0.8, -1.0, 0.0, &r) == MPNAS_E_INVALID_ARGUMENT);
   CHECK(mpnas__reward(&cfg, 0.8, 150.0, 0.0, NULL) == MPNAS_E_INVALID_ARGUMENT);
+  /* A reward the controller cannot use: beyond 10^15 in magnitude, or not finite. */
+  cfg.target_cost = 1e-300;
+  CHECK(mpnas__reward(&cfg, 0.8, 150.0, 0.0, &r) == MPNAS_E_OUT_OF_RANGE);
+  cfg.target_cost = 1e-314; /* a denormal: C / C0 overflows */
+  CHECK(mpnas__reward(&cfg, 0.8, 150.0, 0.0, &r) == MPNAS_E_OUT_OF_RANGE);
+  cfg.target_cost = 1e-12;
+  CHECK(mpnas__reward(&cfg, 0.8, 150.0, 0.0, &r) == MPNAS_OK); /* -1.5e13: still usable */
+  cfg.form = MPNAS__REWARD_MNAS;
+  cfg.beta = -100.0;
+  cfg.target_cost = 1e6;
+  CHECK(mpnas__reward(&cfg, 0.8, 150.0, 0.0, &r) == MPNAS_E_OUT_OF_RANGE);
   cfg.form = 7;
   CHECK(mpnas__reward_config_check(&cfg) == MPNAS_E_UNKNOWN_PARAMETER);
   cfg.form = MPNAS__REWARD_MNAS;

@@ -227,16 +227,23 @@ typedef struct job {
   int domain;
   float *out;
   int classes;
-  mpnas_status st;
+  mpnas_status st, bad; /* of the runs, and of the failing calls (domain 99) */
 } job;
 
 static void *run_job(void *arg) {
   job *j = arg;
   mpnas_predictor *p = NULL;
   j->st = mpnas_predictor_create(j->m, &p);
-  for (int rep = 0; rep < 3 && j->st == MPNAS_OK; rep++)
+  for (int rep = 0; rep < 3 && j->st == MPNAS_OK; rep++) {
     j->st = mpnas_predictor_run(p, j->domain, MPNAS_DTYPE_U8, j->im->x, j->im->n,
                                 MPNAS_OUTPUT_PROBABILITIES, j->out, (size_t)j->im->n * j->classes);
+    /* A failing call records its message on the shared context while the others run
+     * (under its lock: make test-tsan checks that this does not race). */
+    mpnas_status bad = mpnas_predictor_run(p, 99, MPNAS_DTYPE_U8, j->im->x, j->im->n,
+                                           MPNAS_OUTPUT_LOGITS, j->out,
+                                           (size_t)j->im->n * j->classes);
+    if (bad != MPNAS_E_OUT_OF_RANGE) j->bad = bad;
+  }
   mpnas_predictor_free(p);
   return NULL;
 }
@@ -278,16 +285,18 @@ static void test_predictor_threads_and_allocation(void) {
   for (int t = 0; t < 6; t++) {
     int d = t % 3;
     got[t] = malloc(sizeof(float) * 37 * SYN_CLASSES[d]);
-    jobs[t] = (job){m, &im[d], d, got[t], SYN_CLASSES[d], MPNAS_OK};
+    jobs[t] = (job){m, &im[d], d, got[t], SYN_CLASSES[d], MPNAS_OK, MPNAS_E_OUT_OF_RANGE};
     CHECK(pthread_create(&th[t], NULL, run_job, &jobs[t]) == 0);
   }
   for (int t = 0; t < 6; t++) {
     pthread_join(th[t], NULL);
     OKC(jobs[t].st);
+    CHECK_EQ_INT(jobs[t].bad, MPNAS_E_OUT_OF_RANGE);
     int d = t % 3;
     CHECK(!differs(ref[d], got[t], (size_t)37 * SYN_CLASSES[d]));
     free(got[t]);
   }
+  CHECK(strstr(mpnas_context_last_error(ctx), "domain 99") != NULL);
   for (int d = 0; d < 3; d++) {
     free(ref[d]);
     images_free(&im[d]);

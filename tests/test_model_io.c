@@ -380,7 +380,7 @@ static void test_round_trip_buffer(void) {
   CHECK(n > 32 && n % 8 == 0);
   unsigned char *buf = malloc(n);
   /* Too small: the size is still reported. */
-  CHECK_EQ_INT(mpnas_model_save_buffer(m, buf, n - 1, &n2), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_model_save_buffer(m, buf, n - 1, &n2), MPNAS_E_INVALID_ARGUMENT);
   CHECK_EQ_INT(n2, n);
   CHECK(strstr(mpnas_context_last_error(ctx), "bytes") != NULL);
   CHECK_EQ_INT(mpnas_model_save_buffer(m, buf, n, &n2), MPNAS_OK);
@@ -488,6 +488,23 @@ static void test_checkpoint_resume(void) {
     free(got.p);
   }
   mpnas_model_free(l);
+
+  /* From memory (mpnas_model_load_checkpoint_buffer): the same as from the file. */
+  mpnas_model *fb = test_model(ctx, PATHS, 0);
+  blob mem = read_whole(ckpt);
+  CHECK_EQ_INT(mpnas_model_load_checkpoint_buffer(fb, mem.p, mem.n), MPNAS_OK);
+  got = save_blob(fb);
+  CHECK_MSG(blob_equal(got, at10), "the model restored from a buffer differs");
+  free(got.p);
+  CHECK_EQ_INT(mpnas_model_train(fb, 0, NULL, NULL, 0), MPNAS_OK);
+  got = save_blob(fb);
+  CHECK_MSG(blob_equal(got, want), "training resumed from a buffer differs");
+  free(got.p);
+  CHECK_EQ_INT(mpnas_model_load_checkpoint_buffer(fb, mem.p, mem.n - 8), MPNAS_E_CORRUPT);
+  CHECK(strstr(mpnas_context_last_error(ctx), "model checkpoint buffer") != NULL);
+  CHECK_EQ_INT(mpnas_model_load_checkpoint_buffer(fb, NULL, mem.n), MPNAS_E_INVALID_ARGUMENT);
+  free(mem.p);
+  mpnas_model_free(fb);
 
   free(want.p), free(at10.p);
   mpnas_model_free(full);
@@ -848,6 +865,13 @@ static size_t make_corpus(mpnas_context *ctx, bad_file *out) {
   ADD("duplicate-name.bin", BAD, b);
   b = COPY(), b.p[field(&b, "DOMS", DOMS_D0_NAME)] = '\n', fix_section_crc(&b, find_section(&b, "DOMS"));
   ADD("control-char-name.bin", BAD, b);
+  b = COPY(), b.p[field(&b, "DOMS", DOMS_D0_NAME)] = (unsigned char)0xc3,
+  b.p[field(&b, "DOMS", DOMS_D0_NAME + 1)] = (unsigned char)0xa9,
+  fix_section_crc(&b, find_section(&b, "DOMS")); /* "\xc3\xa9" = é: UTF-8, not ASCII */
+  ADD("utf8-name.bin", BAD, b);
+  b = COPY(), b.p[field(&b, "DOMS", DOMS_D0_NAME + 1)] = (unsigned char)0xff,
+  fix_section_crc(&b, find_section(&b, "DOMS")); /* not UTF-8 either */
+  ADD("invalid-utf8-name.bin", BAD, b);
   b = COPY(), patch32(&b, "DOMS", DOMS_D0_INVSTD, 0);
   ADD("invstd-zero.bin", BAD, b);
   b = COPY(), patch32(&b, "DOMS", DOMS_D0_INVSTD, 0x7fc00000u);

@@ -999,6 +999,282 @@ static void test_checkpoints_in_turn(void) {
   CHECK_EQ_INT(c.live, 0);
 }
 
+/* ---- Found by fuzzing ---------------------------------------------------------------- */
+
+/* Settings each in range that give no usable reward with the paths' costs (a cost target
+ * of 10^-314 overflows C / C0; 10^-300 gave a finite reward of -10^303, which turned the
+ * controller's float logits into NaN with MPNAS_OK): the search step fails with
+ * MPNAS_E_STATE and a message naming the reward, the controllers stay finite. A search
+ * checkpoint holding such a target loaded with MPNAS_OK and failed the next step with
+ * MPNAS_E_INVALID_ARGUMENT "computing rewards at step 3" (fuzz_search_checkpoint). */
+static void test_unusable_reward(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  CHECK(ctx != NULL);
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  static const struct {
+    int32_t reward;
+    double target, beta;
+  } CASES[] = {{MPNAS_REWARD_ABS, 1e-314, -0.1},
+               {MPNAS_REWARD_ABS, 1e-300, -0.1},
+               {MPNAS_REWARD_MNAS, 1e18, -100.0}};
+  for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+    mpnas_supernet *sn = tiny_supernet(ctx, sp, 4);
+    OK(mpnas_supernet_set_int(sn, MPNAS_SEARCH_REWARD, CASES[i].reward));
+    OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_COST_TARGET, CASES[i].target));
+    OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_COST_BETA, CASES[i].beta));
+    OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_RL_DELAY_FRACTION, 0.0));
+    EXPECT_FAIL(ctx, mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+    CHECK_MSG(mpnas_context_last_status(ctx) == MPNAS_E_STATE &&
+                  strstr(mpnas_context_last_error(ctx), "reward") != NULL &&
+                  strstr(mpnas_context_last_error(ctx), "MPNAS_SEARCH_COST_TARGET") != NULL,
+              "case %zu: status %d, %s", i, (int)mpnas_context_last_status(ctx),
+              mpnas_context_last_error(ctx));
+    mpnas_controller *ctrl = NULL;
+    double probs[4];
+    OK(mpnas_supernet_controller(sn, 0, &ctrl));
+    for (int32_t l = 0; l < NL && ctrl != NULL; l++) {
+      OK(mpnas_controller_probabilities(ctrl, l, probs, 4));
+      for (int o = 0; o < 4; o++) CHECK_MSG(isfinite(probs[o]), "case %zu: p = %g", i, probs[o]);
+    }
+    mpnas_supernet_free(sn);
+  }
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
+/* ---- Defect 8: domain names, too-small buffers, temporary files ----------------------- */
+
+/* No byte of the last message outside printable ASCII: raw bytes never reach it. */
+static int message_is_ascii(mpnas_context *ctx) {
+  for (const unsigned char *p = (const unsigned char *)mpnas_context_last_error(ctx); *p; p++)
+    if (*p < 0x20 || *p > 0x7e) return 0;
+  return 1;
+}
+
+/* Names are 1..63 printable ASCII characters, from the API and from files alike. */
+static void test_domain_names(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  CHECK(ctx != NULL);
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  mpnas_supernet *sn = NULL;
+  mpnas_model *m = NULL;
+  OK(mpnas_supernet_create(ctx, sp, &sn));
+  OK(mpnas_model_create(ctx, sp, &m));
+  static const char *const BAD_NAMES[] = {"caf\xc3\xa9", "\xff\xfe", "a\tb", "del\x7f",
+                                          "\x80", ""};
+  for (size_t i = 0; i < sizeof BAD_NAMES / sizeof BAD_NAMES[0]; i++) {
+    EXPECT_FAIL(ctx, mpnas_supernet_add_domain(sn, BAD_NAMES[i], 2, NULL));
+    CHECK(message_is_ascii(ctx));
+    EXPECT_FAIL(ctx, mpnas_model_add_domain(m, BAD_NAMES[i], 2, PATHS[0], NL, NULL));
+    CHECK(message_is_ascii(ctx));
+  }
+  OK(mpnas_supernet_add_domain(sn, " a~Z 9!", 2, NULL)); /* space and punctuation are fine */
+  OK(mpnas_model_add_domain(m, " a~Z 9!", 2, PATHS[0], NL, NULL));
+  mpnas_supernet_free(sn);
+  mpnas_model_free(m);
+
+  /* Files: a name byte outside printable ASCII (with the CRC fixed) is MPNAS_E_CORRUPT,
+   * and the message carries none of the file's bytes. DOMS: count, then "a" (u32 length
+   * 1, the byte at 8). The search checkpoint's META: u64, 3 x i32, then "a" at 24. */
+  m = tiny_model(ctx, sp, 2);
+  OK(mpnas_model_train(m, 0, NULL, NULL, 0));
+  size_t n = 0, len = 0;
+  unsigned char *file = model_bytes(m, &n);
+  size_t at = file != NULL ? section_at(file, n, "DOMS", &len) : 0;
+  CHECK(at > 0 && file[at + 8] == 'a');
+  sn = tiny_supernet(ctx, sp, 3);
+  OK(mpnas_supernet_search(sn, 1, NULL, NULL, 0));
+  size_t nck = 0, lck = 0;
+  unsigned char *ck = checkpoint_bytes(sn, &nck);
+  size_t atck = ck != NULL ? section_at(ck, nck, "META", &lck) : 0;
+  CHECK(atck > 0 && ck[atck + 24] == 'a');
+  static const unsigned char BYTES[] = {0xe9, 0x80, 0xff, 0x1b, 0x7f};
+  for (size_t i = 0; i < sizeof BYTES && at > 0 && atck > 0; i++) {
+    file[at + 8] = BYTES[i];
+    fix_section_crc(file, at, len);
+    mpnas_model *l = NULL;
+    EXPECT_FAIL(ctx, mpnas_model_load_buffer(ctx, file, n, &l));
+    CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_CORRUPT);
+    CHECK_MSG(message_is_ascii(ctx), "byte 0x%02x: %s", BYTES[i], mpnas_context_last_error(ctx));
+    ck[atck + 24] = BYTES[i];
+    fix_section_crc(ck, atck, lck);
+    EXPECT_FAIL(ctx, mpnas_supernet_load_checkpoint_buffer(sn, ck, nck));
+    CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_CORRUPT);
+    CHECK_MSG(message_is_ascii(ctx), "byte 0x%02x: %s", BYTES[i], mpnas_context_last_error(ctx));
+  }
+  free(file);
+  free(ck);
+  mpnas_supernet_free(sn);
+  mpnas_model_free(m);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
+/* A buffer too small for the result is MPNAS_E_INVALID_ARGUMENT in every function that
+ * fills one (mpnas.h, "Conventions"), and the size it needs is still reported. */
+static void test_small_buffers(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  CHECK(ctx != NULL);
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  mpnas_model *m = tiny_model(ctx, sp, 2);
+  OK(mpnas_model_train(m, 0, NULL, NULL, 0));
+  char text[4];
+  size_t need = 0, size = 0, count = 0;
+  EXPECT_FAIL(ctx, mpnas_space_path_string(sp, PATHS[0], NL, text, sizeof text, &need));
+  CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_INVALID_ARGUMENT);
+  CHECK(need > sizeof text);
+  need = 0;
+  OK(mpnas_space_path_string(sp, PATHS[0], NL, NULL, 0, &need)); /* the size only */
+  CHECK(need > sizeof text);
+  EXPECT_FAIL(ctx, mpnas_model_domain_name(m, 0, text, 1, &need));
+  CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_INVALID_ARGUMENT);
+  CHECK_EQ_INT(need, 2);
+  EXPECT_FAIL(ctx, mpnas_model_save_buffer(m, text, sizeof text, &size));
+  CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_INVALID_ARGUMENT);
+  CHECK(size > sizeof text);
+  double d[3];
+  EXPECT_FAIL(ctx, mpnas_space_jaccard(sp, &PATHS[0][0], 2, NL, d, 3));
+  CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_INVALID_ARGUMENT);
+  EXPECT_FAIL(ctx, mpnas_model_jaccard(m, d, 3));
+  CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_INVALID_ARGUMENT);
+  mpnas_supernet *sn = tiny_supernet(ctx, sp, 2);
+  EXPECT_FAIL(ctx, mpnas_supernet_latency_table(sn, d, 1, &count));
+  CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_INVALID_ARGUMENT);
+  CHECK_EQ_INT(count, 9);
+  mpnas_controller *ctrl = NULL;
+  const int32_t ops[2] = {4, 4};
+  OK(mpnas_controller_create(ctx, ops, 2, &ctrl));
+  EXPECT_FAIL(ctx, mpnas_controller_probabilities(ctrl, 0, d, 3));
+  CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_INVALID_ARGUMENT);
+  mpnas_predictor *p = NULL;
+  float out[2 * 3];
+  OK(mpnas_predictor_create(m, &p));
+  EXPECT_FAIL(ctx, mpnas_predictor_run(p, 1, MPNAS_DTYPE_U8, images[1], 2, MPNAS_OUTPUT_LOGITS,
+                                       out, 5));
+  CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_INVALID_ARGUMENT);
+  mpnas_predictor_free(p);
+  mpnas_controller_free(ctrl);
+  mpnas_supernet_free(sn);
+  mpnas_model_free(m);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
+static int file_exists(const char *dir, const char *name) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return access(path, F_OK) == 0;
+}
+
+static void touch(const char *dir, const char *name) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  CHECK(f != NULL);
+  if (f != NULL) fclose(f);
+}
+
+/* A save removes the temporary files that saves of the same path left behind when their
+ * process was killed (pid gone), and nothing else. */
+static void test_stale_temp_files(void) {
+  char dir[] = "/tmp/mpnas-rel-tmp-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  pid_t dead = fork(); /* a pid that no longer runs once reaped */
+  if (dead == 0) _exit(0);
+  CHECK(dead > 0);
+  waitpid(dead, NULL, 0);
+  char stale[2][64], alive[64], other[64], odd[3][64];
+  snprintf(stale[0], 64, "m.model.tmp.%ld.0", (long)dead);
+  snprintf(stale[1], 64, "m.model.tmp.%ld.17", (long)dead);
+  snprintf(alive, 64, "m.model.tmp.%ld.3", (long)getpid()); /* a save of ours under way */
+  snprintf(other, 64, "n.model.tmp.%ld.0", (long)dead);     /* another target's */
+  snprintf(odd[0], 64, "m.model.tmp.%ld.x", (long)dead);    /* not a name saves make */
+  snprintf(odd[1], 64, "m.model.tmp.%ld", (long)dead);
+  snprintf(odd[2], 64, "xm.model.tmp.%ld.0", (long)dead);
+  const char *all[] = {stale[0], stale[1], alive, other, odd[0], odd[1], odd[2],
+                       "m.model.tmp.1.0" /* init: alive */};
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) touch(dir, all[i]);
+
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  mpnas_model *m = tiny_model(ctx, sp, 2);
+  OK(mpnas_model_train(m, 0, NULL, NULL, 0));
+  char path[512];
+  snprintf(path, sizeof path, "%s/m.model", dir);
+  OK(mpnas_model_save(m, path));
+  CHECK(file_exists(dir, "m.model"));
+  CHECK(!file_exists(dir, stale[0]) && !file_exists(dir, stale[1]));
+  for (size_t i = 2; i < sizeof all / sizeof all[0]; i++)
+    CHECK_MSG(file_exists(dir, all[i]), "%s was removed", all[i]);
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, all[i]);
+    remove(path);
+  }
+  snprintf(path, sizeof path, "%s/m.model", dir);
+  remove(path);
+  CHECK(rmdir(dir) == 0); /* nothing else was left */
+  mpnas_model_free(m);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
+/* ---- Defect 9: fork after threads ------------------------------------------------------ */
+
+/* What a host does: train a model, then predict a batch (both start worker threads). */
+static mpnas_status train_and_predict(mpnas_context *ctx, const mpnas_space *sp, float *out) {
+  mpnas_model *m = tiny_model(ctx, sp, 3);
+  mpnas_predictor *p = NULL;
+  mpnas_status st = m != NULL ? mpnas_model_train(m, 0, NULL, NULL, 0) : MPNAS_E_NO_MEMORY;
+  if (st == MPNAS_OK) st = mpnas_predictor_create(m, &p);
+  if (st == MPNAS_OK)
+    st = mpnas_predictor_run(p, 1, MPNAS_DTYPE_U8, images[1], NIMG, MPNAS_OUTPUT_LOGITS, out,
+                             NIMG * 3);
+  mpnas_predictor_free(p);
+  mpnas_model_free(m);
+  return st;
+}
+
+/* Train and predict on two threads, fork, and do it again in the child: the child must
+ * finish (it runs on one thread: libgomp's pool does not survive fork), with the same
+ * results as the parent (they do not depend on the thread count). An alarm ends a child
+ * that hangs. */
+static void test_fork_after_threads(void) {
+  mpnas_context *ctx = NULL;
+  OK(mpnas_context_create(&ctx));
+  if (ctx == NULL) return;
+  OK(mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, 2));
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  static float before[NIMG * 3], after[NIMG * 3];
+  OK(train_and_predict(ctx, sp, before));
+  fflush(stdout); /* the child must not write the parent's buffered output again */
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    alarm(60);
+    mpnas_status st = train_and_predict(ctx, sp, after);
+    _exit(st != MPNAS_OK ? 1 : memcmp(before, after, sizeof before) != 0 ? 2 : 0);
+  }
+  int status = 0;
+  CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+  CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child %s",
+            WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? "hung (ended by the alarm)"
+            : WIFEXITED(status) && WEXITSTATUS(status) == 2    ? "predicted something else"
+                                                               : "failed");
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
 int main(void) {
   make_data();
   RUN(test_failing_calls_leave_a_message);
@@ -1008,5 +1284,10 @@ int main(void) {
   RUN(test_non_finite);
   RUN(test_search_checkpoint_settings);
   RUN(test_checkpoints_in_turn);
+  RUN(test_unusable_reward);
+  RUN(test_domain_names);
+  RUN(test_small_buffers);
+  RUN(test_stale_temp_files);
+  RUN(test_fork_after_threads);
   return check_finish();
 }

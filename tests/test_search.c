@@ -147,7 +147,7 @@ static void test_space_presets(void) {
   CHECK_EQ_INT(need, strlen(text) + 1);
   OKC(mpnas_space_parse_path(sp, text, back, 10));
   CHECK(memcmp(path, back, sizeof path) == 0);
-  CHECK_EQ_INT(mpnas_space_path_string(sp, path, 10, text, 5, &need), MPNAS_E_OUT_OF_RANGE);
+  CHECK_EQ_INT(mpnas_space_path_string(sp, path, 10, text, 5, &need), MPNAS_E_INVALID_ARGUMENT);
   CHECK_EQ_INT(mpnas_space_parse_path(sp, "k3e3 k9e9", back, 10), MPNAS_E_INVALID_ARGUMENT);
   CHECK(strstr(mpnas_context_last_error(ctx), "k9e9") != NULL);
   int64_t macs_small, params_small, macs_big, params_big;

@@ -525,6 +525,16 @@ mpnas_status mpnas_model_save_checkpoint(const mpnas_model *m, const char *path)
                         "mpnas_model_save_checkpoint");
 }
 
+mpnas_status mpnas_model_load_checkpoint_buffer(mpnas_model *m, const void *data, size_t size) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (data == NULL)
+    return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT,
+                       "mpnas_model_load_checkpoint_buffer: data is NULL");
+  uint64_t mark = mpnas__failure_mark(CTX(m));
+  return mpnas__explain(CTX(m), mpnas__model_checkpoint_load_buffer(m, data, size), mark,
+                        "mpnas_model_load_checkpoint_buffer");
+}
+
 mpnas_status mpnas_model_load_checkpoint(mpnas_model *m, const char *path) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (path == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "path is NULL");

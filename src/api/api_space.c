@@ -251,8 +251,9 @@ mpnas_status mpnas_space_path_string(const mpnas_space *space, const int32_t *pa
     len += (size_t)op_name(mpnas__space_op(space, &l, path[i]), name, sizeof name) + (i ? 1 : 0);
   }
   if (needed) *needed = len + 1;
-  if (buf == NULL || cap < len + 1)
-    return mpnas__fail(space->ctx, MPNAS_E_OUT_OF_RANGE,
+  if (buf == NULL && needed != NULL) return MPNAS_OK; /* a size query */
+  if (buf == NULL || cap < len + 1) /* too small: the sizes disagree (mpnas.h) */
+    return mpnas__fail(space->ctx, MPNAS_E_INVALID_ARGUMENT,
                        "path text needs %zu bytes, buffer has %zu", len + 1, buf ? cap : 0);
   size_t at = 0;
   for (size_t i = 0; i < num_layers; i++) {

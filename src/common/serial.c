@@ -3,15 +3,17 @@
  *
  * Portability: the encoding is plain C11 (every multi-byte value is assembled byte by
  * byte, so the file is the same on any host). The two file functions at the end use
- * POSIX (open with O_EXCL, fsync, fstat, getpid, unlink); that is why this file, alone,
- * asks for POSIX.1-2008. A Windows port would replace just those two functions
+ * POSIX (open with O_EXCL, fsync, fstat, getpid, unlink, opendir, kill); that is why
+ * this file asks for POSIX.1-2008. A Windows port would replace just those two functions
  * (_open/_commit, MoveFileEx with MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH). */
 #define _POSIX_C_SOURCE 200809L
 
 #include "common/serial.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -926,6 +928,49 @@ static void sync_parent_dir(mpnas_context *ctx, const char *path, char *scratch)
   close(fd);
 }
 
+/* The decimal number at *p (at most 10 digits, so it fits a long) and where it ends;
+ * -1 if there is none. */
+static long parse_decimal(const char **p) {
+  long v = 0;
+  int digits = 0;
+  while (**p >= '0' && **p <= '9' && digits < 10) v = v * 10 + (*(*p)++ - '0'), digits++;
+  return digits > 0 && !(**p >= '0' && **p <= '9') ? v : -1;
+}
+
+/* Remove what earlier saves of this same `path` left behind when their process died
+ * between creating and renaming the temporary file (kill -9, a crash): files named
+ * exactly "<name>.tmp.<pid>.<n>" next to it whose pid no longer runs (kill(pid, 0)
+ * fails with ESRCH). Another target's files and a live process's are never touched.
+ * Best effort: nothing here can fail the save. `scratch` holds strlen(path) + 64 bytes. */
+static void remove_stale_temps(const char *path, char *scratch) {
+  const char *slash = strrchr(path, '/');
+  const char *base = slash != NULL ? slash + 1 : path;
+  size_t dlen = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+  size_t blen = strlen(base);
+  if (dlen > 0) memcpy(scratch, path, dlen);
+  else scratch[dlen++] = '.';
+  scratch[dlen] = '\0';
+  DIR *dir = opendir(scratch);
+  if (dir == NULL) return;
+  long self = (long)getpid();
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    const char *p = e->d_name;
+    if (strncmp(p, base, blen) != 0 || strncmp(p + blen, ".tmp.", 5) != 0) continue;
+    p += blen + 5;
+    long pid = parse_decimal(&p);
+    if (pid <= 0 || pid == self || (long)(pid_t)pid != pid || *p++ != '.' ||
+        parse_decimal(&p) < 0 || *p != '\0')
+      continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+    /* The name matched at most blen + 5 + 2 * 10 + 1 bytes: it fits scratch. */
+    snprintf(scratch + dlen, strlen(path) + 64 - dlen, "/%s", e->d_name);
+    (void)unlink(scratch);
+    scratch[dlen] = '\0';
+  }
+  closedir(dir);
+}
+
 mpnas_status mpnas__write_file_atomic(mpnas_context *ctx, const char *path,
                                       const void *data, size_t len) {
   char why[128];
@@ -938,6 +983,7 @@ mpnas_status mpnas__write_file_atomic(mpnas_context *ctx, const char *path,
   char *tmp = mpnas__malloc(ctx, tcap);
   if (tmp == NULL)
     return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "cannot allocate a path for '%s'", path);
+  remove_stale_temps(path, tmp); /* before writing: they may hold the space we need */
 
   /* O_EXCL: never write through someone else's temp file or a planted symlink. The
    * pid keeps processes apart; the counter steps over leftovers of a crashed process

@@ -13,10 +13,13 @@ mpnas_status mpnas__check_domain(mpnas_context *ctx, const char *name, int32_t c
   if (len == 0 || len >= MPNAS__NAME_MAX)
     return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "a domain name has 1..%d characters",
                        MPNAS__NAME_MAX - 1);
+  /* Printable ASCII only (0x20..0x7E): names go into messages and files, and a byte
+   * outside that range (a control character, UTF-8 or not) would reach them raw. */
   for (size_t i = 0; i < len; i++)
-    if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] == 0x7f)
+    if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] > 0x7e)
       return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT,
-                         "a domain name must be printable (control character at %zu)", i);
+                         "a domain name must be printable ASCII (byte 0x%02x at %zu)",
+                         (unsigned)(unsigned char)name[i], i);
   if (classes < 2 || classes > 65535)
     return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
                        "domain \"%s\": num_classes must be 2..65535, got %d", name, (int)classes);

@@ -37,8 +37,8 @@ typedef struct mpnas__domain_data {
   mpnas__rng rng;                  /* batch sampling and augmentation */
 } mpnas__domain_data;
 
-/* Check a domain name (1..MPNAS__NAME_MAX-1 printable characters) and class count
- * (2..65535); records the failure on ctx. */
+/* Check a domain name (1..MPNAS__NAME_MAX-1 printable ASCII characters, 0x20..0x7E) and
+ * class count (2..65535); records the failure on ctx. */
 mpnas_status mpnas__check_domain(mpnas_context *ctx, const char *name, int32_t classes);
 
 /* Check and copy a host's images and labels into *ds (replacing what it held). */

@@ -308,7 +308,8 @@ mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t 
   mpnas__model_bind((mpnas_model *)(uintptr_t)m, d, &net, layers);
   /* Batches run on the threads that start promptly now (see mpnas__model_step); one
    * image is left alone: the probe would cost more than its small ops gain. */
-  mpnas__engine eng = n > 1 ? mpnas__engine_ready(&m->ctx->engine) : m->ctx->engine;
+  mpnas__engine eng = n > 1 ? mpnas__engine_ready(&m->ctx->engine)
+                            : mpnas__engine_usable(&m->ctx->engine);
   mpnas_status st = mpnas__net_infer(&eng, ws, &net, n, x, logits);
   mpnas__arena_release(ws, mark);
   return st;

@@ -139,5 +139,6 @@ mpnas_status mpnas__model_read(mpnas_context *ctx, const void *data, size_t size
                                mpnas_model **out);
 mpnas_status mpnas__model_checkpoint_save(const mpnas_model *m, const char *path);
 mpnas_status mpnas__model_checkpoint_load(mpnas_model *m, const char *path);
+mpnas_status mpnas__model_checkpoint_load_buffer(mpnas_model *m, const void *data, size_t size);
 
 #endif

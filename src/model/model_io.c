@@ -371,8 +371,8 @@ static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpna
     mpnas__reader_get_f32_array(r, f->invstd, (size_t)C);
     if ((st = mpnas__reader_status(r)) != MPNAS_OK) break;
     if (mpnas__check_domain(NULL, f->name, 2) != MPNAS_OK) {
-      st = bad(ctx, MPNAS_E_CORRUPT, where, "domain %d: its name is not 1..63 printable characters",
-               (int)d);
+      st = bad(ctx, MPNAS_E_CORRUPT, where,
+               "domain %d: its name is not 1..63 printable ASCII characters", (int)d);
       break;
     }
     if (!in_range(f->classes, 2, 65535)) {
@@ -1062,6 +1062,12 @@ mpnas_status mpnas__model_checkpoint_load(mpnas_model *m, const char *path) {
   return annotate(ctx, st, mark, where);
 }
 
+mpnas_status mpnas__model_checkpoint_load_buffer(mpnas_model *m, const void *data, size_t size) {
+  const char *where = "model checkpoint buffer";
+  uint64_t mark = mpnas__failure_mark(m->ctx);
+  return annotate(m->ctx, checkpoint_load(m, data, size, where), mark, where);
+}
+
 /* ---- Public entry points ------------------------------------------------------------------ */
 
 mpnas_status mpnas_model_save(const mpnas_model *m, const char *path) {
@@ -1083,7 +1089,7 @@ mpnas_status mpnas_model_save_buffer(const mpnas_model *m, void *buf, size_t cap
   *size = n;
   if (buf != NULL) {
     if (cap < n)
-      st = mpnas__fail(m->ctx, MPNAS_E_OUT_OF_RANGE,
+      st = mpnas__fail(m->ctx, MPNAS_E_INVALID_ARGUMENT,
                        "mpnas_model_save_buffer: the model needs %zu bytes, cap is %zu", n, cap);
     else
       memcpy(buf, data, n);

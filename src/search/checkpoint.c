@@ -223,10 +223,14 @@ static mpnas_status read_meta(mpnas_supernet *sn, mpnas__reader *r, const char *
     uint32_t ct = mpnas__reader_get_u32(r), cv = mpnas__reader_get_u32(r);
     if (mpnas__reader_status(r) != MPNAS_OK) return mpnas__reader_status(r);
     const mpnas__domain *dm = &sn->domains[d];
+    /* A name no supernet accepts is a corrupt file, not another supernet's; checked
+     * first so that raw bytes from the file never reach a message. */
+    if (mpnas__check_domain(NULL, name, 2) != MPNAS_OK)
+      return mpnas__fail(sn->ctx, MPNAS_E_CORRUPT,
+                         "%s: META: the name of domain %d is not 1..63 printable ASCII "
+                         "characters",
+                         where, (int)d);
     if (strcmp(name, dm->name) != 0 || classes != dm->classes) {
-      /* The name came from the file: only its printable bytes go into the message. */
-      for (char *c = name; *c; c++)
-        if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e) *c = '?';
       snprintf(why, sizeof why, "domain %d is \"%.40s\" (%d classes) there", (int)d, name, (int)classes);
       return incompatible(sn, where, why);
     }

@@ -27,7 +27,8 @@ static int cmp_double(const void *a, const void *b) {
 static mpnas_status time_block(mpnas_supernet *sn, const mpnas__ib_geom *g, int h, int w,
                                double *seconds) {
   mpnas__arena *ws = &sn->ws;
-  const mpnas__engine *eng = &sn->ctx->engine;
+  const mpnas__engine usable = mpnas__engine_usable(&sn->ctx->engine);
+  const mpnas__engine *eng = &usable;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   size_t mid = (size_t)g->cmid, big = mid * (size_t)(g->cin > g->cout ? g->cin : g->cout);
   size_t need = (size_t)g->k * g->k * mid + 2 * big + 2 * mid * (size_t)(g->se + 1) + 8 * mid;

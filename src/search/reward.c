@@ -41,7 +41,7 @@ mpnas_status mpnas__reward(const mpnas__reward_config *cfg, double quality, doub
     }
   }
   if (cfg->sharing_gamma != 0.0) r -= cfg->sharing_gamma * added_params;
-  if (!isfinite(r)) return MPNAS_E_INVALID_ARGUMENT; /* e.g. a huge ratio ^ beta */
+  if (!(fabs(r) <= MPNAS__REWARD_MAX)) return MPNAS_E_OUT_OF_RANGE; /* e.g. a huge ratio ^ beta */
   *out = r;
   return MPNAS_OK;
 }

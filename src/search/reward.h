@@ -37,6 +37,10 @@ enum {
 #define MPNAS__REWARD_ABS_BETA -0.1
 #define MPNAS__REWARD_MNAS_BETA -0.07
 #define MPNAS__REWARD_SHARING_GAMMA 0.5 /* the default strength (docs/RESULTS.md) */
+/* The largest |R| mpnas__reward gives. Q is in [0, 1]: a reward this large only comes
+ * from legal but extreme settings (a cost target 10^-300, beta -100 with MNAS), and the
+ * controller's Adam works in float, where the square of a larger advantage overflows. */
+#define MPNAS__REWARD_MAX 1e15
 
 typedef struct mpnas__reward_config {
   int32_t form;         /* MPNAS__REWARD_* */
@@ -53,8 +57,9 @@ void mpnas__reward_config_default(mpnas__reward_config *cfg);
 mpnas_status mpnas__reward_config_check(const mpnas__reward_config *cfg);
 
 /* R = base(Q, C) - gamma * added into *out. MPNAS_E_INVALID_ARGUMENT for out == NULL,
- * non-finite Q / C / added, added < 0, C < 0, or C == 0 with MNAS; otherwise
- * config_check's status. *out is written only on success. */
+ * non-finite Q / C / added, added < 0, C < 0, or C == 0 with MNAS; MPNAS_E_OUT_OF_RANGE
+ * when R is not finite or |R| > MPNAS__REWARD_MAX (C / C0 ^ beta overflowing, ...);
+ * otherwise config_check's status. *out is written only on success. */
 mpnas_status mpnas__reward(const mpnas__reward_config *cfg, double quality, double cost,
                            double added, double *out);
 

@@ -152,6 +152,19 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
       added /= reference_params(sn);
     }
     st = mpnas__reward(&rc, dm->valid_acc, dm->cost, added, &dm->reward);
+    /* Every setting is in its range, yet together with the paths' costs they can give no
+     * usable reward (a target 10^300 times below the costs, beta -100 with MNAS, a
+     * latency table of zeros): a state of this search, named as such, like a diverged
+     * loss. */
+    if (st != MPNAS_OK)
+      return mpnas__fail(ctx, MPNAS_E_STATE,
+                         "the reward of domain \"%s\" at step %lld is not usable: cost %g "
+                         "against a target cost of %g with beta %g (%s); set "
+                         "MPNAS_SEARCH_COST_TARGET near the paths' costs or a smaller |beta|",
+                         dm->name, (long long)step, dm->cost, rc.target_cost, rc.beta,
+                         st == MPNAS_E_OUT_OF_RANGE && rc.target_cost > 0.0
+                             ? "it overflows"
+                             : "a zero cost or target");
   }
   if (st != MPNAS_OK) return mpnas__fail(ctx, st, "computing rewards at step %lld", (long long)step);
 

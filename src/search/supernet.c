@@ -454,7 +454,8 @@ mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32
 }
 
 mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
-  const mpnas__engine *eng = &sn->ctx->engine;
+  const mpnas__engine usable = mpnas__engine_usable(&sn->ctx->engine);
+  const mpnas__engine *eng = &usable;
   mpnas__arena *ws = &sn->ws;
   int32_t D = sn->ndomains, batch = sn->cfg.valid_batch;
   size_t per = (size_t)sn->space.in_h * sn->space.in_w * sn->space.in_c;

@@ -40,8 +40,14 @@ static inline int mpnas__out_size(int in, int stride) { return (in + stride - 1)
  * (milliseconds, made worse by OpenMP's spin-waiting); a caller about to run many small
  * parallel ops (a training pass, a batch of inference) runs on this engine instead.
  * Results never depend on the thread count (docs/THREADING.md), so this changes only
- * the speed. eng itself without OpenMP or with one thread. */
+ * the speed. eng itself without OpenMP or with one thread. Includes
+ * mpnas__engine_usable's check. */
 mpnas__engine mpnas__engine_ready(const mpnas__engine *eng);
+/* *eng, on one thread in a process forked from the one that started the library's
+ * OpenMP threads (libgomp's thread pool does not survive fork: a parallel region in the
+ * child would wait forever). Every entry point takes its engine through this function
+ * or mpnas__engine_ready, never straight from the context. */
+mpnas__engine mpnas__engine_usable(const mpnas__engine *eng);
 
 /* ---- Convolutions ----------------------------------------------------------------- */
 

@@ -1,9 +1,35 @@
-/* threads.c - whether the engine's worker threads are running right now (ops.h). */
+/* threads.c - whether the engine's worker threads can run, and are running right now
+ * (ops.h). getpid() is POSIX: this file asks for it, like serial.c. */
+#define _POSIX_C_SOURCE 200809L
+
 #include "tensor/ops.h"
 
 #if defined(_OPENMP)
 #include <omp.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+/* The pid of the process that started the library's OpenMP threads, 0 before. A forked
+ * child inherits it and sees another pid: its copy of libgomp's thread pool names
+ * threads that exist only in the parent, so it must not start a team. The one
+ * process-wide value the library writes (docs/THREADING.md, "fork"). */
+static _Atomic long team_pid;
+
+/* 1 in a process forked after this library started threads in its parent. */
+static int forked_child(void) {
+  long me = (long)getpid(), first = 0;
+  if (atomic_compare_exchange_strong(&team_pid, &first, me)) return 0; /* the first team */
+  return first != me;
+}
 #endif
+
+mpnas__engine mpnas__engine_usable(const mpnas__engine *eng) {
+  mpnas__engine usable = *eng;
+#if defined(_OPENMP)
+  if (usable.threads > 1 && forked_child()) usable.threads = 1;
+#endif
+  return usable;
+}
 
 /* A thread that starts a probe region this much later than the first one was not on a
  * processor: another process had it. Waking a sleeping OpenMP worker takes tens of
@@ -12,9 +38,9 @@
 #define MPNAS__PROBE_MAX 64
 
 mpnas__engine mpnas__engine_ready(const mpnas__engine *eng) {
-  mpnas__engine ready = *eng;
+  mpnas__engine ready = mpnas__engine_usable(eng);
 #if defined(_OPENMP)
-  int nt = eng->threads < MPNAS__PROBE_MAX ? eng->threads : MPNAS__PROBE_MAX;
+  int nt = ready.threads < MPNAS__PROBE_MAX ? ready.threads : MPNAS__PROBE_MAX;
   if (nt <= 1) return ready;
   double start[MPNAS__PROBE_MAX];
   int team = 1;
