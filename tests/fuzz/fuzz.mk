@@ -22,7 +22,7 @@ FUZZ_FLAGS   ?=
 # instrumentation and sanitizers, objects in build/fuzz); -O1 keeps the build short.
 fuzz:
 	$(MAKE) CC="$(FUZZ_CC)" OPENMP=0 SAN=fuzzer-no-link,$(FUZZ_SAN) CFLAGS="-O1 -g" \
-	  BUILD=$(FUZZ_DIR) LIBDIR=$(FUZZ_DIR)/lib fuzz-bins
+	  BUILD=$(FUZZ_DIR) LIB_OUT=$(FUZZ_DIR)/lib fuzz-bins
 
 # Only meaningful inside the sub-make above (its BUILD, STATIC and flags).
 fuzz-bins: $(FUZZ_BINS)
