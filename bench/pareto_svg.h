@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "svg_figures.h" /* svg__text: the escaping both figure writers use */
+
 enum { PARETO_CIRCLE, PARETO_SQUARE, PARETO_TRIANGLE, PARETO_DIAMOND, PARETO_STAR };
 
 typedef struct pareto_style {
@@ -67,18 +69,6 @@ typedef struct pareto__axis {
 typedef struct pareto__box {
   double x0, y0, x1, y1;
 } pareto__box;
-
-static inline void pareto__text(FILE *f, const char *s) {
-  for (; *s; s++) {
-    switch (*s) {
-      case '&': fputs("&amp;", f); break;
-      case '<': fputs("&lt;", f); break;
-      case '>': fputs("&gt;", f); break;
-      case '"': fputs("&quot;", f); break;
-      default: fputc(*s, f);
-    }
-  }
-}
 
 /* An axis over [lo, hi] padded by 8%, widened to whole ticks of a 1-2-5 step. */
 static inline pareto__axis pareto__make_axis(double lo, double hi) {
@@ -152,13 +142,13 @@ static inline void pareto__axes(FILE *f, const pareto_plot *p, const pareto__axi
           PARETO__LEFT, PARETO__TOP, PARETO__PW, PARETO__PH);
   fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\">", PARETO__LEFT + PARETO__PW / 2,
           PARETO__TOP + PARETO__PH + 42);
-  pareto__text(f, p->x_label);
+  svg__text(f, p->x_label);
   fprintf(f, "</text>\n<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"13\" "
              "transform=\"rotate(-90 %d %d)\">",
           22, PARETO__TOP + PARETO__PH / 2, 22, PARETO__TOP + PARETO__PH / 2);
-  pareto__text(f, p->y_label);
+  svg__text(f, p->y_label);
   fprintf(f, "</text>\n<text x=\"%d\" y=\"30\" font-size=\"16\" font-weight=\"bold\">", PARETO__LEFT);
-  pareto__text(f, p->title);
+  svg__text(f, p->title);
   fputs("</text>\n</g>\n", f);
 }
 
@@ -328,7 +318,7 @@ static inline void pareto__labels(FILE *f, pareto__scene *sc) {
               lx, ly - 4);
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">", lx, ly,
             cand[best][2] == 0 ? "start" : cand[best][2] == 1 ? "middle" : "end");
-    pareto__text(f, q->label);
+    svg__text(f, q->label);
     fputs("</text>\n", f);
   }
   fputs("</g>\n", f);
@@ -350,7 +340,7 @@ static inline void pareto__legend(FILE *f, const pareto_plot *p) {
     if (pareto__count(p, s, -1) == 0) continue;
     pareto__marker(f, p->styles[s].marker, x + 10, y - 4, p->styles[s].radius, p->styles[s].colour);
     fprintf(f, "<text x=\"%d\" y=\"%d\">", x + 26, y);
-    pareto__text(f, p->styles[s].name);
+    svg__text(f, p->styles[s].name);
     fputs("</text>\n", f);
     y += 22;
   }
@@ -358,7 +348,7 @@ static inline void pareto__legend(FILE *f, const pareto_plot *p) {
     if (pareto__count(p, -1, c) < 2) continue;
     fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-width=\"2\"/><text x=\"%d\" y=\"%d\">",
             x, y - 4, x + 20, y - 4, p->curves[c].colour, x + 26, y);
-    pareto__text(f, p->curves[c].name);
+    svg__text(f, p->curves[c].name);
     fputs("</text>\n", f);
     y += 22;
   }
