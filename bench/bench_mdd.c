@@ -4,7 +4,8 @@
  *
  * Usage: bench_mdd [--data DIR] [--domains a,b,...] [--rows a,b,...|all] [--quick]
  *                  [--search-steps N] [--train-steps N] [--batch N] [--seeds N]
- *                  [--threads N] [--target-scales s,...] [--gammas g,...]
+ *                  [--threads N] [--first-seed S] [--seeds-all N]
+ *                  [--target-scales s,...] [--gammas g,...]
  *                  [--set NAME=VALUE ...] [--out FILE.md] [--csv FILE] [--figures DIR]
  *                  [--name NAME]
  *
@@ -17,7 +18,8 @@
  *
  * Rows (--rows; every row trains from scratch with the same budget: --train-steps steps
  * of --batch images per domain, ABDP balanced sampling and no weighting signal, set
- * explicitly; seed s searches and trains with context seed s):
+ * explicitly; seed s searches and trains with context seed s; seeds run from --first-seed
+ * (default 0), and --seeds-all N gives every row N seeds, e.g. more seeds of a 1-seed row):
  *   independent    domain-independent NAS: each domain searched alone (own weights and
  *                  controller) and trained alone as its own model, params and MACs
  *                  summed; at each --target-scales s (default 0.6,1,1.6) x the default
@@ -111,9 +113,10 @@ typedef struct options {
   const char *rows, *out, *csv, *figures, *data, *domains, *name, *replot;
   double scales[MAX_LIST], gammas[MAX_LIST];
   int num_scales, num_gammas;
+  int64_t first_seed, seeds_all; /* seeds run: first_seed.. (seeds_all: every row's count) */
 } options;
 static options opt = {400, 700, 32, 3, 2, "all", NULL, NULL, NULL, "data/mdd6", NULL, NULL, NULL,
-                      {0.6, 1, 1.6}, {0, 0.3, 1}, 3, 3};
+                      {0.6, 1, 1.6}, {0, 0.3, 1}, 3, 3, 0, 0};
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void usage_error(const char *fmt, ...) {
@@ -306,6 +309,7 @@ static void parse_args(int argc, char **argv) {
     if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
       puts("usage: bench_mdd [--data DIR] [--domains a,b,...] [--rows a,b,...|all] [--quick]\n"
            "  [--search-steps N] [--train-steps N] [--batch N] [--seeds N] [--threads N]\n"
+           "  [--first-seed S] [--seeds-all N]\n"
            "  [--target-scales s,...] [--gammas g,...] [--set NAME=VALUE ...]\n"
            "  [--out FILE.md] [--csv FILE] [--figures DIR] [--name NAME]\n"
            "       bench_mdd --replot RUN.csv[,RUN.csv...] [--out FILE.md] [--figures DIR]\n"
@@ -325,6 +329,8 @@ static void parse_args(int argc, char **argv) {
     else if (!strcmp(k, "--train-steps")) opt.train_steps = parse_int(k, v, 1, 100000000);
     else if (!strcmp(k, "--batch")) opt.batch = parse_int(k, v, 1, 4096);
     else if (!strcmp(k, "--seeds")) opt.seeds = parse_int(k, v, 1, MAX_SEEDS);
+    else if (!strcmp(k, "--seeds-all")) opt.seeds_all = parse_int(k, v, 1, MAX_SEEDS);
+    else if (!strcmp(k, "--first-seed")) opt.first_seed = parse_int(k, v, 0, 1000000);
     else if (!strcmp(k, "--threads")) opt.threads = parse_int(k, v, 0, 1024);
     else if (!strcmp(k, "--rows")) check_rows(opt.rows = v);
     else if (!strcmp(k, "--target-scales")) opt.num_scales = parse_list(k, v, 1e-6, opt.scales);
@@ -1060,8 +1066,8 @@ static void csv_row(const row *w) {
     csv_text(w->short_label);
     fputc(',', csv_file);
     csv_text(w->label);
-    fprintf(csv_file, ",%d,%g,%.10g,%.10g,%d,%d", i, w->cfg.scale, r->target, r->gamma,
-            (int)w->cfg.sampling, (int)w->cfg.signal);
+    fprintf(csv_file, ",%lld,%g,%.10g,%.10g,%d,%d", (long long)(opt.first_seed + i),
+            w->cfg.scale, r->target, r->gamma, (int)w->cfg.sampling, (int)w->cfg.signal);
     for (int d = 0; d < num_domains; d++) fprintf(csv_file, ",%.6f", r->top1[d]);
     fprintf(csv_file, ",%.6f,%.6f,%lld,%lld,%.3f,%.3f", r->mean, r->jaccard, (long long)r->params,
             (long long)r->macs, r->search_s, r->train_s);
@@ -1222,10 +1228,12 @@ static int is_mdd6(void) {
 static void run_rows(void) {
   for (int i = 0; i < num_rows; i++) {
     row *w = &rows[i];
+    if (opt.seeds_all) w->cfg.seeds = (int)opt.seeds_all;
     for (int s = 0; s < w->cfg.seeds; s++) {
       char label[128];
-      snprintf(label, sizeof label, "%s, seed %d", w->label, s);
-      run(&w->cfg, (uint64_t)s, label, &w->r[s]);
+      int64_t seed = opt.first_seed + s;
+      snprintf(label, sizeof label, "%s, seed %lld", w->label, (long long)seed);
+      run(&w->cfg, (uint64_t)seed, label, &w->r[s]);
     }
     w->n = w->cfg.seeds;
     fprintf(stderr, "\r%*s\r", 100, "");
