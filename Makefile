@@ -204,9 +204,13 @@ demo: $(BUILD)/examples/quickstart
 .PHONY: demo
 
 # ---- Data and benchmarks live in their own fragments --------------------------------
-# bench/bench.mk defines `bench` (kernel benchmark); tools/data/make_data.sh builds MDD-6.
+# bench/bench.mk defines `bench` (kernel benchmark); tools/data/make_data.sh builds MDD-6,
+# tools/data/make_heldout.sh the held-out set (data/heldout/, tools/data/README.md).
 -include bench/bench.mk
 include tests/fuzz/fuzz.mk
 data:
 	sh tools/data/make_data.sh
 .PHONY: data
+data-heldout:
+	sh tools/data/make_heldout.sh
+.PHONY: data-heldout
