@@ -31,8 +31,6 @@ static const mpnas__file_kind model_kind = {"MPNASMDL", "model", 1, 1};
 /* (BN slot, domain) pairs of the layout: (3 nodes + 2) x domains. Bounds the
  * bookkeeping a file can make the loader allocate (24 bytes a pair). */
 #define MAX_SLOT_PAIRS ((int64_t)1 << 21)
-/* ABDP state values accepted before checking against the handle's size. */
-#define ABDP_STATE_MAX(D) ((uint32_t)(16 + 16 * (D)))
 
 /* ---- Messages ------------------------------------------------------------------------ */
 
@@ -73,15 +71,6 @@ static mpnas_status annotate(mpnas_context *ctx, mpnas_status st, uint64_t mark,
 }
 
 /* ---- Small encoders --------------------------------------------------------------------- */
-
-static void put_rng(mpnas__writer *w, const mpnas__rng *r) {
-  mpnas__writer_put_u64(w, r->state);
-  mpnas__writer_put_u64(w, r->inc);
-}
-static void get_rng(mpnas__reader *r, mpnas__rng *out) {
-  out->state = mpnas__reader_get_u64(r);
-  out->inc = mpnas__reader_get_u64(r);
-}
 
 static float le_f32(const unsigned char *p) {
   uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -283,12 +272,7 @@ static void put_config(mpnas__writer *w, const mpnas__train_config *c) {
   const double dv[] = {c->lr, c->warmup_fraction, c->momentum, c->weight_decay,
                        c->label_smoothing, c->valid_fraction};
   for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++) mpnas__writer_put_f64(w, dv[i]);
-  const mpnas__abdp_config *a = &c->abdp;
-  mpnas__writer_put_i32(w, a->sampling);
-  mpnas__writer_put_i32(w, a->signal);
-  const double av[] = {a->tau, a->gamma, a->temperature, a->loss_momentum, a->kpi_momentum,
-                       a->w_min, a->w_max};
-  for (size_t i = 0; i < sizeof av / sizeof av[0]; i++) mpnas__writer_put_f64(w, av[i]);
+  mpnas__abdp_config_write(w, &c->abdp);
 }
 
 static void get_config(mpnas__reader *r, mpnas__train_config *c) {
@@ -298,12 +282,7 @@ static void get_config(mpnas__reader *r, mpnas__train_config *c) {
   double *dv[] = {&c->lr, &c->warmup_fraction, &c->momentum, &c->weight_decay,
                   &c->label_smoothing, &c->valid_fraction};
   for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++) *dv[i] = mpnas__reader_get_f64(r);
-  mpnas__abdp_config *a = &c->abdp;
-  a->sampling = mpnas__reader_get_i32(r);
-  a->signal = mpnas__reader_get_i32(r);
-  double *av[] = {&a->tau, &a->gamma, &a->temperature, &a->loss_momentum, &a->kpi_momentum,
-                  &a->w_min, &a->w_max};
-  for (size_t i = 0; i < sizeof av / sizeof av[0]; i++) *av[i] = mpnas__reader_get_f64(r);
+  mpnas__abdp_config_read(r, &c->abdp);
 }
 
 static int real_in(double v, double lo, double hi) { return v >= lo && v <= hi; }
@@ -526,19 +505,15 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
   mpnas__writer_end_section(w);
   if (!with_state) return mpnas__writer_status(w);
 
-  size_t n = mpnas__abdp_state_size(m->abdp);
-  double *abdp = mpnas__malloc(ctx, sizeof(double) * n);
-  if (abdp == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "saving the ABDP state");
-  mpnas__abdp_export(m->abdp, abdp, n);
   size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
   mpnas__writer_begin_section(w, "TRST");
   mpnas__writer_put_u64(w, ctx->seed);
   mpnas__writer_put_i64(w, m->step);
   mpnas__writer_put_i64(w, m->params.steps);
-  put_rng(w, &m->rng);
+  mpnas__writer_put_rng(w, &m->rng);
   for (int32_t d = 0; d < D; d++) {
     const mpnas__model_domain *dm = &m->domains[d];
-    put_rng(w, &dm->data.rng);
+    mpnas__writer_put_rng(w, &dm->data.rng);
     mpnas__writer_put_f64(w, dm->loss_ema);
     mpnas__writer_put_f64(w, dm->valid_acc);
     mpnas__writer_put_f64(w, dm->weight);
@@ -546,10 +521,9 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
     data_fingerprint(w, &dm->data.train, per_image);
     data_fingerprint(w, &dm->data.valid, per_image);
   }
-  mpnas__writer_put_u32(w, (uint32_t)n);
-  for (size_t i = 0; i < n; i++) mpnas__writer_put_f64(w, abdp[i]);
+  mpnas_status st = mpnas__abdp_state_write(w, m->abdp);
   mpnas__writer_end_section(w);
-  mpnas__free(ctx, abdp);
+  if (st != MPNAS_OK) return st;
   mpnas__writer_begin_section(w, "PARS");
   mpnas__writer_put_f32_array(w, m->params.s1, m->params.total);
   mpnas__writer_put_f32_array(w, m->params.s2, m->params.total);
@@ -831,14 +805,14 @@ static mpnas_status get_train_state(mpnas_context *ctx, mpnas__reader *r, int32_
   t->seed = mpnas__reader_get_u64(r);
   t->step = mpnas__reader_get_i64(r);
   t->opt_steps = mpnas__reader_get_i64(r);
-  get_rng(r, &t->rng);
+  mpnas__reader_get_rng(r, &t->rng);
   mpnas_status st = mpnas__reader_status(r);
   if (st != MPNAS_OK) return st;
   t->dom = mpnas__calloc(ctx, (size_t)D, sizeof *t->dom);
   if (t->dom == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating %d domains", (int)D);
   for (int32_t d = 0; d < D; d++) {
     domain_state *s = &t->dom[d];
-    get_rng(r, &s->rng);
+    mpnas__reader_get_rng(r, &s->rng);
     s->loss_ema = mpnas__reader_get_f64(r);
     s->valid_acc = mpnas__reader_get_f64(r);
     s->weight = mpnas__reader_get_f64(r);
@@ -846,25 +820,20 @@ static mpnas_status get_train_state(mpnas_context *ctx, mpnas__reader *r, int32_
     get_fingerprint(r, &s->train);
     get_fingerprint(r, &s->valid);
   }
-  uint32_t n = mpnas__reader_get_count(r, ABDP_STATE_MAX(D), sizeof(double));
-  if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
-  t->abdp = mpnas__malloc(ctx, sizeof(double) * ((size_t)n + 1));
-  if (t->abdp == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating the ABDP state");
-  t->nabdp = n;
-  for (uint32_t i = 0; i < n; i++) t->abdp[i] = mpnas__reader_get_f64(r);
+  if ((st = mpnas__abdp_state_read(r, ctx, D, &t->abdp, &t->nabdp)) != MPNAS_OK) return st;
   mpnas__reader_expect_end(r);
   if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
 
   /* Values. */
   if (t->step < 0 || t->step > cfg->steps || t->opt_steps < 0 ||
-      t->opt_steps > ((int64_t)1 << 53) || (t->rng.inc & 1u) == 0)
+      t->opt_steps > ((int64_t)1 << 53) || !mpnas__rng_valid(&t->rng))
     return bad(ctx, MPNAS_E_CORRUPT, where,
                "TRST: step %lld (0..%lld), optimiser steps %lld or random stream out of range",
                (long long)t->step, (long long)cfg->steps, (long long)t->opt_steps);
   for (int32_t d = 0; d < D; d++) {
     const domain_state *s = &t->dom[d];
     const fingerprint *f[2] = {&s->train, &s->valid};
-    int ok = (s->rng.inc & 1u) == 1 && (isnan(s->loss_ema) || s->loss_ema >= 0.0) &&
+    int ok = mpnas__rng_valid(&s->rng) && (isnan(s->loss_ema) || s->loss_ema >= 0.0) &&
              (isnan(s->valid_acc) || real_in(s->valid_acc, 0.0, 1.0)) && isfinite(s->weight) &&
              s->weight >= 0.0 && in_range(s->batch_images, 0, (int64_t)cfg->batch * D);
     for (int i = 0; i < 2; i++)
