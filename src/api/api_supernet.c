@@ -136,7 +136,7 @@ mpnas_status mpnas_supernet_set_data(mpnas_supernet *sn, int32_t domain, int32_t
   if (split != MPNAS_SPLIT_TRAIN && split != MPNAS_SPLIT_VALID)
     return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "split must be MPNAS_SPLIT_TRAIN or _VALID, got %d", (int)split);
   mpnas__domain *d = &sn->domains[domain];
-  mpnas__image_shape shape = {sn->space.in_h, sn->space.in_w, sn->space.in_c};
+  mpnas__image_shape shape = mpnas__space_image_shape(&sn->space);
   return mpnas__dataset_set(ctx, split == MPNAS_SPLIT_TRAIN ? &d->data.train : &d->data.valid,
                             d->name, d->classes, shape, dtype, images, labels, count);
 }

@@ -73,19 +73,6 @@ void mpnas__model_free_contents(mpnas_model *m) {
 
 /* ---- Geometry -------------------------------------------------------------------------- */
 
-static mpnas__conv_geom stem_geom(const mpnas_model *m) {
-  mpnas__conv_geom g = {m->space.in_c, m->space.stem_c, m->space.stem_k, m->space.stem_s,
-                        m->space.stem_act};
-  return g;
-}
-
-static mpnas__conv_geom head_geom(const mpnas_model *m) {
-  int32_t h, w, c;
-  mpnas__space_final(&m->space, &h, &w, &c);
-  mpnas__conv_geom g = {c, m->space.head_c, 1, 1, m->space.head_act};
-  return g;
-}
-
 /* Channels of BN slot s. */
 static int slot_channels(const mpnas_model *m, size_t s) {
   size_t N = (size_t)m->nnodes;
@@ -164,7 +151,7 @@ static mpnas_status build(mpnas_model *m) {
   /* Parameters: stem, nodes, head, classifiers; then running statistics per slot and
    * domain. Declaration order fixes the initial weights for a seed. */
   mpnas__params_init(&m->params, ctx);
-  mpnas__conv_geom sg = stem_geom(m), hg = head_geom(m);
+  mpnas__conv_geom sg = mpnas__space_stem_geom(&m->space), hg = mpnas__space_head_geom(&m->space);
   int ok = mpnas__conv_declare(&m->params, &sg, 0, &m->stem);
   for (int32_t i = 0; i < m->nnodes && ok; i++)
     ok = mpnas__ib_declare(&m->params, &m->nodes[i].g, 0, &m->nodes[i].w);
@@ -267,8 +254,8 @@ void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_la
   memset(net, 0, sizeof *net);
   net->in_h = m->space.in_h;
   net->in_w = m->space.in_w;
-  net->stem_g = stem_geom(m);
-  net->head_g = head_geom(m);
+  net->stem_g = mpnas__space_stem_geom(&m->space);
+  net->head_g = mpnas__space_head_geom(&m->space);
   mpnas__conv_bind(&m->params, &m->stem, &net->stem, &net->stem_gr);
   mpnas__conv_bind(&m->params, &m->head, &net->head, &net->head_gr);
   bind_stats(m, MPNAS__SLOT_STEM(N), d, &net->stem.bn, &net->stem_aff);

@@ -19,11 +19,6 @@
 #define STREAM_SPLIT 100u
 #define STREAM_DATA 1000u
 
-static mpnas__image_shape image_shape(const mpnas_model *m) {
-  mpnas__image_shape s = {m->space.in_h, m->space.in_w, m->space.in_c};
-  return s;
-}
-
 /* Everything that can fail first (the layout, the splits, ABDP and its state), then the
  * model's own fields: a failure undoes what this call built and leaves the rest
  * untouched, so the model is as before and a retry starts clean. */
@@ -44,7 +39,7 @@ mpnas_status mpnas__model_prepare_state(mpnas_model *m, const double *abdp_state
   mpnas__abdp *abdp = NULL;
   for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
     mpnas__model_domain *dm = &m->domains[d];
-    st = mpnas__domain_data_prepare(ctx, &dm->data, dm->name, image_shape(m),
+    st = mpnas__domain_data_prepare(ctx, &dm->data, dm->name, mpnas__space_image_shape(&m->space),
                                     m->cfg.valid_fraction, STREAM_SPLIT + (uint64_t)d,
                                     STREAM_DATA + (uint64_t)d);
     classes[d] = dm->classes;
@@ -80,7 +75,7 @@ static mpnas_status validate(mpnas_model *m, float *x, int32_t *labels, float *l
   mpnas__model_fold(m);
   for (int32_t d = 0; d < m->ndomains; d++) {
     mpnas__model_domain *dm = &m->domains[d];
-    mpnas__domain_data_batch(&dm->data, image_shape(m), 1, n, NULL, x, labels);
+    mpnas__domain_data_batch(&dm->data, mpnas__space_image_shape(&m->space), 1, n, NULL, x, labels);
     mpnas_status st = mpnas__model_infer(m, &m->ws, d, n, x, logits);
     if (st != MPNAS_OK) return st;
     int right = 0;
@@ -125,7 +120,8 @@ mpnas_status mpnas__model_step(mpnas_model *m) {
     dm->weight = w[d];
     if (counts[d] == 0) continue;
     mpnas__augment aug = {cfg->augment_pad, dm->hflip};
-    mpnas__domain_data_batch(&dm->data, image_shape(m), 0, counts[d], &aug, x, labels);
+    mpnas__domain_data_batch(&dm->data, mpnas__space_image_shape(&m->space), 0, counts[d], &aug,
+                             x, labels);
     mpnas__net net;
     mpnas__model_bind(m, d, &net, layers);
     mpnas__arena_mark mark = mpnas__arena_get_mark(&m->ws);

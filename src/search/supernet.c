@@ -26,34 +26,16 @@ int32_t mpnas__supernet_controller_of(const mpnas_supernet *sn, int32_t domain) 
 
 /* ---- Preparation ------------------------------------------------------------------- */
 
-static mpnas__image_shape image_shape(const mpnas_supernet *sn) {
-  mpnas__image_shape s = {sn->space.in_h, sn->space.in_w, sn->space.in_c};
-  return s;
-}
-
 static mpnas_status prepare_domain(mpnas_supernet *sn, int32_t di) {
   mpnas__domain *d = &sn->domains[di];
   d->sampled = mpnas__calloc(sn->ctx, (size_t)sn->nlayers + 1, sizeof(int32_t));
   if (!d->sampled) return mpnas__fail(sn->ctx, MPNAS_E_NO_MEMORY, "allocating domain \"%s\"", d->name);
-  mpnas_status st = mpnas__domain_data_prepare(sn->ctx, &d->data, d->name, image_shape(sn),
-                                               sn->cfg.valid_fraction, STREAM_SPLIT + (uint64_t)di,
-                                               STREAM_DATA + (uint64_t)di);
+  mpnas_status st = mpnas__domain_data_prepare(
+      sn->ctx, &d->data, d->name, mpnas__space_image_shape(&sn->space), sn->cfg.valid_fraction,
+      STREAM_SPLIT + (uint64_t)di, STREAM_DATA + (uint64_t)di);
   d->weight = 1.0;
   d->loss_ema = NAN;
   return st;
-}
-
-static mpnas__conv_geom stem_geom(const mpnas_supernet *sn) {
-  mpnas__conv_geom g = {sn->space.in_c, sn->space.stem_c, sn->space.stem_k, sn->space.stem_s,
-                        sn->space.stem_act};
-  return g;
-}
-
-static mpnas__conv_geom head_geom(const mpnas_supernet *sn) {
-  int32_t h, w, c;
-  mpnas__space_final(&sn->space, &h, &w, &c);
-  mpnas__conv_geom g = {c, sn->space.head_c, 1, 1, sn->space.head_act};
-  return g;
 }
 
 static mpnas_status prepare(mpnas_supernet *sn) {
@@ -76,7 +58,7 @@ static mpnas_status prepare(mpnas_supernet *sn) {
   sn->sets = mpnas__calloc(ctx, (size_t)sn->nsets, sizeof *sn->sets);
   if (!sn->sets) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating weight sets");
   mpnas__params_init(&sn->params, ctx);
-  mpnas__conv_geom sg = stem_geom(sn), hg = head_geom(sn);
+  mpnas__conv_geom sg = mpnas__space_stem_geom(&sn->space), hg = mpnas__space_head_geom(&sn->space);
   int ok = 1;
   for (int32_t s = 0; s < sn->nsets && ok; s++) {
     mpnas__weight_set *ws = &sn->sets[s];
@@ -202,8 +184,8 @@ void mpnas__supernet_destroy_state(mpnas_supernet *sn) {
 
 void mpnas__supernet_batch(mpnas_supernet *sn, int32_t domain, int valid, int32_t batch,
                            float *x, int32_t *labels) {
-  mpnas__domain_data_batch(&sn->domains[domain].data, image_shape(sn), valid, batch, NULL, x,
-                           labels);
+  mpnas__domain_data_batch(&sn->domains[domain].data, mpnas__space_image_shape(&sn->space), valid,
+                           batch, NULL, x, labels);
 }
 
 /* ---- Slicing a layer's maximal weights for one op ------------------------------------ */
@@ -322,7 +304,7 @@ static mpnas_status run_eval(mpnas_supernet *sn, const mpnas__engine *eng, mpnas
   int32_t set = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? domain : 0;
   mpnas__weight_set *wset = &sn->sets[set];
   mpnas__domain *dm = &sn->domains[domain];
-  mpnas__conv_geom sg = stem_geom(sn), hg = head_geom(sn);
+  mpnas__conv_geom sg = mpnas__space_stem_geom(&sn->space), hg = mpnas__space_head_geom(&sn->space);
   mpnas__conv_weights stem_w, head_w;
   mpnas__conv_bind(&sn->params, &wset->stem, &stem_w, NULL);
   mpnas__conv_bind(&sn->params, &wset->head, &head_w, NULL);
@@ -408,8 +390,8 @@ static mpnas_status run_train(mpnas_supernet *sn, const mpnas__engine *eng, mpna
   memset(&net, 0, sizeof net);
   net.in_h = sn->space.in_h;
   net.in_w = sn->space.in_w;
-  net.stem_g = stem_geom(sn);
-  net.head_g = head_geom(sn);
+  net.stem_g = mpnas__space_stem_geom(&sn->space);
+  net.head_g = mpnas__space_head_geom(&sn->space);
   mpnas__conv_bind(&sn->params, &wset->stem, &net.stem, &net.stem_gr);
   mpnas__conv_bind(&sn->params, &wset->head, &net.head, &net.head_gr);
   net.nlayers = sn->nlayers;
