@@ -107,8 +107,8 @@ mpnas_status mpnas_model_add_domain(mpnas_model *m, const char *name, int32_t nu
   for (int32_t d = 0; d < m->ndomains; d++)
     if (strcmp(m->domains[d].name, name) == 0)
       return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "a domain named \"%s\" exists", name);
-  if (m->ndomains == MPNAS__MODEL_MAX_DOMAINS)
-    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "at most %d domains", MPNAS__MODEL_MAX_DOMAINS);
+  if (m->ndomains == MPNAS__MAX_DOMAINS)
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "at most %d domains", MPNAS__MAX_DOMAINS);
   if ((st = mpnas__model_add_domain(m, name, num_classes, path)) != MPNAS_OK) return st;
   if (domain) *domain = m->ndomains - 1;
   return MPNAS_OK;
@@ -172,7 +172,7 @@ mpnas_status mpnas_model_set_data(mpnas_model *m, int32_t domain, int32_t split,
   if (split != MPNAS_SPLIT_TRAIN && split != MPNAS_SPLIT_VALID)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE,
                        "split must be MPNAS_SPLIT_TRAIN or _VALID, got %d", (int)split);
-  mpnas__model_domain *d = &m->domains[domain];
+  mpnas__domain *d = &m->domains[domain];
   mpnas__image_shape shape = mpnas__space_image_shape(&m->space);
   return mpnas__dataset_set(CTX(m), split == MPNAS_SPLIT_TRAIN ? &d->data.train : &d->data.valid,
                             d->name, d->classes, shape, dtype, images, labels, count);
@@ -300,7 +300,7 @@ mpnas_status mpnas_model_domain_stat(const mpnas_model *m, int32_t domain, int32
   mpnas_status st = check_domain(m, domain);
   if (st != MPNAS_OK) return st;
   if (value == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
-  const mpnas__model_domain *d = &m->domains[domain];
+  const mpnas__domain *d = &m->domains[domain];
   mpnas__cost c = mpnas__path_cost(&m->space, d->path, d->classes);
   switch (stat) {
     case MPNAS_STAT_TRAIN_LOSS: *value = d->loss_ema; return MPNAS_OK;
@@ -348,7 +348,7 @@ static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws, int32_t do
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   float *x = mpnas__arena_floats(ws, per * (size_t)n);
   if (x == NULL) return MPNAS_E_NO_MEMORY;
-  const mpnas__model_domain *d = &m->domains[domain];
+  const mpnas__domain *d = &m->domains[domain];
   mpnas__normalise(d->mean, d->invstd, shape, dtype,
                    (const unsigned char *)images + (size_t)first * per * elem, n, x);
   mpnas_status st = mpnas__model_infer(m, ws, domain, n, x, logits);

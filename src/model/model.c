@@ -21,7 +21,7 @@ mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpna
   size_t l1 = (size_t)L + 1;
   m->layers = mpnas__calloc(ctx, l1, sizeof *m->layers);
   m->op_offset = mpnas__calloc(ctx, l1, sizeof(int32_t));
-  m->domains = mpnas__calloc(ctx, MPNAS__MODEL_MAX_DOMAINS, sizeof *m->domains);
+  m->domains = mpnas__calloc(ctx, MPNAS__MAX_DOMAINS, sizeof *m->domains);
   if (!m->layers || !m->op_offset || !m->domains) {
     mpnas__model_free_contents(m);
     mpnas__free(ctx, m);
@@ -37,7 +37,7 @@ mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpna
 
 mpnas_status mpnas__model_add_domain(mpnas_model *m, const char *name, int32_t classes,
                                      const int32_t *path) {
-  mpnas__model_domain *d = &m->domains[m->ndomains];
+  mpnas__domain *d = &m->domains[m->ndomains];
   memset(d, 0, sizeof *d);
   d->path = mpnas__calloc(m->ctx, (size_t)m->nlayers + 1, sizeof(int32_t));
   if (d->path == NULL) return mpnas__fail(m->ctx, MPNAS_E_NO_MEMORY, "allocating a path");
@@ -157,7 +157,7 @@ static mpnas_status build(mpnas_model *m) {
     ok = mpnas__ib_declare(&m->params, &m->nodes[i].g, 0, &m->nodes[i].w);
   ok = ok && mpnas__conv_declare(&m->params, &hg, 0, &m->head);
   for (int32_t d = 0; d < D && ok; d++) {
-    mpnas__model_domain *dm = &m->domains[d];
+    mpnas__domain *dm = &m->domains[d];
     dm->fc_w = mpnas__params_add(&m->params, (size_t)hg.cout * (size_t)dm->classes,
                                  MPNAS__PARAM_FC, hg.cout);
     dm->fc_b = mpnas__params_add(&m->params, (size_t)dm->classes, MPNAS__PARAM_BETA, 0);
@@ -250,7 +250,7 @@ static void bind_stats(mpnas_model *m, size_t s, int32_t d, mpnas__bn *bn, mpnas
 
 void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_layer *layers) {
   size_t N = (size_t)m->nnodes;
-  mpnas__model_domain *dm = &m->domains[d];
+  mpnas__domain *dm = &m->domains[d];
   memset(net, 0, sizeof *net);
   net->in_h = m->space.in_h;
   net->in_w = m->space.in_w;

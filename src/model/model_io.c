@@ -308,7 +308,7 @@ typedef struct file_domain {
 static void put_domains(mpnas__writer *w, const mpnas_model *m) {
   mpnas__writer_put_u32(w, (uint32_t)m->ndomains);
   for (int32_t d = 0; d < m->ndomains; d++) {
-    const mpnas__model_domain *dm = &m->domains[d];
+    const mpnas__domain *dm = &m->domains[d];
     mpnas__writer_put_string(w, dm->name);
     mpnas__writer_put_i32(w, dm->classes);
     mpnas__writer_put_i32(w, dm->hflip);
@@ -327,7 +327,7 @@ static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpna
   *count = 0;
   int32_t L = mpnas__space_num_layers(s), C = s->in_c;
   size_t min_bytes = 4 + 1 + 8 + 8 + 4 * (size_t)L + 8 * (size_t)C;
-  int32_t D = (int32_t)mpnas__reader_get_count(r, MPNAS__MODEL_MAX_DOMAINS, min_bytes);
+  int32_t D = (int32_t)mpnas__reader_get_count(r, MPNAS__MAX_DOMAINS, min_bytes);
   if (mpnas__reader_status(r) != MPNAS_OK) return mpnas__reader_status(r);
   if (D < 1) return bad(ctx, MPNAS_E_CORRUPT, where, "the file has no domains");
   file_domain *fd = mpnas__calloc(ctx, (size_t)D, sizeof *fd);
@@ -512,7 +512,7 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
   mpnas__writer_put_i64(w, m->params.steps);
   mpnas__writer_put_rng(w, &m->rng);
   for (int32_t d = 0; d < D; d++) {
-    const mpnas__model_domain *dm = &m->domains[d];
+    const mpnas__domain *dm = &m->domains[d];
     mpnas__writer_put_rng(w, &dm->data.rng);
     mpnas__writer_put_f64(w, dm->loss_ema);
     mpnas__writer_put_f64(w, dm->valid_acc);
@@ -575,9 +575,9 @@ static mpnas_status parse(mpnas_context *ctx, mpnas__reader *r, const void *data
   if (p->h.contents != CONTENTS_MODEL && p->h.contents != CONTENTS_CHECKPOINT)
     return bad(ctx, MPNAS_E_CORRUPT, where, "META: unknown contents %u (0 model, 1 checkpoint)",
                (unsigned)p->h.contents);
-  if (!in_range(p->h.ndomains, 1, MPNAS__MODEL_MAX_DOMAINS))
+  if (!in_range(p->h.ndomains, 1, MPNAS__MAX_DOMAINS))
     return bad(ctx, MPNAS_E_CORRUPT, where, "META: %d domains (1..%d)", (int)p->h.ndomains,
-               MPNAS__MODEL_MAX_DOMAINS);
+               MPNAS__MAX_DOMAINS);
 
   char why[192];
   p->space.ctx = ctx;
@@ -716,7 +716,7 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
     const file_domain *f = &p.doms[d];
     st = mpnas__model_add_domain(m, f->name, f->classes, f->path);
     if (st != MPNAS_OK) break;
-    mpnas__model_domain *dm = &m->domains[d];
+    mpnas__domain *dm = &m->domains[d];
     dm->hflip = f->hflip;
     dm->bn_updates = f->bn_updates;
     memcpy(dm->mean, f->mean, sizeof(float) * (size_t)p.space.in_c);
@@ -845,19 +845,13 @@ static mpnas_status get_train_state(mpnas_context *ctx, mpnas__reader *r, int32_
   return MPNAS_OK;
 }
 
-/* An ABDP handle for m's domains with cfg, holding `state`. sizes NULL: one image per
- * domain (enough to check a state: only proportional sampling reads the sizes). */
+/* An ABDP handle for m's domains with cfg, holding `state`; real_sizes 0: one image per
+ * domain (mpnas__domains_abdp: enough to check a state before the data is split). */
 static mpnas_status make_abdp(const mpnas_model *m, const mpnas__abdp_config *cfg,
                               const double *state, size_t n, int real_sizes, const char *where,
                               mpnas__abdp **out) {
   mpnas_context *ctx = m->ctx;
-  int32_t classes[MPNAS__MODEL_MAX_DOMAINS];
-  int64_t sizes[MPNAS__MODEL_MAX_DOMAINS];
-  for (int32_t d = 0; d < m->ndomains; d++) {
-    classes[d] = m->domains[d].classes;
-    sizes[d] = real_sizes ? m->domains[d].data.ntrain : 1;
-  }
-  mpnas_status st = mpnas__abdp_create(ctx, m->ndomains, classes, sizes, cfg, out);
+  mpnas_status st = mpnas__domains_abdp(ctx, m->domains, m->ndomains, cfg, real_sizes, out);
   if (st != MPNAS_OK) return st;
   if (n != mpnas__abdp_state_size(*out)) {
     st = bad(ctx, MPNAS_E_CORRUPT, where, "TRST: an ABDP state of %zu values, expected %zu", n,
@@ -905,7 +899,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   }
   for (int32_t d = 0; d < D; d++) {
     const file_domain *f = &p.doms[d];
-    const mpnas__model_domain *dm = &m->domains[d];
+    const mpnas__domain *dm = &m->domains[d];
     if (strcmp(f->name, dm->name) != 0 || f->classes != dm->classes) {
       st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
                "domain %d is \"%.40s\" with %d classes in the checkpoint, \"%.40s\" with %d "
@@ -928,7 +922,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
     goto out;
   }
   for (int32_t d = 0; d < D; d++) {
-    const mpnas__model_domain *dm = &m->domains[d];
+    const mpnas__domain *dm = &m->domains[d];
     if (!same_data(&t.dom[d].train, &dm->data.train, per_image) ||
         !same_data(&t.dom[d].valid, &dm->data.valid, per_image)) {
       st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
@@ -995,7 +989,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   decode_f32(m->params.s1, s, m->params.total);
   decode_f32(m->params.s2, s + 4 * m->params.total, m->params.total);
   for (int32_t d = 0; d < D; d++) {
-    mpnas__model_domain *dm = &m->domains[d];
+    mpnas__domain *dm = &m->domains[d];
     const domain_state *ds = &t.dom[d];
     const file_domain *f = &p.doms[d];
     dm->hflip = f->hflip;

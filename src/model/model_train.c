@@ -15,9 +15,8 @@
 #include "model/model.h"
 #include "train/optim.h"
 
-#define STREAM_SAMPLING 2u
-#define STREAM_SPLIT 100u
-#define STREAM_DATA 1000u
+#define STREAM_SAMPLING 2u /* ABDP's proportional sampling (the domains' data streams:
+                              net/multidomain.c) */
 
 /* Everything that can fail first (the layout, the splits, ABDP and its state), then the
  * model's own fields: a failure undoes what this call built and leaves the rest
@@ -27,34 +26,22 @@ mpnas_status mpnas__model_prepare_state(mpnas_model *m, const double *abdp_state
   mpnas_context *ctx = m->ctx;
   int32_t D = m->ndomains;
   if (D < 1) return mpnas__fail(ctx, MPNAS_E_STATE, "the model has no domains: add one first");
-  for (int32_t d = 0; d < D; d++)
-    if (m->domains[d].data.train.count == 0)
-      return mpnas__fail(ctx, MPNAS_E_STATE, "domain \"%s\" has no training data",
-                         m->domains[d].name);
-  int built_here = !m->built;
-  mpnas_status st = mpnas__model_build(m);
+  mpnas_status st = mpnas__domains_prepare(ctx, m->domains, D, mpnas__space_image_shape(&m->space),
+                                           m->cfg.valid_fraction);
   if (st != MPNAS_OK) return st;
-  int32_t classes[MPNAS__MODEL_MAX_DOMAINS];
-  int64_t sizes[MPNAS__MODEL_MAX_DOMAINS];
+  int built_here = !m->built;
   mpnas__abdp *abdp = NULL;
-  for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
-    mpnas__model_domain *dm = &m->domains[d];
-    st = mpnas__domain_data_prepare(ctx, &dm->data, dm->name, mpnas__space_image_shape(&m->space),
-                                    m->cfg.valid_fraction, STREAM_SPLIT + (uint64_t)d,
-                                    STREAM_DATA + (uint64_t)d);
-    classes[d] = dm->classes;
-    sizes[d] = dm->data.ntrain;
-  }
-  if (st == MPNAS_OK) st = mpnas__abdp_create(ctx, D, classes, sizes, &m->cfg.abdp, &abdp);
+  st = mpnas__model_build(m);
+  if (st == MPNAS_OK) st = mpnas__domains_abdp(ctx, m->domains, D, &m->cfg.abdp, 1, &abdp);
   if (st == MPNAS_OK && abdp_state != NULL) st = mpnas__abdp_import(abdp, abdp_state, n);
   if (st != MPNAS_OK) {
     mpnas__abdp_destroy(abdp);
-    for (int32_t d = 0; d < D; d++) mpnas__domain_data_unprepare(ctx, &m->domains[d].data);
+    mpnas__domains_unprepare(ctx, m->domains, D);
     if (built_here) mpnas__model_unbuild(m);
     return st;
   }
   for (int32_t d = 0; d < D; d++) {
-    mpnas__model_domain *dm = &m->domains[d];
+    mpnas__domain *dm = &m->domains[d];
     memcpy(dm->mean, dm->data.mean, sizeof dm->mean);
     memcpy(dm->invstd, dm->data.invstd, sizeof dm->invstd);
   }
@@ -74,7 +61,7 @@ static mpnas_status validate(mpnas_model *m, float *x, int32_t *labels, float *l
   int32_t n = m->cfg.valid_batch;
   mpnas__model_fold(m);
   for (int32_t d = 0; d < m->ndomains; d++) {
-    mpnas__model_domain *dm = &m->domains[d];
+    mpnas__domain *dm = &m->domains[d];
     mpnas__domain_data_batch(&dm->data, mpnas__space_image_shape(&m->space), 1, n, NULL, x, labels);
     mpnas_status st = mpnas__model_infer(m, &m->ws, d, n, x, logits);
     if (st != MPNAS_OK) return st;
@@ -91,7 +78,7 @@ mpnas_status mpnas__model_step(mpnas_model *m) {
   const mpnas__train_config *cfg = &m->cfg;
   int32_t D = m->ndomains, B = cfg->batch;
   mpnas_status st;
-  int32_t counts[MPNAS__MODEL_MAX_DOMAINS];
+  int32_t counts[MPNAS__MAX_DOMAINS];
   if ((st = mpnas__abdp_sample_counts(m->abdp, &m->rng, B * D, counts)) != MPNAS_OK) return st;
   const double *w = mpnas__abdp_weights(m->abdp);
 
@@ -115,7 +102,7 @@ mpnas_status mpnas__model_step(mpnas_model *m) {
 
   mpnas__params_zero_grad(&m->params);
   for (int32_t d = 0; d < D; d++) {
-    mpnas__model_domain *dm = &m->domains[d];
+    mpnas__domain *dm = &m->domains[d];
     dm->batch_images = counts[d];
     dm->weight = w[d];
     if (counts[d] == 0) continue;

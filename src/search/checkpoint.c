@@ -212,28 +212,6 @@ static mpnas_status read_meta(mpnas_supernet *sn, mpnas__reader *r, const char *
   return mpnas__reader_status(r);
 }
 
-/* An ABDP handle for this (prepared) supernet's domains with the given settings. */
-static mpnas_status make_abdp(mpnas_supernet *sn, const mpnas__abdp_config *cfg,
-                              mpnas__abdp **out) {
-  mpnas_context *ctx = sn->ctx;
-  int32_t D = sn->ndomains;
-  int32_t *classes = mpnas__malloc(ctx, sizeof(int32_t) * (size_t)D);
-  int64_t *sizes = mpnas__malloc(ctx, sizeof(int64_t) * (size_t)D);
-  mpnas_status st = MPNAS_E_NO_MEMORY;
-  if (classes && sizes) {
-    for (int32_t d = 0; d < D; d++) {
-      classes[d] = sn->domains[d].classes;
-      sizes[d] = sn->domains[d].data.ntrain;
-    }
-    st = mpnas__abdp_create(ctx, D, classes, sizes, cfg, out);
-  } else {
-    mpnas__fail(ctx, st, "allocating ABDP");
-  }
-  mpnas__free(ctx, classes);
-  mpnas__free(ctx, sizes);
-  return st;
-}
-
 static void free_loaded(mpnas_context *ctx, loaded *l, int32_t nctrl) {
   mpnas__free(ctx, l->domain_rng);
   mpnas__free(ctx, l->domain_stats);
@@ -428,7 +406,8 @@ static mpnas_status load(mpnas_supernet *sn, const unsigned char *data, size_t l
     }
 
   /* ABDP: a new handle with the checkpoint's settings and state, swapped in at commit. */
-  if ((st = make_abdp(sn, &l.abdp_cfg, &l.abdp)) != MPNAS_OK) goto out;
+  st = mpnas__domains_abdp(ctx, sn->domains, D, &l.abdp_cfg, 1, &l.abdp);
+  if (st != MPNAS_OK) goto out;
   if (l.abdp_state) {
     if (l.abdp_size != mpnas__abdp_state_size(l.abdp)) {
       st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: ABDP state of %zu values, expected %zu",

@@ -16,8 +16,7 @@
 #define STREAM_INIT 1u
 #define STREAM_PATHS 2u
 #define STREAM_ABDP 3u /* proportional sampling's draws; checkpoint.c seeds it alike */
-#define STREAM_SPLIT 100u
-#define STREAM_DATA 1000u
+/* (The domains' split and batch streams, 100 + d and 1000 + d: net/multidomain.c.) */
 #define STREAM_CONTROLLERS 3000u
 
 int32_t mpnas__supernet_controller_of(const mpnas_supernet *sn, int32_t domain) {
@@ -26,32 +25,26 @@ int32_t mpnas__supernet_controller_of(const mpnas_supernet *sn, int32_t domain) 
 
 /* ---- Preparation ------------------------------------------------------------------- */
 
-static mpnas_status prepare_domain(mpnas_supernet *sn, int32_t di) {
-  mpnas__domain *d = &sn->domains[di];
-  d->sampled = mpnas__calloc(sn->ctx, (size_t)sn->nlayers + 1, sizeof(int32_t));
-  if (!d->sampled) return mpnas__fail(sn->ctx, MPNAS_E_NO_MEMORY, "allocating domain \"%s\"", d->name);
-  mpnas_status st = mpnas__domain_data_prepare(
-      sn->ctx, &d->data, d->name, mpnas__space_image_shape(&sn->space), sn->cfg.valid_fraction,
-      STREAM_SPLIT + (uint64_t)di, STREAM_DATA + (uint64_t)di);
-  d->weight = 1.0;
-  d->loss_ema = NAN;
-  return st;
-}
-
 static mpnas_status prepare(mpnas_supernet *sn) {
   mpnas_context *ctx = sn->ctx;
   if (sn->ndomains < 1)
     return mpnas__fail(ctx, MPNAS_E_STATE, "the supernet has no domains: add one first");
-  for (int32_t d = 0; d < sn->ndomains; d++)
-    if (sn->domains[d].data.train.count == 0)
-      return mpnas__fail(ctx, MPNAS_E_STATE, "domain \"%s\" has no training data",
-                         sn->domains[d].name);
+  mpnas_status st = mpnas__domains_prepare(ctx, sn->domains, sn->ndomains,
+                                           mpnas__space_image_shape(&sn->space),
+                                           sn->cfg.valid_fraction);
+  if (st != MPNAS_OK) return st;
   if (sn->cfg.method == MPNAS_METHOD_SINGLE_PATH &&
       !mpnas__space_path_valid(&sn->space, sn->fixed_path))
     return mpnas__fail(ctx, MPNAS_E_STATE, "the fixed path is not valid in this space");
-  mpnas_status st;
-  for (int32_t d = 0; d < sn->ndomains; d++)
-    if ((st = prepare_domain(sn, d)) != MPNAS_OK) return st;
+  for (int32_t d = 0; d < sn->ndomains; d++) {
+    mpnas__domain *dm = &sn->domains[d];
+    dm->sampled = mpnas__calloc(ctx, (size_t)sn->nlayers + 1, sizeof(int32_t));
+    if (!dm->sampled)
+      return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating domain \"%s\"", dm->name);
+    dm->weight = 1.0;
+    dm->loss_ema = NAN;
+    dm->batch_images = 0;
+  }
 
   /* Weights: one set, or one per domain for domain-independent search. */
   sn->nsets = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? sn->ndomains : 1;
@@ -110,30 +103,14 @@ static mpnas_status prepare(mpnas_supernet *sn) {
   mpnas__rng_seed(&sn->rng, ctx->seed, STREAM_PATHS);
 
   /* ABDP: batch counts and loss weights, over the training sizes after the split. */
-  {
-    int32_t D = sn->ndomains;
-    int32_t *classes = mpnas__malloc(ctx, sizeof(int32_t) * (size_t)D);
-    int64_t *sizes = mpnas__malloc(ctx, sizeof(int64_t) * (size_t)D);
-    mpnas__free(ctx, sn->abdp_counts);
-    sn->abdp_counts = mpnas__calloc(ctx, (size_t)D, sizeof(int32_t));
-    if (!classes || !sizes || !sn->abdp_counts) {
-      mpnas__free(ctx, classes);
-      mpnas__free(ctx, sizes);
-      return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating ABDP");
-    }
-    for (int32_t d = 0; d < D; d++) {
-      classes[d] = sn->domains[d].classes;
-      sizes[d] = sn->domains[d].data.ntrain;
-      sn->domains[d].batch_images = 0;
-    }
-    mpnas__abdp_destroy(sn->abdp);
-    sn->abdp = NULL;
-    st = mpnas__abdp_create(ctx, D, classes, sizes, &sn->abdp_cfg, &sn->abdp);
-    mpnas__free(ctx, classes);
-    mpnas__free(ctx, sizes);
-    if (st != MPNAS_OK) return st;
-    mpnas__rng_seed(&sn->abdp_rng, ctx->seed, STREAM_ABDP);
-  }
+  mpnas__abdp_destroy(sn->abdp);
+  sn->abdp = NULL;
+  st = mpnas__domains_abdp(ctx, sn->domains, sn->ndomains, &sn->abdp_cfg, 1, &sn->abdp);
+  if (st != MPNAS_OK) return st;
+  mpnas__rng_seed(&sn->abdp_rng, ctx->seed, STREAM_ABDP);
+  mpnas__free(ctx, sn->abdp_counts);
+  sn->abdp_counts = mpnas__calloc(ctx, (size_t)sn->ndomains, sizeof(int32_t));
+  if (!sn->abdp_counts) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating ABDP");
   sn->step = 0;
   sn->prepared = 1;
   return MPNAS_OK;
@@ -151,8 +128,8 @@ mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn) {
 
 void mpnas__supernet_destroy_state(mpnas_supernet *sn) {
   mpnas_context *ctx = sn->ctx;
+  mpnas__domains_unprepare(ctx, sn->domains, sn->ndomains);
   for (int32_t d = 0; d < sn->ndomains; d++) {
-    mpnas__domain_data_unprepare(ctx, &sn->domains[d].data);
     mpnas__free(ctx, sn->domains[d].sampled);
     sn->domains[d].sampled = NULL;
   }

@@ -12,25 +12,12 @@
 #define MPNAS_SUPERNET_H
 
 #include "common/settings.h"
-#include "data/domain_data.h"
 #include "net/block.h"
+#include "net/multidomain.h"
 #include "search/controller.h"
 #include "search/reward.h"
 #include "search/space.h"
 #include "train/abdp.h"
-
-#define MPNAS__MAX_DOMAINS 256
-
-typedef struct mpnas__domain {
-  char name[MPNAS__NAME_MAX];
-  int32_t classes;
-  mpnas__domain_data data;         /* images, split, normalisation, sampling stream */
-  size_t fc_w, fc_b;               /* classifier offsets in the params store */
-  /* Statistics of the last step. */
-  double loss_ema, valid_acc, reward, cost, weight;
-  int32_t batch_images;            /* training images drawn in the last step (ABDP) */
-  int32_t *sampled;                /* the path sampled this step [nlayers] */
-} mpnas__domain;
 
 /* Offsets of one weight set. */
 typedef struct mpnas__weight_set {
@@ -62,7 +49,7 @@ struct mpnas_supernet {
   mpnas__layer *layers;     /* [nlayers], derived once */
   mpnas__ib_geom *max_geom; /* [nlayers] the maximal geometry of each layer */
   int32_t ndomains;
-  mpnas__domain *domains;   /* [MPNAS__MAX_DOMAINS] */
+  mpnas__domain *domains;   /* [MPNAS__MAX_DOMAINS] (net/multidomain.h) */
   mpnas__search_config cfg;
   int32_t *fixed_path;      /* [nlayers] */
   int32_t *fixed_path_reference; /* [nlayers] the reference path (default C0) */
@@ -85,7 +72,7 @@ struct mpnas_supernet {
   int latency_ready;
   mpnas__rng rng;                /* path sampling */
   /* ABDP (docs/ABDP.md): settings (MPNAS_ABDP_*, fixed once the search starts), the
-   * handle and its sampling stream (created by prepare), this step's counts [ndomains]. */
+   * handle and its sampling stream (created by prepare). */
   mpnas__abdp_config abdp_cfg;
   mpnas__abdp *abdp;
   mpnas__rng abdp_rng;
