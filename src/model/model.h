@@ -83,7 +83,7 @@ struct mpnas_model {
   /* Training state. */
   int prepared;                  /* data split, abdp created */
   mpnas__abdp *abdp;
-  mpnas__rng rng;                /* ABDP proportional sampling */
+  mpnas__rng abdp_rng;           /* ABDP's proportional sampling */
   int64_t step;
   mpnas__arena ws;
 };

@@ -510,7 +510,7 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
   mpnas__writer_put_u64(w, ctx->seed);
   mpnas__writer_put_i64(w, m->step);
   mpnas__writer_put_i64(w, m->params.steps);
-  mpnas__writer_put_rng(w, &m->rng);
+  mpnas__writer_put_rng(w, &m->abdp_rng);
   for (int32_t d = 0; d < D; d++) {
     const mpnas__domain *dm = &m->domains[d];
     mpnas__writer_put_rng(w, &dm->data.rng);
@@ -786,7 +786,7 @@ typedef struct domain_state {
 typedef struct train_state {
   uint64_t seed;
   int64_t step, opt_steps;
-  mpnas__rng rng;
+  mpnas__rng abdp_rng; /* ABDP's proportional sampling */
   domain_state *dom; /* [D] */
   double *abdp;      /* [nabdp] */
   size_t nabdp;
@@ -805,7 +805,7 @@ static mpnas_status get_train_state(mpnas_context *ctx, mpnas__reader *r, int32_
   t->seed = mpnas__reader_get_u64(r);
   t->step = mpnas__reader_get_i64(r);
   t->opt_steps = mpnas__reader_get_i64(r);
-  mpnas__reader_get_rng(r, &t->rng);
+  mpnas__reader_get_rng(r, &t->abdp_rng);
   mpnas_status st = mpnas__reader_status(r);
   if (st != MPNAS_OK) return st;
   t->dom = mpnas__calloc(ctx, (size_t)D, sizeof *t->dom);
@@ -826,7 +826,7 @@ static mpnas_status get_train_state(mpnas_context *ctx, mpnas__reader *r, int32_
 
   /* Values. */
   if (t->step < 0 || t->step > cfg->steps || t->opt_steps < 0 ||
-      t->opt_steps > ((int64_t)1 << 53) || !mpnas__rng_valid(&t->rng))
+      t->opt_steps > ((int64_t)1 << 53) || !mpnas__rng_valid(&t->abdp_rng))
     return bad(ctx, MPNAS_E_CORRUPT, where,
                "TRST: step %lld (0..%lld), optimiser steps %lld or random stream out of range",
                (long long)t->step, (long long)cfg->steps, (long long)t->opt_steps);
@@ -983,7 +983,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   m->cfg = p.cfg;
   m->step = t.step;
   m->params.steps = t.opt_steps;
-  m->rng = t.rng;
+  m->abdp_rng = t.abdp_rng;
   decode_f32(m->params.w, w, m->params.total);
   decode_f32(m->params.b, b, m->params.btotal);
   decode_f32(m->params.s1, s, m->params.total);

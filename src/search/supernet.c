@@ -108,9 +108,6 @@ static mpnas_status prepare(mpnas_supernet *sn) {
   st = mpnas__domains_abdp(ctx, sn->domains, sn->ndomains, &sn->abdp_cfg, 1, &sn->abdp);
   if (st != MPNAS_OK) return st;
   mpnas__rng_seed(&sn->abdp_rng, ctx->seed, STREAM_ABDP);
-  mpnas__free(ctx, sn->abdp_counts);
-  sn->abdp_counts = mpnas__calloc(ctx, (size_t)sn->ndomains, sizeof(int32_t));
-  if (!sn->abdp_counts) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating ABDP");
   sn->step = 0;
   sn->prepared = 1;
   return MPNAS_OK;
@@ -150,8 +147,6 @@ void mpnas__supernet_destroy_state(mpnas_supernet *sn) {
   sn->node_params = NULL;
   mpnas__abdp_destroy(sn->abdp);
   sn->abdp = NULL;
-  mpnas__free(ctx, sn->abdp_counts);
-  sn->abdp_counts = NULL;
   mpnas__params_destroy(&sn->params);
   mpnas__arena_reset(&sn->ws);
   sn->prepared = 0;
@@ -352,27 +347,26 @@ static void unslice_layer(void *user, int layer) {
   unslice_grads(&p->layers[layer], &p->sn->max_geom[layer]);
 }
 
-static mpnas_status run_train(mpnas_supernet *sn, const mpnas__engine *eng, mpnas__arena *ws,
-                              int32_t domain, const int32_t *path, const float *x,
-                              const int32_t *labels, int32_t batch, float loss_scale,
-                              double *loss, int32_t *correct) {
+/* Bind a domain's `path` for a training pass into net; the slices live in ws. */
+static mpnas_status bind_train(mpnas_supernet *sn, mpnas__arena *ws, int32_t domain,
+                               const int32_t *path, mpnas__net *net) {
   mpnas_status st;
   int32_t set = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? domain : 0;
   mpnas__weight_set *wset = &sn->sets[set];
   mpnas__domain *dm = &sn->domains[domain];
   sliced *slices = mpnas__arena_alloc(ws, sizeof *slices * ((size_t)sn->nlayers + 1));
   mpnas__net_layer *layers = mpnas__arena_alloc(ws, sizeof *layers * ((size_t)sn->nlayers + 1));
-  if (!slices || !layers) return MPNAS_E_NO_MEMORY;
-  mpnas__net net;
-  memset(&net, 0, sizeof net);
-  net.in_h = sn->space.in_h;
-  net.in_w = sn->space.in_w;
-  net.stem_g = mpnas__space_stem_geom(&sn->space);
-  net.head_g = mpnas__space_head_geom(&sn->space);
-  mpnas__conv_bind(&sn->params, &wset->stem, &net.stem, &net.stem_gr);
-  mpnas__conv_bind(&sn->params, &wset->head, &net.head, &net.head_gr);
-  net.nlayers = sn->nlayers;
-  net.layers = layers;
+  sliced_path *scatter = mpnas__arena_alloc(ws, sizeof *scatter);
+  if (!slices || !layers || !scatter) return MPNAS_E_NO_MEMORY;
+  memset(net, 0, sizeof *net);
+  net->in_h = sn->space.in_h;
+  net->in_w = sn->space.in_w;
+  net->stem_g = mpnas__space_stem_geom(&sn->space);
+  net->head_g = mpnas__space_head_geom(&sn->space);
+  mpnas__conv_bind(&sn->params, &wset->stem, &net->stem, &net->stem_gr);
+  mpnas__conv_bind(&sn->params, &wset->head, &net->head, &net->head_gr);
+  net->nlayers = sn->nlayers;
+  net->layers = layers;
   for (int32_t l = 0; l < sn->nlayers; l++) {
     memset(&layers[l], 0, sizeof layers[l]);
     mpnas__op op = mpnas__space_op(&sn->space, &sn->layers[l], path[l]);
@@ -382,14 +376,30 @@ static mpnas_status run_train(mpnas_supernet *sn, const mpnas__engine *eng, mpna
     layers[l].w = slices[l].w;
     layers[l].gr = slices[l].gr;
   }
-  net.classes = dm->classes;
-  net.fc_w = mpnas__pw(&sn->params, dm->fc_w);
-  net.fc_b = mpnas__pw(&sn->params, dm->fc_b);
-  net.fc_gw = mpnas__pg(&sn->params, dm->fc_w);
-  net.fc_gb = mpnas__pg(&sn->params, dm->fc_b);
-  sliced_path scatter = {sn, slices};
-  net.after_backward = unslice_layer;
-  net.user = &scatter;
+  net->classes = dm->classes;
+  net->fc_w = mpnas__pw(&sn->params, dm->fc_w);
+  net->fc_b = mpnas__pw(&sn->params, dm->fc_b);
+  net->fc_gw = mpnas__pg(&sn->params, dm->fc_w);
+  net->fc_gb = mpnas__pg(&sn->params, dm->fc_b);
+  *scatter = (sliced_path){sn, slices};
+  net->after_backward = unslice_layer;
+  net->user = scatter;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas__supernet_bind_sampled(void *sn, int32_t domain, mpnas__arena *ws,
+                                          mpnas__net *net) {
+  mpnas_supernet *s = sn;
+  return bind_train(s, ws, domain, s->domains[domain].sampled, net);
+}
+
+static mpnas_status run_train(mpnas_supernet *sn, const mpnas__engine *eng, mpnas__arena *ws,
+                              int32_t domain, const int32_t *path, const float *x,
+                              const int32_t *labels, int32_t batch, float loss_scale,
+                              double *loss, int32_t *correct) {
+  mpnas__net net;
+  mpnas_status st = bind_train(sn, ws, domain, path, &net);
+  if (st != MPNAS_OK) return st;
   return mpnas__net_train(eng, ws, &net, batch, x, labels, 1, (float)sn->cfg.label_smoothing,
                           loss_scale, loss, correct);
 }

@@ -76,7 +76,6 @@ struct mpnas_supernet {
   mpnas__abdp_config abdp_cfg;
   mpnas__abdp *abdp;
   mpnas__rng abdp_rng;
-  int32_t *abdp_counts;
   int64_t step;
   mpnas__arena ws;
 };
@@ -97,6 +96,10 @@ mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn);
 mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32_t *path,
                                  const float *x, const int32_t *labels, int32_t batch,
                                  int train, float loss_scale, double *loss, int32_t *correct);
+/* The multi-domain trainer's bind_path for the search's weight step (net/multidomain.h):
+ * domain d's sampled path, its weights sliced into ws. `sn` is the supernet. */
+mpnas_status mpnas__supernet_bind_sampled(void *sn, int32_t domain, mpnas__arena *ws,
+                                          mpnas__net *net);
 /* Every domain's sampled path on a fresh validation batch of cfg.valid_batch images
  * (drawn as mpnas__supernet_batch does): sets each domain's valid_acc. The results of
  * mpnas__supernet_batch + mpnas__supernet_run(train = 0) domain by domain; with several
