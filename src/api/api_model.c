@@ -104,11 +104,8 @@ mpnas_status mpnas_model_add_domain(mpnas_model *m, const char *name, int32_t nu
   if (st == MPNAS_OK) st = mpnas__check_domain(CTX(m), name, num_classes);
   if (st == MPNAS_OK) st = check_path(m, path, num_layers);
   if (st != MPNAS_OK) return st;
-  for (int32_t d = 0; d < m->ndomains; d++)
-    if (strcmp(m->domains[d].name, name) == 0)
-      return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "a domain named \"%s\" exists", name);
-  if (m->ndomains == MPNAS__MAX_DOMAINS)
-    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "at most %d domains", MPNAS__MAX_DOMAINS);
+  if ((st = mpnas__domains_check_new(CTX(m), m->domains, m->ndomains, name)) != MPNAS_OK)
+    return st;
   if ((st = mpnas__model_add_domain(m, name, num_classes, path)) != MPNAS_OK) return st;
   if (domain) *domain = m->ndomains - 1;
   return MPNAS_OK;

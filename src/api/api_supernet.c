@@ -95,17 +95,9 @@ mpnas_status mpnas_supernet_add_domain(mpnas_supernet *sn, const char *name,
   mpnas_status st = not_started(sn, "mpnas_supernet_add_domain");
   if (st != MPNAS_OK) return st;
   if ((st = mpnas__check_domain(CTX(sn), name, num_classes)) != MPNAS_OK) return st;
-  for (int32_t d = 0; d < sn->ndomains; d++)
-    if (strcmp(sn->domains[d].name, name) == 0)
-      return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "a domain named \"%s\" exists", name);
-  if (sn->ndomains == MPNAS__MAX_DOMAINS)
-    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "at most %d domains", MPNAS__MAX_DOMAINS);
-  mpnas__domain *d = &sn->domains[sn->ndomains];
-  memset(d, 0, sizeof *d);
-  memcpy(d->name, name, strlen(name) + 1);
-  d->classes = num_classes;
-  d->loss_ema = d->valid_acc = d->reward = d->cost = NAN;
-  d->weight = 1.0;
+  if ((st = mpnas__domains_check_new(CTX(sn), sn->domains, sn->ndomains, name)) != MPNAS_OK)
+    return st;
+  mpnas__domain_init(&sn->domains[sn->ndomains], name, num_classes);
   if (domain) *domain = sn->ndomains;
   sn->ndomains++;
   return MPNAS_OK;

@@ -37,15 +37,12 @@ mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpna
 
 mpnas_status mpnas__model_add_domain(mpnas_model *m, const char *name, int32_t classes,
                                      const int32_t *path) {
+  int32_t *own_path = mpnas__calloc(m->ctx, (size_t)m->nlayers + 1, sizeof(int32_t));
+  if (own_path == NULL) return mpnas__fail(m->ctx, MPNAS_E_NO_MEMORY, "allocating a path");
+  memcpy(own_path, path, sizeof(int32_t) * (size_t)m->nlayers);
   mpnas__domain *d = &m->domains[m->ndomains];
-  memset(d, 0, sizeof *d);
-  d->path = mpnas__calloc(m->ctx, (size_t)m->nlayers + 1, sizeof(int32_t));
-  if (d->path == NULL) return mpnas__fail(m->ctx, MPNAS_E_NO_MEMORY, "allocating a path");
-  memcpy(d->path, path, sizeof(int32_t) * (size_t)m->nlayers);
-  memcpy(d->name, name, strlen(name) + 1);
-  d->classes = classes;
-  d->loss_ema = d->valid_acc = NAN;
-  d->weight = 1.0;
+  mpnas__domain_init(d, name, classes);
+  d->path = own_path;
   for (int c = 0; c < MPNAS__MAX_IN_CHANNELS; c++) d->invstd[c] = 1.0f;
   m->ndomains++;
   return MPNAS_OK;

@@ -2,6 +2,7 @@
 #include "net/multidomain.h"
 
 #include <math.h>
+#include <string.h>
 
 /* Random stream ids of a domain's data (rng.h: one stream per consumer): its
  * validation split and its batches. */
@@ -9,6 +10,24 @@
 #define STREAM_DATA 1000u
 
 /* ---- Domains ----------------------------------------------------------------------- */
+
+mpnas_status mpnas__domains_check_new(mpnas_context *ctx, const mpnas__domain *domains,
+                                      int32_t D, const char *name) {
+  for (int32_t d = 0; d < D; d++)
+    if (strcmp(domains[d].name, name) == 0)
+      return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "a domain named \"%s\" exists", name);
+  if (D >= MPNAS__MAX_DOMAINS)
+    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "at most %d domains", MPNAS__MAX_DOMAINS);
+  return MPNAS_OK;
+}
+
+void mpnas__domain_init(mpnas__domain *d, const char *name, int32_t classes) {
+  memset(d, 0, sizeof *d);
+  memcpy(d->name, name, strlen(name) + 1);
+  d->classes = classes;
+  d->loss_ema = d->valid_acc = d->reward = d->cost = NAN;
+  d->weight = 1.0;
+}
 
 mpnas_status mpnas__domains_prepare(mpnas_context *ctx, mpnas__domain *domains, int32_t D,
                                     mpnas__image_shape shape, double valid_fraction) {

@@ -63,6 +63,15 @@ typedef struct mpnas__domain {
   float mean[MPNAS__MAX_IN_CHANNELS], invstd[MPNAS__MAX_IN_CHANNELS];
 } mpnas__domain;
 
+/* Whether a domain named `name` may join domains[0, D): no domain has that name yet
+ * (MPNAS_E_INVALID_ARGUMENT) and there is room (MPNAS_E_OUT_OF_RANGE). The name and
+ * class count themselves: mpnas__check_domain. */
+mpnas_status mpnas__domains_check_new(mpnas_context *ctx, const mpnas__domain *domains,
+                                      int32_t D, const char *name);
+/* A new domain (zeroed first): its name and classes, no data, statistics not observed
+ * yet (NaN), loss weight 1. */
+void mpnas__domain_init(mpnas__domain *d, const char *name, int32_t classes);
+
 /* Split every domain's data, compute its input normalisation and seed its batch stream
  * (mpnas__domain_data_prepare; each domain has its own split and batch streams, the
  * same in the search and the model). MPNAS_E_STATE if a domain has no training data
