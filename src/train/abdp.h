@@ -1,6 +1,7 @@
 /* abdp.h - Adaptive Balanced Domain Prioritization (docs/ALGORITHM.md section 5).
  *
- * Two independent parts, used by the search loop and the multi-path trainer:
+ * Two independent parts, used by the multi-domain trainer (net/multidomain.h) that the
+ * search's weight step and the multi-path model's training share:
  *
  * 1. Sampling: how many images of each domain go into a step's batch of B images.
  *    BALANCED      B / D per domain whatever the dataset sizes. When D does not divide
