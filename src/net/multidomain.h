@@ -49,7 +49,7 @@ typedef struct mpnas__domain {
   double loss_ema, valid_acc, weight;
   int32_t batch_images;     /* training images drawn in the last step (ABDP) */
   int64_t bn_updates;       /* training passes run, each updating the running BN
-                               statistics the owner bound (the model debiases its by this
+                               statistics the owner bound (the model debiases them by this
                                count at folding; the search binds none) */
   /* The search's (search/supernet.h): the path sampled this step [nlayers], its reward
    * and cost. */
