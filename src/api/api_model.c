@@ -72,7 +72,7 @@ static mpnas_status from_supernet(const mpnas_supernet *sn, mpnas_model **out) {
   if (st != MPNAS_OK) return st;
   int32_t *path = mpnas__malloc(ctx, sizeof(int32_t) * ((size_t)sn->nlayers + 1));
   if (path == NULL) st = mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a path");
-  mpnas__image_shape shape = {sn->space.in_h, sn->space.in_w, sn->space.in_c};
+  mpnas__image_shape shape = mpnas__space_image_shape(&sn->space);
   for (int32_t d = 0; d < sn->ndomains && st == MPNAS_OK; d++) {
     const mpnas__domain *sd = &sn->domains[d];
     st = mpnas_supernet_path(sn, d, path, (size_t)sn->nlayers);
@@ -104,11 +104,8 @@ mpnas_status mpnas_model_add_domain(mpnas_model *m, const char *name, int32_t nu
   if (st == MPNAS_OK) st = mpnas__check_domain(CTX(m), name, num_classes);
   if (st == MPNAS_OK) st = check_path(m, path, num_layers);
   if (st != MPNAS_OK) return st;
-  for (int32_t d = 0; d < m->ndomains; d++)
-    if (strcmp(m->domains[d].name, name) == 0)
-      return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "a domain named \"%s\" exists", name);
-  if (m->ndomains == MPNAS__MODEL_MAX_DOMAINS)
-    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "at most %d domains", MPNAS__MODEL_MAX_DOMAINS);
+  if ((st = mpnas__domains_check_new(CTX(m), m->domains, m->ndomains, name)) != MPNAS_OK)
+    return st;
   if ((st = mpnas__model_add_domain(m, name, num_classes, path)) != MPNAS_OK) return st;
   if (domain) *domain = m->ndomains - 1;
   return MPNAS_OK;
@@ -172,8 +169,8 @@ mpnas_status mpnas_model_set_data(mpnas_model *m, int32_t domain, int32_t split,
   if (split != MPNAS_SPLIT_TRAIN && split != MPNAS_SPLIT_VALID)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE,
                        "split must be MPNAS_SPLIT_TRAIN or _VALID, got %d", (int)split);
-  mpnas__model_domain *d = &m->domains[domain];
-  mpnas__image_shape shape = {m->space.in_h, m->space.in_w, m->space.in_c};
+  mpnas__domain *d = &m->domains[domain];
+  mpnas__image_shape shape = mpnas__space_image_shape(&m->space);
   return mpnas__dataset_set(CTX(m), split == MPNAS_SPLIT_TRAIN ? &d->data.train : &d->data.valid,
                             d->name, d->classes, shape, dtype, images, labels, count);
 }
@@ -300,7 +297,7 @@ mpnas_status mpnas_model_domain_stat(const mpnas_model *m, int32_t domain, int32
   mpnas_status st = check_domain(m, domain);
   if (st != MPNAS_OK) return st;
   if (value == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
-  const mpnas__model_domain *d = &m->domains[domain];
+  const mpnas__domain *d = &m->domains[domain];
   mpnas__cost c = mpnas__path_cost(&m->space, d->path, d->classes);
   switch (stat) {
     case MPNAS_STAT_TRAIN_LOSS: *value = d->loss_ema; return MPNAS_OK;
@@ -331,7 +328,7 @@ static mpnas_status check_images(const mpnas_model *m, int32_t domain, int32_t d
   if (count < 1 || count > INT32_MAX)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "count must be 1..%d, got %lld", INT32_MAX,
                        (long long)count);
-  mpnas__image_shape shape = {m->space.in_h, m->space.in_w, m->space.in_c};
+  mpnas__image_shape shape = mpnas__space_image_shape(&m->space);
   return mpnas__check_finite_images(CTX(m), m->domains[domain].name, shape, dtype, images,
                                     count);
 }
@@ -342,13 +339,13 @@ static mpnas_status check_images(const mpnas_model *m, int32_t domain, int32_t d
 static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws, int32_t domain,
                               int32_t dtype, const void *images, int64_t first, int n,
                               float *logits) {
-  mpnas__image_shape shape = {m->space.in_h, m->space.in_w, m->space.in_c};
+  mpnas__image_shape shape = mpnas__space_image_shape(&m->space);
   size_t per = (size_t)shape.h * shape.w * shape.c;
   size_t elem = dtype == MPNAS_DTYPE_U8 ? 1 : sizeof(float);
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   float *x = mpnas__arena_floats(ws, per * (size_t)n);
   if (x == NULL) return MPNAS_E_NO_MEMORY;
-  const mpnas__model_domain *d = &m->domains[domain];
+  const mpnas__domain *d = &m->domains[domain];
   mpnas__normalise(d->mean, d->invstd, shape, dtype,
                    (const unsigned char *)images + (size_t)first * per * elem, n, x);
   mpnas_status st = mpnas__model_infer(m, ws, domain, n, x, logits);

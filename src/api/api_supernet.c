@@ -95,17 +95,9 @@ mpnas_status mpnas_supernet_add_domain(mpnas_supernet *sn, const char *name,
   mpnas_status st = not_started(sn, "mpnas_supernet_add_domain");
   if (st != MPNAS_OK) return st;
   if ((st = mpnas__check_domain(CTX(sn), name, num_classes)) != MPNAS_OK) return st;
-  for (int32_t d = 0; d < sn->ndomains; d++)
-    if (strcmp(sn->domains[d].name, name) == 0)
-      return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "a domain named \"%s\" exists", name);
-  if (sn->ndomains == MPNAS__MAX_DOMAINS)
-    return mpnas__fail(CTX(sn), MPNAS_E_OUT_OF_RANGE, "at most %d domains", MPNAS__MAX_DOMAINS);
-  mpnas__domain *d = &sn->domains[sn->ndomains];
-  memset(d, 0, sizeof *d);
-  memcpy(d->name, name, strlen(name) + 1);
-  d->classes = num_classes;
-  d->loss_ema = d->valid_acc = d->reward = d->cost = NAN;
-  d->weight = 1.0;
+  if ((st = mpnas__domains_check_new(CTX(sn), sn->domains, sn->ndomains, name)) != MPNAS_OK)
+    return st;
+  mpnas__domain_init(&sn->domains[sn->ndomains], name, num_classes);
   if (domain) *domain = sn->ndomains;
   sn->ndomains++;
   return MPNAS_OK;
@@ -136,7 +128,7 @@ mpnas_status mpnas_supernet_set_data(mpnas_supernet *sn, int32_t domain, int32_t
   if (split != MPNAS_SPLIT_TRAIN && split != MPNAS_SPLIT_VALID)
     return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "split must be MPNAS_SPLIT_TRAIN or _VALID, got %d", (int)split);
   mpnas__domain *d = &sn->domains[domain];
-  mpnas__image_shape shape = {sn->space.in_h, sn->space.in_w, sn->space.in_c};
+  mpnas__image_shape shape = mpnas__space_image_shape(&sn->space);
   return mpnas__dataset_set(ctx, split == MPNAS_SPLIT_TRAIN ? &d->data.train : &d->data.valid,
                             d->name, d->classes, shape, dtype, images, labels, count);
 }

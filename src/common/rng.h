@@ -21,5 +21,7 @@ float mpnas__rng_uniform(mpnas__rng *rng);
 /* Standard normal (Box-Muller; one value per call, the pair's second is discarded so
  * the state stays a plain 128-bit value that is trivial to save). */
 float mpnas__rng_normal(mpnas__rng *rng);
+/* A state some stream can be in (inc odd): what a loader checks of a saved stream. */
+static inline int mpnas__rng_valid(const mpnas__rng *rng) { return (rng->inc & 1u) == 1u; }
 
 #endif

@@ -342,6 +342,11 @@ void mpnas__writer_put_f32_array(mpnas__writer *w, const float *v, size_t count)
   }
 }
 
+void mpnas__writer_put_rng(mpnas__writer *w, const mpnas__rng *rng) {
+  mpnas__writer_put_u64(w, rng->state);
+  mpnas__writer_put_u64(w, rng->inc);
+}
+
 mpnas_status mpnas__writer_status(const mpnas__writer *w) { return w->status; }
 
 mpnas_status mpnas__writer_finish(mpnas__writer *w, const unsigned char **data,
@@ -745,6 +750,11 @@ void mpnas__reader_get_f32_array(mpnas__reader *r, float *dst, size_t count) {
     uint32_t u = load_u32(p + 4 * i);
     memcpy(&dst[i], &u, 4);
   }
+}
+
+void mpnas__reader_get_rng(mpnas__reader *r, mpnas__rng *rng) {
+  rng->state = mpnas__reader_get_u64(r);
+  rng->inc = mpnas__reader_get_u64(r);
 }
 
 uint32_t mpnas__reader_get_count(mpnas__reader *r, uint32_t max, size_t min_element_bytes) {

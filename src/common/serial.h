@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "common/common.h"
+#include "common/rng.h"
 
 #define MPNAS__SERIAL_HEADER_BYTES 32         /* file header */
 #define MPNAS__SERIAL_SECTION_HEADER_BYTES 24 /* before each payload */
@@ -93,6 +94,8 @@ void mpnas__writer_put_bytes(mpnas__writer *w, const void *data, size_t len);
 void mpnas__writer_put_string(mpnas__writer *w, const char *s);
 /* `count` floats, no count prefix (write one with put_u32 if the reader needs it). */
 void mpnas__writer_put_f32_array(mpnas__writer *w, const float *v, size_t count);
+/* A random stream's state: u64 state, u64 inc (every file format stores streams so). */
+void mpnas__writer_put_rng(mpnas__writer *w, const mpnas__rng *rng);
 
 /* The first failure so far, MPNAS_OK if none. */
 mpnas_status mpnas__writer_status(const mpnas__writer *w);
@@ -156,6 +159,8 @@ const unsigned char *mpnas__reader_get_view(mpnas__reader *r, size_t len);
 size_t mpnas__reader_get_string(mpnas__reader *r, char *dst, size_t cap);
 /* Exactly `count` floats into caller memory (zero-filled on failure). */
 void mpnas__reader_get_f32_array(mpnas__reader *r, float *dst, size_t count);
+/* A random stream written by mpnas__writer_put_rng (check it with mpnas__rng_valid). */
+void mpnas__reader_get_rng(mpnas__reader *r, mpnas__rng *rng);
 /* An element count (u32) read from the file, before allocating for it: it must be
  * <= max AND count * min_element_bytes must fit in the bytes left in the section, so
  * a lying count fails here instead of causing a huge allocation. 0 on failure. */

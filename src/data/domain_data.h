@@ -1,8 +1,9 @@
 /* domain_data.h - one domain's images as the host handed them in, its train/validation
  * split, its input normalisation and batch drawing (with optional augmentation).
  *
- * Shared by the search supernet and the multi-path model, so a domain's data is
- * checked, split, normalised and sampled the same way in both phases. */
+ * Shared by the search supernet and the multi-path model (through the multi-domain
+ * trainer's domains, net/multidomain.h), so a domain's data is checked, split,
+ * normalised and sampled the same way in both phases. */
 #ifndef MPNAS_DOMAIN_DATA_H
 #define MPNAS_DOMAIN_DATA_H
 

@@ -21,7 +21,7 @@ mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpna
   size_t l1 = (size_t)L + 1;
   m->layers = mpnas__calloc(ctx, l1, sizeof *m->layers);
   m->op_offset = mpnas__calloc(ctx, l1, sizeof(int32_t));
-  m->domains = mpnas__calloc(ctx, MPNAS__MODEL_MAX_DOMAINS, sizeof *m->domains);
+  m->domains = mpnas__calloc(ctx, MPNAS__MAX_DOMAINS, sizeof *m->domains);
   if (!m->layers || !m->op_offset || !m->domains) {
     mpnas__model_free_contents(m);
     mpnas__free(ctx, m);
@@ -37,15 +37,12 @@ mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpna
 
 mpnas_status mpnas__model_add_domain(mpnas_model *m, const char *name, int32_t classes,
                                      const int32_t *path) {
-  mpnas__model_domain *d = &m->domains[m->ndomains];
-  memset(d, 0, sizeof *d);
-  d->path = mpnas__calloc(m->ctx, (size_t)m->nlayers + 1, sizeof(int32_t));
-  if (d->path == NULL) return mpnas__fail(m->ctx, MPNAS_E_NO_MEMORY, "allocating a path");
-  memcpy(d->path, path, sizeof(int32_t) * (size_t)m->nlayers);
-  memcpy(d->name, name, strlen(name) + 1);
-  d->classes = classes;
-  d->loss_ema = d->valid_acc = NAN;
-  d->weight = 1.0;
+  int32_t *own_path = mpnas__calloc(m->ctx, (size_t)m->nlayers + 1, sizeof(int32_t));
+  if (own_path == NULL) return mpnas__fail(m->ctx, MPNAS_E_NO_MEMORY, "allocating a path");
+  memcpy(own_path, path, sizeof(int32_t) * (size_t)m->nlayers);
+  mpnas__domain *d = &m->domains[m->ndomains];
+  mpnas__domain_init(d, name, classes);
+  d->path = own_path;
   for (int c = 0; c < MPNAS__MAX_IN_CHANNELS; c++) d->invstd[c] = 1.0f;
   m->ndomains++;
   return MPNAS_OK;
@@ -72,19 +69,6 @@ void mpnas__model_free_contents(mpnas_model *m) {
 }
 
 /* ---- Geometry -------------------------------------------------------------------------- */
-
-static mpnas__conv_geom stem_geom(const mpnas_model *m) {
-  mpnas__conv_geom g = {m->space.in_c, m->space.stem_c, m->space.stem_k, m->space.stem_s,
-                        m->space.stem_act};
-  return g;
-}
-
-static mpnas__conv_geom head_geom(const mpnas_model *m) {
-  int32_t h, w, c;
-  mpnas__space_final(&m->space, &h, &w, &c);
-  mpnas__conv_geom g = {c, m->space.head_c, 1, 1, m->space.head_act};
-  return g;
-}
 
 /* Channels of BN slot s. */
 static int slot_channels(const mpnas_model *m, size_t s) {
@@ -164,13 +148,13 @@ static mpnas_status build(mpnas_model *m) {
   /* Parameters: stem, nodes, head, classifiers; then running statistics per slot and
    * domain. Declaration order fixes the initial weights for a seed. */
   mpnas__params_init(&m->params, ctx);
-  mpnas__conv_geom sg = stem_geom(m), hg = head_geom(m);
+  mpnas__conv_geom sg = mpnas__space_stem_geom(&m->space), hg = mpnas__space_head_geom(&m->space);
   int ok = mpnas__conv_declare(&m->params, &sg, 0, &m->stem);
   for (int32_t i = 0; i < m->nnodes && ok; i++)
     ok = mpnas__ib_declare(&m->params, &m->nodes[i].g, 0, &m->nodes[i].w);
   ok = ok && mpnas__conv_declare(&m->params, &hg, 0, &m->head);
   for (int32_t d = 0; d < D && ok; d++) {
-    mpnas__model_domain *dm = &m->domains[d];
+    mpnas__domain *dm = &m->domains[d];
     dm->fc_w = mpnas__params_add(&m->params, (size_t)hg.cout * (size_t)dm->classes,
                                  MPNAS__PARAM_FC, hg.cout);
     dm->fc_b = mpnas__params_add(&m->params, (size_t)dm->classes, MPNAS__PARAM_BETA, 0);
@@ -263,12 +247,12 @@ static void bind_stats(mpnas_model *m, size_t s, int32_t d, mpnas__bn *bn, mpnas
 
 void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_layer *layers) {
   size_t N = (size_t)m->nnodes;
-  mpnas__model_domain *dm = &m->domains[d];
+  mpnas__domain *dm = &m->domains[d];
   memset(net, 0, sizeof *net);
   net->in_h = m->space.in_h;
   net->in_w = m->space.in_w;
-  net->stem_g = stem_geom(m);
-  net->head_g = head_geom(m);
+  net->stem_g = mpnas__space_stem_geom(&m->space);
+  net->head_g = mpnas__space_head_geom(&m->space);
   mpnas__conv_bind(&m->params, &m->stem, &net->stem, &net->stem_gr);
   mpnas__conv_bind(&m->params, &m->head, &net->head, &net->head_gr);
   bind_stats(m, MPNAS__SLOT_STEM(N), d, &net->stem.bn, &net->stem_aff);

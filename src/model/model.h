@@ -19,33 +19,17 @@
 #define MPNAS_MODEL_H
 
 #include "common/settings.h"
-#include "data/domain_data.h"
+#include "net/multidomain.h"
 #include "net/network.h"
 #include "search/space.h"
 #include "train/abdp.h"
 
-#define MPNAS__MODEL_MAX_DOMAINS 256
 #define MPNAS__NO_SLOT ((size_t)-1)
 
 /* A BN's running statistics in the params' buffer array. */
 typedef struct mpnas__stat_offsets {
   size_t mean, var;
 } mpnas__stat_offsets;
-
-typedef struct mpnas__model_domain {
-  char name[MPNAS__NAME_MAX];
-  int32_t classes;
-  int32_t hflip;
-  int32_t *path;                 /* [nlayers] op index per layer */
-  mpnas__domain_data data;       /* training data (copied; may be cleared) */
-  float mean[MPNAS__MAX_IN_CHANNELS], invstd[MPNAS__MAX_IN_CHANNELS]; /* input norm */
-  size_t fc_w, fc_b;             /* classifier in the params store */
-  int64_t bn_updates;            /* training steps that updated this domain's running BN
-                                    statistics: debiases them at folding (model.c) */
-  /* Statistics of the last step. */
-  double loss_ema, valid_acc, weight;
-  int32_t batch_images;
-} mpnas__model_domain;
 
 typedef struct mpnas__node {
   int32_t layer, op;
@@ -78,7 +62,7 @@ struct mpnas_model {
   mpnas__layer *layers;          /* [nlayers], derived */
   int32_t *op_offset;            /* [nlayers + 1] flat (layer, op) index */
   int32_t ndomains;
-  mpnas__model_domain *domains;  /* [MPNAS__MODEL_MAX_DOMAINS] */
+  mpnas__domain *domains;        /* [MPNAS__MAX_DOMAINS] (net/multidomain.h) */
   mpnas__train_config cfg;
 
   /* Built (first training step or load). */
@@ -99,7 +83,7 @@ struct mpnas_model {
   /* Training state. */
   int prepared;                  /* data split, abdp created */
   mpnas__abdp *abdp;
-  mpnas__rng rng;                /* ABDP proportional sampling */
+  mpnas__rng abdp_rng;           /* ABDP's proportional sampling */
   int64_t step;
   mpnas__arena ws;
 };

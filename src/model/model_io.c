@@ -31,8 +31,6 @@ static const mpnas__file_kind model_kind = {"MPNASMDL", "model", 1, 1};
 /* (BN slot, domain) pairs of the layout: (3 nodes + 2) x domains. Bounds the
  * bookkeeping a file can make the loader allocate (24 bytes a pair). */
 #define MAX_SLOT_PAIRS ((int64_t)1 << 21)
-/* ABDP state values accepted before checking against the handle's size. */
-#define ABDP_STATE_MAX(D) ((uint32_t)(16 + 16 * (D)))
 
 /* ---- Messages ------------------------------------------------------------------------ */
 
@@ -73,15 +71,6 @@ static mpnas_status annotate(mpnas_context *ctx, mpnas_status st, uint64_t mark,
 }
 
 /* ---- Small encoders --------------------------------------------------------------------- */
-
-static void put_rng(mpnas__writer *w, const mpnas__rng *r) {
-  mpnas__writer_put_u64(w, r->state);
-  mpnas__writer_put_u64(w, r->inc);
-}
-static void get_rng(mpnas__reader *r, mpnas__rng *out) {
-  out->state = mpnas__reader_get_u64(r);
-  out->inc = mpnas__reader_get_u64(r);
-}
 
 static float le_f32(const unsigned char *p) {
   uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -283,12 +272,7 @@ static void put_config(mpnas__writer *w, const mpnas__train_config *c) {
   const double dv[] = {c->lr, c->warmup_fraction, c->momentum, c->weight_decay,
                        c->label_smoothing, c->valid_fraction};
   for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++) mpnas__writer_put_f64(w, dv[i]);
-  const mpnas__abdp_config *a = &c->abdp;
-  mpnas__writer_put_i32(w, a->sampling);
-  mpnas__writer_put_i32(w, a->signal);
-  const double av[] = {a->tau, a->gamma, a->temperature, a->loss_momentum, a->kpi_momentum,
-                       a->w_min, a->w_max};
-  for (size_t i = 0; i < sizeof av / sizeof av[0]; i++) mpnas__writer_put_f64(w, av[i]);
+  mpnas__abdp_config_write(w, &c->abdp);
 }
 
 static void get_config(mpnas__reader *r, mpnas__train_config *c) {
@@ -298,12 +282,7 @@ static void get_config(mpnas__reader *r, mpnas__train_config *c) {
   double *dv[] = {&c->lr, &c->warmup_fraction, &c->momentum, &c->weight_decay,
                   &c->label_smoothing, &c->valid_fraction};
   for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++) *dv[i] = mpnas__reader_get_f64(r);
-  mpnas__abdp_config *a = &c->abdp;
-  a->sampling = mpnas__reader_get_i32(r);
-  a->signal = mpnas__reader_get_i32(r);
-  double *av[] = {&a->tau, &a->gamma, &a->temperature, &a->loss_momentum, &a->kpi_momentum,
-                  &a->w_min, &a->w_max};
-  for (size_t i = 0; i < sizeof av / sizeof av[0]; i++) *av[i] = mpnas__reader_get_f64(r);
+  mpnas__abdp_config_read(r, &c->abdp);
 }
 
 static int real_in(double v, double lo, double hi) { return v >= lo && v <= hi; }
@@ -329,7 +308,7 @@ typedef struct file_domain {
 static void put_domains(mpnas__writer *w, const mpnas_model *m) {
   mpnas__writer_put_u32(w, (uint32_t)m->ndomains);
   for (int32_t d = 0; d < m->ndomains; d++) {
-    const mpnas__model_domain *dm = &m->domains[d];
+    const mpnas__domain *dm = &m->domains[d];
     mpnas__writer_put_string(w, dm->name);
     mpnas__writer_put_i32(w, dm->classes);
     mpnas__writer_put_i32(w, dm->hflip);
@@ -348,7 +327,7 @@ static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpna
   *count = 0;
   int32_t L = mpnas__space_num_layers(s), C = s->in_c;
   size_t min_bytes = 4 + 1 + 8 + 8 + 4 * (size_t)L + 8 * (size_t)C;
-  int32_t D = (int32_t)mpnas__reader_get_count(r, MPNAS__MODEL_MAX_DOMAINS, min_bytes);
+  int32_t D = (int32_t)mpnas__reader_get_count(r, MPNAS__MAX_DOMAINS, min_bytes);
   if (mpnas__reader_status(r) != MPNAS_OK) return mpnas__reader_status(r);
   if (D < 1) return bad(ctx, MPNAS_E_CORRUPT, where, "the file has no domains");
   file_domain *fd = mpnas__calloc(ctx, (size_t)D, sizeof *fd);
@@ -526,19 +505,15 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
   mpnas__writer_end_section(w);
   if (!with_state) return mpnas__writer_status(w);
 
-  size_t n = mpnas__abdp_state_size(m->abdp);
-  double *abdp = mpnas__malloc(ctx, sizeof(double) * n);
-  if (abdp == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "saving the ABDP state");
-  mpnas__abdp_export(m->abdp, abdp, n);
   size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
   mpnas__writer_begin_section(w, "TRST");
   mpnas__writer_put_u64(w, ctx->seed);
   mpnas__writer_put_i64(w, m->step);
   mpnas__writer_put_i64(w, m->params.steps);
-  put_rng(w, &m->rng);
+  mpnas__writer_put_rng(w, &m->abdp_rng);
   for (int32_t d = 0; d < D; d++) {
-    const mpnas__model_domain *dm = &m->domains[d];
-    put_rng(w, &dm->data.rng);
+    const mpnas__domain *dm = &m->domains[d];
+    mpnas__writer_put_rng(w, &dm->data.rng);
     mpnas__writer_put_f64(w, dm->loss_ema);
     mpnas__writer_put_f64(w, dm->valid_acc);
     mpnas__writer_put_f64(w, dm->weight);
@@ -546,10 +521,9 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
     data_fingerprint(w, &dm->data.train, per_image);
     data_fingerprint(w, &dm->data.valid, per_image);
   }
-  mpnas__writer_put_u32(w, (uint32_t)n);
-  for (size_t i = 0; i < n; i++) mpnas__writer_put_f64(w, abdp[i]);
+  mpnas_status st = mpnas__abdp_state_write(w, m->abdp);
   mpnas__writer_end_section(w);
-  mpnas__free(ctx, abdp);
+  if (st != MPNAS_OK) return st;
   mpnas__writer_begin_section(w, "PARS");
   mpnas__writer_put_f32_array(w, m->params.s1, m->params.total);
   mpnas__writer_put_f32_array(w, m->params.s2, m->params.total);
@@ -601,9 +575,9 @@ static mpnas_status parse(mpnas_context *ctx, mpnas__reader *r, const void *data
   if (p->h.contents != CONTENTS_MODEL && p->h.contents != CONTENTS_CHECKPOINT)
     return bad(ctx, MPNAS_E_CORRUPT, where, "META: unknown contents %u (0 model, 1 checkpoint)",
                (unsigned)p->h.contents);
-  if (!in_range(p->h.ndomains, 1, MPNAS__MODEL_MAX_DOMAINS))
+  if (!in_range(p->h.ndomains, 1, MPNAS__MAX_DOMAINS))
     return bad(ctx, MPNAS_E_CORRUPT, where, "META: %d domains (1..%d)", (int)p->h.ndomains,
-               MPNAS__MODEL_MAX_DOMAINS);
+               MPNAS__MAX_DOMAINS);
 
   char why[192];
   p->space.ctx = ctx;
@@ -742,7 +716,7 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
     const file_domain *f = &p.doms[d];
     st = mpnas__model_add_domain(m, f->name, f->classes, f->path);
     if (st != MPNAS_OK) break;
-    mpnas__model_domain *dm = &m->domains[d];
+    mpnas__domain *dm = &m->domains[d];
     dm->hflip = f->hflip;
     dm->bn_updates = f->bn_updates;
     memcpy(dm->mean, f->mean, sizeof(float) * (size_t)p.space.in_c);
@@ -812,7 +786,7 @@ typedef struct domain_state {
 typedef struct train_state {
   uint64_t seed;
   int64_t step, opt_steps;
-  mpnas__rng rng;
+  mpnas__rng abdp_rng; /* ABDP's proportional sampling */
   domain_state *dom; /* [D] */
   double *abdp;      /* [nabdp] */
   size_t nabdp;
@@ -831,14 +805,14 @@ static mpnas_status get_train_state(mpnas_context *ctx, mpnas__reader *r, int32_
   t->seed = mpnas__reader_get_u64(r);
   t->step = mpnas__reader_get_i64(r);
   t->opt_steps = mpnas__reader_get_i64(r);
-  get_rng(r, &t->rng);
+  mpnas__reader_get_rng(r, &t->abdp_rng);
   mpnas_status st = mpnas__reader_status(r);
   if (st != MPNAS_OK) return st;
   t->dom = mpnas__calloc(ctx, (size_t)D, sizeof *t->dom);
   if (t->dom == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating %d domains", (int)D);
   for (int32_t d = 0; d < D; d++) {
     domain_state *s = &t->dom[d];
-    get_rng(r, &s->rng);
+    mpnas__reader_get_rng(r, &s->rng);
     s->loss_ema = mpnas__reader_get_f64(r);
     s->valid_acc = mpnas__reader_get_f64(r);
     s->weight = mpnas__reader_get_f64(r);
@@ -846,25 +820,20 @@ static mpnas_status get_train_state(mpnas_context *ctx, mpnas__reader *r, int32_
     get_fingerprint(r, &s->train);
     get_fingerprint(r, &s->valid);
   }
-  uint32_t n = mpnas__reader_get_count(r, ABDP_STATE_MAX(D), sizeof(double));
-  if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
-  t->abdp = mpnas__malloc(ctx, sizeof(double) * ((size_t)n + 1));
-  if (t->abdp == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating the ABDP state");
-  t->nabdp = n;
-  for (uint32_t i = 0; i < n; i++) t->abdp[i] = mpnas__reader_get_f64(r);
+  if ((st = mpnas__abdp_state_read(r, ctx, D, &t->abdp, &t->nabdp)) != MPNAS_OK) return st;
   mpnas__reader_expect_end(r);
   if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
 
   /* Values. */
   if (t->step < 0 || t->step > cfg->steps || t->opt_steps < 0 ||
-      t->opt_steps > ((int64_t)1 << 53) || (t->rng.inc & 1u) == 0)
+      t->opt_steps > ((int64_t)1 << 53) || !mpnas__rng_valid(&t->abdp_rng))
     return bad(ctx, MPNAS_E_CORRUPT, where,
                "TRST: step %lld (0..%lld), optimiser steps %lld or random stream out of range",
                (long long)t->step, (long long)cfg->steps, (long long)t->opt_steps);
   for (int32_t d = 0; d < D; d++) {
     const domain_state *s = &t->dom[d];
     const fingerprint *f[2] = {&s->train, &s->valid};
-    int ok = (s->rng.inc & 1u) == 1 && (isnan(s->loss_ema) || s->loss_ema >= 0.0) &&
+    int ok = mpnas__rng_valid(&s->rng) && (isnan(s->loss_ema) || s->loss_ema >= 0.0) &&
              (isnan(s->valid_acc) || real_in(s->valid_acc, 0.0, 1.0)) && isfinite(s->weight) &&
              s->weight >= 0.0 && in_range(s->batch_images, 0, (int64_t)cfg->batch * D);
     for (int i = 0; i < 2; i++)
@@ -876,19 +845,13 @@ static mpnas_status get_train_state(mpnas_context *ctx, mpnas__reader *r, int32_
   return MPNAS_OK;
 }
 
-/* An ABDP handle for m's domains with cfg, holding `state`. sizes NULL: one image per
- * domain (enough to check a state: only proportional sampling reads the sizes). */
+/* An ABDP handle for m's domains with cfg, holding `state`; real_sizes 0: one image per
+ * domain (mpnas__domains_abdp: enough to check a state before the data is split). */
 static mpnas_status make_abdp(const mpnas_model *m, const mpnas__abdp_config *cfg,
                               const double *state, size_t n, int real_sizes, const char *where,
                               mpnas__abdp **out) {
   mpnas_context *ctx = m->ctx;
-  int32_t classes[MPNAS__MODEL_MAX_DOMAINS];
-  int64_t sizes[MPNAS__MODEL_MAX_DOMAINS];
-  for (int32_t d = 0; d < m->ndomains; d++) {
-    classes[d] = m->domains[d].classes;
-    sizes[d] = real_sizes ? m->domains[d].data.ntrain : 1;
-  }
-  mpnas_status st = mpnas__abdp_create(ctx, m->ndomains, classes, sizes, cfg, out);
+  mpnas_status st = mpnas__domains_abdp(ctx, m->domains, m->ndomains, cfg, real_sizes, out);
   if (st != MPNAS_OK) return st;
   if (n != mpnas__abdp_state_size(*out)) {
     st = bad(ctx, MPNAS_E_CORRUPT, where, "TRST: an ABDP state of %zu values, expected %zu", n,
@@ -936,7 +899,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   }
   for (int32_t d = 0; d < D; d++) {
     const file_domain *f = &p.doms[d];
-    const mpnas__model_domain *dm = &m->domains[d];
+    const mpnas__domain *dm = &m->domains[d];
     if (strcmp(f->name, dm->name) != 0 || f->classes != dm->classes) {
       st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
                "domain %d is \"%.40s\" with %d classes in the checkpoint, \"%.40s\" with %d "
@@ -959,7 +922,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
     goto out;
   }
   for (int32_t d = 0; d < D; d++) {
-    const mpnas__model_domain *dm = &m->domains[d];
+    const mpnas__domain *dm = &m->domains[d];
     if (!same_data(&t.dom[d].train, &dm->data.train, per_image) ||
         !same_data(&t.dom[d].valid, &dm->data.valid, per_image)) {
       st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
@@ -1020,13 +983,13 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   m->cfg = p.cfg;
   m->step = t.step;
   m->params.steps = t.opt_steps;
-  m->rng = t.rng;
+  m->abdp_rng = t.abdp_rng;
   decode_f32(m->params.w, w, m->params.total);
   decode_f32(m->params.b, b, m->params.btotal);
   decode_f32(m->params.s1, s, m->params.total);
   decode_f32(m->params.s2, s + 4 * m->params.total, m->params.total);
   for (int32_t d = 0; d < D; d++) {
-    mpnas__model_domain *dm = &m->domains[d];
+    mpnas__domain *dm = &m->domains[d];
     const domain_state *ds = &t.dom[d];
     const file_domain *f = &p.doms[d];
     dm->hflip = f->hflip;

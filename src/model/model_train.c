@@ -1,28 +1,21 @@
 /* model_train.c - training the multi-path model from scratch with ABDP
  * (docs/ALGORITHM.md sections 5-6).
  *
- * A step: ABDP splits D x batch images among the domains (balanced or proportional);
- * each domain with images runs its path forward and backward on its own sub-batch (its
- * own BN batch statistics, its own running statistics updated), its loss scaled by
- * w_d * count_d / batch so that balanced sampling gives the weighted sum of the domain
- * means and proportional sampling counts every image alike; one optimiser step
- * (cosine schedule with linear warmup; weight decay on conv weights only); every
- * valid_every steps each domain's validation accuracy (inference path, running
- * statistics) feeds ABDP's KPI signal and the progress statistics. */
-#include <math.h>
+ * A step is the multi-domain trainer's (net/multidomain.h), every domain on its path
+ * through the model's nodes: ABDP splits D x batch images among the domains (balanced
+ * or proportional); each domain with images runs forward and backward on its own
+ * sub-batch (its own BN batch statistics, its own running statistics updated), its loss
+ * scaled by w_d * count_d / batch; one optimiser step (cosine schedule with linear
+ * warmup; weight decay on conv weights only). Then every valid_every steps each domain's
+ * validation accuracy (inference path, running statistics) feeds ABDP's KPI signal and
+ * the progress statistics, and ABDP's weights are recomputed for the next step. */
 #include <string.h>
 
 #include "model/model.h"
 #include "train/optim.h"
 
-#define STREAM_SAMPLING 2u
-#define STREAM_SPLIT 100u
-#define STREAM_DATA 1000u
-
-static mpnas__image_shape image_shape(const mpnas_model *m) {
-  mpnas__image_shape s = {m->space.in_h, m->space.in_w, m->space.in_c};
-  return s;
-}
+#define STREAM_SAMPLING 2u /* ABDP's proportional sampling (the domains' data streams:
+                              net/multidomain.c) */
 
 /* Everything that can fail first (the layout, the splits, ABDP and its state), then the
  * model's own fields: a failure undoes what this call built and leaves the rest
@@ -32,41 +25,29 @@ mpnas_status mpnas__model_prepare_state(mpnas_model *m, const double *abdp_state
   mpnas_context *ctx = m->ctx;
   int32_t D = m->ndomains;
   if (D < 1) return mpnas__fail(ctx, MPNAS_E_STATE, "the model has no domains: add one first");
-  for (int32_t d = 0; d < D; d++)
-    if (m->domains[d].data.train.count == 0)
-      return mpnas__fail(ctx, MPNAS_E_STATE, "domain \"%s\" has no training data",
-                         m->domains[d].name);
-  int built_here = !m->built;
-  mpnas_status st = mpnas__model_build(m);
+  mpnas_status st = mpnas__domains_prepare(ctx, m->domains, D, mpnas__space_image_shape(&m->space),
+                                           m->cfg.valid_fraction);
   if (st != MPNAS_OK) return st;
-  int32_t classes[MPNAS__MODEL_MAX_DOMAINS];
-  int64_t sizes[MPNAS__MODEL_MAX_DOMAINS];
+  int built_here = !m->built;
   mpnas__abdp *abdp = NULL;
-  for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
-    mpnas__model_domain *dm = &m->domains[d];
-    st = mpnas__domain_data_prepare(ctx, &dm->data, dm->name, image_shape(m),
-                                    m->cfg.valid_fraction, STREAM_SPLIT + (uint64_t)d,
-                                    STREAM_DATA + (uint64_t)d);
-    classes[d] = dm->classes;
-    sizes[d] = dm->data.ntrain;
-  }
-  if (st == MPNAS_OK) st = mpnas__abdp_create(ctx, D, classes, sizes, &m->cfg.abdp, &abdp);
+  st = mpnas__model_build(m);
+  if (st == MPNAS_OK) st = mpnas__domains_abdp(ctx, m->domains, D, &m->cfg.abdp, 1, &abdp);
   if (st == MPNAS_OK && abdp_state != NULL) st = mpnas__abdp_import(abdp, abdp_state, n);
   if (st != MPNAS_OK) {
     mpnas__abdp_destroy(abdp);
-    for (int32_t d = 0; d < D; d++) mpnas__domain_data_unprepare(ctx, &m->domains[d].data);
+    mpnas__domains_unprepare(ctx, m->domains, D);
     if (built_here) mpnas__model_unbuild(m);
     return st;
   }
   for (int32_t d = 0; d < D; d++) {
-    mpnas__model_domain *dm = &m->domains[d];
+    mpnas__domain *dm = &m->domains[d];
     memcpy(dm->mean, dm->data.mean, sizeof dm->mean);
     memcpy(dm->invstd, dm->data.invstd, sizeof dm->invstd);
   }
   m->norm_ready = 1;
   mpnas__abdp_destroy(m->abdp);
   m->abdp = abdp;
-  mpnas__rng_seed(&m->rng, ctx->seed, STREAM_SAMPLING);
+  mpnas__rng_seed(&m->abdp_rng, ctx->seed, STREAM_SAMPLING);
   m->step = 0;
   m->prepared = 1;
   return MPNAS_OK;
@@ -74,13 +55,30 @@ mpnas_status mpnas__model_prepare_state(mpnas_model *m, const double *abdp_state
 
 mpnas_status mpnas__model_prepare(mpnas_model *m) { return mpnas__model_prepare_state(m, NULL, 0); }
 
+/* The multi-domain trainer's bind_path (net/multidomain.h): domain d's path through
+ * the model's nodes, with its own BN running statistics. */
+static mpnas_status bind_path(void *model, int32_t d, mpnas__arena *ws, mpnas__net *net) {
+  mpnas_model *m = model;
+  mpnas__net_layer *layers = mpnas__arena_alloc(ws, sizeof *layers * ((size_t)m->nlayers + 1));
+  if (layers == NULL) return MPNAS_E_NO_MEMORY;
+  mpnas__model_bind(m, d, net, layers);
+  return MPNAS_OK;
+}
+
 /* Validation accuracy of every domain on one batch of its validation split. */
-static mpnas_status validate(mpnas_model *m, float *x, int32_t *labels, float *logits) {
-  int32_t n = m->cfg.valid_batch;
+static mpnas_status validate(mpnas_model *m) {
+  int32_t n = m->cfg.valid_batch, max_classes = 2;
+  for (int32_t d = 0; d < m->ndomains; d++)
+    if (m->domains[d].classes > max_classes) max_classes = m->domains[d].classes;
+  mpnas__image_shape shape = mpnas__space_image_shape(&m->space);
+  float *x = mpnas__arena_floats(&m->ws, (size_t)shape.h * shape.w * shape.c * (size_t)n);
+  int32_t *labels = mpnas__arena_alloc(&m->ws, sizeof(int32_t) * (size_t)n);
+  float *logits = mpnas__arena_floats(&m->ws, (size_t)n * (size_t)max_classes);
+  if (!x || !labels || !logits) return MPNAS_E_NO_MEMORY;
   mpnas__model_fold(m);
   for (int32_t d = 0; d < m->ndomains; d++) {
-    mpnas__model_domain *dm = &m->domains[d];
-    mpnas__domain_data_batch(&dm->data, image_shape(m), 1, n, NULL, x, labels);
+    mpnas__domain *dm = &m->domains[d];
+    mpnas__domain_data_batch(&dm->data, shape, 1, n, NULL, x, labels);
     mpnas_status st = mpnas__model_infer(m, &m->ws, d, n, x, logits);
     if (st != MPNAS_OK) return st;
     int right = 0;
@@ -94,59 +92,6 @@ static mpnas_status validate(mpnas_model *m, float *x, int32_t *labels, float *l
 mpnas_status mpnas__model_step(mpnas_model *m) {
   mpnas_context *ctx = m->ctx;
   const mpnas__train_config *cfg = &m->cfg;
-  int32_t D = m->ndomains, B = cfg->batch;
-  mpnas_status st;
-  int32_t counts[MPNAS__MODEL_MAX_DOMAINS];
-  if ((st = mpnas__abdp_sample_counts(m->abdp, &m->rng, B * D, counts)) != MPNAS_OK) return st;
-  const double *w = mpnas__abdp_weights(m->abdp);
-
-  int32_t big = B * D > cfg->valid_batch ? B * D : cfg->valid_batch;
-  int32_t max_classes = 2;
-  for (int32_t d = 0; d < D; d++)
-    if (m->domains[d].classes > max_classes) max_classes = m->domains[d].classes;
-  size_t per = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
-  float *x = mpnas__arena_floats(&m->ws, per * (size_t)big);
-  int32_t *labels = mpnas__arena_alloc(&m->ws, sizeof(int32_t) * (size_t)big);
-  float *logits = mpnas__arena_floats(&m->ws, (size_t)cfg->valid_batch * max_classes);
-  mpnas__net_layer *layers =
-      mpnas__arena_alloc(&m->ws, sizeof *layers * ((size_t)m->nlayers + 1));
-  if (!x || !labels || !logits || !layers)
-    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a batch");
-
-  /* A pass runs a few hundred parallel ops; on a machine where other processes hold
-   * some of the processors, each op would wait for them: run on the threads that start
-   * promptly now (as the search does; results do not depend on the thread count). */
-  mpnas__engine eng = mpnas__engine_ready(&ctx->engine);
-
-  mpnas__params_zero_grad(&m->params);
-  for (int32_t d = 0; d < D; d++) {
-    mpnas__model_domain *dm = &m->domains[d];
-    dm->batch_images = counts[d];
-    dm->weight = w[d];
-    if (counts[d] == 0) continue;
-    mpnas__augment aug = {cfg->augment_pad, dm->hflip};
-    mpnas__domain_data_batch(&dm->data, image_shape(m), 0, counts[d], &aug, x, labels);
-    mpnas__net net;
-    mpnas__model_bind(m, d, &net, layers);
-    mpnas__arena_mark mark = mpnas__arena_get_mark(&m->ws);
-    double loss;
-    int32_t right;
-    st = mpnas__net_train(&eng, &m->ws, &net, counts[d], x, labels, 1,
-                          (float)cfg->label_smoothing, (float)(w[d] * counts[d] / B), &loss,
-                          &right);
-    mpnas__arena_release(&m->ws, mark);
-    if (st == MPNAS_E_NO_MEMORY)
-      return mpnas__fail(ctx, st, "workspace allocation failed (batch %d)", (int)counts[d]);
-    if (st != MPNAS_OK) return st;
-    if (!isfinite(loss))
-      return mpnas__fail(ctx, MPNAS_E_STATE,
-                         "training diverged: domain \"%s\" has a non-finite loss at step %lld "
-                         "(lower MPNAS_TRAIN_LEARNING_RATE)",
-                         dm->name, (long long)m->step);
-    dm->bn_updates++;
-    dm->loss_ema = isnan(dm->loss_ema) ? loss : 0.9 * dm->loss_ema + 0.1 * loss;
-    if ((st = mpnas__abdp_observe_loss(m->abdp, d, loss)) != MPNAS_OK) return st;
-  }
   mpnas__optim_config opt = {cfg->optimizer, (float)cfg->momentum, 1, 0.9f, 1.0f,
                              (float)cfg->weight_decay};
   if (cfg->optimizer == MPNAS__OPT_ADAM) {
@@ -154,11 +99,33 @@ mpnas_status mpnas__model_step(mpnas_model *m) {
     opt.eps = 1e-8f;
   }
   int64_t warm = (int64_t)(cfg->warmup_fraction * (double)cfg->steps);
-  mpnas__params_step(&m->params, &opt, mpnas__lr_cosine((float)cfg->lr, m->step, cfg->steps, warm));
+  const mpnas__trainer trainer = {
+      .ctx = ctx,
+      .shape = mpnas__space_image_shape(&m->space),
+      .ndomains = m->ndomains,
+      .domains = m->domains,
+      .abdp = m->abdp,
+      .abdp_rng = &m->abdp_rng,
+      .params = &m->params,
+      .ws = &m->ws,
+      .bind_path = bind_path,
+      .owner = m,
+      .step = m->step,
+      .batch = cfg->batch,
+      .augment_pad = cfg->augment_pad,
+      .label_smoothing = (float)cfg->label_smoothing,
+      .optim = opt,
+      .lr = mpnas__lr_cosine((float)cfg->lr, m->step, cfg->steps, warm),
+      .lr_setting = "MPNAS_TRAIN_LEARNING_RATE",
+  };
+  mpnas_status st = mpnas__trainer_step(&trainer);
+  if (st != MPNAS_OK) return st;
   m->step++;
   if (m->step % cfg->valid_every == 0 || m->step == cfg->steps)
-    if ((st = validate(m, x, labels, logits)) != MPNAS_OK)
+    if ((st = validate(m)) != MPNAS_OK)
       return st == MPNAS_E_NO_MEMORY ? mpnas__fail(ctx, st, "workspace allocation failed") : st;
+  /* ABDP's weights for the next step, from the averages up to this one (checkpoints
+   * save them so). */
   mpnas__abdp_update(m->abdp);
   if (m->step == cfg->steps) mpnas__model_fold(m);
   if (mpnas__arena_reset(&m->ws) != MPNAS_OK)

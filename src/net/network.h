@@ -4,9 +4,10 @@
  * The caller binds every layer's weights (and gradients) first: the multi-path model
  * binds a node's own tensors with the running statistics of the domain it runs; the
  * search supernet's training pass binds gathered slices and scatters their gradients
- * back in after_backward. The maths of a training pass lives here once (the supernet's
- * tape-free evaluation forward is its own, in supernet.c). Training forward records
- * tapes in the arena; the arena mark is the caller's. */
+ * back in after_backward (both through the multi-domain trainer's bind_path,
+ * net/multidomain.h, which runs the training pass). The maths of a training pass lives
+ * here once (the supernet's tape-free evaluation forward is its own, in supernet.c).
+ * Training forward records tapes in the arena; the arena mark is the caller's. */
 #ifndef MPNAS_NETWORK_H
 #define MPNAS_NETWORK_H
 

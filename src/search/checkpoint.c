@@ -30,15 +30,6 @@ static uint32_t labels_crc(const mpnas__dataset *d) {
   return d->count ? mpnas__crc32(0, d->labels, sizeof(int32_t) * (size_t)d->count) : 0;
 }
 
-static void put_rng(mpnas__writer *w, const mpnas__rng *r) {
-  mpnas__writer_put_u64(w, r->state);
-  mpnas__writer_put_u64(w, r->inc);
-}
-static void get_rng(mpnas__reader *r, mpnas__rng *out) {
-  out->state = mpnas__reader_get_u64(r);
-  out->inc = mpnas__reader_get_u64(r);
-}
-
 static void put_config(mpnas__writer *w, const mpnas__search_config *c) {
   mpnas__writer_put_i32(w, c->method);
   mpnas__writer_put_i64(w, c->steps);
@@ -61,21 +52,6 @@ static void get_config(mpnas__reader *r, mpnas__search_config *c) {
   double *v[] = {&c->warmup_fraction, &c->lr, &c->momentum, &c->weight_decay,
                  &c->label_smoothing, &c->rl_lr, &c->rl_delay, &c->rl_ramp, &c->entropy,
                  &c->beta, &c->target, &c->gamma, &c->valid_fraction};
-  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = mpnas__reader_get_f64(r);
-}
-
-static void put_abdp_config(mpnas__writer *w, const mpnas__abdp_config *c) {
-  mpnas__writer_put_i32(w, c->sampling);
-  mpnas__writer_put_i32(w, c->signal);
-  const double v[] = {c->tau, c->gamma, c->temperature, c->loss_momentum, c->kpi_momentum,
-                      c->w_min, c->w_max};
-  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) mpnas__writer_put_f64(w, v[i]);
-}
-static void get_abdp_config(mpnas__reader *r, mpnas__abdp_config *c) {
-  c->sampling = mpnas__reader_get_i32(r);
-  c->signal = mpnas__reader_get_i32(r);
-  double *v[] = {&c->tau, &c->gamma, &c->temperature, &c->loss_momentum, &c->kpi_momentum,
-                 &c->w_min, &c->w_max};
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = mpnas__reader_get_f64(r);
 }
 
@@ -108,10 +84,10 @@ mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path) {
   mpnas__writer_begin_section(&w, "STAT");
   mpnas__writer_put_i64(&w, sn->step);
   mpnas__writer_put_i64(&w, sn->params.steps);
-  put_rng(&w, &sn->rng);
+  mpnas__writer_put_rng(&w, &sn->rng);
   for (int32_t d = 0; d < sn->ndomains; d++) {
     const mpnas__domain *dm = &sn->domains[d];
-    put_rng(&w, &dm->data.rng);
+    mpnas__writer_put_rng(&w, &dm->data.rng);
     const double v[] = {dm->loss_ema, dm->valid_acc, dm->reward, dm->cost, dm->weight};
     for (size_t i = 0; i < 5; i++) mpnas__writer_put_f64(&w, v[i]);
   }
@@ -145,30 +121,19 @@ mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path) {
     mpnas__controller_export(ctrl, buf, n);
     for (size_t i = 0; i < n; i++) mpnas__writer_put_f64(&w, buf[i]);
     mpnas__free(sn->ctx, buf);
-    put_rng(&w, &sn->controllers[c].rng);
+    mpnas__writer_put_rng(&w, &sn->controllers[c].rng);
   }
   mpnas__writer_end_section(&w);
 
   /* ABDP: settings, sampling stream, the last step's counts, then the handle's state
    * (u32 length + doubles, mpnas__abdp_export's layout). */
   mpnas__writer_begin_section(&w, "ABDP");
-  put_abdp_config(&w, &sn->abdp_cfg);
-  put_rng(&w, &sn->abdp_rng);
+  mpnas__abdp_config_write(&w, &sn->abdp_cfg);
+  mpnas__writer_put_rng(&w, &sn->abdp_rng);
   for (int32_t d = 0; d < sn->ndomains; d++) mpnas__writer_put_i32(&w, sn->domains[d].batch_images);
-  {
-    size_t n = mpnas__abdp_state_size(sn->abdp);
-    double *buf = mpnas__malloc(sn->ctx, sizeof(double) * n);
-    if (buf == NULL) {
-      mpnas__writer_free(&w);
-      return mpnas__fail(sn->ctx, MPNAS_E_NO_MEMORY, "saving the ABDP state");
-    }
-    mpnas__abdp_export(sn->abdp, buf, n);
-    mpnas__writer_put_u32(&w, (uint32_t)n);
-    for (size_t i = 0; i < n; i++) mpnas__writer_put_f64(&w, buf[i]);
-    mpnas__free(sn->ctx, buf);
-  }
+  mpnas_status st = mpnas__abdp_state_write(&w, sn->abdp);
   mpnas__writer_end_section(&w);
-  mpnas_status st = mpnas__writer_to_file(&w, path);
+  if (st == MPNAS_OK) st = mpnas__writer_to_file(&w, path);
   mpnas__writer_free(&w);
   return st;
 }
@@ -247,28 +212,6 @@ static mpnas_status read_meta(mpnas_supernet *sn, mpnas__reader *r, const char *
   return mpnas__reader_status(r);
 }
 
-/* An ABDP handle for this (prepared) supernet's domains with the given settings. */
-static mpnas_status make_abdp(mpnas_supernet *sn, const mpnas__abdp_config *cfg,
-                              mpnas__abdp **out) {
-  mpnas_context *ctx = sn->ctx;
-  int32_t D = sn->ndomains;
-  int32_t *classes = mpnas__malloc(ctx, sizeof(int32_t) * (size_t)D);
-  int64_t *sizes = mpnas__malloc(ctx, sizeof(int64_t) * (size_t)D);
-  mpnas_status st = MPNAS_E_NO_MEMORY;
-  if (classes && sizes) {
-    for (int32_t d = 0; d < D; d++) {
-      classes[d] = sn->domains[d].classes;
-      sizes[d] = sn->domains[d].data.ntrain;
-    }
-    st = mpnas__abdp_create(ctx, D, classes, sizes, cfg, out);
-  } else {
-    mpnas__fail(ctx, st, "allocating ABDP");
-  }
-  mpnas__free(ctx, classes);
-  mpnas__free(ctx, sizes);
-  return st;
-}
-
 static void free_loaded(mpnas_context *ctx, loaded *l, int32_t nctrl) {
   mpnas__free(ctx, l->domain_rng);
   mpnas__free(ctx, l->domain_stats);
@@ -287,7 +230,6 @@ static void free_loaded(mpnas_context *ctx, loaded *l, int32_t nctrl) {
   mpnas__abdp_destroy(l->abdp);
 }
 
-static int rng_ok(const mpnas__rng *r) { return (r->inc & 1u) == 1u; } /* PCG32: odd */
 static int nan_or_in(double v, double lo, double hi) { return isnan(v) || (v >= lo && v <= hi); }
 
 /* The values of STAT as the search would have left them (a CRC-valid file may hold
@@ -295,10 +237,10 @@ static int nan_or_in(double v, double lo, double hi) { return isnan(v) || (v >= 
 static const char *stat_bad_field(const loaded *l, int32_t D, int32_t T) {
   if (l->step < 0 || l->step > l->cfg.steps) return "step";
   if (l->opt_steps < 0 || l->opt_steps > ((int64_t)1 << 53)) return "optimiser steps";
-  if (!rng_ok(&l->rng)) return "path sampling stream";
+  if (!mpnas__rng_valid(&l->rng)) return "path sampling stream";
   for (int32_t d = 0; d < D; d++) {
     const double *v = l->domain_stats + 5 * d; /* loss EMA, accuracy, reward, cost, weight */
-    if (!rng_ok(&l->domain_rng[d])) return "a domain's batch stream";
+    if (!mpnas__rng_valid(&l->domain_rng[d])) return "a domain's batch stream";
     if (!nan_or_in(v[0], 0.0, INFINITY) || !nan_or_in(v[1], 0.0, 1.0) ||
         !(isnan(v[2]) || isfinite(v[2])) || !(isnan(v[3]) || isfinite(v[3])) ||
         !(isfinite(v[4]) && v[4] >= 0.0))
@@ -368,9 +310,9 @@ static mpnas_status load(mpnas_supernet *sn, const unsigned char *data, size_t l
   if (mpnas__reader_section(&r, "STAT") == MPNAS_OK) {
     l.step = mpnas__reader_get_i64(&r);
     l.opt_steps = mpnas__reader_get_i64(&r);
-    get_rng(&r, &l.rng);
+    mpnas__reader_get_rng(&r, &l.rng);
     for (int32_t d = 0; d < D; d++) {
-      get_rng(&r, &l.domain_rng[d]);
+      mpnas__reader_get_rng(&r, &l.domain_rng[d]);
       for (int i = 0; i < 5; i++) l.domain_stats[5 * d + i] = mpnas__reader_get_f64(&r);
     }
     l.latency_ready = mpnas__reader_get_i32(&r);
@@ -390,21 +332,16 @@ static mpnas_status load(mpnas_supernet *sn, const unsigned char *data, size_t l
   if (!l.batch_images) goto oom;
   if (mpnas__reader_has_section(&r, "ABDP")) {
     if (mpnas__reader_section(&r, "ABDP") == MPNAS_OK) {
-      get_abdp_config(&r, &l.abdp_cfg);
-      get_rng(&r, &l.abdp_rng);
+      mpnas__abdp_config_read(&r, &l.abdp_cfg);
+      mpnas__reader_get_rng(&r, &l.abdp_rng);
       for (int32_t d = 0; d < D; d++) l.batch_images[d] = mpnas__reader_get_i32(&r);
-      /* The layout is checked by import; bound the count before allocating for it. */
-      size_t n = mpnas__reader_get_count(&r, (uint32_t)(16 + 16 * (size_t)D), sizeof(double));
-      if (mpnas__reader_status(&r) == MPNAS_OK) {
-        l.abdp_state = mpnas__malloc(ctx, sizeof(double) * (n + 1));
-        if (!l.abdp_state) goto oom;
-        l.abdp_size = n;
-        for (size_t i = 0; i < n; i++) l.abdp_state[i] = mpnas__reader_get_f64(&r);
-      }
+      /* The layout is checked by import (below). */
+      st = mpnas__abdp_state_read(&r, ctx, D, &l.abdp_state, &l.abdp_size);
     }
     mpnas__reader_expect_end(&r);
-    if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
-    int counts_ok = rng_ok(&l.abdp_rng);
+    if (st == MPNAS_OK) st = mpnas__reader_status(&r);
+    if (st != MPNAS_OK) goto out;
+    int counts_ok = mpnas__rng_valid(&l.abdp_rng);
     for (int32_t d = 0; d < D; d++)
       counts_ok &= l.batch_images[d] >= 0 && l.batch_images[d] <= 4096 * D;
     if (mpnas__abdp_config_check(&l.abdp_cfg, &field) != MPNAS_OK || !counts_ok) {
@@ -457,19 +394,20 @@ static mpnas_status load(mpnas_supernet *sn, const unsigned char *data, size_t l
       if (!l.ctrl_state[c]) goto oom;
       l.ctrl_size[c] = n;
       for (size_t i = 0; i < n; i++) l.ctrl_state[c][i] = mpnas__reader_get_f64(&r);
-      get_rng(&r, &l.ctrl_rng[c]);
+      mpnas__reader_get_rng(&r, &l.ctrl_rng[c]);
     }
   mpnas__reader_expect_end(&r);
   if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
   for (int32_t c = 0; c < nctrl; c++)
-    if (!rng_ok(&l.ctrl_rng[c])) {
+    if (!mpnas__rng_valid(&l.ctrl_rng[c])) {
       st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: CTRL: controller %d's stream is invalid",
                        where, (int)c);
       goto out;
     }
 
   /* ABDP: a new handle with the checkpoint's settings and state, swapped in at commit. */
-  if ((st = make_abdp(sn, &l.abdp_cfg, &l.abdp)) != MPNAS_OK) goto out;
+  st = mpnas__domains_abdp(ctx, sn->domains, D, &l.abdp_cfg, 1, &l.abdp);
+  if (st != MPNAS_OK) goto out;
   if (l.abdp_state) {
     if (l.abdp_size != mpnas__abdp_state_size(l.abdp)) {
       st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: ABDP state of %zu values, expected %zu",

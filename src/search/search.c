@@ -43,28 +43,38 @@ static double reference_params(const mpnas_supernet *sn) {
   return p > 0.0 ? p : 1.0;
 }
 
-/* The loss-weighting hook: ABDP's weights from the moving averages observed up to the
- * previous step (one update per step; all 1 with signal NONE or before every domain has
- * reported), and this step's images per domain out of train_batch * D. BALANCED gives
- * every domain train_batch images and draws no random number, so the defaults reproduce
- * the search as it was before ABDP bit for bit. */
-static mpnas_status loss_weights(mpnas_supernet *sn) {
-  int32_t D = sn->ndomains;
+/* Step 2, the weights: one optimiser step on the weighted sum of the domains' losses,
+ * every domain on its sampled path (the multi-domain trainer, net/multidomain.h). ABDP's
+ * weights come from the moving averages observed up to the previous step (one update
+ * per step, here; all 1 with signal NONE or before every domain has reported), and its
+ * counts split train_batch * D images among the domains. BALANCED gives every domain
+ * train_batch images and draws no random number, so the defaults reproduce the search
+ * as it was before ABDP bit for bit. A diverged (non-finite) loss does not stop the
+ * search (it did not before ABDP); it is only kept out of ABDP's averages. */
+static mpnas_status weight_step(mpnas_supernet *sn) {
+  const mpnas__search_config *cfg = &sn->cfg;
   mpnas__abdp_update(sn->abdp);
-  mpnas_status st = mpnas__abdp_sample_counts(sn->abdp, &sn->abdp_rng, sn->cfg.train_batch * D,
-                                              sn->abdp_counts);
-  if (st != MPNAS_OK) return st;
-  const double *w = mpnas__abdp_weights(sn->abdp);
-  for (int32_t d = 0; d < D; d++) {
-    sn->domains[d].weight = w[d];
-    sn->domains[d].batch_images = sn->abdp_counts[d];
-  }
-  return MPNAS_OK;
+  const mpnas__trainer trainer = {
+      .ctx = sn->ctx,
+      .shape = mpnas__space_image_shape(&sn->space),
+      .ndomains = sn->ndomains,
+      .domains = sn->domains,
+      .abdp = sn->abdp,
+      .abdp_rng = &sn->abdp_rng,
+      .params = &sn->params,
+      .ws = &sn->ws,
+      .bind_path = mpnas__supernet_bind_sampled,
+      .owner = sn,
+      .step = sn->step,
+      .batch = cfg->train_batch,
+      .augment_pad = 0,
+      .label_smoothing = (float)cfg->label_smoothing,
+      .optim = {MPNAS__OPT_SGD, (float)cfg->momentum, 1, 0.0f, 0.0f, (float)cfg->weight_decay},
+      .lr = mpnas__lr_cosine((float)cfg->lr, sn->step, cfg->steps, 0),
+      .lr_setting = NULL,
+  };
+  return mpnas__trainer_step(&trainer);
 }
-
-/* A value ABDP accepts as an observation: a diverged (non-finite) loss is left out, so it
- * neither stops the search (it did not before ABDP) nor reaches the other domains' weights. */
-static int observable_loss(double loss) { return loss >= 0.0 && isfinite(loss); }
 
 mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
   mpnas_context *ctx = sn->ctx;
@@ -89,41 +99,7 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
   }
 
   /* 2. One optimiser step on the weighted sum of the domains' losses. */
-  if ((st = loss_weights(sn)) != MPNAS_OK) return st;
-  mpnas__params_zero_grad(&sn->params);
-  size_t per = (size_t)sn->space.in_h * sn->space.in_w * sn->space.in_c;
-  /* Batch buffers for the largest count a step can give: train_batch under BALANCED,
-   * up to the whole train_batch * D under PROPORTIONAL (sized for that at once, so the
-   * buffers do not grow from step to step). */
-  int32_t train_cap = cfg->train_batch;
-  if (sn->abdp_cfg.sampling == MPNAS__ABDP_SAMPLE_PROPORTIONAL) train_cap *= D;
-  int32_t big = train_cap > cfg->valid_batch ? train_cap : cfg->valid_batch;
-  float *x = mpnas__arena_floats(&sn->ws, per * (size_t)big);
-  int32_t *labels = mpnas__arena_alloc(&sn->ws, sizeof(int32_t) * (size_t)big);
-  if (!x || !labels) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a batch");
-  /* The step minimises the weighted SUM of the domains' losses: each domain's head and
-   * path get its full gradient (a mean would slow every head down by 1/D). Domain d's
-   * mean loss over its count_d images is scaled by w_d * count_d / train_batch: with
-   * BALANCED sampling that is w_d, and with PROPORTIONAL every image of the step counts
-   * the same, like training on the concatenated data. A domain without images this
-   * step adds nothing and reports no training loss. */
-  for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
-    mpnas__domain *dm = &sn->domains[d];
-    int32_t count = sn->abdp_counts[d];
-    if (count == 0) continue;
-    double loss;
-    int32_t right;
-    float scale = (float)(dm->weight * (double)count / (double)cfg->train_batch);
-    mpnas__supernet_batch(sn, d, 0, count, x, labels);
-    st = mpnas__supernet_run(sn, d, dm->sampled, x, labels, count, 1, scale, &loss, &right);
-    if (st != MPNAS_OK) break;
-    dm->loss_ema = isnan(dm->loss_ema) ? loss : 0.9 * dm->loss_ema + 0.1 * loss;
-    if (observable_loss(loss)) st = mpnas__abdp_observe_loss(sn->abdp, d, loss);
-  }
-  if (st != MPNAS_OK) return st;
-  mpnas__optim_config opt = {MPNAS__OPT_SGD, (float)cfg->momentum, 1, 0.0f, 0.0f,
-                             (float)cfg->weight_decay};
-  mpnas__params_step(&sn->params, &opt, mpnas__lr_cosine((float)cfg->lr, step, total, 0));
+  if ((st = weight_step(sn)) != MPNAS_OK) return st;
 
   /* 3. Validation accuracy, cost and reward of each domain's path. */
   mpnas__reward_config rc;

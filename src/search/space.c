@@ -18,6 +18,23 @@ static void choices(const mpnas_space *s, const mpnas__stage *st, const int32_t 
   }
 }
 
+mpnas__image_shape mpnas__space_image_shape(const mpnas_space *s) {
+  mpnas__image_shape shape = {s->in_h, s->in_w, s->in_c};
+  return shape;
+}
+
+mpnas__conv_geom mpnas__space_stem_geom(const mpnas_space *s) {
+  mpnas__conv_geom g = {s->in_c, s->stem_c, s->stem_k, s->stem_s, s->stem_act};
+  return g;
+}
+
+mpnas__conv_geom mpnas__space_head_geom(const mpnas_space *s) {
+  int32_t h, w, c;
+  mpnas__space_final(s, &h, &w, &c);
+  mpnas__conv_geom g = {c, s->head_c, 1, 1, s->head_act};
+  return g;
+}
+
 void mpnas__space_stem_out(const mpnas_space *s, int32_t *h, int32_t *w) {
   *h = mpnas__out_size_i(s->in_h, s->stem_s);
   *w = mpnas__out_size_i(s->in_w, s->stem_s);

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "common/common.h"
+#include "data/domain_data.h"
+#include "net/block.h"
 
 #define MPNAS__MAX_STAGES 32
 #define MPNAS__MAX_CHOICES 8
@@ -62,6 +64,11 @@ int32_t mpnas__space_num_layers(const mpnas_space *s);
 void mpnas__space_layer(const mpnas_space *s, int32_t layer, mpnas__layer *l);
 /* Op `op` of a layer (0 <= op < l->nops). */
 mpnas__op mpnas__space_op(const mpnas_space *s, const mpnas__layer *l, int32_t op);
+/* The input images, the stem conv and the head conv of every network over the space
+ * (the supernet's and the model's alike). */
+mpnas__image_shape mpnas__space_image_shape(const mpnas_space *s);
+mpnas__conv_geom mpnas__space_stem_geom(const mpnas_space *s);
+mpnas__conv_geom mpnas__space_head_geom(const mpnas_space *s);
 /* Stem output resolution; the last layer's output resolution and width. */
 void mpnas__space_stem_out(const mpnas_space *s, int32_t *h, int32_t *w);
 void mpnas__space_final(const mpnas_space *s, int32_t *h, int32_t *w, int32_t *c);

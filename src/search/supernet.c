@@ -16,8 +16,7 @@
 #define STREAM_INIT 1u
 #define STREAM_PATHS 2u
 #define STREAM_ABDP 3u /* proportional sampling's draws; checkpoint.c seeds it alike */
-#define STREAM_SPLIT 100u
-#define STREAM_DATA 1000u
+/* (The domains' split and batch streams, 100 + d and 1000 + d: net/multidomain.c.) */
 #define STREAM_CONTROLLERS 3000u
 
 int32_t mpnas__supernet_controller_of(const mpnas_supernet *sn, int32_t domain) {
@@ -26,57 +25,33 @@ int32_t mpnas__supernet_controller_of(const mpnas_supernet *sn, int32_t domain) 
 
 /* ---- Preparation ------------------------------------------------------------------- */
 
-static mpnas__image_shape image_shape(const mpnas_supernet *sn) {
-  mpnas__image_shape s = {sn->space.in_h, sn->space.in_w, sn->space.in_c};
-  return s;
-}
-
-static mpnas_status prepare_domain(mpnas_supernet *sn, int32_t di) {
-  mpnas__domain *d = &sn->domains[di];
-  d->sampled = mpnas__calloc(sn->ctx, (size_t)sn->nlayers + 1, sizeof(int32_t));
-  if (!d->sampled) return mpnas__fail(sn->ctx, MPNAS_E_NO_MEMORY, "allocating domain \"%s\"", d->name);
-  mpnas_status st = mpnas__domain_data_prepare(sn->ctx, &d->data, d->name, image_shape(sn),
-                                               sn->cfg.valid_fraction, STREAM_SPLIT + (uint64_t)di,
-                                               STREAM_DATA + (uint64_t)di);
-  d->weight = 1.0;
-  d->loss_ema = NAN;
-  return st;
-}
-
-static mpnas__conv_geom stem_geom(const mpnas_supernet *sn) {
-  mpnas__conv_geom g = {sn->space.in_c, sn->space.stem_c, sn->space.stem_k, sn->space.stem_s,
-                        sn->space.stem_act};
-  return g;
-}
-
-static mpnas__conv_geom head_geom(const mpnas_supernet *sn) {
-  int32_t h, w, c;
-  mpnas__space_final(&sn->space, &h, &w, &c);
-  mpnas__conv_geom g = {c, sn->space.head_c, 1, 1, sn->space.head_act};
-  return g;
-}
-
 static mpnas_status prepare(mpnas_supernet *sn) {
   mpnas_context *ctx = sn->ctx;
   if (sn->ndomains < 1)
     return mpnas__fail(ctx, MPNAS_E_STATE, "the supernet has no domains: add one first");
-  for (int32_t d = 0; d < sn->ndomains; d++)
-    if (sn->domains[d].data.train.count == 0)
-      return mpnas__fail(ctx, MPNAS_E_STATE, "domain \"%s\" has no training data",
-                         sn->domains[d].name);
+  mpnas_status st = mpnas__domains_prepare(ctx, sn->domains, sn->ndomains,
+                                           mpnas__space_image_shape(&sn->space),
+                                           sn->cfg.valid_fraction);
+  if (st != MPNAS_OK) return st;
   if (sn->cfg.method == MPNAS_METHOD_SINGLE_PATH &&
       !mpnas__space_path_valid(&sn->space, sn->fixed_path))
     return mpnas__fail(ctx, MPNAS_E_STATE, "the fixed path is not valid in this space");
-  mpnas_status st;
-  for (int32_t d = 0; d < sn->ndomains; d++)
-    if ((st = prepare_domain(sn, d)) != MPNAS_OK) return st;
+  for (int32_t d = 0; d < sn->ndomains; d++) {
+    mpnas__domain *dm = &sn->domains[d];
+    dm->sampled = mpnas__calloc(ctx, (size_t)sn->nlayers + 1, sizeof(int32_t));
+    if (!dm->sampled)
+      return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating domain \"%s\"", dm->name);
+    dm->weight = 1.0;
+    dm->loss_ema = NAN;
+    dm->batch_images = 0;
+  }
 
   /* Weights: one set, or one per domain for domain-independent search. */
   sn->nsets = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? sn->ndomains : 1;
   sn->sets = mpnas__calloc(ctx, (size_t)sn->nsets, sizeof *sn->sets);
   if (!sn->sets) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating weight sets");
   mpnas__params_init(&sn->params, ctx);
-  mpnas__conv_geom sg = stem_geom(sn), hg = head_geom(sn);
+  mpnas__conv_geom sg = mpnas__space_stem_geom(&sn->space), hg = mpnas__space_head_geom(&sn->space);
   int ok = 1;
   for (int32_t s = 0; s < sn->nsets && ok; s++) {
     mpnas__weight_set *ws = &sn->sets[s];
@@ -128,30 +103,11 @@ static mpnas_status prepare(mpnas_supernet *sn) {
   mpnas__rng_seed(&sn->rng, ctx->seed, STREAM_PATHS);
 
   /* ABDP: batch counts and loss weights, over the training sizes after the split. */
-  {
-    int32_t D = sn->ndomains;
-    int32_t *classes = mpnas__malloc(ctx, sizeof(int32_t) * (size_t)D);
-    int64_t *sizes = mpnas__malloc(ctx, sizeof(int64_t) * (size_t)D);
-    mpnas__free(ctx, sn->abdp_counts);
-    sn->abdp_counts = mpnas__calloc(ctx, (size_t)D, sizeof(int32_t));
-    if (!classes || !sizes || !sn->abdp_counts) {
-      mpnas__free(ctx, classes);
-      mpnas__free(ctx, sizes);
-      return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating ABDP");
-    }
-    for (int32_t d = 0; d < D; d++) {
-      classes[d] = sn->domains[d].classes;
-      sizes[d] = sn->domains[d].data.ntrain;
-      sn->domains[d].batch_images = 0;
-    }
-    mpnas__abdp_destroy(sn->abdp);
-    sn->abdp = NULL;
-    st = mpnas__abdp_create(ctx, D, classes, sizes, &sn->abdp_cfg, &sn->abdp);
-    mpnas__free(ctx, classes);
-    mpnas__free(ctx, sizes);
-    if (st != MPNAS_OK) return st;
-    mpnas__rng_seed(&sn->abdp_rng, ctx->seed, STREAM_ABDP);
-  }
+  mpnas__abdp_destroy(sn->abdp);
+  sn->abdp = NULL;
+  st = mpnas__domains_abdp(ctx, sn->domains, sn->ndomains, &sn->abdp_cfg, 1, &sn->abdp);
+  if (st != MPNAS_OK) return st;
+  mpnas__rng_seed(&sn->abdp_rng, ctx->seed, STREAM_ABDP);
   sn->step = 0;
   sn->prepared = 1;
   return MPNAS_OK;
@@ -169,8 +125,8 @@ mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn) {
 
 void mpnas__supernet_destroy_state(mpnas_supernet *sn) {
   mpnas_context *ctx = sn->ctx;
+  mpnas__domains_unprepare(ctx, sn->domains, sn->ndomains);
   for (int32_t d = 0; d < sn->ndomains; d++) {
-    mpnas__domain_data_unprepare(ctx, &sn->domains[d].data);
     mpnas__free(ctx, sn->domains[d].sampled);
     sn->domains[d].sampled = NULL;
   }
@@ -191,8 +147,6 @@ void mpnas__supernet_destroy_state(mpnas_supernet *sn) {
   sn->node_params = NULL;
   mpnas__abdp_destroy(sn->abdp);
   sn->abdp = NULL;
-  mpnas__free(ctx, sn->abdp_counts);
-  sn->abdp_counts = NULL;
   mpnas__params_destroy(&sn->params);
   mpnas__arena_reset(&sn->ws);
   sn->prepared = 0;
@@ -202,8 +156,8 @@ void mpnas__supernet_destroy_state(mpnas_supernet *sn) {
 
 void mpnas__supernet_batch(mpnas_supernet *sn, int32_t domain, int valid, int32_t batch,
                            float *x, int32_t *labels) {
-  mpnas__domain_data_batch(&sn->domains[domain].data, image_shape(sn), valid, batch, NULL, x,
-                           labels);
+  mpnas__domain_data_batch(&sn->domains[domain].data, mpnas__space_image_shape(&sn->space), valid,
+                           batch, NULL, x, labels);
 }
 
 /* ---- Slicing a layer's maximal weights for one op ------------------------------------ */
@@ -322,7 +276,7 @@ static mpnas_status run_eval(mpnas_supernet *sn, const mpnas__engine *eng, mpnas
   int32_t set = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? domain : 0;
   mpnas__weight_set *wset = &sn->sets[set];
   mpnas__domain *dm = &sn->domains[domain];
-  mpnas__conv_geom sg = stem_geom(sn), hg = head_geom(sn);
+  mpnas__conv_geom sg = mpnas__space_stem_geom(&sn->space), hg = mpnas__space_head_geom(&sn->space);
   mpnas__conv_weights stem_w, head_w;
   mpnas__conv_bind(&sn->params, &wset->stem, &stem_w, NULL);
   mpnas__conv_bind(&sn->params, &wset->head, &head_w, NULL);
@@ -393,27 +347,26 @@ static void unslice_layer(void *user, int layer) {
   unslice_grads(&p->layers[layer], &p->sn->max_geom[layer]);
 }
 
-static mpnas_status run_train(mpnas_supernet *sn, const mpnas__engine *eng, mpnas__arena *ws,
-                              int32_t domain, const int32_t *path, const float *x,
-                              const int32_t *labels, int32_t batch, float loss_scale,
-                              double *loss, int32_t *correct) {
+/* Bind a domain's `path` for a training pass into net; the slices live in ws. */
+static mpnas_status bind_train(mpnas_supernet *sn, mpnas__arena *ws, int32_t domain,
+                               const int32_t *path, mpnas__net *net) {
   mpnas_status st;
   int32_t set = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? domain : 0;
   mpnas__weight_set *wset = &sn->sets[set];
   mpnas__domain *dm = &sn->domains[domain];
   sliced *slices = mpnas__arena_alloc(ws, sizeof *slices * ((size_t)sn->nlayers + 1));
   mpnas__net_layer *layers = mpnas__arena_alloc(ws, sizeof *layers * ((size_t)sn->nlayers + 1));
-  if (!slices || !layers) return MPNAS_E_NO_MEMORY;
-  mpnas__net net;
-  memset(&net, 0, sizeof net);
-  net.in_h = sn->space.in_h;
-  net.in_w = sn->space.in_w;
-  net.stem_g = stem_geom(sn);
-  net.head_g = head_geom(sn);
-  mpnas__conv_bind(&sn->params, &wset->stem, &net.stem, &net.stem_gr);
-  mpnas__conv_bind(&sn->params, &wset->head, &net.head, &net.head_gr);
-  net.nlayers = sn->nlayers;
-  net.layers = layers;
+  sliced_path *scatter = mpnas__arena_alloc(ws, sizeof *scatter);
+  if (!slices || !layers || !scatter) return MPNAS_E_NO_MEMORY;
+  memset(net, 0, sizeof *net);
+  net->in_h = sn->space.in_h;
+  net->in_w = sn->space.in_w;
+  net->stem_g = mpnas__space_stem_geom(&sn->space);
+  net->head_g = mpnas__space_head_geom(&sn->space);
+  mpnas__conv_bind(&sn->params, &wset->stem, &net->stem, &net->stem_gr);
+  mpnas__conv_bind(&sn->params, &wset->head, &net->head, &net->head_gr);
+  net->nlayers = sn->nlayers;
+  net->layers = layers;
   for (int32_t l = 0; l < sn->nlayers; l++) {
     memset(&layers[l], 0, sizeof layers[l]);
     mpnas__op op = mpnas__space_op(&sn->space, &sn->layers[l], path[l]);
@@ -423,14 +376,30 @@ static mpnas_status run_train(mpnas_supernet *sn, const mpnas__engine *eng, mpna
     layers[l].w = slices[l].w;
     layers[l].gr = slices[l].gr;
   }
-  net.classes = dm->classes;
-  net.fc_w = mpnas__pw(&sn->params, dm->fc_w);
-  net.fc_b = mpnas__pw(&sn->params, dm->fc_b);
-  net.fc_gw = mpnas__pg(&sn->params, dm->fc_w);
-  net.fc_gb = mpnas__pg(&sn->params, dm->fc_b);
-  sliced_path scatter = {sn, slices};
-  net.after_backward = unslice_layer;
-  net.user = &scatter;
+  net->classes = dm->classes;
+  net->fc_w = mpnas__pw(&sn->params, dm->fc_w);
+  net->fc_b = mpnas__pw(&sn->params, dm->fc_b);
+  net->fc_gw = mpnas__pg(&sn->params, dm->fc_w);
+  net->fc_gb = mpnas__pg(&sn->params, dm->fc_b);
+  *scatter = (sliced_path){sn, slices};
+  net->after_backward = unslice_layer;
+  net->user = scatter;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas__supernet_bind_sampled(void *sn, int32_t domain, mpnas__arena *ws,
+                                          mpnas__net *net) {
+  mpnas_supernet *s = sn;
+  return bind_train(s, ws, domain, s->domains[domain].sampled, net);
+}
+
+static mpnas_status run_train(mpnas_supernet *sn, const mpnas__engine *eng, mpnas__arena *ws,
+                              int32_t domain, const int32_t *path, const float *x,
+                              const int32_t *labels, int32_t batch, float loss_scale,
+                              double *loss, int32_t *correct) {
+  mpnas__net net;
+  mpnas_status st = bind_train(sn, ws, domain, path, &net);
+  if (st != MPNAS_OK) return st;
   return mpnas__net_train(eng, ws, &net, batch, x, labels, 1, (float)sn->cfg.label_smoothing,
                           loss_scale, loss, correct);
 }

@@ -12,25 +12,12 @@
 #define MPNAS_SUPERNET_H
 
 #include "common/settings.h"
-#include "data/domain_data.h"
 #include "net/block.h"
+#include "net/multidomain.h"
 #include "search/controller.h"
 #include "search/reward.h"
 #include "search/space.h"
 #include "train/abdp.h"
-
-#define MPNAS__MAX_DOMAINS 256
-
-typedef struct mpnas__domain {
-  char name[MPNAS__NAME_MAX];
-  int32_t classes;
-  mpnas__domain_data data;         /* images, split, normalisation, sampling stream */
-  size_t fc_w, fc_b;               /* classifier offsets in the params store */
-  /* Statistics of the last step. */
-  double loss_ema, valid_acc, reward, cost, weight;
-  int32_t batch_images;            /* training images drawn in the last step (ABDP) */
-  int32_t *sampled;                /* the path sampled this step [nlayers] */
-} mpnas__domain;
 
 /* Offsets of one weight set. */
 typedef struct mpnas__weight_set {
@@ -62,7 +49,7 @@ struct mpnas_supernet {
   mpnas__layer *layers;     /* [nlayers], derived once */
   mpnas__ib_geom *max_geom; /* [nlayers] the maximal geometry of each layer */
   int32_t ndomains;
-  mpnas__domain *domains;   /* [MPNAS__MAX_DOMAINS] */
+  mpnas__domain *domains;   /* [MPNAS__MAX_DOMAINS] (net/multidomain.h) */
   mpnas__search_config cfg;
   int32_t *fixed_path;      /* [nlayers] */
   int32_t *fixed_path_reference; /* [nlayers] the reference path (default C0) */
@@ -85,11 +72,10 @@ struct mpnas_supernet {
   int latency_ready;
   mpnas__rng rng;                /* path sampling */
   /* ABDP (docs/ABDP.md): settings (MPNAS_ABDP_*, fixed once the search starts), the
-   * handle and its sampling stream (created by prepare), this step's counts [ndomains]. */
+   * handle and its sampling stream (created by prepare). */
   mpnas__abdp_config abdp_cfg;
   mpnas__abdp *abdp;
   mpnas__rng abdp_rng;
-  int32_t *abdp_counts;
   int64_t step;
   mpnas__arena ws;
 };
@@ -110,6 +96,10 @@ mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn);
 mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32_t *path,
                                  const float *x, const int32_t *labels, int32_t batch,
                                  int train, float loss_scale, double *loss, int32_t *correct);
+/* The multi-domain trainer's bind_path for the search's weight step (net/multidomain.h):
+ * domain d's sampled path, its weights sliced into ws. `sn` is the supernet. */
+mpnas_status mpnas__supernet_bind_sampled(void *sn, int32_t domain, mpnas__arena *ws,
+                                          mpnas__net *net);
 /* Every domain's sampled path on a fresh validation batch of cfg.valid_batch images
  * (drawn as mpnas__supernet_batch does): sets each domain's valid_acc. The results of
  * mpnas__supernet_batch + mpnas__supernet_run(train = 0) domain by domain; with several

@@ -1,6 +1,7 @@
 /* abdp.h - Adaptive Balanced Domain Prioritization (docs/ALGORITHM.md section 5).
  *
- * Two independent parts, used by the search loop and the multi-path trainer:
+ * Two independent parts, used by the multi-domain trainer (net/multidomain.h) that the
+ * search's weight step and the multi-path model's training share:
  *
  * 1. Sampling: how many images of each domain go into a step's batch of B images.
  *    BALANCED      B / D per domain whatever the dataset sizes. When D does not divide
@@ -78,6 +79,7 @@
 #include <stdint.h>
 
 #include "common/rng.h"
+#include "common/serial.h"
 #include "mpnas.h"
 
 enum {
@@ -180,6 +182,22 @@ mpnas_status mpnas__abdp_export(const mpnas__abdp *a, double *out, size_t n);
  * domain: non-finite, a negative or non-integer count, an EMA with a count of 0 that is
  * not 0, an accuracy outside [0, 1], ...). On failure the handle is unchanged. */
 mpnas_status mpnas__abdp_import(mpnas__abdp *a, const double *in, size_t n);
+
+/* Serialisation (abdp_io.c): ABDP's part of the search checkpoint and of the model's
+ * files, one encoding for both.
+ * The settings: i32 sampling, i32 signal, then f64 tau, gamma, temperature,
+ * loss_momentum, kpi_momentum, w_min, w_max (read unchecked: mpnas__abdp_config_check). */
+void mpnas__abdp_config_write(mpnas__writer *w, const mpnas__abdp_config *cfg);
+void mpnas__abdp_config_read(mpnas__reader *r, mpnas__abdp_config *cfg);
+/* The state: u32 count, then that many f64 (mpnas__abdp_export's layout). Writing
+ * fails only for want of memory (recorded on the writer's context). */
+mpnas_status mpnas__abdp_state_write(mpnas__writer *w, const mpnas__abdp *a);
+/* Read a state written for D domains into a new array *state of *n values (free it with
+ * mpnas__free; NULL on failure). The count is bounded by the section's bytes and a
+ * generous multiple of D before anything is allocated; the values are checked by
+ * mpnas__abdp_import. */
+mpnas_status mpnas__abdp_state_read(mpnas__reader *r, mpnas_context *ctx, int32_t D,
+                                    double **state, size_t *n);
 
 /* The public MPNAS_ABDP_* parameters (abdp_param.c), for the supernet's and the model's
  * setters: a value the config check rejects leaves *cfg unchanged; errors are recorded
