@@ -656,6 +656,34 @@ MPNAS_API mpnas_status mpnas_predictor_run(mpnas_predictor *predictor, int32_t d
                                            int32_t dtype, const void *images, int64_t count,
                                            int32_t output, float *out, size_t cap);
 
+/* ==== Parameter descriptions =============================================================
+ * What every parameter of the set/get functions accepts, at run time (like zstd's
+ * ZSTD_cParam_getBounds): bindings and tools read names, types, ranges and defaults here
+ * instead of copying them. The answers come from the same tables the setters and the
+ * file loaders check with. These functions take no handle: a failing call returns its
+ * status (MPNAS_E_UNKNOWN_PARAMETER for an unknown handle kind or a parameter that kind
+ * does not take, MPNAS_E_INVALID_ARGUMENT for a buffer too small) and records no
+ * message, there being no context to hold one. */
+enum { /* handle kinds: whose set/get functions take the parameter */
+  MPNAS_HANDLE_CONTEXT = 1,      /* mpnas_context_set_int: MPNAS_CONTEXT_* */
+  MPNAS_HANDLE_SPACE = 2,        /* mpnas_space_set_int: MPNAS_SPACE_* */
+  MPNAS_HANDLE_SUPERNET = 3,     /* mpnas_supernet_set_*: MPNAS_SEARCH_*, MPNAS_ABDP_* */
+  MPNAS_HANDLE_MODEL = 4,        /* mpnas_model_set_*: MPNAS_TRAIN_*, MPNAS_MODEL_*,
+                                    MPNAS_ABDP_* */
+  MPNAS_HANDLE_MODEL_DOMAIN = 5  /* mpnas_model_set_domain_int: MPNAS_DOMAIN_* */
+};
+enum { /* parameter types: which setter and getter take it */
+  MPNAS_PARAM_INT = 0, /* *_set_int / *_get_int */
+  MPNAS_PARAM_REAL = 1 /* *_set_double / *_get_double */
+};
+enum { /* parameter flags (bits) */
+  MPNAS_PARAM_READ_ONLY = 1, /* get only; its lo, hi and default are NaN */
+  MPNAS_PARAM_LO_OPEN = 2,   /* lo itself is refused: lo < value */
+  MPNAS_PARAM_HI_OPEN = 4,   /* hi itself is refused: value < hi */
+  MPNAS_PARAM_ENUM = 8,      /* the values are named constants (mpnas_param_names) */
+  MPNAS_PARAM_ODD = 16       /* odd values only */
+};
+
 #ifdef __cplusplus
 }
 #endif
