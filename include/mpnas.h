@@ -684,6 +684,35 @@ enum { /* parameter flags (bits) */
   MPNAS_PARAM_ODD = 16       /* odd values only */
 };
 
+/* The parameter codes of a handle kind (MPNAS_HANDLE_*), in increasing order, into
+ * params[cap]; *count (may be NULL) receives how many there are. params NULL with cap 0
+ * asks for the count only. */
+MPNAS_API mpnas_status mpnas_param_list(int32_t handle_kind, int32_t *params, size_t cap,
+                                        size_t *count);
+/* What parameter `param` of a handle kind accepts; any out-pointer may be NULL.
+ *  type           MPNAS_PARAM_INT or MPNAS_PARAM_REAL;
+ *  lo, hi         the range, both ends included unless flags say otherwise; whole numbers
+ *                 for integers (exact up to 2^53: MPNAS_CONTEXT_SEED, any int64_t, gives
+ *                 -2^63..2^63, the nearest doubles to its ends);
+ *  default_value  what a new handle holds (a space: MPNAS_PRESET_EMPTY's value, which
+ *                 the other presets change); NaN if it depends on other settings
+ *                 (MPNAS_SEARCH_COST_BETA: the reward form's own);
+ *  flags          MPNAS_PARAM_* bits.
+ * A value within the bounds can still be refused by a rule they cannot express: an ISA
+ * this CPU lacks (MPNAS_CONTEXT_ISA: mpnas_isa_supported), a setting locked once a search
+ * or training has started (MPNAS_E_STATE). */
+MPNAS_API mpnas_status mpnas_param_bounds(int32_t handle_kind, int32_t param, int32_t *type,
+                                          double *lo, double *hi, double *default_value,
+                                          int32_t *flags);
+/* Names of parameter `param` of a handle kind (static strings; any out-pointer may be
+ * NULL): its constant ("MPNAS_SEARCH_STEPS"); its short name, the constant without
+ * "MPNAS_" and the handle's word (CONTEXT_, SPACE_, SEARCH_, TRAIN_, MODEL_, DOMAIN_),
+ * in lower case ("steps"; ABDP's keep theirs: "abdp_tau"), as the Python wrapper names
+ * it; and for an MPNAS_PARAM_ENUM parameter the common prefix of its values' constants
+ * ("MPNAS_METHOD_"), else "". */
+MPNAS_API mpnas_status mpnas_param_names(int32_t handle_kind, int32_t param, const char **name,
+                                         const char **short_name, const char **values_prefix);
+
 #ifdef __cplusplus
 }
 #endif
