@@ -59,7 +59,7 @@ __all__ = [
     "CancelledError", "StateError", "IncompatibleError", "InternalError",
     "load_library", "library_path", "version", "version_number", "isa_supported",
     "status_string", "Context", "Space", "Controller", "Supernet", "Model", "Predictor",
-    "OpInfo", "Evaluation",
+    "OpInfo", "Evaluation", "ParamInfo", "param_info",
 ]
 
 # ---- Constants (mirroring include/mpnas.h) ------------------------------------------------
@@ -112,123 +112,23 @@ for _kind, _values in _ENUMS.items():
     for _name, _value in _values.items():
         globals()[_ENUM_PREFIX[_kind] + _name.upper()] = _value
 
-# Parameters of each handle: name -> (code, "i" integer | "d" real, enum table or None,
-# read-only). Names are the header's constant without its prefix, in lower case. A handle
-# also accepts the full constant names of its own parameters ("MPNAS_SEARCH_STEPS" on a
-# Supernet, not on a Model) and integer codes: see _param_spec.
-_CONTEXT_PARAMS = {
-    "threads": (1, "i", None, False),
-    "seed": (2, "i", None, False),
-    "isa": (3, "i", "isa", False),
-    "isa_active": (4, "i", "isa", True),
-    "log_level": (5, "i", "log_level", False),
-    "openmp": (6, "i", None, True),
-    "max_file_bytes": (7, "i", None, False),
-}
-_SPACE_PARAMS = {
-    "input_height": (1, "i", None, False),
-    "input_width": (2, "i", None, False),
-    "input_channels": (3, "i", None, False),
-    "stem_channels": (4, "i", None, False),
-    "stem_kernel": (5, "i", None, False),
-    "stem_stride": (6, "i", None, False),
-    "stem_activation": (7, "i", "activation", False),
-    "head_channels": (8, "i", None, False),
-    "head_activation": (9, "i", "activation", False),
-    "se_mode": (10, "i", "se_mode", False),
-    "num_stages": (11, "i", None, True),
-    "num_layers": (12, "i", None, True),
-}
-_ABDP_PARAMS = {
-    "abdp_sampling": (100, "i", "abdp_sampling", False),
-    "abdp_signal": (101, "i", "abdp_signal", False),
-    "abdp_tau": (102, "d", None, False),
-    "abdp_gamma": (103, "d", None, False),
-    "abdp_temperature": (104, "d", None, False),
-    "abdp_loss_momentum": (105, "d", None, False),
-    "abdp_kpi_momentum": (106, "d", None, False),
-    "abdp_w_min": (107, "d", None, False),
-    "abdp_w_max": (108, "d", None, False),
-}
-_SEARCH_PARAMS = dict({
-    "method": (1, "i", "method", False),
-    "steps": (2, "i", None, False),
-    "train_batch": (3, "i", None, False),
-    "valid_batch": (4, "i", None, False),
-    "warmup_fraction": (5, "d", None, False),
-    "learning_rate": (6, "d", None, False),
-    "momentum": (7, "d", None, False),
-    "weight_decay": (8, "d", None, False),
-    "label_smoothing": (9, "d", None, False),
-    "rl_learning_rate": (10, "d", None, False),
-    "rl_delay_fraction": (11, "d", None, False),
-    "rl_ramp": (12, "d", None, False),
-    "entropy_bonus": (13, "d", None, False),
-    "cost": (14, "i", "cost", False),
-    "reward": (15, "i", "reward", False),
-    "cost_beta": (16, "d", None, False),
-    "cost_target": (17, "d", None, False),
-    "sharing_gamma": (18, "d", None, False),
-    "validation_fraction": (19, "d", None, False),
-    "step": (20, "i", None, True),
-}, **_ABDP_PARAMS)
-_TRAIN_PARAMS = dict({
-    "steps": (1, "i", None, False),
-    "batch": (2, "i", None, False),
-    "optimizer": (3, "i", "optimizer", False),
-    "learning_rate": (4, "d", None, False),
-    "warmup_fraction": (5, "d", None, False),
-    "momentum": (6, "d", None, False),
-    "weight_decay": (7, "d", None, False),
-    "label_smoothing": (8, "d", None, False),
-    "augment_pad": (9, "i", None, False),
-    "valid_batch": (10, "i", None, False),
-    "valid_every": (11, "i", None, False),
-    "validation_fraction": (12, "d", None, False),
-    "step": (13, "i", None, True),
-    "num_layers": (20, "i", None, True),
-    "num_nodes": (21, "i", None, True),
-    "params": (22, "i", None, True),
-    "macs": (23, "i", None, True),
-}, **_ABDP_PARAMS)
-_DOMAIN_PARAMS = {"hflip": (1, "i", None, False)}
 _STATS = {
     "train_loss": 1, "valid_accuracy": 2, "reward": 3, "cost": 4, "loss_weight": 5,
     "train_size": 6, "valid_size": 7, "macs": 8, "params": 9, "batch_images": 10,
 }
-
-# The parameters of each kind of handle: what -> (table, the handle named in messages).
-_PARAM_TABLES = {
-    "context": (_CONTEXT_PARAMS, "Context"),
-    "space": (_SPACE_PARAMS, "Space"),
-    "search": (_SEARCH_PARAMS, "Supernet"),
-    "model": (_TRAIN_PARAMS, "Model"),
-    "domain": (_DOMAIN_PARAMS, "Model domain"),
-}
-
-
-def _constant_name(what, name, code):
-    """The header's constant of a parameter without "MPNAS_": SEARCH_STEPS, TRAIN_STEPS,
-    MODEL_PARAMS (the model's read-only sizes), ABDP_TAU (the supernet's and model's)."""
-    if name.startswith("abdp_"):
-        return name.upper()
-    if what == "model":
-        return ("MODEL_" if code >= 20 else "TRAIN_") + name.upper()
-    return {"context": "CONTEXT_", "space": "SPACE_", "search": "SEARCH_",
-            "domain": "DOMAIN_"}[what] + name.upper()
-
-
-# The full constant names each handle accepts: what -> {"MPNAS_SEARCH_STEPS": "steps", ...}
-_PARAM_CONSTANTS = {}
-for _what, (_table, _) in _PARAM_TABLES.items():
-    _PARAM_CONSTANTS[_what] = {}
-    for _name, _spec in _table.items():
-        _constant = _constant_name(_what, _name, _spec[0])
-        globals()[_constant] = _spec[0]  # mpnas.SEARCH_STEPS = 2, ...
-        _PARAM_CONSTANTS[_what]["MPNAS_" + _constant] = _name
 for _name, _code in _STATS.items():
     globals()["STAT_" + _name.upper()] = _code
-del _code, _name, _kind, _values, _value, _what, _table, _spec, _constant, _
+del _code, _name, _kind, _values, _value
+
+# The handles with parameters: what -> (MPNAS_HANDLE_* kind, the handle named in messages).
+# Their parameters (names, codes, types, ranges) are the library's: see _params.
+_HANDLE_KINDS = {
+    "context": (1, "Context"),
+    "space": (2, "Space"),
+    "search": (3, "Supernet"),
+    "model": (4, "Model"),
+    "domain": (5, "Model domain"),
+}
 
 OpInfo = namedtuple("OpInfo", "kernel expansion se")
 OpInfo.__doc__ = "An op of a searchable layer: kernel 0 and expansion 0 for `zero` (skip)."
@@ -423,6 +323,10 @@ _PROTOTYPES = {
     "mpnas_predictor_create": (_S, [_c_vp, _P(_c_vp)]),
     "mpnas_predictor_free": (None, [_c_vp]),
     "mpnas_predictor_run": (_S, [_c_vp, _c_i32, _c_i32, _c_vp, _c_i64, _c_i32, _c_vp, _c_size]),
+    "mpnas_param_list": (_S, [_c_i32, _c_vp, _c_size, _P(_c_size)]),
+    "mpnas_param_bounds": (_S, [_c_i32, _c_i32, _P(_c_i32), _P(_c_double), _P(_c_double),
+                                _P(_c_double), _P(_c_i32)]),
+    "mpnas_param_names": (_S, [_c_i32, _c_i32, _P(_c_cp), _P(_c_cp), _P(_c_cp)]),
 }
 
 
@@ -546,15 +450,122 @@ def _enum_name(kind, value):
     return value
 
 
+# ---- Parameters: described by the library (mpnas_param_list / _bounds / _names) ----------
+
+ParamInfo = namedtuple("ParamInfo", "name constant code type lo hi default read_only lo_open "
+                                    "hi_open odd values")
+ParamInfo.__doc__ = """A parameter as the library describes it (mpnas_param_bounds): name
+(the short name, "steps"), constant ("MPNAS_SEARCH_STEPS"), code, type ("int" or
+"real"), lo and hi (ints for an integer parameter), default, read_only, lo_open /
+hi_open (that end itself is refused), odd (odd values only) and values (an enumeration's
+value names in code order, e.g. ("sgd", "rmsprop", "adam"), else None). lo, hi and
+default are None for a read-only parameter, default also where it depends on other
+settings (cost_beta)."""
+
+_READ_ONLY, _LO_OPEN, _HI_OPEN, _ENUM, _ODD = 1, 2, 4, 8, 16  # MPNAS_PARAM_* flags
+_ENUM_OF_PREFIX = {"MPNAS_" + prefix: kind for kind, prefix in _ENUM_PREFIX.items()}
+_described = {"lib": None}  # the loaded library's descriptions, read once per library
+
+
+class _Param(namedtuple("_Param", "info enum")):
+    """A described parameter and the wrapper's name of its enumeration (or None)."""
+
+
+def _describe(lib, kind):
+    """{short name: _Param} of a handle kind, from the library."""
+    def call(fn, *args):
+        status = getattr(lib, fn)(*args)
+        if status != OK:
+            raise _error(status, "describing the parameters of handle kind %d" % kind, fn)
+
+    n = _c_size()
+    call("mpnas_param_list", kind, None, 0, ctypes.byref(n))
+    codes = (_c_i32 * n.value)()
+    call("mpnas_param_list", kind, codes, n.value, ctypes.byref(n))
+    out = {}
+    for code in codes:
+        typ, flags = _c_i32(), _c_i32()
+        lo, hi, default = _c_double(), _c_double(), _c_double()
+        name, short, prefix = _c_cp(), _c_cp(), _c_cp()
+        call("mpnas_param_bounds", kind, code, ctypes.byref(typ), ctypes.byref(lo),
+             ctypes.byref(hi), ctypes.byref(default), ctypes.byref(flags))
+        call("mpnas_param_names", kind, code, ctypes.byref(name), ctypes.byref(short),
+             ctypes.byref(prefix))
+        f = flags.value
+        enum = _ENUM_OF_PREFIX.get(prefix.value.decode()) if f & _ENUM else None
+        real = typ.value == 1
+        bounds = [None if v != v else v for v in (lo.value, hi.value, default.value)]  # NaN
+        if not real:  # whole numbers, clamped to int64 (the seed's ends are +-2^63)
+            bounds = [None if v is None else max(-1 << 63, min((1 << 63) - 1, int(v)))
+                      for v in bounds]
+        values = None
+        if enum is not None:
+            values = tuple(k for k, _ in sorted(_ENUMS[enum].items(), key=lambda kv: kv[1]))
+        info = ParamInfo(short.value.decode(), name.value.decode(), int(code),
+                         "real" if real else "int", bounds[0], bounds[1], bounds[2],
+                         bool(f & _READ_ONLY), bool(f & _LO_OPEN), bool(f & _HI_OPEN),
+                         bool(f & _ODD), values)
+        out[info.name] = _Param(info, enum)
+    return out
+
+
+def _params(what):
+    """{short name: _Param} of a `what` handle (a key of _HANDLE_KINDS), as the loaded
+    library describes them. Also, in _described: "constants", {what: {"MPNAS_...": short
+    name}}, and "codes", {"SEARCH_STEPS": 2, ...} (the module constants)."""
+    lib = _L()
+    if _described["lib"] is not lib:
+        tables = {w: _describe(lib, kind) for w, (kind, _) in _HANDLE_KINDS.items()}
+        constants = {w: {p.info.constant: n for n, p in t.items()} for w, t in tables.items()}
+        codes = {p.info.constant[len("MPNAS_"):]: p.info.code
+                 for t in tables.values() for p in t.values()}
+        _described.update(lib=lib, tables=tables, constants=constants, codes=codes)
+    return _described["tables"][what]
+
+
+def param_info(handle, param=None):
+    """The description of a parameter (a ParamInfo) of a handle kind ("context", "space",
+    "supernet", "model", "domain", or a handle or its class), by name, constant or code;
+    without `param`, a dict of all of them by name."""
+    if not isinstance(handle, str):
+        handle = getattr(handle, "_what", None) or getattr(handle, "_kind", "").lower()
+    what = {"supernet": "search"}.get(handle, handle)
+    if what not in _HANDLE_KINDS:
+        raise InvalidArgumentError(-1, "param_info: no handle kind %r (one of: context, space, "
+                                       "supernet, model, domain)" % (handle,))
+    if param is None:
+        return {name: p.info for name, p in _params(what).items()}
+    spec = _param_spec(what, param)
+    for p in _params(what).values():
+        if p.info.code == spec[0]:
+            return p.info
+    raise UnknownParameterError(-2, "%s has no parameter %r" % (_HANDLE_KINDS[what][1], param))
+
+
+def __getattr__(name):
+    """The parameter constants, from the library at first use: mpnas.SEARCH_STEPS, ...
+    (the header's constant without "MPNAS_")."""
+    if name.split("_")[0] in ("CONTEXT", "SPACE", "SEARCH", "TRAIN", "MODEL", "ABDP", "DOMAIN"):
+        try:
+            _params("context")
+        except OSError as e:
+            raise AttributeError("module 'mpnas' has no attribute %r: the parameter constants "
+                                 "come from the library (%s)" % (name, e))
+        if name in _described["codes"]:
+            return _described["codes"][name]
+    raise AttributeError("module 'mpnas' has no attribute %r" % (name,))
+
+
 def _param_spec(what, param):
     """(code, kind, enum, read_only) of a parameter of a `what` handle (a key of
-    _PARAM_TABLES), given by its name in that handle's table ("steps"), by the header's
-    constant of THAT handle ("MPNAS_SEARCH_STEPS" on a supernet) or by its code. Names
-    of another handle's parameters ("train_steps" or "MPNAS_SEARCH_STEPS" on a model)
-    raise UnknownParameterError."""
-    table, handle = _PARAM_TABLES[what]
+    _HANDLE_KINDS), given by its short name ("steps"), by the header's constant of THAT
+    handle ("MPNAS_SEARCH_STEPS" on a supernet) or by its code; kind is "i" (integer) or
+    "d" (real). Names of another handle's parameters ("train_steps" or
+    "MPNAS_SEARCH_STEPS" on a model) raise UnknownParameterError."""
+    table = _params(what)
+    handle = _HANDLE_KINDS[what][1]
     if isinstance(param, str):
-        constants = _PARAM_CONSTANTS[what]
+        constants = _described["constants"][what]
         name = param if param in table else constants.get(param)
         if name is None:
             known = {k.lower(): k for k in list(table) + list(constants)}
@@ -565,12 +576,16 @@ def _param_spec(what, param):
                 -2, "%s has no parameter %r%s; its parameters: %s (or their constants %s)"
                     % (handle, param, " (did you mean %s?)" % " or ".join(close) if close else "",
                        ", ".join(sorted(table)), ", ".join(p + "*" for p in prefixes)))
-        return table[name]
+        return _spec_of(table[name])
     code = _integer(param, "a parameter code")
-    for spec in table.values():
-        if spec[0] == code:
-            return spec
+    for p in table.values():
+        if p.info.code == code:
+            return _spec_of(p)
     return (code, None, None, False)  # unknown code: let the library judge it
+
+
+def _spec_of(p):
+    return (p.info.code, "d" if p.info.type == "real" else "i", p.enum, p.info.read_only)
 
 
 def _integer(value, what):
@@ -975,6 +990,11 @@ class Context(_Handle):
 
     get_int = get
 
+    def param_info(self, param=None):
+        """mpnas.param_info(self, param): what a parameter of this handle accepts (a
+        ParamInfo), or all of them as a dict by name."""
+        return param_info(self, param)
+
     threads = property(lambda self: self.get("threads"),
                        lambda self, v: self.set("threads", v), doc="Worker threads (0 = all).")
     seed = property(lambda self: self.get("seed") & ((1 << 64) - 1),
@@ -1077,6 +1097,11 @@ class Space(_Handle):
 
     get_int = get
 
+    def param_info(self, param=None):
+        """mpnas.param_info(self, param): what a parameter of this handle accepts (a
+        ParamInfo), or all of them as a dict by name."""
+        return param_info(self, param)
+
     def configure(self, **params):
         """Set several parameters: configure(stem_channels=8, head_channels=64)."""
         for name, value in params.items():
@@ -1085,7 +1110,7 @@ class Space(_Handle):
 
     def parameters(self):
         """Every parameter as a dict."""
-        return {name: self.get(name) for name in _SPACE_PARAMS}
+        return {name: self.get(name) for name in _params("space")}
 
     num_layers = property(lambda self: self.get("num_layers"),
                           doc="Searchable layers over all stages.")
@@ -1296,7 +1321,6 @@ def _progress_trampoline(fn, cfunctype):
 class _Parameterised(_Handle):
     """set/get/configure for handles with int and real parameters."""
 
-    _params = {}
     _what = ""
     _set_int_fn = _get_int_fn = _set_double_fn = _get_double_fn = None
 
@@ -1347,10 +1371,15 @@ class _Parameterised(_Handle):
             self.set(name, value)
         return self
 
+    def param_info(self, param=None):
+        """mpnas.param_info(self, param): what a parameter of this handle accepts (a
+        ParamInfo), or all of them as a dict by name."""
+        return param_info(self, param)
+
     def parameters(self):
         """Every readable parameter as a dict (names as in configure())."""
         out = {}
-        for name in self._params:
+        for name in _params(self._what):
             try:
                 out[name] = self.get(name)
             except MpnasError:
@@ -1365,7 +1394,6 @@ class Supernet(_Parameterised):
 
     _free_fn = "mpnas_supernet_free"
     _kind = "Supernet"
-    _params = _SEARCH_PARAMS
     _what = "search"
     _set_int_fn, _get_int_fn = "mpnas_supernet_set_int", "mpnas_supernet_get_int"
     _set_double_fn, _get_double_fn = "mpnas_supernet_set_double", "mpnas_supernet_get_double"
@@ -1547,7 +1575,6 @@ class Model(_Parameterised):
 
     _free_fn = "mpnas_model_free"
     _kind = "Model"
-    _params = _TRAIN_PARAMS
     _what = "model"
     _set_int_fn, _get_int_fn = "mpnas_model_set_int", "mpnas_model_get_int"
     _set_double_fn, _get_double_fn = "mpnas_model_set_double", "mpnas_model_get_double"
