@@ -12,7 +12,8 @@ open ends, odd-only, default, read-only. Each handle kind must list exactly the
 constants of its enums. The Python wrapper must use the short name the header's rule
 gives (the constant without MPNAS_ and its handle's word, lower case; ABDP keeps
 "abdp_"), know each parameter's code under that name and as a module constant, and name
-enumerated values, statistics and status codes as the header does.
+enumerated values, statistics and status codes as the header does, and carry its
+version (mpnas.__version__, which the Python package takes as its own).
 
 Prints "ok NAME" / "FAIL NAME" with the mismatches, then "# RESULT passed failed"."""
 
@@ -189,9 +190,13 @@ def check_kind(kind, enums, constants, params):
     return errors
 
 
-def check_names(constants):
-    """The wrapper's own names: enumerated values, statistics, status codes."""
+def check_names(constants, header_path):
+    """The wrapper's own names: enumerated values, statistics, status codes; its version."""
     errors = []
+    version = re.search(r'#define MPNAS_VERSION_STRING "([^"]*)"', open(header_path).read())
+    if version is None or mpnas.__version__ != version.group(1):
+        errors.append("mpnas.__version__ is %s, the header's MPNAS_VERSION_STRING %s"
+                      % (mpnas.__version__, version and version.group(1)))
     for kind, prefix in mpnas._ENUM_PREFIX.items():
         header = {c[len("MPNAS_" + prefix):].lower(): v for c, v in constants.items()
                   if c.startswith("MPNAS_" + prefix)}
@@ -214,7 +219,7 @@ def main():
     passed = failed = 0
     tests = [(kind, lambda kind=kind, enums=enums: check_kind(kind, enums, constants, params))
              for kind, enums in KINDS.items()]
-    tests.append(("names", lambda: check_names(constants)))
+    tests.append(("names", lambda: check_names(constants, ARGS["--header"])))
     for name, fn in tests:
         try:
             errors = fn()

@@ -2,13 +2,18 @@
 
 Standard library only (ctypes). numpy is not needed, but numpy arrays (and any other
 object with the buffer protocol: bytes, bytearray, memoryview, array.array) are
-accepted wherever images or labels are expected. Images are checked against the space's
+accepted wherever images or labels are expected, and with numpy=True the functions
+returning arrays of numbers return numpy arrays. Images are checked against the space's
 input shape and labels against the images (docs/PYTHON.md, "Images and labels").
+mpnas.image_folder(path, size) loads a folder of images (one subfolder per class) with
+Pillow.
 
-Finding the library: the environment variable MPNAS_LIBRARY (a path to libmpnas.so),
-else ../lib/libmpnas.so relative to this file (the repository's build output), else
-ctypes.util.find_library("mpnas") (an installed copy). mpnas.load_library(path) picks
-one explicitly before first use.
+Finding the library, in this order: the environment variable MPNAS_LIBRARY (a path to
+libmpnas.so; then nothing else is tried), a copy bundled in this package
+(mpnas/libmpnas.so), the source tree's build output (../../lib/libmpnas.so from this
+file), the libdir of an installed mpnas.pc (`make install`; pkg-config --variable=libdir
+mpnas, so PKG_CONFIG_PATH reaches any PREFIX), ctypes.util.find_library("mpnas").
+mpnas.load_library(path) picks one explicitly before first use.
 
 Usage::
 
@@ -47,11 +52,15 @@ import array
 import ctypes
 import ctypes.util
 import difflib
+import glob
 import numbers
 import os
+import subprocess
 import sys
 import weakref
 from collections import namedtuple
+
+__version__ = "0.1.0"  # the library's version it was written for (include/mpnas.h)
 
 __all__ = [
     "MpnasError", "InvalidArgumentError", "UnknownParameterError", "OutOfRangeError",
@@ -59,7 +68,7 @@ __all__ = [
     "CancelledError", "StateError", "IncompatibleError", "InternalError",
     "load_library", "library_path", "version", "version_number", "isa_supported",
     "status_string", "Context", "Space", "Controller", "Supernet", "Model", "Predictor",
-    "OpInfo", "Evaluation", "ParamInfo", "param_info",
+    "OpInfo", "Evaluation", "ParamInfo", "param_info", "FolderImages", "image_folder",
 ]
 
 # ---- Constants (mirroring include/mpnas.h) ------------------------------------------------
@@ -365,11 +374,27 @@ def _default_candidates():
     if env:
         return [env]  # set explicitly: no silent fallback to another copy
     here = os.path.dirname(os.path.abspath(__file__))
-    out = [os.path.join(here, os.pardir, "lib", "libmpnas.so")]
+    out = sorted(glob.glob(os.path.join(here, "libmpnas.so*")))[:1]  # bundled
+    out.append(os.path.join(here, os.pardir, os.pardir, "lib", "libmpnas.so"))  # source tree
+    libdir = _pkg_config_libdir()
+    if libdir:
+        out.append(os.path.join(libdir, "libmpnas.so"))
     found = ctypes.util.find_library("mpnas")
     if found:
         out.append(found)
     return out
+
+
+def _pkg_config_libdir():
+    """The libdir of an installed mpnas.pc (pkg-config applies PKG_CONFIG_SYSROOT_DIR), or
+    None without pkg-config or the file."""
+    try:
+        run = subprocess.run(["pkg-config", "--variable=libdir", "mpnas"], timeout=30,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    libdir = run.stdout.decode("utf-8", "replace").strip()
+    return libdir if run.returncode == 0 and libdir else None
 
 
 def load_library(path=None):
@@ -609,6 +634,26 @@ def _int64(value, what="value"):
     if value >= 1 << 63:  # e.g. a 64-bit seed given as an unsigned number
         value -= 1 << 64
     return value
+
+
+def _numpy(what):
+    """numpy, for a numpy=True result (UnsupportedError without it)."""
+    try:
+        import numpy
+    except ImportError:
+        raise UnsupportedError(-5, "%s(numpy=True): numpy is not installed" % what)
+    return numpy
+
+
+def _doubles(values, rows, cols, numpy, what):
+    """C doubles as a rows x cols list of lists (a flat list for rows None) or, with
+    numpy=True, a numpy array of that shape."""
+    if numpy:
+        arr = _numpy(what).array(values, dtype="float64")
+        return arr if rows is None else arr.reshape(rows, cols)
+    if rows is None:
+        return list(values)
+    return [list(values[i * cols:(i + 1) * cols]) for i in range(rows)]
 
 
 def _c_string(data, what):
@@ -1211,12 +1256,13 @@ class Space(_Handle):
             flat.extend(r)
         return flat, (flat.buffer_info()[0] if len(flat) else None), len(rows), n
 
-    def jaccard(self, paths):
-        """The Jaccard similarity of every pair of paths' node sets (list of lists)."""
+    def jaccard(self, paths, numpy=False):
+        """The Jaccard similarity of every pair of paths' node sets (list of lists, or a
+        D x D numpy array with numpy=True)."""
         flat, addr, d, n = self._paths(paths)
         out = (_c_double * max(d * d, 1))()
         self._call("mpnas_space_jaccard", self._handle(), addr, d, n, out, d * d)
-        return [list(out[i * d:(i + 1) * d]) for i in range(d)]
+        return _doubles(out[:d * d], d, d, numpy, "jaccard")
 
     def node_users(self, paths, layer, op):
         """How many of the paths use node (layer, op)."""
@@ -1265,13 +1311,13 @@ class Controller(_Handle):
         self._call("mpnas_controller_num_layers", self._handle(), ctypes.byref(n))
         return n.value
 
-    def probabilities(self, layer):
-        """Softmax probabilities of one layer's ops."""
+    def probabilities(self, layer, numpy=False):
+        """Softmax probabilities of one layer's ops (a list; numpy=True: a numpy array)."""
         layer = int(layer)
         n = self._ops[layer] if 0 <= layer < len(self._ops) else 1
         out = (_c_double * n)()
         self._call("mpnas_controller_probabilities", self._handle(), layer, out, n)
-        return list(out)
+        return _doubles(out[:n], None, n, numpy, "probabilities")
 
     def _layers_call(self, name, ctype):
         n = self.num_layers
@@ -1530,17 +1576,19 @@ class Supernet(_Parameterised):
         """Every domain's path, as a dict name -> op indices."""
         return {name: self.path(i) for i, name in enumerate(self._names)}
 
-    def jaccard(self):
-        """The Jaccard similarity of the domains' current paths (list of lists)."""
-        return self.space.jaccard([self.path(d) for d in range(len(self._names))])
+    def jaccard(self, numpy=False):
+        """The Jaccard similarity of the domains' current paths (list of lists, or a
+        D x D numpy array with numpy=True)."""
+        return self.space.jaccard([self.path(d) for d in range(len(self._names))], numpy)
 
-    def latency_table(self):
+    def latency_table(self, numpy=False):
+        """The latency cost model in seconds (a list; numpy=True: a numpy array)."""
         count = _c_size()
         self._call("mpnas_supernet_latency_table", self._handle(), None, 0, ctypes.byref(count))
         out = (_c_double * max(count.value, 1))()
         self._call("mpnas_supernet_latency_table", self._handle(), out, count.value,
                    ctypes.byref(count))
-        return list(out[:count.value])
+        return _doubles(out[:count.value], None, count.value, numpy, "latency_table")
 
     def set_latency_table(self, seconds):
         arr = array.array("d", [float(s) for s in seconds])
@@ -1783,12 +1831,13 @@ class Model(_Parameterised):
         self._call("mpnas_model_node_users", self._handle(), int(layer), int(op), ctypes.byref(u))
         return u.value
 
-    def jaccard(self):
-        """The Jaccard similarity of the domains' node sets (list of lists)."""
+    def jaccard(self, numpy=False):
+        """The Jaccard similarity of the domains' node sets (list of lists, or a D x D
+        numpy array with numpy=True)."""
         d = self.num_domains
         out = (_c_double * max(d * d, 1))()
         self._call("mpnas_model_jaccard", self._handle(), out, d * d)
-        return [list(out[i * d:(i + 1) * d]) for i in range(d)]
+        return _doubles(out[:d * d], d, d, numpy, "jaccard")
 
     def save(self, path):
         self._call("mpnas_model_save", self._handle(), _path_arg(path))
@@ -1841,12 +1890,14 @@ class Predictor(_Handle):
         self._classes = {}
 
     def run(self, domain, images, output="logits", flat=False, dtype=None, count=None,
-            out=None):
+            out=None, numpy=False):
         """Classify images of a domain (name or index): count x classes logits (or
         probabilities with output="probabilities"). Returns a list of per-image lists,
-        or with flat=True one array.array('f') of count x classes values. With `out`
-        (any writable float32 buffer of at least count x classes values, e.g. a numpy
-        array) the results are written there and `out` is returned."""
+        or with flat=True one array.array('f') of count x classes values; with
+        numpy=True a float32 numpy array of shape (count, classes) (flat: (count *
+        classes,)). With `out` (any writable float32 buffer of at least count x classes
+        values, e.g. a numpy array) the results are written there and `out` is
+        returned."""
         d = self.model.domain_index(domain)
         if d not in self._classes:
             self._classes[d] = self.model.domain_classes(d)
@@ -1869,14 +1920,93 @@ class Predictor(_Handle):
         if out is not None:
             del c
             return out
+        if numpy:
+            arr = _numpy("run").frombuffer(result, dtype="float32")  # no copy: shares result
+            return arr if flat else arr.reshape(buf.count, classes)
         if flat:
             return result
         return [result[i * classes:(i + 1) * classes].tolist() for i in range(buf.count)]
 
-    def predict(self, domain, images, dtype=None, count=None):
-        """Top-1 class of each image (a list of ints)."""
+    def predict(self, domain, images, dtype=None, count=None, numpy=False):
+        """Top-1 class of each image (a list of ints; numpy=True: a numpy int array)."""
+        if numpy:
+            return self.run(domain, images, dtype=dtype, count=count, numpy=True).argmax(axis=1)
         rows = self.run(domain, images, dtype=dtype, count=count)
         return [max(range(len(r)), key=r.__getitem__) for r in rows]
 
     def __repr__(self):
         return "<mpnas.Predictor%s>" % (" closed" if self.closed else "")
+
+
+# ---- Image folders ------------------------------------------------------------------------
+
+FolderImages = namedtuple("FolderImages", "images labels classes")
+FolderImages.__doc__ = """A folder of images: images (N x H x W x C uint8; a numpy array when
+numpy is installed, else a bytearray), labels (N class indices; a numpy int32 array, else
+array('i')) and classes (the class names: label k is classes[k])."""
+
+_IMAGE_EXTENSIONS = frozenset((".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".pnm",
+                               ".tif", ".tiff", ".webp"))
+
+
+def image_folder(path, size, channels=3):
+    """Load a domain stored as a folder with one subfolder per class: the subfolders in
+    sorted order are classes 0, 1, ...; in each, every image file (by extension: .png,
+    .jpg, .jpeg, .bmp, .gif, .ppm, .pgm, .pnm, .tif, .tiff, .webp; other files and hidden
+    ones are ignored), in sorted order, read with Pillow, converted to RGB (channels=3) or
+    grey (channels=1) and resized (bilinear) to size x size, or to size = (height, width).
+    Returns FolderImages(images, labels, classes), ready for set_data:
+
+        data = mpnas.image_folder("flowers/train", 32)
+        sn.add_domain("flowers", len(data.classes))
+        sn.set_data("flowers", data.images, data.labels)
+
+    Needs Pillow (ImportError saying so without it); numpy is optional. A folder without
+    class subfolders, a class without images or a file Pillow cannot read raises
+    InvalidArgumentError naming it."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError("mpnas.image_folder reads images with Pillow, which is not installed "
+                          "(Debian: apt-get install python3-pil; pip install Pillow)")
+    h, w = (size, size) if isinstance(size, numbers.Integral) else tuple(size)
+    h, w = _integer(h, "size"), _integer(w, "size")
+    if h < 1 or w < 1 or channels not in (1, 3):
+        raise InvalidArgumentError(-1, "image_folder: size %r must be positive and channels "
+                                       "1 or 3, got %r" % (size, channels))
+    root = os.fspath(path)
+    if not os.path.isdir(root):
+        raise InvalidArgumentError(-1, "image_folder: %r is not a folder" % (root,))
+    classes = sorted(e for e in os.listdir(root)
+                     if not e.startswith(".") and os.path.isdir(os.path.join(root, e)))
+    if not classes:
+        raise InvalidArgumentError(-1, "image_folder: %r has no subfolders (one per class)"
+                                   % (root,))
+    mode = "RGB" if channels == 3 else "L"
+    resample = getattr(Image, "Resampling", Image).BILINEAR  # Pillow >= 9.1 and older
+    pixels, labels = bytearray(), array.array("i")
+    for k, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        files = sorted(f for f in os.listdir(folder) if not f.startswith(".") and
+                       os.path.splitext(f)[1].lower() in _IMAGE_EXTENSIONS)
+        if not files:
+            raise InvalidArgumentError(-1, "image_folder: the class folder %r has no images"
+                                       % (folder,))
+        for f in files:
+            file = os.path.join(folder, f)
+            try:
+                with Image.open(file) as im:
+                    im = im.convert(mode)
+                    if im.size != (w, h):
+                        im = im.resize((w, h), resample)
+                    pixels += im.tobytes()
+            except (OSError, ValueError) as e:
+                raise InvalidArgumentError(-1, "image_folder: %s: Pillow cannot read it (%s)"
+                                           % (file, e))
+            labels.append(k)
+    try:
+        import numpy
+    except ImportError:
+        return FolderImages(pixels, labels, classes)
+    images = numpy.frombuffer(pixels, dtype=numpy.uint8).reshape(len(labels), h, w, channels)
+    return FolderImages(images, numpy.array(labels, dtype=numpy.int32), classes)
