@@ -120,31 +120,41 @@ enum {
 };
 
 /* Context parameters, set with mpnas_context_set_int and read with
- * mpnas_context_get_int. */
+ * mpnas_context_get_int.
+ *
+ * Every parameter's comment (here and in the other *_param enums) starts with what it
+ * takes, in one form that tests/param_docs.py reads and holds to mpnas_param_bounds:
+ *   int LO..HI, default D          an integer; "int odd LO..HI": odd values only
+ *   double LO..HI, default D       a real; an open end is bracketed: (0..100], [0..1)
+ *   MPNAS_X_*, default MPNAS_X_Y   an enumeration: the constants named MPNAS_X_...
+ *   read-only int                  get only
+ * then ": " and what it means. "default depends" names a default that other settings
+ * decide. */
 typedef enum mpnas_context_param {
-  /* Worker threads for kernels (used when built with OpenMP; 1 otherwise).
-   * Range 0..1024, default 1; 0 means one per available processor. Results are
-   * deterministic for a given thread count. */
+  /* int 0..1024, default 1: worker threads for kernels (used when built with OpenMP; 1
+   * otherwise); 0 means one per available processor. Results are deterministic for a
+   * given thread count. */
   MPNAS_CONTEXT_THREADS = 1,
-  /* Seed of every random stream the library draws from (initialisation, sampling,
-   * augmentation). Any 64-bit value, default 0. */
+  /* int -2^63..2^63-1, default 0: the seed of every random stream the library draws from
+   * (initialisation, sampling, augmentation); any 64-bit value. */
   MPNAS_CONTEXT_SEED = 2,
-  /* Requested instruction set, one of MPNAS_ISA_*; default MPNAS_ISA_AUTO. Asking for
-   * an ISA the CPU or this build cannot run returns MPNAS_E_UNSUPPORTED and keeps the
-   * previous setting. */
+  /* MPNAS_ISA_*, default MPNAS_ISA_AUTO: the requested instruction set. Asking for an ISA
+   * the CPU or this build cannot run returns MPNAS_E_UNSUPPORTED and keeps the previous
+   * setting. */
   MPNAS_CONTEXT_ISA = 3,
-  /* Read-only: the ISA actually in use (MPNAS_ISA_SCALAR, _AVX2 or _NEON). */
+  /* read-only int: the ISA actually in use (MPNAS_ISA_SCALAR, _AVX2 or _NEON). */
   MPNAS_CONTEXT_ISA_ACTIVE = 4,
-  /* Most verbose level passed to the log callback, MPNAS_LOG_NONE..MPNAS_LOG_DEBUG;
-   * default MPNAS_LOG_WARNING. */
+  /* MPNAS_LOG_*, default MPNAS_LOG_WARNING: the most verbose level passed to the log
+   * callback. */
   MPNAS_CONTEXT_LOG_LEVEL = 5,
-  /* Read-only: 1 if this build uses OpenMP, else 0. */
+  /* read-only int: 1 if this build uses OpenMP, else 0. */
   MPNAS_CONTEXT_OPENMP = 6,
-  /* The most bytes a loader reads from a file (mpnas_model_load, mpnas_model_load_checkpoint,
-   * mpnas_supernet_load_checkpoint): a larger file, or one whose header declares more, is
-   * refused with MPNAS_E_CORRUPT before anything is allocated for it. Range 1024..2^48,
-   * default 2^30 (1 GiB); raise it for larger models or checkpoints (docs/MODEL-FORMAT.md,
-   * "Limits"). The buffer loaders are not bounded by it. */
+  /* int 1024..2^48, default 2^30: the most bytes a loader reads from a file
+   * (mpnas_model_load, mpnas_model_load_checkpoint, mpnas_supernet_load_checkpoint): a
+   * larger file, or one whose header declares more, is refused with MPNAS_E_CORRUPT
+   * before anything is allocated for it. 2^30 is 1 GiB; raise it for larger models or
+   * checkpoints (docs/MODEL-FORMAT.md, "Limits"). The buffer loaders are not bounded by
+   * it. */
   MPNAS_CONTEXT_MAX_FILE_BYTES = 7
 } mpnas_context_param;
 
@@ -219,19 +229,21 @@ enum { /* MPNAS_SPACE_SE_MODE values */
   MPNAS_SE_ALWAYS = 2
 };
 
+/* Space parameters. The defaults are MPNAS_PRESET_EMPTY's; every preset starts from them
+ * and changes some. */
 typedef enum mpnas_space_param {
-  MPNAS_SPACE_INPUT_HEIGHT = 1,   /* 1..4096 */
-  MPNAS_SPACE_INPUT_WIDTH = 2,    /* 1..4096 */
-  MPNAS_SPACE_INPUT_CHANNELS = 3, /* 1..64 */
-  MPNAS_SPACE_STEM_CHANNELS = 4,  /* 1..4096 */
-  MPNAS_SPACE_STEM_KERNEL = 5,    /* odd, 1..11 */
-  MPNAS_SPACE_STEM_STRIDE = 6,    /* 1 or 2 */
-  MPNAS_SPACE_STEM_ACTIVATION = 7, /* MPNAS_ACT_* */
-  MPNAS_SPACE_HEAD_CHANNELS = 8,  /* 1..8192 */
-  MPNAS_SPACE_HEAD_ACTIVATION = 9, /* MPNAS_ACT_* */
-  MPNAS_SPACE_SE_MODE = 10,       /* MPNAS_SE_* */
-  MPNAS_SPACE_NUM_STAGES = 11,    /* read-only */
-  MPNAS_SPACE_NUM_LAYERS = 12     /* read-only: searchable layers over all stages */
+  MPNAS_SPACE_INPUT_HEIGHT = 1,    /* int 1..4096, default 32 */
+  MPNAS_SPACE_INPUT_WIDTH = 2,     /* int 1..4096, default 32 */
+  MPNAS_SPACE_INPUT_CHANNELS = 3,  /* int 1..64, default 3 */
+  MPNAS_SPACE_STEM_CHANNELS = 4,   /* int 1..4096, default 16 */
+  MPNAS_SPACE_STEM_KERNEL = 5,     /* int odd 1..11, default 3 */
+  MPNAS_SPACE_STEM_STRIDE = 6,     /* int 1..2, default 1 */
+  MPNAS_SPACE_STEM_ACTIVATION = 7, /* MPNAS_ACT_*, default MPNAS_ACT_RELU6 */
+  MPNAS_SPACE_HEAD_CHANNELS = 8,   /* int 1..8192, default 256 */
+  MPNAS_SPACE_HEAD_ACTIVATION = 9, /* MPNAS_ACT_*, default MPNAS_ACT_RELU6 */
+  MPNAS_SPACE_SE_MODE = 10,        /* MPNAS_SE_*, default MPNAS_SE_NEVER */
+  MPNAS_SPACE_NUM_STAGES = 11,     /* read-only int */
+  MPNAS_SPACE_NUM_LAYERS = 12      /* read-only int: searchable layers over all stages */
 } mpnas_space_param;
 
 /* Create a space from a preset (MPNAS_PRESET_*). */
@@ -356,30 +368,36 @@ enum { MPNAS_SPLIT_TRAIN = 0, MPNAS_SPLIT_VALID = 1 };
 enum { MPNAS_DTYPE_U8 = 0, MPNAS_DTYPE_F32 = 1 };
 
 typedef enum mpnas_search_param {
-  MPNAS_SEARCH_METHOD = 1,            /* MPNAS_METHOD_*, default MPNAS */
-  MPNAS_SEARCH_STEPS = 2,             /* total steps, 1..10^8, default 1000 */
-  MPNAS_SEARCH_TRAIN_BATCH = 3,       /* train images per domain per step, 1..4096, 16 */
-  MPNAS_SEARCH_VALID_BATCH = 4,       /* validation images per domain per step, 128 */
-  MPNAS_SEARCH_WARMUP_FRACTION = 5,   /* double 0..1: random non-zero ops, 0.25 */
-  MPNAS_SEARCH_LEARNING_RATE = 6,     /* double > 0: SGD Nesterov, cosine, 0.05 */
-  MPNAS_SEARCH_MOMENTUM = 7,          /* double 0..1, 0.9 */
-  MPNAS_SEARCH_WEIGHT_DECAY = 8,      /* double 0..1 on conv weights, 3e-4 */
-  MPNAS_SEARCH_LABEL_SMOOTHING = 9,   /* double 0..1, 0.1 */
-  MPNAS_SEARCH_RL_LEARNING_RATE = 10, /* double > 0, 0.05 (ramps x RL_RAMP to the end) */
-  MPNAS_SEARCH_RL_DELAY_FRACTION = 11, /* double 0..1: RL off at first, 0.25 */
-  MPNAS_SEARCH_RL_RAMP = 12,          /* double >= 1, 10 */
-  MPNAS_SEARCH_ENTROPY_BONUS = 13,    /* double >= 0, 0 */
-  MPNAS_SEARCH_COST = 14,             /* MPNAS_COST_*, default MACS */
-  MPNAS_SEARCH_REWARD = 15,           /* MPNAS_REWARD_*, default ABS */
-  MPNAS_SEARCH_COST_BETA = 16,        /* double <= 0, -0.1 (ABS) */
-  MPNAS_SEARCH_COST_TARGET = 17,      /* double >= 0: C0; 0 = the cost of the path
-                                         that takes the middle op of every layer */
-  MPNAS_SEARCH_SHARING_GAMMA = 18,    /* double 0..100, 0.5: charge for the parameters a
-                                         path adds to the joint model (MPNAS method;
-                                         docs/SEARCH.md), 0 = off (the paper's reward) */
-  MPNAS_SEARCH_VALIDATION_FRACTION = 19, /* double 0..0.9 held out of train when no
-                                            validation split is given, 0.1 */
-  MPNAS_SEARCH_STEP = 20              /* read-only: steps done so far */
+  MPNAS_SEARCH_METHOD = 1,            /* MPNAS_METHOD_*, default MPNAS_METHOD_MPNAS */
+  MPNAS_SEARCH_STEPS = 2,             /* int 1..10^8, default 1000: total steps */
+  MPNAS_SEARCH_TRAIN_BATCH = 3,       /* int 1..4096, default 16: train images per domain
+                                         per step */
+  MPNAS_SEARCH_VALID_BATCH = 4,       /* int 1..4096, default 128: validation images per
+                                         domain per step */
+  MPNAS_SEARCH_WARMUP_FRACTION = 5,   /* double 0..1, default 0.25: random non-zero ops */
+  MPNAS_SEARCH_LEARNING_RATE = 6,     /* double (0..100], default 0.05: SGD Nesterov,
+                                         cosine */
+  MPNAS_SEARCH_MOMENTUM = 7,          /* double 0..0.999, default 0.9 */
+  MPNAS_SEARCH_WEIGHT_DECAY = 8,      /* double 0..1, default 3e-4: on conv weights */
+  MPNAS_SEARCH_LABEL_SMOOTHING = 9,   /* double 0..0.999, default 0.1 */
+  MPNAS_SEARCH_RL_LEARNING_RATE = 10, /* double (0..100], default 0.05: ramps x RL_RAMP to
+                                         the end */
+  MPNAS_SEARCH_RL_DELAY_FRACTION = 11, /* double 0..0.999, default 0.25: RL off at first */
+  MPNAS_SEARCH_RL_RAMP = 12,          /* double 1..10^6, default 10 */
+  MPNAS_SEARCH_ENTROPY_BONUS = 13,    /* double 0..100, default 0 */
+  MPNAS_SEARCH_COST = 14,             /* MPNAS_COST_*, default MPNAS_COST_MACS */
+  MPNAS_SEARCH_REWARD = 15,           /* MPNAS_REWARD_*, default MPNAS_REWARD_ABS */
+  MPNAS_SEARCH_COST_BETA = 16,        /* double -100..0, default depends: the reward
+                                         form's own, -0.1 (ABS) or -0.07 (MNAS) */
+  MPNAS_SEARCH_COST_TARGET = 17,      /* double 0..10^18, default 0: C0; 0 = the cost of
+                                         the path that takes the middle op of every layer */
+  MPNAS_SEARCH_SHARING_GAMMA = 18,    /* double 0..100, default 0.5: charge for the
+                                         parameters a path adds to the joint model (MPNAS
+                                         method; docs/SEARCH.md), 0 = off (the paper's
+                                         reward) */
+  MPNAS_SEARCH_VALIDATION_FRACTION = 19, /* double 0..0.9, default 0.1: held out of train
+                                            when no validation split is given */
+  MPNAS_SEARCH_STEP = 20              /* read-only int: steps done so far */
 } mpnas_search_param;
 
 /* ABDP, Adaptive Balanced Domain Prioritization (docs/ABDP.md): how many images of each
@@ -397,15 +415,16 @@ enum { /* MPNAS_ABDP_SIGNAL */
   MPNAS_ABDP_SIGNAL_BOOST = 3  /* D * softmax(EMA train loss / temperature) */
 };
 typedef enum mpnas_abdp_param {
-  MPNAS_ABDP_SAMPLING = 100,      /* MPNAS_ABDP_SAMPLE_*, default BALANCED */
-  MPNAS_ABDP_SIGNAL = 101,        /* MPNAS_ABDP_SIGNAL_*, default NONE */
-  MPNAS_ABDP_TAU = 102,           /* double, LOSS temperature, 1e-6..1e6, default 1 */
-  MPNAS_ABDP_GAMMA = 103,         /* double, KPI focal exponent, 0..100, default 2 */
-  MPNAS_ABDP_TEMPERATURE = 104,   /* double, BOOST temperature, 1e-6..1e6, default 1 */
-  MPNAS_ABDP_LOSS_MOMENTUM = 105, /* double 0..<1, EMA of training losses, 0.9 */
-  MPNAS_ABDP_KPI_MOMENTUM = 106,  /* double 0..<1, EMA of validation accuracies, 0.9 */
-  MPNAS_ABDP_W_MIN = 107,         /* double 0..1, weight clip, 0.25 */
-  MPNAS_ABDP_W_MAX = 108          /* double 1..1e6, weight clip, 4 */
+  MPNAS_ABDP_SAMPLING = 100,      /* MPNAS_ABDP_SAMPLE_*, default MPNAS_ABDP_SAMPLE_BALANCED */
+  MPNAS_ABDP_SIGNAL = 101,        /* MPNAS_ABDP_SIGNAL_*, default MPNAS_ABDP_SIGNAL_NONE */
+  MPNAS_ABDP_TAU = 102,           /* double 1e-6..1e6, default 1: LOSS temperature */
+  MPNAS_ABDP_GAMMA = 103,         /* double 0..100, default 2: KPI focal exponent */
+  MPNAS_ABDP_TEMPERATURE = 104,   /* double 1e-6..1e6, default 1: BOOST temperature */
+  MPNAS_ABDP_LOSS_MOMENTUM = 105, /* double [0..1), default 0.9: EMA of training losses */
+  MPNAS_ABDP_KPI_MOMENTUM = 106,  /* double [0..1), default 0.9: EMA of validation
+                                     accuracies */
+  MPNAS_ABDP_W_MIN = 107,         /* double 0..1, default 0.25: weight clip */
+  MPNAS_ABDP_W_MAX = 108          /* double 1..1e6, default 4: weight clip */
 } mpnas_abdp_param;
 
 typedef enum mpnas_domain_stat {
@@ -516,33 +535,39 @@ typedef struct mpnas_model mpnas_model;
 typedef struct mpnas_predictor mpnas_predictor;
 
 typedef enum mpnas_train_param {
-  MPNAS_TRAIN_STEPS = 1,            /* total steps, 1..10^8, default 2000 */
-  MPNAS_TRAIN_BATCH = 2,            /* images per domain per step (D x this per step,
-                                       split by MPNAS_ABDP_SAMPLING), 1..4096, 32 */
-  MPNAS_TRAIN_OPTIMIZER = 3,        /* MPNAS_OPTIMIZER_*, default SGD (Nesterov) */
-  MPNAS_TRAIN_LEARNING_RATE = 4,    /* double > 0, peak of the cosine schedule, 0.1 */
-  MPNAS_TRAIN_WARMUP_FRACTION = 5,  /* double 0..1, linear warmup of the rate, 0.05 */
-  MPNAS_TRAIN_MOMENTUM = 6,         /* double 0..<1, 0.9 */
-  MPNAS_TRAIN_WEIGHT_DECAY = 7,     /* double 0..1, conv weights only, 1e-4 */
-  MPNAS_TRAIN_LABEL_SMOOTHING = 8,  /* double 0..<1, 0.1 */
-  MPNAS_TRAIN_AUGMENT_PAD = 9,      /* random-crop padding in pixels, 0..64, 4 (0 = off) */
-  MPNAS_TRAIN_VALID_BATCH = 10,     /* images per domain per validation, 1..4096, 64 */
-  MPNAS_TRAIN_VALID_EVERY = 11,     /* validate every N steps (KPI signal, progress),
-                                       1..10^8, 20 */
-  MPNAS_TRAIN_VALIDATION_FRACTION = 12, /* double 0..0.9 held out of train when no
-                                           validation split is given, 0.1 */
-  MPNAS_TRAIN_STEP = 13,            /* read-only: steps done so far */
-  MPNAS_MODEL_NUM_LAYERS = 20,      /* read-only: searchable layers of the space */
-  MPNAS_MODEL_NUM_NODES = 21,       /* read-only: distinct non-zero nodes */
-  MPNAS_MODEL_PARAMS = 22,          /* read-only: unique parameters (shared once; stem,
+  MPNAS_TRAIN_STEPS = 1,            /* int 1..10^8, default 2000: total steps */
+  MPNAS_TRAIN_BATCH = 2,            /* int 1..4096, default 32: images per domain per step
+                                       (D x this per step, split by MPNAS_ABDP_SAMPLING) */
+  MPNAS_TRAIN_OPTIMIZER = 3,        /* MPNAS_OPTIMIZER_*, default MPNAS_OPTIMIZER_SGD
+                                       (Nesterov) */
+  MPNAS_TRAIN_LEARNING_RATE = 4,    /* double (0..100], default 0.1: peak of the cosine
+                                       schedule */
+  MPNAS_TRAIN_WARMUP_FRACTION = 5,  /* double 0..1, default 0.05: linear warmup of the
+                                       rate */
+  MPNAS_TRAIN_MOMENTUM = 6,         /* double 0..0.999, default 0.9 */
+  MPNAS_TRAIN_WEIGHT_DECAY = 7,     /* double 0..1, default 1e-4: conv weights only */
+  MPNAS_TRAIN_LABEL_SMOOTHING = 8,  /* double 0..0.999, default 0.1 */
+  MPNAS_TRAIN_AUGMENT_PAD = 9,      /* int 0..64, default 4: random-crop padding in pixels
+                                       (0 = off) */
+  MPNAS_TRAIN_VALID_BATCH = 10,     /* int 1..4096, default 64: images per domain per
+                                       validation */
+  MPNAS_TRAIN_VALID_EVERY = 11,     /* int 1..10^8, default 20: validate every N steps
+                                       (KPI signal, progress) */
+  MPNAS_TRAIN_VALIDATION_FRACTION = 12, /* double 0..0.9, default 0.1: held out of train
+                                           when no validation split is given */
+  MPNAS_TRAIN_STEP = 13,            /* read-only int: steps done so far */
+  MPNAS_MODEL_NUM_LAYERS = 20,      /* read-only int: searchable layers of the space */
+  MPNAS_MODEL_NUM_NODES = 21,       /* read-only int: distinct non-zero nodes */
+  MPNAS_MODEL_PARAMS = 22,          /* read-only int: unique parameters (shared once; stem,
                                        head and every classifier included) */
-  MPNAS_MODEL_MACS = 23             /* read-only: sum over domains of their path's MACs */
+  MPNAS_MODEL_MACS = 23             /* read-only int: sum over domains of their path's
+                                       MACs */
 } mpnas_train_param;
 
 enum { MPNAS_OPTIMIZER_SGD = 0, MPNAS_OPTIMIZER_RMSPROP = 1, MPNAS_OPTIMIZER_ADAM = 2 };
-enum { /* mpnas_model_set_domain_int */
-  MPNAS_DOMAIN_HFLIP = 1 /* 0/1: random horizontal flips in training (default 0) */
-};
+typedef enum mpnas_domain_param { /* mpnas_model_set_domain_int */
+  MPNAS_DOMAIN_HFLIP = 1 /* int 0..1, default 0: random horizontal flips in training */
+} mpnas_domain_param;
 enum { MPNAS_OUTPUT_LOGITS = 0, MPNAS_OUTPUT_PROBABILITIES = 1 };
 
 /* Called every `every` steps and at the end; non-zero stops training with
@@ -655,6 +680,63 @@ MPNAS_API void mpnas_predictor_free(mpnas_predictor *predictor);
 MPNAS_API mpnas_status mpnas_predictor_run(mpnas_predictor *predictor, int32_t domain,
                                            int32_t dtype, const void *images, int64_t count,
                                            int32_t output, float *out, size_t cap);
+
+/* ==== Parameter descriptions =============================================================
+ * What every parameter of the set/get functions accepts, at run time (like zstd's
+ * ZSTD_cParam_getBounds): bindings and tools read names, types, ranges and defaults here
+ * instead of copying them. The answers come from the same tables the setters and the
+ * file loaders check with. These functions take no handle: a failing call returns its
+ * status (MPNAS_E_UNKNOWN_PARAMETER for an unknown handle kind or a parameter that kind
+ * does not take, MPNAS_E_INVALID_ARGUMENT for a buffer too small) and records no
+ * message, there being no context to hold one. */
+enum { /* handle kinds: whose set/get functions take the parameter */
+  MPNAS_HANDLE_CONTEXT = 1,      /* mpnas_context_set_int: MPNAS_CONTEXT_* */
+  MPNAS_HANDLE_SPACE = 2,        /* mpnas_space_set_int: MPNAS_SPACE_* */
+  MPNAS_HANDLE_SUPERNET = 3,     /* mpnas_supernet_set_*: MPNAS_SEARCH_*, MPNAS_ABDP_* */
+  MPNAS_HANDLE_MODEL = 4,        /* mpnas_model_set_*: MPNAS_TRAIN_*, MPNAS_MODEL_*,
+                                    MPNAS_ABDP_* */
+  MPNAS_HANDLE_MODEL_DOMAIN = 5  /* mpnas_model_set_domain_int: MPNAS_DOMAIN_* */
+};
+enum { /* parameter types: which setter and getter take it */
+  MPNAS_PARAM_INT = 0, /* *_set_int / *_get_int */
+  MPNAS_PARAM_REAL = 1 /* *_set_double / *_get_double */
+};
+enum { /* parameter flags (bits) */
+  MPNAS_PARAM_READ_ONLY = 1, /* get only; its lo, hi and default are NaN */
+  MPNAS_PARAM_LO_OPEN = 2,   /* lo itself is refused: lo < value */
+  MPNAS_PARAM_HI_OPEN = 4,   /* hi itself is refused: value < hi */
+  MPNAS_PARAM_ENUM = 8,      /* the values are named constants (mpnas_param_names) */
+  MPNAS_PARAM_ODD = 16       /* odd values only */
+};
+
+/* The parameter codes of a handle kind (MPNAS_HANDLE_*), in increasing order, into
+ * params[cap]; *count (may be NULL) receives how many there are. params NULL with cap 0
+ * asks for the count only. */
+MPNAS_API mpnas_status mpnas_param_list(int32_t handle_kind, int32_t *params, size_t cap,
+                                        size_t *count);
+/* What parameter `param` of a handle kind accepts; any out-pointer may be NULL.
+ *  type           MPNAS_PARAM_INT or MPNAS_PARAM_REAL;
+ *  lo, hi         the range, both ends included unless flags say otherwise; whole numbers
+ *                 for integers (exact up to 2^53: MPNAS_CONTEXT_SEED, any int64_t, gives
+ *                 -2^63..2^63, the nearest doubles to its ends);
+ *  default_value  what a new handle holds (a space: MPNAS_PRESET_EMPTY's value, which
+ *                 the other presets change); NaN if it depends on other settings
+ *                 (MPNAS_SEARCH_COST_BETA: the reward form's own);
+ *  flags          MPNAS_PARAM_* bits.
+ * A value within the bounds can still be refused by a rule they cannot express: an ISA
+ * this CPU lacks (MPNAS_CONTEXT_ISA: mpnas_isa_supported), a setting locked once a search
+ * or training has started (MPNAS_E_STATE). */
+MPNAS_API mpnas_status mpnas_param_bounds(int32_t handle_kind, int32_t param, int32_t *type,
+                                          double *lo, double *hi, double *default_value,
+                                          int32_t *flags);
+/* Names of parameter `param` of a handle kind (static strings; any out-pointer may be
+ * NULL): its constant ("MPNAS_SEARCH_STEPS"); its short name, the constant without
+ * "MPNAS_" and the handle's word (CONTEXT_, SPACE_, SEARCH_, TRAIN_, MODEL_, DOMAIN_),
+ * in lower case ("steps"; ABDP's keep theirs: "abdp_tau"), as the Python wrapper names
+ * it; and for an MPNAS_PARAM_ENUM parameter the common prefix of its values' constants
+ * ("MPNAS_METHOD_"), else "". */
+MPNAS_API mpnas_status mpnas_param_names(int32_t handle_kind, int32_t param, const char **name,
+                                         const char **short_name, const char **values_prefix);
 
 #ifdef __cplusplus
 }

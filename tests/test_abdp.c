@@ -78,23 +78,23 @@ static void test_config(void) {
     mpnas_status expect;
     const char *name;
   } cases[] = {
-      {0, 2, MPNAS_E_UNKNOWN_PARAMETER, "sampling"},
-      {0, -1, MPNAS_E_UNKNOWN_PARAMETER, "sampling"},
-      {1, 4, MPNAS_E_UNKNOWN_PARAMETER, "signal"},
-      {1, -1, MPNAS_E_UNKNOWN_PARAMETER, "signal"},
-      {2, 0, MPNAS_E_OUT_OF_RANGE, "tau"},
-      {2, NAN, MPNAS_E_OUT_OF_RANGE, "tau"},
-      {2, 1e7, MPNAS_E_OUT_OF_RANGE, "tau"},
-      {3, -0.1, MPNAS_E_OUT_OF_RANGE, "gamma"},
-      {3, INFINITY, MPNAS_E_OUT_OF_RANGE, "gamma"},
-      {4, -1, MPNAS_E_OUT_OF_RANGE, "temperature"},
-      {5, 1.0, MPNAS_E_OUT_OF_RANGE, "loss_momentum"},
-      {5, -0.01, MPNAS_E_OUT_OF_RANGE, "loss_momentum"},
-      {6, NAN, MPNAS_E_OUT_OF_RANGE, "kpi_momentum"},
-      {7, 1.5, MPNAS_E_OUT_OF_RANGE, "w_min"}, /* no weights with mean 1 are all >= 1.5 */
-      {7, -0.1, MPNAS_E_OUT_OF_RANGE, "w_min"},
-      {8, 0.5, MPNAS_E_OUT_OF_RANGE, "w_max"}, /* nor all <= 0.5 */
-      {8, INFINITY, MPNAS_E_OUT_OF_RANGE, "w_max"},
+      {0, 2, MPNAS_E_UNKNOWN_PARAMETER, "MPNAS_ABDP_SAMPLING"},
+      {0, -1, MPNAS_E_UNKNOWN_PARAMETER, "MPNAS_ABDP_SAMPLING"},
+      {1, 4, MPNAS_E_UNKNOWN_PARAMETER, "MPNAS_ABDP_SIGNAL"},
+      {1, -1, MPNAS_E_UNKNOWN_PARAMETER, "MPNAS_ABDP_SIGNAL"},
+      {2, 0, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_TAU"},
+      {2, NAN, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_TAU"},
+      {2, 1e7, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_TAU"},
+      {3, -0.1, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_GAMMA"},
+      {3, INFINITY, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_GAMMA"},
+      {4, -1, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_TEMPERATURE"},
+      {5, 1.0, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_LOSS_MOMENTUM"},
+      {5, -0.01, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_LOSS_MOMENTUM"},
+      {6, NAN, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_KPI_MOMENTUM"},
+      {7, 1.5, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_W_MIN"}, /* no weights of mean 1 all >= 1.5 */
+      {7, -0.1, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_W_MIN"},
+      {8, 0.5, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_W_MAX"}, /* nor all <= 0.5 */
+      {8, INFINITY, MPNAS_E_OUT_OF_RANGE, "MPNAS_ABDP_W_MAX"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     mpnas__abdp_config_default(&c);
@@ -156,11 +156,11 @@ static void test_create_errors(void) {
   mpnas__abdp_config_default(&c);
   c.signal = 9;
   CHECK_EQ_INT(mpnas__abdp_create(ctx, 3, classes, sizes, &c, &a), MPNAS_E_UNKNOWN_PARAMETER);
-  CHECK(strstr(mpnas_context_last_error(ctx), "signal") != NULL);
+  CHECK(strstr(mpnas_context_last_error(ctx), "MPNAS_ABDP_SIGNAL") != NULL);
   c.signal = MPNAS__ABDP_SIGNAL_LOSS;
   c.w_max = 0.9;
   CHECK_EQ_INT(mpnas__abdp_create(ctx, 3, classes, sizes, &c, &a), MPNAS_E_OUT_OF_RANGE);
-  CHECK(strstr(mpnas_context_last_error(ctx), "w_max") != NULL);
+  CHECK(strstr(mpnas_context_last_error(ctx), "MPNAS_ABDP_W_MAX") != NULL);
 
   /* Every allocation failure is reported and leaks nothing. */
   int succeeded = 0;

@@ -5,11 +5,12 @@
 # predictions made through Python equal the C API's.
 #
 # Prints the suite's "# RESULT passed failed" line (python/test_mpnas.py prints it).
-# Without python3 on PATH the test is SKIPPED and counts as 0 passed, 0 failed
-# ("SKIP test_python: ..." says so). Run alone: sh tests/test_python.sh (after `make` and
-# `make examples`; LIBMPNAS_DIR and BUILD default to lib and the default build folder).
+# Without python3 on PATH ($PYTHON picks another interpreter) the test is SKIPPED and
+# counts as 0 passed, 0 failed ("SKIP test_python: ..." says so). Run alone:
+# sh tests/test_python.sh (after `make` and `make examples`; LIBMPNAS_DIR and BUILD default
+# to lib and the default build folder).
 here=$(cd "$(dirname "$0")/.." && pwd)
-python=$(command -v python3 2>/dev/null)
+python=${PYTHON:-$(command -v python3 2>/dev/null)}
 if [ -z "$python" ]; then
   echo "SKIP test_python: python3 is not on PATH (counted as 0 passed, 0 failed)"
   echo "# RESULT 0 0"

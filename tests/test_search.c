@@ -1066,11 +1066,11 @@ static void test_abdp_bad_params(void) {
   CHECK(strstr(mpnas_context_last_error(ctx), "SIGNAL") != NULL);
   CHECK_EQ_INT(mpnas_supernet_set_int(sn, MPNAS_ABDP_SAMPLING, -1), MPNAS_E_OUT_OF_RANGE);
   CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_W_MIN, 1.5), MPNAS_E_OUT_OF_RANGE);
-  CHECK(strstr(mpnas_context_last_error(ctx), "w_min") != NULL);
+  CHECK(strstr(mpnas_context_last_error(ctx), "MPNAS_ABDP_W_MIN") != NULL);
   CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_W_MAX, 0.5), MPNAS_E_OUT_OF_RANGE);
-  CHECK(strstr(mpnas_context_last_error(ctx), "w_max") != NULL);
+  CHECK(strstr(mpnas_context_last_error(ctx), "MPNAS_ABDP_W_MAX") != NULL);
   CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_TAU, NAN), MPNAS_E_OUT_OF_RANGE);
-  CHECK(strstr(mpnas_context_last_error(ctx), "tau") != NULL);
+  CHECK(strstr(mpnas_context_last_error(ctx), "MPNAS_ABDP_TAU") != NULL);
   CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_GAMMA, -1.0), MPNAS_E_OUT_OF_RANGE);
   CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_LOSS_MOMENTUM, 1.0), MPNAS_E_OUT_OF_RANGE);
   CHECK_EQ_INT(mpnas_supernet_set_double(sn, MPNAS_ABDP_KPI_MOMENTUM, INFINITY), MPNAS_E_OUT_OF_RANGE);

@@ -4,11 +4,28 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "common/settings.h"
 
-#define MPNAS_THREADS_MAX 1024
-#define MAX_FILE_BYTES_DEFAULT ((uint64_t)1 << 30)
-#define MAX_FILE_BYTES_MIN 1024
-#define MAX_FILE_BYTES_MAX ((int64_t)1 << 48)
+/* MPNAS_CONTEXT_*: ranges and defaults. The setter checks with this table, then stores
+ * each value itself (threads and ISA re-choose the kernels), so the rows have no field. */
+static const mpnas__setting FIELDS[] = {
+    MPNAS__INT(MPNAS_CONTEXT_THREADS, "threads", MPNAS__SETTING_I32, 0, 0, 1024, 1),
+    MPNAS__INT(MPNAS_CONTEXT_SEED, "seed", MPNAS__SETTING_I64, 0, -0x1p63, 0x1p63, 0),
+    MPNAS__ENUM(MPNAS_CONTEXT_ISA, "isa", 0, MPNAS_ISA_AUTO, MPNAS_ISA_NEON, MPNAS_ISA_AUTO,
+                "MPNAS_ISA_"),
+    MPNAS__READ_ONLY(MPNAS_CONTEXT_ISA_ACTIVE, "isa_active", MPNAS__SETTING_I32),
+    MPNAS__ENUM(MPNAS_CONTEXT_LOG_LEVEL, "log_level", 0, MPNAS_LOG_NONE, MPNAS_LOG_DEBUG,
+                MPNAS_LOG_WARNING, "MPNAS_LOG_"),
+    MPNAS__READ_ONLY(MPNAS_CONTEXT_OPENMP, "openmp", MPNAS__SETTING_I32),
+    MPNAS__INT(MPNAS_CONTEXT_MAX_FILE_BYTES, "max_file_bytes", MPNAS__SETTING_I64, 0, 1024, 0x1p48,
+               0x1p30),
+};
+const mpnas__settings mpnas__context_settings = {FIELDS, sizeof FIELDS / sizeof FIELDS[0],
+                                                 "context"};
+
+static double default_of(int32_t param) {
+  return mpnas__settings_find(&mpnas__context_settings, param)->def;
+}
 
 uint32_t mpnas_version_number(void) { return MPNAS_VERSION_NUMBER; }
 const char *mpnas_version_string(void) { return MPNAS_VERSION_STRING; }
@@ -34,9 +51,11 @@ mpnas_status mpnas_context_create_with_allocator(mpnas_context **out, mpnas_mall
   ctx->malloc_fn = malloc_fn;
   ctx->free_fn = free_fn;
   ctx->alloc_user = user;
-  ctx->log_level = MPNAS_LOG_WARNING;
-  ctx->max_file_bytes = MAX_FILE_BYTES_DEFAULT;
-  mpnas_status st = mpnas__context_configure(ctx, MPNAS_ISA_AUTO, 1);
+  ctx->seed = (uint64_t)default_of(MPNAS_CONTEXT_SEED);
+  ctx->log_level = (int32_t)default_of(MPNAS_CONTEXT_LOG_LEVEL);
+  ctx->max_file_bytes = (uint64_t)default_of(MPNAS_CONTEXT_MAX_FILE_BYTES);
+  mpnas_status st = mpnas__context_configure(ctx, (int32_t)default_of(MPNAS_CONTEXT_ISA),
+                                             (int32_t)default_of(MPNAS_CONTEXT_THREADS));
   if (st != MPNAS_OK) { /* cannot happen: the scalar kernels are always there */
     free_fn(user, ctx);
     return MPNAS_E_INTERNAL;
@@ -56,43 +75,18 @@ void mpnas_context_free(mpnas_context *ctx) {
 
 mpnas_status mpnas_context_set_int(mpnas_context *ctx, int32_t param, int64_t value) {
   if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = mpnas__settings_check_int(ctx, &mpnas__context_settings, param, value);
+  if (st != MPNAS_OK) return st;
   switch (param) {
     case MPNAS_CONTEXT_THREADS:
-      if (value < 0 || value > MPNAS_THREADS_MAX)
-        return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
-                           "MPNAS_CONTEXT_THREADS must be in 0..%d, got %lld",
-                           MPNAS_THREADS_MAX, (long long)value);
       return mpnas__context_configure(ctx, ctx->isa_requested, (int32_t)value);
-    case MPNAS_CONTEXT_SEED:
-      ctx->seed = (uint64_t)value;
-      return MPNAS_OK;
+    case MPNAS_CONTEXT_SEED: ctx->seed = (uint64_t)value; return MPNAS_OK;
     case MPNAS_CONTEXT_ISA:
-      if (value < MPNAS_ISA_AUTO || value > MPNAS_ISA_NEON)
-        return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
-                           "MPNAS_CONTEXT_ISA must be one of MPNAS_ISA_* (0..3), got %lld",
-                           (long long)value);
       return mpnas__context_configure(ctx, (int32_t)value, ctx->threads_requested);
-    case MPNAS_CONTEXT_LOG_LEVEL:
-      if (value < MPNAS_LOG_NONE || value > MPNAS_LOG_DEBUG)
-        return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
-                           "MPNAS_CONTEXT_LOG_LEVEL must be in 0..4, got %lld",
-                           (long long)value);
-      ctx->log_level = (int32_t)value;
-      return MPNAS_OK;
-    case MPNAS_CONTEXT_MAX_FILE_BYTES:
-      if (value < MAX_FILE_BYTES_MIN || value > MAX_FILE_BYTES_MAX)
-        return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
-                           "MPNAS_CONTEXT_MAX_FILE_BYTES must be in %d..%lld, got %lld",
-                           MAX_FILE_BYTES_MIN, (long long)MAX_FILE_BYTES_MAX, (long long)value);
-      ctx->max_file_bytes = (uint64_t)value;
-      return MPNAS_OK;
-    case MPNAS_CONTEXT_ISA_ACTIVE:
-    case MPNAS_CONTEXT_OPENMP:
-      return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT,
-                         "context parameter %d is read-only", (int)param);
+    case MPNAS_CONTEXT_LOG_LEVEL: ctx->log_level = (int32_t)value; return MPNAS_OK;
+    case MPNAS_CONTEXT_MAX_FILE_BYTES: ctx->max_file_bytes = (uint64_t)value; return MPNAS_OK;
     default:
-      return mpnas__fail(ctx, MPNAS_E_UNKNOWN_PARAMETER, "unknown context parameter %d",
-                         (int)param);
+      return mpnas__fail(ctx, MPNAS_E_INTERNAL, "context parameter %d: no field", (int)param);
   }
 }
 

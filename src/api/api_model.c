@@ -195,18 +195,21 @@ static mpnas_status locked(const mpnas_model *m, int32_t param) {
 mpnas_status mpnas_model_set_int(mpnas_model *m, int32_t param, int64_t v) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
   mpnas_context *ctx = CTX(m);
-  if (param == MPNAS_TRAIN_STEP || (param >= MPNAS_MODEL_NUM_LAYERS && param <= MPNAS_MODEL_MACS))
-    return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "model parameter %d is read-only", (int)param);
+  /* read-only before locked: MPNAS_E_INVALID_ARGUMENT whenever it is asked */
+  if (mpnas__settings_read_only(&mpnas__train_settings, param))
+    return mpnas__settings_check_int(ctx, &mpnas__train_settings, param, v);
   mpnas_status st = locked(m, param);
   if (st != MPNAS_OK) return st;
-  if (mpnas__abdp_is_param(param)) return mpnas__abdp_param_set_int(ctx, &m->cfg.abdp, param, v);
+  if (mpnas__abdp_is_param(param))
+    return mpnas__settings_set_int(ctx, &mpnas__abdp_settings, &m->cfg.abdp, param, v);
   return mpnas__settings_set_int(ctx, &mpnas__train_settings, &m->cfg, param, v);
 }
 
 mpnas_status mpnas_model_get_int(const mpnas_model *m, int32_t param, int64_t *v) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (v == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
-  if (mpnas__abdp_is_param(param)) return mpnas__abdp_param_get_int(CTX(m), &m->cfg.abdp, param, v);
+  if (mpnas__abdp_is_param(param))
+    return mpnas__settings_get_int(CTX(m), &mpnas__abdp_settings, &m->cfg.abdp, param, v);
   int64_t params, macs;
   switch (param) {
     case MPNAS_TRAIN_STEP: *v = m->step; return MPNAS_OK;
@@ -233,7 +236,7 @@ mpnas_status mpnas_model_set_double(mpnas_model *m, int32_t param, double value)
   mpnas_status st = locked(m, param);
   if (st != MPNAS_OK) return st;
   if (mpnas__abdp_is_param(param))
-    return mpnas__abdp_param_set_double(CTX(m), &m->cfg.abdp, param, value);
+    return mpnas__settings_set_double(CTX(m), &mpnas__abdp_settings, &m->cfg.abdp, param, value);
   return mpnas__settings_set_double(CTX(m), &mpnas__train_settings, &m->cfg, param, value);
 }
 
@@ -241,7 +244,7 @@ mpnas_status mpnas_model_get_double(const mpnas_model *m, int32_t param, double 
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (value == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
   if (mpnas__abdp_is_param(param))
-    return mpnas__abdp_param_get_double(CTX(m), &m->cfg.abdp, param, value);
+    return mpnas__settings_get_double(CTX(m), &mpnas__abdp_settings, &m->cfg.abdp, param, value);
   return mpnas__settings_get_double(CTX(m), &mpnas__train_settings, &m->cfg, param, value);
 }
 
@@ -250,13 +253,8 @@ mpnas_status mpnas_model_set_domain_int(mpnas_model *m, int32_t domain, int32_t 
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
   mpnas_status st = check_domain(m, domain);
   if (st != MPNAS_OK) return st;
-  if (param != MPNAS_DOMAIN_HFLIP)
-    return mpnas__fail(CTX(m), MPNAS_E_UNKNOWN_PARAMETER, "unknown domain parameter %d", (int)param);
-  if (value != 0 && value != 1)
-    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "MPNAS_DOMAIN_HFLIP is 0 or 1, got %lld",
-                       (long long)value);
-  m->domains[domain].hflip = (int32_t)value;
-  return MPNAS_OK;
+  return mpnas__settings_set_int(CTX(m), &mpnas__domain_settings, &m->domains[domain], param,
+                                 value);
 }
 
 /* ---- Training and statistics --------------------------------------------------------- */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "common/settings.h"
 #include "search/space.h"
 
 #define FAIL(st, ...) mpnas__fail(space->ctx, (st), __VA_ARGS__)
@@ -38,70 +39,18 @@ static mpnas_status range(mpnas_space *space, const char *name, int64_t v, int64
 
 mpnas_status mpnas_space_set_int(mpnas_space *space, int32_t param, int64_t value) {
   if (space == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  mpnas_status st = MPNAS_OK;
-  switch (param) {
-    case MPNAS_SPACE_INPUT_HEIGHT:
-      if ((st = range(space, "MPNAS_SPACE_INPUT_HEIGHT", value, 1, 4096)) == MPNAS_OK) space->in_h = (int32_t)value;
-      return st;
-    case MPNAS_SPACE_INPUT_WIDTH:
-      if ((st = range(space, "MPNAS_SPACE_INPUT_WIDTH", value, 1, 4096)) == MPNAS_OK) space->in_w = (int32_t)value;
-      return st;
-    case MPNAS_SPACE_INPUT_CHANNELS:
-      if ((st = range(space, "MPNAS_SPACE_INPUT_CHANNELS", value, 1, 64)) == MPNAS_OK) space->in_c = (int32_t)value;
-      return st;
-    case MPNAS_SPACE_STEM_CHANNELS:
-      if ((st = range(space, "MPNAS_SPACE_STEM_CHANNELS", value, 1, 4096)) == MPNAS_OK) space->stem_c = (int32_t)value;
-      return st;
-    case MPNAS_SPACE_STEM_KERNEL:
-      if ((st = range(space, "MPNAS_SPACE_STEM_KERNEL", value, 1, 11)) != MPNAS_OK) return st;
-      if (value % 2 == 0) return FAIL(MPNAS_E_OUT_OF_RANGE, "MPNAS_SPACE_STEM_KERNEL must be odd, got %lld", (long long)value);
-      space->stem_k = (int32_t)value;
-      return MPNAS_OK;
-    case MPNAS_SPACE_STEM_STRIDE:
-      if ((st = range(space, "MPNAS_SPACE_STEM_STRIDE", value, 1, 2)) == MPNAS_OK) space->stem_s = (int32_t)value;
-      return st;
-    case MPNAS_SPACE_STEM_ACTIVATION:
-      if (!valid_act(value)) return FAIL(MPNAS_E_OUT_OF_RANGE, "MPNAS_SPACE_STEM_ACTIVATION must be an MPNAS_ACT_* value, got %lld", (long long)value);
-      space->stem_act = (int32_t)value;
-      return MPNAS_OK;
-    case MPNAS_SPACE_HEAD_CHANNELS:
-      if ((st = range(space, "MPNAS_SPACE_HEAD_CHANNELS", value, 1, 8192)) == MPNAS_OK) space->head_c = (int32_t)value;
-      return st;
-    case MPNAS_SPACE_HEAD_ACTIVATION:
-      if (!valid_act(value)) return FAIL(MPNAS_E_OUT_OF_RANGE, "MPNAS_SPACE_HEAD_ACTIVATION must be an MPNAS_ACT_* value, got %lld", (long long)value);
-      space->head_act = (int32_t)value;
-      return MPNAS_OK;
-    case MPNAS_SPACE_SE_MODE:
-      if ((st = range(space, "MPNAS_SPACE_SE_MODE", value, MPNAS_SE_NEVER, MPNAS_SE_ALWAYS)) == MPNAS_OK) space->se_mode = (int32_t)value;
-      return st;
-    case MPNAS_SPACE_NUM_STAGES:
-    case MPNAS_SPACE_NUM_LAYERS:
-      return FAIL(MPNAS_E_INVALID_ARGUMENT, "space parameter %d is read-only", (int)param);
-    default:
-      return FAIL(MPNAS_E_UNKNOWN_PARAMETER, "unknown space parameter %d", (int)param);
-  }
+  return mpnas__settings_set_int(space->ctx, &mpnas__space_settings, space, param, value);
 }
 
 mpnas_status mpnas_space_get_int(const mpnas_space *space, int32_t param, int64_t *value) {
   if (space == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (value == NULL)
     return mpnas__fail(space->ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_space_get_int: value is NULL");
-  switch (param) {
-    case MPNAS_SPACE_INPUT_HEIGHT: *value = space->in_h; return MPNAS_OK;
-    case MPNAS_SPACE_INPUT_WIDTH: *value = space->in_w; return MPNAS_OK;
-    case MPNAS_SPACE_INPUT_CHANNELS: *value = space->in_c; return MPNAS_OK;
-    case MPNAS_SPACE_STEM_CHANNELS: *value = space->stem_c; return MPNAS_OK;
-    case MPNAS_SPACE_STEM_KERNEL: *value = space->stem_k; return MPNAS_OK;
-    case MPNAS_SPACE_STEM_STRIDE: *value = space->stem_s; return MPNAS_OK;
-    case MPNAS_SPACE_STEM_ACTIVATION: *value = space->stem_act; return MPNAS_OK;
-    case MPNAS_SPACE_HEAD_CHANNELS: *value = space->head_c; return MPNAS_OK;
-    case MPNAS_SPACE_HEAD_ACTIVATION: *value = space->head_act; return MPNAS_OK;
-    case MPNAS_SPACE_SE_MODE: *value = space->se_mode; return MPNAS_OK;
+  switch (param) { /* the read-only ones, computed */
     case MPNAS_SPACE_NUM_STAGES: *value = space->nstages; return MPNAS_OK;
     case MPNAS_SPACE_NUM_LAYERS: *value = mpnas__space_num_layers(space); return MPNAS_OK;
     default:
-      return mpnas__fail(space->ctx, MPNAS_E_UNKNOWN_PARAMETER, "unknown space parameter %d",
-                         (int)param);
+      return mpnas__settings_get_int(space->ctx, &mpnas__space_settings, space, param, value);
   }
 }
 

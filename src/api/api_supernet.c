@@ -156,10 +156,10 @@ mpnas_status mpnas_supernet_set_int(mpnas_supernet *sn, int32_t param, int64_t v
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (mpnas__abdp_is_param(param)) {
     mpnas_status st = abdp_locked(sn, param);
-    return st != MPNAS_OK ? st : mpnas__abdp_param_set_int(CTX(sn), &sn->abdp_cfg, param, v);
+    return st != MPNAS_OK
+               ? st
+               : mpnas__settings_set_int(CTX(sn), &mpnas__abdp_settings, &sn->abdp_cfg, param, v);
   }
-  if (param == MPNAS_SEARCH_STEP)
-    return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "MPNAS_SEARCH_STEP is read-only");
   mpnas_status st = locked(sn, param);
   if (st != MPNAS_OK) return st;
   return mpnas__settings_set_int(CTX(sn), &mpnas__search_settings, &sn->cfg, param, v);
@@ -169,7 +169,7 @@ mpnas_status mpnas_supernet_get_int(const mpnas_supernet *sn, int32_t param, int
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (v == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
   if (mpnas__abdp_is_param(param))
-    return mpnas__abdp_param_get_int(CTX(sn), &sn->abdp_cfg, param, v);
+    return mpnas__settings_get_int(CTX(sn), &mpnas__abdp_settings, &sn->abdp_cfg, param, v);
   if (param == MPNAS_SEARCH_STEP) {
     *v = sn->step;
     return MPNAS_OK;
@@ -182,7 +182,8 @@ mpnas_status mpnas_supernet_set_double(mpnas_supernet *sn, int32_t param, double
   if (mpnas__abdp_is_param(param)) {
     mpnas_status st = abdp_locked(sn, param);
     return st != MPNAS_OK ? st
-                          : mpnas__abdp_param_set_double(CTX(sn), &sn->abdp_cfg, param, value);
+                          : mpnas__settings_set_double(CTX(sn), &mpnas__abdp_settings,
+                                                       &sn->abdp_cfg, param, value);
   }
   mpnas_status st = locked(sn, param);
   if (st != MPNAS_OK) return st;
@@ -193,7 +194,8 @@ mpnas_status mpnas_supernet_get_double(const mpnas_supernet *sn, int32_t param, 
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
   if (value == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "value is NULL");
   if (mpnas__abdp_is_param(param))
-    return mpnas__abdp_param_get_double(CTX(sn), &sn->abdp_cfg, param, value);
+    return mpnas__settings_get_double(CTX(sn), &mpnas__abdp_settings, &sn->abdp_cfg, param,
+                                      value);
   mpnas_status st =
       mpnas__settings_get_double(CTX(sn), &mpnas__search_settings, &sn->cfg, param, value);
   if (st == MPNAS_OK && param == MPNAS_SEARCH_COST_BETA && isnan(*value))

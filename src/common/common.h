@@ -35,6 +35,10 @@ struct mpnas_context {
   atomic_uint_fast64_t failures;
 };
 
+/* The MPNAS_CONTEXT_* parameters (api/api_context.c; common/settings.h). */
+struct mpnas__settings;
+extern const struct mpnas__settings mpnas__context_settings;
+
 /* Record a failure on ctx (may be NULL) and return `status`, so call sites read
  * `return mpnas__fail(ctx, MPNAS_E_..., "what %d", x);`. Also logs it at ERROR level. */
 mpnas_status mpnas__fail(mpnas_context *ctx, mpnas_status status, const char *fmt, ...)

@@ -49,11 +49,12 @@ typedef struct mpnas__train_config {
   mpnas__abdp_config abdp;
 } mpnas__train_config;
 
-/* The settings (train_config.c): their defaults, and the table of the MPNAS_TRAIN_*
- * parameters with the setters' ranges, for the setters and the loaders alike
- * (common/settings.h; the ABDP settings go through mpnas__abdp_config_check). */
+/* The settings (train_config.c): their defaults, and the tables of the MPNAS_TRAIN_* /
+ * MPNAS_MODEL_* parameters and of the domains' MPNAS_DOMAIN_* (common/settings.h), for
+ * the setters and the loaders alike (the ABDP settings: train/abdp.h). */
 void mpnas__train_config_default(mpnas__train_config *c);
 extern const mpnas__settings mpnas__train_settings;
+extern const mpnas__settings mpnas__domain_settings; /* of an mpnas__domain */
 
 struct mpnas_model {
   mpnas_context *ctx;

@@ -125,10 +125,9 @@ static void get_list(mpnas__reader *r, int32_t *v, int32_t *n) {
   for (int32_t i = 0; i < *n; i++) v[i] = mpnas__reader_get_i32(r);
 }
 
+/* The space's settings (its table's stored rows), the default lists, the stages. */
 static void put_space(mpnas__writer *w, const mpnas_space *s) {
-  const int32_t head[] = {s->in_h,     s->in_w,   s->in_c,     s->stem_c,  s->stem_k,
-                          s->stem_s,   s->stem_act, s->head_c, s->head_act, s->se_mode};
-  for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) mpnas__writer_put_i32(w, head[i]);
+  mpnas__settings_put(w, &mpnas__space_settings, s);
   put_list(w, s->kernels, s->nk);
   put_list(w, s->expansions, s->ne);
   mpnas__writer_put_u32(w, (uint32_t)s->nstages);
@@ -143,9 +142,7 @@ static void put_space(mpnas__writer *w, const mpnas_space *s) {
 }
 
 static void get_space(mpnas__reader *r, mpnas_space *s) {
-  int32_t *head[] = {&s->in_h,   &s->in_w,     &s->in_c,   &s->stem_c,   &s->stem_k,
-                     &s->stem_s, &s->stem_act, &s->head_c, &s->head_act, &s->se_mode};
-  for (size_t i = 0; i < sizeof head / sizeof head[0]; i++) *head[i] = mpnas__reader_get_i32(r);
+  mpnas__settings_get(r, &mpnas__space_settings, s);
   get_list(r, s->kernels, &s->nk);
   get_list(r, s->expansions, &s->ne);
   /* A stage takes at least 6 i32 and two u32 counts. */
@@ -183,19 +180,8 @@ static int space_ok(const mpnas_space *s, char *why, size_t cap) {
     }                                   \
   } while (0)
   const int32_t A = MPNAS_ACT_HSIGMOID;
-  NEED(in_range(s->in_h, 1, 4096) && in_range(s->in_w, 1, 4096),
-       "input size %dx%d (1..4096 each)", (int)s->in_h, (int)s->in_w);
-  NEED(in_range(s->in_c, 1, MPNAS__MAX_IN_CHANNELS), "input channels %d (1..%d)", (int)s->in_c,
-       MPNAS__MAX_IN_CHANNELS);
-  NEED(in_range(s->stem_c, 1, 4096), "stem channels %d (1..4096)", (int)s->stem_c);
-  NEED(in_range(s->stem_k, 1, 11) && s->stem_k % 2 == 1, "stem kernel %d (odd, 1..11)",
-       (int)s->stem_k);
-  NEED(in_range(s->stem_s, 1, 2), "stem stride %d (1 or 2)", (int)s->stem_s);
-  NEED(in_range(s->stem_act, 0, A), "stem activation %d (0..%d)", (int)s->stem_act, (int)A);
-  NEED(in_range(s->head_c, 1, 8192), "head channels %d (1..8192)", (int)s->head_c);
-  NEED(in_range(s->head_act, 0, A), "head activation %d (0..%d)", (int)s->head_act, (int)A);
-  NEED(in_range(s->se_mode, MPNAS_SE_NEVER, MPNAS_SE_ALWAYS), "SE mode %d (0..2)",
-       (int)s->se_mode);
+  const char *field = mpnas__settings_bad_field(&mpnas__space_settings, s);
+  NEED(field == NULL, "%s is out of range (mpnas_space_set_int refuses it)", field);
   NEED(list_ok(s->kernels, s->nk, 1, 9, 1),
        "the default kernel list (1..8 distinct odd sizes 1..9) is invalid");
   NEED(list_ok(s->expansions, s->ne, 1, 16, 0),
@@ -265,24 +251,15 @@ static int space_same(const mpnas_space *a, const mpnas_space *b) {
 
 /* ---- Training settings (CONF) ------------------------------------------------------------- */
 
+/* The training table's stored rows, then ABDP's (both in their tables' order). */
 static void put_config(mpnas__writer *w, const mpnas__train_config *c) {
-  mpnas__writer_put_i64(w, c->steps);
-  const int32_t iv[] = {c->batch, c->valid_batch, c->valid_every, c->optimizer, c->augment_pad};
-  for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) mpnas__writer_put_i32(w, iv[i]);
-  const double dv[] = {c->lr, c->warmup_fraction, c->momentum, c->weight_decay,
-                       c->label_smoothing, c->valid_fraction};
-  for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++) mpnas__writer_put_f64(w, dv[i]);
-  mpnas__abdp_config_write(w, &c->abdp);
+  mpnas__settings_put(w, &mpnas__train_settings, c);
+  mpnas__settings_put(w, &mpnas__abdp_settings, &c->abdp);
 }
 
 static void get_config(mpnas__reader *r, mpnas__train_config *c) {
-  c->steps = mpnas__reader_get_i64(r);
-  int32_t *iv[] = {&c->batch, &c->valid_batch, &c->valid_every, &c->optimizer, &c->augment_pad};
-  for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) *iv[i] = mpnas__reader_get_i32(r);
-  double *dv[] = {&c->lr, &c->warmup_fraction, &c->momentum, &c->weight_decay,
-                  &c->label_smoothing, &c->valid_fraction};
-  for (size_t i = 0; i < sizeof dv / sizeof dv[0]; i++) *dv[i] = mpnas__reader_get_f64(r);
-  mpnas__abdp_config_read(r, &c->abdp);
+  mpnas__settings_get(r, &mpnas__train_settings, c);
+  mpnas__settings_get(r, &mpnas__abdp_settings, &c->abdp);
 }
 
 static int real_in(double v, double lo, double hi) { return v >= lo && v <= hi; }
@@ -290,9 +267,7 @@ static int real_in(double v, double lo, double hi) { return v >= lo && v <= hi; 
 /* The settings as mpnas_model_set_int/_double accept them: the first bad one, or NULL. */
 static const char *config_bad_field(const mpnas__train_config *c) {
   const char *field = mpnas__settings_bad_field(&mpnas__train_settings, c);
-  if (field == NULL && mpnas__abdp_config_check(&c->abdp, &field) != MPNAS_OK)
-    return field ? field : "ABDP";
-  return field;
+  return field != NULL ? field : mpnas__settings_bad_field(&mpnas__abdp_settings, &c->abdp);
 }
 
 /* ---- Domains (DOMS) ----------------------------------------------------------------------- */

@@ -30,31 +30,6 @@ static uint32_t labels_crc(const mpnas__dataset *d) {
   return d->count ? mpnas__crc32(0, d->labels, sizeof(int32_t) * (size_t)d->count) : 0;
 }
 
-static void put_config(mpnas__writer *w, const mpnas__search_config *c) {
-  mpnas__writer_put_i32(w, c->method);
-  mpnas__writer_put_i64(w, c->steps);
-  mpnas__writer_put_i32(w, c->train_batch);
-  mpnas__writer_put_i32(w, c->valid_batch);
-  mpnas__writer_put_i32(w, c->cost);
-  mpnas__writer_put_i32(w, c->reward);
-  const double v[] = {c->warmup_fraction, c->lr, c->momentum, c->weight_decay,
-                      c->label_smoothing, c->rl_lr, c->rl_delay, c->rl_ramp, c->entropy,
-                      c->beta, c->target, c->gamma, c->valid_fraction};
-  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) mpnas__writer_put_f64(w, v[i]);
-}
-static void get_config(mpnas__reader *r, mpnas__search_config *c) {
-  c->method = mpnas__reader_get_i32(r);
-  c->steps = mpnas__reader_get_i64(r);
-  c->train_batch = mpnas__reader_get_i32(r);
-  c->valid_batch = mpnas__reader_get_i32(r);
-  c->cost = mpnas__reader_get_i32(r);
-  c->reward = mpnas__reader_get_i32(r);
-  double *v[] = {&c->warmup_fraction, &c->lr, &c->momentum, &c->weight_decay,
-                 &c->label_smoothing, &c->rl_lr, &c->rl_delay, &c->rl_ramp, &c->entropy,
-                 &c->beta, &c->target, &c->gamma, &c->valid_fraction};
-  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = mpnas__reader_get_f64(r);
-}
-
 mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path) {
   mpnas__writer w;
   mpnas__writer_init(&w, sn->ctx, &checkpoint_kind);
@@ -78,7 +53,7 @@ mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path) {
   mpnas__writer_end_section(&w);
 
   mpnas__writer_begin_section(&w, "CONF");
-  put_config(&w, &sn->cfg);
+  mpnas__settings_put(&w, &mpnas__search_settings, &sn->cfg);
   mpnas__writer_end_section(&w);
 
   mpnas__writer_begin_section(&w, "STAT");
@@ -128,7 +103,7 @@ mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path) {
   /* ABDP: settings, sampling stream, the last step's counts, then the handle's state
    * (u32 length + doubles, mpnas__abdp_export's layout). */
   mpnas__writer_begin_section(&w, "ABDP");
-  mpnas__abdp_config_write(&w, &sn->abdp_cfg);
+  mpnas__settings_put(&w, &mpnas__abdp_settings, &sn->abdp_cfg);
   mpnas__writer_put_rng(&w, &sn->abdp_rng);
   for (int32_t d = 0; d < sn->ndomains; d++) mpnas__writer_put_i32(&w, sn->domains[d].batch_images);
   mpnas_status st = mpnas__abdp_state_write(&w, sn->abdp);
@@ -280,7 +255,8 @@ static mpnas_status load(mpnas_supernet *sn, const unsigned char *data, size_t l
     goto out;
   }
   /* CONF: every setting as the setters accept it. */
-  if (mpnas__reader_section(&r, "CONF") == MPNAS_OK) get_config(&r, &l.cfg);
+  if (mpnas__reader_section(&r, "CONF") == MPNAS_OK)
+    mpnas__settings_get(&r, &mpnas__search_settings, &l.cfg);
   mpnas__reader_expect_end(&r);
   if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
   if ((field = mpnas__settings_bad_field(&mpnas__search_settings, &l.cfg)) != NULL) {
@@ -332,7 +308,7 @@ static mpnas_status load(mpnas_supernet *sn, const unsigned char *data, size_t l
   if (!l.batch_images) goto oom;
   if (mpnas__reader_has_section(&r, "ABDP")) {
     if (mpnas__reader_section(&r, "ABDP") == MPNAS_OK) {
-      mpnas__abdp_config_read(&r, &l.abdp_cfg);
+      mpnas__settings_get(&r, &mpnas__abdp_settings, &l.abdp_cfg);
       mpnas__reader_get_rng(&r, &l.abdp_rng);
       for (int32_t d = 0; d < D; d++) l.batch_images[d] = mpnas__reader_get_i32(&r);
       /* The layout is checked by import (below). */

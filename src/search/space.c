@@ -1,7 +1,40 @@
 /* space.c - see space.h. */
 #include "search/space.h"
 
+#include <stddef.h>
 #include <string.h>
+
+#include "common/settings.h"
+#include "data/domain_data.h"
+
+/* MPNAS_SPACE_*: ranges and defaults (MPNAS_PRESET_EMPTY's values, the base of every
+ * preset). The model file's SPCE section starts with the stored rows, in this order:
+ * never reorder them. */
+#define AT(member) offsetof(mpnas_space, member)
+#define I32 MPNAS__SETTING_I32
+static const mpnas__setting FIELDS[] = {
+    MPNAS__INT(MPNAS_SPACE_INPUT_HEIGHT, "input_height", I32, AT(in_h), 1, 4096, 32),
+    MPNAS__INT(MPNAS_SPACE_INPUT_WIDTH, "input_width", I32, AT(in_w), 1, 4096, 32),
+    MPNAS__INT(MPNAS_SPACE_INPUT_CHANNELS, "input_channels", I32, AT(in_c), 1,
+               MPNAS__MAX_IN_CHANNELS, 3),
+    MPNAS__INT(MPNAS_SPACE_STEM_CHANNELS, "stem_channels", I32, AT(stem_c), 1, 4096, 16),
+    MPNAS__INT_FLAGS(MPNAS_SPACE_STEM_KERNEL, "stem_kernel", I32, AT(stem_k), 1, 11, 3,
+                     MPNAS_PARAM_ODD),
+    MPNAS__INT(MPNAS_SPACE_STEM_STRIDE, "stem_stride", I32, AT(stem_s), 1, 2, 1),
+    MPNAS__ENUM(MPNAS_SPACE_STEM_ACTIVATION, "stem_activation", AT(stem_act), MPNAS_ACT_NONE,
+                MPNAS_ACT_HSIGMOID, MPNAS_ACT_RELU6, "MPNAS_ACT_"),
+    MPNAS__INT(MPNAS_SPACE_HEAD_CHANNELS, "head_channels", I32, AT(head_c), 1, 8192, 256),
+    MPNAS__ENUM(MPNAS_SPACE_HEAD_ACTIVATION, "head_activation", AT(head_act), MPNAS_ACT_NONE,
+                MPNAS_ACT_HSIGMOID, MPNAS_ACT_RELU6, "MPNAS_ACT_"),
+    MPNAS__ENUM(MPNAS_SPACE_SE_MODE, "se_mode", AT(se_mode), MPNAS_SE_NEVER, MPNAS_SE_ALWAYS,
+                MPNAS_SE_NEVER, "MPNAS_SE_"),
+    MPNAS__READ_ONLY(MPNAS_SPACE_NUM_STAGES, "num_stages", I32),
+    MPNAS__READ_ONLY(MPNAS_SPACE_NUM_LAYERS, "num_layers", I32),
+};
+#undef AT
+#undef I32
+
+const mpnas__settings mpnas__space_settings = {FIELDS, sizeof FIELDS / sizeof FIELDS[0], "space"};
 
 int32_t mpnas__space_num_layers(const mpnas_space *s) {
   int32_t n = 0;
@@ -257,15 +290,7 @@ void mpnas__space_preset(mpnas_space *s, int32_t preset) {
   mpnas_context *ctx = s->ctx;
   memset(s, 0, sizeof *s);
   s->ctx = ctx;
-  s->in_h = s->in_w = 32;
-  s->in_c = 3;
-  s->stem_c = 16;
-  s->stem_k = 3;
-  s->stem_s = 1;
-  s->stem_act = MPNAS_ACT_RELU6;
-  s->head_c = 256;
-  s->head_act = MPNAS_ACT_RELU6;
-  s->se_mode = MPNAS_SE_NEVER;
+  mpnas__settings_default(&mpnas__space_settings, s);
   s->nk = 3;
   s->kernels[0] = 3, s->kernels[1] = 5, s->kernels[2] = 7;
   s->ne = 2;

@@ -89,5 +89,9 @@ int mpnas__space_path_valid(const mpnas_space *s, const int32_t *path);
 uint64_t mpnas__space_fingerprint(const mpnas_space *s);
 /* Fill s with a preset's description. */
 void mpnas__space_preset(mpnas_space *s, int32_t preset);
+/* The MPNAS_SPACE_* parameters of an mpnas_space (common/settings.h): setters, getters,
+ * the model file's SPCE section and its loader all use it. */
+struct mpnas__settings;
+extern const struct mpnas__settings mpnas__space_settings;
 
 #endif

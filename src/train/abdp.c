@@ -31,18 +31,6 @@ struct mpnas__abdp {
 
 /* ---- Config -------------------------------------------------------------------------- */
 
-void mpnas__abdp_config_default(mpnas__abdp_config *cfg) {
-  cfg->sampling = MPNAS__ABDP_SAMPLE_BALANCED;
-  cfg->signal = MPNAS__ABDP_SIGNAL_NONE;
-  cfg->tau = 1.0;
-  cfg->gamma = 2.0;
-  cfg->temperature = 1.0;
-  cfg->loss_momentum = 0.9;
-  cfg->kpi_momentum = 0.9;
-  cfg->w_min = 0.25;
-  cfg->w_max = 4.0;
-}
-
 void mpnas__abdp_config_off(mpnas__abdp_config *cfg) {
   mpnas__abdp_config_default(cfg);
   cfg->sampling = MPNAS__ABDP_SAMPLE_PROPORTIONAL;
@@ -51,38 +39,6 @@ void mpnas__abdp_config_off(mpnas__abdp_config *cfg) {
 
 /* lo <= x <= hi, false for NaN. */
 static int in_range(double x, double lo, double hi) { return x >= lo && x <= hi; }
-
-mpnas_status mpnas__abdp_config_check(const mpnas__abdp_config *cfg, const char **field) {
-  const char *bad = NULL;
-  mpnas_status st = MPNAS_E_OUT_OF_RANGE;
-  if (field != NULL) *field = NULL;
-  if (cfg == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (cfg->sampling != MPNAS__ABDP_SAMPLE_BALANCED &&
-      cfg->sampling != MPNAS__ABDP_SAMPLE_PROPORTIONAL) {
-    bad = "sampling";
-    st = MPNAS_E_UNKNOWN_PARAMETER;
-  } else if (cfg->signal < MPNAS__ABDP_SIGNAL_NONE || cfg->signal > MPNAS__ABDP_SIGNAL_BOOST) {
-    bad = "signal";
-    st = MPNAS_E_UNKNOWN_PARAMETER;
-  } else if (!in_range(cfg->tau, MPNAS__ABDP_MIN_TEMP, MPNAS__ABDP_MAX_TEMP)) {
-    bad = "tau";
-  } else if (!in_range(cfg->gamma, 0.0, MPNAS__ABDP_MAX_GAMMA)) {
-    bad = "gamma";
-  } else if (!in_range(cfg->temperature, MPNAS__ABDP_MIN_TEMP, MPNAS__ABDP_MAX_TEMP)) {
-    bad = "temperature";
-  } else if (!(cfg->loss_momentum >= 0.0 && cfg->loss_momentum < 1.0)) {
-    bad = "loss_momentum"; /* 1 would freeze the first value forever */
-  } else if (!(cfg->kpi_momentum >= 0.0 && cfg->kpi_momentum < 1.0)) {
-    bad = "kpi_momentum";
-  } else if (!in_range(cfg->w_min, 0.0, 1.0)) {
-    bad = "w_min"; /* above 1, no set of weights could have mean 1 */
-  } else if (!in_range(cfg->w_max, 1.0, MPNAS__ABDP_MAX_WEIGHT)) {
-    bad = "w_max";
-  }
-  if (bad == NULL) return MPNAS_OK;
-  if (field != NULL) *field = bad;
-  return st;
-}
 
 /* ---- Create / destroy ---------------------------------------------------------------- */
 

@@ -80,6 +80,7 @@
 
 #include "common/rng.h"
 #include "common/serial.h"
+#include "common/settings.h"
 #include "mpnas.h"
 
 enum {
@@ -122,6 +123,12 @@ typedef struct mpnas__abdp_config {
 
 typedef struct mpnas__abdp mpnas__abdp;
 
+/* The settings' table (abdp_param.c; common/settings.h): the public MPNAS_ABDP_*
+ * parameters of an mpnas__abdp_config, for the supernet's and the model's setters, the
+ * checks below and the files. */
+extern const mpnas__settings mpnas__abdp_settings;
+int mpnas__abdp_is_param(int32_t param);
+
 /* The defaults listed at the top of this file. */
 void mpnas__abdp_config_default(mpnas__abdp_config *cfg);
 /* "off": the defaults with PROPORTIONAL sampling and signal NONE. */
@@ -129,8 +136,9 @@ void mpnas__abdp_config_off(mpnas__abdp_config *cfg);
 /* MPNAS_OK; MPNAS_E_UNKNOWN_PARAMETER for an unknown sampling or signal value;
  * MPNAS_E_OUT_OF_RANGE for a value outside the ranges above (NaN included);
  * MPNAS_E_INVALID_ARGUMENT for cfg == NULL. Needs no context; if `field` is not NULL it
- * receives the name of the offending field (or NULL on success) for the caller's message.
- * Every field is checked, whatever the signal, so a config is valid or not as a whole. */
+ * receives the offending field's parameter name ("MPNAS_ABDP_TAU"; NULL on success) for
+ * the caller's message. Every field is checked, whatever the signal, so a config is valid
+ * or not as a whole: exactly what the setters accept. */
 mpnas_status mpnas__abdp_config_check(const mpnas__abdp_config *cfg, const char **field);
 
 /* Create for D domains (1..MAX_DOMAINS) with classes[d] in 2..MAX_CLASSES and training
@@ -183,13 +191,9 @@ mpnas_status mpnas__abdp_export(const mpnas__abdp *a, double *out, size_t n);
  * not 0, an accuracy outside [0, 1], ...). On failure the handle is unchanged. */
 mpnas_status mpnas__abdp_import(mpnas__abdp *a, const double *in, size_t n);
 
-/* Serialisation (abdp_io.c): ABDP's part of the search checkpoint and of the model's
- * files, one encoding for both.
- * The settings: i32 sampling, i32 signal, then f64 tau, gamma, temperature,
- * loss_momentum, kpi_momentum, w_min, w_max (read unchecked: mpnas__abdp_config_check). */
-void mpnas__abdp_config_write(mpnas__writer *w, const mpnas__abdp_config *cfg);
-void mpnas__abdp_config_read(mpnas__reader *r, mpnas__abdp_config *cfg);
-/* The state: u32 count, then that many f64 (mpnas__abdp_export's layout). Writing
+/* Serialisation (abdp_io.c): ABDP's state in the search checkpoint and the model's files,
+ * one encoding for both (the settings: mpnas__settings_put with mpnas__abdp_settings).
+ * The state: u32 count, then that many f64 (mpnas__abdp_export's layout). Writing
  * fails only for want of memory (recorded on the writer's context). */
 mpnas_status mpnas__abdp_state_write(mpnas__writer *w, const mpnas__abdp *a);
 /* Read a state written for D domains into a new array *state of *n values (free it with
@@ -198,18 +202,5 @@ mpnas_status mpnas__abdp_state_write(mpnas__writer *w, const mpnas__abdp *a);
  * mpnas__abdp_import. */
 mpnas_status mpnas__abdp_state_read(mpnas__reader *r, mpnas_context *ctx, int32_t D,
                                     double **state, size_t *n);
-
-/* The public MPNAS_ABDP_* parameters (abdp_param.c), for the supernet's and the model's
- * setters: a value the config check rejects leaves *cfg unchanged; errors are recorded
- * on ctx (MPNAS_E_OUT_OF_RANGE, MPNAS_E_UNKNOWN_PARAMETER). */
-int mpnas__abdp_is_param(int32_t param);
-mpnas_status mpnas__abdp_param_set_int(mpnas_context *ctx, mpnas__abdp_config *cfg,
-                                       int32_t param, int64_t v);
-mpnas_status mpnas__abdp_param_get_int(mpnas_context *ctx, const mpnas__abdp_config *cfg,
-                                       int32_t param, int64_t *v);
-mpnas_status mpnas__abdp_param_set_double(mpnas_context *ctx, mpnas__abdp_config *cfg,
-                                          int32_t param, double v);
-mpnas_status mpnas__abdp_param_get_double(mpnas_context *ctx, const mpnas__abdp_config *cfg,
-                                          int32_t param, double *v);
 
 #endif

@@ -1,26 +1,9 @@
-/* abdp_io.c - ABDP's settings and state in a file (abdp.h): the one encoding the search
- * checkpoint (checkpoint.c) and the model's files (model_io.c) share. */
+/* abdp_io.c - ABDP's state in a file (abdp.h): the one encoding the search checkpoint
+ * (checkpoint.c) and the model's files (model_io.c) share; its settings are written from
+ * their table (abdp_param.c, mpnas__settings_put). */
 #include "train/abdp.h"
 
 #include "common/common.h"
-
-void mpnas__abdp_config_write(mpnas__writer *w, const mpnas__abdp_config *cfg) {
-  mpnas__writer_put_i32(w, cfg->sampling);
-  mpnas__writer_put_i32(w, cfg->signal);
-  const double v[] = {cfg->tau,          cfg->gamma,        cfg->temperature,
-                      cfg->loss_momentum, cfg->kpi_momentum, cfg->w_min,
-                      cfg->w_max};
-  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) mpnas__writer_put_f64(w, v[i]);
-}
-
-void mpnas__abdp_config_read(mpnas__reader *r, mpnas__abdp_config *cfg) {
-  cfg->sampling = mpnas__reader_get_i32(r);
-  cfg->signal = mpnas__reader_get_i32(r);
-  double *v[] = {&cfg->tau,          &cfg->gamma,        &cfg->temperature,
-                 &cfg->loss_momentum, &cfg->kpi_momentum, &cfg->w_min,
-                 &cfg->w_max};
-  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) *v[i] = mpnas__reader_get_f64(r);
-}
 
 mpnas_status mpnas__abdp_state_write(mpnas__writer *w, const mpnas__abdp *a) {
   size_t n = mpnas__abdp_state_size(a);

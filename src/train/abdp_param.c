@@ -1,83 +1,50 @@
-/* abdp_param.c - the public MPNAS_ABDP_* parameters onto an mpnas__abdp_config, shared
- * by the supernet's and the model's setters so both validate the same way. */
+/* abdp_param.c - the MPNAS_ABDP_* settings of an mpnas__abdp_config: names, ranges,
+ * defaults. One table (common/settings.h), shared by the supernet's and the model's
+ * setters, mpnas__abdp_config_check (so ABDP itself and every loader) and
+ * mpnas_param_bounds. The search checkpoint's ABDP section and the model's CONF section
+ * hold its stored rows in this order: never reorder them. */
+#include <stddef.h>
+
+#include "common/settings.h"
 #include "train/abdp.h"
 
-#include "common/common.h"
+#define AT(member) offsetof(mpnas__abdp_config, member)
+static const mpnas__setting FIELDS[] = {
+    MPNAS__ENUM(MPNAS_ABDP_SAMPLING, "abdp_sampling", AT(sampling), MPNAS_ABDP_SAMPLE_BALANCED,
+                MPNAS_ABDP_SAMPLE_PROPORTIONAL, MPNAS_ABDP_SAMPLE_BALANCED, "MPNAS_ABDP_SAMPLE_"),
+    MPNAS__ENUM(MPNAS_ABDP_SIGNAL, "abdp_signal", AT(signal), MPNAS_ABDP_SIGNAL_NONE,
+                MPNAS_ABDP_SIGNAL_BOOST, MPNAS_ABDP_SIGNAL_NONE, "MPNAS_ABDP_SIGNAL_"),
+    MPNAS__REAL(MPNAS_ABDP_TAU, "abdp_tau", AT(tau), MPNAS__ABDP_MIN_TEMP, MPNAS__ABDP_MAX_TEMP,
+                1, 0),
+    MPNAS__REAL(MPNAS_ABDP_GAMMA, "abdp_gamma", AT(gamma), 0, MPNAS__ABDP_MAX_GAMMA, 2, 0),
+    MPNAS__REAL(MPNAS_ABDP_TEMPERATURE, "abdp_temperature", AT(temperature),
+                MPNAS__ABDP_MIN_TEMP, MPNAS__ABDP_MAX_TEMP, 1, 0),
+    /* Momentum 1 would freeze the first value forever. */
+    MPNAS__REAL(MPNAS_ABDP_LOSS_MOMENTUM, "abdp_loss_momentum", AT(loss_momentum), 0, 1, 0.9,
+                MPNAS_PARAM_HI_OPEN),
+    MPNAS__REAL(MPNAS_ABDP_KPI_MOMENTUM, "abdp_kpi_momentum", AT(kpi_momentum), 0, 1, 0.9,
+                MPNAS_PARAM_HI_OPEN),
+    /* Weights have mean 1: w_min above 1 or w_max below it leave no set of weights. */
+    MPNAS__REAL(MPNAS_ABDP_W_MIN, "abdp_w_min", AT(w_min), 0, 1, 0.25, 0),
+    MPNAS__REAL(MPNAS_ABDP_W_MAX, "abdp_w_max", AT(w_max), 1, MPNAS__ABDP_MAX_WEIGHT, 4, 0),
+};
+#undef AT
 
-static double *double_field(mpnas__abdp_config *c, int32_t param) {
-  switch (param) {
-    case MPNAS_ABDP_TAU: return &c->tau;
-    case MPNAS_ABDP_GAMMA: return &c->gamma;
-    case MPNAS_ABDP_TEMPERATURE: return &c->temperature;
-    case MPNAS_ABDP_LOSS_MOMENTUM: return &c->loss_momentum;
-    case MPNAS_ABDP_KPI_MOMENTUM: return &c->kpi_momentum;
-    case MPNAS_ABDP_W_MIN: return &c->w_min;
-    case MPNAS_ABDP_W_MAX: return &c->w_max;
-    default: return NULL;
-  }
-}
+const mpnas__settings mpnas__abdp_settings = {FIELDS, sizeof FIELDS / sizeof FIELDS[0], "ABDP"};
 
 int mpnas__abdp_is_param(int32_t param) {
-  return param >= MPNAS_ABDP_SAMPLING && param <= MPNAS_ABDP_W_MAX;
+  return mpnas__settings_find(&mpnas__abdp_settings, param) != NULL;
 }
 
-/* Set on a copy, check the whole config, then commit: a rejected value changes nothing. */
-static mpnas_status commit(mpnas_context *ctx, mpnas__abdp_config *cfg,
-                           const mpnas__abdp_config *next) {
-  const char *field = NULL;
-  mpnas_status st = mpnas__abdp_config_check(next, &field);
-  if (st != MPNAS_OK)
-    return mpnas__fail(ctx, st, "ABDP setting rejected: %s is invalid or out of range",
-                       field ? field : "a field");
-  *cfg = *next;
-  return MPNAS_OK;
+void mpnas__abdp_config_default(mpnas__abdp_config *cfg) {
+  mpnas__settings_default(&mpnas__abdp_settings, cfg);
 }
 
-mpnas_status mpnas__abdp_param_set_int(mpnas_context *ctx, mpnas__abdp_config *cfg,
-                                       int32_t param, int64_t v) {
-  mpnas__abdp_config next = *cfg;
-  if (param == MPNAS_ABDP_SAMPLING || param == MPNAS_ABDP_SIGNAL) {
-    int32_t *slot = param == MPNAS_ABDP_SAMPLING ? &next.sampling : &next.signal;
-    int64_t hi = param == MPNAS_ABDP_SAMPLING ? MPNAS_ABDP_SAMPLE_PROPORTIONAL
-                                              : MPNAS_ABDP_SIGNAL_BOOST;
-    if (v < 0 || v > hi)
-      return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "%s must be 0..%lld, got %lld",
-                         param == MPNAS_ABDP_SAMPLING ? "MPNAS_ABDP_SAMPLING" : "MPNAS_ABDP_SIGNAL",
-                         (long long)hi, (long long)v);
-    *slot = (int32_t)v;
-    return commit(ctx, cfg, &next);
-  }
-  return mpnas__fail(ctx, MPNAS_E_UNKNOWN_PARAMETER, "ABDP parameter %d is not an integer parameter",
-                     (int)param);
-}
-
-mpnas_status mpnas__abdp_param_get_int(mpnas_context *ctx, const mpnas__abdp_config *cfg,
-                                       int32_t param, int64_t *v) {
-  if (param == MPNAS_ABDP_SAMPLING) *v = cfg->sampling;
-  else if (param == MPNAS_ABDP_SIGNAL) *v = cfg->signal;
-  else
-    return mpnas__fail(ctx, MPNAS_E_UNKNOWN_PARAMETER,
-                       "ABDP parameter %d is not an integer parameter", (int)param);
-  return MPNAS_OK;
-}
-
-mpnas_status mpnas__abdp_param_set_double(mpnas_context *ctx, mpnas__abdp_config *cfg,
-                                          int32_t param, double v) {
-  mpnas__abdp_config next = *cfg;
-  double *slot = double_field(&next, param);
-  if (slot == NULL)
-    return mpnas__fail(ctx, MPNAS_E_UNKNOWN_PARAMETER,
-                       "ABDP parameter %d is not a real-valued parameter", (int)param);
-  *slot = v;
-  return commit(ctx, cfg, &next);
-}
-
-mpnas_status mpnas__abdp_param_get_double(mpnas_context *ctx, const mpnas__abdp_config *cfg,
-                                          int32_t param, double *v) {
-  double *slot = double_field((mpnas__abdp_config *)(uintptr_t)cfg, param);
-  if (slot == NULL)
-    return mpnas__fail(ctx, MPNAS_E_UNKNOWN_PARAMETER,
-                       "ABDP parameter %d is not a real-valued parameter", (int)param);
-  *v = *slot;
-  return MPNAS_OK;
+mpnas_status mpnas__abdp_config_check(const mpnas__abdp_config *cfg, const char **field) {
+  if (field != NULL) *field = NULL;
+  if (cfg == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  const mpnas__setting *bad = mpnas__settings_bad(&mpnas__abdp_settings, cfg);
+  if (bad == NULL) return MPNAS_OK;
+  if (field != NULL) *field = bad->name;
+  return bad->flags & MPNAS_PARAM_ENUM ? MPNAS_E_UNKNOWN_PARAMETER : MPNAS_E_OUT_OF_RANGE;
 }

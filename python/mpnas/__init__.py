@@ -2,13 +2,18 @@
 
 Standard library only (ctypes). numpy is not needed, but numpy arrays (and any other
 object with the buffer protocol: bytes, bytearray, memoryview, array.array) are
-accepted wherever images or labels are expected. Images are checked against the space's
+accepted wherever images or labels are expected, and with numpy=True the functions
+returning arrays of numbers return numpy arrays. Images are checked against the space's
 input shape and labels against the images (docs/PYTHON.md, "Images and labels").
+mpnas.image_folder(path, size) loads a folder of images (one subfolder per class) with
+Pillow.
 
-Finding the library: the environment variable MPNAS_LIBRARY (a path to libmpnas.so),
-else ../lib/libmpnas.so relative to this file (the repository's build output), else
-ctypes.util.find_library("mpnas") (an installed copy). mpnas.load_library(path) picks
-one explicitly before first use.
+Finding the library, in this order: the environment variable MPNAS_LIBRARY (a path to
+libmpnas.so; then nothing else is tried), a copy bundled in this package
+(mpnas/libmpnas.so), the source tree's build output (../../lib/libmpnas.so from this
+file), the libdir of an installed mpnas.pc (`make install`; pkg-config --variable=libdir
+mpnas, so PKG_CONFIG_PATH reaches any PREFIX), ctypes.util.find_library("mpnas").
+mpnas.load_library(path) picks one explicitly before first use.
 
 Usage::
 
@@ -47,11 +52,15 @@ import array
 import ctypes
 import ctypes.util
 import difflib
+import glob
 import numbers
 import os
+import subprocess
 import sys
 import weakref
 from collections import namedtuple
+
+__version__ = "0.1.0"  # the library's version it was written for (include/mpnas.h)
 
 __all__ = [
     "MpnasError", "InvalidArgumentError", "UnknownParameterError", "OutOfRangeError",
@@ -59,7 +68,7 @@ __all__ = [
     "CancelledError", "StateError", "IncompatibleError", "InternalError",
     "load_library", "library_path", "version", "version_number", "isa_supported",
     "status_string", "Context", "Space", "Controller", "Supernet", "Model", "Predictor",
-    "OpInfo", "Evaluation",
+    "OpInfo", "Evaluation", "ParamInfo", "param_info", "FolderImages", "image_folder",
 ]
 
 # ---- Constants (mirroring include/mpnas.h) ------------------------------------------------
@@ -112,123 +121,23 @@ for _kind, _values in _ENUMS.items():
     for _name, _value in _values.items():
         globals()[_ENUM_PREFIX[_kind] + _name.upper()] = _value
 
-# Parameters of each handle: name -> (code, "i" integer | "d" real, enum table or None,
-# read-only). Names are the header's constant without its prefix, in lower case. A handle
-# also accepts the full constant names of its own parameters ("MPNAS_SEARCH_STEPS" on a
-# Supernet, not on a Model) and integer codes: see _param_spec.
-_CONTEXT_PARAMS = {
-    "threads": (1, "i", None, False),
-    "seed": (2, "i", None, False),
-    "isa": (3, "i", "isa", False),
-    "isa_active": (4, "i", "isa", True),
-    "log_level": (5, "i", "log_level", False),
-    "openmp": (6, "i", None, True),
-    "max_file_bytes": (7, "i", None, False),
-}
-_SPACE_PARAMS = {
-    "input_height": (1, "i", None, False),
-    "input_width": (2, "i", None, False),
-    "input_channels": (3, "i", None, False),
-    "stem_channels": (4, "i", None, False),
-    "stem_kernel": (5, "i", None, False),
-    "stem_stride": (6, "i", None, False),
-    "stem_activation": (7, "i", "activation", False),
-    "head_channels": (8, "i", None, False),
-    "head_activation": (9, "i", "activation", False),
-    "se_mode": (10, "i", "se_mode", False),
-    "num_stages": (11, "i", None, True),
-    "num_layers": (12, "i", None, True),
-}
-_ABDP_PARAMS = {
-    "abdp_sampling": (100, "i", "abdp_sampling", False),
-    "abdp_signal": (101, "i", "abdp_signal", False),
-    "abdp_tau": (102, "d", None, False),
-    "abdp_gamma": (103, "d", None, False),
-    "abdp_temperature": (104, "d", None, False),
-    "abdp_loss_momentum": (105, "d", None, False),
-    "abdp_kpi_momentum": (106, "d", None, False),
-    "abdp_w_min": (107, "d", None, False),
-    "abdp_w_max": (108, "d", None, False),
-}
-_SEARCH_PARAMS = dict({
-    "method": (1, "i", "method", False),
-    "steps": (2, "i", None, False),
-    "train_batch": (3, "i", None, False),
-    "valid_batch": (4, "i", None, False),
-    "warmup_fraction": (5, "d", None, False),
-    "learning_rate": (6, "d", None, False),
-    "momentum": (7, "d", None, False),
-    "weight_decay": (8, "d", None, False),
-    "label_smoothing": (9, "d", None, False),
-    "rl_learning_rate": (10, "d", None, False),
-    "rl_delay_fraction": (11, "d", None, False),
-    "rl_ramp": (12, "d", None, False),
-    "entropy_bonus": (13, "d", None, False),
-    "cost": (14, "i", "cost", False),
-    "reward": (15, "i", "reward", False),
-    "cost_beta": (16, "d", None, False),
-    "cost_target": (17, "d", None, False),
-    "sharing_gamma": (18, "d", None, False),
-    "validation_fraction": (19, "d", None, False),
-    "step": (20, "i", None, True),
-}, **_ABDP_PARAMS)
-_TRAIN_PARAMS = dict({
-    "steps": (1, "i", None, False),
-    "batch": (2, "i", None, False),
-    "optimizer": (3, "i", "optimizer", False),
-    "learning_rate": (4, "d", None, False),
-    "warmup_fraction": (5, "d", None, False),
-    "momentum": (6, "d", None, False),
-    "weight_decay": (7, "d", None, False),
-    "label_smoothing": (8, "d", None, False),
-    "augment_pad": (9, "i", None, False),
-    "valid_batch": (10, "i", None, False),
-    "valid_every": (11, "i", None, False),
-    "validation_fraction": (12, "d", None, False),
-    "step": (13, "i", None, True),
-    "num_layers": (20, "i", None, True),
-    "num_nodes": (21, "i", None, True),
-    "params": (22, "i", None, True),
-    "macs": (23, "i", None, True),
-}, **_ABDP_PARAMS)
-_DOMAIN_PARAMS = {"hflip": (1, "i", None, False)}
 _STATS = {
     "train_loss": 1, "valid_accuracy": 2, "reward": 3, "cost": 4, "loss_weight": 5,
     "train_size": 6, "valid_size": 7, "macs": 8, "params": 9, "batch_images": 10,
 }
-
-# The parameters of each kind of handle: what -> (table, the handle named in messages).
-_PARAM_TABLES = {
-    "context": (_CONTEXT_PARAMS, "Context"),
-    "space": (_SPACE_PARAMS, "Space"),
-    "search": (_SEARCH_PARAMS, "Supernet"),
-    "model": (_TRAIN_PARAMS, "Model"),
-    "domain": (_DOMAIN_PARAMS, "Model domain"),
-}
-
-
-def _constant_name(what, name, code):
-    """The header's constant of a parameter without "MPNAS_": SEARCH_STEPS, TRAIN_STEPS,
-    MODEL_PARAMS (the model's read-only sizes), ABDP_TAU (the supernet's and model's)."""
-    if name.startswith("abdp_"):
-        return name.upper()
-    if what == "model":
-        return ("MODEL_" if code >= 20 else "TRAIN_") + name.upper()
-    return {"context": "CONTEXT_", "space": "SPACE_", "search": "SEARCH_",
-            "domain": "DOMAIN_"}[what] + name.upper()
-
-
-# The full constant names each handle accepts: what -> {"MPNAS_SEARCH_STEPS": "steps", ...}
-_PARAM_CONSTANTS = {}
-for _what, (_table, _) in _PARAM_TABLES.items():
-    _PARAM_CONSTANTS[_what] = {}
-    for _name, _spec in _table.items():
-        _constant = _constant_name(_what, _name, _spec[0])
-        globals()[_constant] = _spec[0]  # mpnas.SEARCH_STEPS = 2, ...
-        _PARAM_CONSTANTS[_what]["MPNAS_" + _constant] = _name
 for _name, _code in _STATS.items():
     globals()["STAT_" + _name.upper()] = _code
-del _code, _name, _kind, _values, _value, _what, _table, _spec, _constant, _
+del _code, _name, _kind, _values, _value
+
+# The handles with parameters: what -> (MPNAS_HANDLE_* kind, the handle named in messages).
+# Their parameters (names, codes, types, ranges) are the library's: see _params.
+_HANDLE_KINDS = {
+    "context": (1, "Context"),
+    "space": (2, "Space"),
+    "search": (3, "Supernet"),
+    "model": (4, "Model"),
+    "domain": (5, "Model domain"),
+}
 
 OpInfo = namedtuple("OpInfo", "kernel expansion se")
 OpInfo.__doc__ = "An op of a searchable layer: kernel 0 and expansion 0 for `zero` (skip)."
@@ -423,6 +332,10 @@ _PROTOTYPES = {
     "mpnas_predictor_create": (_S, [_c_vp, _P(_c_vp)]),
     "mpnas_predictor_free": (None, [_c_vp]),
     "mpnas_predictor_run": (_S, [_c_vp, _c_i32, _c_i32, _c_vp, _c_i64, _c_i32, _c_vp, _c_size]),
+    "mpnas_param_list": (_S, [_c_i32, _c_vp, _c_size, _P(_c_size)]),
+    "mpnas_param_bounds": (_S, [_c_i32, _c_i32, _P(_c_i32), _P(_c_double), _P(_c_double),
+                                _P(_c_double), _P(_c_i32)]),
+    "mpnas_param_names": (_S, [_c_i32, _c_i32, _P(_c_cp), _P(_c_cp), _P(_c_cp)]),
 }
 
 
@@ -461,11 +374,27 @@ def _default_candidates():
     if env:
         return [env]  # set explicitly: no silent fallback to another copy
     here = os.path.dirname(os.path.abspath(__file__))
-    out = [os.path.join(here, os.pardir, "lib", "libmpnas.so")]
+    out = sorted(glob.glob(os.path.join(here, "libmpnas.so*")))[:1]  # bundled
+    out.append(os.path.join(here, os.pardir, os.pardir, "lib", "libmpnas.so"))  # source tree
+    libdir = _pkg_config_libdir()
+    if libdir:
+        out.append(os.path.join(libdir, "libmpnas.so"))
     found = ctypes.util.find_library("mpnas")
     if found:
         out.append(found)
     return out
+
+
+def _pkg_config_libdir():
+    """The libdir of an installed mpnas.pc (pkg-config applies PKG_CONFIG_SYSROOT_DIR), or
+    None without pkg-config or the file."""
+    try:
+        run = subprocess.run(["pkg-config", "--variable=libdir", "mpnas"], timeout=30,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    libdir = run.stdout.decode("utf-8", "replace").strip()
+    return libdir if run.returncode == 0 and libdir else None
 
 
 def load_library(path=None):
@@ -546,15 +475,122 @@ def _enum_name(kind, value):
     return value
 
 
+# ---- Parameters: described by the library (mpnas_param_list / _bounds / _names) ----------
+
+ParamInfo = namedtuple("ParamInfo", "name constant code type lo hi default read_only lo_open "
+                                    "hi_open odd values")
+ParamInfo.__doc__ = """A parameter as the library describes it (mpnas_param_bounds): name
+(the short name, "steps"), constant ("MPNAS_SEARCH_STEPS"), code, type ("int" or
+"real"), lo and hi (ints for an integer parameter), default, read_only, lo_open /
+hi_open (that end itself is refused), odd (odd values only) and values (an enumeration's
+value names in code order, e.g. ("sgd", "rmsprop", "adam"), else None). lo, hi and
+default are None for a read-only parameter, default also where it depends on other
+settings (cost_beta)."""
+
+_READ_ONLY, _LO_OPEN, _HI_OPEN, _ENUM, _ODD = 1, 2, 4, 8, 16  # MPNAS_PARAM_* flags
+_ENUM_OF_PREFIX = {"MPNAS_" + prefix: kind for kind, prefix in _ENUM_PREFIX.items()}
+_described = {"lib": None}  # the loaded library's descriptions, read once per library
+
+
+class _Param(namedtuple("_Param", "info enum")):
+    """A described parameter and the wrapper's name of its enumeration (or None)."""
+
+
+def _describe(lib, kind):
+    """{short name: _Param} of a handle kind, from the library."""
+    def call(fn, *args):
+        status = getattr(lib, fn)(*args)
+        if status != OK:
+            raise _error(status, "describing the parameters of handle kind %d" % kind, fn)
+
+    n = _c_size()
+    call("mpnas_param_list", kind, None, 0, ctypes.byref(n))
+    codes = (_c_i32 * n.value)()
+    call("mpnas_param_list", kind, codes, n.value, ctypes.byref(n))
+    out = {}
+    for code in codes:
+        typ, flags = _c_i32(), _c_i32()
+        lo, hi, default = _c_double(), _c_double(), _c_double()
+        name, short, prefix = _c_cp(), _c_cp(), _c_cp()
+        call("mpnas_param_bounds", kind, code, ctypes.byref(typ), ctypes.byref(lo),
+             ctypes.byref(hi), ctypes.byref(default), ctypes.byref(flags))
+        call("mpnas_param_names", kind, code, ctypes.byref(name), ctypes.byref(short),
+             ctypes.byref(prefix))
+        f = flags.value
+        enum = _ENUM_OF_PREFIX.get(prefix.value.decode()) if f & _ENUM else None
+        real = typ.value == 1
+        bounds = [None if v != v else v for v in (lo.value, hi.value, default.value)]  # NaN
+        if not real:  # whole numbers, clamped to int64 (the seed's ends are +-2^63)
+            bounds = [None if v is None else max(-1 << 63, min((1 << 63) - 1, int(v)))
+                      for v in bounds]
+        values = None
+        if enum is not None:
+            values = tuple(k for k, _ in sorted(_ENUMS[enum].items(), key=lambda kv: kv[1]))
+        info = ParamInfo(short.value.decode(), name.value.decode(), int(code),
+                         "real" if real else "int", bounds[0], bounds[1], bounds[2],
+                         bool(f & _READ_ONLY), bool(f & _LO_OPEN), bool(f & _HI_OPEN),
+                         bool(f & _ODD), values)
+        out[info.name] = _Param(info, enum)
+    return out
+
+
+def _params(what):
+    """{short name: _Param} of a `what` handle (a key of _HANDLE_KINDS), as the loaded
+    library describes them. Also, in _described: "constants", {what: {"MPNAS_...": short
+    name}}, and "codes", {"SEARCH_STEPS": 2, ...} (the module constants)."""
+    lib = _L()
+    if _described["lib"] is not lib:
+        tables = {w: _describe(lib, kind) for w, (kind, _) in _HANDLE_KINDS.items()}
+        constants = {w: {p.info.constant: n for n, p in t.items()} for w, t in tables.items()}
+        codes = {p.info.constant[len("MPNAS_"):]: p.info.code
+                 for t in tables.values() for p in t.values()}
+        _described.update(lib=lib, tables=tables, constants=constants, codes=codes)
+    return _described["tables"][what]
+
+
+def param_info(handle, param=None):
+    """The description of a parameter (a ParamInfo) of a handle kind ("context", "space",
+    "supernet", "model", "domain", or a handle or its class), by name, constant or code;
+    without `param`, a dict of all of them by name."""
+    if not isinstance(handle, str):
+        handle = getattr(handle, "_what", None) or getattr(handle, "_kind", "").lower()
+    what = {"supernet": "search"}.get(handle, handle)
+    if what not in _HANDLE_KINDS:
+        raise InvalidArgumentError(-1, "param_info: no handle kind %r (one of: context, space, "
+                                       "supernet, model, domain)" % (handle,))
+    if param is None:
+        return {name: p.info for name, p in _params(what).items()}
+    spec = _param_spec(what, param)
+    for p in _params(what).values():
+        if p.info.code == spec[0]:
+            return p.info
+    raise UnknownParameterError(-2, "%s has no parameter %r" % (_HANDLE_KINDS[what][1], param))
+
+
+def __getattr__(name):
+    """The parameter constants, from the library at first use: mpnas.SEARCH_STEPS, ...
+    (the header's constant without "MPNAS_")."""
+    if name.split("_")[0] in ("CONTEXT", "SPACE", "SEARCH", "TRAIN", "MODEL", "ABDP", "DOMAIN"):
+        try:
+            _params("context")
+        except OSError as e:
+            raise AttributeError("module 'mpnas' has no attribute %r: the parameter constants "
+                                 "come from the library (%s)" % (name, e))
+        if name in _described["codes"]:
+            return _described["codes"][name]
+    raise AttributeError("module 'mpnas' has no attribute %r" % (name,))
+
+
 def _param_spec(what, param):
     """(code, kind, enum, read_only) of a parameter of a `what` handle (a key of
-    _PARAM_TABLES), given by its name in that handle's table ("steps"), by the header's
-    constant of THAT handle ("MPNAS_SEARCH_STEPS" on a supernet) or by its code. Names
-    of another handle's parameters ("train_steps" or "MPNAS_SEARCH_STEPS" on a model)
-    raise UnknownParameterError."""
-    table, handle = _PARAM_TABLES[what]
+    _HANDLE_KINDS), given by its short name ("steps"), by the header's constant of THAT
+    handle ("MPNAS_SEARCH_STEPS" on a supernet) or by its code; kind is "i" (integer) or
+    "d" (real). Names of another handle's parameters ("train_steps" or
+    "MPNAS_SEARCH_STEPS" on a model) raise UnknownParameterError."""
+    table = _params(what)
+    handle = _HANDLE_KINDS[what][1]
     if isinstance(param, str):
-        constants = _PARAM_CONSTANTS[what]
+        constants = _described["constants"][what]
         name = param if param in table else constants.get(param)
         if name is None:
             known = {k.lower(): k for k in list(table) + list(constants)}
@@ -565,12 +601,16 @@ def _param_spec(what, param):
                 -2, "%s has no parameter %r%s; its parameters: %s (or their constants %s)"
                     % (handle, param, " (did you mean %s?)" % " or ".join(close) if close else "",
                        ", ".join(sorted(table)), ", ".join(p + "*" for p in prefixes)))
-        return table[name]
+        return _spec_of(table[name])
     code = _integer(param, "a parameter code")
-    for spec in table.values():
-        if spec[0] == code:
-            return spec
+    for p in table.values():
+        if p.info.code == code:
+            return _spec_of(p)
     return (code, None, None, False)  # unknown code: let the library judge it
+
+
+def _spec_of(p):
+    return (p.info.code, "d" if p.info.type == "real" else "i", p.enum, p.info.read_only)
 
 
 def _integer(value, what):
@@ -594,6 +634,26 @@ def _int64(value, what="value"):
     if value >= 1 << 63:  # e.g. a 64-bit seed given as an unsigned number
         value -= 1 << 64
     return value
+
+
+def _numpy(what):
+    """numpy, for a numpy=True result (UnsupportedError without it)."""
+    try:
+        import numpy
+    except ImportError:
+        raise UnsupportedError(-5, "%s(numpy=True): numpy is not installed" % what)
+    return numpy
+
+
+def _doubles(values, rows, cols, numpy, what):
+    """C doubles as a rows x cols list of lists (a flat list for rows None) or, with
+    numpy=True, a numpy array of that shape."""
+    if numpy:
+        arr = _numpy(what).array(values, dtype="float64")
+        return arr if rows is None else arr.reshape(rows, cols)
+    if rows is None:
+        return list(values)
+    return [list(values[i * cols:(i + 1) * cols]) for i in range(rows)]
 
 
 def _c_string(data, what):
@@ -975,6 +1035,11 @@ class Context(_Handle):
 
     get_int = get
 
+    def param_info(self, param=None):
+        """mpnas.param_info(self, param): what a parameter of this handle accepts (a
+        ParamInfo), or all of them as a dict by name."""
+        return param_info(self, param)
+
     threads = property(lambda self: self.get("threads"),
                        lambda self, v: self.set("threads", v), doc="Worker threads (0 = all).")
     seed = property(lambda self: self.get("seed") & ((1 << 64) - 1),
@@ -1077,6 +1142,11 @@ class Space(_Handle):
 
     get_int = get
 
+    def param_info(self, param=None):
+        """mpnas.param_info(self, param): what a parameter of this handle accepts (a
+        ParamInfo), or all of them as a dict by name."""
+        return param_info(self, param)
+
     def configure(self, **params):
         """Set several parameters: configure(stem_channels=8, head_channels=64)."""
         for name, value in params.items():
@@ -1085,7 +1155,7 @@ class Space(_Handle):
 
     def parameters(self):
         """Every parameter as a dict."""
-        return {name: self.get(name) for name in _SPACE_PARAMS}
+        return {name: self.get(name) for name in _params("space")}
 
     num_layers = property(lambda self: self.get("num_layers"),
                           doc="Searchable layers over all stages.")
@@ -1186,12 +1256,13 @@ class Space(_Handle):
             flat.extend(r)
         return flat, (flat.buffer_info()[0] if len(flat) else None), len(rows), n
 
-    def jaccard(self, paths):
-        """The Jaccard similarity of every pair of paths' node sets (list of lists)."""
+    def jaccard(self, paths, numpy=False):
+        """The Jaccard similarity of every pair of paths' node sets (list of lists, or a
+        D x D numpy array with numpy=True)."""
         flat, addr, d, n = self._paths(paths)
         out = (_c_double * max(d * d, 1))()
         self._call("mpnas_space_jaccard", self._handle(), addr, d, n, out, d * d)
-        return [list(out[i * d:(i + 1) * d]) for i in range(d)]
+        return _doubles(out[:d * d], d, d, numpy, "jaccard")
 
     def node_users(self, paths, layer, op):
         """How many of the paths use node (layer, op)."""
@@ -1240,13 +1311,13 @@ class Controller(_Handle):
         self._call("mpnas_controller_num_layers", self._handle(), ctypes.byref(n))
         return n.value
 
-    def probabilities(self, layer):
-        """Softmax probabilities of one layer's ops."""
+    def probabilities(self, layer, numpy=False):
+        """Softmax probabilities of one layer's ops (a list; numpy=True: a numpy array)."""
         layer = int(layer)
         n = self._ops[layer] if 0 <= layer < len(self._ops) else 1
         out = (_c_double * n)()
         self._call("mpnas_controller_probabilities", self._handle(), layer, out, n)
-        return list(out)
+        return _doubles(out[:n], None, n, numpy, "probabilities")
 
     def _layers_call(self, name, ctype):
         n = self.num_layers
@@ -1296,7 +1367,6 @@ def _progress_trampoline(fn, cfunctype):
 class _Parameterised(_Handle):
     """set/get/configure for handles with int and real parameters."""
 
-    _params = {}
     _what = ""
     _set_int_fn = _get_int_fn = _set_double_fn = _get_double_fn = None
 
@@ -1347,10 +1417,15 @@ class _Parameterised(_Handle):
             self.set(name, value)
         return self
 
+    def param_info(self, param=None):
+        """mpnas.param_info(self, param): what a parameter of this handle accepts (a
+        ParamInfo), or all of them as a dict by name."""
+        return param_info(self, param)
+
     def parameters(self):
         """Every readable parameter as a dict (names as in configure())."""
         out = {}
-        for name in self._params:
+        for name in _params(self._what):
             try:
                 out[name] = self.get(name)
             except MpnasError:
@@ -1365,7 +1440,6 @@ class Supernet(_Parameterised):
 
     _free_fn = "mpnas_supernet_free"
     _kind = "Supernet"
-    _params = _SEARCH_PARAMS
     _what = "search"
     _set_int_fn, _get_int_fn = "mpnas_supernet_set_int", "mpnas_supernet_get_int"
     _set_double_fn, _get_double_fn = "mpnas_supernet_set_double", "mpnas_supernet_get_double"
@@ -1502,17 +1576,19 @@ class Supernet(_Parameterised):
         """Every domain's path, as a dict name -> op indices."""
         return {name: self.path(i) for i, name in enumerate(self._names)}
 
-    def jaccard(self):
-        """The Jaccard similarity of the domains' current paths (list of lists)."""
-        return self.space.jaccard([self.path(d) for d in range(len(self._names))])
+    def jaccard(self, numpy=False):
+        """The Jaccard similarity of the domains' current paths (list of lists, or a
+        D x D numpy array with numpy=True)."""
+        return self.space.jaccard([self.path(d) for d in range(len(self._names))], numpy)
 
-    def latency_table(self):
+    def latency_table(self, numpy=False):
+        """The latency cost model in seconds (a list; numpy=True: a numpy array)."""
         count = _c_size()
         self._call("mpnas_supernet_latency_table", self._handle(), None, 0, ctypes.byref(count))
         out = (_c_double * max(count.value, 1))()
         self._call("mpnas_supernet_latency_table", self._handle(), out, count.value,
                    ctypes.byref(count))
-        return list(out[:count.value])
+        return _doubles(out[:count.value], None, count.value, numpy, "latency_table")
 
     def set_latency_table(self, seconds):
         arr = array.array("d", [float(s) for s in seconds])
@@ -1547,7 +1623,6 @@ class Model(_Parameterised):
 
     _free_fn = "mpnas_model_free"
     _kind = "Model"
-    _params = _TRAIN_PARAMS
     _what = "model"
     _set_int_fn, _get_int_fn = "mpnas_model_set_int", "mpnas_model_get_int"
     _set_double_fn, _get_double_fn = "mpnas_model_set_double", "mpnas_model_get_double"
@@ -1756,12 +1831,13 @@ class Model(_Parameterised):
         self._call("mpnas_model_node_users", self._handle(), int(layer), int(op), ctypes.byref(u))
         return u.value
 
-    def jaccard(self):
-        """The Jaccard similarity of the domains' node sets (list of lists)."""
+    def jaccard(self, numpy=False):
+        """The Jaccard similarity of the domains' node sets (list of lists, or a D x D
+        numpy array with numpy=True)."""
         d = self.num_domains
         out = (_c_double * max(d * d, 1))()
         self._call("mpnas_model_jaccard", self._handle(), out, d * d)
-        return [list(out[i * d:(i + 1) * d]) for i in range(d)]
+        return _doubles(out[:d * d], d, d, numpy, "jaccard")
 
     def save(self, path):
         self._call("mpnas_model_save", self._handle(), _path_arg(path))
@@ -1814,12 +1890,14 @@ class Predictor(_Handle):
         self._classes = {}
 
     def run(self, domain, images, output="logits", flat=False, dtype=None, count=None,
-            out=None):
+            out=None, numpy=False):
         """Classify images of a domain (name or index): count x classes logits (or
         probabilities with output="probabilities"). Returns a list of per-image lists,
-        or with flat=True one array.array('f') of count x classes values. With `out`
-        (any writable float32 buffer of at least count x classes values, e.g. a numpy
-        array) the results are written there and `out` is returned."""
+        or with flat=True one array.array('f') of count x classes values; with
+        numpy=True a float32 numpy array of shape (count, classes) (flat: (count *
+        classes,)). With `out` (any writable float32 buffer of at least count x classes
+        values, e.g. a numpy array) the results are written there and `out` is
+        returned."""
         d = self.model.domain_index(domain)
         if d not in self._classes:
             self._classes[d] = self.model.domain_classes(d)
@@ -1842,14 +1920,93 @@ class Predictor(_Handle):
         if out is not None:
             del c
             return out
+        if numpy:
+            arr = _numpy("run").frombuffer(result, dtype="float32")  # no copy: shares result
+            return arr if flat else arr.reshape(buf.count, classes)
         if flat:
             return result
         return [result[i * classes:(i + 1) * classes].tolist() for i in range(buf.count)]
 
-    def predict(self, domain, images, dtype=None, count=None):
-        """Top-1 class of each image (a list of ints)."""
+    def predict(self, domain, images, dtype=None, count=None, numpy=False):
+        """Top-1 class of each image (a list of ints; numpy=True: a numpy int array)."""
+        if numpy:
+            return self.run(domain, images, dtype=dtype, count=count, numpy=True).argmax(axis=1)
         rows = self.run(domain, images, dtype=dtype, count=count)
         return [max(range(len(r)), key=r.__getitem__) for r in rows]
 
     def __repr__(self):
         return "<mpnas.Predictor%s>" % (" closed" if self.closed else "")
+
+
+# ---- Image folders ------------------------------------------------------------------------
+
+FolderImages = namedtuple("FolderImages", "images labels classes")
+FolderImages.__doc__ = """A folder of images: images (N x H x W x C uint8; a numpy array when
+numpy is installed, else a bytearray), labels (N class indices; a numpy int32 array, else
+array('i')) and classes (the class names: label k is classes[k])."""
+
+_IMAGE_EXTENSIONS = frozenset((".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".pnm",
+                               ".tif", ".tiff", ".webp"))
+
+
+def image_folder(path, size, channels=3):
+    """Load a domain stored as a folder with one subfolder per class: the subfolders in
+    sorted order are classes 0, 1, ...; in each, every image file (by extension: .png,
+    .jpg, .jpeg, .bmp, .gif, .ppm, .pgm, .pnm, .tif, .tiff, .webp; other files and hidden
+    ones are ignored), in sorted order, read with Pillow, converted to RGB (channels=3) or
+    grey (channels=1) and resized (bilinear) to size x size, or to size = (height, width).
+    Returns FolderImages(images, labels, classes), ready for set_data:
+
+        data = mpnas.image_folder("flowers/train", 32)
+        sn.add_domain("flowers", len(data.classes))
+        sn.set_data("flowers", data.images, data.labels)
+
+    Needs Pillow (ImportError saying so without it); numpy is optional. A folder without
+    class subfolders, a class without images or a file Pillow cannot read raises
+    InvalidArgumentError naming it."""
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError("mpnas.image_folder reads images with Pillow, which is not installed "
+                          "(Debian: apt-get install python3-pil; pip install Pillow)")
+    h, w = (size, size) if isinstance(size, numbers.Integral) else tuple(size)
+    h, w = _integer(h, "size"), _integer(w, "size")
+    if h < 1 or w < 1 or channels not in (1, 3):
+        raise InvalidArgumentError(-1, "image_folder: size %r must be positive and channels "
+                                       "1 or 3, got %r" % (size, channels))
+    root = os.fspath(path)
+    if not os.path.isdir(root):
+        raise InvalidArgumentError(-1, "image_folder: %r is not a folder" % (root,))
+    classes = sorted(e for e in os.listdir(root)
+                     if not e.startswith(".") and os.path.isdir(os.path.join(root, e)))
+    if not classes:
+        raise InvalidArgumentError(-1, "image_folder: %r has no subfolders (one per class)"
+                                   % (root,))
+    mode = "RGB" if channels == 3 else "L"
+    resample = getattr(Image, "Resampling", Image).BILINEAR  # Pillow >= 9.1 and older
+    pixels, labels = bytearray(), array.array("i")
+    for k, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        files = sorted(f for f in os.listdir(folder) if not f.startswith(".") and
+                       os.path.splitext(f)[1].lower() in _IMAGE_EXTENSIONS)
+        if not files:
+            raise InvalidArgumentError(-1, "image_folder: the class folder %r has no images"
+                                       % (folder,))
+        for f in files:
+            file = os.path.join(folder, f)
+            try:
+                with Image.open(file) as im:
+                    im = im.convert(mode)
+                    if im.size != (w, h):
+                        im = im.resize((w, h), resample)
+                    pixels += im.tobytes()
+            except (OSError, ValueError) as e:
+                raise InvalidArgumentError(-1, "image_folder: %s: Pillow cannot read it (%s)"
+                                           % (file, e))
+            labels.append(k)
+    try:
+        import numpy
+    except ImportError:
+        return FolderImages(pixels, labels, classes)
+    images = numpy.frombuffer(pixels, dtype=numpy.uint8).reshape(len(labels), h, w, channels)
+    return FolderImages(images, numpy.array(labels, dtype=numpy.int32), classes)
