@@ -131,7 +131,8 @@ static int decode_jpeg(const char *path, uint8_t **pixels, int64_t *h, int64_t *
   fail.mgr.emit_message = jpeg_warn;
   fail.truncated = 0;
   if (setjmp(fail.jump)) {
-    snprintf(err, cap, "%s: not a readable JPEG image (%s)", path, fail.message);
+    snprintf(err, cap, "%s: not a readable JPEG image (%s)", path,
+             fail.truncated ? "the file ends early" : fail.message);
     jpeg_destroy_decompress(&cinfo);
     fclose(file);
     free(out);
@@ -162,10 +163,7 @@ static int decode_jpeg(const char *path, uint8_t **pixels, int64_t *h, int64_t *
     JSAMPROW row = out + stride * cinfo.output_scanline;
     jpeg_read_scanlines(&cinfo, &row, 1);
   }
-  if (fail.truncated) {
-    snprintf(fail.message, sizeof fail.message, "the file ends early");
-    longjmp(fail.jump, 1);
-  }
+  if (fail.truncated) longjmp(fail.jump, 1);
   jpeg_finish_decompress(&cinfo);
   *h = cinfo.output_height;
   *w = cinfo.output_width;

@@ -216,9 +216,8 @@ static int parse_value(const char *set, const param_spec *p, int64_t *i, double 
   for (const named_value *n = p->values; n && n->name; n++)
     snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", n == p->values ? "" : ", ",
              n->name);
-  cli_error("--set %s: %s expected%s%s", set,
-            p->values ? "one of" : p->type == 'i' ? "an integer" : "a finite number",
-            p->values ? " " : "", names);
+  if (p->values) cli_error("--set %s: one of %s expected", set, names);
+  else cli_error("--set %s: %s expected", set, p->type == 'i' ? "an integer" : "a finite number");
   return EXIT_USAGE;
 }
 

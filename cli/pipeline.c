@@ -52,25 +52,57 @@ static void say(const pipeline *p, const char *fmt, ...) {
   va_end(ap);
 }
 
-/* ---- Setting up: context, space, data, supernet ---------------------------------- */
+/* ---- Setting up: context, space, supernet, data ----------------------------------
+ * Every setting is applied (so checked by the library) before any image is read: a
+ * typo should not wait for a large folder to load. */
 
-static int setup(pipeline *p) {
-  cli_options *o = p->o;
-  mpnas_status st;
-  int rc;
-  if ((rc = cli_params_check(o)) != 0) return rc;
+/* The training and per-domain settings on a scratch model of the same space and domain
+ * names (the real model exists only after the search). */
+static int check_train_settings(pipeline *p) {
+  mpnas_model *m = NULL;
+  int64_t layers;
+  int32_t path[4096] = {0}; /* op 0 of every layer: any valid path will do */
+  mpnas_status st = mpnas_model_create(p->ctx, p->space, &m);
+  int rc = st == MPNAS_OK ? 0 : cli_library_error(p->ctx, st, "the model");
+  mpnas_space_get_int(p->space, MPNAS_SPACE_NUM_LAYERS, &layers);
+  for (int32_t d = 0; rc == 0 && d < p->nd && layers <= 4096; d++)
+    if ((st = mpnas_model_add_domain(m, p->doms[d].name, 2, path, (size_t)layers, NULL)) != MPNAS_OK)
+      rc = cli_library_error(p->ctx, st, p->doms[d].name);
+  if (rc == 0) rc = cli_params_apply(p->o, PARAMS_TRAIN, m, p->ctx);
+  if (rc == 0) rc = cli_params_apply(p->o, PARAMS_DOMAIN, m, p->ctx);
+  mpnas_model_free(m);
+  return rc;
+}
+
+/* The --domain NAME=PATH arguments: names, unique. */
+static int domain_names(pipeline *p) {
+  const cli_options *o = p->o;
   if (o->ndomains == 0) {
     cli_error("no domain: give one --domain NAME=PATH or more");
     return EXIT_USAGE;
   }
-  if ((st = mpnas_context_create(&p->ctx)) != MPNAS_OK) return EXIT_LIBRARY;
-  if ((rc = cli_params_apply(o, PARAMS_CONTEXT, p->ctx, p->ctx)) != 0) return rc;
-  if ((st = mpnas_space_create(p->ctx, cli_preset_code(o->preset), &p->space)) != MPNAS_OK)
-    return cli_library_error(p->ctx, st, "the search space");
-  if ((rc = cli_params_apply(o, PARAMS_SPACE, p->space, p->ctx)) != 0) return rc;
+  for (int i = 0; i < o->ndomains; i++) {
+    cli_domain *d = &p->doms[i];
+    if (cli_domain_arg(o->domains[i], d->name, &d->path)) return EXIT_USAGE;
+    if (!d->path) {
+      cli_error("--domain %s: NAME=PATH expected", o->domains[i]);
+      return EXIT_USAGE;
+    }
+    for (int k = 0; k < i; k++)
+      if (strcmp(p->doms[k].name, d->name) == 0) {
+        cli_error("--domain %s: two domains named %s", o->domains[i], d->name);
+        return EXIT_USAGE;
+      }
+  }
+  p->nd = o->ndomains;
+  return 0;
+}
 
+/* Each domain's images, then into the supernet. */
+static int load_domains(pipeline *p) {
   cli_data_spec spec = {0};
   int64_t seed;
+  int rc;
   mpnas_space_get_int(p->space, MPNAS_SPACE_INPUT_HEIGHT, &spec.height);
   mpnas_space_get_int(p->space, MPNAS_SPACE_INPUT_WIDTH, &spec.width);
   mpnas_space_get_int(p->space, MPNAS_SPACE_INPUT_CHANNELS, &spec.channels);
@@ -80,42 +112,43 @@ static int setup(pipeline *p) {
     return EXIT_USAGE;
   }
   spec.seed = (uint64_t)seed;
-  spec.test_fraction = o->test_fraction >= 0 ? o->test_fraction : 0.2;
-  spec.skip_bad = o->skip_bad;
-  spec.quiet = o->quiet;
-  for (int i = 0; i < o->ndomains; i++) {
-    cli_domain *d = &p->doms[p->nd];
-    if (cli_domain_arg(o->domains[i], d->name, &d->path)) return EXIT_USAGE;
-    if (!d->path) {
-      cli_error("--domain %s: NAME=PATH expected", o->domains[i]);
-      return EXIT_USAGE;
-    }
-    for (int32_t k = 0; k < p->nd; k++)
-      if (strcmp(p->doms[k].name, d->name) == 0) {
-        cli_error("--domain %s: two domains named %s", o->domains[i], d->name);
-        return EXIT_USAGE;
-      }
-    p->nd++;
+  spec.test_fraction = p->o->test_fraction >= 0 ? p->o->test_fraction : 0.2;
+  spec.skip_bad = p->o->skip_bad;
+  spec.quiet = p->o->quiet;
+  for (int32_t i = 0; i < p->nd; i++) {
+    cli_domain *d = &p->doms[i];
+    mpnas_status st;
     if ((rc = cli_data_load(d, &spec, 1)) != 0) return rc;
-    say(p, "domain %s: %d classes, %lld training and %lld test images at %lldx%lldx%lld from %s",
-        d->name, (int)d->classes, (long long)d->train.n, (long long)d->test.n, (long long)spec.height,
+    say(p, "domain %s: %d classes, %lld training and %lld test images at %lldx%lldx%lld from %s", d->name,
+        (int)d->classes, (long long)d->train.n, (long long)d->test.n, (long long)spec.height,
         (long long)spec.width, (long long)spec.channels, d->path);
     say(p, d->skipped ? " (%lld bad files skipped)\n" : "\n", (long long)d->skipped);
-  }
-
-  if ((st = mpnas_supernet_create(p->ctx, p->space, &p->sn)) != MPNAS_OK)
-    return cli_library_error(p->ctx, st, "the supernet");
-  for (int32_t d = 0; d < p->nd; d++) {
-    const cli_domain *dom = &p->doms[d];
-    if ((st = mpnas_supernet_add_domain(p->sn, dom->name, dom->classes, NULL)) != MPNAS_OK ||
-        (st = mpnas_supernet_set_data(p->sn, d, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, dom->train.x,
-                                      dom->train.y, dom->train.n)) != MPNAS_OK) {
+    if ((st = mpnas_supernet_add_domain(p->sn, d->name, d->classes, NULL)) != MPNAS_OK ||
+        (st = mpnas_supernet_set_data(p->sn, i, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, d->train.x, d->train.y,
+                                      d->train.n)) != MPNAS_OK) {
       char what[96];
-      snprintf(what, sizeof what, "domain %s", dom->name);
+      snprintf(what, sizeof what, "domain %s", d->name);
       return cli_library_error(p->ctx, st, what);
     }
   }
-  return cli_params_apply(o, PARAMS_SEARCH, p->sn, p->ctx);
+  return 0;
+}
+
+static int setup(pipeline *p) {
+  cli_options *o = p->o;
+  mpnas_status st;
+  int rc;
+  if ((rc = cli_params_check(o)) != 0 || (rc = domain_names(p)) != 0) return rc;
+  if ((st = mpnas_context_create(&p->ctx)) != MPNAS_OK) return EXIT_LIBRARY;
+  if ((rc = cli_params_apply(o, PARAMS_CONTEXT, p->ctx, p->ctx)) != 0) return rc;
+  if ((st = mpnas_space_create(p->ctx, cli_preset_code(o->preset), &p->space)) != MPNAS_OK)
+    return cli_library_error(p->ctx, st, "the search space");
+  if ((rc = cli_params_apply(o, PARAMS_SPACE, p->space, p->ctx)) != 0) return rc;
+  if ((st = mpnas_supernet_create(p->ctx, p->space, &p->sn)) != MPNAS_OK)
+    return cli_library_error(p->ctx, st, "the supernet");
+  if ((rc = cli_params_apply(o, PARAMS_SEARCH, p->sn, p->ctx)) != 0 || (rc = check_train_settings(p)) != 0)
+    return rc;
+  return load_domains(p);
 }
 
 /* ---- Metrics files ---------------------------------------------------------------- */
