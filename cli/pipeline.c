@@ -122,7 +122,8 @@ static int load_domains(pipeline *p) {
     say(p, "domain %s: %d classes, %lld training and %lld test images at %lldx%lldx%lld from %s", d->name,
         (int)d->classes, (long long)d->train.n, (long long)d->test.n, (long long)spec.height,
         (long long)spec.width, (long long)spec.channels, d->path);
-    say(p, d->skipped ? " (%lld bad files skipped)\n" : "\n", (long long)d->skipped);
+    if (d->skipped) say(p, " (%lld bad file%s skipped)", (long long)d->skipped, d->skipped == 1 ? "" : "s");
+    say(p, "\n");
     if ((st = mpnas_supernet_add_domain(p->sn, d->name, d->classes, NULL)) != MPNAS_OK ||
         (st = mpnas_supernet_set_data(p->sn, i, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, d->train.x, d->train.y,
                                       d->train.n)) != MPNAS_OK) {
@@ -320,8 +321,21 @@ static int save(pipeline *p) {
   return 0;
 }
 
+/* --resume of a run that has its model and no training checkpoint: nothing is left to
+ * do (a model exists only after a finished search; a stopped training leaves train.ckpt). */
+static int complete(const char *run) {
+  char model[4096], ckpt[4096];
+  snprintf(model, sizeof model, "%s/model.mpnas", run);
+  snprintf(ckpt, sizeof ckpt, "%s/train.ckpt", run);
+  if (!file_exists(model) || file_exists(ckpt)) return 0;
+  cli_error("%s is complete (%s): nothing to resume; mpnas train %s trains its model again", run, model,
+            run);
+  return 1;
+}
+
 static int run_pipeline(cli_options *o, const char *run, int train_only, const char *hint,
                         const cli_options *record) {
+  if (o->resume && complete(run)) return EXIT_OK;
   pipeline p;
   memset(&p, 0, sizeof p);
   p.o = o;

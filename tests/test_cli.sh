@@ -190,6 +190,8 @@ run 0 "search --resume" search --resume --out runB --quiet
 check "  no output with --quiet" test ! -s out
 check "  the same search checkpoint as without the stop" cmp -s runA/search.ckpt runB/search.ckpt
 check "  the same model" cmp -s runA/model.mpnas runB/model.mpnas
+run 0 "--resume of a complete run" search --resume --out runB
+check "  says there is nothing to resume" has "nothing to resume" err
 
 # And by SIGTERM during the training.
 "$mpnas" search "$@" --out runC --every 1 >out 2>err &
