@@ -367,8 +367,8 @@ int cli_info(cli_options *o) {
     }
     node_usage(model, space, layers, &shared, &exclusive, &unused);
     printf("model: %s\n", file);
-    printf("input: %lldx%lldx%lld; %lld searchable layers; %d domains\n", (long long)h, (long long)w,
-           (long long)c, (long long)layers, (int)nd);
+    printf("input: %lldx%lldx%lld; %lld searchable layers; %d domain%s\n", (long long)h, (long long)w,
+           (long long)c, (long long)layers, (int)nd, nd == 1 ? "" : "s");
     printf("parameters: %lld unique (separate per-domain models: %.0f); MACs: %.2f M over all domains\n",
            (long long)params, separate, (double)macs / 1e6);
     printf("nodes: %lld (%d shared, %d exclusive; %d of the space unused)\n", (long long)nodes, shared, exclusive,

@@ -46,12 +46,14 @@ const char *cli_image_missing_formats(void) {
 #endif
 }
 
+#if defined(MPNAS_CLI_PNG) || defined(MPNAS_CLI_JPEG)
 static int too_large(int64_t h, int64_t w, const char *path, char *err, size_t cap) {
   if (h > 0 && w > 0 && h * w <= MAX_PIXELS) return 0;
   snprintf(err, cap, "%s: %lld x %lld pixels (at most %lld pixels are read)", path, (long long)w,
            (long long)h, (long long)MAX_PIXELS);
   return 1;
 }
+#endif
 
 #ifdef MPNAS_CLI_PNG
 /* libpng's simplified API: any bit depth, palette, grey, alpha, interlace. Grey without

@@ -29,7 +29,7 @@ if [ ! -x "$mpnas" ] || [ ! -x "$fixture" ]; then
   failed=1
   result
 fi
-formats=$("$mpnas" --version | sed -n 's/^image formats: //p')
+formats=$("$mpnas" --version | sed -n 's/^image formats: \([^;]*\).*/\1/p')
 case $formats in
   *PNG*JPEG*) ;;
   *)
