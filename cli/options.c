@@ -60,7 +60,7 @@ static const option_spec OPTIONS[] = {
      "continue an interrupted run from its checkpoints with its recorded settings"},
     {"metrics", "FILE", CMD_SEARCH | CMD_TRAIN, 0,
      "also write the metrics JSON lines to FILE (- for stdout)"},
-    {"every", "N", CMD_SEARCH | CMD_TRAIN, 0, "metrics and progress every N steps (default 10)"},
+    {"every", "N", CMD_SEARCH | CMD_TRAIN, 0, "a metrics line per domain every N steps (default 10)"},
     {"classes", "FILE", CMD_EVAL | CMD_PREDICT | CMD_INFO, 0,
      "class names (default: classes.json next to the model)"},
     {"top", "K", CMD_PREDICT, 0, "classes printed per image (default 3; 0 = all)"},

@@ -1,8 +1,8 @@
 /* progress.c - what a search or a training shows while it runs, and how it stops.
  *
  * The library calls back after every step (every = 1, so that Ctrl-C stops within one
- * step); every `--every` steps and at the end the callback writes one metrics JSON line
- * per domain and, when stderr is a terminal, redraws the progress bar. SIGINT and
+ * step); the callback redraws the progress bar when stderr is a terminal and, every
+ * `--every` steps and at the end, writes one metrics JSON line per domain. SIGINT and
  * SIGTERM only set a flag: the callback then returns non-zero, the library stops with
  * MPNAS_E_CANCELLED between two steps, and the caller saves a checkpoint. */
 #include <signal.h>
@@ -84,11 +84,11 @@ static void draw_bar(const cli_progress *p, int64_t step, int64_t total, const f
   fflush(stderr);
 }
 
+/* The bar at every step (a step can take seconds), the metrics every `every` steps. */
 static int32_t report(cli_progress *p, int64_t step, int64_t total, const figures *f) {
-  if (step % p->every == 0 || step == total) {
+  if (p->bar) draw_bar(p, step, total, f);
+  if (step % p->every == 0 || step == total)
     for (int32_t d = 0; d < p->domains; d++) metrics_line(p, step, total, d, &f[d]);
-    if (p->bar) draw_bar(p, step, total, f);
-  }
   if (caught && p->bar) fputc('\n', stderr);
   return caught != 0;
 }
