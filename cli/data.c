@@ -392,7 +392,10 @@ int cli_data_load(cli_domain *dom, const cli_data_spec *spec, int train_too) {
     dom->classes = spec->known_count;
     dom->class_names = calloc((size_t)spec->known_count, sizeof(char *));
     for (int32_t c = 0; dom->class_names && c < spec->known_count; c++)
-      dom->class_names[c] = strdup(spec->known_classes[c]);
+      if (!(dom->class_names[c] = strdup(spec->known_classes[c]))) {
+        cli_error("out of memory");
+        return EXIT_LIBRARY;
+      }
   }
   snprintf(idx, sizeof idx, "%s/train-images.idx", dom->path);
   if (!is_dir(dom->path)) {

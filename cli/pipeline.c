@@ -449,7 +449,8 @@ int cli_train(cli_options *o) {
   }
   const char *run_dir = o->positional[0];
   if (o->resume && o->nsets) {
-    cli_error("--resume continues the training with its recorded settings: give no --set with it");
+    cli_error("--resume continues the training with its recorded settings: give no --set, "
+              "--train-steps or --threads with it");
     return EXIT_USAGE;
   }
   snprintf(hint, sizeof hint, "mpnas train %s --resume", run_dir);
