@@ -169,10 +169,11 @@ run 0 "figures --out PREFIX" figures runA --out fig --title "A run"
 check "  two SVG files" sh -c 'grep -q "<svg" fig-architecture.svg && grep -q "<svg" fig-jaccard.svg && grep -q "A run" fig-jaccard.svg'
 
 # ---- Interrupting and resuming --------------------------------------------------------
-# wait_for FILE: until it has a line (a step reported), at most 60 s.
+# wait_for FILE: until it has a line (a step reported), at most 5 minutes (sanitizer
+# builds on a loaded machine are slow).
 wait_for() {
   i=0
-  while [ ! -s "$1" ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i + 1)); done
+  while [ ! -s "$1" ] && [ $i -lt 6000 ]; do sleep 0.05; i=$((i + 1)); done
 }
 # The same run, stopped by Ctrl-C (SIGINT) during the search.
 "$mpnas" search "$@" --out runB --every 1 >out 2>err &
