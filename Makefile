@@ -1,13 +1,13 @@
 # libmpnas - build, test, install. See README.md for the options.
 #
-#   make                 lib/libmpnas.a and lib/libmpnas.so.<version> (+ symlinks)
+#   make                 lib/libmpnas.a and lib/libmpnas.so.<version> (+ symlinks), bin/mpnas
 #   make test            build and run the test suite (ends with "N passed, N failed")
 #   make OPENMP=0        build without OpenMP (default OPENMP=1)
 #   make SAN=address,undefined test     sanitizer build (objects kept apart)
 #   make test-neon       cross-build for aarch64 and run the kernel tests under qemu
 #   make test-tsan       ThreadSanitizer build (clang, no OpenMP) of the threaded tests
 #   make fuzz            libFuzzer targets (tests/fuzz/fuzz.mk, docs/FUZZING.md)
-#   make install PREFIX=/usr/local DESTDIR=   (also LIBDIR, INCLUDEDIR, PKGCONFIGDIR)
+#   make install PREFIX=/usr/local DESTDIR=   (also LIBDIR, INCLUDEDIR, PKGCONFIGDIR, BINDIR)
 #   make abi-check       compare the public ABI with the baseline in abi/ (abi-update: rewrite it)
 #   make bench           kernel benchmark (bench/)
 
@@ -15,10 +15,12 @@ CC       ?= cc
 OPENMP   ?= 1
 SAN      ?=
 BUILD    ?= build/$(notdir $(CC))$(if $(filter 1,$(OPENMP)),-omp)$(if $(SAN),-san)
-# Where the built libraries go (an output folder of the build, not an install folder).
+# Where the built libraries and the mpnas command go (output folders of the build, not
+# install folders).
 LIB_OUT  ?= lib
+BIN_OUT  ?= bin
 # Install folders (GNU style), each under $(DESTDIR) when installing; e.g. a multiarch
-# LIBDIR=/usr/lib/x86_64-linux-gnu. BINDIR is for programs (none installed yet).
+# LIBDIR=/usr/lib/x86_64-linux-gnu. BINDIR is for programs (the mpnas command).
 PREFIX       ?= /usr/local
 DESTDIR      ?=
 LIBDIR       ?= $(PREFIX)/lib
@@ -78,8 +80,8 @@ SHARED  := $(LIB_OUT)/libmpnas.so.$(VERSION)
 STAMP   := $(BUILD)/config.stamp
 CONFIG  := $(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB)
 
-.PHONY: all test test-neon check-symbols abi-check abi-update install uninstall clean examples
-all: $(STATIC) $(SHARED)
+.PHONY: all test test-neon check-symbols abi-check abi-update install uninstall clean examples cli
+all: $(STATIC) $(SHARED) cli
 
 # Rebuild everything when the compiler or flags change.
 $(STAMP): FORCE
@@ -112,6 +114,40 @@ $(SHARED): $(LIB_OBJ) lib/mpnas.map $(LIBSTAMP)
 	@ln -sf libmpnas.so.$(VERSION) $(LIB_OUT)/$(SONAME)
 	@ln -sf $(SONAME) $(LIB_OUT)/libmpnas.so
 
+# ---- The mpnas command (cli/, docs/CLI.md) ---------------------------------------------
+# Linked with the static library, so an installed command needs no libmpnas.so. PNG and
+# JPEG support comes from libpng and libjpeg when this $(CC) can link them
+# (cli/image-libs.sh, run once per configuration); the library itself never links them.
+CLI_OBJ   := $(patsubst cli/%.c,$(BUILD)/cli/%.o,$(wildcard cli/*.c))
+CLI_BIN   := $(BUILD)/cli/mpnas
+CLI_FLAGS := $(BUILD)/cli/image-libs
+CLI_CPPFLAGS := -Iinclude -Iexamples -Ibench -D_XOPEN_SOURCE=700
+PKG_CONFIG ?= pkg-config
+
+$(CLI_FLAGS): $(STAMP) cli/image-libs.sh
+	@mkdir -p $(dir $@)
+	$(Q)CC="$(CC)" PKG_CONFIG="$(PKG_CONFIG)" sh cli/image-libs.sh $@
+
+$(BUILD)/cli/%.o: cli/%.c $(CLI_FLAGS) $(STAMP)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(CLI_CPPFLAGS) $$(sed -n 1p $(CLI_FLAGS)) -MMD -MP -c $< -o $@
+
+-include $(CLI_OBJ:.o=.d)
+
+$(CLI_BIN): $(CLI_OBJ) $(STATIC)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $$(sed -n 2p $(CLI_FLAGS)) \
+	  $(OMPLINK) $(SANLINK) $(LDLIBS)
+
+# $(BIN_OUT) (bin/), like $(LIB_OUT), holds the last configuration built.
+BINSTAMP := $(BIN_OUT)/.config-stamp
+$(BINSTAMP): FORCE
+	@mkdir -p $(BIN_OUT)
+	@if [ "$$(cat $@ 2>/dev/null)" != "$(CONFIG)" ]; then echo "$(CONFIG)" > $@; fi
+$(BIN_OUT)/mpnas: $(CLI_BIN) $(BINSTAMP)
+	@cp $(CLI_BIN) $@
+cli: $(BIN_OUT)/mpnas
+
 # ---- Tests: each tests/test_*.c is its own program; tests/run.sh adds them up. --------
 TEST_BIN := $(patsubst %,$(BUILD)/tests/%,$(TESTS))
 TEST_CPPFLAGS := -Itests -D_POSIX_C_SOURCE=200809L $(filter-out -DMPNAS_BUILDING_LIBRARY,$(CPPFLAGS_LIB))
@@ -121,11 +157,22 @@ $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(STATIC)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS) -pthread
 
-# Script tests (tests/test_*.sh, e.g. the Python wrapper's) run in native builds only: not
-# under a RUN prefix (cross builds), not with sanitizers (python cannot load an
-# instrumented library), not when TESTS picks programs. They get $(BUILD) for examples.
-TEST_SCRIPTS ?= $(if $(or $(SAN),$(RUN),$(filter-out file,$(origin TESTS))),,$(wildcard tests/test_*.sh))
-TEST_SCRIPT_DEPS := $(if $(TEST_SCRIPTS),$(SHARED) $(BUILD)/examples/infer)
+# Script tests (tests/test_*.sh: the Python wrapper's, the mpnas command's) run in native
+# builds only: not under a RUN prefix (cross builds), not when TESTS picks programs; with
+# sanitizers only the command's (python cannot load an instrumented library). They get
+# $(BUILD) for the examples, the command and the image fixture generator.
+SAN_SCRIPTS  := tests/test_cli.sh
+TEST_SCRIPTS ?= $(if $(or $(RUN),$(filter-out file,$(origin TESTS))),,$(if $(SAN),$(SAN_SCRIPTS),$(wildcard tests/test_*.sh)))
+TEST_SCRIPT_DEPS := $(if $(filter-out $(SAN_SCRIPTS),$(TEST_SCRIPTS)),$(SHARED) $(BUILD)/examples/infer) \
+  $(if $(filter $(SAN_SCRIPTS),$(TEST_SCRIPTS)),$(CLI_BIN) $(BUILD)/tests/cli_fixture)
+
+# The image-folder fixture of tests/test_cli.sh (PNG and JPEG files, IDX files): built
+# with the image libraries when the command has them, else a stub that says so.
+$(BUILD)/tests/cli_fixture: tests/cli_fixture.c $(CLI_FLAGS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) -D_POSIX_C_SOURCE=200809L $$(sed -n 1p $(CLI_FLAGS)) $< -o $@ \
+	  $$(sed -n 2p $(CLI_FLAGS)) $(SANLINK) -lm
 
 test: all $(TEST_BIN) $(TEST_SCRIPT_DEPS)
 	@RUN="$(RUN)" LIB_OUT="$(LIB_OUT)" BUILD="$(BUILD)" sh tests/run.sh $(TEST_BIN) $(TEST_SCRIPTS)
@@ -143,7 +190,7 @@ abi-update: $(SHARED)
 # NEON: cross-compile with Debian's gcc-aarch64-linux-gnu, run under qemu-aarch64.
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 test-neon:
-	$(MAKE) CC="$(AARCH64_CC)" OPENMP=0 SAN= BUILD=build/aarch64 LIB_OUT=build/aarch64/lib \
+	$(MAKE) CC="$(AARCH64_CC)" OPENMP=0 SAN= BUILD=build/aarch64 LIB_OUT=build/aarch64/lib BIN_OUT=build/aarch64/bin \
 	  RUN="qemu-aarch64 -L /usr/aarch64-linux-gnu" TESTS="$(NEON_TESTS)" test
 
 # Under qemu, every test but the two whole-pipeline ones, which emulation makes too slow
@@ -159,7 +206,7 @@ NEON_TESTS ?= $(filter-out $(NEON_SLOW_TESTS),$(TESTS))
 # with TSan, so its barriers would be reported as races that are not there.
 TSAN_TESTS ?= test_model
 test-tsan:
-	$(MAKE) CC=clang OPENMP=0 SAN=thread BUILD=build/tsan LIB_OUT=build/tsan/lib \
+	$(MAKE) CC=clang OPENMP=0 SAN=thread BUILD=build/tsan LIB_OUT=build/tsan/lib BIN_OUT=build/tsan/bin \
 	  TESTS="$(TSAN_TESTS)" test
 .PHONY: test-tsan
 
@@ -181,14 +228,18 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmpnas.so
 	$(PC_SED) lib/mpnas.pc.in > $(BUILD)/mpnas.pc
 	install -m 644 $(BUILD)/mpnas.pc $(DESTDIR)$(PKGCONFIGDIR)/mpnas.pc
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(CLI_BIN) $(DESTDIR)$(BINDIR)/mpnas
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/mpnas.h $(DESTDIR)$(LIBDIR)/libmpnas.a \
 	  $(DESTDIR)$(LIBDIR)/libmpnas.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME) \
-	  $(DESTDIR)$(LIBDIR)/libmpnas.so $(DESTDIR)$(PKGCONFIGDIR)/mpnas.pc
+	  $(DESTDIR)$(LIBDIR)/libmpnas.so $(DESTDIR)$(PKGCONFIGDIR)/mpnas.pc \
+	  $(DESTDIR)$(BINDIR)/mpnas
 
 clean:
-	rm -rf build $(LIB_OUT)/libmpnas.a $(LIB_OUT)/libmpnas.so* $(LIB_OUT)/.config-stamp
+	rm -rf build $(LIB_OUT)/libmpnas.a $(LIB_OUT)/libmpnas.so* $(LIB_OUT)/.config-stamp \
+	  $(BIN_OUT)/mpnas $(BIN_OUT)/.config-stamp
 
 # ---- Examples and the main job ----------------------------------------------------------
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))

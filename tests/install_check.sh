@@ -2,7 +2,8 @@
 # install_check.sh [MAKEVAR=value ...] - `make install` into a staging DESTDIR, twice: with
 # the default folders (PREFIX/lib, PREFIX/include) and with a multiarch LIBDIR
 # (PREFIX/lib/<triplet>). Each time: exactly the header, both libraries (with soname
-# links) and mpnas.pc land in the install folders under DESTDIR, nothing is written
+# links), mpnas.pc and the mpnas command (PREFIX/bin, which runs) land in the install
+# folders under DESTDIR, nothing is written
 # outside DESTDIR, mpnas.pc's prefix/libdir/includedir are the install folders, a program
 # builds through pkg-config shared and static (`cc -static ... pkg-config --static`) and
 # both run; `make uninstall` removes every file again.
@@ -39,12 +40,15 @@ check_install() {
   version=$(readlink "$dest$libdir/libmpnas.so.0") || fail "missing $libdir/libmpnas.so.0"
   want=$(printf '%s\n' "$prefix/include/mpnas.h" "$libdir/libmpnas.a" \
     "$libdir/libmpnas.so" "$libdir/libmpnas.so.0" "$libdir/$version" \
-    "$libdir/pkgconfig/mpnas.pc" | sort)
+    "$libdir/pkgconfig/mpnas.pc" "$prefix/bin/mpnas" | sort)
   got=$(cd "$dest" && find . -type f -o -type l | sed 's|^\.||' | sort)
   [ "$got" = "$want" ] || fail "make install $* installed
 $got
 instead of
 $want"
+
+  # The command is linked with the static library: it runs without LD_LIBRARY_PATH.
+  "$dest$prefix/bin/mpnas" --version >/dev/null || fail "the installed mpnas command does not run"
 
   pc="env PKG_CONFIG_PATH=$dest$libdir/pkgconfig pkg-config"
   [ "$($pc --variable=prefix mpnas)" = "$prefix" ] || fail "mpnas.pc: prefix is not $prefix"
@@ -70,7 +74,7 @@ $want"
   left=$(find "$dest" -type f -o -type l)
   [ -z "$left" ] || fail "make uninstall $* left
 $left"
-  echo "install_check: ok: $libdir (installed, shared and static programs built with pkg-config ran, uninstalled)"
+  echo "install_check: ok: $libdir (installed, the mpnas command and shared and static programs built with pkg-config ran, uninstalled)"
 }
 
 check_install "$prefix/lib" "$@"
