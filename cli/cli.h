@@ -2,7 +2,7 @@
  *
  *   main.c      the subcommands' table, help, dispatch
  *   options.c   the option table and parser; a run's recorded settings (RUN/run.conf)
- *   params.c    every library parameter by name (`--set key=value`), as python/mpnas.py
+ *   params.c    every library parameter by name (`--set key=value`), as the Python package (python/mpnas/)
  *   image.c     PNG / JPEG decoding (libpng, libjpeg when found at build time)
  *   data.c      a domain's images from a folder tree or IDX files, resized; splits
  *   classes.c   class names next to a model (classes.json), JSON text helpers

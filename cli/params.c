@@ -1,8 +1,8 @@
 /* params.c - every library parameter by name, for `--set key=value` and `mpnas params`.
  *
- * The names are python/mpnas.py's (its _CONTEXT_PARAMS, _SPACE_PARAMS, _SEARCH_PARAMS,
- * _TRAIN_PARAMS, _DOMAIN_PARAMS tables and their enumerated values; tests/test_cli.sh
- * checks the two agree). A key is TABLE.NAME (context., space., search., train.;
+ * The names are the library's short names (mpnas_param_names), as the Python package
+ * uses them; this table is still kept by hand beside them (enumerated values' names are
+ * not in the library's description yet), and tests/test_cli.sh checks the two agree. A key is TABLE.NAME (context., space., search., train.;
  * domain.DOMAIN.hflip for a domain's setting), a NAME that only one table has, or the
  * header's constant (MPNAS_SEARCH_STEPS). The library checks every value's range and its
  * message is shown as it is. */
@@ -323,7 +323,7 @@ static void print_param(int t, const param_spec *p, const void *handle) {
 }
 
 int cli_params_list(const char *preset, int names_only) {
-  if (names_only) { /* python/mpnas.py's names, for tests/test_cli.sh */
+  if (names_only) { /* the names, for tests/test_cli.sh */
     for (int t = 0; t < NUM_TABLES; t++)
       for (const param_spec *p = TABLES[t].params; p->name; p++) printf("%s.%s\n", TABLES[t].prefix, p->name);
     return 0;

@@ -2,7 +2,7 @@
 # test_cli.sh - the mpnas command end to end (docs/CLI.md), on image folders made by
 # tests/cli_fixture.c (PNG and JPEG of mixed sizes, a grey class, given and seeded test
 # splits, an IDX domain) plus a corrupt PNG and a truncated JPEG made here:
-#   help and usage errors, parameter names (against python/mpnas.py's tables when python3
+#   help and usage errors, parameter names (against the Python package's, read from the library, when python3
 #   is there), --set errors as the library words them, a whole search into a run folder,
 #   eval (the same test split as the search), predict (class names), info, figures, train,
 #   Ctrl-C during the search and SIGTERM during the training then --resume (the results
@@ -88,14 +88,14 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import mpnas
 prefix = {"context": "context", "space": "space", "search": "search", "model": "train", "domain": "domain"}
-for what, (table, _) in mpnas._PARAM_TABLES.items():
-    for name in table:
+for what in mpnas._HANDLE_KINDS:
+    for name in mpnas.param_info(what):
         print("%s.%s" % (prefix[what], name))
 PY
   sort -o names.py names.py
-  check "the --set names are python/mpnas.py's" cmp -s names.cli names.py
+  check "the --set names are the Python package's (the library's)" cmp -s names.cli names.py
 else
-  echo "(python3 not found: the names are not compared with python/mpnas.py)"
+  echo "(python3 not found: the names are not compared with the Python package)"
 fi
 run 0 "params lists the defaults" params
 check "params shows search.steps' default" has "search.steps  *integer 1000" out
