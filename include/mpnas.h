@@ -480,8 +480,9 @@ MPNAS_API mpnas_status mpnas_supernet_set_fixed_path(mpnas_supernet *sn, const i
 /* Run (or resume) the search for at most max_steps more steps (0 = to the end). Settings
  * that are each in range can still give a domain no usable reward together with the
  * paths' costs (a cost target far from them, beta -100 with MNAS, a latency table of
- * zeros): the step then fails with MPNAS_E_STATE, the message naming the domain and the
- * numbers (rewards are bounded by 10^15 in magnitude). */
+ * zeros): the call then fails with MPNAS_E_STATE before its first step (each domain's
+ * cheapest and dearest paths are tried), the message naming the domain and the numbers
+ * (rewards are bounded by 10^15 in magnitude). */
 MPNAS_API mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
                                              mpnas_search_progress_fn progress, void *user,
                                              int64_t every);
@@ -509,7 +510,9 @@ MPNAS_API mpnas_status mpnas_supernet_set_latency_table(mpnas_supernet *sn,
  * streams, step, settings, latency table) - not the data, which the host hands in again.
  * The file is written to a temporary name and renamed. Loading into a supernet with a
  * different space, domains or method, or into one whose search has started with another
- * MPNAS_SEARCH_VALIDATION_FRACTION, returns MPNAS_E_INCOMPATIBLE; a checkpoint holding a
+ * MPNAS_SEARCH_VALIDATION_FRACTION, or a checkpoint whose settings give this supernet's
+ * paths no usable reward (see mpnas_supernet_search; the latency cost is checked when
+ * the search starts), returns MPNAS_E_INCOMPATIBLE; a checkpoint holding a
  * value the setters refuse (or any other malformed content) returns MPNAS_E_CORRUPT with
  * a message naming the field. Either way the supernet is left exactly as it was. A
  * loaded checkpoint replaces every setting and every piece of search state, so a

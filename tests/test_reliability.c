@@ -1003,8 +1003,8 @@ static void test_checkpoints_in_turn(void) {
 
 /* Settings each in range that give no usable reward with the paths' costs (a cost target
  * of 10^-314 overflows C / C0; 10^-300 gave a finite reward of -10^303, which turned the
- * controller's float logits into NaN with MPNAS_OK): the search step fails with
- * MPNAS_E_STATE and a message naming the reward, the controllers stay finite. A search
+ * controller's float logits into NaN with MPNAS_OK): the search refuses them with
+ * MPNAS_E_STATE and a message naming the reward before its first step. A search
  * checkpoint holding such a target loaded with MPNAS_OK and failed the next step with
  * MPNAS_E_INVALID_ARGUMENT "computing rewards at step 3" (fuzz_search_checkpoint). */
 static void test_unusable_reward(void) {
@@ -1031,15 +1031,56 @@ static void test_unusable_reward(void) {
                   strstr(mpnas_context_last_error(ctx), "MPNAS_SEARCH_COST_TARGET") != NULL,
               "case %zu: status %d, %s", i, (int)mpnas_context_last_status(ctx),
               mpnas_context_last_error(ctx));
+    /* Refused before the first step: the search has not started (no controllers yet). */
+    int64_t step = -1;
+    OK(mpnas_supernet_get_int(sn, MPNAS_SEARCH_STEP, &step));
+    CHECK_EQ_INT(step, 0);
     mpnas_controller *ctrl = NULL;
-    double probs[4];
-    OK(mpnas_supernet_controller(sn, 0, &ctrl));
-    for (int32_t l = 0; l < NL && ctrl != NULL; l++) {
-      OK(mpnas_controller_probabilities(ctrl, l, probs, 4));
-      for (int o = 0; o < 4; o++) CHECK_MSG(isfinite(probs[o]), "case %zu: p = %g", i, probs[o]);
-    }
+    EXPECT_FAIL(ctx, mpnas_supernet_controller(sn, 0, &ctrl));
     mpnas_supernet_free(sn);
   }
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
+/* The same settings set after a search has begun: the next search call refuses them
+ * before any step (the step count stays), and a checkpoint holding them is refused by
+ * the loader with MPNAS_E_INCOMPATIBLE, leaving the loading supernet as it was (before,
+ * it loaded with MPNAS_OK and the next step failed). */
+static void test_unusable_reward_refused_early(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  CHECK(ctx != NULL);
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/mpnas-rel-reward-%d.ckpt", (int)getpid());
+  mpnas_supernet *sn = tiny_supernet(ctx, sp, 4);
+  OK(mpnas_supernet_search(sn, 1, NULL, NULL, 0));
+  OK(mpnas_supernet_set_double(sn, MPNAS_SEARCH_COST_TARGET, 1e-300));
+  EXPECT_FAIL(ctx, mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+  CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_STATE);
+  CHECK(strstr(mpnas_context_last_error(ctx), "MPNAS_SEARCH_COST_TARGET") != NULL);
+  int64_t step = -1;
+  OK(mpnas_supernet_get_int(sn, MPNAS_SEARCH_STEP, &step));
+  CHECK_EQ_INT(step, 1);
+  OK(mpnas_supernet_save_checkpoint(sn, path));
+  mpnas_supernet_free(sn);
+
+  mpnas_supernet *fresh = tiny_supernet(ctx, sp, 4);
+  EXPECT_FAIL(ctx, mpnas_supernet_load_checkpoint(fresh, path));
+  CHECK_MSG(mpnas_context_last_status(ctx) == MPNAS_E_INCOMPATIBLE &&
+                strstr(mpnas_context_last_error(ctx), "reward") != NULL,
+            "status %d, %s", (int)mpnas_context_last_status(ctx), mpnas_context_last_error(ctx));
+  double target = -1;
+  OK(mpnas_supernet_get_double(fresh, MPNAS_SEARCH_COST_TARGET, &target));
+  CHECK(target == 0.0);
+  OK(mpnas_supernet_get_int(fresh, MPNAS_SEARCH_STEP, &step));
+  CHECK_EQ_INT(step, 0);
+  OK(mpnas_supernet_search(fresh, 1, NULL, NULL, 0)); /* still usable */
+  mpnas_supernet_free(fresh);
+  remove(path);
   mpnas_space_free(sp);
   mpnas_context_free(ctx);
   CHECK_EQ_INT(c.live, 0);
@@ -1285,6 +1326,7 @@ int main(void) {
   RUN(test_search_checkpoint_settings);
   RUN(test_checkpoints_in_turn);
   RUN(test_unusable_reward);
+  RUN(test_unusable_reward_refused_early);
   RUN(test_domain_names);
   RUN(test_small_buffers);
   RUN(test_stale_temp_files);

@@ -233,6 +233,8 @@ static mpnas_status search(mpnas_supernet *sn, int64_t max_steps,
   /* The latency cost needs the table: measured now unless the host set one. */
   if (st == MPNAS_OK && sn->cfg.cost == MPNAS_COST_LATENCY && !sn->latency_ready)
     st = mpnas__supernet_measure_latency(sn);
+  if (st == MPNAS_OK)
+    st = mpnas__supernet_check_reward(sn, &sn->cfg, MPNAS_E_STATE, "before the search step");
   if (st != MPNAS_OK) {
     if (!was_prepared) mpnas__supernet_destroy_state(sn); /* not started after all */
     return st;

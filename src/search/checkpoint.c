@@ -339,6 +339,12 @@ static mpnas_status load(mpnas_supernet *sn, const unsigned char *data, size_t l
     st = incompatible(sn, where, "its weights have a different shape");
     goto out;
   }
+  /* Settings each in range can still give no usable reward with this supernet's paths
+   * (a CRC-valid file with a cost target of 10^-300): refused here, not at the next step.
+   * The latency cost is checked when the search starts, with the table it will use. */
+  if (l.cfg.cost != MPNAS_COST_LATENCY &&
+      (st = mpnas__supernet_check_reward(sn, &l.cfg, MPNAS_E_INCOMPATIBLE, where)) != MPNAS_OK)
+    goto out;
   l.w = mpnas__malloc(ctx, sizeof(float) * (total + 1));
   l.s1 = mpnas__malloc(ctx, sizeof(float) * (total + 1));
   l.s2 = mpnas__malloc(ctx, sizeof(float) * (total + 1));

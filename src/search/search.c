@@ -9,15 +9,17 @@
  * delay; before it, the reward only warms the baseline). The training losses and
  * validation accuracies feed ABDP's moving averages for the next step's weights. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "search/supernet.h"
 #include "train/optim.h"
 
-/* Cost of a domain's path in the configured unit. */
-static double path_cost(const mpnas_supernet *sn, int32_t d, const int32_t *path) {
+/* Cost of a domain's path in the unit of cfg (the supernet's or one being loaded). */
+static double path_cost(const mpnas_supernet *sn, const mpnas__search_config *cfg, int32_t d,
+                        const int32_t *path) {
   mpnas__cost c = mpnas__path_cost(&sn->space, path, sn->domains[d].classes);
-  switch (sn->cfg.cost) {
+  switch (cfg->cost) {
     case MPNAS_COST_PARAMS: return (double)c.params;
     case MPNAS_COST_LATENCY: {
       double t = sn->fixed_latency;
@@ -28,9 +30,10 @@ static double path_cost(const mpnas_supernet *sn, int32_t d, const int32_t *path
   }
 }
 
-static double target_cost(const mpnas_supernet *sn, int32_t d) {
-  if (sn->cfg.target > 0) return sn->cfg.target;
-  return path_cost(sn, d, sn->fixed_path_reference);
+static double target_cost(const mpnas_supernet *sn, const mpnas__search_config *cfg,
+                          int32_t d) {
+  if (cfg->target > 0) return cfg->target;
+  return path_cost(sn, cfg, d, sn->fixed_path_reference);
 }
 
 /* The unit of the sharing term: the parameters of the reference path's nodes (> 0: a
@@ -41,6 +44,80 @@ static double reference_params(const mpnas_supernet *sn) {
   for (int32_t l = 0; l < sn->nlayers; l++)
     p += sn->node_params[sn->op_offset[l] + sn->fixed_path_reference[l]];
   return p > 0.0 ? p : 1.0;
+}
+
+/* The reward's form, beta and sharing strength from the search settings. */
+static void reward_config(const mpnas__search_config *cfg, mpnas__reward_config *rc) {
+  mpnas__reward_config_default(rc);
+  rc->form = cfg->cost == MPNAS_COST_NONE ? MPNAS__REWARD_NONE
+             : cfg->reward == MPNAS_REWARD_MNAS ? MPNAS__REWARD_MNAS
+                                                : MPNAS__REWARD_ABS;
+  if (!isnan(cfg->beta)) rc->beta = cfg->beta;
+  /* Sharing is charged only where the domains' paths form one model. */
+  rc->sharing_gamma = cfg->method == MPNAS_METHOD_MPNAS ? cfg->gamma : 0.0;
+}
+
+/* Settings each in their range can still give no usable reward with the paths' costs
+ * (a target 10^300 times below them, beta -100 with MNAS, a latency table of zeros).
+ * The reward is monotone in the cost on either side of C0, so trying each domain's
+ * cheapest and dearest paths (per layer the op that changes the reference path's cost
+ * least / most; the cost is a sum over layers) with the worst and best accuracy and the
+ * largest sharing charge finds any such combination before a search step does. */
+static mpnas_status unusable_reward(mpnas_context *ctx, mpnas_status code, const char *where,
+                                    const char *name, mpnas_status st, double cost,
+                                    const mpnas__reward_config *rc) {
+  return mpnas__fail(ctx, code,
+                     "%s: the reward of domain \"%s\" is not usable: cost %g against a target "
+                     "cost of %g with beta %g (%s); set MPNAS_SEARCH_COST_TARGET near the "
+                     "paths' costs or a smaller |beta|",
+                     where, name, cost, rc->target_cost, rc->beta,
+                     st == MPNAS_E_OUT_OF_RANGE && rc->target_cost > 0.0 ? "it overflows"
+                                                                         : "a zero cost or target");
+}
+
+mpnas_status mpnas__supernet_check_reward(mpnas_supernet *sn, const mpnas__search_config *cfg,
+                                          mpnas_status code, const char *where) {
+  int32_t L = sn->nlayers;
+  int32_t *extreme = sn->argmax_scratch; /* [2 * L] of its [max(D, 2) * L] */
+  mpnas__reward_config rc;
+  reward_config(cfg, &rc);
+  double added_max = 0.0;
+  for (int32_t l = 0; l < L; l++) {
+    double most = 0.0;
+    for (int32_t j = 0; j < sn->nops[l]; j++)
+      most = fmax(most, sn->node_params[sn->op_offset[l] + j]);
+    added_max += most;
+  }
+  added_max /= reference_params(sn);
+  for (int32_t d = 0; d < sn->ndomains; d++) {
+    int32_t *cheap = extreme, *dear = extreme + L;
+    memcpy(cheap, sn->fixed_path_reference, sizeof(int32_t) * (size_t)L);
+    memcpy(dear, sn->fixed_path_reference, sizeof(int32_t) * (size_t)L);
+    for (int32_t l = 0; l < L; l++) {
+      int32_t *probe = cheap; /* cheap differs from the reference only at layers < l */
+      int32_t ref = sn->fixed_path_reference[l], lo = ref, hi = ref;
+      double clo = INFINITY, chi = -INFINITY;
+      for (int32_t j = 0; j < sn->nops[l]; j++) {
+        probe[l] = j;
+        double c = path_cost(sn, cfg, d, probe);
+        if (c < clo) clo = c, lo = j;
+        if (c > chi) chi = c, hi = j;
+      }
+      cheap[l] = lo;
+      dear[l] = hi;
+    }
+    rc.target_cost = target_cost(sn, cfg, d);
+    const double costs[2] = {path_cost(sn, cfg, d, cheap), path_cost(sn, cfg, d, dear)};
+    for (int k = 0; k < 2; k++)
+      for (int q = 0; q <= 1; q++) {
+        double r;
+        double added = rc.sharing_gamma != 0.0 ? added_max : 0.0;
+        mpnas_status st = mpnas__reward(&rc, (double)q, costs[k], added, &r);
+        if (st != MPNAS_OK)
+          return unusable_reward(sn->ctx, code, where, sn->domains[d].name, st, costs[k], &rc);
+      }
+  }
+  return MPNAS_OK;
 }
 
 /* Step 2, the weights: one optimiser step on the weighted sum of the domains' losses,
@@ -103,13 +180,7 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
 
   /* 3. Validation accuracy, cost and reward of each domain's path. */
   mpnas__reward_config rc;
-  mpnas__reward_config_default(&rc);
-  rc.form = cfg->cost == MPNAS_COST_NONE ? MPNAS__REWARD_NONE
-            : cfg->reward == MPNAS_REWARD_MNAS ? MPNAS__REWARD_MNAS
-                                               : MPNAS__REWARD_ABS;
-  if (!isnan(cfg->beta)) rc.beta = cfg->beta;
-  /* Sharing is charged only where the domains' paths form one model. */
-  rc.sharing_gamma = cfg->method == MPNAS_METHOD_MPNAS ? cfg->gamma : 0.0;
+  reward_config(cfg, &rc);
   int32_t *argmax = sn->argmax_scratch;
   for (int32_t d = 0; d < D; d++)
     mpnas__controller_argmax(sn->controllers[mpnas__supernet_controller_of(sn, d)].impl,
@@ -118,8 +189,8 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
   for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
     mpnas__domain *dm = &sn->domains[d];
     if ((st = mpnas__abdp_observe_kpi(sn->abdp, d, dm->valid_acc)) != MPNAS_OK) break;
-    dm->cost = path_cost(sn, d, dm->sampled);
-    rc.target_cost = target_cost(sn, d);
+    dm->cost = path_cost(sn, cfg, d, dm->sampled);
+    rc.target_cost = target_cost(sn, cfg, d);
     double added = 0.0;
     if (rc.sharing_gamma != 0.0) {
       st = mpnas__reward_added_params(L, sn->nops, sn->node_params, D, argmax, d, dm->sampled,
@@ -128,19 +199,13 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
       added /= reference_params(sn);
     }
     st = mpnas__reward(&rc, dm->valid_acc, dm->cost, added, &dm->reward);
-    /* Every setting is in its range, yet together with the paths' costs they can give no
-     * usable reward (a target 10^300 times below the costs, beta -100 with MNAS, a
-     * latency table of zeros): a state of this search, named as such, like a diverged
-     * loss. */
-    if (st != MPNAS_OK)
-      return mpnas__fail(ctx, MPNAS_E_STATE,
-                         "the reward of domain \"%s\" at step %lld is not usable: cost %g "
-                         "against a target cost of %g with beta %g (%s); set "
-                         "MPNAS_SEARCH_COST_TARGET near the paths' costs or a smaller |beta|",
-                         dm->name, (long long)step, dm->cost, rc.target_cost, rc.beta,
-                         st == MPNAS_E_OUT_OF_RANGE && rc.target_cost > 0.0
-                             ? "it overflows"
-                             : "a zero cost or target");
+    /* mpnas__supernet_check_reward refuses such settings before the first step; kept
+     * as the last line of defence (a latency table set by the host mid-search). */
+    if (st != MPNAS_OK) {
+      char where[48];
+      snprintf(where, sizeof where, "step %lld", (long long)step);
+      return unusable_reward(ctx, MPNAS_E_STATE, where, dm->name, st, dm->cost, &rc);
+    }
   }
   if (st != MPNAS_OK) return mpnas__fail(ctx, st, "computing rewards at step %lld", (long long)step);
 

@@ -77,7 +77,9 @@ static mpnas_status prepare(mpnas_supernet *sn) {
 
   /* Controllers: one per domain, or one for all (multi-head NAS). */
   int32_t *nops = sn->nops;
-  sn->argmax_scratch = mpnas__malloc(ctx, sizeof(int32_t) * ((size_t)sn->nlayers * sn->ndomains + 1));
+  /* [D * L] argmax paths in a step; at least [2 * L] for mpnas__supernet_check_reward. */
+  sn->argmax_scratch = mpnas__malloc(
+      ctx, sizeof(int32_t) * ((size_t)sn->nlayers * (sn->ndomains > 2 ? sn->ndomains : 2) + 1));
   if (!sn->argmax_scratch)
     return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating controller shapes");
   int32_t total_ops = sn->op_offset[sn->nlayers];

@@ -111,6 +111,11 @@ void mpnas__supernet_batch(mpnas_supernet *sn, int32_t domain, int valid, int32_
                            float *x, int32_t *labels);
 /* One search step (sample, weights, rewards, controllers). */
 mpnas_status mpnas__supernet_step(mpnas_supernet *sn);
+/* `code` (message prefixed by `where`) when cfg's reward, cost and target give no usable
+ * reward on some domain's cheapest or dearest path; needs a prepared supernet (and, for
+ * the latency cost, its table). */
+mpnas_status mpnas__supernet_check_reward(mpnas_supernet *sn, const mpnas__search_config *cfg,
+                                          mpnas_status code, const char *where);
 void mpnas__supernet_destroy_state(mpnas_supernet *sn);
 /* The controller index a domain uses. */
 int32_t mpnas__supernet_controller_of(const mpnas_supernet *sn, int32_t domain);
