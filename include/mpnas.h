@@ -365,7 +365,15 @@ enum { /* MPNAS_SEARCH_REWARD */
   MPNAS_REWARD_MNAS = 1 /* MnasNet: Q * (C / C0)^beta */
 };
 enum { MPNAS_SPLIT_TRAIN = 0, MPNAS_SPLIT_VALID = 1 };
-enum { MPNAS_DTYPE_U8 = 0, MPNAS_DTYPE_F32 = 1 };
+/* Host images: NHWC with the space's input channels, as uint8 (0..255) or float; or
+ * grey (_GREY: NHW, one value per pixel), which the library replicates into every
+ * channel, so 1-channel domains need no copying by the host. */
+enum {
+  MPNAS_DTYPE_U8 = 0,
+  MPNAS_DTYPE_F32 = 1,
+  MPNAS_DTYPE_U8_GREY = 2,
+  MPNAS_DTYPE_F32_GREY = 3
+};
 
 typedef enum mpnas_search_param {
   MPNAS_SEARCH_METHOD = 1,            /* MPNAS_METHOD_*, default MPNAS_METHOD_MPNAS */
@@ -458,7 +466,8 @@ MPNAS_API mpnas_status mpnas_supernet_add_domain(mpnas_supernet *sn, const char 
                                                  int32_t num_classes, int32_t *domain);
 MPNAS_API mpnas_status mpnas_supernet_num_domains(const mpnas_supernet *sn, int32_t *count);
 /* Hand a domain's images in: `count` images of the space's input height x width x
- * channels, NHWC, as uint8 (0..255) or float (dtype MPNAS_DTYPE_*); labels in
+ * channels, NHWC, as uint8 (0..255) or float, or grey NHW images (dtype MPNAS_DTYPE_*,
+ * _GREY: replicated into every channel); labels in
  * 0..num_classes-1. The library COPIES both (the host may free them on return).
  * Inputs are normalised per domain and channel with the training split's mean and
  * standard deviation. Without a validation split, MPNAS_SEARCH_VALIDATION_FRACTION of

@@ -431,6 +431,60 @@ static void test_from_supernet(void) {
   mpnas_context_free(ctx);
 }
 
+/* Grey images (MPNAS_DTYPE_U8_GREY, _F32_GREY) are their one channel replicated: a
+ * model trained on grey data equals one trained on the replicated images bit for bit,
+ * and evaluation and prediction of grey images equal those of the replicated ones. */
+static void test_grey_images(void) {
+  enum { N = 64, PIX = SYN_SIZE * SYN_SIZE };
+  images im = synth(0, N, 0);
+  uint8_t *grey = malloc(N * PIX), *rgb = malloc(N * SYN_PIXELS);
+  float *grey_f = malloc(sizeof(float) * N * PIX), *rgb_f = malloc(sizeof(float) * N * SYN_PIXELS);
+  for (int p = 0; p < N * PIX; p++) {
+    grey[p] = im.x[p * 3 + 1];
+    grey_f[p] = (float)grey[p] / 255.0f;
+    for (int c = 0; c < 3; c++) rgb[p * 3 + c] = grey[p], rgb_f[p * 3 + c] = grey_f[p];
+  }
+  const int32_t path[3] = {1, 2, 0};
+  float logits[2][N * 4];
+  double top1[2], loss[2], top1_f[2], loss_f[2];
+  for (int g = 0; g < 2; g++) { /* g = 1: grey */
+    mpnas_context *ctx = NULL;
+    OKC(mpnas_context_create(&ctx));
+    mpnas_space *sp = small_space(ctx);
+    mpnas_model *m = NULL;
+    OKC(mpnas_model_create(ctx, sp, &m));
+    mpnas_space_free(sp);
+    int32_t id = -1;
+    OKC(mpnas_model_add_domain(m, SYN_NAMES[0], SYN_CLASSES[0], path, 3, &id));
+    OKC(mpnas_model_set_data(m, 0, MPNAS_SPLIT_TRAIN, g ? MPNAS_DTYPE_U8_GREY : MPNAS_DTYPE_U8,
+                             g ? grey : rgb, im.y, N));
+    OKC(mpnas_model_set_int(m, MPNAS_TRAIN_STEPS, 5));
+    OKC(mpnas_model_set_int(m, MPNAS_TRAIN_BATCH, 8));
+    OKC(mpnas_model_train(m, 0, NULL, NULL, 0));
+    mpnas_predictor *p = NULL;
+    OKC(mpnas_predictor_create(m, &p));
+    OKC(mpnas_predictor_run(p, 0, g ? MPNAS_DTYPE_U8_GREY : MPNAS_DTYPE_U8, g ? grey : rgb, N,
+                            MPNAS_OUTPUT_LOGITS, logits[g], N * 4));
+    OKC(mpnas_model_evaluate(m, 0, g ? MPNAS_DTYPE_U8_GREY : MPNAS_DTYPE_U8, g ? grey : rgb,
+                             im.y, N, &top1[g], &loss[g]));
+    OKC(mpnas_model_evaluate(m, 0, g ? MPNAS_DTYPE_F32_GREY : MPNAS_DTYPE_F32,
+                             g ? (void *)grey_f : (void *)rgb_f, im.y, N, &top1_f[g], &loss_f[g]));
+    /* An unknown layout is refused. */
+    CHECK_EQ_INT(mpnas_model_evaluate(m, 0, 4, grey, im.y, N, &top1[g], &loss[g]),
+                 MPNAS_E_OUT_OF_RANGE);
+    mpnas_predictor_free(p);
+    mpnas_model_free(m);
+    mpnas_context_free(ctx);
+  }
+  CHECK(memcmp(logits[0], logits[1], sizeof logits[0]) == 0);
+  CHECK(top1[0] == top1[1] && loss[0] == loss[1]);
+  CHECK(top1_f[0] == top1_f[1] && loss_f[0] == loss_f[1]);
+  printf("    grey and replicated: top-1 %.3f / %.3f, loss %.4f / %.4f\n", top1[0], top1[1],
+         loss[0], loss[1]);
+  free(grey), free(rgb), free(grey_f), free(rgb_f);
+  images_free(&im);
+}
+
 static int32_t cancel_at_5(void *user, mpnas_model *m, int64_t step, int64_t total) {
   (void)m;
   (void)total;
@@ -504,6 +558,7 @@ int main(void) {
   RUN(test_abdp_in_training);
   RUN(test_from_supernet);
   RUN(test_bad_input);
+  RUN(test_grey_images);
   RUN(test_train_reaches_accuracy);
   return check_finish();
 }

@@ -105,7 +105,7 @@ _ENUMS = {
     "cost": {"none": 0, "macs": 1, "params": 2, "latency": 3},
     "reward": {"abs": 0, "mnas": 1},
     "split": {"train": 0, "valid": 1},
-    "dtype": {"u8": 0, "f32": 1},
+    "dtype": {"u8": 0, "f32": 1, "u8_grey": 2, "f32_grey": 3},
     "optimizer": {"sgd": 0, "rmsprop": 1, "adam": 2},
     "abdp_sampling": {"balanced": 0, "proportional": 1},
     "abdp_signal": {"none": 0, "loss": 1, "kpi": 2, "boost": 3},
@@ -766,26 +766,17 @@ def _images_in(shape, input_shape, what):
             "(N, %d, %d, 1)" % (what, shape, h, w, c, h, w, c, h, w, c, h, w, h, w))
 
 
-def _replicate_channels(data, typecode, channels):
-    """One-channel NHW images as NHWC with `channels` copies of that channel (what
-    numpy.repeat(images, channels, axis=-1) makes of (N, H, W, 1))."""
-    src = array.array(typecode)
-    src.frombytes(data.tobytes())
-    out = array.array(typecode, bytes(src.itemsize * len(src) * channels))
-    for k in range(channels):
-        out[k::channels] = src
-    return memoryview(out)
-
-
 class _Buffer(object):
     """Images (and their labels) as a C call takes them, checked against the space's
-    input shape (H, W, C): .address (int or bytes), .dtype (0 u8 / 1 f32), .count
+    input shape (H, W, C): .address (int or bytes), .dtype (0 u8 / 1 f32, + 2 for one-channel
+    images the library replicates into C channels), .count
     (images), .labels and .label_address (an array('i') and its address, None without
     labels), .keep (objects to keep alive during the call).
 
     Images with a shape (numpy arrays, memoryviews with ndim > 1, anything with .shape,
     nested lists) must be (N, H, W, C), or (H, W, C) for one image; one-channel images,
-    (N, H, W) or (N, H, W, 1), are replicated to C channels. A flat buffer (bytes,
+    (N, H, W) or (N, H, W, 1), go in as they are (MPNAS_DTYPE_U8_GREY / _F32_GREY) and the
+    library replicates them into C channels. A flat buffer (bytes,
     bytearray, array.array, a 1-D array or list) must hold a whole number of images.
     count=, when given, must equal the number of images, and so must the number of
     labels. Nothing is dropped or reinterpreted silently: anything else raises."""
@@ -793,6 +784,8 @@ class _Buffer(object):
     def __init__(self, images, input_shape, dtype=None, count=None, labels=None,
                  what="images"):
         want = None if dtype is None else _enum_value("dtype", dtype)
+        if want is not None:
+            want &= 1  # the element type; the shape says whether the images are grey
         try:
             mv = memoryview(images)
         except TypeError:
@@ -849,9 +842,8 @@ class _Buffer(object):
                         % (len(self.labels), n))
         self.count = n
         self.keep = [images, data]
-        if channels != c:
-            data = _replicate_channels(data, "f" if self.dtype == 1 else "B", c)
-            self.keep.append(data)
+        if channels != c:  # one channel: the library replicates it (MPNAS_DTYPE_*_GREY)
+            self.dtype += 2
         if not data.c_contiguous:
             data = memoryview(data.tobytes())
             self.keep.append(data)

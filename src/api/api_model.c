@@ -320,8 +320,10 @@ mpnas_status mpnas_model_domain_stat(const mpnas_model *m, int32_t domain, int32
  * mpnas__dataset_set checks training data (a NaN would be absorbed into the outputs). */
 static mpnas_status check_images(const mpnas_model *m, int32_t domain, int32_t dtype,
                                  const void *images, int64_t count) {
-  if (dtype != MPNAS_DTYPE_U8 && dtype != MPNAS_DTYPE_F32)
-    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "dtype must be MPNAS_DTYPE_U8 or _F32");
+  if (!mpnas__dtype_valid(dtype))
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE,
+                       "dtype must be MPNAS_DTYPE_U8, _F32, _U8_GREY or _F32_GREY, got %d",
+                       (int)dtype);
   if (images == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "images is NULL");
   if (count < 1 || count > INT32_MAX)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "count must be 1..%d, got %lld", INT32_MAX,
@@ -339,13 +341,13 @@ static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws, int32_t do
                               float *logits) {
   mpnas__image_shape shape = mpnas__space_image_shape(&m->space);
   size_t per = (size_t)shape.h * shape.w * shape.c;
-  size_t elem = dtype == MPNAS_DTYPE_U8 ? 1 : sizeof(float);
+  size_t host = mpnas__dtype_values(dtype, shape) * mpnas__dtype_elem(dtype); /* bytes */
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   float *x = mpnas__arena_floats(ws, per * (size_t)n);
   if (x == NULL) return MPNAS_E_NO_MEMORY;
   const mpnas__domain *d = &m->domains[domain];
   mpnas__normalise(d->mean, d->invstd, shape, dtype,
-                   (const unsigned char *)images + (size_t)first * per * elem, n, x);
+                   (const unsigned char *)images + (size_t)first * host, n, x);
   mpnas_status st = mpnas__model_infer(m, ws, domain, n, x, logits);
   mpnas__arena_release(ws, mark);
   if (st != MPNAS_OK) return st;

@@ -31,9 +31,25 @@ static size_t dataset_bytes(const mpnas__dataset *ds, mpnas__image_shape shape) 
   return image_floats(shape) * elem * (size_t)ds->count;
 }
 
+/* Copy the host's images as the dataset keeps them: grey ones replicated into every
+ * channel (so everything downstream sees one layout, and a saved checkpoint's data
+ * checksum does not depend on how the host handed the images in). */
+static void copy_images(void *dst, const void *src, int32_t dtype, mpnas__image_shape shape,
+                        int64_t count, size_t bytes) {
+  if (!mpnas__dtype_grey(dtype)) {
+    memcpy(dst, src, bytes);
+    return;
+  }
+  size_t elem = mpnas__dtype_elem(dtype), pixels = (size_t)shape.h * shape.w * (size_t)count;
+  unsigned char *d = dst;
+  const unsigned char *v = src;
+  for (size_t p = 0; p < pixels; p++)
+    for (int32_t c = 0; c < shape.c; c++, d += elem) memcpy(d, v + p * elem, elem);
+}
+
 static mpnas_status install(mpnas_context *ctx, mpnas__dataset *ds, int32_t dtype,
-                            const void *images, const int32_t *labels, int64_t count,
-                            size_t bytes) {
+                            mpnas__image_shape shape, const void *images,
+                            const int32_t *labels, int64_t count, size_t bytes) {
   void *img = mpnas__malloc(ctx, bytes);
   int32_t *lab = mpnas__malloc(ctx, sizeof(int32_t) * (size_t)count);
   if (!img || !lab) {
@@ -41,10 +57,10 @@ static mpnas_status install(mpnas_context *ctx, mpnas__dataset *ds, int32_t dtyp
     mpnas__free(ctx, lab);
     return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "copying %zu bytes of images", bytes);
   }
-  memcpy(img, images, bytes);
+  copy_images(img, images, dtype, shape, count, bytes);
   memcpy(lab, labels, sizeof(int32_t) * (size_t)count);
   mpnas__dataset_free(ctx, ds);
-  ds->dtype = dtype;
+  ds->dtype = mpnas__dtype_base(dtype);
   ds->images = img;
   ds->labels = lab;
   ds->count = count;
@@ -54,8 +70,9 @@ static mpnas_status install(mpnas_context *ctx, mpnas__dataset *ds, int32_t dtyp
 mpnas_status mpnas__dataset_set(mpnas_context *ctx, mpnas__dataset *ds, const char *domain,
                                 int32_t classes, mpnas__image_shape shape, int32_t dtype,
                                 const void *images, const int32_t *labels, int64_t count) {
-  if (dtype != MPNAS_DTYPE_U8 && dtype != MPNAS_DTYPE_F32)
-    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "dtype must be MPNAS_DTYPE_U8 or _F32, got %d",
+  if (!mpnas__dtype_valid(dtype))
+    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
+                       "dtype must be MPNAS_DTYPE_U8, _F32, _U8_GREY or _F32_GREY, got %d",
                        (int)dtype);
   if (images == NULL || labels == NULL)
     return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "images or labels is NULL");
@@ -67,21 +84,21 @@ mpnas_status mpnas__dataset_set(mpnas_context *ctx, mpnas__dataset *ds, const ch
       return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
                          "domain \"%s\": label %d of image %lld is outside 0..%d", domain,
                          (int)labels[i], (long long)i, (int)classes - 1);
-  size_t per = image_floats(shape), bytes;
-  size_t elem = dtype == MPNAS_DTYPE_U8 ? 1 : sizeof(float);
+  size_t per = image_floats(shape), bytes; /* as kept: every channel */
+  size_t elem = mpnas__dtype_elem(dtype);
   if (!mpnas__mul_size(per * elem, (size_t)count, &bytes))
     return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE, "%lld images do not fit in memory",
                        (long long)count);
   mpnas_status st = mpnas__check_finite_images(ctx, domain, shape, dtype, images, count);
   if (st != MPNAS_OK) return st;
-  return install(ctx, ds, dtype, images, labels, count, bytes);
+  return install(ctx, ds, dtype, shape, images, labels, count, bytes);
 }
 
 mpnas_status mpnas__check_finite_images(mpnas_context *ctx, const char *domain,
                                         mpnas__image_shape shape, int32_t dtype,
                                         const void *images, int64_t count) {
-  if (dtype != MPNAS_DTYPE_F32) return MPNAS_OK;
-  size_t per = image_floats(shape);
+  if (mpnas__dtype_base(dtype) != MPNAS_DTYPE_F32) return MPNAS_OK;
+  size_t per = mpnas__dtype_values(dtype, shape);
   const float *v = images;
   for (size_t i = 0; i < per * (size_t)count; i++)
     if (!isfinite(v[i]))
@@ -98,7 +115,7 @@ mpnas_status mpnas__dataset_clone(mpnas_context *ctx, mpnas__dataset *dst,
     mpnas__dataset_free(ctx, dst);
     return MPNAS_OK;
   }
-  return install(ctx, dst, src->dtype, src->images, src->labels, src->count,
+  return install(ctx, dst, src->dtype, shape, src->images, src->labels, src->count,
                  dataset_bytes(src, shape));
 }
 
@@ -246,11 +263,11 @@ void mpnas__domain_data_batch(mpnas__domain_data *dd, mpnas__image_shape shape, 
 
 void mpnas__normalise(const float *mean, const float *invstd, mpnas__image_shape shape,
                       int32_t dtype, const void *images, int64_t count, float *x) {
-  mpnas__dataset view = {dtype, (void *)(uintptr_t)images, NULL, count};
+  mpnas__dataset view = {mpnas__dtype_base(dtype), (void *)(uintptr_t)images, NULL, count};
   size_t total = image_floats(shape) * (size_t)count;
-  int c = shape.c;
+  size_t c = (size_t)shape.c, grey = (size_t)mpnas__dtype_grey(dtype);
   for (size_t p = 0; p < total; p++) {
-    int ch = (int)(p % (size_t)c);
-    x[p] = (mpnas__dataset_pixel(&view, p) - mean[ch]) * invstd[ch];
+    size_t ch = p % c;
+    x[p] = (mpnas__dataset_pixel(&view, grey ? p / c : p) - mean[ch]) * invstd[ch];
   }
 }

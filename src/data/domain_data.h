@@ -28,6 +28,28 @@ typedef struct mpnas__image_shape {
   int32_t h, w, c;
 } mpnas__image_shape;
 
+/* The host's image layouts (MPNAS_DTYPE_*): uint8 or float, with every channel of the
+ * space's input, or grey (one value per pixel, replicated into every channel). A dataset
+ * keeps only the two full-channel ones. */
+static inline int mpnas__dtype_valid(int32_t dtype) {
+  return dtype >= MPNAS_DTYPE_U8 && dtype <= MPNAS_DTYPE_F32_GREY;
+}
+static inline int mpnas__dtype_grey(int32_t dtype) {
+  return dtype == MPNAS_DTYPE_U8_GREY || dtype == MPNAS_DTYPE_F32_GREY;
+}
+/* MPNAS_DTYPE_U8 or MPNAS_DTYPE_F32: the element type. */
+static inline int32_t mpnas__dtype_base(int32_t dtype) {
+  return dtype == MPNAS_DTYPE_F32 || dtype == MPNAS_DTYPE_F32_GREY ? MPNAS_DTYPE_F32
+                                                                    : MPNAS_DTYPE_U8;
+}
+static inline size_t mpnas__dtype_elem(int32_t dtype) {
+  return mpnas__dtype_base(dtype) == MPNAS_DTYPE_F32 ? sizeof(float) : 1;
+}
+/* Values per host image of this layout. */
+static inline size_t mpnas__dtype_values(int32_t dtype, mpnas__image_shape shape) {
+  return (size_t)shape.h * shape.w * (mpnas__dtype_grey(dtype) ? 1 : (size_t)shape.c);
+}
+
 typedef struct mpnas__domain_data {
   mpnas__dataset train, valid; /* valid.count == 0: split off train at prepare */
   /* After prepare: indices of the train and validation images, into train or valid. */
@@ -46,7 +68,7 @@ mpnas_status mpnas__check_domain(mpnas_context *ctx, const char *name, int32_t c
 mpnas_status mpnas__dataset_set(mpnas_context *ctx, mpnas__dataset *ds, const char *domain,
                                 int32_t classes, mpnas__image_shape shape, int32_t dtype,
                                 const void *images, const int32_t *labels, int64_t count);
-/* Float images (dtype MPNAS_DTYPE_F32) must be finite: MPNAS_E_INVALID_ARGUMENT naming
+/* Float images (MPNAS_DTYPE_F32 or _F32_GREY) must be finite: MPNAS_E_INVALID_ARGUMENT naming
  * the first image that is not (uint8 images always pass). */
 mpnas_status mpnas__check_finite_images(mpnas_context *ctx, const char *domain,
                                         mpnas__image_shape shape, int32_t dtype,
@@ -86,7 +108,8 @@ typedef struct mpnas__augment {
 void mpnas__domain_data_batch(mpnas__domain_data *dd, mpnas__image_shape shape, int valid,
                               int32_t batch, const mpnas__augment *aug, float *x,
                               int32_t *labels);
-/* Normalise `count` host images (dtype) with the stored statistics into x. */
+/* Normalise `count` host images (any MPNAS_DTYPE_*; grey ones replicated into every
+ * channel) with the stored statistics into x [count][H][W][C]. */
 void mpnas__normalise(const float *mean, const float *invstd, mpnas__image_shape shape,
                       int32_t dtype, const void *images, int64_t count, float *x);
 
