@@ -1,8 +1,9 @@
 /* bench_data.h - one image domain of IDX files as the library's input: uint8 RGB images
  * (NHWC) at a given height x width, and int32 labels (header-only, for bench_mdd.c).
  *
- * Layout: DIR/NAME/{train,test}-{images,labels}.idx, uint8 IDX as `make data` writes
- * (examples/idx.h). Images are N x H x W (grey) or N x H x W x C with C = 1 (grey),
+ * Layout: DIR/NAME/{train,test}-{images,labels}.idx, uint8 IDX as `make data` writes,
+ * or the same names with .npy (numpy.save of uint8 arrays; labels of any integer type):
+ * examples/idx.h. Images are N x H x W (grey) or N x H x W x C with C = 1 (grey),
  * 3 (RGB) or 4 (RGBA: alpha dropped); grey is replicated to the three channels. Any H, W
  * is accepted: images of another size are resampled per axis, by area average when an
  * axis shrinks (each output pixel the coverage-weighted mean of the input pixels under
@@ -117,9 +118,10 @@ static inline int bench_load_split(const char *dir, const char *name, const char
   float *tmp = NULL;
   int rc = 1;
   memset(s, 0, sizeof *s);
-  snprintf(ipath, sizeof ipath, "%s/%s/%s-images.idx", dir, name, which);
-  snprintf(lpath, sizeof lpath, "%s/%s/%s-labels.idx", dir, name, which);
-  if (idx_read(ipath, &im, err, errcap) != 0 || idx_read(lpath, &lb, err, errcap) != 0) goto done;
+  snprintf(ipath, sizeof ipath, "%s/%s/%s-images", dir, name, which); /* .idx or .npy */
+  snprintf(lpath, sizeof lpath, "%s/%s/%s-labels", dir, name, which);
+  if (array_read(ipath, &im, err, errcap) != 0 || array_read(lpath, &lb, err, errcap) != 0)
+    goto done;
   int64_t c = im.ndim == 4 ? im.dims[3] : 1;
   if (im.ndim < 3 || (c != 1 && c != 3 && c != 4)) {
     bench__error(err, errcap, "%s: images must be N x H x W or N x H x W x C with C = 1, 3 or 4",

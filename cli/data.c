@@ -3,7 +3,8 @@
  *   PATH/CLASS/FILE             one folder per class; a seeded, per-class share
  *                               (--test-fraction) is the test split
  *   PATH/train/CLASS/FILE       the same with the splits given (test/ optional)
- *   PATH/{train,test}-{images,labels}.idx   an IDX pair as `make data` writes
+ *   PATH/{train,test}-{images,labels}.idx   an IDX pair as `make data` writes, or
+ *   PATH/{train,test}-{images,labels}.npy   the same as NumPy arrays (numpy.save)
  *
  * Every image is resized to the space's input by bench/bench_data.h's filter (area
  * average where an axis shrinks, bilinear where it grows), grey replicated to RGB and
@@ -330,6 +331,8 @@ static int load_idx(cli_domain *dom, const cli_data_spec *spec, int train_too) {
   int rc = EXIT_DATA;
   snprintf(test_file, sizeof test_file, "%s/test-images.idx", dom->path);
   int has_test = exists(test_file);
+  snprintf(test_file, sizeof test_file, "%s/test-images.npy", dom->path);
+  has_test = has_test || exists(test_file);
   /* the training split is needed for the classes, or for a test split made from it */
   if ((train_too || !has_test || !spec->known_classes) &&
       bench_load_split(dom->path, ".", "train", spec->height, spec->width, &train, err, sizeof err)) {
@@ -397,12 +400,14 @@ int cli_data_load(cli_domain *dom, const cli_data_spec *spec, int train_too) {
         return EXIT_LIBRARY;
       }
   }
-  snprintf(idx, sizeof idx, "%s/train-images.idx", dom->path);
   if (!is_dir(dom->path)) {
     cli_error("domain %s: %s is not a folder", dom->name, dom->path);
     return EXIT_DATA;
   }
-  if (exists(idx)) {
+  char npy[4096];
+  snprintf(idx, sizeof idx, "%s/train-images.idx", dom->path);
+  snprintf(npy, sizeof npy, "%s/train-images.npy", dom->path);
+  if (exists(idx) || exists(npy)) {
     cli_names_free(dom->class_names, dom->classes);
     dom->class_names = NULL;
     return load_idx(dom, spec, train_too);

@@ -8,6 +8,7 @@
  *   OUT/tones/{train,test}/{blue,grey,red}/...          given splits; the grey class is
  *       grey PNG (8- and 16-bit) and grey JPEG, the others colour
  *   OUT/digits/{train,test}-{images,labels}.idx         an IDX pair, 28x28 grey
+ *   OUT/digits_npy/{train,test}-{images,labels}.npy     the same as .npy (int64 labels)
  * Deterministic (a fixed random sequence). Built only with both libraries; without them
  * it says so and exits with 77 (tests/test_cli.sh then skips). */
 #include <stdarg.h>
@@ -164,8 +165,38 @@ static int write_idx(const char *path, const uint8_t *data, int ndim, const int 
   return fclose(f) != 0;
 }
 
+/* numpy.save's format, version 1: magic, header length, a dict padded with spaces to a
+ * multiple of 64 bytes with the newline, then the values; labels as int64 ('<i8'). */
+static int write_npy(const char *path, const uint8_t *data, int ndim, const int *dims) {
+  char header[256], shape[96] = "";
+  size_t n = 1, at = 0;
+  for (int i = 0; i < ndim; i++) {
+    at += (size_t)snprintf(shape + at, sizeof shape - at, "%d,%s", dims[i], i + 1 < ndim ? " " : "");
+    n *= (size_t)dims[i];
+  }
+  int len = snprintf(header, sizeof header, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }",
+                     ndim == 1 ? "<i8" : "|u1", shape);
+  while ((10 + len + 1) % 64) header[len++] = ' ';
+  header[len++] = '\n';
+  FILE *f = fopen(path, "wb");
+  if (!f) return 1;
+  unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)len,
+                            (unsigned char)(len >> 8)};
+  fwrite(head, 1, 10, f);
+  fwrite(header, 1, (size_t)len, f);
+  for (size_t i = 0; i < n; i++) {
+    if (ndim == 1) {
+      unsigned char v[8] = {data[i], 0, 0, 0, 0, 0, 0, 0};
+      fwrite(v, 1, 8, f);
+    } else {
+      fputc(data[i], f);
+    }
+  }
+  return fclose(f) != 0;
+}
+
 /* 28x28 grey digits-like classes: 0 a horizontal bar, 1 a vertical bar, 2 a diagonal. */
-static int write_digits(const char *dir, const char *which, int n) {
+static int write_digits(const char *dir, const char *npy_dir, const char *which, int n) {
   char path[1024];
   uint8_t *x = calloc((size_t)n, 28 * 28), *y = malloc((size_t)n);
   if (!x || !y) return 1;
@@ -183,6 +214,10 @@ static int write_digits(const char *dir, const char *which, int n) {
   rc = write_idx(path, x, 3, dims);
   fmt(path, sizeof path, "%s/%s-labels.idx", dir, which);
   rc |= write_idx(path, y, 1, dims);
+  fmt(path, sizeof path, "%s/%s-images.npy", npy_dir, which);
+  rc |= write_npy(path, x, 3, dims);
+  fmt(path, sizeof path, "%s/%s-labels.npy", npy_dir, which);
+  rc |= write_npy(path, y, 1, dims);
   free(x);
   free(y);
   return rc;
@@ -215,9 +250,13 @@ int main(int argc, char **argv) {
       rc = write_class(dir, 1, c, s == 0 ? 18 : 6, s * 100);
     }
   }
+  char npy_dir[1024];
   fmt(dir, sizeof dir, "%s/digits", out);
+  fmt(npy_dir, sizeof npy_dir, "%s/digits_npy", out);
   mk(dir);
-  if (!rc) rc = write_digits(dir, "train", 60) || write_digits(dir, "test", 24);
+  mk(npy_dir);
+  if (!rc)
+    rc = write_digits(dir, npy_dir, "train", 60) || write_digits(dir, npy_dir, "test", 24);
   return rc;
 }
 

@@ -143,6 +143,9 @@ for d in shapes tones digits; do
     awk '{ printf "%.2f%%", 100 * $1 }')
   check "  $d: top-1 $want as in the search" sh -c "grep '^$d ' out | grep -q -- ' $want '"
 done
+idx_result=$(grep '^digits ' out | awk '{ print $3 "   " $4 }')
+run 0 "eval of .npy arrays (the IDX digits saved by numpy's format)" eval runA --domain digits=data/digits_npy
+check "  the same top-1 and loss as the IDX files ($idx_result)" sh -c "grep '^digits ' out | grep -q -- ' $idx_result'"
 run 0 "eval MODEL --domain NAME=PATH" eval runA/model.mpnas --domain tones=data/tones
 check "  one row" test "$(grep -c '%' out)" -eq 1
 run 1 "eval of a domain the model lacks" eval runA --domain nope=data/tones
