@@ -180,7 +180,8 @@ static void test_known_answers(void) {
     run(s, 2, two);
     printf("    %s: search checkpoint %08x, model checkpoint %08x, model file %08x\n", s->name,
            (unsigned)one[0], (unsigned)one[1], (unsigned)one[2]);
-    for (int f = 0; f < 3; f++) CHECK_MSG(one[f] == two[f], "%s: file %d differs with 2 threads", s->name, f);
+    for (int f = 0; f < 3; f++)
+      CHECK_MSG(one[f] == two[f], "%s: file %d differs with 2 threads", s->name, f);
     if (ASSERT_KNOWN_ANSWERS) {
       CHECK_EQ_INT(one[0], s->search_crc);
       CHECK_EQ_INT(one[1], s->checkpoint_crc);
