@@ -82,8 +82,13 @@ run 1 "search without --out" search --domain a=data/shapes
 
 # ---- Parameters -----------------------------------------------------------------------
 "$mpnas" params --names | sort >names.cli
-if command -v python3 >/dev/null 2>&1; then
-  python3 - "$here/python" >names.py <<'PY'
+# The Python package loads the build's shared library, which Python cannot load in a
+# sanitizer build (the runtime must come first): compared in the other builds.
+if nm "$mpnas" 2>/dev/null | grep -q __asan_init; then
+  echo "(a sanitizer build: the names are compared with the Python package in the others)"
+elif command -v python3 >/dev/null 2>&1; then
+  # this build's library (lib/ holds whichever configuration was built last)
+  MPNAS_LIBRARY="$here/${LIB_OUT:-lib}/libmpnas.so" python3 - "$here/python" >names.py <<'PY'
 import sys
 sys.path.insert(0, sys.argv[1])
 import mpnas
