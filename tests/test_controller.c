@@ -363,6 +363,18 @@ static void test_export_import(void) {
   state[2 + 5] = 1.5; /* adam_t must be an integer */
   CHECK(mpnas__controller_import(b, state, n) == MPNAS_E_CORRUPT);
   state[2 + 5] = saved;
+  /* A baseline beyond any reward (found by fuzz_search_checkpoint: 1e300 overflowed the
+   * float gradient into NaN logits at the next update), or such an advantage. */
+  saved = state[2 + 5 + 2];
+  state[2 + 5 + 2] = 1e300;
+  CHECK(mpnas__controller_import(b, state, n) == MPNAS_E_CORRUPT);
+  state[2 + 5 + 2] = -2e15;
+  CHECK(mpnas__controller_import(b, state, n) == MPNAS_E_CORRUPT);
+  state[2 + 5 + 2] = saved;
+  saved = state[2 + 5 + 4];
+  state[2 + 5 + 4] = 3e15;
+  CHECK(mpnas__controller_import(b, state, n) == MPNAS_E_CORRUPT);
+  state[2 + 5 + 4] = saved;
   CHECK(memcmp(logits_before, b->logits, sizeof logits_before) == 0);
   free(state);
   mpnas__controller_destroy(c);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "search/reward.h"
 #include "train/optim.h"
 
 #define STATE_LAYOUT_VERSION 1.0
@@ -315,8 +316,11 @@ mpnas_status mpnas__controller_import(mpnas__controller *c, const double *in, si
                          in[2 + l], (int)c->n_ops[l]);
   const double *s = in + 2 + c->n_layers;
   const double *arrays = s + STATE_SCALARS;
-  int ok = is_counter(s[0]) && is_counter(s[1]) && isfinite(s[2]) && isfinite(s[3]) &&
-           s[3] >= 0.0 && s[3] <= 1.0 && isfinite(s[4]);
+  /* The baseline is a weighted mean of rewards, which are at most MPNAS__REWARD_MAX in
+   * magnitude, and an advantage their difference: a larger one would overflow the
+   * float gradient (and Adam's square of it) into NaN logits at the next update. */
+  int ok = is_counter(s[0]) && is_counter(s[1]) && fabs(s[2]) <= MPNAS__REWARD_MAX &&
+           isfinite(s[3]) && s[3] >= 0.0 && s[3] <= 1.0 && fabs(s[4]) <= 2.0 * MPNAS__REWARD_MAX;
   for (int32_t i = 0; ok && i < 3 * c->total_ops; i++) {
     double x = arrays[i];
     /* Each must be a float exactly (export wrote floats); v >= 0. */
