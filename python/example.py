@@ -133,9 +133,9 @@ def main():
         same = True
         for d in model.domains:
             images = test[d][0]
-            want = model.predictor().run(d, images, flat=True)
-            same &= reloaded.predictor().run(d, images, flat=True) == want
-            same &= from_bytes.predictor().run(d, images, flat=True) == want
+            want = model.predictor().run(d, images, flat=True).tobytes()  # bit for bit
+            same &= reloaded.predictor().run(d, images, flat=True).tobytes() == want
+            same &= from_bytes.predictor().run(d, images, flat=True).tobytes() == want
         print("\nsaved %s (%d bytes); reloaded from the file and from bytes: predictions %s"
               % (path, os.path.getsize(path), "identical" if same else "DIFFER"))
         if not args.out:

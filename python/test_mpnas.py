@@ -267,7 +267,7 @@ def test_space():
     macs, params = space.path_cost(path, 10)
     check(macs > 0 and params > 0, "path cost %d %d" % (macs, params))
     check(space.op_info(1, 0) == (0, 0, False) and space.op_name(1, 0) == "zero", "op 0 of layer 1 is zero")
-    jac = space.jaccard([path, path, [2] * L])
+    jac = space.jaccard([path, path, [2] * L], numpy=False)
     check(jac[0][1] == 1.0 and jac[0][0] == 1.0 and jac[0][2] < 1.0, "jaccard %s" % jac)
     check(space.node_users([path, path], 0, 1) == 2, "node users")
     t = tiny_space(ctx)
@@ -290,10 +290,10 @@ def test_search():
         check(isinstance(sn.path_string(d), str), "path string")
         stats = sn.domain_stats(d)
         check(0.0 <= stats["valid_accuracy"] <= 1.0, "stats %s" % stats)
-    jac = sn.jaccard()
+    jac = sn.jaccard(numpy=False)
     check(all(jac[i][i] == 1.0 for i in range(len(jac))), "jaccard diagonal %s" % jac)
     ctrl = sn.controller("colours")
-    probs = ctrl.probabilities(1)
+    probs = ctrl.probabilities(1, numpy=False)
     check(len(probs) == space.num_ops(1) and abs(sum(probs) - 1) < 1e-9, "probabilities %s" % probs)
     check(ctrl.argmax() == sn.path("colours"), "the path is the controller's argmax")
 
@@ -399,15 +399,15 @@ def test_model():
         for op in range(space.num_ops(l)):
             if space.op_info(l, op).kernel:
                 check(model.node_users(l, op) == space.node_users(paths, l, op), "users %d %d" % (l, op))
-    check(model.jaccard() == space.jaccard(paths), "jaccard %s" % model.jaccard())
+    check(model.jaccard(numpy=False) == space.jaccard(paths, numpy=False), "jaccard %s" % model.jaccard(numpy=False))
     for d in DOMAINS:
         ev = model.evaluate(d, *TEST[d])
         check(0.0 <= ev.top1 <= 1.0 and ev.loss > 0 and math.isfinite(ev.loss), "evaluate %s" % (ev,))
     images, labels = TEST["colours"]
     with model.predictor() as p:
-        logits = p.run("colours", images)
-        probs = p.run("colours", images, output="probabilities")
-        flat = p.run("colours", images, flat=True)
+        logits = p.run("colours", images, numpy=False)
+        probs = p.run("colours", images, output="probabilities", numpy=False)
+        flat = p.run("colours", images, flat=True, numpy=False)
         classes = synthetic.CLASSES["colours"]
         check(len(logits) == 24 and all(len(r) == classes for r in logits), "shape of the result")
         check(isinstance(flat, array.array) and flat.typecode == "f" and flat.tolist() ==
@@ -416,11 +416,11 @@ def test_model():
             m = max(lr)
             z = sum(math.exp(v - m) for v in lr)
             check(all(abs(math.exp(v - m) / z - q) < 1e-5 for v, q in zip(lr, pr)), "softmax")
-        top = p.predict("colours", images)
+        top = p.predict("colours", images, numpy=False)
         acc = sum(t == y for t, y in zip(top, labels)) / len(labels)
         check(abs(acc - model.evaluate("colours", images, labels).top1) < 1e-9,
               "predict() vs evaluate(): %s" % acc)
-        check(p.run(1, images[:3 * 3072]) == logits[:3], "a smaller batch, domain by index")
+        check(p.run(1, images[:3 * 3072], numpy=False) == logits[:3], "a smaller batch, domain by index")
         if numpy is not None:
             out = numpy.zeros((24, classes), dtype=numpy.float32)
             p.run("colours", numpy.frombuffer(images, numpy.uint8).reshape(24, 32, 32, 3), out=out)
@@ -436,20 +436,20 @@ def test_model_save_load():
     ctx = mpnas.Context(threads=1, seed=11)
     model = trained_model(ctx)
     images = TEST["stripes"][0]
-    want = model.predictor().run("stripes", images)
+    want = model.predictor().run("stripes", images, numpy=False)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "m.mpnas")
         model.save(path)
         loaded = mpnas.Model.load(ctx, path)
         check(loaded.domains == model.domains, "domains after load")
         check(loaded.path("colours") == model.path("colours"), "paths after load")
-        check(loaded.predictor().run("stripes", images) == want, "predictions after load")
+        check(loaded.predictor().run("stripes", images, numpy=False) == want, "predictions after load")
         data = model.save_buffer()
         check(isinstance(data, bytes) and len(data) > 0, "save_buffer")
         with open(path, "rb") as f:
             check(f.read() == data, "save_buffer() equals the saved file")
         from_buf = mpnas.Model.load_buffer(ctx, bytearray(data))
-        check(from_buf.predictor().run("stripes", images) == want, "predictions after load_buffer")
+        check(from_buf.predictor().run("stripes", images, numpy=False) == want, "predictions after load_buffer")
 
 
 def test_model_checkpoint():
@@ -528,8 +528,8 @@ def test_c_agreement():
                     rows[int(m.group(1))] = (int(m.group(2)), m.group(4).split(), m.group(5).split())
             check(len(rows) == n, "%s: infer printed %d rows for %d images" % (domain, len(rows), n))
             with model.predictor() as p:
-                logits = p.run(domain, images)
-                probs = p.run(domain, images, output="probabilities")
+                logits = p.run(domain, images, numpy=False)
+                probs = p.run(domain, images, output="probabilities", numpy=False)
             mismatches = 0
             for i in range(n):
                 if i not in rows:
@@ -582,15 +582,15 @@ def test_image_shapes():
     grey, rgb, labels = grey_images(6)  # 6 images: divisible by 3, as in the report
     want_eval = model.evaluate("colours", rgb, labels)
     with model.predictor() as p:
-        want = p.run("colours", rgb)
-        check(p.run("colours", memoryview(rgb).cast("B", (6, 32, 32, 3))) == want, "(N, H, W, C)")
-        check(p.run("colours", memoryview(rgb[:3072]).cast("B", (32, 32, 3))) == want[:1],
+        want = p.run("colours", rgb, numpy=False)
+        check(p.run("colours", memoryview(rgb).cast("B", (6, 32, 32, 3)), numpy=False) == want, "(N, H, W, C)")
+        check(p.run("colours", memoryview(rgb[:3072]).cast("B", (32, 32, 3)), numpy=False) == want[:1],
               "(H, W, C): one image")
         for shape in ((6, 32, 32, 1), (6, 32, 32)):
             mv = memoryview(grey).cast("B", shape)
-            got = p.run("colours", mv)
+            got = p.run("colours", mv, numpy=False)
             check(got == want, "%s: %d results, not the replicated images'" % (shape, len(got)))
-            check(len(p.predict("colours", mv)) == 6, "%s: predict" % (shape,))
+            check(len(p.predict("colours", mv, numpy=False)) == 6, "%s: predict" % (shape,))
             ev = model.evaluate("colours", mv, labels)
             check(ev == want_eval, "%s: evaluate %s, replicated %s" % (shape, ev, want_eval))
         for data, shape in ((grey, (3, 32, 32, 2)), (rgb, (6, 3072)), (rgb, (12, 16, 32, 3)),
@@ -636,7 +636,7 @@ def test_image_counts():
             check("count=3" in e.message and "24 images" in e.message, "message %r" % e.message)
         expect_error(mpnas.InvalidArgumentError, -1, p.predict, "colours", images, count=25)
         expect_error(mpnas.InvalidArgumentError, -1, p.run, "colours", images + b"\0")
-        check(len(p.run("colours", images, count=24)) == 24, "count=24")
+        check(len(p.run("colours", images, count=24, numpy=False)) == 24, "count=24")
 
 
 def test_numpy_shapes():
@@ -653,13 +653,13 @@ def test_numpy_shapes():
     check(rgb4.tobytes() == rgb, "the fixture")
     want_eval = model.evaluate("colours", rgb4, labels)
     with model.predictor() as p:
-        want = p.run("colours", rgb4)
-        check(p.run("colours", g4) == want, "(N, H, W, 1) uint8 replicated")
-        check(len(p.predict("colours", g4)) == 9, "predict: one result per image")
-        check(p.run("colours", g4[:, :, :, 0].astype(numpy.float32) / 255) ==
-              p.run("colours", rgb4.astype(numpy.float32) / 255), "(N, H, W) float32 replicated")
-        check(p.run("colours", g4[::2]) == want[::2], "a non-contiguous view")
-        check(p.run("colours", rgb4[4]) == want[4:5], "(H, W, C): one image")
+        want = p.run("colours", rgb4, numpy=False)
+        check(p.run("colours", g4, numpy=False) == want, "(N, H, W, 1) uint8 replicated")
+        check(len(p.predict("colours", g4, numpy=False)) == 9, "predict: one result per image")
+        check(p.run("colours", g4[:, :, :, 0].astype(numpy.float32) / 255, numpy=False) ==
+              p.run("colours", rgb4.astype(numpy.float32) / 255, numpy=False), "(N, H, W) float32 replicated")
+        check(p.run("colours", g4[::2], numpy=False) == want[::2], "a non-contiguous view")
+        check(p.run("colours", rgb4[4], numpy=False) == want[4:5], "(H, W, C): one image")
         check(model.evaluate("colours", g4, numpy.array(labels, numpy.int64)) == want_eval,
               "evaluate")
         for bad in (rgb4.reshape(9, 3072), numpy.zeros((3, 32, 32, 2), numpy.uint8),

@@ -156,18 +156,22 @@ def test_search_and_train():
         ev = model.evaluate("colours", images, labels)
         assert 0.0 <= ev.top1 <= 1.0
         with model.predictor() as p:
-            rows = p.run("colours", images)
+            rows = p.run("colours", images, numpy=False)
             assert isinstance(rows, list) and len(rows) == 24
             if numpy is None:
-                return "numpy is not installed (numpy=True results not checked)"
-            arr = p.run("colours", images, numpy=True)
-            assert isinstance(arr, numpy.ndarray) and arr.shape == (24, 2)
-            assert arr.dtype == numpy.float32 and arr.tolist() == rows
-            assert list(p.predict("colours", images, numpy=True)) == p.predict("colours", images)
-        jac = model.jaccard(numpy=True)
-        assert jac.shape == (2, 2) and jac.tolist() == model.jaccard()
-        probs = sn.controller("colours").probabilities(0, numpy=True)
-        assert abs(float(probs.sum()) - 1.0) < 1e-9
+                assert p.run("colours", images) == rows  # lists by default without numpy
+                return "numpy is not installed (numpy results not checked)"
+            # With numpy installed, numpy arrays by default (and with numpy=True).
+            for arr in (p.run("colours", images), p.run("colours", images, numpy=True)):
+                assert isinstance(arr, numpy.ndarray) and arr.shape == (24, 2)
+                assert arr.dtype == numpy.float32 and arr.tolist() == rows
+            top = p.predict("colours", images)
+            assert isinstance(top, numpy.ndarray)
+            assert top.tolist() == p.predict("colours", images, numpy=False)
+        jac = model.jaccard()
+        assert jac.shape == (2, 2) and jac.tolist() == model.jaccard(numpy=False)
+        probs = sn.controller("colours").probabilities(0)
+        assert isinstance(probs, numpy.ndarray) and abs(float(probs.sum()) - 1.0) < 1e-9
 
 
 def main():

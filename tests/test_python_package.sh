@@ -6,7 +6,7 @@
 # outside the source tree with MPNAS_LIBRARY unset and PKG_CONFIG_PATH at the staged
 # mpnas.pc: the package imports from the venv, finds the staged library through
 # pkg-config (the DESTDIR one through PKG_CONFIG_SYSROOT_DIR too), runs a tiny search and
-# training on images read by mpnas.image_folder, and numpy=True results.
+# training on images read by mpnas.image_folder, and numpy results (the default when numpy is installed).
 #
 # The interpreter: $PYTHON, else the first of python3 (PATH) and /usr/bin/python3 whose
 # venv has pip, setuptools and wheel (Debian: python3-venv, python3-pip,

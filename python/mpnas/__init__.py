@@ -2,9 +2,10 @@
 
 Standard library only (ctypes). numpy is not needed, but numpy arrays (and any other
 object with the buffer protocol: bytes, bytearray, memoryview, array.array) are
-accepted wherever images or labels are expected, and with numpy=True the functions
-returning arrays of numbers return numpy arrays. Images are checked against the space's
-input shape and labels against the images (docs/PYTHON.md, "Images and labels").
+accepted wherever images or labels are expected, and when numpy is installed the
+functions returning arrays of numbers return numpy arrays (numpy=False: lists). Images
+are checked against the space's input shape and labels against the images
+(docs/PYTHON.md, "Images and labels").
 mpnas.image_folder(path, size) loads a folder of images (one subfolder per class) with
 Pillow.
 
@@ -636,20 +637,27 @@ def _int64(value, what="value"):
     return value
 
 
-def _numpy(what):
-    """numpy, for a numpy=True result (UnsupportedError without it)."""
+def _numpy(numpy, what):
+    """The numpy module a result is built with, or None for plain Python results:
+    numpy=None (the default) uses numpy when it is installed, numpy=True requires it
+    (UnsupportedError without it), numpy=False never uses it."""
+    if numpy is False:
+        return None
     try:
-        import numpy
+        import numpy as module
     except ImportError:
-        raise UnsupportedError(-5, "%s(numpy=True): numpy is not installed" % what)
-    return numpy
+        if numpy:
+            raise UnsupportedError(-5, "%s(numpy=True): numpy is not installed" % what)
+        return None
+    return module
 
 
 def _doubles(values, rows, cols, numpy, what):
-    """C doubles as a rows x cols list of lists (a flat list for rows None) or, with
-    numpy=True, a numpy array of that shape."""
-    if numpy:
-        arr = _numpy(what).array(values, dtype="float64")
+    """C doubles as a float64 numpy array of shape (rows, cols) ((cols,) for rows None)
+    where numpy is used (_numpy), else a list of lists (a flat list for rows None)."""
+    np = _numpy(numpy, what)
+    if np is not None:
+        arr = np.array(values, dtype="float64")
         return arr if rows is None else arr.reshape(rows, cols)
     if rows is None:
         return list(values)
@@ -1248,9 +1256,9 @@ class Space(_Handle):
             flat.extend(r)
         return flat, (flat.buffer_info()[0] if len(flat) else None), len(rows), n
 
-    def jaccard(self, paths, numpy=False):
-        """The Jaccard similarity of every pair of paths' node sets (list of lists, or a
-        D x D numpy array with numpy=True)."""
+    def jaccard(self, paths, numpy=None):
+        """The Jaccard similarity of every pair of paths' node sets (a D x D numpy
+        array where numpy is used, see Predictor.run; else a list of lists)."""
         flat, addr, d, n = self._paths(paths)
         out = (_c_double * max(d * d, 1))()
         self._call("mpnas_space_jaccard", self._handle(), addr, d, n, out, d * d)
@@ -1303,8 +1311,9 @@ class Controller(_Handle):
         self._call("mpnas_controller_num_layers", self._handle(), ctypes.byref(n))
         return n.value
 
-    def probabilities(self, layer, numpy=False):
-        """Softmax probabilities of one layer's ops (a list; numpy=True: a numpy array)."""
+    def probabilities(self, layer, numpy=None):
+        """Softmax probabilities of one layer's ops (a numpy array
+        where numpy is used, see Predictor.run; else a list)."""
         layer = int(layer)
         n = self._ops[layer] if 0 <= layer < len(self._ops) else 1
         out = (_c_double * n)()
@@ -1568,13 +1577,14 @@ class Supernet(_Parameterised):
         """Every domain's path, as a dict name -> op indices."""
         return {name: self.path(i) for i, name in enumerate(self._names)}
 
-    def jaccard(self, numpy=False):
-        """The Jaccard similarity of the domains' current paths (list of lists, or a
-        D x D numpy array with numpy=True)."""
+    def jaccard(self, numpy=None):
+        """The Jaccard similarity of the domains' current paths (a D x D numpy
+        array where numpy is used, see Predictor.run; else a list of lists)."""
         return self.space.jaccard([self.path(d) for d in range(len(self._names))], numpy)
 
-    def latency_table(self, numpy=False):
-        """The latency cost model in seconds (a list; numpy=True: a numpy array)."""
+    def latency_table(self, numpy=None):
+        """The latency cost model in seconds (a numpy array
+        where numpy is used, see Predictor.run; else a list)."""
         count = _c_size()
         self._call("mpnas_supernet_latency_table", self._handle(), None, 0, ctypes.byref(count))
         out = (_c_double * max(count.value, 1))()
@@ -1823,9 +1833,9 @@ class Model(_Parameterised):
         self._call("mpnas_model_node_users", self._handle(), int(layer), int(op), ctypes.byref(u))
         return u.value
 
-    def jaccard(self, numpy=False):
-        """The Jaccard similarity of the domains' node sets (list of lists, or a D x D
-        numpy array with numpy=True)."""
+    def jaccard(self, numpy=None):
+        """The Jaccard similarity of the domains' node sets (a D x D numpy
+        array where numpy is used, see Predictor.run; else a list of lists)."""
         d = self.num_domains
         out = (_c_double * max(d * d, 1))()
         self._call("mpnas_model_jaccard", self._handle(), out, d * d)
@@ -1882,12 +1892,12 @@ class Predictor(_Handle):
         self._classes = {}
 
     def run(self, domain, images, output="logits", flat=False, dtype=None, count=None,
-            out=None, numpy=False):
+            out=None, numpy=None):
         """Classify images of a domain (name or index): count x classes logits (or
-        probabilities with output="probabilities"). Returns a list of per-image lists,
-        or with flat=True one array.array('f') of count x classes values; with
-        numpy=True a float32 numpy array of shape (count, classes) (flat: (count *
-        classes,)). With `out` (any writable float32 buffer of at least count x classes
+        probabilities with output="probabilities"). Returns a float32 numpy array of
+        shape (count, classes) (flat=True: (count * classes,)) when numpy is installed
+        (numpy=None, the default) or numpy=True; with numpy=False, or without numpy, a
+        list of per-image lists (flat=True: one array.array('f')). With `out` (any writable float32 buffer of at least count x classes
         values, e.g. a numpy array) the results are written there and `out` is
         returned."""
         d = self.model.domain_index(domain)
@@ -1912,18 +1922,20 @@ class Predictor(_Handle):
         if out is not None:
             del c
             return out
-        if numpy:
-            arr = _numpy("run").frombuffer(result, dtype="float32")  # no copy: shares result
+        np = _numpy(numpy, "run")
+        if np is not None:
+            arr = np.frombuffer(result, dtype="float32")  # no copy: shares result
             return arr if flat else arr.reshape(buf.count, classes)
         if flat:
             return result
         return [result[i * classes:(i + 1) * classes].tolist() for i in range(buf.count)]
 
-    def predict(self, domain, images, dtype=None, count=None, numpy=False):
-        """Top-1 class of each image (a list of ints; numpy=True: a numpy int array)."""
-        if numpy:
+    def predict(self, domain, images, dtype=None, count=None, numpy=None):
+        """Top-1 class of each image: a numpy int array where numpy is used (see run),
+        else a list of ints."""
+        if _numpy(numpy, "predict") is not None:
             return self.run(domain, images, dtype=dtype, count=count, numpy=True).argmax(axis=1)
-        rows = self.run(domain, images, dtype=dtype, count=count)
+        rows = self.run(domain, images, dtype=dtype, count=count, numpy=False)
         return [max(range(len(r)), key=r.__getitem__) for r in rows]
 
     def __repr__(self):
