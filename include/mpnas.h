@@ -678,8 +678,11 @@ MPNAS_API mpnas_status mpnas_model_load_checkpoint_buffer(mpnas_model *model, co
 
 /* A predictor runs a model's domains on batches. It keeps its own workspace, which
  * grows to the largest batch seen and is then reused: after the first call of a given
- * batch size no call allocates. One predictor per thread; the model must outlive its
- * predictors and must not be trained or freed while they run. */
+ * batch size no call allocates. It also keeps its own copy of the model's pointwise
+ * weights in the kernels' layout (about the model's size), made on the first run and
+ * again after the model is trained or loaded into, or the context's ISA changes. One
+ * predictor per thread; the model must outlive its predictors and must not be trained
+ * or freed while they run. */
 MPNAS_API mpnas_status mpnas_predictor_create(const mpnas_model *model, mpnas_predictor **out);
 MPNAS_API void mpnas_predictor_free(mpnas_predictor *predictor);
 /* Classify `count` images (NHWC, the space's input size, uint8 or float like the

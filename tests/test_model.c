@@ -1,6 +1,7 @@
 /* test_model.c - the multi-path model: derive from paths, train from scratch with ABDP,
  * evaluate, predictors (threads, no allocation after warm-up), shared nodes, costs,
  * per-domain BN statistics, bad input. The file format is tested in test_model_io.c. */
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 
@@ -331,6 +332,51 @@ static void test_batch_size_invariance(void) {
   mpnas_context_free(ctx);
 }
 
+/* A predictor packs the model's pointwise weights once; further training or another ISA
+ * makes it pack again: its outputs always equal a new predictor's. */
+static void test_predictor_repacks(void) {
+  mpnas_context *ctx = NULL;
+  OKC(mpnas_context_create(&ctx));
+  const int32_t paths[1][3] = {{3, 3, 2}};
+  mpnas_model *m = make_model(ctx, 1, paths, 100);
+  OKC(mpnas_model_set_int(m, MPNAS_TRAIN_STEPS, 20));
+  OKC(mpnas_model_train(m, 10, NULL, NULL, 0));
+  images im = synth(0, 9, 300);
+  float a[36], b[36], c[36];
+  mpnas_predictor *p = NULL, *q = NULL;
+  OKC(mpnas_predictor_create(m, &p));
+  OKC(mpnas_predictor_run(p, 0, MPNAS_DTYPE_U8, im.x, 9, MPNAS_OUTPUT_LOGITS, a, 36));
+  /* Packed (predictor) against packed per call (evaluate): the same loss. */
+  double top1 = 0, loss = 0, want = 0;
+  OKC(mpnas_model_evaluate(m, 0, MPNAS_DTYPE_U8, im.x, im.y, 9, &top1, &loss));
+  for (int i = 0; i < 9; i++) {
+    double mx = a[i * 4], sum = 0;
+    for (int k = 1; k < 4; k++) mx = a[i * 4 + k] > mx ? a[i * 4 + k] : mx;
+    for (int k = 0; k < 4; k++) sum += exp(a[i * 4 + k] - mx);
+    want += (log(sum) + mx - a[i * 4 + im.y[i]]) / 9;
+  }
+  CHECK_NEAR(loss, want, 1e-5);
+  OKC(mpnas_model_train(m, 10, NULL, NULL, 0)); /* new weights */
+  OKC(mpnas_predictor_run(p, 0, MPNAS_DTYPE_U8, im.x, 9, MPNAS_OUTPUT_LOGITS, b, 36));
+  OKC(mpnas_predictor_create(m, &q));
+  OKC(mpnas_predictor_run(q, 0, MPNAS_DTYPE_U8, im.x, 9, MPNAS_OUTPUT_LOGITS, c, 36));
+  CHECK(differs(a, b, 36));
+  CHECK(!differs(b, c, 36));
+  /* Another kernel table (another packed layout) for the same predictor. */
+  OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_ISA, MPNAS_ISA_SCALAR));
+  OKC(mpnas_predictor_run(p, 0, MPNAS_DTYPE_U8, im.x, 9, MPNAS_OUTPUT_LOGITS, b, 36));
+  mpnas_predictor_free(q);
+  OKC(mpnas_predictor_create(m, &q));
+  OKC(mpnas_predictor_run(q, 0, MPNAS_DTYPE_U8, im.x, 9, MPNAS_OUTPUT_LOGITS, c, 36));
+  CHECK(!differs(b, c, 36));
+  OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_ISA, MPNAS_ISA_AUTO));
+  mpnas_predictor_free(p);
+  mpnas_predictor_free(q);
+  images_free(&im);
+  mpnas_model_free(m);
+  mpnas_context_free(ctx);
+}
+
 /* ABDP in the trainer: proportional sampling follows dataset sizes, balanced is equal,
  * weights stay 1 with signal NONE and move with LOSS. */
 static void test_abdp_in_training(void) {
@@ -555,6 +601,7 @@ int main(void) {
   RUN(test_bn_statistics_per_domain);
   RUN(test_predictor_threads_and_allocation);
   RUN(test_batch_size_invariance);
+  RUN(test_predictor_repacks);
   RUN(test_abdp_in_training);
   RUN(test_from_supernet);
   RUN(test_bad_input);

@@ -12,6 +12,7 @@
 struct mpnas_predictor {
   const mpnas_model *model;
   mpnas__arena ws;
+  mpnas__model_packed packed; /* the model's pointwise weights, packed once */
 };
 
 static mpnas_status check_path(const mpnas_model *m, const int32_t *path, size_t n) {
@@ -333,12 +334,13 @@ static mpnas_status check_images(const mpnas_model *m, int32_t domain, int32_t d
                                     count);
 }
 
-/* Logits of images [first, first + n) of a host batch, through ws. Finite inputs give
+/* Logits of images [first, first + n) of a host batch, through ws (with packed weights,
+ * or NULL: mpnas__model_infer). Finite inputs give
  * finite logits unless the model's weights overflow float (a file may hold any finite
  * weights): checked here, one pass, so no caller returns NaN or infinite outputs. */
-static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws, int32_t domain,
-                              int32_t dtype, const void *images, int64_t first, int n,
-                              float *logits) {
+static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws,
+                              const mpnas__model_packed *packed, int32_t domain, int32_t dtype,
+                              const void *images, int64_t first, int n, float *logits) {
   mpnas__image_shape shape = mpnas__space_image_shape(&m->space);
   size_t per = (size_t)shape.h * shape.w * shape.c;
   size_t host = mpnas__dtype_values(dtype, shape) * mpnas__dtype_elem(dtype); /* bytes */
@@ -348,7 +350,7 @@ static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws, int32_t do
   const mpnas__domain *d = &m->domains[domain];
   mpnas__normalise(d->mean, d->invstd, shape, dtype,
                    (const unsigned char *)images + (size_t)first * host, n, x);
-  mpnas_status st = mpnas__model_infer(m, ws, domain, n, x, logits);
+  mpnas_status st = mpnas__model_infer(m, ws, domain, n, x, logits, packed);
   mpnas__arena_release(ws, mark);
   if (st != MPNAS_OK) return st;
   size_t classes = (size_t)d->classes;
@@ -382,7 +384,7 @@ static mpnas_status evaluate(const mpnas_model *m, int32_t domain, int32_t dtype
   if (logits == NULL) st = MPNAS_E_NO_MEMORY;
   for (int64_t first = 0; first < count && st == MPNAS_OK; first += EVAL_CHUNK) {
     int n = (int)(count - first < EVAL_CHUNK ? count - first : EVAL_CHUNK);
-    st = run_chunk(m, &ws, domain, dtype, images, first, n, logits);
+    st = run_chunk(m, &ws, NULL, domain, dtype, images, first, n, logits);
     if (st != MPNAS_OK) break;
     int r = 0;
     sum += (double)mpnas__softmax_xent(n, classes, logits, labels + first, 0.0f, NULL, &r) * n;
@@ -452,6 +454,7 @@ mpnas_status mpnas_predictor_create(const mpnas_model *m, mpnas_predictor **out)
   if (p == NULL) return mpnas__fail(CTX(m), MPNAS_E_NO_MEMORY, "allocating a predictor");
   p->model = m;
   mpnas__arena_init(&p->ws, CTX(m));
+  mpnas__model_packed_init(&p->packed, CTX(m));
   *out = p;
   return MPNAS_OK;
 }
@@ -460,6 +463,7 @@ void mpnas_predictor_free(mpnas_predictor *p) {
   if (p == NULL) return;
   const mpnas_context *ctx = p->model->ctx;
   mpnas__arena_destroy(&p->ws);
+  mpnas__model_packed_free(&p->packed);
   mpnas__free(ctx, p);
 }
 
@@ -488,10 +492,13 @@ static mpnas_status predict(mpnas_predictor *p, int32_t domain, int32_t dtype,
   if (out == NULL || cap / (size_t)classes < (size_t)count)
     return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT,
                        "out needs %lld x %d floats, cap is %zu", (long long)count, (int)classes, cap);
+  /* Packed once, again only after the model's weights or the context's ISA changed. */
+  if (mpnas__model_pack(m, &CTX(m)->engine, &p->packed) != MPNAS_OK)
+    return mpnas__fail(CTX(m), MPNAS_E_NO_MEMORY, "packing the model's weights for inference");
   for (int64_t first = 0; first < count; first += EVAL_CHUNK) {
     int n = (int)(count - first < EVAL_CHUNK ? count - first : EVAL_CHUNK);
     float *o = out + (size_t)first * classes;
-    if ((st = run_chunk(m, &p->ws, domain, dtype, images, first, n, o)) != MPNAS_OK)
+    if ((st = run_chunk(m, &p->ws, &p->packed, domain, dtype, images, first, n, o)) != MPNAS_OK)
       return st == MPNAS_E_NO_MEMORY ? mpnas__fail(CTX(m), st, "predicting %d images", n) : st;
     if (output == MPNAS_OUTPUT_PROBABILITIES) softmax_rows(n, classes, o);
   }

@@ -67,7 +67,7 @@ typedef void (*mpnas__dw_bwd_weight_fn)(const mpnas__dw_shape *s, int n, const f
 
 /* GEMM for pointwise (1x1) convolution: y[m][n] = x[m][k] . w[k][n] with the fused
  * epilogue. The weights are first packed into an ISA-specific layout (pack once per
- * weight update; inference packs once at load). */
+ * weight update; a predictor packs a model's pointwise weights once, mpnas__model_pack). */
 typedef size_t (*mpnas__gemm_packed_floats_fn)(int k, int n);
 typedef void (*mpnas__gemm_pack_fn)(int k, int n, const float *w, float *packed);
 /* rows: m of x and y (the op layer splits m across threads). residual: [m][n] or NULL. */

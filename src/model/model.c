@@ -207,6 +207,7 @@ mpnas_status mpnas__model_build(mpnas_model *m) {
  * of the batch statistics alone. The stored statistics stay the plain EMA. */
 void mpnas__model_fold(mpnas_model *m) {
   int32_t D = m->ndomains;
+  m->folds++;
   for (size_t s = 0; s < m->nslots; s++)
     for (int32_t d = 0; d < D; d++) {
       size_t off = m->affine_off[s * D + d];
@@ -272,7 +273,7 @@ void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_la
     bind_stats(m, 3 * (size_t)node + 1, d, &ly->w.bn2, &a2);
     bind_stats(m, 3 * (size_t)node + 2, d, &ly->w.bn3, &a3);
     ly->inf = (mpnas__ib_infer){ly->w.exp_w, ly->w.dw_w, ly->w.proj_w, ly->w.se_w1, ly->w.se_b1,
-                                ly->w.se_w2, ly->w.se_b2, a1, a2, a3};
+                                ly->w.se_w2, ly->w.se_b2, a1, a2, a3, NULL, NULL};
   }
   net->classes = dm->classes;
   net->fc_w = m->params.w + dm->fc_w;
@@ -281,8 +282,62 @@ void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_la
   net->fc_gb = m->params.g + dm->fc_b;
 }
 
+/* ---- Packed inference weights -------------------------------------------------------- */
+
+void mpnas__model_packed_init(mpnas__model_packed *pk, const mpnas_context *ctx) {
+  memset(pk, 0, sizeof *pk);
+  mpnas__arena_init(&pk->store, ctx);
+}
+
+void mpnas__model_packed_free(mpnas__model_packed *pk) {
+  mpnas__arena_destroy(&pk->store);
+  pk->k = NULL;
+}
+
+/* A copy of w [cin][cout] packed in the store, or NULL when memory ran out. */
+static const float *pack_one(const mpnas__engine *eng, mpnas__arena *store, int cin, int cout,
+                             const float *w) {
+  float *packed = mpnas__arena_floats(store, mpnas__pw_packed_floats(eng, cin, cout));
+  if (packed != NULL) mpnas__pw_pack(eng, cin, cout, w, packed);
+  return packed;
+}
+
+mpnas_status mpnas__model_pack(const mpnas_model *m, const mpnas__engine *eng,
+                               mpnas__model_packed *pk) {
+  if (pk->k == eng->k && pk->folds == m->folds) return MPNAS_OK;
+  const mpnas_context *ctx = pk->store.ctx;
+  mpnas__model_packed_free(pk); /* the old layout's sizes may differ: start afresh */
+  mpnas__model_packed_init(pk, ctx);
+  size_t N = (size_t)m->nnodes;
+  mpnas__arena *st = &pk->store;
+  pk->exp = mpnas__arena_alloc(st, sizeof *pk->exp * (N ? N : 1));
+  pk->proj = mpnas__arena_alloc(st, sizeof *pk->proj * (N ? N : 1));
+  int ok = pk->exp != NULL && pk->proj != NULL;
+  const float *w = m->params.w;
+  for (size_t i = 0; i < N && ok; i++) {
+    const mpnas__node *nd = &m->nodes[i];
+    pk->exp[i] = NULL;
+    if (nd->g.expand)
+      ok = (pk->exp[i] = pack_one(eng, st, nd->g.cin, nd->g.cmid, w + nd->w.exp_w)) != NULL;
+    if (ok) ok = (pk->proj[i] = pack_one(eng, st, nd->g.cmid, nd->g.cout, w + nd->w.proj_w)) != NULL;
+  }
+  mpnas__conv_geom hg = mpnas__space_head_geom(&m->space);
+  pk->head = NULL;
+  if (ok && hg.k == 1 && hg.stride == 1)
+    ok = (pk->head = pack_one(eng, st, hg.cin, hg.cout, w + m->head.w)) != NULL;
+  if (!ok) {
+    mpnas__model_packed_free(pk);
+    mpnas__model_packed_init(pk, ctx);
+    return MPNAS_E_NO_MEMORY;
+  }
+  pk->k = eng->k;
+  pk->folds = m->folds;
+  return MPNAS_OK;
+}
+
 mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t d, int n,
-                                const float *x, float *logits) {
+                                const float *x, float *logits,
+                                const mpnas__model_packed *packed) {
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   mpnas__net net;
   mpnas__net_layer *layers = mpnas__arena_alloc(ws, sizeof *layers * ((size_t)m->nlayers + 1));
@@ -294,6 +349,16 @@ mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t 
    * image is left alone: the probe would cost more than its small ops gain. */
   mpnas__engine eng = n > 1 ? mpnas__engine_ready(&m->ctx->engine)
                             : mpnas__engine_usable(&m->ctx->engine);
+  if (packed != NULL && packed->k == eng.k && packed->folds == m->folds) { /* current */
+    const mpnas__domain *dm = &m->domains[d];
+    net.head_packed = packed->head;
+    for (int32_t l = 0; l < m->nlayers; l++) {
+      int32_t node = m->node_of[m->op_offset[l] + dm->path[l]];
+      if (node < 0) continue;
+      layers[l].inf.exp_packed = packed->exp[node];
+      layers[l].inf.proj_packed = packed->proj[node];
+    }
+  }
   mpnas_status st = mpnas__net_infer(&eng, ws, &net, n, x, logits);
   mpnas__arena_release(ws, mark);
   return st;

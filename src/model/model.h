@@ -79,6 +79,8 @@ struct mpnas_model {
   size_t *affine_off;            /* [nslots * ndomains] */
   float *affine;
   size_t affine_total;
+  uint64_t folds;                /* folds so far: packed inference weights older than the
+                                    last fold are stale (mpnas__model_pack) */
   int norm_ready;                /* every domain's input normalisation is known */
 
   /* Training state. */
@@ -98,9 +100,29 @@ void mpnas__model_fold(mpnas_model *m);
 /* Bind domain d's path into net (layers [nlayers] supplied by the caller): training
  * weights, gradients, running statistics and inference affines. */
 void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_layer *layers);
-/* Logits of n normalised images of domain d (the inference path). */
+/* The pointwise weights (every node's expand and project convs, the head's 1x1 conv)
+ * packed once in one kernel table's GEMM layout, so that inference does not repack them
+ * on every call (a predictor keeps one). Packed from the weights as of a fold: stale
+ * after the next fold (training, loading) or when the context's ISA changes, and then
+ * packed again by mpnas__model_pack. */
+typedef struct mpnas__model_packed {
+  const mpnas__kernels *k; /* the layout's kernel table; NULL: nothing packed yet */
+  uint64_t folds;          /* the model's fold count it was packed at */
+  mpnas__arena store;
+  const float **exp, **proj; /* [nnodes] (exp NULL where a node has no expand conv) */
+  const float *head;         /* NULL where the head is not a 1x1 stride-1 conv */
+} mpnas__model_packed;
+void mpnas__model_packed_init(mpnas__model_packed *pk, const mpnas_context *ctx);
+void mpnas__model_packed_free(mpnas__model_packed *pk);
+/* Pack m's weights for eng's kernels into pk unless pk is current (no work then). On
+ * MPNAS_E_NO_MEMORY pk is left empty (k NULL), still usable. */
+mpnas_status mpnas__model_pack(const mpnas_model *m, const mpnas__engine *eng,
+                               mpnas__model_packed *pk);
+/* Logits of n normalised images of domain d (the inference path); packed: current
+ * packed weights (mpnas__model_pack) or NULL to pack per call. */
 mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t d, int n,
-                                const float *x, float *logits);
+                                const float *x, float *logits,
+                                const mpnas__model_packed *packed);
 /* Training: prepare data and ABDP (idempotent; a failure leaves the model as it was),
  * one step. */
 mpnas_status mpnas__model_prepare(mpnas_model *m);

@@ -79,7 +79,7 @@ static mpnas_status validate(mpnas_model *m) {
   for (int32_t d = 0; d < m->ndomains; d++) {
     mpnas__domain *dm = &m->domains[d];
     mpnas__domain_data_batch(&dm->data, shape, 1, n, NULL, x, labels);
-    mpnas_status st = mpnas__model_infer(m, &m->ws, d, n, x, logits);
+    mpnas_status st = mpnas__model_infer(m, &m->ws, d, n, x, logits, NULL);
     if (st != MPNAS_OK) return st;
     int right = 0;
     mpnas__softmax_xent(n, dm->classes, logits, labels, 0.0f, NULL, &right);

@@ -147,10 +147,23 @@ done:
   return st;
 }
 
+/* A pointwise conv with folded BN, its weights packed once (packed) or per call. */
+static mpnas_status pw_infer(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                             int cout, const float *x, const float *w, const float *packed,
+                             const mpnas__affine *bn, int act, const float *residual,
+                             float *y) {
+  if (packed == NULL)
+    return mpnas__pw_fwd(eng, ws, m, cin, cout, x, w, bn->scale, bn->shift, act, residual, y);
+  mpnas__pw_fwd_packed(eng, m, cin, cout, x, packed, bn->scale, bn->shift, act, residual, y);
+  return MPNAS_OK;
+}
+
 mpnas_status mpnas__conv_unit_fwd_infer(const mpnas__engine *eng, mpnas__arena *ws,
                                         const mpnas__conv_geom *g, const float *w,
-                                        const mpnas__affine *bn, int n, int h, int wd,
-                                        const float *x, float *y) {
+                                        const float *packed, const mpnas__affine *bn, int n,
+                                        int h, int wd, const float *x, float *y) {
+  if (packed != NULL && g->k == 1 && g->stride == 1)
+    return pw_infer(eng, ws, n * h * wd, g->cin, g->cout, x, w, packed, bn, g->act, NULL, y);
   return conv_any_fwd(eng, ws, g, n, h, wd, x, w, bn, g->act, y);
 }
 
@@ -353,8 +366,8 @@ mpnas_status mpnas__ib_fwd_infer(const mpnas__engine *eng, mpnas__arena *ws,
   if (g->expand) {
     float *e;
     TAKE_TMP(e, (size_t)m_in * g->cmid);
-    st = mpnas__pw_fwd(eng, ws, m_in, g->cin, g->cmid, x, p->exp_w, p->bn1.scale,
-                       p->bn1.shift, g->act, NULL, e);
+    st = pw_infer(eng, ws, m_in, g->cin, g->cmid, x, p->exp_w, p->exp_packed, &p->bn1, g->act,
+                  NULL, e);
     if (st != MPNAS_OK) goto done;
     dw_in = e;
   }
@@ -373,8 +386,8 @@ mpnas_status mpnas__ib_fwd_infer(const mpnas__engine *eng, mpnas__arena *ws,
     if (st != MPNAS_OK) goto done;
     proj_in = s;
   }
-  st = mpnas__pw_fwd(eng, ws, m_out, g->cmid, g->cout, proj_in, p->proj_w, p->bn3.scale,
-                     p->bn3.shift, MPNAS__ACT_NONE, g->residual ? x : NULL, y);
+  st = pw_infer(eng, ws, m_out, g->cmid, g->cout, proj_in, p->proj_w, p->proj_packed, &p->bn3,
+                MPNAS__ACT_NONE, g->residual ? x : NULL, y);
 done:
   mpnas__arena_release(ws, mark);
   return st;

@@ -80,10 +80,12 @@ mpnas_status mpnas__conv_unit_bwd(const mpnas__engine *eng, mpnas__arena *ws,
 mpnas_status mpnas__conv_unit_fwd_eval(const mpnas__engine *eng, mpnas__arena *ws,
                                        const mpnas__conv_geom *g, const mpnas__conv_weights *p,
                                        int n, int h, int w, const float *x, float *y);
+/* Inference with folded BN. packed: a 1x1 stride-1 conv's weights packed by
+ * mpnas__pw_pack with eng's kernels, or NULL (packed here, per call). */
 mpnas_status mpnas__conv_unit_fwd_infer(const mpnas__engine *eng, mpnas__arena *ws,
                                         const mpnas__conv_geom *g, const float *w,
-                                        const mpnas__affine *bn, int n, int h, int wd,
-                                        const float *x, float *y);
+                                        const float *packed, const mpnas__affine *bn, int n,
+                                        int h, int wd, const float *x, float *y);
 
 /* ---- Inverted bottleneck -------------------------------------------------------------- */
 typedef struct mpnas__ib_geom {
@@ -133,11 +135,14 @@ typedef struct mpnas__ib_tape {
   float *y;                             /* block output */
 } mpnas__ib_tape;
 
-/* Inference parameters: BN folded into per-channel affine transforms. */
+/* Inference parameters: BN folded into per-channel affine transforms. exp_packed and
+ * proj_packed: the expand and project weights packed once (mpnas__pw_pack with the
+ * engine's kernels), or NULL to pack them per call. */
 typedef struct mpnas__ib_infer {
   const float *exp_w, *dw_w, *proj_w;
   const float *se_w1, *se_b1, *se_w2, *se_b2;
   mpnas__affine bn1, bn2, bn3;
+  const float *exp_packed, *proj_packed;
 } mpnas__ib_infer;
 
 mpnas_status mpnas__ib_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,

@@ -97,8 +97,8 @@ mpnas_status mpnas__net_infer(const mpnas__engine *eng, mpnas__arena *ws,
   TAKE(buf[1], widest * (size_t)n);
   TAKE(pooled, (size_t)n * net->head_g.cout);
   int cur = 0;
-  if ((st = mpnas__conv_unit_fwd_infer(eng, ws, &net->stem_g, net->stem.w, &net->stem_aff, n, h,
-                                       w, x, buf[cur])) != MPNAS_OK)
+  if ((st = mpnas__conv_unit_fwd_infer(eng, ws, &net->stem_g, net->stem.w, NULL, &net->stem_aff,
+                                       n, h, w, x, buf[cur])) != MPNAS_OK)
     return st;
   h = ho;
   w = wo;
@@ -112,8 +112,8 @@ mpnas_status mpnas__net_infer(const mpnas__engine *eng, mpnas__arena *ws,
     h = mpnas__out_size(h, ly->g->stride);
     w = mpnas__out_size(w, ly->g->stride);
   }
-  if ((st = mpnas__conv_unit_fwd_infer(eng, ws, &net->head_g, net->head.w, &net->head_aff, n, h,
-                                       w, buf[cur], buf[!cur])) != MPNAS_OK)
+  if ((st = mpnas__conv_unit_fwd_infer(eng, ws, &net->head_g, net->head.w, net->head_packed,
+                                       &net->head_aff, n, h, w, buf[cur], buf[!cur])) != MPNAS_OK)
     return st;
   cur = !cur;
   mpnas__gap_fwd(n, h * w, net->head_g.cout, buf[cur], pooled);

@@ -27,6 +27,7 @@ typedef struct mpnas__net {
   mpnas__conv_weights stem, head;
   mpnas__conv_grads stem_gr, head_gr;
   mpnas__affine stem_aff, head_aff; /* inference */
+  const float *head_packed;         /* inference: the head conv's packed weights or NULL */
   int nlayers;
   mpnas__net_layer *layers;
   int classes;

@@ -67,6 +67,15 @@ mpnas_status mpnas__conv_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, 
 mpnas_status mpnas__pw_fwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
                            int cout, const float *x, const float *wt, const float *scale,
                            const float *shift, int act, const float *residual, float *y);
+/* The same with w packed beforehand (inference packs each weight once, not per call):
+ * packed holds mpnas__pw_packed_floats(eng, cin, cout) floats written by mpnas__pw_pack
+ * with the same kernel table. Never allocates. */
+size_t mpnas__pw_packed_floats(const mpnas__engine *eng, int cin, int cout);
+void mpnas__pw_pack(const mpnas__engine *eng, int cin, int cout, const float *wt,
+                    float *packed);
+void mpnas__pw_fwd_packed(const mpnas__engine *eng, int m, int cin, int cout, const float *x,
+                          const float *packed, const float *scale, const float *shift, int act,
+                          const float *residual, float *y);
 mpnas_status mpnas__pw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
                            int cout, const float *x, const float *wt, const float *dy,
                            float *dx, float *dwt);

@@ -191,6 +191,21 @@ mpnas_status mpnas__pw_fwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
   return MPNAS_OK;
 }
 
+size_t mpnas__pw_packed_floats(const mpnas__engine *eng, int cin, int cout) {
+  return eng->k->gemm_packed_floats(cin, cout);
+}
+
+void mpnas__pw_pack(const mpnas__engine *eng, int cin, int cout, const float *wt,
+                    float *packed) {
+  eng->k->gemm_pack(cin, cout, wt, packed);
+}
+
+void mpnas__pw_fwd_packed(const mpnas__engine *eng, int m, int cin, int cout, const float *x,
+                          const float *packed, const float *scale, const float *shift, int act,
+                          const float *residual, float *y) {
+  if (m > 0 && cout > 0) gemm_rows(eng, m, cin, cout, x, packed, scale, shift, act, residual, y);
+}
+
 mpnas_status mpnas__pw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
                            int cout, const float *x, const float *wt, const float *dy,
                            float *dx, float *dwt) {
