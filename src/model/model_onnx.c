@@ -233,8 +233,8 @@ static void metadata(writer *o, const char *key, const char *value) {
 
 /* ---- The path ------------------------------------------------------------------------ */
 
-/* One inverted bottleneck (block.c's mpnas__ib_fwd_infer); x is its input, out its
- * output's name. */
+/* One inverted bottleneck (block.c's mpnas__ib_fwd_infer) on x; out receives the name
+ * of its output ("layerL" after a residual add, else "layerL.project"). */
 static void bottleneck(writer *o, int l, const mpnas__ib_geom *g, const mpnas__ib_infer *p,
                        const char *x, char *out) {
   char a[NAME_CAP], b[NAME_CAP], pool[NAME_CAP], se1[NAME_CAP], se1a[NAME_CAP],
@@ -268,11 +268,13 @@ static void bottleneck(writer *o, int l, const mpnas__ib_geom *g, const mpnas__i
     cur = se1;
   }
   snprintf(proj, sizeof proj, "layer%d.project", l);
-  conv(o, cur, g->residual ? proj : out, p->proj_w, KKIO, g->cmid, g->cout, 1, 1, p->bn3.scale,
-       p->bn3.shift);
+  conv(o, cur, proj, p->proj_w, KKIO, g->cmid, g->cout, 1, 1, p->bn3.scale, p->bn3.shift);
   if (g->residual) {
+    snprintf(out, NAME_CAP, "layer%d", l);
     node_begin(o, "Add", out, proj, x, NULL);
     node_end(o);
+  } else {
+    snprintf(out, NAME_CAP, "%s", proj);
   }
 }
 
@@ -301,7 +303,6 @@ static void graph(writer *o, const mpnas_model *m, int32_t d, const mpnas__net *
     const mpnas__net_layer *ly = &net->layers[l];
     if (ly->g == NULL) continue; /* zero op: identity */
     char *out = cur == bufs[0] ? bufs[1] : bufs[0];
-    snprintf(out, NAME_CAP, "layer%d", l);
     bottleneck(o, l, ly->g, &ly->inf, cur, out);
     cur = out;
   }
