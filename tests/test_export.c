@@ -64,6 +64,17 @@ static void test_protobuf_encodings(void) {
   mpnas__proto_end(&pb);
   CHECK_EQ_INT(mpnas__proto_finish(&pb, &data, &len), MPNAS_E_INTERNAL);
   CHECK(data == NULL);
+  /* 2 GiB or more is refused before anything is read or allocated. */
+  float one = 1.0f;
+  mpnas__proto_init(&pb, ctx);
+  mpnas__proto_floats_le(&pb, 1, &one, (size_t)1 << 30);
+  CHECK_EQ_INT(mpnas__proto_finish(&pb, &data, &len), MPNAS_E_UNSUPPORTED);
+  CHECK(strstr(mpnas_context_last_error(ctx), "2 GiB") != NULL);
+  mpnas__proto_init(&pb, ctx);
+  mpnas__proto_int(&pb, 1, 5);
+  mpnas__proto_bytes(&pb, 2, &one, (size_t)INT32_MAX);
+  CHECK_EQ_INT(mpnas__proto_finish(&pb, &data, &len), MPNAS_E_UNSUPPORTED);
+  CHECK(data == NULL);
   mpnas_context_free(ctx);
 }
 

@@ -16,14 +16,18 @@ void mpnas__proto_free(mpnas__proto *pb) {
   pb->len = pb->cap = 0;
 }
 
+static int too_big(mpnas__proto *pb) {
+  if (pb->status == MPNAS_OK)
+    pb->status = mpnas__fail(pb->ctx, MPNAS_E_UNSUPPORTED,
+                             "the output would reach 2 GiB, protobuf's limit for one message "
+                             "(ONNX external data files are not written)");
+  return 0;
+}
+
 /* Room for n more bytes; 0 (and the status set) if there is none. */
 static int reserve(mpnas__proto *pb, size_t n) {
   if (pb->status != MPNAS_OK) return 0;
-  if (n > MPNAS__PROTO_MAX_BYTES - pb->len) {
-    pb->status = mpnas__fail(pb->ctx, MPNAS_E_UNSUPPORTED,
-                             "the ONNX model would exceed protobuf's 2 GiB message limit");
-    return 0;
-  }
+  if (n > MPNAS__PROTO_MAX_BYTES - pb->len) return too_big(pb);
   if (pb->len + n <= pb->cap) return 1;
   size_t cap = pb->cap ? pb->cap : 4096;
   while (cap < pb->len + n) cap *= 2;
@@ -100,7 +104,7 @@ void mpnas__proto_string(mpnas__proto *pb, uint32_t field, const char *s) {
 void mpnas__proto_floats_le(mpnas__proto *pb, uint32_t field, const float *v, size_t count) {
   put_key(pb, field, WIRE_LEN);
   if (count > MPNAS__PROTO_MAX_BYTES / 4) {
-    reserve(pb, MPNAS__PROTO_MAX_BYTES); /* records the limit */
+    too_big(pb);
     return;
   }
   put_varint(pb, 4 * count);
