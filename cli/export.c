@@ -8,19 +8,18 @@
 #include "cli.h"
 
 /* The array's name: the header's file name without folders and extension, as a C
- * identifier ("models/digits-v2.h" -> digits_v2). */
+ * identifier ("models/digits-v2.h" -> digits_v2), "model_" in front when it would not
+ * start with a letter (names starting with '_' are the implementation's). */
 static void array_name(const char *file, char *name, size_t cap) {
   const char *base = strrchr(file, '/');
   base = base ? base + 1 : file;
-  size_t n = 0;
-  if (isdigit((unsigned char)base[0]) || base[0] == '.' || base[0] == 0) name[n++] = '_';
-  for (const char *p = base; *p && *p != '.' && n + 1 < cap; p++)
+  int n = isalpha((unsigned char)base[0]) ? 0 : snprintf(name, cap, "model_");
+  for (const char *p = base; *p && *p != '.' && (size_t)n + 1 < cap; p++)
     name[n++] = isalnum((unsigned char)*p) ? *p : '_';
   name[n] = 0;
 }
 
-static int write_c_array(mpnas_context *ctx, const mpnas_model *model, const char *model_file,
-                         const char *file) {
+static int write_c_array(mpnas_context *ctx, const mpnas_model *model, const char *file) {
   size_t size = 0;
   mpnas_status st = mpnas_model_save_buffer(model, NULL, 0, &size);
   unsigned char *bytes = st == MPNAS_OK ? malloc(size) : NULL;
@@ -44,12 +43,13 @@ static int write_c_array(mpnas_context *ctx, const mpnas_model *model, const cha
     cli_error("%s: cannot write it", file);
     return EXIT_DATA;
   }
+  /* The paths stay out of the comment: one could hold its end. */
   fprintf(f,
-          "/* Written by `mpnas export %s --c-array %s` (libmpnas %s): the model's %zu bytes,\n"
-          " * for mpnas_model_load_buffer(ctx, %s, %s_size, &model). */\n"
+          "/* Written by `mpnas export MODEL --c-array FILE.h` (libmpnas %s): the model's %zu\n"
+          " * bytes, for mpnas_model_load_buffer(ctx, %s, %s_size, &model). */\n"
           "#ifndef %s\n#define %s\n\n#include <stddef.h>\n\n"
           "static const unsigned char %s[] = {",
-          model_file, file, mpnas_version_string(), size, name, name, guard, guard, name);
+          mpnas_version_string(), size, name, name, guard, guard, name);
   for (size_t i = 0; i < size; i++) fprintf(f, "%s0x%02x,", i % 12 ? " " : "\n  ", bytes[i]);
   fprintf(f, "\n};\nstatic const size_t %s_size = sizeof %s;\n\n#endif\n", name, name);
   free(bytes);
@@ -81,7 +81,7 @@ int cli_export(cli_options *o) {
     if (domain < 0) rc = EXIT_USAGE;
     else if (st != MPNAS_OK) rc = cli_library_error(ctx, st, o->onnx);
   }
-  if (rc == 0 && o->c_array) rc = write_c_array(ctx, model, file, o->c_array);
+  if (rc == 0 && o->c_array) rc = write_c_array(ctx, model, o->c_array);
   mpnas_model_free(model);
   mpnas_context_free(ctx);
   return rc;
