@@ -238,7 +238,7 @@ static void metadata(writer *o, const char *key, const char *value) {
 static void bottleneck(writer *o, int l, const mpnas__ib_geom *g, const mpnas__ib_infer *p,
                        const char *x, char *out) {
   char a[NAME_CAP], b[NAME_CAP], pool[NAME_CAP], se1[NAME_CAP], se1a[NAME_CAP],
-      se2[NAME_CAP], gate[NAME_CAP], proj[NAME_CAP];
+      se2[NAME_CAP], gate[NAME_CAP], se[NAME_CAP], proj[NAME_CAP];
   const char *cur = x;
   if (g->expand) {
     snprintf(a, sizeof a, "layer%d.expand", l);
@@ -262,10 +262,10 @@ static void bottleneck(writer *o, int l, const mpnas__ib_geom *g, const mpnas__i
     unary(o, "Relu", se1, se1a);
     conv(o, se1a, se2, p->se_w2, KKIO, g->se, g->cmid, 1, 1, NULL, p->se_b2);
     hard_sigmoid(o, se2, gate);
-    snprintf(se1, sizeof se1, "layer%d.se", l);
-    node_begin(o, "Mul", se1, cur, gate, NULL);
+    snprintf(se, sizeof se, "layer%d.se", l);
+    node_begin(o, "Mul", se, cur, gate, NULL);
     node_end(o);
-    cur = se1;
+    cur = se;
   }
   snprintf(proj, sizeof proj, "layer%d.project", l);
   conv(o, cur, proj, p->proj_w, KKIO, g->cmid, g->cout, 1, 1, p->bn3.scale, p->bn3.shift);
