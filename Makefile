@@ -161,10 +161,14 @@ $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(STATIC)
 # builds only: not under a RUN prefix (cross builds), not when TESTS picks programs; with
 # sanitizers only the command's (python cannot load an instrumented library). They get
 # $(BUILD) for the examples, the command and the image fixture generator.
-SAN_SCRIPTS  := tests/test_cli.sh
+# tests/test_onnx.sh runs with sanitizers too: the runtimes it checks against (Python's
+# onnx, Node's onnxruntime) never load libmpnas; it builds examples/embedded_model.c
+# with this configuration's compiler and flags (EXAMPLE_CC, EXAMPLE_LIBS).
+SAN_SCRIPTS  := tests/test_cli.sh tests/test_onnx.sh
 TEST_SCRIPTS ?= $(if $(or $(RUN),$(filter-out file,$(origin TESTS))),,$(if $(SAN),$(SAN_SCRIPTS),$(wildcard tests/test_*.sh)))
 TEST_SCRIPT_DEPS := $(if $(filter-out $(SAN_SCRIPTS),$(TEST_SCRIPTS)),$(SHARED) $(BUILD)/examples/infer) \
-  $(if $(filter $(SAN_SCRIPTS),$(TEST_SCRIPTS)),$(CLI_BIN) $(BUILD)/tests/cli_fixture)
+  $(if $(filter $(SAN_SCRIPTS),$(TEST_SCRIPTS)),$(CLI_BIN) $(BUILD)/tests/cli_fixture) \
+  $(if $(filter tests/test_onnx.sh,$(TEST_SCRIPTS)),$(BUILD)/tests/onnx_fixture $(BUILD)/examples/infer)
 
 # The image-folder fixture of tests/test_cli.sh (PNG and JPEG files, IDX files): built
 # with the image libraries when the command has them, else a stub that says so.
@@ -174,8 +178,17 @@ $(BUILD)/tests/cli_fixture: tests/cli_fixture.c $(CLI_FLAGS)
 	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) -D_POSIX_C_SOURCE=200809L $$(sed -n 1p $(CLI_FLAGS)) $< -o $@ \
 	  $$(sed -n 2p $(CLI_FLAGS)) $(SANLINK) -lm
 
+# The ONNX test's model and reference outputs (tests/onnx_fixture.c, on the library).
+$(BUILD)/tests/onnx_fixture: tests/onnx_fixture.c examples/synthetic.h $(STATIC)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) -Iinclude $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
+
 test: all $(TEST_BIN) $(TEST_SCRIPT_DEPS)
-	@RUN="$(RUN)" LIB_OUT="$(LIB_OUT)" BUILD="$(BUILD)" sh tests/run.sh $(TEST_BIN) $(TEST_SCRIPTS)
+	@RUN="$(RUN)" LIB_OUT="$(LIB_OUT)" BUILD="$(BUILD)" \
+	  EXAMPLE_CC="$(CC) $(CFLAGS) $(BASEFLAGS) -I$(abspath include) -I$(abspath examples)" \
+	  EXAMPLE_LIBS="$(abspath $(STATIC)) $(OMPLINK) $(SANLINK) $(LDLIBS)" \
+	  sh tests/run.sh $(TEST_BIN) $(TEST_SCRIPTS)
 
 check-symbols: $(SHARED)
 	sh tests/check_symbols.sh $(LIB_OUT)/libmpnas.so
@@ -242,7 +255,9 @@ clean:
 	  $(BIN_OUT)/mpnas $(BIN_OUT)/.config-stamp
 
 # ---- Examples and the main job ----------------------------------------------------------
-EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+# embedded_model.c needs a model_data.h made from a trained model: tests/test_onnx.sh
+# builds it (with EXAMPLE_CC / EXAMPLE_LIBS from `make test`).
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(filter-out examples/embedded_model.c,$(wildcard examples/*.c)))
 $(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"

@@ -8,7 +8,8 @@
  *   classes.c   class names next to a model (classes.json), JSON text helpers
  *   progress.c  progress bar, metrics JSON lines, Ctrl-C
  *   pipeline.c  search and train: the whole pipeline into a run folder
- *   commands.c  eval, predict, info, figures, params */
+ *   commands.c  eval, predict, info, figures, params
+ *   export.c    export: a domain as ONNX, the model as a C array */
 #ifndef MPNAS_CLI_H
 #define MPNAS_CLI_H
 
@@ -44,7 +45,8 @@ enum { /* subcommands, as bits of an option's `commands` mask */
   CMD_PREDICT = 8,
   CMD_INFO = 16,
   CMD_FIGURES = 32,
-  CMD_PARAMS = 64
+  CMD_PARAMS = 64,
+  CMD_EXPORT = 128
 };
 
 typedef struct cli_options {
@@ -59,6 +61,7 @@ typedef struct cli_options {
   double test_fraction;               /* --test-fraction (default 0.2) */
   int skip_bad, resume, quiet, help, names;
   const char *out, *metrics, *classes, *title;
+  const char *onnx, *c_array;         /* export: --onnx FILE, --c-array FILE */
   int64_t every, top;
   char *owned[CLI_MAX_SETS];          /* strings made by the parser (--steps N as a --set) */
   int nowned;
@@ -186,6 +189,7 @@ int cli_predict(cli_options *o);
 int cli_info(cli_options *o);
 int cli_figures(cli_options *o);
 int cli_params(cli_options *o);
+int cli_export(cli_options *o);
 
 /* A model by file, or by run folder (RUN/model.mpnas); file receives the model file's
  * path and dir its folder. Returns 0 or the exit code (message printed). */

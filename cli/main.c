@@ -7,7 +7,9 @@
  *   mpnas predict MODEL --domain NAME FILE...       classes and probabilities per image
  *   mpnas info MODEL                                domains, classes, paths, costs
  *   mpnas figures MODEL                             the SVG figures
- *   mpnas params                                    every --set parameter */
+ *   mpnas params                                    every --set parameter
+ *   mpnas export MODEL [--domain NAME --onnx FILE] [--c-array FILE.h]
+ *                                                   ONNX of a domain; the model as C */
 #include <string.h>
 
 #include "cli.h"
@@ -45,6 +47,10 @@ static const command COMMANDS[] = {
      "PREFIX-jaccard.svg."},
     {"params", CMD_PARAMS, cli_params, "mpnas params [--preset NAME] [--names]",
      "Every parameter --set can change: its key, type, default and values."},
+    {"export", CMD_EXPORT, cli_export, "mpnas export MODEL [--domain NAME --onnx FILE] [--c-array FILE.h]",
+     "Write one domain's path as an ONNX model (float32 NCHW input \"input\" of raw pixel\n"
+     "values, output \"logits\"; docs/EXPORT.md), and/or the model's bytes as a C array in a\n"
+     "header, to build a model into a program (mpnas_model_load_buffer)."},
 };
 #define NUM_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

@@ -10,7 +10,8 @@
 
 #include "cli.h"
 
-#define ALL (CMD_SEARCH | CMD_TRAIN | CMD_EVAL | CMD_PREDICT | CMD_INFO | CMD_FIGURES | CMD_PARAMS)
+#define ALL \
+  (CMD_SEARCH | CMD_TRAIN | CMD_EVAL | CMD_PREDICT | CMD_INFO | CMD_FIGURES | CMD_PARAMS | CMD_EXPORT)
 
 enum {
   RECORDED = 1 /* part of a run's settings: written to run.conf by search (and train) */
@@ -32,6 +33,11 @@ static const option_spec OPTIONS[] = {
     {"domain", "NAME=PATH", CMD_EVAL, 0,
      "evaluate domain NAME on the test split of PATH (default: the run's domains)"},
     {"domain", "NAME", CMD_PREDICT, 0, "the model's domain to run (required)"},
+    {"domain", "NAME", CMD_EXPORT, 0, "the model's domain to export as ONNX (with --onnx)"},
+    {"onnx", "FILE", CMD_EXPORT, 0,
+     "write the --domain's path as an ONNX model (docs/EXPORT.md)"},
+    {"c-array", "FILE", CMD_EXPORT, 0,
+     "write the model's bytes as a C array in a header, for mpnas_model_load_buffer"},
     {"out", "RUN", CMD_SEARCH, 0, "the run folder to create (or, with --resume, to continue)"},
     {"out", "PREFIX", CMD_FIGURES, 0,
      "write PREFIX-architecture.svg and PREFIX-jaccard.svg (default: next to the model)"},
@@ -194,6 +200,8 @@ static int apply_option(cli_options *o, const option_spec *spec, const char *v) 
   else if (strcmp(n, "metrics") == 0) o->metrics = v;
   else if (strcmp(n, "classes") == 0) o->classes = v;
   else if (strcmp(n, "title") == 0) o->title = v;
+  else if (strcmp(n, "onnx") == 0) o->onnx = v;
+  else if (strcmp(n, "c-array") == 0) o->c_array = v;
   else if (strcmp(n, "skip-bad") == 0) o->skip_bad = 1;
   else if (strcmp(n, "resume") == 0) o->resume = 1;
   else if (strcmp(n, "quiet") == 0) o->quiet = 1;

@@ -663,6 +663,19 @@ MPNAS_API mpnas_status mpnas_model_load(mpnas_context *ctx, const char *path,
                                         mpnas_model **out);
 MPNAS_API mpnas_status mpnas_model_load_buffer(mpnas_context *ctx, const void *data,
                                                size_t size, mpnas_model **out);
+/* Export one domain's path as a standard ONNX model (opset 13; docs/EXPORT.md): the
+ * domain's input normalisation, stem, layers, head and classifier, its BN statistics
+ * folded into the convolutions. Input "input": float32 NCHW [N, C, H, W] (the space's
+ * input size), raw pixel values as mpnas_predictor_run takes them (0..255 for 8-bit
+ * images; the normalisation is inside the graph); output "logits": [N, classes]. One
+ * file per domain. The model must be trained or loaded (MPNAS_E_STATE otherwise); what
+ * ONNX cannot hold (a model of 2 GiB or more) is MPNAS_E_UNSUPPORTED. The file is
+ * written through a temporary file and a rename, as mpnas_model_save. _buffer: *size
+ * receives the byte count; buf NULL asks for it only (as mpnas_model_save_buffer). */
+MPNAS_API mpnas_status mpnas_model_export_onnx(const mpnas_model *model, int32_t domain,
+                                               const char *path);
+MPNAS_API mpnas_status mpnas_model_export_onnx_buffer(const mpnas_model *model, int32_t domain,
+                                                      void *buf, size_t cap, size_t *size);
 /* Save / restore the complete training state (model + optimiser, ABDP, random streams,
  * step; not the data) to resume an interrupted training run exactly. A checkpoint that
  * is refused (MPNAS_E_INCOMPATIBLE, _CORRUPT, ...) leaves the model exactly as it was;

@@ -452,6 +452,32 @@ def test_model_save_load():
         check(from_buf.predictor().run("stripes", images, numpy=False) == want, "predictions after load_buffer")
 
 
+def test_export_onnx():
+    """export_onnx: a file and bytes alike (ONNX tools check them in tests/test_onnx.sh);
+    an unknown domain and an unwritable path raise."""
+    ctx = mpnas.Context(threads=1, seed=11)
+    model = trained_model(ctx)
+    data = model.export_onnx("stripes")
+    check(isinstance(data, bytes) and len(data) > 1000, "export_onnx() returns the bytes")
+    check(model.export_onnx(model.domain_index("stripes")) == data, "by index, the same bytes")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "stripes.onnx")
+        check(model.export_onnx("stripes", path) is None, "export_onnx(path) returns None")
+        with open(path, "rb") as f:
+            check(f.read() == data, "the file holds the same bytes")
+        try:
+            model.export_onnx("stripes", os.path.join(tmp, "no", "dir", "x.onnx"))
+            check(False, "an unwritable path raises")
+        except mpnas.IOFailureError as e:
+            check("x.onnx" in str(e) or len(str(e)) > 0, "IOFailureError with a message")
+    for bad in ("nosuch", 99):
+        try:
+            model.export_onnx(bad)
+            check(False, "export_onnx(%r) raises" % (bad,))
+        except (mpnas.InvalidArgumentError, mpnas.OutOfRangeError):
+            pass
+
+
 def test_model_checkpoint():
     """A training checkpoint restored from a file and from a buffer: both resume exactly."""
     ctx = mpnas.Context(threads=1, seed=11)
@@ -790,7 +816,7 @@ def main():
                                            ", numpy %s" % numpy.__version__ if numpy else ", no numpy"))
     for test in (test_library, test_context, test_errors, test_buffers, test_space, test_search,
                  test_cancel_and_resume, test_checkpoint, test_lifetime, test_model,
-                 test_model_save_load, test_model_checkpoint, test_from_supernet, test_c_agreement, test_image_shapes,
+                 test_model_save_load, test_export_onnx, test_model_checkpoint, test_from_supernet, test_c_agreement, test_image_shapes,
                  test_image_counts, test_numpy_shapes, test_parameter_names, test_nul_paths,
                  test_value_types):
         run(test)

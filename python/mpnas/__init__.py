@@ -325,6 +325,8 @@ _PROTOTYPES = {
     "mpnas_model_jaccard": (_S, [_c_vp, _c_vp, _c_size]),
     "mpnas_model_save": (_S, [_c_vp, _c_cp]),
     "mpnas_model_save_buffer": (_S, [_c_vp, _c_vp, _c_size, _P(_c_size)]),
+    "mpnas_model_export_onnx": (_S, [_c_vp, _c_i32, _c_cp]),
+    "mpnas_model_export_onnx_buffer": (_S, [_c_vp, _c_i32, _c_vp, _c_size, _P(_c_size)]),
     "mpnas_model_load": (_S, [_c_vp, _c_cp, _P(_c_vp)]),
     "mpnas_model_load_buffer": (_S, [_c_vp, _c_vp, _c_size, _P(_c_vp)]),
     "mpnas_model_save_checkpoint": (_S, [_c_vp, _c_cp]),
@@ -1850,6 +1852,22 @@ class Model(_Parameterised):
         self._call("mpnas_model_save_buffer", self._handle(), None, 0, ctypes.byref(size))
         buf = ctypes.create_string_buffer(max(size.value, 1))
         self._call("mpnas_model_save_buffer", self._handle(), buf, size.value, ctypes.byref(size))
+        return buf.raw[:size.value]
+
+    def export_onnx(self, domain, path=None):
+        """One domain's path (a name or an index) as an ONNX model (docs/EXPORT.md):
+        input "input" float32 NCHW [N, C, H, W] of raw pixel values, output "logits"
+        [N, classes]. Writes `path`; without one, returns the bytes."""
+        d = self.domain_index(domain)
+        if path is not None:
+            self._call("mpnas_model_export_onnx", self._handle(), d, _path_arg(path))
+            return None
+        size = _c_size()
+        self._call("mpnas_model_export_onnx_buffer", self._handle(), d, None, 0,
+                   ctypes.byref(size))
+        buf = ctypes.create_string_buffer(max(size.value, 1))
+        self._call("mpnas_model_export_onnx_buffer", self._handle(), d, buf, size.value,
+                   ctypes.byref(size))
         return buf.raw[:size.value]
 
     def save_checkpoint(self, path):

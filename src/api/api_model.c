@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "common/serial.h"
 #include "model/model.h"
 #include "search/supernet.h"
 
@@ -443,6 +444,51 @@ mpnas_status mpnas_model_jaccard(const mpnas_model *m, double *matrix, size_t ca
 }
 
 /* ---- Predictors ---------------------------------------------------------------------- */
+
+/* ---- ONNX export (model/model_onnx.c) ------------------------------------------------ */
+
+static mpnas_status export_onnx(const mpnas_model *m, int32_t domain, const char *what,
+                                unsigned char **data, size_t *len) {
+  mpnas_status st = ready(m, what);
+  if (st == MPNAS_OK) st = check_domain(m, domain);
+  if (st != MPNAS_OK) return st;
+  uint64_t mark = mpnas__failure_mark(CTX(m));
+  return mpnas__explain(CTX(m), mpnas__model_export_onnx(m, domain, data, len), mark, what);
+}
+
+mpnas_status mpnas_model_export_onnx(const mpnas_model *m, int32_t domain, const char *path) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (path == NULL)
+    return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "mpnas_model_export_onnx: path is NULL");
+  unsigned char *data = NULL;
+  size_t len = 0;
+  mpnas_status st = export_onnx(m, domain, "mpnas_model_export_onnx", &data, &len);
+  if (st == MPNAS_OK) st = mpnas__write_file_atomic(CTX(m), path, data, len);
+  mpnas__free(CTX(m), data);
+  return st;
+}
+
+mpnas_status mpnas_model_export_onnx_buffer(const mpnas_model *m, int32_t domain, void *buf,
+                                            size_t cap, size_t *size) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (size == NULL)
+    return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT,
+                       "mpnas_model_export_onnx_buffer: size is NULL");
+  unsigned char *data = NULL;
+  size_t len = 0;
+  mpnas_status st = export_onnx(m, domain, "mpnas_model_export_onnx_buffer", &data, &len);
+  if (st == MPNAS_OK) {
+    *size = len;
+    if (buf != NULL && cap < len)
+      st = mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT,
+                       "mpnas_model_export_onnx_buffer: the ONNX model needs %zu bytes, cap "
+                       "is %zu", len, cap);
+    else if (buf != NULL)
+      memcpy(buf, data, len);
+  }
+  mpnas__free(CTX(m), data);
+  return st;
+}
 
 mpnas_status mpnas_predictor_create(const mpnas_model *m, mpnas_predictor **out) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;

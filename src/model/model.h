@@ -148,4 +148,9 @@ mpnas_status mpnas__model_checkpoint_save(const mpnas_model *m, const char *path
 mpnas_status mpnas__model_checkpoint_load(mpnas_model *m, const char *path);
 mpnas_status mpnas__model_checkpoint_load_buffer(mpnas_model *m, const void *data, size_t size);
 
+/* Domain d's path as an ONNX model (model_onnx.c, docs/EXPORT.md): *data (free with
+ * mpnas__free) and *len. The model must be ready for inference. */
+mpnas_status mpnas__model_export_onnx(const mpnas_model *m, int32_t d, unsigned char **data,
+                                      size_t *len);
+
 #endif
