@@ -443,8 +443,6 @@ mpnas_status mpnas_model_jaccard(const mpnas_model *m, double *matrix, size_t ca
   return st;
 }
 
-/* ---- Predictors ---------------------------------------------------------------------- */
-
 /* ---- ONNX export (model/model_onnx.c) ------------------------------------------------ */
 
 static mpnas_status export_onnx(const mpnas_model *m, int32_t domain, const char *what,
@@ -489,6 +487,8 @@ mpnas_status mpnas_model_export_onnx_buffer(const mpnas_model *m, int32_t domain
   mpnas__free(CTX(m), data);
   return st;
 }
+
+/* ---- Predictors ---------------------------------------------------------------------- */
 
 mpnas_status mpnas_predictor_create(const mpnas_model *m, mpnas_predictor **out) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
