@@ -400,9 +400,9 @@ typedef enum mpnas_search_param {
   MPNAS_SEARCH_COST_TARGET = 17,      /* double 0..10^18, default 0: C0; 0 = the cost of
                                          the path that takes the middle op of every layer */
   MPNAS_SEARCH_SHARING_GAMMA = 18,    /* double 0..100, default 0.5: charge for the
-                                         parameters a path adds to the joint model (MPNAS
-                                         method; docs/SEARCH.md), 0 = off (the paper's
-                                         reward) */
+                                         domain's share of the joint model's parameters
+                                         (MPNAS method; docs/SEARCH.md), 0 = off (the
+                                         paper's reward) */
   MPNAS_SEARCH_VALIDATION_FRACTION = 19, /* double 0..0.9, default 0.1: held out of train
                                             when no validation split is given */
   MPNAS_SEARCH_STEP = 20              /* read-only int: steps done so far */

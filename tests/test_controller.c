@@ -444,7 +444,7 @@ static void test_rewards(void) {
   cfg.target_cost = -5.0;
   CHECK(mpnas__reward_config_check(&cfg) == MPNAS_E_OUT_OF_RANGE);
 
-  /* Added parameters. 3 layers of 3, 2, 4 ops; params per node (op 0 of layer 2 is a
+  /* Parameter shares. 3 layers of 3, 2, 4 ops; params per node (op 0 of layer 2 is a
    * zero op: 0 parameters). */
   const int32_t n_ops[3] = {3, 2, 4};
   const double params[9] = {100, 200, 300, /* layer 0 */ 50, 80, /* layer 1 */
@@ -452,44 +452,58 @@ static void test_rewards(void) {
   /* Domain 1's path {1, 0, 3}: nodes of 200 + 50 + 40 parameters. */
   const int32_t path[3] = {1, 0, 3};
   double s = -1;
-  /* Fully shared: domain 0 uses (0,1) and (1,0), domain 2 uses (2,3). Row 1 (own) is
-   * ignored even though it differs. */
+  /* Every node shared with one other domain: domain 0 uses (0,1) and (1,0), domain 2
+   * uses (2,3); each node costs half. Row 1 (own) is ignored even though it differs. */
   const int32_t shared[9] = {1, 0, 0, /**/ 2, 1, 1, /**/ 0, 1, 3};
-  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, shared, 1, path, &s) == MPNAS_OK);
-  CHECK(s == 0.0);
+  CHECK(mpnas__reward_param_share(3, n_ops, params, 3, shared, 1, path, &s) == MPNAS_OK);
+  CHECK(s == 145.0);
+  /* Every node shared by all three domains: a third each. */
+  const int32_t all[9] = {1, 0, 3, /**/ 0, 1, 0, /**/ 1, 0, 3};
+  CHECK(mpnas__reward_param_share(3, n_ops, params, 3, all, 1, path, &s) == MPNAS_OK);
+  CHECK(fabs(s - 290.0 / 3) < 1e-12);
   /* Fully exclusive: nobody else uses any of its nodes; its own row equals its path. */
   const int32_t exclusive[9] = {0, 1, 0, /**/ 1, 0, 3, /**/ 2, 1, 2};
-  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, exclusive, 1, path, &s) == MPNAS_OK);
+  CHECK(mpnas__reward_param_share(3, n_ops, params, 3, exclusive, 1, path, &s) == MPNAS_OK);
   CHECK(s == 290.0);
-  /* Partial: only (0,1) shared (domain 2) -> 50 + 40 added. */
+  /* Partial: only (0,1) shared (domain 2) -> 100 + 50 + 40. */
   const int32_t partial[9] = {0, 1, 0, /**/ 1, 0, 3, /**/ 1, 1, 1};
-  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, partial, 1, path, &s) == MPNAS_OK);
-  CHECK(s == 90.0);
-  /* A bigger shared node costs nothing more than a small one: the term does not pay a
-   * domain for inflating what it shares (the old shared-fraction form did). */
+  CHECK(mpnas__reward_param_share(3, n_ops, params, 3, partial, 1, path, &s) == MPNAS_OK);
+  CHECK(s == 190.0);
+  /* A bigger shared node costs more than a small one (its share of it): sharing does
+   * not make size free. (0,2) of 300 with domain 0: 150 + 25 + 20. */
   const int32_t big_shared[9] = {2, 0, 0, /**/ 2, 1, 1, /**/ 0, 1, 3};
   const int32_t path_big[3] = {2, 0, 3};
-  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, big_shared, 1, path_big, &s) ==
+  CHECK(mpnas__reward_param_share(3, n_ops, params, 3, big_shared, 1, path_big, &s) ==
         MPNAS_OK);
-  CHECK(s == 0.0);
-  /* A zero op adds nothing: path {1, 0, 0}, nobody shares. */
+  CHECK(s == 195.0);
+  /* A zero op costs nothing: path {1, 0, 0}, nobody shares. */
   const int32_t path_zero[3] = {1, 0, 0};
-  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, exclusive, 1, path_zero, &s) ==
+  CHECK(mpnas__reward_param_share(3, n_ops, params, 3, exclusive, 1, path_zero, &s) ==
         MPNAS_OK);
   CHECK(s == 250.0);
-  /* One domain: no other path, everything exclusive. */
-  CHECK(mpnas__reward_added_params(3, n_ops, params, 1, NULL, 0, path, &s) == MPNAS_OK);
+  /* One domain: no other path, everything its own. */
+  CHECK(mpnas__reward_param_share(3, n_ops, params, 1, NULL, 0, path, &s) == MPNAS_OK);
   CHECK(s == 290.0);
+  /* The shares of all domains on their argmax paths add up to the joint model's node
+   * parameters: rows {1,0,3}, {2,0,3}, {0,1,0} use nodes 200, 300, 100 / 50, 80 / 40, 0. */
+  const int32_t joint[9] = {1, 0, 3, /**/ 2, 0, 3, /**/ 0, 1, 0};
+  double total = 0.0;
+  for (int32_t d = 0; d < 3; d++) {
+    CHECK(mpnas__reward_param_share(3, n_ops, params, 3, joint, d, joint + 3 * d, &s) ==
+          MPNAS_OK);
+    total += s;
+  }
+  CHECK(fabs(total - (200 + 300 + 100 + 50 + 80 + 40 + 0)) < 1e-9);
   /* Errors. */
   const int32_t bad_path[3] = {1, 2, 3};
-  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, shared, 1, bad_path, &s) ==
+  CHECK(mpnas__reward_param_share(3, n_ops, params, 3, shared, 1, bad_path, &s) ==
         MPNAS_E_INVALID_ARGUMENT);
-  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, shared, 3, path, &s) ==
+  CHECK(mpnas__reward_param_share(3, n_ops, params, 3, shared, 3, path, &s) ==
         MPNAS_E_INVALID_ARGUMENT);
-  CHECK(mpnas__reward_added_params(3, n_ops, params, 3, NULL, 1, path, &s) ==
+  CHECK(mpnas__reward_param_share(3, n_ops, params, 3, NULL, 1, path, &s) ==
         MPNAS_E_INVALID_ARGUMENT);
   const double neg[9] = {100, -200, 300, 50, 80, 0, 10, 20, 40};
-  CHECK(mpnas__reward_added_params(3, n_ops, neg, 3, shared, 1, path, &s) ==
+  CHECK(mpnas__reward_param_share(3, n_ops, neg, 3, shared, 1, path, &s) ==
         MPNAS_E_INVALID_ARGUMENT);
 }
 

@@ -636,9 +636,9 @@ static double mean_jaccard(mpnas_supernet *sn, const mpnas_space *sp, int nd) {
 
 static void test_sharing_aware_cost(void) {
   /* Three easy domains, no cost term: every path is equally good, so independent
-   * controllers settle on unrelated nodes; with the sharing-aware term (a domain is
-   * charged for the parameters it adds) they converge on common nodes. Same data and
-   * seed, gamma 0 vs the default (0.5). */
+   * controllers settle on unrelated nodes; with the sharing term (a domain is charged
+   * its share of the joint model's parameters) they converge on common nodes. Same data
+   * and seed, gamma 0 vs the default (0.5). */
   double jac[2];
   for (int on = 0; on < 2; on++) {
     mpnas_context *ctx = NULL;

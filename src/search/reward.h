@@ -11,16 +11,22 @@
  * trades accuracy for cost smoothly. C0 > 0 is required by ABS and MNAS; MNAS also needs
  * C > 0 (C = 0 would give an infinite reward for beta < 0).
  *
- * Sharing term [ours, beyond the paper; docs/ALGORITHM.md section 4]: A = the parameters
- * that domain d's path ADDS to the joint model - those of its nodes (node = (layer, op))
- * that NO other domain's current argmax path uses - divided by the parameters of the
- * reference path's nodes (the caller divides). A domain is charged what its choice costs
- * the multi-path model: a node another domain already uses is free, an exclusive node
- * costs its own size. gamma = 0 switches the term off (the paper's plain reward).
- * An earlier form rewarded the shared FRACTION of the path's own parameters; it paid a
- * domain for inflating shared nodes (measured: +4..24% MACs) and was replaced. Edge
- * cases: zero ops have no parameters and add nothing; with one domain every node is
- * exclusive, so A is the path's own parameters (a parameter cost). */
+ * Sharing term [ours, beyond the paper; docs/ALGORITHM.md section 4]: A = domain d's
+ * SHARE of the joint model's parameters - each node (node = (layer, op)) of its path
+ * costs its parameters divided by the number of domains whose path uses it (d, and the
+ * others by their current argmax paths) - divided by the parameters of the reference
+ * path's nodes (the caller divides). With every domain on its argmax path the shares
+ * add up to the multi-path model's node parameters, the size the method is judged by:
+ * a node one domain keeps to itself costs it all, a node six domains use costs each a
+ * sixth, and a big shared node still costs more than a small one. gamma = 0 switches
+ * the term off (the paper's plain reward). Earlier forms, replaced after measuring
+ * (docs/RESULTS.md, "Levers"): the shared FRACTION of the path's own parameters paid a
+ * domain for inflating shared nodes (+4..24% MACs); the parameters the path ADDS (its
+ * nodes no other domain uses) left shared nodes free whatever their size, so the
+ * domains met on wide late-layer nodes (about 0.5 M parameters on MDD-6 where the
+ * share form gives about 0.35 M). Edge cases: zero ops have no parameters and cost
+ * nothing; with one domain every node is its own, so A is the path's own parameters (a
+ * parameter cost). */
 #ifndef MPNAS_SEARCH_REWARD_H
 #define MPNAS_SEARCH_REWARD_H
 
@@ -56,24 +62,24 @@ void mpnas__reward_config_default(mpnas__reward_config *cfg);
  * or gamma, C0 <= 0 or non-finite for ABS / MNAS). */
 mpnas_status mpnas__reward_config_check(const mpnas__reward_config *cfg);
 
-/* R = base(Q, C) - gamma * added into *out. MPNAS_E_INVALID_ARGUMENT for out == NULL,
- * non-finite Q / C / added, added < 0, C < 0, or C == 0 with MNAS; MPNAS_E_OUT_OF_RANGE
+/* R = base(Q, C) - gamma * share into *out. MPNAS_E_INVALID_ARGUMENT for out == NULL,
+ * non-finite Q / C / share, share < 0, C < 0, or C == 0 with MNAS; MPNAS_E_OUT_OF_RANGE
  * when R is not finite or |R| > MPNAS__REWARD_MAX (C / C0 ^ beta overflowing, ...);
  * otherwise config_check's status. *out is written only on success. */
 mpnas_status mpnas__reward(const mpnas__reward_config *cfg, double quality, double cost,
-                           double added, double *out);
+                           double share, double *out);
 
-/* The parameters that domain `domain` of n_domains adds to the joint model with `path`:
- * the sum of node_params over its nodes that no other domain's argmax path uses, into
- * *out. node_params: flat [sum n_ops] parameter count of node (l, j) at offset(l) + j,
- * where offset(l) = n_ops[0] + ... + n_ops[l-1] (0 for zero ops). argmax_paths:
- * [n_domains * n_layers], row e = domain e's current argmax path; row `domain` is
- * ignored. MPNAS_E_INVALID_ARGUMENT on NULL pointers, n_layers < 1, n_ops[l] < 1,
- * domain outside [0, n_domains), an op index outside its layer, or a negative /
- * non-finite parameter count. */
-mpnas_status mpnas__reward_added_params(int32_t n_layers, const int32_t *n_ops,
-                                        const double *node_params, int32_t n_domains,
-                                        const int32_t *argmax_paths, int32_t domain,
-                                        const int32_t *path, double *out);
+/* Domain `domain`'s share (of n_domains) of the joint model's parameters with `path`:
+ * the sum over its nodes of node_params / (1 + the number of other domains whose argmax
+ * path uses the node), into *out. node_params: flat [sum n_ops] parameter count of node
+ * (l, j) at offset(l) + j, where offset(l) = n_ops[0] + ... + n_ops[l-1] (0 for zero
+ * ops). argmax_paths: [n_domains * n_layers], row e = domain e's current argmax path;
+ * row `domain` is ignored. MPNAS_E_INVALID_ARGUMENT on NULL pointers, n_layers < 1,
+ * n_ops[l] < 1, domain outside [0, n_domains), an op index outside its layer, or a
+ * negative / non-finite parameter count. */
+mpnas_status mpnas__reward_param_share(int32_t n_layers, const int32_t *n_ops,
+                                       const double *node_params, int32_t n_domains,
+                                       const int32_t *argmax_paths, int32_t domain,
+                                       const int32_t *path, double *out);
 
 #endif

@@ -81,14 +81,14 @@ mpnas_status mpnas__supernet_check_reward(mpnas_supernet *sn, const mpnas__searc
   int32_t *extreme = sn->argmax_scratch; /* [2 * L] of its [max(D, 2) * L] */
   mpnas__reward_config rc;
   reward_config(cfg, &rc);
-  double added_max = 0.0;
+  double share_max = 0.0; /* a path of each layer's biggest node, shared with nobody */
   for (int32_t l = 0; l < L; l++) {
     double most = 0.0;
     for (int32_t j = 0; j < sn->nops[l]; j++)
       most = fmax(most, sn->node_params[sn->op_offset[l] + j]);
-    added_max += most;
+    share_max += most;
   }
-  added_max /= reference_params(sn);
+  share_max /= reference_params(sn);
   for (int32_t d = 0; d < sn->ndomains; d++) {
     int32_t *cheap = extreme, *dear = extreme + L;
     memcpy(cheap, sn->fixed_path_reference, sizeof(int32_t) * (size_t)L);
@@ -111,8 +111,8 @@ mpnas_status mpnas__supernet_check_reward(mpnas_supernet *sn, const mpnas__searc
     for (int k = 0; k < 2; k++)
       for (int q = 0; q <= 1; q++) {
         double r;
-        double added = rc.sharing_gamma != 0.0 ? added_max : 0.0;
-        mpnas_status st = mpnas__reward(&rc, (double)q, costs[k], added, &r);
+        double share = rc.sharing_gamma != 0.0 ? share_max : 0.0;
+        mpnas_status st = mpnas__reward(&rc, (double)q, costs[k], share, &r);
         if (st != MPNAS_OK)
           return unusable_reward(sn->ctx, code, where, sn->domains[d].name, st, costs[k], &rc);
       }
@@ -191,14 +191,14 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
     if ((st = mpnas__abdp_observe_kpi(sn->abdp, d, dm->valid_acc)) != MPNAS_OK) break;
     dm->cost = path_cost(sn, cfg, d, dm->sampled);
     rc.target_cost = target_cost(sn, cfg, d);
-    double added = 0.0;
+    double share = 0.0;
     if (rc.sharing_gamma != 0.0) {
-      st = mpnas__reward_added_params(L, sn->nops, sn->node_params, D, argmax, d, dm->sampled,
-                                      &added);
+      st = mpnas__reward_param_share(L, sn->nops, sn->node_params, D, argmax, d, dm->sampled,
+                                     &share);
       if (st != MPNAS_OK) break;
-      added /= reference_params(sn);
+      share /= reference_params(sn);
     }
-    st = mpnas__reward(&rc, dm->valid_acc, dm->cost, added, &dm->reward);
+    st = mpnas__reward(&rc, dm->valid_acc, dm->cost, share, &dm->reward);
     /* mpnas__supernet_check_reward refuses such settings before the first step; kept
      * as the last line of defence (a latency table set by the host mid-search). */
     if (st != MPNAS_OK) {
