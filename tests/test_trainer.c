@@ -165,11 +165,14 @@ static void run(const scenario *s, int threads, uint32_t crc[3]) {
   mpnas_context_free(ctx);
 }
 
+/* Recorded anew when the sharing term became each domain's share of the joint model's
+ * parameters (it changes the search's rewards, so its paths and controllers; the second
+ * scenario's paths stayed, so its model files did too). */
 static const scenario scenarios[] = {
     {"defaults", MPNAS_ABDP_SAMPLE_BALANCED, MPNAS_ABDP_SIGNAL_NONE, MPNAS_OPTIMIZER_SGD, 0, 0,
-     0x4bc4d99bu, 0x5c02ff13u, 0xa4abbdf4u},
+     0x5f7f60ecu, 0x0dc28fe7u, 0xd2b8e9d2u},
     {"abdp, augmentation, Adam", MPNAS_ABDP_SAMPLE_PROPORTIONAL, MPNAS_ABDP_SIGNAL_LOSS,
-     MPNAS_OPTIMIZER_ADAM, 2, 1, 0xdaf7bb87u, 0x1b0d412bu, 0x7c3ca0efu},
+     MPNAS_OPTIMIZER_ADAM, 2, 1, 0x0d176921u, 0x1b0d412bu, 0x7c3ca0efu},
 };
 
 static void test_known_answers(void) {
