@@ -191,8 +191,9 @@ MPNAS_API void mpnas_context_clear_error(mpnas_context *ctx);
  * The library has no network layer: a host running one process per worker (MPI,
  * Horovod, Ray, ...) hands each worker's context an all-reduce callback, its rank and
  * the world size. The callback sums `count` values of `buf` in place over all workers
- * (every worker passes the same count and dtype, in the same order, and receives the
- * sum), and returns 0 on success; any other value fails the calling search or training
+ * (every worker passes the same count and dtype, in the same order, and must receive
+ * the same sum bit for bit: MPI_Allreduce with MPI_SUM does in the common
+ * implementations; otherwise reduce to one worker and broadcast), and returns 0 on success; any other value fails the calling search or training
  * step with MPNAS_E_IO and a message naming the value (the workers are then out of step:
  * reload the last checkpoint on every worker). It is called from the thread that called
  * mpnas_supernet_search / mpnas_model_train, never from the library's worker threads:
