@@ -204,8 +204,9 @@ MPNAS_API void mpnas_context_clear_error(mpnas_context *ctx);
  * drawn whole, identically, on every worker (same seed, same random streams), and
  * worker `rank` runs images [n * rank / W, n * (rank + 1) / W) of it; the summed
  * gradients then equal one worker's on the whole batch up to float rounding, except that
- * batch normalisation takes its batch statistics over each worker's share (as with
- * per-replica BN elsewhere). Every worker takes the same optimiser and controller
+ * batch normalisation takes its batch statistics over each worker's share (per-replica
+ * BN, as in most data-parallel trainers; the model's running statistics are averaged
+ * over the workers every step, the variance with the whole batch's Bessel correction). Every worker takes the same optimiser and controller
  * steps, so weights, paths and checkpoints are identical on all of them: let rank 0
  * alone save files. Checkpoints hold nothing of the world size and resume at any.
  * Every worker must use the same settings, seed and data. */

@@ -183,6 +183,7 @@ mpnas_status mpnas__trainer_step(const mpnas__trainer *t) {
     mpnas__domain_data_batch_share(&dm->data, t->shape, 0, counts[d], lo, hi, &aug, x, labels);
     if (hi == lo) continue; /* more workers than images: this one adds nothing */
     float loss_scale = (float)(weight[d] * (double)(hi - lo) / (double)t->batch);
+    if (ctx->world > 1) eng.share = hi - lo, eng.batch = counts[d];
     st = train_domain(t, &eng, d, x, labels, hi - lo, loss_scale, &loss[d]);
     if (ctx->world > 1) loss[d] *= hi - lo;
   }
