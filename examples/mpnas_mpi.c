@@ -20,6 +20,10 @@
  *   --verify           checksums of every worker's search checkpoint and model, compared
  *                      across workers; rank 0 writes DIR/logits.txt (test logits) and
  *                      DIR/paths.txt, for tests/test_mpi.sh
+ *   --uniform          for tests/test_mpi.sh: every domain's training images are copies of
+ *                      its first one (labels still vary) and training crops nothing, so
+ *                      per-worker BN statistics equal the whole batch's and any world
+ *                      size gives one worker's results up to float rounding
  * Build: make examples (only when mpicc is found). */
 #define _POSIX_C_SOURCE 200809L /* mkdir */
 #include <mpi.h>
@@ -109,10 +113,11 @@ int main(int argc, char **argv) {
   int64_t search_steps = 100, train_steps = 200, threads = 1, train_batch = 16, valid_batch = 32;
   int64_t stop_at = 0;
   const char *out_dir = "out", *resume = NULL;
-  int verify = 0;
+  int verify = 0, uniform = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--verify") == 0) { verify = 1; continue; }
+    if (strcmp(a, "--uniform") == 0) { uniform = 1; continue; }
     if (v == NULL) { fprintf(stderr, "mpnas_mpi: %s needs a value\n", a); return 2; }
     i++;
     if (strcmp(a, "--search-steps") == 0) search_steps = atoll(v);
@@ -142,7 +147,10 @@ int main(int argc, char **argv) {
   static uint8_t train_x[SYN_DOMAINS][PER_DOMAIN * SYN_PIXELS], test_x[SYN_DOMAINS][TEST_IMAGES * SYN_PIXELS];
   static int32_t train_y[SYN_DOMAINS][PER_DOMAIN], test_y[SYN_DOMAINS][TEST_IMAGES];
   for (int d = 0; d < SYN_DOMAINS; d++) {
-    for (int i = 0; i < PER_DOMAIN; i++) train_y[d][i] = syn_image(d, (uint64_t)i, 7, train_x[d] + (size_t)i * SYN_PIXELS);
+    for (int i = 0; i < PER_DOMAIN; i++) {
+      train_y[d][i] = syn_image(d, (uint64_t)i, 7, train_x[d] + (size_t)i * SYN_PIXELS);
+      if (uniform) memcpy(train_x[d] + (size_t)i * SYN_PIXELS, train_x[d], SYN_PIXELS);
+    }
     for (int i = 0; i < TEST_IMAGES; i++)
       test_y[d][i] = syn_image(d, 1000000u + (uint64_t)i, 7, test_x[d] + (size_t)i * SYN_PIXELS);
   }
@@ -207,7 +215,8 @@ int main(int argc, char **argv) {
   mpnas_model *model = NULL;
   if (mpnas_model_create_from_supernet(sn, &model) != MPNAS_OK) return fail(ctx, "deriving the model");
   mpnas_supernet_free(sn);
-  if (mpnas_model_set_int(model, MPNAS_TRAIN_STEPS, train_steps) != MPNAS_OK)
+  if (mpnas_model_set_int(model, MPNAS_TRAIN_STEPS, train_steps) != MPNAS_OK ||
+      (uniform && mpnas_model_set_int(model, MPNAS_TRAIN_AUGMENT_PAD, 0) != MPNAS_OK))
     return fail(ctx, "training settings");
   t0 = MPI_Wtime();
   if (mpnas_model_train(model, 0, NULL, NULL, 0) != MPNAS_OK) return fail(ctx, "training");
