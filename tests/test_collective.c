@@ -106,6 +106,7 @@ typedef struct {
   mpnas_allreduce_fn fn;
   void *user;
   int32_t rank, world, uniform;
+  int32_t fail_training; /* set a failing hook (world 2) after the search */
   /* out */
   mpnas_status search_st, train_st;
   char error[512];
@@ -175,6 +176,7 @@ static void *run(void *arg) {
     remove(file);
     for (int d = 0; d < DOMAINS; d++) OKC(mpnas_supernet_path(sn, d, r->paths[d], 2));
     OKC(mpnas_model_create_from_supernet(sn, &m));
+    if (r->fail_training) OKC(mpnas_context_set_collective(ctx, failing_hook, NULL, 1, 2));
     OKC(mpnas_model_set_int(m, MPNAS_TRAIN_STEPS, 6));
     OKC(mpnas_model_set_int(m, MPNAS_TRAIN_BATCH, 5));
     OKC(mpnas_model_set_int(m, MPNAS_TRAIN_VALID_BATCH, 7));
@@ -257,6 +259,12 @@ static void test_failing_hook(void) {
   CHECK_EQ_INT(r.search_st, MPNAS_E_IO);
   CHECK_MSG(strstr(r.error, "returned 7") != NULL, "message: %.400s", r.error);
   free_result(&r);
+  run_result t = {.fail_training = 1};
+  run(&t);
+  CHECK_EQ_INT(t.search_st, MPNAS_OK);
+  CHECK_EQ_INT(t.train_st, MPNAS_E_IO);
+  CHECK_MSG(strstr(t.error, "returned 7") != NULL, "message: %.400s", t.error);
+  free_result(&t);
 }
 
 static void two_workers(run_result w[2], int uniform) {
