@@ -76,6 +76,12 @@ static int32_t counting_hook(void *user, void *buf, int64_t count, int32_t dtype
   ++*(int64_t *)user;
   return 0;
 }
+/* Fails only the validation counts (the sums before them leave the buffers as they are,
+ * as if the other worker had added zeros). */
+static int32_t failing_counts_hook(void *user, void *buf, int64_t count, int32_t dtype) {
+  (void)user, (void)buf, (void)count;
+  return dtype == MPNAS_COLLECTIVE_I64 ? 9 : 0;
+}
 static int32_t failing_hook(void *user, void *buf, int64_t count, int32_t dtype) {
   (void)user, (void)buf, (void)count, (void)dtype;
   return 7;
@@ -259,6 +265,12 @@ static void test_failing_hook(void) {
   CHECK_EQ_INT(r.search_st, MPNAS_E_IO);
   CHECK_MSG(strstr(r.error, "returned 7") != NULL, "message: %.400s", r.error);
   free_result(&r);
+  run_result v = {.fn = failing_counts_hook, .world = 2};
+  run(&v);
+  CHECK_EQ_INT(v.search_st, MPNAS_E_IO);
+  CHECK_MSG(strstr(v.error, "returned 9 summing the validation counts") != NULL, "message: %.400s",
+            v.error);
+  free_result(&v);
   run_result t = {.fail_training = 1};
   run(&t);
   CHECK_EQ_INT(t.search_st, MPNAS_OK);
