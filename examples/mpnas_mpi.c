@@ -18,8 +18,9 @@
  *   --stop-at N        stop the search after step N; rank 0 saves DIR/search.ckpt; exit
  *   --resume FILE      load a search checkpoint (written at any world size) first
  *   --verify           checksums of every worker's search checkpoint and model, compared
- *                      across workers; rank 0 writes DIR/logits.txt (test logits) and
- *                      DIR/paths.txt, for tests/test_mpi.sh
+ *                      across workers; rank 0 writes DIR/paths.txt, DIR/search-losses.txt
+ *                      (the domains' training losses) and DIR/logits.txt (test logits),
+ *                      for tests/test_mpi.sh
  *   --uniform          for tests/test_mpi.sh: every domain's training images are copies of
  *                      its first one (labels still vary) and training crops nothing, so
  *                      per-worker BN statistics equal the whole batch's and any world
@@ -208,6 +209,16 @@ int main(int argc, char **argv) {
     mpnas_space_path_string(space, path, (size_t)layers, text, sizeof text, NULL);
     printf("%-9s %s\n", SYN_NAMES[d], text);
     if (paths) fprintf(paths, "%s %s\n", SYN_NAMES[d], text);
+  }
+  if (paths) { /* the search's last training losses, for a comparison across world sizes */
+    snprintf(file, sizeof file, "%s/search-losses.txt", out_dir);
+    FILE *f = fopen(file, "w");
+    for (int32_t d = 0; d < SYN_DOMAINS && f; d++) {
+      double loss;
+      mpnas_supernet_domain_stat(sn, d, MPNAS_STAT_TRAIN_LOSS, &loss);
+      fprintf(f, "%.9g\n", loss);
+    }
+    if (f) fclose(f);
   }
   if (paths) fclose(paths);
 
