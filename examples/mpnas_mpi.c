@@ -18,9 +18,10 @@
  *   --stop-at N        stop the search after step N; rank 0 saves DIR/search.ckpt; exit
  *   --resume FILE      load a search checkpoint (written at any world size) first
  *   --verify           checksums of every worker's search checkpoint and model, compared
- *                      across workers; rank 0 writes DIR/paths.txt, DIR/search-losses.txt
- *                      (the domains' training losses) and DIR/logits.txt (test logits),
- *                      for tests/test_mpi.sh
+ *                      across workers; rank 0 writes DIR/paths.txt, the domains' training
+ *                      losses at the end of the search (DIR/search-losses.txt) and of the
+ *                      training (DIR/train-losses.txt), and the test logits
+ *                      (DIR/logits.txt), for tests/test_mpi.sh
  *   --uniform          for tests/test_mpi.sh: every domain's training images are copies of
  *                      its first one (labels still vary) and training crops nothing, so
  *                      per-worker BN statistics equal the whole batch's and any world
@@ -257,14 +258,25 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < size; i++) h = (h ^ buf[i]) * 1099511628211ull;
     free(buf);
     if (!same_everywhere(h, "trained model")) return 3;
-    if (rank == 0) { /* logits of the test images, for a comparison across world sizes */
-      snprintf(file, sizeof file, "%s/logits.txt", out_dir);
+    if (rank == 0) { /* training losses and test logits, for a comparison across world sizes */
+      snprintf(file, sizeof file, "%s/train-losses.txt", out_dir);
       FILE *f = fopen(file, "w");
+      for (int32_t d = 0; d < SYN_DOMAINS && f; d++) {
+        double loss;
+        mpnas_model_domain_stat(model, d, MPNAS_STAT_TRAIN_LOSS, &loss);
+        fprintf(f, "%.9g\n", loss);
+      }
+      if (f) fclose(f);
+      snprintf(file, sizeof file, "%s/logits.txt", out_dir);
+      f = fopen(file, "w");
       mpnas_predictor *pr = NULL;
       if (!f || mpnas_predictor_create(model, &pr) != MPNAS_OK) return fail(ctx, "logits");
       float logits[TEST_IMAGES * 8];
       for (int32_t d = 0; d < SYN_DOMAINS; d++) {
-        if (mpnas_predictor_run(pr, d, MPNAS_DTYPE_U8, test_x[d], TEST_IMAGES, MPNAS_OUTPUT_LOGITS,
+        /* --uniform: the training image (the test images are far from the one image the
+         * model saw: its logits there magnify rounding) */
+        if (mpnas_predictor_run(pr, d, MPNAS_DTYPE_U8, uniform ? train_x[d] : test_x[d],
+                                TEST_IMAGES, MPNAS_OUTPUT_LOGITS,
                                 logits, sizeof logits / sizeof logits[0]) != MPNAS_OK)
           return fail(ctx, "logits");
         for (int i = 0; i < TEST_IMAGES * SYN_CLASSES[d]; i++) fprintf(f, "%.9g\n", logits[i]);

@@ -3,12 +3,13 @@
 # collective hook of mpnas_context_set_collective), 1 thread per worker:
 #   - 2 workers: every worker's search state and trained model identical (checksums);
 #   - 2 workers against 1 with the same global batch (--uniform data, so per-worker BN
-#     statistics equal the whole batch's): the same paths, the search's training losses
-#     within relative 1e-4 (measured 3e-8), the trained model's test logits within 1e-2. Not bit-identical: the shares' BN statistics and the gradients are summed in
-#     another order than one worker's, and a few training steps amplify such rounding
-#     (measured, 8 search + 8 training steps: 2.4e-3; one worker with the AVX2 kernels
-#     against one with the scalar ones, the same maths rounded differently, differs by
-#     1.7e-3 after a single training step);
+#     statistics equal the whole batch's): the same paths; the domains' training losses
+#     at the end of the search and of the training within relative 1e-4 (measured: 3e-8
+#     with gcc, 5e-7 with clang); the trained model's logits within 5e-2, a bound that
+#     only catches a broken split: not bit-identical because the shares' BN statistics and
+#     gradients are summed in another order than one worker's, and 8 training steps on
+#     one repeated image magnify such rounding in the logits (measured 3.6e-4 with gcc,
+#     6.6e-3 with clang, whose contractions into FMA round differently);
 #   - a search checkpoint written by rank 0 of 2 workers at step 4 resumes at 2 workers
 #     (bit-identical to the uninterrupted run) and at 1 (as above);
 #   - the README's command on the embedded data set runs.
@@ -68,12 +69,19 @@ if [ -s "$tmp/one/search-losses.txt" ] && awk -v d="$diff" 'BEGIN {exit !(d < 1e
 else
   bad "2 workers vs 1: search losses within 1e-4"
 fi
+diff=$(logits_diff "$tmp/two/train-losses.txt" "$tmp/one/train-losses.txt")
+echo "    2 workers vs 1: largest relative difference of the model's training losses $diff"
+if [ -s "$tmp/one/train-losses.txt" ] && awk -v d="$diff" 'BEGIN {exit !(d < 1e-4)}'; then
+  ok "2 workers vs 1: training losses within 1e-4"
+else
+  bad "2 workers vs 1: training losses within 1e-4"
+fi
 diff=$(logits_diff "$tmp/two/logits.txt" "$tmp/one/logits.txt")
 echo "    2 workers vs 1: largest relative logit difference $diff"
-if [ -s "$tmp/one/logits.txt" ] && awk -v d="$diff" 'BEGIN {exit !(d < 1e-2)}'; then
-  ok "2 workers vs 1: logits within 1e-2"
+if [ -s "$tmp/one/logits.txt" ] && awk -v d="$diff" 'BEGIN {exit !(d < 5e-2)}'; then
+  ok "2 workers vs 1: logits within 5e-2"
 else
-  bad "2 workers vs 1: logits within 1e-2"
+  bad "2 workers vs 1: logits within 5e-2"
 fi
 
 if run 2 "$tmp/stop" --uniform --stop-at 4 && [ -s "$tmp/stop/search.ckpt" ] &&
@@ -86,10 +94,12 @@ fi
 if run 1 "$tmp/res1" --verify --uniform --resume "$tmp/stop/search.ckpt" &&
   cmp -s "$tmp/res1/paths.txt" "$tmp/two/paths.txt"; then
   ldiff=$(logits_diff "$tmp/res1/search-losses.txt" "$tmp/two/search-losses.txt")
+  tdiff=$(logits_diff "$tmp/res1/train-losses.txt" "$tmp/two/train-losses.txt")
   diff=$(logits_diff "$tmp/res1/logits.txt" "$tmp/two/logits.txt")
-  echo "    resumed at 1 vs 2 workers throughout: search losses $ldiff, logits $diff (largest relative differences)"
-  if awk -v d="$diff" -v l="$ldiff" 'BEGIN {exit !(d < 1e-2 && l < 1e-4)}'; then ok "checkpoint of 2 workers resumed at 1"
-  else bad "checkpoint of 2 workers resumed at 1: logits"; fi
+  echo "    resumed at 1 vs 2 workers throughout: search losses $ldiff, training losses $tdiff, logits $diff (largest relative differences)"
+  if awk -v d="$diff" -v l="$ldiff" -v t="$tdiff" 'BEGIN {exit !(d < 5e-2 && l < 1e-4 && t < 1e-4)}'; then
+    ok "checkpoint of 2 workers resumed at 1"
+  else bad "checkpoint of 2 workers resumed at 1: losses or logits"; fi
 else
   cat "$tmp/res1.log"; bad "checkpoint of 2 workers resumed at 1"
 fi
