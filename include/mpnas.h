@@ -193,9 +193,10 @@ MPNAS_API void mpnas_context_clear_error(mpnas_context *ctx);
  * the world size. The callback sums `count` values of `buf` in place over all workers
  * (every worker passes the same count and dtype, in the same order, and must receive
  * the same sum bit for bit: MPI_Allreduce with MPI_SUM does in the common
- * implementations; otherwise reduce to one worker and broadcast), and returns 0 on success; any other value fails the calling search or training
- * step with MPNAS_E_IO and a message naming the value (the workers are then out of step:
- * reload the last checkpoint on every worker). It is called from the thread that called
+ * implementations; otherwise reduce to one worker and broadcast), and returns 0 on
+ * success; any other value fails the calling search or training step with MPNAS_E_IO
+ * and a message naming the value (the workers are then out of step: reload the last
+ * checkpoint on every worker). It is called from the thread that called
  * mpnas_supernet_search / mpnas_model_train, never from the library's worker threads:
  * per step, once for the gradients (and BN running statistics) as one flat F32 buffer,
  * once for the domains' training losses (F64), and once per validation for the
@@ -206,9 +207,10 @@ MPNAS_API void mpnas_context_clear_error(mpnas_context *ctx);
  * gradients then equal one worker's on the whole batch up to float rounding, except that
  * batch normalisation takes its batch statistics over each worker's share (per-replica
  * BN, as in most data-parallel trainers; the model's running statistics are averaged
- * over the workers every step, the variance with the whole batch's Bessel correction). Every worker takes the same optimiser and controller
- * steps, so weights, paths and checkpoints are identical on all of them: let rank 0
- * alone save files. Checkpoints hold nothing of the world size and resume at any.
+ * over the workers every step, the variance with the whole batch's Bessel correction).
+ * Every worker takes the same optimiser and controller steps, so weights, paths and
+ * checkpoints are identical on all of them: let rank 0 alone save files. Checkpoints
+ * hold nothing of the world size and resume at any.
  * Every worker must use the same settings, seed and data. */
 enum { /* dtype of a collective buffer */
   MPNAS_COLLECTIVE_F32 = 0, /* float */
