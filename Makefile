@@ -148,6 +148,12 @@ $(BIN_OUT)/mpnas: $(CLI_BIN) $(BINSTAMP)
 	@cp $(CLI_BIN) $@
 cli: $(BIN_OUT)/mpnas
 
+# The MPI host program (docs/SCALING.md): only where an MPI compiler wrapper is found,
+# told to use $(CC) underneath (OpenMPI: OMPI_CC, MPICH: MPICH_CC).
+MPICC    ?= mpicc
+HAVE_MPI := $(shell command -v $(MPICC) >/dev/null 2>&1 && echo 1)
+MPI_EXAMPLE := $(if $(HAVE_MPI),$(BUILD)/examples/mpnas_mpi)
+
 # ---- Tests: each tests/test_*.c is its own program; tests/run.sh adds them up. --------
 TEST_BIN := $(patsubst %,$(BUILD)/tests/%,$(TESTS))
 TEST_CPPFLAGS := -Itests -D_POSIX_C_SOURCE=200809L $(filter-out -DMPNAS_BUILDING_LIBRARY,$(CPPFLAGS_LIB))
@@ -166,7 +172,7 @@ $(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(STATIC)
 # with this configuration's compiler and flags (EXAMPLE_CC, EXAMPLE_LIBS).
 SAN_SCRIPTS  := tests/test_cli.sh tests/test_onnx.sh
 TEST_SCRIPTS ?= $(if $(or $(RUN),$(filter-out file,$(origin TESTS))),,$(if $(SAN),$(SAN_SCRIPTS),$(wildcard tests/test_*.sh)))
-TEST_SCRIPT_DEPS := $(if $(filter-out $(SAN_SCRIPTS),$(TEST_SCRIPTS)),$(SHARED) $(BUILD)/examples/infer) \
+TEST_SCRIPT_DEPS := $(if $(filter-out $(SAN_SCRIPTS),$(TEST_SCRIPTS)),$(SHARED) $(BUILD)/examples/infer $(MPI_EXAMPLE)) \
   $(if $(filter $(SAN_SCRIPTS),$(TEST_SCRIPTS)),$(CLI_BIN) $(BUILD)/tests/cli_fixture) \
   $(if $(filter tests/test_onnx.sh,$(TEST_SCRIPTS)),$(BUILD)/tests/onnx_fixture $(BUILD)/examples/infer)
 
@@ -256,13 +262,19 @@ clean:
 
 # ---- Examples and the main job ----------------------------------------------------------
 # embedded_model.c needs a model_data.h made from a trained model: tests/test_onnx.sh
-# builds it (with EXAMPLE_CC / EXAMPLE_LIBS from `make test`).
-EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(filter-out examples/embedded_model.c,$(wildcard examples/*.c)))
+# builds it (with EXAMPLE_CC / EXAMPLE_LIBS from `make test`); mpnas_mpi.c needs mpicc.
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(filter-out examples/embedded_model.c examples/mpnas_mpi.c,$(wildcard examples/*.c)))
 $(BUILD)/examples/%: examples/%.c $(wildcard examples/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) -Iinclude -Iexamples $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
-examples: $(EXAMPLES)
+# The MPI host program (MPICC, MPI_EXAMPLE: defined before the tests).
+$(BUILD)/examples/mpnas_mpi: examples/mpnas_mpi.c $(wildcard examples/*.h) $(STATIC)
+	@mkdir -p $(dir $@)
+	@echo "  MPICC   $<"
+	$(Q)OMPI_CC="$(CC)" MPICH_CC="$(CC)" $(MPICC) $(CFLAGS) $(BASEFLAGS) -Iinclude -Iexamples $< -o $@ \
+	  $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
+examples: $(EXAMPLES) $(MPI_EXAMPLE)
 
 # The main job: the pipeline on MDD-6 if `make data` built it, else on the embedded set.
 demo: $(BUILD)/examples/quickstart

@@ -187,6 +187,46 @@ MPNAS_API mpnas_status mpnas_context_last_status(const mpnas_context *ctx);
 /* Forget the last error. */
 MPNAS_API void mpnas_context_clear_error(mpnas_context *ctx);
 
+/* ---- Data-parallel runs (docs/SCALING.md) --------------------------------------------
+ * The library has no network layer: a host running one process per worker (MPI,
+ * Horovod, Ray, ...) hands each worker's context an all-reduce callback, its rank and
+ * the world size. The callback sums `count` values of `buf` in place over all workers
+ * (every worker passes the same count and dtype, in the same order, and must receive
+ * the same sum bit for bit: MPI_Allreduce with MPI_SUM does in the common
+ * implementations; otherwise reduce to one worker and broadcast), and returns 0 on
+ * success; any other value fails the calling search or training step with MPNAS_E_IO
+ * and a message naming the value (the workers are then out of step: reload the last
+ * checkpoint on every worker). It is called from the thread that called
+ * mpnas_supernet_search / mpnas_model_train, never from the library's worker threads:
+ * per step, once for the gradients (and BN running statistics) as one flat F32 buffer,
+ * once for the domains' training losses (F64), and once per validation for the
+ * domains' correct counts (I64).
+ * With world_size W > 1, each domain's training and validation batch of every step is
+ * drawn whole, identically, on every worker (same seed, same random streams), and
+ * worker `rank` runs images [n * rank / W, n * (rank + 1) / W) of it; the summed
+ * gradients then equal one worker's on the whole batch up to float rounding, except that
+ * batch normalisation takes its batch statistics over each worker's share (per-replica
+ * BN, as in most data-parallel trainers; the model's running statistics are averaged
+ * over the workers every step, the variance with the whole batch's Bessel correction).
+ * Every worker takes the same optimiser and controller steps, so weights, paths and
+ * checkpoints are identical on all of them: let rank 0 alone save files. Checkpoints
+ * hold nothing of the world size and resume at any.
+ * Every worker must use the same settings, seed and data. */
+enum { /* dtype of a collective buffer */
+  MPNAS_COLLECTIVE_F32 = 0, /* float */
+  MPNAS_COLLECTIVE_F64 = 1, /* double */
+  MPNAS_COLLECTIVE_I64 = 2  /* int64_t */
+};
+typedef int32_t (*mpnas_allreduce_fn)(void *user, void *buf, int64_t count, int32_t dtype);
+/* Make this context worker `rank` of `world_size` (1..65536), summing through fn.
+ * rank outside [0, world_size) or world_size < 1: MPNAS_E_OUT_OF_RANGE; fn NULL with
+ * world_size > 1: MPNAS_E_INVALID_ARGUMENT. fn NULL, rank 0, world_size 1 removes the
+ * hook (the default). With world_size 1 fn is never called and results are those of no
+ * hook, bit for bit. May change between calls (a run resumed at another world size). */
+MPNAS_API mpnas_status mpnas_context_set_collective(mpnas_context *ctx, mpnas_allreduce_fn fn,
+                                                    void *user, int32_t rank,
+                                                    int32_t world_size);
+
 /* 1 if this CPU and this build can run the given MPNAS_ISA_* value, else 0. */
 MPNAS_API int32_t mpnas_isa_supported(int32_t isa);
 

@@ -514,12 +514,12 @@ static void test_ops_thread_independent(void) {
       }
       for (int j = 0; j < c; j++) gamma[j] = rng_uniform(0.5f, 1.5f), beta[j] = rng_uniform(-1, 1);
       op_out one = op_alloc(m, c);
-      mpnas__engine e1 = {tables[ti], 1};
+      mpnas__engine e1 = {.k = tables[ti], .threads = 1};
       run_ops(&e1, m, c, x, gamma, beta, dy, act, &one);
       static const int threads[] = {2, 3};
       for (int k = 0; k < COUNT(threads); k++) {
         op_out o = op_alloc(m, c);
-        mpnas__engine e = {tables[ti], threads[k]};
+        mpnas__engine e = {.k = tables[ti], .threads = threads[k]};
         run_ops(&e, m, c, x, gamma, beta, dy, act, &o);
         CHECK_MSG(op_same(&one, &o, m, c), "%s m=%d c=%d: %d threads differ from 1",
                   tables[ti]->name, m, c, threads[k]);
@@ -621,7 +621,7 @@ static void test_fused_stats_ops(void) {
       for (size_t i = 0; i < (size_t)cin * cout; i++) w[i] = rng_uniform(-0.5f, 0.5f);
       for (size_t i = 0; i < ny; i++) res[i] = rng_uniform(-1, 1);
       for (int k = 0; k < COUNT(threads); k++) {
-        mpnas__engine e = {tables[ti], threads[k]};
+        mpnas__engine e = {.k = tables[ti], .threads = threads[k]};
         CHECK_EQ_INT(mpnas__pw_fwd(&e, &ws, m, cin, cout, x, w, NULL, NULL, 0, NULL, ref), MPNAS_OK);
         CHECK_EQ_INT(mpnas__pw_fwd_stats(&e, &ws, m, cin, cout, x, w, y, mean, m2), MPNAS_OK);
         CHECK_MSG(!memcmp(y, ref, sizeof(float) * ny), "%s pw m=%d %d->%d thr %d: output differs",
@@ -644,7 +644,7 @@ static void test_fused_stats_ops(void) {
                         !memcmp(m2, m21, sizeof(double) * (size_t)cout),
                     "%s pw m=%d %d->%d: %d threads' statistics differ from 1's", tables[ti]->name,
                     m, cin, cout, threads[k]);
-          mpnas__engine e2 = {tables[ti], threads[k]};
+          mpnas__engine e2 = {.k = tables[ti], .threads = threads[k]};
           CHECK_EQ_INT(mpnas__bn_stats(&e2, &ws, m, cout, y, mean, m2), MPNAS_OK);
           CHECK(!memcmp(mean, mean1, sizeof(double) * (size_t)cout));
         }
@@ -669,7 +669,7 @@ static void test_fused_stats_ops(void) {
       for (size_t i = 0; i < nx; i++) x[i] = (i % (size_t)c == 1 ? -50.0f : 0.0f) + rng_uniform(-1, 1);
       for (size_t i = 0; i < (size_t)k * k * c; i++) wt[i] = rng_uniform(-0.5f, 0.5f);
       for (int t = 0; t < COUNT(threads); t++) {
-        mpnas__engine e = {tables[ti], threads[t]};
+        mpnas__engine e = {.k = tables[ti], .threads = threads[t]};
         CHECK_EQ_INT(mpnas__dw_fwd(&e, n, h, w, c, k, st, x, wt, NULL, NULL, 0, ref), MPNAS_OK);
         CHECK_EQ_INT(mpnas__dw_fwd_stats(&e, &ws, n, h, w, c, k, st, x, wt, y, mean, m2),
                      MPNAS_OK);

@@ -54,6 +54,7 @@ mpnas_status mpnas_context_create_with_allocator(mpnas_context **out, mpnas_mall
   ctx->seed = (uint64_t)default_of(MPNAS_CONTEXT_SEED);
   ctx->log_level = (int32_t)default_of(MPNAS_CONTEXT_LOG_LEVEL);
   ctx->max_file_bytes = (uint64_t)default_of(MPNAS_CONTEXT_MAX_FILE_BYTES);
+  ctx->world = 1;
   mpnas_status st = mpnas__context_configure(ctx, (int32_t)default_of(MPNAS_CONTEXT_ISA),
                                              (int32_t)default_of(MPNAS_CONTEXT_THREADS));
   if (st != MPNAS_OK) { /* cannot happen: the scalar kernels are always there */
@@ -120,6 +121,27 @@ mpnas_status mpnas_context_set_log_callback(mpnas_context *ctx, mpnas_log_fn fn,
   if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
   ctx->log_fn = fn;
   ctx->log_user = fn != NULL ? user : NULL;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_context_set_collective(mpnas_context *ctx, mpnas_allreduce_fn fn,
+                                          void *user, int32_t rank, int32_t world_size) {
+  if (ctx == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (world_size < 1 || world_size > 65536)
+    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
+                       "mpnas_context_set_collective: world_size %d (1..65536)", (int)world_size);
+  if (rank < 0 || rank >= world_size)
+    return mpnas__fail(ctx, MPNAS_E_OUT_OF_RANGE,
+                       "mpnas_context_set_collective: rank %d outside [0, %d)", (int)rank,
+                       (int)world_size);
+  if (fn == NULL && world_size > 1)
+    return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT,
+                       "mpnas_context_set_collective: %d workers need an all-reduce function",
+                       (int)world_size);
+  ctx->allreduce_fn = fn;
+  ctx->allreduce_user = fn != NULL ? user : NULL;
+  ctx->rank = rank;
+  ctx->world = world_size;
   return MPNAS_OK;
 }
 

@@ -25,6 +25,10 @@ struct mpnas_context {
   int32_t isa_requested;
   uint64_t max_file_bytes; /* MPNAS_CONTEXT_MAX_FILE_BYTES: the loaders' read bound */
   mpnas__engine engine; /* kernels chosen for the active ISA + thread count */
+  /* Data-parallel runs (mpnas_context_set_collective): world 1 = none. */
+  mpnas_allreduce_fn allreduce_fn;
+  void *allreduce_user;
+  int32_t rank, world;
   /* Guards last_status/last_error: predictors on one model may fail from several
    * threads at once (a spin lock: C11 atomics need no thread library). */
   atomic_flag error_lock;
@@ -72,6 +76,16 @@ void mpnas__free(const mpnas_context *ctx, void *ptr);
 /* Re-select the kernel table and thread count from the context's settings. Returns
  * MPNAS_E_UNSUPPORTED if the requested ISA cannot run here. */
 mpnas_status mpnas__context_configure(mpnas_context *ctx, int32_t isa, int32_t threads);
+
+/* Sum buf over the workers through the host's hook (nothing with world 1); a failing
+ * hook is MPNAS_E_IO with a message naming `what`. */
+mpnas_status mpnas__allreduce(mpnas_context *ctx, void *buf, int64_t count, int32_t dtype,
+                              const char *what);
+/* This worker's share [*lo, *hi) of n images (all of them with world 1). */
+static inline void mpnas__share(const mpnas_context *ctx, int32_t n, int32_t *lo, int32_t *hi) {
+  *lo = (int32_t)((int64_t)n * ctx->rank / ctx->world);
+  *hi = (int32_t)((int64_t)n * (ctx->rank + 1) / ctx->world);
+}
 
 /* Checked size arithmetic: returns 0 on overflow. */
 static inline int mpnas__mul_size(size_t a, size_t b, size_t *out) {

@@ -22,3 +22,15 @@ mpnas_status mpnas__context_configure(mpnas_context *ctx, int32_t isa, int32_t t
   ctx->engine.threads = active_threads;
   return MPNAS_OK;
 }
+
+mpnas_status mpnas__allreduce(mpnas_context *ctx, void *buf, int64_t count, int32_t dtype,
+                              const char *what) {
+  if (ctx->world <= 1 || count == 0) return MPNAS_OK;
+  int32_t rc = ctx->allreduce_fn(ctx->allreduce_user, buf, count, dtype);
+  if (rc != 0)
+    return mpnas__fail(ctx, MPNAS_E_IO,
+                       "the collective hook returned %d summing %s (%lld values) on worker "
+                       "%d of %d; the workers are out of step: reload the last checkpoint",
+                       (int)rc, what, (long long)count, (int)ctx->rank, (int)ctx->world);
+  return MPNAS_OK;
+}

@@ -240,6 +240,12 @@ static void put_image(const mpnas__domain_data *dd, mpnas__image_shape s,
 void mpnas__domain_data_batch(mpnas__domain_data *dd, mpnas__image_shape shape, int valid,
                               int32_t batch, const mpnas__augment *aug, float *x,
                               int32_t *labels) {
+  mpnas__domain_data_batch_share(dd, shape, valid, batch, 0, batch, aug, x, labels);
+}
+
+void mpnas__domain_data_batch_share(mpnas__domain_data *dd, mpnas__image_shape shape,
+                                    int valid, int32_t batch, int32_t lo, int32_t hi,
+                                    const mpnas__augment *aug, float *x, int32_t *labels) {
   const mpnas__dataset *src = valid ? dd->valid_src : &dd->train;
   const int64_t *idx = valid ? dd->valid_idx : dd->train_idx;
   int64_t n = valid ? dd->nvalid : dd->ntrain;
@@ -256,8 +262,9 @@ void mpnas__domain_data_batch(mpnas__domain_data *dd, mpnas__image_shape shape, 
       dx = (int)(mpnas__rng_u32(&dd->rng) % span) - pad;
     }
     if (hflip) flip = (int)(mpnas__rng_u32(&dd->rng) & 1u);
-    put_image(dd, shape, src, i, dy, dx, flip, x + (size_t)b * per);
-    labels[b] = src->labels[i];
+    if (b < lo || b >= hi) continue; /* another worker's image: only its draws */
+    put_image(dd, shape, src, i, dy, dx, flip, x + (size_t)(b - lo) * per);
+    labels[b - lo] = src->labels[i];
   }
 }
 

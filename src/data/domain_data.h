@@ -108,6 +108,11 @@ typedef struct mpnas__augment {
 void mpnas__domain_data_batch(mpnas__domain_data *dd, mpnas__image_shape shape, int valid,
                               int32_t batch, const mpnas__augment *aug, float *x,
                               int32_t *labels);
+/* The same draws, keeping only images [lo, hi) of the batch (into x and labels from
+ * their start): a data-parallel worker's share, its stream in step with the others'. */
+void mpnas__domain_data_batch_share(mpnas__domain_data *dd, mpnas__image_shape shape,
+                                    int valid, int32_t batch, int32_t lo, int32_t hi,
+                                    const mpnas__augment *aug, float *x, int32_t *labels);
 /* Normalise `count` host images (any MPNAS_DTYPE_*; grey ones replicated into every
  * channel) with the stored statistics into x [count][H][W][C]. */
 void mpnas__normalise(const float *mean, const float *invstd, mpnas__image_shape shape,

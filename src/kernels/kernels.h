@@ -155,6 +155,10 @@ typedef struct mpnas__kernels {
 typedef struct mpnas__engine {
   const mpnas__kernels *k;
   int threads; /* >= 1; 1 when built without OpenMP */
+  /* A data-parallel worker's training pass runs `share` of the step's `batch` images
+   * (0, 0: all of them): BN's running variance takes Bessel's correction of the whole
+   * batch's rows, as one worker would (ops_misc.c, bn_channel). */
+  int share, batch;
 } mpnas__engine;
 
 extern const mpnas__kernels mpnas__kernels_scalar;

@@ -76,17 +76,28 @@ static mpnas_status validate(mpnas_model *m) {
   float *logits = mpnas__arena_floats(&m->ws, (size_t)n * (size_t)max_classes);
   if (!x || !labels || !logits) return MPNAS_E_NO_MEMORY;
   mpnas__model_fold(m);
+  /* With W data-parallel workers each infers its share of every batch; the correct
+   * counts are summed. */
+  int32_t lo, hi, right[MPNAS__MAX_DOMAINS];
+  mpnas__share(m->ctx, n, &lo, &hi);
   for (int32_t d = 0; d < m->ndomains; d++) {
     mpnas__domain *dm = &m->domains[d];
-    mpnas__domain_data_batch(&dm->data, shape, 1, n, NULL, x, labels);
-    mpnas_status st = mpnas__model_infer(m, &m->ws, d, n, x, logits, NULL);
+    mpnas__domain_data_batch_share(&dm->data, shape, 1, n, lo, hi, NULL, x, labels);
+    right[d] = 0;
+    if (hi == lo) continue;
+    mpnas_status st = mpnas__model_infer(m, &m->ws, d, hi - lo, x, logits, NULL);
     if (st != MPNAS_OK) return st;
-    int right = 0;
-    mpnas__softmax_xent(n, dm->classes, logits, labels, 0.0f, NULL, &right);
-    dm->valid_acc = (double)right / n;
-    if ((st = mpnas__abdp_observe_kpi(m->abdp, d, dm->valid_acc)) != MPNAS_OK) return st;
+    int r = 0;
+    mpnas__softmax_xent(hi - lo, dm->classes, logits, labels, 0.0f, NULL, &r);
+    right[d] = r;
   }
-  return MPNAS_OK;
+  mpnas_status st = mpnas__domains_sum_correct(m->ctx, m->ndomains, right);
+  for (int32_t d = 0; d < m->ndomains && st == MPNAS_OK; d++) {
+    mpnas__domain *dm = &m->domains[d];
+    dm->valid_acc = (double)right[d] / n;
+    st = mpnas__abdp_observe_kpi(m->abdp, d, dm->valid_acc);
+  }
+  return st;
 }
 
 mpnas_status mpnas__model_step(mpnas_model *m) {

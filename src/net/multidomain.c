@@ -63,6 +63,15 @@ mpnas_status mpnas__domains_abdp(mpnas_context *ctx, const mpnas__domain *domain
   return mpnas__abdp_create(ctx, D, classes, sizes, cfg, out);
 }
 
+mpnas_status mpnas__domains_sum_correct(mpnas_context *ctx, int32_t D, int32_t *right) {
+  if (ctx->world <= 1) return MPNAS_OK;
+  int64_t sum[MPNAS__MAX_DOMAINS];
+  for (int32_t d = 0; d < D; d++) sum[d] = right[d];
+  mpnas_status st = mpnas__allreduce(ctx, sum, D, MPNAS_COLLECTIVE_I64, "the validation counts");
+  for (int32_t d = 0; d < D && st == MPNAS_OK; d++) right[d] = (int32_t)sum[d];
+  return st;
+}
+
 /* ---- The step ---------------------------------------------------------------------- */
 
 /* Domain d's forward and backward pass on its path: count images, the mean loss scaled
@@ -99,13 +108,27 @@ static mpnas_status record_loss(const mpnas__trainer *t, int32_t d, double loss)
 }
 
 /* The gradients of this step are complete here: every domain's pass has added into
- * t->params->g, and nothing has read them yet. Data-parallel training (over MPI, a
- * later issue) sums them over its workers at this point - each worker having run its
- * share of the step's images - so that every worker takes the same optimiser step;
- * the losses that fed the statistics and ABDP would be summed alike. One process: they
- * are complete as they are. */
-static mpnas_status gradients_complete(const mpnas__trainer *t) {
-  (void)t;
+ * t->params->g, and nothing has read them yet. With W > 1 data-parallel workers
+ * (mpnas_context_set_collective), each having run its share of the step's images with
+ * its share of each loss scale, one call sums the gradients - and the BN running
+ * statistics, in the same block, which are then averaged (each worker updated them from
+ * its share) - so every worker takes the same optimiser step; a second sums the losses
+ * (loss[d]: this worker's mean loss times its images), which become the step's mean. */
+static mpnas_status gradients_complete(const mpnas__trainer *t, const int32_t *counts,
+                                       double *loss) {
+  mpnas_context *ctx = t->ctx;
+  if (ctx->world <= 1) return MPNAS_OK;
+  mpnas__params *p = t->params;
+  size_t n = (size_t)(p->b - p->g) + p->btotal;
+  mpnas_status st = mpnas__allreduce(ctx, p->g, (int64_t)n, MPNAS_COLLECTIVE_F32,
+                                     "the gradients");
+  if (st == MPNAS_OK)
+    st = mpnas__allreduce(ctx, loss, t->ndomains, MPNAS_COLLECTIVE_F64, "the training losses");
+  if (st != MPNAS_OK) return st;
+  float inv = 1.0f / (float)ctx->world;
+  for (size_t i = 0; i < p->btotal; i++) p->b[i] *= inv;
+  for (int32_t d = 0; d < t->ndomains; d++)
+    if (counts[d] > 0) loss[d] /= counts[d];
   return MPNAS_OK;
 }
 
@@ -144,20 +167,30 @@ mpnas_status mpnas__trainer_step(const mpnas__trainer *t) {
    * promptly now (results do not depend on the thread count). */
   mpnas__engine eng = mpnas__engine_ready(&ctx->engine);
 
-  /* 2. Every domain's pass on its share of the step. */
+  /* 2. Every domain's pass on its share of the step: all of it, or with W workers this
+   * worker's share of the images, each drawn on every worker (streams in step), and the
+   * loss scale's share (weight * share / batch), so that the shares' gradients sum to
+   * the whole batch's. */
+  double loss[MPNAS__MAX_DOMAINS];
   mpnas__params_zero_grad(t->params);
   for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
     mpnas__domain *dm = &t->domains[d];
+    loss[d] = 0.0;
     if (counts[d] == 0) continue;
+    int32_t lo, hi;
+    mpnas__share(ctx, counts[d], &lo, &hi);
     mpnas__augment aug = {t->augment_pad, dm->hflip};
-    mpnas__domain_data_batch(&dm->data, t->shape, 0, counts[d], &aug, x, labels);
-    float loss_scale = (float)(weight[d] * (double)counts[d] / (double)t->batch);
-    double loss;
-    st = train_domain(t, &eng, d, x, labels, counts[d], loss_scale, &loss);
-    if (st == MPNAS_OK) st = record_loss(t, d, loss);
+    mpnas__domain_data_batch_share(&dm->data, t->shape, 0, counts[d], lo, hi, &aug, x, labels);
+    if (hi == lo) continue; /* more workers than images: this one adds nothing */
+    float loss_scale = (float)(weight[d] * (double)(hi - lo) / (double)t->batch);
+    if (ctx->world > 1) eng.share = hi - lo, eng.batch = counts[d];
+    st = train_domain(t, &eng, d, x, labels, hi - lo, loss_scale, &loss[d]);
+    if (ctx->world > 1) loss[d] *= hi - lo;
   }
   /* 3. The step's gradients are complete. */
-  if (st == MPNAS_OK) st = gradients_complete(t);
+  if (st == MPNAS_OK) st = gradients_complete(t, counts, loss);
+  for (int32_t d = 0; d < D && st == MPNAS_OK; d++)
+    if (counts[d] > 0) st = record_loss(t, d, loss[d]);
   /* 4. One optimiser step. */
   if (st == MPNAS_OK) mpnas__params_step(t->params, &t->optim, t->lr);
   mpnas__arena_release(t->ws, mark);

@@ -21,7 +21,9 @@
  *      the same, like training on the concatenated data. The loss feeds the domain's
  *      moving average and ABDP. A domain without images adds nothing and reports no loss.
  *   3. The gradients of the step are complete: the one place where data-parallel
- *      training would sum them over its workers (gradients_complete in multidomain.c).
+ *      training sums them over its workers (gradients_complete in multidomain.c; with
+ *      W workers each ran only its share of every domain's images, see
+ *      mpnas_context_set_collective).
  *   4. One optimiser step.
  * ABDP's weights are recomputed from its moving averages (mpnas__abdp_update) once per
  * step by the owner, at its own point - the search before the step's sampling, the model
@@ -86,6 +88,10 @@ void mpnas__domains_unprepare(const mpnas_context *ctx, mpnas__domain *domains, 
 mpnas_status mpnas__domains_abdp(mpnas_context *ctx, const mpnas__domain *domains, int32_t D,
                                  const mpnas__abdp_config *cfg, int sizes_known,
                                  mpnas__abdp **out);
+
+/* Validation over data-parallel workers: each evaluated its share of every domain's
+ * batch (mpnas__share); sum the correct counts right[D] over them (nothing with one). */
+mpnas_status mpnas__domains_sum_correct(mpnas_context *ctx, int32_t D, int32_t *right);
 
 /* Bind domain d's path for a training pass into net: its weights and gradients (and any
  * running statistics), with scratch taken from ws, which the trainer releases after the

@@ -42,11 +42,12 @@ size_t mpnas__params_add_buffer(mpnas__params *p, size_t count, int32_t kind) {
 mpnas_status mpnas__params_alloc(mpnas__params *p) {
   size_t n = p->total ? p->total : 1;
   p->w = mpnas__calloc(p->ctx, n, sizeof(float));
-  p->g = mpnas__calloc(p->ctx, n, sizeof(float));
+  /* g and b in one block, g first: data-parallel training sums both in one call. */
+  p->g = mpnas__calloc(p->ctx, n + p->btotal, sizeof(float));
   p->s1 = mpnas__calloc(p->ctx, n, sizeof(float));
   p->s2 = mpnas__calloc(p->ctx, n, sizeof(float));
-  p->b = mpnas__calloc(p->ctx, p->btotal ? p->btotal : 1, sizeof(float));
-  if (!p->w || !p->g || !p->s1 || !p->s2 || !p->b) return MPNAS_E_NO_MEMORY;
+  if (!p->w || !p->g || !p->s1 || !p->s2) return MPNAS_E_NO_MEMORY;
+  p->b = p->g + n;
   return MPNAS_OK;
 }
 
@@ -109,7 +110,6 @@ void mpnas__params_destroy(mpnas__params *p) {
   mpnas__free(ctx, p->w);
   mpnas__free(ctx, p->g);
   mpnas__free(ctx, p->s1);
-  mpnas__free(ctx, p->s2);
-  mpnas__free(ctx, p->b);
+  mpnas__free(ctx, p->s2); /* b is in g's block */
   *p = (mpnas__params){0};
 }

@@ -5,7 +5,8 @@
  * parallel arrays. One store makes initialisation, zeroing gradients, the optimiser
  * step, weight decay exemptions and saving (one array each) single loops, and keeps
  * pointers stable once allocated. Running BN statistics are not trainable: they live in
- * a second plain array ("buffers") with no gradient. */
+ * a second plain array ("buffers") with no gradient, allocated right after g (g[total
+ * rounded up to 1] then b[btotal]), so one call sums both over data-parallel workers. */
 #ifndef MPNAS_PARAMS_H
 #define MPNAS_PARAMS_H
 

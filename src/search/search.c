@@ -186,6 +186,7 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
     mpnas__controller_argmax(sn->controllers[mpnas__supernet_controller_of(sn, d)].impl,
                              argmax + (size_t)d * L);
   st = mpnas__supernet_validate(sn); /* every domain's valid_acc (domains run in parallel) */
+  if (st == MPNAS_E_IO) return st; /* the collective hook failed: keep its message */
   for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
     mpnas__domain *dm = &sn->domains[d];
     if ((st = mpnas__abdp_observe_kpi(sn->abdp, d, dm->valid_acc)) != MPNAS_OK) break;

@@ -441,10 +441,15 @@ mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
     goto done;
   }
   /* Every domain's batch first (each domain draws from its own stream, so the images are
-   * those of drawing batch by batch), then the evaluations. */
+   * those of drawing batch by batch), then the evaluations. With W data-parallel workers
+   * each evaluates its share of every batch, and the correct counts are summed. */
+  int32_t lo, hi;
+  mpnas__share(sn->ctx, batch, &lo, &hi);
+  int32_t share = hi - lo;
   for (int32_t d = 0; d < D; d++)
-    mpnas__supernet_batch(sn, d, 1, batch, x + per * (size_t)batch * d,
-                          labels + (size_t)batch * d);
+    mpnas__domain_data_batch_share(&sn->domains[d].data, mpnas__space_image_shape(&sn->space), 1,
+                                   batch, lo, hi, NULL, x + per * (size_t)batch * d,
+                                   labels + (size_t)batch * d);
   /* With several threads, whole domains run concurrently, each on one thread with its
    * own workspace: no synchronisation inside a forward pass, where the ops' own thread
    * split would meet at every op (and wait for any thread another process holds: the
@@ -452,7 +457,7 @@ mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
    * threads) run one after another on all the threads. The results are the same either
    * way: nothing in a forward depends on the thread count (docs/THREADING.md). */
   int threads = eng->threads, par = 0;
-  if (threads > 1 && D >= 2) {
+  if (threads > 1 && D >= 2 && share > 0) {
     if (threads > D) threads = D;
     par = D / threads * threads;
   }
@@ -477,24 +482,26 @@ mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
       mpnas__arena_mark km = mpnas__arena_get_mark(kw);
       double loss;
       status[d] = run_eval(sn, &one, kw, d, sn->domains[d].sampled,
-                           x + per * (size_t)batch * d, labels + (size_t)batch * d, batch,
+                           x + per * (size_t)batch * d, labels + (size_t)batch * d, share,
                            &loss, &right[d]);
       mpnas__arena_release(kw, km);
     }
   }
   mpnas__engine local = par < D ? mpnas__engine_ready(eng) : *eng;
   for (int32_t d = par; d < D; d++) {
+    right[d] = 0;
+    if (share == 0) continue; /* more workers than images */
     mpnas__arena_mark dm = mpnas__arena_get_mark(ws);
     double loss;
     status[d] = run_eval(sn, &local, ws, d, sn->domains[d].sampled,
-                         x + per * (size_t)batch * d, labels + (size_t)batch * d, batch, &loss,
+                         x + per * (size_t)batch * d, labels + (size_t)batch * d, share, &loss,
                          &right[d]);
     mpnas__arena_release(ws, dm);
   }
-  for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
-    st = status[d];
-    if (st == MPNAS_OK) sn->domains[d].valid_acc = (double)right[d] / batch;
-  }
+  for (int32_t d = 0; d < D && st == MPNAS_OK; d++) st = status[d];
+  if (st == MPNAS_OK) st = mpnas__domains_sum_correct(sn->ctx, D, right);
+  for (int32_t d = 0; d < D && st == MPNAS_OK; d++)
+    sn->domains[d].valid_acc = (double)right[d] / batch;
 done:
   mpnas__arena_release(ws, mark);
   if (st == MPNAS_E_NO_MEMORY)

@@ -147,7 +147,8 @@ static void bn_apply_cols(const mpnas__engine *eng, int m, int c, int c0, int nb
 /* One channel's training-mode BN from its statistics over m rows: the float mean and
  * invstd backward uses, the apply coefficients (t = (x - mu) * k + b) and the running
  * statistics' update (when tracked). */
-static void bn_channel(int m, int ch, double mean, double m2, const float *gamma,
+static void bn_channel(const mpnas__engine *eng, int m, int ch, double mean, double m2,
+                       const float *gamma,
                        const float *beta, float eps, float momentum, float *running_mean,
                        float *running_var, float *mu_out, float *invstd_out, float *k_out,
                        float *b_out) {
@@ -167,6 +168,10 @@ static void bn_channel(int m, int ch, double mean, double m2, const float *gamma
   if (running_var != NULL) {
     /* Unbiased for the running estimate; a single row has no spread to report. */
     double unbiased = m > 1 ? ss / (m - 1) : 0.0;
+    if (eng->share > 0 && eng->batch > eng->share) { /* the whole batch's rows */
+      double rows = (double)m / eng->share * eng->batch;
+      unbiased = ss / m * (rows / (rows - 1.0));
+    }
     running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)unbiased;
   }
 }
@@ -194,7 +199,7 @@ void mpnas__bn_act_fwd_train(const mpnas__engine *eng, int m, int c, const float
       bn_stats_cols(eng, m, c, c0, nb, x, mean, m2);
       for (int j = 0; j < nb; j++) {
         int ch = c0 + j;
-        bn_channel(m, ch, mean[j], m2[j], gamma, beta, eps, momentum, running_mean,
+        bn_channel(eng, m, ch, mean[j], m2[j], gamma, beta, eps, momentum, running_mean,
                    running_var, &save_mean[ch], &save_invstd[ch], &k[ch - a0], &b[ch - a0]);
       }
     }
@@ -370,7 +375,7 @@ mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int
   float *k = mu + c, *b = k + c;
   for (int ch = 0; ch < c; ch++) {
     float invstd;
-    bn_channel(m, ch, mean[ch], m2[ch], gamma, beta, eps, momentum, running_mean, running_var,
+    bn_channel(eng, m, ch, mean[ch], m2[ch], gamma, beta, eps, momentum, running_mean, running_var,
                &mu[ch], &invstd, &k[ch], &b[ch]);
     if (save_mean != NULL) save_mean[ch] = mu[ch];
     if (save_invstd != NULL) save_invstd[ch] = invstd;
