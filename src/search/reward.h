@@ -24,7 +24,7 @@
  * domain for inflating shared nodes (+4..24% MACs); the parameters the path ADDS (its
  * nodes no other domain uses) left shared nodes free whatever their size, so the
  * domains met on wide late-layer nodes (about 0.5 M parameters on MDD-6 where the
- * share form gives about 0.35 M). Edge cases: zero ops have no parameters and cost
+ * share form gives about 0.33 M). Edge cases: zero ops have no parameters and cost
  * nothing; with one domain every node is its own, so A is the path's own parameters (a
  * parameter cost). */
 #ifndef MPNAS_SEARCH_REWARD_H
