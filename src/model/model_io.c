@@ -808,7 +808,10 @@ static mpnas_status get_train_state(mpnas_context *ctx, mpnas__reader *r, int32_
   for (int32_t d = 0; d < D; d++) {
     const domain_state *s = &t->dom[d];
     const fingerprint *f[2] = {&s->train, &s->valid};
-    int ok = mpnas__rng_valid(&s->rng) && (isnan(s->loss_ema) || s->loss_ema >= 0.0) &&
+    /* The loss average is finite once observed: a non-finite training loss fails the
+     * model's step (the search's, which goes on after one, keeps it in its own file). */
+    int ok = mpnas__rng_valid(&s->rng) &&
+             (isnan(s->loss_ema) || (s->loss_ema >= 0.0 && isfinite(s->loss_ema))) &&
              (isnan(s->valid_acc) || real_in(s->valid_acc, 0.0, 1.0)) && isfinite(s->weight) &&
              s->weight >= 0.0 && in_range(s->batch_images, 0, (int64_t)cfg->batch * D);
     for (int i = 0; i < 2; i++)
