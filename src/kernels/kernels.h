@@ -18,6 +18,7 @@
 #define MPNAS_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Activation functions (values shared with the public MPNAS_ACT_* enum). */
 enum {
@@ -132,6 +133,49 @@ typedef void (*mpnas__act_fwd_fn)(int act, size_t n, const float *x, float *y);
 typedef void (*mpnas__act_bwd_fn)(int act, size_t n, const float *x, const float *dy,
                                   float *dx);
 
+/* ---- int8 inference (SIMD in src/kernels/q8/, reference in ref/q8-ref.c) ----
+ * A quantised activation tensor is int8 NHWC with one affine for the whole tensor:
+ * real = scale * (q - zero), zero in [-128, 127]. Weights are int8, symmetric per
+ * output channel (real = w_scale[c] * q, q in [-127, 127]). Products are summed
+ * exactly in int32 (k * 255 * 127 < 2^31 for every k this library uses). The epilogue
+ * requantises in float:
+ *   acc[c] = sum over the row / window of (x - x_zero) * w[..][c]      (exact, int32)
+ *   t      = act((float)acc[c] * mult[c] + bias[c])        (bias NULL: 0)
+ *   t     += res_scale * (float)(residual - res_zero)      (residual NULL: nothing)
+ *   v      = clamp(t * out_inv_scale + (float)out_zero, -128, 127)
+ *   y      = (int8) round-half-to-even(v)
+ * The caller folds the input scale, the weight scale and BN into mult and bias; act is
+ * NONE, RELU, RELU6 or HSWISH. Out-of-image taps of a depthwise window contribute
+ * nothing (real zero padding, i.e. x == x_zero). The SIMD kernels may contract the
+ * multiply-adds into FMAs, so an output may differ from the reference's by 1 where v
+ * sits at a rounding boundary; the tests allow that and nothing more. */
+typedef struct mpnas__q8_epilogue {
+  const float *mult;      /* [channels] */
+  const float *bias;      /* [channels] or NULL */
+  int act;
+  float out_inv_scale;    /* 1 / the output's scale */
+  int32_t out_zero;
+  const int8_t *residual; /* laid out as y (rows of n), or NULL */
+  float res_scale;
+  int32_t res_zero;
+} mpnas__q8_epilogue;
+
+/* Pointwise GEMM: y[m][n] = epilogue(sum_k (x[m][k] - x_zero) * w[k][n]). The weights
+ * w [k][n] are packed once into an ISA-specific layout of q8_gemm_packed_bytes(k, n)
+ * bytes (64-byte aligned, supplied by the caller) that also holds what the kernel needs
+ * to take x_zero off (the column sums). */
+typedef size_t (*mpnas__q8_gemm_packed_bytes_fn)(int k, int n);
+typedef void (*mpnas__q8_gemm_pack_fn)(int k, int n, const int8_t *w, void *packed);
+typedef void (*mpnas__q8_gemm_fn)(int m, int k, int n, const int8_t *x, int32_t x_zero,
+                                  const void *packed, const mpnas__q8_epilogue *e,
+                                  int8_t *y);
+/* Depthwise forward, one image, output rows [oh0, oh1): x [h][w][c], wt [k][k][c],
+ * y [ho][wo][c]; e->residual must be NULL. */
+typedef void (*mpnas__q8_dw_fwd_fn)(const mpnas__dw_shape *s, const int8_t *x,
+                                    int32_t x_zero, const int8_t *wt,
+                                    const mpnas__q8_epilogue *e, int8_t *y, int oh0,
+                                    int oh1);
+
 /* One ISA's kernel table. */
 typedef struct mpnas__kernels {
   const char *name; /* "scalar", "avx2", "neon" */
@@ -149,6 +193,10 @@ typedef struct mpnas__kernels {
   mpnas__bn_bwd_dx_fn bn_bwd_dx;
   mpnas__act_fwd_fn act_fwd;
   mpnas__act_bwd_fn act_bwd;
+  mpnas__q8_gemm_packed_bytes_fn q8_gemm_packed_bytes;
+  mpnas__q8_gemm_pack_fn q8_gemm_pack;
+  mpnas__q8_gemm_fn q8_gemm;
+  mpnas__q8_dw_fwd_fn q8_dw_fwd;
 } mpnas__kernels;
 
 /* The kernels and thread count a context works with. */

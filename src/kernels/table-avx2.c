@@ -2,6 +2,7 @@
  * has AVX2 and FMA, see dispatch.c). */
 #include "kernels/misc/misc.h"
 #include "kernels/simd-avx2.h"
+#include "kernels/ref/ref.h"
 #include "mpnas.h"
 
 const mpnas__kernels mpnas__kernels_avx2 = {
@@ -20,4 +21,9 @@ const mpnas__kernels mpnas__kernels_avx2 = {
     .bn_bwd_dx = mpnas__f32_bn_bwd_dx__avx2,
     .act_fwd = mpnas__f32_act_fwd__avx2,
     .act_bwd = mpnas__f32_act_bwd__avx2,
+    /* int8: the reference until the SIMD kernels land (src/kernels/q8/). */
+    .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__ref,
+    .q8_gemm_pack = mpnas__q8_gemm_pack__ref,
+    .q8_gemm = mpnas__q8_gemm__ref,
+    .q8_dw_fwd = mpnas__q8_dwconv_fwd__ref,
 };

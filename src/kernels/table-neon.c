@@ -2,6 +2,7 @@
  * needs no run-time check). Its existence makes the Makefile define MPNAS_HAVE_NEON. */
 #include "kernels/misc/misc.h"
 #include "kernels/simd-neon.h"
+#include "kernels/ref/ref.h"
 #include "mpnas.h"
 
 const mpnas__kernels mpnas__kernels_neon = {
@@ -20,4 +21,9 @@ const mpnas__kernels mpnas__kernels_neon = {
     .bn_bwd_dx = mpnas__f32_bn_bwd_dx__neon,
     .act_fwd = mpnas__f32_act_fwd__neon,
     .act_bwd = mpnas__f32_act_bwd__neon,
+    /* int8: the reference until the SIMD kernels land (src/kernels/q8/). */
+    .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__ref,
+    .q8_gemm_pack = mpnas__q8_gemm_pack__ref,
+    .q8_gemm = mpnas__q8_gemm__ref,
+    .q8_dw_fwd = mpnas__q8_dwconv_fwd__ref,
 };

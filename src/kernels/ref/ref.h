@@ -26,6 +26,17 @@ void mpnas__f32_gemm_bwd_weight__ref(int m, int k, int n, const float *x, const 
 void mpnas__f32_conv_fwd__ref(int n, int h, int w, int cin, int cout, int k, int stride,
                               const float *x, const float *wt, float *y);
 
+size_t mpnas__q8_gemm_packed_bytes__ref(int k, int n);
+void mpnas__q8_gemm_pack__ref(int k, int n, const int8_t *w, void *packed);
+void mpnas__q8_gemm__ref(int m, int k, int n, const int8_t *x, int32_t x_zero,
+                         const void *packed, const mpnas__q8_epilogue *e, int8_t *y);
+void mpnas__q8_dwconv_fwd__ref(const mpnas__dw_shape *s, const int8_t *x, int32_t x_zero,
+                               const int8_t *wt, const mpnas__q8_epilogue *e, int8_t *y,
+                               int oh0, int oh1);
+/* The int8 epilogue for channel c's accumulator, output element i (kernels.h); SIMD
+ * kernels use it for their remainders. */
+int8_t mpnas__q8_requantize(const mpnas__q8_epilogue *e, int c, int32_t acc, size_t i);
+
 /* The epilogue every kernel applies to an accumulator of channel c. */
 static inline float mpnas__epilogue(float acc, int c, const float *scale, const float *shift,
                                     int act) {

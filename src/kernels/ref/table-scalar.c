@@ -19,4 +19,8 @@ const mpnas__kernels mpnas__kernels_scalar = {
     .bn_bwd_dx = mpnas__f32_bn_bwd_dx__ref,
     .act_fwd = mpnas__f32_act_fwd__ref,
     .act_bwd = mpnas__f32_act_bwd__ref,
+    .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__ref,
+    .q8_gemm_pack = mpnas__q8_gemm_pack__ref,
+    .q8_gemm = mpnas__q8_gemm__ref,
+    .q8_dw_fwd = mpnas__q8_dwconv_fwd__ref,
 };
