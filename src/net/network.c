@@ -74,24 +74,70 @@ mpnas_status mpnas__net_train(const mpnas__engine *eng, mpnas__arena *ws, mpnas_
   return mpnas__conv_unit_bwd(eng, ws, &net->stem_g, &net->stem, &ts, dcur, NULL, &net->stem_gr);
 }
 
+/* The forward passes without a tape keep activations in two ping-pong buffers sized
+ * for the widest activation along the path (the stem's, a block's or the head's). */
+static size_t widest_activation(const mpnas__net *net) {
+  int h = mpnas__out_size(net->in_h, net->stem_g.stride);
+  int w = mpnas__out_size(net->in_w, net->stem_g.stride);
+  size_t widest = (size_t)h * w * net->stem_g.cout;
+  for (int l = 0; l < net->nlayers; l++) {
+    const mpnas__ib_geom *g = net->layers[l].g;
+    if (g == NULL) continue;
+    h = mpnas__out_size(h, g->stride);
+    w = mpnas__out_size(w, g->stride);
+    size_t a = (size_t)h * w * g->cout;
+    if (a > widest) widest = a;
+  }
+  size_t head = (size_t)h * w * net->head_g.cout;
+  return head > widest ? head : widest;
+}
+
+mpnas_status mpnas__net_eval(const mpnas__engine *eng, mpnas__arena *ws, const mpnas__net *net,
+                             int n, const float *x, const int32_t *labels, double *loss,
+                             int32_t *correct) {
+  mpnas_status st;
+  size_t widest = widest_activation(net);
+  float *buf[2], *pooled, *logits;
+  TAKE(buf[0], widest * (size_t)n);
+  TAKE(buf[1], widest * (size_t)n);
+  int h = net->in_h, w = net->in_w, cur = 0;
+  if ((st = mpnas__conv_unit_fwd_eval(eng, ws, &net->stem_g, &net->stem, n, h, w, x,
+                                      buf[cur])) != MPNAS_OK)
+    return st;
+  h = mpnas__out_size(h, net->stem_g.stride);
+  w = mpnas__out_size(w, net->stem_g.stride);
+  for (int l = 0; l < net->nlayers; l++) {
+    const mpnas__net_layer *ly = &net->layers[l];
+    if (ly->g == NULL) continue; /* zero: identity */
+    if ((st = mpnas__ib_fwd_eval(eng, ws, ly->g, &ly->w, n, h, w, buf[cur], buf[!cur])) !=
+        MPNAS_OK)
+      return st;
+    cur = !cur;
+    h = mpnas__out_size(h, ly->g->stride);
+    w = mpnas__out_size(w, ly->g->stride);
+  }
+  if ((st = mpnas__conv_unit_fwd_eval(eng, ws, &net->head_g, &net->head, n, h, w, buf[cur],
+                                      buf[!cur])) != MPNAS_OK)
+    return st;
+  cur = !cur;
+  TAKE(pooled, (size_t)n * net->head_g.cout);
+  TAKE(logits, (size_t)n * net->classes);
+  mpnas__gap_fwd(n, h * w, net->head_g.cout, buf[cur], pooled);
+  if ((st = mpnas__fc_fwd(eng, ws, n, net->head_g.cout, net->classes, pooled, net->fc_w,
+                          net->fc_b, logits)) != MPNAS_OK)
+    return st;
+  int right = 0;
+  *loss = mpnas__softmax_xent(n, net->classes, logits, labels, 0.0f, NULL, &right);
+  *correct = right;
+  return MPNAS_OK;
+}
+
 mpnas_status mpnas__net_infer(const mpnas__engine *eng, mpnas__arena *ws,
                               const mpnas__net *net, int n, const float *x, float *logits) {
   mpnas_status st;
   int h = net->in_h, w = net->in_w;
   int ho = mpnas__out_size(h, net->stem_g.stride), wo = mpnas__out_size(w, net->stem_g.stride);
-  /* Two ping-pong buffers sized for the widest activation along the path. */
-  size_t widest = (size_t)ho * wo * net->stem_g.cout;
-  int hh = ho, ww = wo;
-  for (int l = 0; l < net->nlayers; l++) {
-    const mpnas__ib_geom *g = net->layers[l].g;
-    if (g == NULL) continue;
-    hh = mpnas__out_size(hh, g->stride);
-    ww = mpnas__out_size(ww, g->stride);
-    size_t a = (size_t)hh * ww * g->cout;
-    if (a > widest) widest = a;
-  }
-  size_t head = (size_t)hh * ww * net->head_g.cout;
-  if (head > widest) widest = head;
+  size_t widest = widest_activation(net);
   float *buf[2], *pooled;
   TAKE(buf[0], widest * (size_t)n);
   TAKE(buf[1], widest * (size_t)n);

@@ -5,9 +5,10 @@
  * binds a node's own tensors with the running statistics of the domain it runs; the
  * search supernet's training pass binds gathered slices and scatters their gradients
  * back in after_backward (both through the multi-domain trainer's bind_path,
- * net/multidomain.h, which runs the training pass). The maths of a training pass lives
- * here once (the supernet's tape-free evaluation forward is its own, in supernet.c).
- * Training forward records tapes in the arena; the arena mark is the caller's. */
+ * net/multidomain.h, which runs the training pass). The walk along a path lives here
+ * once, in its three forms: training (tape, backward), evaluation (batch statistics, no
+ * tape: the search's validation) and inference (folded BN). Tapes and scratch come
+ * from the arena; the arena mark is the caller's. */
 #ifndef MPNAS_NETWORK_H
 #define MPNAS_NETWORK_H
 
@@ -46,6 +47,14 @@ mpnas_status mpnas__net_train(const mpnas__engine *eng, mpnas__arena *ws, mpnas_
                               int n, const float *x, const int32_t *labels, int backward,
                               float smoothing, float loss_scale, double *loss,
                               int32_t *correct);
+
+/* Evaluation: the training forward's arithmetic (batch statistics, so the same bits as
+ * mpnas__net_train's forward for the same batch) without a tape, running statistics
+ * untouched. The mean loss (no smoothing) and the number of correct top-1 predictions
+ * of n labelled images. Scratch: two activation buffers, the widest block's own. */
+mpnas_status mpnas__net_eval(const mpnas__engine *eng, mpnas__arena *ws, const mpnas__net *net,
+                             int n, const float *x, const int32_t *labels, double *loss,
+                             int32_t *correct);
 
 /* Inference with the bound folded BN (stem_aff, head_aff, layers[].inf): logits [n][classes]. */
 mpnas_status mpnas__net_infer(const mpnas__engine *eng, mpnas__arena *ws,

@@ -1,6 +1,6 @@
 /* supernet.c - weights with in-layer sharing, data batches, and a path's forward and
- * backward pass (see supernet.h): training binds the gathered slices to an mpnas__net
- * (net/network.h); the tape-free evaluation forward is its own, below. */
+ * backward pass (see supernet.h): both passes bind the gathered slices to an mpnas__net
+ * and run it through net/network.c, where the walk along a path lives. */
 #include "search/supernet.h"
 
 #include <math.h>
@@ -266,79 +266,10 @@ static void unslice_grads(const sliced *s, const mpnas__ib_geom *mg) {
 
 /* ---- A path's forward and backward --------------------------------------------------- */
 
-/* The evaluation forward (train = 0): batch statistics as in training, but no tape and
- * no gradients. Activations alternate between two buffers sized for the widest layer
- * output; each block's own scratch is taken above them and released after it, so the
- * arena's high-water mark is that of the largest single block. */
-static mpnas_status run_eval(mpnas_supernet *sn, const mpnas__engine *eng, mpnas__arena *ws,
-                             int32_t domain, const int32_t *path, const float *x,
-                             const int32_t *labels, int32_t batch, double *loss,
-                             int32_t *correct) {
-  mpnas_status st = MPNAS_OK;
-  int32_t set = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? domain : 0;
-  mpnas__weight_set *wset = &sn->sets[set];
-  mpnas__domain *dm = &sn->domains[domain];
-  mpnas__conv_geom sg = mpnas__space_stem_geom(&sn->space), hg = mpnas__space_head_geom(&sn->space);
-  mpnas__conv_weights stem_w, head_w;
-  mpnas__conv_bind(&sn->params, &wset->stem, &stem_w, NULL);
-  mpnas__conv_bind(&sn->params, &wset->head, &head_w, NULL);
-
-  /* The widest activation between blocks (the stem's, every layer's and the head's). */
-  int32_t h = sn->space.in_h, w = sn->space.in_w;
-  mpnas__space_stem_out(&sn->space, &h, &w);
-  size_t widest = (size_t)h * w * sg.cout;
-  for (int32_t l = 0; l < sn->nlayers; l++) {
-    const mpnas__layer *ly = &sn->layers[l];
-    int32_t ho = mpnas__out_size(h, ly->stride), wo = mpnas__out_size(w, ly->stride);
-    size_t c = (size_t)ho * wo * ly->cout;
-    if (c > widest) widest = c;
-    h = ho;
-    w = wo;
-  }
-  if ((size_t)h * w * hg.cout > widest) widest = (size_t)h * w * hg.cout; /* the head's */
-  float *buf[2];
-  buf[0] = mpnas__arena_floats(ws, (size_t)batch * widest);
-  buf[1] = mpnas__arena_floats(ws, (size_t)batch * widest);
-  if (!buf[0] || !buf[1]) return MPNAS_E_NO_MEMORY;
-
-  h = sn->space.in_h;
-  w = sn->space.in_w;
-  st = mpnas__conv_unit_fwd_eval(eng, ws, &sg, &stem_w, batch, h, w, x, buf[0]);
-  if (st != MPNAS_OK) return st;
-  mpnas__space_stem_out(&sn->space, &h, &w);
-  int cur = 0;
-  for (int32_t l = 0; l < sn->nlayers; l++) {
-    mpnas__op op = mpnas__space_op(&sn->space, &sn->layers[l], path[l]);
-    if (op.kernel == 0) continue; /* zero: identity through the residual */
-    mpnas__arena_mark lmark = mpnas__arena_get_mark(ws);
-    sliced s;
-    if ((st = slice(sn, ws, set, l, op, 0, &s)) != MPNAS_OK) return st;
-    st = mpnas__ib_fwd_eval(eng, ws, &s.g, &s.w, batch, h, w, buf[cur], buf[1 - cur]);
-    mpnas__arena_release(ws, lmark);
-    if (st != MPNAS_OK) return st;
-    cur = 1 - cur;
-    h = mpnas__out_size(h, s.g.stride);
-    w = mpnas__out_size(w, s.g.stride);
-  }
-  st = mpnas__conv_unit_fwd_eval(eng, ws, &hg, &head_w, batch, h, w, buf[cur], buf[1 - cur]);
-  if (st != MPNAS_OK) return st;
-  int hw = h * w, classes = dm->classes;
-  float *pooled = mpnas__arena_floats(ws, (size_t)batch * hg.cout);
-  float *logits = mpnas__arena_floats(ws, (size_t)batch * classes);
-  if (!pooled || !logits) return MPNAS_E_NO_MEMORY;
-  mpnas__gap_fwd(batch, hw, hg.cout, buf[1 - cur], pooled);
-  float *fc_w = mpnas__pw(&sn->params, dm->fc_w), *fc_b = mpnas__pw(&sn->params, dm->fc_b);
-  st = mpnas__fc_fwd(eng, ws, batch, hg.cout, classes, pooled, fc_w, fc_b, logits);
-  if (st != MPNAS_OK) return st;
-  int right = 0;
-  *loss = mpnas__softmax_xent(batch, classes, logits, labels, 0.0f, NULL, &right);
-  *correct = right;
-  return MPNAS_OK;
-}
-
-/* The training pass (train = 1): every layer's op sliced first, then the one path
- * through mpnas__net_train, each layer's gathered gradients scattered back right after
- * its backward. */
+/* A pass along a path: every layer's op sliced first (gathered where it is narrower
+ * than the layer's widest op), then the path runs through src/net/network.c - the
+ * training pass with each layer's gathered gradients scattered back right after its
+ * backward, the evaluation pass (train = 0: no gradients) as it is. */
 typedef struct sliced_path {
   const mpnas_supernet *sn;
   const sliced *layers; /* [nlayers] */
@@ -349,9 +280,10 @@ static void unslice_layer(void *user, int layer) {
   unslice_grads(&p->layers[layer], &p->sn->max_geom[layer]);
 }
 
-/* Bind a domain's `path` for a training pass into net; the slices live in ws. */
-static mpnas_status bind_train(mpnas_supernet *sn, mpnas__arena *ws, int32_t domain,
-                               const int32_t *path, mpnas__net *net) {
+/* Bind a domain's `path` for a training (train = 1) or evaluation pass into net; the
+ * slices live in ws. */
+static mpnas_status bind_path(mpnas_supernet *sn, mpnas__arena *ws, int32_t domain,
+                              const int32_t *path, int train, mpnas__net *net) {
   mpnas_status st;
   int32_t set = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? domain : 0;
   mpnas__weight_set *wset = &sn->sets[set];
@@ -365,22 +297,23 @@ static mpnas_status bind_train(mpnas_supernet *sn, mpnas__arena *ws, int32_t dom
   net->in_w = sn->space.in_w;
   net->stem_g = mpnas__space_stem_geom(&sn->space);
   net->head_g = mpnas__space_head_geom(&sn->space);
-  mpnas__conv_bind(&sn->params, &wset->stem, &net->stem, &net->stem_gr);
-  mpnas__conv_bind(&sn->params, &wset->head, &net->head, &net->head_gr);
+  mpnas__conv_bind(&sn->params, &wset->stem, &net->stem, train ? &net->stem_gr : NULL);
+  mpnas__conv_bind(&sn->params, &wset->head, &net->head, train ? &net->head_gr : NULL);
   net->nlayers = sn->nlayers;
   net->layers = layers;
   for (int32_t l = 0; l < sn->nlayers; l++) {
     memset(&layers[l], 0, sizeof layers[l]);
     mpnas__op op = mpnas__space_op(&sn->space, &sn->layers[l], path[l]);
     if (op.kernel == 0) continue; /* zero: g stays NULL, identity through the residual */
-    if ((st = slice(sn, ws, set, l, op, 1, &slices[l])) != MPNAS_OK) return st;
+    if ((st = slice(sn, ws, set, l, op, train, &slices[l])) != MPNAS_OK) return st;
     layers[l].g = &slices[l].g;
     layers[l].w = slices[l].w;
-    layers[l].gr = slices[l].gr;
+    if (train) layers[l].gr = slices[l].gr;
   }
   net->classes = dm->classes;
   net->fc_w = mpnas__pw(&sn->params, dm->fc_w);
   net->fc_b = mpnas__pw(&sn->params, dm->fc_b);
+  if (!train) return MPNAS_OK;
   net->fc_gw = mpnas__pg(&sn->params, dm->fc_w);
   net->fc_gb = mpnas__pg(&sn->params, dm->fc_b);
   *scatter = (sliced_path){sn, slices};
@@ -392,7 +325,7 @@ static mpnas_status bind_train(mpnas_supernet *sn, mpnas__arena *ws, int32_t dom
 mpnas_status mpnas__supernet_bind_sampled(void *sn, int32_t domain, mpnas__arena *ws,
                                           mpnas__net *net) {
   mpnas_supernet *s = sn;
-  return bind_train(s, ws, domain, s->domains[domain].sampled, net);
+  return bind_path(s, ws, domain, s->domains[domain].sampled, 1, net);
 }
 
 static mpnas_status run_train(mpnas_supernet *sn, const mpnas__engine *eng, mpnas__arena *ws,
@@ -400,10 +333,20 @@ static mpnas_status run_train(mpnas_supernet *sn, const mpnas__engine *eng, mpna
                               const int32_t *labels, int32_t batch, float loss_scale,
                               double *loss, int32_t *correct) {
   mpnas__net net;
-  mpnas_status st = bind_train(sn, ws, domain, path, &net);
+  mpnas_status st = bind_path(sn, ws, domain, path, 1, &net);
   if (st != MPNAS_OK) return st;
   return mpnas__net_train(eng, ws, &net, batch, x, labels, 1, (float)sn->cfg.label_smoothing,
                           loss_scale, loss, correct);
+}
+
+static mpnas_status run_eval(mpnas_supernet *sn, const mpnas__engine *eng, mpnas__arena *ws,
+                             int32_t domain, const int32_t *path, const float *x,
+                             const int32_t *labels, int32_t batch, double *loss,
+                             int32_t *correct) {
+  mpnas__net net;
+  mpnas_status st = bind_path(sn, ws, domain, path, 0, &net);
+  if (st != MPNAS_OK) return st;
+  return mpnas__net_eval(eng, ws, &net, batch, x, labels, loss, correct);
 }
 
 mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32_t *path,
