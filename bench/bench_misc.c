@@ -93,9 +93,11 @@ int main(int argc, char **argv) {
         for (int i = 0; i < c; i++) g[i] = 1.0f, b[i] = 0.1f;
         for (int r = -1; r < reps; r++) {
           double t0 = bench_now();
-          mpnas__bn_act_fwd_train(eng, m, c, x, g, b, 1e-3f, 0.01f, rm, rv, sm, si, act, norm, y);
+          mpnas__bn_act_fwd_train(
+              eng, m, c, x, &(mpnas__bn_train){g, b, 1e-3f, 0.01f, rm, rv, sm, si}, act, norm, y);
           double t1 = bench_now();
-          mpnas__bn_fwd_train(eng, m, c, x, g, b, 1e-3f, 0.01f, rm, rv, sm, si, norm);
+          mpnas__bn_fwd_train(eng, m, c, x, &(mpnas__bn_train){g, b, 1e-3f, 0.01f, rm, rv, sm, si},
+                              norm);
           mpnas__act_fwd(eng, act, n, norm, y);
           double t2 = bench_now();
           mpnas__act_bwd(eng, act, n, norm, dy, dn);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_mpnas.py - tests of the Python wrapper (python/mpnas.py), in the suite's format:
+"""test_mpnas.py - tests of the Python wrapper (python/mpnas/), in the suite's format:
 "ok NAME" / "FAIL NAME" per test, then "# RESULT passed failed" (tests/run.sh adds it up).
 
     python3 python/test_mpnas.py [--library PATH/libmpnas.so] [--infer PATH/infer]

@@ -177,24 +177,30 @@ static void ib_fwd_unfused(const mpnas__engine *eng, mpnas__arena *ws, const mpn
   if (g->expand) {
     CHECK_EQ_INT(mpnas__pw_fwd(eng, ws, m_in, g->cin, cm, x, p->exp_w, NULL, NULL, 0, NULL, e),
                  MPNAS_OK);
-    mpnas__bn_act_fwd_train(eng, m_in, cm, e, p->bn1.gamma, p->bn1.beta, MPNAS__BN_EPS,
-                            MPNAS__BN_MOMENTUM, NULL, NULL, mean, inv, g->act, NULL, e);
+    mpnas__bn_act_fwd_train(eng, m_in, cm, e,
+                            &(mpnas__bn_train){p->bn1.gamma, p->bn1.beta, MPNAS__BN_EPS,
+                                               MPNAS__BN_MOMENTUM, NULL, NULL, mean, inv},
+                            g->act, NULL, e);
     dw_in = e;
   }
   CHECK_EQ_INT(mpnas__dw_fwd(eng, n, h, w, cm, g->k, g->stride, dw_in, p->dw_w, NULL, NULL, 0,
                              d), MPNAS_OK);
-  mpnas__bn_act_fwd_train(eng, m_out, cm, d, p->bn2.gamma, p->bn2.beta, MPNAS__BN_EPS,
-                          MPNAS__BN_MOMENTUM, NULL, NULL, mean, inv, g->act, NULL, d);
+  mpnas__bn_act_fwd_train(eng, m_out, cm, d,
+                          &(mpnas__bn_train){p->bn2.gamma, p->bn2.beta, MPNAS__BN_EPS,
+                                             MPNAS__BN_MOMENTUM, NULL, NULL, mean, inv},
+                          g->act, NULL, d);
   const float *proj_in = d;
   if (g->se) {
-    CHECK_EQ_INT(mpnas__se_fwd(eng, ws, n, ho * wo, cm, g->se, d, p->se_w1, p->se_b1, p->se_w2,
-                               p->se_b2, saved, s), MPNAS_OK);
+    mpnas__se_weights se = {p->se_w1, p->se_b1, p->se_w2, p->se_b2};
+    CHECK_EQ_INT(mpnas__se_fwd(eng, ws, n, ho * wo, cm, g->se, d, &se, saved, s), MPNAS_OK);
     proj_in = s;
   }
   CHECK_EQ_INT(mpnas__pw_fwd(eng, ws, m_out, cm, g->cout, proj_in, p->proj_w, NULL, NULL, 0,
                              NULL, y), MPNAS_OK);
-  mpnas__bn_fwd_train(eng, m_out, g->cout, y, p->bn3.gamma, p->bn3.beta, MPNAS__BN_EPS,
-                      MPNAS__BN_MOMENTUM, NULL, NULL, mean, inv, y);
+  mpnas__bn_fwd_train(eng, m_out, g->cout, y,
+                      &(mpnas__bn_train){p->bn3.gamma, p->bn3.beta, MPNAS__BN_EPS,
+                                         MPNAS__BN_MOMENTUM, NULL, NULL, mean, inv},
+                      y);
   if (g->residual) mpnas__add_fwd((size_t)m_out * g->cout, y, x, y);
   mpnas__arena_release(ws, mark);
 }

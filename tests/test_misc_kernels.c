@@ -468,7 +468,8 @@ static void run_ops(const mpnas__engine *eng, int m, int c, const float *x, cons
     o->rv[j] = 1.0f;
     o->dg[j] = o->db[j] = 0.0f;
   }
-  mpnas__bn_act_fwd_train(eng, m, c, x, gamma, beta, 1e-3f, 0.1f, o->rm, o->rv, o->sm, o->si,
+  mpnas__bn_act_fwd_train(eng, m, c, x,
+                          &(mpnas__bn_train){gamma, beta, 1e-3f, 0.1f, o->rm, o->rv, o->sm, o->si},
                           act, o->norm, o->y);
   mpnas__bn_bwd(eng, m, c, x, gamma, o->sm, o->si, dy, o->dx, o->dg, o->db);
   mpnas__act_fwd(eng, act, n, o->norm, o->ay);
@@ -582,9 +583,12 @@ static double apply_vs_train(const mpnas__engine *eng, mpnas__arena *ws, int m, 
   float *sm2 = malloc(sizeof(float) * (size_t)c), *si2 = malloc(sizeof(float) * (size_t)c);
   float *o1 = malloc(sizeof(float) * n), *o2 = malloc(sizeof(float) * n);
   for (int j = 0; j < c; j++) g[j] = 0.5f + 0.01f * (float)j, b[j] = 0.1f * (float)(j % 5);
-  CHECK_EQ_INT(mpnas__bn_act_apply(eng, ws, m, c, y, mean, m2, g, b, 1e-3f, 0.1f, NULL, NULL,
-                                   sm, si, act, res, NULL, o1), MPNAS_OK);
-  mpnas__bn_act_fwd_train(eng, m, c, y, g, b, 1e-3f, 0.1f, NULL, NULL, sm2, si2, act, NULL, o2);
+  CHECK_EQ_INT(mpnas__bn_act_apply(eng, ws, m, c, y, mean, m2,
+                                   &(mpnas__bn_train){g, b, 1e-3f, 0.1f, NULL, NULL, sm, si}, act,
+                                   res, NULL, o1),
+               MPNAS_OK);
+  mpnas__bn_act_fwd_train(eng, m, c, y, &(mpnas__bn_train){g, b, 1e-3f, 0.1f, NULL, NULL, sm2, si2},
+                          act, NULL, o2);
   if (res != NULL) mpnas__add_fwd(n, o2, res, o2);
   double worst = 0.0;
   for (size_t i = 0; i < n; i++) {

@@ -29,14 +29,16 @@ static void test_bn_forward_hand(void) {
    * xhat = (x - 2.5)/sqrt(1.25) = [-1.3416408, -0.4472136, 0.4472136, 1.3416408];
    * gamma 2, beta 1: y = 2*xhat + 1. */
   float x[4] = {1, 2, 3, 4}, y[4], gamma = 2.0f, beta = 1.0f, sm, si;
-  mpnas__bn_fwd_train(ENG, 4, 1, x, &gamma, &beta, 0.0f, 0.1f, NULL, NULL, &sm, &si, y);
+  mpnas__bn_fwd_train(ENG, 4, 1, x,
+                      &(mpnas__bn_train){&gamma, &beta, 0.0f, 0.1f, NULL, NULL, &sm, &si}, y);
   CHECK_NEAR(sm, 2.5, 1e-7);
   CHECK_NEAR(si, 0.894427191, 1e-6);
   const double xhat[4] = {-1.3416407865, -0.4472135955, 0.4472135955, 1.3416407865};
   for (int i = 0; i < 4; i++) CHECK_NEAR(y[i], 2.0 * xhat[i] + 1.0, 2e-6);
 
   /* In place (y == x) gives the same. */
-  mpnas__bn_fwd_train(ENG, 4, 1, x, &gamma, &beta, 0.0f, 0.1f, NULL, NULL, &sm, &si, x);
+  mpnas__bn_fwd_train(ENG, 4, 1, x,
+                      &(mpnas__bn_train){&gamma, &beta, 0.0f, 0.1f, NULL, NULL, &sm, &si}, x);
   for (int i = 0; i < 4; i++) CHECK_NEAR(x[i], y[i], 0.0);
 }
 
@@ -49,7 +51,7 @@ static void test_bn_running_stats(void) {
    * Channel 1: rm = 0.5 then 0.95; rv = 0.9 then 0.81. */
   float a[8] = {1, 5, 2, 5, 3, 5, 4, 5}, b[8] = {2, 5, 4, 5, 6, 5, 8, 5}, y[8];
   float rm[2] = {0, 0}, rv[2] = {1, 1}, sm[2], si[2];
-  mpnas__bn_fwd_train(ENG, 4, 2, a, NULL, NULL, 1e-5f, 0.1f, rm, rv, sm, si, y);
+  mpnas__bn_fwd_train(ENG, 4, 2, a, &(mpnas__bn_train){NULL, NULL, 1e-5f, 0.1f, rm, rv, sm, si}, y);
   CHECK_NEAR(rm[0], 0.25, 1e-7);
   CHECK_NEAR(rv[0], 1.0 + 0.1 * (5.0 / 3.0 - 1.0), 1e-6);
   CHECK_NEAR(rm[1], 0.5, 1e-7);
@@ -57,7 +59,7 @@ static void test_bn_running_stats(void) {
   /* Constant channel: output 0 (beta), invstd = 1/sqrt(eps). */
   for (int i = 0; i < 4; i++) CHECK_NEAR(y[2 * i + 1], 0.0, 0.0);
   CHECK_NEAR(si[1], 1.0 / sqrt(1e-5), 1e-2);
-  mpnas__bn_fwd_train(ENG, 4, 2, b, NULL, NULL, 1e-5f, 0.1f, rm, rv, sm, si, y);
+  mpnas__bn_fwd_train(ENG, 4, 2, b, &(mpnas__bn_train){NULL, NULL, 1e-5f, 0.1f, rm, rv, sm, si}, y);
   CHECK_NEAR(rm[0], 0.725, 1e-6);
   CHECK_NEAR(rv[0], 1.6266667, 1e-6);
   CHECK_NEAR(rm[1], 0.95, 1e-6);
@@ -76,7 +78,7 @@ static void test_bn_large_m_accuracy(void) {
   gc_fill(x, (size_t)m * c, 11, -1.0f, 1.0f);
   for (size_t i = 0; i < (size_t)m * c; i++) x[i] += (i % 3 == 0) ? 1e4f : (i % 3 == 1 ? -300.0f : 0.0f);
   float sm[3], si[3], rm[3] = {0, 0, 0}, rv[3] = {0, 0, 0};
-  mpnas__bn_fwd_train(ENG, m, c, x, NULL, NULL, 1e-5f, 1.0f, rm, rv, sm, si, y);
+  mpnas__bn_fwd_train(ENG, m, c, x, &(mpnas__bn_train){NULL, NULL, 1e-5f, 1.0f, rm, rv, sm, si}, y);
   for (int ch = 0; ch < c; ch++) {
     double s = 0, ss = 0;
     for (int i = 0; i < m; i++) s += x[(size_t)i * c + ch];
@@ -107,8 +109,10 @@ static void test_bn_large_m_accuracy(void) {
   gc_fill(dy, (size_t)m * c, 12, -1.0f, 1.0f);
   for (size_t i = 0; i < (size_t)m * c; i++)
     xs[i] = x[i] - ((i % 3 == 0) ? 1e4f : (i % 3 == 1 ? -300.0f : 0.0f));
-  mpnas__bn_fwd_train(ENG, m, c, x, gamma, NULL, 1e-5f, 0.1f, NULL, NULL, sm, si, y);
-  mpnas__bn_fwd_train(ENG, m, c, xs, gamma, NULL, 1e-5f, 0.1f, NULL, NULL, sms, sis, ys);
+  mpnas__bn_fwd_train(ENG, m, c, x,
+                      &(mpnas__bn_train){gamma, NULL, 1e-5f, 0.1f, NULL, NULL, sm, si}, y);
+  mpnas__bn_fwd_train(ENG, m, c, xs,
+                      &(mpnas__bn_train){gamma, NULL, 1e-5f, 0.1f, NULL, NULL, sms, sis}, ys);
   mpnas__bn_bwd(ENG, m, c, x, gamma, sm, si, dy, dx, dg, db);
   mpnas__bn_bwd(ENG, m, c, xs, gamma, sms, sis, dy, dxs, dgs, dbs);
   double worst_y = 0, worst_dx = 0;
@@ -161,8 +165,9 @@ typedef struct bn_case {
 
 static double bn_loss(void *user) {
   bn_case *b = user;
-  mpnas__bn_fwd_train(ENG, b->m, b->c, b->x, b->gamma, b->beta, b->eps, 0.1f, NULL, NULL, b->sm,
-                      b->si, b->y);
+  mpnas__bn_fwd_train(ENG, b->m, b->c, b->x,
+                      &(mpnas__bn_train){b->gamma, b->beta, b->eps, 0.1f, NULL, NULL, b->sm, b->si},
+                      b->y);
   return gc_dot(b->y, b->probe, (size_t)b->m * b->c);
 }
 
@@ -438,8 +443,9 @@ typedef struct se_case {
 
 static double se_loss(void *user) {
   se_case *s = user;
-  mpnas_status st = mpnas__se_fwd(&s->eng, s->ws, s->n, s->hw, s->c, s->r, s->x, s->w1, s->b1,
-                                  s->w2, s->b2, s->saved, s->y);
+  mpnas__se_weights sw = {s->w1, s->b1, s->w2, s->b2};
+  mpnas_status st = mpnas__se_fwd(&s->eng, s->ws, s->n, s->hw, s->c, s->r, s->x, &sw, s->saved,
+                                  s->y);
   CHECK_EQ_INT(st, MPNAS_OK);
   return gc_dot(s->y, s->probe, (size_t)s->n * s->hw * s->c);
 }
@@ -498,6 +504,7 @@ static void test_se(void) {
     s.b1 = fvec_fill(r, 62 + t, -0.3f, 0.5f);
     s.w2 = fvec_fill((size_t)r * c, 63 + t, -s2, s2);
     s.b2 = fvec_fill(c, 64 + t, -1, 1);
+    const mpnas__se_weights sw = {s.w1, s.b1, s.w2, s.b2};
     s.saved = fvec(nsaved);
     s.y = fvec(total);
     s.probe = fvec_fill(total, 65 + t, -1, 1);
@@ -520,8 +527,8 @@ static void test_se(void) {
     for (size_t i = 0; i < (size_t)c * r; i++) dw1[i] = dw2[i] = 0.5f;
     for (int i = 0; i < r; i++) db1[i] = 0.5f;
     for (int i = 0; i < c; i++) db2[i] = 0.5f;
-    CHECK_EQ_INT(mpnas__se_bwd(&s.eng, &ws, n, hw, c, r, s.x, s.w1, s.b1, s.w2, s.b2, s.saved,
-                               s.probe, dx, dw1, db1, dw2, db2),
+    CHECK_EQ_INT(mpnas__se_bwd(&s.eng, &ws, n, hw, c, r, s.x, &sw, s.saved, s.probe, dx,
+                               &(mpnas__se_grads){dw1, db1, dw2, db2}),
                  MPNAS_OK);
     mpnas__arena_mark m1 = mpnas__arena_get_mark(&ws);
     CHECK(m0.cur == m1.cur && m0.used == m1.used); /* scratch returned */
@@ -531,8 +538,8 @@ static void test_se(void) {
 
     /* dx == NULL gives the same weight gradients. */
     float *e1 = fvec((size_t)c * r), *e2 = fvec((size_t)r * c), *eb1 = fvec(r), *eb2 = fvec(c);
-    CHECK_EQ_INT(mpnas__se_bwd(&s.eng, &ws, n, hw, c, r, s.x, s.w1, s.b1, s.w2, s.b2, s.saved,
-                               s.probe, NULL, e1, eb1, e2, eb2),
+    CHECK_EQ_INT(mpnas__se_bwd(&s.eng, &ws, n, hw, c, r, s.x, &sw, s.saved, s.probe, NULL,
+                               &(mpnas__se_grads){e1, eb1, e2, eb2}),
                  MPNAS_OK);
     for (size_t i = 0; i < (size_t)c * r; i++) {
       CHECK_NEAR(e1[i], dw1[i], 1e-6 * (1 + fabs(dw1[i])));
@@ -564,10 +571,10 @@ static void test_se(void) {
     memset(e2, 0, sizeof(float) * (size_t)c * r);
     memset(eb1, 0, sizeof(float) * (size_t)r);
     memset(eb2, 0, sizeof(float) * (size_t)c);
-    mpnas__se_bwd(&s.eng, &ws, n, hw, c, r, s.x, s.w1, s.b1, s.w2, s.b2, s.saved, s.probe, dx,
-                  e1, eb1, e2, eb2);
-    mpnas__se_bwd(&s3.eng, &ws, n, hw, c, r, s.x, s.w1, s.b1, s.w2, s.b2, saved3, s.probe, dx3,
-                  f1, fb1, f2, fb2);
+    mpnas__se_bwd(&s.eng, &ws, n, hw, c, r, s.x, &sw, s.saved, s.probe, dx,
+                  &(mpnas__se_grads){e1, eb1, e2, eb2});
+    mpnas__se_bwd(&s3.eng, &ws, n, hw, c, r, s.x, &sw, saved3, s.probe, dx3,
+                  &(mpnas__se_grads){f1, fb1, f2, fb2});
     CHECK(memcmp(dx, dx3, sizeof(float) * total) == 0);
     CHECK(memcmp(e1, f1, sizeof(float) * (size_t)c * r) == 0);
     CHECK(memcmp(e2, f2, sizeof(float) * (size_t)c * r) == 0);

@@ -2,7 +2,7 @@
  * every parameter of every handle kind, a new handle holds the described default, the
  * setter takes both ends of the range and refuses the values just outside it (and the
  * other type, and a read-only parameter), and the setters and getters know no code the
- * list leaves out. tests/check_params.py holds the header's comments and the Python
+ * list leaves out. tests/param_docs.py holds the header's comments and the Python
  * wrapper to the same descriptions. */
 #include <ctype.h>
 #include <float.h>

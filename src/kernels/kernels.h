@@ -1,9 +1,10 @@
 /* kernels.h - the kernel interface: what every ISA (ref = scalar, avx2, neon) provides.
  *
- * All tensors are float32, NHWC, contiguous. Kernels never allocate, never fail and
- * never start threads: the op layer (src/tensor/ops.c) checks shapes, splits the work
- * across threads and hands each call a slice. A kernel exists once per ISA; the op
- * layer calls it through the table chosen for the context (dispatch.c).
+ * All tensors are NHWC and contiguous (float32; int8 for inference, below). Kernels
+ * never allocate, never fail and never start threads: the op layer (src/tensor/) checks
+ * shapes, splits the work across threads and hands each call a slice. A kernel exists
+ * once per ISA; the op layer calls it through the table chosen for the context
+ * (dispatch.c).
  *
  * Conventions shared by all kernels:
  *  - SAME padding: output size ho = ceil(h / stride), pad_top = pad_left = k / 2
@@ -133,7 +134,7 @@ typedef void (*mpnas__act_fwd_fn)(int act, size_t n, const float *x, float *y);
 typedef void (*mpnas__act_bwd_fn)(int act, size_t n, const float *x, const float *dy,
                                   float *dx);
 
-/* ---- int8 inference (SIMD in src/kernels/q8/, reference in ref/q8-ref.c) ----
+/* ---- int8 inference (reference in ref/q8-ref.c; SIMD twins to come) ----
  * A quantised activation tensor is int8 NHWC with one affine for the whole tensor:
  * real = scale * (q - zero), zero in [-128, 127]. Weights are int8, symmetric per
  * output channel (real = w_scale[c] * q, q in [-127, 127]). Products are summed

@@ -21,7 +21,7 @@ const mpnas__kernels mpnas__kernels_neon = {
     .bn_bwd_dx = mpnas__f32_bn_bwd_dx__neon,
     .act_fwd = mpnas__f32_act_fwd__neon,
     .act_bwd = mpnas__f32_act_bwd__neon,
-    /* int8: the reference until the SIMD kernels land (src/kernels/q8/). */
+    /* int8: the reference until the SIMD kernels land. */
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__ref,
     .q8_gemm_pack = mpnas__q8_gemm_pack__ref,
     .q8_gemm = mpnas__q8_gemm__ref,

@@ -57,8 +57,8 @@ static mpnas_status annotate(mpnas_context *ctx, mpnas_status st, uint64_t mark,
                              const char *where) {
   if (st == MPNAS_OK || ctx == NULL) return st;
   char msg[MPNAS__ERROR_CAPACITY];
-  const char *last = mpnas_context_last_error(ctx);
-  if (mpnas__failure_mark(ctx) == mark || mpnas_context_last_status(ctx) != st ||
+  const char *last = ctx->last_error;
+  if (mpnas__failure_mark(ctx) == mark || ctx->last_status != st ||
       last[0] == '\0')
     return mpnas__fail(ctx, st, "%s: %s", where, mpnas_status_string(st));
   if (strstr(last, where) != NULL) return st;
@@ -455,7 +455,7 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
   int32_t D = m->ndomains;
   mpnas__writer_begin_section(w, "META");
   mpnas__writer_put_u32(w, with_state ? CONTENTS_CHECKPOINT : CONTENTS_MODEL);
-  mpnas__writer_put_u32(w, mpnas_version_number());
+  mpnas__writer_put_u32(w, MPNAS_VERSION_NUMBER);
   mpnas__writer_put_i32(w, m->nlayers);
   mpnas__writer_put_i32(w, D);
   mpnas__writer_put_i32(w, m->nnodes);
@@ -836,7 +836,7 @@ static mpnas_status make_abdp(const mpnas_model *m, const mpnas__abdp_config *cf
              mpnas__abdp_state_size(*out));
   } else if (mpnas__abdp_import(*out, state, n) != MPNAS_OK) {
     st = bad(ctx, MPNAS_E_CORRUPT, where, "TRST: the ABDP state is invalid (%s)",
-             mpnas_context_last_error(ctx));
+             ctx->last_error);
   }
   if (st != MPNAS_OK) {
     mpnas__abdp_destroy(*out);

@@ -63,10 +63,9 @@ static mpnas_status bn_from_stats(const mpnas__engine *eng, mpnas__arena *ws, in
                                   const float *pre, const double *st, const mpnas__bn *bn,
                                   int track, float *save_mean, float *save_invstd, int act,
                                   const float *residual, float *norm, float *y) {
-  return mpnas__bn_act_apply(eng, ws, m, c, pre, st, st + c, bn->gamma, bn->beta,
-                             MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, track ? bn->mean : NULL,
-                             track ? bn->var : NULL, save_mean, save_invstd, act, residual,
-                             norm, y);
+  mpnas__bn_train t = {bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM,
+                       track ? bn->mean : NULL, track ? bn->var : NULL, save_mean, save_invstd};
+  return mpnas__bn_act_apply(eng, ws, m, c, pre, st, st + c, &t, act, residual, norm, y);
 }
 
 mpnas_status mpnas__conv_unit_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
@@ -238,8 +237,8 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
     float *saved = t ? t->se_saved : NULL, *se_out = t ? t->se_out : NULL;
     if (saved == NULL) TAKE_TMP(saved, mpnas__se_saved_floats(n, cm, g->se));
     if (se_out == NULL) TAKE_TMP(se_out, mid_out);
-    st = mpnas__se_fwd(eng, ws, n, ho * wo, cm, g->se, d_act, p->se_w1, p->se_b1, p->se_w2,
-                       p->se_b2, saved, se_out);
+    mpnas__se_weights se = {p->se_w1, p->se_b1, p->se_w2, p->se_b2};
+    st = mpnas__se_fwd(eng, ws, n, ho * wo, cm, g->se, d_act, &se, saved, se_out);
     if (st != MPNAS_OK) goto done;
     proj_in = se_out;
   }
@@ -322,9 +321,10 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   dd_act = dproj_in;
   if (g->se) {
     TAKE_TMP(dd_act, mid_out);
-    st = mpnas__se_bwd(eng, ws, t->n, t->ho * t->wo, g->cmid, g->se, t->d_act, p->se_w1,
-                       p->se_b1, p->se_w2, p->se_b2, t->se_saved, dproj_in, dd_act,
-                       grad->se_w1, grad->se_b1, grad->se_w2, grad->se_b2);
+    mpnas__se_weights se = {p->se_w1, p->se_b1, p->se_w2, p->se_b2};
+    mpnas__se_grads se_grad = {grad->se_w1, grad->se_b1, grad->se_w2, grad->se_b2};
+    st = mpnas__se_bwd(eng, ws, t->n, t->ho * t->wo, g->cmid, g->se, t->d_act, &se,
+                       t->se_saved, dproj_in, dd_act, &se_grad);
     if (st != MPNAS_OK) goto done;
   }
 
@@ -381,8 +381,8 @@ mpnas_status mpnas__ib_fwd_infer(const mpnas__engine *eng, mpnas__arena *ws,
     float *saved, *s;
     TAKE_TMP(saved, mpnas__se_saved_floats(n, g->cmid, g->se));
     TAKE_TMP(s, (size_t)m_out * g->cmid);
-    st = mpnas__se_fwd(eng, ws, n, ho * wo, g->cmid, g->se, d, p->se_w1, p->se_b1, p->se_w2,
-                       p->se_b2, saved, s);
+    mpnas__se_weights se = {p->se_w1, p->se_b1, p->se_w2, p->se_b2};
+    st = mpnas__se_fwd(eng, ws, n, ho * wo, g->cmid, g->se, d, &se, saved, s);
     if (st != MPNAS_OK) goto done;
     proj_in = s;
   }

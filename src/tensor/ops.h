@@ -17,8 +17,10 @@
  * run; the weight gradients do not depend on the thread count at all.
  *
  * Where each lives: conv-like ops (conv, pointwise, depthwise, fc) in ops_conv.c on top
- * of the kernel table; the rest in ops_misc.c (BN, activations, squeeze-excite, pooling,
- * add, loss), where BN and the activations also run on the kernel table.
+ * of the kernel table; BN, activations, adds and the loss in ops_misc.c, where BN and the
+ * activations also run on the kernel table; pooling, channel scaling and squeeze-excite
+ * in ops_se.c. ops_se.c uses the other two, ops_conv.c uses ops_misc.c's BN planning,
+ * ops_misc.c uses neither (no cycle: tests/check_layers.py).
  */
 #ifndef MPNAS_OPS_H
 #define MPNAS_OPS_H
@@ -101,17 +103,19 @@ mpnas_status mpnas__fc_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
  * unbiased batch variance; running pointers may be NULL to skip). save_mean/save_invstd
  * [c] receive what backward needs. y may equal x. The statistics and the parameter
  * gradients of mpnas__bn_bwd do not depend on eng->threads (ops_misc.c, "Threads"). */
+typedef struct mpnas__bn_train { /* a training-mode BN and what it writes besides y */
+  const float *gamma, *beta;         /* NULL: 1 and 0 */
+  float eps, momentum;
+  float *running_mean, *running_var; /* updated when non-NULL */
+  float *save_mean, *save_invstd;    /* [c]; only mpnas__bn_act_apply takes NULL (not kept) */
+} mpnas__bn_train;
 void mpnas__bn_fwd_train(const mpnas__engine *eng, int m, int c, const float *x,
-                         const float *gamma, const float *beta, float eps, float momentum,
-                         float *running_mean, float *running_var, float *save_mean,
-                         float *save_invstd, float *y);
+                         const mpnas__bn_train *bn, float *y);
 /* The same fused with an activation, in one pass over the data after the statistics:
  * norm (may be NULL) receives the BN output, y = act(BN output). Either may equal x;
  * norm != y unless act is MPNAS__ACT_NONE. */
 void mpnas__bn_act_fwd_train(const mpnas__engine *eng, int m, int c, const float *x,
-                             const float *gamma, const float *beta, float eps, float momentum,
-                             float *running_mean, float *running_var, float *save_mean,
-                             float *save_invstd, int act, float *norm, float *y);
+                             const mpnas__bn_train *bn, int act, float *norm, float *y);
 /* ---- Batch statistics produced with the convolution's output ------------------------
  * Training-mode BN needs every channel's batch mean and variance before it can normalise
  * any pixel, so a conv + BN costs a pass over the conv's output for the statistics and
@@ -142,16 +146,13 @@ mpnas_status mpnas__bn_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, 
                              const float *x, double *mean, double *m2);
 /* Training-mode BN from statistics (over m >= 1 rows), fused with the activation and an
  * optional residual, in one pass: what mpnas__bn_act_fwd_train does after its
- * statistics. save_mean / save_invstd may be NULL (not kept), running statistics are
- * updated when non-NULL; norm (may be NULL) receives the BN output, y = act(BN output)
+ * statistics; norm (may be NULL) receives the BN output, y = act(BN output)
  * + residual (residual may be NULL; added after the activation, as kernels.h's
  * epilogue). norm and y may equal x; residual must not overlap y. Scratch: 3c floats. */
 mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                                  const float *x, const double *mean, const double *m2,
-                                 const float *gamma, const float *beta, float eps,
-                                 float momentum, float *running_mean, float *running_var,
-                                 float *save_mean, float *save_invstd, int act,
-                                 const float *residual, float *norm, float *y);
+                                 const mpnas__bn_train *bn, int act, const float *residual,
+                                 float *norm, float *y);
 
 /* Inference with running statistics. y may equal x. */
 void mpnas__bn_fwd_infer(int m, int c, const float *x, const float *gamma, const float *beta,
@@ -193,14 +194,20 @@ void mpnas__gap_bwd(int n, int hw, int c, const float *dy, float *dx);
  * [c][r], b1 [r]; fc2: r -> c with w2 [r][c], b2 [c]. `saved` holds what backward needs:
  * mpnas__se_saved_floats(n, c, r) floats, written by forward, read by backward. */
 size_t mpnas__se_saved_floats(int n, int c, int r);
+typedef struct mpnas__se_weights {
+  const float *w1, *b1, *w2, *b2;
+} mpnas__se_weights;
+typedef struct mpnas__se_grads { /* accumulated into (+=) */
+  float *w1, *b1, *w2, *b2;
+} mpnas__se_grads;
 mpnas_status mpnas__se_fwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int hw, int c,
-                           int r, const float *x, const float *w1, const float *b1,
-                           const float *w2, const float *b2, float *saved, float *y);
+                           int r, const float *x, const mpnas__se_weights *sw, float *saved,
+                           float *y);
+/* dx (overwritten) may be NULL. */
 mpnas_status mpnas__se_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int hw, int c,
-                           int r, const float *x, const float *w1, const float *b1,
-                           const float *w2, const float *b2, const float *saved,
-                           const float *dy, float *dx, float *dw1, float *db1, float *dw2,
-                           float *db2);
+                           int r, const float *x, const mpnas__se_weights *sw,
+                           const float *saved, const float *dy, float *dx,
+                           const mpnas__se_grads *grad);
 
 /* ---- Loss ------------------------------------------------------------------------------
  * Softmax cross-entropy with label smoothing eps over m rows of `classes` logits: the

@@ -1,13 +1,11 @@
-/* ops_misc.c - the non-convolution ops: batch norm, activations, elementwise, global
- * average pooling, squeeze-and-excite and the loss. Contracts are in ops.h.
+/* ops_misc.c - batch norm, activations, elementwise adds and the loss. Contracts are in
+ * ops.h. (Pooling, channel scaling and squeeze-and-excite: ops_se.c; convolutions and
+ * the classifier: ops_conv.c.)
  *
  * Batch norm and the activations - the hot memory-bound passes of training - run
  * through the engine's kernel table (kernels.h; src/kernels/misc/), with the thread
  * split described at "Threads" below. The rest are plain loops over rows with the
- * channel loop innermost and contiguous, so the compiler can vectorise them; their
- * per-channel reductions (pooling, channel-scale gradients) go through blocks of
- * MISC_BLOCK channels with double accumulators on the stack: no scratch allocation, and
- * sums over a million rows stay accurate. */
+ * channel loop innermost and contiguous, so the compiler can vectorise them. */
 #include <math.h>
 #include <string.h>
 
@@ -27,23 +25,6 @@
 #define MISC_BLOCK 64
 
 static int block_len(int c, int c0) { return c - c0 < MISC_BLOCK ? c - c0 : MISC_BLOCK; }
-
-/* acc[j] = sum over rows of a[row][c0 + j] (b == NULL) or a*b, for j < nb. */
-static void sum_rows(size_t rows, int c, int c0, int nb, const float *a, const float *b,
-                     double *acc) {
-  for (int j = 0; j < nb; j++) acc[j] = 0.0;
-  if (b == NULL) {
-    for (size_t i = 0; i < rows; i++) {
-      const float *ra = a + i * (size_t)c + c0;
-      for (int j = 0; j < nb; j++) acc[j] += (double)ra[j];
-    }
-  } else {
-    for (size_t i = 0; i < rows; i++) {
-      const float *ra = a + i * (size_t)c + c0, *rb = b + i * (size_t)c + c0;
-      for (int j = 0; j < nb; j++) acc[j] += (double)ra[j] * (double)rb[j];
-    }
-  }
-}
 
 /* ---- Threads for the memory-bound passes -------------------------------------------
  * Batch norm and the activations run through the kernel table (eng->k: reference, AVX2
@@ -148,38 +129,36 @@ static void bn_apply_cols(const mpnas__engine *eng, int m, int c, int c0, int nb
  * invstd backward uses, the apply coefficients (t = (x - mu) * k + b) and the running
  * statistics' update (when tracked). */
 static void bn_channel(const mpnas__engine *eng, int m, int ch, double mean, double m2,
-                       const float *gamma,
-                       const float *beta, float eps, float momentum, float *running_mean,
-                       float *running_var, float *mu_out, float *invstd_out, float *k_out,
+                       const mpnas__bn_train *bn, float *mu_out, float *invstd_out, float *k_out,
                        float *b_out) {
   double ss = m2 > 0.0 ? m2 : 0.0; /* rounding can leave -tiny for constants */
   double var = ss / m;
-  double invstd = 1.0 / sqrt(var + (double)eps);
+  double invstd = 1.0 / sqrt(var + (double)bn->eps);
   float mu = (float)mean, kj;
   *mu_out = mu;
   *invstd_out = (float)invstd;
-  kj = (float)((gamma != NULL ? (double)gamma[ch] : 1.0) * invstd);
+  kj = (float)((bn->gamma != NULL ? (double)bn->gamma[ch] : 1.0) * invstd);
   *k_out = kj;
   /* Centre on the float mean (what backward sees) and fold the rounding residual into
    * the shift, so the output mean stays 0 even when |mean| >> std. */
-  *b_out = (float)((beta != NULL ? (double)beta[ch] : 0.0) - (mean - (double)mu) * kj);
-  if (running_mean != NULL)
-    running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * (float)mean;
-  if (running_var != NULL) {
+  *b_out = (float)((bn->beta != NULL ? (double)bn->beta[ch] : 0.0) - (mean - (double)mu) * kj);
+  float momentum = bn->momentum;
+  if (bn->running_mean != NULL)
+    bn->running_mean[ch] = (1.0f - momentum) * bn->running_mean[ch] + momentum * (float)mean;
+  if (bn->running_var != NULL) {
     /* Unbiased for the running estimate; a single row has no spread to report. */
     double unbiased = m > 1 ? ss / (m - 1) : 0.0;
     if (eng->share > 0 && eng->batch > eng->share) { /* the whole batch's rows */
       double rows = (double)m / eng->share * eng->batch;
       unbiased = ss / m * (rows / (rows - 1.0));
     }
-    running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)unbiased;
+    bn->running_var[ch] = (1.0f - momentum) * bn->running_var[ch] + momentum * (float)unbiased;
   }
 }
 
 void mpnas__bn_act_fwd_train(const mpnas__engine *eng, int m, int c, const float *x,
-                             const float *gamma, const float *beta, float eps, float momentum,
-                             float *running_mean, float *running_var, float *save_mean,
-                             float *save_invstd, int act, float *norm, float *y) {
+                             const mpnas__bn_train *bn, int act, float *norm, float *y) {
+  float *save_mean = bn->save_mean, *save_invstd = bn->save_invstd;
   if (m <= 0) { /* no rows: no statistics; leave the running ones alone */
     for (int ch = 0; ch < c; ch++) {
       save_mean[ch] = 0.0f;
@@ -199,8 +178,8 @@ void mpnas__bn_act_fwd_train(const mpnas__engine *eng, int m, int c, const float
       bn_stats_cols(eng, m, c, c0, nb, x, mean, m2);
       for (int j = 0; j < nb; j++) {
         int ch = c0 + j;
-        bn_channel(eng, m, ch, mean[j], m2[j], gamma, beta, eps, momentum, running_mean,
-                   running_var, &save_mean[ch], &save_invstd[ch], &k[ch - a0], &b[ch - a0]);
+        bn_channel(eng, m, ch, mean[j], m2[j], bn, &save_mean[ch], &save_invstd[ch], &k[ch - a0],
+                   &b[ch - a0]);
       }
     }
     /* (x - mean) * k + shift rather than x * k + shift': no cancellation for large means. */
@@ -209,11 +188,8 @@ void mpnas__bn_act_fwd_train(const mpnas__engine *eng, int m, int c, const float
 }
 
 void mpnas__bn_fwd_train(const mpnas__engine *eng, int m, int c, const float *x,
-                         const float *gamma, const float *beta, float eps, float momentum,
-                         float *running_mean, float *running_var, float *save_mean,
-                         float *save_invstd, float *y) {
-  mpnas__bn_act_fwd_train(eng, m, c, x, gamma, beta, eps, momentum, running_mean, running_var,
-                          save_mean, save_invstd, MPNAS__ACT_NONE, NULL, y);
+                         const mpnas__bn_train *bn, float *y) {
+  mpnas__bn_act_fwd_train(eng, m, c, x, bn, MPNAS__ACT_NONE, NULL, y);
 }
 
 /* ---- Statistics by blocks, and BN from them (bn_plan.h) ------------------------------- */
@@ -358,10 +334,9 @@ mpnas_status mpnas__bn_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, 
 
 mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                                  const float *x, const double *mean, const double *m2,
-                                 const float *gamma, const float *beta, float eps,
-                                 float momentum, float *running_mean, float *running_var,
-                                 float *save_mean, float *save_invstd, int act,
-                                 const float *residual, float *norm, float *y) {
+                                 const mpnas__bn_train *bn, int act, const float *residual,
+                                 float *norm, float *y) {
+  float *save_mean = bn->save_mean, *save_invstd = bn->save_invstd;
   if (m <= 0) { /* no rows: no statistics; leave the running ones alone */
     for (int ch = 0; ch < c; ch++) {
       if (save_mean != NULL) save_mean[ch] = 0.0f;
@@ -375,8 +350,7 @@ mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int
   float *k = mu + c, *b = k + c;
   for (int ch = 0; ch < c; ch++) {
     float invstd;
-    bn_channel(eng, m, ch, mean[ch], m2[ch], gamma, beta, eps, momentum, running_mean, running_var,
-               &mu[ch], &invstd, &k[ch], &b[ch]);
+    bn_channel(eng, m, ch, mean[ch], m2[ch], bn, &mu[ch], &invstd, &k[ch], &b[ch]);
     if (save_mean != NULL) save_mean[ch] = mu[ch];
     if (save_invstd != NULL) save_invstd[ch] = invstd;
   }
@@ -545,172 +519,6 @@ void mpnas__add_fwd(size_t count, const float *a, const float *b, float *y) {
 
 void mpnas__add_acc(size_t count, const float *src, float *dst) {
   for (size_t i = 0; i < count; i++) dst[i] += src[i];
-}
-
-/* One image: y[p][c] = x[p][c] * s[c]. */
-static void chscale_image(int hw, int c, const float *x, const float *s, float *y) {
-  for (size_t p = 0; p < (size_t)hw; p++) {
-    const float *row = x + p * (size_t)c;
-    float *out = y + p * (size_t)c;
-    for (int ch = 0; ch < c; ch++) out[ch] = row[ch] * s[ch];
-  }
-}
-
-/* One image: ds[c] = sum_p dy[p][c] * x[p][c] (overwritten). */
-static void chscale_ds_image(int hw, int c, const float *x, const float *dy, float *ds) {
-  for (int c0 = 0; c0 < c; c0 += MISC_BLOCK) {
-    int nb = block_len(c, c0);
-    double acc[MISC_BLOCK];
-    sum_rows((size_t)hw, c, c0, nb, dy, x, acc);
-    for (int j = 0; j < nb; j++) ds[c0 + j] = (float)acc[j];
-  }
-}
-
-void mpnas__chscale_fwd(int n, int hw, int c, const float *x, const float *s, float *y) {
-  size_t image = (size_t)hw * c;
-  for (int i = 0; i < n; i++)
-    chscale_image(hw, c, x + i * image, s + (size_t)i * c, y + i * image);
-}
-
-void mpnas__chscale_bwd(int n, int hw, int c, const float *x, const float *s, const float *dy,
-                        float *dx, float *ds) {
-  size_t image = (size_t)hw * c;
-  for (int i = 0; i < n; i++) {
-    /* ds first: dx may share memory with dy. */
-    if (ds != NULL) chscale_ds_image(hw, c, x + i * image, dy + i * image, ds + (size_t)i * c);
-    if (dx != NULL) chscale_image(hw, c, dy + i * image, s + (size_t)i * c, dx + i * image);
-  }
-}
-
-/* ---- Pooling ---------------------------------------------------------------------------- */
-
-static void gap_image(int hw, int c, const float *x, float *y) {
-  for (int c0 = 0; c0 < c; c0 += MISC_BLOCK) {
-    int nb = block_len(c, c0);
-    double acc[MISC_BLOCK];
-    sum_rows((size_t)hw, c, c0, nb, x, NULL, acc);
-    for (int j = 0; j < nb; j++) y[c0 + j] = hw > 0 ? (float)(acc[j] / hw) : 0.0f;
-  }
-}
-
-void mpnas__gap_fwd(int n, int hw, int c, const float *x, float *y) {
-  size_t image = (size_t)hw * c;
-  for (int i = 0; i < n; i++) gap_image(hw, c, x + i * image, y + (size_t)i * c);
-}
-
-void mpnas__gap_bwd(int n, int hw, int c, const float *dy, float *dx) {
-  if (hw <= 0) return;
-  size_t image = (size_t)hw * c;
-  float inv = 1.0f / (float)hw;
-  for (int i = 0; i < n; i++) {
-    const float *g = dy + (size_t)i * c;
-    for (size_t p = 0; p < (size_t)hw; p++) {
-      float *out = dx + i * image + p * (size_t)c;
-      for (int ch = 0; ch < c; ch++) out[ch] = g[ch] * inv;
-    }
-  }
-}
-
-/* ---- Squeeze-and-excite ------------------------------------------------------------------
- * saved = pooled [n][c] | z1 [n][r] (fc1 output) | a1 [n][r] (relu(z1)) | z2 [n][c] (fc2
- * output) | gate [n][c] (hsigmoid(z2)). Keeping a1 and gate costs n*(r + c) floats, far
- * less than one activation map, and spares backward recomputing them. */
-
-size_t mpnas__se_saved_floats(int n, int c, int r) {
-  return (size_t)n * (3 * (size_t)c + 2 * (size_t)r);
-}
-
-/* Worth a thread team: several images and enough elements to cover the start-up. */
-static int se_parallel(const mpnas__engine *eng, int n, size_t image) {
-  return eng->threads > 1 && n > 1 && (size_t)n * image >= 32768;
-}
-
-/* Offsets of the saved arrays, in floats. */
-typedef struct se_layout {
-  size_t pooled, z1, a1, z2, gate;
-} se_layout;
-
-static se_layout se_offsets(int n, int c, int r) {
-  se_layout o;
-  size_t nc = (size_t)n * c, nr = (size_t)n * r;
-  o.pooled = 0;
-  o.z1 = o.pooled + nc;
-  o.a1 = o.z1 + nr;
-  o.z2 = o.a1 + nr;
-  o.gate = o.z2 + nc;
-  return o;
-}
-
-mpnas_status mpnas__se_fwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int hw, int c,
-                           int r, const float *x, const float *w1, const float *b1,
-                           const float *w2, const float *b2, float *saved, float *y) {
-  se_layout o = se_offsets(n, c, r);
-  float *pooled = saved + o.pooled, *z1 = saved + o.z1, *a1 = saved + o.a1;
-  float *z2 = saved + o.z2, *gate = saved + o.gate;
-  size_t image = (size_t)hw * c;
-  int par = se_parallel(eng, n, image);
-  (void)par; /* unused without OpenMP */
-  MISC_OMP_FOR(eng->threads, par)
-  for (int i = 0; i < n; i++) gap_image(hw, c, x + i * image, pooled + (size_t)i * c);
-  mpnas_status st = mpnas__fc_fwd(eng, ws, n, c, r, pooled, w1, b1, z1);
-  if (st != MPNAS_OK) return st;
-  mpnas__act_fwd(eng, MPNAS__ACT_RELU, (size_t)n * r, z1, a1);
-  st = mpnas__fc_fwd(eng, ws, n, r, c, a1, w2, b2, z2);
-  if (st != MPNAS_OK) return st;
-  mpnas__act_fwd(eng, MPNAS__ACT_HSIGMOID, (size_t)n * c, z2, gate);
-  MISC_OMP_FOR(eng->threads, par)
-  for (int i = 0; i < n; i++)
-    chscale_image(hw, c, x + i * image, gate + (size_t)i * c, y + i * image);
-  return MPNAS_OK;
-}
-
-mpnas_status mpnas__se_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int hw, int c,
-                           int r, const float *x, const float *w1, const float *b1,
-                           const float *w2, const float *b2, const float *saved,
-                           const float *dy, float *dx, float *dw1, float *db1, float *dw2,
-                           float *db2) {
-  (void)b1; /* the saved pre-activations already include the biases */
-  (void)b2;
-  se_layout o = se_offsets(n, c, r);
-  const float *pooled = saved + o.pooled, *z1 = saved + o.z1, *a1 = saved + o.a1;
-  const float *z2 = saved + o.z2, *gate = saved + o.gate;
-  size_t image = (size_t)hw * c;
-  int par = se_parallel(eng, n, image);
-  (void)par;
-  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  mpnas_status st = MPNAS_E_NO_MEMORY;
-  float *dgate = mpnas__arena_floats(ws, (size_t)n * c);
-  float *da1 = mpnas__arena_floats(ws, (size_t)n * r);
-  float *dpooled = dx != NULL ? mpnas__arena_floats(ws, (size_t)n * c) : NULL;
-  if (dgate == NULL || da1 == NULL || (dx != NULL && dpooled == NULL)) goto done;
-
-  /* y = x * gate: d gate = sum_p dy * x, then back through hsigmoid, fc2, relu, fc1. */
-  MISC_OMP_FOR(eng->threads, par)
-  for (int i = 0; i < n; i++)
-    chscale_ds_image(hw, c, x + i * image, dy + i * image, dgate + (size_t)i * c);
-  mpnas__act_bwd(eng, MPNAS__ACT_HSIGMOID, (size_t)n * c, z2, dgate, dgate);
-  st = mpnas__fc_bwd(eng, ws, n, r, c, a1, w2, dgate, da1, dw2, db2);
-  if (st != MPNAS_OK) goto done;
-  mpnas__act_bwd(eng, MPNAS__ACT_RELU, (size_t)n * r, z1, da1, da1);
-  st = mpnas__fc_bwd(eng, ws, n, c, r, pooled, w1, da1, dpooled, dw1, db1);
-  if (st != MPNAS_OK || dx == NULL) goto done;
-
-  /* dx = dy * gate (the scaling path) + dpooled / hw (the pooling path), in one pass. */
-  {
-    float inv = hw > 0 ? 1.0f / (float)hw : 0.0f;
-    MISC_OMP_FOR(eng->threads, par)
-    for (int i = 0; i < n; i++) {
-      const float *g = gate + (size_t)i * c, *dp = dpooled + (size_t)i * c;
-      for (size_t p = 0; p < (size_t)hw; p++) {
-        const float *rd = dy + i * image + p * (size_t)c;
-        float *out = dx + i * image + p * (size_t)c;
-        for (int ch = 0; ch < c; ch++) out[ch] = rd[ch] * g[ch] + dp[ch] * inv;
-      }
-    }
-  }
-done:
-  mpnas__arena_release(ws, mark);
-  return st;
 }
 
 /* ---- Loss ------------------------------------------------------------------------------- */
