@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
           mpnas__act_fwd(eng, act, n, norm, y);
           double t2 = bench_now();
           mpnas__act_bwd(eng, act, n, norm, dy, dn);
-          mpnas__bn_bwd(eng, m, c, x, g, sm, si, dn, dx, dg, db);
+          mpnas__bn_bwd(eng, NULL, m, c, x, g, sm, si, dn, dx, dg, db);
           double t3 = bench_now();
           if (r >= 0) t[0][r] = t1 - t0, t[1][r] = t2 - t1, t[2][r] = t3 - t2;
         }

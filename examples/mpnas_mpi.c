@@ -15,6 +15,8 @@
  *   --threads N        threads per worker (default 1)   --out DIR        (default out)
  *   --train-batch N    search training images per domain per step (default 16, global)
  *   --valid-batch N    search validation images per domain per step (default 32, global)
+ *   --rl-delay F       fraction of the search before the controllers learn (default: the
+ *                      library's); tests/test_mpi.sh holds them still with 0.999
  *   --stop-at N        stop the search after step N; rank 0 saves DIR/search.ckpt; exit
  *   --resume FILE      load a search checkpoint (written at any world size) first
  *   --verify           checksums of every worker's search checkpoint and model, compared
@@ -22,10 +24,6 @@
  *                      losses at the end of the search (DIR/search-losses.txt) and of the
  *                      training (DIR/train-losses.txt), and the test logits
  *                      (DIR/logits.txt), for tests/test_mpi.sh
- *   --uniform          for tests/test_mpi.sh: every domain's training images are copies of
- *                      its first one (labels still vary) and training crops nothing, so
- *                      per-worker BN statistics equal the whole batch's and any world
- *                      size gives one worker's results up to float rounding
  * Build: make examples (only when mpicc is found). */
 #define _POSIX_C_SOURCE 200809L /* mkdir */
 #include <mpi.h>
@@ -115,11 +113,11 @@ int main(int argc, char **argv) {
   int64_t search_steps = 100, train_steps = 200, threads = 1, train_batch = 16, valid_batch = 32;
   int64_t stop_at = 0;
   const char *out_dir = "out", *resume = NULL;
-  int verify = 0, uniform = 0;
+  int verify = 0;
+  double rl_delay = -1.0; /* < 0: the library's default */
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--verify") == 0) { verify = 1; continue; }
-    if (strcmp(a, "--uniform") == 0) { uniform = 1; continue; }
     if (v == NULL) { fprintf(stderr, "mpnas_mpi: %s needs a value\n", a); return 2; }
     i++;
     if (strcmp(a, "--search-steps") == 0) search_steps = atoll(v);
@@ -128,6 +126,7 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--train-batch") == 0) train_batch = atoll(v);
     else if (strcmp(a, "--valid-batch") == 0) valid_batch = atoll(v);
     else if (strcmp(a, "--stop-at") == 0) stop_at = atoll(v);
+    else if (strcmp(a, "--rl-delay") == 0) rl_delay = atof(v);
     else if (strcmp(a, "--resume") == 0) resume = v;
     else if (strcmp(a, "--out") == 0) out_dir = v;
     else { fprintf(stderr, "mpnas_mpi: unknown option %s\n", a); return 2; }
@@ -151,7 +150,6 @@ int main(int argc, char **argv) {
   for (int d = 0; d < SYN_DOMAINS; d++) {
     for (int i = 0; i < PER_DOMAIN; i++) {
       train_y[d][i] = syn_image(d, (uint64_t)i, 7, train_x[d] + (size_t)i * SYN_PIXELS);
-      if (uniform) memcpy(train_x[d] + (size_t)i * SYN_PIXELS, train_x[d], SYN_PIXELS);
     }
     for (int i = 0; i < TEST_IMAGES; i++)
       test_y[d][i] = syn_image(d, 1000000u + (uint64_t)i, 7, test_x[d] + (size_t)i * SYN_PIXELS);
@@ -169,7 +167,9 @@ int main(int argc, char **argv) {
       return fail(ctx, "adding a domain");
   if (mpnas_supernet_set_int(sn, MPNAS_SEARCH_STEPS, search_steps) != MPNAS_OK ||
       mpnas_supernet_set_int(sn, MPNAS_SEARCH_TRAIN_BATCH, train_batch) != MPNAS_OK ||
-      mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, valid_batch) != MPNAS_OK)
+      mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, valid_batch) != MPNAS_OK ||
+      (rl_delay >= 0.0 &&
+       mpnas_supernet_set_double(sn, MPNAS_SEARCH_RL_DELAY_FRACTION, rl_delay) != MPNAS_OK))
     return fail(ctx, "search settings");
   if (resume != NULL && mpnas_supernet_load_checkpoint(sn, resume) != MPNAS_OK)
     return fail(ctx, "loading the checkpoint");
@@ -227,8 +227,7 @@ int main(int argc, char **argv) {
   mpnas_model *model = NULL;
   if (mpnas_model_create_from_supernet(sn, &model) != MPNAS_OK) return fail(ctx, "deriving the model");
   mpnas_supernet_free(sn);
-  if (mpnas_model_set_int(model, MPNAS_TRAIN_STEPS, train_steps) != MPNAS_OK ||
-      (uniform && mpnas_model_set_int(model, MPNAS_TRAIN_AUGMENT_PAD, 0) != MPNAS_OK))
+  if (mpnas_model_set_int(model, MPNAS_TRAIN_STEPS, train_steps) != MPNAS_OK)
     return fail(ctx, "training settings");
   t0 = MPI_Wtime();
   if (mpnas_model_train(model, 0, NULL, NULL, 0) != MPNAS_OK) return fail(ctx, "training");
@@ -273,9 +272,7 @@ int main(int argc, char **argv) {
       if (!f || mpnas_predictor_create(model, &pr) != MPNAS_OK) return fail(ctx, "logits");
       float logits[TEST_IMAGES * 8];
       for (int32_t d = 0; d < SYN_DOMAINS; d++) {
-        /* --uniform: the training image (the test images are far from the one image the
-         * model saw: its logits there magnify rounding) */
-        if (mpnas_predictor_run(pr, d, MPNAS_DTYPE_U8, uniform ? train_x[d] : test_x[d],
+        if (mpnas_predictor_run(pr, d, MPNAS_DTYPE_U8, test_x[d],
                                 TEST_IMAGES, MPNAS_OUTPUT_LOGITS,
                                 logits, sizeof logits / sizeof logits[0]) != MPNAS_OK)
           return fail(ctx, "logits");

@@ -291,17 +291,19 @@ static void two_workers(run_result w[2], int uniform) {
   }
   for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
   pthread_barrier_destroy(&world.bar);
-  /* Per step: gradients and losses; per validation: the counts. */
-  CHECK_MSG(world.calls >= 2 * 6 + 6 && world.calls <= 3 * 6 + 3 * 6, "%lld calls",
-            (long long)world.calls);
+  /* Per step: gradients and losses; per validation: the counts; per BN of every pass:
+   * two sums forward and one backward. */
+  printf("    %lld calls to the hook\n", (long long)world.calls);
+  CHECK_MSG(world.calls > 3 * 6 + 3 * 6, "%lld calls", (long long)world.calls);
 }
 
-/* Two workers: identical to each other bit for bit; the same paths as one worker on the
- * same global batch, and its weights up to float summation order: relative 1e-4 on the
- * logits of unseen images (measured: 5e-7 on x86-64 with AVX2). */
+/* Two workers on distinct images: identical to each other bit for bit; the same paths as
+ * one worker on the same global batch, and its weights up to float summation order (BN
+ * takes the whole batch's statistics over both): relative 1e-4 on the logits of unseen
+ * images (measured: 1.6e-6 on x86-64 with AVX2; 0.36 with per-worker BN). */
 static void test_two_workers(void) {
-  run_result w[2], one = {.uniform = 1};
-  two_workers(w, 1);
+  run_result w[2], one = {.uniform = 0};
+  two_workers(w, 0);
   run(&one);
   for (int i = 0; i < 2; i++) {
     CHECK_MSG(w[i].search_st == MPNAS_OK && w[i].train_st == MPNAS_OK, "worker %d: %.400s", i,

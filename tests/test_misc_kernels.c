@@ -471,7 +471,7 @@ static void run_ops(const mpnas__engine *eng, int m, int c, const float *x, cons
   mpnas__bn_act_fwd_train(eng, m, c, x,
                           &(mpnas__bn_train){gamma, beta, 1e-3f, 0.1f, o->rm, o->rv, o->sm, o->si},
                           act, o->norm, o->y);
-  mpnas__bn_bwd(eng, m, c, x, gamma, o->sm, o->si, dy, o->dx, o->dg, o->db);
+  mpnas__bn_bwd(eng, NULL, m, c, x, gamma, o->sm, o->si, dy, o->dx, o->dg, o->db);
   mpnas__act_fwd(eng, act, n, o->norm, o->ay);
   mpnas__act_bwd(eng, act, n, o->norm, dy, o->adx);
 }

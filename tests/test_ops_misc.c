@@ -1,6 +1,10 @@
 /* test_ops_misc.c - the non-convolution ops (src/tensor/ops_misc.c): hand-computed
  * forward values and finite-difference gradient checks for every op. */
+#include <math.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "common/common.h"
@@ -113,8 +117,8 @@ static void test_bn_large_m_accuracy(void) {
                       &(mpnas__bn_train){gamma, NULL, 1e-5f, 0.1f, NULL, NULL, sm, si}, y);
   mpnas__bn_fwd_train(ENG, m, c, xs,
                       &(mpnas__bn_train){gamma, NULL, 1e-5f, 0.1f, NULL, NULL, sms, sis}, ys);
-  mpnas__bn_bwd(ENG, m, c, x, gamma, sm, si, dy, dx, dg, db);
-  mpnas__bn_bwd(ENG, m, c, xs, gamma, sms, sis, dy, dxs, dgs, dbs);
+  mpnas__bn_bwd(ENG, NULL, m, c, x, gamma, sm, si, dy, dx, dg, db);
+  mpnas__bn_bwd(ENG, NULL, m, c, xs, gamma, sms, sis, dy, dxs, dgs, dbs);
   double worst_y = 0, worst_dx = 0;
   for (size_t i = 0; i < (size_t)m * c; i++) {
     /* Plain ifs: aarch64 gcc 12.2 crashes vectorising an fmax reduction here. */
@@ -185,8 +189,8 @@ static int bn_gradcheck(int m, int c, uint64_t seed) {
   /* Parameter gradients accumulate: start from 0.25 and subtract it afterwards. */
   for (int i = 0; i < c; i++) dg[i] = db[i] = dg2[i] = db2[i] = 0.25f;
   bn_loss(&b);
-  mpnas__bn_bwd(ENG, m, c, b.x, b.gamma, b.sm, b.si, b.probe, dx, dg, db);
-  mpnas__bn_bwd(ENG, m, c, b.x, b.gamma, b.sm, b.si, b.probe, NULL, dg2, db2);
+  mpnas__bn_bwd(ENG, NULL, m, c, b.x, b.gamma, b.sm, b.si, b.probe, dx, dg, db);
+  mpnas__bn_bwd(ENG, NULL, m, c, b.x, b.gamma, b.sm, b.si, b.probe, NULL, dg2, db2);
   int bad = 0;
   for (int i = 0; i < c; i++) {
     bad += dg[i] != dg2[i] || db[i] != db2[i]; /* dx == NULL changes nothing else */
@@ -481,6 +485,139 @@ static void se_naive(const se_case *s, double *y, int *relu_on, int *gate_ramp) 
   free(a1);
 }
 
+/* ---- BN over data-parallel workers ---------------------------------------------------
+ * Two threads stand for two workers, each with its share of the rows and a sum over both
+ * (mpnas__workers): their outputs, dx and running statistics equal one process's on all
+ * the rows, and their dgamma / dbeta add up to its (up to summation order). */
+typedef struct {
+  pthread_barrier_t bar;
+  double *slot[2];
+} two_world;
+typedef struct {
+  two_world *w;
+  mpnas_context *ctx;
+  int rank, r0, r1, c; /* rows [r0, r1) of the batch */
+  const float *x, *dy, *gamma, *beta;
+  float *y, *dx, *dg, *db, *rm, *rv; /* y, dx: the whole batch's layout */
+  mpnas_status st;
+} two_worker;
+
+static int32_t two_sum(void *user, double *buf, int64_t n) {
+  two_worker *me = user;
+  two_world *w = me->w;
+  double *tmp = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+  w->slot[me->rank] = buf;
+  pthread_barrier_wait(&w->bar);
+  const double *other = w->slot[1 - me->rank];
+  for (int64_t i = 0; i < n; i++) tmp[i] = me->rank == 0 ? buf[i] + other[i] : other[i] + buf[i];
+  pthread_barrier_wait(&w->bar); /* both have read the other's buffer */
+  memcpy(buf, tmp, sizeof(double) * (size_t)n);
+  free(tmp);
+  return 0;
+}
+
+/* BN forward (statistics, apply with ReLU) and backward on rows [r0, r1). */
+static mpnas_status bn_pass(const mpnas__engine *eng, mpnas__arena *ws, int r0, int r1, int c,
+                            const float *x, const float *dy, const float *gamma,
+                            const float *beta, float *y, float *dx, float *dg, float *db,
+                            float *rm, float *rv) {
+  int m = r1 - r0;
+  size_t off = (size_t)r0 * c;
+  double *st = mpnas__arena_alloc(ws, sizeof(double) * 2 * (size_t)c);
+  float *sm = mpnas__arena_floats(ws, (size_t)c), *si = mpnas__arena_floats(ws, (size_t)c);
+  float *norm = mpnas__arena_floats(ws, (size_t)(m > 0 ? m : 1) * c);
+  float *dn = mpnas__arena_floats(ws, (size_t)(m > 0 ? m : 1) * c);
+  if (!st || !sm || !si || !norm || !dn) return MPNAS_E_NO_MEMORY;
+  mpnas_status s = MPNAS_OK;
+  if (m > 0) s = mpnas__bn_stats(eng, ws, m, c, x + off, st, st + c);
+  mpnas__bn_train bn = {gamma, beta, 1e-5f, 0.1f, rm, rv, sm, si};
+  if (s == MPNAS_OK)
+    s = mpnas__bn_act_apply(eng, ws, m, c, x + off, st, st + c, &bn, MPNAS__ACT_RELU, NULL, norm,
+                            y + off);
+  if (s != MPNAS_OK) return s;
+  /* ReLU's backward by hand, then BN's. */
+  for (size_t i = 0; i < (size_t)m * c; i++) dn[i] = norm[i] > 0.0f ? dy[off + i] : 0.0f;
+  return mpnas__bn_bwd(eng, ws, m, c, x + off, gamma, sm, si, dn, dx + off, dg, db);
+}
+
+static void *two_worker_run(void *arg) {
+  two_worker *me = arg;
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, me->ctx);
+  mpnas__workers wk = {two_sum, me};
+  mpnas__engine eng = *ENG;
+  eng.workers = &wk;
+  me->st = bn_pass(&eng, &ws, me->r0, me->r1, me->c, me->x, me->dy, me->gamma, me->beta, me->y,
+                   me->dx, me->dg, me->db, me->rm, me->rv);
+  mpnas__arena_destroy(&ws);
+  return NULL;
+}
+
+static void test_bn_over_workers(void) {
+  mpnas_context *ctx = NULL;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  if (ctx == NULL) return;
+  /* c across the reduction (64) and apply (256) widths; an empty share; uneven shares;
+   * a mean far from 0 (the two-sum variance must not cancel). */
+  const int shapes[][3] = {{37, 70, 18}, {9, 3, 0}, {300, 260, 111}, {64, 5, 63}};
+  for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+    int m = shapes[sh][0], c = shapes[sh][1], split = shapes[sh][2];
+    size_t n = (size_t)m * c;
+    float *x = fvec_fill(n, 11 + sh, 95.0f, 105.0f), *dy = fvec_fill(n, 12 + sh, -1.0f, 1.0f);
+    float *gamma = fvec_fill((size_t)c, 13, 0.5f, 1.5f), *beta = fvec_fill((size_t)c, 14, -0.5f, 0.5f);
+    float *y1 = fvec(n), *dx1 = fvec(n), *dg1 = fvec((size_t)c), *db1 = fvec((size_t)c);
+    float *rm1 = fvec((size_t)c), *rv1 = fvec_fill((size_t)c, 15, 1.0f, 1.0f);
+    float *y2 = fvec(n), *dx2 = fvec(n), *dg2[2] = {fvec((size_t)c), fvec((size_t)c)},
+          *db2[2] = {fvec((size_t)c), fvec((size_t)c)};
+    float *rm2[2] = {fvec((size_t)c), fvec((size_t)c)};
+    float *rv2[2] = {fvec_fill((size_t)c, 15, 1.0f, 1.0f), fvec_fill((size_t)c, 15, 1.0f, 1.0f)};
+    mpnas__arena ws;
+    mpnas__arena_init(&ws, ctx);
+    CHECK_EQ_INT(bn_pass(ENG, &ws, 0, m, c, x, dy, gamma, beta, y1, dx1, dg1, db1, rm1, rv1),
+                 MPNAS_OK);
+    mpnas__arena_destroy(&ws);
+    two_world w;
+    pthread_barrier_init(&w.bar, NULL, 2);
+    two_worker wk[2];
+    pthread_t th[2];
+    for (int r = 0; r < 2; r++) {
+      wk[r] = (two_worker){&w, ctx, r, r == 0 ? 0 : split, r == 0 ? split : m, c, x, dy, gamma,
+                           beta, y2, dx2, dg2[r], db2[r], rm2[r], rv2[r], MPNAS_OK};
+      pthread_create(&th[r], NULL, two_worker_run, &wk[r]);
+    }
+    for (int r = 0; r < 2; r++) pthread_join(th[r], NULL);
+    pthread_barrier_destroy(&w.bar);
+    CHECK_EQ_INT(wk[0].st, MPNAS_OK);
+    CHECK_EQ_INT(wk[1].st, MPNAS_OK);
+    double worst = 0.0;
+#define TWO_DIFF(a, b)                                  \
+  do {                                                  \
+    double d_ = fabs((double)(a) - (double)(b));        \
+    double s_ = fabs((double)(b)) > 1.0 ? fabs((double)(b)) : 1.0; \
+    if (d_ / s_ > worst) worst = d_ / s_;               \
+  } while (0)
+    for (size_t i = 0; i < n; i++) {
+      TWO_DIFF(y2[i], y1[i]);
+      TWO_DIFF(dx2[i], dx1[i]);
+    }
+    for (int ch = 0; ch < c; ch++) {
+      TWO_DIFF(dg2[0][ch] + dg2[1][ch], dg1[ch]);
+      TWO_DIFF(db2[0][ch] + db2[1][ch], db1[ch]);
+      for (int r = 0; r < 2; r++) {
+        TWO_DIFF(rm2[r][ch], rm1[ch]);
+        TWO_DIFF(rv2[r][ch], rv1[ch]);
+      }
+    }
+#undef TWO_DIFF
+    CHECK_MSG(worst < 2e-5, "m %d c %d split %d: largest relative difference %.3g", m, c, split,
+              worst);
+    free(x), free(dy), free(gamma), free(beta), free(y1), free(dx1), free(dg1), free(db1);
+    free(rm1), free(rv1), free(y2), free(dx2);
+    for (int r = 0; r < 2; r++) free(dg2[r]), free(db2[r]), free(rm2[r]), free(rv2[r]);
+  }
+  mpnas_context_free(ctx);
+}
+
 static void test_se(void) {
   mpnas_context *ctx = NULL;
   CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
@@ -687,6 +824,7 @@ int main(void) {
     RUN(test_bn_large_m_accuracy);
     RUN(test_bn_infer_equals_fold);
     RUN(test_bn_gradcheck);
+    RUN(test_bn_over_workers);
     RUN(test_act_values);
     RUN(test_act_matches_reference);
     RUN(test_act_gradcheck);

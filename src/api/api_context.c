@@ -55,6 +55,7 @@ mpnas_status mpnas_context_create_with_allocator(mpnas_context **out, mpnas_mall
   ctx->log_level = (int32_t)default_of(MPNAS_CONTEXT_LOG_LEVEL);
   ctx->max_file_bytes = (uint64_t)default_of(MPNAS_CONTEXT_MAX_FILE_BYTES);
   ctx->world = 1;
+  ctx->workers = (mpnas__workers){mpnas__allreduce_f64, ctx};
   mpnas_status st = mpnas__context_configure(ctx, (int32_t)default_of(MPNAS_CONTEXT_ISA),
                                              (int32_t)default_of(MPNAS_CONTEXT_THREADS));
   if (st != MPNAS_OK) { /* cannot happen: the scalar kernels are always there */

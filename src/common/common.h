@@ -29,6 +29,7 @@ struct mpnas_context {
   mpnas_allreduce_fn allreduce_fn;
   void *allreduce_user;
   int32_t rank, world;
+  mpnas__workers workers; /* the hook as the ops see it: {mpnas__allreduce_f64, this} */
   /* Guards last_status/last_error: predictors on one model may fail from several
    * threads at once (a spin lock: C11 atomics need no thread library). */
   atomic_flag error_lock;
@@ -81,6 +82,17 @@ mpnas_status mpnas__context_configure(mpnas_context *ctx, int32_t isa, int32_t t
  * hook is MPNAS_E_IO with a message naming `what`. */
 mpnas_status mpnas__allreduce(mpnas_context *ctx, void *buf, int64_t count, int32_t dtype,
                               const char *what);
+/* mpnas__allreduce of doubles for the ops (mpnas__workers; user is the context). */
+int32_t mpnas__allreduce_f64(void *ctx, double *buf, int64_t count);
+/* The engine of a pass every worker runs on its share of the same n images: with several
+ * workers and an image for each, the ops work over all of them (training-mode BN takes
+ * the whole batch's statistics); with fewer images than workers, some have none and
+ * skip the pass, so each worker's BN stands alone (docs/SCALING.md). */
+static inline mpnas__engine mpnas__engine_shared(mpnas__engine eng, mpnas_context *ctx,
+                                                 int32_t n) {
+  eng.workers = ctx->world > 1 && n >= ctx->world ? &ctx->workers : NULL;
+  return eng;
+}
 /* This worker's share [*lo, *hi) of n images (all of them with world 1). */
 static inline void mpnas__share(const mpnas_context *ctx, int32_t n, int32_t *lo, int32_t *hi) {
   *lo = (int32_t)((int64_t)n * ctx->rank / ctx->world);

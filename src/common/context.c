@@ -34,3 +34,8 @@ mpnas_status mpnas__allreduce(mpnas_context *ctx, void *buf, int64_t count, int3
                        (int)rc, what, (long long)count, (int)ctx->rank, (int)ctx->world);
   return MPNAS_OK;
 }
+
+int32_t mpnas__allreduce_f64(void *ctx, double *buf, int64_t count) {
+  return mpnas__allreduce(ctx, buf, count, MPNAS_COLLECTIVE_F64,
+                          "batch-normalisation sums");
+}

@@ -200,14 +200,21 @@ typedef struct mpnas__kernels {
   mpnas__q8_dw_fwd_fn q8_dw_fwd;
 } mpnas__kernels;
 
-/* The kernels and thread count a context works with. */
+/* The data-parallel workers a pass is split over: sum_f64 adds n doubles in place over
+ * all of them and returns 0 or a failing status (the context's message already set). */
+typedef struct mpnas__workers {
+  int32_t (*sum_f64)(void *user, double *buf, int64_t n);
+  void *user;
+} mpnas__workers;
+
+/* What the ops of a pass run on: the kernels, the thread count, and the workers. */
 typedef struct mpnas__engine {
   const mpnas__kernels *k;
   int threads; /* >= 1; 1 when built without OpenMP */
-  /* A data-parallel worker's training pass runs `share` of the step's `batch` images
-   * (0, 0: all of them): BN's running variance takes Bessel's correction of the whole
-   * batch's rows, as one worker would (ops_misc.c, bn_channel). */
-  int share, batch;
+  /* Non-NULL while every worker runs the same pass on its share of the rows: training-mode
+   * BN then takes its batch statistics (and their gradients) over all workers' rows
+   * (tensor/ops_misc.c). NULL: this process's rows are the whole batch. */
+  const mpnas__workers *workers;
 } mpnas__engine;
 
 extern const mpnas__kernels mpnas__kernels_scalar;

@@ -133,8 +133,9 @@ mpnas_status mpnas__conv_unit_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   TAKE_TMP(dnorm, count);
   TAKE_TMP(dpre, count);
   mpnas__act_bwd(eng, g->act, count, t->norm, dy, dnorm);
-  mpnas__bn_bwd(eng, (int)m, g->cout, t->pre, p->bn.gamma, t->mean, t->invstd, dnorm, dpre,
-                grad->bn.gamma, grad->bn.beta);
+  st = mpnas__bn_bwd(eng, ws, (int)m, g->cout, t->pre, p->bn.gamma, t->mean, t->invstd, dnorm,
+                     dpre, grad->bn.gamma, grad->bn.beta);
+  if (st != MPNAS_OK) goto done;
   if (g->k == 1 && g->stride == 1)
     st = mpnas__pw_bwd(eng, ws, t->n * t->h * t->w, g->cin, g->cout, t->x, p->w, dpre, dx,
                        grad->w);
@@ -311,8 +312,9 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   TAKE_TMP(dd_pre, mid_out);
 
   /* Project: BN (linear) then the 1x1 conv. The residual's share of dy joins at the end. */
-  mpnas__bn_bwd(eng, m_out, g->cout, t->p_pre, p->bn3.gamma, t->p_mean, t->p_invstd, dy,
-                dp_pre, grad->bn3.gamma, grad->bn3.beta);
+  st = mpnas__bn_bwd(eng, ws, m_out, g->cout, t->p_pre, p->bn3.gamma, t->p_mean, t->p_invstd,
+                     dy, dp_pre, grad->bn3.gamma, grad->bn3.beta);
+  if (st != MPNAS_OK) goto done;
   const float *proj_in = g->se ? t->se_out : t->d_act;
   st = mpnas__pw_bwd(eng, ws, m_out, g->cmid, g->cout, proj_in, p->proj_w, dp_pre, dproj_in,
                      grad->proj_w);
@@ -330,8 +332,9 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
 
   /* Depthwise: activation, BN, then the convolution. */
   mpnas__act_bwd(eng, g->act, mid_out, t->d_norm, dd_act, dd_act);
-  mpnas__bn_bwd(eng, m_out, g->cmid, t->d_pre, p->bn2.gamma, t->d_mean, t->d_invstd, dd_act,
-                dd_pre, grad->bn2.gamma, grad->bn2.beta);
+  st = mpnas__bn_bwd(eng, ws, m_out, g->cmid, t->d_pre, p->bn2.gamma, t->d_mean, t->d_invstd,
+                     dd_act, dd_pre, grad->bn2.gamma, grad->bn2.beta);
+  if (st != MPNAS_OK) goto done;
   if (g->expand) {
     float *de_act, *de_pre;
     TAKE_TMP(de_act, mid_in);
@@ -340,8 +343,9 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
                        dd_pre, de_act, grad->dw_w);
     if (st != MPNAS_OK) goto done;
     mpnas__act_bwd(eng, g->act, mid_in, t->e_norm, de_act, de_act);
-    mpnas__bn_bwd(eng, m_in, g->cmid, t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd, de_act,
-                  de_pre, grad->bn1.gamma, grad->bn1.beta);
+    st = mpnas__bn_bwd(eng, ws, m_in, g->cmid, t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd,
+                       de_act, de_pre, grad->bn1.gamma, grad->bn1.beta);
+    if (st != MPNAS_OK) goto done;
     st = mpnas__pw_bwd(eng, ws, m_in, g->cin, g->cmid, t->x, p->exp_w, de_pre, dx,
                        grad->exp_w);
   } else {

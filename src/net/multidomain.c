@@ -112,7 +112,8 @@ static mpnas_status record_loss(const mpnas__trainer *t, int32_t d, double loss)
  * (mpnas_context_set_collective), each having run its share of the step's images with
  * its share of each loss scale, one call sums the gradients - and the BN running
  * statistics, in the same block, which are then averaged (each worker updated them from
- * its share) - so every worker takes the same optimiser step; a second sums the losses
+ * the whole batch's statistics, or from its share where a domain had fewer images than
+ * workers) - so every worker takes the same optimiser step; a second sums the losses
  * (loss[d]: this worker's mean loss times its images), which become the step's mean. */
 static mpnas_status gradients_complete(const mpnas__trainer *t, const int32_t *counts,
                                        double *loss) {
@@ -183,8 +184,8 @@ mpnas_status mpnas__trainer_step(const mpnas__trainer *t) {
     mpnas__domain_data_batch_share(&dm->data, t->shape, 0, counts[d], lo, hi, &aug, x, labels);
     if (hi == lo) continue; /* more workers than images: this one adds nothing */
     float loss_scale = (float)(weight[d] * (double)(hi - lo) / (double)t->batch);
-    if (ctx->world > 1) eng.share = hi - lo, eng.batch = counts[d];
-    st = train_domain(t, &eng, d, x, labels, hi - lo, loss_scale, &loss[d]);
+    mpnas__engine shared = mpnas__engine_shared(eng, ctx, counts[d]);
+    st = train_domain(t, &shared, d, x, labels, hi - lo, loss_scale, &loss[d]);
     if (ctx->world > 1) loss[d] *= hi - lo;
   }
   /* 3. The step's gradients are complete. */

@@ -398,9 +398,10 @@ mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
    * split would meet at every op (and wait for any thread another process holds: the
    * domains are handed out dynamically). Domains left over (D not a multiple of the
    * threads) run one after another on all the threads. The results are the same either
-   * way: nothing in a forward depends on the thread count (docs/THREADING.md). */
+   * way: nothing in a forward depends on the thread count (docs/THREADING.md). Not with
+   * several workers: their BN sums over the workers must come in one order on all. */
   int threads = eng->threads, par = 0;
-  if (threads > 1 && D >= 2 && share > 0) {
+  if (threads > 1 && D >= 2 && share > 0 && sn->ctx->world == 1) {
     if (threads > D) threads = D;
     par = D / threads * threads;
   }
@@ -430,7 +431,8 @@ mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
       mpnas__arena_release(kw, km);
     }
   }
-  mpnas__engine local = par < D ? mpnas__engine_ready(eng) : *eng;
+  mpnas__engine local =
+      mpnas__engine_shared(par < D ? mpnas__engine_ready(eng) : *eng, sn->ctx, batch);
   for (int32_t d = par; d < D; d++) {
     right[d] = 0;
     if (share == 0) continue; /* more workers than images */

@@ -144,11 +144,13 @@ mpnas_status mpnas__dw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int
 /* The statistics of an existing [m][c] tensor, 256-row blocks. */
 mpnas_status mpnas__bn_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                              const float *x, double *mean, double *m2);
-/* Training-mode BN from statistics (over m >= 1 rows), fused with the activation and an
+/* Training-mode BN from statistics (over m rows), fused with the activation and an
  * optional residual, in one pass: what mpnas__bn_act_fwd_train does after its
  * statistics; norm (may be NULL) receives the BN output, y = act(BN output)
  * + residual (residual may be NULL; added after the activation, as kernels.h's
- * epilogue). norm and y may equal x; residual must not overlap y. Scratch: 3c floats. */
+ * epilogue). norm and y may equal x; residual must not overlap y. Scratch: 3c floats.
+ * With eng->workers, mean and m2 are this worker's and the BN uses the whole batch's
+ * (two sums over the workers; m may then be 0 on some). */
 mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                                  const float *x, const double *mean, const double *m2,
                                  const mpnas__bn_train *bn, int act, const float *residual,
@@ -161,10 +163,14 @@ void mpnas__bn_fwd_infer(int m, int c, const float *x, const float *gamma, const
 /* Fold inference BN into a per-channel scale/shift for the kernels' fused epilogue. */
 void mpnas__bn_fold(int c, const float *gamma, const float *beta, const float *running_mean,
                     const float *running_var, float eps, float *scale, float *shift);
-/* Backward of the training forward. x is the BN input; dx may be NULL or equal dy. */
-void mpnas__bn_bwd(const mpnas__engine *eng, int m, int c, const float *x, const float *gamma,
-                   const float *save_mean, const float *save_invstd, const float *dy, float *dx,
-                   float *dgamma, float *dbeta);
+/* Backward of the training forward. x is the BN input; dx may be NULL or equal dy.
+ * dgamma / dbeta receive this worker's part (the gradient sum over workers adds them).
+ * Scratch only with eng->workers (5c + 1 doubles; ws may be NULL without); fails only
+ * then (no memory, or the workers' sum's status). */
+mpnas_status mpnas__bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                           const float *x, const float *gamma, const float *save_mean,
+                           const float *save_invstd, const float *dy, float *dx,
+                           float *dgamma, float *dbeta);
 
 /* ---- Activations (MPNAS__ACT_*) over count values ---------------------------------- */
 /* y may equal x. */

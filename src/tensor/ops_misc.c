@@ -128,11 +128,10 @@ static void bn_apply_cols(const mpnas__engine *eng, int m, int c, int c0, int nb
 /* One channel's training-mode BN from its statistics over m rows: the float mean and
  * invstd backward uses, the apply coefficients (t = (x - mu) * k + b) and the running
  * statistics' update (when tracked). */
-static void bn_channel(const mpnas__engine *eng, int m, int ch, double mean, double m2,
-                       const mpnas__bn_train *bn, float *mu_out, float *invstd_out, float *k_out,
-                       float *b_out) {
+static void bn_channel(double rows, int ch, double mean, double m2, const mpnas__bn_train *bn,
+                       float *mu_out, float *invstd_out, float *k_out, float *b_out) {
   double ss = m2 > 0.0 ? m2 : 0.0; /* rounding can leave -tiny for constants */
-  double var = ss / m;
+  double var = ss / rows;
   double invstd = 1.0 / sqrt(var + (double)bn->eps);
   float mu = (float)mean, kj;
   *mu_out = mu;
@@ -147,11 +146,7 @@ static void bn_channel(const mpnas__engine *eng, int m, int ch, double mean, dou
     bn->running_mean[ch] = (1.0f - momentum) * bn->running_mean[ch] + momentum * (float)mean;
   if (bn->running_var != NULL) {
     /* Unbiased for the running estimate; a single row has no spread to report. */
-    double unbiased = m > 1 ? ss / (m - 1) : 0.0;
-    if (eng->share > 0 && eng->batch > eng->share) { /* the whole batch's rows */
-      double rows = (double)m / eng->share * eng->batch;
-      unbiased = ss / m * (rows / (rows - 1.0));
-    }
+    double unbiased = rows > 1.0 ? ss / (rows - 1.0) : 0.0;
     bn->running_var[ch] = (1.0f - momentum) * bn->running_var[ch] + momentum * (float)unbiased;
   }
 }
@@ -178,8 +173,8 @@ void mpnas__bn_act_fwd_train(const mpnas__engine *eng, int m, int c, const float
       bn_stats_cols(eng, m, c, c0, nb, x, mean, m2);
       for (int j = 0; j < nb; j++) {
         int ch = c0 + j;
-        bn_channel(eng, m, ch, mean[j], m2[j], bn, &save_mean[ch], &save_invstd[ch], &k[ch - a0],
-                   &b[ch - a0]);
+        bn_channel((double)m, ch, mean[j], m2[j], bn, &save_mean[ch], &save_invstd[ch],
+                   &k[ch - a0], &b[ch - a0]);
       }
     }
     /* (x - mean) * k + shift rather than x * k + shift': no cancellation for large means. */
@@ -332,25 +327,61 @@ mpnas_status mpnas__bn_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, 
  * while the rows are in L1/L2. */
 #define MISC_RESIDUAL_ROWS 64
 
+/* The mean and m2 of every channel over all workers' rows, from this worker's m rows:
+ * one sum of the rows and of each channel's m * mean, then one of each worker's m2 about
+ * the common mean (exact where a sum of squares would cancel). g: 2c + 1 doubles,
+ * receives the means [c] and the m2s [c]. */
+static mpnas_status bn_stats_over_workers(const mpnas__workers *wk, int m, int c,
+                                          const double *mean, const double *m2, double *g,
+                                          double *rows) {
+  for (int ch = 0; ch < c; ch++) g[ch] = m > 0 ? (double)m * mean[ch] : 0.0;
+  g[c] = m > 0 ? m : 0;
+  int32_t st = wk->sum_f64(wk->user, g, (int64_t)c + 1);
+  if (st != 0) return (mpnas_status)st;
+  *rows = g[c];
+  for (int ch = 0; ch < c; ch++) g[ch] = *rows > 0.0 ? g[ch] / *rows : 0.0;
+  for (int ch = 0; ch < c; ch++) {
+    double d = m > 0 ? mean[ch] - g[ch] : 0.0;
+    g[c + ch] = m > 0 ? m2[ch] + (double)m * d * d : 0.0;
+  }
+  return (mpnas_status)wk->sum_f64(wk->user, g + c, c);
+}
+
 mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                                  const float *x, const double *mean, const double *m2,
                                  const mpnas__bn_train *bn, int act, const float *residual,
                                  float *norm, float *y) {
   float *save_mean = bn->save_mean, *save_invstd = bn->save_invstd;
-  if (m <= 0) { /* no rows: no statistics; leave the running ones alone */
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  double rows = m > 0 ? m : 0;
+  if (eng->workers != NULL) { /* the statistics of the whole batch, over the workers */
+    double *g = mpnas__arena_alloc(ws, sizeof(double) * (2 * (size_t)c + 1));
+    if (g == NULL) return MPNAS_E_NO_MEMORY;
+    mpnas_status st = bn_stats_over_workers(eng->workers, m, c, mean, m2, g, &rows);
+    if (st != MPNAS_OK) {
+      mpnas__arena_release(ws, mark);
+      return st;
+    }
+    mean = g;
+    m2 = g + c;
+  }
+  if (rows <= 0.0) { /* no rows anywhere: no statistics; leave the running ones alone */
     for (int ch = 0; ch < c; ch++) {
       if (save_mean != NULL) save_mean[ch] = 0.0f;
       if (save_invstd != NULL) save_invstd[ch] = 1.0f;
     }
+    mpnas__arena_release(ws, mark);
     return MPNAS_OK;
   }
-  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   float *mu = mpnas__arena_floats(ws, 3 * (size_t)c);
-  if (mu == NULL) return MPNAS_E_NO_MEMORY;
+  if (mu == NULL) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
   float *k = mu + c, *b = k + c;
   for (int ch = 0; ch < c; ch++) {
     float invstd;
-    bn_channel(eng, m, ch, mean[ch], m2[ch], bn, &mu[ch], &invstd, &k[ch], &b[ch]);
+    bn_channel(rows, ch, mean[ch], m2[ch], bn, &mu[ch], &invstd, &k[ch], &b[ch]);
     if (save_mean != NULL) save_mean[ch] = mu[ch];
     if (save_invstd != NULL) save_invstd[ch] = invstd;
   }
@@ -436,10 +467,87 @@ static void bn_reduce_cols(const mpnas__engine *eng, int m, int c, int c0, int n
     }
 }
 
-void mpnas__bn_bwd(const mpnas__engine *eng, int m, int c, const float *x, const float *gamma,
-                   const float *save_mean, const float *save_invstd, const float *dy, float *dx,
-                   float *dgamma, float *dbeta) {
-  if (m <= 0) return;
+/* One channel's backward coefficients (dx = a*dy + b*(x - save_mean) + d) from the
+ * whole batch's sums s0, s1, s2 over `rows` rows, and the parameter gradients from this
+ * worker's ls1, ls2 (the same sums when the rows are all here): the gradient sum over
+ * the workers adds those up. */
+static void bn_bwd_channel(double rows, double invstd, double gamma, double s0, double s1,
+                           double s2, double ls1, double ls2, float *dgamma, float *dbeta,
+                           float *a, float *b, float *d) {
+  double r = s0 / rows;
+  double s2c = s2 - r * s1;
+  if (dbeta != NULL) *dbeta += (float)ls1;
+  if (dgamma != NULL) *dgamma += (float)((ls2 - r * ls1) * invstd);
+  double gi = gamma * invstd;
+  double bj = -gi * invstd * invstd * s2c / rows;
+  *a = (float)gi;
+  *b = (float)bj;
+  *d = (float)(-gi * s1 / rows - bj * r);
+}
+
+/* dx of channels [a0, a0 + na) from their coefficients, rows split. */
+static void bn_bwd_apply(const mpnas__engine *eng, int m, int c, int a0, int na, const float *x,
+                         const float *dy, const float *save_mean, const float *a,
+                         const float *b, const float *d, float *dx) {
+  int team = misc_team(eng, (size_t)m * (size_t)na, (size_t)m);
+  const mpnas__kernels *kt = eng->k;
+  MISC_OMP_FOR(team, team > 1)
+  for (int t = 0; t < team; t++) {
+    size_t r0, r1;
+    misc_split((size_t)m, team, t, 1, &r0, &r1);
+    size_t off = r0 * (size_t)c + a0;
+    if (r1 > r0)
+      kt->bn_bwd_dx((int)(r1 - r0), na, (size_t)c, x + off, dy + off, save_mean + a0, a, b, d,
+                    dx + off);
+  }
+}
+
+/* The backward over the workers: every channel's sums first (this worker's kept for the
+ * parameter gradients), one sum over the workers, then dx. Scratch: 5c + 1 doubles. */
+static mpnas_status bn_bwd_over_workers(const mpnas__engine *eng, mpnas__arena *ws, int m,
+                                        int c, const float *x, const float *gamma,
+                                        const float *save_mean, const float *save_invstd,
+                                        const float *dy, float *dx, float *dgamma,
+                                        float *dbeta) {
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  double *s = mpnas__arena_alloc(ws, sizeof(double) * (5 * (size_t)c + 1));
+  if (s == NULL) return MPNAS_E_NO_MEMORY;
+  double *s0 = s, *s1 = s + c, *s2 = s + 2 * (size_t)c, *ls1 = s + 3 * (size_t)c + 1,
+         *ls2 = ls1 + c;
+  for (int c0 = 0; c0 < c; c0 += MISC_CB) {
+    int nb = c - c0 < MISC_CB ? c - c0 : MISC_CB;
+    if (m > 0) {
+      bn_reduce_cols(eng, m, c, c0, nb, x, dy, save_mean + c0, s0 + c0, s1 + c0, s2 + c0);
+    } else {
+      for (int j = c0; j < c0 + nb; j++) s0[j] = s1[j] = s2[j] = 0.0;
+    }
+  }
+  memcpy(ls1, s1, sizeof(double) * (size_t)c);
+  memcpy(ls2, s2, sizeof(double) * (size_t)c);
+  s[3 * (size_t)c] = m > 0 ? m : 0;
+  mpnas_status st = (mpnas_status)eng->workers->sum_f64(eng->workers->user, s, 3 * (int64_t)c + 1);
+  double rows = s[3 * (size_t)c];
+  for (int a0 = 0; a0 < c && st == MPNAS_OK && rows > 0.0; a0 += MISC_APPLY_CB) {
+    int na = c - a0 < MISC_APPLY_CB ? c - a0 : MISC_APPLY_CB;
+    float a[MISC_APPLY_CB], b[MISC_APPLY_CB], d[MISC_APPLY_CB];
+    for (int ch = a0; ch < a0 + na; ch++)
+      bn_bwd_channel(rows, save_invstd[ch], gamma != NULL ? (double)gamma[ch] : 1.0, s0[ch],
+                     s1[ch], s2[ch], ls1[ch], ls2[ch], dgamma != NULL ? &dgamma[ch] : NULL,
+                     dbeta != NULL ? &dbeta[ch] : NULL, &a[ch - a0], &b[ch - a0], &d[ch - a0]);
+    if (dx != NULL && m > 0) bn_bwd_apply(eng, m, c, a0, na, x, dy, save_mean, a, b, d, dx);
+  }
+  mpnas__arena_release(ws, mark);
+  return st;
+}
+
+mpnas_status mpnas__bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                           const float *x, const float *gamma, const float *save_mean,
+                           const float *save_invstd, const float *dy, float *dx,
+                           float *dgamma, float *dbeta) {
+  if (eng->workers != NULL)
+    return bn_bwd_over_workers(eng, ws, m, c, x, gamma, save_mean, save_invstd, dy, dx, dgamma,
+                               dbeta);
+  if (m <= 0) return MPNAS_OK;
   /* With xhat = (x - mean) * invstd, S1 = sum dy, S2 = sum dy * (x - mean):
    *   dbeta = S1, dgamma = invstd * S2,
    *   dx = gamma*invstd * (dy - S1/m - xhat * invstd * S2/m)
@@ -456,31 +564,15 @@ void mpnas__bn_bwd(const mpnas__engine *eng, int m, int c, const float *x, const
       bn_reduce_cols(eng, m, c, c0, nb, x, dy, save_mean + c0, s0, s1, s2);
       for (int j = 0; j < nb; j++) {
         int ch = c0 + j;
-        double invstd = save_invstd[ch];
-        double r = s0[j] / m;
-        double s2c = s2[j] - r * s1[j];
-        if (dbeta != NULL) dbeta[ch] += (float)s1[j];
-        if (dgamma != NULL) dgamma[ch] += (float)(s2c * invstd);
-        double gi = (gamma != NULL ? (double)gamma[ch] : 1.0) * invstd;
-        double bj = -gi * invstd * invstd * s2c / m;
-        a[ch - a0] = (float)gi;
-        b[ch - a0] = (float)bj;
-        d[ch - a0] = (float)(-gi * s1[j] / m - bj * r);
+        bn_bwd_channel((double)m, save_invstd[ch], gamma != NULL ? (double)gamma[ch] : 1.0,
+                       s0[j], s1[j], s2[j], s1[j], s2[j], dgamma != NULL ? &dgamma[ch] : NULL,
+                       dbeta != NULL ? &dbeta[ch] : NULL, &a[ch - a0], &b[ch - a0],
+                       &d[ch - a0]);
       }
     }
-    if (dx == NULL) continue;
-    int team = misc_team(eng, (size_t)m * (size_t)na, (size_t)m);
-    const mpnas__kernels *kt = eng->k;
-      MISC_OMP_FOR(team, team > 1)
-    for (int t = 0; t < team; t++) {
-      size_t r0, r1;
-      misc_split((size_t)m, team, t, 1, &r0, &r1);
-      size_t off = r0 * (size_t)c + a0;
-      if (r1 > r0)
-        kt->bn_bwd_dx((int)(r1 - r0), na, (size_t)c, x + off, dy + off, save_mean + a0, a, b,
-                      d, dx + off);
-    }
+    if (dx != NULL) bn_bwd_apply(eng, m, c, a0, na, x, dy, save_mean, a, b, d, dx);
   }
+  return MPNAS_OK;
 }
 
 /* ---- Activations ---------------------------------------------------------------------
