@@ -275,7 +275,8 @@ static mpnas_status prepare(mpnas_model *m, prior *pr) {
   if (m->prepared) return MPNAS_OK;
   size_t n = sizeof(mpnas__domain) * (size_t)(m->ndomains > 0 ? m->ndomains : 1);
   pr->domains = mpnas__malloc(CTX(m), n);
-  if (pr->domains == NULL) return mpnas__fail(CTX(m), MPNAS_E_NO_MEMORY, "allocating a copy of the domains");
+  if (pr->domains == NULL)
+    return mpnas__fail(CTX(m), MPNAS_E_NO_MEMORY, "allocating a copy of the domains");
   memcpy(pr->domains, m->domains, sizeof(mpnas__domain) * (size_t)m->ndomains);
   *pr = (prior){pr->domains, m->abdp, m->abdp_rng, m->step, m->built, m->norm_ready};
   m->abdp = NULL; /* kept in pr, not destroyed by the preparation */
