@@ -531,7 +531,9 @@ MPNAS_API mpnas_status mpnas_supernet_set_fixed_path(mpnas_supernet *sn, const i
  * paths' costs (a cost target far from them, beta -100 with MNAS, a latency table of
  * zeros): the call then fails with MPNAS_E_STATE before its first step (each domain's
  * cheapest and dearest paths are tried), the message naming the domain and the numbers
- * (rewards are bounded by 10^15 in magnitude). */
+ * (rewards are bounded by 10^15 in magnitude). A step that fails is undone (the steps
+ * before it in the call are kept; a failing first step also undoes the call's
+ * preparation): retrying continues the run bit for bit (docs/API-STABILITY.md). */
 MPNAS_API mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
                                              mpnas_search_progress_fn progress, void *user,
                                              int64_t every);
@@ -668,7 +670,8 @@ MPNAS_API mpnas_status mpnas_model_get_double(const mpnas_model *model, int32_t 
                                               double *value);
 MPNAS_API mpnas_status mpnas_model_set_domain_int(mpnas_model *model, int32_t domain,
                                                   int32_t param, int64_t value);
-/* Train (or resume) for at most max_steps more steps (0 = to the end). */
+/* Train (or resume) for at most max_steps more steps (0 = to the end). A step that fails
+ * is undone, as in mpnas_supernet_search. */
 MPNAS_API mpnas_status mpnas_model_train(mpnas_model *model, int64_t max_steps,
                                          mpnas_train_progress_fn progress, void *user,
                                          int64_t every);

@@ -1316,6 +1316,369 @@ static void test_fork_after_threads(void) {
   mpnas_context_free(ctx);
 }
 
+/* ---- Issue 11: failure atomicity of the step-running calls ----------------------------- */
+
+/* What a whole cycle ends with: the model file's bytes, logits and evaluation. */
+typedef struct cycle_out {
+  unsigned char *file;
+  size_t n;
+  float logits[NIMG * 3];
+  double top1, loss;
+} cycle_out;
+
+/* One call of the cycle: when it fails (the allocation made to fail), it must leave a
+ * message; it is then retried with a healthy allocator and must succeed. */
+#define STAGE(call)                                                                         \
+  do {                                                                                      \
+    mpnas_context_clear_error(ctx);                                                         \
+    mpnas_status s_ = (call);                                                               \
+    if (s_ != MPNAS_OK) {                                                                   \
+      (*failures)++;                                                                        \
+      CHECK_MSG(mpnas_context_last_error(ctx)[0] != '\0', "%s, allocation %ld failing: "    \
+                "status %d, empty message", #call, k, (int)s_);                             \
+      c->fail_at = 0;                                                                       \
+      s_ = (call);                                                                          \
+      CHECK_MSG(s_ == MPNAS_OK, "%s, allocation %ld failed: the retry gives %d (%s)", #call, \
+                k, (int)s_, mpnas_context_last_error(ctx));                                 \
+    }                                                                                       \
+    if (s_ != MPNAS_OK) goto done;                                                          \
+  } while (0)
+
+static mpnas_status save_ckpt_and_read(mpnas_supernet *sn, const char *path,
+                                       unsigned char **bytes, size_t *n) {
+  mpnas_status st = mpnas_supernet_save_checkpoint(sn, path);
+  if (st == MPNAS_OK && (*bytes = read_bytes(path, n)) == NULL) st = MPNAS_E_IO;
+  return st;
+}
+
+/* Context, space, supernet, domains, data, a search in two calls, its checkpoint saved
+ * and loaded (file and buffer), the model from it, training in two calls around its
+ * checkpoint, the model saved and loaded, a predictor and an evaluation - allocation k
+ * of the whole cycle failing (0: none). Returns whether the cycle finished. */
+static int run_cycle(alloc_counting *c, long k, int *failures, cycle_out *out) {
+  mpnas_context *ctx = NULL;
+  mpnas_space *sp = NULL;
+  mpnas_supernet *sn = NULL;
+  mpnas_model *m = NULL, *loaded = NULL;
+  mpnas_predictor *p = NULL;
+  unsigned char *ck = NULL;
+  size_t nck = 0;
+  int finished = 0;
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/mpnas-rel-cycle-%d", (int)getpid());
+  c->live = c->total = 0;
+  c->largest = c->limit = 0;
+  c->fail_at = k;
+  mpnas_status s0 = mpnas_context_create_with_allocator(&ctx, alloc_counting_malloc,
+                                                        alloc_counting_free, c);
+  if (s0 != MPNAS_OK) { /* no context: no message to leave */
+    (*failures)++;
+    CHECK_EQ_INT(s0, MPNAS_E_NO_MEMORY);
+    c->fail_at = 0;
+    s0 = mpnas_context_create_with_allocator(&ctx, alloc_counting_malloc, alloc_counting_free, c);
+  }
+  CHECK(s0 == MPNAS_OK);
+  if (s0 != MPNAS_OK) return 0;
+  STAGE(mpnas_space_create(ctx, MPNAS_PRESET_EMPTY, &sp));
+  STAGE(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_HEIGHT, IH));
+  STAGE(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_WIDTH, IW));
+  STAGE(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_CHANNELS, 1));
+  STAGE(mpnas_space_set_int(sp, MPNAS_SPACE_STEM_CHANNELS, 4));
+  STAGE(mpnas_space_set_int(sp, MPNAS_SPACE_HEAD_CHANNELS, 8));
+  STAGE(mpnas_space_add_stage(sp, 8, NL, 2, MPNAS_ACT_RELU, 0));
+  {
+    const int32_t ks[] = {3, 5}, es[] = {1, 2};
+    STAGE(mpnas_space_set_choices(sp, -1, ks, 2, es, 2));
+  }
+  STAGE(mpnas_supernet_create(ctx, sp, &sn));
+  for (int d = 0; d < 2; d++) {
+    STAGE(mpnas_supernet_add_domain(sn, d ? "b" : "a", CLASSES[d], NULL));
+    STAGE(mpnas_supernet_set_data(sn, d, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[d],
+                                  labels[d], NIMG));
+  }
+  STAGE(mpnas_supernet_set_int(sn, MPNAS_SEARCH_STEPS, 4));
+  STAGE(mpnas_supernet_set_int(sn, MPNAS_SEARCH_TRAIN_BATCH, 4));
+  STAGE(mpnas_supernet_set_int(sn, MPNAS_SEARCH_VALID_BATCH, 8));
+  STAGE(mpnas_supernet_set_double(sn, MPNAS_SEARCH_VALIDATION_FRACTION, 0.25));
+  STAGE(mpnas_supernet_search(sn, 2, NULL, NULL, 0));
+  STAGE(save_ckpt_and_read(sn, path, &ck, &nck));
+  STAGE(mpnas_supernet_load_checkpoint(sn, path));
+  STAGE(mpnas_supernet_load_checkpoint_buffer(sn, ck, nck));
+  STAGE(mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+  STAGE(mpnas_model_create_from_supernet(sn, &m));
+  for (int d = 0; d < 2; d++)
+    STAGE(mpnas_model_set_data(m, d, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[d], labels[d],
+                               NIMG));
+  STAGE(mpnas_model_set_int(m, MPNAS_TRAIN_STEPS, 4));
+  STAGE(mpnas_model_set_int(m, MPNAS_TRAIN_BATCH, 4));
+  STAGE(mpnas_model_set_int(m, MPNAS_TRAIN_VALID_BATCH, 8));
+  STAGE(mpnas_model_set_int(m, MPNAS_TRAIN_VALID_EVERY, 2));
+  STAGE(mpnas_model_train(m, 2, NULL, NULL, 0));
+  STAGE(mpnas_model_save_checkpoint(m, path));
+  STAGE(mpnas_model_load_checkpoint(m, path));
+  STAGE(mpnas_model_train(m, 0, NULL, NULL, 0));
+  STAGE(mpnas_model_save(m, path));
+  STAGE(mpnas_model_load(ctx, path, &loaded));
+  STAGE(mpnas_predictor_create(loaded, &p));
+  STAGE(mpnas_predictor_run(p, 1, MPNAS_DTYPE_U8, images[1], NIMG, MPNAS_OUTPUT_LOGITS,
+                            out->logits, NIMG * 3));
+  STAGE(mpnas_model_evaluate(loaded, 1, MPNAS_DTYPE_U8, images[1], labels[1], NIMG, &out->top1,
+                             &out->loss));
+  c->fail_at = 0;
+  out->file = model_bytes(m, &out->n);
+  finished = out->file != NULL;
+done:
+  c->fail_at = 0;
+  free(ck);
+  remove(path);
+  mpnas_predictor_free(p);
+  mpnas_model_free(loaded);
+  mpnas_model_free(m);
+  mpnas_supernet_free(sn);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_MSG(c->live == 0, "cycle, allocation %ld failing: %ld blocks leaked", k, (long)c->live);
+  return finished;
+}
+
+/* Allocation k = 1, 2, ... of the whole cycle failing in turn: every failing call leaves a
+ * message, its retry succeeds, nothing leaks, and the cycle ends with the undisturbed
+ * model file, logits and evaluation bit for bit (a failed search or training step is
+ * undone, so the retry repeats it exactly). */
+static void test_cycle_allocation_failures(void) {
+  alloc_counting c;
+  cycle_out want = {0}, got;
+  int failures = 0;
+  CHECK(run_cycle(&c, 0, &failures, &want));
+  CHECK_EQ_INT(failures, 0);
+  long total = c.total;
+  int failed_calls = 0;
+  for (long k = 1; k <= total; k++) {
+    memset(&got, 0, sizeof got);
+    int f = 0;
+    int ok = run_cycle(&c, k, &f, &got);
+    failed_calls += f;
+    CHECK_MSG(ok && same_bytes(got.file, got.n, want.file, want.n) &&
+                  memcmp(got.logits, want.logits, sizeof want.logits) == 0 &&
+                  got.top1 == want.top1 && got.loss == want.loss,
+              "cycle, allocation %ld of %ld failing: the results differ from an undisturbed "
+              "run", k, total);
+    free(got.file);
+  }
+  CHECK(failed_calls > 100);
+  free(want.file);
+}
+
+/* A collective hook of a 2-worker world whose other worker adds nothing (buffers left as
+ * they are), failing its fail_at-th call. */
+typedef struct hook_state {
+  long calls, fail_at;
+} hook_state;
+
+static int32_t flaky_hook(void *user, void *buf, int64_t count, int32_t dtype) {
+  hook_state *h = user;
+  (void)buf, (void)count, (void)dtype;
+  return ++h->calls == h->fail_at ? 5 : 0;
+}
+
+/* A search and then training (4 steps each, one call per step) with the hook failing its
+ * fail_at-th call (0: never); a failing call must leave the handle's checkpoint as before
+ * it, and its retry continues. *failed counts the failures; returns the model file. */
+static unsigned char *run_with_hook(long fail_at, int *failed, size_t *n) {
+  mpnas_context *ctx = NULL;
+  OK(mpnas_context_create(&ctx));
+  hook_state h = {0, fail_at};
+  OK(mpnas_context_set_collective(ctx, flaky_hook, &h, 0, 2));
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  mpnas_supernet *sn = tiny_supernet(ctx, sp, 4);
+  unsigned char *file = NULL;
+  *n = 0;
+  for (int i = 0; i < 4; i++) {
+    size_t nb = 0, na = 0;
+    unsigned char *before = i > 0 ? checkpoint_bytes(sn, &nb) : NULL;
+    mpnas_status st = mpnas_supernet_search(sn, 1, NULL, NULL, 0);
+    if (st != MPNAS_OK) {
+      (*failed)++;
+      CHECK_EQ_INT(st, MPNAS_E_IO);
+      int64_t step = -1;
+      OK(mpnas_supernet_get_int(sn, MPNAS_SEARCH_STEP, &step));
+      CHECK_EQ_INT(step, i);
+      if (i > 0) {
+        unsigned char *after = checkpoint_bytes(sn, &na);
+        CHECK_MSG(same_bytes(before, nb, after, na), "search step %d: a failing hook call %ld "
+                  "changed the supernet", i, fail_at);
+        free(after);
+      }
+      OK(mpnas_supernet_search(sn, 1, NULL, NULL, 0));
+    }
+    free(before);
+  }
+  mpnas_model *m = NULL;
+  OK(mpnas_model_create_from_supernet(sn, &m));
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/mpnas-rel-hook-%d.ckpt", (int)getpid());
+  for (int d = 0; d < 2 && m != NULL; d++)
+    OK(mpnas_model_set_data(m, d, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[d], labels[d], NIMG));
+  OK(mpnas_model_set_int(m, MPNAS_TRAIN_STEPS, 4));
+  OK(mpnas_model_set_int(m, MPNAS_TRAIN_BATCH, 4));
+  OK(mpnas_model_set_int(m, MPNAS_TRAIN_VALID_BATCH, 8));
+  OK(mpnas_model_set_int(m, MPNAS_TRAIN_VALID_EVERY, 2));
+  for (int i = 0; i < 4 && m != NULL; i++) {
+    size_t nb = 0, na = 0;
+    unsigned char *before = NULL;
+    if (i > 0 && mpnas_model_save_checkpoint(m, path) == MPNAS_OK) before = read_bytes(path, &nb);
+    mpnas_status st = mpnas_model_train(m, 1, NULL, NULL, 0);
+    if (st != MPNAS_OK) {
+      (*failed)++;
+      CHECK_EQ_INT(st, MPNAS_E_IO);
+      int64_t step = -1;
+      OK(mpnas_model_get_int(m, MPNAS_TRAIN_STEP, &step));
+      CHECK_EQ_INT(step, i);
+      if (i > 0) {
+        OK(mpnas_model_save_checkpoint(m, path));
+        unsigned char *after = read_bytes(path, &na);
+        CHECK_MSG(same_bytes(before, nb, after, na), "training step %d: a failing hook call "
+                  "%ld changed the model", i, fail_at);
+        free(after);
+      }
+      OK(mpnas_model_train(m, 1, NULL, NULL, 0));
+    }
+    free(before);
+  }
+  remove(path);
+  if (m != NULL) file = model_bytes(m, n);
+  mpnas_model_free(m);
+  mpnas_supernet_free(sn);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  return file;
+}
+
+/* The collective hook failing its k-th call, for every call of a search and a training
+ * run: the failing step is undone (the checkpoint is as before the call), and retrying
+ * gives the undisturbed run's model bit for bit. */
+static void test_failing_collective_undone(void) {
+  int failed = 0;
+  size_t nwant = 0;
+  unsigned char *want = run_with_hook(0, &failed, &nwant);
+  CHECK(want != NULL && failed == 0);
+  int search_fails = 0;
+  for (long k = 1; k < 200; k++) {
+    int f = 0;
+    size_t n = 0;
+    unsigned char *got = run_with_hook(k, &f, &n);
+    if (f == 0) {
+      free(got);
+      break;
+    }
+    search_fails++;
+    CHECK_MSG(same_bytes(got, n, want, nwant), "hook call %ld failing: the model differs", k);
+    free(got);
+  }
+  CHECK(search_fails > 8);
+  free(want);
+}
+
+/* A diverged training loss (a huge learning rate) fails the step with MPNAS_E_STATE and
+ * leaves the model as before that step: its checkpoint is unchanged, and the steps that
+ * finished are kept. */
+static void test_diverged_step_undone(void) {
+  mpnas_context *ctx = NULL;
+  OK(mpnas_context_create(&ctx));
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_NONE);
+  mpnas_model *m = tiny_model(ctx, sp, 50);
+  OK(mpnas_model_set_double(m, MPNAS_TRAIN_LEARNING_RATE, 100.0));
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/mpnas-rel-diverge-%d.ckpt", (int)getpid());
+  int diverged = 0;
+  for (int i = 0; i < 50 && !diverged; i++) {
+    size_t nb = 0, na = 0;
+    unsigned char *before = NULL;
+    if (i > 0 && mpnas_model_save_checkpoint(m, path) == MPNAS_OK) before = read_bytes(path, &nb);
+    mpnas_status st = mpnas_model_train(m, 1, NULL, NULL, 0);
+    if (st != MPNAS_OK) {
+      diverged = 1;
+      CHECK_EQ_INT(st, MPNAS_E_STATE);
+      CHECK(strstr(mpnas_context_last_error(ctx), "diverged") != NULL);
+      CHECK_MSG(i > 0, "diverged at the first step: nothing to compare");
+      int64_t step = -1;
+      OK(mpnas_model_get_int(m, MPNAS_TRAIN_STEP, &step));
+      CHECK_EQ_INT(step, i);
+      OK(mpnas_model_save_checkpoint(m, path));
+      unsigned char *after = read_bytes(path, &na);
+      CHECK_MSG(same_bytes(before, nb, after, na), "the diverged step %d changed the model", i);
+      /* Usable: the same step diverges the same way again, changing nothing. */
+      EXPECT_FAIL(ctx, mpnas_model_train(m, 1, NULL, NULL, 0));
+      CHECK(strstr(mpnas_context_last_error(ctx), "diverged") != NULL);
+      free(after);
+      OK(mpnas_model_save_checkpoint(m, path));
+      after = read_bytes(path, &na);
+      CHECK(same_bytes(before, nb, after, na));
+      free(after);
+    }
+    free(before);
+  }
+  CHECK(diverged);
+  remove(path);
+  mpnas_model_free(m);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
+/* A trained model whose data is cleared and set again keeps its ABDP state and step when
+ * the next training call fails at its first step (the collective hook failing): the
+ * preparation that call did is undone too, and the retry continues the run exactly. */
+static void test_failed_first_step_keeps_abdp(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  hook_state h = {0, 0};
+  OK(mpnas_context_set_collective(ctx, flaky_hook, &h, 0, 2));
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  mpnas_model *m = tiny_model(ctx, sp, 6);
+  mpnas_model *ref = tiny_model(ctx, sp, 6);
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/mpnas-rel-clear-%d.ckpt", (int)getpid());
+  OK(mpnas_model_set_int(m, MPNAS_ABDP_SIGNAL, MPNAS_ABDP_SIGNAL_LOSS));
+  OK(mpnas_model_set_int(ref, MPNAS_ABDP_SIGNAL, MPNAS_ABDP_SIGNAL_LOSS));
+  OK(mpnas_model_train(m, 3, NULL, NULL, 0));
+  OK(mpnas_model_train(ref, 3, NULL, NULL, 0));
+  OK(mpnas_model_clear_data(m));
+  OK(mpnas_model_clear_data(ref));
+  for (int d = 0; d < 2; d++) {
+    OK(mpnas_model_set_data(m, d, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[d], labels[d], NIMG));
+    OK(mpnas_model_set_data(ref, d, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[d], labels[d],
+                            NIMG));
+  }
+  double w_ref[2], w_got[2];
+  for (int d = 0; d < 2; d++) OK(mpnas_model_domain_stat(m, d, MPNAS_STAT_LOSS_WEIGHT, &w_got[d]));
+  h.fail_at = h.calls + 1; /* the first step's gradient sum */
+  EXPECT_FAIL(ctx, mpnas_model_train(m, 1, NULL, NULL, 0));
+  CHECK_EQ_INT(mpnas_context_last_status(ctx), MPNAS_E_IO);
+  int64_t step = -1;
+  OK(mpnas_model_get_int(m, MPNAS_TRAIN_STEP, &step));
+  CHECK_EQ_INT(step, 3);
+  for (int d = 0; d < 2; d++) {
+    OK(mpnas_model_domain_stat(m, d, MPNAS_STAT_LOSS_WEIGHT, &w_ref[d]));
+    CHECK_MSG(w_ref[d] == w_got[d], "domain %d: ABDP weight %g, was %g", d, w_ref[d], w_got[d]);
+  }
+  OK(mpnas_model_train(m, 1, NULL, NULL, 0));
+  OK(mpnas_model_train(ref, 1, NULL, NULL, 0));
+  size_t na = 0, nb = 0;
+  OK(mpnas_model_save_checkpoint(m, path));
+  unsigned char *a = read_bytes(path, &na);
+  OK(mpnas_model_save_checkpoint(ref, path));
+  unsigned char *b = read_bytes(path, &nb);
+  CHECK_MSG(same_bytes(a, na, b, nb), "a failed first step after new data changed the run");
+  free(a);
+  free(b);
+  remove(path);
+  mpnas_model_free(m);
+  mpnas_model_free(ref);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
 int main(void) {
   make_data();
   RUN(test_failing_calls_leave_a_message);
@@ -1331,5 +1694,9 @@ int main(void) {
   RUN(test_small_buffers);
   RUN(test_stale_temp_files);
   RUN(test_fork_after_threads);
+  RUN(test_cycle_allocation_failures);
+  RUN(test_failing_collective_undone);
+  RUN(test_diverged_step_undone);
+  RUN(test_failed_first_step_keeps_abdp);
   return check_finish();
 }

@@ -242,6 +242,9 @@ static mpnas_status search(mpnas_supernet *sn, int64_t max_steps,
   int64_t done = 0;
   while (sn->step < sn->cfg.steps && (max_steps == 0 || done < max_steps)) {
     st = mpnas__supernet_step(sn);
+    /* The step is undone; a search this call started is undone with it (the handle
+     * is as before the call: data and settings can still change). */
+    if (st != MPNAS_OK && !was_prepared && sn->step == 0) mpnas__supernet_destroy_state(sn);
     if (st != MPNAS_OK) return st;
     done++;
     int report = sn->step == sn->cfg.steps || (every > 0 && sn->step % every == 0);

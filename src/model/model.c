@@ -50,6 +50,7 @@ mpnas_status mpnas__model_add_domain(mpnas_model *m, const char *name, int32_t c
 
 void mpnas__model_free_contents(mpnas_model *m) {
   mpnas_context *ctx = m->ctx;
+  mpnas__step_undo_free(&m->undo);
   if (m->domains)
     for (int32_t d = 0; d < m->ndomains; d++) {
       mpnas__domain_data_free(ctx, &m->domains[d].data);

@@ -89,6 +89,7 @@ struct mpnas_model {
   mpnas__rng abdp_rng;           /* ABDP's proportional sampling */
   int64_t step;
   mpnas__arena ws;
+  mpnas__step_undo undo;         /* a failing step is undone (model_train.c) */
 };
 
 /* Lay out nodes, slots and parameters and initialise the weights (idempotent; on failure

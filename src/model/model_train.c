@@ -100,7 +100,7 @@ static mpnas_status validate(mpnas_model *m) {
   return st;
 }
 
-mpnas_status mpnas__model_step(mpnas_model *m) {
+static mpnas__trainer model_trainer(mpnas_model *m) {
   mpnas_context *ctx = m->ctx;
   const mpnas__train_config *cfg = &m->cfg;
   mpnas__optim_config opt = {cfg->optimizer, (float)cfg->momentum, 1, 0.9f, 1.0f,
@@ -129,6 +129,13 @@ mpnas_status mpnas__model_step(mpnas_model *m) {
       .lr = mpnas__lr_cosine((float)cfg->lr, m->step, cfg->steps, warm),
       .lr_setting = "MPNAS_TRAIN_LEARNING_RATE",
   };
+  return trainer;
+}
+
+static mpnas_status step_once(mpnas_model *m) {
+  mpnas_context *ctx = m->ctx;
+  const mpnas__train_config *cfg = &m->cfg;
+  const mpnas__trainer trainer = model_trainer(m);
   mpnas_status st = mpnas__trainer_step(&trainer);
   if (st != MPNAS_OK) return st;
   m->step++;
@@ -141,7 +148,24 @@ mpnas_status mpnas__model_step(mpnas_model *m) {
   if (m->step == cfg->steps) mpnas__model_fold(m);
   if (mpnas__arena_reset(&m->ws) != MPNAS_OK)
     return mpnas__fail(ctx, MPNAS_E_NO_MEMORY,
-                       "merging the workspace after step %lld (the step itself is done)",
+                       "merging the workspace after step %lld (the step is undone)",
                        (long long)m->step);
   return MPNAS_OK;
+}
+
+/* A step, all or nothing (docs/API-STABILITY.md, "Failure atomicity"): on failure the
+ * trainer's state, the step counter and the folded BN are as before it. */
+mpnas_status mpnas__model_step(mpnas_model *m) {
+  mpnas__trainer t = model_trainer(m);
+  mpnas_status st = mpnas__step_undo_alloc(&m->undo, &t, 0);
+  if (st != MPNAS_OK) return st;
+  int64_t step = m->step;
+  uint64_t folds = m->folds;
+  mpnas__step_undo_save(&m->undo, &t);
+  st = step_once(m);
+  if (st == MPNAS_OK) return st;
+  m->step = step;
+  mpnas__step_undo_restore(&m->undo, &t);
+  if (m->folds != folds) mpnas__model_fold(m); /* the step folded its weights: refold */
+  return st;
 }

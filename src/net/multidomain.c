@@ -197,3 +197,61 @@ mpnas_status mpnas__trainer_step(const mpnas__trainer *t) {
   mpnas__arena_release(t->ws, mark);
   return st;
 }
+
+/* ---- Undoing a failed step --------------------------------------------------------- */
+
+mpnas_status mpnas__step_undo_alloc(mpnas__step_undo *u, const mpnas__trainer *t,
+                                    int32_t path_len) {
+  if (u->domains != NULL && u->ndomains == t->ndomains && u->path_len == path_len &&
+      u->nabdp == mpnas__abdp_state_size(t->abdp) && u->nbn == t->params->btotal)
+    return MPNAS_OK;
+  mpnas__step_undo_free(u); /* none yet, or for other domains (added since) */
+  mpnas_context *ctx = t->ctx;
+  int32_t D = t->ndomains;
+  *u = (mpnas__step_undo){.ctx = ctx, .ndomains = D, .path_len = path_len};
+  u->nabdp = mpnas__abdp_state_size(t->abdp);
+  u->nbn = t->params->btotal;
+  u->domains = mpnas__malloc(ctx, sizeof *u->domains * (size_t)D);
+  u->paths = mpnas__malloc(ctx, sizeof(int32_t) * ((size_t)D * (size_t)path_len + 1));
+  u->abdp = mpnas__malloc(ctx, sizeof(double) * u->nabdp);
+  u->bn = mpnas__malloc(ctx, sizeof(float) * (u->nbn + 1));
+  if (!u->domains || !u->paths || !u->abdp || !u->bn) {
+    mpnas__step_undo_free(u);
+    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating the state a failed step restores");
+  }
+  return MPNAS_OK;
+}
+
+void mpnas__step_undo_save(mpnas__step_undo *u, const mpnas__trainer *t) {
+  int32_t D = u->ndomains;
+  memcpy(u->domains, t->domains, sizeof *u->domains * (size_t)D);
+  for (int32_t d = 0; d < D && u->path_len > 0; d++)
+    memcpy(u->paths + (size_t)d * u->path_len, t->domains[d].sampled,
+           sizeof(int32_t) * (size_t)u->path_len);
+  mpnas__abdp_export(t->abdp, u->abdp, u->nabdp); /* sized by state_size: cannot fail */
+  if (u->nbn > 0) memcpy(u->bn, t->params->b, sizeof(float) * u->nbn);
+  u->abdp_rng = *t->abdp_rng;
+  u->opt_steps = t->params->steps;
+}
+
+void mpnas__step_undo_restore(const mpnas__step_undo *u, const mpnas__trainer *t) {
+  int32_t D = u->ndomains;
+  memcpy(t->domains, u->domains, sizeof *u->domains * (size_t)D);
+  for (int32_t d = 0; d < D && u->path_len > 0; d++)
+    memcpy(t->domains[d].sampled, u->paths + (size_t)d * u->path_len,
+           sizeof(int32_t) * (size_t)u->path_len);
+  mpnas__abdp_import(t->abdp, u->abdp, u->nabdp); /* its own export: valid */
+  if (u->nbn > 0) memcpy(t->params->b, u->bn, sizeof(float) * u->nbn);
+  *t->abdp_rng = u->abdp_rng;
+  if (t->params->steps != u->opt_steps) mpnas__params_unstep(t->params);
+}
+
+void mpnas__step_undo_free(mpnas__step_undo *u) {
+  if (u->ctx != NULL) {
+    mpnas__free(u->ctx, u->domains);
+    mpnas__free(u->ctx, u->paths);
+    mpnas__free(u->ctx, u->abdp);
+    mpnas__free(u->ctx, u->bn);
+  }
+  *u = (mpnas__step_undo){0};
+}

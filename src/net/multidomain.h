@@ -127,7 +127,41 @@ typedef struct mpnas__trainer {
 
 /* One step (the top of this file). Nothing is allocated but in t->ws, whose use is back
  * where it was on return. On failure the step is incomplete (the optimiser has not
- * stepped; some domains' statistics and batch streams have moved). */
+ * stepped; some domains' statistics and batch streams have moved): the owner undoes it
+ * with mpnas__step_undo_restore. */
 mpnas_status mpnas__trainer_step(const mpnas__trainer *t);
+
+/* Failure atomicity of a step (docs/API-STABILITY.md, "Failure atomicity"): what a
+ * search or training step changes in the state the trainer sees, saved before the step
+ * and put back when the step fails anywhere (in the trainer, or after it in the owner's
+ * validation, rewards or controllers), so that the handle is as before the step and a
+ * retry gives the undisturbed run bit for bit. The weights and optimiser slots are not
+ * copied: the optimiser steps out of place and mpnas__params_unstep swaps them back.
+ * The owner adds what only it changes (its step counter, the search's controllers and
+ * path stream). Allocated once, at the first step, before anything changes. */
+typedef struct mpnas__step_undo {
+  const mpnas_context *ctx;
+  int32_t ndomains, path_len;
+  mpnas__domain *domains; /* [ndomains]: statistics, batch streams (structs; the images
+                             and splits they point to do not change in a step) */
+  int32_t *paths;         /* [ndomains * path_len]: the search's sampled paths */
+  double *abdp;           /* ABDP's state (mpnas__abdp_export) */
+  size_t nabdp;
+  float *bn;              /* the params store's buffers: BN running statistics */
+  size_t nbn;
+  mpnas__rng abdp_rng;
+  int64_t opt_steps;      /* params->steps before: the optimiser stepped iff it moved */
+} mpnas__step_undo;
+
+/* Allocate u (zeroed, or as left by mpnas__step_undo_free) for t's domains, ABDP and
+ * params, the domains' sampled paths being path_len long (0: none); nothing if it is
+ * already (for as many domains). MPNAS_E_NO_MEMORY with a message. */
+mpnas_status mpnas__step_undo_alloc(mpnas__step_undo *u, const mpnas__trainer *t,
+                                    int32_t path_len);
+/* Save what a step of t changes (before the step). */
+void mpnas__step_undo_save(mpnas__step_undo *u, const mpnas__trainer *t);
+/* Put it back (the step failed; also undoes its optimiser step if it took one). */
+void mpnas__step_undo_restore(const mpnas__step_undo *u, const mpnas__trainer *t);
+void mpnas__step_undo_free(mpnas__step_undo *u);
 
 #endif

@@ -46,7 +46,11 @@ mpnas_status mpnas__params_alloc(mpnas__params *p) {
   p->g = mpnas__calloc(p->ctx, n + p->btotal, sizeof(float));
   p->s1 = mpnas__calloc(p->ctx, n, sizeof(float));
   p->s2 = mpnas__calloc(p->ctx, n, sizeof(float));
-  if (!p->w || !p->g || !p->s1 || !p->s2) return MPNAS_E_NO_MEMORY;
+  p->w_old = mpnas__calloc(p->ctx, n, sizeof(float));
+  p->s1_old = mpnas__calloc(p->ctx, n, sizeof(float));
+  p->s2_old = mpnas__calloc(p->ctx, n, sizeof(float));
+  if (!p->w || !p->g || !p->s1 || !p->s2 || !p->w_old || !p->s1_old || !p->s2_old)
+    return MPNAS_E_NO_MEMORY;
   p->b = p->g + n;
   return MPNAS_OK;
 }
@@ -77,10 +81,27 @@ void mpnas__params_init_values(mpnas__params *p, mpnas__rng *rng) {
 
 void mpnas__params_zero_grad(mpnas__params *p) { memset(p->g, 0, sizeof(float) * p->total); }
 
+static void swap(float **a, float **b) {
+  float *t = *a;
+  *a = *b;
+  *b = t;
+}
+
+/* Make the step's outputs current and keep its inputs in the _old arrays. */
+static void swap_all(mpnas__params *p) {
+  swap(&p->w, &p->w_old);
+  swap(&p->s1, &p->s1_old);
+  swap(&p->s2, &p->s2_old);
+}
+
 void mpnas__params_step(mpnas__params *p, const mpnas__optim_config *cfg, float lr) {
-  /* TensorFlow's RMSProp starts its mean square at 1, not 0 (optim.h). */
-  if (p->steps == 0 && cfg->kind == MPNAS__OPT_RMSPROP)
-    for (size_t i = 0; i < p->total; i++) p->s1[i] = 1.0f;
+  const float *ms = p->s1;
+  /* TensorFlow's RMSProp starts its mean square at 1, not 0 (optim.h): the 1s go into
+   * the output array (read there before written), so the state before stays as it was. */
+  if (p->steps == 0 && cfg->kind == MPNAS__OPT_RMSPROP) {
+    for (size_t i = 0; i < p->total; i++) p->s1_old[i] = 1.0f;
+    ms = p->s1_old;
+  }
   p->steps++;
   for (int i = 0; i < p->count; i++) {
     const mpnas__param_info *in = &p->info[i];
@@ -88,18 +109,38 @@ void mpnas__params_step(mpnas__params *p, const mpnas__optim_config *cfg, float 
     size_t o = in->offset;
     switch (cfg->kind) {
       case MPNAS__OPT_RMSPROP:
-        mpnas__rmsprop_step(in->count, p->w + o, p->g + o, p->s1 + o, p->s2 + o, lr, cfg->rho,
-                            cfg->momentum, cfg->eps, wd);
+        mpnas__rmsprop_step_to(in->count, p->w + o, p->g + o, ms + o, p->s2 + o, p->w_old + o,
+                               p->s1_old + o, p->s2_old + o, lr, cfg->rho, cfg->momentum,
+                               cfg->eps, wd);
         break;
       case MPNAS__OPT_ADAM:
-        mpnas__adam_step(in->count, p->w + o, p->g + o, p->s1 + o, p->s2 + o, p->steps, lr,
-                         cfg->momentum, cfg->rho, cfg->eps, wd);
+        mpnas__adam_step_to(in->count, p->w + o, p->g + o, p->s1 + o, p->s2 + o, p->w_old + o,
+                            p->s1_old + o, p->s2_old + o, p->steps, lr, cfg->momentum,
+                            cfg->rho, cfg->eps, wd);
         break;
       default:
-        mpnas__sgd_step(in->count, p->w + o, p->g + o, p->s1 + o, lr, cfg->momentum,
-                        cfg->nesterov, wd);
+        mpnas__sgd_step_to(in->count, p->w + o, p->g + o, p->s1 + o, p->w_old + o,
+                           p->s1_old + o, lr, cfg->momentum, cfg->nesterov, wd);
     }
   }
+  /* Padding between tensors (16-float alignment) is never stepped: carry it over so the
+   * swapped-in arrays equal what an in-place step leaves (files store whole arrays). */
+  int64_t prev_end = 0;
+  for (int i = 0; i <= p->count; i++) {
+    size_t start = i < p->count ? p->info[i].offset : p->total;
+    for (size_t j = (size_t)prev_end; j < start; j++) {
+      p->w_old[j] = p->w[j];
+      p->s1_old[j] = ms[j];
+      p->s2_old[j] = p->s2[j];
+    }
+    if (i < p->count) prev_end = (int64_t)(p->info[i].offset + p->info[i].count);
+  }
+  swap_all(p);
+}
+
+void mpnas__params_unstep(mpnas__params *p) {
+  swap_all(p);
+  p->steps--;
 }
 
 void mpnas__params_destroy(mpnas__params *p) {
@@ -111,5 +152,8 @@ void mpnas__params_destroy(mpnas__params *p) {
   mpnas__free(ctx, p->g);
   mpnas__free(ctx, p->s1);
   mpnas__free(ctx, p->s2); /* b is in g's block */
+  mpnas__free(ctx, p->w_old);
+  mpnas__free(ctx, p->s1_old);
+  mpnas__free(ctx, p->s2_old);
   *p = (mpnas__params){0};
 }

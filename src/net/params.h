@@ -49,6 +49,10 @@ typedef struct mpnas__params {
   int count, cap;
   size_t total;          /* floats */
   float *w, *g, *s1, *s2; /* values, gradients, optimiser slots (allocated together) */
+  /* The optimiser writes the new w, s1, s2 here and swaps them in: after a step these
+   * hold the values before it, so a failing training step can be undone
+   * (mpnas__params_unstep) without copying the weights. */
+  float *w_old, *s1_old, *s2_old;
   int64_t steps;         /* optimiser steps taken (Adam's t) */
   /* Non-trainable buffers (BN running statistics). */
   mpnas__param_info *binfo;
@@ -67,8 +71,11 @@ mpnas_status mpnas__params_alloc(mpnas__params *p);
 /* Initialise values by kind (He-normal draws from rng, in declaration order). */
 void mpnas__params_init_values(mpnas__params *p, mpnas__rng *rng);
 void mpnas__params_zero_grad(mpnas__params *p);
-/* One optimiser step over every tensor with learning rate lr. */
+/* One optimiser step over every tensor with learning rate lr (out of place: the values
+ * before it stay in w_old, s1_old, s2_old until the next step). */
 void mpnas__params_step(mpnas__params *p, const mpnas__optim_config *cfg, float lr);
+/* Undo the last mpnas__params_step (once, and only if nothing wrote w, s1 or s2 since). */
+void mpnas__params_unstep(mpnas__params *p);
 void mpnas__params_destroy(mpnas__params *p);
 
 static inline float *mpnas__pw(mpnas__params *p, size_t offset) { return p->w + offset; }

@@ -62,6 +62,16 @@ void mpnas__controller_destroy(mpnas__controller *c) {
   mpnas__free(ctx, c);
 }
 
+void mpnas__controller_copy_state(mpnas__controller *dst, const mpnas__controller *src) {
+  /* logits, adam_m and adam_v are contiguous (create); grad is scratch. */
+  memcpy(dst->logits, src->logits, sizeof(float) * 3 * (size_t)src->total_ops);
+  dst->adam_t = src->adam_t;
+  dst->n_rewards = src->n_rewards;
+  dst->baseline = src->baseline;
+  dst->momentum_pow = src->momentum_pow;
+  dst->last_advantage = src->last_advantage;
+}
+
 /* ---- Per-layer softmax helpers (double, max-subtracted: no overflow, no log(0)) ---- */
 
 static double layer_max(const float *z, int32_t n) {

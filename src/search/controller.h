@@ -69,6 +69,10 @@ mpnas_status mpnas__controller_create(mpnas_context *ctx, int32_t n_layers,
                                       const int32_t *n_ops, mpnas__controller **out);
 /* Free a controller (NULL: no-op). */
 void mpnas__controller_destroy(mpnas__controller *c);
+/* Copy src's learned state (logits, Adam moments and step, baseline) into dst, a
+ * controller of the same layers and ops: a search step saves and, when it fails,
+ * restores its controllers so (search/search.c). */
+void mpnas__controller_copy_state(mpnas__controller *dst, const mpnas__controller *src);
 
 /* Draw a path from pi with the caller's rng (one uniform per layer). */
 void mpnas__controller_sample(const mpnas__controller *c, mpnas__rng *rng, int32_t *path);

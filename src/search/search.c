@@ -128,9 +128,8 @@ mpnas_status mpnas__supernet_check_reward(mpnas_supernet *sn, const mpnas__searc
  * train_batch images and draws no random number, so the defaults reproduce the search
  * as it was before ABDP bit for bit. A diverged (non-finite) loss does not stop the
  * search (it did not before ABDP); it is only kept out of ABDP's averages. */
-static mpnas_status weight_step(mpnas_supernet *sn) {
+static mpnas__trainer weight_trainer(mpnas_supernet *sn) {
   const mpnas__search_config *cfg = &sn->cfg;
-  mpnas__abdp_update(sn->abdp);
   const mpnas__trainer trainer = {
       .ctx = sn->ctx,
       .shape = mpnas__space_image_shape(&sn->space),
@@ -150,10 +149,53 @@ static mpnas_status weight_step(mpnas_supernet *sn) {
       .lr = mpnas__lr_cosine((float)cfg->lr, sn->step, cfg->steps, 0),
       .lr_setting = NULL,
   };
+  return trainer;
+}
+
+static mpnas_status weight_step(mpnas_supernet *sn) {
+  mpnas__abdp_update(sn->abdp);
+  const mpnas__trainer trainer = weight_trainer(sn);
   return mpnas__trainer_step(&trainer);
 }
 
-mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
+/* ---- Undoing a failed step (docs/API-STABILITY.md, "Failure atomicity") ------------- */
+
+/* The undo state, allocated once, before the first step changes anything. */
+static mpnas_status undo_alloc(mpnas_supernet *sn) {
+  mpnas__trainer t = weight_trainer(sn);
+  mpnas_status st = mpnas__step_undo_alloc(&sn->undo, &t, sn->nlayers);
+  if (st != MPNAS_OK || sn->undo_ctrl != NULL) return st;
+  int32_t nc = sn->ncontrollers;
+  sn->undo_ctrl = mpnas__calloc(sn->ctx, (size_t)nc, sizeof *sn->undo_ctrl);
+  for (int32_t c = 0; c < nc && sn->undo_ctrl != NULL && st == MPNAS_OK; c++)
+    st = mpnas__controller_create(sn->ctx, sn->nlayers, sn->nops, &sn->undo_ctrl[c]);
+  if (sn->undo_ctrl == NULL || st != MPNAS_OK) {
+    mpnas__supernet_undo_free(sn);
+    return mpnas__fail(sn->ctx, MPNAS_E_NO_MEMORY, "allocating the state a failed step restores");
+  }
+  return MPNAS_OK;
+}
+
+static void undo_save(mpnas_supernet *sn) {
+  mpnas__trainer t = weight_trainer(sn);
+  mpnas__step_undo_save(&sn->undo, &t);
+  for (int32_t c = 0; c < sn->ncontrollers; c++)
+    mpnas__controller_copy_state(sn->undo_ctrl[c], sn->controllers[c].impl);
+  sn->undo_rng = sn->rng;
+}
+
+/* Back to as before the step: st is the step's failure, returned. */
+static mpnas_status undo_restore(mpnas_supernet *sn, int64_t step, mpnas_status st) {
+  sn->step = step;
+  mpnas__trainer t = weight_trainer(sn);
+  mpnas__step_undo_restore(&sn->undo, &t);
+  for (int32_t c = 0; c < sn->ncontrollers; c++)
+    mpnas__controller_copy_state(sn->controllers[c].impl, sn->undo_ctrl[c]);
+  sn->rng = sn->undo_rng;
+  return st;
+}
+
+static mpnas_status step_once(mpnas_supernet *sn) {
   mpnas_context *ctx = sn->ctx;
   const mpnas__search_config *cfg = &sn->cfg;
   int32_t D = sn->ndomains, L = sn->nlayers;
@@ -234,7 +276,17 @@ mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
   if (st != MPNAS_OK) return st;
   if (mpnas__arena_reset(&sn->ws) != MPNAS_OK)
     return mpnas__fail(ctx, MPNAS_E_NO_MEMORY,
-                       "merging the workspace after step %lld (the step itself is done)",
+                       "merging the workspace after step %lld (the step is undone)",
                        (long long)step);
   return MPNAS_OK;
+}
+
+/* A step, all or nothing: on failure everything it changed is put back. */
+mpnas_status mpnas__supernet_step(mpnas_supernet *sn) {
+  mpnas_status st = undo_alloc(sn);
+  if (st != MPNAS_OK) return st;
+  int64_t step = sn->step;
+  undo_save(sn);
+  st = step_once(sn);
+  return st == MPNAS_OK ? st : undo_restore(sn, step, st);
 }

@@ -125,8 +125,17 @@ mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn) {
   return st;
 }
 
+void mpnas__supernet_undo_free(mpnas_supernet *sn) {
+  mpnas__step_undo_free(&sn->undo);
+  if (sn->undo_ctrl != NULL)
+    for (int32_t c = 0; c < sn->ncontrollers; c++) mpnas__controller_destroy(sn->undo_ctrl[c]);
+  mpnas__free(sn->ctx, sn->undo_ctrl);
+  sn->undo_ctrl = NULL;
+}
+
 void mpnas__supernet_destroy_state(mpnas_supernet *sn) {
   mpnas_context *ctx = sn->ctx;
+  mpnas__supernet_undo_free(sn); /* before the controllers: it counts them */
   mpnas__domains_unprepare(ctx, sn->domains, sn->ndomains);
   for (int32_t d = 0; d < sn->ndomains; d++) {
     mpnas__free(ctx, sn->domains[d].sampled);

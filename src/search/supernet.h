@@ -78,6 +78,11 @@ struct mpnas_supernet {
   mpnas__rng abdp_rng;
   int64_t step;
   mpnas__arena ws;
+  /* A failing step is undone (search.c): the trainer's state, the controllers' and the
+   * path stream as before the step (allocated at the first step). */
+  mpnas__step_undo undo;
+  mpnas__controller **undo_ctrl; /* [ncontrollers] */
+  mpnas__rng undo_rng;
 };
 
 /* The settings (search_config.c): their defaults, and the table of the MPNAS_SEARCH_*
@@ -96,6 +101,8 @@ mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn);
 mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32_t *path,
                                  const float *x, const int32_t *labels, int32_t batch,
                                  int train, float loss_scale, double *loss, int32_t *correct);
+/* Free the undo state of the search's steps (allocated by the first step, search.c). */
+void mpnas__supernet_undo_free(mpnas_supernet *sn);
 /* The multi-domain trainer's bind_path for the search's weight step (net/multidomain.h):
  * domain d's sampled path, its weights sliced into ws. `sn` is the supernet. */
 mpnas_status mpnas__supernet_bind_sampled(void *sn, int32_t domain, mpnas__arena *ws,

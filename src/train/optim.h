@@ -27,6 +27,18 @@ void mpnas__rmsprop_step(size_t count, float *w, const float *g, float *ms, floa
 void mpnas__adam_step(size_t count, float *w, const float *g, float *m, float *v, int64_t t,
                       float lr, float beta1, float beta2, float eps, float wd);
 
+/* The same steps out of place: read w and the slots, write w_out and the slots' _out
+ * arrays (which may be the inputs themselves; results are identical either way). */
+void mpnas__sgd_step_to(size_t count, const float *w, const float *g, const float *v,
+                        float *w_out, float *v_out, float lr, float mu, int nesterov,
+                        float wd);
+void mpnas__rmsprop_step_to(size_t count, const float *w, const float *g, const float *ms,
+                            const float *mom, float *w_out, float *ms_out, float *mom_out,
+                            float lr, float rho, float mu, float eps, float wd);
+void mpnas__adam_step_to(size_t count, const float *w, const float *g, const float *m,
+                         const float *v, float *w_out, float *m_out, float *v_out, int64_t t,
+                         float lr, float beta1, float beta2, float eps, float wd);
+
 /* Cosine decay with linear warmup: lr rises linearly from base/warmup... to base over
  * `warmup` steps (step 0 gets base_lr * 1/warmup), then follows
  * base_lr * 0.5 * (1 + cos(pi * (step - warmup) / (total - warmup))) down to 0 at
