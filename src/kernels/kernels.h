@@ -179,7 +179,7 @@ typedef void (*mpnas__q8_dw_fwd_fn)(const mpnas__dw_shape *s, const int8_t *x,
 
 /* One ISA's kernel table. */
 typedef struct mpnas__kernels {
-  const char *name; /* "scalar", "avx2", "neon" */
+  const char *name; /* "scalar", "avx2", "avx2+vnni", "neon", "neon+dotprod" */
   int isa;          /* MPNAS_ISA_* */
   mpnas__dw_fwd_fn dw_fwd;
   mpnas__dw_bwd_input_fn dw_bwd_input;
@@ -213,14 +213,20 @@ typedef struct mpnas__engine {
 extern const mpnas__kernels mpnas__kernels_scalar;
 #if defined(MPNAS_HAVE_AVX2)
 extern const mpnas__kernels mpnas__kernels_avx2;
+extern const mpnas__kernels mpnas__kernels_avx2_vnni; /* + AVX-VNNI int8 GEMM */
 #endif
 #if defined(MPNAS_HAVE_NEON)
 extern const mpnas__kernels mpnas__kernels_neon;
+extern const mpnas__kernels mpnas__kernels_neon_dotprod; /* + SDOT int8 kernels */
 #endif
 
 /* 1 if this build and CPU can run isa (MPNAS_ISA_SCALAR / _AVX2 / _NEON). */
 int mpnas__isa_available(int isa);
 /* The table for an available isa (MPNAS_ISA_AUTO picks the fastest), or NULL. */
 const mpnas__kernels *mpnas__kernels_for(int isa);
+/* The table called `name` ("scalar", "avx2", "avx2+vnni", "neon", "neon+dotprod") if
+ * this build and CPU can run it, else NULL. mpnas__kernels_for(isa) gives an ISA's best
+ * variant; this lets tests and benchmarks force each one. */
+const mpnas__kernels *mpnas__kernels_named(const char *name);
 
 #endif
