@@ -46,8 +46,8 @@ MPNAS_AVX2_INLINE void pair16(__m128i a, __m128i b, __m256i *out) {
 
 typedef struct {
   const mpnas__dw_shape *s;
-  const mpnas__q8_epilogue *e;
   q8_epi_consts ec;
+  q8_chan ch[2];
   int cb, nc;
   __m256i corr[2];
 } dw_ctx;
@@ -75,14 +75,14 @@ MPNAS_UNROLL(4)
   const int c = d->s->c;
   for (int t = 0; t < T; t++) {
     int8_t *q = out + (size_t)(t0 + t) * c;
-    __m256i v0 = q8_epi8(d->e, &d->ec, _mm256_sub_epi32(acc[t][0], d->corr[0]), d->cb,
-                         d->nc < 8 ? d->nc : 8, NULL);
+    __m256i v0 = q8_epi8(&d->ec, d->ch[0], _mm256_sub_epi32(acc[t][0], d->corr[0]), NULL,
+                         d->nc < 8 ? d->nc : 8);
     if (d->nc <= 8) {
       q8_store8(q, v0, d->nc);
       continue;
     }
-    __m256i v1 = q8_epi8(d->e, &d->ec, _mm256_sub_epi32(acc[t][1], d->corr[1]), d->cb + 8,
-                         d->nc - 8, NULL);
+    __m256i v1 = q8_epi8(&d->ec, d->ch[1], _mm256_sub_epi32(acc[t][1], d->corr[1]), NULL,
+                         d->nc - 8);
     q8_store16(q, v0, v1, d->nc);
   }
 }
@@ -96,7 +96,6 @@ MPNAS_AVX2_INLINE void dw_run(const int K, const int S, const mpnas__dw_shape *s
   __m256i P[DW_MAXG][DW_COLS][2];
   dw_ctx d;
   d.s = s;
-  d.e = e;
   d.ec = q8_epi_init(e);
   for (int cb = 0; cb < c; cb += 16) {
     d.cb = cb;
@@ -112,6 +111,8 @@ MPNAS_AVX2_INLINE void dw_run(const int K, const int S, const mpnas__dw_shape *s
         ws0 = _mm256_add_epi32(ws0, _mm256_madd_epi16(W[g][kx][0], ones));
         ws1 = _mm256_add_epi32(ws1, _mm256_madd_epi16(W[g][kx][1], ones));
       }
+    d.ch[0] = q8_chan_load(&d.ec, cb, d.nc);
+    d.ch[1] = d.nc > 8 ? q8_chan_load(&d.ec, cb + 8, d.nc - 8) : d.ch[0];
     d.corr[0] = _mm256_mullo_epi32(ws0, _mm256_set1_epi32(x_zero));
     d.corr[1] = _mm256_mullo_epi32(ws1, _mm256_set1_epi32(x_zero));
     for (int oy = oh0; oy < oh1; oy++) {

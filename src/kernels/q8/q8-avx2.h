@@ -15,10 +15,14 @@
 #include "kernels/ref/ref.h"
 #include "kernels/simd-avx2.h"
 
-/* The epilogue's per-call constants. */
+/* The epilogue's per-call constants, copied out of the mpnas__q8_epilogue: stores
+ * through int8_t pointers may alias anything, so fields read through e would be
+ * reloaded after every store. */
 typedef struct {
   __m256 inv, oz, lo, hi, rs;
   __m256i rz;
+  int act;
+  const float *mult, *bias;
 } q8_epi_consts;
 
 MPNAS_AVX2_INLINE q8_epi_consts q8_epi_init(const mpnas__q8_epilogue *e) {
@@ -29,17 +33,31 @@ MPNAS_AVX2_INLINE q8_epi_consts q8_epi_init(const mpnas__q8_epilogue *e) {
   k.hi = _mm256_set1_ps(127.0f);
   k.rs = _mm256_set1_ps(e->res_scale);
   k.rz = _mm256_set1_epi32(e->res_zero);
+  k.act = e->act;
+  k.mult = e->mult;
+  k.bias = e->bias;
   return k;
 }
 
-/* Channels [c, c + nc) (nc <= 8) of int32 accumulators -> int32 lanes in [-128, 127].
- * res: the residual's 8 bytes for these channels (nc of them read), or NULL. */
-MPNAS_AVX2_INLINE __m256i q8_epi8(const mpnas__q8_epilogue *e, const q8_epi_consts *k,
-                                  __m256i acc, int c, int nc, const int8_t *res) {
-  const __m256i mask = mpnas__avx2_tail_mask(nc);
-  __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), mpnas__avx2_load(e->mult + c, nc, mask));
-  if (e->bias != NULL) t = _mm256_add_ps(t, mpnas__avx2_load(e->bias + c, nc, mask));
-  t = mpnas__avx2_act(e->act, t);
+/* The per-channel multiplier and bias of channels [c, c + nc), nc <= 8 (a NULL bias
+ * is 0: adding +0 changes nothing but the sign of a zero, which rounding erases). */
+typedef struct {
+  __m256 m, b;
+} q8_chan;
+MPNAS_AVX2_INLINE q8_chan q8_chan_load(const q8_epi_consts *k, int c, int nc) {
+  const __m256i mask = mpnas__avx2_tail_mask(nc < 8 ? nc : 8);
+  q8_chan ch;
+  ch.m = mpnas__avx2_load(k->mult + c, nc, mask);
+  ch.b = k->bias != NULL ? mpnas__avx2_load(k->bias + c, nc, mask) : _mm256_setzero_ps();
+  return ch;
+}
+
+/* 8 int32 accumulators -> int32 lanes in [-128, 127]. res: the residual's bytes for
+ * these channels (nc <= 8 of them read), or NULL. */
+MPNAS_AVX2_INLINE __m256i q8_epi8(const q8_epi_consts *k, q8_chan ch, __m256i acc,
+                                  const int8_t *res, int nc) {
+  __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), ch.m), ch.b);
+  t = mpnas__avx2_act(k->act, t);
   if (res != NULL) {
     int64_t r8 = 0;
     if (nc >= 8) memcpy(&r8, res, 8);

@@ -69,6 +69,10 @@ MPNAS_AVX2_INLINE void q8_convert(const int8_t *p, int kc, int32_t *dst) {
   for (; i + 32 <= kc; i += 32)
     _mm256_storeu_si256((__m256i *)(void *)(d + i),
                         _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(p + i)), flip));
+  for (; i + 16 <= kc; i += 16)
+    _mm_storeu_si128((__m128i *)(void *)(d + i),
+                     _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + i)),
+                                   _mm256_castsi256_si128(flip)));
   for (; i < kc; i++) d[i] = (uint8_t)(p[i] + 128);
   for (; i % 4 != 0; i++) d[i] = 0;
 #else
@@ -86,8 +90,8 @@ MPNAS_AVX2_INLINE void q8_convert(const int8_t *p, int kc, int32_t *dst) {
  * epilogue. x, y and res point at the block's first row. */
 MPNAS_AVX2_INLINE void q8_block(const int MR, int k, int n, int converted, const int8_t *x,
                                 int32_t xs[][Q8_KC / Q8_KS], const char *wb, const int32_t *cs,
-                                int32_t corr, int j0, const mpnas__q8_epilogue *e,
-                                const q8_epi_consts *ec, int8_t *y, const int8_t *res) {
+                                int32_t corr, int j0, const q8_epi_consts *ec, int8_t *y,
+                                const int8_t *res) {
   __m256i acc[Q8_MR][2];
 MPNAS_UNROLL(6)
   for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
@@ -110,17 +114,19 @@ MPNAS_UNROLL(6)
   const __m256i vc = _mm256_set1_epi32(corr);
   const __m256i c0 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)cs));
   const __m256i c1 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)(cs + 8)));
+  const int nc = n - j0 < 16 ? n - j0 : 16;
+  const q8_chan ch0 = q8_chan_load(ec, j0, nc);
+  const q8_chan ch1 = nc > 8 ? q8_chan_load(ec, j0 + 8, nc - 8) : ch0;
   for (int r = 0; r < MR; r++) {
     const size_t row = (size_t)r * n + j0;
-    const int nc = n - j0;
-    __m256i v0 = q8_epi8(e, ec, _mm256_sub_epi32(acc[r][0], c0), j0, nc < 8 ? nc : 8,
-                         res != NULL ? res + row : NULL);
+    __m256i v0 = q8_epi8(ec, ch0, _mm256_sub_epi32(acc[r][0], c0), res != NULL ? res + row : NULL,
+                         nc < 8 ? nc : 8);
     if (nc <= 8) {
       q8_store8(y + row, v0, nc);
       continue;
     }
-    __m256i v1 = q8_epi8(e, ec, _mm256_sub_epi32(acc[r][1], c1), j0 + 8, nc - 8 < 8 ? nc - 8 : 8,
-                         res != NULL ? res + row + 8 : NULL);
+    __m256i v1 = q8_epi8(ec, ch1, _mm256_sub_epi32(acc[r][1], c1),
+                         res != NULL ? res + row + 8 : NULL, nc - 8);
     q8_store16(y + row, v0, v1, nc);
   }
 }
@@ -128,9 +134,9 @@ MPNAS_UNROLL(6)
 #define Q8_BLOCK_FN(MR)                                                                   \
   static void q8_block_##MR(int k, int n, int converted, const int8_t *x,                 \
                             int32_t xs[][Q8_KC / Q8_KS], const char *wb, const int32_t *cs, \
-                            int32_t corr, int j0, const mpnas__q8_epilogue *e,            \
-                            const q8_epi_consts *ec, int8_t *y, const int8_t *res) {      \
-    q8_block(MR, k, n, converted, x, xs, wb, cs, corr, j0, e, ec, y, res);                \
+                            int32_t corr, int j0, const q8_epi_consts *ec, int8_t *y,     \
+                            const int8_t *res) {                                          \
+    q8_block(MR, k, n, converted, x, xs, wb, cs, corr, j0, ec, y, res);                   \
   }
 Q8_BLOCK_FN(1)
 Q8_BLOCK_FN(2)
@@ -142,8 +148,8 @@ Q8_BLOCK_FN(6)
 void Q8_NAME(q8_gemm)(int m, int k, int n, const int8_t *x, int32_t x_zero, const void *packed,
                       const mpnas__q8_epilogue *e, int8_t *y) {
   typedef void (*block_fn)(int, int, int, const int8_t *, int32_t[][Q8_KC / Q8_KS], const char *,
-                           const int32_t *, int32_t, int, const mpnas__q8_epilogue *,
-                           const q8_epi_consts *, int8_t *, const int8_t *);
+                           const int32_t *, int32_t, int, const q8_epi_consts *, int8_t *,
+                           const int8_t *);
   static const block_fn blocks[Q8_MR + 1] = {NULL,      q8_block_1, q8_block_2, q8_block_3,
                                               q8_block_4, q8_block_5, q8_block_6};
   const int nb = q8_panels(n), kq = q8_groups(k);
@@ -165,6 +171,6 @@ void Q8_NAME(q8_gemm)(int m, int k, int n, const int8_t *x, int32_t x_zero, cons
     const int8_t *res = e->residual != NULL ? e->residual + (size_t)r0 * n : NULL;
     for (int b = 0; b < nb; b++)
       blocks[mr](k, n, converted, xr, xs, wbase + (size_t)b * kq * 64, cs + 16 * b, corr, 16 * b,
-                 e, &ec, y + (size_t)r0 * n, res);
+                 &ec, y + (size_t)r0 * n, res);
   }
 }
