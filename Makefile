@@ -214,7 +214,7 @@ abi-update: $(SHARED)
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 test-neon:
 	$(MAKE) CC="$(AARCH64_CC)" OPENMP=0 SAN= BUILD=build/aarch64 LIB_OUT=build/aarch64/lib BIN_OUT=build/aarch64/bin \
-	  RUN="qemu-aarch64 -L /usr/aarch64-linux-gnu" TESTS="$(NEON_TESTS)" test
+	  RUN="qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu" TESTS="$(NEON_TESTS)" test
 
 # Under qemu, every test but the two whole-pipeline ones, which emulation makes too slow
 # for CI (measured on the 2-core CI machine: test_e2e ~6 min, test_search > 20 min; all
