@@ -1,7 +1,7 @@
 /* table-avx2.c - the AVX2+FMA kernel tables (x86-64; chosen at run time, dispatch.c):
  * "avx2" when the CPU has AVX2 and FMA, "avx2+vnni" when it also has AVX-VNNI. They
- * share every float kernel and the int8 depthwise; the VNNI table's int8 GEMM
- * (src/kernels/q8/q8-vnni-avx2.c) packs its weights differently, so a model packed with
+ * share every float kernel; the VNNI table's int8 kernels are those of
+ * src/kernels/q8/q8-vnni-avx2.c, whose GEMM packs its weights differently, so a model packed with
  * one table must not be run with the other (the model keys its packing on the table). */
 #include "kernels/misc/misc.h"
 #include "kernels/simd-avx2.h"
@@ -48,9 +48,9 @@ const mpnas__kernels mpnas__kernels_avx2_vnni = {
     .bn_bwd_dx = mpnas__f32_bn_bwd_dx__avx2,
     .act_fwd = mpnas__f32_act_fwd__avx2,
     .act_bwd = mpnas__f32_act_bwd__avx2,
-    /* int8: the GEMM of src/kernels/q8/q8-vnni-avx2.c, the AVX2 depthwise */
+    /* int8: src/kernels/q8/q8-vnni-avx2.c */
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2_vnni,
     .q8_gemm_pack = mpnas__q8_gemm_pack__avx2_vnni,
     .q8_gemm = mpnas__q8_gemm__avx2_vnni,
-    .q8_dw_fwd = mpnas__q8_dwconv_fwd__avx2,
+    .q8_dw_fwd = mpnas__q8_dwconv_fwd__avx2_vnni,
 };
