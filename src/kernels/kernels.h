@@ -134,7 +134,7 @@ typedef void (*mpnas__act_fwd_fn)(int act, size_t n, const float *x, float *y);
 typedef void (*mpnas__act_bwd_fn)(int act, size_t n, const float *x, const float *dy,
                                   float *dx);
 
-/* ---- int8 inference (reference in ref/q8-ref.c; SIMD twins to come) ----
+/* ---- int8 inference (reference in ref/q8-ref.c; SIMD kernels in src/kernels/q8/) ----
  * A quantised activation tensor is int8 NHWC with one affine for the whole tensor:
  * real = scale * (q - zero), zero in [-128, 127]. Weights are int8, symmetric per
  * output channel (real = w_scale[c] * q, q in [-127, 127]). Products are summed
@@ -147,9 +147,10 @@ typedef void (*mpnas__act_bwd_fn)(int act, size_t n, const float *x, const float
  *   y      = (int8) round-half-to-even(v)
  * The caller folds the input scale, the weight scale and BN into mult and bias; act is
  * NONE, RELU, RELU6 or HSWISH. Out-of-image taps of a depthwise window contribute
- * nothing (real zero padding, i.e. x == x_zero). The SIMD kernels may contract the
- * multiply-adds into FMAs, so an output may differ from the reference's by 1 where v
- * sits at a rounding boundary; the tests allow that and nothing more. */
+ * nothing (real zero padding, i.e. x == x_zero). The SIMD kernels (q8/q8-avx2.c,
+ * q8/q8-vnni-avx2.c, q8/q8-neon.c, q8/q8-dotprod-neon.c) are bit-identical to the
+ * reference: they do its float operations in its order, unfused, and
+ * tests/test_q8_kernels.c allows no difference. */
 typedef struct mpnas__q8_epilogue {
   const float *mult;      /* [channels] */
   const float *bias;      /* [channels] or NULL */
