@@ -95,7 +95,10 @@ static epi epi_make(int channels, double acc_mag, int style, int act, int with_b
     if (style == 2) p.mult[c] = 0.5f;
     else p.mult[c] = rng_uniform(0.2f, 1.0f) * (float)(4.0 / acc_mag) * (style == 1 ? 40.0f : 1.0f);
   }
-  if (style == 2) p.bias = NULL;
+  if (style == 2) { /* exact .5s need no bias */
+    free(p.bias);
+    p.bias = NULL;
+  }
   p.e.mult = p.mult;
   p.e.bias = p.bias;
   p.e.act = act;
