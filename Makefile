@@ -65,11 +65,15 @@ ifneq ($(findstring x86_64,$(MACHINE)),)
     CPPFLAGS_LIB += -DMPNAS_HAVE_AVX2
   endif
   AVX2FLAGS := -mavx2 -mfma
+  # only src/kernels/q8/q8-vnni-avx2.c, whose table dispatch.c picks when CPUID has AVX-VNNI
+  VNNIFLAGS := -mavxvnni
 else ifneq ($(findstring aarch64,$(MACHINE)),)
   LIB_SRC := $(filter-out %-avx2.c,$(LIB_SRC))
   ifneq ($(wildcard src/kernels/table-neon.c),)
     CPPFLAGS_LIB += -DMPNAS_HAVE_NEON
   endif
+  # only src/kernels/q8/q8-dotprod-neon.c, whose table dispatch.c picks when HWCAP has ASIMDDP
+  DOTPRODFLAGS := -march=armv8.2-a+dotprod
 else
   LIB_SRC := $(filter-out %-avx2.c %-neon.c,$(LIB_SRC))
 endif
@@ -92,7 +96,7 @@ FORCE:
 $(BUILD)/obj/%.o: src/%.c $(STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB) $(if $(findstring -avx2.c,$<),$(AVX2FLAGS)) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB) $(if $(findstring -avx2.c,$<),$(AVX2FLAGS))$(if $(findstring -vnni-avx2.c,$<), $(VNNIFLAGS))$(if $(findstring -dotprod-neon.c,$<), $(DOTPRODFLAGS)) -MMD -MP -c $< -o $@
 
 -include $(LIB_OBJ:.o=.d)
 
@@ -210,7 +214,7 @@ abi-update: $(SHARED)
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 test-neon:
 	$(MAKE) CC="$(AARCH64_CC)" OPENMP=0 SAN= BUILD=build/aarch64 LIB_OUT=build/aarch64/lib BIN_OUT=build/aarch64/bin \
-	  RUN="qemu-aarch64 -L /usr/aarch64-linux-gnu" TESTS="$(NEON_TESTS)" test
+	  RUN="qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu" TESTS="$(NEON_TESTS)" test
 
 # Under qemu, every test but the two whole-pipeline ones, which emulation makes too slow
 # for CI (measured on the 2-core CI machine: test_e2e ~6 min, test_search > 20 min; all

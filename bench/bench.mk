@@ -81,3 +81,15 @@ bench-train: $(TRAIN_BENCH_BIN)
 	$(RUN) $(TRAIN_BENCH_BIN) $(BENCH_ARGS)
 
 .PHONY: bench-train
+
+# int8 against float inference kernels on the MBV2-9 layer shapes (docs/PERFORMANCE.md,
+# "int8 kernels"): make bench-q8 BENCH_ARGS="--rounds 21 --only dw"
+Q8_BENCH_BIN := $(BUILD)/bench/bench_q8_kernels
+$(Q8_BENCH_BIN): bench/bench_q8_kernels.c bench/bench_util.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(BASEFLAGS) $(TEST_CPPFLAGS) $< -o $@ $(STATIC) $(OMPLINK) $(SANLINK) $(LDLIBS)
+
+bench-q8: $(Q8_BENCH_BIN)
+	$(RUN) $(Q8_BENCH_BIN) $(BENCH_ARGS)
+
+.PHONY: bench-q8

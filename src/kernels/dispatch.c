@@ -1,14 +1,30 @@
-/* dispatch.c - choose a kernel table once, from the CPU's features and the request. */
+/* dispatch.c - choose a kernel table once, from the CPU's features and the request.
+ *
+ * An ISA (MPNAS_ISA_*) may have variants for optional instruction-set extensions that
+ * only the int8 kernels use: x86 AVX-VNNI ("avx2+vnni") and Arm's dot product
+ * ("neon+dotprod"). Asking for the ISA gives its best variant this CPU runs; the float
+ * kernels are the same in every variant. mpnas__kernels_named picks one table by name
+ * (the tests force each). */
+#include <string.h>
+
 #include "kernels/kernels.h"
 
 #include "mpnas.h"
+
+#if defined(MPNAS_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <cpuid.h>
+#define MPNAS__X86_DETECT 1
+#endif
+#if defined(MPNAS_HAVE_NEON) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 int mpnas__isa_available(int isa) {
   switch (isa) {
     case MPNAS_ISA_SCALAR:
       return 1;
     case MPNAS_ISA_AVX2:
-#if defined(MPNAS_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#if defined(MPNAS__X86_DETECT)
       __builtin_cpu_init();
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
@@ -25,6 +41,34 @@ int mpnas__isa_available(int isa) {
   }
 }
 
+/* AVX-VNNI: CPUID leaf 7 sub-leaf 1, EAX bit 4 (with AVX2 usable, which already means
+ * the OS saves the ymm registers). */
+#if defined(MPNAS_HAVE_AVX2)
+static int have_avx_vnni(void) {
+#if defined(MPNAS__X86_DETECT)
+  unsigned a, b, c, d;
+  if (!mpnas__isa_available(MPNAS_ISA_AVX2)) return 0;
+  if (__get_cpuid_max(0, NULL) < 7) return 0;
+  __cpuid_count(7, 1, a, b, c, d);
+  (void)b, (void)c, (void)d;
+  return (a >> 4) & 1;
+#else
+  return 0;
+#endif
+}
+#endif
+
+/* SDOT/UDOT: Linux reports them as HWCAP_ASIMDDP (bit 20 of AT_HWCAP). */
+#if defined(MPNAS_HAVE_NEON)
+static int have_dotprod(void) {
+#if defined(__linux__)
+  return (getauxval(AT_HWCAP) >> 20) & 1;
+#else
+  return 0;
+#endif
+}
+#endif
+
 const mpnas__kernels *mpnas__kernels_for(int isa) {
   if (isa == MPNAS_ISA_AUTO) {
     if (mpnas__isa_available(MPNAS_ISA_NEON)) isa = MPNAS_ISA_NEON;
@@ -35,13 +79,30 @@ const mpnas__kernels *mpnas__kernels_for(int isa) {
   switch (isa) {
 #if defined(MPNAS_HAVE_AVX2)
     case MPNAS_ISA_AVX2:
-      return &mpnas__kernels_avx2;
+      return have_avx_vnni() ? &mpnas__kernels_avx2_vnni : &mpnas__kernels_avx2;
 #endif
 #if defined(MPNAS_HAVE_NEON)
     case MPNAS_ISA_NEON:
-      return &mpnas__kernels_neon;
+      return have_dotprod() ? &mpnas__kernels_neon_dotprod : &mpnas__kernels_neon;
 #endif
     default:
       return &mpnas__kernels_scalar;
   }
+}
+
+const mpnas__kernels *mpnas__kernels_named(const char *name) {
+  const mpnas__kernels *all[] = {
+    &mpnas__kernels_scalar,
+#if defined(MPNAS_HAVE_AVX2)
+    mpnas__isa_available(MPNAS_ISA_AVX2) ? &mpnas__kernels_avx2 : NULL,
+    have_avx_vnni() ? &mpnas__kernels_avx2_vnni : NULL,
+#endif
+#if defined(MPNAS_HAVE_NEON)
+    &mpnas__kernels_neon,
+    have_dotprod() ? &mpnas__kernels_neon_dotprod : NULL,
+#endif
+  };
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    if (all[i] != NULL && strcmp(all[i]->name, name) == 0) return all[i];
+  return NULL;
 }

@@ -134,7 +134,7 @@ typedef void (*mpnas__act_fwd_fn)(int act, size_t n, const float *x, float *y);
 typedef void (*mpnas__act_bwd_fn)(int act, size_t n, const float *x, const float *dy,
                                   float *dx);
 
-/* ---- int8 inference (reference in ref/q8-ref.c; SIMD twins to come) ----
+/* ---- int8 inference (reference in ref/q8-ref.c; SIMD kernels in src/kernels/q8/) ----
  * A quantised activation tensor is int8 NHWC with one affine for the whole tensor:
  * real = scale * (q - zero), zero in [-128, 127]. Weights are int8, symmetric per
  * output channel (real = w_scale[c] * q, q in [-127, 127]). Products are summed
@@ -147,9 +147,10 @@ typedef void (*mpnas__act_bwd_fn)(int act, size_t n, const float *x, const float
  *   y      = (int8) round-half-to-even(v)
  * The caller folds the input scale, the weight scale and BN into mult and bias; act is
  * NONE, RELU, RELU6 or HSWISH. Out-of-image taps of a depthwise window contribute
- * nothing (real zero padding, i.e. x == x_zero). The SIMD kernels may contract the
- * multiply-adds into FMAs, so an output may differ from the reference's by 1 where v
- * sits at a rounding boundary; the tests allow that and nothing more. */
+ * nothing (real zero padding, i.e. x == x_zero). The SIMD kernels (q8/q8-avx2.c,
+ * q8/q8-vnni-avx2.c, q8/q8-neon.c, q8/q8-dotprod-neon.c) are bit-identical to the
+ * reference: they do its float operations in its order, unfused, and
+ * tests/test_q8_kernels.c allows no difference. */
 typedef struct mpnas__q8_epilogue {
   const float *mult;      /* [channels] */
   const float *bias;      /* [channels] or NULL */
@@ -179,7 +180,7 @@ typedef void (*mpnas__q8_dw_fwd_fn)(const mpnas__dw_shape *s, const int8_t *x,
 
 /* One ISA's kernel table. */
 typedef struct mpnas__kernels {
-  const char *name; /* "scalar", "avx2", "neon" */
+  const char *name; /* "scalar", "avx2", "avx2+vnni", "neon", "neon+dotprod" */
   int isa;          /* MPNAS_ISA_* */
   mpnas__dw_fwd_fn dw_fwd;
   mpnas__dw_bwd_input_fn dw_bwd_input;
@@ -220,14 +221,20 @@ typedef struct mpnas__engine {
 extern const mpnas__kernels mpnas__kernels_scalar;
 #if defined(MPNAS_HAVE_AVX2)
 extern const mpnas__kernels mpnas__kernels_avx2;
+extern const mpnas__kernels mpnas__kernels_avx2_vnni; /* + AVX-VNNI int8 GEMM */
 #endif
 #if defined(MPNAS_HAVE_NEON)
 extern const mpnas__kernels mpnas__kernels_neon;
+extern const mpnas__kernels mpnas__kernels_neon_dotprod; /* + SDOT int8 kernels */
 #endif
 
 /* 1 if this build and CPU can run isa (MPNAS_ISA_SCALAR / _AVX2 / _NEON). */
 int mpnas__isa_available(int isa);
 /* The table for an available isa (MPNAS_ISA_AUTO picks the fastest), or NULL. */
 const mpnas__kernels *mpnas__kernels_for(int isa);
+/* The table called `name` ("scalar", "avx2", "avx2+vnni", "neon", "neon+dotprod") if
+ * this build and CPU can run it, else NULL. mpnas__kernels_for(isa) gives an ISA's best
+ * variant; this lets tests and benchmarks force each one. */
+const mpnas__kernels *mpnas__kernels_named(const char *name);
 
 #endif
