@@ -758,7 +758,10 @@ MPNAS_API mpnas_status mpnas_predictor_run(mpnas_predictor *predictor, int32_t d
  * into the requantisation, 8-bit activations with one affine per tensor calibrated per
  * domain, int32 sums, the activation fused); the stem conv, squeeze-excite, pooling and
  * the classifiers stay float. A predictor runs either form (its precision). */
-enum { MPNAS_PRECISION_FLOAT32 = 0, MPNAS_PRECISION_INT8 = 1 };
+enum {
+  MPNAS_PRECISION_FLOAT32 = 0, /* the float model (the default) */
+  MPNAS_PRECISION_INT8 = 1     /* the int8 form (mpnas_model_quantize) */
+};
 /* Quantise a trained (or loaded) model, calibrating each domain's activation ranges on
  * calibration_images of its training images (evenly spaced; all of them if it has
  * fewer; 0 = the default 256, at most 65536): the domains' training data must be set
