@@ -147,7 +147,9 @@ static void walk(qio *io, const mpnas_model *m, mpnas__quant *q) {
   for (int32_t d = 0; d < m->ndomains; d++) {
     mpnas__qdomain *qd = &q->doms[d];
     size_t classes = (size_t)m->domains[d].classes;
-    io_f32(io, &qd->fc_w, (size_t)hg.cout * classes, V_FINITE, "classifier weights");
+    io_i8(io, &qd->fc_q, (size_t)hg.cout * classes, "classifier weights");
+    io_f32(io, &qd->fc_s, classes, V_POSITIVE, "classifier weight scales");
+    io_f32(io, &qd->fc_w, (size_t)hg.cout * classes, V_DERIVED, "classifier weights");
     io_f32(io, &qd->fc_b, classes, V_FINITE, "classifier biases");
     io_conv(io, &qd->stem, sg.cout, "stem BN / output");
     for (int32_t l = 0; l < m->nlayers; l++) {
@@ -209,11 +211,16 @@ static int conv_mult(mpnas__qconv *c, float in_scale, const float *ws, int ch) {
   return 1;
 }
 
-/* The epilogues from the stored parts, along each domain's path. */
+/* The epilogues from the stored parts, along each domain's path; the classifiers'
+ * float weights. */
 static int derive(const mpnas_model *m, mpnas__quant *q) {
   mpnas__conv_geom hg = mpnas__space_head_geom(&m->space);
   for (int32_t d = 0; d < m->ndomains; d++) {
     mpnas__qdomain *qd = &q->doms[d];
+    size_t classes = (size_t)m->domains[d].classes;
+    for (size_t i = 0; i < (size_t)hg.cout; i++)
+      for (size_t c = 0; c < classes; c++)
+        qd->fc_w[i * classes + c] = qd->fc_s[c] * (float)qd->fc_q[i * classes + c];
     mpnas__qparams in = qd->stem.out;
     for (int32_t l = 0; l < m->nlayers; l++) {
       const mpnas__node *nd = path_node(m, d, l);
@@ -346,7 +353,7 @@ static mpnas_status calibrate_domain(mpnas_model *m, mpnas__quant *q, int32_t d,
   mpnas__qdomain *qd = &q->doms[d];
   const mpnas__domain *dm = &m->domains[d];
   mpnas__conv_geom sg = net.stem_g, hg = net.head_g;
-  memcpy(qd->fc_w, net.fc_w, sizeof(float) * (size_t)hg.cout * dm->classes);
+  mpnas__q8_quantize_weights(hg.cout, dm->classes, net.fc_w, qd->fc_s, qd->fc_q);
   memcpy(qd->fc_b, net.fc_b, sizeof(float) * (size_t)dm->classes);
 #define COPY_AFF(qc, aff, ch)                                          \
   do {                                                                 \

@@ -6,7 +6,8 @@
  * sums, BN and the activation fused into the requantising epilogue, the residual added
  * there too). What stays float: the stem conv (3 input channels: tiny, and its input is
  * the float image), squeeze-excite (a per-image gate, dequantised and requantised
- * around it), the global pool and the classifiers.
+ * around it), the global pool and the classifiers (computed in float from int8-stored
+ * weights).
  *
  * Weights stay shared between domains, as the float nodes are: per-output-channel
  * quantisation commutes with BN's per-channel scale, so folding domain d's BN into the
@@ -42,6 +43,11 @@ typedef struct mpnas__qnode { /* shared: a node's int8 weights */
 } mpnas__qnode;
 
 typedef struct mpnas__qdomain {
+  /* The classifier computes in float; its weights are stored int8 per class (symmetric,
+   * like the convs') and fc_w holds them dequantised: the file's largest float part
+   * otherwise (head channels x classes per domain). */
+  int8_t *fc_q;  /* [head_c][classes] */
+  float *fc_s;   /* [classes] */
   float *fc_w, *fc_b;
   mpnas__qconv stem, head; /* stem: a, b, out (its conv runs in float: mult unused) */
   mpnas__qlayer *layers;   /* [nlayers] */
