@@ -737,8 +737,8 @@ MPNAS_API mpnas_status mpnas_model_load_checkpoint_buffer(mpnas_model *model, co
  * batch size no call allocates. It also keeps its own copy of the model's pointwise
  * weights in the kernels' layout (about the model's size), made on the first run and
  * again after the model is trained or loaded into, or the context's ISA changes. One
- * predictor per thread; the model must outlive its predictors and must not be trained
- * or freed while they run. */
+ * predictor per thread; the model must outlive its predictors and must not be trained,
+ * quantised (mpnas_model_quantize, _drop_float) or freed while they run. */
 MPNAS_API mpnas_status mpnas_predictor_create(const mpnas_model *model, mpnas_predictor **out);
 MPNAS_API void mpnas_predictor_free(mpnas_predictor *predictor);
 /* Classify `count` images (NHWC, the space's input size, uint8 or float like the

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
+#include "alloc_counting.h"
 #include "check.h"
 #include "../examples/synthetic.h"
 #include "common/serial.h"
@@ -549,6 +550,55 @@ static void test_threads(void) {
   }
 }
 
+/* Memory: every allocation failure during quantising and loading a quantised file is a
+ * clean MPNAS_E_NO_MEMORY with nothing leaked; an int8 predictor allocates nothing once
+ * warmed up for a batch size. */
+static void test_memory(void) {
+  alloc_counting c;
+  mpnas_context *ctx = alloc_counting_context(&c, 0);
+  OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, 2));
+  mpnas_model *m = trained(ctx, 0, 10);
+  int failures = 0;
+  for (long k = 1; k < 10000; k++) {
+    c.fail_at = c.total + k;
+    mpnas_status st = mpnas_model_quantize(m, 16);
+    c.fail_at = 0;
+    if (st == MPNAS_OK) break;
+    failures++;
+    CHECK_EQ_INT(st, MPNAS_E_NO_MEMORY);
+    int64_t qz = -1;
+    OKC(mpnas_model_get_int(m, MPNAS_MODEL_QUANTIZED, &qz));
+    CHECK_EQ_INT(qz, 0);
+  }
+  CHECK(failures > 5);
+  blob b = save(m);
+  for (long k = 1; k < 10000; k++) {
+    mpnas_model *l = NULL;
+    c.fail_at = c.total + k;
+    mpnas_status st = mpnas_model_load_buffer(ctx, b.p, b.n, &l);
+    c.fail_at = 0;
+    mpnas_model_free(l);
+    if (st == MPNAS_OK) break;
+    CHECK_EQ_INT(st, MPNAS_E_NO_MEMORY);
+  }
+  images te = synth(0, 5, 0);
+  float out[5 * 4];
+  mpnas_predictor *p = NULL;
+  OKC(mpnas_predictor_create(m, &p));
+  OKC(mpnas_predictor_set_precision(p, MPNAS_PRECISION_INT8));
+  OKC(mpnas_predictor_run(p, 0, MPNAS_DTYPE_U8, te.x, 5, MPNAS_OUTPUT_LOGITS, out, 20));
+  long before = c.total;
+  for (int i = 0; i < 3; i++)
+    OKC(mpnas_predictor_run(p, 0, MPNAS_DTYPE_U8, te.x, 5, MPNAS_OUTPUT_LOGITS, out, 20));
+  CHECK_EQ_INT(c.total, before);
+  mpnas_predictor_free(p);
+  images_free(&te);
+  free(b.p);
+  mpnas_model_free(m);
+  mpnas_context_free(ctx);
+  CHECK_EQ_INT(c.live, 0);
+}
+
 int main(void) {
   g_ctx = context();
   g_model = trained(g_ctx, 0, 150);
@@ -561,6 +611,7 @@ int main(void) {
   RUN(test_corrupt_sections);
   RUN(test_precision_switching);
   RUN(test_threads);
+  RUN(test_memory);
   mpnas_model_free(g_model);
   mpnas_context_free(g_ctx);
   return check_finish();
