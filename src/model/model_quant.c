@@ -219,8 +219,11 @@ static int derive(const mpnas_model *m, mpnas__quant *q) {
     mpnas__qdomain *qd = &q->doms[d];
     size_t classes = (size_t)m->domains[d].classes;
     for (size_t i = 0; i < (size_t)hg.cout; i++)
-      for (size_t c = 0; c < classes; c++)
-        qd->fc_w[i * classes + c] = qd->fc_s[c] * (float)qd->fc_q[i * classes + c];
+      for (size_t c = 0; c < classes; c++) {
+        float v = qd->fc_s[c] * (float)qd->fc_q[i * classes + c];
+        if (!isfinite(v)) return 0; /* a file's scale near FLT_MAX */
+        qd->fc_w[i * classes + c] = v;
+      }
     mpnas__qparams in = qd->stem.out;
     for (int32_t l = 0; l < m->nlayers; l++) {
       const mpnas__node *nd = path_node(m, d, l);
@@ -699,7 +702,8 @@ mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, const char *whe
       st = mpnas__fail(ctx, io.st, "%s: QNT8: %s", where, io.why);
     } else if (!derive(m, q)) {
       st = mpnas__fail(ctx, MPNAS_E_CORRUPT,
-                       "%s: QNT8: a requantisation multiplier overflows float", where);
+                       "%s: QNT8: a requantisation multiplier or classifier weight overflows "
+                       "float", where);
     }
   }
   if (st != MPNAS_OK) {
