@@ -224,10 +224,10 @@ test-neon:
 NEON_SLOW_TESTS := test_e2e test_search
 NEON_TESTS ?= $(filter-out $(NEON_SLOW_TESTS),$(TESTS))
 
-# ThreadSanitizer over the tests that run threads of their own (test_model: predictors on
-# six pthreads sharing one model and context). Clang, OPENMP=0: libgomp is not built
+# ThreadSanitizer over the tests that run threads of their own (test_model, test_quantize:
+# float and int8 predictors on six pthreads sharing one model and context). Clang, OPENMP=0: libgomp is not built
 # with TSan, so its barriers would be reported as races that are not there.
-TSAN_TESTS ?= test_model
+TSAN_TESTS ?= test_model test_quantize
 test-tsan:
 	$(MAKE) CC=clang OPENMP=0 SAN=thread BUILD=build/tsan LIB_OUT=build/tsan/lib BIN_OUT=build/tsan/bin \
 	  TESTS="$(TSAN_TESTS)" test

@@ -5,7 +5,7 @@
  *
  *   bench_train [--threads 1,2] [--rounds 5] [--steps 10] [--warm 3] [--batch 64]
  *               [--images 3200] [--augment 0] [--f32] [--lat-reps 200] [--json]
- *               [--train-only]
+ *               [--train-only] [--int8]
  *
  * One domain, 10 classes, random 32x32x3 images (uint8, or float with --f32) and random
  * labels; the space is MPNAS_PRESET_MBV2_9, whose one path is op 0 of every layer.
@@ -25,6 +25,10 @@
  *        batch (MPNAS_OUTPUT_LOGITS) after two warm-up runs.
  * lat    the same predictor on one image: median of `--lat-reps` runs.
  * --train-only skips eval and lat (for profiling the training step: perf record -g).
+ * --int8 also quantises the trained model (mpnas_model_quantize, calibrated on 64 of the
+ *        images; docs/QUANTIZATION.md) and measures batch-1 latency of a float and an
+ *        int8 predictor side by side: the two run alternately on the same image, each
+ *        a median of `--lat-reps` runs, so load on the machine hits both alike.
  *
  * FLOPs per image forward = 2 x MPNAS_MODEL_MACS; training counts 3x forward (forward,
  * input and weight gradients), as bench_kernels.c and the PyTorch script do. Also
@@ -64,7 +68,7 @@ static void count_free(void *user, void *ptr) {
 }
 
 typedef struct {
-  int rounds, steps, warm, batch, images, augment, f32, lat_reps, json, train_only;
+  int rounds, steps, warm, batch, images, augment, f32, lat_reps, json, train_only, int8;
 } options;
 
 static mpnas_context *ctx;
@@ -130,6 +134,39 @@ static void eval(const options *o, const mpnas_model *m, int32_t d, int32_t dtyp
   mpnas_predictor_free(p);
 }
 
+/* Batch-1 latency of float and int8 predictors, alternating (median of o->lat_reps each). */
+static void latency_int8(const options *o, mpnas_model *m, int32_t d, int32_t dtype,
+                         const void *images, size_t per, double *t_f, double *t_q) {
+  check(mpnas_model_quantize(m, 64), "quantize");
+  mpnas_predictor *pf = NULL, *pq = NULL;
+  check(mpnas_predictor_create(m, &pf), "predictor");
+  check(mpnas_predictor_create(m, &pq), "predictor");
+  check(mpnas_predictor_set_precision(pq, MPNAS_PRECISION_INT8), "int8 predictor");
+  float out[CLASSES];
+  double *tf = malloc(sizeof(double) * (size_t)o->lat_reps);
+  double *tq = malloc(sizeof(double) * (size_t)o->lat_reps);
+  if (!tf || !tq) exit(1);
+  size_t bytes = o->f32 ? sizeof(float) : 1;
+  for (int i = 0; i < o->lat_reps + 10; i++) {
+    const char *img = (const char *)images + (size_t)(i % o->images) * per * bytes;
+    double t0 = bench_now();
+    check(mpnas_predictor_run(pf, d, dtype, img, 1, MPNAS_OUTPUT_LOGITS, out, CLASSES), "latency");
+    double t1 = bench_now();
+    check(mpnas_predictor_run(pq, d, dtype, img, 1, MPNAS_OUTPUT_LOGITS, out, CLASSES), "int8 latency");
+    double t2 = bench_now();
+    if (i >= 10) {
+      tf[i - 10] = t1 - t0;
+      tq[i - 10] = t2 - t1;
+    }
+  }
+  *t_f = bench_median(tf, o->lat_reps);
+  *t_q = bench_median(tq, o->lat_reps);
+  free(tf);
+  free(tq);
+  mpnas_predictor_free(pf);
+  mpnas_predictor_free(pq);
+}
+
 static void run(const options *o, int threads) {
   check(mpnas_context_create_with_allocator(&ctx, count_malloc, count_free, NULL), "context");
   check(mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, threads), "threads");
@@ -183,6 +220,8 @@ static void run(const options *o, int threads) {
   double rss_mb = (double)usage_now().ru_maxrss / 1024.0; /* training's peak */
   double t_eval = 0.0, t_lat = 0.0;
   if (!o->train_only) eval(o, m, d, dtype, images, per, t, &t_eval, &t_lat);
+  double t_lat_f = 0.0, t_lat_q = 0.0;
+  if (!o->train_only && o->int8) latency_int8(o, m, d, dtype, images, per, &t_lat_f, &t_lat_q);
 
   double eval_img_s = t_eval > 0.0 ? o->batch / t_eval : 0.0;
   if (o->json) {
@@ -194,6 +233,10 @@ static void run(const options *o, int threads) {
            threads, o->batch, o->f32 ? "f32" : "u8", o->augment, (long long)params,
            flops * 1e-6, t_step * 1e3, train_img_s, 3.0 * flops * train_img_s * 1e-9,
            eval_img_s, flops * eval_img_s * 1e-9, t_lat * 1e3, allocs, faults, rss_mb);
+    if (o->int8)
+      printf("{\"bench\": \"latency_int8\", \"net\": \"MBV2-9\", \"threads\": %d, "
+             "\"b1_float_ms\": %.3f, \"b1_int8_ms\": %.3f}\n",
+             threads, t_lat_f * 1e3, t_lat_q * 1e3);
   } else {
     printf("threads %d  train %7.1f img/s (%6.1f ms/step, %5.1f GFLOP/s)", threads, train_img_s,
            t_step * 1e3, 3.0 * flops * train_img_s * 1e-9);
@@ -203,6 +246,9 @@ static void run(const options *o, int threads) {
     printf("\n           per training step: %.1f allocations, %.1f minor page faults; "
            "peak RSS so far %.1f MB\n",
            allocs, faults, rss_mb);
+    if (o->int8 && !o->train_only)
+      printf("           batch-1 latency, alternating: float %.3f ms, int8 %.3f ms (%.2fx)\n",
+             t_lat_f * 1e3, t_lat_q * 1e3, t_lat_q > 0 ? t_lat_f / t_lat_q : 0.0);
   }
   fflush(stdout);
   free(t);
@@ -217,12 +263,12 @@ static void run(const options *o, int threads) {
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_train [--threads 1,2] [--rounds R] [--steps S] [--warm W] [--batch B] "
-          "[--images N] [--augment PAD] [--f32] [--lat-reps N] [--json] [--train-only]\n");
+          "[--images N] [--augment PAD] [--f32] [--lat-reps N] [--json] [--train-only] [--int8]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
-  options o = {5, 10, 3, 64, 64 * 50, 0, 0, 200, 0, 0};
+  options o = {5, 10, 3, 64, 64 * 50, 0, 0, 200, 0, 0, 0};
   int threads[8] = {1, 2}, nthreads = 2;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -230,6 +276,7 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--json")) o.json = 1;
     else if (!strcmp(a, "--f32")) o.f32 = 1;
     else if (!strcmp(a, "--train-only")) o.train_only = 1;
+    else if (!strcmp(a, "--int8")) o.int8 = 1;
     else if (!strcmp(a, "--threads") && more) {
       nthreads = 0;
       for (char *s = strtok(argv[++i], ","); s && nthreads < 8; s = strtok(NULL, ","))

@@ -9,7 +9,8 @@
  *   progress.c  progress bar, metrics JSON lines, Ctrl-C
  *   pipeline.c  search and train: the whole pipeline into a run folder
  *   commands.c  eval, predict, info, figures, params
- *   export.c    export: a domain as ONNX, the model as a C array */
+ *   export.c    export: a domain as ONNX, the model as a C array
+ *   quantize.c  quantize: the model's int8 form, calibrated on the domains' training images */
 #ifndef MPNAS_CLI_H
 #define MPNAS_CLI_H
 
@@ -46,7 +47,8 @@ enum { /* subcommands, as bits of an option's `commands` mask */
   CMD_INFO = 16,
   CMD_FIGURES = 32,
   CMD_PARAMS = 64,
-  CMD_EXPORT = 128
+  CMD_EXPORT = 128,
+  CMD_QUANTIZE = 256
 };
 
 typedef struct cli_options {
@@ -60,6 +62,8 @@ typedef struct cli_options {
   const char *preset;                 /* --preset (default "32px") */
   double test_fraction;               /* --test-fraction (default 0.2) */
   int skip_bad, resume, quiet, help, names;
+  int int8, int8_only;                /* eval/predict --int8; quantize --int8-only */
+  int64_t calibration;                /* quantize --calibration N (0: the library's 256) */
   const char *out, *metrics, *classes, *title;
   const char *onnx, *c_array;         /* export: --onnx FILE, --c-array FILE */
   int64_t every, top;
@@ -190,6 +194,7 @@ int cli_info(cli_options *o);
 int cli_figures(cli_options *o);
 int cli_params(cli_options *o);
 int cli_export(cli_options *o);
+int cli_quantize(cli_options *o);
 
 /* A model by file, or by run folder (RUN/model.mpnas); file receives the model file's
  * path and dir its folder. Returns 0 or the exit code (message printed). */
@@ -197,6 +202,17 @@ int cli_model_open(mpnas_context *ctx, const char *arg, mpnas_model **model, cha
                    char *dir, size_t cap);
 /* The index of the model's domain `name`, or -1 with a message listing the domains. */
 int32_t cli_model_domain(const mpnas_model *model, const char *name);
+/* The model file and its folder for a MODEL argument (a file, or a run folder). */
+void cli_model_location(const char *arg, char *file, char *dir, size_t cap);
+/* A context with the context settings (--threads, --seed, --set context.*) of o. */
+int cli_open_context(const cli_options *o, mpnas_context **ctx);
+/* The input size the model's space takes, into spec. */
+void cli_input_spec(const mpnas_model *model, cli_data_spec *spec);
+/* A domain's class names from --classes FILE or classes.json beside the model (NULL when
+ * there are none); a list not matching the model's class count is EXIT_DATA. */
+int cli_class_names(const cli_options *o, const mpnas_model *model, const char *dir, int32_t domain,
+                    const char *name, char ***names);
+
 /* Write the two SVG figures of a model as PREFIX-architecture.svg, PREFIX-jaccard.svg. */
 int cli_write_figures(mpnas_context *ctx, const mpnas_model *model, const char *prefix,
                       const char *title, int quiet);

@@ -3,6 +3,7 @@
  * model's folder may hold classes.json (class names) and run.conf (the run's domains,
  * seed and test fraction, which eval uses to find the same test split). */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,8 +12,7 @@
 #include "cli.h"
 #include "svg_figures.h"
 
-/* The model file and its folder for a MODEL argument (a file, or a run folder). */
-static void model_location(const char *arg, char *file, char *dir, size_t cap) {
+void cli_model_location(const char *arg, char *file, char *dir, size_t cap) {
   struct stat s;
   if (stat(arg, &s) == 0 && S_ISDIR(s.st_mode)) {
     snprintf(file, cap, "%s/model.mpnas", arg);
@@ -27,7 +27,7 @@ static void model_location(const char *arg, char *file, char *dir, size_t cap) {
 
 int cli_model_open(mpnas_context *ctx, const char *arg, mpnas_model **model, char *file, char *dir,
                    size_t cap) {
-  model_location(arg, file, dir, cap);
+  cli_model_location(arg, file, dir, cap);
   mpnas_status st = mpnas_model_load(ctx, file, model);
   return st == MPNAS_OK ? 0 : cli_library_error(ctx, st, file);
 }
@@ -48,8 +48,8 @@ int32_t cli_model_domain(const mpnas_model *model, const char *name) {
 
 /* A domain's class names from --classes FILE or classes.json beside the model; NULL when
  * there are none. A list that does not match the model's class count is an error. */
-static int class_names(const cli_options *o, const mpnas_model *model, const char *dir, int32_t domain,
-                       const char *name, char ***names) {
+int cli_class_names(const cli_options *o, const mpnas_model *model, const char *dir, int32_t domain,
+                    const char *name, char ***names) {
   char file[4096];
   int32_t count, classes;
   if (o->classes) snprintf(file, sizeof file, "%s", o->classes);
@@ -66,8 +66,7 @@ static int class_names(const cli_options *o, const mpnas_model *model, const cha
   return rc;
 }
 
-/* The input the model's space takes. */
-static void input_spec(const mpnas_model *model, cli_data_spec *spec) {
+void cli_input_spec(const mpnas_model *model, cli_data_spec *spec) {
   const mpnas_space *space;
   mpnas_model_space(model, &space);
   mpnas_space_get_int(space, MPNAS_SPACE_INPUT_HEIGHT, &spec->height);
@@ -75,8 +74,7 @@ static void input_spec(const mpnas_model *model, cli_data_spec *spec) {
   mpnas_space_get_int(space, MPNAS_SPACE_INPUT_CHANNELS, &spec->channels);
 }
 
-/* A context with the context settings of o. */
-static int open_context(const cli_options *o, mpnas_context **ctx) {
+int cli_open_context(const cli_options *o, mpnas_context **ctx) {
   if (mpnas_context_create(ctx) != MPNAS_OK) {
     cli_error("cannot create a context");
     return EXIT_LIBRARY;
@@ -85,6 +83,47 @@ static int open_context(const cli_options *o, mpnas_context **ctx) {
 }
 
 /* ---- eval --------------------------------------------------------------------------- */
+
+/* Top-1 and mean cross-entropy through an int8 predictor (mpnas_model_evaluate runs the
+ * float form of a model that has one). */
+static mpnas_status evaluate_int8(const mpnas_model *model, int32_t d, const cli_images *im,
+                                  double *top1, double *loss) {
+  enum { CHUNK = 256 };
+  int32_t classes;
+  mpnas_model_domain_classes(model, d, &classes);
+  mpnas_predictor *p = NULL;
+  float *logits = malloc(sizeof(float) * (size_t)classes * CHUNK);
+  if (logits == NULL) return MPNAS_E_NO_MEMORY;
+  mpnas_status st = mpnas_predictor_create(model, &p);
+  if (st == MPNAS_OK) st = mpnas_predictor_set_precision(p, MPNAS_PRECISION_INT8);
+  cli_data_spec spec = {0};
+  cli_input_spec(model, &spec);
+  size_t pixels = (size_t)(spec.height * spec.width * spec.channels);
+  int64_t right = 0;
+  double sum = 0;
+  for (int64_t first = 0; st == MPNAS_OK && first < im->n; first += CHUNK) {
+    int64_t n = im->n - first < CHUNK ? im->n - first : CHUNK;
+    st = mpnas_predictor_run(p, d, MPNAS_DTYPE_U8, im->x + pixels * (size_t)first, n,
+                             MPNAS_OUTPUT_LOGITS, logits, (size_t)classes * CHUNK);
+    for (int64_t i = 0; st == MPNAS_OK && i < n; i++) {
+      const float *r = logits + (size_t)i * (size_t)classes;
+      int32_t best = 0;
+      for (int32_t k = 1; k < classes; k++) best = r[k] > r[best] ? k : best;
+      double z = 0;
+      for (int32_t k = 0; k < classes; k++) z += exp((double)r[k] - (double)r[best]);
+      int32_t y = im->y[first + i];
+      right += best == y;
+      sum += log(z) - ((double)r[y] - (double)r[best]);
+    }
+  }
+  mpnas_predictor_free(p);
+  free(logits);
+  if (st == MPNAS_OK) {
+    *top1 = (double)right / (double)im->n;
+    *loss = sum / (double)im->n;
+  }
+  return st;
+}
 
 /* One domain's test split, evaluated: a table row. */
 static int eval_domain(mpnas_context *ctx, const mpnas_model *model, const char *dir, const cli_options *o,
@@ -101,7 +140,7 @@ static int eval_domain(mpnas_context *ctx, const mpnas_model *model, const char 
   int32_t d = cli_model_domain(model, dom.name), classes;
   if (d < 0) return EXIT_USAGE;
   mpnas_model_domain_classes(model, d, &classes);
-  int rc = class_names(o, model, dir, d, dom.name, &names);
+  int rc = cli_class_names(o, model, dir, d, dom.name, &names);
   if (rc) return rc;
   spec.known_classes = names;
   spec.known_count = classes;
@@ -117,9 +156,11 @@ static int eval_domain(mpnas_context *ctx, const mpnas_model *model, const char 
               dom.name, dom.path);
     rc = EXIT_DATA;
   }
-  mpnas_status st;
-  if (rc == 0 && (st = mpnas_model_evaluate(model, d, MPNAS_DTYPE_U8, dom.test.x, dom.test.y, dom.test.n,
-                                            &top1, &loss)) != MPNAS_OK)
+  mpnas_status st = MPNAS_OK;
+  if (rc == 0 && o->int8) st = evaluate_int8(model, d, &dom.test, &top1, &loss);
+  else if (rc == 0)
+    st = mpnas_model_evaluate(model, d, MPNAS_DTYPE_U8, dom.test.x, dom.test.y, dom.test.n, &top1, &loss);
+  if (rc == 0 && st != MPNAS_OK)
     rc = cli_library_error(ctx, st, "evaluating");
   if (rc == 0)
     printf("%-16s %7lld %7.2f%% %7.3f%s\n", dom.name, (long long)dom.test.n, 100.0 * top1, loss,
@@ -135,7 +176,7 @@ int cli_eval(cli_options *o) {
     cli_error("mpnas eval MODEL: one model (file or run folder) expected (see mpnas eval --help)");
     return EXIT_USAGE;
   }
-  model_location(o->positional[0], file, dir, sizeof file);
+  cli_model_location(o->positional[0], file, dir, sizeof file);
   /* The run's settings first (its domains, seed, test fraction), the command line's after. */
   cli_options run;
   cli_options_init(&run, CMD_SEARCH);
@@ -151,12 +192,12 @@ int cli_eval(cli_options *o) {
   }
   mpnas_context *ctx = NULL;
   mpnas_model *model = NULL;
-  if (rc == 0) rc = open_context(&run, &ctx);
+  if (rc == 0) rc = cli_open_context(&run, &ctx);
   if (rc == 0) rc = cli_model_open(ctx, o->positional[0], &model, file, dir, sizeof file);
   if (rc == 0) {
     cli_data_spec spec = {0};
     int64_t seed;
-    input_spec(model, &spec);
+    cli_input_spec(model, &spec);
     mpnas_context_get_int(ctx, MPNAS_CONTEXT_SEED, &seed);
     spec.seed = (uint64_t)seed;
     spec.test_fraction = o->test_fraction >= 0 ? o->test_fraction : run.test_fraction >= 0 ? run.test_fraction : 0.2;
@@ -236,21 +277,23 @@ int cli_predict(cli_options *o) {
   float *probs = NULL;
   int32_t domain = -1, classes = 0;
   int skipped = 0;
-  int rc = open_context(o, &ctx);
+  int rc = cli_open_context(o, &ctx);
   if (rc == 0) rc = cli_model_open(ctx, o->positional[0], &model, file, dir, sizeof file);
   if (rc == 0 && (domain = cli_model_domain(model, name)) < 0) rc = EXIT_USAGE;
   if (rc == 0) {
     mpnas_model_domain_classes(model, domain, &classes);
-    rc = class_names(o, model, dir, domain, name, &names);
+    rc = cli_class_names(o, model, dir, domain, name, &names);
   }
   cli_data_spec spec = {0};
   mpnas_status st;
   if (rc == 0) {
-    input_spec(model, &spec);
+    cli_input_spec(model, &spec);
     images = malloc((size_t)(spec.height * spec.width * spec.channels) * PREDICT_BATCH);
     probs = malloc(sizeof(float) * (size_t)classes * PREDICT_BATCH);
     if (!images || !probs) rc = EXIT_LIBRARY;
     else if ((st = mpnas_predictor_create(model, &pred)) != MPNAS_OK) rc = cli_library_error(ctx, st, "predictor");
+    else if (o->int8 && (st = mpnas_predictor_set_precision(pred, MPNAS_PRECISION_INT8)) != MPNAS_OK)
+      rc = cli_library_error(ctx, st, "--int8");
   }
   if (rc == 0 && !names && !o->quiet)
     cli_error("no class names for domain %s (no %s): classes are shown by number", name,
@@ -306,7 +349,7 @@ static void info_domains(const cli_options *o, const mpnas_model *model, const m
     mpnas_model_path(model, d, path, (size_t)layers);
     if (mpnas_space_path_string(space, path, (size_t)layers, text, sizeof text, NULL) != MPNAS_OK) text[0] = 0;
     printf("%-16s %7d %8.2f %8.1f  %s\n", name, (int)classes, macs / 1e6, params / 1e3, text);
-    if (class_names(o, model, dir, d, name, &names) == 0 && names) {
+    if (cli_class_names(o, model, dir, d, name, &names) == 0 && names) {
       printf("%-16s classes:", "");
       for (int32_t c = 0; c < classes; c++) printf(" %s", names[c]);
       printf("\n");
@@ -343,7 +386,7 @@ int cli_info(cli_options *o) {
   }
   mpnas_context *ctx = NULL;
   mpnas_model *model = NULL;
-  int rc = open_context(o, &ctx);
+  int rc = cli_open_context(o, &ctx);
   if (rc == 0) rc = cli_model_open(ctx, o->positional[0], &model, file, dir, sizeof file);
   if (rc == 0) {
     const mpnas_space *space;
@@ -419,7 +462,7 @@ int cli_figures(cli_options *o) {
   }
   mpnas_context *ctx = NULL;
   mpnas_model *model = NULL;
-  int rc = open_context(o, &ctx);
+  int rc = cli_open_context(o, &ctx);
   if (rc == 0) rc = cli_model_open(ctx, o->positional[0], &model, file, dir, sizeof file);
   if (o->out) snprintf(prefix, sizeof prefix, "%s-", o->out);
   else snprintf(prefix, sizeof prefix, "%s/", dir);

@@ -51,6 +51,12 @@ static const command COMMANDS[] = {
      "Write one domain's path as an ONNX model (float32 NCHW input \"input\" of raw pixel\n"
      "values, output \"logits\"; docs/EXPORT.md), and/or the model's bytes as a C array in a\n"
      "header, to build a model into a program (mpnas_model_load_buffer)."},
+    {"quantize", CMD_QUANTIZE, cli_quantize,
+     "mpnas quantize MODEL -o OUT [--calibration N] [--int8-only] [--domain NAME=PATH ...]",
+     "Quantise a trained model to int8 (docs/QUANTIZATION.md), calibrating each domain on its\n"
+     "training images (the run's domains from run.conf beside the model, or --domain), and\n"
+     "write it to OUT: float and int8 forms, or with --int8-only the int8 form alone (a\n"
+     "deployment file about 4x smaller). eval and predict run it with --int8."},
 };
 #define NUM_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
 

@@ -11,7 +11,8 @@
 #include "cli.h"
 
 #define ALL \
-  (CMD_SEARCH | CMD_TRAIN | CMD_EVAL | CMD_PREDICT | CMD_INFO | CMD_FIGURES | CMD_PARAMS | CMD_EXPORT)
+  (CMD_SEARCH | CMD_TRAIN | CMD_EVAL | CMD_PREDICT | CMD_INFO | CMD_FIGURES | CMD_PARAMS | CMD_EXPORT | \
+   CMD_QUANTIZE)
 
 enum {
   RECORDED = 1 /* part of a run's settings: written to run.conf by search (and train) */
@@ -32,6 +33,8 @@ static const option_spec OPTIONS[] = {
      "class folders, with or without train/ and test/, or an IDX folder); repeat per domain"},
     {"domain", "NAME=PATH", CMD_EVAL, 0,
      "evaluate domain NAME on the test split of PATH (default: the run's domains)"},
+    {"domain", "NAME=PATH", CMD_QUANTIZE, 0,
+     "calibrate domain NAME on the training split of PATH (default: the run's domains)"},
     {"domain", "NAME", CMD_PREDICT, 0, "the model's domain to run (required)"},
     {"domain", "NAME", CMD_EXPORT, 0, "the model's domain to export as ONNX (with --onnx)"},
     {"onnx", "FILE", CMD_EXPORT, 0,
@@ -39,6 +42,14 @@ static const option_spec OPTIONS[] = {
     {"c-array", "FILE", CMD_EXPORT, 0,
      "write the model's bytes as a C array in a header, for mpnas_model_load_buffer"},
     {"out", "RUN", CMD_SEARCH, 0, "the run folder to create (or, with --resume, to continue)"},
+    {"out", "FILE", CMD_QUANTIZE, 0, "the quantised model file to write (-o FILE; required)"},
+    {"calibration", "N", CMD_QUANTIZE, 0,
+     "training images per domain to calibrate the int8 ranges on (default 256)"},
+    {"int8-only", NULL, CMD_QUANTIZE, 0,
+     "write the int8 form alone, no float weights: a deployment file about 4x smaller that "
+     "only predicts (docs/QUANTIZATION.md)"},
+    {"int8", NULL, CMD_EVAL | CMD_PREDICT, 0,
+     "run the model's int8 form (a model written by mpnas quantize)"},
     {"out", "PREFIX", CMD_FIGURES, 0,
      "write PREFIX-architecture.svg and PREFIX-jaccard.svg (default: next to the model)"},
     {"steps", "N", CMD_SEARCH, RECORDED, "search steps (the same as --set search.steps=N)"},
@@ -49,25 +60,25 @@ static const option_spec OPTIONS[] = {
      "space.input_height=64 (`mpnas params` lists them all)"},
     {"set", "KEY=VALUE", CMD_TRAIN, RECORDED,
      "a training or context parameter by name (train.*, context.*, domain.NAME.hflip)"},
-    {"threads", "N", CMD_SEARCH | CMD_TRAIN | CMD_EVAL | CMD_PREDICT, RECORDED,
+    {"threads", "N", CMD_SEARCH | CMD_TRAIN | CMD_EVAL | CMD_PREDICT | CMD_QUANTIZE, RECORDED,
      "worker threads (--set context.threads=N; 0 = one per processor; default 1)"},
     {"seed", "S", CMD_SEARCH, RECORDED,
      "seed of every random choice, the test split's too (--set context.seed=S; default 0)"},
-    {"seed", "S", CMD_EVAL, 0, "the seed of the test split (default: the run's)"},
+    {"seed", "S", CMD_EVAL | CMD_QUANTIZE, 0, "the seed of the test split (default: the run's)"},
     {"preset", "NAME", CMD_SEARCH | CMD_PARAMS, RECORDED,
      "the search space: 32px (default), mobilenet_v3, mbv2_9, empty"},
     {"test-fraction", "F", CMD_SEARCH, RECORDED,
      "share of each class held out as the test split of a domain without one "
      "(0..0.9, default 0.2; seeded)"},
-    {"test-fraction", "F", CMD_EVAL, 0, "as for search (default: the run's)"},
-    {"skip-bad", NULL, CMD_SEARCH | CMD_EVAL | CMD_PREDICT, RECORDED,
+    {"test-fraction", "F", CMD_EVAL | CMD_QUANTIZE, 0, "as for search (default: the run's)"},
+    {"skip-bad", NULL, CMD_SEARCH | CMD_EVAL | CMD_PREDICT | CMD_QUANTIZE, RECORDED,
      "skip image files that cannot be read (and count them) instead of stopping"},
     {"resume", NULL, CMD_SEARCH | CMD_TRAIN, 0,
      "continue an interrupted run from its checkpoints with its recorded settings"},
     {"metrics", "FILE", CMD_SEARCH | CMD_TRAIN, 0,
      "also write the metrics JSON lines to FILE (- for stdout)"},
     {"every", "N", CMD_SEARCH | CMD_TRAIN, 0, "a metrics line per domain every N steps (default 10)"},
-    {"classes", "FILE", CMD_EVAL | CMD_PREDICT | CMD_INFO, 0,
+    {"classes", "FILE", CMD_EVAL | CMD_PREDICT | CMD_INFO | CMD_QUANTIZE, 0,
      "class names (default: classes.json next to the model)"},
     {"top", "K", CMD_PREDICT, 0, "classes printed per image (default 3; 0 = all)"},
     {"title", "TEXT", CMD_FIGURES, 0, "the figures' title"},
@@ -196,6 +207,7 @@ static int apply_option(cli_options *o, const option_spec *spec, const char *v) 
     return 0;
   }
   if (strcmp(n, "top") == 0) return parse_int(n, v, 0, &o->top);
+  if (strcmp(n, "calibration") == 0) return parse_int(n, v, 0, &o->calibration);
   if (strcmp(n, "out") == 0) o->out = v;
   else if (strcmp(n, "metrics") == 0) o->metrics = v;
   else if (strcmp(n, "classes") == 0) o->classes = v;
@@ -206,6 +218,8 @@ static int apply_option(cli_options *o, const option_spec *spec, const char *v) 
   else if (strcmp(n, "resume") == 0) o->resume = 1;
   else if (strcmp(n, "quiet") == 0) o->quiet = 1;
   else if (strcmp(n, "names") == 0) o->names = 1;
+  else if (strcmp(n, "int8") == 0) o->int8 = 1;
+  else if (strcmp(n, "int8-only") == 0) o->int8_only = 1;
   else if (strcmp(n, "help") == 0) o->help = 1;
   return 0;
 }
@@ -230,6 +244,7 @@ int cli_options_parse(cli_options *o, int argc, char **argv, int first) {
   for (int i = first; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "-h") == 0) a = "--help";
+    if (strcmp(a, "-o") == 0) a = "--out";
     if (strncmp(a, "--", 2) != 0 || a[2] == 0) {
       if (o->npositional == CLI_MAX_FILES) {
         cli_error("at most %d file arguments", CLI_MAX_FILES);

@@ -83,7 +83,8 @@ static const param_spec TRAIN_PARAMS[] = {
     {"valid_every", 11, 'i', NULL, 0},     {"validation_fraction", 12, 'd', NULL, 0},
     {"step", 13, 'i', NULL, 1},            {"num_layers", 20, 'i', NULL, 1},
     {"num_nodes", 21, 'i', NULL, 1},       {"params", 22, 'i', NULL, 1},
-    {"macs", 23, 'i', NULL, 1},            ABDP, END};
+    {"macs", 23, 'i', NULL, 1},            {"quantized", 24, 'i', NULL, 1},
+    ABDP, END};
 static const param_spec DOMAIN_PARAMS[] = {{"hflip", 1, 'i', NULL, 0}, END};
 
 /* The tables in PARAMS_* order: key prefix, header constant prefix, parameters. */

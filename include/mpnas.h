@@ -614,8 +614,11 @@ typedef enum mpnas_train_param {
   MPNAS_MODEL_NUM_NODES = 21,       /* read-only int: distinct non-zero nodes */
   MPNAS_MODEL_PARAMS = 22,          /* read-only int: unique parameters (shared once; stem,
                                        head and every classifier included) */
-  MPNAS_MODEL_MACS = 23             /* read-only int: sum over domains of their path's
+  MPNAS_MODEL_MACS = 23,            /* read-only int: sum over domains of their path's
                                        MACs */
+  MPNAS_MODEL_QUANTIZED = 24        /* read-only int: 0 float only, 1 float and int8
+                                       (mpnas_model_quantize), 2 int8 only
+                                       (mpnas_model_drop_float) */
 } mpnas_train_param;
 
 enum { MPNAS_OPTIMIZER_SGD = 0, MPNAS_OPTIMIZER_RMSPROP = 1, MPNAS_OPTIMIZER_ADAM = 2 };
@@ -737,8 +740,8 @@ MPNAS_API mpnas_status mpnas_model_load_checkpoint_buffer(mpnas_model *model, co
  * batch size no call allocates. It also keeps its own copy of the model's pointwise
  * weights in the kernels' layout (about the model's size), made on the first run and
  * again after the model is trained or loaded into, or the context's ISA changes. One
- * predictor per thread; the model must outlive its predictors and must not be trained
- * or freed while they run. */
+ * predictor per thread; the model must outlive its predictors and must not be trained,
+ * quantised (mpnas_model_quantize, _drop_float) or freed while they run. */
 MPNAS_API mpnas_status mpnas_predictor_create(const mpnas_model *model, mpnas_predictor **out);
 MPNAS_API void mpnas_predictor_free(mpnas_predictor *predictor);
 /* Classify `count` images (NHWC, the space's input size, uint8 or float like the
@@ -751,6 +754,39 @@ MPNAS_API void mpnas_predictor_free(mpnas_predictor *predictor);
 MPNAS_API mpnas_status mpnas_predictor_run(mpnas_predictor *predictor, int32_t domain,
                                            int32_t dtype, const void *images, int64_t count,
                                            int32_t output, float *out, size_t cap);
+
+/* ---- int8 inference (docs/QUANTIZATION.md) ---------------------------------------------
+ * Post-training quantisation: the nodes' 1x1 and depthwise convolutions and the head's
+ * 1x1 conv run in int8 (weights symmetric per output channel with the domain's BN folded
+ * into the requantisation, 8-bit activations with one affine per tensor calibrated per
+ * domain, int32 sums, the activation fused); the stem conv, squeeze-excite, pooling and
+ * the classifiers stay float. A predictor runs either form (its precision). */
+enum {
+  MPNAS_PRECISION_FLOAT32 = 0, /* the float model (the default) */
+  MPNAS_PRECISION_INT8 = 1     /* the int8 form (mpnas_model_quantize) */
+};
+/* Quantise a trained (or loaded) model, calibrating each domain's activation ranges on
+ * calibration_images of its training images (evenly spaced; all of them if it has
+ * fewer; 0 = the default 256, at most 65536): the domains' training data must be set
+ * (mpnas_model_set_data; MPNAS_E_STATE otherwise, and for a model without weights or
+ * with its float weights dropped). Replaces an earlier int8 form; training the model
+ * again, or loading a checkpoint into it, drops the int8 form (quantise again). Layer
+ * or head activations other than NONE, RELU, RELU6, HSWISH: MPNAS_E_UNSUPPORTED. A
+ * quantised model saves as format version 2 with its int8 form (docs/MODEL-FORMAT.md). */
+MPNAS_API mpnas_status mpnas_model_quantize(mpnas_model *model, int32_t calibration_images);
+/* Make a quantised model int8 only (MPNAS_E_STATE if it is not quantised): saving then
+ * writes no float weights (a deployment file about 4x smaller), predictors run int8,
+ * mpnas_model_evaluate uses the int8 form; training, checkpoints, float predictors,
+ * quantising again and the ONNX export fail with MPNAS_E_STATE. Cannot be undone. */
+MPNAS_API mpnas_status mpnas_model_drop_float(mpnas_model *model);
+/* A predictor's precision, MPNAS_PRECISION_*: FLOAT32 by default (INT8 for an int8-only
+ * model). INT8 needs a quantised model, FLOAT32 its float weights (MPNAS_E_STATE
+ * otherwise, here or at the next run if the model changed since). An int8 predictor
+ * packs the int8 weights once for the context's kernels, as the float one does. */
+MPNAS_API mpnas_status mpnas_predictor_set_precision(mpnas_predictor *predictor,
+                                                     int32_t precision);
+MPNAS_API mpnas_status mpnas_predictor_get_precision(const mpnas_predictor *predictor,
+                                                     int32_t *precision);
 
 /* ==== Parameter descriptions =============================================================
  * What every parameter of the set/get functions accepts, at run time (like zstd's

@@ -452,6 +452,40 @@ def test_model_save_load():
         check(from_buf.predictor().run("stripes", images, numpy=False) == want, "predictions after load_buffer")
 
 
+def test_quantize():
+    ctx = mpnas.Context(threads=1, seed=11)
+    model = trained_model(ctx)
+    images, labels = TEST["stripes"]
+    check(model.quantized == 0, "a new model is float only")
+    with model.predictor() as p:
+        expect_error(mpnas.StateError, -10, setattr, p, "precision", "int8")
+    model.quantize(64)
+    check(model.quantized == 1, "quantized %d" % model.quantized)
+    f = model.predictor().run("stripes", images, numpy=False)
+    p8 = model.predictor(precision="int8")
+    check(p8.precision == "int8", "precision %s" % p8.precision)
+    q = p8.run("stripes", images, numpy=False)
+    agree = sum(max(range(len(a)), key=a.__getitem__) == max(range(len(b)), key=b.__getitem__)
+                for a, b in zip(f, q))
+    check(agree >= len(f) - 2, "int8 top-1 agrees with float on %d of %d" % (agree, len(f)))
+    p8.precision = mpnas.PRECISION_FLOAT32
+    check(p8.run("stripes", images, numpy=False) == f, "switched back to float")
+    data = model.save_buffer()
+    loaded = mpnas.Model.load_buffer(ctx, data)
+    check(loaded.predictor(precision="int8").run("stripes", images, numpy=False) == q,
+          "int8 outputs after a round trip")
+    loaded.drop_float()
+    small = loaded.save_buffer()
+    check(len(small) < len(data), "int8-only file %d < %d bytes" % (len(small), len(data)))
+    only = mpnas.Model.load_buffer(ctx, small)
+    check(only.quantized == 2, "int8 only after load")
+    with only.predictor() as p:
+        check(p.precision == "int8", "an int8-only model's predictors run int8")
+        check(p.run("stripes", images, numpy=False) == q, "int8-only outputs")
+        expect_error(mpnas.StateError, -10, setattr, p, "precision", "float32")
+    expect_error(mpnas.StateError, -10, only.export_onnx, 0)
+
+
 def test_export_onnx():
     """export_onnx: a file and bytes alike (ONNX tools check them in tests/test_onnx.sh);
     an unknown domain and an unwritable path raise."""
@@ -816,7 +850,7 @@ def main():
                                            ", numpy %s" % numpy.__version__ if numpy else ", no numpy"))
     for test in (test_library, test_context, test_errors, test_buffers, test_space, test_search,
                  test_cancel_and_resume, test_checkpoint, test_lifetime, test_model,
-                 test_model_save_load, test_export_onnx, test_model_checkpoint, test_from_supernet, test_c_agreement, test_image_shapes,
+                 test_model_save_load, test_quantize, test_export_onnx, test_model_checkpoint, test_from_supernet, test_c_agreement, test_image_shapes,
                  test_image_counts, test_numpy_shapes, test_parameter_names, test_nul_paths,
                  test_value_types):
         run(test)

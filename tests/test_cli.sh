@@ -70,7 +70,7 @@ tab=$(printf '\t')
 cr=$(printf '\r')
 
 # ---- Help, usage --------------------------------------------------------------------
-for c in search train eval predict info figures params; do
+for c in search train eval predict info figures params quantize; do
   run 0 "$c --help" "$c" --help
   check "$c --help prints its usage" has "usage: mpnas $c" out
 done
@@ -169,6 +169,25 @@ run 0 "predict --skip-bad" predict runA --domain shapes --skip-bad runA/run.conf
 check "  skips it and counts it" sh -c "grep -q '1 bad file skipped' err && test \$(wc -l <out) -eq 1"
 run 1 "predict with an unknown domain" predict runA --domain nope data/shapes/circle/000.png
 run 2 "predict with a file that is not a model" predict runA/run.conf --domain shapes data/shapes/circle/000.png
+
+# ---- int8 (docs/QUANTIZATION.md) ----------------------------------------------------------
+run 0 "quantize RUN -o FILE (the run's domains)" quantize runA -o runA/model-int8.mpnas --calibration 32
+check "  calibrates every domain" sh -c 'test "$(grep -c "calibrating on" out)" -eq 3'
+run 0 "quantize --int8-only" quantize runA -o runA/model-int8only.mpnas --int8-only --calibration 32 --quiet
+check "  the int8-only file is the smallest" sh -c \
+  'test "$(wc -c <runA/model-int8only.mpnas)" -lt "$(wc -c <runA/model.mpnas)" && test "$(wc -c <runA/model.mpnas)" -lt "$(wc -c <runA/model-int8.mpnas)"'
+run 0 "eval --int8" eval runA/model-int8.mpnas --int8
+check "  every domain" sh -c 'grep -q "^shapes " out && grep -q "^tones " out && grep -q "^digits " out'
+cp out int8.out
+run 0 "eval of the int8-only file (its int8 form)" eval runA/model-int8only.mpnas
+check "  the same results as eval --int8" cmp -s out int8.out
+run 0 "predict --int8" predict runA/model-int8.mpnas --int8 --domain shapes --top 1 data/shapes/circle/000.png
+check "  one class" sh -c "grep -q '^data/shapes/circle/000.png$tab[a-z]* [01]\.[0-9]*\$' out"
+run 3 "eval --int8 of a float-only model" eval runA --int8
+check "  says to quantise" has "quantize" err
+run 1 "quantize without -o" quantize runA
+run 3 "export --onnx of an int8-only model" export runA/model-int8only.mpnas --domain shapes --onnx x.onnx
+check "  says int8 only" has "int8 only" err
 
 run 0 "info" info runA
 check "  domains, classes, paths, Jaccard" \

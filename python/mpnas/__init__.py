@@ -111,12 +111,14 @@ _ENUMS = {
     "abdp_sampling": {"balanced": 0, "proportional": 1},
     "abdp_signal": {"none": 0, "loss": 1, "kpi": 2, "boost": 3},
     "output": {"logits": 0, "probabilities": 1},
+    "precision": {"float32": 0, "int8": 1},
 }
 _ENUM_PREFIX = {
     "isa": "ISA_", "log_level": "LOG_", "activation": "ACT_", "preset": "PRESET_",
     "se_mode": "SE_", "method": "METHOD_", "cost": "COST_", "reward": "REWARD_",
     "split": "SPLIT_", "dtype": "DTYPE_", "optimizer": "OPTIMIZER_",
     "abdp_sampling": "ABDP_SAMPLE_", "abdp_signal": "ABDP_SIGNAL_", "output": "OUTPUT_",
+    "precision": "PRECISION_",
 }
 for _kind, _values in _ENUMS.items():
     for _name, _value in _values.items():
@@ -335,6 +337,10 @@ _PROTOTYPES = {
     "mpnas_predictor_create": (_S, [_c_vp, _P(_c_vp)]),
     "mpnas_predictor_free": (None, [_c_vp]),
     "mpnas_predictor_run": (_S, [_c_vp, _c_i32, _c_i32, _c_vp, _c_i64, _c_i32, _c_vp, _c_size]),
+    "mpnas_model_quantize": (_S, [_c_vp, _c_i32]),
+    "mpnas_model_drop_float": (_S, [_c_vp]),
+    "mpnas_predictor_set_precision": (_S, [_c_vp, _c_i32]),
+    "mpnas_predictor_get_precision": (_S, [_c_vp, _P(_c_i32)]),
     "mpnas_param_list": (_S, [_c_i32, _c_vp, _c_size, _P(_c_size)]),
     "mpnas_param_bounds": (_S, [_c_i32, _c_i32, _P(_c_i32), _P(_c_double), _P(_c_double),
                                 _P(_c_double), _P(_c_i32)]),
@@ -1882,9 +1888,29 @@ class Model(_Parameterised):
             data = memoryview(data).tobytes()  # a contiguous copy the call can point at
         self._call("mpnas_model_load_checkpoint_buffer", self._handle(), data, len(data))
 
-    def predictor(self):
-        """A Predictor on this model (one per thread)."""
-        return Predictor(self)
+    def quantize(self, calibration_images=0):
+        """Quantise the trained model to int8 (docs/QUANTIZATION.md), calibrating each
+        domain on up to calibration_images of its training images (0: 256); the domains'
+        training data must be set. Predictors then run it with precision="int8"."""
+        self._call("mpnas_model_quantize", self._handle(), int(calibration_images))
+
+    def drop_float(self):
+        """Make a quantised model int8 only: save() then writes a deployment file about
+        4x smaller; training, float predictors and the ONNX export are refused."""
+        self._call("mpnas_model_drop_float", self._handle())
+
+    @property
+    def quantized(self):
+        """0 float only, 1 float and int8, 2 int8 only."""
+        return self.get_int("quantized")
+
+    def predictor(self, precision=None):
+        """A Predictor on this model (one per thread); precision "float32" or "int8"
+        (default: the model's, float32 unless the model is int8 only)."""
+        p = Predictor(self)
+        if precision is not None:
+            p.precision = precision
+        return p
 
     def __repr__(self):
         if self.closed:
@@ -1947,6 +1973,19 @@ class Predictor(_Handle):
         if flat:
             return result
         return [result[i * classes:(i + 1) * classes].tolist() for i in range(buf.count)]
+
+    @property
+    def precision(self):
+        """"float32" or "int8": the form of the model this predictor runs. Setting
+        "int8" needs a quantised model (Model.quantize)."""
+        v = _c_i32()
+        self._call("mpnas_predictor_get_precision", self._handle(), ctypes.byref(v))
+        return {0: "float32", 1: "int8"}[v.value]
+
+    @precision.setter
+    def precision(self, value):
+        self._call("mpnas_predictor_set_precision", self._handle(),
+                   _enum_value("precision", value))
 
     def predict(self, domain, images, dtype=None, count=None, numpy=None):
         """Top-1 class of each image: a numpy int array where numpy is used (see run),

@@ -5,6 +5,7 @@
 #include "common/common.h"
 #include "common/serial.h"
 #include "model/model.h"
+#include "model/model_quant.h"
 #include "search/supernet.h"
 
 #define CTX(m) ((m)->ctx)
@@ -14,6 +15,8 @@ struct mpnas_predictor {
   const mpnas_model *model;
   mpnas__arena ws;
   mpnas__model_packed packed; /* the model's pointwise weights, packed once */
+  int32_t precision;          /* MPNAS_PRECISION_* */
+  mpnas__quant_packed qpacked; /* the int8 weights, packed once (int8 predictors) */
 };
 
 static mpnas_status check_path(const mpnas_model *m, const int32_t *path, size_t n) {
@@ -47,6 +50,16 @@ static mpnas_status ready(const mpnas_model *m, const char *what) {
     return mpnas__fail(CTX(m), MPNAS_E_STATE, "%s: the model has no weights yet (train or load it)",
                        what);
   return MPNAS_OK;
+}
+
+/* Ready, with its float weights (not an int8-only model). */
+static mpnas_status has_float(const mpnas_model *m, const char *what) {
+  mpnas_status st = ready(m, what);
+  if (st == MPNAS_OK && m->float_dropped)
+    st = mpnas__fail(CTX(m), MPNAS_E_STATE,
+                     "%s: the model is int8 only (its float weights were dropped: "
+                     "mpnas_model_drop_float, or an int8-only file)", what);
+  return st;
 }
 
 mpnas_status mpnas_model_create(mpnas_context *ctx, const mpnas_space *space, mpnas_model **out) {
@@ -229,6 +242,7 @@ mpnas_status mpnas_model_get_int(const mpnas_model *m, int32_t param, int64_t *v
     }
     case MPNAS_MODEL_PARAMS: mpnas__model_costs(m, &params, &macs); *v = params; return MPNAS_OK;
     case MPNAS_MODEL_MACS: mpnas__model_costs(m, &params, &macs); *v = macs; return MPNAS_OK;
+    case MPNAS_MODEL_QUANTIZED: *v = m->quant == NULL ? 0 : m->float_dropped ? 2 : 1; return MPNAS_OK;
     default: return mpnas__settings_get_int(CTX(m), &mpnas__train_settings, &m->cfg, param, v);
   }
 }
@@ -317,6 +331,9 @@ static mpnas_status train(mpnas_model *m, int64_t max_steps, mpnas_train_progres
                           void *user, int64_t every) {
   if (max_steps < 0 || every < 0)
     return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE, "max_steps and every must be >= 0");
+  if (m->float_dropped)
+    return mpnas__fail(CTX(m), MPNAS_E_STATE,
+                       "the model is int8 only (its float weights were dropped): it cannot train");
   /* A preparation in this call replaces ABDP's state (kept from earlier training when
    * the data was cleared and set again), the step counter and the input normalisation:
    * if the call's first step fails, all of it is put back (docs/API-STABILITY.md). */
@@ -325,7 +342,8 @@ static mpnas_status train(mpnas_model *m, int64_t max_steps, mpnas_train_progres
   if (st != MPNAS_OK) return st;
   int64_t done = 0;
   while (m->step < m->cfg.steps && (max_steps == 0 || done < max_steps)) {
-    if ((st = mpnas__model_step(m)) != MPNAS_OK) break;
+    if ((st = mpnas__model_step(m)) != MPNAS_OK) break; /* a failed step changes nothing */
+    mpnas__model_quant_free(m); /* the int8 form was of the weights before this step */
     if (done++ == 0) prior_drop(m, &pr);
     int report = m->step == m->cfg.steps || (every > 0 && m->step % every == 0);
     if (progress && report && progress(user, m, m->step, m->cfg.steps) != 0) {
@@ -398,8 +416,9 @@ static mpnas_status check_images(const mpnas_model *m, int32_t domain, int32_t d
  * finite logits unless the model's weights overflow float (a file may hold any finite
  * weights): checked here, one pass, so no caller returns NaN or infinite outputs. */
 static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws,
-                              const mpnas__model_packed *packed, int32_t domain, int32_t dtype,
-                              const void *images, int64_t first, int n, float *logits) {
+                              const mpnas__model_packed *packed, const mpnas__quant_packed *qpk,
+                              int32_t domain, int32_t dtype, const void *images, int64_t first,
+                              int n, float *logits) {
   mpnas__image_shape shape = mpnas__space_image_shape(&m->space);
   size_t per = (size_t)shape.h * shape.w * shape.c;
   size_t host = mpnas__dtype_values(dtype, shape) * mpnas__dtype_elem(dtype); /* bytes */
@@ -409,7 +428,9 @@ static mpnas_status run_chunk(const mpnas_model *m, mpnas__arena *ws,
   const mpnas__domain *d = &m->domains[domain];
   mpnas__normalise(d->mean, d->invstd, shape, dtype,
                    (const unsigned char *)images + (size_t)first * host, n, x);
-  mpnas_status st = mpnas__model_infer(m, ws, domain, n, x, logits, packed);
+  /* qpk: the int8 form (packed by the caller), else the float one. */
+  mpnas_status st = qpk != NULL ? mpnas__model_infer_q8(m, ws, domain, n, x, logits, qpk)
+                                : mpnas__model_infer(m, ws, domain, n, x, logits, packed);
   mpnas__arena_release(ws, mark);
   if (st != MPNAS_OK) return st;
   size_t classes = (size_t)d->classes;
@@ -437,13 +458,18 @@ static mpnas_status evaluate(const mpnas_model *m, int32_t domain, int32_t dtype
                          (int)labels[i], (long long)i, (int)classes - 1);
   mpnas__arena ws;
   mpnas__arena_init(&ws, CTX(m));
+  /* An int8-only model evaluates its int8 form (packed once for this call). */
+  mpnas__quant_packed qpk;
+  mpnas__quant_packed_init(&qpk, CTX(m));
   float *logits = mpnas__malloc(CTX(m), sizeof(float) * EVAL_CHUNK * (size_t)classes);
   double sum = 0.0;
   int64_t right = 0;
   if (logits == NULL) st = MPNAS_E_NO_MEMORY;
+  if (st == MPNAS_OK && m->float_dropped) st = mpnas__quant_pack(m, &CTX(m)->engine, &qpk);
   for (int64_t first = 0; first < count && st == MPNAS_OK; first += EVAL_CHUNK) {
     int n = (int)(count - first < EVAL_CHUNK ? count - first : EVAL_CHUNK);
-    st = run_chunk(m, &ws, NULL, domain, dtype, images, first, n, logits);
+    st = run_chunk(m, &ws, NULL, m->float_dropped ? &qpk : NULL, domain, dtype, images, first,
+                   n, logits);
     if (st != MPNAS_OK) break;
     int r = 0;
     sum += (double)mpnas__softmax_xent(n, classes, logits, labels + first, 0.0f, NULL, &r) * n;
@@ -451,6 +477,7 @@ static mpnas_status evaluate(const mpnas_model *m, int32_t domain, int32_t dtype
   }
   mpnas__free(CTX(m), logits);
   mpnas__arena_destroy(&ws);
+  mpnas__quant_packed_free(&qpk);
   if (st == MPNAS_E_NO_MEMORY) return mpnas__fail(CTX(m), st, "evaluating %lld images", (long long)count);
   if (st != MPNAS_OK) return st;
   if (!isfinite(sum))
@@ -505,7 +532,7 @@ mpnas_status mpnas_model_jaccard(const mpnas_model *m, double *matrix, size_t ca
 
 static mpnas_status export_onnx(const mpnas_model *m, int32_t domain, const char *what,
                                 unsigned char **data, size_t *len) {
-  mpnas_status st = ready(m, what);
+  mpnas_status st = has_float(m, what);
   if (st == MPNAS_OK) st = check_domain(m, domain);
   if (st != MPNAS_OK) return st;
   uint64_t mark = mpnas__failure_mark(CTX(m));
@@ -559,6 +586,8 @@ mpnas_status mpnas_predictor_create(const mpnas_model *m, mpnas_predictor **out)
   p->model = m;
   mpnas__arena_init(&p->ws, CTX(m));
   mpnas__model_packed_init(&p->packed, CTX(m));
+  mpnas__quant_packed_init(&p->qpacked, CTX(m));
+  p->precision = m->float_dropped ? MPNAS_PRECISION_INT8 : MPNAS_PRECISION_FLOAT32;
   *out = p;
   return MPNAS_OK;
 }
@@ -568,6 +597,7 @@ void mpnas_predictor_free(mpnas_predictor *p) {
   const mpnas_context *ctx = p->model->ctx;
   mpnas__arena_destroy(&p->ws);
   mpnas__model_packed_free(&p->packed);
+  mpnas__quant_packed_free(&p->qpacked);
   mpnas__free(ctx, p);
 }
 
@@ -596,13 +626,27 @@ static mpnas_status predict(mpnas_predictor *p, int32_t domain, int32_t dtype,
   if (out == NULL || cap / (size_t)classes < (size_t)count)
     return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT,
                        "out needs %lld x %d floats, cap is %zu", (long long)count, (int)classes, cap);
-  /* Packed once, again only after the model's weights or the context's ISA changed. */
-  if (mpnas__model_pack(m, &CTX(m)->engine, &p->packed) != MPNAS_OK)
-    return mpnas__fail(CTX(m), MPNAS_E_NO_MEMORY, "packing the model's weights for inference");
+  /* Packed once, again only after the model's weights (or int8 form) or the context's
+   * ISA changed. The model may have changed since the precision was set: check again. */
+  const mpnas__quant_packed *qpk = NULL;
+  if (p->precision == MPNAS_PRECISION_INT8) {
+    if (m->quant == NULL)
+      return mpnas__fail(CTX(m), MPNAS_E_STATE,
+                         "an int8 predictor needs a quantised model (mpnas_model_quantize; "
+                         "training drops the int8 form)");
+    if (mpnas__quant_pack(m, &CTX(m)->engine, &p->qpacked) != MPNAS_OK)
+      return mpnas__fail(CTX(m), MPNAS_E_NO_MEMORY, "packing the model's int8 weights");
+    qpk = &p->qpacked;
+  } else {
+    if ((st = has_float(m, "a float predictor")) != MPNAS_OK) return st;
+    if (mpnas__model_pack(m, &CTX(m)->engine, &p->packed) != MPNAS_OK)
+      return mpnas__fail(CTX(m), MPNAS_E_NO_MEMORY, "packing the model's weights for inference");
+  }
   for (int64_t first = 0; first < count; first += EVAL_CHUNK) {
     int n = (int)(count - first < EVAL_CHUNK ? count - first : EVAL_CHUNK);
     float *o = out + (size_t)first * classes;
-    if ((st = run_chunk(m, &p->ws, &p->packed, domain, dtype, images, first, n, o)) != MPNAS_OK)
+    if ((st = run_chunk(m, &p->ws, &p->packed, qpk, domain, dtype, images, first, n, o)) !=
+        MPNAS_OK)
       return st == MPNAS_E_NO_MEMORY ? mpnas__fail(CTX(m), st, "predicting %d images", n) : st;
     if (output == MPNAS_OUTPUT_PROBABILITIES) softmax_rows(n, classes, o);
   }
@@ -621,6 +665,59 @@ mpnas_status mpnas_predictor_run(mpnas_predictor *p, int32_t domain, int32_t dty
   uint64_t mark = mpnas__failure_mark(ctx);
   return mpnas__explain(ctx, predict(p, domain, dtype, images, count, output, out, cap), mark,
                         "mpnas_predictor_run");
+}
+
+mpnas_status mpnas_predictor_set_precision(mpnas_predictor *p, int32_t precision) {
+  if (p == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  const mpnas_model *m = p->model;
+  if (precision != MPNAS_PRECISION_FLOAT32 && precision != MPNAS_PRECISION_INT8)
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE,
+                       "precision must be MPNAS_PRECISION_FLOAT32 or _INT8, got %d", (int)precision);
+  if (precision == MPNAS_PRECISION_INT8 && m->quant == NULL)
+    return mpnas__fail(CTX(m), MPNAS_E_STATE,
+                       "mpnas_predictor_set_precision: the model is not quantised "
+                       "(mpnas_model_quantize)");
+  if (precision == MPNAS_PRECISION_FLOAT32) {
+    mpnas_status st = has_float(m, "mpnas_predictor_set_precision");
+    if (st != MPNAS_OK) return st;
+  }
+  p->precision = precision;
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas_predictor_get_precision(const mpnas_predictor *p, int32_t *precision) {
+  if (p == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (precision == NULL)
+    return mpnas__fail(CTX(p->model), MPNAS_E_INVALID_ARGUMENT, "precision is NULL");
+  *precision = p->precision;
+  return MPNAS_OK;
+}
+
+/* ---- Quantisation (model/model_quant.c) ---------------------------------------------- */
+
+mpnas_status mpnas_model_quantize(mpnas_model *m, int32_t images) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = has_float(m, "mpnas_model_quantize");
+  if (st != MPNAS_OK) return st;
+  if (images < 0 || images > MPNAS__QUANT_MAX_IMAGES)
+    return mpnas__fail(CTX(m), MPNAS_E_OUT_OF_RANGE,
+                       "mpnas_model_quantize: calibration_images must be 0..%d, got %d",
+                       MPNAS__QUANT_MAX_IMAGES, (int)images);
+  uint64_t mark = mpnas__failure_mark(CTX(m));
+  return mpnas__explain(CTX(m),
+                        mpnas__model_quantize(m, images ? images : MPNAS__QUANT_DEFAULT_IMAGES),
+                        mark, "mpnas_model_quantize");
+}
+
+mpnas_status mpnas_model_drop_float(mpnas_model *m) {
+  if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (m->quant == NULL)
+    return mpnas__fail(CTX(m), MPNAS_E_STATE,
+                       "mpnas_model_drop_float: the model is not quantised (mpnas_model_quantize)");
+  /* The float store stays laid out (the layout's bookkeeping), zeroed: nothing reads it. */
+  memset(m->params.w, 0, sizeof(float) * m->params.total);
+  m->float_dropped = 1;
+  return MPNAS_OK;
 }
 
 /* ---- Files --------------------------------------------------------------------------- */

@@ -2,6 +2,8 @@
  * binding a domain's path, inference and costs (see model.h). */
 #include "model/model.h"
 
+#include "model/model_quant.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -48,9 +50,18 @@ mpnas_status mpnas__model_add_domain(mpnas_model *m, const char *name, int32_t c
   return MPNAS_OK;
 }
 
+void mpnas__model_quant_free(mpnas_model *m) {
+  if (m->quant == NULL) return;
+  mpnas__arena_destroy(&m->quant->store);
+  mpnas__free(m->ctx, m->quant);
+  m->quant = NULL;
+  m->quant_generation++;
+}
+
 void mpnas__model_free_contents(mpnas_model *m) {
   mpnas_context *ctx = m->ctx;
   mpnas__step_undo_free(&m->undo);
+  mpnas__model_quant_free(m);
   if (m->domains)
     for (int32_t d = 0; d < m->ndomains; d++) {
       mpnas__domain_data_free(ctx, &m->domains[d].data);

@@ -83,6 +83,13 @@ struct mpnas_model {
                                     last fold are stale (mpnas__model_pack) */
   int norm_ready;                /* every domain's input normalisation is known */
 
+  /* The int8 form (model_quant.h): NULL until mpnas_model_quantize or a quantised file. */
+  struct mpnas__quant *quant;
+  uint64_t quant_generation;     /* bumped whenever quant changes: int8 packs older than
+                                    this are stale */
+  int float_dropped;             /* int8 only: the float weights were dropped (or never
+                                    loaded); every float use is refused */
+
   /* Training state. */
   int prepared;                  /* data split, abdp created */
   mpnas__abdp *abdp;
@@ -134,6 +141,9 @@ mpnas_status mpnas__model_step(mpnas_model *m);
  * domains of their paths' MACs. */
 void mpnas__model_costs(const mpnas_model *m, int64_t *params, int64_t *macs);
 void mpnas__model_free_contents(mpnas_model *m);
+/* Drop the int8 form (model_quant.h), if any, and bump quant_generation. Here, not in
+ * model_quant.c, because freeing a model needs it and model_quant.c calls this file. */
+void mpnas__model_quant_free(mpnas_model *m);
 /* Allocate a model shell for a space (copied) with no domains. */
 mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpnas_model **out);
 /* Add a domain (checked by the caller). */

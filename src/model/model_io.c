@@ -1,9 +1,14 @@
 /* model_io.c - the multi-path model's file format and checkpoints (docs/MODEL-FORMAT.md;
  * the container underneath is docs/FILE-CONTAINER.md).
  *
- * One format, magic "MPNASMDL", version 1, for both kinds of file:
- *   model file   META SPCE DOMS CONF PARW PARB             (mpnas_model_save)
+ * One format, magic "MPNASMDL", for both kinds of file:
+ *   model file   META SPCE DOMS CONF PARW PARB             (mpnas_model_save), version 1
  *   checkpoint   the same + TRST PARS, META.contents = 1   (mpnas_model_save_checkpoint)
+ *   quantised    version 2: a model file + QNT8 (the int8 form, model_quant.c); without
+ *                PARW PARB and META.contents = 2 once the float weights are dropped
+ * Files without an int8 form are written as version 1, byte for byte as before version
+ * 2 existed, so older readers keep reading them; a reader of version 1 refuses a
+ * quantised file with MPNAS_E_VERSION.
  * META: what the file holds and its sizes; SPCE: the full space description; DOMS: the
  * domains (name, classes, hflip, path, input normalisation); CONF: the training settings
  * (ABDP's included); PARW / PARB: the weights and the BN running statistics exactly as
@@ -23,11 +28,16 @@
 
 #include "common/serial.h"
 #include "model/model.h"
+#include "model/model_quant.h"
 
-static const mpnas__file_kind model_kind = {"MPNASMDL", "model", 1, 1};
+/* Readers take versions 1 and 2; quantised models are written as 2, the rest as 1. */
+static const mpnas__file_kind model_kind = {"MPNASMDL", "model", 2, 1};
+static const mpnas__file_kind model_kind_v1 = {"MPNASMDL", "model", 1, 1};
+#define VERSION_QUANT 2u
 
 #define CONTENTS_MODEL 0u
 #define CONTENTS_CHECKPOINT 1u
+#define CONTENTS_INT8 2u /* version 2: the int8 form alone, no float weights */
 /* (BN slot, domain) pairs of the layout: (3 nodes + 2) x domains. Bounds the
  * bookkeeping a file can make the loader allocate (24 bytes a pair). */
 #define MAX_SLOT_PAIRS ((int64_t)1 << 21)
@@ -442,6 +452,10 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
   mpnas_context *ctx = m->ctx;
   if (!m->built || !m->norm_ready)
     return mpnas__fail(ctx, MPNAS_E_STATE, "saving a model: it has no weights yet (train it first)");
+  if (with_state && m->float_dropped)
+    return mpnas__fail(ctx, MPNAS_E_STATE,
+                       "saving a checkpoint: the model is int8 only (its float weights were "
+                       "dropped)");
   if (with_state && (!m->prepared || m->abdp == NULL))
     return mpnas__fail(ctx, MPNAS_E_STATE,
                        "saving a checkpoint: training has not started, or its data was cleared "
@@ -454,7 +468,9 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
                        (int)m->nnodes, (int)m->ndomains, (long long)MAX_SLOT_PAIRS);
   int32_t D = m->ndomains;
   mpnas__writer_begin_section(w, "META");
-  mpnas__writer_put_u32(w, with_state ? CONTENTS_CHECKPOINT : CONTENTS_MODEL);
+  int quant = !with_state && m->quant != NULL, dropped = quant && m->float_dropped;
+  mpnas__writer_put_u32(w, with_state ? CONTENTS_CHECKPOINT
+                                      : dropped ? CONTENTS_INT8 : CONTENTS_MODEL);
   mpnas__writer_put_u32(w, MPNAS_VERSION_NUMBER);
   mpnas__writer_put_i32(w, m->nlayers);
   mpnas__writer_put_i32(w, D);
@@ -472,12 +488,19 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
   mpnas__writer_begin_section(w, "CONF");
   put_config(w, &m->cfg);
   mpnas__writer_end_section(w);
-  mpnas__writer_begin_section(w, "PARW");
-  mpnas__writer_put_f32_array(w, m->params.w, m->params.total);
-  mpnas__writer_end_section(w);
-  mpnas__writer_begin_section(w, "PARB");
-  mpnas__writer_put_f32_array(w, m->params.b, m->params.btotal);
-  mpnas__writer_end_section(w);
+  if (!dropped) {
+    mpnas__writer_begin_section(w, "PARW");
+    mpnas__writer_put_f32_array(w, m->params.w, m->params.total);
+    mpnas__writer_end_section(w);
+    mpnas__writer_begin_section(w, "PARB");
+    mpnas__writer_put_f32_array(w, m->params.b, m->params.btotal);
+    mpnas__writer_end_section(w);
+  }
+  if (quant) {
+    mpnas__writer_begin_section(w, "QNT8");
+    mpnas__quant_write(w, m);
+    mpnas__writer_end_section(w);
+  }
   if (!with_state) return mpnas__writer_status(w);
 
   size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
@@ -506,12 +529,17 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
   return mpnas__writer_status(w);
 }
 
+/* Version 2 only where it is needed: a model file holding the int8 form. */
+static const mpnas__file_kind *writer_kind(const mpnas_model *m, int with_state) {
+  return !with_state && m->quant != NULL ? &model_kind : &model_kind_v1;
+}
+
 mpnas_status mpnas__model_write(const mpnas_model *m, int with_training_state, void **data,
                                 size_t *size) {
   *data = NULL;
   *size = 0;
   mpnas__writer w;
-  mpnas__writer_init(&w, m->ctx, &model_kind);
+  mpnas__writer_init(&w, m->ctx, writer_kind(m, with_training_state));
   mpnas_status st = fill(&w, m, with_training_state);
   unsigned char *bytes = NULL;
   if (st == MPNAS_OK) st = mpnas__writer_to_memory(&w, &bytes, size);
@@ -522,7 +550,7 @@ mpnas_status mpnas__model_write(const mpnas_model *m, int with_training_state, v
 
 static mpnas_status write_file(const mpnas_model *m, int with_state, const char *path) {
   mpnas__writer w;
-  mpnas__writer_init(&w, m->ctx, &model_kind);
+  mpnas__writer_init(&w, m->ctx, writer_kind(m, with_state));
   mpnas_status st = fill(&w, m, with_state);
   if (st == MPNAS_OK) st = mpnas__writer_to_file(&w, path);
   mpnas__writer_free(&w);
@@ -547,8 +575,10 @@ static mpnas_status parse(mpnas_context *ctx, mpnas__reader *r, const void *data
   if (st != MPNAS_OK) return st;
   get_meta(r, &p->h);
   if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
-  if (p->h.contents != CONTENTS_MODEL && p->h.contents != CONTENTS_CHECKPOINT)
-    return bad(ctx, MPNAS_E_CORRUPT, where, "META: unknown contents %u (0 model, 1 checkpoint)",
+  if (p->h.contents != CONTENTS_MODEL && p->h.contents != CONTENTS_CHECKPOINT &&
+      !(p->h.contents == CONTENTS_INT8 && r->version >= VERSION_QUANT))
+    return bad(ctx, MPNAS_E_CORRUPT, where,
+               "META: unknown contents %u (0 model, 1 checkpoint, 2 int8 model in version 2)",
                (unsigned)p->h.contents);
   if (!in_range(p->h.ndomains, 1, MPNAS__MAX_DOMAINS))
     return bad(ctx, MPNAS_E_CORRUPT, where, "META: %d domains (1..%d)", (int)p->h.ndomains,
@@ -683,9 +713,12 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
   mpnas_model *m = NULL;
   mpnas_status st = parse(ctx, &r, data, size, where, &p);
   const unsigned char *w = NULL, *b = NULL;
+  int dropped = st == MPNAS_OK && p.h.contents == CONTENTS_INT8;
+  if (st == MPNAS_OK && p.h.contents == CONTENTS_CHECKPOINT && r.version >= VERSION_QUANT)
+    st = bad(ctx, MPNAS_E_CORRUPT, where, "a version-2 file holds no checkpoint");
   /* The arrays' sections must hold exactly what META says (bounded by the file). */
-  if (st == MPNAS_OK) w = float_section(ctx, &r, "PARW", p.h.params, 1, where, &st);
-  if (st == MPNAS_OK) b = float_section(ctx, &r, "PARB", p.h.buffers, 1, where, &st);
+  if (st == MPNAS_OK && !dropped) w = float_section(ctx, &r, "PARW", p.h.params, 1, where, &st);
+  if (st == MPNAS_OK && !dropped) b = float_section(ctx, &r, "PARB", p.h.buffers, 1, where, &st);
   if (st == MPNAS_OK) st = mpnas__model_new(ctx, &p.space, &m);
   for (int32_t d = 0; d < p.h.ndomains && st == MPNAS_OK; d++) {
     const file_domain *f = &p.doms[d];
@@ -703,10 +736,22 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
   }
   if (st == MPNAS_OK) st = mpnas__model_build(m);
   if (st == MPNAS_OK) st = check_layout(ctx, m, &p.h, where);
-  if (st == MPNAS_OK) st = check_values(ctx, m, w, b, where);
+  if (st == MPNAS_OK && !dropped) st = check_values(ctx, m, w, b, where);
+  /* Version 2: the int8 form, every value checked (model_quant.c). */
+  if (st == MPNAS_OK && r.version >= VERSION_QUANT &&
+      (st = mpnas__reader_section(&r, "QNT8")) == MPNAS_OK)
+    st = mpnas__quant_read(&r, m, where);
   if (st == MPNAS_OK) {
-    decode_f32(m->params.w, w, m->params.total);
-    decode_f32(m->params.b, b, m->params.btotal);
+    if (dropped) {
+      /* The float store stays laid out (zeroed) for the layout's bookkeeping; nothing
+       * reads it: every float use is refused. */
+      memset(m->params.w, 0, sizeof(float) * m->params.total);
+      memset(m->params.b, 0, sizeof(float) * m->params.btotal);
+      m->float_dropped = 1;
+    } else {
+      decode_f32(m->params.w, w, m->params.total);
+      decode_f32(m->params.b, b, m->params.btotal);
+    }
     m->norm_ready = 1;
     mpnas__model_fold(m);
     *out = m;
@@ -859,6 +904,11 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
   mpnas_status st = parse(ctx, &r, data, size, where, &p);
   if (st != MPNAS_OK) goto out;
+  if (m->float_dropped) {
+    st = bad(ctx, MPNAS_E_STATE, where,
+             "the model is int8 only (its float weights were dropped): it cannot train");
+    goto out;
+  }
 
   /* Is it a checkpoint of this model? (Nothing has changed so far.) */
   if (p.h.contents != CONTENTS_CHECKPOINT) {
@@ -960,6 +1010,7 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   }
   m->cfg = p.cfg;
   m->step = t.step;
+  mpnas__model_quant_free(m); /* the int8 form was of the weights being replaced */
   m->params.steps = t.opt_steps;
   m->abdp_rng = t.abdp_rng;
   decode_f32(m->params.w, w, m->params.total);

@@ -34,6 +34,7 @@ static const mpnas__setting FIELDS[] = {
     MPNAS__READ_ONLY(MPNAS_MODEL_NUM_NODES, "num_nodes", I64),
     MPNAS__READ_ONLY(MPNAS_MODEL_PARAMS, "params", I64),
     MPNAS__READ_ONLY(MPNAS_MODEL_MACS, "macs", I64),
+    MPNAS__READ_ONLY(MPNAS_MODEL_QUANTIZED, "quantized", I64),
 };
 #undef AT
 

@@ -4,7 +4,9 @@
  * load that succeeds must give a model that works: saving it and loading the bytes again
  * is a fixed point, it predicts (finite outputs, or MPNAS_E_CORRUPT for weights that
  * overflow float), and after data is handed in it trains a step (finite loss, or the
- * documented divergence) and predicts again. docs/FUZZING.md. */
+ * documented divergence) and predicts again. A quantised model (format version 2) also
+ * predicts in int8; an int8-only one refuses to train with MPNAS_E_STATE (and its
+ * default predictor is the int8 one). docs/FUZZING.md. */
 #include "fuzz_mutator.h"
 #include "fuzz_setup.h"
 
@@ -36,6 +38,36 @@ static void check_fixed_point(const mpnas_model *m) {
   free(b);
 }
 
+/* Two images of every domain through an int8 predictor: finite outputs, or a documented
+ * failure (fz_ran). */
+static void predict_int8(const mpnas_model *m, size_t per) {
+  int32_t D = 0;
+  mpnas_model_num_domains(m, &D);
+  mpnas_predictor *p = NULL;
+  if (!fz_ran(ctx, mpnas_predictor_create(m, &p), "mpnas_predictor_create")) return;
+  if (!fz_ran(ctx, mpnas_predictor_set_precision(p, MPNAS_PRECISION_INT8),
+              "mpnas_predictor_set_precision")) {
+    mpnas_predictor_free(p);
+    return;
+  }
+  unsigned char *images = malloc(2 * per);
+  for (int32_t d = 0; d < D && images != NULL; d++) {
+    int32_t classes = 0, labels[2];
+    mpnas_model_domain_classes(m, d, &classes);
+    fz_data(350u + (uint32_t)d, 2, per, classes, images, labels);
+    float *out = malloc(sizeof(float) * 2 * (size_t)classes);
+    if (out != NULL && fz_ran(ctx, mpnas_predictor_run(p, d, MPNAS_DTYPE_U8, images, 2,
+                                                       MPNAS_OUTPUT_LOGITS, out,
+                                                       2 * (size_t)classes),
+                              "mpnas_predictor_run (int8)"))
+      for (int32_t i = 0; i < 2 * classes; i++)
+        if (!isfinite(out[i])) FZ_FAIL("an int8 predictor returned %g", (double)out[i]);
+    free(out);
+  }
+  free(images);
+  mpnas_predictor_free(p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (ctx == NULL && (ctx = fz_context()) == NULL) FZ_FAIL("no context");
   mpnas_context_clear_error(ctx);
@@ -62,6 +94,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   fz_predict(ctx, m);
+  int64_t quantized = 0;
+  fz_check(ctx, mpnas_model_get_int(m, MPNAS_MODEL_QUANTIZED, &quantized), "QUANTIZED");
+  if (quantized > 0) predict_int8(m, (size_t)(h * w * c));
+  if (quantized == 2) {
+    mpnas_status ts = mpnas_model_train(m, 1, NULL, NULL, 0);
+    fz_check(ctx, ts, "mpnas_model_train");
+    if (ts != MPNAS_E_STATE || strstr(mpnas_context_last_error(ctx), "int8 only") == NULL)
+      FZ_FAIL("an int8-only model trained (status %d)", (int)ts);
+    mpnas_model_free(m);
+    return 0;
+  }
 
   /* Training goes on from the loaded state with the file's settings, on a few images of
    * each domain; only the batch sizes are capped (for speed). */

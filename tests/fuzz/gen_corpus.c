@@ -104,8 +104,10 @@ static mpnas_space *space_variant(mpnas_context *ctx, int v) {
   return sp;
 }
 
-/* Model file k: space k % 4, 1..3 domains, settings varied with k. */
-static void model_file(const char *dir, int k) {
+/* Model file k: space k % 4, 1..3 domains, settings varied with k. quant: 1 quantised
+ * (format version 2 with QNT8), 2 int8 only (no PARW / PARB); spaces 0 and 3 only (the
+ * others' sigmoid activations have no int8 form). */
+static void model_file(const char *dir, int k, int quant) {
   mpnas_context *ctx = fz_context();
   mpnas_space *sp = space_variant(ctx, k % 4);
   mpnas_model *m = NULL;
@@ -147,6 +149,8 @@ static void model_file(const char *dir, int k) {
   OK(mpnas_model_set_double(m, MPNAS_TRAIN_LABEL_SMOOTHING, 0.05 * (k % 3)));
   OK(mpnas_model_set_double(m, MPNAS_TRAIN_VALIDATION_FRACTION, 0.25));
   OK(mpnas_model_train(m, 0, NULL, NULL, 0));
+  if (quant) OK(mpnas_model_quantize(m, 8));
+  if (quant == 2) OK(mpnas_model_drop_float(m));
   size_t n = 0;
   OK(mpnas_model_save_buffer(m, NULL, 0, &n));
   unsigned char *buf = malloc(n);
@@ -231,11 +235,13 @@ int main(int argc, char **argv) {
     return 2;
   }
   for (int k = 0; k < 12; k++) {
-    model_file(argv[1], k);
+    model_file(argv[1], k, 0);
     model_checkpoint(argv[1], k);
     search_checkpoint(argv[1], k);
   }
-  printf("wrote 36 files to %s/{model,model_checkpoint,search_checkpoint}%s\n", argv[1],
+  model_file(argv[1], 12, 1); /* quantised: the QNT8 section (space 0, SE as a choice) */
+  model_file(argv[1], 15, 2); /* int8 only (space 3) */
+  printf("wrote 38 files to %s/{model,model_checkpoint,search_checkpoint}%s\n", argv[1],
          failures ? " (with failures)" : "");
   return failures != 0;
 }

@@ -1,0 +1,717 @@
+/* model_quant.c - post-training int8 quantisation of the multi-path model: calibration,
+ * the quantised state, the int8 forward and the QNT8 section (see model_quant.h,
+ * docs/QUANTIZATION.md). */
+#include "model/model_quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CALIB_CHUNK 32 /* images per calibration forward */
+
+/* The activations the int8 epilogue fuses (kernels.h); others would need a table. */
+static int act_fusable(int act) {
+  return act == MPNAS__ACT_NONE || act == MPNAS__ACT_RELU || act == MPNAS__ACT_RELU6 ||
+         act == MPNAS__ACT_HSWISH;
+}
+
+/* ---- Walking the state: allocate, count, write, read ------------------------------------
+ * One walk visits every array of the int8 form in the file's order, so allocation, the
+ * section's size, the writer and the reader cannot disagree. */
+
+enum { IO_ALLOC, IO_COUNT, IO_WRITE, IO_READ };
+enum { V_FINITE, V_POSITIVE, V_DERIVED }; /* DERIVED: in memory only, not in the file */
+
+typedef struct qio {
+  int mode;
+  mpnas__arena *store;
+  mpnas__writer *w;
+  mpnas__reader *r;
+  size_t bytes;       /* IO_COUNT */
+  mpnas_status st;    /* first failure (IO_ALLOC: no memory; IO_READ: a bad value) */
+  char why[200];
+} qio;
+
+static void io_fail(qio *io, mpnas_status st, const char *what, size_t i, double v) {
+  if (io->st != MPNAS_OK) return;
+  io->st = st;
+  snprintf(io->why, sizeof io->why, "%s: value %zu is %g", what, i, v);
+}
+
+static void io_f32(qio *io, float **p, size_t n, int kind, const char *what) {
+  if (io->st != MPNAS_OK) return;
+  switch (io->mode) {
+    case IO_ALLOC:
+      *p = mpnas__arena_alloc(io->store, sizeof(float) * (n ? n : 1));
+      if (*p == NULL) io->st = MPNAS_E_NO_MEMORY;
+      return;
+    case IO_COUNT:
+      if (kind != V_DERIVED) io->bytes += 4 * n;
+      return;
+    case IO_WRITE:
+      if (kind != V_DERIVED) mpnas__writer_put_f32_array(io->w, *p, n);
+      return;
+    default:
+      if (kind == V_DERIVED) return;
+      mpnas__reader_get_f32_array(io->r, *p, n);
+      for (size_t i = 0; i < n; i++) {
+        float v = (*p)[i];
+        /* 1/v must be finite too where v is a scale the forward divides by. */
+        if (!isfinite(v) || (kind == V_POSITIVE && !(v > 0.0f && isfinite(1.0f / v)))) {
+          io_fail(io, MPNAS_E_CORRUPT, what, i, (double)v);
+          return;
+        }
+      }
+  }
+}
+
+static void io_i8(qio *io, int8_t **p, size_t n, const char *what) {
+  if (io->st != MPNAS_OK) return;
+  switch (io->mode) {
+    case IO_ALLOC:
+      *p = mpnas__arena_alloc(io->store, n ? n : 1);
+      if (*p == NULL) io->st = MPNAS_E_NO_MEMORY;
+      return;
+    case IO_COUNT: io->bytes += n; return;
+    case IO_WRITE: mpnas__writer_put_bytes(io->w, *p, n); return;
+    default:
+      mpnas__reader_get_bytes(io->r, *p, n);
+      for (size_t i = 0; i < n; i++)
+        if ((*p)[i] == -128) { /* symmetric weights use -127..127 only */
+          io_fail(io, MPNAS_E_CORRUPT, what, i, -128.0);
+          return;
+        }
+  }
+}
+
+static void io_qp(qio *io, mpnas__qparams *p, const char *what) {
+  if (io->st != MPNAS_OK) return;
+  switch (io->mode) {
+    case IO_ALLOC: return;
+    case IO_COUNT: io->bytes += 8; return;
+    case IO_WRITE:
+      mpnas__writer_put_f32(io->w, p->scale);
+      mpnas__writer_put_i32(io->w, p->zero);
+      return;
+    default:
+      p->scale = mpnas__reader_get_f32(io->r);
+      p->zero = mpnas__reader_get_i32(io->r);
+      if (!(p->scale > 0.0f) || !isfinite(p->scale) || !isfinite(1.0f / p->scale))
+        io_fail(io, MPNAS_E_CORRUPT, what, 0, (double)p->scale);
+      else if (p->zero < -128 || p->zero > 127)
+        io_fail(io, MPNAS_E_CORRUPT, what, 1, (double)p->zero);
+  }
+}
+
+static void io_conv(qio *io, mpnas__qconv *c, int ch, const char *what) {
+  io_f32(io, &c->a, (size_t)ch, V_FINITE, what);
+  io_f32(io, &c->b, (size_t)ch, V_FINITE, what);
+  io_f32(io, &c->mult, (size_t)ch, V_DERIVED, what);
+  io_f32(io, &c->bias, (size_t)ch, V_DERIVED, what);
+  io_qp(io, &c->out, what);
+}
+
+/* The node a domain's layer runs, or NULL for a zero op. */
+static const mpnas__node *path_node(const mpnas_model *m, int32_t d, int32_t l) {
+  int32_t node = m->node_of[m->op_offset[l] + m->domains[d].path[l]];
+  return node < 0 ? NULL : &m->nodes[node];
+}
+
+/* The file order (docs/MODEL-FORMAT.md, QNT8): stem weights; each node's int8 weights
+ * and scales (SE in float); the head's; then per domain its classifier, and along its
+ * path each conv's folded BN and output affine. */
+static void walk(qio *io, const mpnas_model *m, mpnas__quant *q) {
+  mpnas__conv_geom sg = mpnas__space_stem_geom(&m->space), hg = mpnas__space_head_geom(&m->space);
+  io_f32(io, &q->stem_w, mpnas__conv_weight_floats(&sg), V_FINITE, "stem weights");
+  for (int32_t i = 0; i < m->nnodes; i++) {
+    const mpnas__ib_geom *g = &m->nodes[i].g;
+    mpnas__qnode *qn = &q->nodes[i];
+    size_t cmid = (size_t)g->cmid;
+    if (g->expand) {
+      io_i8(io, &qn->exp, (size_t)g->cin * cmid, "expand weights");
+      io_f32(io, &qn->exp_s, cmid, V_POSITIVE, "expand weight scales");
+    }
+    io_i8(io, &qn->dw, (size_t)g->k * g->k * cmid, "depthwise weights");
+    io_f32(io, &qn->dw_s, cmid, V_POSITIVE, "depthwise weight scales");
+    if (g->se) {
+      io_f32(io, &qn->se_w1, cmid * g->se, V_FINITE, "SE weights");
+      io_f32(io, &qn->se_b1, (size_t)g->se, V_FINITE, "SE weights");
+      io_f32(io, &qn->se_w2, (size_t)g->se * cmid, V_FINITE, "SE weights");
+      io_f32(io, &qn->se_b2, cmid, V_FINITE, "SE weights");
+    }
+    io_i8(io, &qn->proj, cmid * g->cout, "project weights");
+    io_f32(io, &qn->proj_s, (size_t)g->cout, V_POSITIVE, "project weight scales");
+  }
+  io_i8(io, &q->head, (size_t)hg.cin * hg.cout, "head weights");
+  io_f32(io, &q->head_s, (size_t)hg.cout, V_POSITIVE, "head weight scales");
+  for (int32_t d = 0; d < m->ndomains; d++) {
+    mpnas__qdomain *qd = &q->doms[d];
+    size_t classes = (size_t)m->domains[d].classes;
+    io_i8(io, &qd->fc_q, (size_t)hg.cout * classes, "classifier weights");
+    io_f32(io, &qd->fc_s, classes, V_POSITIVE, "classifier weight scales");
+    io_f32(io, &qd->fc_w, (size_t)hg.cout * classes, V_DERIVED, "classifier weights");
+    io_f32(io, &qd->fc_b, classes, V_FINITE, "classifier biases");
+    io_conv(io, &qd->stem, sg.cout, "stem BN / output");
+    for (int32_t l = 0; l < m->nlayers; l++) {
+      const mpnas__node *nd = path_node(m, d, l);
+      if (nd == NULL) continue;
+      mpnas__qlayer *ql = &qd->layers[l];
+      if (nd->g.expand) io_conv(io, &ql->exp, nd->g.cmid, "expand BN / output");
+      io_conv(io, &ql->dw, nd->g.cmid, "depthwise BN / output");
+      if (nd->g.se) io_qp(io, &ql->se_out, "SE output");
+      io_conv(io, &ql->proj, nd->g.cout, "project BN / output");
+    }
+    io_conv(io, &qd->head, hg.cout, "head BN / output");
+  }
+}
+
+/* A new, empty int8 form laid out for m; NULL when memory ran out. */
+static mpnas__quant *quant_new(const mpnas_model *m) {
+  mpnas__quant *q = mpnas__calloc(m->ctx, 1, sizeof *q);
+  if (q == NULL) return NULL;
+  mpnas__arena_init(&q->store, m->ctx);
+  size_t N = (size_t)m->nnodes, D = (size_t)m->ndomains, L = (size_t)m->nlayers;
+  q->nodes = mpnas__arena_alloc(&q->store, sizeof *q->nodes * (N ? N : 1));
+  q->doms = mpnas__arena_alloc(&q->store, sizeof *q->doms * D);
+  int ok = q->nodes != NULL && q->doms != NULL;
+  if (ok) {
+    memset(q->nodes, 0, sizeof *q->nodes * (N ? N : 1));
+    memset(q->doms, 0, sizeof *q->doms * D);
+  }
+  for (size_t d = 0; d < D && ok; d++) {
+    q->doms[d].layers = mpnas__arena_alloc(&q->store, sizeof(mpnas__qlayer) * (L ? L : 1));
+    ok = q->doms[d].layers != NULL;
+    if (ok) memset(q->doms[d].layers, 0, sizeof(mpnas__qlayer) * (L ? L : 1));
+  }
+  qio io = {IO_ALLOC, &q->store, NULL, NULL, 0, MPNAS_OK, ""};
+  if (ok) walk(&io, m, q);
+  if (!ok || io.st != MPNAS_OK) {
+    mpnas__arena_destroy(&q->store);
+    mpnas__free(m->ctx, q);
+    return NULL;
+  }
+  return q;
+}
+
+static void quant_delete(const mpnas_model *m, mpnas__quant *q) {
+  if (q == NULL) return;
+  mpnas__arena_destroy(&q->store);
+  mpnas__free(m->ctx, q);
+}
+
+/* mult = input scale * weight scale * BN scale (double, then float), bias = BN shift;
+ * 0 if a multiplier is not finite (a file's extreme but finite values). */
+static int conv_mult(mpnas__qconv *c, float in_scale, const float *ws, int ch) {
+  for (int i = 0; i < ch; i++) {
+    double v = (double)in_scale * (double)ws[i] * (double)c->a[i];
+    c->mult[i] = (float)v;
+    c->bias[i] = c->b[i];
+    if (!isfinite(c->mult[i])) return 0;
+  }
+  return 1;
+}
+
+/* The epilogues from the stored parts, along each domain's path; the classifiers'
+ * float weights. */
+static int derive(const mpnas_model *m, mpnas__quant *q) {
+  mpnas__conv_geom hg = mpnas__space_head_geom(&m->space);
+  for (int32_t d = 0; d < m->ndomains; d++) {
+    mpnas__qdomain *qd = &q->doms[d];
+    size_t classes = (size_t)m->domains[d].classes;
+    for (size_t i = 0; i < (size_t)hg.cout; i++)
+      for (size_t c = 0; c < classes; c++) {
+        float v = qd->fc_s[c] * (float)qd->fc_q[i * classes + c];
+        if (!isfinite(v)) return 0; /* a file's scale near FLT_MAX */
+        qd->fc_w[i * classes + c] = v;
+      }
+    mpnas__qparams in = qd->stem.out;
+    for (int32_t l = 0; l < m->nlayers; l++) {
+      const mpnas__node *nd = path_node(m, d, l);
+      if (nd == NULL) continue;
+      const mpnas__qnode *qn = &q->nodes[nd - m->nodes];
+      mpnas__qlayer *ql = &qd->layers[l];
+      mpnas__qparams cur = in;
+      if (nd->g.expand) {
+        if (!conv_mult(&ql->exp, cur.scale, qn->exp_s, nd->g.cmid)) return 0;
+        cur = ql->exp.out;
+      }
+      if (!conv_mult(&ql->dw, cur.scale, qn->dw_s, nd->g.cmid)) return 0;
+      cur = nd->g.se ? ql->se_out : ql->dw.out;
+      if (!conv_mult(&ql->proj, cur.scale, qn->proj_s, nd->g.cout)) return 0;
+      in = ql->proj.out;
+    }
+    if (!conv_mult(&qd->head, in.scale, q->head_s, hg.cout)) return 0;
+  }
+  return 1;
+}
+
+/* ---- Calibration ------------------------------------------------------------------------ */
+
+/* Ranges of a domain's tensors: per layer expand, depthwise, SE, block output; then the
+ * stem's and the head's. [lo, hi] pairs. */
+#define R_EXP 0
+#define R_DW 1
+#define R_SE 2
+#define R_OUT 3
+typedef struct ranges {
+  float *v; /* [(4 * nlayers + 2) * 2] */
+  int32_t nlayers;
+} ranges;
+
+static void widen(float *lohi, size_t count, const float *x) {
+  float lo = lohi[0], hi = lohi[1];
+  for (size_t i = 0; i < count; i++) {
+    lo = x[i] < lo ? x[i] : lo;
+    hi = x[i] > hi ? x[i] : hi;
+  }
+  lohi[0] = lo;
+  lohi[1] = hi;
+}
+static float *range_at(ranges *r, int32_t l, int which) { return r->v + 2 * (4 * (size_t)l + which); }
+static float *range_stem(ranges *r) { return r->v + 2 * (4 * (size_t)r->nlayers); }
+static float *range_head(ranges *r) { return r->v + 2 * (4 * (size_t)r->nlayers + 1); }
+
+#define TAKE(ptr, count)                                  \
+  do {                                                    \
+    (ptr) = mpnas__arena_floats(ws, (size_t)(count));     \
+    if ((ptr) == NULL) return MPNAS_E_NO_MEMORY;          \
+  } while (0)
+
+/* The float inference forward of net (mpnas__net_infer's arithmetic, layer for layer)
+ * on n images, widening each tensor's range. Scratch stays taken: the caller releases. */
+static mpnas_status calib_forward(const mpnas__engine *eng, mpnas__arena *ws,
+                                  const mpnas__net *net, int n, const float *x, ranges *r) {
+  mpnas_status st;
+  const mpnas__conv_geom *sg = &net->stem_g, *hg = &net->head_g;
+  int h = mpnas__out_size(net->in_h, sg->stride), w = mpnas__out_size(net->in_w, sg->stride);
+  float *cur;
+  TAKE(cur, (size_t)n * h * w * sg->cout);
+  st = mpnas__conv_fwd(eng, ws, n, net->in_h, net->in_w, sg->cin, sg->cout, sg->k, sg->stride, x,
+                       net->stem.w, net->stem_aff.scale, net->stem_aff.shift, sg->act, cur);
+  if (st != MPNAS_OK) return st;
+  widen(range_stem(r), (size_t)n * h * w * sg->cout, cur);
+  for (int l = 0; l < net->nlayers; l++) {
+    const mpnas__net_layer *ly = &net->layers[l];
+    const mpnas__ib_geom *g = ly->g;
+    if (g == NULL) continue;
+    const mpnas__ib_infer *p = &ly->inf;
+    int ho = mpnas__out_size(h, g->stride), wo = mpnas__out_size(w, g->stride);
+    int m_in = n * h * w, m_out = n * ho * wo;
+    const float *dw_in = cur;
+    if (g->expand) {
+      float *e;
+      TAKE(e, (size_t)m_in * g->cmid);
+      st = mpnas__pw_fwd(eng, ws, m_in, g->cin, g->cmid, cur, p->exp_w, p->bn1.scale,
+                         p->bn1.shift, g->act, NULL, e);
+      if (st != MPNAS_OK) return st;
+      widen(range_at(r, l, R_EXP), (size_t)m_in * g->cmid, e);
+      dw_in = e;
+    }
+    float *dd, *y;
+    TAKE(dd, (size_t)m_out * g->cmid);
+    st = mpnas__dw_fwd(eng, n, h, w, g->cmid, g->k, g->stride, dw_in, p->dw_w, p->bn2.scale,
+                       p->bn2.shift, g->act, dd);
+    if (st != MPNAS_OK) return st;
+    widen(range_at(r, l, R_DW), (size_t)m_out * g->cmid, dd);
+    const float *proj_in = dd;
+    if (g->se) {
+      float *saved, *s;
+      TAKE(saved, mpnas__se_saved_floats(n, g->cmid, g->se));
+      TAKE(s, (size_t)m_out * g->cmid);
+      mpnas__se_weights se = {p->se_w1, p->se_b1, p->se_w2, p->se_b2};
+      if ((st = mpnas__se_fwd(eng, ws, n, ho * wo, g->cmid, g->se, dd, &se, saved, s)) != MPNAS_OK)
+        return st;
+      widen(range_at(r, l, R_SE), (size_t)m_out * g->cmid, s);
+      proj_in = s;
+    }
+    TAKE(y, (size_t)m_out * g->cout);
+    st = mpnas__pw_fwd(eng, ws, m_out, g->cmid, g->cout, proj_in, p->proj_w, p->bn3.scale,
+                       p->bn3.shift, MPNAS__ACT_NONE, g->residual ? cur : NULL, y);
+    if (st != MPNAS_OK) return st;
+    widen(range_at(r, l, R_OUT), (size_t)m_out * g->cout, y);
+    cur = y;
+    h = ho;
+    w = wo;
+  }
+  float *hy;
+  TAKE(hy, (size_t)n * h * w * hg->cout);
+  st = mpnas__pw_fwd(eng, ws, n * h * w, hg->cin, hg->cout, cur, net->head.w,
+                     net->head_aff.scale, net->head_aff.shift, hg->act, NULL, hy);
+  if (st != MPNAS_OK) return st;
+  widen(range_head(r), (size_t)n * h * w * hg->cout, hy);
+  return MPNAS_OK;
+}
+
+/* Domain d's float parts (classifier, folded BN) into q, and its activation affines
+ * from up to `images` of its training images, evenly spaced. */
+static mpnas_status calibrate_domain(mpnas_model *m, mpnas__quant *q, int32_t d, int32_t images,
+                                     ranges *r) {
+  mpnas_context *ctx = m->ctx;
+  mpnas__arena *ws = &m->ws;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas__net net;
+  mpnas__net_layer *layers = mpnas__arena_alloc(ws, sizeof *layers * ((size_t)m->nlayers + 1));
+  if (layers == NULL) return MPNAS_E_NO_MEMORY;
+  mpnas__model_bind(m, d, &net, layers);
+  mpnas__qdomain *qd = &q->doms[d];
+  const mpnas__domain *dm = &m->domains[d];
+  mpnas__conv_geom sg = net.stem_g, hg = net.head_g;
+  mpnas__q8_quantize_weights(hg.cout, dm->classes, net.fc_w, qd->fc_s, qd->fc_q);
+  memcpy(qd->fc_b, net.fc_b, sizeof(float) * (size_t)dm->classes);
+#define COPY_AFF(qc, aff, ch)                                          \
+  do {                                                                 \
+    memcpy((qc)->a, (aff).scale, sizeof(float) * (size_t)(ch));        \
+    memcpy((qc)->b, (aff).shift, sizeof(float) * (size_t)(ch));        \
+  } while (0)
+  COPY_AFF(&qd->stem, net.stem_aff, sg.cout);
+  COPY_AFF(&qd->head, net.head_aff, hg.cout);
+  for (int32_t l = 0; l < m->nlayers; l++) {
+    const mpnas__net_layer *ly = &layers[l];
+    if (ly->g == NULL) continue;
+    mpnas__qlayer *ql = &qd->layers[l];
+    if (ly->g->expand) COPY_AFF(&ql->exp, ly->inf.bn1, ly->g->cmid);
+    COPY_AFF(&ql->dw, ly->inf.bn2, ly->g->cmid);
+    COPY_AFF(&ql->proj, ly->inf.bn3, ly->g->cout);
+  }
+#undef COPY_AFF
+
+  /* Ranges start at [0, 0]: every affine contains real zero anyway. */
+  for (size_t i = 0; i < (4 * (size_t)m->nlayers + 2) * 2; i++) r->v[i] = 0.0f;
+  const mpnas__dataset *ds = &dm->data.train;
+  int64_t count = ds->count < images ? ds->count : images;
+  mpnas__image_shape shape = mpnas__space_image_shape(&m->space);
+  size_t per = (size_t)shape.h * shape.w * shape.c;
+  size_t host = mpnas__dtype_values(ds->dtype, shape) * mpnas__dtype_elem(ds->dtype);
+  mpnas__engine eng = mpnas__engine_ready(&ctx->engine);
+  mpnas_status st = MPNAS_OK;
+  float *x = mpnas__arena_floats(ws, per * CALIB_CHUNK);
+  if (x == NULL) st = MPNAS_E_NO_MEMORY;
+  for (int64_t first = 0; first < count && st == MPNAS_OK; first += CALIB_CHUNK) {
+    int n = (int)(count - first < CALIB_CHUNK ? count - first : CALIB_CHUNK);
+    for (int i = 0; i < n; i++) {
+      int64_t at = (first + i) * ds->count / count; /* evenly spaced over the split */
+      mpnas__normalise(dm->mean, dm->invstd, shape, ds->dtype,
+                       (const unsigned char *)ds->images + (size_t)at * host, 1, x + per * (size_t)i);
+    }
+    mpnas__arena_mark inner = mpnas__arena_get_mark(ws);
+    st = calib_forward(&eng, ws, &net, n, x, r);
+    mpnas__arena_release(ws, inner);
+  }
+  mpnas__arena_release(ws, mark);
+  if (st != MPNAS_OK) return st;
+  for (size_t i = 0; i < (4 * (size_t)m->nlayers + 2) * 2; i++)
+    if (!isfinite(r->v[i]))
+      return mpnas__fail(ctx, MPNAS_E_CORRUPT,
+                         "quantising domain \"%s\": an activation is not finite on the "
+                         "calibration images (the weights overflow float arithmetic)",
+                         dm->name);
+  qd->stem.out = mpnas__q8_affine(range_stem(r)[0], range_stem(r)[1]);
+  qd->head.out = mpnas__q8_affine(range_head(r)[0], range_head(r)[1]);
+  for (int32_t l = 0; l < m->nlayers; l++) {
+    if (layers[l].g == NULL) continue;
+    mpnas__qlayer *ql = &qd->layers[l];
+    ql->exp.out = mpnas__q8_affine(range_at(r, l, R_EXP)[0], range_at(r, l, R_EXP)[1]);
+    ql->dw.out = mpnas__q8_affine(range_at(r, l, R_DW)[0], range_at(r, l, R_DW)[1]);
+    ql->se_out = mpnas__q8_affine(range_at(r, l, R_SE)[0], range_at(r, l, R_SE)[1]);
+    ql->proj.out = mpnas__q8_affine(range_at(r, l, R_OUT)[0], range_at(r, l, R_OUT)[1]);
+  }
+  return MPNAS_OK;
+}
+
+/* The shared weights: int8 per output channel, the float parts copied. */
+static void quantize_weights(const mpnas_model *m, mpnas__quant *q) {
+  const float *w = m->params.w;
+  mpnas__conv_geom sg = mpnas__space_stem_geom(&m->space), hg = mpnas__space_head_geom(&m->space);
+  memcpy(q->stem_w, w + m->stem.w, sizeof(float) * mpnas__conv_weight_floats(&sg));
+  for (int32_t i = 0; i < m->nnodes; i++) {
+    const mpnas__node *nd = &m->nodes[i];
+    const mpnas__ib_geom *g = &nd->g;
+    mpnas__qnode *qn = &q->nodes[i];
+    if (g->expand) mpnas__q8_quantize_weights(g->cin, g->cmid, w + nd->w.exp_w, qn->exp_s, qn->exp);
+    mpnas__q8_quantize_weights(g->k * g->k, g->cmid, w + nd->w.dw_w, qn->dw_s, qn->dw);
+    mpnas__q8_quantize_weights(g->cmid, g->cout, w + nd->w.proj_w, qn->proj_s, qn->proj);
+    if (g->se) {
+      size_t cm = (size_t)g->cmid, r = (size_t)g->se;
+      memcpy(qn->se_w1, w + nd->w.se_w1, sizeof(float) * cm * r);
+      memcpy(qn->se_b1, w + nd->w.se_b1, sizeof(float) * r);
+      memcpy(qn->se_w2, w + nd->w.se_w2, sizeof(float) * r * cm);
+      memcpy(qn->se_b2, w + nd->w.se_b2, sizeof(float) * cm);
+    }
+  }
+  mpnas__q8_quantize_weights(hg.cin, hg.cout, w + m->head.w, q->head_s, q->head);
+}
+
+mpnas_status mpnas__model_quantize(mpnas_model *m, int32_t images) {
+  mpnas_context *ctx = m->ctx;
+  mpnas__conv_geom hg = mpnas__space_head_geom(&m->space);
+  if (hg.k != 1 || hg.stride != 1)
+    return mpnas__fail(ctx, MPNAS_E_UNSUPPORTED, "quantising: the head is not a 1x1 conv");
+  if (!act_fusable(hg.act))
+    return mpnas__fail(ctx, MPNAS_E_UNSUPPORTED,
+                       "quantising: the head's activation %d has no int8 form (NONE, RELU, "
+                       "RELU6 and HSWISH do; docs/QUANTIZATION.md)", hg.act);
+  for (int32_t i = 0; i < m->nnodes; i++)
+    if (!act_fusable(m->nodes[i].g.act))
+      return mpnas__fail(ctx, MPNAS_E_UNSUPPORTED,
+                         "quantising: layer %d's activation %d has no int8 form (NONE, RELU, "
+                         "RELU6 and HSWISH do; docs/QUANTIZATION.md)",
+                         (int)m->nodes[i].layer, m->nodes[i].g.act);
+  for (int32_t d = 0; d < m->ndomains; d++)
+    if (m->domains[d].data.train.count < 1)
+      return mpnas__fail(ctx, MPNAS_E_STATE,
+                         "quantising: domain \"%s\" has no training images to calibrate on "
+                         "(mpnas_model_set_data)", m->domains[d].name);
+  mpnas__quant *q = quant_new(m);
+  if (q == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating the int8 model");
+  q->calibration = images;
+  quantize_weights(m, q);
+  ranges r = {mpnas__malloc(ctx, sizeof(float) * (4 * (size_t)m->nlayers + 2) * 2), m->nlayers};
+  mpnas_status st = r.v == NULL ? MPNAS_E_NO_MEMORY : MPNAS_OK;
+  for (int32_t d = 0; d < m->ndomains && st == MPNAS_OK; d++)
+    st = calibrate_domain(m, q, d, images, &r);
+  mpnas__free(ctx, r.v);
+  if (st == MPNAS_OK && !derive(m, q))
+    st = mpnas__fail(ctx, MPNAS_E_CORRUPT,
+                     "quantising: a requantisation multiplier overflows float (extreme "
+                     "weights or BN statistics)");
+  if (st != MPNAS_OK) {
+    quant_delete(m, q);
+    return st == MPNAS_E_NO_MEMORY ? mpnas__fail(ctx, st, "quantising the model") : st;
+  }
+  mpnas__model_quant_free(m);
+  m->quant = q;
+  m->quant_generation++;
+  return MPNAS_OK;
+}
+
+/* ---- Packed weights ----------------------------------------------------------------------- */
+
+void mpnas__quant_packed_init(mpnas__quant_packed *pk, const mpnas_context *ctx) {
+  memset(pk, 0, sizeof *pk);
+  mpnas__arena_init(&pk->store, ctx);
+}
+
+void mpnas__quant_packed_free(mpnas__quant_packed *pk) {
+  mpnas__arena_destroy(&pk->store);
+  pk->k = NULL;
+}
+
+static const void *pack_one(const mpnas__kernels *k, mpnas__arena *store, int cin, int cout,
+                            const int8_t *w) {
+  void *packed = mpnas__arena_alloc(store, k->q8_gemm_packed_bytes(cin, cout));
+  if (packed != NULL) k->q8_gemm_pack(cin, cout, w, packed);
+  return packed;
+}
+
+mpnas_status mpnas__quant_pack(const mpnas_model *m, const mpnas__engine *eng,
+                               mpnas__quant_packed *pk) {
+  if (pk->k == eng->k && pk->generation == m->quant_generation) return MPNAS_OK;
+  const mpnas_context *ctx = pk->store.ctx;
+  mpnas__quant_packed_free(pk); /* another table's layout may differ in size */
+  mpnas__quant_packed_init(pk, ctx);
+  const mpnas__quant *q = m->quant;
+  size_t N = (size_t)m->nnodes;
+  mpnas__arena *st = &pk->store;
+  pk->exp = mpnas__arena_alloc(st, sizeof *pk->exp * (N ? N : 1));
+  pk->proj = mpnas__arena_alloc(st, sizeof *pk->proj * (N ? N : 1));
+  int ok = pk->exp != NULL && pk->proj != NULL;
+  for (size_t i = 0; i < N && ok; i++) {
+    const mpnas__ib_geom *g = &m->nodes[i].g;
+    pk->exp[i] = NULL;
+    if (g->expand) ok = (pk->exp[i] = pack_one(eng->k, st, g->cin, g->cmid, q->nodes[i].exp)) != NULL;
+    if (ok) ok = (pk->proj[i] = pack_one(eng->k, st, g->cmid, g->cout, q->nodes[i].proj)) != NULL;
+  }
+  mpnas__conv_geom hg = mpnas__space_head_geom(&m->space);
+  if (ok) ok = (pk->head = pack_one(eng->k, st, hg.cin, hg.cout, q->head)) != NULL;
+  if (!ok) {
+    mpnas__quant_packed_free(pk);
+    mpnas__quant_packed_init(pk, ctx);
+    return MPNAS_E_NO_MEMORY;
+  }
+  pk->k = eng->k;
+  pk->generation = m->quant_generation;
+  return MPNAS_OK;
+}
+
+/* ---- The int8 forward ------------------------------------------------------------------- */
+
+#define TAKE_Q(ptr, count)                                         \
+  do {                                                             \
+    (ptr) = mpnas__arena_alloc(ws, (size_t)(count) + 1);           \
+    if ((ptr) == NULL) return MPNAS_E_NO_MEMORY;                   \
+  } while (0)
+
+static mpnas__q8_epilogue epilogue(const mpnas__qconv *c, int act) {
+  mpnas__q8_epilogue e = {c->mult, c->bias, act, 1.0f / c->out.scale, c->out.zero, NULL, 0.0f, 0};
+  return e;
+}
+
+/* One inverted bottleneck in int8: x (affine in) -> y (affine ql->proj.out). */
+static mpnas_status q8_block(const mpnas__engine *eng, mpnas__arena *ws, const mpnas__ib_geom *g,
+                             const mpnas__qnode *qn, const mpnas__qlayer *ql, const void *exp_packed,
+                             const void *proj_packed, int n, int h, int w, const int8_t *x,
+                             mpnas__qparams in, int8_t *y) {
+  int ho = mpnas__out_size(h, g->stride), wo = mpnas__out_size(w, g->stride);
+  int m_in = n * h * w, m_out = n * ho * wo;
+  const int8_t *dw_in = x;
+  mpnas__qparams cur = in;
+  if (g->expand) {
+    int8_t *e;
+    TAKE_Q(e, (size_t)m_in * g->cmid);
+    mpnas__q8_epilogue ep = epilogue(&ql->exp, g->act);
+    mpnas__q8_pw_fwd(eng, m_in, g->cin, g->cmid, x, cur.zero, exp_packed, &ep, e);
+    dw_in = e;
+    cur = ql->exp.out;
+  }
+  int8_t *d;
+  TAKE_Q(d, (size_t)m_out * g->cmid);
+  mpnas__q8_epilogue ed = epilogue(&ql->dw, g->act);
+  mpnas__q8_dw_fwd(eng, n, h, w, g->cmid, g->k, g->stride, dw_in, cur.zero, qn->dw, &ed, d);
+  cur = ql->dw.out;
+  const int8_t *proj_in = d;
+  if (g->se) { /* squeeze-excite in float: a per-image gate on a small vector */
+    size_t count = (size_t)m_out * g->cmid;
+    float *df, *sf, *saved;
+    int8_t *s;
+    TAKE(df, count);
+    TAKE(sf, count);
+    TAKE(saved, mpnas__se_saved_floats(n, g->cmid, g->se));
+    TAKE_Q(s, count);
+    mpnas__q8_dequantize(count, d, cur, df);
+    mpnas__se_weights se = {qn->se_w1, qn->se_b1, qn->se_w2, qn->se_b2};
+    mpnas_status st = mpnas__se_fwd(eng, ws, n, ho * wo, g->cmid, g->se, df, &se, saved, sf);
+    if (st != MPNAS_OK) return st;
+    mpnas__q8_quantize(count, sf, ql->se_out, s);
+    proj_in = s;
+    cur = ql->se_out;
+  }
+  mpnas__q8_epilogue ep = epilogue(&ql->proj, MPNAS__ACT_NONE);
+  if (g->residual) {
+    ep.residual = x;
+    ep.res_scale = in.scale;
+    ep.res_zero = in.zero;
+  }
+  mpnas__q8_pw_fwd(eng, m_out, g->cmid, g->cout, proj_in, cur.zero, proj_packed, &ep, y);
+  return MPNAS_OK;
+}
+
+static mpnas_status q8_forward(const mpnas_model *m, const mpnas__engine *eng, mpnas__arena *ws,
+                               int32_t d, int n, const float *x, float *logits,
+                               const mpnas__quant_packed *pk) {
+  const mpnas__quant *q = m->quant;
+  const mpnas__qdomain *qd = &q->doms[d];
+  mpnas__conv_geom sg = mpnas__space_stem_geom(&m->space), hg = mpnas__space_head_geom(&m->space);
+  int h = mpnas__out_size(m->space.in_h, sg.stride), w = mpnas__out_size(m->space.in_w, sg.stride);
+  /* Two int8 buffers of the widest block output (ping-pong), as mpnas__net_infer's. */
+  size_t widest = (size_t)h * w * sg.cout;
+  {
+    int hh = h, ww = w;
+    for (int32_t l = 0; l < m->nlayers; l++) {
+      const mpnas__node *nd = path_node(m, d, l);
+      if (nd == NULL) continue;
+      hh = mpnas__out_size(hh, nd->g.stride);
+      ww = mpnas__out_size(ww, nd->g.stride);
+      if ((size_t)hh * ww * nd->g.cout > widest) widest = (size_t)hh * ww * nd->g.cout;
+    }
+  }
+  int8_t *buf[2];
+  TAKE_Q(buf[0], widest * (size_t)n);
+  TAKE_Q(buf[1], widest * (size_t)n);
+  int cur = 0;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  float *stem;
+  TAKE(stem, (size_t)n * h * w * sg.cout);
+  mpnas_status st = mpnas__conv_fwd(eng, ws, n, m->space.in_h, m->space.in_w, sg.cin, sg.cout,
+                                    sg.k, sg.stride, x, q->stem_w, qd->stem.a, qd->stem.b,
+                                    sg.act, stem);
+  if (st != MPNAS_OK) return st;
+  mpnas__q8_quantize((size_t)n * h * w * sg.cout, stem, qd->stem.out, buf[cur]);
+  mpnas__arena_release(ws, mark);
+  mpnas__qparams in = qd->stem.out;
+  for (int32_t l = 0; l < m->nlayers; l++) {
+    const mpnas__node *nd = path_node(m, d, l);
+    if (nd == NULL) continue;
+    size_t i = (size_t)(nd - m->nodes);
+    mark = mpnas__arena_get_mark(ws);
+    st = q8_block(eng, ws, &nd->g, &q->nodes[i], &qd->layers[l], pk->exp[i], pk->proj[i], n, h,
+                  w, buf[cur], in, buf[!cur]);
+    mpnas__arena_release(ws, mark);
+    if (st != MPNAS_OK) return st;
+    cur = !cur;
+    in = qd->layers[l].proj.out;
+    h = mpnas__out_size(h, nd->g.stride);
+    w = mpnas__out_size(w, nd->g.stride);
+  }
+  int8_t *hq;
+  float *pooled;
+  TAKE_Q(hq, (size_t)n * h * w * hg.cout);
+  TAKE(pooled, (size_t)n * hg.cout);
+  mpnas__q8_epilogue eh = epilogue(&qd->head, hg.act);
+  mpnas__q8_pw_fwd(eng, n * h * w, hg.cin, hg.cout, buf[cur], in.zero, pk->head, &eh, hq);
+  mpnas__q8_gap(n, h * w, hg.cout, hq, qd->head.out, pooled);
+  return mpnas__fc_fwd(eng, ws, n, hg.cout, m->domains[d].classes, pooled, qd->fc_w, qd->fc_b,
+                       logits);
+}
+
+mpnas_status mpnas__model_infer_q8(const mpnas_model *m, mpnas__arena *ws, int32_t d, int n,
+                                   const float *x, float *logits,
+                                   const mpnas__quant_packed *pk) {
+  /* Threads as mpnas__model_infer: a batch on the threads that start promptly. */
+  mpnas__engine eng = n > 1 ? mpnas__engine_ready(&m->ctx->engine)
+                            : mpnas__engine_usable(&m->ctx->engine);
+  if (m->quant == NULL || pk->k != eng.k || pk->generation != m->quant_generation)
+    return MPNAS_E_INTERNAL; /* the caller packs first */
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas_status st = q8_forward(m, &eng, ws, d, n, x, logits, pk);
+  mpnas__arena_release(ws, mark);
+  return st;
+}
+
+/* ---- The QNT8 section ------------------------------------------------------------------- */
+
+void mpnas__quant_write(mpnas__writer *w, const mpnas_model *m) {
+  mpnas__writer_put_i32(w, m->quant->calibration);
+  qio io = {IO_WRITE, NULL, w, NULL, 0, MPNAS_OK, ""};
+  walk(&io, m, m->quant);
+}
+
+mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, const char *where) {
+  mpnas_context *ctx = m->ctx;
+  mpnas__quant *q = quant_new(m);
+  if (q == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "%s: allocating the int8 model", where);
+  qio io = {IO_COUNT, NULL, NULL, r, 0, MPNAS_OK, ""};
+  walk(&io, m, q);
+  size_t have = mpnas__reader_remaining(r);
+  mpnas_status st = MPNAS_OK;
+  if (have != io.bytes + 4) {
+    st = mpnas__fail(ctx, MPNAS_E_CORRUPT,
+                     "%s: section 'QNT8' holds %zu bytes, the int8 form of this layout takes %zu",
+                     where, have, io.bytes + 4);
+  } else {
+    q->calibration = mpnas__reader_get_i32(r);
+    if (q->calibration < 1 || q->calibration > MPNAS__QUANT_MAX_IMAGES)
+      st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: QNT8: %d calibration images (1..%d)", where,
+                       (int)q->calibration, MPNAS__QUANT_MAX_IMAGES);
+  }
+  if (st == MPNAS_OK) {
+    io.mode = IO_READ;
+    walk(&io, m, q);
+    if ((st = mpnas__reader_status(r)) != MPNAS_OK) {
+      /* the reader recorded its message */
+    } else if (io.st != MPNAS_OK) {
+      st = mpnas__fail(ctx, io.st, "%s: QNT8: %s", where, io.why);
+    } else if (!derive(m, q)) {
+      st = mpnas__fail(ctx, MPNAS_E_CORRUPT,
+                       "%s: QNT8: a requantisation multiplier or classifier weight overflows "
+                       "float", where);
+    }
+  }
+  if (st != MPNAS_OK) {
+    quant_delete(m, q);
+    return st;
+  }
+  mpnas__model_quant_free(m);
+  m->quant = q;
+  m->quant_generation++;
+  return MPNAS_OK;
+}

@@ -1,0 +1,138 @@
+/* ops_q8.c - int8 inference ops (see ops_q8.h). The thread split copies ops_conv.c's
+ * (team size from the work, static parts of whole rows), so the int8 forward spreads
+ * over the same threads as the float one. */
+#include "tensor/ops_q8.h"
+
+#include <math.h>
+
+/* As ops_conv.c: below this many multiply-adds per thread a parallel region costs more
+ * than it saves; GEMM rows are split at multiples of 8 (SIMD register tiles). */
+#define Q8_PAR_MIN_WORK 32768.0
+#define Q8_ROW_GRANULE 8
+
+static int team_size(const mpnas__engine *eng, double work, int max_parts) {
+  int nt = eng->threads;
+  if (nt <= 1 || max_parts <= 1) return 1;
+  double by_work = work / Q8_PAR_MIN_WORK;
+  if (by_work < (double)nt) nt = (int)by_work;
+  if (nt > max_parts) nt = max_parts;
+  return nt < 1 ? 1 : nt;
+}
+
+static void split_range(int total, int parts, int t, int granule, int *b, int *e) {
+  long long units = (total + granule - 1) / granule;
+  long long u0 = units * t / parts, u1 = units * (t + 1) / parts;
+  long long lo = u0 * granule, hi = u1 * granule;
+  *b = (int)(lo < total ? lo : total);
+  *e = (int)(hi < total ? hi : total);
+}
+
+mpnas__qparams mpnas__q8_affine(float lo, float hi) {
+  mpnas__qparams p = {1.0f, 0};
+  if (!(lo <= 0.0f)) lo = 0.0f; /* also NaN */
+  if (!(hi >= 0.0f)) hi = 0.0f;
+  double range = (double)hi - (double)lo;
+  if (!(range > 1e-30) || !isfinite(range)) return p;
+  double scale = range / 255.0;
+  double zero = nearbyint(-128.0 - (double)lo / scale);
+  if (zero < -128.0) zero = -128.0;
+  if (zero > 127.0) zero = 127.0;
+  p.scale = (float)scale;
+  p.zero = (int32_t)zero;
+  return p;
+}
+
+static int8_t quantize_one(float x, float inv, int32_t zero) {
+  float v = x * inv + (float)zero;
+  if (!(v > -128.0f)) v = -128.0f;
+  if (v > 127.0f) v = 127.0f;
+  return (int8_t)nearbyintf(v);
+}
+
+void mpnas__q8_quantize(size_t count, const float *x, mpnas__qparams p, int8_t *q) {
+  float inv = 1.0f / p.scale;
+  for (size_t i = 0; i < count; i++) q[i] = quantize_one(x[i], inv, p.zero);
+}
+
+void mpnas__q8_dequantize(size_t count, const int8_t *q, mpnas__qparams p, float *x) {
+  for (size_t i = 0; i < count; i++) x[i] = p.scale * (float)((int32_t)q[i] - p.zero);
+}
+
+void mpnas__q8_gap(int n, int hw, int c, const int8_t *q, mpnas__qparams p, float *y) {
+  for (int i = 0; i < n; i++) {
+    const int8_t *img = q + (size_t)i * hw * c;
+    float *out = y + (size_t)i * c;
+    for (int ch = 0; ch < c; ch++) {
+      int64_t sum = 0; /* exact: hw * 255 is far below 2^63 */
+      for (int px = 0; px < hw; px++) sum += img[(size_t)px * c + ch];
+      double mean = (double)sum / (double)hw;
+      out[ch] = (float)((double)p.scale * (mean - (double)p.zero));
+    }
+  }
+}
+
+void mpnas__q8_quantize_weights(int rows, int cols, const float *w, float *scale, int8_t *q) {
+  for (int j = 0; j < cols; j++) {
+    float mx = 0.0f;
+    for (int i = 0; i < rows; i++) {
+      float a = fabsf(w[(size_t)i * cols + j]);
+      if (a > mx) mx = a;
+    }
+    float s = mx > 0.0f ? mx / 127.0f : 1.0f;
+    if (!(s > 0.0f)) s = 1.0f; /* a subnormal max underflows: the column is zero anyway */
+    scale[j] = s;
+    for (int i = 0; i < rows; i++) {
+      float v = nearbyintf(w[(size_t)i * cols + j] / s);
+      if (v > 127.0f) v = 127.0f;
+      if (v < -127.0f) v = -127.0f;
+      q[(size_t)i * cols + j] = (int8_t)v;
+    }
+  }
+}
+
+void mpnas__q8_pw_fwd(const mpnas__engine *eng, int m, int k, int n, const int8_t *x,
+                      int32_t x_zero, const void *packed, const mpnas__q8_epilogue *e,
+                      int8_t *y) {
+  if (m <= 0 || n <= 0) return;
+  int units = (m + Q8_ROW_GRANULE - 1) / Q8_ROW_GRANULE;
+  int parts = team_size(eng, (double)m * k * n, units);
+  mpnas__q8_gemm_fn gemm = eng->k->q8_gemm;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+  for (int t = 0; t < parts; t++) {
+    int r0, r1;
+    split_range(m, parts, t, Q8_ROW_GRANULE, &r0, &r1);
+    if (r1 <= r0) continue;
+    /* The kernel indexes the residual like its own y: hand it this slice's rows. */
+    mpnas__q8_epilogue part = *e;
+    if (e->residual != NULL) part.residual = e->residual + (size_t)r0 * n;
+    gemm(r1 - r0, k, n, x + (size_t)r0 * k, x_zero, packed, &part, y + (size_t)r0 * n);
+  }
+}
+
+void mpnas__q8_dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c, int k, int stride,
+                      const int8_t *x, int32_t x_zero, const int8_t *wt,
+                      const mpnas__q8_epilogue *e, int8_t *y) {
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, h, w, c, k, stride);
+  int rows = n * s.ho;
+  if (rows <= 0 || c <= 0) return;
+  int parts = team_size(eng, (double)rows * s.wo * c * k * k, rows);
+  size_t in_image = (size_t)h * w * c, out_image = (size_t)s.ho * s.wo * c;
+  mpnas__q8_dw_fwd_fn fwd = eng->k->q8_dw_fwd;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+  for (int t = 0; t < parts; t++) {
+    int r0, r1;
+    split_range(rows, parts, t, 1, &r0, &r1);
+    /* Rows, not images, are split (as ops_conv.c's dw_part): one call per image touched. */
+    for (int i = r0 / s.ho; i < n && i * s.ho < r1; i++) {
+      int oh0 = r0 - i * s.ho, oh1 = r1 - i * s.ho;
+      if (oh0 < 0) oh0 = 0;
+      if (oh1 > s.ho) oh1 = s.ho;
+      fwd(&s, x + i * in_image, x_zero, wt, e, y + i * out_image, oh0, oh1);
+    }
+  }
+}
