@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """mpi_example.py - the collective hook from Python: a data-parallel search and training
 run with mpi4py's Allreduce as libmpnas's all-reduce (mpnas_context_set_collective,
-docs/SCALING.md), through ctypes.
+docs/SCALING.md), through Context.set_collective.
 
     mpirun -np 2 python3 python/mpi_example.py      (as root: mpirun --allow-run-as-root)
 
@@ -9,7 +9,6 @@ Needs mpi4py (Debian: python3-mpi4py). Every worker builds the same data and set
 the library splits each batch among them and keeps their weights identical, which the
 end of the run checks (a hash of every worker's model, gathered on rank 0)."""
 
-import ctypes
 import hashlib
 import os
 import sys
@@ -21,23 +20,14 @@ import mpnas  # noqa: E402
 import synthetic  # noqa: E402
 
 COMM = MPI.COMM_WORLD
-ALLREDUCE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                             ctypes.c_int32)
-TYPES = {0: (ctypes.c_float, MPI.FLOAT), 1: (ctypes.c_double, MPI.DOUBLE),
-         2: (ctypes.c_int64, MPI.INT64_T)}  # MPNAS_COLLECTIVE_F32, _F64, _I64
 
 
-@ALLREDUCE
-def allreduce(user, buf, count, dtype):
-    """Sum `count` values at `buf` over every worker, in place; 0 on success."""
-    try:
-        ctype, mpitype = TYPES[dtype]
-        view = (ctype * count).from_address(buf)
-        COMM.Allreduce(MPI.IN_PLACE, [view, mpitype], op=MPI.SUM)
-        return 0
-    except Exception as e:  # an exception must not cross into C: report and fail the step
-        print("rank %d: allreduce failed: %s" % (COMM.rank, e), file=sys.stderr)
-        return 1
+MPI_TYPES = {"f32": MPI.FLOAT, "f64": MPI.DOUBLE, "i64": MPI.INT64_T}
+
+
+def allreduce(array, dtype):
+    """Sum a ctypes array over every worker, in place (Context.set_collective)."""
+    COMM.Allreduce(MPI.IN_PLACE, [array, MPI_TYPES[dtype]], op=MPI.SUM)
 
 
 def main():
@@ -45,13 +35,7 @@ def main():
     train = {d: synthetic.make(d, 600, seed=1) for d in synthetic.DOMAINS}
     test = {d: synthetic.make(d, 200, seed=1, start=100000) for d in synthetic.DOMAINS}
     with mpnas.Context(threads=1, seed=1) as ctx:
-        lib = ctypes.CDLL(mpnas.library_path())
-        lib.mpnas_context_set_collective.restype = ctypes.c_int32
-        lib.mpnas_context_set_collective.argtypes = [ctypes.c_void_p, ALLREDUCE, ctypes.c_void_p,
-                                                     ctypes.c_int32, ctypes.c_int32]
-        # ctx._handle(): the mpnas_context pointer; `allreduce` stays alive (module level).
-        if lib.mpnas_context_set_collective(ctx._handle(), allreduce, None, rank, world) != 0:
-            raise SystemExit("mpnas_context_set_collective: " + ctx.last_error)
+        ctx.set_collective(allreduce, rank, world)
         space = mpnas.Space(ctx, "empty").configure(stem_channels=8, stem_stride=2,
                                                      head_channels=64)
         space.add_stage(16, 2, 2, "relu", True)

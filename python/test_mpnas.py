@@ -845,6 +845,62 @@ def test_value_types():
         check(sn.get("steps") == 7 and sn.get("learning_rate") == 0.5, "numpy scalars")
 
 
+def test_collective():
+    """Context.set_collective: arguments checked; two workers on two threads (a Python
+    barrier as the all-reduce) end with identical searches, and the same paths as one
+    worker on the same global batch."""
+    import threading
+    ctx = mpnas.Context(threads=1, seed=5)
+    expect_raises(TypeError, ctx.set_collective, 3, 0, 2)
+    expect_raises(TypeError, ctx.set_collective, lambda a, t: None, 0.5, 2)
+    expect_raises(mpnas.MpnasError, ctx.set_collective, lambda a, t: None, 2, 2)
+    expect_raises(mpnas.MpnasError, ctx.set_collective, None, 0, 2)
+    ctx.set_collective(None, 0, 1)
+    ctx.close()
+
+    slots, barrier, calls = [None, None], threading.Barrier(2), [0]
+
+    def make_sum(rank):
+        def allreduce(arr, dtype):
+            slots[rank] = list(arr)
+            barrier.wait()
+            other = slots[1 - rank]
+            total = [a + b for a, b in zip(slots[0], slots[1])]  # one order on both
+            barrier.wait()
+            for i, v in enumerate(total):
+                arr[i] = v
+            calls[0] += rank == 0
+            check(len(other) == len(arr) and dtype in ("f32", "f64", "i64"), "buffer, type")
+        return allreduce
+
+    def run_search(rank, world, out):
+        c = mpnas.Context(threads=1, seed=5)
+        if world > 1:
+            c.set_collective(make_sum(rank), rank, world)
+        sn = tiny_supernet(c, steps=3)
+        sn.search()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "search.ckpt")
+            sn.save_checkpoint(path)
+            with open(path, "rb") as f:
+                out[rank] = ([sn.path(d) for d in sn.domains], f.read())
+        c.close()
+
+    two, one = [None, None], [None]
+    threads = [threading.Thread(target=run_search, args=(r, 2, two)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    run_search(0, 1, one)
+    check(two[0] is not None and two[1] is not None, "both workers finished")
+    if two[0] is None or two[1] is None:
+        return
+    check(two[0][1] == two[1][1], "the two workers' search checkpoints are identical")
+    check(two[0][0] == one[0][0], "the same paths as one worker")
+    check(calls[0] > 3 * 3, "the hook was called (%d times)" % calls[0])
+
+
 def main():
     print("python %s, %s, library %s%s" % (sys.version.split()[0], mpnas.__file__, mpnas.library_path(),
                                            ", numpy %s" % numpy.__version__ if numpy else ", no numpy"))
@@ -852,7 +908,7 @@ def main():
                  test_cancel_and_resume, test_checkpoint, test_lifetime, test_model,
                  test_model_save_load, test_quantize, test_export_onnx, test_model_checkpoint, test_from_supernet, test_c_agreement, test_image_shapes,
                  test_image_counts, test_numpy_shapes, test_parameter_names, test_nul_paths,
-                 test_value_types):
+                 test_value_types, test_collective):
         run(test)
     print("# RESULT %d %d" % (PASSED, FAILED))
     return 0 if FAILED == 0 else 1

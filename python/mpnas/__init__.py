@@ -243,6 +243,8 @@ _P = ctypes.POINTER
 _S = _c_i32  # mpnas_status
 
 _SEARCH_PROGRESS_FN = ctypes.CFUNCTYPE(_c_i32, _c_vp, _c_vp, _c_i64, _c_i64)
+# mpnas_allreduce_fn: (user, buf, count, dtype) -> 0 or a failing code
+_ALLREDUCE_FN = ctypes.CFUNCTYPE(_c_i32, _c_vp, _c_vp, _c_i64, _c_i32)
 _TRAIN_PROGRESS_FN = ctypes.CFUNCTYPE(_c_i32, _c_vp, _c_vp, _c_i64, _c_i64)
 _LOG_FN = ctypes.CFUNCTYPE(None, _c_vp, _c_i32, _c_cp)
 
@@ -257,6 +259,7 @@ _PROTOTYPES = {
     "mpnas_context_set_int": (_S, [_c_vp, _c_i32, _c_i64]),
     "mpnas_context_get_int": (_S, [_c_vp, _c_i32, _P(_c_i64)]),
     "mpnas_context_set_log_callback": (_S, [_c_vp, _LOG_FN, _c_vp]),
+    "mpnas_context_set_collective": (_S, [_c_vp, _ALLREDUCE_FN, _c_vp, _c_i32, _c_i32]),
     "mpnas_context_last_error": (_c_cp, [_c_vp]),
     "mpnas_context_last_status": (_S, [_c_vp]),
     "mpnas_context_clear_error": (None, [_c_vp]),
@@ -993,6 +996,7 @@ class Context(_Handle):
         if status != OK:
             raise _error(status, "", "mpnas_context_create")
         self._log_cb = None
+        self._collective_cb = None
         self._init_handle(h.value, self)
         for name, value in (("threads", threads), ("seed", seed), ("isa", isa),
                             ("log_level", log_level)):
@@ -1086,6 +1090,41 @@ class Context(_Handle):
         cb = _LOG_FN(trampoline)
         self._call("mpnas_context_set_log_callback", h, cb, None)
         self._log_cb = cb  # kept referenced while installed
+
+    def set_collective(self, allreduce, rank, world_size):
+        """Make this process worker `rank` of `world_size` data-parallel workers
+        (docs/SCALING.md). allreduce(array, dtype) must sum `array` in place over every
+        worker - a ctypes array of c_float (dtype "f32"), c_double ("f64") or c_int64
+        ("i64"); e.g. with mpi4py: COMM.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM).
+        An exception in it fails the step with MPNAS_E_IO (its text on stderr).
+        set_collective(None, 0, 1) goes back to one process."""
+        h = self._handle()
+        rank, world_size = _integer(rank, "rank"), _integer(world_size, "world_size")
+        if not (-(1 << 31) <= rank < (1 << 31) and -(1 << 31) <= world_size < (1 << 31)):
+            raise ValueError("set_collective: rank %d or world_size %d is outside int32"
+                             % (rank, world_size))
+        if allreduce is None:
+            self._call("mpnas_context_set_collective", h, _ALLREDUCE_FN(), None, rank,
+                       world_size)
+            self._collective_cb = None
+            return
+        if not callable(allreduce):
+            raise TypeError("set_collective: allreduce must be callable (or None)")
+        types = {0: (ctypes.c_float, "f32"), 1: (ctypes.c_double, "f64"),
+                 2: (ctypes.c_int64, "i64")}  # MPNAS_COLLECTIVE_F32, _F64, _I64
+
+        def trampoline(user, buf, count, dtype):
+            try:
+                ctype, name = types[int(dtype)]
+                allreduce((ctype * int(count)).from_address(buf), name)
+                return 0
+            except BaseException as e:  # never let an exception cross the C frame
+                sys.stderr.write("mpnas all-reduce callback raised %r\n" % (e,))
+                return 1
+
+        cb = _ALLREDUCE_FN(trampoline)
+        self._call("mpnas_context_set_collective", h, cb, None, rank, world_size)
+        self._collective_cb = cb  # kept referenced while installed
 
     # conveniences
     def space(self, preset="32px"):
