@@ -1,5 +1,5 @@
 /* threads.c - whether the engine's worker threads can run, and are running right now
- * (ops.h). getpid() is POSIX: this file asks for it, like serial.c. */
+ * (ops.h). getpid() is POSIX: this file asks for it, like file.c. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "tensor/ops.h"
