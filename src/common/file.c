@@ -316,3 +316,12 @@ fail:
     return s;
   }
 }
+
+/* The container a writer holds, to `path` (serial.h). */
+mpnas_status mpnas__writer_to_file(mpnas__writer *w, const char *path) {
+  const unsigned char *data;
+  size_t len;
+  mpnas_status s = mpnas__writer_finish(w, &data, &len);
+  if (s != MPNAS_OK) return s;
+  return mpnas__write_file_atomic(w->ctx, path, data, len);
+}

@@ -371,14 +371,6 @@ mpnas_status mpnas__writer_to_memory(mpnas__writer *w, unsigned char **data, siz
   return MPNAS_OK;
 }
 
-mpnas_status mpnas__writer_to_file(mpnas__writer *w, const char *path) {
-  const unsigned char *data;
-  size_t len;
-  mpnas_status s = mpnas__writer_finish(w, &data, &len);
-  if (s != MPNAS_OK) return s;
-  return mpnas__write_file_atomic(w->ctx, path, data, len);
-}
-
 /* ---- Reader ------------------------------------------------------------------------ */
 static const char *kind_name(const mpnas__reader *r) {
   return r->kind != NULL && r->kind->name != NULL ? r->kind->name : "";
