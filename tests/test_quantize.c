@@ -599,9 +599,57 @@ static void test_memory(void) {
   CHECK_EQ_INT(c.live, 0);
 }
 
+/* mpnas__q8_quantize against the contract's arithmetic done the obvious way (clamp,
+ * then nearbyintf): the vectorisable form rounds before clamping, which must not
+ * change any value - ties, the bounds' neighbourhoods, huge values, infinities, NaN,
+ * odd counts and a random sweep over scales and zero points. */
+static void test_quantize_values(void) {
+  static const float special[] = {0.0f, -0.0f, 0.5f, -0.5f, 1.5f, -1.5f, 2.5f, 126.5f, 127.0f,
+                                  127.49f, 127.5f, 127.51f, 128.5f, -127.5f, -128.0f,
+                                  -128.49f, -128.5f, -128.51f, -129.5f, 4194303.5f, 4194304.5f,
+                                  -4194304.5f, 8388609.0f, -8388609.0f, 12582912.0f,
+                                  -12582912.0f, -12582913.0f, 1e20f, -1e20f, 3.4e38f, -3.4e38f,
+                                  INFINITY, -INFINITY, NAN, -NAN, 1e-40f, -1e-40f};
+  enum { N = 1031 };
+  float x[N];
+  int8_t q[N + 1];
+  uint64_t s = 0x9e3779b97f4a7c15ULL;
+  int bad = 0;
+  for (int round = 0; round < 200; round++) {
+    mpnas__qparams p;
+    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+    p.zero = (int32_t)((s >> 33) % 256) - 128;
+    p.scale = round == 0 ? 1.0f : round == 1 ? 0.5f : ldexpf(1.0f + (float)((s >> 20) % 1000) / 1000.0f, (int)((s >> 40) % 20) - 10);
+    for (int i = 0; i < N; i++) {
+      s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+      int sp = (int)(sizeof special / sizeof special[0]);
+      x[i] = i < sp && round < 2 ? special[i]
+                                 : (float)((double)(int64_t)(s >> 11) / 9007199254740992.0 - 0.5) *
+                                       300.0f * p.scale;
+      if (round >= 2 && (s & 7) == 0) x[i] = ((float)((int)(s >> 20) % 600) - 300.0f) * 0.5f * p.scale;
+    }
+    int count = N - round % 7;
+    q[count] = 0x5a;
+    mpnas__q8_quantize((size_t)count, x, p, q);
+    float inv = 1.0f / p.scale;
+    for (int i = 0; i < count; i++) {
+      float v = x[i] * inv + (float)p.zero;
+      v = v > -128.0f ? v : -128.0f;
+      v = v < 127.0f ? v : 127.0f;
+      int8_t want = (int8_t)nearbyintf(v);
+      if (q[i] != want && bad++ < 5)
+        printf("    x %.9g scale %.9g zero %d: got %d, want %d\n", (double)x[i], (double)p.scale,
+               (int)p.zero, q[i], want);
+    }
+    CHECK(q[count] == 0x5a);
+  }
+  CHECK_EQ_INT(bad, 0);
+}
+
 int main(void) {
   g_ctx = context();
   g_model = trained(g_ctx, 0, 150);
+  RUN(test_quantize_values);
   RUN(test_int8_close_to_float);
   RUN(test_squeeze_excite);
   RUN(test_round_trip_and_int8_only);

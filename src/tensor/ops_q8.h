@@ -24,7 +24,8 @@ typedef struct mpnas__qparams {
 mpnas__qparams mpnas__q8_affine(float lo, float hi);
 
 /* q = clamp(round-half-even(x / scale) + zero) over count values. */
-void mpnas__q8_quantize(size_t count, const float *x, mpnas__qparams p, int8_t *q);
+void mpnas__q8_quantize(size_t count, const float *restrict x, mpnas__qparams p,
+                        int8_t *restrict q);
 /* x = scale * (q - zero). */
 void mpnas__q8_dequantize(size_t count, const int8_t *q, mpnas__qparams p, float *x);
 /* Global average pool of n images of hw pixels x c channels, dequantised: y [n][c]. */

@@ -111,21 +111,24 @@ MPNAS_UNROLL(6)
       }
     }
   }
+  /* A local copy: the int8 stores below may alias *ec, which would be reloaded after
+   * each of them. */
+  const q8_epi_consts ek = *ec;
   const __m256i vc = _mm256_set1_epi32(corr);
   const __m256i c0 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)cs));
   const __m256i c1 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)(cs + 8)));
   const int nc = n - j0 < 16 ? n - j0 : 16;
-  const q8_chan ch0 = q8_chan_load(ec, j0, nc);
-  const q8_chan ch1 = nc > 8 ? q8_chan_load(ec, j0 + 8, nc - 8) : ch0;
+  const q8_chan ch0 = q8_chan_load(&ek, j0, nc);
+  const q8_chan ch1 = nc > 8 ? q8_chan_load(&ek, j0 + 8, nc - 8) : ch0;
   for (int r = 0; r < MR; r++) {
     const size_t row = (size_t)r * n + j0;
-    __m256i v0 = q8_epi8(ec, ch0, _mm256_sub_epi32(acc[r][0], c0), res != NULL ? res + row : NULL,
+    __m256i v0 = q8_epi8(&ek, ch0, _mm256_sub_epi32(acc[r][0], c0), res != NULL ? res + row : NULL,
                          nc < 8 ? nc : 8);
     if (nc <= 8) {
       q8_store8(y + row, v0, nc);
       continue;
     }
-    __m256i v1 = q8_epi8(ec, ch1, _mm256_sub_epi32(acc[r][1], c1),
+    __m256i v1 = q8_epi8(&ek, ch1, _mm256_sub_epi32(acc[r][1], c1),
                          res != NULL ? res + row + 8 : NULL, nc - 8);
     q8_store16(y + row, v0, v1, nc);
   }
