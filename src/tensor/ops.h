@@ -50,6 +50,11 @@ mpnas__engine mpnas__engine_ready(const mpnas__engine *eng);
  * child would wait forever). Every entry point takes its engine through this function
  * or mpnas__engine_ready, never straight from the context. */
 mpnas__engine mpnas__engine_usable(const mpnas__engine *eng);
+/* The work split of the convolution and int8 ops (ops_conv.c): the number of parts for
+ * `work` multiply-adds (1 when single-threaded or below ~32k per thread; at most
+ * max_parts), and part t of `parts` of [0, total) cut at multiples of granule. */
+int mpnas__team_size(const mpnas__engine *eng, double work, int max_parts);
+void mpnas__split_range(int total, int parts, int t, int granule, int *b, int *e);
 
 /* ---- Convolutions ----------------------------------------------------------------- */
 

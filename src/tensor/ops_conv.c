@@ -31,7 +31,7 @@
 
 /* Number of parts to split `work` multiply-adds into: 1 when single-threaded or small,
  * never more than max_parts (the number of indivisible units). */
-static int team_size(const mpnas__engine *eng, double work, int max_parts) {
+int mpnas__team_size(const mpnas__engine *eng, double work, int max_parts) {
   int nt = eng->threads;
   if (nt <= 1 || max_parts <= 1) return 1;
   double by_work = work / MPNAS__PAR_MIN_WORK;
@@ -41,7 +41,7 @@ static int team_size(const mpnas__engine *eng, double work, int max_parts) {
 }
 
 /* Part t of `parts` of [0, total), cut at multiples of `granule`: [*b, *e). */
-static void split_range(int total, int parts, int t, int granule, int *b, int *e) {
+void mpnas__split_range(int total, int parts, int t, int granule, int *b, int *e) {
   long long units = (total + granule - 1) / granule;
   long long u0 = units * t / parts, u1 = units * (t + 1) / parts;
   long long lo = u0 * granule, hi = u1 * granule;
@@ -66,7 +66,7 @@ static void run_rows(int parts, int rows, int granule, rows_fn fn, const void *a
 #endif
   for (int t = 0; t < parts; t++) {
     int r0, r1;
-    split_range(rows, parts, t, granule, &r0, &r1);
+    mpnas__split_range(rows, parts, t, granule, &r0, &r1);
     if (r1 > r0) fn(arg, r0, r1);
   }
 }
@@ -124,7 +124,7 @@ static void gemm_part(const void *arg, int r0, int r1) {
 /* Threads for an m x k x n GEMM split by rows (one formula for the plain and the
  * statistics forward). */
 static int gemm_parts(const mpnas__engine *eng, int m, int k, int n) {
-  return team_size(eng, (double)m * k * n, ceil_div(m, MPNAS__ROW_GRANULE));
+  return mpnas__team_size(eng, (double)m * k * n, ceil_div(m, MPNAS__ROW_GRANULE));
 }
 
 /* y[m][n] = epilogue(x[m][k] . packed), rows split across threads. */
@@ -138,14 +138,14 @@ static void gemm_rows(const mpnas__engine *eng, int m, int k, int n, const float
 /* dw[k][n] += x[m][k]^T . dy[m][n], split by rows of dw: no reduction across threads. */
 static void gemm_weight_grad(const mpnas__engine *eng, int m, int k, int n, const float *x,
                              const float *dy, float *dw) {
-  int parts = team_size(eng, (double)m * k * n, ceil_div(k, MPNAS__K_GRANULE));
+  int parts = mpnas__team_size(eng, (double)m * k * n, ceil_div(k, MPNAS__K_GRANULE));
   const mpnas__kernels *kt = eng->k;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
   for (int t = 0; t < parts; t++) {
     int k0, k1;
-    split_range(k, parts, t, MPNAS__K_GRANULE, &k0, &k1);
+    mpnas__split_range(k, parts, t, MPNAS__K_GRANULE, &k0, &k1);
     if (k1 > k0) kt->gemm_bwd_weight(m, k, n, x, dy, dw, k0, k1);
   }
 }
@@ -307,13 +307,13 @@ static inline void zero_pixel(float *dst, int cin) {
 static void im2col(const mpnas__engine *eng, const conv_geom *g, int count, const float *x,
                    float *col) {
   int rows = count * g->ho;
-  int parts = team_size(eng, (double)rows * g->wo * g->kkc, rows);
+  int parts = mpnas__team_size(eng, (double)rows * g->wo * g->kkc, rows);
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
   for (int t = 0; t < parts; t++) {
     int r0, r1;
-    split_range(rows, parts, t, 1, &r0, &r1);
+    mpnas__split_range(rows, parts, t, 1, &r0, &r1);
     for (int r = r0; r < r1; r++) {
       int i = r / g->ho, oy = r % g->ho;
       const float *xi = x + (size_t)i * g->h * g->w * g->cin;
@@ -339,13 +339,13 @@ static void im2col(const mpnas__engine *eng, const conv_geom *g, int count, cons
 static void col2im(const mpnas__engine *eng, const conv_geom *g, int count, const float *dcol,
                    float *dx) {
   int rows = count * g->h;
-  int parts = team_size(eng, (double)rows * g->w * g->kkc, rows);
+  int parts = mpnas__team_size(eng, (double)rows * g->w * g->kkc, rows);
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
   for (int t = 0; t < parts; t++) {
     int r0, r1;
-    split_range(rows, parts, t, 1, &r0, &r1);
+    mpnas__split_range(rows, parts, t, 1, &r0, &r1);
     for (int r = r0; r < r1; r++) {
       int i = r / g->h, iy = r % g->h;
       const float *dci = dcol + (size_t)i * g->ho * g->wo * g->kkc;
@@ -495,7 +495,7 @@ static void dw_part(const void *arg, int r0, int r1) {
 /* Threads for a depthwise forward of `rows` = n*ho output rows (one formula for the
  * plain and the statistics forward). */
 static int dw_parts(const mpnas__engine *eng, const mpnas__dw_shape *s, int rows) {
-  return team_size(eng, (double)rows * s->wo * s->c * s->k * s->k, rows);
+  return mpnas__team_size(eng, (double)rows * s->wo * s->c * s->k * s->k, rows);
 }
 
 mpnas_status mpnas__dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,
@@ -521,14 +521,14 @@ mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c,
   if (dx != NULL) {
     /* Input rows are independent (gather form): split the n*h rows like forward. */
     int rows = n * h;
-    int parts = team_size(eng, work, rows);
+    int parts = mpnas__team_size(eng, work, rows);
     mpnas__dw_bwd_input_fn bwd_in = eng->k->dw_bwd_input;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
     for (int t = 0; t < parts; t++) {
       int r0, r1;
-      split_range(rows, parts, t, 1, &r0, &r1);
+      mpnas__split_range(rows, parts, t, 1, &r0, &r1);
       for (int i = r0 / h; i < n && i * h < r1; i++) {
         int ih0 = r0 - i * h, ih1 = r1 - i * h;
         if (ih0 < 0) ih0 = 0;
@@ -539,14 +539,14 @@ mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c,
   }
   if (dwt != NULL) {
     /* Channel ranges: each (tap, channel) sum stays within one thread, no reduction. */
-    int parts = team_size(eng, work, ceil_div(c, MPNAS__DW_CH_GRANULE));
+    int parts = mpnas__team_size(eng, work, ceil_div(c, MPNAS__DW_CH_GRANULE));
     mpnas__dw_bwd_weight_fn bwd_w = eng->k->dw_bwd_weight;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
     for (int t = 0; t < parts; t++) {
       int c0, c1;
-      split_range(c, parts, t, MPNAS__DW_CH_GRANULE, &c0, &c1);
+      mpnas__split_range(c, parts, t, MPNAS__DW_CH_GRANULE, &c0, &c1);
       if (c1 > c0) bwd_w(&s, n, x, dy, dwt, c0, c1);
     }
   }

@@ -1,31 +1,14 @@
-/* ops_q8.c - int8 inference ops (see ops_q8.h). The thread split copies ops_conv.c's
- * (team size from the work, static parts of whole rows), so the int8 forward spreads
- * over the same threads as the float one. */
+/* ops_q8.c - int8 inference ops (see ops_q8.h). The thread split is ops_conv.c's
+ * (mpnas__team_size / mpnas__split_range: static parts of whole rows), so the int8
+ * forward spreads over the same threads as the float one. */
 #include "tensor/ops_q8.h"
+
+#include "tensor/ops.h"
 
 #include <math.h>
 
-/* As ops_conv.c: below this many multiply-adds per thread a parallel region costs more
- * than it saves; GEMM rows are split at multiples of 8 (SIMD register tiles). */
-#define Q8_PAR_MIN_WORK 32768.0
+/* GEMM rows are split at multiples of 8 (SIMD register tiles). */
 #define Q8_ROW_GRANULE 8
-
-static int team_size(const mpnas__engine *eng, double work, int max_parts) {
-  int nt = eng->threads;
-  if (nt <= 1 || max_parts <= 1) return 1;
-  double by_work = work / Q8_PAR_MIN_WORK;
-  if (by_work < (double)nt) nt = (int)by_work;
-  if (nt > max_parts) nt = max_parts;
-  return nt < 1 ? 1 : nt;
-}
-
-static void split_range(int total, int parts, int t, int granule, int *b, int *e) {
-  long long units = (total + granule - 1) / granule;
-  long long u0 = units * t / parts, u1 = units * (t + 1) / parts;
-  long long lo = u0 * granule, hi = u1 * granule;
-  *b = (int)(lo < total ? lo : total);
-  *e = (int)(hi < total ? hi : total);
-}
 
 mpnas__qparams mpnas__q8_affine(float lo, float hi) {
   mpnas__qparams p = {1.0f, 0};
@@ -105,14 +88,14 @@ void mpnas__q8_pw_fwd(const mpnas__engine *eng, int m, int k, int n, const int8_
                       int8_t *y) {
   if (m <= 0 || n <= 0) return;
   int units = (m + Q8_ROW_GRANULE - 1) / Q8_ROW_GRANULE;
-  int parts = team_size(eng, (double)m * k * n, units);
+  int parts = mpnas__team_size(eng, (double)m * k * n, units);
   mpnas__q8_gemm_fn gemm = eng->k->q8_gemm;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
   for (int t = 0; t < parts; t++) {
     int r0, r1;
-    split_range(m, parts, t, Q8_ROW_GRANULE, &r0, &r1);
+    mpnas__split_range(m, parts, t, Q8_ROW_GRANULE, &r0, &r1);
     if (r1 <= r0) continue;
     /* The kernel indexes the residual like its own y: hand it this slice's rows. */
     mpnas__q8_epilogue part = *e;
@@ -128,7 +111,7 @@ void mpnas__q8_dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c, int 
   mpnas__dw_shape_init(&s, h, w, c, k, stride);
   int rows = n * s.ho;
   if (rows <= 0 || c <= 0) return;
-  int parts = team_size(eng, (double)rows * s.wo * c * k * k, rows);
+  int parts = mpnas__team_size(eng, (double)rows * s.wo * c * k * k, rows);
   size_t in_image = (size_t)h * w * c, out_image = (size_t)s.ho * s.wo * c;
   mpnas__q8_dw_fwd_fn fwd = eng->k->q8_dw_fwd;
 #if defined(_OPENMP)
@@ -136,7 +119,7 @@ void mpnas__q8_dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c, int 
 #endif
   for (int t = 0; t < parts; t++) {
     int r0, r1;
-    split_range(rows, parts, t, 1, &r0, &r1);
+    mpnas__split_range(rows, parts, t, 1, &r0, &r1);
     /* Rows, not images, are split (as ops_conv.c's dw_part): one call per image touched. */
     for (int i = r0 / s.ho; i < n && i * s.ho < r1; i++) {
       int oh0 = r0 - i * s.ho, oh1 = r1 - i * s.ho;
