@@ -202,6 +202,9 @@ int cli_model_open(mpnas_context *ctx, const char *arg, mpnas_model **model, cha
                    char *dir, size_t cap);
 /* The index of the model's domain `name`, or -1 with a message listing the domains. */
 int32_t cli_model_domain(const mpnas_model *model, const char *name);
+/* The settings of the run in `dir` (its run.conf, if any: domains, seed, test fraction),
+ * then o's --set after them, into run. Returns 0 or the exit code (message printed). */
+int cli_run_settings(const cli_options *o, const char *dir, cli_options *run);
 /* The model file and its folder for a MODEL argument (a file, or a run folder). */
 void cli_model_location(const char *arg, char *file, char *dir, size_t cap);
 /* A context with the context settings (--threads, --seed, --set context.*) of o. */

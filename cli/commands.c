@@ -25,6 +25,17 @@ void cli_model_location(const char *arg, char *file, char *dir, size_t cap) {
   else snprintf(dir, cap, "%.*s", (int)(slash == arg ? 1 : slash - arg), arg);
 }
 
+int cli_run_settings(const cli_options *o, const char *dir, cli_options *run) {
+  char conf[4200];
+  cli_options_init(run, CMD_SEARCH);
+  snprintf(conf, sizeof conf, "%s/run.conf", dir);
+  int rc = 0;
+  if (access(conf, R_OK) == 0) rc = cli_run_read(run, dir);
+  for (int i = 0; rc == 0 && i < o->nsets && run->nsets < CLI_MAX_SETS; i++)
+    run->sets[run->nsets++] = o->sets[i];
+  return rc;
+}
+
 int cli_model_open(mpnas_context *ctx, const char *arg, mpnas_model **model, char *file, char *dir,
                    size_t cap) {
   cli_model_location(arg, file, dir, cap);
@@ -171,19 +182,14 @@ static int eval_domain(mpnas_context *ctx, const mpnas_model *model, const char 
 }
 
 int cli_eval(cli_options *o) {
-  char file[4096], dir[4096], conf[4200];
+  char file[4096], dir[4096];
   if (o->npositional != 1) {
     cli_error("mpnas eval MODEL: one model (file or run folder) expected (see mpnas eval --help)");
     return EXIT_USAGE;
   }
   cli_model_location(o->positional[0], file, dir, sizeof file);
-  /* The run's settings first (its domains, seed, test fraction), the command line's after. */
   cli_options run;
-  cli_options_init(&run, CMD_SEARCH);
-  snprintf(conf, sizeof conf, "%s/run.conf", dir);
-  int rc = 0;
-  if (access(conf, R_OK) == 0) rc = cli_run_read(&run, dir);
-  for (int i = 0; rc == 0 && i < o->nsets && run.nsets < CLI_MAX_SETS; i++) run.sets[run.nsets++] = o->sets[i];
+  int rc = cli_run_settings(o, dir, &run);
   const char *const *domains = o->ndomains ? o->domains : run.domains;
   int ndomains = o->ndomains ? o->ndomains : run.ndomains;
   if (rc == 0 && ndomains == 0) {

@@ -57,7 +57,7 @@ static long long file_size(const char *path) {
 }
 
 int cli_quantize(cli_options *o) {
-  char file[4096], dir[4096], conf[4200];
+  char file[4096], dir[4096];
   if (o->npositional != 1 || o->out == NULL) {
     cli_error("mpnas quantize MODEL -o OUT: one model (file or run folder) and an output file "
               "expected (see mpnas quantize --help)");
@@ -69,11 +69,7 @@ int cli_quantize(cli_options *o) {
   }
   cli_model_location(o->positional[0], file, dir, sizeof file);
   cli_options run;
-  cli_options_init(&run, CMD_SEARCH);
-  snprintf(conf, sizeof conf, "%s/run.conf", dir);
-  int rc = 0;
-  if (access(conf, R_OK) == 0) rc = cli_run_read(&run, dir);
-  for (int i = 0; rc == 0 && i < o->nsets && run.nsets < CLI_MAX_SETS; i++) run.sets[run.nsets++] = o->sets[i];
+  int rc = cli_run_settings(o, dir, &run);
   const char *const *domains = o->ndomains ? o->domains : run.domains;
   int ndomains = o->ndomains ? o->ndomains : run.ndomains;
   mpnas_context *ctx = NULL;
