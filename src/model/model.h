@@ -150,9 +150,9 @@ mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpna
 mpnas_status mpnas__model_add_domain(mpnas_model *m, const char *name, int32_t classes,
                                      const int32_t *path);
 
-/* Serialisation (model_io.c): the model file, and a checkpoint (model + training state). */
-mpnas_status mpnas__model_write(const mpnas_model *m, int with_training_state, void **data,
-                                size_t *size);
+/* Serialisation: the model file (model_io.c) and a checkpoint, the model with its
+ * training state (model_checkpoint.c). */
+mpnas_status mpnas__model_write(const mpnas_model *m, void **data, size_t *size);
 mpnas_status mpnas__model_read(mpnas_context *ctx, const void *data, size_t size,
                                mpnas_model **out);
 mpnas_status mpnas__model_checkpoint_save(const mpnas_model *m, const char *path);

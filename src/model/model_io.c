@@ -1,5 +1,7 @@
-/* model_io.c - the multi-path model's file format and checkpoints (docs/MODEL-FORMAT.md;
- * the container underneath is docs/FILE-CONTAINER.md).
+/* model_io.c - the multi-path model's file format (docs/MODEL-FORMAT.md; the container
+ * underneath is docs/FILE-CONTAINER.md). The training checkpoint, the same format with
+ * two more sections, is read and written in model_checkpoint.c on the parts here that
+ * model_io.h shares.
  *
  * One format, magic "MPNASMDL", for both kinds of file:
  *   model file   META SPCE DOMS CONF PARW PARB             (mpnas_model_save), version 1
@@ -26,32 +28,20 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/serial.h"
-#include "model/model.h"
+#include "model/model_io.h"
 #include "model/model_quant.h"
 
-/* Readers take versions 1 and 2; quantised models are written as 2, the rest as 1. */
-static const mpnas__file_kind model_kind = {"MPNASMDL", "model", 2, 1};
-static const mpnas__file_kind model_kind_v1 = {"MPNASMDL", "model", 1, 1};
+const mpnas__file_kind mpnas__model_kind = {"MPNASMDL", "model", 2, 1};
+const mpnas__file_kind mpnas__model_kind_v1 = {"MPNASMDL", "model", 1, 1};
 #define VERSION_QUANT 2u
-
-#define CONTENTS_MODEL 0u
-#define CONTENTS_CHECKPOINT 1u
-#define CONTENTS_INT8 2u /* version 2: the int8 form alone, no float weights */
 /* (BN slot, domain) pairs of the layout: (3 nodes + 2) x domains. Bounds the
  * bookkeeping a file can make the loader allocate (24 bytes a pair). */
 #define MAX_SLOT_PAIRS ((int64_t)1 << 21)
 
 /* ---- Messages ------------------------------------------------------------------------ */
 
-static mpnas_status bad(mpnas_context *ctx, mpnas_status st, const char *where, const char *fmt,
-                        ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-static mpnas_status bad(mpnas_context *ctx, mpnas_status st, const char *where, const char *fmt,
-                        ...) {
+mpnas_status mpnas__model_bad(mpnas_context *ctx, mpnas_status st, const char *where,
+                              const char *fmt, ...) {
   char msg[MPNAS__ERROR_CAPACITY];
   va_list ap;
   va_start(ap, fmt);
@@ -63,8 +53,8 @@ static mpnas_status bad(mpnas_context *ctx, mpnas_status st, const char *where, 
 /* Make sure the last error names the file: failures reported by the container reader
  * (or anything else below) do not know it. `mark` is the failure count before the load
  * (mpnas__failure_mark): without a failure recorded since, there is no detail to keep. */
-static mpnas_status annotate(mpnas_context *ctx, mpnas_status st, uint64_t mark,
-                             const char *where) {
+mpnas_status mpnas__model_annotate(mpnas_context *ctx, mpnas_status st, uint64_t mark,
+                                   const char *where) {
   if (st == MPNAS_OK || ctx == NULL) return st;
   char msg[MPNAS__ERROR_CAPACITY];
   const char *last = ctx->last_error;
@@ -89,38 +79,15 @@ static float le_f32(const unsigned char *p) {
   return f;
 }
 
-static void decode_f32(float *dst, const unsigned char *src, size_t n) {
+void mpnas__decode_f32(float *dst, const unsigned char *src, size_t n) {
   for (size_t i = 0; i < n; i++) dst[i] = le_f32(src + 4 * i);
 }
 
 /* Index of the first non-finite float of a little-endian array, or n. */
-static size_t first_non_finite(const unsigned char *src, size_t n) {
+size_t mpnas__first_non_finite(const unsigned char *src, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (!isfinite(le_f32(src + 4 * i))) return i;
   return n;
-}
-
-/* CRC-32 of `count` values of `elem` bytes (1 or 4) as little-endian bytes, so a
- * fingerprint does not depend on the host's byte order. */
-static uint32_t crc_le(uint32_t crc, const void *data, size_t count, size_t elem) {
-  if (elem == 1) return mpnas__crc32(crc, data, count);
-  const unsigned char *p = data;
-  unsigned char buf[1024];
-  while (count > 0) {
-    size_t n = count < sizeof buf / 4 ? count : sizeof buf / 4;
-    for (size_t i = 0; i < n; i++) {
-      uint32_t u;
-      memcpy(&u, p + 4 * i, 4);
-      buf[4 * i] = (unsigned char)u;
-      buf[4 * i + 1] = (unsigned char)(u >> 8);
-      buf[4 * i + 2] = (unsigned char)(u >> 16);
-      buf[4 * i + 3] = (unsigned char)(u >> 24);
-    }
-    crc = mpnas__crc32(crc, buf, 4 * n);
-    p += 4 * n;
-    count -= n;
-  }
-  return crc;
 }
 
 /* ---- The space (SPCE) --------------------------------------------------------------------- */
@@ -167,8 +134,6 @@ static void get_space(mpnas__reader *r, mpnas_space *s) {
   }
 }
 
-static int in_range(int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; }
-
 /* A choice list as mpnas_space_set_choices accepts it. */
 static int list_ok(const int32_t *v, int32_t n, int32_t lo, int32_t hi, int odd) {
   if (n < 1 || n > MPNAS__MAX_CHOICES) return 0;
@@ -196,21 +161,23 @@ static int space_ok(const mpnas_space *s, char *why, size_t cap) {
        "the default kernel list (1..8 distinct odd sizes 1..9) is invalid");
   NEED(list_ok(s->expansions, s->ne, 1, 16, 0),
        "the default expansion list (1..8 distinct values 1..16) is invalid");
-  NEED(in_range(s->nstages, 0, MPNAS__MAX_STAGES), "%d stages (0..%d)", (int)s->nstages,
+  NEED(mpnas__in_range(s->nstages, 0, MPNAS__MAX_STAGES), "%d stages (0..%d)", (int)s->nstages,
        MPNAS__MAX_STAGES);
   int32_t layers = 0;
   for (int32_t i = 0; i < s->nstages; i++) {
     const mpnas__stage *st = &s->stages[i];
-    NEED(in_range(st->cout, 1, 8192), "stage %d has %d output channels (1..8192)", (int)i,
+    NEED(mpnas__in_range(st->cout, 1, 8192), "stage %d has %d output channels (1..8192)", (int)i,
          (int)st->cout);
-    NEED(in_range(st->layers, 1, 64), "stage %d has %d layers (1..64)", (int)i, (int)st->layers);
-    NEED(in_range(st->stride, 1, 2), "stage %d has stride %d (1 or 2)", (int)i, (int)st->stride);
-    NEED(in_range(st->act, 0, A), "stage %d has activation %d (0..%d)", (int)i, (int)st->act,
+    NEED(mpnas__in_range(st->layers, 1, 64), "stage %d has %d layers (1..64)", (int)i,
+         (int)st->layers);
+    NEED(mpnas__in_range(st->stride, 1, 2), "stage %d has stride %d (1 or 2)", (int)i,
+         (int)st->stride);
+    NEED(mpnas__in_range(st->act, 0, A), "stage %d has activation %d (0..%d)", (int)i, (int)st->act,
          (int)A);
-    NEED(in_range(st->skippable, 0, 1), "stage %d: skippable is %d (0 or 1)", (int)i,
+    NEED(mpnas__in_range(st->skippable, 0, 1), "stage %d: skippable is %d (0 or 1)", (int)i,
          (int)st->skippable);
-    NEED(in_range(st->own_choices, 0, 1), "stage %d: own-choices flag is %d (0 or 1)", (int)i,
-         (int)st->own_choices);
+    NEED(mpnas__in_range(st->own_choices, 0, 1), "stage %d: own-choices flag is %d (0 or 1)",
+         (int)i, (int)st->own_choices);
     if (st->own_choices) {
       NEED(list_ok(st->kernels, st->nk, 1, 9, 1), "stage %d: its kernel list is invalid", (int)i);
       NEED(list_ok(st->expansions, st->ne, 1, 16, 0), "stage %d: its expansion list is invalid",
@@ -237,7 +204,7 @@ static void effective(const mpnas_space *s, const mpnas__stage *st, const int32_
 }
 
 /* The same network description (what the layout depends on). */
-static int space_same(const mpnas_space *a, const mpnas_space *b) {
+int mpnas__model_space_same(const mpnas_space *a, const mpnas_space *b) {
   if (a->in_h != b->in_h || a->in_w != b->in_w || a->in_c != b->in_c || a->stem_c != b->stem_c ||
       a->stem_k != b->stem_k || a->stem_s != b->stem_s || a->stem_act != b->stem_act ||
       a->head_c != b->head_c || a->head_act != b->head_act || a->se_mode != b->se_mode ||
@@ -272,8 +239,6 @@ static void get_config(mpnas__reader *r, mpnas__train_config *c) {
   mpnas__settings_get(r, &mpnas__abdp_settings, &c->abdp);
 }
 
-static int real_in(double v, double lo, double hi) { return v >= lo && v <= hi; }
-
 /* The settings as mpnas_model_set_int/_double accept them: the first bad one, or NULL. */
 static const char *config_bad_field(const mpnas__train_config *c) {
   const char *field = mpnas__settings_bad_field(&mpnas__train_settings, c);
@@ -281,14 +246,6 @@ static const char *config_bad_field(const mpnas__train_config *c) {
 }
 
 /* ---- Domains (DOMS) ----------------------------------------------------------------------- */
-
-typedef struct file_domain {
-  char name[MPNAS__NAME_MAX];
-  int32_t classes, hflip;
-  int64_t bn_updates;
-  int32_t path[MPNAS__MAX_LAYERS];
-  float mean[MPNAS__MAX_IN_CHANNELS], invstd[MPNAS__MAX_IN_CHANNELS];
-} file_domain;
 
 static void put_domains(mpnas__writer *w, const mpnas_model *m) {
   mpnas__writer_put_u32(w, (uint32_t)m->ndomains);
@@ -307,15 +264,15 @@ static void put_domains(mpnas__writer *w, const mpnas_model *m) {
 /* Read and check the DOMS section (selected) for a valid space: *out receives an array
  * of *count domains (free with mpnas__free). */
 static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpnas_space *s,
-                                const char *where, file_domain **out, int32_t *count) {
+                                const char *where, mpnas__file_domain **out, int32_t *count) {
   *out = NULL;
   *count = 0;
   int32_t L = mpnas__space_num_layers(s), C = s->in_c;
   size_t min_bytes = 4 + 1 + 8 + 8 + 4 * (size_t)L + 8 * (size_t)C;
   int32_t D = (int32_t)mpnas__reader_get_count(r, MPNAS__MAX_DOMAINS, min_bytes);
   if (mpnas__reader_status(r) != MPNAS_OK) return mpnas__reader_status(r);
-  if (D < 1) return bad(ctx, MPNAS_E_CORRUPT, where, "the file has no domains");
-  file_domain *fd = mpnas__calloc(ctx, (size_t)D, sizeof *fd);
+  if (D < 1) return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "the file has no domains");
+  mpnas__file_domain *fd = mpnas__calloc(ctx, (size_t)D, sizeof *fd);
   if (fd == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating %d domains", (int)D);
   mpnas__layer *layers = mpnas__malloc(ctx, sizeof *layers * ((size_t)L + 1));
   if (layers == NULL) {
@@ -325,7 +282,7 @@ static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpna
   for (int32_t l = 0; l < L; l++) mpnas__space_layer(s, l, &layers[l]);
   mpnas_status st = MPNAS_OK;
   for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
-    file_domain *f = &fd[d];
+    mpnas__file_domain *f = &fd[d];
     mpnas__reader_get_string(r, f->name, sizeof f->name);
     f->classes = mpnas__reader_get_i32(r);
     f->hflip = mpnas__reader_get_i32(r);
@@ -335,33 +292,35 @@ static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpna
     mpnas__reader_get_f32_array(r, f->invstd, (size_t)C);
     if ((st = mpnas__reader_status(r)) != MPNAS_OK) break;
     if (mpnas__check_domain(NULL, f->name, 2) != MPNAS_OK) {
-      st = bad(ctx, MPNAS_E_CORRUPT, where,
+      st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
                "domain %d: its name is not 1..63 printable ASCII characters", (int)d);
       break;
     }
-    if (!in_range(f->classes, 2, 65535)) {
-      st = bad(ctx, MPNAS_E_CORRUPT, where, "domain \"%.40s\" has %d classes (2..65535)", f->name,
-               (int)f->classes);
+    if (!mpnas__in_range(f->classes, 2, 65535)) {
+      st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
+                            "domain \"%.40s\" has %d classes (2..65535)", f->name, (int)f->classes);
       break;
     }
     for (int32_t e = 0; e < d && st == MPNAS_OK; e++)
       if (strcmp(fd[e].name, f->name) == 0)
-        st = bad(ctx, MPNAS_E_CORRUPT, where, "domains %d and %d are both named \"%.40s\"",
-                 (int)e, (int)d, f->name);
+        st =
+            mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
+                             "domains %d and %d are both named \"%.40s\"", (int)e, (int)d, f->name);
     if (st == MPNAS_OK && (f->bn_updates < 0 || f->bn_updates > ((int64_t)1 << 53)))
-      st = bad(ctx, MPNAS_E_CORRUPT, where, "domain \"%.40s\": %lld BN updates (0..2^53)",
-               f->name, (long long)f->bn_updates);
-    if (st == MPNAS_OK && !in_range(f->hflip, 0, 1))
-      st = bad(ctx, MPNAS_E_CORRUPT, where, "domain \"%.40s\": hflip is %d (0 or 1)", f->name,
-               (int)f->hflip);
+      st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
+                            "domain \"%.40s\": %lld BN updates (0..2^53)", f->name,
+                            (long long)f->bn_updates);
+    if (st == MPNAS_OK && !mpnas__in_range(f->hflip, 0, 1))
+      st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "domain \"%.40s\": hflip is %d (0 or 1)",
+                            f->name, (int)f->hflip);
     for (int32_t l = 0; l < L && st == MPNAS_OK; l++)
       if (f->path[l] < 0 || f->path[l] >= layers[l].nops)
-        st = bad(ctx, MPNAS_E_CORRUPT, where,
+        st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
                  "domain \"%.40s\": its path has op %d at layer %d, which has ops 0..%d",
                  f->name, (int)f->path[l], (int)l, (int)layers[l].nops - 1);
     for (int32_t c = 0; c < C && st == MPNAS_OK; c++)
       if (!isfinite(f->mean[c]) || !isfinite(f->invstd[c]) || !(f->invstd[c] > 0.0f))
-        st = bad(ctx, MPNAS_E_CORRUPT, where,
+        st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
                  "domain \"%.40s\": input normalisation of channel %d is mean %g, 1/std %g "
                  "(finite, 1/std > 0)",
                  f->name, (int)c, (double)f->mean[c], (double)f->invstd[c]);
@@ -376,6 +335,13 @@ static mpnas_status get_domains(mpnas_context *ctx, mpnas__reader *r, const mpna
   *out = fd;
   *count = D;
   return MPNAS_OK;
+}
+
+void mpnas__file_domain_apply(mpnas__domain *dm, const mpnas__file_domain *f, int32_t in_c) {
+  dm->hflip = f->hflip;
+  dm->bn_updates = f->bn_updates;
+  memcpy(dm->mean, f->mean, sizeof(float) * (size_t)in_c);
+  memcpy(dm->invstd, f->invstd, sizeof(float) * (size_t)in_c);
 }
 
 /* ---- The layout's size, before building it ------------------------------------------------ */
@@ -418,13 +384,7 @@ static layout_bound bound_layout(const mpnas_model *m) {
 
 /* ---- META ------------------------------------------------------------------------------- */
 
-typedef struct meta {
-  uint32_t contents, writer_version;
-  int32_t nlayers, ndomains, nnodes;
-  uint64_t params, buffers;
-} meta;
-
-static void get_meta(mpnas__reader *r, meta *h) {
+static void get_meta(mpnas__reader *r, mpnas__model_meta *h) {
   if (mpnas__reader_section(r, "META") != MPNAS_OK) return;
   h->contents = mpnas__reader_get_u32(r);
   h->writer_version = mpnas__reader_get_u32(r);
@@ -438,20 +398,13 @@ static void get_meta(mpnas__reader *r, meta *h) {
 
 /* ---- Writing ------------------------------------------------------------------------------ */
 
-static void data_fingerprint(mpnas__writer *w, const mpnas__dataset *ds, size_t per_image) {
-  size_t elem = ds->dtype == MPNAS_DTYPE_F32 ? 4 : 1;
-  size_t n = (size_t)ds->count;
-  mpnas__writer_put_i32(w, ds->dtype);
-  mpnas__writer_put_i64(w, ds->count);
-  mpnas__writer_put_u32(w, n ? crc_le(0, ds->labels, n, 4) : 0);
-  mpnas__writer_put_u32(w, n ? crc_le(0, ds->images, n * per_image, elem) : 0);
-}
-
-/* Fill a writer with the model file (and the training state when asked). */
-static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state) {
+/* The sections a checkpoint shares with the model file; model_checkpoint.c adds the
+ * training state (TRST, PARS) after them. */
+mpnas_status mpnas__model_put_file(mpnas__writer *w, const mpnas_model *m, int with_state) {
   mpnas_context *ctx = m->ctx;
   if (!m->built || !m->norm_ready)
-    return mpnas__fail(ctx, MPNAS_E_STATE, "saving a model: it has no weights yet (train it first)");
+    return mpnas__fail(ctx, MPNAS_E_STATE,
+                       "saving a model: it has no weights yet (train it first)");
   if (with_state && m->float_dropped)
     return mpnas__fail(ctx, MPNAS_E_STATE,
                        "saving a checkpoint: the model is int8 only (its float weights were "
@@ -469,8 +422,8 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
   int32_t D = m->ndomains;
   mpnas__writer_begin_section(w, "META");
   int quant = !with_state && m->quant != NULL, dropped = quant && m->float_dropped;
-  mpnas__writer_put_u32(w, with_state ? CONTENTS_CHECKPOINT
-                                      : dropped ? CONTENTS_INT8 : CONTENTS_MODEL);
+  mpnas__writer_put_u32(w, with_state ? MPNAS__CONTENTS_CHECKPOINT
+                                      : dropped ? MPNAS__CONTENTS_INT8 : MPNAS__CONTENTS_MODEL);
   mpnas__writer_put_u32(w, MPNAS_VERSION_NUMBER);
   mpnas__writer_put_i32(w, m->nlayers);
   mpnas__writer_put_i32(w, D);
@@ -501,46 +454,20 @@ static mpnas_status fill(mpnas__writer *w, const mpnas_model *m, int with_state)
     mpnas__quant_write(w, m);
     mpnas__writer_end_section(w);
   }
-  if (!with_state) return mpnas__writer_status(w);
-
-  size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
-  mpnas__writer_begin_section(w, "TRST");
-  mpnas__writer_put_u64(w, ctx->seed);
-  mpnas__writer_put_i64(w, m->step);
-  mpnas__writer_put_i64(w, m->params.steps);
-  mpnas__writer_put_rng(w, &m->abdp_rng);
-  for (int32_t d = 0; d < D; d++) {
-    const mpnas__domain *dm = &m->domains[d];
-    mpnas__writer_put_rng(w, &dm->data.rng);
-    mpnas__writer_put_f64(w, dm->loss_ema);
-    mpnas__writer_put_f64(w, dm->valid_acc);
-    mpnas__writer_put_f64(w, dm->weight);
-    mpnas__writer_put_i32(w, dm->batch_images);
-    data_fingerprint(w, &dm->data.train, per_image);
-    data_fingerprint(w, &dm->data.valid, per_image);
-  }
-  mpnas_status st = mpnas__abdp_state_write(w, m->abdp);
-  mpnas__writer_end_section(w);
-  if (st != MPNAS_OK) return st;
-  mpnas__writer_begin_section(w, "PARS");
-  mpnas__writer_put_f32_array(w, m->params.s1, m->params.total);
-  mpnas__writer_put_f32_array(w, m->params.s2, m->params.total);
-  mpnas__writer_end_section(w);
   return mpnas__writer_status(w);
 }
 
 /* Version 2 only where it is needed: a model file holding the int8 form. */
-static const mpnas__file_kind *writer_kind(const mpnas_model *m, int with_state) {
-  return !with_state && m->quant != NULL ? &model_kind : &model_kind_v1;
+static const mpnas__file_kind *writer_kind(const mpnas_model *m) {
+  return m->quant != NULL ? &mpnas__model_kind : &mpnas__model_kind_v1;
 }
 
-mpnas_status mpnas__model_write(const mpnas_model *m, int with_training_state, void **data,
-                                size_t *size) {
+mpnas_status mpnas__model_write(const mpnas_model *m, void **data, size_t *size) {
   *data = NULL;
   *size = 0;
   mpnas__writer w;
-  mpnas__writer_init(&w, m->ctx, writer_kind(m, with_training_state));
-  mpnas_status st = fill(&w, m, with_training_state);
+  mpnas__writer_init(&w, m->ctx, writer_kind(m));
+  mpnas_status st = mpnas__model_put_file(&w, m, 0);
   unsigned char *bytes = NULL;
   if (st == MPNAS_OK) st = mpnas__writer_to_memory(&w, &bytes, size);
   mpnas__writer_free(&w);
@@ -548,10 +475,10 @@ mpnas_status mpnas__model_write(const mpnas_model *m, int with_training_state, v
   return st;
 }
 
-static mpnas_status write_file(const mpnas_model *m, int with_state, const char *path) {
+static mpnas_status write_file(const mpnas_model *m, const char *path) {
   mpnas__writer w;
-  mpnas__writer_init(&w, m->ctx, writer_kind(m, with_state));
-  mpnas_status st = fill(&w, m, with_state);
+  mpnas__writer_init(&w, m->ctx, writer_kind(m));
+  mpnas_status st = mpnas__model_put_file(&w, m, 0);
   if (st == MPNAS_OK) st = mpnas__writer_to_file(&w, path);
   mpnas__writer_free(&w);
   return st;
@@ -559,30 +486,22 @@ static mpnas_status write_file(const mpnas_model *m, int with_state, const char 
 
 /* ---- Reading: the parts every load shares ------------------------------------------------- */
 
-/* Everything a file holds except the big arrays, read and checked. */
-typedef struct parsed {
-  meta h;
-  mpnas_space space;
-  file_domain *doms; /* [h.ndomains] */
-  mpnas__train_config cfg;
-} parsed;
-
 /* Open the container and read META, SPCE, DOMS, CONF (and check them). */
-static mpnas_status parse(mpnas_context *ctx, mpnas__reader *r, const void *data, size_t size,
-                          const char *where, parsed *p) {
+mpnas_status mpnas__model_parse(mpnas_context *ctx, mpnas__reader *r, const void *data,
+                                size_t size, const char *where, mpnas__model_parsed *p) {
   memset(p, 0, sizeof *p);
-  mpnas_status st = mpnas__reader_open(r, ctx, &model_kind, data, size);
+  mpnas_status st = mpnas__reader_open(r, ctx, &mpnas__model_kind, data, size);
   if (st != MPNAS_OK) return st;
   get_meta(r, &p->h);
   if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
-  if (p->h.contents != CONTENTS_MODEL && p->h.contents != CONTENTS_CHECKPOINT &&
-      !(p->h.contents == CONTENTS_INT8 && r->version >= VERSION_QUANT))
-    return bad(ctx, MPNAS_E_CORRUPT, where,
+  if (p->h.contents != MPNAS__CONTENTS_MODEL && p->h.contents != MPNAS__CONTENTS_CHECKPOINT &&
+      !(p->h.contents == MPNAS__CONTENTS_INT8 && r->version >= VERSION_QUANT))
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
                "META: unknown contents %u (0 model, 1 checkpoint, 2 int8 model in version 2)",
                (unsigned)p->h.contents);
-  if (!in_range(p->h.ndomains, 1, MPNAS__MAX_DOMAINS))
-    return bad(ctx, MPNAS_E_CORRUPT, where, "META: %d domains (1..%d)", (int)p->h.ndomains,
-               MPNAS__MAX_DOMAINS);
+  if (!mpnas__in_range(p->h.ndomains, 1, MPNAS__MAX_DOMAINS))
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "META: %d domains (1..%d)",
+                            (int)p->h.ndomains, MPNAS__MAX_DOMAINS);
 
   char why[192];
   p->space.ctx = ctx;
@@ -590,17 +509,17 @@ static mpnas_status parse(mpnas_context *ctx, mpnas__reader *r, const void *data
   mpnas__reader_expect_end(r);
   if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
   if (!space_ok(&p->space, why, sizeof why))
-    return bad(ctx, MPNAS_E_CORRUPT, where, "the space is invalid: %s", why);
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "the space is invalid: %s", why);
   int32_t L = mpnas__space_num_layers(&p->space);
   if (p->h.nlayers != L)
-    return bad(ctx, MPNAS_E_CORRUPT, where, "META says %d layers, the space has %d",
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "META says %d layers, the space has %d",
                (int)p->h.nlayers, (int)L);
 
   int32_t D = 0;
   if (mpnas__reader_section(r, "DOMS") != MPNAS_OK) return mpnas__reader_status(r);
   if ((st = get_domains(ctx, r, &p->space, where, &p->doms, &D)) != MPNAS_OK) return st;
   if (D != p->h.ndomains)
-    return bad(ctx, MPNAS_E_CORRUPT, where, "META says %d domains, DOMS has %d",
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "META says %d domains, DOMS has %d",
                (int)p->h.ndomains, (int)D);
 
   if (mpnas__reader_section(r, "CONF") == MPNAS_OK) get_config(r, &p->cfg);
@@ -608,15 +527,15 @@ static mpnas_status parse(mpnas_context *ctx, mpnas__reader *r, const void *data
   if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
   const char *field = config_bad_field(&p->cfg);
   if (field != NULL)
-    return bad(ctx, MPNAS_E_CORRUPT, where, "CONF: the training setting '%s' is out of range",
-               field);
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
+                            "CONF: the training setting '%s' is out of range", field);
   return MPNAS_OK;
 }
 
 /* Select a section holding exactly `count` floats (times `arrays`) and borrow them. */
-static const unsigned char *float_section(mpnas_context *ctx, mpnas__reader *r, const char *tag,
-                                          uint64_t count, int arrays, const char *where,
-                                          mpnas_status *st) {
+const unsigned char *mpnas__model_float_section(mpnas_context *ctx, mpnas__reader *r,
+                                                const char *tag, uint64_t count, int arrays,
+                                                const char *where, mpnas_status *st) {
   *st = MPNAS_OK;
   if (mpnas__reader_section(r, tag) != MPNAS_OK) {
     *st = mpnas__reader_status(r);
@@ -624,7 +543,7 @@ static const unsigned char *float_section(mpnas_context *ctx, mpnas__reader *r, 
   }
   size_t have = mpnas__reader_remaining(r);
   if (count > (uint64_t)(SIZE_MAX / 8) || have != (size_t)count * 4 * (size_t)arrays) {
-    *st = bad(ctx, MPNAS_E_CORRUPT, where,
+    *st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
               "section '%s' holds %zu bytes, not the %d x %llu floats META gives", tag, have,
               arrays, (unsigned long long)count);
     return NULL;
@@ -636,18 +555,18 @@ static const unsigned char *float_section(mpnas_context *ctx, mpnas__reader *r, 
 
 /* Before building: META's counts against the layout the space and paths give (m holds
  * them), so nothing is allocated that the file's size does not justify. */
-static mpnas_status check_bound(mpnas_context *ctx, const mpnas_model *m, const meta *h,
-                                const char *where) {
+mpnas_status mpnas__model_check_bound(mpnas_context *ctx, const mpnas_model *m,
+                                      const mpnas__model_meta *h, const char *where) {
   layout_bound b = bound_layout(m);
   if (b.nodes != h->nnodes)
-    return bad(ctx, MPNAS_E_CORRUPT, where, "META says %d nodes, the paths use %d",
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "META says %d nodes, the paths use %d",
                (int)h->nnodes, (int)b.nodes);
   if (b.pairs > MAX_SLOT_PAIRS)
-    return bad(ctx, MPNAS_E_CORRUPT, where,
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
                "%d nodes x %d domains exceed the format's limit of %lld (BN, domain) pairs",
                (int)b.nodes, (int)m->ndomains, (long long)MAX_SLOT_PAIRS);
   if (h->params < (uint64_t)b.params || h->buffers < (uint64_t)b.buffers)
-    return bad(ctx, MPNAS_E_CORRUPT, where,
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
                "META says %llu weights and %llu statistics, the layout of this space and these "
                "paths needs at least %lld and %lld",
                (unsigned long long)h->params, (unsigned long long)h->buffers,
@@ -656,11 +575,11 @@ static mpnas_status check_bound(mpnas_context *ctx, const mpnas_model *m, const 
 }
 
 /* After building: the exact sizes. */
-static mpnas_status check_layout(mpnas_context *ctx, const mpnas_model *m, const meta *h,
-                                 const char *where) {
+mpnas_status mpnas__model_check_layout(mpnas_context *ctx, const mpnas_model *m,
+                                       const mpnas__model_meta *h, const char *where) {
   if (h->params != (uint64_t)m->params.total || h->buffers != (uint64_t)m->params.btotal ||
       h->nnodes != m->nnodes)
-    return bad(ctx, MPNAS_E_CORRUPT, where,
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
                "the file holds %llu weights and %llu statistics for %d nodes, the layout of "
                "this space and these paths has %zu and %zu for %d",
                (unsigned long long)h->params, (unsigned long long)h->buffers, (int)h->nnodes,
@@ -678,16 +597,18 @@ static int slot_channels(const mpnas_model *m, size_t s) {
 }
 
 /* Weights finite; statistics finite, variances >= 0 (a built model gives the layout). */
-static mpnas_status check_values(mpnas_context *ctx, const mpnas_model *m, const unsigned char *w,
-                                 const unsigned char *b, const char *where) {
-  size_t i = first_non_finite(w, m->params.total);
+mpnas_status mpnas__model_check_values(mpnas_context *ctx, const mpnas_model *m,
+                                       const unsigned char *w, const unsigned char *b,
+                                       const char *where) {
+  size_t i = mpnas__first_non_finite(w, m->params.total);
   if (i < m->params.total)
-    return bad(ctx, MPNAS_E_CORRUPT, where, "weight %zu of %zu is not finite (%g)", i,
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "weight %zu of %zu is not finite (%g)", i,
                m->params.total, (double)le_f32(w + 4 * i));
-  i = first_non_finite(b, m->params.btotal);
+  i = mpnas__first_non_finite(b, m->params.btotal);
   if (i < m->params.btotal)
-    return bad(ctx, MPNAS_E_CORRUPT, where, "BN statistic %zu of %zu is not finite (%g)", i,
-               m->params.btotal, (double)le_f32(b + 4 * i));
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
+                            "BN statistic %zu of %zu is not finite (%g)", i, m->params.btotal,
+                            (double)le_f32(b + 4 * i));
   int32_t D = m->ndomains;
   for (size_t s = 0; s < m->nslots; s++)
     for (int32_t d = 0; d < D; d++) {
@@ -696,7 +617,7 @@ static mpnas_status check_values(mpnas_context *ctx, const mpnas_model *m, const
       int c = slot_channels(m, s);
       for (int k = 0; k < c; k++)
         if (!(le_f32(b + 4 * (so->var + (size_t)k)) >= 0.0f))
-          return bad(ctx, MPNAS_E_CORRUPT, where,
+          return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
                      "domain \"%.40s\": a BN running variance is negative (%g)",
                      m->domains[d].name, (double)le_f32(b + 4 * (so->var + (size_t)k)));
     }
@@ -709,34 +630,31 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
                                const char *where, mpnas_model **out) {
   *out = NULL;
   mpnas__reader r;
-  parsed p;
+  mpnas__model_parsed p;
   mpnas_model *m = NULL;
-  mpnas_status st = parse(ctx, &r, data, size, where, &p);
+  mpnas_status st = mpnas__model_parse(ctx, &r, data, size, where, &p);
   const unsigned char *w = NULL, *b = NULL;
-  int dropped = st == MPNAS_OK && p.h.contents == CONTENTS_INT8;
-  if (st == MPNAS_OK && p.h.contents == CONTENTS_CHECKPOINT && r.version >= VERSION_QUANT)
-    st = bad(ctx, MPNAS_E_CORRUPT, where, "a version-2 file holds no checkpoint");
+  int dropped = st == MPNAS_OK && p.h.contents == MPNAS__CONTENTS_INT8;
+  if (st == MPNAS_OK && p.h.contents == MPNAS__CONTENTS_CHECKPOINT && r.version >= VERSION_QUANT)
+    st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "a version-2 file holds no checkpoint");
   /* The arrays' sections must hold exactly what META says (bounded by the file). */
-  if (st == MPNAS_OK && !dropped) w = float_section(ctx, &r, "PARW", p.h.params, 1, where, &st);
-  if (st == MPNAS_OK && !dropped) b = float_section(ctx, &r, "PARB", p.h.buffers, 1, where, &st);
+  if (st == MPNAS_OK && !dropped)
+    w = mpnas__model_float_section(ctx, &r, "PARW", p.h.params, 1, where, &st);
+  if (st == MPNAS_OK && !dropped)
+    b = mpnas__model_float_section(ctx, &r, "PARB", p.h.buffers, 1, where, &st);
   if (st == MPNAS_OK) st = mpnas__model_new(ctx, &p.space, &m);
   for (int32_t d = 0; d < p.h.ndomains && st == MPNAS_OK; d++) {
-    const file_domain *f = &p.doms[d];
+    const mpnas__file_domain *f = &p.doms[d];
     st = mpnas__model_add_domain(m, f->name, f->classes, f->path);
-    if (st != MPNAS_OK) break;
-    mpnas__domain *dm = &m->domains[d];
-    dm->hflip = f->hflip;
-    dm->bn_updates = f->bn_updates;
-    memcpy(dm->mean, f->mean, sizeof(float) * (size_t)p.space.in_c);
-    memcpy(dm->invstd, f->invstd, sizeof(float) * (size_t)p.space.in_c);
+    if (st == MPNAS_OK) mpnas__file_domain_apply(&m->domains[d], f, p.space.in_c);
   }
   if (st == MPNAS_OK) {
     m->cfg = p.cfg;
-    st = check_bound(ctx, m, &p.h, where);
+    st = mpnas__model_check_bound(ctx, m, &p.h, where);
   }
   if (st == MPNAS_OK) st = mpnas__model_build(m);
-  if (st == MPNAS_OK) st = check_layout(ctx, m, &p.h, where);
-  if (st == MPNAS_OK && !dropped) st = check_values(ctx, m, w, b, where);
+  if (st == MPNAS_OK) st = mpnas__model_check_layout(ctx, m, &p.h, where);
+  if (st == MPNAS_OK && !dropped) st = mpnas__model_check_values(ctx, m, w, b, where);
   /* Version 2: the int8 form, every value checked (model_quant.c). */
   if (st == MPNAS_OK && r.version >= VERSION_QUANT &&
       (st = mpnas__reader_section(&r, "QNT8")) == MPNAS_OK)
@@ -749,8 +667,8 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
       memset(m->params.b, 0, sizeof(float) * m->params.btotal);
       m->float_dropped = 1;
     } else {
-      decode_f32(m->params.w, w, m->params.total);
-      decode_f32(m->params.b, b, m->params.btotal);
+      mpnas__decode_f32(m->params.w, w, m->params.total);
+      mpnas__decode_f32(m->params.b, b, m->params.btotal);
     }
     m->norm_ready = 1;
     mpnas__model_fold(m);
@@ -766,307 +684,19 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
 mpnas_status mpnas__model_read(mpnas_context *ctx, const void *data, size_t size,
                                mpnas_model **out) {
   uint64_t mark = mpnas__failure_mark(ctx);
-  return annotate(ctx, read_model(ctx, data, size, "model buffer", out), mark, "model buffer");
+  return mpnas__model_annotate(ctx, read_model(ctx, data, size, "model buffer", out), mark,
+                               "model buffer");
 }
 
-/* ---- Checkpoints -------------------------------------------------------------------------- */
-
-mpnas_status mpnas__model_checkpoint_save(const mpnas_model *m, const char *path) {
-  return write_file(m, 1, path);
-}
-
-typedef struct fingerprint {
-  int32_t dtype;
-  int64_t count;
-  uint32_t labels, images;
-} fingerprint;
-
-static void get_fingerprint(mpnas__reader *r, fingerprint *f) {
-  f->dtype = mpnas__reader_get_i32(r);
-  f->count = mpnas__reader_get_i64(r);
-  f->labels = mpnas__reader_get_u32(r);
-  f->images = mpnas__reader_get_u32(r);
-}
-
-static int same_data(const fingerprint *f, const mpnas__dataset *ds, size_t per_image) {
-  if (f->count != ds->count) return 0;
-  if (ds->count == 0) return 1;
-  size_t n = (size_t)ds->count;
-  return f->dtype == ds->dtype && f->labels == crc_le(0, ds->labels, n, 4) &&
-         f->images == crc_le(0, ds->images, n * per_image, ds->dtype == MPNAS_DTYPE_F32 ? 4 : 1);
-}
-
-typedef struct domain_state {
-  mpnas__rng rng;
-  double loss_ema, valid_acc, weight;
-  int32_t batch_images;
-  fingerprint train, valid;
-} domain_state;
-
-typedef struct train_state {
-  uint64_t seed;
-  int64_t step, opt_steps;
-  mpnas__rng abdp_rng; /* ABDP's proportional sampling */
-  domain_state *dom; /* [D] */
-  double *abdp;      /* [nabdp] */
-  size_t nabdp;
-} train_state;
-
-static void free_train_state(mpnas_context *ctx, train_state *t) {
-  mpnas__free(ctx, t->dom);
-  mpnas__free(ctx, t->abdp);
-}
-
-static mpnas_status get_train_state(mpnas_context *ctx, mpnas__reader *r, int32_t D,
-                                    const mpnas__train_config *cfg, const char *where,
-                                    train_state *t) {
-  memset(t, 0, sizeof *t);
-  if (mpnas__reader_section(r, "TRST") != MPNAS_OK) return mpnas__reader_status(r);
-  t->seed = mpnas__reader_get_u64(r);
-  t->step = mpnas__reader_get_i64(r);
-  t->opt_steps = mpnas__reader_get_i64(r);
-  mpnas__reader_get_rng(r, &t->abdp_rng);
-  mpnas_status st = mpnas__reader_status(r);
-  if (st != MPNAS_OK) return st;
-  t->dom = mpnas__calloc(ctx, (size_t)D, sizeof *t->dom);
-  if (t->dom == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating %d domains", (int)D);
-  for (int32_t d = 0; d < D; d++) {
-    domain_state *s = &t->dom[d];
-    mpnas__reader_get_rng(r, &s->rng);
-    s->loss_ema = mpnas__reader_get_f64(r);
-    s->valid_acc = mpnas__reader_get_f64(r);
-    s->weight = mpnas__reader_get_f64(r);
-    s->batch_images = mpnas__reader_get_i32(r);
-    get_fingerprint(r, &s->train);
-    get_fingerprint(r, &s->valid);
-  }
-  if ((st = mpnas__abdp_state_read(r, ctx, D, &t->abdp, &t->nabdp)) != MPNAS_OK) return st;
-  mpnas__reader_expect_end(r);
-  if ((st = mpnas__reader_status(r)) != MPNAS_OK) return st;
-
-  /* Values. */
-  if (t->step < 0 || t->step > cfg->steps || t->opt_steps < 0 ||
-      t->opt_steps > ((int64_t)1 << 53) || !mpnas__rng_valid(&t->abdp_rng))
-    return bad(ctx, MPNAS_E_CORRUPT, where,
-               "TRST: step %lld (0..%lld), optimiser steps %lld or random stream out of range",
-               (long long)t->step, (long long)cfg->steps, (long long)t->opt_steps);
-  for (int32_t d = 0; d < D; d++) {
-    const domain_state *s = &t->dom[d];
-    const fingerprint *f[2] = {&s->train, &s->valid};
-    /* The loss average is finite once observed: a non-finite training loss fails the
-     * model's step (the search's, which goes on after one, keeps it in its own file). */
-    int ok = mpnas__rng_valid(&s->rng) &&
-             (isnan(s->loss_ema) || (s->loss_ema >= 0.0 && isfinite(s->loss_ema))) &&
-             (isnan(s->valid_acc) || real_in(s->valid_acc, 0.0, 1.0)) && isfinite(s->weight) &&
-             s->weight >= 0.0 && in_range(s->batch_images, 0, (int64_t)cfg->batch * D);
-    for (int i = 0; i < 2; i++)
-      ok = ok && f[i]->count >= 0 && in_range(f[i]->dtype, MPNAS_DTYPE_U8, MPNAS_DTYPE_F32);
-    if (!ok)
-      return bad(ctx, MPNAS_E_CORRUPT, where, "TRST: the state of domain %d is out of range",
-                 (int)d);
-  }
-  return MPNAS_OK;
-}
-
-/* An ABDP handle for m's domains with cfg, holding `state`; real_sizes 0: one image per
- * domain (mpnas__domains_abdp: enough to check a state before the data is split). */
-static mpnas_status make_abdp(const mpnas_model *m, const mpnas__abdp_config *cfg,
-                              const double *state, size_t n, int real_sizes, const char *where,
-                              mpnas__abdp **out) {
-  mpnas_context *ctx = m->ctx;
-  mpnas_status st = mpnas__domains_abdp(ctx, m->domains, m->ndomains, cfg, real_sizes, out);
-  if (st != MPNAS_OK) return st;
-  if (n != mpnas__abdp_state_size(*out)) {
-    st = bad(ctx, MPNAS_E_CORRUPT, where, "TRST: an ABDP state of %zu values, expected %zu", n,
-             mpnas__abdp_state_size(*out));
-  } else if (mpnas__abdp_import(*out, state, n) != MPNAS_OK) {
-    st = bad(ctx, MPNAS_E_CORRUPT, where, "TRST: the ABDP state is invalid (%s)",
-             ctx->last_error);
-  }
-  if (st != MPNAS_OK) {
-    mpnas__abdp_destroy(*out);
-    *out = NULL;
-  }
-  return st;
-}
-
-static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t size,
-                                    const char *where) {
-  mpnas_context *ctx = m->ctx;
-  int32_t D = m->ndomains, L = m->nlayers;
-  mpnas__reader r;
-  parsed p;
-  train_state t;
-  memset(&t, 0, sizeof t);
-  mpnas__abdp *abdp = NULL;
-  const unsigned char *w = NULL, *b = NULL, *s = NULL;
-  int built_here = 0;
-  size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
-  mpnas_status st = parse(ctx, &r, data, size, where, &p);
-  if (st != MPNAS_OK) goto out;
-  if (m->float_dropped) {
-    st = bad(ctx, MPNAS_E_STATE, where,
-             "the model is int8 only (its float weights were dropped): it cannot train");
-    goto out;
-  }
-
-  /* Is it a checkpoint of this model? (Nothing has changed so far.) */
-  if (p.h.contents != CONTENTS_CHECKPOINT) {
-    st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-             "a model file without training state, not a checkpoint (mpnas_model_load reads it)");
-    goto out;
-  }
-  if (!space_same(&p.space, &m->space)) {
-    st = bad(ctx, MPNAS_E_INCOMPATIBLE, where, "the checkpoint was made for a different space");
-    goto out;
-  }
-  if (p.h.ndomains != D) {
-    st = bad(ctx, MPNAS_E_INCOMPATIBLE, where, "the checkpoint has %d domains, the model %d",
-             (int)p.h.ndomains, (int)D);
-    goto out;
-  }
-  for (int32_t d = 0; d < D; d++) {
-    const file_domain *f = &p.doms[d];
-    const mpnas__domain *dm = &m->domains[d];
-    if (strcmp(f->name, dm->name) != 0 || f->classes != dm->classes) {
-      st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-               "domain %d is \"%.40s\" with %d classes in the checkpoint, \"%.40s\" with %d "
-               "in the model",
-               (int)d, f->name, (int)f->classes, dm->name, (int)dm->classes);
-      goto out;
-    }
-    if (L > 0 && memcmp(f->path, dm->path, sizeof(int32_t) * (size_t)L) != 0) {
-      st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-               "domain \"%.40s\" has a different path in the checkpoint", dm->name);
-      goto out;
-    }
-  }
-  if ((st = get_train_state(ctx, &r, D, &p.cfg, where, &t)) != MPNAS_OK) goto out;
-  if (t.seed != ctx->seed) {
-    st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-             "the checkpoint was made with MPNAS_CONTEXT_SEED %llu, this context has %llu (the "
-             "validation split follows the seed)",
-             (unsigned long long)t.seed, (unsigned long long)ctx->seed);
-    goto out;
-  }
-  for (int32_t d = 0; d < D; d++) {
-    const mpnas__domain *dm = &m->domains[d];
-    if (!same_data(&t.dom[d].train, &dm->data.train, per_image) ||
-        !same_data(&t.dom[d].valid, &dm->data.valid, per_image)) {
-      st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-               "the data of domain \"%.40s\" differs from the data the checkpoint was made with "
-               "(%lld + %lld images there, %lld + %lld here; or other images or labels)",
-               dm->name, (long long)t.dom[d].train.count, (long long)t.dom[d].valid.count,
-               (long long)dm->data.train.count, (long long)dm->data.valid.count);
-      goto out;
-    }
-  }
-  if (m->prepared && p.cfg.valid_fraction != m->cfg.valid_fraction) {
-    st = bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-             "the model's data was already split with validation fraction %g, the checkpoint "
-             "used %g",
-             m->cfg.valid_fraction, p.cfg.valid_fraction);
-    goto out;
-  }
-
-  /* The arrays: exact sizes from META, checked against the file and the layout. */
-  w = float_section(ctx, &r, "PARW", p.h.params, 1, where, &st);
-  if (st == MPNAS_OK) b = float_section(ctx, &r, "PARB", p.h.buffers, 1, where, &st);
-  if (st == MPNAS_OK) s = float_section(ctx, &r, "PARS", p.h.params, 2, where, &st);
-  if (st != MPNAS_OK) goto out;
-  if (!m->built) {
-    /* Same space and paths as the file: its layout is the one the model will build. */
-    if ((st = check_bound(ctx, m, &p.h, where)) != MPNAS_OK) goto out;
-    if ((st = mpnas__model_build(m)) != MPNAS_OK) goto out;
-    built_here = 1;
-  }
-  if ((st = check_layout(ctx, m, &p.h, where)) != MPNAS_OK) goto out;
-  if ((st = check_values(ctx, m, w, b, where)) != MPNAS_OK) goto out;
-  size_t i = first_non_finite(s, 2 * m->params.total);
-  if (i < 2 * m->params.total) {
-    st = bad(ctx, MPNAS_E_CORRUPT, where, "optimiser slot %zu is not finite", i);
-    goto out;
-  }
-  /* The ABDP state, checked on a scratch handle before anything is prepared. */
-  if ((st = make_abdp(m, &p.cfg.abdp, t.abdp, t.nabdp, 0, where, &abdp)) != MPNAS_OK) goto out;
-  mpnas__abdp_destroy(abdp);
-  abdp = NULL;
-
-  /* Prepare (the split, ABDP with the checkpoint's state) with the checkpoint's settings,
-   * or, prepared already, a new ABDP handle: the last steps that can fail. */
-  if (!m->prepared) {
-    mpnas__train_config keep = m->cfg;
-    m->cfg = p.cfg;
-    st = mpnas__model_prepare_state(m, t.abdp, t.nabdp);
-    if (st != MPNAS_OK) {
-      m->cfg = keep;
-      goto out;
-    }
-  } else {
-    if ((st = make_abdp(m, &p.cfg.abdp, t.abdp, t.nabdp, 1, where, &abdp)) != MPNAS_OK) goto out;
-    mpnas__abdp_destroy(m->abdp);
-    m->abdp = abdp;
-    abdp = NULL;
-  }
-  m->cfg = p.cfg;
-  m->step = t.step;
-  mpnas__model_quant_free(m); /* the int8 form was of the weights being replaced */
-  m->params.steps = t.opt_steps;
-  m->abdp_rng = t.abdp_rng;
-  decode_f32(m->params.w, w, m->params.total);
-  decode_f32(m->params.b, b, m->params.btotal);
-  decode_f32(m->params.s1, s, m->params.total);
-  decode_f32(m->params.s2, s + 4 * m->params.total, m->params.total);
-  for (int32_t d = 0; d < D; d++) {
-    mpnas__domain *dm = &m->domains[d];
-    const domain_state *ds = &t.dom[d];
-    const file_domain *f = &p.doms[d];
-    dm->hflip = f->hflip;
-    dm->bn_updates = f->bn_updates;
-    memcpy(dm->mean, f->mean, sizeof(float) * (size_t)m->space.in_c);
-    memcpy(dm->invstd, f->invstd, sizeof(float) * (size_t)m->space.in_c);
-    dm->data.rng = ds->rng;
-    dm->loss_ema = ds->loss_ema;
-    dm->valid_acc = ds->valid_acc;
-    dm->weight = ds->weight;
-    dm->batch_images = ds->batch_images;
-  }
-  m->norm_ready = 1;
-  mpnas__model_fold(m);
-out:
-  if (st != MPNAS_OK && built_here) mpnas__model_unbuild(m); /* as it was */
-  mpnas__abdp_destroy(abdp);
-  free_train_state(ctx, &t);
-  mpnas__free(ctx, p.doms);
-  return st;
-}
-
-mpnas_status mpnas__model_checkpoint_load(mpnas_model *m, const char *path) {
-  mpnas_context *ctx = m->ctx;
-  char where[320];
-  snprintf(where, sizeof where, "checkpoint '%.256s'", path);
-  uint64_t mark = mpnas__failure_mark(ctx);
-  unsigned char *data = NULL;
-  size_t len = 0;
-  mpnas_status st = mpnas__read_container(ctx, path, &model_kind, &data, &len);
-  if (st == MPNAS_OK) st = checkpoint_load(m, data, len, where);
-  mpnas__free(ctx, data);
-  return annotate(ctx, st, mark, where);
-}
-
-mpnas_status mpnas__model_checkpoint_load_buffer(mpnas_model *m, const void *data, size_t size) {
-  const char *where = "model checkpoint buffer";
-  uint64_t mark = mpnas__failure_mark(m->ctx);
-  return annotate(m->ctx, checkpoint_load(m, data, size, where), mark, where);
-}
 
 /* ---- Public entry points ------------------------------------------------------------------ */
 
 mpnas_status mpnas_model_save(const mpnas_model *m, const char *path) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (path == NULL) return mpnas__fail(m->ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_model_save: path is NULL");
+  if (path == NULL)
+    return mpnas__fail(m->ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_model_save: path is NULL");
   uint64_t mark = mpnas__failure_mark(m->ctx);
-  return mpnas__explain(m->ctx, write_file(m, 0, path), mark, "mpnas_model_save");
+  return mpnas__explain(m->ctx, write_file(m, path), mark, "mpnas_model_save");
 }
 
 mpnas_status mpnas_model_save_buffer(const mpnas_model *m, void *buf, size_t cap, size_t *size) {
@@ -1076,7 +706,7 @@ mpnas_status mpnas_model_save_buffer(const mpnas_model *m, void *buf, size_t cap
   void *data = NULL;
   size_t n = 0;
   uint64_t mark = mpnas__failure_mark(m->ctx);
-  mpnas_status st = mpnas__model_write(m, 0, &data, &n);
+  mpnas_status st = mpnas__model_write(m, &data, &n);
   if (st != MPNAS_OK) return mpnas__explain(m->ctx, st, mark, "mpnas_model_save_buffer");
   *size = n;
   if (buf != NULL) {
@@ -1101,10 +731,10 @@ mpnas_status mpnas_model_load(mpnas_context *ctx, const char *path, mpnas_model 
   uint64_t mark = mpnas__failure_mark(ctx);
   unsigned char *data = NULL;
   size_t len = 0;
-  mpnas_status st = mpnas__read_container(ctx, path, &model_kind, &data, &len);
+  mpnas_status st = mpnas__read_container(ctx, path, &mpnas__model_kind, &data, &len);
   if (st == MPNAS_OK) st = read_model(ctx, data, len, where, out);
   mpnas__free(ctx, data);
-  return annotate(ctx, st, mark, where);
+  return mpnas__model_annotate(ctx, st, mark, where);
 }
 
 mpnas_status mpnas_model_load_buffer(mpnas_context *ctx, const void *data, size_t size,

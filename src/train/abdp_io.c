@@ -1,5 +1,5 @@
 /* abdp_io.c - ABDP's state in a file (abdp.h): the one encoding the search checkpoint
- * (checkpoint.c) and the model's files (model_io.c) share; its settings are written from
+ * (checkpoint.c) and the model's checkpoint (model_checkpoint.c) share; its settings are written from
  * their table (abdp_param.c, mpnas__settings_put). */
 #include "train/abdp.h"
 
