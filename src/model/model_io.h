@@ -2,8 +2,8 @@
  * (model_checkpoint.c), which is a model file with two more sections
  * (docs/MODEL-FORMAT.md): the file kind, META, the parsed header sections, the array
  * sections' checks and the messages that name the file. Private to src/model/. */
-#ifndef MPNAS_MODEL_MODEL_IO_H
-#define MPNAS_MODEL_MODEL_IO_H
+#ifndef MPNAS_MODEL_IO_H
+#define MPNAS_MODEL_IO_H
 
 #include "common/serial.h"
 #include "model/model.h"
