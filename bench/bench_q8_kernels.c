@@ -1,6 +1,6 @@
 /* bench_q8_kernels.c - int8 against float32 inference kernels, side by side, on the
  * pointwise and depthwise layers of the MBV2-9 reference network (MPNAS_PRESET_MBV2_9,
- * src/search/space.c: 32x32 input, stem 32 channels at stride 1, stages (t, c, n, s, k)
+ * src/net/space.c: 32x32 input, stem 32 channels at stride 1, stages (t, c, n, s, k)
  * = (1,16,1,1,3) (6,24,2,1,3) (6,32,2,2,5) (6,64,2,2,3) (6,96,1,1,7) (6,160,1,2,5),
  * head 320).
  *

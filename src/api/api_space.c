@@ -4,7 +4,7 @@
 
 #include "common/common.h"
 #include "common/settings.h"
-#include "search/space.h"
+#include "net/space.h"
 
 #define FAIL(st, ...) mpnas__fail(space->ctx, (st), __VA_ARGS__)
 

@@ -6,7 +6,7 @@
  * none of them can disagree with another. The tables: the search's MPNAS_SEARCH_* in
  * search/search_config.c, the model's MPNAS_TRAIN_* / MPNAS_MODEL_* and the domains'
  * MPNAS_DOMAIN_* in model/train_config.c, MPNAS_ABDP_* in train/abdp_param.c, the
- * space's in search/space.c, the context's in api/api_context.c. */
+ * space's in net/space.c, the context's in api/api_context.c. */
 #ifndef MPNAS_SETTINGS_H
 #define MPNAS_SETTINGS_H
 

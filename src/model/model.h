@@ -21,7 +21,7 @@
 #include "common/settings.h"
 #include "net/multidomain.h"
 #include "net/network.h"
-#include "search/space.h"
+#include "net/space.h"
 #include "train/abdp.h"
 
 #define MPNAS__NO_SLOT ((size_t)-1)

@@ -16,7 +16,7 @@
 #include "net/multidomain.h"
 #include "search/controller.h"
 #include "search/reward.h"
-#include "search/space.h"
+#include "net/space.h"
 #include "train/abdp.h"
 
 /* Offsets of one weight set. */

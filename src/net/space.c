@@ -1,5 +1,5 @@
 /* space.c - see space.h. */
-#include "search/space.h"
+#include "net/space.h"
 
 #include <stddef.h>
 #include <string.h>
