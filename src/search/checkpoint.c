@@ -132,6 +132,8 @@ typedef struct loaded {
   double *abdp_state;
   size_t abdp_size;
   mpnas__abdp *abdp; /* made from the above once the supernet is prepared */
+  size_t total, btotal; /* META's sizes of the weights and the BN buffers */
+  int32_t nctrl;        /* META's controller count */
 } loaded;
 
 static mpnas_status incompatible(mpnas_supernet *sn, const char *where, const char *why) {
@@ -230,243 +232,266 @@ static const char *stat_bad_field(const loaded *l, int32_t D, int32_t T) {
   return NULL;
 }
 
+static mpnas_status oom(mpnas_context *ctx, const char *where) {
+  return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "loading %s", where);
+}
+
+/* CONF: every setting as the setters accept it, and settings this supernet can follow. */
+static mpnas_status read_conf(mpnas_supernet *sn, mpnas__reader *r, const char *where,
+                              loaded *l) {
+  if (mpnas__reader_section(r, "CONF") == MPNAS_OK)
+    mpnas__settings_get(r, &mpnas__search_settings, &l->cfg);
+  mpnas__reader_expect_end(r);
+  mpnas_status st = mpnas__reader_status(r);
+  if (st != MPNAS_OK) return st;
+  const char *field = mpnas__settings_bad_field(&mpnas__search_settings, &l->cfg);
+  if (field != NULL)
+    return mpnas__fail(sn->ctx, MPNAS_E_CORRUPT, "%s: CONF: the setting %s is out of range",
+                       where, field);
+  if (sn->prepared && l->cfg.method != sn->cfg.method)
+    return incompatible(sn, where, "it was made with a different search method");
+  /* The split is made once, at prepare: a prepared supernet's data cannot follow another
+   * validation fraction (as the model's checkpoint refuses it). */
+  if (sn->prepared && l->cfg.valid_fraction != sn->cfg.valid_fraction) {
+    char why[160];
+    snprintf(why, sizeof why,
+             "its data was split with validation fraction %g, this supernet's with %g",
+             l->cfg.valid_fraction, sn->cfg.valid_fraction);
+    return incompatible(sn, where, why);
+  }
+  return MPNAS_OK;
+}
+
+/* STAT: step, random streams, the domains' statistics, the latency table. */
+static mpnas_status read_stat(mpnas_supernet *sn, mpnas__reader *r, const char *where,
+                              loaded *l) {
+  mpnas_context *ctx = sn->ctx;
+  int32_t D = sn->ndomains, T = sn->op_offset[sn->nlayers];
+  l->domain_rng = mpnas__malloc(ctx, sizeof(mpnas__rng) * (size_t)D);
+  l->domain_stats = mpnas__malloc(ctx, sizeof(double) * 5 * (size_t)D);
+  l->node_latency = mpnas__malloc(ctx, sizeof(double) * ((size_t)T + 1));
+  if (!l->domain_rng || !l->domain_stats || !l->node_latency) return oom(ctx, where);
+  if (mpnas__reader_section(r, "STAT") == MPNAS_OK) {
+    l->step = mpnas__reader_get_i64(r);
+    l->opt_steps = mpnas__reader_get_i64(r);
+    mpnas__reader_get_rng(r, &l->rng);
+    for (int32_t d = 0; d < D; d++) {
+      mpnas__reader_get_rng(r, &l->domain_rng[d]);
+      for (int i = 0; i < 5; i++) l->domain_stats[5 * d + i] = mpnas__reader_get_f64(r);
+    }
+    l->latency_ready = mpnas__reader_get_i32(r);
+    l->fixed_latency = mpnas__reader_get_f64(r);
+    for (int32_t i = 0; i < T; i++) l->node_latency[i] = mpnas__reader_get_f64(r);
+    mpnas__reader_expect_end(r);
+  }
+  mpnas_status st = mpnas__reader_status(r);
+  if (st != MPNAS_OK) return st;
+  const char *field = stat_bad_field(l, D, T);
+  if (field != NULL)
+    return mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: STAT: the %s is out of range", where, field);
+  return MPNAS_OK;
+}
+
+/* ABDP (absent from checkpoints written before it: the defaults, a fresh stream). */
+static mpnas_status read_abdp(mpnas_supernet *sn, mpnas__reader *r, const char *where,
+                              loaded *l) {
+  mpnas_context *ctx = sn->ctx;
+  int32_t D = sn->ndomains;
+  mpnas__abdp_config_default(&l->abdp_cfg);
+  mpnas__rng_seed(&l->abdp_rng, ctx->seed, ABDP_STREAM);
+  l->batch_images = mpnas__calloc(ctx, (size_t)D, sizeof(int32_t));
+  if (!l->batch_images) return oom(ctx, where);
+  if (!mpnas__reader_has_section(r, "ABDP")) {
+    for (int32_t d = 0; d < D; d++) l->batch_images[d] = l->step > 0 ? l->cfg.train_batch : 0;
+    return MPNAS_OK;
+  }
+  mpnas_status st = MPNAS_OK;
+  if (mpnas__reader_section(r, "ABDP") == MPNAS_OK) {
+    mpnas__settings_get(r, &mpnas__abdp_settings, &l->abdp_cfg);
+    mpnas__reader_get_rng(r, &l->abdp_rng);
+    for (int32_t d = 0; d < D; d++) l->batch_images[d] = mpnas__reader_get_i32(r);
+    /* The layout is checked by import (make_abdp). */
+    st = mpnas__abdp_state_read(r, ctx, D, &l->abdp_state, &l->abdp_size);
+  }
+  mpnas__reader_expect_end(r);
+  if (st == MPNAS_OK) st = mpnas__reader_status(r);
+  if (st != MPNAS_OK) return st;
+  int counts_ok = mpnas__rng_valid(&l->abdp_rng);
+  for (int32_t d = 0; d < D; d++)
+    counts_ok &= l->batch_images[d] >= 0 && l->batch_images[d] <= 4096 * D;
+  const char *field = NULL;
+  if (mpnas__abdp_config_check(&l->abdp_cfg, &field) != MPNAS_OK || !counts_ok)
+    return mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: ABDP: the %s is out of range", where,
+                       field ? field : "sampling stream or batch counts");
+  return MPNAS_OK;
+}
+
+/* PARW, PARS, PARB and CTRL, once their sizes are known to fit the supernet. */
+static mpnas_status read_arrays(mpnas_supernet *sn, mpnas__reader *r, const char *where,
+                                loaded *l) {
+  mpnas_context *ctx = sn->ctx;
+  size_t total = l->total, btotal = l->btotal;
+  int32_t nctrl = l->nctrl;
+  l->w = mpnas__malloc(ctx, sizeof(float) * (total + 1));
+  l->s1 = mpnas__malloc(ctx, sizeof(float) * (total + 1));
+  l->s2 = mpnas__malloc(ctx, sizeof(float) * (total + 1));
+  l->b = mpnas__malloc(ctx, sizeof(float) * (btotal + 1));
+  l->ctrl_state = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(double *));
+  l->ctrl_size = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(size_t));
+  l->ctrl_rng = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(mpnas__rng));
+  if (!l->w || !l->s1 || !l->s2 || !l->b || !l->ctrl_state || !l->ctrl_size || !l->ctrl_rng)
+    return oom(ctx, where);
+  if (mpnas__reader_section(r, "PARW") == MPNAS_OK) mpnas__reader_get_f32_array(r, l->w, total);
+  mpnas__reader_expect_end(r);
+  if (mpnas__reader_section(r, "PARS") == MPNAS_OK) {
+    mpnas__reader_get_f32_array(r, l->s1, total);
+    mpnas__reader_get_f32_array(r, l->s2, total);
+  }
+  mpnas__reader_expect_end(r);
+  if (mpnas__reader_section(r, "PARB") == MPNAS_OK) mpnas__reader_get_f32_array(r, l->b, btotal);
+  mpnas__reader_expect_end(r);
+  if (mpnas__reader_section(r, "CTRL") == MPNAS_OK)
+    for (int32_t c = 0; c < nctrl && mpnas__reader_status(r) == MPNAS_OK; c++) {
+      size_t want = mpnas__controller_state_size(sn->controllers[c].impl);
+      size_t n = mpnas__reader_get_count(r, (uint32_t)want, sizeof(double));
+      if (mpnas__reader_status(r) != MPNAS_OK) break;
+      if (n != want)
+        return mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: controller %d has %zu values, expected %zu",
+                           where, (int)c, n, want);
+      l->ctrl_state[c] = mpnas__malloc(ctx, sizeof(double) * n);
+      if (!l->ctrl_state[c]) return oom(ctx, where);
+      l->ctrl_size[c] = n;
+      for (size_t i = 0; i < n; i++) l->ctrl_state[c][i] = mpnas__reader_get_f64(r);
+      mpnas__reader_get_rng(r, &l->ctrl_rng[c]);
+    }
+  mpnas__reader_expect_end(r);
+  mpnas_status st = mpnas__reader_status(r);
+  if (st != MPNAS_OK) return st;
+  for (int32_t c = 0; c < nctrl; c++)
+    if (!mpnas__rng_valid(&l->ctrl_rng[c]))
+      return mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: CTRL: controller %d's stream is invalid",
+                         where, (int)c);
+  return MPNAS_OK;
+}
+
+/* ABDP: a new handle with the checkpoint's settings and state, swapped in at commit. */
+static mpnas_status make_abdp(mpnas_supernet *sn, const char *where, loaded *l) {
+  mpnas_context *ctx = sn->ctx;
+  mpnas_status st = mpnas__domains_abdp(ctx, sn->domains, sn->ndomains, &l->abdp_cfg, 1, &l->abdp);
+  if (st != MPNAS_OK || !l->abdp_state) return st;
+  if (l->abdp_size != mpnas__abdp_state_size(l->abdp))
+    return mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: ABDP state of %zu values, expected %zu", where,
+                       l->abdp_size, mpnas__abdp_state_size(l->abdp));
+  if ((st = mpnas__abdp_import(l->abdp, l->abdp_state, l->abdp_size)) != MPNAS_OK)
+    return mpnas__fail(ctx, st, "%s: its ABDP state is invalid", where);
+  return MPNAS_OK;
+}
+
+/* Controllers: import with a backup, so a bad state leaves every controller as it was. */
+static mpnas_status import_controllers(mpnas_supernet *sn, const char *where, const loaded *l) {
+  mpnas_context *ctx = sn->ctx;
+  int32_t nctrl = l->nctrl;
+  mpnas_status st = MPNAS_OK;
+  double **backup = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(double *));
+  int ok = backup != NULL;
+  for (int32_t c = 0; c < nctrl && ok; c++) {
+    size_t n = mpnas__controller_state_size(sn->controllers[c].impl);
+    backup[c] = mpnas__malloc(ctx, sizeof(double) * n);
+    ok = backup[c] != NULL;
+    if (ok) mpnas__controller_export(sn->controllers[c].impl, backup[c], n);
+  }
+  int32_t done = 0;
+  for (; ok && done < nctrl; done++) {
+    st = mpnas__controller_import(sn->controllers[done].impl, l->ctrl_state[done],
+                                  l->ctrl_size[done]);
+    if (st != MPNAS_OK) break;
+  }
+  if (ok && st != MPNAS_OK)
+    for (int32_t c = 0; c < done; c++)
+      mpnas__controller_import(sn->controllers[c].impl, backup[c], l->ctrl_size[c]);
+  if (backup)
+    for (int32_t c = 0; c < nctrl; c++) mpnas__free(ctx, backup[c]);
+  mpnas__free(ctx, backup);
+  if (!ok) return oom(ctx, where);
+  if (st != MPNAS_OK) return mpnas__fail(ctx, st, "%s: a controller's state is invalid", where);
+  return MPNAS_OK;
+}
+
+/* Everything checked: commit. Every piece of state a search step reads comes from the
+ * checkpoint, so a supernet that loaded other checkpoints before continues exactly as a
+ * fresh one loading this one. */
+static void commit(mpnas_supernet *sn, loaded *l) {
+  int32_t D = sn->ndomains, T = sn->op_offset[sn->nlayers];
+  sn->cfg = l->cfg;
+  sn->step = l->step;
+  sn->params.steps = l->opt_steps;
+  sn->rng = l->rng;
+  memcpy(sn->params.w, l->w, sizeof(float) * l->total);
+  memcpy(sn->params.s1, l->s1, sizeof(float) * l->total);
+  memcpy(sn->params.s2, l->s2, sizeof(float) * l->total);
+  memcpy(sn->params.b, l->b, sizeof(float) * l->btotal);
+  for (int32_t d = 0; d < D; d++) {
+    mpnas__domain *dm = &sn->domains[d];
+    dm->data.rng = l->domain_rng[d];
+    const double *v = l->domain_stats + 5 * d;
+    dm->loss_ema = v[0], dm->valid_acc = v[1], dm->reward = v[2], dm->cost = v[3], dm->weight = v[4];
+  }
+  for (int32_t c = 0; c < l->nctrl; c++) sn->controllers[c].rng = l->ctrl_rng[c];
+  mpnas__abdp_destroy(sn->abdp);
+  sn->abdp = l->abdp;
+  l->abdp = NULL;
+  sn->abdp_cfg = l->abdp_cfg;
+  sn->abdp_rng = l->abdp_rng;
+  for (int32_t d = 0; d < D; d++) sn->domains[d].batch_images = l->batch_images[d];
+  /* The checkpoint's latency table, or none (then a later request measures one). */
+  sn->latency_ready = l->latency_ready;
+  sn->fixed_latency = l->fixed_latency;
+  memcpy(sn->node_latency, l->node_latency, sizeof(double) * (size_t)T);
+}
+
 /* Load a checkpoint held in data[0, len) ("where" names it in messages). Everything is
  * read and checked before the supernet changes; a supernet that was not prepared is
  * prepared with the checkpoint's settings and, if the checkpoint is then refused,
  * returned to its unprepared state. */
 static mpnas_status load(mpnas_supernet *sn, const unsigned char *data, size_t len,
                          const char *where) {
-  mpnas_context *ctx = sn->ctx;
   mpnas__reader r;
   loaded l;
   memset(&l, 0, sizeof l);
-  size_t total = 0, btotal = 0;
-  int32_t nctrl = 0;
-  int32_t D = sn->ndomains, T = sn->op_offset[sn->nlayers];
   mpnas__search_config keep = sn->cfg;
   int prepared_here = 0;
-  const char *field = NULL;
-  mpnas_status st = mpnas__reader_open(&r, ctx, &checkpoint_kind, data, len);
-  if (st == MPNAS_OK) st = read_meta(sn, &r, where, &total, &btotal, &nctrl);
-  if (st != MPNAS_OK) goto out;
-  if (nctrl < 0 || nctrl > D) {
-    st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: %d controllers for %d domains", where,
-                     (int)nctrl, (int)D);
-    goto out;
-  }
-  /* CONF: every setting as the setters accept it. */
-  if (mpnas__reader_section(&r, "CONF") == MPNAS_OK)
-    mpnas__settings_get(&r, &mpnas__search_settings, &l.cfg);
-  mpnas__reader_expect_end(&r);
-  if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
-  if ((field = mpnas__settings_bad_field(&mpnas__search_settings, &l.cfg)) != NULL) {
-    st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: CONF: the setting %s is out of range", where,
-                     field);
-    goto out;
-  }
-  if (sn->prepared && l.cfg.method != sn->cfg.method) {
-    st = incompatible(sn, where, "it was made with a different search method");
-    goto out;
-  }
-  /* The split is made once, at prepare: a prepared supernet's data cannot follow another
-   * validation fraction (as the model's checkpoint refuses it). */
-  if (sn->prepared && l.cfg.valid_fraction != sn->cfg.valid_fraction) {
-    char why[160];
-    snprintf(why, sizeof why,
-             "its data was split with validation fraction %g, this supernet's with %g",
-             l.cfg.valid_fraction, sn->cfg.valid_fraction);
-    st = incompatible(sn, where, why);
-    goto out;
-  }
-  /* STAT. */
-  l.domain_rng = mpnas__malloc(ctx, sizeof(mpnas__rng) * (size_t)D);
-  l.domain_stats = mpnas__malloc(ctx, sizeof(double) * 5 * (size_t)D);
-  l.node_latency = mpnas__malloc(ctx, sizeof(double) * ((size_t)T + 1));
-  if (!l.domain_rng || !l.domain_stats || !l.node_latency) goto oom;
-  if (mpnas__reader_section(&r, "STAT") == MPNAS_OK) {
-    l.step = mpnas__reader_get_i64(&r);
-    l.opt_steps = mpnas__reader_get_i64(&r);
-    mpnas__reader_get_rng(&r, &l.rng);
-    for (int32_t d = 0; d < D; d++) {
-      mpnas__reader_get_rng(&r, &l.domain_rng[d]);
-      for (int i = 0; i < 5; i++) l.domain_stats[5 * d + i] = mpnas__reader_get_f64(&r);
-    }
-    l.latency_ready = mpnas__reader_get_i32(&r);
-    l.fixed_latency = mpnas__reader_get_f64(&r);
-    for (int32_t i = 0; i < T; i++) l.node_latency[i] = mpnas__reader_get_f64(&r);
-    mpnas__reader_expect_end(&r);
-  }
-  if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
-  if ((field = stat_bad_field(&l, D, T)) != NULL) {
-    st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: STAT: the %s is out of range", where, field);
-    goto out;
-  }
-  /* ABDP (absent from checkpoints written before it: the defaults, a fresh stream). */
-  mpnas__abdp_config_default(&l.abdp_cfg);
-  mpnas__rng_seed(&l.abdp_rng, ctx->seed, ABDP_STREAM);
-  l.batch_images = mpnas__calloc(ctx, (size_t)D, sizeof(int32_t));
-  if (!l.batch_images) goto oom;
-  if (mpnas__reader_has_section(&r, "ABDP")) {
-    if (mpnas__reader_section(&r, "ABDP") == MPNAS_OK) {
-      mpnas__settings_get(&r, &mpnas__abdp_settings, &l.abdp_cfg);
-      mpnas__reader_get_rng(&r, &l.abdp_rng);
-      for (int32_t d = 0; d < D; d++) l.batch_images[d] = mpnas__reader_get_i32(&r);
-      /* The layout is checked by import (below). */
-      st = mpnas__abdp_state_read(&r, ctx, D, &l.abdp_state, &l.abdp_size);
-    }
-    mpnas__reader_expect_end(&r);
-    if (st == MPNAS_OK) st = mpnas__reader_status(&r);
-    if (st != MPNAS_OK) goto out;
-    int counts_ok = mpnas__rng_valid(&l.abdp_rng);
-    for (int32_t d = 0; d < D; d++)
-      counts_ok &= l.batch_images[d] >= 0 && l.batch_images[d] <= 4096 * D;
-    if (mpnas__abdp_config_check(&l.abdp_cfg, &field) != MPNAS_OK || !counts_ok) {
-      st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: ABDP: the %s is out of range", where,
-                       field ? field : "sampling stream or batch counts");
-      goto out;
-    }
-  } else {
-    for (int32_t d = 0; d < D; d++) l.batch_images[d] = l.step > 0 ? l.cfg.train_batch : 0;
-  }
+  mpnas_status st = mpnas__reader_open(&r, sn->ctx, &checkpoint_kind, data, len);
+  if (st == MPNAS_OK) st = read_meta(sn, &r, where, &l.total, &l.btotal, &l.nctrl);
+  if (st == MPNAS_OK && (l.nctrl < 0 || l.nctrl > sn->ndomains))
+    st = mpnas__fail(sn->ctx, MPNAS_E_CORRUPT, "%s: %d controllers for %d domains", where,
+                     (int)l.nctrl, (int)sn->ndomains);
+  if (st == MPNAS_OK) st = read_conf(sn, &r, where, &l);
+  if (st == MPNAS_OK) st = read_stat(sn, &r, where, &l);
+  if (st == MPNAS_OK) st = read_abdp(sn, &r, where, &l);
   /* The weights' size follows from the space, domains and method: check it against a
    * supernet prepared with the checkpoint's settings before reading the arrays. */
-  if (!sn->prepared) {
+  if (st == MPNAS_OK && !sn->prepared) {
     sn->cfg = l.cfg;
     prepared_here = 1;
-    if ((st = mpnas__supernet_prepare(sn)) != MPNAS_OK) goto out;
+    st = mpnas__supernet_prepare(sn);
   }
-  if (sn->params.total != total || sn->params.btotal != btotal || sn->ncontrollers != nctrl) {
+  if (st == MPNAS_OK && (sn->params.total != l.total || sn->params.btotal != l.btotal ||
+                         sn->ncontrollers != l.nctrl))
     st = incompatible(sn, where, "its weights have a different shape");
-    goto out;
-  }
   /* Settings each in range can still give no usable reward with this supernet's paths
    * (a CRC-valid file with a cost target of 10^-300): refused here, not at the next step.
    * The latency cost is checked when the search starts, with the table it will use. */
-  if (l.cfg.cost != MPNAS_COST_LATENCY &&
-      (st = mpnas__supernet_check_reward(sn, &l.cfg, MPNAS_E_INCOMPATIBLE, where)) != MPNAS_OK)
-    goto out;
-  l.w = mpnas__malloc(ctx, sizeof(float) * (total + 1));
-  l.s1 = mpnas__malloc(ctx, sizeof(float) * (total + 1));
-  l.s2 = mpnas__malloc(ctx, sizeof(float) * (total + 1));
-  l.b = mpnas__malloc(ctx, sizeof(float) * (btotal + 1));
-  l.ctrl_state = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(double *));
-  l.ctrl_size = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(size_t));
-  l.ctrl_rng = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(mpnas__rng));
-  if (!l.w || !l.s1 || !l.s2 || !l.b || !l.ctrl_state || !l.ctrl_size || !l.ctrl_rng) goto oom;
-  if (mpnas__reader_section(&r, "PARW") == MPNAS_OK) mpnas__reader_get_f32_array(&r, l.w, total);
-  mpnas__reader_expect_end(&r);
-  if (mpnas__reader_section(&r, "PARS") == MPNAS_OK) {
-    mpnas__reader_get_f32_array(&r, l.s1, total);
-    mpnas__reader_get_f32_array(&r, l.s2, total);
-  }
-  mpnas__reader_expect_end(&r);
-  if (mpnas__reader_section(&r, "PARB") == MPNAS_OK) mpnas__reader_get_f32_array(&r, l.b, btotal);
-  mpnas__reader_expect_end(&r);
-  if (mpnas__reader_section(&r, "CTRL") == MPNAS_OK)
-    for (int32_t c = 0; c < nctrl && mpnas__reader_status(&r) == MPNAS_OK; c++) {
-      size_t want = mpnas__controller_state_size(sn->controllers[c].impl);
-      size_t n = mpnas__reader_get_count(&r, (uint32_t)want, sizeof(double));
-      if (mpnas__reader_status(&r) != MPNAS_OK) break;
-      if (n != want) {
-        st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: controller %d has %zu values, expected %zu",
-                         where, (int)c, n, want);
-        goto out;
-      }
-      l.ctrl_state[c] = mpnas__malloc(ctx, sizeof(double) * n);
-      if (!l.ctrl_state[c]) goto oom;
-      l.ctrl_size[c] = n;
-      for (size_t i = 0; i < n; i++) l.ctrl_state[c][i] = mpnas__reader_get_f64(&r);
-      mpnas__reader_get_rng(&r, &l.ctrl_rng[c]);
-    }
-  mpnas__reader_expect_end(&r);
-  if ((st = mpnas__reader_status(&r)) != MPNAS_OK) goto out;
-  for (int32_t c = 0; c < nctrl; c++)
-    if (!mpnas__rng_valid(&l.ctrl_rng[c])) {
-      st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: CTRL: controller %d's stream is invalid",
-                       where, (int)c);
-      goto out;
-    }
-
-  /* ABDP: a new handle with the checkpoint's settings and state, swapped in at commit. */
-  st = mpnas__domains_abdp(ctx, sn->domains, D, &l.abdp_cfg, 1, &l.abdp);
-  if (st != MPNAS_OK) goto out;
-  if (l.abdp_state) {
-    if (l.abdp_size != mpnas__abdp_state_size(l.abdp)) {
-      st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: ABDP state of %zu values, expected %zu",
-                       where, l.abdp_size, mpnas__abdp_state_size(l.abdp));
-      goto out;
-    }
-    if ((st = mpnas__abdp_import(l.abdp, l.abdp_state, l.abdp_size)) != MPNAS_OK) {
-      st = mpnas__fail(ctx, st, "%s: its ABDP state is invalid", where);
-      goto out;
-    }
-  }
-
-  /* Controllers: import with a backup, so a bad state leaves every controller as it was. */
-  {
-    double **backup = mpnas__calloc(ctx, (size_t)nctrl + 1, sizeof(double *));
-    int ok = backup != NULL;
-    for (int32_t c = 0; c < nctrl && ok; c++) {
-      size_t n = mpnas__controller_state_size(sn->controllers[c].impl);
-      backup[c] = mpnas__malloc(ctx, sizeof(double) * n);
-      ok = backup[c] != NULL;
-      if (ok) mpnas__controller_export(sn->controllers[c].impl, backup[c], n);
-    }
-    int32_t done = 0;
-    for (; ok && done < nctrl; done++) {
-      st = mpnas__controller_import(sn->controllers[done].impl, l.ctrl_state[done], l.ctrl_size[done]);
-      if (st != MPNAS_OK) break;
-    }
-    if (ok && st != MPNAS_OK)
-      for (int32_t c = 0; c < done; c++)
-        mpnas__controller_import(sn->controllers[c].impl, backup[c], l.ctrl_size[c]);
-    if (backup)
-      for (int32_t c = 0; c < nctrl; c++) mpnas__free(ctx, backup[c]);
-    mpnas__free(ctx, backup);
-    if (!ok) goto oom;
-    if (st != MPNAS_OK) {
-      st = mpnas__fail(ctx, st, "%s: a controller's state is invalid", where);
-      goto out;
-    }
-  }
-  /* Everything checked: commit. Every piece of state a search step reads comes from the
-   * checkpoint, so a supernet that loaded other checkpoints before continues exactly as
-   * a fresh one loading this one. */
-  sn->cfg = l.cfg;
-  sn->step = l.step;
-  sn->params.steps = l.opt_steps;
-  sn->rng = l.rng;
-  memcpy(sn->params.w, l.w, sizeof(float) * total);
-  memcpy(sn->params.s1, l.s1, sizeof(float) * total);
-  memcpy(sn->params.s2, l.s2, sizeof(float) * total);
-  memcpy(sn->params.b, l.b, sizeof(float) * btotal);
-  for (int32_t d = 0; d < D; d++) {
-    mpnas__domain *dm = &sn->domains[d];
-    dm->data.rng = l.domain_rng[d];
-    double *v = l.domain_stats + 5 * d;
-    dm->loss_ema = v[0], dm->valid_acc = v[1], dm->reward = v[2], dm->cost = v[3], dm->weight = v[4];
-  }
-  for (int32_t c = 0; c < nctrl; c++) sn->controllers[c].rng = l.ctrl_rng[c];
-  mpnas__abdp_destroy(sn->abdp);
-  sn->abdp = l.abdp;
-  l.abdp = NULL;
-  sn->abdp_cfg = l.abdp_cfg;
-  sn->abdp_rng = l.abdp_rng;
-  for (int32_t d = 0; d < D; d++) sn->domains[d].batch_images = l.batch_images[d];
-  /* The checkpoint's latency table, or none (then a later request measures one). */
-  sn->latency_ready = l.latency_ready;
-  sn->fixed_latency = l.fixed_latency;
-  memcpy(sn->node_latency, l.node_latency, sizeof(double) * (size_t)T);
-  st = MPNAS_OK;
-  goto out;
-oom:
-  st = mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "loading %s", where);
-out:
+  if (st == MPNAS_OK && l.cfg.cost != MPNAS_COST_LATENCY)
+    st = mpnas__supernet_check_reward(sn, &l.cfg, MPNAS_E_INCOMPATIBLE, where);
+  if (st == MPNAS_OK) st = read_arrays(sn, &r, where, &l);
+  if (st == MPNAS_OK) st = make_abdp(sn, where, &l);
+  if (st == MPNAS_OK) st = import_controllers(sn, where, &l);
+  if (st == MPNAS_OK) commit(sn, &l);
   if (st != MPNAS_OK && prepared_here) {
     mpnas__supernet_destroy_state(sn);
     sn->cfg = keep;
   }
-  free_loaded(ctx, &l, nctrl);
+  free_loaded(sn->ctx, &l, l.nctrl);
   return st;
 }
 
