@@ -82,8 +82,7 @@ void mpnas__model_free_contents(mpnas_model *m) {
 
 /* ---- Geometry -------------------------------------------------------------------------- */
 
-/* Channels of BN slot s. */
-static int slot_channels(const mpnas_model *m, size_t s) {
+int mpnas__model_slot_channels(const mpnas_model *m, size_t s) {
   size_t N = (size_t)m->nnodes;
   if (s == MPNAS__SLOT_STEM(N)) return m->space.stem_c;
   if (s == MPNAS__SLOT_HEAD(N)) return m->space.head_c;
@@ -185,7 +184,7 @@ static mpnas_status build(mpnas_model *m) {
       so->mean = so->var = MPNAS__NO_SLOT;
       m->affine_off[s * D + d] = MPNAS__NO_SLOT;
       if (!slot_used_by(m, s, d)) continue;
-      size_t c = (size_t)slot_channels(m, s);
+      size_t c = (size_t)mpnas__model_slot_channels(m, s);
       so->mean = mpnas__params_add_buffer(&m->params, c, MPNAS__PARAM_BETA);
       so->var = mpnas__params_add_buffer(&m->params, c, MPNAS__PARAM_ONE);
       ok = so->mean != (size_t)-1 && so->var != (size_t)-1;
@@ -226,7 +225,7 @@ void mpnas__model_fold(mpnas_model *m) {
       if (off == MPNAS__NO_SLOT) continue;
       const mpnas__bn_offsets *bo = slot_bn(m, s);
       const mpnas__stat_offsets *so = &m->stats[s * D + d];
-      int c = slot_channels(m, s);
+      int c = mpnas__model_slot_channels(m, s);
       const float *mean = m->params.b + so->mean, *var = m->params.b + so->var;
       float *scale = m->affine + off, *shift = m->affine + off + c;
       int64_t t = m->domains[d].bn_updates;
@@ -255,7 +254,7 @@ static void bind_stats(mpnas_model *m, size_t s, int32_t d, mpnas__bn *bn, mpnas
   bn->mean = m->params.b + so->mean;
   bn->var = m->params.b + so->var;
   aff->scale = m->affine + off;
-  aff->shift = m->affine + off + slot_channels(m, s);
+  aff->shift = m->affine + off + mpnas__model_slot_channels(m, s);
 }
 
 void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_layer *layers) {

@@ -108,6 +108,8 @@ void mpnas__model_fold(mpnas_model *m);
 /* Bind domain d's path into net (layers [nlayers] supplied by the caller): training
  * weights, gradients, running statistics and inference affines. */
 void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_layer *layers);
+/* Channels of BN slot s (a node's three slots, then the stem's and the head's). */
+int mpnas__model_slot_channels(const mpnas_model *m, size_t s);
 /* The pointwise weights (every node's expand and project convs, the head's 1x1 conv)
  * packed once in one kernel table's GEMM layout, so that inference does not repack them
  * on every call (a predictor keeps one). Packed from the weights as of a fold: stale

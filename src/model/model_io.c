@@ -587,15 +587,6 @@ mpnas_status mpnas__model_check_layout(mpnas_context *ctx, const mpnas_model *m,
   return MPNAS_OK;
 }
 
-/* Channels of BN slot s (as model.c lays them out). */
-static int slot_channels(const mpnas_model *m, size_t s) {
-  size_t N = (size_t)m->nnodes;
-  if (s == MPNAS__SLOT_STEM(N)) return m->space.stem_c;
-  if (s == MPNAS__SLOT_HEAD(N)) return m->space.head_c;
-  const mpnas__node *nd = &m->nodes[s / 3];
-  return s % 3 == 2 ? nd->g.cout : nd->g.cmid;
-}
-
 /* Weights finite; statistics finite, variances >= 0 (a built model gives the layout). */
 mpnas_status mpnas__model_check_values(mpnas_context *ctx, const mpnas_model *m,
                                        const unsigned char *w, const unsigned char *b,
@@ -614,7 +605,7 @@ mpnas_status mpnas__model_check_values(mpnas_context *ctx, const mpnas_model *m,
     for (int32_t d = 0; d < D; d++) {
       const mpnas__stat_offsets *so = &m->stats[s * (size_t)D + (size_t)d];
       if (so->var == MPNAS__NO_SLOT) continue;
-      int c = slot_channels(m, s);
+      int c = mpnas__model_slot_channels(m, s);
       for (int k = 0; k < c; k++)
         if (!(le_f32(b + 4 * (so->var + (size_t)k)) >= 0.0f))
           return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,

@@ -11,20 +11,8 @@
 
 #include "common/common.h"
 #include "tensor/bn_plan.h"
+#include "tensor/ops_loop.h"
 #include "tensor/ops.h"
-
-#if defined(_OPENMP)
-#define MISC_PRAGMA(x) _Pragma(#x)
-/* Split a loop across `threads` threads when cond holds (static schedule). */
-#define MISC_OMP_FOR(threads, cond) \
-  MISC_PRAGMA(omp parallel for num_threads(threads) schedule(static) if (cond))
-#else
-#define MISC_OMP_FOR(threads, cond)
-#endif
-
-#define MISC_BLOCK 64
-
-static int block_len(int c, int c0) { return c - c0 < MISC_BLOCK ? c - c0 : MISC_BLOCK; }
 
 /* ---- Threads for the memory-bound passes -------------------------------------------
  * Batch norm and the activations run through the kernel table (eng->k: reference, AVX2
@@ -83,7 +71,7 @@ static void bn_stats_cols(const mpnas__engine *eng, int m, int c, int c0, int nb
   int team = misc_team(eng, (size_t)m * (size_t)nb, (size_t)nchunks);
   const mpnas__kernels *kt = eng->k;
   (void)team; /* unused without OpenMP */
-  MISC_OMP_FOR(team, team > 1)
+  MPNAS__OPS_OMP_FOR(team, team > 1)
   for (int t = 0; t < nchunks; t++) {
     size_t r0, r1;
     misc_split((size_t)m, nchunks, t, MPNAS__BN_BLOCK_ROWS, &r0, &r1);
@@ -114,7 +102,7 @@ static void bn_apply_cols(const mpnas__engine *eng, int m, int c, int c0, int nb
                           int act, float *norm, float *y) {
   int team = misc_team(eng, (size_t)m * (size_t)nb, (size_t)m);
   const mpnas__kernels *kt = eng->k;
-  MISC_OMP_FOR(team, team > 1)
+  MPNAS__OPS_OMP_FOR(team, team > 1)
   for (int t = 0; t < team; t++) {
     size_t r0, r1;
     misc_split((size_t)m, team, t, 1, &r0, &r1);
@@ -251,7 +239,7 @@ void mpnas__bn_plan_fold_all(const mpnas__engine *eng, mpnas__bn_plan *p, const 
   size_t floats = (size_t)p->units * (size_t)p->unit_px * (size_t)p->c;
   int team = misc_team(eng, floats, ((size_t)p->c + MISC_CB - 1) / MISC_CB);
   const mpnas__kernels *kt = eng->k;
-  MISC_OMP_FOR(team, team > 1)
+  MPNAS__OPS_OMP_FOR(team, team > 1)
   for (int part = 0; part < team; part++) {
     size_t c0, c1;
     misc_split((size_t)p->c, team, part, MISC_CB, &c0, &c1);
@@ -309,7 +297,7 @@ mpnas_status mpnas__bn_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, 
   if (team > 1 && mpnas__bn_plan_fused_team(&plan, team) == team) {
     /* Row chunks across threads. */
     const mpnas__kernels *kt = eng->k;
-    MISC_OMP_FOR(team, team > 1)
+    MPNAS__OPS_OMP_FOR(team, team > 1)
     for (int t = 0; t < plan.nchunks; t++) {
       int b0, b1;
       mpnas__bn_plan_chunk(&plan, t, &b0, &b1);
@@ -387,7 +375,7 @@ mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int
   }
   int team = misc_team(eng, (size_t)m * (size_t)c, (size_t)m);
   const mpnas__kernels *kt = eng->k;
-  MISC_OMP_FOR(team, team > 1)
+  MPNAS__OPS_OMP_FOR(team, team > 1)
   for (int t = 0; t < team; t++) {
     size_t r0, r1;
     misc_split((size_t)m, team, t, 1, &r0, &r1);
@@ -423,9 +411,9 @@ void mpnas__bn_fwd_infer(int m, int c, const float *x, const float *gamma, const
                          const float *running_mean, const float *running_var, float eps,
                          float *y) {
   /* Exactly the folded form the fused kernels use, so both paths agree. */
-  for (int c0 = 0; c0 < c; c0 += MISC_BLOCK) {
-    int nb = block_len(c, c0);
-    float k[MISC_BLOCK], b[MISC_BLOCK];
+  for (int c0 = 0; c0 < c; c0 += MPNAS__OPS_BLOCK) {
+    int nb = mpnas__ops_block_len(c, c0);
+    float k[MPNAS__OPS_BLOCK], b[MPNAS__OPS_BLOCK];
     mpnas__bn_fold(nb, gamma != NULL ? gamma + c0 : NULL, beta != NULL ? beta + c0 : NULL,
                    running_mean + c0, running_var + c0, eps, k, b);
     for (size_t i = 0; i < (size_t)m; i++) {
@@ -446,7 +434,7 @@ static void bn_reduce_cols(const mpnas__engine *eng, int m, int c, int c0, int n
   int team = misc_team(eng, 2 * (size_t)m * (size_t)nb, (size_t)nchunks);
   const mpnas__kernels *kt = eng->k;
   (void)team;
-  MISC_OMP_FOR(team, team > 1)
+  MPNAS__OPS_OMP_FOR(team, team > 1)
   for (int t = 0; t < nchunks; t++) {
     size_t r0, r1;
     misc_split((size_t)m, nchunks, t, MPNAS__BN_BLOCK_ROWS, &r0, &r1);
@@ -491,7 +479,7 @@ static void bn_bwd_apply(const mpnas__engine *eng, int m, int c, int a0, int na,
                          const float *b, const float *d, float *dx) {
   int team = misc_team(eng, (size_t)m * (size_t)na, (size_t)m);
   const mpnas__kernels *kt = eng->k;
-  MISC_OMP_FOR(team, team > 1)
+  MPNAS__OPS_OMP_FOR(team, team > 1)
   for (int t = 0; t < team; t++) {
     size_t r0, r1;
     misc_split((size_t)m, team, t, 1, &r0, &r1);
@@ -583,7 +571,7 @@ mpnas_status mpnas__bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
 void mpnas__act_fwd(const mpnas__engine *eng, int act, size_t count, const float *x, float *y) {
   int team = misc_team(eng, count, count / MISC_ACT_GRANULE);
   const mpnas__kernels *kt = eng->k;
-  MISC_OMP_FOR(team, team > 1)
+  MPNAS__OPS_OMP_FOR(team, team > 1)
   for (int t = 0; t < team; t++) {
     size_t i0, i1;
     misc_split(count, team, t, MISC_ACT_GRANULE, &i0, &i1);
@@ -595,7 +583,7 @@ void mpnas__act_bwd(const mpnas__engine *eng, int act, size_t count, const float
                     const float *dy, float *dx) {
   int team = misc_team(eng, 2 * count, count / MISC_ACT_GRANULE);
   const mpnas__kernels *kt = eng->k;
-  MISC_OMP_FOR(team, team > 1)
+  MPNAS__OPS_OMP_FOR(team, team > 1)
   for (int t = 0; t < team; t++) {
     size_t i0, i1;
     misc_split(count, team, t, MISC_ACT_GRANULE, &i0, &i1);

@@ -4,25 +4,13 @@
  *
  * Plain loops over rows with the channel loop innermost and contiguous, so the compiler
  * can vectorise them; their per-channel reductions (pooling, channel-scale gradients)
- * go through blocks of SE_BLOCK channels with double accumulators on the stack: no
+ * go through blocks of MPNAS__OPS_BLOCK channels with double accumulators on the stack: no
  * scratch allocation, and sums over a million rows stay accurate. */
 #include <string.h>
 
 #include "common/common.h"
 #include "tensor/ops.h"
-
-#if defined(_OPENMP)
-#define SE_PRAGMA(x) _Pragma(#x)
-/* Split a loop across `threads` threads when cond holds (static schedule). */
-#define SE_OMP_FOR(threads, cond) \
-  SE_PRAGMA(omp parallel for num_threads(threads) schedule(static) if (cond))
-#else
-#define SE_OMP_FOR(threads, cond)
-#endif
-
-#define SE_BLOCK 64
-
-static int block_len(int c, int c0) { return c - c0 < SE_BLOCK ? c - c0 : SE_BLOCK; }
+#include "tensor/ops_loop.h"
 
 /* acc[j] = sum over rows of a[row][c0 + j] (b == NULL) or a*b, for j < nb. */
 static void sum_rows(size_t rows, int c, int c0, int nb, const float *a, const float *b,
@@ -54,9 +42,9 @@ static void chscale_image(int hw, int c, const float *x, const float *s, float *
 
 /* One image: ds[c] = sum_p dy[p][c] * x[p][c] (overwritten). */
 static void chscale_ds_image(int hw, int c, const float *x, const float *dy, float *ds) {
-  for (int c0 = 0; c0 < c; c0 += SE_BLOCK) {
-    int nb = block_len(c, c0);
-    double acc[SE_BLOCK];
+  for (int c0 = 0; c0 < c; c0 += MPNAS__OPS_BLOCK) {
+    int nb = mpnas__ops_block_len(c, c0);
+    double acc[MPNAS__OPS_BLOCK];
     sum_rows((size_t)hw, c, c0, nb, dy, x, acc);
     for (int j = 0; j < nb; j++) ds[c0 + j] = (float)acc[j];
   }
@@ -81,9 +69,9 @@ void mpnas__chscale_bwd(int n, int hw, int c, const float *x, const float *s, co
 /* ---- Pooling ---------------------------------------------------------------------------- */
 
 static void gap_image(int hw, int c, const float *x, float *y) {
-  for (int c0 = 0; c0 < c; c0 += SE_BLOCK) {
-    int nb = block_len(c, c0);
-    double acc[SE_BLOCK];
+  for (int c0 = 0; c0 < c; c0 += MPNAS__OPS_BLOCK) {
+    int nb = mpnas__ops_block_len(c, c0);
+    double acc[MPNAS__OPS_BLOCK];
     sum_rows((size_t)hw, c, c0, nb, x, NULL, acc);
     for (int j = 0; j < nb; j++) y[c0 + j] = hw > 0 ? (float)(acc[j] / hw) : 0.0f;
   }
@@ -146,7 +134,7 @@ mpnas_status mpnas__se_fwd(const mpnas__engine *eng, mpnas__arena *ws, int n, in
   size_t image = (size_t)hw * c;
   int par = se_parallel(eng, n, image);
   (void)par; /* unused without OpenMP */
-  SE_OMP_FOR(eng->threads, par)
+  MPNAS__OPS_OMP_FOR(eng->threads, par)
   for (int i = 0; i < n; i++) gap_image(hw, c, x + i * image, pooled + (size_t)i * c);
   mpnas_status st = mpnas__fc_fwd(eng, ws, n, c, r, pooled, sw->w1, sw->b1, z1);
   if (st != MPNAS_OK) return st;
@@ -154,7 +142,7 @@ mpnas_status mpnas__se_fwd(const mpnas__engine *eng, mpnas__arena *ws, int n, in
   st = mpnas__fc_fwd(eng, ws, n, r, c, a1, sw->w2, sw->b2, z2);
   if (st != MPNAS_OK) return st;
   mpnas__act_fwd(eng, MPNAS__ACT_HSIGMOID, (size_t)n * c, z2, gate);
-  SE_OMP_FOR(eng->threads, par)
+  MPNAS__OPS_OMP_FOR(eng->threads, par)
   for (int i = 0; i < n; i++)
     chscale_image(hw, c, x + i * image, gate + (size_t)i * c, y + i * image);
   return MPNAS_OK;
@@ -179,7 +167,7 @@ mpnas_status mpnas__se_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, in
   if (dgate == NULL || da1 == NULL || (dx != NULL && dpooled == NULL)) goto done;
 
   /* y = x * gate: d gate = sum_p dy * x, then back through hsigmoid, fc2, relu, fc1. */
-  SE_OMP_FOR(eng->threads, par)
+  MPNAS__OPS_OMP_FOR(eng->threads, par)
   for (int i = 0; i < n; i++)
     chscale_ds_image(hw, c, x + i * image, dy + i * image, dgate + (size_t)i * c);
   mpnas__act_bwd(eng, MPNAS__ACT_HSIGMOID, (size_t)n * c, z2, dgate, dgate);
@@ -192,7 +180,7 @@ mpnas_status mpnas__se_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, in
   /* dx = dy * gate (the scaling path) + dpooled / hw (the pooling path), in one pass. */
   {
     float inv = hw > 0 ? 1.0f / (float)hw : 0.0f;
-    SE_OMP_FOR(eng->threads, par)
+    MPNAS__OPS_OMP_FOR(eng->threads, par)
     for (int i = 0; i < n; i++) {
       const float *g = gate + (size_t)i * c, *dp = dpooled + (size_t)i * c;
       for (size_t p = 0; p < (size_t)hw; p++) {
