@@ -1,11 +1,13 @@
 /* params.c - every library parameter by name, for `--set key=value` and `mpnas params`.
  *
- * The names are the library's short names (mpnas_param_names), as the Python package
- * uses them; this table is still kept by hand beside them (enumerated values' names are
- * not in the library's description yet), and tests/test_cli.sh checks the two agree. A key is TABLE.NAME (context., space., search., train.;
- * domain.DOMAIN.hflip for a domain's setting), a NAME that only one table has, or the
- * header's constant (MPNAS_SEARCH_STEPS). The library checks every value's range and its
- * message is shown as it is. */
+ * The parameters, their names (the library's short names, as the Python package uses
+ * them, and the header's constants), types and read-only flags are read from the
+ * library's own description (mpnas_param_list, _names, _bounds), so a new parameter
+ * needs no change here; only the names of enumerated values are kept below (the library
+ * gives their constants' prefix, not the names). A key is TABLE.NAME (context., space.,
+ * search., train.; domain.DOMAIN.hflip for a domain's setting), a NAME that only one
+ * table has, or the header's constant (MPNAS_SEARCH_STEPS). The library checks every
+ * value's range and its message is shown as it is. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -34,71 +36,72 @@ static const named_value SIGNAL[] = {{"none", 0}, {"loss", 1}, {"kpi", 2}, {"boo
 static const named_value PRESET[] = {{"empty", 0}, {"32px", 1}, {"mobilenet_v3", 2},
                                      {"mbv2_9", 3}, {0, 0}};
 
+/* The value names of each enumeration, by its constants' prefix (mpnas_param_names). */
+static const struct {
+  const char *prefix;
+  const named_value *values;
+} ENUMS[] = {{"MPNAS_ISA_", ISA},          {"MPNAS_LOG_", LOG_LEVEL},
+             {"MPNAS_ACT_", ACTIVATION},   {"MPNAS_SE_", SE_MODE},
+             {"MPNAS_METHOD_", METHOD},    {"MPNAS_COST_", COST},
+             {"MPNAS_REWARD_", REWARD},    {"MPNAS_OPTIMIZER_", OPTIMIZER},
+             {"MPNAS_ABDP_SAMPLE_", SAMPLING}, {"MPNAS_ABDP_SIGNAL_", SIGNAL}};
+
 typedef struct param_spec {
-  const char *name;
+  const char *name;     /* the library's short name */
+  const char *constant; /* the header's constant */
   int32_t code;
   char type;                  /* 'i' integer, 'd' real */
   const named_value *values;  /* names of an enumeration, or NULL */
   int read_only;
 } param_spec;
 
-#define END {NULL, 0, 0, NULL, 0}
-#define ABDP                                                                             \
-  {"abdp_sampling", 100, 'i', SAMPLING, 0}, {"abdp_signal", 101, 'i', SIGNAL, 0},        \
-      {"abdp_tau", 102, 'd', NULL, 0}, {"abdp_gamma", 103, 'd', NULL, 0},                \
-      {"abdp_temperature", 104, 'd', NULL, 0}, {"abdp_loss_momentum", 105, 'd', NULL, 0}, \
-      {"abdp_kpi_momentum", 106, 'd', NULL, 0}, {"abdp_w_min", 107, 'd', NULL, 0},       \
-      {"abdp_w_max", 108, 'd', NULL, 0}
-
-static const param_spec CONTEXT_PARAMS[] = {
-    {"threads", 1, 'i', NULL, 0},     {"seed", 2, 'i', NULL, 0},
-    {"isa", 3, 'i', ISA, 0},          {"isa_active", 4, 'i', ISA, 1},
-    {"log_level", 5, 'i', LOG_LEVEL, 0}, {"openmp", 6, 'i', NULL, 1},
-    {"max_file_bytes", 7, 'i', NULL, 0}, END};
-static const param_spec SPACE_PARAMS[] = {
-    {"input_height", 1, 'i', NULL, 0},   {"input_width", 2, 'i', NULL, 0},
-    {"input_channels", 3, 'i', NULL, 0}, {"stem_channels", 4, 'i', NULL, 0},
-    {"stem_kernel", 5, 'i', NULL, 0},    {"stem_stride", 6, 'i', NULL, 0},
-    {"stem_activation", 7, 'i', ACTIVATION, 0}, {"head_channels", 8, 'i', NULL, 0},
-    {"head_activation", 9, 'i', ACTIVATION, 0}, {"se_mode", 10, 'i', SE_MODE, 0},
-    {"num_stages", 11, 'i', NULL, 1},    {"num_layers", 12, 'i', NULL, 1}, END};
-static const param_spec SEARCH_PARAMS[] = {
-    {"method", 1, 'i', METHOD, 0},          {"steps", 2, 'i', NULL, 0},
-    {"train_batch", 3, 'i', NULL, 0},       {"valid_batch", 4, 'i', NULL, 0},
-    {"warmup_fraction", 5, 'd', NULL, 0},   {"learning_rate", 6, 'd', NULL, 0},
-    {"momentum", 7, 'd', NULL, 0},          {"weight_decay", 8, 'd', NULL, 0},
-    {"label_smoothing", 9, 'd', NULL, 0},   {"rl_learning_rate", 10, 'd', NULL, 0},
-    {"rl_delay_fraction", 11, 'd', NULL, 0}, {"rl_ramp", 12, 'd', NULL, 0},
-    {"entropy_bonus", 13, 'd', NULL, 0},    {"cost", 14, 'i', COST, 0},
-    {"reward", 15, 'i', REWARD, 0},         {"cost_beta", 16, 'd', NULL, 0},
-    {"cost_target", 17, 'd', NULL, 0},      {"sharing_gamma", 18, 'd', NULL, 0},
-    {"validation_fraction", 19, 'd', NULL, 0}, {"step", 20, 'i', NULL, 1},
-    ABDP, END};
-static const param_spec TRAIN_PARAMS[] = {
-    {"steps", 1, 'i', NULL, 0},            {"batch", 2, 'i', NULL, 0},
-    {"optimizer", 3, 'i', OPTIMIZER, 0},   {"learning_rate", 4, 'd', NULL, 0},
-    {"warmup_fraction", 5, 'd', NULL, 0},  {"momentum", 6, 'd', NULL, 0},
-    {"weight_decay", 7, 'd', NULL, 0},     {"label_smoothing", 8, 'd', NULL, 0},
-    {"augment_pad", 9, 'i', NULL, 0},      {"valid_batch", 10, 'i', NULL, 0},
-    {"valid_every", 11, 'i', NULL, 0},     {"validation_fraction", 12, 'd', NULL, 0},
-    {"step", 13, 'i', NULL, 1},            {"num_layers", 20, 'i', NULL, 1},
-    {"num_nodes", 21, 'i', NULL, 1},       {"params", 22, 'i', NULL, 1},
-    {"macs", 23, 'i', NULL, 1},            {"quantized", 24, 'i', NULL, 1},
-    ABDP, END};
-static const param_spec DOMAIN_PARAMS[] = {{"hflip", 1, 'i', NULL, 0}, END};
-
-/* The tables in PARAMS_* order: key prefix, header constant prefix, parameters. */
+/* The tables in PARAMS_* order: key prefix, the library's handle kind. */
 static const struct {
-  const char *prefix, *constant;
-  const param_spec *params;
+  const char *prefix;
+  int32_t kind;
 } TABLES[] = {
-    {"context", "MPNAS_CONTEXT_", CONTEXT_PARAMS},
-    {"space", "MPNAS_SPACE_", SPACE_PARAMS},
-    {"search", "MPNAS_SEARCH_", SEARCH_PARAMS},
-    {"train", "MPNAS_TRAIN_", TRAIN_PARAMS},
-    {"domain", "MPNAS_DOMAIN_", DOMAIN_PARAMS},
+    {"context", MPNAS_HANDLE_CONTEXT}, {"space", MPNAS_HANDLE_SPACE},
+    {"search", MPNAS_HANDLE_SUPERNET}, {"train", MPNAS_HANDLE_MODEL},
+    {"domain", MPNAS_HANDLE_MODEL_DOMAIN},
 };
 #define NUM_TABLES 5
+#define MAX_PARAMS 128 /* of one table; more are not listed */
+
+static const named_value *enum_values(const char *prefix) {
+  for (size_t e = 0; e < sizeof ENUMS / sizeof ENUMS[0]; e++)
+    if (strcmp(ENUMS[e].prefix, prefix) == 0) return ENUMS[e].values;
+  return NULL;
+}
+
+/* Table t's parameters in increasing code order, ending with a NULL name: read from the
+ * library on first use. */
+static const param_spec *table_params(int t) {
+  static param_spec specs[NUM_TABLES][MAX_PARAMS + 1];
+  static int loaded;
+  for (int u = 0; u < NUM_TABLES && !loaded; u++) {
+    int32_t codes[MAX_PARAMS], kind = TABLES[u].kind;
+    size_t n = 0;
+    mpnas_param_list(kind, NULL, 0, &n);
+    if (n > MAX_PARAMS) n = MAX_PARAMS;
+    mpnas_param_list(kind, codes, n, NULL);
+    for (size_t i = 0; i < n; i++) {
+      param_spec *p = &specs[u][i];
+      const char *prefix = "";
+      int32_t type = MPNAS_PARAM_INT, flags = 0;
+      mpnas_param_names(kind, codes[i], &p->constant, &p->name, &prefix);
+      mpnas_param_bounds(kind, codes[i], &type, NULL, NULL, NULL, &flags);
+      p->code = codes[i];
+      p->type = type == MPNAS_PARAM_REAL ? 'd' : 'i';
+      p->read_only = (flags & MPNAS_PARAM_READ_ONLY) != 0;
+      /* The active ISA reads as an ISA's name, though not settable as one. */
+      p->values = enum_values(kind == MPNAS_HANDLE_CONTEXT && codes[i] == MPNAS_CONTEXT_ISA_ACTIVE
+                                  ? "MPNAS_ISA_"
+                                  : prefix);
+    }
+  }
+  loaded = 1;
+  return specs[t];
+}
 
 int cli_preset_code(const char *name) {
   for (const named_value *v = PRESET; v->name; v++)
@@ -106,19 +109,8 @@ int cli_preset_code(const char *name) {
   return -1;
 }
 
-/* The header's constant of a parameter: MPNAS_ABDP_TAU for every abdp_*, MPNAS_MODEL_*
- * for the model's read-only sizes (codes >= 20), else the table's prefix. */
-static void constant_name(int t, const param_spec *p, char *out, size_t cap) {
-  const char *prefix = strncmp(p->name, "abdp_", 5) == 0 ? "MPNAS_"
-                       : t == PARAMS_TRAIN && p->code >= 20 ? "MPNAS_MODEL_"
-                                                            : TABLES[t].constant;
-  size_t n = (size_t)snprintf(out, cap, "%s%s", prefix, p->name);
-  for (size_t i = strlen(prefix); i < n && i < cap; i++)
-    if (out[i] >= 'a' && out[i] <= 'z') out[i] = (char)(out[i] - 'a' + 'A');
-}
-
 static const param_spec *in_table(int t, const char *name, size_t len) {
-  for (const param_spec *p = TABLES[t].params; p->name; p++)
+  for (const param_spec *p = table_params(t); p->name; p++)
     if (strlen(p->name) == len && strncmp(p->name, name, len) == 0) return p;
   return NULL;
 }
@@ -140,10 +132,8 @@ static int resolve(const char *set, size_t len, resolved *r, int quiet) {
   key[len] = 0;
   if (strncmp(key, "MPNAS_", 6) == 0) { /* a header constant */
     for (int t = 0; t < NUM_TABLES; t++)
-      for (const param_spec *p = TABLES[t].params; p->name; p++) {
-        char c[96];
-        constant_name(t, p, c, sizeof c);
-        if (strcmp(c, key) == 0 && t != PARAMS_DOMAIN) {
+      for (const param_spec *p = table_params(t); p->name; p++) {
+        if (strcmp(p->constant, key) == 0 && t != PARAMS_DOMAIN) {
           r->table = t;
           r->param = p;
           /* MPNAS_ABDP_* belong to search and train alike: the key cannot choose */
@@ -326,7 +316,8 @@ static void print_param(int t, const param_spec *p, const void *handle) {
 int cli_params_list(const char *preset, int names_only) {
   if (names_only) { /* the names, for tests/test_cli.sh */
     for (int t = 0; t < NUM_TABLES; t++)
-      for (const param_spec *p = TABLES[t].params; p->name; p++) printf("%s.%s\n", TABLES[t].prefix, p->name);
+      for (const param_spec *p = table_params(t); p->name; p++)
+        printf("%s.%s\n", TABLES[t].prefix, p->name);
     return 0;
   }
   mpnas_context *ctx = NULL;
@@ -346,7 +337,7 @@ int cli_params_list(const char *preset, int names_only) {
            "# an enumeration; a name only one table has may go without its table.\n",
            preset);
     for (int t = 0; t < NUM_TABLES; t++)
-      for (const param_spec *p = TABLES[t].params; p->name; p++) print_param(t, p, handles[t]);
+      for (const param_spec *p = table_params(t); p->name; p++) print_param(t, p, handles[t]);
   }
   mpnas_model_free(model);
   mpnas_supernet_free(sn);
