@@ -274,58 +274,6 @@ mpnas_status mpnas_model_set_domain_int(mpnas_model *m, int32_t domain, int32_t 
 
 /* ---- Training and statistics --------------------------------------------------------- */
 
-/* What a preparation replaces (train): NULL domains when the model was prepared. */
-typedef struct prior {
-  mpnas__domain *domains; /* [ndomains]: statistics and input normalisation */
-  mpnas__abdp *abdp;      /* ABDP with its state, or NULL */
-  mpnas__rng abdp_rng;
-  int64_t step;
-  int built, norm_ready;
-} prior;
-
-static mpnas_status prepare(mpnas_model *m, prior *pr) {
-  *pr = (prior){0};
-  if (m->prepared) return MPNAS_OK;
-  size_t n = sizeof(mpnas__domain) * (size_t)(m->ndomains > 0 ? m->ndomains : 1);
-  pr->domains = mpnas__malloc(CTX(m), n);
-  if (pr->domains == NULL)
-    return mpnas__fail(CTX(m), MPNAS_E_NO_MEMORY, "allocating a copy of the domains");
-  memcpy(pr->domains, m->domains, sizeof(mpnas__domain) * (size_t)m->ndomains);
-  *pr = (prior){pr->domains, m->abdp, m->abdp_rng, m->step, m->built, m->norm_ready};
-  m->abdp = NULL; /* kept in pr, not destroyed by the preparation */
-  mpnas_status st = mpnas__model_prepare(m);
-  if (st != MPNAS_OK) {
-    m->abdp = pr->abdp;
-    mpnas__free(CTX(m), pr->domains);
-    *pr = (prior){0};
-  }
-  return st;
-}
-
-/* The call's first step succeeded: what the preparation replaced goes. */
-static void prior_drop(mpnas_model *m, prior *pr) {
-  if (pr->domains == NULL) return;
-  mpnas__abdp_destroy(pr->abdp);
-  mpnas__free(CTX(m), pr->domains);
-  *pr = (prior){0};
-}
-
-/* The call's first step failed (and was undone): undo the preparation too. */
-static mpnas_status prior_restore(mpnas_model *m, prior *pr, mpnas_status st) {
-  mpnas__domains_unprepare(CTX(m), m->domains, m->ndomains);
-  memcpy(m->domains, pr->domains, sizeof(mpnas__domain) * (size_t)m->ndomains);
-  mpnas__abdp_destroy(m->abdp);
-  m->abdp = pr->abdp;
-  m->abdp_rng = pr->abdp_rng;
-  m->step = pr->step;
-  m->norm_ready = pr->norm_ready;
-  if (!pr->built) mpnas__model_unbuild(m);
-  m->prepared = 0;
-  mpnas__free(CTX(m), pr->domains);
-  *pr = (prior){0};
-  return st;
-}
-
 static mpnas_status train(mpnas_model *m, int64_t max_steps, mpnas_train_progress_fn progress,
                           void *user, int64_t every) {
   if (max_steps < 0 || every < 0)
@@ -333,29 +281,7 @@ static mpnas_status train(mpnas_model *m, int64_t max_steps, mpnas_train_progres
   if (m->float_dropped)
     return mpnas__fail(CTX(m), MPNAS_E_STATE,
                        "the model is int8 only (its float weights were dropped): it cannot train");
-  /* A preparation in this call replaces ABDP's state (kept from earlier training when
-   * the data was cleared and set again), the step counter and the input normalisation:
-   * if the call's first step fails, all of it is put back (docs/API-STABILITY.md). */
-  prior pr;
-  mpnas_status st = prepare(m, &pr);
-  if (st != MPNAS_OK) return st;
-  int64_t done = 0;
-  while (m->step < m->cfg.steps && (max_steps == 0 || done < max_steps)) {
-    if ((st = mpnas__model_step(m)) != MPNAS_OK) break; /* a failed step changes nothing */
-    mpnas__model_quant_free(m); /* the int8 form was of the weights before this step */
-    if (done++ == 0) prior_drop(m, &pr);
-    int report = m->step == m->cfg.steps || (every > 0 && m->step % every == 0);
-    if (progress && report && progress(user, m, m->step, m->cfg.steps) != 0) {
-      st = mpnas__fail(CTX(m), MPNAS_E_CANCELLED,
-                       "training stopped by the progress callback at step %lld (resumable)",
-                       (long long)m->step);
-      break;
-    }
-  }
-  if (st != MPNAS_OK && done == 0 && pr.domains != NULL) return prior_restore(m, &pr, st);
-  prior_drop(m, &pr);
-  mpnas__model_fold(m); /* evaluation and predictors see the latest statistics */
-  return st;
+  return mpnas__model_train(m, max_steps, progress, user, every);
 }
 
 mpnas_status mpnas_model_train(mpnas_model *m, int64_t max_steps, mpnas_train_progress_fn progress,

@@ -139,6 +139,11 @@ mpnas_status mpnas__model_prepare(mpnas_model *m);
 /* The same, with ABDP's state imported from abdp_state[n] (a checkpoint's, checked). */
 mpnas_status mpnas__model_prepare_state(mpnas_model *m, const double *abdp_state, size_t n);
 mpnas_status mpnas__model_step(mpnas_model *m);
+/* Train up to max_steps more steps (0: to the end; arguments checked by the caller),
+ * reporting to progress every `every` steps; a failing first step puts back what the
+ * call's preparation replaced (docs/API-STABILITY.md). */
+mpnas_status mpnas__model_train(mpnas_model *m, int64_t max_steps, mpnas_train_progress_fn progress,
+                               void *user, int64_t every);
 /* Unique parameters (stem, head, used nodes once, every classifier) and the sum over
  * domains of their paths' MACs. */
 void mpnas__model_costs(const mpnas_model *m, int64_t *params, int64_t *macs);
