@@ -75,13 +75,7 @@ mpnas_status mpnas_space_add_stage(mpnas_space *space, int32_t out_channels, int
     return FAIL(MPNAS_E_OUT_OF_RANGE, "a space holds at most %d stages", MPNAS__MAX_STAGES);
   if (mpnas__space_num_layers(space) + layers > MPNAS__MAX_LAYERS)
     return FAIL(MPNAS_E_OUT_OF_RANGE, "a space holds at most %d layers", MPNAS__MAX_LAYERS);
-  mpnas__stage *s = &space->stages[space->nstages++];
-  memset(s, 0, sizeof *s);
-  s->cout = out_channels;
-  s->layers = layers;
-  s->stride = stride;
-  s->act = activation;
-  s->skippable = skippable;
+  mpnas__space_add_stage(space, out_channels, layers, stride, activation, skippable);
   return MPNAS_OK;
 }
 

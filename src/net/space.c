@@ -267,8 +267,8 @@ uint64_t mpnas__space_fingerprint(const mpnas_space *s) {
   return h;
 }
 
-static void add_stage(mpnas_space *s, int32_t cout, int32_t layers, int32_t stride,
-                      int32_t act, int32_t skippable) {
+void mpnas__space_add_stage(mpnas_space *s, int32_t cout, int32_t layers, int32_t stride,
+                            int32_t act, int32_t skippable) {
   mpnas__stage *st = &s->stages[s->nstages++];
   memset(st, 0, sizeof *st);
   st->cout = cout;
@@ -297,10 +297,10 @@ void mpnas__space_preset(mpnas_space *s, int32_t preset) {
   s->expansions[0] = 3, s->expansions[1] = 6;
   switch (preset) {
     case MPNAS_PRESET_32PX:
-      add_stage(s, 24, 2, 2, MPNAS_ACT_RELU6, 1);
-      add_stage(s, 40, 3, 2, MPNAS_ACT_HSWISH, 1);
-      add_stage(s, 80, 3, 2, MPNAS_ACT_HSWISH, 1);
-      add_stage(s, 96, 2, 1, MPNAS_ACT_HSWISH, 1);
+      mpnas__space_add_stage(s, 24, 2, 2, MPNAS_ACT_RELU6, 1);
+      mpnas__space_add_stage(s, 40, 3, 2, MPNAS_ACT_HSWISH, 1);
+      mpnas__space_add_stage(s, 80, 3, 2, MPNAS_ACT_HSWISH, 1);
+      mpnas__space_add_stage(s, 96, 2, 1, MPNAS_ACT_HSWISH, 1);
       s->head_act = MPNAS_ACT_HSWISH;
       break;
     case MPNAS_PRESET_MOBILENET_V3:
@@ -311,13 +311,13 @@ void mpnas__space_preset(mpnas_space *s, int32_t preset) {
       s->head_c = 960;
       s->head_act = MPNAS_ACT_HSWISH;
       s->se_mode = MPNAS_SE_CHOICE;
-      add_stage(s, 16, 1, 1, MPNAS_ACT_RELU, 0);
+      mpnas__space_add_stage(s, 16, 1, 1, MPNAS_ACT_RELU, 0);
       fixed_choice(s, 3, 1);
-      add_stage(s, 24, 4, 2, MPNAS_ACT_RELU, 1);
-      add_stage(s, 40, 4, 2, MPNAS_ACT_RELU, 1);
-      add_stage(s, 80, 4, 2, MPNAS_ACT_HSWISH, 1);
-      add_stage(s, 112, 4, 1, MPNAS_ACT_HSWISH, 1);
-      add_stage(s, 160, 4, 2, MPNAS_ACT_HSWISH, 1);
+      mpnas__space_add_stage(s, 24, 4, 2, MPNAS_ACT_RELU, 1);
+      mpnas__space_add_stage(s, 40, 4, 2, MPNAS_ACT_RELU, 1);
+      mpnas__space_add_stage(s, 80, 4, 2, MPNAS_ACT_HSWISH, 1);
+      mpnas__space_add_stage(s, 112, 4, 1, MPNAS_ACT_HSWISH, 1);
+      mpnas__space_add_stage(s, 160, 4, 2, MPNAS_ACT_HSWISH, 1);
       break;
     case MPNAS_PRESET_MBV2_9:
       /* BENCHMARKS.md's reference network: (t, c, n, s, k) per stage. */
@@ -328,7 +328,7 @@ void mpnas__space_preset(mpnas_space *s, int32_t preset) {
                                         {6, 32, 2, 2, 5}, {6, 64, 2, 2, 3},
                                         {6, 96, 1, 1, 7}, {6, 160, 1, 2, 5}};
         for (int i = 0; i < 6; i++) {
-          add_stage(s, t[i][1], t[i][2], t[i][3], MPNAS_ACT_RELU6, 0);
+          mpnas__space_add_stage(s, t[i][1], t[i][2], t[i][3], MPNAS_ACT_RELU6, 0);
           fixed_choice(s, t[i][4], t[i][0]);
         }
       }

@@ -60,6 +60,10 @@ typedef struct mpnas__cost {
 } mpnas__cost;
 
 int32_t mpnas__space_num_layers(const mpnas_space *s);
+/* Append a stage with the space's own kernel and expansion choices (values checked by
+ * the caller; room for it too). */
+void mpnas__space_add_stage(mpnas_space *s, int32_t cout, int32_t layers, int32_t stride,
+                            int32_t act, int32_t skippable);
 /* Fill *l for layer 0 <= layer < num_layers. */
 void mpnas__space_layer(const mpnas_space *s, int32_t layer, mpnas__layer *l);
 /* Op `op` of a layer (0 <= op < l->nops). */
