@@ -205,139 +205,132 @@ static mpnas_status make_abdp(const mpnas_model *m, const mpnas__abdp_config *cf
   return st;
 }
 
-static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t size,
-                                    const char *where) {
+/* Is it a checkpoint of this model: its contents, space, domains and their paths? */
+static mpnas_status check_model(const mpnas_model *m, const mpnas__model_parsed *p,
+                                const char *where) {
   mpnas_context *ctx = m->ctx;
   int32_t D = m->ndomains, L = m->nlayers;
-  mpnas__reader r;
-  mpnas__model_parsed p;
-  train_state t;
-  memset(&t, 0, sizeof t);
-  mpnas__abdp *abdp = NULL;
-  const unsigned char *w = NULL, *b = NULL, *s = NULL;
-  int built_here = 0;
+  if (p->h.contents != MPNAS__CONTENTS_CHECKPOINT)
+    return mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+                            "a model file without training state, not a checkpoint "
+                            "(mpnas_model_load reads it)");
+  if (!mpnas__model_space_same(&p->space, &m->space))
+    return mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+                            "the checkpoint was made for a different space");
+  if (p->h.ndomains != D)
+    return mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+                            "the checkpoint has %d domains, the model %d", (int)p->h.ndomains,
+                            (int)D);
+  for (int32_t d = 0; d < D; d++) {
+    const mpnas__file_domain *f = &p->doms[d];
+    const mpnas__domain *dm = &m->domains[d];
+    if (strcmp(f->name, dm->name) != 0 || f->classes != dm->classes)
+      return mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+                              "domain %d is \"%.40s\" with %d classes in the checkpoint, "
+                              "\"%.40s\" with %d in the model",
+                              (int)d, f->name, (int)f->classes, dm->name, (int)dm->classes);
+    if (L > 0 && memcmp(f->path, dm->path, sizeof(int32_t) * (size_t)L) != 0)
+      return mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+                              "domain \"%.40s\" has a different path in the checkpoint",
+                              dm->name);
+  }
+  return MPNAS_OK;
+}
+
+/* Was it made by this training run: the same seed, data and validation split? */
+static mpnas_status check_run(const mpnas_model *m, const mpnas__model_parsed *p,
+                              const train_state *t, const char *where) {
+  mpnas_context *ctx = m->ctx;
   size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
-  mpnas_status st = mpnas__model_parse(ctx, &r, data, size, where, &p);
-  if (st != MPNAS_OK) goto out;
-  if (m->float_dropped) {
-    st = mpnas__model_bad(ctx, MPNAS_E_STATE, where,
-             "the model is int8 only (its float weights were dropped): it cannot train");
-    goto out;
-  }
-
-  /* Is it a checkpoint of this model? (Nothing has changed so far.) */
-  if (p.h.contents != MPNAS__CONTENTS_CHECKPOINT) {
-    st = mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-             "a model file without training state, not a checkpoint (mpnas_model_load reads it)");
-    goto out;
-  }
-  if (!mpnas__model_space_same(&p.space, &m->space)) {
-    st = mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-                          "the checkpoint was made for a different space");
-    goto out;
-  }
-  if (p.h.ndomains != D) {
-    st = mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-                          "the checkpoint has %d domains, the model %d", (int)p.h.ndomains, (int)D);
-    goto out;
-  }
-  for (int32_t d = 0; d < D; d++) {
-    const mpnas__file_domain *f = &p.doms[d];
+  if (t->seed != ctx->seed)
+    return mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+                            "the checkpoint was made with MPNAS_CONTEXT_SEED %llu, this context "
+                            "has %llu (the validation split follows the seed)",
+                            (unsigned long long)t->seed, (unsigned long long)ctx->seed);
+  for (int32_t d = 0; d < m->ndomains; d++) {
     const mpnas__domain *dm = &m->domains[d];
-    if (strcmp(f->name, dm->name) != 0 || f->classes != dm->classes) {
-      st = mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-               "domain %d is \"%.40s\" with %d classes in the checkpoint, \"%.40s\" with %d "
-               "in the model",
-               (int)d, f->name, (int)f->classes, dm->name, (int)dm->classes);
-      goto out;
-    }
-    if (L > 0 && memcmp(f->path, dm->path, sizeof(int32_t) * (size_t)L) != 0) {
-      st = mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-               "domain \"%.40s\" has a different path in the checkpoint", dm->name);
-      goto out;
-    }
+    if (!same_data(&t->dom[d].train, &dm->data.train, per_image) ||
+        !same_data(&t->dom[d].valid, &dm->data.valid, per_image))
+      return mpnas__model_bad(
+          ctx, MPNAS_E_INCOMPATIBLE, where,
+          "the data of domain \"%.40s\" differs from the data the checkpoint was made with "
+          "(%lld + %lld images there, %lld + %lld here; or other images or labels)",
+          dm->name, (long long)t->dom[d].train.count, (long long)t->dom[d].valid.count,
+          (long long)dm->data.train.count, (long long)dm->data.valid.count);
   }
-  if ((st = get_train_state(ctx, &r, D, &p.cfg, where, &t)) != MPNAS_OK) goto out;
-  if (t.seed != ctx->seed) {
-    st = mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-             "the checkpoint was made with MPNAS_CONTEXT_SEED %llu, this context has %llu (the "
-             "validation split follows the seed)",
-             (unsigned long long)t.seed, (unsigned long long)ctx->seed);
-    goto out;
-  }
-  for (int32_t d = 0; d < D; d++) {
-    const mpnas__domain *dm = &m->domains[d];
-    if (!same_data(&t.dom[d].train, &dm->data.train, per_image) ||
-        !same_data(&t.dom[d].valid, &dm->data.valid, per_image)) {
-      st = mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-               "the data of domain \"%.40s\" differs from the data the checkpoint was made with "
-               "(%lld + %lld images there, %lld + %lld here; or other images or labels)",
-               dm->name, (long long)t.dom[d].train.count, (long long)t.dom[d].valid.count,
-               (long long)dm->data.train.count, (long long)dm->data.valid.count);
-      goto out;
-    }
-  }
-  if (m->prepared && p.cfg.valid_fraction != m->cfg.valid_fraction) {
-    st = mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-             "the model's data was already split with validation fraction %g, the checkpoint "
-             "used %g",
-             m->cfg.valid_fraction, p.cfg.valid_fraction);
-    goto out;
-  }
+  if (m->prepared && p->cfg.valid_fraction != m->cfg.valid_fraction)
+    return mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
+                            "the model's data was already split with validation fraction %g, "
+                            "the checkpoint used %g",
+                            m->cfg.valid_fraction, p->cfg.valid_fraction);
+  return MPNAS_OK;
+}
 
-  /* The arrays: exact sizes from META, checked against the file and the layout. */
-  w = mpnas__model_float_section(ctx, &r, "PARW", p.h.params, 1, where, &st);
-  if (st == MPNAS_OK) b = mpnas__model_float_section(ctx, &r, "PARB", p.h.buffers, 1, where, &st);
-  if (st == MPNAS_OK) s = mpnas__model_float_section(ctx, &r, "PARS", p.h.params, 2, where, &st);
-  if (st != MPNAS_OK) goto out;
+/* The arrays a[] = PARW, PARB, PARS: exact sizes from META, checked against the file and
+ * the layout (which a model not built yet builds here: *built_here). */
+static mpnas_status read_arrays(mpnas_model *m, mpnas__reader *r, const mpnas__model_parsed *p,
+                                const char *where, const unsigned char *a[3], int *built_here) {
+  mpnas_context *ctx = m->ctx;
+  mpnas_status st;
+  a[0] = mpnas__model_float_section(ctx, r, "PARW", p->h.params, 1, where, &st);
+  if (st == MPNAS_OK)
+    a[1] = mpnas__model_float_section(ctx, r, "PARB", p->h.buffers, 1, where, &st);
+  if (st == MPNAS_OK)
+    a[2] = mpnas__model_float_section(ctx, r, "PARS", p->h.params, 2, where, &st);
+  if (st != MPNAS_OK) return st;
   if (!m->built) {
     /* Same space and paths as the file: its layout is the one the model will build. */
-    if ((st = mpnas__model_check_bound(ctx, m, &p.h, where)) != MPNAS_OK) goto out;
-    if ((st = mpnas__model_build(m)) != MPNAS_OK) goto out;
-    built_here = 1;
+    if ((st = mpnas__model_check_bound(ctx, m, &p->h, where)) != MPNAS_OK) return st;
+    if ((st = mpnas__model_build(m)) != MPNAS_OK) return st;
+    *built_here = 1;
   }
-  if ((st = mpnas__model_check_layout(ctx, m, &p.h, where)) != MPNAS_OK) goto out;
-  if ((st = mpnas__model_check_values(ctx, m, w, b, where)) != MPNAS_OK) goto out;
-  size_t i = mpnas__first_non_finite(s, 2 * m->params.total);
-  if (i < 2 * m->params.total) {
-    st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "optimiser slot %zu is not finite", i);
-    goto out;
-  }
-  /* The ABDP state, checked on a scratch handle before anything is prepared. */
-  if ((st = make_abdp(m, &p.cfg.abdp, t.abdp, t.nabdp, 0, where, &abdp)) != MPNAS_OK) goto out;
-  mpnas__abdp_destroy(abdp);
-  abdp = NULL;
+  if ((st = mpnas__model_check_layout(ctx, m, &p->h, where)) != MPNAS_OK) return st;
+  if ((st = mpnas__model_check_values(ctx, m, a[0], a[1], where)) != MPNAS_OK) return st;
+  size_t i = mpnas__first_non_finite(a[2], 2 * m->params.total);
+  if (i < 2 * m->params.total)
+    return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "optimiser slot %zu is not finite", i);
+  return MPNAS_OK;
+}
 
-  /* Prepare (the split, ABDP with the checkpoint's state) with the checkpoint's settings,
-   * or, prepared already, a new ABDP handle: the last steps that can fail. */
+/* ABDP with the checkpoint's state, checked on a scratch handle before anything is
+ * prepared; then the model prepared (the split, ABDP) with the checkpoint's settings or,
+ * prepared already, given a new ABDP handle: the last steps that can fail. */
+static mpnas_status install_abdp(mpnas_model *m, const mpnas__model_parsed *p,
+                                 const train_state *t, const char *where) {
+  mpnas__abdp *abdp = NULL;
+  mpnas_status st = make_abdp(m, &p->cfg.abdp, t->abdp, t->nabdp, 0, where, &abdp);
+  if (st != MPNAS_OK) return st;
+  mpnas__abdp_destroy(abdp);
   if (!m->prepared) {
     mpnas__train_config keep = m->cfg;
-    m->cfg = p.cfg;
-    st = mpnas__model_prepare_state(m, t.abdp, t.nabdp);
-    if (st != MPNAS_OK) {
-      m->cfg = keep;
-      goto out;
-    }
-  } else {
-    if ((st = make_abdp(m, &p.cfg.abdp, t.abdp, t.nabdp, 1, where, &abdp)) != MPNAS_OK) goto out;
-    mpnas__abdp_destroy(m->abdp);
-    m->abdp = abdp;
-    abdp = NULL;
+    m->cfg = p->cfg;
+    st = mpnas__model_prepare_state(m, t->abdp, t->nabdp);
+    if (st != MPNAS_OK) m->cfg = keep;
+    return st;
   }
-  m->cfg = p.cfg;
-  m->step = t.step;
+  if ((st = make_abdp(m, &p->cfg.abdp, t->abdp, t->nabdp, 1, where, &abdp)) != MPNAS_OK)
+    return st;
+  mpnas__abdp_destroy(m->abdp);
+  m->abdp = abdp;
+  return MPNAS_OK;
+}
+
+/* Everything checked: the checkpoint's settings, state and arrays into the model. */
+static void commit(mpnas_model *m, const mpnas__model_parsed *p, const train_state *t,
+                   const unsigned char *const a[3]) {
+  m->cfg = p->cfg;
+  m->step = t->step;
   mpnas__model_quant_free(m); /* the int8 form was of the weights being replaced */
-  m->params.steps = t.opt_steps;
-  m->abdp_rng = t.abdp_rng;
-  mpnas__decode_f32(m->params.w, w, m->params.total);
-  mpnas__decode_f32(m->params.b, b, m->params.btotal);
-  mpnas__decode_f32(m->params.s1, s, m->params.total);
-  mpnas__decode_f32(m->params.s2, s + 4 * m->params.total, m->params.total);
-  for (int32_t d = 0; d < D; d++) {
+  m->params.steps = t->opt_steps;
+  m->abdp_rng = t->abdp_rng;
+  mpnas__decode_f32(m->params.w, a[0], m->params.total);
+  mpnas__decode_f32(m->params.b, a[1], m->params.btotal);
+  mpnas__decode_f32(m->params.s1, a[2], m->params.total);
+  mpnas__decode_f32(m->params.s2, a[2] + 4 * m->params.total, m->params.total);
+  for (int32_t d = 0; d < m->ndomains; d++) {
     mpnas__domain *dm = &m->domains[d];
-    const domain_state *ds = &t.dom[d];
-    const mpnas__file_domain *f = &p.doms[d];
-    mpnas__file_domain_apply(dm, f, m->space.in_c);
+    const domain_state *ds = &t->dom[d];
+    mpnas__file_domain_apply(dm, &p->doms[d], m->space.in_c);
     dm->data.rng = ds->rng;
     dm->loss_ema = ds->loss_ema;
     dm->valid_acc = ds->valid_acc;
@@ -346,9 +339,32 @@ static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t siz
   }
   m->norm_ready = 1;
   mpnas__model_fold(m);
-out:
+}
+
+/* Load a checkpoint held in data[0, size) ("where" names it in messages): everything
+ * is read and checked before the model changes; a refused checkpoint leaves it as it
+ * was (a layout built here is undone). */
+static mpnas_status checkpoint_load(mpnas_model *m, const void *data, size_t size,
+                                    const char *where) {
+  mpnas_context *ctx = m->ctx;
+  mpnas__reader r;
+  mpnas__model_parsed p;
+  train_state t;
+  memset(&t, 0, sizeof t);
+  const unsigned char *a[3] = {NULL, NULL, NULL};
+  int built_here = 0;
+  mpnas_status st = mpnas__model_parse(ctx, &r, data, size, where, &p);
+  if (st == MPNAS_OK && m->float_dropped)
+    st = mpnas__model_bad(ctx, MPNAS_E_STATE, where,
+                          "the model is int8 only (its float weights were dropped): it cannot "
+                          "train");
+  if (st == MPNAS_OK) st = check_model(m, &p, where);
+  if (st == MPNAS_OK) st = get_train_state(ctx, &r, m->ndomains, &p.cfg, where, &t);
+  if (st == MPNAS_OK) st = check_run(m, &p, &t, where);
+  if (st == MPNAS_OK) st = read_arrays(m, &r, &p, where, a, &built_here);
+  if (st == MPNAS_OK) st = install_abdp(m, &p, &t, where);
+  if (st == MPNAS_OK) commit(m, &p, &t, a);
   if (st != MPNAS_OK && built_here) mpnas__model_unbuild(m); /* as it was */
-  mpnas__abdp_destroy(abdp);
   free_train_state(ctx, &t);
   mpnas__free(ctx, p.doms);
   return st;
