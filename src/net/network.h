@@ -20,6 +20,7 @@ typedef struct mpnas__net_layer {
   mpnas__ib_grads gr;
   mpnas__ib_infer inf;     /* inference form (mpnas__net_infer) */
   mpnas__ib_tape tape;
+  mpnas__arena_mark mark;  /* where the tape starts in the arena (mpnas__net_train) */
 } mpnas__net_layer;
 
 typedef struct mpnas__net {
