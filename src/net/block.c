@@ -89,6 +89,25 @@ static mpnas_status bn_from_stats(const mpnas__engine *eng, mpnas__arena *ws, in
                                   save->k, save->b);
 }
 
+/* The activations whose derivative is a function of their output as well: ReLU6's
+ * output y is in (0, 6) exactly when its input is (y = x there, 0 or 6 elsewhere, and a
+ * NaN fails both tests either way), ReLU's y > 0 exactly when x > 0, and no activation
+ * leaves x as it is. Their backward reads the activation's output in place of the BN
+ * output, the same mask bit for bit, so the BN output need not be recomputed. */
+static int grad_from_output(int act) {
+  return act == MPNAS__ACT_RELU || act == MPNAS__ACT_RELU6 || act == MPNAS__ACT_NONE;
+}
+
+/* The BN output (norm) and the activation output (act) of a training forward's BN,
+ * again, from its conv output: into two buffers, or only act where the activation's
+ * derivative can read it (norm = act). */
+static void recompute(const mpnas__engine *eng, int m, int c, const float *pre,
+                      const float *mean, const float *k, const float *b, int act_type,
+                      float *norm, float *act) {
+  mpnas__bn_act_reapply(eng, m, c, pre, mean, k, b, act_type,
+                        grad_from_output(act_type) ? NULL : norm, act);
+}
+
 mpnas_status mpnas__conv_unit_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
                                         const mpnas__conv_geom *g,
                                         const mpnas__conv_weights *p, int n, int h, int w,
@@ -151,13 +170,18 @@ mpnas_status mpnas__conv_unit_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   size_t m = (size_t)t->n * ho * wo, count = m * g->cout;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   mpnas_status st = MPNAS_OK;
-  float *norm, *dpre;
-  TAKE_TMP(norm, count);
+  float *dpre;
   TAKE_TMP(dpre, count);
-  /* The BN output (the activation's input) again, from the conv output. */
-  mpnas__bn_act_reapply(eng, (int)m, g->cout, t->pre, t->mean, t->k, t->b, MPNAS__ACT_NONE,
-                        NULL, norm);
-  mpnas__act_bwd(eng, g->act, count, norm, dy, dpre);
+  /* The activation's input: the BN output again, from the conv output, or the output. */
+  const float *act_in = t->y;
+  if (!grad_from_output(g->act)) {
+    float *norm;
+    TAKE_TMP(norm, count);
+    mpnas__bn_act_reapply(eng, (int)m, g->cout, t->pre, t->mean, t->k, t->b, MPNAS__ACT_NONE,
+                          NULL, norm);
+    act_in = norm;
+  }
+  mpnas__act_bwd(eng, g->act, count, act_in, dy, dpre);
   st = mpnas__bn_bwd(eng, ws, (int)m, g->cout, t->pre, p->bn.gamma, t->mean, t->invstd, dpre,
                      dpre, grad->bn.gamma, grad->bn.beta);
   if (st != MPNAS_OK) goto done;
@@ -331,15 +355,18 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   size_t mid_in = (size_t)m_in * cm, mid_out = (size_t)m_out * cm;
   /* Scratch in two stages, each released when done: the depthwise stage's gradient dd
    * (overwritten in place from the project's input gradient down to the depthwise
-   * output's), then the expand stage. Each stage first recomputes its BN output (norm)
-   * and activation output (act) from the tape's conv output. */
+   * output's), then the expand stage. Each stage first recomputes its activation output
+   * (act) and, where the derivative needs it, its BN output (norm) from the tape's conv
+   * output. */
+  int two = !grad_from_output(g->act);
   float *dd, *dp_pre, *norm, *act, *dproj_in;
   TAKE_TMP(dd, mid_out);
   mpnas__arena_mark stage = mpnas__arena_get_mark(ws);
   TAKE_TMP(dp_pre, (size_t)m_out * g->cout);
-  TAKE_TMP(norm, mid_out);
   TAKE_TMP(act, mid_out);
-  mpnas__bn_act_reapply(eng, m_out, cm, t->d_pre, t->d_mean, t->d_k, t->d_b, g->act, norm, act);
+  norm = act;
+  if (two) TAKE_TMP(norm, mid_out);
+  recompute(eng, m_out, cm, t->d_pre, t->d_mean, t->d_k, t->d_b, g->act, norm, act);
 
   /* Project: BN (linear) then the 1x1 conv. The residual's share of dy joins at the end. */
   st = mpnas__bn_bwd(eng, ws, m_out, g->cout, t->p_pre, p->bn3.gamma, t->p_mean, t->p_invstd,
@@ -366,11 +393,11 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   mpnas__arena_release(ws, stage);
   if (g->expand) {
     float *de;
-    TAKE_TMP(norm, mid_in);
     TAKE_TMP(act, mid_in);
+    norm = act;
+    if (two) TAKE_TMP(norm, mid_in);
     TAKE_TMP(de, mid_in);
-    mpnas__bn_act_reapply(eng, m_in, cm, t->e_pre, t->e_mean, t->e_k, t->e_b, g->act, norm,
-                          act);
+    recompute(eng, m_in, cm, t->e_pre, t->e_mean, t->e_k, t->e_b, g->act, norm, act);
     st = mpnas__dw_bwd(eng, t->n, t->h, t->w, cm, g->k, g->stride, act, p->dw_w, dd, de,
                        grad->dw_w);
     if (st != MPNAS_OK) goto done;
