@@ -11,7 +11,7 @@
  * labels; the space is MPNAS_PRESET_MBV2_9, whose one path is op 0 of every layer.
  *
  * train  `--warm` (>= 1) untimed steps (the first builds the model; the first two fault
- *        in the ~1 GB workspace), then `--rounds` times: one mpnas_model_train call of
+ *        in the ~0.35 GB workspace), then `--rounds` times: one mpnas_model_train call of
  *        `--steps` steps, timed; the figure is the median over rounds of time / steps.
  *        A step is everything mpnas_model_train does per step: ABDP's split (one
  *        domain: all `batch` images), drawing and normalising the batch (and its random
@@ -32,8 +32,10 @@
  *
  * FLOPs per image forward = 2 x MPNAS_MODEL_MACS; training counts 3x forward (forward,
  * input and weight gradients), as bench_kernels.c and the PyTorch script do. Also
- * printed: the library's allocations (through the context's allocator) and minor page
- * faults per timed training step, and the process's peak RSS after the timed training
+ * printed: the library's allocations (through the context's allocator), minor page
+ * faults and the process's CPU time (user + system, all threads) per timed training
+ * step - on a loaded machine a steadier figure than the wall time, as time spent waiting
+ * for a processor is not counted - and the process's peak RSS after the timed training
  * (getrusage; it only grows, so with several thread counts later lines include earlier
  * ones: run one thread count per process to compare memory). */
 #include <stdatomic.h>
@@ -215,7 +217,13 @@ static void run(const options *o, int threads) {
     t[r] = (bench_now() - t0) / o->steps;
   }
   double allocs = (double)(atomic_load(&n_allocs) - allocs0) / timed;
-  double faults = (double)(usage_now().ru_minflt - ru0.ru_minflt) / timed;
+  struct rusage ru1 = usage_now();
+  double faults = (double)(ru1.ru_minflt - ru0.ru_minflt) / timed;
+  double cpu_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
+                 (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+                 1e-6 * (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec +
+                                 ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
+  double cpu_ms = 1e3 * cpu_s / timed;
   double t_step = bench_median(t, o->rounds), train_img_s = o->batch / t_step;
   double rss_mb = (double)usage_now().ru_maxrss / 1024.0; /* training's peak */
   double t_eval = 0.0, t_lat = 0.0;
@@ -229,10 +237,11 @@ static void run(const options *o, int threads) {
            "\"dtype\": \"%s\", \"augment\": %d, \"params\": %lld, \"mflops_per_img_fwd\": %.2f, "
            "\"train_step_ms\": %.2f, \"train_img_s\": %.1f, \"train_gflops\": %.2f, "
            "\"eval_b_img_s\": %.1f, \"eval_b_gflops\": %.2f, \"eval_b1_latency_ms\": %.3f, "
-           "\"allocs_per_step\": %.1f, \"faults_per_step\": %.1f, \"peak_rss_mb\": %.1f}\n",
+           "\"allocs_per_step\": %.1f, \"faults_per_step\": %.1f, \"cpu_ms_per_step\": %.1f, "
+           "\"peak_rss_mb\": %.1f}\n",
            threads, o->batch, o->f32 ? "f32" : "u8", o->augment, (long long)params,
            flops * 1e-6, t_step * 1e3, train_img_s, 3.0 * flops * train_img_s * 1e-9,
-           eval_img_s, flops * eval_img_s * 1e-9, t_lat * 1e3, allocs, faults, rss_mb);
+           eval_img_s, flops * eval_img_s * 1e-9, t_lat * 1e3, allocs, faults, cpu_ms, rss_mb);
     if (o->int8)
       printf("{\"bench\": \"latency_int8\", \"net\": \"MBV2-9\", \"threads\": %d, "
              "\"b1_float_ms\": %.3f, \"b1_int8_ms\": %.3f}\n",
@@ -243,9 +252,9 @@ static void run(const options *o, int threads) {
     if (!o->train_only)
       printf("  eval b%d %7.1f img/s (%5.1f GFLOP/s)  b1 %6.3f ms", o->batch, eval_img_s,
              flops * eval_img_s * 1e-9, t_lat * 1e3);
-    printf("\n           per training step: %.1f allocations, %.1f minor page faults; "
-           "peak RSS so far %.1f MB\n",
-           allocs, faults, rss_mb);
+    printf("\n           per training step: %.1f allocations, %.1f minor page faults, "
+           "%.1f ms CPU; peak RSS so far %.1f MB\n",
+           allocs, faults, cpu_ms, rss_mb);
     if (o->int8 && !o->train_only)
       printf("           batch-1 latency, alternating: float %.3f ms, int8 %.3f ms (%.2fx)\n",
              t_lat_f * 1e3, t_lat_q * 1e3, t_lat_q > 0 ? t_lat_f / t_lat_q : 0.0);

@@ -57,15 +57,55 @@ static double *take_stats(mpnas__arena *ws, int c) {
   return mpnas__arena_alloc(ws, sizeof(double) * 2 * (size_t)(c > 0 ? c : 1));
 }
 
+/* What a tape keeps of one BN of c channels: its batch statistics and its coefficients,
+ * one block of 4c floats. */
+typedef struct bn_saved {
+  float *mean, *invstd, *k, *b;
+} bn_saved;
+
+static int take_bn_saved(mpnas__arena *ws, int c, bn_saved *s) {
+  float *p = mpnas__arena_floats(ws, 4 * (size_t)c);
+  if (p == NULL) return 0;
+  *s = (bn_saved){p, p + c, p + 2 * (size_t)c, p + 3 * (size_t)c};
+  return 1;
+}
+
 /* Training-mode BN of `pre` [m][c] from its statistics (mean = st, m2 = st + c), fused
- * with the activation and an optional residual. */
+ * with the activation and an optional residual. save: NULL (evaluation: running
+ * statistics untouched, nothing kept), or where the tape keeps the statistics and
+ * coefficients (running statistics updated). */
 static mpnas_status bn_from_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                                   const float *pre, const double *st, const mpnas__bn *bn,
-                                  int track, float *save_mean, float *save_invstd, int act,
-                                  const float *residual, float *norm, float *y) {
-  mpnas__bn_train t = {bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM,
-                       track ? bn->mean : NULL, track ? bn->var : NULL, save_mean, save_invstd};
-  return mpnas__bn_act_apply(eng, ws, m, c, pre, st, st + c, &t, act, residual, norm, y);
+                                  const bn_saved *save, int act, const float *residual,
+                                  float *y) {
+  if (save == NULL) {
+    mpnas__bn_train t = {bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, NULL, NULL,
+                         NULL, NULL};
+    return mpnas__bn_act_apply(eng, ws, m, c, pre, st, st + c, &t, act, residual, NULL, y);
+  }
+  mpnas__bn_train t = {bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, bn->mean, bn->var,
+                       save->mean, save->invstd};
+  return mpnas__bn_act_apply_keep(eng, ws, m, c, pre, st, st + c, &t, act, residual, NULL, y,
+                                  save->k, save->b);
+}
+
+/* The activations whose derivative is a function of their output as well: ReLU6's
+ * output y is in (0, 6) exactly when its input is (y = x there, 0 or 6 elsewhere, and a
+ * NaN fails both tests either way), ReLU's y > 0 exactly when x > 0, and no activation
+ * leaves x as it is. Their backward reads the activation's output in place of the BN
+ * output, the same mask bit for bit, so the BN output need not be recomputed. */
+static int grad_from_output(int act) {
+  return act == MPNAS__ACT_RELU || act == MPNAS__ACT_RELU6 || act == MPNAS__ACT_NONE;
+}
+
+/* The BN output (norm) and the activation output (act) of a training forward's BN,
+ * again, from its conv output: into two buffers, or only act where the activation's
+ * derivative can read it (norm = act). */
+static void recompute(const mpnas__engine *eng, int m, int c, const float *pre,
+                      const float *mean, const float *k, const float *b, int act_type,
+                      float *norm, float *act) {
+  mpnas__bn_act_reapply(eng, m, c, pre, mean, k, b, act_type,
+                        grad_from_output(act_type) ? NULL : norm, act);
 }
 
 mpnas_status mpnas__conv_unit_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
@@ -78,11 +118,14 @@ mpnas_status mpnas__conv_unit_fwd_train(const mpnas__engine *eng, mpnas__arena *
   t->h = h;
   t->w = w;
   t->x = x;
+  bn_saved bs;
   TAKE(t->pre, count);
-  TAKE(t->norm, count);
   TAKE(t->y, count);
-  TAKE(t->mean, g->cout);
-  TAKE(t->invstd, g->cout);
+  if (!take_bn_saved(ws, g->cout, &bs)) return MPNAS_E_NO_MEMORY;
+  t->mean = bs.mean;
+  t->invstd = bs.invstd;
+  t->k = bs.k;
+  t->b = bs.b;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   mpnas_status st = MPNAS_OK;
   double *stats = take_stats(ws, g->cout);
@@ -91,11 +134,10 @@ mpnas_status mpnas__conv_unit_fwd_train(const mpnas__engine *eng, mpnas__arena *
     goto done;
   }
   st = conv_any_fwd_stats(eng, ws, g, n, h, w, x, p->w, t->pre, stats, stats + g->cout);
-  /* BN and the activation in one pass: both the BN output (for the activation's
-   * backward) and the activation output land on the tape. */
+  /* BN and the activation in one pass; the backward recomputes the BN output. */
   if (st == MPNAS_OK)
-    st = bn_from_stats(eng, ws, (int)m, g->cout, t->pre, stats, &p->bn, 1, t->mean, t->invstd,
-                       g->act, NULL, t->norm, t->y);
+    st = bn_from_stats(eng, ws, (int)m, g->cout, t->pre, stats, &p->bn, &bs, g->act, NULL,
+                       t->y);
 done:
   mpnas__arena_release(ws, mark);
   return st;
@@ -114,8 +156,7 @@ mpnas_status mpnas__conv_unit_fwd_eval(const mpnas__engine *eng, mpnas__arena *w
   }
   st = conv_any_fwd_stats(eng, ws, g, n, h, w, x, p->w, y, stats, stats + g->cout);
   if (st == MPNAS_OK)
-    st = bn_from_stats(eng, ws, m, g->cout, y, stats, &p->bn, 0, NULL, NULL, g->act, NULL,
-                       NULL, y);
+    st = bn_from_stats(eng, ws, m, g->cout, y, stats, &p->bn, NULL, g->act, NULL, y);
 done:
   mpnas__arena_release(ws, mark);
   return st;
@@ -129,11 +170,19 @@ mpnas_status mpnas__conv_unit_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   size_t m = (size_t)t->n * ho * wo, count = m * g->cout;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   mpnas_status st = MPNAS_OK;
-  float *dnorm, *dpre;
-  TAKE_TMP(dnorm, count);
+  float *dpre;
   TAKE_TMP(dpre, count);
-  mpnas__act_bwd(eng, g->act, count, t->norm, dy, dnorm);
-  st = mpnas__bn_bwd(eng, ws, (int)m, g->cout, t->pre, p->bn.gamma, t->mean, t->invstd, dnorm,
+  /* The activation's input: the BN output again, from the conv output, or the output. */
+  const float *act_in = t->y;
+  if (!grad_from_output(g->act)) {
+    float *norm;
+    TAKE_TMP(norm, count);
+    mpnas__bn_act_reapply(eng, (int)m, g->cout, t->pre, t->mean, t->k, t->b, MPNAS__ACT_NONE,
+                          NULL, norm);
+    act_in = norm;
+  }
+  mpnas__act_bwd(eng, g->act, count, act_in, dy, dpre);
+  st = mpnas__bn_bwd(eng, ws, (int)m, g->cout, t->pre, p->bn.gamma, t->mean, t->invstd, dpre,
                      dpre, grad->bn.gamma, grad->bn.beta);
   if (st != MPNAS_OK) goto done;
   if (g->k == 1 && g->stride == 1)
@@ -184,11 +233,12 @@ void mpnas__ib_geom_init(mpnas__ib_geom *g, int cin, int cout, int expansion, in
 }
 
 /* The inverted bottleneck's forward with batch statistics, shared by the training
- * forward (tape != NULL: every intermediate kept) and the evaluation forward (tape ==
- * NULL: y only; each BN normalises its conv's output in place). Each conv produces its
- * output and its batch statistics in one pass (ops.h), then BN and the activation make
- * one more (writing the tape's BN output and activation output, or in place). The same
- * arithmetic either way, so evaluation reproduces training's output bit for bit. */
+ * forward (tape != NULL: the conv outputs and BN statistics kept) and the evaluation
+ * forward (tape == NULL: y only; each BN normalises its conv's output in place). Each
+ * conv produces its output and its batch statistics in one pass (ops.h), then BN and the
+ * activation make one more, into scratch that lives until the next conv has read it (or
+ * in place). The same arithmetic either way, so evaluation reproduces training's output
+ * bit for bit. */
 static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
                                const mpnas__ib_geom *g, const mpnas__ib_weights *p, int n,
                                int h, int w, const float *x, mpnas__ib_tape *t, float *y) {
@@ -203,34 +253,35 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
     st = MPNAS_E_NO_MEMORY;
     goto done;
   }
-  /* Conv outputs (the tape's, or scratch normalised in place) and BN + act outputs. */
-  float *e_pre = t ? t->e_pre : NULL, *e_act = t ? t->e_act : NULL;
-  float *d_pre = t ? t->d_pre : NULL, *d_act = t ? t->d_act : NULL;
-  if (g->expand && e_pre == NULL) {
-    TAKE_TMP(e_pre, mid_in);
-    e_act = e_pre;
+  /* BN + act outputs in scratch; conv outputs on the tape, or the same scratch. */
+  float *e_pre = NULL, *e_act = NULL, *d_pre, *d_act;
+  if (g->expand) {
+    TAKE_TMP(e_act, mid_in);
+    e_pre = t ? t->e_pre : e_act;
   }
-  if (d_pre == NULL) {
-    TAKE_TMP(d_pre, mid_out);
-    d_act = d_pre;
+  TAKE_TMP(d_act, mid_out);
+  d_pre = t ? t->d_pre : d_act;
+  bn_saved s1 = {0}, s2 = {0}, s3 = {0};
+  if (t != NULL) {
+    s1 = (bn_saved){t->e_mean, t->e_invstd, t->e_k, t->e_b};
+    s2 = (bn_saved){t->d_mean, t->d_invstd, t->d_k, t->d_b};
+    s3 = (bn_saved){t->p_mean, t->p_invstd, NULL, NULL};
   }
 
   const float *dw_in = x;
   if (g->expand) {
     st = mpnas__pw_fwd_stats(eng, ws, m_in, g->cin, cm, x, p->exp_w, e_pre, stats, stats + cm);
     if (st == MPNAS_OK)
-      st = bn_from_stats(eng, ws, m_in, cm, e_pre, stats, &p->bn1, t != NULL,
-                         t ? t->e_mean : NULL, t ? t->e_invstd : NULL, g->act, NULL,
-                         t ? t->e_norm : NULL, e_act);
+      st = bn_from_stats(eng, ws, m_in, cm, e_pre, stats, &p->bn1, t ? &s1 : NULL, g->act,
+                         NULL, e_act);
     if (st != MPNAS_OK) goto done;
     dw_in = e_act;
   }
   st = mpnas__dw_fwd_stats(eng, ws, n, h, w, cm, g->k, g->stride, dw_in, p->dw_w, d_pre, stats,
                            stats + cm);
   if (st == MPNAS_OK)
-    st = bn_from_stats(eng, ws, m_out, cm, d_pre, stats, &p->bn2, t != NULL,
-                       t ? t->d_mean : NULL, t ? t->d_invstd : NULL, g->act, NULL,
-                       t ? t->d_norm : NULL, d_act);
+    st = bn_from_stats(eng, ws, m_out, cm, d_pre, stats, &p->bn2, t ? &s2 : NULL, g->act,
+                       NULL, d_act);
   if (st != MPNAS_OK) goto done;
 
   const float *proj_in = d_act;
@@ -248,9 +299,8 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
   st = mpnas__pw_fwd_stats(eng, ws, m_out, cm, g->cout, proj_in, p->proj_w, p_pre, stats,
                            stats + g->cout);
   if (st == MPNAS_OK)
-    st = bn_from_stats(eng, ws, m_out, g->cout, p_pre, stats, &p->bn3, t != NULL,
-                       t ? t->p_mean : NULL, t ? t->p_invstd : NULL, MPNAS__ACT_NONE,
-                       g->residual ? x : NULL, NULL, y);
+    st = bn_from_stats(eng, ws, m_out, g->cout, p_pre, stats, &p->bn3, t ? &s3 : NULL,
+                       MPNAS__ACT_NONE, g->residual ? x : NULL, y);
 done:
   mpnas__arena_release(ws, mark);
   return st;
@@ -269,18 +319,15 @@ mpnas_status mpnas__ib_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
   int m_in = n * h * w, m_out = n * t->ho * t->wo;
   size_t mid_in = (size_t)m_in * g->cmid, mid_out = (size_t)m_out * g->cmid;
   size_t out_count = (size_t)m_out * g->cout;
+  bn_saved s;
   if (g->expand) {
     TAKE(t->e_pre, mid_in);
-    TAKE(t->e_norm, mid_in);
-    TAKE(t->e_act, mid_in);
-    TAKE(t->e_mean, g->cmid);
-    TAKE(t->e_invstd, g->cmid);
+    if (!take_bn_saved(ws, g->cmid, &s)) return MPNAS_E_NO_MEMORY;
+    t->e_mean = s.mean, t->e_invstd = s.invstd, t->e_k = s.k, t->e_b = s.b;
   }
   TAKE(t->d_pre, mid_out);
-  TAKE(t->d_norm, mid_out);
-  TAKE(t->d_act, mid_out);
-  TAKE(t->d_mean, g->cmid);
-  TAKE(t->d_invstd, g->cmid);
+  if (!take_bn_saved(ws, g->cmid, &s)) return MPNAS_E_NO_MEMORY;
+  t->d_mean = s.mean, t->d_invstd = s.invstd, t->d_k = s.k, t->d_b = s.b;
   if (g->se) {
     TAKE(t->se_saved, mpnas__se_saved_floats(n, g->cmid, g->se));
     TAKE(t->se_out, mid_out);
@@ -304,53 +351,64 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
                            mpnas__ib_grads *grad) {
   mpnas_status st = MPNAS_OK;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  int m_in = t->n * t->h * t->w, m_out = t->n * t->ho * t->wo;
-  size_t mid_in = (size_t)m_in * g->cmid, mid_out = (size_t)m_out * g->cmid;
-  float *dp_pre, *dproj_in, *dd_act, *dd_pre;
+  int m_in = t->n * t->h * t->w, m_out = t->n * t->ho * t->wo, cm = g->cmid;
+  size_t mid_in = (size_t)m_in * cm, mid_out = (size_t)m_out * cm;
+  /* Scratch in two stages, each released when done: the depthwise stage's gradient dd
+   * (overwritten in place from the project's input gradient down to the depthwise
+   * output's), then the expand stage. Each stage first recomputes its activation output
+   * (act) and, where the derivative needs it, its BN output (norm) from the tape's conv
+   * output. */
+  int two = !grad_from_output(g->act);
+  float *dd, *dp_pre, *norm, *act, *dproj_in;
+  TAKE_TMP(dd, mid_out);
+  mpnas__arena_mark stage = mpnas__arena_get_mark(ws);
   TAKE_TMP(dp_pre, (size_t)m_out * g->cout);
-  TAKE_TMP(dproj_in, mid_out);
-  TAKE_TMP(dd_pre, mid_out);
+  TAKE_TMP(act, mid_out);
+  norm = act;
+  if (two) TAKE_TMP(norm, mid_out);
+  recompute(eng, m_out, cm, t->d_pre, t->d_mean, t->d_k, t->d_b, g->act, norm, act);
 
   /* Project: BN (linear) then the 1x1 conv. The residual's share of dy joins at the end. */
   st = mpnas__bn_bwd(eng, ws, m_out, g->cout, t->p_pre, p->bn3.gamma, t->p_mean, t->p_invstd,
                      dy, dp_pre, grad->bn3.gamma, grad->bn3.beta);
   if (st != MPNAS_OK) goto done;
-  const float *proj_in = g->se ? t->se_out : t->d_act;
-  st = mpnas__pw_bwd(eng, ws, m_out, g->cmid, g->cout, proj_in, p->proj_w, dp_pre, dproj_in,
-                     grad->proj_w);
+  dproj_in = dd;
+  if (g->se) TAKE_TMP(dproj_in, mid_out);
+  st = mpnas__pw_bwd(eng, ws, m_out, cm, g->cout, g->se ? t->se_out : act, p->proj_w, dp_pre,
+                     dproj_in, grad->proj_w);
   if (st != MPNAS_OK) goto done;
-
-  dd_act = dproj_in;
   if (g->se) {
-    TAKE_TMP(dd_act, mid_out);
     mpnas__se_weights se = {p->se_w1, p->se_b1, p->se_w2, p->se_b2};
     mpnas__se_grads se_grad = {grad->se_w1, grad->se_b1, grad->se_w2, grad->se_b2};
-    st = mpnas__se_bwd(eng, ws, t->n, t->ho * t->wo, g->cmid, g->se, t->d_act, &se,
-                       t->se_saved, dproj_in, dd_act, &se_grad);
+    st = mpnas__se_bwd(eng, ws, t->n, t->ho * t->wo, cm, g->se, act, &se, t->se_saved,
+                       dproj_in, dd, &se_grad);
     if (st != MPNAS_OK) goto done;
   }
 
   /* Depthwise: activation, BN, then the convolution. */
-  mpnas__act_bwd(eng, g->act, mid_out, t->d_norm, dd_act, dd_act);
-  st = mpnas__bn_bwd(eng, ws, m_out, g->cmid, t->d_pre, p->bn2.gamma, t->d_mean, t->d_invstd,
-                     dd_act, dd_pre, grad->bn2.gamma, grad->bn2.beta);
+  mpnas__act_bwd(eng, g->act, mid_out, norm, dd, dd);
+  st = mpnas__bn_bwd(eng, ws, m_out, cm, t->d_pre, p->bn2.gamma, t->d_mean, t->d_invstd, dd,
+                     dd, grad->bn2.gamma, grad->bn2.beta);
   if (st != MPNAS_OK) goto done;
+  mpnas__arena_release(ws, stage);
   if (g->expand) {
-    float *de_act, *de_pre;
-    TAKE_TMP(de_act, mid_in);
-    TAKE_TMP(de_pre, mid_in);
-    st = mpnas__dw_bwd(eng, t->n, t->h, t->w, g->cmid, g->k, g->stride, t->e_act, p->dw_w,
-                       dd_pre, de_act, grad->dw_w);
+    float *de;
+    TAKE_TMP(act, mid_in);
+    norm = act;
+    if (two) TAKE_TMP(norm, mid_in);
+    TAKE_TMP(de, mid_in);
+    recompute(eng, m_in, cm, t->e_pre, t->e_mean, t->e_k, t->e_b, g->act, norm, act);
+    st = mpnas__dw_bwd(eng, t->n, t->h, t->w, cm, g->k, g->stride, act, p->dw_w, dd, de,
+                       grad->dw_w);
     if (st != MPNAS_OK) goto done;
-    mpnas__act_bwd(eng, g->act, mid_in, t->e_norm, de_act, de_act);
-    st = mpnas__bn_bwd(eng, ws, m_in, g->cmid, t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd,
-                       de_act, de_pre, grad->bn1.gamma, grad->bn1.beta);
+    mpnas__act_bwd(eng, g->act, mid_in, norm, de, de);
+    st = mpnas__bn_bwd(eng, ws, m_in, cm, t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd, de,
+                       de, grad->bn1.gamma, grad->bn1.beta);
     if (st != MPNAS_OK) goto done;
-    st = mpnas__pw_bwd(eng, ws, m_in, g->cin, g->cmid, t->x, p->exp_w, de_pre, dx,
-                       grad->exp_w);
+    st = mpnas__pw_bwd(eng, ws, m_in, g->cin, cm, t->x, p->exp_w, de, dx, grad->exp_w);
   } else {
-    st = mpnas__dw_bwd(eng, t->n, t->h, t->w, g->cmid, g->k, g->stride, t->x, p->dw_w, dd_pre,
-                       dx, grad->dw_w);
+    st = mpnas__dw_bwd(eng, t->n, t->h, t->w, cm, g->k, g->stride, t->x, p->dw_w, dd, dx,
+                       grad->dw_w);
   }
   if (st == MPNAS_OK && g->residual && dx != NULL)
     mpnas__add_acc((size_t)m_in * g->cin, dy, dx);

@@ -53,11 +53,17 @@ typedef struct mpnas__conv_grads {
   mpnas__bn_grad bn;
 } mpnas__conv_grads;
 
+/* What a training forward keeps for the backward. BN's output (the activation's input)
+ * and the activation's output are not kept inside a block: the backward recomputes them
+ * from the conv output and the BN's coefficients (mean, k, b: mpnas__bn_act_reapply),
+ * the same bits, one memory-bound pass, where keeping them would hold two more tensors
+ * of every BN for the whole step. */
 typedef struct mpnas__conv_tape {
   int n, h, w;           /* input size */
   const float *x;        /* input (not owned: the caller keeps it alive) */
-  float *pre, *norm;     /* conv output, BN output (pre-activation) */
+  float *pre;            /* conv output */
   float *mean, *invstd;  /* BN batch statistics */
+  float *k, *b;          /* BN's coefficients (mpnas__bn_train's save_k, save_b) */
   float *y;              /* output (after activation) */
 } mpnas__conv_tape;
 
@@ -122,13 +128,14 @@ typedef struct mpnas__ib_grads {
   mpnas__bn_grad bn3;
 } mpnas__ib_grads;
 
+/* As mpnas__conv_tape: each BN + activation is recomputed in the backward. */
 typedef struct mpnas__ib_tape {
   int n, h, w, ho, wo;
   const float *x;                       /* input (not owned) */
-  float *e_pre, *e_norm, *e_act;        /* expand: conv out, BN out, act out */
-  float *e_mean, *e_invstd;
-  float *d_pre, *d_norm, *d_act;        /* depthwise: conv out, BN out, act out */
-  float *d_mean, *d_invstd;
+  float *e_pre;                         /* expand: conv out */
+  float *e_mean, *e_invstd, *e_k, *e_b; /* and its BN's statistics and coefficients */
+  float *d_pre;                         /* depthwise: conv out */
+  float *d_mean, *d_invstd, *d_k, *d_b;
   float *se_saved, *se_out;             /* squeeze-excite state and output */
   float *p_pre;                         /* project conv out */
   float *p_mean, *p_invstd;

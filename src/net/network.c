@@ -9,12 +9,41 @@
     if ((ptr) == NULL) return MPNAS_E_NO_MEMORY;           \
   } while (0)
 
+/* The forward passes without a tape keep activations in two ping-pong buffers sized
+ * for the widest activation along the path (the stem's, a block's or the head's). */
+static size_t widest_activation(const mpnas__net *net) {
+  int h = mpnas__out_size(net->in_h, net->stem_g.stride);
+  int w = mpnas__out_size(net->in_w, net->stem_g.stride);
+  size_t widest = (size_t)h * w * net->stem_g.cout;
+  for (int l = 0; l < net->nlayers; l++) {
+    const mpnas__ib_geom *g = net->layers[l].g;
+    if (g == NULL) continue;
+    h = mpnas__out_size(h, g->stride);
+    w = mpnas__out_size(w, g->stride);
+    size_t a = (size_t)h * w * g->cout;
+    if (a > widest) widest = a;
+  }
+  size_t head = (size_t)h * w * net->head_g.cout;
+  return head > widest ? head : widest;
+}
+
+/* Training: the tapes are taken layer by layer above two gradient buffers (each the
+ * widest activation), and the backward releases each layer's tape, with the scratch
+ * above it, as soon as that layer's input gradient exists: the arena then holds the
+ * tapes of the layers still to go back through, one layer's backward scratch and the
+ * two gradients, never every tape and every gradient at once. */
 mpnas_status mpnas__net_train(const mpnas__engine *eng, mpnas__arena *ws, mpnas__net *net,
                               int n, const float *x, const int32_t *labels, int backward,
                               float smoothing, float loss_scale, double *loss,
                               int32_t *correct) {
   mpnas_status st;
   mpnas__conv_tape ts, th;
+  float *grad[2] = {NULL, NULL};
+  if (backward) {
+    size_t widest = widest_activation(net) * (size_t)n;
+    TAKE(grad[0], widest);
+    TAKE(grad[1], widest);
+  }
   int h = net->in_h, w = net->in_w;
   if ((st = mpnas__conv_unit_fwd_train(eng, ws, &net->stem_g, &net->stem, n, h, w, x, &ts)) !=
       MPNAS_OK)
@@ -25,6 +54,7 @@ mpnas_status mpnas__net_train(const mpnas__engine *eng, mpnas__arena *ws, mpnas_
   for (int l = 0; l < net->nlayers; l++) {
     mpnas__net_layer *ly = &net->layers[l];
     if (ly->g == NULL) continue; /* zero: identity */
+    ly->mark = mpnas__arena_get_mark(ws);
     if ((st = mpnas__ib_fwd_train(eng, ws, ly->g, &ly->w, n, h, w, cur, &ly->tape)) != MPNAS_OK)
       return st;
     cur = ly->tape.y;
@@ -32,6 +62,7 @@ mpnas_status mpnas__net_train(const mpnas__engine *eng, mpnas__arena *ws, mpnas_
     w = ly->tape.wo;
   }
   const mpnas__conv_geom *hg = &net->head_g;
+  mpnas__arena_mark head_mark = mpnas__arena_get_mark(ws);
   if ((st = mpnas__conv_unit_fwd_train(eng, ws, hg, &net->head, n, h, w, cur, &th)) != MPNAS_OK)
     return st;
   int hw = h * w, classes = net->classes;
@@ -50,10 +81,8 @@ mpnas_status mpnas__net_train(const mpnas__engine *eng, mpnas__arena *ws, mpnas_
   if (!backward) return MPNAS_OK;
 
   for (size_t i = 0; i < (size_t)n * classes; i++) dlogits[i] *= loss_scale;
-  float *dpooled, *dhead, *dcur;
+  float *dpooled, *dhead = grad[0], *dcur = grad[1];
   TAKE(dpooled, (size_t)n * hg->cout);
-  TAKE(dhead, (size_t)n * hw * hg->cout);
-  TAKE(dcur, (size_t)n * hw * hg->cin);
   if ((st = mpnas__fc_bwd(eng, ws, n, hg->cout, classes, pooled, net->fc_w, dlogits, dpooled,
                           net->fc_gw, net->fc_gb)) != MPNAS_OK)
     return st;
@@ -61,35 +90,18 @@ mpnas_status mpnas__net_train(const mpnas__engine *eng, mpnas__arena *ws, mpnas_
   if ((st = mpnas__conv_unit_bwd(eng, ws, hg, &net->head, &th, dhead, dcur, &net->head_gr)) !=
       MPNAS_OK)
     return st;
+  mpnas__arena_release(ws, head_mark);
   for (int l = net->nlayers - 1; l >= 0; l--) {
     mpnas__net_layer *ly = &net->layers[l];
     if (ly->g == NULL) continue; /* skipped: the gradient passes through unchanged */
-    float *dprev;
-    TAKE(dprev, (size_t)n * ly->tape.h * ly->tape.w * ly->g->cin);
+    float *dprev = dcur == grad[0] ? grad[1] : grad[0];
     if ((st = mpnas__ib_bwd(eng, ws, ly->g, &ly->w, &ly->tape, dcur, dprev, &ly->gr)) != MPNAS_OK)
       return st;
     if (net->after_backward) net->after_backward(net->user, l);
+    mpnas__arena_release(ws, ly->mark); /* this layer's tape */
     dcur = dprev;
   }
   return mpnas__conv_unit_bwd(eng, ws, &net->stem_g, &net->stem, &ts, dcur, NULL, &net->stem_gr);
-}
-
-/* The forward passes without a tape keep activations in two ping-pong buffers sized
- * for the widest activation along the path (the stem's, a block's or the head's). */
-static size_t widest_activation(const mpnas__net *net) {
-  int h = mpnas__out_size(net->in_h, net->stem_g.stride);
-  int w = mpnas__out_size(net->in_w, net->stem_g.stride);
-  size_t widest = (size_t)h * w * net->stem_g.cout;
-  for (int l = 0; l < net->nlayers; l++) {
-    const mpnas__ib_geom *g = net->layers[l].g;
-    if (g == NULL) continue;
-    h = mpnas__out_size(h, g->stride);
-    w = mpnas__out_size(w, g->stride);
-    size_t a = (size_t)h * w * g->cout;
-    if (a > widest) widest = a;
-  }
-  size_t head = (size_t)h * w * net->head_g.cout;
-  return head > widest ? head : widest;
 }
 
 mpnas_status mpnas__net_eval(const mpnas__engine *eng, mpnas__arena *ws, const mpnas__net *net,

@@ -20,6 +20,7 @@ typedef struct mpnas__net_layer {
   mpnas__ib_grads gr;
   mpnas__ib_infer inf;     /* inference form (mpnas__net_infer) */
   mpnas__ib_tape tape;
+  mpnas__arena_mark mark;  /* where the tape starts in the arena (mpnas__net_train) */
 } mpnas__net_layer;
 
 typedef struct mpnas__net {
@@ -42,7 +43,9 @@ typedef struct mpnas__net {
 /* Forward with batch statistics (updating the bound running statistics, if any) and,
  * when `backward`, the backward pass of loss_scale * mean loss, accumulating into the
  * bound gradients. Returns the mean loss (label smoothing applies only when backward)
- * and the number of correct top-1 predictions. */
+ * and the number of correct top-1 predictions. The backward gives each layer's tape
+ * back to the arena once that layer's input gradient exists (layers[].mark), so the
+ * tapes do not outlive their use; the caller releases the rest with its mark. */
 mpnas_status mpnas__net_train(const mpnas__engine *eng, mpnas__arena *ws, mpnas__net *net,
                               int n, const float *x, const int32_t *labels, int backward,
                               float smoothing, float loss_scale, double *loss,

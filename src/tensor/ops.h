@@ -161,6 +161,21 @@ mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int
                                  const mpnas__bn_train *bn, int act, const float *residual,
                                  float *norm, float *y);
 
+/* mpnas__bn_act_apply that also writes the per-channel coefficients it applied, k and b
+ * [c] (y = (x - save_mean) * k + b before the activation), for mpnas__bn_act_reapply. */
+mpnas_status mpnas__bn_act_apply_keep(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                                      const float *x, const double *mean, const double *m2,
+                                      const mpnas__bn_train *bn, int act, const float *residual,
+                                      float *norm, float *y, float *k, float *b);
+/* mpnas__bn_act_apply_keep's output again, without a residual, from the same x and what
+ * it saved (save_mean as mu, k, b): the same bits, element for element. The backward pass recomputes a BN's output and its activation's this way from
+ * the conv output the tape keeps, instead of keeping both (a pass over memory instead of
+ * two tensors for the whole step). norm may be NULL; norm != y unless act is
+ * MPNAS__ACT_NONE. */
+void mpnas__bn_act_reapply(const mpnas__engine *eng, int m, int c, const float *x,
+                           const float *mu, const float *k, const float *b, int act,
+                           float *norm, float *y);
+
 /* Inference with running statistics. y may equal x. */
 void mpnas__bn_fwd_infer(int m, int c, const float *x, const float *gamma, const float *beta,
                          const float *running_mean, const float *running_var, float eps,

@@ -339,6 +339,14 @@ mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int
                                  const float *x, const double *mean, const double *m2,
                                  const mpnas__bn_train *bn, int act, const float *residual,
                                  float *norm, float *y) {
+  return mpnas__bn_act_apply_keep(eng, ws, m, c, x, mean, m2, bn, act, residual, norm, y, NULL,
+                                  NULL);
+}
+
+mpnas_status mpnas__bn_act_apply_keep(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                                      const float *x, const double *mean, const double *m2,
+                                      const mpnas__bn_train *bn, int act, const float *residual,
+                                      float *norm, float *y, float *save_k, float *save_b) {
   float *save_mean = bn->save_mean, *save_invstd = bn->save_invstd;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   double rows = m > 0 ? m : 0;
@@ -357,6 +365,8 @@ mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int
     for (int ch = 0; ch < c; ch++) {
       if (save_mean != NULL) save_mean[ch] = 0.0f;
       if (save_invstd != NULL) save_invstd[ch] = 1.0f;
+      if (save_k != NULL) save_k[ch] = 1.0f;
+      if (save_b != NULL) save_b[ch] = 0.0f;
     }
     mpnas__arena_release(ws, mark);
     return MPNAS_OK;
@@ -372,6 +382,8 @@ mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int
     bn_channel(rows, ch, mean[ch], m2[ch], bn, &mu[ch], &invstd, &k[ch], &b[ch]);
     if (save_mean != NULL) save_mean[ch] = mu[ch];
     if (save_invstd != NULL) save_invstd[ch] = invstd;
+    if (save_k != NULL) save_k[ch] = k[ch];
+    if (save_b != NULL) save_b[ch] = b[ch];
   }
   int team = misc_team(eng, (size_t)m * (size_t)c, (size_t)m);
   const mpnas__kernels *kt = eng->k;
@@ -396,6 +408,23 @@ mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int
   }
   mpnas__arena_release(ws, mark);
   return MPNAS_OK;
+}
+
+void mpnas__bn_act_reapply(const mpnas__engine *eng, int m, int c, const float *x,
+                           const float *mu, const float *k, const float *b, int act,
+                           float *norm, float *y) {
+  /* mpnas__bn_act_apply_keep's pass (the kernel is elementwise: any split, the same bits). */
+  int team = misc_team(eng, (size_t)m * (size_t)c, (size_t)m);
+  const mpnas__kernels *kt = eng->k;
+  MISC_OMP_FOR(team, team > 1)
+  for (int t = 0; t < team; t++) {
+    size_t r0, r1;
+    misc_split((size_t)m, team, t, 1, &r0, &r1);
+    size_t off = r0 * (size_t)c;
+    if (r1 > r0)
+      kt->bn_apply((int)(r1 - r0), c, (size_t)c, x + off, mu, k, b, act,
+                   norm != NULL ? norm + off : NULL, y + off);
+  }
 }
 
 void mpnas__bn_fold(int c, const float *gamma, const float *beta, const float *running_mean,
