@@ -416,7 +416,7 @@ void mpnas__bn_act_reapply(const mpnas__engine *eng, int m, int c, const float *
   /* mpnas__bn_act_apply_keep's pass (the kernel is elementwise: any split, the same bits). */
   int team = misc_team(eng, (size_t)m * (size_t)c, (size_t)m);
   const mpnas__kernels *kt = eng->k;
-  MISC_OMP_FOR(team, team > 1)
+  MPNAS__OPS_OMP_FOR(team, team > 1)
   for (int t = 0; t < team; t++) {
     size_t r0, r1;
     misc_split((size_t)m, team, t, 1, &r0, &r1);
