@@ -14,67 +14,10 @@ mpnas_status mpnas_supernet_create(mpnas_context *ctx, const mpnas_space *space,
     return mpnas__fail(ctx, MPNAS_E_INVALID_ARGUMENT, "mpnas_supernet_create: %s is NULL",
                        out == NULL ? "out" : "space");
   *out = NULL;
-  int32_t L = mpnas__space_num_layers(space);
-  mpnas_supernet *sn = mpnas__calloc(ctx, 1, sizeof *sn);
-  if (sn == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a supernet");
-  sn->ctx = ctx;
-  sn->space = *space;
-  sn->space.ctx = ctx;
-  sn->nlayers = L;
-  mpnas__search_config_default(&sn->cfg);
-  mpnas__abdp_config_default(&sn->abdp_cfg); /* BALANCED, signal NONE: the search as before */
-  mpnas__arena_init(&sn->ws, ctx);
-  size_t l1 = (size_t)L + 1;
-  sn->layers = mpnas__calloc(ctx, l1, sizeof *sn->layers);
-  sn->max_geom = mpnas__calloc(ctx, l1, sizeof *sn->max_geom);
-  sn->nops = mpnas__calloc(ctx, l1, sizeof(int32_t));
-  sn->op_offset = mpnas__calloc(ctx, l1, sizeof(int32_t));
-  sn->fixed_path = mpnas__calloc(ctx, l1, sizeof(int32_t));
-  sn->fixed_path_reference = mpnas__calloc(ctx, l1, sizeof(int32_t));
-  sn->domains = mpnas__calloc(ctx, MPNAS__MAX_DOMAINS, sizeof *sn->domains);
-  if (!sn->layers || !sn->max_geom || !sn->nops || !sn->op_offset || !sn->fixed_path ||
-      !sn->fixed_path_reference || !sn->domains) {
-    mpnas_supernet_free(sn);
-    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a supernet");
-  }
-  for (int32_t l = 0; l < L; l++) {
-    mpnas__layer *ly = &sn->layers[l];
-    mpnas__space_layer(&sn->space, l, ly);
-    mpnas__ib_geom_init(&sn->max_geom[l], ly->cin, ly->cout, ly->emax, ly->kmax, ly->stride,
-                        ly->act, ly->has_se);
-    sn->nops[l] = ly->nops;
-    sn->op_offset[l + 1] = sn->op_offset[l] + ly->nops;
-  }
-  sn->node_latency = mpnas__calloc(ctx, (size_t)sn->op_offset[L] + 1, sizeof(double));
-  if (!sn->node_latency) {
-    mpnas_supernet_free(sn);
-    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a supernet");
-  }
-  mpnas__space_reference_path(&sn->space, sn->fixed_path_reference);
-  memcpy(sn->fixed_path, sn->fixed_path_reference, sizeof(int32_t) * (size_t)L);
-  *out = sn;
-  return MPNAS_OK;
+  return mpnas__supernet_new(ctx, space, out);
 }
 
-void mpnas_supernet_free(mpnas_supernet *sn) {
-  if (sn == NULL) return;
-  mpnas_context *ctx = sn->ctx;
-  mpnas__supernet_destroy_state(sn);
-  mpnas__arena_destroy(&sn->ws);
-  if (sn->domains)
-    for (int32_t d = 0; d < sn->ndomains; d++) {
-      mpnas__domain_data_free(ctx, &sn->domains[d].data);
-    }
-  mpnas__free(ctx, sn->domains);
-  mpnas__free(ctx, sn->layers);
-  mpnas__free(ctx, sn->max_geom);
-  mpnas__free(ctx, sn->nops);
-  mpnas__free(ctx, sn->op_offset);
-  mpnas__free(ctx, sn->fixed_path);
-  mpnas__free(ctx, sn->fixed_path_reference);
-  mpnas__free(ctx, sn->node_latency);
-  mpnas__free(ctx, sn);
-}
+void mpnas_supernet_free(mpnas_supernet *sn) { mpnas__supernet_delete(sn); }
 
 mpnas_status mpnas_supernet_space(const mpnas_supernet *sn, const mpnas_space **out) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;

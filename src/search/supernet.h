@@ -92,6 +92,11 @@ struct mpnas_supernet {
 void mpnas__search_config_default(mpnas__search_config *c);
 extern const mpnas__settings mpnas__search_settings;
 
+/* A supernet over a copy of space with the default settings and no domains
+ * (mpnas_supernet_create's work; ctx and space not NULL), and its end (NULL: nothing). */
+mpnas_status mpnas__supernet_new(mpnas_context *ctx, const mpnas_space *space,
+                                 mpnas_supernet **out);
+void mpnas__supernet_delete(mpnas_supernet *sn);
 /* Build the weights, controllers, validation splits and normalisation (idempotent). On
  * failure nothing of it is left (mpnas__supernet_destroy_state). */
 mpnas_status mpnas__supernet_prepare(mpnas_supernet *sn);
