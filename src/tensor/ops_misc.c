@@ -414,17 +414,7 @@ void mpnas__bn_act_reapply(const mpnas__engine *eng, int m, int c, const float *
                            const float *mu, const float *k, const float *b, int act,
                            float *norm, float *y) {
   /* mpnas__bn_act_apply_keep's pass (the kernel is elementwise: any split, the same bits). */
-  int team = misc_team(eng, (size_t)m * (size_t)c, (size_t)m);
-  const mpnas__kernels *kt = eng->k;
-  MPNAS__OPS_OMP_FOR(team, team > 1)
-  for (int t = 0; t < team; t++) {
-    size_t r0, r1;
-    misc_split((size_t)m, team, t, 1, &r0, &r1);
-    size_t off = r0 * (size_t)c;
-    if (r1 > r0)
-      kt->bn_apply((int)(r1 - r0), c, (size_t)c, x + off, mu, k, b, act,
-                   norm != NULL ? norm + off : NULL, y + off);
-  }
+  bn_apply_cols(eng, m, c, 0, c, x, mu, k, b, act, norm, y);
 }
 
 void mpnas__bn_fold(int c, const float *gamma, const float *beta, const float *running_mean,
