@@ -417,7 +417,7 @@ enum {
 
 typedef enum mpnas_search_param {
   MPNAS_SEARCH_METHOD = 1,            /* MPNAS_METHOD_*, default MPNAS_METHOD_MPNAS */
-  MPNAS_SEARCH_STEPS = 2,             /* int 1..10^8, default 1000: total steps */
+  MPNAS_SEARCH_STEPS = 2,             /* int 1..10^8, default 400: total steps */
   MPNAS_SEARCH_TRAIN_BATCH = 3,       /* int 1..4096, default 16: train images per domain
                                          per step */
   MPNAS_SEARCH_VALID_BATCH = 4,       /* int 1..4096, default 128: validation images per

@@ -103,7 +103,7 @@ else
   echo "(python3 not found: the names are not compared with the Python package)"
 fi
 run 0 "params lists the defaults" params
-check "params shows search.steps' default" has "search.steps  *integer 1000" out
+check "params shows search.steps' default" has "search.steps  *integer 400" out
 run 1 "an unknown --set" search --domain a=data/shapes --set bogus=1 --out r
 check "  names it" has 'unknown parameter "bogus"' err
 run 1 "an ambiguous --set" search --domain a=data/shapes --set steps=1 --out r

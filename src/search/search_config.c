@@ -14,7 +14,7 @@
 static const mpnas__setting FIELDS[] = {
     MPNAS__ENUM(MPNAS_SEARCH_METHOD, "method", AT(method), MPNAS_METHOD_MPNAS,
                 MPNAS_METHOD_SINGLE_PATH, MPNAS_METHOD_MPNAS, "MPNAS_METHOD_"),
-    MPNAS__INT(MPNAS_SEARCH_STEPS, "steps", I64, AT(steps), 1, 1e8, 1000),
+    MPNAS__INT(MPNAS_SEARCH_STEPS, "steps", I64, AT(steps), 1, 1e8, 400),
     MPNAS__INT(MPNAS_SEARCH_TRAIN_BATCH, "train_batch", I32, AT(train_batch), 1, 4096, 16),
     MPNAS__INT(MPNAS_SEARCH_VALID_BATCH, "valid_batch", I32, AT(valid_batch), 1, 4096, 128),
     MPNAS__ENUM(MPNAS_SEARCH_COST, "cost", AT(cost), MPNAS_COST_NONE, MPNAS_COST_LATENCY,
