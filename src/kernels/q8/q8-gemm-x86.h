@@ -125,12 +125,12 @@ MPNAS_UNROLL(6)
     __m256i v0 = q8_epi8(&ek, ch0, _mm256_sub_epi32(acc[r][0], c0), res != NULL ? res + row : NULL,
                          nc < 8 ? nc : 8);
     if (nc <= 8) {
-      q8_store8(y + row, v0, nc);
+      q8_store8(y + row, v0, nc, ek.lo8);
       continue;
     }
     __m256i v1 = q8_epi8(&ek, ch1, _mm256_sub_epi32(acc[r][1], c1),
                          res != NULL ? res + row + 8 : NULL, nc - 8);
-    q8_store16(y + row, v0, v1, nc);
+    q8_store16(y + row, v0, v1, nc, ek.lo8);
   }
 }
 

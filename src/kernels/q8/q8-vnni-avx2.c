@@ -96,11 +96,11 @@ MPNAS_UNROLL(2)
                               ng < 8 ? ng : 8)
                     : _mm256_setzero_si256();
     }
-    if (d->nc <= 8) q8_store8(o, v[0], d->nc);
-    else q8_store16(o, v[0], v[1], d->nc < 16 ? d->nc : 16);
+    if (d->nc <= 8) q8_store8(o, v[0], d->nc, d->ec.lo8);
+    else q8_store16(o, v[0], v[1], d->nc < 16 ? d->nc : 16, d->ec.lo8);
     if (d->nc > 16) {
-      if (d->nc <= 24) q8_store8(o + 16, v[2], d->nc - 16);
-      else q8_store16(o + 16, v[2], v[3], d->nc - 16);
+      if (d->nc <= 24) q8_store8(o + 16, v[2], d->nc - 16, d->ec.lo8);
+      else q8_store16(o + 16, v[2], v[3], d->nc - 16, d->ec.lo8);
     }
   }
 }
