@@ -83,7 +83,7 @@ MPNAS_UNROLL(7)
 MPNAS_UNROLL(2)
       for (int t = 0; t < T; t++) {
         const int col = (t0 + t) * S + kx;
-        for (int i = 0; i < 4; i++) acc[t][i] = _mm256_dpbusd_avx_epi32(acc[t][i], P[q][col][i], w[i]);
+        for (int i = 0; i < 4; i++) acc[t][i] = q8_dpbusd(acc[t][i], P[q][col][i], w[i]);
       }
     }
   for (int t = 0; t < T; t++) {
