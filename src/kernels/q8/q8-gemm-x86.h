@@ -99,9 +99,17 @@ MPNAS_AVX2_INLINE void q8_block(const int MR, int k, int n, int converted, const
                                 int32_t xs[][Q8_KC / Q8_KS], const char *wb, const int32_t *cs,
                                 int32_t corr, int j0, const q8_epi_consts *ec, int8_t *y,
                                 const int8_t *res) {
+  /* The accumulators start at -(x_zero [+ 128]) * colsum, so the epilogue has no zero
+   * correction to subtract: the same int32 result (the sum wraps modulo 2^32 on the way
+   * and ends in range, kernels.h). */
+  const __m256i vc = _mm256_set1_epi32(corr);
+  const __m256i c0 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)cs));
+  const __m256i c1 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)(cs + 8)));
+  const __m256i n0 = _mm256_sub_epi32(_mm256_setzero_si256(), c0);
+  const __m256i n1 = _mm256_sub_epi32(_mm256_setzero_si256(), c1);
   __m256i acc[Q8_MR][2];
 MPNAS_UNROLL(6)
-  for (int r = 0; r < Q8_MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  for (int r = 0; r < Q8_MR; r++) acc[r][0] = n0, acc[r][1] = n1;
   for (int k0 = 0; k0 < k; k0 += Q8_KC) {
     const int kc = k - k0 < Q8_KC ? k - k0 : Q8_KC;
     if (!converted)
@@ -131,9 +139,6 @@ MPNAS_UNROLL(6)
   /* A local copy: the int8 stores below may alias *ec, which would be reloaded after
    * each of them. */
   const q8_epi_consts ek = *ec;
-  const __m256i vc = _mm256_set1_epi32(corr);
-  const __m256i c0 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)cs));
-  const __m256i c1 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)(cs + 8)));
   const int nc = n - j0 < 16 ? n - j0 : 16;
   const q8_chan ch0 = q8_chan_load(&ek, j0, nc);
   const q8_chan ch1 = nc > 8 ? q8_chan_load(&ek, j0 + 8, nc - 8) : ch0;
@@ -142,13 +147,13 @@ MPNAS_UNROLL(6)
 MPNAS_UNROLL(6)
   for (int r = 0; r < MR; r++) {
     const size_t row = (size_t)r * n + j0;
-    __m256i v0 = q8_epi8(&ek, ch0, _mm256_sub_epi32(acc[r][0], c0), res != NULL ? res + row : NULL,
+    __m256i v0 = q8_epi8(&ek, ch0, acc[r][0], res != NULL ? res + row : NULL,
                          nc < 8 ? nc : 8);
     if (nc <= 8) {
       q8_store8(y + row, v0, nc, ek.lo8);
       continue;
     }
-    __m256i v1 = q8_epi8(&ek, ch1, _mm256_sub_epi32(acc[r][1], c1),
+    __m256i v1 = q8_epi8(&ek, ch1, acc[r][1],
                          res != NULL ? res + row + 8 : NULL, nc - 8);
     q8_store16(y + row, v0, v1, nc, ek.lo8);
   }
