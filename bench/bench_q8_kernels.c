@@ -123,8 +123,10 @@ int main(int argc, char **argv) {
     float *scale = frand((size_t)cout, 0.5f, 1.5f), *shift = frand((size_t)cout, -0.1f, 0.1f);
     int8_t *xq = brand(nx), *wq = brand(nw), *yq = xmalloc(ny), *rq = L->residual ? brand(ny) : NULL;
     float *mult = frand((size_t)cout, 1e-5f, 3e-5f);
+    /* The folded form (kernels.h); ReLU6 as its clamp [zero, 6 / scale + zero]. */
     mpnas__q8_epilogue e = {mult, shift, L->residual ? MPNAS__ACT_NONE : MPNAS__ACT_RELU6,
-                            20.0f, -5, rq, 0.05f, 3};
+                            20.0f, -5, L->residual ? -128 : -5, L->residual ? 127 : 115,
+                            rq, 0.05f, 3};
     const int act = L->residual ? MPNAS__ACT_NONE : MPNAS__ACT_RELU6;
     float *fpack = NULL;
     void *qpack[MAXT] = {NULL};

@@ -11,8 +11,10 @@
  * 2 / 4 / 16-byte steps and the 512-k conversion chunk (511, 512, 513, 1100), n around
  * the 8 / 16-channel panels; depthwise K = 1, 3, 5, 7 (specialised) and 9 (the generic
  * path), strides 1 and 2, images from 1x1 up to wider than a 16-output chunk, channels
- * around 8 and 16, partial row ranges. Epilogues: every activation the contract allows,
- * bias and residual NULL or not, zero points at -128, 0, 127 and random, weights at
+ * around 8 and 16, partial row ranges. Epilogues: every activation the contract allows
+ * (NONE, RELU, RELU6 in the folded form, HSWISH in the real one), clamps [qmin, qmax] at
+ * the full range, a zero-point floor and random (equal) bounds, bias and residual NULL
+ * or not, zero points at -128, 0, 127 and random, weights at
  * -128 / 127, scales that saturate at both ends, and a scale of 0.5 with no bias, whose
  * outputs fall exactly on .5 (the half-to-even rounding). Inputs are exactly sized at
  * an odd address (sanitizers see over-reads); outputs carry a guard zone, rows outside
@@ -107,6 +109,25 @@ static epi epi_make(int channels, double acc_mag, int style, int act, int with_b
   p.e.residual = residual;
   p.e.res_scale = rng_uniform(0.01f, 0.2f);
   p.e.res_zero = rng_int(-128, 127);
+  if (act != MPNAS__ACT_HSWISH) { /* the folded form: in output units, as a caller folds */
+    for (int c = 0; c < channels; c++) {
+      p.mult[c] *= p.e.out_inv_scale;
+      if (p.bias != NULL) p.bias[c] = p.bias[c] * p.e.out_inv_scale + (float)p.e.out_zero;
+    }
+    p.e.res_scale *= p.e.out_inv_scale;
+  }
+  /* The clamp: the full range, a ReLU-like floor, or any bounds (equal ones too). */
+  p.e.qmin = -128;
+  p.e.qmax = 127;
+  switch (rng_u32() % 4) {
+    case 0: break;
+    case 1: p.e.qmin = p.e.out_zero; break;
+    default: {
+      int32_t a = rng_int(-128, 127), b = rng_int(-128, 127);
+      p.e.qmin = a < b ? a : b;
+      p.e.qmax = a < b ? b : a;
+    }
+  }
   return p;
 }
 static void epi_free(epi *p) {
@@ -305,6 +326,63 @@ static void test_dw_mbv2(void) {
   printf("    (%ld depthwise cases per table)\n", dw_cases);
 }
 
+/* The contract's fmas are fused, in the reference and in every table: values built so
+ * that one rounding and two disagree. acc = A (66, 74, .., 122: A = 2 mod 8) times
+ * m = 1 + 2^-20 is A + (A/8 + 1/4) ulps at A's magnitude (ulp 2^-17); with
+ * bias = -A + 1/2 - floor(A/8) ulps the fused result is 1/2 + 2^-19, rounded to 1,
+ * where rounding the product first leaves exactly 1/2, rounded to 0 (half to even).
+ * The residual's fma is checked the same way (acc 0, mult 1, res_scale m, residual A). */
+static void test_epilogue_fused(void) {
+  enum { M = 3, N = 19, HW = 3 };
+  const float m = 1.0f + 0x1p-20f;
+  float one[N], bias[N];
+  int8_t a[N], w[N], zero_w[N], x[M * N], res[M * N], want[M * N], y[M * N];
+  for (int c = 0; c < N; c++) {
+    a[c] = (int8_t)(66 + 8 * (c % 8));
+    bias[c] = (float)(-a[c]) + 0.5f - (float)(a[c] / 8) * 0x1p-17f;
+    one[c] = 1.0f;
+    w[c] = a[c];
+    zero_w[c] = 0;
+  }
+  for (int i = 0; i < M * N; i++) {
+    x[i] = 1;
+    res[i] = a[i % N];
+    want[i] = 1;
+  }
+  float mm[N];
+  for (int c = 0; c < N; c++) mm[c] = m;
+  mpnas__q8_epilogue e = {mm, bias, MPNAS__ACT_NONE, 1.0f, 0, -128, 127, NULL, 0.0f, 0};
+  mpnas__q8_epilogue er = {one, bias, MPNAS__ACT_NONE, 1.0f, 0, -128, 127, res, m, 0};
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, HW, HW, N, 1, 1);
+  int8_t dx[HW * HW * N], dy[HW * HW * N], dwant[HW * HW * N];
+  for (int i = 0; i < HW * HW * N; i++) {
+    dx[i] = 1;
+    dwant[i] = 1;
+  }
+  /* the reference itself, then every table */
+  void *rp = aligned_alloc(64, (mpnas__q8_gemm_packed_bytes__ref(1, N) + 63) / 64 * 64);
+  mpnas__q8_gemm_pack__ref(1, N, w, rp);
+  mpnas__q8_gemm__ref(M, 1, N, x, 0, rp, &e, y);
+  CHECK(memcmp(y, want, sizeof y) == 0);
+  free(rp);
+  for (int ti = 0; ti < n_tables; ti++) {
+    const mpnas__kernels *t = tables[ti];
+    for (int r = 0; r < 2; r++) {
+      void *packed = aligned_alloc(64, (t->q8_gemm_packed_bytes(1, N) + 63) / 64 * 64);
+      t->q8_gemm_pack(1, N, r ? zero_w : w, packed);
+      memset(y, 0, sizeof y);
+      t->q8_gemm(M, 1, N, x, 0, packed, r ? &er : &e, y);
+      CHECK_MSG(memcmp(y, want, sizeof y) == 0, "%s gemm: a %s fma was not fused", t->name,
+                r ? "residual" : "first");
+      free(packed);
+    }
+    memset(dy, 0, sizeof dy);
+    t->q8_dw_fwd(&s, dx, 0, w, &e, dy, 0, HW);
+    CHECK_MSG(memcmp(dy, dwant, sizeof dy) == 0, "%s dw: the fma was not fused", t->name);
+  }
+}
+
 static void test_tables(void) {
   CHECK(n_tables >= 1);
   CHECK(mpnas__kernels_named("scalar") == &mpnas__kernels_scalar);
@@ -331,5 +409,6 @@ int main(void) {
   RUN(test_dw_rows);
   RUN(test_dw_epilogues);
   RUN(test_dw_mbv2);
+  RUN(test_epilogue_fused);
   return check_finish();
 }

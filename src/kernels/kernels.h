@@ -139,24 +139,33 @@ typedef void (*mpnas__act_bwd_fn)(int act, size_t n, const float *x, const float
  * real = scale * (q - zero), zero in [-128, 127]. Weights are int8, symmetric per
  * output channel (real = w_scale[c] * q, q in [-127, 127]). Products are summed
  * exactly in int32 (k * 255 * 127 < 2^31 for every k this library uses). The epilogue
- * requantises in float:
+ * requantises in float, in one of two forms chosen by act:
  *   acc[c] = sum over the row / window of (x - x_zero) * w[..][c]      (exact, int32)
- *   t      = act((float)acc[c] * mult[c] + bias[c])        (bias NULL: 0)
- *   t     += res_scale * (float)(residual - res_zero)      (residual NULL: nothing)
- *   v      = clamp(t * out_inv_scale + (float)out_zero, -128, 127)
- *   y      = (int8) round-half-to-even(v)
- * The caller folds the input scale, the weight scale and BN into mult and bias; act is
- * NONE, RELU, RELU6 or HSWISH. Out-of-image taps of a depthwise window contribute
- * nothing (real zero padding, i.e. x == x_zero). The SIMD kernels (q8/q8-avx2.c,
- * q8/q8-vnni-avx2.c, q8/q8-neon.c, q8/q8-dotprod-neon.c) are bit-identical to the
- * reference: they do its float operations in its order, unfused, and
- * tests/test_q8_kernels.c allows no difference. */
+ * - act NONE, RELU or RELU6: the folded form. mult and bias are already in units of the
+ *   output (the output scale and zero point folded in by the caller) and the activation
+ *   is the clamp [qmin, qmax] (its bounds in the output's integers):
+ *   v      = fma((float)acc[c], mult[c], bias[c])             (bias NULL: 0)
+ *   v      = fma(res_scale, (float)(residual - res_zero), v)  (residual NULL: nothing)
+ * - act HSWISH: the real form (hard-swish does not commute with the output affine):
+ *   t      = hswish(fma((float)acc[c], mult[c], bias[c]))
+ *   t      = fma(res_scale, (float)(residual - res_zero), t)
+ *   v      = fma(t, out_inv_scale, (float)out_zero)
+ * then in both: y = (int8) round-half-to-even(clamp(v, qmin, qmax)), NaN -> qmin, where
+ * -128 <= qmin <= qmax <= 127; fma is fused (one rounding, C's fmaf). The folded form
+ * is a convert, one fma, the clamp and the rounding convert per output where the former
+ * contract (real form for every act, unfused) took 9 float operations with ReLU6: at
+ * MobileNet's small k the epilogue is most of the kernels' time. Out-of-image taps of a
+ * depthwise window contribute nothing (real zero padding, i.e. x == x_zero). The SIMD
+ * kernels (q8/q8-avx2.c, q8/q8-vnni-avx2.c, q8/q8-neon.c, q8/q8-dotprod-neon.c) are
+ * bit-identical to the reference: they do its float operations in its order, fusing
+ * exactly its fmas, and tests/test_q8_kernels.c allows no difference. */
 typedef struct mpnas__q8_epilogue {
   const float *mult;      /* [channels] */
   const float *bias;      /* [channels] or NULL */
-  int act;
-  float out_inv_scale;    /* 1 / the output's scale */
-  int32_t out_zero;
+  int act;                /* MPNAS__ACT_HSWISH: the real form; anything else: folded */
+  float out_inv_scale;    /* 1 / the output's scale (the real form only) */
+  int32_t out_zero;       /* (the real form only) */
+  int32_t qmin, qmax;     /* the final clamp */
   const int8_t *residual; /* laid out as y (rows of n), or NULL */
   float res_scale;
   int32_t res_zero;

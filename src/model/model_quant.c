@@ -199,14 +199,20 @@ static void quant_delete(const mpnas_model *m, mpnas__quant *q) {
   mpnas__free(m->ctx, q);
 }
 
-/* mult = input scale * weight scale * BN scale (double, then float), bias = BN shift;
- * 0 if a multiplier is not finite (a file's extreme but finite values). */
-static int conv_mult(mpnas__qconv *c, float in_scale, const float *ws, int ch) {
+/* The epilogue's multipliers (kernels.h, "int8 inference"), in double then float:
+ * real form (act HSWISH): mult = input scale * weight scale * BN scale, bias = BN shift;
+ * folded form (any other act): both divided by the output scale and the output's zero
+ * point added to bias, so the kernel needs one fma per output. 0 if a value is not
+ * finite (a file's extreme but finite values). */
+static int conv_mult(mpnas__qconv *c, float in_scale, const float *ws, int ch, int act) {
+  const int real = act == MPNAS__ACT_HSWISH;
+  const double inv = real ? 1.0 : 1.0 / (double)c->out.scale;
+  const double zero = real ? 0.0 : (double)c->out.zero;
   for (int i = 0; i < ch; i++) {
     double v = (double)in_scale * (double)ws[i] * (double)c->a[i];
-    c->mult[i] = (float)v;
-    c->bias[i] = c->b[i];
-    if (!isfinite(c->mult[i])) return 0;
+    c->mult[i] = (float)(v * inv);
+    c->bias[i] = (float)((double)c->b[i] * inv + zero);
+    if (!isfinite(c->mult[i]) || !isfinite(c->bias[i])) return 0;
   }
   return 1;
 }
@@ -215,6 +221,11 @@ static int conv_mult(mpnas__qconv *c, float in_scale, const float *ws, int ch) {
  * float weights. */
 static int derive(const mpnas_model *m, mpnas__quant *q) {
   mpnas__conv_geom hg = mpnas__space_head_geom(&m->space);
+  /* A file's space with an activation that has no int8 form: the folded epilogue would
+   * silently drop it. */
+  if (!act_fusable(hg.act)) return 0;
+  for (int32_t i = 0; i < m->nnodes; i++)
+    if (!act_fusable(m->nodes[i].g.act)) return 0;
   for (int32_t d = 0; d < m->ndomains; d++) {
     mpnas__qdomain *qd = &q->doms[d];
     size_t classes = (size_t)m->domains[d].classes;
@@ -232,15 +243,15 @@ static int derive(const mpnas_model *m, mpnas__quant *q) {
       mpnas__qlayer *ql = &qd->layers[l];
       mpnas__qparams cur = in;
       if (nd->g.expand) {
-        if (!conv_mult(&ql->exp, cur.scale, qn->exp_s, nd->g.cmid)) return 0;
+        if (!conv_mult(&ql->exp, cur.scale, qn->exp_s, nd->g.cmid, nd->g.act)) return 0;
         cur = ql->exp.out;
       }
-      if (!conv_mult(&ql->dw, cur.scale, qn->dw_s, nd->g.cmid)) return 0;
+      if (!conv_mult(&ql->dw, cur.scale, qn->dw_s, nd->g.cmid, nd->g.act)) return 0;
       cur = nd->g.se ? ql->se_out : ql->dw.out;
-      if (!conv_mult(&ql->proj, cur.scale, qn->proj_s, nd->g.cout)) return 0;
+      if (!conv_mult(&ql->proj, cur.scale, qn->proj_s, nd->g.cout, MPNAS__ACT_NONE)) return 0;
       in = ql->proj.out;
     }
-    if (!conv_mult(&qd->head, in.scale, q->head_s, hg.cout)) return 0;
+    if (!conv_mult(&qd->head, in.scale, q->head_s, hg.cout, hg.act)) return 0;
   }
   return 1;
 }
@@ -541,8 +552,18 @@ mpnas_status mpnas__quant_pack(const mpnas_model *m, const mpnas__engine *eng,
     if ((ptr) == NULL) return MPNAS_E_NO_MEMORY;                   \
   } while (0)
 
+/* c's epilogue with act (the act conv_mult derived c's multipliers for). The folded
+ * form's activation is the clamp to its bounds in the output's integers: ReLU's floor is
+ * the zero point exactly (0 is in every calibrated range); ReLU6's ceiling is 6 requantised
+ * as the real form would requantise it. */
 static mpnas__q8_epilogue epilogue(const mpnas__qconv *c, int act) {
-  mpnas__q8_epilogue e = {c->mult, c->bias, act, 1.0f / c->out.scale, c->out.zero, NULL, 0.0f, 0};
+  const float inv = 1.0f / c->out.scale;
+  mpnas__q8_epilogue e = {c->mult, c->bias, act, inv, c->out.zero, -128, 127, NULL, 0.0f, 0};
+  if (act == MPNAS__ACT_RELU || act == MPNAS__ACT_RELU6) e.qmin = c->out.zero;
+  if (act == MPNAS__ACT_RELU6) {
+    float top = nearbyintf(6.0f * inv + (float)c->out.zero);
+    if (top < 127.0f) e.qmax = top < (float)e.qmin ? e.qmin : (int32_t)top;
+  }
   return e;
 }
 
@@ -588,7 +609,7 @@ static mpnas_status q8_block(const mpnas__engine *eng, mpnas__arena *ws, const m
   mpnas__q8_epilogue ep = epilogue(&ql->proj, MPNAS__ACT_NONE);
   if (g->residual) {
     ep.residual = x;
-    ep.res_scale = in.scale;
+    ep.res_scale = in.scale / ql->proj.out.scale; /* the folded form: in output units */
     ep.res_zero = in.zero;
   }
   mpnas__q8_pw_fwd(eng, m_out, g->cmid, g->cout, proj_in, cur.zero, proj_packed, &ep, y);
@@ -703,7 +724,7 @@ mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, const char *whe
     } else if (!derive(m, q)) {
       st = mpnas__fail(ctx, MPNAS_E_CORRUPT,
                        "%s: QNT8: a requantisation multiplier or classifier weight overflows "
-                       "float", where);
+                       "float, or an activation has no int8 form", where);
     }
   }
   if (st != MPNAS_OK) {

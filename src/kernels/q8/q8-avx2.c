@@ -78,12 +78,12 @@ MPNAS_UNROLL(4)
     __m256i v0 = q8_epi8(&d->ec, d->ch[0], _mm256_sub_epi32(acc[t][0], d->corr[0]), NULL,
                          d->nc < 8 ? d->nc : 8);
     if (d->nc <= 8) {
-      q8_store8(q, v0, d->nc);
+      q8_store8(q, v0, d->nc, d->ec.lo8);
       continue;
     }
     __m256i v1 = q8_epi8(&d->ec, d->ch[1], _mm256_sub_epi32(acc[t][1], d->corr[1]), NULL,
                          d->nc - 8);
-    q8_store16(q, v0, v1, d->nc);
+    q8_store16(q, v0, v1, d->nc, d->ec.lo8);
   }
 }
 

@@ -21,7 +21,14 @@
 #define Q8_KC 512 /* k per conversion of x (stack: 6 x 512 x 2 bytes) */
 #if Q8_VNNI
 #define Q8_KS 4
-#define Q8_DOT(acc, x, w) _mm256_dpbusd_avx_epi32(acc, x, w)
+/* vpdpbusd in asm with the accumulator tied ("+x"): through the intrinsic, gcc 12 gave
+ * each product a fresh register, then copied it back and spilled accumulators in every
+ * k step (measured in q8_block_6: 5 stores and 10 moves per 12 dot products). */
+MPNAS_AVX2_INLINE __m256i q8_dpbusd(__m256i acc, __m256i x, __m256i w) {
+  __asm__("%{vex%} vpdpbusd %2, %1, %0" : "+x"(acc) : "x"(x), "x"(w)); /* %{ %}: literal braces */
+  return acc;
+}
+#define Q8_DOT(acc, x, w) q8_dpbusd(acc, x, w)
 #else
 #define Q8_KS 2
 #define Q8_DOT(acc, x, w) _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))
@@ -92,45 +99,63 @@ MPNAS_AVX2_INLINE void q8_block(const int MR, int k, int n, int converted, const
                                 int32_t xs[][Q8_KC / Q8_KS], const char *wb, const int32_t *cs,
                                 int32_t corr, int j0, const q8_epi_consts *ec, int8_t *y,
                                 const int8_t *res) {
+  /* The accumulators start at -(x_zero [+ 128]) * colsum, so the epilogue has no zero
+   * correction to subtract: the same int32 result (the sum wraps modulo 2^32 on the way
+   * and ends in range, kernels.h). */
+  const __m256i vc = _mm256_set1_epi32(corr);
+  const __m256i c0 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)cs));
+  const __m256i c1 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)(cs + 8)));
+  const __m256i n0 = _mm256_sub_epi32(_mm256_setzero_si256(), c0);
+  const __m256i n1 = _mm256_sub_epi32(_mm256_setzero_si256(), c1);
   __m256i acc[Q8_MR][2];
 MPNAS_UNROLL(6)
-  for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  for (int r = 0; r < Q8_MR; r++) acc[r][0] = n0, acc[r][1] = n1;
   for (int k0 = 0; k0 < k; k0 += Q8_KC) {
     const int kc = k - k0 < Q8_KC ? k - k0 : Q8_KC;
     if (!converted)
       for (int r = 0; r < MR; r++) q8_convert(x + (size_t)r * k + k0, kc, xs[r]);
     const __m256i *wq = (const __m256i *)(const void *)(wb + (size_t)(k0 / Q8_KS) * 64);
     const int nq = (kc + Q8_KS - 1) / Q8_KS;
+    /* Named accumulators, not acc[][]: with the array gcc kept memory copies of some and
+     * stored them in every k step. MR is a constant, so unused rows vanish. */
+    __m256i a00 = acc[0][0], a01 = acc[0][1], a10 = acc[1][0], a11 = acc[1][1];
+    __m256i a20 = acc[2][0], a21 = acc[2][1], a30 = acc[3][0], a31 = acc[3][1];
+    __m256i a40 = acc[4][0], a41 = acc[4][1], a50 = acc[5][0], a51 = acc[5][1];
     for (int q = 0; q < nq; q++) {
       const __m256i w0 = _mm256_load_si256(wq + 2 * q), w1 = _mm256_load_si256(wq + 2 * q + 1);
-MPNAS_UNROLL(6)
-      for (int r = 0; r < MR; r++) {
-        const __m256i xb = _mm256_set1_epi32(xs[r][q]);
-        acc[r][0] = Q8_DOT(acc[r][0], xb, w0);
-        acc[r][1] = Q8_DOT(acc[r][1], xb, w1);
-      }
+#define Q8_ROW(r)                                                \
+  if (MR > r) {                                                  \
+    const __m256i xb = _mm256_set1_epi32(xs[r][q]);              \
+    a##r##0 = Q8_DOT(a##r##0, xb, w0);                           \
+    a##r##1 = Q8_DOT(a##r##1, xb, w1);                           \
+  }
+      Q8_ROW(0) Q8_ROW(1) Q8_ROW(2) Q8_ROW(3) Q8_ROW(4) Q8_ROW(5)
+#undef Q8_ROW
     }
+    acc[0][0] = a00, acc[0][1] = a01, acc[1][0] = a10, acc[1][1] = a11;
+    acc[2][0] = a20, acc[2][1] = a21, acc[3][0] = a30, acc[3][1] = a31;
+    acc[4][0] = a40, acc[4][1] = a41, acc[5][0] = a50, acc[5][1] = a51;
   }
   /* A local copy: the int8 stores below may alias *ec, which would be reloaded after
    * each of them. */
   const q8_epi_consts ek = *ec;
-  const __m256i vc = _mm256_set1_epi32(corr);
-  const __m256i c0 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)cs));
-  const __m256i c1 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)(cs + 8)));
   const int nc = n - j0 < 16 ? n - j0 : 16;
   const q8_chan ch0 = q8_chan_load(&ek, j0, nc);
   const q8_chan ch1 = nc > 8 ? q8_chan_load(&ek, j0 + 8, nc - 8) : ch0;
+  /* Unrolled so that acc is indexed by constants only: with a loop here gcc kept a
+   * memory copy of the 12 accumulators and stored them in every k step. */
+MPNAS_UNROLL(6)
   for (int r = 0; r < MR; r++) {
     const size_t row = (size_t)r * n + j0;
-    __m256i v0 = q8_epi8(&ek, ch0, _mm256_sub_epi32(acc[r][0], c0), res != NULL ? res + row : NULL,
+    __m256i v0 = q8_epi8(&ek, ch0, acc[r][0], res != NULL ? res + row : NULL,
                          nc < 8 ? nc : 8);
     if (nc <= 8) {
-      q8_store8(y + row, v0, nc);
+      q8_store8(y + row, v0, nc, ek.lo8);
       continue;
     }
-    __m256i v1 = q8_epi8(&ek, ch1, _mm256_sub_epi32(acc[r][1], c1),
+    __m256i v1 = q8_epi8(&ek, ch1, acc[r][1],
                          res != NULL ? res + row + 8 : NULL, nc - 8);
-    q8_store16(y + row, v0, v1, nc);
+    q8_store16(y + row, v0, v1, nc, ek.lo8);
   }
 }
 

@@ -1,7 +1,7 @@
 /* q8-neon.h - the requantising epilogue of the int8 kernels (kernels.h) on NEON, shared
  * by q8-neon.c and q8-dotprod-neon.c. Bit-identical to the reference: the same float
- * operations in the same order (multiplies and adds not fused: -std=c11 keeps gcc from
- * contracting them), selects for the clamps so NaN goes to -128 as there, and vcvtnq
+ * operations in the same order (its fmaf as vfmaq, nothing else fused: -std=c11 keeps
+ * gcc from contracting), maxnm for the lower clamp so NaN goes to qmin as there, vcvtnq
  * (round to nearest, ties to even, like nearbyintf in the default mode). */
 #ifndef MPNAS_Q8_NEON_H
 #define MPNAS_Q8_NEON_H
@@ -16,7 +16,7 @@
 typedef struct {
   float32x4_t inv, oz, lo, hi, rs;
   int32x4_t rz;
-  int act;
+  int real; /* the real (hard-swish) form of kernels.h; else the folded one */
   const float *mult, *bias;
 } q8n_consts;
 
@@ -24,11 +24,11 @@ MPNAS_NEON_INLINE q8n_consts q8n_init(const mpnas__q8_epilogue *e) {
   q8n_consts k;
   k.inv = vdupq_n_f32(e->out_inv_scale);
   k.oz = vdupq_n_f32((float)e->out_zero);
-  k.lo = vdupq_n_f32(-128.0f);
-  k.hi = vdupq_n_f32(127.0f);
+  k.lo = vdupq_n_f32((float)e->qmin);
+  k.hi = vdupq_n_f32((float)e->qmax);
   k.rs = vdupq_n_f32(e->res_scale);
   k.rz = vdupq_n_s32(e->res_zero);
-  k.act = e->act;
+  k.real = e->act == MPNAS__ACT_HSWISH;
   k.mult = e->mult;
   k.bias = e->bias;
   return k;
@@ -63,12 +63,12 @@ MPNAS_NEON_INLINE int8x16_t q8n_ld16(const int8_t *p, int nc) {
 
 MPNAS_NEON_INLINE int32x4_t q8n_epi4(const q8n_consts *k, float32x4_t m, float32x4_t b,
                                      int32x4_t acc, int has_res, int32x4_t res) {
-  float32x4_t t = vaddq_f32(vmulq_f32(vcvtq_f32_s32(acc), m), b);
-  t = mpnas__act_f32x4__neon(k->act, t);
-  if (has_res) t = vaddq_f32(t, vmulq_f32(k->rs, vcvtq_f32_s32(vsubq_s32(res, k->rz))));
-  float32x4_t v = vaddq_f32(vmulq_f32(t, k->inv), k->oz);
-  v = vbslq_f32(vcgtq_f32(v, k->lo), v, k->lo);
-  v = vbslq_f32(vcgtq_f32(v, k->hi), k->hi, v);
+  float32x4_t v = vfmaq_f32(b, vcvtq_f32_s32(acc), m); /* fmaf(acc, m, b) */
+  if (k->real) v = mpnas__act_f32x4__neon(MPNAS__ACT_HSWISH, v);
+  if (has_res) v = vfmaq_f32(v, k->rs, vcvtq_f32_s32(vsubq_s32(res, k->rz)));
+  if (k->real) v = vfmaq_f32(k->oz, v, k->inv);
+  /* maxnm takes NaN to qmin as the reference's !(v > lo) does; min then sees no NaN. */
+  v = vminq_f32(vmaxnmq_f32(v, k->lo), k->hi);
   return vcvtnq_s32_f32(v);
 }
 

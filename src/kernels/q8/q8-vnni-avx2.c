@@ -83,7 +83,7 @@ MPNAS_UNROLL(7)
 MPNAS_UNROLL(2)
       for (int t = 0; t < T; t++) {
         const int col = (t0 + t) * S + kx;
-        for (int i = 0; i < 4; i++) acc[t][i] = _mm256_dpbusd_avx_epi32(acc[t][i], P[q][col][i], w[i]);
+        for (int i = 0; i < 4; i++) acc[t][i] = q8_dpbusd(acc[t][i], P[q][col][i], w[i]);
       }
     }
   for (int t = 0; t < T; t++) {
@@ -96,11 +96,11 @@ MPNAS_UNROLL(2)
                               ng < 8 ? ng : 8)
                     : _mm256_setzero_si256();
     }
-    if (d->nc <= 8) q8_store8(o, v[0], d->nc);
-    else q8_store16(o, v[0], v[1], d->nc < 16 ? d->nc : 16);
+    if (d->nc <= 8) q8_store8(o, v[0], d->nc, d->ec.lo8);
+    else q8_store16(o, v[0], v[1], d->nc < 16 ? d->nc : 16, d->ec.lo8);
     if (d->nc > 16) {
-      if (d->nc <= 24) q8_store8(o + 16, v[2], d->nc - 16);
-      else q8_store16(o + 16, v[2], v[3], d->nc - 16);
+      if (d->nc <= 24) q8_store8(o + 16, v[2], d->nc - 16, d->ec.lo8);
+      else q8_store16(o + 16, v[2], v[3], d->nc - 16, d->ec.lo8);
     }
   }
 }

@@ -5,13 +5,14 @@
 #include "kernels/ref/ref.h"
 
 int8_t mpnas__q8_requantize(const mpnas__q8_epilogue *e, int c, int32_t acc, size_t i) {
-  float t = (float)acc * e->mult[c];
-  if (e->bias != NULL) t += e->bias[c];
-  t = mpnas__act_apply(e->act, t);
-  if (e->residual != NULL) t += e->res_scale * (float)(e->residual[i] - e->res_zero);
-  float v = t * e->out_inv_scale + (float)e->out_zero;
-  if (!(v > -128.0f)) v = -128.0f; /* also NaN: cannot come from finite inputs */
-  if (v > 127.0f) v = 127.0f;
+  const int real = e->act == MPNAS__ACT_HSWISH;
+  float v = fmaf((float)acc, e->mult[c], e->bias != NULL ? e->bias[c] : 0.0f);
+  if (real) v = mpnas__act_apply(MPNAS__ACT_HSWISH, v);
+  if (e->residual != NULL) v = fmaf(e->res_scale, (float)(e->residual[i] - e->res_zero), v);
+  if (real) v = fmaf(v, e->out_inv_scale, (float)e->out_zero);
+  const float lo = (float)e->qmin, hi = (float)e->qmax;
+  if (!(v > lo)) v = lo; /* also NaN: cannot come from finite inputs */
+  if (v > hi) v = hi;
   return (int8_t)nearbyintf(v); /* the default rounding mode: half to even */
 }
 
