@@ -66,7 +66,7 @@ def test_installed():
     lib = real(mpnas.library_path())
     assert os.path.dirname(lib) == real(ARGS["--libdir"]), "library %s" % lib
     assert mpnas.__version__ == mpnas.version(), (mpnas.__version__, mpnas.version())
-    assert mpnas.param_info("supernet", "steps").default == 1000
+    assert mpnas.param_info("supernet", "steps").default == 400
 
 
 def test_destdir_lookup():
