@@ -170,7 +170,7 @@ static void test_shared_nodes(void) {
   mpnas__image_shape shape = {32, 32, 3};
   mpnas__domain_data_batch(&m->domains[0].data, shape, 0, 8, NULL, x, labels);
   mpnas__params_zero_grad(&m->params);
-  mpnas__model_bind(m, 0, &net, layers);
+  mpnas__model_bind(m, 0, NULL, &net, layers);
   double loss;
   int32_t right;
   OKC(mpnas__net_train(&ctx->engine, &m->ws, &net, 8, x, labels, 1, 0.0f, 1.0f, &loss, &right));

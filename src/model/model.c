@@ -257,16 +257,19 @@ static void bind_stats(mpnas_model *m, size_t s, int32_t d, mpnas__bn *bn, mpnas
   aff->shift = m->affine + off + mpnas__model_slot_channels(m, s);
 }
 
-void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_layer *layers) {
+void mpnas__model_bind(mpnas_model *m, int32_t d, float *grads, mpnas__net *net,
+                       mpnas__net_layer *layers) {
   size_t N = (size_t)m->nnodes;
+  mpnas__params params = m->params; /* a view: the weights, and where gradients go */
+  if (grads != NULL) params.g = grads;
   mpnas__domain *dm = &m->domains[d];
   memset(net, 0, sizeof *net);
   net->in_h = m->space.in_h;
   net->in_w = m->space.in_w;
   net->stem_g = mpnas__space_stem_geom(&m->space);
   net->head_g = mpnas__space_head_geom(&m->space);
-  mpnas__conv_bind(&m->params, &m->stem, &net->stem, &net->stem_gr);
-  mpnas__conv_bind(&m->params, &m->head, &net->head, &net->head_gr);
+  mpnas__conv_bind(&params, &m->stem, &net->stem, &net->stem_gr);
+  mpnas__conv_bind(&params, &m->head, &net->head, &net->head_gr);
   bind_stats(m, MPNAS__SLOT_STEM(N), d, &net->stem.bn, &net->stem_aff);
   bind_stats(m, MPNAS__SLOT_HEAD(N), d, &net->head.bn, &net->head_aff);
   net->nlayers = m->nlayers;
@@ -278,7 +281,7 @@ void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_la
     if (node < 0) continue; /* zero op */
     const mpnas__node *nd = &m->nodes[node];
     ly->g = &nd->g;
-    mpnas__ib_bind(&m->params, &nd->g, &nd->w, &ly->w, &ly->gr);
+    mpnas__ib_bind(&params, &nd->g, &nd->w, &ly->w, &ly->gr);
     mpnas__affine a1 = {0}, a2, a3;
     if (nd->g.expand) bind_stats(m, 3 * (size_t)node, d, &ly->w.bn1, &a1);
     bind_stats(m, 3 * (size_t)node + 1, d, &ly->w.bn2, &a2);
@@ -287,10 +290,10 @@ void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_la
                                 ly->w.se_w2, ly->w.se_b2, a1, a2, a3, NULL, NULL};
   }
   net->classes = dm->classes;
-  net->fc_w = m->params.w + dm->fc_w;
-  net->fc_b = m->params.w + dm->fc_b;
-  net->fc_gw = m->params.g + dm->fc_w;
-  net->fc_gb = m->params.g + dm->fc_b;
+  net->fc_w = mpnas__pw(&params, dm->fc_w);
+  net->fc_b = mpnas__pw(&params, dm->fc_b);
+  net->fc_gw = mpnas__pg(&params, dm->fc_w);
+  net->fc_gb = mpnas__pg(&params, dm->fc_b);
 }
 
 /* ---- Packed inference weights -------------------------------------------------------- */
@@ -355,7 +358,7 @@ mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t 
   if (layers == NULL) return MPNAS_E_NO_MEMORY;
   /* Binding only reads the model; it takes a non-const pointer because the same
    * binding also serves training. Nothing below writes through it. */
-  mpnas__model_bind((mpnas_model *)(uintptr_t)m, d, &net, layers);
+  mpnas__model_bind((mpnas_model *)(uintptr_t)m, d, NULL, &net, layers);
   /* Batches run on the threads that start promptly now (see mpnas__model_step); one
    * image is left alone: the probe would cost more than its small ops gain. */
   mpnas__engine eng = n > 1 ? mpnas__engine_ready(&m->ctx->engine)

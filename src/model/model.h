@@ -106,8 +106,10 @@ void mpnas__model_unbuild(mpnas_model *m);
 /* Recompute the folded inference BN from the current weights and statistics. */
 void mpnas__model_fold(mpnas_model *m);
 /* Bind domain d's path into net (layers [nlayers] supplied by the caller): training
- * weights, gradients, running statistics and inference affines. */
-void mpnas__model_bind(mpnas_model *m, int32_t d, mpnas__net *net, mpnas__net_layer *layers);
+ * weights, gradients (into grads, laid out like the params store's; NULL: the store's
+ * own), running statistics and inference affines. */
+void mpnas__model_bind(mpnas_model *m, int32_t d, float *grads, mpnas__net *net,
+                       mpnas__net_layer *layers);
 /* Channels of BN slot s (a node's three slots, then the stem's and the head's). */
 int mpnas__model_slot_channels(const mpnas_model *m, size_t s);
 /* The pointwise weights (every node's expand and project convs, the head's 1x1 conv)

@@ -330,7 +330,7 @@ mpnas_status mpnas__model_export_onnx(const mpnas_model *m, int32_t d, unsigned 
   if (layers == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating the path");
   mpnas__net net;
   /* Binding only reads the model (see mpnas__model_infer). */
-  mpnas__model_bind((mpnas_model *)(uintptr_t)m, d, &net, layers);
+  mpnas__model_bind((mpnas_model *)(uintptr_t)m, d, NULL, &net, layers);
 
   writer o = {.ctx = ctx};
   mpnas__proto_init(&o.pb, ctx);

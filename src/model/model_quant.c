@@ -363,7 +363,7 @@ static mpnas_status calibrate_domain(mpnas_model *m, mpnas__quant *q, int32_t d,
   mpnas__net net;
   mpnas__net_layer *layers = mpnas__arena_alloc(ws, sizeof *layers * ((size_t)m->nlayers + 1));
   if (layers == NULL) return MPNAS_E_NO_MEMORY;
-  mpnas__model_bind(m, d, &net, layers);
+  mpnas__model_bind(m, d, NULL, &net, layers);
   mpnas__qdomain *qd = &q->doms[d];
   const mpnas__domain *dm = &m->domains[d];
   mpnas__conv_geom sg = net.stem_g, hg = net.head_g;

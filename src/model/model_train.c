@@ -57,11 +57,12 @@ mpnas_status mpnas__model_prepare(mpnas_model *m) { return mpnas__model_prepare_
 
 /* The multi-domain trainer's bind_path (net/multidomain.h): domain d's path through
  * the model's nodes, with its own BN running statistics. */
-static mpnas_status bind_path(void *model, int32_t d, mpnas__arena *ws, mpnas__net *net) {
+static mpnas_status bind_path(void *model, int32_t d, mpnas__arena *ws, float *grads,
+                              mpnas__net *net) {
   mpnas_model *m = model;
   mpnas__net_layer *layers = mpnas__arena_alloc(ws, sizeof *layers * ((size_t)m->nlayers + 1));
   if (layers == NULL) return MPNAS_E_NO_MEMORY;
-  mpnas__model_bind(m, d, net, layers);
+  mpnas__model_bind(m, d, grads, net, layers);
   return MPNAS_OK;
 }
 

@@ -4,6 +4,10 @@
 #include <math.h>
 #include <string.h>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 /* Random stream ids of a domain's data (rng.h: one stream per consumer): its
  * validation split and its batches. */
 #define STREAM_SPLIT 100u
@@ -74,22 +78,80 @@ mpnas_status mpnas__domains_sum_correct(mpnas_context *ctx, int32_t D, int32_t *
 
 /* ---- The step ---------------------------------------------------------------------- */
 
-/* Domain d's forward and backward pass on its path: count images, the mean loss scaled
- * by loss_scale, gradients accumulated into the params store. */
-static mpnas_status train_domain(const mpnas__trainer *t, const mpnas__engine *eng, int32_t d,
-                                 const float *x, const int32_t *labels, int32_t count,
-                                 float loss_scale, double *loss) {
-  mpnas__arena_mark mark = mpnas__arena_get_mark(t->ws);
+/* Threads that run whole domains' passes at once (more are not used for that). */
+#define MAX_PASS_THREADS 64
+
+/* Where one domain's pass runs: a workspace, the batch drawn into it (sized for the
+ * largest count a step can give, so that the workspace does not grow from step to step),
+ * and a gradient buffer laid out like the params store's g, zero between passes
+ * (mpnas__params_grad_parts). */
+typedef struct pass_slot {
+  mpnas__arena *ws;
+  float *x;
+  int32_t *labels;
+  float *grads;
+} pass_slot;
+
+static mpnas_status slot_init(const mpnas__trainer *t, mpnas__arena *ws, int32_t cap,
+                              float *grads, pass_slot *slot) {
+  size_t per = (size_t)t->shape.h * t->shape.w * t->shape.c;
+  slot->ws = ws;
+  slot->x = mpnas__arena_floats(ws, per * (size_t)cap);
+  slot->labels = mpnas__arena_alloc(ws, sizeof(int32_t) * (size_t)cap);
+  slot->grads = grads;
+  return slot->x && slot->labels ? MPNAS_OK : MPNAS_E_NO_MEMORY;
+}
+
+/* Domain d's part of the step, on the slot's workspace and batch: draw this worker's
+ * share of its `count` images (each domain draws from its own stream, so the order in
+ * which domains run does not change the images), then forward and backward on its path,
+ * the mean loss scaled by loss_scale, gradients accumulated into `grads`. loss: the
+ * mean loss (x this worker's images with W workers). No message is set (this may run on
+ * a worker thread): the caller reports a failure. */
+static mpnas_status domain_pass(const mpnas__trainer *t, const mpnas__engine *eng,
+                                const pass_slot *slot, int32_t d, int32_t count,
+                                float *grads, double *loss) {
+  mpnas_context *ctx = t->ctx;
+  mpnas__domain *dm = &t->domains[d];
+  int32_t lo, hi;
+  mpnas__share(ctx, count, &lo, &hi);
+  mpnas__augment aug = {t->augment_pad, dm->hflip};
+  mpnas__domain_data_batch_share(&dm->data, t->shape, 0, count, lo, hi, &aug, slot->x,
+                                 slot->labels);
+  if (hi == lo) return MPNAS_OK; /* more workers than images: this one adds nothing */
+  /* The loss scale's share (weight * share / batch), so that the workers' gradients sum
+   * to the whole batch's. */
+  float loss_scale = (float)(t->domains[d].weight * (double)(hi - lo) / (double)t->batch);
+  mpnas__engine shared = mpnas__engine_shared(*eng, ctx, count);
+  mpnas__arena_mark mark = mpnas__arena_get_mark(slot->ws);
   mpnas__net net;
   int32_t correct;
-  mpnas_status st = t->bind_path(t->owner, d, t->ws, &net);
+  mpnas_status st = t->bind_path(t->owner, d, slot->ws, grads, &net);
   if (st == MPNAS_OK)
-    st = mpnas__net_train(eng, t->ws, &net, count, x, labels, 1, t->label_smoothing,
-                          loss_scale, loss, &correct);
-  mpnas__arena_release(t->ws, mark);
-  if (st == MPNAS_E_NO_MEMORY)
-    return mpnas__fail(t->ctx, st, "workspace allocation failed (batch %d)", (int)count);
+    st = mpnas__net_train(&shared, slot->ws, &net, hi - lo, slot->x, slot->labels, 1,
+                          t->label_smoothing, loss_scale, loss, &correct);
+  mpnas__arena_release(slot->ws, mark);
+  if (ctx->world > 1) *loss *= hi - lo;
   return st;
+}
+
+/* p->g += grads, and grads zeroed again. A pass touches the tensors on its path only,
+ * and of a supernet's widest tensors only its op's slice: blocks of zeros are skipped
+ * (adding zeros would change nothing but the sign of a zero). */
+static void merge_grads(mpnas__params *p, float *grads) {
+  enum { BLOCK = 64 };
+  size_t n = p->total;
+  float *g = p->g;
+  for (size_t b = 0; b < n; b += BLOCK) {
+    size_t e = b + BLOCK < n ? b + BLOCK : n;
+    int nonzero = 0;
+    for (size_t j = b; j < e; j++) nonzero |= grads[j] != 0.0f;
+    if (!nonzero) continue;
+    for (size_t j = b; j < e; j++) {
+      g[j] += grads[j];
+      grads[j] = 0.0f;
+    }
+  }
 }
 
 /* A domain's training loss into its statistics and ABDP's moving average. */
@@ -150,51 +212,95 @@ mpnas_status mpnas__trainer_step(const mpnas__trainer *t) {
     t->domains[d].batch_images = counts[d];
   }
 
-  /* The batch, sized for the largest count a step can give: batch under BALANCED, up to
-   * the whole batch x D under PROPORTIONAL (sized for that at once, so the workspace does
-   * not grow from step to step). */
+  /* 2. Every domain's pass on its share of the step (all of it, or with W workers this
+   * worker's share of its images, each drawn on every worker: streams in step). The
+   * gradients are summed in domain order, whatever runs where, so the result does not
+   * depend on the thread count: the first domain's pass accumulates into the zeroed
+   * store, each later one into a zeroed buffer of its own that is then added in
+   * (merge_grads), in order. */
   int32_t cap = t->batch;
   if (mpnas__abdp_config_get(t->abdp)->sampling == MPNAS__ABDP_SAMPLE_PROPORTIONAL) cap *= D;
-  size_t per = (size_t)t->shape.h * t->shape.w * t->shape.c;
-  mpnas__arena_mark mark = mpnas__arena_get_mark(t->ws);
-  float *x = mpnas__arena_floats(t->ws, per * (size_t)cap);
-  int32_t *labels = mpnas__arena_alloc(t->ws, sizeof(int32_t) * (size_t)cap);
-  if (!x || !labels) {
-    mpnas__arena_release(t->ws, mark);
-    return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "allocating a batch");
+  int32_t run[MPNAS__MAX_DOMAINS], nrun = 0;
+  double loss[MPNAS__MAX_DOMAINS];
+  mpnas_status status[MPNAS__MAX_DOMAINS];
+  for (int32_t d = 0; d < D; d++) {
+    loss[d] = 0.0;
+    if (counts[d] > 0) run[nrun++] = d;
   }
+  mpnas__params *p = t->params;
+  mpnas__params_zero_grad(p);
   /* A pass runs a few hundred parallel ops; on a machine where other processes hold some
    * of the processors, each op would wait for them: run on the threads that start
    * promptly now (results do not depend on the thread count). */
   mpnas__engine eng = mpnas__engine_ready(&ctx->engine);
-
-  /* 2. Every domain's pass on its share of the step: all of it, or with W workers this
-   * worker's share of the images, each drawn on every worker (streams in step), and the
-   * loss scale's share (weight * share / batch), so that the shares' gradients sum to
-   * the whole batch's. */
-  double loss[MPNAS__MAX_DOMAINS];
-  mpnas__params_zero_grad(t->params);
-  for (int32_t d = 0; d < D && st == MPNAS_OK; d++) {
-    mpnas__domain *dm = &t->domains[d];
-    loss[d] = 0.0;
-    if (counts[d] == 0) continue;
-    int32_t lo, hi;
-    mpnas__share(ctx, counts[d], &lo, &hi);
-    mpnas__augment aug = {t->augment_pad, dm->hflip};
-    mpnas__domain_data_batch_share(&dm->data, t->shape, 0, counts[d], lo, hi, &aug, x, labels);
-    if (hi == lo) continue; /* more workers than images: this one adds nothing */
-    float loss_scale = (float)(weight[d] * (double)(hi - lo) / (double)t->batch);
-    mpnas__engine shared = mpnas__engine_shared(eng, ctx, counts[d]);
-    st = train_domain(t, &shared, d, x, labels, hi - lo, loss_scale, &loss[d]);
-    if (ctx->world > 1) loss[d] *= hi - lo;
+  /* With several threads, whole domains run at once, each on one thread with its own
+   * workspace (as the search's validation does): one parallel region per step instead of
+   * the ops' own splits meeting at every op. Domains left over (not a multiple of the
+   * threads) run after, one by one on all the threads. Not with several workers: their
+   * BN sums over the workers must come in one order on all. */
+  int threads = eng.threads, par = 0;
+  if (threads > 1 && nrun >= 2 && ctx->world == 1) {
+    if (threads > nrun) threads = nrun;
+    if (threads > MAX_PASS_THREADS) threads = MAX_PASS_THREADS;
+    par = nrun / threads * threads;
   }
+  mpnas__arena_mark mark = mpnas__arena_get_mark(t->ws);
+  pass_slot main_slot, slots[MAX_PASS_THREADS];
+  mpnas__arena_mark kid_mark[MAX_PASS_THREADS];
+  mpnas__arena *kids = NULL;
+  int nslots = 0;
+  float *parts = nrun > 1 ? mpnas__params_grad_parts(p, par > 0 ? threads : 1) : NULL;
+  st = nrun > 1 && parts == NULL ? MPNAS_E_NO_MEMORY : MPNAS_OK;
+  if (st == MPNAS_OK) st = slot_init(t, t->ws, cap, parts, &main_slot);
+  if (st == MPNAS_OK && par > 0) {
+    kids = mpnas__arena_kids(t->ws, threads);
+    if (kids == NULL) st = MPNAS_E_NO_MEMORY;
+  }
+  for (; nslots < threads && par > 0 && st == MPNAS_OK; nslots++) {
+    kid_mark[nslots] = mpnas__arena_get_mark(&kids[nslots]);
+    st = slot_init(t, &kids[nslots], cap, parts + (size_t)nslots * p->total, &slots[nslots]);
+  }
+  for (int32_t i = 0; i < nrun; i++) status[i] = st;
+  if (st == MPNAS_OK && par > 0) {
+    mpnas__engine one = eng;
+    one.threads = 1;
+#if defined(_OPENMP)
+#pragma omp parallel for ordered num_threads(threads) schedule(dynamic, 1)
+#endif
+    for (int32_t i = 0; i < par; i++) {
+      int k = 0;
+#if defined(_OPENMP)
+      k = omp_get_thread_num(); /* < threads: the team is at most that large */
+#endif
+      int32_t d = run[i];
+      status[i] = domain_pass(t, &one, &slots[k], d, counts[d], i == 0 ? p->g : slots[k].grads,
+                              &loss[d]);
+#if defined(_OPENMP)
+#pragma omp ordered
+#endif
+      if (i > 0 && status[i] == MPNAS_OK) merge_grads(p, slots[k].grads);
+    }
+  }
+  for (int32_t i = par; i < nrun && st == MPNAS_OK; i++) {
+    int32_t d = run[i];
+    status[i] = domain_pass(t, &eng, &main_slot, d, counts[d], i == 0 ? p->g : main_slot.grads,
+                            &loss[d]);
+    if (status[i] != MPNAS_OK) break;
+    if (i > 0) merge_grads(p, main_slot.grads);
+  }
+  for (int i = 0; i < nslots; i++) mpnas__arena_release(&kids[i], kid_mark[i]);
+  mpnas__arena_release(t->ws, mark);
+  for (int32_t i = 0; i < nrun && st == MPNAS_OK; i++) st = status[i];
+  if (st != MPNAS_OK && parts != NULL) /* a failed pass left its part unmerged */
+    memset(parts, 0, sizeof(float) * p->total * (size_t)(par > 0 ? threads : 1));
+  if (st == MPNAS_E_NO_MEMORY)
+    return mpnas__fail(ctx, st, "workspace allocation failed (batch %d)", (int)t->batch);
   /* 3. The step's gradients are complete. */
   if (st == MPNAS_OK) st = gradients_complete(t, counts, loss);
   for (int32_t d = 0; d < D && st == MPNAS_OK; d++)
     if (counts[d] > 0) st = record_loss(t, d, loss[d]);
   /* 4. One optimiser step. */
   if (st == MPNAS_OK) mpnas__params_step(t->params, &t->optim, t->lr);
-  mpnas__arena_release(t->ws, mark);
   return st;
 }
 

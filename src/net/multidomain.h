@@ -14,7 +14,9 @@
  *   1. ABDP splits batch x D images among the domains (count_d) and gives each its loss
  *      weight w_d (both kept in the domain's statistics).
  *   2. The gradients are zeroed; each domain with images draws count_d training images
- *      (augmented as set) and runs forward and backward on its path, its mean loss
+ *      (augmented as set) and runs forward and backward on its path (with several
+ *      threads, whole domains at once, one per thread; each domain's gradients are added
+ *      in domain order, so the sum does not depend on the thread count), its mean loss
  *      scaled by w_d * count_d / batch: the step minimises the weighted SUM of the
  *      domains' losses (each head and path gets its full gradient), which is w_d with
  *      BALANCED sampling, and with PROPORTIONAL sampling counts every image of the step
@@ -95,9 +97,12 @@ mpnas_status mpnas__domains_sum_correct(mpnas_context *ctx, int32_t D, int32_t *
 
 /* Bind domain d's path for a training pass into net: its weights and gradients (and any
  * running statistics), with scratch taken from ws, which the trainer releases after the
- * pass. MPNAS_E_NO_MEMORY when ws runs out. */
+ * pass. The gradients go to `grads`, laid out like the params store's g (the trainer
+ * passes its own buffers, see mpnas__trainer_step). Called from several threads at
+ * once for different domains: it may write only into ws, grads and the domain's own
+ * running statistics. MPNAS_E_NO_MEMORY when ws runs out. */
 typedef mpnas_status (*mpnas__bind_path_fn)(void *owner, int32_t d, mpnas__arena *ws,
-                                            mpnas__net *net);
+                                            float *grads, mpnas__net *net);
 
 /* A multi-domain training run as a step sees it: the owner's state (the supernet's or
  * the model's, borrowed: the owner keeps it between steps and saves it) and the settings
@@ -126,7 +131,9 @@ typedef struct mpnas__trainer {
 } mpnas__trainer;
 
 /* One step (the top of this file). Nothing is allocated but in t->ws, whose use is back
- * where it was on return. On failure the step is incomplete (the optimiser has not
+ * where it was on return, and, with two or more domains, the gradient buffers of the
+ * params store (mpnas__params_grad_parts: one per thread running domains at once), kept
+ * for later steps. On failure the step is incomplete (the optimiser has not
  * stepped; some domains' statistics and batch streams have moved): the owner undoes it
  * with mpnas__step_undo_restore. */
 mpnas_status mpnas__trainer_step(const mpnas__trainer *t);

@@ -81,6 +81,19 @@ void mpnas__params_init_values(mpnas__params *p, mpnas__rng *rng) {
 
 void mpnas__params_zero_grad(mpnas__params *p) { memset(p->g, 0, sizeof(float) * p->total); }
 
+float *mpnas__params_grad_parts(mpnas__params *p, int n) {
+  if (n <= p->nparts) return p->parts;
+  float *parts = mpnas__malloc(p->ctx, sizeof(float) * ((size_t)n * p->total + 1));
+  if (parts == NULL) return NULL;
+  /* Written now, not left to calloc: its fresh pages would fault in over many steps, as
+   * the sampled paths reach them. */
+  memset(parts, 0, sizeof(float) * ((size_t)n * p->total + 1));
+  mpnas__free(p->ctx, p->parts);
+  p->parts = parts;
+  p->nparts = n;
+  return parts;
+}
+
 static void swap(float **a, float **b) {
   float *t = *a;
   *a = *b;
@@ -155,5 +168,6 @@ void mpnas__params_destroy(mpnas__params *p) {
   mpnas__free(ctx, p->w_old);
   mpnas__free(ctx, p->s1_old);
   mpnas__free(ctx, p->s2_old);
+  mpnas__free(ctx, p->parts);
   *p = (mpnas__params){0};
 }

@@ -59,6 +59,10 @@ typedef struct mpnas__params {
   int bcount, bcap;
   size_t btotal;
   float *b;
+  /* Gradient buffers for passes that run at once (mpnas__params_grad_parts), each laid
+   * out like g and zero whenever no pass is using it. */
+  float *parts;
+  int nparts;
 } mpnas__params;
 
 void mpnas__params_init(mpnas__params *p, const mpnas_context *ctx);
@@ -71,6 +75,9 @@ mpnas_status mpnas__params_alloc(mpnas__params *p);
 /* Initialise values by kind (He-normal draws from rng, in declaration order). */
 void mpnas__params_init_values(mpnas__params *p, mpnas__rng *rng);
 void mpnas__params_zero_grad(mpnas__params *p);
+/* n zeroed gradient buffers of `total` floats, one after another (allocated on first
+ * use, then kept: whoever uses one leaves it zero). NULL if memory ran out. */
+float *mpnas__params_grad_parts(mpnas__params *p, int n);
 /* One optimiser step over every tensor with learning rate lr (out of place: the values
  * before it stay in w_old, s1_old, s2_old until the next step). */
 void mpnas__params_step(mpnas__params *p, const mpnas__optim_config *cfg, float lr);

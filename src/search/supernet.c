@@ -275,14 +275,14 @@ typedef struct sliced {
   int gathered_exp, gathered_dw, gathered_se;
 } sliced;
 
-static mpnas_status slice(mpnas_supernet *sn, mpnas__arena *ws, int32_t set, int32_t l,
-                          mpnas__op op, int train, sliced *s) {
+static mpnas_status slice(mpnas_supernet *sn, mpnas__params *params, mpnas__arena *ws,
+                          int32_t set, int32_t l, mpnas__op op, int train, sliced *s) {
   const mpnas__layer *ly = &sn->layers[l];
   const mpnas__ib_geom *mg = &sn->max_geom[l];
   memset(s, 0, sizeof *s);
   mpnas__ib_geom_init(&s->g, ly->cin, ly->cout, op.expansion, op.kernel, ly->stride, ly->act,
                       op.se);
-  mpnas__ib_bind(&sn->params, mg, &sn->sets[set].layer[l], &s->big, &s->big_gr);
+  mpnas__ib_bind(params, mg, &sn->sets[set].layer[l], &s->big, &s->big_gr);
   const mpnas__ib_geom *g = &s->g;
   int cm = g->cmid, cmax = mg->cmid;
   s->w = s->big;  /* prefix slices (BN, biases, project rows) are used in place */
@@ -356,10 +356,13 @@ static void unslice_layer(void *user, int layer) {
 }
 
 /* Bind a domain's `path` for a training (train = 1) or evaluation pass into net; the
- * slices live in ws. */
+ * slices live in ws. A training pass's gradients go to `grads`, laid out like the
+ * params store's (NULL: the store's own). */
 static mpnas_status bind_path(mpnas_supernet *sn, mpnas__arena *ws, int32_t domain,
-                              const int32_t *path, int train, mpnas__net *net) {
+                              const int32_t *path, int train, float *grads, mpnas__net *net) {
   mpnas_status st;
+  mpnas__params params = sn->params; /* a view: the weights, and where gradients go */
+  if (grads != NULL) params.g = grads;
   int32_t set = sn->cfg.method == MPNAS_METHOD_INDEPENDENT ? domain : 0;
   mpnas__weight_set *wset = &sn->sets[set];
   mpnas__domain *dm = &sn->domains[domain];
@@ -372,25 +375,25 @@ static mpnas_status bind_path(mpnas_supernet *sn, mpnas__arena *ws, int32_t doma
   net->in_w = sn->space.in_w;
   net->stem_g = mpnas__space_stem_geom(&sn->space);
   net->head_g = mpnas__space_head_geom(&sn->space);
-  mpnas__conv_bind(&sn->params, &wset->stem, &net->stem, train ? &net->stem_gr : NULL);
-  mpnas__conv_bind(&sn->params, &wset->head, &net->head, train ? &net->head_gr : NULL);
+  mpnas__conv_bind(&params, &wset->stem, &net->stem, train ? &net->stem_gr : NULL);
+  mpnas__conv_bind(&params, &wset->head, &net->head, train ? &net->head_gr : NULL);
   net->nlayers = sn->nlayers;
   net->layers = layers;
   for (int32_t l = 0; l < sn->nlayers; l++) {
     memset(&layers[l], 0, sizeof layers[l]);
     mpnas__op op = mpnas__space_op(&sn->space, &sn->layers[l], path[l]);
     if (op.kernel == 0) continue; /* zero: g stays NULL, identity through the residual */
-    if ((st = slice(sn, ws, set, l, op, train, &slices[l])) != MPNAS_OK) return st;
+    if ((st = slice(sn, &params, ws, set, l, op, train, &slices[l])) != MPNAS_OK) return st;
     layers[l].g = &slices[l].g;
     layers[l].w = slices[l].w;
     if (train) layers[l].gr = slices[l].gr;
   }
   net->classes = dm->classes;
-  net->fc_w = mpnas__pw(&sn->params, dm->fc_w);
-  net->fc_b = mpnas__pw(&sn->params, dm->fc_b);
+  net->fc_w = mpnas__pw(&params, dm->fc_w);
+  net->fc_b = mpnas__pw(&params, dm->fc_b);
   if (!train) return MPNAS_OK;
-  net->fc_gw = mpnas__pg(&sn->params, dm->fc_w);
-  net->fc_gb = mpnas__pg(&sn->params, dm->fc_b);
+  net->fc_gw = mpnas__pg(&params, dm->fc_w);
+  net->fc_gb = mpnas__pg(&params, dm->fc_b);
   *scatter = (sliced_path){sn, slices};
   net->after_backward = unslice_layer;
   net->user = scatter;
@@ -398,9 +401,9 @@ static mpnas_status bind_path(mpnas_supernet *sn, mpnas__arena *ws, int32_t doma
 }
 
 mpnas_status mpnas__supernet_bind_sampled(void *sn, int32_t domain, mpnas__arena *ws,
-                                          mpnas__net *net) {
+                                          float *grads, mpnas__net *net) {
   mpnas_supernet *s = sn;
-  return bind_path(s, ws, domain, s->domains[domain].sampled, 1, net);
+  return bind_path(s, ws, domain, s->domains[domain].sampled, 1, grads, net);
 }
 
 static mpnas_status run_train(mpnas_supernet *sn, const mpnas__engine *eng, mpnas__arena *ws,
@@ -408,7 +411,7 @@ static mpnas_status run_train(mpnas_supernet *sn, const mpnas__engine *eng, mpna
                               const int32_t *labels, int32_t batch, float loss_scale,
                               double *loss, int32_t *correct) {
   mpnas__net net;
-  mpnas_status st = bind_path(sn, ws, domain, path, 1, &net);
+  mpnas_status st = bind_path(sn, ws, domain, path, 1, NULL, &net);
   if (st != MPNAS_OK) return st;
   return mpnas__net_train(eng, ws, &net, batch, x, labels, 1, (float)sn->cfg.label_smoothing,
                           loss_scale, loss, correct);
@@ -419,7 +422,7 @@ static mpnas_status run_eval(mpnas_supernet *sn, const mpnas__engine *eng, mpnas
                              const int32_t *labels, int32_t batch, double *loss,
                              int32_t *correct) {
   mpnas__net net;
-  mpnas_status st = bind_path(sn, ws, domain, path, 0, &net);
+  mpnas_status st = bind_path(sn, ws, domain, path, 0, NULL, &net);
   if (st != MPNAS_OK) return st;
   return mpnas__net_eval(eng, ws, &net, batch, x, labels, loss, correct);
 }

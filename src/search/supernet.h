@@ -109,9 +109,10 @@ mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32
 /* Free the undo state of the search's steps (allocated by the first step, search.c). */
 void mpnas__supernet_undo_free(mpnas_supernet *sn);
 /* The multi-domain trainer's bind_path for the search's weight step (net/multidomain.h):
- * domain d's sampled path, its weights sliced into ws. `sn` is the supernet. */
+ * domain d's sampled path, its weights sliced into ws, its gradients into grads. `sn` is
+ * the supernet. */
 mpnas_status mpnas__supernet_bind_sampled(void *sn, int32_t domain, mpnas__arena *ws,
-                                          mpnas__net *net);
+                                          float *grads, mpnas__net *net);
 /* Every domain's sampled path on a fresh validation batch of cfg.valid_batch images
  * (drawn as mpnas__supernet_batch does): sets each domain's valid_acc. The results of
  * mpnas__supernet_batch + mpnas__supernet_run(train = 0) domain by domain; with several
