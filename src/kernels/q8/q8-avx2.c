@@ -14,9 +14,9 @@
  * subtraction. Loop order: channel block, output row, chunks of DW_OC outputs (the
  * widened pixels of a chunk sit in a stack buffer), register tiles of DW_T outputs.
  * K = 1, 3, 5, 7 at stride 1 and 2 are specialised; anything else takes the reference.
- * Since 2026-12-04 (branch wip/q8b), K = 3, 5, 7 pair kernel COLUMNS instead of rows, so that each
- * input row's pairs serve all the output rows that read it (cr_run, below; dw_run keeps
- * K = 1). */
+ * Since 2026-12-04 (branch wip/q8b), K = 3, 5, 7 pair kernel COLUMNS instead of rows,
+ * so that each input row's pairs serve all the output rows that read it (cr_run,
+ * below; dw_run keeps K = 1). */
 #include <stdint.h>
 #include <string.h>
 

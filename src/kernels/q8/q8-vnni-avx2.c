@@ -21,8 +21,8 @@
  * accumulators restore channel order before the epilogue (unscramble). Pixels outside
  * the image take the value x_zero; acc = sum (x + 128) w - (x_zero + 128) sum w.
  *
- * Which four taps: before 2026-12-04 (branch wip/q8b) four kernel ROWS at one pixel, interleaved again
- * for every output row; that interleave (4 loads, 4 xors, 8 unpacks per pixel and quad)
+ * Which four taps: before 2026-12-04 (branch wip/q8b) four kernel ROWS at one pixel,
+ * interleaved again for every output row; that interleave (4 loads, 4 xors, 8 unpacks per pixel and quad)
  * cost about as much as the dot products, and made the 32 px layers only 1.1-1.5x the
  * float kernel. Now four kernel COLUMNS of one row: for an input row, quad j holds pixels
  * j, j+1, j+2, j+3 per channel, and a window row of K taps is the quad at its first
