@@ -10,21 +10,17 @@
  * Packed layout (64-byte aligned pieces): int32 column sums for n rounded up to 16, then
  * per panel of 16 output channels and per group of KS k, 64 bytes: channels 0-7 then
  * 8-15, each lane holding that channel's KS weights (zero past k or n).
- * Micro-kernel Q8_MR (6 with VNNI, 4 without) rows x 16 channels;
+ * Micro-kernel 6 rows x 16 channels (12 accumulators + 2 weight vectors + 1 broadcast;
+ * without VNNI each product needs a register too, and gcc spills accumulators in the k
+ * loop, but a 4-row tile with no spill measured 5-10% slower on the Zen 5 VM, bench-q8
+ * --only pw --isa avx2, 3 alternating runs, 2026-12-04: not kept);
  * the x rows of a block are converted into a stack buffer, KC k at a time.
  * acc = sum x * w - (x_zero [+ 128]) * colsum is exact in int32 (kernels.h). */
 #ifndef Q8_VNNI
 #error "define Q8_VNNI and Q8_NAME before including q8-gemm-x86.h"
 #endif
 
-/* Rows per tile: 6 with VNNI (12 accumulators, 2 weight vectors, a broadcast); 4 without,
- * where each dot product needs a product register as well (madd, then add) and a 6-row
- * tile's 16 live vectors made gcc spill accumulators in the inner loop. */
-#if Q8_VNNI
 #define Q8_MR 6
-#else
-#define Q8_MR 4
-#endif
 #define Q8_KC 512 /* k per conversion of x (stack: 6 x 512 x 2 bytes) */
 #if Q8_VNNI
 #define Q8_KS 4
@@ -114,9 +110,9 @@ MPNAS_AVX2_INLINE void q8_block(const int MR, int k, int n, int converted, const
   const __m256i c1 = _mm256_mullo_epi32(vc, _mm256_load_si256((const __m256i *)(const void *)(cs + 8)));
   const __m256i n0 = _mm256_sub_epi32(_mm256_setzero_si256(), c0);
   const __m256i n1 = _mm256_sub_epi32(_mm256_setzero_si256(), c1);
-  __m256i acc[6][2]; /* 6 >= Q8_MR: the named copies below take all six (dead ones vanish) */
+  __m256i acc[Q8_MR][2];
 MPNAS_UNROLL(6)
-  for (int r = 0; r < 6; r++) acc[r][0] = n0, acc[r][1] = n1;
+  for (int r = 0; r < Q8_MR; r++) acc[r][0] = n0, acc[r][1] = n1;
   for (int k0 = 0; k0 < k; k0 += Q8_KC) {
     const int kc = k - k0 < Q8_KC ? k - k0 : Q8_KC;
     if (!converted)
@@ -200,23 +196,16 @@ Q8_BLOCK_FN(1)
 Q8_BLOCK_FN(2)
 Q8_BLOCK_FN(3)
 Q8_BLOCK_FN(4)
-#if Q8_MR == 6
 Q8_BLOCK_FN(5)
 Q8_BLOCK_FN(6)
-#endif
 
 void Q8_NAME(q8_gemm)(int m, int k, int n, const int8_t *x, int32_t x_zero, const void *packed,
                       const mpnas__q8_epilogue *e, int8_t *y) {
   typedef void (*block_fn)(int, int, int, const int8_t *, int32_t[][Q8_KC / Q8_KS], const char *,
                            const int32_t *, int32_t, int, const q8_epi_consts *, int8_t *,
                            const int8_t *);
-#if Q8_MR == 6
   static const block_fn blocks[Q8_MR + 1] = {NULL,      q8_block_1, q8_block_2, q8_block_3,
                                               q8_block_4, q8_block_5, q8_block_6};
-#else
-  static const block_fn blocks[Q8_MR + 1] = {NULL, q8_block_1, q8_block_2, q8_block_3,
-                                              q8_block_4};
-#endif
   const int nb = q8_panels(n), kq = q8_groups(k);
   const int32_t *cs = packed;
   const char *wbase = (const char *)packed + (size_t)nb * 16 * sizeof(int32_t);
