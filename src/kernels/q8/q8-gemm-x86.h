@@ -83,6 +83,12 @@ MPNAS_AVX2_INLINE void q8_convert(const int8_t *p, int kc, int32_t *dst) {
     _mm_storeu_si128((__m128i *)(void *)(d + i),
                      _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + i)),
                                    _mm256_castsi256_si128(flip)));
+  if (i + 8 <= kc) { /* k = 24, 40, ..: no byte loop for 8 of them */
+    _mm_storel_epi64((__m128i *)(void *)(d + i),
+                     _mm_xor_si128(_mm_loadl_epi64((const __m128i *)(const void *)(p + i)),
+                                   _mm256_castsi256_si128(flip)));
+    i += 8;
+  }
   for (; i < kc; i++) d[i] = (uint8_t)(p[i] + 128);
   for (; i % 4 != 0; i++) d[i] = 0;
 #else
@@ -90,6 +96,11 @@ MPNAS_AVX2_INLINE void q8_convert(const int8_t *p, int kc, int32_t *dst) {
   for (; i + 16 <= kc; i += 16)
     _mm256_storeu_si256((__m256i *)(void *)(d + i),
                         _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(p + i))));
+  if (i + 8 <= kc) {
+    _mm_storeu_si128((__m128i *)(void *)(d + i),
+                     _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)(p + i))));
+    i += 8;
+  }
   for (; i < kc; i++) d[i] = p[i];
   if (i % 2 != 0) d[i] = 0;
 #endif
