@@ -305,6 +305,15 @@ static void test_dw_rows(void) {
       dw_case(13, 19, 17, k, st, 6, 7, 0, MPNAS__ACT_HSWISH, 1, 0);
       dw_case(13, 19, 17, k, st, 3, 3, 0, MPNAS__ACT_RELU, 1, 0);
     }
+  /* rows wider than the VNNI kernel's column chunks (46 outputs at K = 3, 24-26 at 5,
+   * 16-18 at 7), with chunk edges falling anywhere in a window, from a row range that
+   * starts inside the image */
+  for (int st = 1; st <= 2; st++)
+    for (int k = 3; k <= 7; k += 2) {
+      dw_case(9, 47, 40, k, st, 1, 6, 0, MPNAS__ACT_RELU6, 1, 0);
+      dw_case(7, 93, 33, k, st, 0, 1 << 20, 0, MPNAS__ACT_NONE, 1, 0);
+      dw_case(6, 100, 16, k, st, 2, 4, 0, MPNAS__ACT_HSWISH, 0, 0);
+    }
 }
 
 static void test_dw_epilogues(void) {

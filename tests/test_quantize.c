@@ -456,6 +456,62 @@ static void test_corrupt_sections(void) {
   free(good.p);
 }
 
+/* A QNT8 section over a space whose layer or head activation has no int8 form (SIGMOID,
+ * HSIGMOID) is refused as MPNAS_E_CORRUPT naming QNT8: such a file cannot come from
+ * mpnas_model_quantize (MPNAS_E_UNSUPPORTED), so it was altered. Made by patching the
+ * activation in SPCE (valid there: the float model has every activation) of a quantised
+ * file; the same patch to ReLU6, which has an int8 form, loads. */
+static void test_unfusable_activation_file(void) {
+  mpnas_model *m = g_model;
+  int64_t qz = 0;
+  OKC(mpnas_model_get_int(m, MPNAS_MODEL_QUANTIZED, &qz));
+  if (qz != 1) OKC(mpnas_model_quantize(m, 0));
+  blob good = save(m);
+  size_t sec = find_section(&good, "QNT8"), spce = find_section(&good, "SPCE");
+  CHECK(sec != 0 && spce != 0);
+  /* SPCE (docs/MODEL-FORMAT.md): head activation at 32; two default lists of 2 (small_space)
+   * end at 64, the stage count there, stage 0 from 68: its activation at 68 + 12. */
+  const size_t pay = spce + 24, head_act = 32, stage0_act = 80;
+  CHECK_EQ_INT((int)ld32(good.p + pay + 64), 2);               /* stages */
+  CHECK_EQ_INT((int)ld32(good.p + pay + 68), 16);              /* stage 0's channels */
+  CHECK_EQ_INT((int)ld32(good.p + pay + stage0_act), MPNAS_ACT_RELU);
+  const struct {
+    size_t at;
+    int32_t act;
+    mpnas_status want;
+  } cases[] = {
+      {stage0_act, MPNAS_ACT_SIGMOID, MPNAS_E_CORRUPT},
+      {stage0_act, MPNAS_ACT_HSIGMOID, MPNAS_E_CORRUPT},
+      {head_act, MPNAS_ACT_SIGMOID, MPNAS_E_CORRUPT},
+      {head_act, MPNAS_ACT_HSIGMOID, MPNAS_E_CORRUPT},
+      {stage0_act, MPNAS_ACT_RELU6, MPNAS_OK}, /* the patch itself is sound */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    blob b = {malloc(good.n), good.n};
+    memcpy(b.p, good.p, good.n);
+    st32(b.p + pay + cases[i].at, (uint32_t)cases[i].act);
+    fix_section_crc(&b, spce);
+    mpnas_model *l = NULL;
+    mpnas_status st = mpnas_model_load_buffer(g_ctx, b.p, b.n, &l);
+    CHECK_MSG(st == cases[i].want, "case %zu (activation %d at %zu): status %d", i,
+              (int)cases[i].act, cases[i].at, (int)st);
+    if (cases[i].want == MPNAS_OK) {
+      int64_t lq = 0;
+      CHECK(l != NULL);
+      if (l != NULL) OKC(mpnas_model_get_int(l, MPNAS_MODEL_QUANTIZED, &lq));
+      CHECK_EQ_INT((int)lq, 1);
+    } else {
+      CHECK(l == NULL);
+      CHECK_MSG(strstr(mpnas_context_last_error(g_ctx), "QNT8") != NULL &&
+                    strstr(mpnas_context_last_error(g_ctx), "int8 form") != NULL,
+                "case %zu: %s", i, mpnas_context_last_error(g_ctx));
+    }
+    mpnas_model_free(l);
+    free(b.p);
+  }
+  free(good.p);
+}
+
 /* Switching a predictor's precision back and forth gives each form's own outputs; a
  * change of ISA repacks. */
 static void test_precision_switching(void) {
@@ -657,6 +713,7 @@ int main(void) {
   RUN(test_training_drops_int8);
   RUN(test_refusals);
   RUN(test_corrupt_sections);
+  RUN(test_unfusable_activation_file);
   RUN(test_precision_switching);
   RUN(test_threads);
   RUN(test_memory);

@@ -61,6 +61,12 @@ typedef void (*rows_fn)(const void *arg, int r0, int r1);
 /* Rows [0, rows) in `parts` slices cut at multiples of `granule`, one slice per thread
  * (rows are independent, so the split never changes a result). */
 static void run_rows(int parts, int rows, int granule, rows_fn fn, const void *arg) {
+  /* A team of one calls fn directly: even with its if clause false, an OpenMP region
+   * costs libgomp a team set-up and a barrier whose FUTEX_WAKE is a system call. */
+  if (parts <= 1) {
+    if (rows > 0) fn(arg, 0, rows);
+    return;
+  }
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
@@ -304,32 +310,40 @@ static inline void zero_pixel(float *dst, int cin) {
 
 /* col[(i*ho + oy)*wo + ox][(ky*k + kx)*cin + ci] = x[i][oy*s+ky-pad][ox*s+kx-pad][ci],
  * zero outside the image; `count` images, split by output rows. */
+static void im2col_rows(const conv_geom *g, const float *x, float *col, int r0, int r1) {
+  for (int r = r0; r < r1; r++) {
+    int i = r / g->ho, oy = r % g->ho;
+    const float *xi = x + (size_t)i * g->h * g->w * g->cin;
+    float *dst = col + (size_t)r * g->wo * g->kkc;
+    for (int ox = 0; ox < g->wo; ox++)
+      for (int ky = 0; ky < g->k; ky++) {
+        int iy = oy * g->stride + ky - g->pad;
+        for (int kx = 0; kx < g->k; kx++, dst += g->cin) {
+          int ix = ox * g->stride + kx - g->pad;
+          if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+            zero_pixel(dst, g->cin);
+          else
+            copy_pixel(dst, xi + ((size_t)iy * g->w + ix) * g->cin, g->cin);
+        }
+      }
+  }
+}
+
 static void im2col(const mpnas__engine *eng, const conv_geom *g, int count, const float *x,
                    float *col) {
   int rows = count * g->ho;
   int parts = mpnas__team_size(eng, (double)rows * g->wo * g->kkc, rows);
+  if (parts <= 1) { /* no OpenMP region for a team of one (run_rows) */
+    im2col_rows(g, x, col, 0, rows);
+    return;
+  }
 #if defined(_OPENMP)
-#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
 #endif
   for (int t = 0; t < parts; t++) {
     int r0, r1;
     mpnas__split_range(rows, parts, t, 1, &r0, &r1);
-    for (int r = r0; r < r1; r++) {
-      int i = r / g->ho, oy = r % g->ho;
-      const float *xi = x + (size_t)i * g->h * g->w * g->cin;
-      float *dst = col + (size_t)r * g->wo * g->kkc;
-      for (int ox = 0; ox < g->wo; ox++)
-        for (int ky = 0; ky < g->k; ky++) {
-          int iy = oy * g->stride + ky - g->pad;
-          for (int kx = 0; kx < g->k; kx++, dst += g->cin) {
-            int ix = ox * g->stride + kx - g->pad;
-            if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-              zero_pixel(dst, g->cin);
-            else
-              copy_pixel(dst, xi + ((size_t)iy * g->w + ix) * g->cin, g->cin);
-          }
-        }
-    }
+    im2col_rows(g, x, col, r0, r1);
   }
 }
 

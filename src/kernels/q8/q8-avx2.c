@@ -13,7 +13,10 @@
  * (acc = sum x * w - x_zero * sum w), so the inner loops have no bounds checks and no
  * subtraction. Loop order: channel block, output row, chunks of DW_OC outputs (the
  * widened pixels of a chunk sit in a stack buffer), register tiles of DW_T outputs.
- * K = 1, 3, 5, 7 at stride 1 and 2 are specialised; anything else takes the reference. */
+ * K = 1, 3, 5, 7 at stride 1 and 2 are specialised; anything else takes the reference.
+ * Since 2026-12-04 (branch wip/q8b), K = 3, 5, 7 pair kernel COLUMNS instead of rows,
+ * so that each input row's pairs serve all the output rows that read it (cr_run,
+ * below; dw_run keeps K = 1). */
 #include <stdint.h>
 #include <string.h>
 
@@ -142,20 +145,148 @@ MPNAS_AVX2_INLINE void dw_run(const int K, const int S, const mpnas__dw_shape *s
   }
 }
 
+/* ---- K = 3, 5, 7: the column-pair form, rows reused ------------------------------------
+ * As q8-vnni-avx2.c's column quads: for one input row, pair j holds pixels j and j+1 per
+ * channel, widened to int16 pairs; a window row of K taps is the pairs at its columns
+ * 0, 2, .., K-1 (the last one's second weight zero) against (w[ky][2g], w[ky][2g+1]):
+ * the same number of madds as the row pairs above. Each input row's pairs are built
+ * once per column chunk, kept in a ring of K rows (slot iy % K) and read by every
+ * output row whose window covers that row, where dw_run rebuilt them per output row.
+ * Exact int32 sums in another order: bit-identical outputs. */
+#define CR_RING (3 * 93)         /* pairs in the ring (2 vectors of 32 bytes each) */
+#define CR_COLS 96               /* pairs per row and chunk, at most (K = 3: 93) */
+#define CR_PIX (2 * CR_COLS + 2) /* pixels a chunk's pairs read, at most */
+/* Outputs per column chunk: the pairs of K rows in the ring. */
+#define CR_CW(K, S) (CR_RING / (K) - 2 * (((K) + 1) / 2 - 1) / (S))
+
+MPNAS_AVX2_INLINE void cr_build(const int S, const mpnas__dw_shape *s, const int8_t *xr, int nc,
+                                int j0, int ncols, __m128i xzv, __m256i out[][2]) {
+  __m128i px[CR_PIX];
+  const int npx = S * (ncols - 1) + 2;
+  for (int p = 0; p < npx; p++) {
+    const int ix = j0 + p;
+    px[p] = (ix >= 0 && ix < s->w) ? ld16(xr + (size_t)ix * s->c, nc) : xzv;
+  }
+  for (int c = 0; c < ncols; c++) pair16(px[S * c], px[S * c + 1], out[c]);
+}
+
+/* Outputs t0 .. t0 + T - 1 of the chunk; rows[ky]: window row ky's pairs. */
+MPNAS_AVX2_INLINE void cr_tile(const int K, const int S, const int T, const dw_ctx *d,
+                               const __m256i *const rows[DW_MAXK], __m256i W[][DW_MAXG][2],
+                               int t0, int8_t *out) {
+  const int G = (K + 1) / 2;
+  __m256i acc[DW_T][2];
+MPNAS_UNROLL(4)
+  for (int t = 0; t < T; t++) acc[t][0] = acc[t][1] = _mm256_setzero_si256();
+MPNAS_UNROLL(7)
+  for (int ky = 0; ky < K; ky++)
+MPNAS_UNROLL(4)
+    for (int g = 0; g < G; g++) {
+      const __m256i w0 = W[ky][g][0], w1 = W[ky][g][1];
+MPNAS_UNROLL(4)
+      for (int t = 0; t < T; t++) {
+        const __m256i *p = rows[ky] + (size_t)(t0 + t + 2 * g / S) * 2;
+        acc[t][0] = _mm256_add_epi32(acc[t][0], _mm256_madd_epi16(p[0], w0));
+        acc[t][1] = _mm256_add_epi32(acc[t][1], _mm256_madd_epi16(p[1], w1));
+      }
+    }
+  const int c = d->s->c;
+  for (int t = 0; t < T; t++) {
+    int8_t *q = out + (size_t)(t0 + t) * c;
+    __m256i v0 = q8_epi8(&d->ec, d->ch[0], _mm256_sub_epi32(acc[t][0], d->corr[0]), NULL,
+                         d->nc < 8 ? d->nc : 8);
+    if (d->nc <= 8) {
+      q8_store8(q, v0, d->nc, d->ec.lo8);
+      continue;
+    }
+    __m256i v1 = q8_epi8(&d->ec, d->ch[1], _mm256_sub_epi32(acc[t][1], d->corr[1]), NULL,
+                         d->nc - 8);
+    q8_store16(q, v0, v1, d->nc, d->ec.lo8);
+  }
+}
+
+MPNAS_AVX2_INLINE void cr_run(const int K, const int S, const mpnas__dw_shape *s,
+                              const int8_t *x, int32_t x_zero, const int8_t *wt,
+                              const mpnas__q8_epilogue *e, int8_t *y, int oh0, int oh1) {
+  const int G = (K + 1) / 2, c = s->c;
+  const __m128i xzv = _mm_set1_epi8((char)x_zero);
+  __m256i W[DW_MAXK][DW_MAXG][2];
+  __m256i ring[CR_RING][2], pad[CR_COLS][2];
+  const int CW = CR_CW(K, S), RC = CR_RING / K;
+  int tag[DW_MAXK];
+  pair16(xzv, xzv, pad[0]);
+  for (int cc = 1; cc < CR_COLS; cc++) pad[cc][0] = pad[0][0], pad[cc][1] = pad[0][1];
+  dw_ctx d;
+  d.s = s;
+  d.ec = q8_epi_init(e);
+  for (int cb = 0; cb < c; cb += 16) {
+    d.cb = cb;
+    d.nc = c - cb < 16 ? c - cb : 16;
+    __m256i ws0 = _mm256_setzero_si256(), ws1 = _mm256_setzero_si256();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int ky = 0; ky < K; ky++)
+      for (int g = 0; g < G; g++) {
+        __m128i a = ld16(wt + ((size_t)ky * K + 2 * g) * c + cb, d.nc);
+        __m128i b = 2 * g + 1 < K ? ld16(wt + ((size_t)ky * K + 2 * g + 1) * c + cb, d.nc)
+                                  : _mm_setzero_si128();
+        pair16(a, b, W[ky][g]);
+        ws0 = _mm256_add_epi32(ws0, _mm256_madd_epi16(W[ky][g][0], ones));
+        ws1 = _mm256_add_epi32(ws1, _mm256_madd_epi16(W[ky][g][1], ones));
+      }
+    d.ch[0] = q8_chan_load(&d.ec, cb, d.nc);
+    d.ch[1] = d.nc > 8 ? q8_chan_load(&d.ec, cb + 8, d.nc - 8) : d.ch[0];
+    d.corr[0] = _mm256_mullo_epi32(ws0, _mm256_set1_epi32(x_zero));
+    d.corr[1] = _mm256_mullo_epi32(ws1, _mm256_set1_epi32(x_zero));
+    for (int ox0 = 0; ox0 < s->wo; ox0 += CW) {
+      const int noc = s->wo - ox0 < CW ? s->wo - ox0 : CW;
+      const int ncols = noc + 2 * (G - 1) / S, j0 = ox0 * S - s->pad;
+      for (int i = 0; i < K; i++) tag[i] = -1;
+      for (int oy = oh0; oy < oh1; oy++) {
+        const __m256i *rows[DW_MAXK];
+        for (int ky = 0; ky < K; ky++) {
+          const int iy = oy * S + ky - s->pad;
+          if (iy < 0 || iy >= s->h) {
+            rows[ky] = &pad[0][0];
+            continue;
+          }
+          const int slot = iy % K;
+          if (tag[slot] != iy) {
+            cr_build(S, s, x + (size_t)iy * s->w * c + cb, d.nc, j0, ncols, xzv,
+                     ring + (size_t)slot * RC);
+            tag[slot] = iy;
+          }
+          rows[ky] = &ring[(size_t)slot * RC][0];
+        }
+        int8_t *out = y + ((size_t)oy * s->wo + ox0) * c + cb;
+        int t = 0;
+        for (; t + DW_T <= noc; t += DW_T) cr_tile(K, S, DW_T, &d, rows, W, t, out);
+        for (; t < noc; t++) cr_tile(K, S, 1, &d, rows, W, t, out);
+      }
+    }
+  }
+}
+
+#define CR_FN(K, S)                                                                          \
+  static void cr_##K##_##S(const mpnas__dw_shape *s, const int8_t *x, int32_t x_zero,         \
+                           const int8_t *wt, const mpnas__q8_epilogue *e, int8_t *y, int oh0, \
+                           int oh1) {                                                        \
+    cr_run(K, S, s, x, x_zero, wt, e, y, oh0, oh1);                                          \
+  }
+CR_FN(3, 1)
+CR_FN(5, 1)
+CR_FN(7, 1)
+CR_FN(3, 2)
+CR_FN(5, 2)
+CR_FN(7, 2)
+
 #define DW_FN(K, S)                                                                          \
   static void dw_##K##_##S(const mpnas__dw_shape *s, const int8_t *x, int32_t x_zero,         \
                            const int8_t *wt, const mpnas__q8_epilogue *e, int8_t *y, int oh0, \
                            int oh1) {                                                        \
     dw_run(K, S, s, x, x_zero, wt, e, y, oh0, oh1);                                          \
   }
-DW_FN(1, 1)
-DW_FN(3, 1)
-DW_FN(5, 1)
-DW_FN(7, 1)
+DW_FN(1, 1) /* K = 1: one tap per row, nothing to reuse across output rows */
 DW_FN(1, 2)
-DW_FN(3, 2)
-DW_FN(5, 2)
-DW_FN(7, 2)
 
 void mpnas__q8_dwconv_fwd__avx2(const mpnas__dw_shape *s, const int8_t *x, int32_t x_zero,
                                 const int8_t *wt, const mpnas__q8_epilogue *e, int8_t *y,
@@ -165,9 +296,9 @@ void mpnas__q8_dwconv_fwd__avx2(const mpnas__dw_shape *s, const int8_t *x, int32
     const int i = s->stride - 1;
     switch (s->k) {
       case 1: f = i ? dw_1_2 : dw_1_1; break;
-      case 3: f = i ? dw_3_2 : dw_3_1; break;
-      case 5: f = i ? dw_5_2 : dw_5_1; break;
-      case 7: f = i ? dw_7_2 : dw_7_1; break;
+      case 3: f = i ? cr_3_2 : cr_3_1; break;
+      case 5: f = i ? cr_5_2 : cr_5_1; break;
+      case 7: f = i ? cr_7_2 : cr_7_1; break;
       default: break;
     }
   }

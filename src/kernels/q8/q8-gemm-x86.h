@@ -10,7 +10,10 @@
  * Packed layout (64-byte aligned pieces): int32 column sums for n rounded up to 16, then
  * per panel of 16 output channels and per group of KS k, 64 bytes: channels 0-7 then
  * 8-15, each lane holding that channel's KS weights (zero past k or n).
- * Micro-kernel 6 rows x 16 channels (12 accumulators + 2 weight vectors + 1 broadcast);
+ * Micro-kernel 6 rows x 16 channels (12 accumulators + 2 weight vectors + 1 broadcast;
+ * without VNNI each product needs a register too, and gcc spills accumulators in the k
+ * loop, but a 4-row tile with no spill measured 5-10% slower on the Zen 5 VM, bench-q8
+ * --only pw --isa avx2, 3 alternating runs, 2026-12-04: not kept);
  * the x rows of a block are converted into a stack buffer, KC k at a time.
  * acc = sum x * w - (x_zero [+ 128]) * colsum is exact in int32 (kernels.h). */
 #ifndef Q8_VNNI
@@ -80,6 +83,12 @@ MPNAS_AVX2_INLINE void q8_convert(const int8_t *p, int kc, int32_t *dst) {
     _mm_storeu_si128((__m128i *)(void *)(d + i),
                      _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + i)),
                                    _mm256_castsi256_si128(flip)));
+  if (i + 8 <= kc) { /* k = 24, 40, ..: no byte loop for 8 of them */
+    _mm_storel_epi64((__m128i *)(void *)(d + i),
+                     _mm_xor_si128(_mm_loadl_epi64((const __m128i *)(const void *)(p + i)),
+                                   _mm256_castsi256_si128(flip)));
+    i += 8;
+  }
   for (; i < kc; i++) d[i] = (uint8_t)(p[i] + 128);
   for (; i % 4 != 0; i++) d[i] = 0;
 #else
@@ -87,6 +96,11 @@ MPNAS_AVX2_INLINE void q8_convert(const int8_t *p, int kc, int32_t *dst) {
   for (; i + 16 <= kc; i += 16)
     _mm256_storeu_si256((__m256i *)(void *)(d + i),
                         _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(p + i))));
+  if (i + 8 <= kc) {
+    _mm_storeu_si128((__m128i *)(void *)(d + i),
+                     _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)(p + i))));
+    i += 8;
+  }
   for (; i < kc; i++) d[i] = p[i];
   if (i % 2 != 0) d[i] = 0;
 #endif
@@ -142,10 +156,33 @@ MPNAS_UNROLL(6)
   const int nc = n - j0 < 16 ? n - j0 : 16;
   const q8_chan ch0 = q8_chan_load(&ek, j0, nc);
   const q8_chan ch1 = nc > 8 ? q8_chan_load(&ek, j0 + 8, nc - 8) : ch0;
+  int r0 = 0;
+  if (nc == 16) {
+    /* A full panel, two rows at a time: packs_epi32 of a row's two vectors holds its
+     * channels (0-3 8-11 | 4-7 12-15) as int16, packs_epi16 of two rows' bytes (r 0-3,
+     * 8-11, r+1 0-3, 8-11 | r 4-7, 12-15, r+1 4-7, 12-15), and one dword permute puts
+     * row r in the low half, row r+1 in the high one: 7 operations per 32 outputs where
+     * q8_store16 takes 7 per 16. Saturation and the byte max as q8_store16. */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const __m256i lo = _mm256_broadcastsi128_si256(ek.lo8);
+MPNAS_UNROLL(3)
+    for (; r0 + 1 < MR; r0 += 2) {
+      const size_t row = (size_t)r0 * n + j0;
+      const __m256i v00 = q8_epi8(&ek, ch0, acc[r0][0], res != NULL ? res + row : NULL, 8);
+      const __m256i v01 = q8_epi8(&ek, ch1, acc[r0][1], res != NULL ? res + row + 8 : NULL, 8);
+      const __m256i v10 = q8_epi8(&ek, ch0, acc[r0 + 1][0], res != NULL ? res + row + n : NULL, 8);
+      const __m256i v11 =
+          q8_epi8(&ek, ch1, acc[r0 + 1][1], res != NULL ? res + row + n + 8 : NULL, 8);
+      __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(v00, v01), _mm256_packs_epi32(v10, v11));
+      b = _mm256_max_epi8(_mm256_permutevar8x32_epi32(b, order), lo);
+      _mm_storeu_si128((__m128i *)(void *)(y + row), _mm256_castsi256_si128(b));
+      _mm_storeu_si128((__m128i *)(void *)(y + row + n), _mm256_extracti128_si256(b, 1));
+    }
+  }
   /* Unrolled so that acc is indexed by constants only: with a loop here gcc kept a
    * memory copy of the 12 accumulators and stored them in every k step. */
 MPNAS_UNROLL(6)
-  for (int r = 0; r < MR; r++) {
+  for (int r = r0; r < MR; r++) {
     const size_t row = (size_t)r * n + j0;
     __m256i v0 = q8_epi8(&ek, ch0, acc[r][0], res != NULL ? res + row : NULL,
                          nc < 8 ? nc : 8);
