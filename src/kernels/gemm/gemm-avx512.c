@@ -12,9 +12,12 @@
  * 64 rows from zero and adds each block's sum to dw, as there. So results do not depend
  * on which x86 table runs, and tests/test_kernels.c checks it with exact equality.
  *
- * What 512 bits change is the tile: 32 vector registers hold a 12 x 32 tile (24 zmm
- * accumulators, 2 B loads and 12 broadcasts per k step against 6 x 16 with 12 ymm in
- * gemm-avx2.c: 2.7x the FLOPs per loaded byte of B and per broadcast).
+ * What 512 bits change is the tile: 8 x 32 (16 zmm accumulators, 2 B loads and 8
+ * broadcasts per k step, against 6 x 16 with 12 ymm in gemm-avx2.c: 2.7x the FLOPs per
+ * broadcast). The 32 registers would hold up to 14 x 32, but on the benchmark shapes
+ * (docs/PERFORMANCE.md, "AVX-512 kernel table") 6, 8 and 10 rows measured alike and 12
+ * and 14 slower; 8 keeps the tails small. The sizes are #ifndef so a build can try
+ * others (-DMR32=.. -DMR16=.. -DMC=.., MC a multiple of both).
  *
  * Packed weights: the n output channels are cut into panels of 32 columns; panel q
  * holds rows p = 0..k-1 of its 32 columns contiguously (k x 32, K-major), zero-padded
@@ -26,11 +29,18 @@
 #include "kernels/simd-avx512.h"
 
 /* Cache blocking (floats): a KC x 32 panel slice is 24 KiB (L1 holds it plus the x rows
- * of a micro-tile); an MC x KC block of x is at most 72 KiB (L2). */
+ * of a micro-tile); an MC x KC block of x is at most 72 KiB (L2). KC changes no result
+ * (a k-slice's partial sums are stored in y and reloaded exactly). */
 #define KC 192
-#define MR32 12 /* rows of a 32-wide tile (2 accumulators each) */
-#define MR16 24 /* rows of a 16-wide tile */
-#define MC 96   /* a multiple of both tile heights */
+#ifndef MR32
+#define MR32 8 /* rows of a 32-wide tile (2 accumulators each) */
+#endif
+#ifndef MR16
+#define MR16 16 /* rows of a 16-wide tile */
+#endif
+#ifndef MC
+#define MC 96 /* a multiple of both tile heights */
+#endif
 
 #define MPNAS_AVX512_INLINE MPNAS_AVX2_INLINE
 
@@ -127,10 +137,10 @@ typedef struct {
 MPNAS_AVX512_INLINE void gemm_tile(const int MR, const int NV, int kc, const float *a,
                                    size_t lda, const float *b, float *c, size_t ldc, int nc,
                                    int first, const epilogue *e) {
-  __m512 acc[24][2];
+  __m512 acc[28][2];
   const int n0 = nc < 16 ? nc : 16, n1 = nc - 16 < 0 ? 0 : nc - 16;
   const __mmask16 m0 = tail_mask(n0), m1 = tail_mask(n1);
-  MPNAS_UNROLL(24)
+  MPNAS_UNROLL(28)
   for (int r = 0; r < MR; r++) {
     acc[r][0] = first ? _mm512_setzero_ps() : load16(c + r * ldc, n0, m0);
     if (NV == 2) acc[r][1] = first ? _mm512_setzero_ps() : load16(c + r * ldc + 16, n1, m1);
@@ -138,7 +148,7 @@ MPNAS_AVX512_INLINE void gemm_tile(const int MR, const int NV, int kc, const flo
   for (int p = 0; p < kc; p++) {
     const __m512 b0 = _mm512_loadu_ps(b + (size_t)p * 16 * NV);
     const __m512 b1 = _mm512_loadu_ps(b + (size_t)p * 16 * NV + 16 * (NV - 1));
-    MPNAS_UNROLL(24)
+    MPNAS_UNROLL(28)
     for (int r = 0; r < MR; r++) {
       const __m512 av = _mm512_set1_ps(a[r * lda + p]);
       acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
@@ -155,21 +165,21 @@ MPNAS_AVX512_INLINE void gemm_tile(const int MR, const int NV, int kc, const flo
       t0 = load16(e->shift, n0, m0);
       if (NV == 2) t1 = load16(e->shift + 16, n1, m1);
     }
-    MPNAS_UNROLL(24)
+    MPNAS_UNROLL(28)
     for (int r = 0; r < MR; r++) {
       acc[r][0] = act512(e->act, _mm512_fmadd_ps(acc[r][0], s0, t0));
       if (NV == 2) acc[r][1] = act512(e->act, _mm512_fmadd_ps(acc[r][1], s1, t1));
     }
   }
   if (e != NULL && e->residual) {
-    MPNAS_UNROLL(24)
+    MPNAS_UNROLL(28)
     for (int r = 0; r < MR; r++) {
       acc[r][0] = _mm512_add_ps(acc[r][0], load16(e->residual + r * ldc, n0, m0));
       if (NV == 2)
         acc[r][1] = _mm512_add_ps(acc[r][1], load16(e->residual + r * ldc + 16, n1, m1));
     }
   }
-  MPNAS_UNROLL(24)
+  MPNAS_UNROLL(28)
   for (int r = 0; r < MR; r++) {
     store16(c + r * ldc, acc[r][0], n0, m0);
     if (NV == 2) store16(c + r * ldc + 16, acc[r][1], n1, m1);
@@ -184,22 +194,22 @@ typedef void (*tile_fn)(int kc, const float *a, size_t lda, const float *b, floa
                                float *c, size_t ldc, int nc, int first, const epilogue *e) { \
     gemm_tile(MR, NV, kc, a, lda, b, c, ldc, nc, first, e);                                 \
   }
-#define TILES_1_12(NV)                                                                      \
+#define TILES_1_14(NV)                                                                      \
   TILE(1, NV) TILE(2, NV) TILE(3, NV) TILE(4, NV) TILE(5, NV) TILE(6, NV) TILE(7, NV)       \
-  TILE(8, NV) TILE(9, NV) TILE(10, NV) TILE(11, NV) TILE(12, NV)
-TILES_1_12(2)
-TILES_1_12(1)
-TILE(13, 1) TILE(14, 1) TILE(15, 1) TILE(16, 1) TILE(17, 1) TILE(18, 1)
-TILE(19, 1) TILE(20, 1) TILE(21, 1) TILE(22, 1) TILE(23, 1) TILE(24, 1)
-#define LIST_1_12(P, NV)                                                                    \
+  TILE(8, NV) TILE(9, NV) TILE(10, NV) TILE(11, NV) TILE(12, NV) TILE(13, NV) TILE(14, NV)
+TILES_1_14(2)
+TILES_1_14(1)
+TILE(15, 1) TILE(16, 1) TILE(17, 1) TILE(18, 1) TILE(19, 1) TILE(20, 1) TILE(21, 1)
+TILE(22, 1) TILE(23, 1) TILE(24, 1) TILE(25, 1) TILE(26, 1) TILE(27, 1) TILE(28, 1)
+#define LIST_1_14(P, NV)                                                                    \
   P##1x##NV, P##2x##NV, P##3x##NV, P##4x##NV, P##5x##NV, P##6x##NV, P##7x##NV, P##8x##NV,   \
-  P##9x##NV, P##10x##NV, P##11x##NV, P##12x##NV
-#define LIST_13_24(P, NV)                                                                   \
-  P##13x##NV, P##14x##NV, P##15x##NV, P##16x##NV, P##17x##NV, P##18x##NV, P##19x##NV,       \
-  P##20x##NV, P##21x##NV, P##22x##NV, P##23x##NV, P##24x##NV
-static const tile_fn tiles32[13] = {NULL, LIST_1_12(tile_, 2)};
-static const tile_fn tiles16[25] = {NULL, LIST_1_12(tile_, 1), LIST_13_24(tile_, 1)};
-_Static_assert(MR32 <= 12 && MR16 <= 24 && MC % MR32 == 0 && MC % MR16 == 0, "tile sizes");
+  P##9x##NV, P##10x##NV, P##11x##NV, P##12x##NV, P##13x##NV, P##14x##NV
+#define LIST_15_28(P, NV)                                                                   \
+  P##15x##NV, P##16x##NV, P##17x##NV, P##18x##NV, P##19x##NV, P##20x##NV, P##21x##NV,       \
+  P##22x##NV, P##23x##NV, P##24x##NV, P##25x##NV, P##26x##NV, P##27x##NV, P##28x##NV
+static const tile_fn tiles32[15] = {NULL, LIST_1_14(tile_, 2)};
+static const tile_fn tiles16[29] = {NULL, LIST_1_14(tile_, 1), LIST_15_28(tile_, 1)};
+_Static_assert(MR32 <= 14 && MR16 <= 28 && MC % MR32 == 0 && MC % MR16 == 0, "tile sizes");
 
 void mpnas__f32_gemm__avx512(int m, int k, int n, const float *x, const float *packed,
                              const float *scale, const float *shift, int act,
@@ -242,18 +252,22 @@ void mpnas__f32_gemm__avx512(int m, int k, int n, const float *x, const float *p
 /* Rows of x and dy per block, as gemm-avx2.c's MB: each dw element is the sum of its
  * blocks' sums, each block summed from zero; the same blocks give the same result. */
 #define MB 64
-#define DMR32 12 /* rows of dw per 32-column tile */
-#define DMR16 24 /* per 16-column tile */
+#ifndef DMR32
+#define DMR32 8 /* rows of dw per 32-column tile */
+#endif
+#ifndef DMR16
+#define DMR16 16 /* per 16-column tile */
+#endif
 
 /* dw[p..p+MR)[j..j+16*NV) += sum over rows [i0, i1) of x[i][p+r] * dy[i][j..]. MASKED
  * (nc < 16*NV) is a compile-time variant, as in gemm-avx2.c. */
 MPNAS_AVX512_INLINE void dw_tile(const int MR, const int NV, const int MASKED, int i0, int i1,
                                  int k, int n, const float *x, const float *dy, float *dw,
                                  int p, int j, int nc) {
-  __m512 acc[24][2];
+  __m512 acc[28][2];
   const int n0 = nc < 16 ? nc : 16, n1 = nc - 16 < 0 ? 0 : nc - 16;
   const __mmask16 m0 = tail_mask(n0), m1 = tail_mask(n1);
-  MPNAS_UNROLL(24)
+  MPNAS_UNROLL(28)
   for (int r = 0; r < MR; r++) {
     acc[r][0] = _mm512_setzero_ps();
     acc[r][1] = _mm512_setzero_ps();
@@ -262,14 +276,14 @@ MPNAS_AVX512_INLINE void dw_tile(const int MR, const int NV, const int MASKED, i
   for (int i = i0; i < i1; i++, xp += k, dp += n) {
     const __m512 d0 = MASKED ? _mm512_maskz_loadu_ps(m0, dp) : _mm512_loadu_ps(dp);
     const __m512 d1 = NV == 1 ? d0 : (MASKED ? _mm512_maskz_loadu_ps(m1, dp + 16) : _mm512_loadu_ps(dp + 16));
-    MPNAS_UNROLL(24)
+    MPNAS_UNROLL(28)
     for (int r = 0; r < MR; r++) {
       const __m512 xv = _mm512_set1_ps(xp[r]);
       acc[r][0] = _mm512_fmadd_ps(xv, d0, acc[r][0]);
       if (NV == 2) acc[r][1] = _mm512_fmadd_ps(xv, d1, acc[r][1]);
     }
   }
-  MPNAS_UNROLL(24)
+  MPNAS_UNROLL(28)
   for (int r = 0; r < MR; r++) {
     float *o = dw + (size_t)(p + r) * n + j;
     store16(o, _mm512_add_ps(load16(o, n0, m0), acc[r][0]), n0, m0);
@@ -285,16 +299,18 @@ typedef void (*dw_tile_fn)(int i0, int i1, int k, int n, const float *x, const f
     if (nc < 16 * NV) dw_tile(MR, NV, 1, i0, i1, k, n, x, dy, dw, p, j, nc);                \
     else dw_tile(MR, NV, 0, i0, i1, k, n, x, dy, dw, p, j, nc);                             \
   }
-#define DWTILES_1_12(NV)                                                                    \
+#define DWTILES_1_14(NV)                                                                    \
   DWTILE(1, NV) DWTILE(2, NV) DWTILE(3, NV) DWTILE(4, NV) DWTILE(5, NV) DWTILE(6, NV)       \
-  DWTILE(7, NV) DWTILE(8, NV) DWTILE(9, NV) DWTILE(10, NV) DWTILE(11, NV) DWTILE(12, NV)
-DWTILES_1_12(2)
-DWTILES_1_12(1)
-DWTILE(13, 1) DWTILE(14, 1) DWTILE(15, 1) DWTILE(16, 1) DWTILE(17, 1) DWTILE(18, 1)
-DWTILE(19, 1) DWTILE(20, 1) DWTILE(21, 1) DWTILE(22, 1) DWTILE(23, 1) DWTILE(24, 1)
-static const dw_tile_fn dwtiles32[13] = {NULL, LIST_1_12(dwtile_, 2)};
-static const dw_tile_fn dwtiles16[25] = {NULL, LIST_1_12(dwtile_, 1), LIST_13_24(dwtile_, 1)};
-_Static_assert(DMR32 <= 12 && DMR16 <= 24, "dw tile sizes");
+  DWTILE(7, NV) DWTILE(8, NV) DWTILE(9, NV) DWTILE(10, NV) DWTILE(11, NV) DWTILE(12, NV)    \
+  DWTILE(13, NV) DWTILE(14, NV)
+DWTILES_1_14(2)
+DWTILES_1_14(1)
+DWTILE(15, 1) DWTILE(16, 1) DWTILE(17, 1) DWTILE(18, 1) DWTILE(19, 1) DWTILE(20, 1)
+DWTILE(21, 1) DWTILE(22, 1) DWTILE(23, 1) DWTILE(24, 1) DWTILE(25, 1) DWTILE(26, 1)
+DWTILE(27, 1) DWTILE(28, 1)
+static const dw_tile_fn dwtiles32[15] = {NULL, LIST_1_14(dwtile_, 2)};
+static const dw_tile_fn dwtiles16[29] = {NULL, LIST_1_14(dwtile_, 1), LIST_15_28(dwtile_, 1)};
+_Static_assert(DMR32 <= 14 && DMR16 <= 28, "dw tile sizes");
 
 void mpnas__f32_gemm_bwd_weight__avx512(int m, int k, int n, const float *x, const float *dy,
                                         float *dw, int k0, int k1) {
