@@ -67,15 +67,18 @@ ifneq ($(findstring x86_64,$(MACHINE)),)
   AVX2FLAGS := -mavx2 -mfma
   # only src/kernels/q8/q8-vnni-avx2.c, whose table dispatch.c picks when CPUID has AVX-VNNI
   VNNIFLAGS := -mavxvnni
+  # only *-avx512.c files (the "avx512" tables' kernels), which dispatch.c picks when CPUID
+  # has AVX-512 F/VL/BW/DQ and the OS saves the zmm state
+  AVX512FLAGS := -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma -mavx2
 else ifneq ($(findstring aarch64,$(MACHINE)),)
-  LIB_SRC := $(filter-out %-avx2.c,$(LIB_SRC))
+  LIB_SRC := $(filter-out %-avx2.c %-avx512.c,$(LIB_SRC))
   ifneq ($(wildcard src/kernels/table-neon.c),)
     CPPFLAGS_LIB += -DMPNAS_HAVE_NEON
   endif
   # only src/kernels/q8/q8-dotprod-neon.c, whose table dispatch.c picks when HWCAP has ASIMDDP
   DOTPRODFLAGS := -march=armv8.2-a+dotprod
 else
-  LIB_SRC := $(filter-out %-avx2.c %-neon.c,$(LIB_SRC))
+  LIB_SRC := $(filter-out %-avx2.c %-avx512.c %-neon.c,$(LIB_SRC))
 endif
 
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC))
@@ -96,7 +99,7 @@ FORCE:
 $(BUILD)/obj/%.o: src/%.c $(STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB) $(if $(findstring -avx2.c,$<),$(AVX2FLAGS))$(if $(findstring -vnni-avx2.c,$<), $(VNNIFLAGS))$(if $(findstring -dotprod-neon.c,$<), $(DOTPRODFLAGS)) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB) $(if $(findstring -avx2.c,$<),$(AVX2FLAGS))$(if $(findstring -avx512.c,$<),$(AVX512FLAGS))$(if $(findstring -vnni-avx2.c,$<), $(VNNIFLAGS))$(if $(findstring -dotprod-neon.c,$<), $(DOTPRODFLAGS)) -MMD -MP -c $< -o $@
 
 -include $(LIB_OBJ:.o=.d)
 

@@ -4,6 +4,7 @@
  *
  *   bench_kernels [--threads 1,2] [--reps 15] [--only SUBSTR] [--isa auto|scalar|avx2|neon]
  *                 [--json] [--no-peak] [--mode fwd|fwdbwd|both|parts] [--cputime]
+ *                 [--kernels NAME] [--compare NAME,NAME --rounds R]
  *
  * For each shape and thread count: median time of `reps` repetitions (after warm-up)
  * of the forward pass and of forward+backward (dx and dw), GFLOP/s and the fraction of
@@ -15,7 +16,15 @@
  * each counted as one forward's FLOPs.
  *
  * The pointwise ops pack the weights on every call, as training does (weights change
- * every step); the packing is part of the measured time. */
+ * every step); the packing is part of the measured time.
+ *
+ * --kernels NAME runs one kernel table by name (mpnas__kernels_named: "avx2",
+ * "avx2+vnni", "avx512", ...) instead of the ISA's best. --compare A,B times the
+ * pointwise shapes with both tables side by side: `--rounds` rounds, each timing every
+ * shape and mode with A then B (each a median of `reps`), so load from other processes
+ * hits both alike; it prints the median over rounds, the range and B's speed-up. The
+ * fraction of peak is taken against the FMA peak of each table's vector width (the
+ * 256-bit loop for avx2 tables, a 512-bit one for avx512 tables). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,8 +87,25 @@ __attribute__((target("avx2,fma"), noinline)) static float fma_loop(long iters, 
   return out[0];
 }
 
-/* Median GFLOP/s of the AVX2 FMA loop on `threads` threads. */
-static double measure_peak(int threads) {
+/* The same with 512-bit registers (the avx512 tables' peak; only run where the CPU has
+ * AVX-512F). */
+__attribute__((target("avx512f,fma"), noinline)) static float fma_loop512(long iters, float seed) {
+  __m512 a[12];
+  for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps(seed + (float)i);
+  const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  for (long it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], m, c);
+  }
+  __m512 s = a[0];
+  for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, a[i]);
+  float out[16];
+  _mm512_storeu_ps(out, s);
+  return out[0];
+}
+
+/* Median GFLOP/s of the AVX2 FMA loop (wide: the AVX-512 one) on `threads` threads. */
+static double measure_peak_w(int threads, int wide) {
   const long iters = 20000000;
   double g[7];
   volatile float sink = 0.0f;
@@ -88,25 +114,33 @@ static double measure_peak(int threads) {
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(threads)
     {
-      float v = fma_loop(iters, 1.0f + (float)omp_get_thread_num());
+      float v = wide ? fma_loop512(iters, 1.0f + (float)omp_get_thread_num())
+                     : fma_loop(iters, 1.0f + (float)omp_get_thread_num());
 #pragma omp atomic
       sink += v;
     }
 #else
     threads = 1;
-    sink += fma_loop(iters, 1.0f);
+    sink += wide ? fma_loop512(iters, 1.0f) : fma_loop(iters, 1.0f);
 #endif
-    g[r] = (double)threads * iters * 12 * 8 * 2 / (now() - t0) * 1e-9;
+    g[r] = (double)threads * iters * 12 * (wide ? 16 : 8) * 2 / (now() - t0) * 1e-9;
   }
   (void)sink;
   return bench_median(g, 7);
 }
+static double measure_peak(int threads) { return measure_peak_w(threads, 0); }
+static int have_peak512(void) {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+}
 #else
 #define HAVE_PEAK 0
-static double measure_peak(int threads) {
-  (void)threads;
+static double measure_peak_w(int threads, int wide) {
+  (void)threads, (void)wide;
   return 0.0;
 }
+static double measure_peak(int threads) { return measure_peak_w(threads, 0); }
+static int have_peak512(void) { return 0; }
 #endif
 
 /* ---- Data ------------------------------------------------------------------------ */
@@ -135,6 +169,9 @@ typedef struct {
   int json;
   int peak;
   int do_fwd, do_fwdbwd, do_parts;
+  const char *kernels;    /* --kernels */
+  const char *compare[2]; /* --compare A,B */
+  int rounds;
 } options;
 
 static double peaks[1025];
@@ -248,11 +285,70 @@ static void bench_pw(const options *o, const mpnas__engine *eng, mpnas__arena *w
   free(x), free(w), free(y), free(dy), free(dx), free(dw);
 }
 
+/* --compare: the pointwise shapes with tables a and b alternately (see the top). */
+static int is_wide(const mpnas__kernels *t) { return strncmp(t->name, "avx512", 6) == 0; }
+
+static void compare_pw(const options *o, const mpnas__engine *base, mpnas__arena *ws,
+                       const mpnas__kernels *tk[2], const pw_shape *p, int threads,
+                       const double pk[2]) {
+  int m = p->n * p->h * p->w;
+  size_t nx = (size_t)m * p->cin, ny = (size_t)m * p->cout, nw = (size_t)p->cin * p->cout;
+  float *x = alloc_floats(nx, 1), *w = alloc_floats(nw, 2), *y = alloc_floats(ny, 3);
+  float *dy = alloc_floats(ny, 4), *dx = alloc_floats(nx, 5), *dw = alloc_floats(nw, 6);
+  double flops = 2.0 * m * p->cin * p->cout;
+  static const char *modes[3] = {"fwd", "fwd+bwd", "bwd-dw"};
+  const double mult[3] = {1.0, 3.0, 1.0};
+  const int on[3] = {o->do_fwd, o->do_fwdbwd, o->do_parts};
+  for (int md = 0; md < 3; md++) {
+    if (!on[md]) continue;
+    double t[2][64];
+    int R = o->rounds > 64 ? 64 : o->rounds;
+    for (int r = 0; r < R; r++)
+      for (int q = 0; q < 2; q++) {
+        mpnas__engine e = *base;
+        e.k = tk[q];
+        double ms;
+        if (md == 0)
+          TIME_MEDIAN(o->reps, ms,
+                      check(mpnas__pw_fwd(&e, ws, m, p->cin, p->cout, x, w, NULL, NULL,
+                                          MPNAS__ACT_NONE, NULL, y), "pw_fwd"));
+        else if (md == 1)
+          TIME_MEDIAN(o->reps, ms, {
+            check(mpnas__pw_fwd(&e, ws, m, p->cin, p->cout, x, w, NULL, NULL, MPNAS__ACT_NONE,
+                                NULL, y), "pw_fwd");
+            check(mpnas__pw_bwd(&e, ws, m, p->cin, p->cout, x, w, dy, dx, dw), "pw_bwd");
+          });
+        else
+          TIME_MEDIAN(o->reps, ms,
+                      check(mpnas__pw_bwd(&e, ws, m, p->cin, p->cout, x, w, dy, NULL, dw), "pw_bwd"));
+        t[q][r] = ms;
+      }
+    double med[2], lo[2], hi[2];
+    for (int q = 0; q < 2; q++) {
+      lo[q] = hi[q] = t[q][0];
+      for (int r = 1; r < R; r++) {
+        lo[q] = t[q][r] < lo[q] ? t[q][r] : lo[q];
+        hi[q] = t[q][r] > hi[q] ? t[q][r] : hi[q];
+      }
+      med[q] = bench_median(t[q], R);
+    }
+    printf("%-15s %2d %-8s", p->name, threads, modes[md]);
+    for (int q = 0; q < 2; q++) {
+      double gf = mult[md] * flops / (med[q] * 1e-3) * 1e-9;
+      printf(" | %-11s %8.3f ms (%.3f-%.3f) %6.1f GF/s", tk[q]->name, med[q], lo[q], hi[q], gf);
+      if (pk[q] > 0.0) printf(" %5.1f%%", 100.0 * gf / pk[q]);
+    }
+    printf(" | %.2fx\n", med[0] / med[1]);
+    fflush(stdout);
+  }
+  free(x), free(w), free(y), free(dy), free(dx), free(dw);
+}
+
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_kernels [--threads 1,2] [--reps N] [--only SUBSTR] "
           "[--isa auto|scalar|avx2|neon] [--mode fwd|fwdbwd|both|parts] [--json] [--no-peak] "
-          "[--cputime]\n");
+          "[--cputime] [--kernels NAME] [--compare NAME,NAME --rounds R]\n");
   exit(2);
 }
 
@@ -290,9 +386,19 @@ int main(int argc, char **argv) {
               : !strcmp(m, "avx2") ? MPNAS_ISA_AVX2
               : !strcmp(m, "neon") ? MPNAS_ISA_NEON
                                    : MPNAS_ISA_AUTO;
-    } else usage();
+    } else if (!strcmp(a, "--kernels") && v) o.kernels = argv[++i];
+    else if (!strcmp(a, "--compare") && v) {
+      static char buf[128];
+      snprintf(buf, sizeof buf, "%s", argv[++i]);
+      char *comma = strchr(buf, ',');
+      if (comma == NULL) usage();
+      *comma = 0;
+      o.compare[0] = buf, o.compare[1] = comma + 1;
+    } else if (!strcmp(a, "--rounds") && v) o.rounds = atoi(argv[++i]);
+    else usage();
   }
   if (o.reps < 1) o.reps = 1;
+  if (o.rounds < 1) o.rounds = 5;
 
   mpnas_context *ctx = NULL;
   check(mpnas_context_create(&ctx), "mpnas_context_create");
@@ -303,7 +409,7 @@ int main(int argc, char **argv) {
   if (!o.json) {
     printf("# libmpnas %s, kernels %s, OpenMP %s, %d repetitions (median)\n",
            mpnas_version_string(), ctx->engine.k->name, omp ? "on" : "off", o.reps);
-    if (o.peak && HAVE_PEAK)
+    if (o.peak && HAVE_PEAK && !o.compare[0])
       for (int t = 0; t < o.nthreads; t++) {
         int th = o.threads[t];
         if (th < 1 || th > 1024) continue;
@@ -314,9 +420,52 @@ int main(int argc, char **argv) {
   (void)active;
   mpnas__arena ws;
   mpnas__arena_init(&ws, ctx);
+  if (o.compare[0]) {
+    const mpnas__kernels *tk[2] = {mpnas__kernels_named(o.compare[0]),
+                                   mpnas__kernels_named(o.compare[1])};
+    if (!tk[0] || !tk[1]) {
+      fprintf(stderr, "--compare: no table %s here\n", !tk[0] ? o.compare[0] : o.compare[1]);
+      return 2;
+    }
+    printf("# pointwise, %s against %s: median over %d alternating rounds (range), each round "
+           "a median of %d repetitions; last column: %s time / %s time\n",
+           tk[1]->name, tk[0]->name, o.rounds, o.reps, tk[0]->name, tk[1]->name);
+    for (int t = 0; t < o.nthreads; t++) {
+      int th = o.threads[t];
+      check(mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, th), "MPNAS_CONTEXT_THREADS");
+      double pk[2] = {0.0, 0.0};
+      for (int q = 0; q < 2 && o.peak && HAVE_PEAK; q++) {
+        int wide = is_wide(tk[q]);
+        if (wide && !have_peak512()) continue;
+        /* the best of three medians: other load on the machine only lowers it */
+        for (int r = 0; r < 3; r++) {
+          double g = measure_peak_w(ctx->engine.threads, wide);
+          pk[q] = g > pk[q] ? g : pk[q];
+        }
+        printf("# %s FMA peak, %d thread%s: %.1f GFLOP/s\n", wide ? "AVX-512" : "AVX2",
+               ctx->engine.threads, ctx->engine.threads > 1 ? "s" : "", pk[q]);
+      }
+      for (int i = 0; i < COUNT(PW); i++)
+        if (!o.only || strstr(PW[i].name, o.only))
+          compare_pw(&o, &ctx->engine, &ws, tk, &PW[i], ctx->engine.threads, pk);
+    }
+    mpnas__arena_destroy(&ws);
+    mpnas_context_free(ctx);
+    return 0;
+  }
+  const mpnas__kernels *forced = NULL;
+  if (o.kernels) {
+    forced = mpnas__kernels_named(o.kernels);
+    if (forced == NULL) {
+      fprintf(stderr, "--kernels: no table %s here\n", o.kernels);
+      return 2;
+    }
+    if (!o.json) printf("# forced kernel table: %s\n", forced->name);
+  }
   for (int t = 0; t < o.nthreads; t++) {
     int th = o.threads[t];
     check(mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, th), "MPNAS_CONTEXT_THREADS");
+    if (forced) ctx->engine.k = forced;
     const mpnas__engine *eng = &ctx->engine;
     for (int i = 0; i < COUNT(DW); i++)
       if (!o.only || strstr(DW[i].name, o.only)) bench_dw(&o, eng, &DW[i], eng->threads);

@@ -5,7 +5,7 @@
  *
  *   bench_train [--threads 1,2] [--rounds 5] [--steps 10] [--warm 3] [--batch 64]
  *               [--images 3200] [--augment 0] [--f32] [--lat-reps 200] [--json]
- *               [--train-only] [--int8]
+ *               [--train-only] [--int8] [--kernels NAME]
  *
  * One domain, 10 classes, random 32x32x3 images (uint8, or float with --f32) and random
  * labels; the space is MPNAS_PRESET_MBV2_9, whose one path is op 0 of every layer.
@@ -25,6 +25,9 @@
  *        batch (MPNAS_OUTPUT_LOGITS) after two warm-up runs.
  * lat    the same predictor on one image: median of `--lat-reps` runs.
  * --train-only skips eval and lat (for profiling the training step: perf record -g).
+ * --kernels NAME runs the kernel table of that name (mpnas__kernels_named: "avx2",
+ *        "avx2+vnni", "avx512", ...; set on the context's engine, so this benchmark
+ *        includes the library's internal headers) instead of the best one of the ISA.
  * --int8 also quantises the trained model (mpnas_model_quantize, calibrated on 64 of the
  *        images; docs/QUANTIZATION.md) and measures batch-1 latency of a float and an
  *        int8 predictor side by side: the two run alternately on the same image, each
@@ -47,6 +50,7 @@
 #include <time.h>
 
 #include "bench_util.h"
+#include "common/common.h" /* the context's engine, for --kernels */
 #include "mpnas.h"
 
 #define CLASSES 10
@@ -71,6 +75,7 @@ static void count_free(void *user, void *ptr) {
 
 typedef struct {
   int rounds, steps, warm, batch, images, augment, f32, lat_reps, json, train_only, int8;
+  const char *kernels; /* --kernels, or NULL */
 } options;
 
 static mpnas_context *ctx;
@@ -172,6 +177,15 @@ static void latency_int8(const options *o, mpnas_model *m, int32_t d, int32_t dt
 static void run(const options *o, int threads) {
   check(mpnas_context_create_with_allocator(&ctx, count_malloc, count_free, NULL), "context");
   check(mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, threads), "threads");
+  if (o->kernels) {
+    const mpnas__kernels *k = mpnas__kernels_named(o->kernels);
+    if (k == NULL) {
+      fprintf(stderr, "bench_train: no kernel table %s on this CPU or in this build\n", o->kernels);
+      exit(2);
+    }
+    ctx->engine.k = k; /* nothing below sets the context's ISA or threads again */
+  }
+  if (!o->json) printf("# kernels: %s\n", ctx->engine.k->name);
   mpnas_space *space = NULL;
   mpnas_model *m = NULL;
   check(mpnas_space_create(ctx, MPNAS_PRESET_MBV2_9, &space), "space");
@@ -272,12 +286,12 @@ static void run(const options *o, int threads) {
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_train [--threads 1,2] [--rounds R] [--steps S] [--warm W] [--batch B] "
-          "[--images N] [--augment PAD] [--f32] [--lat-reps N] [--json] [--train-only] [--int8]\n");
+          "[--images N] [--augment PAD] [--f32] [--lat-reps N] [--json] [--train-only] [--int8] [--kernels NAME]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
-  options o = {5, 10, 3, 64, 64 * 50, 0, 0, 200, 0, 0, 0};
+  options o = {5, 10, 3, 64, 64 * 50, 0, 0, 200, 0, 0, 0, NULL};
   int threads[8] = {1, 2}, nthreads = 2;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -297,6 +311,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--images") && more) o.images = atoi(argv[++i]);
     else if (!strcmp(a, "--augment") && more) o.augment = atoi(argv[++i]);
     else if (!strcmp(a, "--lat-reps") && more) o.lat_reps = atoi(argv[++i]);
+    else if (!strcmp(a, "--kernels") && more) o.kernels = argv[++i];
     else usage();
   }
   if (o.rounds < 1 || o.steps < 1 || o.warm < 1 || o.batch < 1 || o.lat_reps < 1 ||

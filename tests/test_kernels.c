@@ -1,8 +1,10 @@
 /* test_kernels.c - every SIMD kernel table against the scalar reference (the oracle).
  *
- * ISA-generic: it tests each table this build and CPU can run (avx2 on x86-64, neon on
- * aarch64, via mpnas__kernels_for), and the scalar table against itself so the harness
- * runs everywhere. Shapes are chosen to be awkward: channel counts around the vector
+ * ISA-generic: it tests each table with float kernels of its own that this build and CPU
+ * can run (avx2 and avx512 on x86-64, neon on aarch64, by name: mpnas__kernels_named;
+ * the +vnni / +dotprod variants share them), and the scalar table against itself so the
+ * harness runs everywhere. The avx512 table's GEMM must also give exactly the avx2
+ * table's results (test_gemm_avx512_vs_avx2). Shapes are chosen to be awkward: channel counts around the vector
  * widths (1, 7, 8, 9, 17, 33, 67), images of 1x1, 2x2, 3x5 and odd sizes smaller than
  * the kernel, K = 1, 3, 5, 7, 9 (9 exercises any generic path), both strides, partial
  * row ranges and partial channel ranges, GEMM with m = 1..13 and n, k off the tiles,
@@ -121,11 +123,10 @@ static int n_tables;
 static const mpnas__kernels *const oracle = &mpnas__kernels_scalar;
 
 static void find_tables(void) {
-  static const int isas[] = {MPNAS_ISA_SCALAR, MPNAS_ISA_AVX2, MPNAS_ISA_NEON};
-  printf("# ISAs tested against the scalar reference:");
-  for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
-    if (!mpnas__isa_available(isas[i])) continue;
-    const mpnas__kernels *t = mpnas__kernels_for(isas[i]);
+  static const char *names[] = {"scalar", "avx2", "avx512", "neon"};
+  printf("# tables tested against the scalar reference:");
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    const mpnas__kernels *t = mpnas__kernels_named(names[i]);
     if (t == NULL) continue;
     tables[n_tables++] = t;
     printf(" %s", t->name);
@@ -539,6 +540,98 @@ static void test_gemm_bwd_weight(void) {
     }
 }
 
+/* ---- AVX-512 GEMM against AVX2: bit-identical ------------------------------------ */
+
+/* The avx512 table's GEMM does each output's fma chain in the AVX2 kernel's order, so
+ * its results (forward with every epilogue, and the weight gradient) must equal the
+ * avx2 table's exactly: trained weights must not depend on which x86 table runs. */
+static int gemm_identical_case(const mpnas__kernels *a, const mpnas__kernels *b, int m, int k,
+                               int n, int act, int use_scale, int use_shift, int use_res) {
+  size_t nx = (size_t)m * k, nw = (size_t)k * n, ny = (size_t)m * n;
+  tbuf x = in_random(nx, -1.0f, 1.0f), w = in_random(nw, -1.0f, 1.0f);
+  tbuf sc = in_random((size_t)n, -3.0f, 3.0f), sh = in_random((size_t)n, -4.0f, 4.0f);
+  tbuf res = in_random(ny, -2.0f, 2.0f), init = in_random(nw, -1.0f, 1.0f);
+  tbuf ya = out_alloc(ny), yb = out_alloc(ny), dwa = out_alloc(nw), dwb = out_alloc(nw);
+  const float *scale = use_scale ? sc.p : NULL, *shift = use_shift ? sh.p : NULL;
+  const float *residual = use_res ? res.p : NULL;
+  tbuf pa = pack_for(a, k, n, w.p), pb = pack_for(b, k, n, w.p);
+  a->gemm(m, k, n, x.p, pa.p, scale, shift, act, residual, ya.p);
+  b->gemm(m, k, n, x.p, pb.p, scale, shift, act, residual, yb.p);
+  int bad = 0;
+  for (size_t i = 0; i < ny && bad < 3; i++)
+    if (memcmp(&ya.p[i], &yb.p[i], sizeof(float)) != 0) {
+      CHECK_MSG(0, "%s vs %s gemm m=%d k=%d n=%d act=%s scale=%d shift=%d res=%d at [%zu][%zu]: %.9g vs %.9g",
+                b->name, a->name, m, k, n, act_name(act), use_scale, use_shift, use_res,
+                i / (size_t)n, i % (size_t)n, (double)yb.p[i], (double)ya.p[i]);
+      bad++;
+    }
+  CHECK_MSG(guard_ok(&yb, ny), "%s gemm m=%d k=%d n=%d: wrote past the end", b->name, m, k, n);
+  /* weight gradient of x (m x k) and y as dy (m x n), over all rows and a part */
+  int k0 = k > 2 ? 1 : 0, k1 = k > 3 ? k - 1 : k;
+  for (int part = 0; part < 2; part++) {
+    int r0 = part ? k0 : 0, r1 = part ? k1 : k;
+    for (size_t i = 0; i < nw; i++) dwa.p[i] = dwb.p[i] = init.p[i];
+    a->gemm_bwd_weight(m, k, n, x.p, ya.p, dwa.p, r0, r1);
+    b->gemm_bwd_weight(m, k, n, x.p, ya.p, dwb.p, r0, r1);
+    for (size_t i = 0; i < nw && bad < 3; i++)
+      if (memcmp(&dwa.p[i], &dwb.p[i], sizeof(float)) != 0) {
+        CHECK_MSG(0, "%s vs %s gemm_bwd_weight m=%d k=%d n=%d rows [%d,%d) at [%zu][%zu]: %.9g vs %.9g",
+                  b->name, a->name, m, k, n, r0, r1, i / (size_t)n, i % (size_t)n,
+                  (double)dwb.p[i], (double)dwa.p[i]);
+        bad++;
+      }
+    CHECK_MSG(guard_ok(&dwb, nw), "%s gemm_bwd_weight m=%d k=%d n=%d: wrote past the end",
+              b->name, m, k, n);
+  }
+  tfree(&x), tfree(&w), tfree(&sc), tfree(&sh), tfree(&res), tfree(&init);
+  tfree(&ya), tfree(&yb), tfree(&dwa), tfree(&dwb), tfree(&pa), tfree(&pb);
+  return bad;
+}
+
+static void test_gemm_avx512_vs_avx2(void) {
+  const mpnas__kernels *a = mpnas__kernels_named("avx2"), *b = mpnas__kernels_named("avx512");
+  if (a == NULL || b == NULL) {
+    printf("# (no avx512 table here: skipped)\n");
+    return;
+  }
+  /* the avx512 tables differ from their avx2 twins in the float GEMM only */
+  const mpnas__kernels *av = mpnas__kernels_named("avx2+vnni"), *bv = mpnas__kernels_named("avx512+vnni");
+  CHECK((av == NULL) == (bv == NULL));
+  const mpnas__kernels *pairs[2][2] = {{a, b}, {av, bv}};
+  for (int i = 0; i < 2; i++) {
+    const mpnas__kernels *x = pairs[i][0], *y = pairs[i][1];
+    if (x == NULL || y == NULL) continue;
+    CHECK(x->isa == y->isa && x->dw_fwd == y->dw_fwd && x->dw_bwd_input == y->dw_bwd_input &&
+          x->dw_bwd_weight == y->dw_bwd_weight && x->bn_stats == y->bn_stats &&
+          x->bn_apply == y->bn_apply && x->bn_bwd_reduce == y->bn_bwd_reduce &&
+          x->bn_bwd_dx == y->bn_bwd_dx && x->act_fwd == y->act_fwd && x->act_bwd == y->act_bwd &&
+          x->q8_gemm_packed_bytes == y->q8_gemm_packed_bytes && x->q8_gemm_pack == y->q8_gemm_pack &&
+          x->q8_gemm == y->q8_gemm && x->q8_dw_fwd == y->q8_dw_fwd);
+  }
+  static const int ns[] = {1, 3, 8, 15, 16, 17, 24, 31, 32, 33, 47, 48, 49, 64, 65, 96, 101};
+  static const int ks[] = {0, 1, 2, 7, 16, 33, 191, 192, 193, 400};
+  int v = 0;
+  for (int m = 1; m <= 30; m += (m < 14 ? 1 : 5))
+    for (int ni = 0; ni < COUNT(ns); ni++)
+      for (int ki = 0; ki < COUNT(ks); ki++, v++)
+        if (ks[ki] > 0 || (v & 3) == 0)
+          gemm_identical_case(a, b, m, ks[ki], ns[ni], v % MPNAS__ACT_COUNT, (v >> 1) & 1,
+                              (v >> 2) & 1, (v / 7) & 1);
+  /* every activation with every epilogue combination */
+  static const int shapes[][3] = {{13, 17, 33}, {25, 64, 16}, {7, 9, 67}, {1, 3, 5}, {26, 33, 24}};
+  for (int si = 0; si < COUNT(shapes); si++)
+    for (int act = 0; act < MPNAS__ACT_COUNT; act++)
+      for (int e = 0; e < 8; e++)
+        gemm_identical_case(a, b, shapes[si][0], shapes[si][1], shapes[si][2], act, e & 1,
+                            (e >> 1) & 1, (e >> 2) & 1);
+  /* past the cache blocks (m > 96, k > 192) and the weight gradient's 64-row blocks */
+  static const int large[][3] = {{100, 67, 200}, {37, 515, 61}, {300, 16, 96}, {129, 1030, 9},
+                                 {333, 32, 192}, {197, 385, 24}, {500, 96, 24}, {257, 33, 385}};
+  for (int si = 0; si < COUNT(large); si++)
+    gemm_identical_case(a, b, large[si][0], large[si][1], large[si][2], si % MPNAS__ACT_COUNT,
+                        si & 1, (si >> 1) & 1, (si >> 2) & 1);
+}
+
 /* ---- The table itself ------------------------------------------------------------- */
 
 static void test_tables(void) {
@@ -569,5 +662,6 @@ int main(void) {
   RUN(test_gemm_epilogues);
   RUN(test_gemm_large);
   RUN(test_gemm_bwd_weight);
+  RUN(test_gemm_avx512_vs_avx2);
   return check_finish();
 }

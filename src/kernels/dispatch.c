@@ -1,10 +1,11 @@
 /* dispatch.c - choose a kernel table once, from the CPU's features and the request.
  *
- * An ISA (MPNAS_ISA_*) may have variants for optional instruction-set extensions that
- * only the int8 kernels use: x86 AVX-VNNI ("avx2+vnni") and Arm's dot product
- * ("neon+dotprod"). Asking for the ISA gives its best variant this CPU runs; the float
- * kernels are the same in every variant. mpnas__kernels_named picks one table by name
- * (the tests force each). */
+ * An ISA (MPNAS_ISA_*) may have variants for optional instruction-set extensions: x86
+ * AVX-VNNI ("avx2+vnni") and Arm's dot product ("neon+dotprod"), which only the int8
+ * kernels use, and x86 AVX-512 ("avx512", "avx512+vnni": the float GEMM in 512-bit
+ * registers, bit-identical to the AVX2 one). Asking for the ISA gives its best variant
+ * this CPU runs; every variant of an ISA computes the same floats. mpnas__kernels_named
+ * picks one table by name (the tests and benchmarks force each). */
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -58,6 +59,36 @@ static int have_avx_vnni(void) {
 }
 #endif
 
+/* AVX-512 F, DQ, BW and VL (CPUID leaf 7 sub-leaf 0, EBX bits 16, 17, 30, 31), and the
+ * OS saving their state: CPUID.1 ECX bit 27 (OSXSAVE) says XGETBV may be used, and XCR0
+ * must have the SSE, AVX, opmask, ZMM_Hi256 and Hi16_ZMM bits (1, 2, 5, 6, 7) set. */
+#if defined(MPNAS_HAVE_AVX2)
+static int have_avx512(void) {
+#if defined(MPNAS__X86_DETECT)
+  unsigned a, b, c, d;
+  int ok = mpnas__isa_available(MPNAS_ISA_AVX2) && __get_cpuid_max(0, NULL) >= 7;
+  if (ok) {
+    __cpuid(1, a, b, c, d);
+    ok = (c >> 27) & 1;
+  }
+  if (ok) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    ok = (lo & 0xe6u) == 0xe6u;
+  }
+  if (ok) {
+    __cpuid_count(7, 0, a, b, c, d);
+    const unsigned need = (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31);
+    ok = (b & need) == need;
+  }
+  return ok;
+#else
+  return 0;
+#endif
+}
+#endif
+
 /* SDOT/UDOT: Linux reports them as HWCAP_ASIMDDP (bit 20 of AT_HWCAP). */
 #if defined(MPNAS_HAVE_NEON)
 static int have_dotprod(void) {
@@ -79,6 +110,7 @@ const mpnas__kernels *mpnas__kernels_for(int isa) {
   switch (isa) {
 #if defined(MPNAS_HAVE_AVX2)
     case MPNAS_ISA_AVX2:
+      if (have_avx512()) return have_avx_vnni() ? &mpnas__kernels_avx512_vnni : &mpnas__kernels_avx512;
       return have_avx_vnni() ? &mpnas__kernels_avx2_vnni : &mpnas__kernels_avx2;
 #endif
 #if defined(MPNAS_HAVE_NEON)
@@ -96,6 +128,8 @@ const mpnas__kernels *mpnas__kernels_named(const char *name) {
 #if defined(MPNAS_HAVE_AVX2)
     mpnas__isa_available(MPNAS_ISA_AVX2) ? &mpnas__kernels_avx2 : NULL,
     have_avx_vnni() ? &mpnas__kernels_avx2_vnni : NULL,
+    have_avx512() ? &mpnas__kernels_avx512 : NULL,
+    have_avx512() && have_avx_vnni() ? &mpnas__kernels_avx512_vnni : NULL,
 #endif
 #if defined(MPNAS_HAVE_NEON)
     &mpnas__kernels_neon,

@@ -189,7 +189,8 @@ typedef void (*mpnas__q8_dw_fwd_fn)(const mpnas__dw_shape *s, const int8_t *x,
 
 /* One ISA's kernel table. */
 typedef struct mpnas__kernels {
-  const char *name; /* "scalar", "avx2", "avx2+vnni", "neon", "neon+dotprod" */
+  const char *name; /* "scalar", "avx2", "avx2+vnni", "avx512", "avx512+vnni", "neon",
+                       "neon+dotprod" */
   int isa;          /* MPNAS_ISA_* */
   mpnas__dw_fwd_fn dw_fwd;
   mpnas__dw_bwd_input_fn dw_bwd_input;
@@ -231,6 +232,9 @@ extern const mpnas__kernels mpnas__kernels_scalar;
 #if defined(MPNAS_HAVE_AVX2)
 extern const mpnas__kernels mpnas__kernels_avx2;
 extern const mpnas__kernels mpnas__kernels_avx2_vnni; /* + AVX-VNNI int8 GEMM */
+/* The same two with the AVX-512 float GEMM (gemm/gemm-avx512.c, bit-identical results) */
+extern const mpnas__kernels mpnas__kernels_avx512;
+extern const mpnas__kernels mpnas__kernels_avx512_vnni;
 #endif
 #if defined(MPNAS_HAVE_NEON)
 extern const mpnas__kernels mpnas__kernels_neon;
@@ -241,7 +245,7 @@ extern const mpnas__kernels mpnas__kernels_neon_dotprod; /* + SDOT int8 kernels 
 int mpnas__isa_available(int isa);
 /* The table for an available isa (MPNAS_ISA_AUTO picks the fastest), or NULL. */
 const mpnas__kernels *mpnas__kernels_for(int isa);
-/* The table called `name` ("scalar", "avx2", "avx2+vnni", "neon", "neon+dotprod") if
+/* The table called `name` (kernels.name above) if
  * this build and CPU can run it, else NULL. mpnas__kernels_for(isa) gives an ISA's best
  * variant; this lets tests and benchmarks force each one. */
 const mpnas__kernels *mpnas__kernels_named(const char *name);

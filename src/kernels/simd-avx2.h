@@ -1,5 +1,5 @@
 /* simd-avx2.h - the AVX2+FMA kernels' prototypes and the helpers they share. Include
- * only from *-avx2.c files (the ones compiled with -mavx2 -mfma). Channel tails use
+ * only from *-avx2.c and *-avx512.c files (the ones compiled with -mavx2 -mfma). Channel tails use
  * masks from tail_mask(); the activations match mpnas__act_apply (act-ref.c). */
 #ifndef MPNAS_SIMD_AVX2_H
 #define MPNAS_SIMD_AVX2_H

@@ -1,23 +1,34 @@
-/* table-avx2.c - the AVX2+FMA kernel tables (x86-64; chosen at run time, dispatch.c):
- * "avx2" when the CPU has AVX2 and FMA, "avx2+vnni" when it also has AVX-VNNI. They
- * share every float kernel; the VNNI table's int8 kernels are those of
- * src/kernels/q8/q8-vnni-avx2.c, whose GEMM packs its weights differently, so a model packed with
- * one table must not be run with the other (the model keys its packing on the table). */
+/* table-avx2.c - the kernel tables of MPNAS_ISA_AVX2 (x86-64; chosen at run time,
+ * dispatch.c): "avx2" when the CPU has AVX2 and FMA, "avx2+vnni" when it also has
+ * AVX-VNNI; "avx512" and "avx512+vnni" are the same two with the AVX-512 float GEMM
+ * (gemm/gemm-avx512.c, bit-identical to the AVX2 one) when the CPU also has AVX-512
+ * F/VL/BW/DQ and the OS saves the zmm state. All four share the other float kernels;
+ * the VNNI tables' int8 kernels are those of src/kernels/q8/q8-vnni-avx2.c, whose GEMM
+ * packs its weights differently, and the avx512 tables' float GEMM packs in 32-wide
+ * panels, so a model packed with one table must not be run with another (the model
+ * keys its packing on the table pointer: model.c, model_quant.c). */
 #include "kernels/misc/misc.h"
 #include "kernels/simd-avx2.h"
+#include "kernels/simd-avx512.h"
 #include "kernels/q8/q8-simd.h"
 #include "kernels/ref/ref.h"
 #include "mpnas.h"
 
-/* The float kernels, the same in both tables. */
+/* The float kernels but the GEMM, the same in all four tables. */
+#define AVX2_GEMM_KERNELS \
+    .gemm_packed_floats = mpnas__f32_gemm_packed_floats__avx2, \
+    .gemm_pack = mpnas__f32_gemm_pack__avx2, \
+    .gemm = mpnas__f32_gemm__avx2, \
+    .gemm_bwd_weight = mpnas__f32_gemm_bwd_weight__avx2,
+#define AVX512_GEMM_KERNELS \
+    .gemm_packed_floats = mpnas__f32_gemm_packed_floats__avx512, \
+    .gemm_pack = mpnas__f32_gemm_pack__avx512, \
+    .gemm = mpnas__f32_gemm__avx512, \
+    .gemm_bwd_weight = mpnas__f32_gemm_bwd_weight__avx512,
 #define AVX2_FLOAT_KERNELS \
     .dw_fwd = mpnas__f32_dwconv_fwd__avx2, \
     .dw_bwd_input = mpnas__f32_dwconv_bwd_input__avx2, \
     .dw_bwd_weight = mpnas__f32_dwconv_bwd_weight__avx2, \
-    .gemm_packed_floats = mpnas__f32_gemm_packed_floats__avx2, \
-    .gemm_pack = mpnas__f32_gemm_pack__avx2, \
-    .gemm = mpnas__f32_gemm__avx2, \
-    .gemm_bwd_weight = mpnas__f32_gemm_bwd_weight__avx2, \
     .bn_stats = mpnas__f32_bn_stats__avx2, \
     .bn_apply = mpnas__f32_bn_apply__avx2, \
     .bn_bwd_reduce = mpnas__f32_bn_bwd_reduce__avx2, \
@@ -29,6 +40,7 @@ const mpnas__kernels mpnas__kernels_avx2 = {
     .name = "avx2",
     .isa = MPNAS_ISA_AVX2,
     AVX2_FLOAT_KERNELS
+    AVX2_GEMM_KERNELS
     /* int8: src/kernels/q8/q8-avx2.c */
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2,
     .q8_gemm_pack = mpnas__q8_gemm_pack__avx2,
@@ -40,7 +52,30 @@ const mpnas__kernels mpnas__kernels_avx2_vnni = {
     .name = "avx2+vnni",
     .isa = MPNAS_ISA_AVX2,
     AVX2_FLOAT_KERNELS
+    AVX2_GEMM_KERNELS
     /* int8: src/kernels/q8/q8-vnni-avx2.c */
+    .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2_vnni,
+    .q8_gemm_pack = mpnas__q8_gemm_pack__avx2_vnni,
+    .q8_gemm = mpnas__q8_gemm__avx2_vnni,
+    .q8_dw_fwd = mpnas__q8_dwconv_fwd__avx2_vnni,
+};
+
+const mpnas__kernels mpnas__kernels_avx512 = {
+    .name = "avx512",
+    .isa = MPNAS_ISA_AVX2,
+    AVX2_FLOAT_KERNELS
+    AVX512_GEMM_KERNELS
+    .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2,
+    .q8_gemm_pack = mpnas__q8_gemm_pack__avx2,
+    .q8_gemm = mpnas__q8_gemm__avx2,
+    .q8_dw_fwd = mpnas__q8_dwconv_fwd__avx2,
+};
+
+const mpnas__kernels mpnas__kernels_avx512_vnni = {
+    .name = "avx512+vnni",
+    .isa = MPNAS_ISA_AVX2,
+    AVX2_FLOAT_KERNELS
+    AVX512_GEMM_KERNELS
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2_vnni,
     .q8_gemm_pack = mpnas__q8_gemm_pack__avx2_vnni,
     .q8_gemm = mpnas__q8_gemm__avx2_vnni,

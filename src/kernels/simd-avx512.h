@@ -1,0 +1,19 @@
+/* simd-avx512.h - the AVX-512 float kernels' prototypes (gemm/gemm-avx512.c). Only
+ * prototypes: any file may include it (table-avx2.c does, to fill the "avx512" tables);
+ * the kernels themselves are compiled with -mavx512f -mavx512vl -mavx512bw -mavx512dq
+ * (the Makefile's rule for *-avx512.c files) and run only where dispatch.c found
+ * AVX-512 in the CPU and its zmm state enabled by the OS. */
+#ifndef MPNAS_SIMD_AVX512_H
+#define MPNAS_SIMD_AVX512_H
+
+#include <stddef.h>
+
+size_t mpnas__f32_gemm_packed_floats__avx512(int k, int n);
+void mpnas__f32_gemm_pack__avx512(int k, int n, const float *w, float *packed);
+void mpnas__f32_gemm__avx512(int m, int k, int n, const float *x, const float *packed,
+                             const float *scale, const float *shift, int act,
+                             const float *residual, float *y);
+void mpnas__f32_gemm_bwd_weight__avx512(int m, int k, int n, const float *x, const float *dy,
+                                        float *dw, int k0, int k1);
+
+#endif
