@@ -4,7 +4,8 @@
  * Outputs must be bit-identical to the reference's: the SIMD kernels do the epilogue's
  * float operations in the reference's order, so no tolerance is allowed. Each table
  * this build and CPU can run is tested, found by name (mpnas__kernels_named): scalar
- * (the reference against itself, so the harness runs everywhere), avx2, avx2+vnni,
+ * (the reference against itself, so the harness runs everywhere), avx2, avx2+vnni, avx512,
+ * avx512+vnni (its own int8 kernels, q8-vnni-avx512.c),
  * neon, neon+dotprod.
  *
  * Shapes are awkward on purpose: GEMM m = 1..13 around the 6-row tile, k across the
@@ -63,12 +64,16 @@ static float *f_random(int n, float lo, float hi) {
   return p;
 }
 
-static const mpnas__kernels *tables[5];
+static const mpnas__kernels *tables[8];
 static int n_tables;
 
 static void find_tables(void) {
-  static const char *names[] = {"scalar", "avx2", "avx2+vnni", "neon", "neon+dotprod"};
-  printf("# int8 tables tested against the reference:");
+  static const char *names[] = {"scalar", "avx2",  "avx2+vnni", "avx512", "avx512+vnni",
+                                "neon",   "neon+dotprod"};
+  printf("# int8 tables not available on this build or CPU, skipped:");
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (mpnas__kernels_named(names[i]) == NULL) printf(" %s", names[i]);
+  printf("\n# int8 tables tested against the reference:");
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     const mpnas__kernels *t = mpnas__kernels_named(names[i]);
     if (t == NULL) continue;
