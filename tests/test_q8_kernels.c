@@ -231,13 +231,16 @@ static void test_gemm_epilogues(void) {
 }
 
 static void test_gemm_long_k(void) {
-  /* across the 512-k conversion chunk of the x86 kernels, and the MBV2-9 sizes */
-  static const int KS[] = {511, 512, 513, 1100, 384, 192};
+  /* across the 512-k (1024-k with AVX512-VNNI) conversion chunk of the x86 kernels, and
+   * the MBV2-9 sizes; 6 x 136 and 13 x 200: more than one 64-channel AVX-512 tile */
+  static const int KS[] = {511, 512, 513, 1023, 1024, 1025, 1100, 2100, 384, 192};
   for (size_t i = 0; i < sizeof KS / sizeof KS[0]; i++) {
     gemm_case(7, KS[i], 33, 0, MPNAS__ACT_RELU6, 1, 1, 0);
     gemm_case(6, KS[i], 96, 1, MPNAS__ACT_NONE, 1, 0, 1);
   }
   gemm_case(50, 96, 24, 0, MPNAS__ACT_NONE, 1, 1, 0);
+  gemm_case(6, 160, 136, 1, MPNAS__ACT_HSWISH, 1, 1, 0);
+  gemm_case(13, 1030, 200, 0, MPNAS__ACT_RELU6, 1, 0, 1);
   printf("    (%ld GEMM cases per table)\n", gemm_cases);
 }
 
