@@ -9,9 +9,9 @@
  * itself, and the table's packing is its own (the model keys packing on the table). The
  * micro-kernel takes 6 rows x 4 panels (64 channels): 24 zmm accumulators, 4 weight
  * vectors and a broadcast of 4 x bytes per row; smaller tiles at the edges (MR 1-6 x
- * NP 1-4, constants). The epilogue is q8-avx2.h's on each zmm's two 8-channel halves,
- * the same float operations in the same order, so results are the reference's (and the
- * AVX2 kernels') bit for bit. acc = sum (x + 128) w - (x_zero + 128) colsum, exact in
+ * NP 1-4, constants). The epilogue is q8-avx2.h's on 16 lanes (g_out16): the same
+ * float operations in the same order, so results are the reference's (and the AVX2
+ * kernels') bit for bit. acc = sum (x + 128) w - (x_zero + 128) colsum, exact in
  * int32 modulo 2^32 (kernels.h).
  *
  * Depthwise: q8-dw-vnni-x86.h on ymm with EVEX vpdpbusd (AVX512-VNNI + VL; the CPU need
@@ -86,17 +86,48 @@ MPNAS_AVX2_INLINE void g_convert(const int8_t *p, int kc, uint8_t *d) {
   for (; i % 4 != 0; i++) d[i] = 0;
 }
 
-/* 16 channels of one row (an accumulator) through the epilogue; nc <= 16. */
-MPNAS_AVX2_INLINE void g_out16(const q8_epi_consts *ek, q8_chan c0, q8_chan c1, __m512i a,
-                               int nc, const int8_t *res, int8_t *y) {
-  const __m256i v0 = q8_epi8(ek, c0, _mm512_castsi512_si256(a), res, nc < 8 ? nc : 8);
-  if (nc <= 8) {
-    q8_store8(y, v0, nc, ek->lo8);
-    return;
+/* The epilogue on 16 channels in one zmm: q8-avx2.h's q8_epi8 lane for lane (the same
+ * float operations, operands and order: bit-identical), then vpmovsdb (signed saturation
+ * to int8, as q8_store16's two saturating packs) and the byte max with qmin. */
+typedef struct {
+  __m512 inv, oz, hi, rs;
+  __m512i rz;
+  __m128i lo8;
+  int real;
+  const float *mult, *bias;
+} g_epiz;
+
+MPNAS_AVX2_INLINE g_epiz g_epiz_init(const q8_epi_consts *k) {
+  g_epiz z;
+  z.inv = _mm512_broadcastss_ps(_mm256_castps256_ps128(k->inv));
+  z.oz = _mm512_broadcastss_ps(_mm256_castps256_ps128(k->oz));
+  z.hi = _mm512_broadcastss_ps(_mm256_castps256_ps128(k->hi));
+  z.rs = _mm512_broadcastss_ps(_mm256_castps256_ps128(k->rs));
+  z.rz = _mm512_broadcastd_epi32(_mm256_castsi256_si128(k->rz));
+  z.lo8 = k->lo8;
+  z.real = k->real;
+  z.mult = k->mult;
+  z.bias = k->bias;
+  return z;
+}
+
+/* 16 channels of one row (an accumulator) through the epilogue; nc <= 16 (mask km). */
+MPNAS_AVX2_INLINE void g_out16(const g_epiz *z, __m512 m, __m512 b, __m512i a, __mmask16 km,
+                               const int8_t *res, int8_t *y) {
+  __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), m, b);
+  if (z->real) { /* mpnas__avx2_act(MPNAS__ACT_HSWISH, v) */
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+    const __m512 r = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, _mm512_set1_ps(3.0f)), zero), six);
+    v = _mm512_mul_ps(_mm512_mul_ps(v, r), _mm512_set1_ps(1.0f / 6.0f));
   }
-  const __m256i v1 = q8_epi8(ek, c1, _mm512_extracti64x4_epi64(a, 1), res != NULL ? res + 8 : NULL,
-                             nc - 8);
-  q8_store16(y, v0, v1, nc, ek->lo8);
+  if (res != NULL) {
+    const __m512i r = _mm512_sub_epi32(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(km, res)), z->rz);
+    v = _mm512_fmadd_ps(z->rs, _mm512_cvtepi32_ps(r), v);
+  }
+  if (z->real) v = _mm512_fmadd_ps(v, z->inv, z->oz);
+  v = _mm512_min_ps(z->hi, v);
+  const __m128i o = _mm_max_epi8(_mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v)), z->lo8);
+  _mm_mask_storeu_epi8(y, km, o);
 }
 
 /* Rows [0, MR) of a row block times panels [b0, b0 + NP): all of k, then the epilogue.
@@ -146,7 +177,7 @@ MPNAS_AVX2_INLINE void g_block(const int MR, const int NP, int k, int n, int con
     }
   }
   /* A local copy: the int8 stores may alias *ec. */
-  const q8_epi_consts ek = *ec;
+  const g_epiz z = g_epiz_init(ec);
   const __m512i acc[G_MR][G_NP] = {{a00, a01, a02, a03}, {a10, a11, a12, a13},
                                    {a20, a21, a22, a23}, {a30, a31, a32, a33},
                                    {a40, a41, a42, a43}, {a50, a51, a52, a53}};
@@ -155,12 +186,13 @@ MPNAS_UNROLL(4)
     const int j = j0 + 16 * p;
     if (j >= n) break;
     const int nc = n - j < 16 ? n - j : 16;
-    const q8_chan c0 = q8_chan_load(&ek, j, nc < 8 ? nc : 8);
-    const q8_chan c1 = nc > 8 ? q8_chan_load(&ek, j + 8, nc - 8) : c0;
+    const __mmask16 km = (__mmask16)(nc >= 16 ? 0xffffu : (1u << nc) - 1);
+    const __m512 m = _mm512_maskz_loadu_ps(km, z.mult + j);
+    const __m512 b = z.bias != NULL ? _mm512_maskz_loadu_ps(km, z.bias + j) : _mm512_setzero_ps();
 MPNAS_UNROLL(6)
     for (int r = 0; r < MR; r++) {
       const size_t row = (size_t)r * n + j;
-      g_out16(&ek, c0, c1, acc[r][p], nc, res != NULL ? res + row : NULL, y + row);
+      g_out16(&z, m, b, acc[r][p], km, res != NULL ? res + row : NULL, y + row);
     }
   }
 }
