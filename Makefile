@@ -70,6 +70,9 @@ ifneq ($(findstring x86_64,$(MACHINE)),)
   # only *-avx512.c files (the "avx512" tables' kernels), which dispatch.c picks when CPUID
   # has AVX-512 F/VL/BW/DQ and the OS saves the zmm state
   AVX512FLAGS := -mavx512f -mavx512vl -mavx512bw -mavx512dq -mfma -mavx2
+  # and *-vnni-avx512.c (the "avx512+vnni" table's int8 kernels) also AVX512-VNNI, which
+  # dispatch.c requires for that table
+  AVX512VNNIFLAGS := -mavx512vnni
 else ifneq ($(findstring aarch64,$(MACHINE)),)
   LIB_SRC := $(filter-out %-avx2.c %-avx512.c,$(LIB_SRC))
   ifneq ($(wildcard src/kernels/table-neon.c),)
@@ -99,7 +102,7 @@ FORCE:
 $(BUILD)/obj/%.o: src/%.c $(STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB) $(if $(findstring -avx2.c,$<),$(AVX2FLAGS))$(if $(findstring -avx512.c,$<),$(AVX512FLAGS))$(if $(findstring -vnni-avx2.c,$<), $(VNNIFLAGS))$(if $(findstring -dotprod-neon.c,$<), $(DOTPRODFLAGS)) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(BASEFLAGS) $(CPPFLAGS_LIB) $(if $(findstring -avx2.c,$<),$(AVX2FLAGS))$(if $(findstring -avx512.c,$<),$(AVX512FLAGS))$(if $(findstring -vnni-avx2.c,$<), $(VNNIFLAGS))$(if $(findstring -vnni-avx512.c,$<), $(AVX512VNNIFLAGS))$(if $(findstring -dotprod-neon.c,$<), $(DOTPRODFLAGS)) -MMD -MP -c $< -o $@
 
 -include $(LIB_OBJ:.o=.d)
 

@@ -9,7 +9,7 @@
  * One thread, the kernels called directly (no op layer): the float table's gemm (weights
  * packed once, as a predictor does) and dw_fwd with scale, shift and ReLU6 (the project
  * convs: no activation, + residual where the network has one), against each int8 table
- * this CPU runs (avx2 and avx2+vnni on x86, neon and neon+dotprod on Arm; --isa picks
+ * this CPU runs (avx2, avx2+vnni and avx512+vnni on x86, neon and neon+dotprod on Arm; --isa picks
  * one) with the matching int8 epilogue. Each round times float and every int8 table
  * once, alternating, so machine noise hits all of them alike; the figures are medians
  * over rounds, in GMAC/s (multiply-adds per second; depthwise N*C*Ho*Wo*K*K, pointwise
@@ -93,7 +93,8 @@ int main(int argc, char **argv) {
   const mpnas__kernels *fl = mpnas__kernels_for(MPNAS_ISA_AUTO);
   const mpnas__kernels *q[MAXT];
   int nq = 0;
-  static const char *names[] = {"avx2", "avx2+vnni", "neon", "neon+dotprod", "scalar"};
+  /* not "avx512": its int8 kernels are avx2's */
+  static const char *names[] = {"avx2", "avx2+vnni", "avx512+vnni", "neon", "neon+dotprod", "scalar"};
   for (int i = 0; i < COUNT(names); i++) {
     if (isa ? strcmp(isa, names[i]) != 0 : !strcmp(names[i], "scalar")) continue;
     const mpnas__kernels *t = mpnas__kernels_named(names[i]);

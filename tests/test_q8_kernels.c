@@ -4,7 +4,8 @@
  * Outputs must be bit-identical to the reference's: the SIMD kernels do the epilogue's
  * float operations in the reference's order, so no tolerance is allowed. Each table
  * this build and CPU can run is tested, found by name (mpnas__kernels_named): scalar
- * (the reference against itself, so the harness runs everywhere), avx2, avx2+vnni,
+ * (the reference against itself, so the harness runs everywhere), avx2, avx2+vnni, avx512,
+ * avx512+vnni (its own int8 kernels, q8-vnni-avx512.c),
  * neon, neon+dotprod.
  *
  * Shapes are awkward on purpose: GEMM m = 1..13 around the 6-row tile, k across the
@@ -63,12 +64,16 @@ static float *f_random(int n, float lo, float hi) {
   return p;
 }
 
-static const mpnas__kernels *tables[5];
+static const mpnas__kernels *tables[8];
 static int n_tables;
 
 static void find_tables(void) {
-  static const char *names[] = {"scalar", "avx2", "avx2+vnni", "neon", "neon+dotprod"};
-  printf("# int8 tables tested against the reference:");
+  static const char *names[] = {"scalar", "avx2",  "avx2+vnni", "avx512", "avx512+vnni",
+                                "neon",   "neon+dotprod"};
+  printf("# int8 tables not available on this build or CPU, skipped:");
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (mpnas__kernels_named(names[i]) == NULL) printf(" %s", names[i]);
+  printf("\n# int8 tables tested against the reference:");
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     const mpnas__kernels *t = mpnas__kernels_named(names[i]);
     if (t == NULL) continue;
@@ -226,13 +231,16 @@ static void test_gemm_epilogues(void) {
 }
 
 static void test_gemm_long_k(void) {
-  /* across the 512-k conversion chunk of the x86 kernels, and the MBV2-9 sizes */
-  static const int KS[] = {511, 512, 513, 1100, 384, 192};
+  /* across the 512-k (1024-k with AVX512-VNNI) conversion chunk of the x86 kernels, and
+   * the MBV2-9 sizes; 6 x 136 and 13 x 200: more than one 64-channel AVX-512 tile */
+  static const int KS[] = {511, 512, 513, 1023, 1024, 1025, 1100, 2100, 384, 192};
   for (size_t i = 0; i < sizeof KS / sizeof KS[0]; i++) {
     gemm_case(7, KS[i], 33, 0, MPNAS__ACT_RELU6, 1, 1, 0);
     gemm_case(6, KS[i], 96, 1, MPNAS__ACT_NONE, 1, 0, 1);
   }
   gemm_case(50, 96, 24, 0, MPNAS__ACT_NONE, 1, 1, 0);
+  gemm_case(6, 160, 136, 1, MPNAS__ACT_HSWISH, 1, 1, 0);
+  gemm_case(13, 1030, 200, 0, MPNAS__ACT_RELU6, 1, 0, 1);
   printf("    (%ld GEMM cases per table)\n", gemm_cases);
 }
 

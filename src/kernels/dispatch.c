@@ -2,8 +2,9 @@
  *
  * An ISA (MPNAS_ISA_*) may have variants for optional instruction-set extensions: x86
  * AVX-VNNI ("avx2+vnni") and Arm's dot product ("neon+dotprod"), which only the int8
- * kernels use, and x86 AVX-512 ("avx512", "avx512+vnni": the float GEMM in 512-bit
- * registers, bit-identical to the AVX2 one). Asking for the ISA gives its best variant
+ * kernels use, and x86 AVX-512 ("avx512": the float GEMM in 512-bit registers,
+ * bit-identical to the AVX2 one; "avx512+vnni": that and AVX512-VNNI int8 kernels, which
+ * need CPUID's AVX512_VNNI, not AVX-VNNI). Asking for the ISA gives its best variant
  * this CPU runs; every variant of an ISA computes the same floats. mpnas__kernels_named
  * picks one table by name (the tests and benchmarks force each). */
 #include <string.h>
@@ -89,6 +90,21 @@ static int have_avx512(void) {
 }
 #endif
 
+/* AVX512_VNNI: CPUID leaf 7 sub-leaf 0, ECX bit 11, on top of have_avx512(). */
+#if defined(MPNAS_HAVE_AVX2)
+static int have_avx512_vnni(void) {
+#if defined(MPNAS__X86_DETECT)
+  unsigned a, b, c, d;
+  if (!have_avx512()) return 0;
+  __cpuid_count(7, 0, a, b, c, d);
+  (void)a, (void)b, (void)d;
+  return (c >> 11) & 1;
+#else
+  return 0;
+#endif
+}
+#endif
+
 /* SDOT/UDOT: Linux reports them as HWCAP_ASIMDDP (bit 20 of AT_HWCAP). */
 #if defined(MPNAS_HAVE_NEON)
 static int have_dotprod(void) {
@@ -110,7 +126,9 @@ const mpnas__kernels *mpnas__kernels_for(int isa) {
   switch (isa) {
 #if defined(MPNAS_HAVE_AVX2)
     case MPNAS_ISA_AVX2:
-      if (have_avx512()) return have_avx_vnni() ? &mpnas__kernels_avx512_vnni : &mpnas__kernels_avx512;
+      /* AVX-512 without AVX512_VNNI takes "avx512" (AVX2 int8 kernels) even with AVX-VNNI:
+       * no such CPU is known */
+      if (have_avx512()) return have_avx512_vnni() ? &mpnas__kernels_avx512_vnni : &mpnas__kernels_avx512;
       return have_avx_vnni() ? &mpnas__kernels_avx2_vnni : &mpnas__kernels_avx2;
 #endif
 #if defined(MPNAS_HAVE_NEON)
@@ -129,7 +147,7 @@ const mpnas__kernels *mpnas__kernels_named(const char *name) {
     mpnas__isa_available(MPNAS_ISA_AVX2) ? &mpnas__kernels_avx2 : NULL,
     have_avx_vnni() ? &mpnas__kernels_avx2_vnni : NULL,
     have_avx512() ? &mpnas__kernels_avx512 : NULL,
-    have_avx512() && have_avx_vnni() ? &mpnas__kernels_avx512_vnni : NULL,
+    have_avx512_vnni() ? &mpnas__kernels_avx512_vnni : NULL,
 #endif
 #if defined(MPNAS_HAVE_NEON)
     &mpnas__kernels_neon,

@@ -156,9 +156,10 @@ typedef void (*mpnas__act_bwd_fn)(int act, size_t n, const float *x, const float
  * contract (real form for every act, unfused) took 9 float operations with ReLU6: at
  * MobileNet's small k the epilogue is most of the kernels' time. Out-of-image taps of a
  * depthwise window contribute nothing (real zero padding, i.e. x == x_zero). The SIMD
- * kernels (q8/q8-avx2.c, q8/q8-vnni-avx2.c, q8/q8-neon.c, q8/q8-dotprod-neon.c) are
- * bit-identical to the reference: they do its float operations in its order, fusing
- * exactly its fmas, and tests/test_q8_kernels.c allows no difference. */
+ * kernels (q8/q8-avx2.c, q8/q8-vnni-avx2.c, q8/q8-vnni-avx512.c, q8/q8-neon.c,
+ * q8/q8-dotprod-neon.c) are bit-identical to the reference: they do its float
+ * operations in its order, fusing exactly its fmas, and tests/test_q8_kernels.c allows
+ * no difference. */
 typedef struct mpnas__q8_epilogue {
   const float *mult;      /* [channels] */
   const float *bias;      /* [channels] or NULL */

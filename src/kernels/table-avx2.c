@@ -1,12 +1,15 @@
 /* table-avx2.c - the kernel tables of MPNAS_ISA_AVX2 (x86-64; chosen at run time,
  * dispatch.c): "avx2" when the CPU has AVX2 and FMA, "avx2+vnni" when it also has
- * AVX-VNNI; "avx512" and "avx512+vnni" are the same two with the AVX-512 float GEMM
- * (gemm/gemm-avx512.c, bit-identical to the AVX2 one) when the CPU also has AVX-512
- * F/VL/BW/DQ and the OS saves the zmm state. All four share the other float kernels;
- * the VNNI tables' int8 kernels are those of src/kernels/q8/q8-vnni-avx2.c, whose GEMM
- * packs its weights differently, and the avx512 tables' float GEMM packs in 32-wide
- * panels, so a model packed with one table must not be run with another (the model
- * keys its packing on the table pointer: model.c, model_quant.c). */
+ * AVX-VNNI; "avx512" (AVX2 int8 kernels) when it also has AVX-512 F/VL/BW/DQ and the OS
+ * saves the zmm state, and "avx512+vnni" when it has that and AVX512_VNNI. The avx512
+ * tables have the AVX-512 float GEMM (gemm/gemm-avx512.c, bit-identical to the AVX2
+ * one). All four share the other float kernels. int8: "avx2+vnni" has those of
+ * src/kernels/q8/q8-vnni-avx2.c (AVX-VNNI, ymm), "avx512+vnni" those of
+ * q8-vnni-avx512.c (AVX512-VNNI: zmm GEMM, EVEX ymm depthwise; it does not need
+ * AVX-VNNI). The VNNI GEMMs pack their weights differently from the AVX2 one, and the
+ * avx512 tables' float GEMM packs in 32-wide panels, so a model packed with one table
+ * must not be run with another (the model keys its packing on the table pointer:
+ * model.c, model_quant.c). Every table computes the same int8 outputs (kernels.h). */
 #include "kernels/misc/misc.h"
 #include "kernels/simd-avx2.h"
 #include "kernels/simd-avx512.h"
@@ -76,8 +79,9 @@ const mpnas__kernels mpnas__kernels_avx512_vnni = {
     .isa = MPNAS_ISA_AVX2,
     AVX2_FLOAT_KERNELS
     AVX512_GEMM_KERNELS
-    .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2_vnni,
-    .q8_gemm_pack = mpnas__q8_gemm_pack__avx2_vnni,
-    .q8_gemm = mpnas__q8_gemm__avx2_vnni,
-    .q8_dw_fwd = mpnas__q8_dwconv_fwd__avx2_vnni,
+    /* int8: src/kernels/q8/q8-vnni-avx512.c (AVX512-VNNI) */
+    .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx512_vnni,
+    .q8_gemm_pack = mpnas__q8_gemm_pack__avx512_vnni,
+    .q8_gemm = mpnas__q8_gemm__avx512_vnni,
+    .q8_dw_fwd = mpnas__q8_dwconv_fwd__avx512_vnni,
 };

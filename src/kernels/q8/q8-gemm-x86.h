@@ -180,9 +180,11 @@ MPNAS_UNROLL(3)
     }
   }
   /* Unrolled so that acc is indexed by constants only: with a loop here gcc kept a
-   * memory copy of the 12 accumulators and stored them in every k step. */
+   * memory copy of the 12 accumulators and stored them in every k step. From 0, not
+   * r0: clang 14 cannot fully unroll a loop with a variable start (-Wpass-failed). */
 MPNAS_UNROLL(6)
-  for (int r = r0; r < MR; r++) {
+  for (int r = 0; r < MR; r++) {
+    if (r < r0) continue;
     const size_t row = (size_t)r * n + j0;
     __m256i v0 = q8_epi8(&ek, ch0, acc[r][0], res != NULL ? res + row : NULL,
                          nc < 8 ? nc : 8);

@@ -15,9 +15,11 @@
                                    int32_t x_zero, const int8_t *wt,                       \
                                    const mpnas__q8_epilogue *e, int8_t *y, int oh0, int oh1);
 
-/* q8-avx2.c, q8-vnni-avx2.c (AVX-VNNI), q8-neon.c, q8-dotprod-neon.c */
+/* q8-avx2.c, q8-vnni-avx2.c (AVX-VNNI), q8-vnni-avx512.c (AVX512-VNNI), q8-neon.c,
+ * q8-dotprod-neon.c */
 MPNAS__Q8_DECLARE(avx2)
 MPNAS__Q8_DECLARE(avx2_vnni)
+MPNAS__Q8_DECLARE(avx512_vnni)
 MPNAS__Q8_DECLARE(neon)
 MPNAS__Q8_DECLARE(neon_dotprod)
 
