@@ -4,9 +4,11 @@
 #   - 2 workers: every worker's search state and trained model identical (checksums);
 #   - 2 workers against 1 with the same global batch, on distinct images (BN statistics
 #     summed over the workers), a 2-step search and 8 training steps: the same paths; the
-#     domains' training losses at the end of the search and of the training within
-#     relative 1e-4 (measured with gcc: 9.7e-8 and 3.8e-5); the trained model's logits
-#     within 5e-2 (measured 1.7e-2: 8 training steps magnify the rounding). Not bit-identical: the shares' BN statistics and gradients are summed in
+#     domains' training losses at the end of the search within relative 1e-4 (measured
+#     with gcc: 9.7e-8) and at the end of the training within 1e-3 (gcc 1.9e-5 and
+#     3.8e-5, clang 1.1e-4 on 2026-12-04: 8 training steps magnify the rounding); the
+#     trained model's logits within 5e-2 (measured 1.7e-2 to 2.5e-2). A real error (a
+#     share's loss scale, a missing sum) moves them by 1e-1 and more. Not bit-identical: the shares' BN statistics and gradients are summed in
 #     another order than one worker's. Why so short a search, and the controllers held
 #     still (--rl-delay 0.999): the search's SGD on this tiny set amplifies rounding about
 #     100-fold a step (one process on the scalar kernels against AVX2 drifts the same
@@ -76,10 +78,10 @@ else
 fi
 diff=$(logits_diff "$tmp/two/train-losses.txt" "$tmp/one/train-losses.txt")
 echo "    2 workers vs 1: largest relative difference of the model's training losses $diff"
-if [ -s "$tmp/one/train-losses.txt" ] && awk -v d="$diff" 'BEGIN {exit !(d < 1e-4)}'; then
-  ok "2 workers vs 1: training losses within 1e-4"
+if [ -s "$tmp/one/train-losses.txt" ] && awk -v d="$diff" 'BEGIN {exit !(d < 1e-3)}'; then
+  ok "2 workers vs 1: training losses within 1e-3"
 else
-  bad "2 workers vs 1: training losses within 1e-4"
+  bad "2 workers vs 1: training losses within 1e-3"
 fi
 diff=$(logits_diff "$tmp/two/logits.txt" "$tmp/one/logits.txt")
 echo "    2 workers vs 1: largest relative logit difference $diff"
@@ -102,7 +104,9 @@ if run 1 "$tmp/res1" $long --verify --resume "$tmp/stop/search.ckpt" &&
   tdiff=$(logits_diff "$tmp/res1/train-losses.txt" "$tmp/full/train-losses.txt")
   diff=$(logits_diff "$tmp/res1/logits.txt" "$tmp/full/logits.txt")
   echo "    resumed at 1 vs 2 workers throughout: search losses $ldiff, training losses $tdiff, logits $diff (largest relative differences)"
-  if awk -v d="$diff" -v l="$ldiff" -v t="$tdiff" 'BEGIN {exit !(d < 5e-2 && l < 1e-4 && t < 1e-4)}'; then
+  # Resumed after step 4 of a longer search, whose SGD amplifies rounding about 100-fold
+  # a step: search losses 4.9e-8 to 1.3e-5 with gcc, 2.6e-4 with clang (2026-12-04).
+  if awk -v d="$diff" -v l="$ldiff" -v t="$tdiff" 'BEGIN {exit !(d < 5e-2 && l < 1e-3 && t < 1e-3)}'; then
     ok "checkpoint of 2 workers resumed at 1"
   else bad "checkpoint of 2 workers resumed at 1: losses or logits"; fi
 else
