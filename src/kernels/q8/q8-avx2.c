@@ -55,6 +55,25 @@ typedef struct {
   __m256i corr[2];
 } dw_ctx;
 
+/* Requantise and store outputs t0 .. t0 + T - 1 of a tile (both depthwise forms): the
+ * zero-point correction comes off the int32 sums, then the epilogue of q8-simd.h. */
+MPNAS_AVX2_INLINE void tile_store(const int T, const dw_ctx *d, __m256i acc[][2], int t0,
+                                  int8_t *out) {
+  const int c = d->s->c;
+  for (int t = 0; t < T; t++) {
+    int8_t *q = out + (size_t)(t0 + t) * c;
+    __m256i v0 = q8_epi8(&d->ec, d->ch[0], _mm256_sub_epi32(acc[t][0], d->corr[0]), NULL,
+                         d->nc < 8 ? d->nc : 8);
+    if (d->nc <= 8) {
+      q8_store8(q, v0, d->nc, d->ec.lo8);
+      continue;
+    }
+    __m256i v1 = q8_epi8(&d->ec, d->ch[1], _mm256_sub_epi32(acc[t][1], d->corr[1]), NULL,
+                         d->nc - 8);
+    q8_store16(q, v0, v1, d->nc, d->ec.lo8);
+  }
+}
+
 /* Outputs t0 .. t0+T-1 of the chunk: P holds the chunk's widened pixels. */
 MPNAS_AVX2_INLINE void dw_tile(const int K, const int S, const int T, const dw_ctx *d,
                                __m256i P[][DW_COLS][2], __m256i W[][DW_MAXK][2], int t0,
@@ -75,19 +94,7 @@ MPNAS_UNROLL(4)
         acc[t][1] = _mm256_add_epi32(acc[t][1], _mm256_madd_epi16(P[g][col][1], w1));
       }
     }
-  const int c = d->s->c;
-  for (int t = 0; t < T; t++) {
-    int8_t *q = out + (size_t)(t0 + t) * c;
-    __m256i v0 = q8_epi8(&d->ec, d->ch[0], _mm256_sub_epi32(acc[t][0], d->corr[0]), NULL,
-                         d->nc < 8 ? d->nc : 8);
-    if (d->nc <= 8) {
-      q8_store8(q, v0, d->nc, d->ec.lo8);
-      continue;
-    }
-    __m256i v1 = q8_epi8(&d->ec, d->ch[1], _mm256_sub_epi32(acc[t][1], d->corr[1]), NULL,
-                         d->nc - 8);
-    q8_store16(q, v0, v1, d->nc, d->ec.lo8);
-  }
+  tile_store(T, d, acc, t0, out);
 }
 
 MPNAS_AVX2_INLINE void dw_run(const int K, const int S, const mpnas__dw_shape *s,
@@ -190,19 +197,7 @@ MPNAS_UNROLL(4)
         acc[t][1] = _mm256_add_epi32(acc[t][1], _mm256_madd_epi16(p[1], w1));
       }
     }
-  const int c = d->s->c;
-  for (int t = 0; t < T; t++) {
-    int8_t *q = out + (size_t)(t0 + t) * c;
-    __m256i v0 = q8_epi8(&d->ec, d->ch[0], _mm256_sub_epi32(acc[t][0], d->corr[0]), NULL,
-                         d->nc < 8 ? d->nc : 8);
-    if (d->nc <= 8) {
-      q8_store8(q, v0, d->nc, d->ec.lo8);
-      continue;
-    }
-    __m256i v1 = q8_epi8(&d->ec, d->ch[1], _mm256_sub_epi32(acc[t][1], d->corr[1]), NULL,
-                         d->nc - 8);
-    q8_store16(q, v0, v1, d->nc, d->ec.lo8);
-  }
+  tile_store(T, d, acc, t0, out);
 }
 
 MPNAS_AVX2_INLINE void cr_run(const int K, const int S, const mpnas__dw_shape *s,
