@@ -37,37 +37,7 @@ MPNAS_AVX2_INLINE __m256i q8_dpbusd(__m256i acc, __m256i x, __m256i w) {
 #define Q8_DOT(acc, x, w) _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))
 #endif
 
-static int q8_panels(int n) { return (n + 15) / 16; }
-static int q8_groups(int k) { return (k + Q8_KS - 1) / Q8_KS; }
-
-size_t Q8_NAME(q8_gemm_packed_bytes)(int k, int n) {
-  return (size_t)q8_panels(n) * 16 * sizeof(int32_t) + (size_t)q8_panels(n) * q8_groups(k) * 64;
-}
-
-void Q8_NAME(q8_gemm_pack)(int k, int n, const int8_t *w, void *packed) {
-  const int nb = q8_panels(n), kq = q8_groups(k);
-  int32_t *cs = packed;
-  for (int j = 0; j < nb * 16; j++) {
-    int32_t s = 0;
-    for (int i = 0; j < n && i < k; i++) s += w[(size_t)i * n + j];
-    cs[j] = s;
-  }
-  char *wb = (char *)packed + (size_t)nb * 16 * sizeof(int32_t);
-  for (int b = 0; b < nb; b++)
-    for (int q = 0; q < kq; q++)
-      for (int l = 0; l < 16; l++)
-        for (int s = 0; s < Q8_KS; s++) {
-          const int col = 16 * b + l, row = q * Q8_KS + s;
-          const int8_t v = (col < n && row < k) ? w[(size_t)row * n + col] : 0;
-          char *at = wb + ((size_t)b * kq + q) * 64 + l * 4;
-#if Q8_VNNI
-          at[s] = (char)v;
-#else
-          const int16_t v16 = v;
-          memcpy(at + 2 * s, &v16, 2);
-#endif
-        }
-}
+#include "kernels/q8/q8-pack-x86.h"
 
 /* One row of x, k values from p, into the conversion buffer (int16, or u8 = x + 128),
  * padded with zeros to a whole group (its weights are zero anyway). */

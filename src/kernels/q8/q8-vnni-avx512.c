@@ -5,8 +5,8 @@
  *
  * GEMM. The packed layout is that of q8-gemm-x86.h with VNNI (int32 column sums for n
  * rounded up to 16, then per panel of 16 output channels and per group of 4 k, 64
- * bytes: one zmm, lane l holding channel l's four weights), but this file packs it
- * itself, and the table's packing is its own (the model keys packing on the table). The
+ * bytes: one zmm, lane l holding channel l's four weights; q8-pack-x86.h packs it for
+ * both), and the table's packing is its own (the model keys packing on the table). The
  * micro-kernel takes 6 rows x 4 panels (64 channels): 24 zmm accumulators, 4 weight
  * vectors and a broadcast of 4 x bytes per row; smaller tiles at the edges (MR 1-6 x
  * NP 1-4, constants). The epilogue is q8-avx2.h's on 16 lanes (g_out16): the same
@@ -46,31 +46,9 @@ MPNAS_AVX2_INLINE __m512i q8_dpbusd512(__m512i acc, __m512i x, __m512i w) {
 #define G_NP 4     /* panels of 16 channels per tile */
 #define G_KC 1024  /* k per conversion of x (stack: 6 x 1024 bytes) */
 
-static int g_panels(int n) { return (n + 15) / 16; }
-static int g_groups(int k) { return (k + 3) / 4; }
-
-size_t Q8_NAME(q8_gemm_packed_bytes)(int k, int n) {
-  return (size_t)g_panels(n) * 16 * sizeof(int32_t) + (size_t)g_panels(n) * g_groups(k) * 64;
-}
-
-void Q8_NAME(q8_gemm_pack)(int k, int n, const int8_t *w, void *packed) {
-  const int nb = g_panels(n), kq = g_groups(k);
-  int32_t *cs = packed;
-  for (int j = 0; j < nb * 16; j++) {
-    int32_t s = 0;
-    for (int i = 0; j < n && i < k; i++) s += w[(size_t)i * n + j];
-    cs[j] = s;
-  }
-  char *wb = (char *)packed + (size_t)nb * 16 * sizeof(int32_t);
-  for (int b = 0; b < nb; b++)
-    for (int q = 0; q < kq; q++)
-      for (int l = 0; l < 16; l++)
-        for (int s = 0; s < 4; s++) {
-          const int col = 16 * b + l, row = q * 4 + s;
-          wb[((size_t)b * kq + q) * 64 + l * 4 + s] =
-              (char)((col < n && row < k) ? w[(size_t)row * n + col] : 0);
-        }
-}
+#define Q8_VNNI 1
+#define Q8_KS 4
+#include "kernels/q8/q8-pack-x86.h"
 
 /* One row of x, kc values from p, as u8 = x + 128, zero-padded to a whole group. */
 MPNAS_AVX2_INLINE void g_convert(const int8_t *p, int kc, uint8_t *d) {
@@ -220,7 +198,7 @@ void Q8_NAME(q8_gemm)(int m, int k, int n, const int8_t *x, int32_t x_zero, cons
                       const mpnas__q8_epilogue *e, int8_t *y) {
   static const g_block_fn blocks[G_MR][G_NP] = {G_ENTRY(1), G_ENTRY(2), G_ENTRY(3),
                                                 G_ENTRY(4), G_ENTRY(5), G_ENTRY(6)};
-  const int nb = g_panels(n), kq = g_groups(k);
+  const int nb = q8_panels(n), kq = q8_groups(k);
   const int32_t *cs = packed;
   const char *wbase = (const char *)packed + (size_t)nb * 16 * sizeof(int32_t);
   const size_t ps = (size_t)kq * 64;
