@@ -16,4 +16,15 @@ void mpnas__f32_gemm__avx512(int m, int k, int n, const float *x, const float *p
 void mpnas__f32_gemm_bwd_weight__avx512(int m, int k, int n, const float *x, const float *dy,
                                         float *dw, int k0, int k1);
 
+/* Depthwise (dwconv/dwconv-avx512.c; bit-identical to the AVX2 kernels). */
+struct mpnas__dw_shape;
+void mpnas__f32_dwconv_fwd__avx512(const struct mpnas__dw_shape *s, const float *x,
+                                   const float *wt, const float *scale, const float *shift,
+                                   int act, float *y, int oh0, int oh1);
+void mpnas__f32_dwconv_bwd_input__avx512(const struct mpnas__dw_shape *s, const float *dy,
+                                         const float *wt, float *dx, int ih0, int ih1);
+void mpnas__f32_dwconv_bwd_weight__avx512(const struct mpnas__dw_shape *s, int n,
+                                          const float *x, const float *dy, float *dwt, int c0,
+                                          int c1);
+
 #endif

@@ -17,7 +17,7 @@
 #include "kernels/ref/ref.h"
 #include "mpnas.h"
 
-/* The float kernels but the GEMM, the same in all four tables. */
+/* The float kernels but the GEMM and the depthwise, the same in all four tables. */
 #define AVX2_GEMM_KERNELS \
     .gemm_packed_floats = mpnas__f32_gemm_packed_floats__avx2, \
     .gemm_pack = mpnas__f32_gemm_pack__avx2, \
@@ -28,10 +28,17 @@
     .gemm_pack = mpnas__f32_gemm_pack__avx512, \
     .gemm = mpnas__f32_gemm__avx512, \
     .gemm_bwd_weight = mpnas__f32_gemm_bwd_weight__avx512,
-#define AVX2_FLOAT_KERNELS \
+/* Depthwise: the avx512 tables' (dwconv/dwconv-avx512.c) give the avx2 ones' results
+ * bit for bit (dwconv-x86.h). */
+#define AVX2_DW_KERNELS \
     .dw_fwd = mpnas__f32_dwconv_fwd__avx2, \
     .dw_bwd_input = mpnas__f32_dwconv_bwd_input__avx2, \
-    .dw_bwd_weight = mpnas__f32_dwconv_bwd_weight__avx2, \
+    .dw_bwd_weight = mpnas__f32_dwconv_bwd_weight__avx2,
+#define AVX512_DW_KERNELS \
+    .dw_fwd = mpnas__f32_dwconv_fwd__avx512, \
+    .dw_bwd_input = mpnas__f32_dwconv_bwd_input__avx512, \
+    .dw_bwd_weight = mpnas__f32_dwconv_bwd_weight__avx512,
+#define AVX2_FLOAT_KERNELS \
     .bn_stats = mpnas__f32_bn_stats__avx2, \
     .bn_apply = mpnas__f32_bn_apply__avx2, \
     .bn_bwd_reduce = mpnas__f32_bn_bwd_reduce__avx2, \
@@ -42,6 +49,7 @@
 const mpnas__kernels mpnas__kernels_avx2 = {
     .name = "avx2",
     .isa = MPNAS_ISA_AVX2,
+    AVX2_DW_KERNELS
     AVX2_FLOAT_KERNELS
     AVX2_GEMM_KERNELS
     /* int8: src/kernels/q8/q8-avx2.c */
@@ -54,6 +62,7 @@ const mpnas__kernels mpnas__kernels_avx2 = {
 const mpnas__kernels mpnas__kernels_avx2_vnni = {
     .name = "avx2+vnni",
     .isa = MPNAS_ISA_AVX2,
+    AVX2_DW_KERNELS
     AVX2_FLOAT_KERNELS
     AVX2_GEMM_KERNELS
     /* int8: src/kernels/q8/q8-vnni-avx2.c */
@@ -66,6 +75,7 @@ const mpnas__kernels mpnas__kernels_avx2_vnni = {
 const mpnas__kernels mpnas__kernels_avx512 = {
     .name = "avx512",
     .isa = MPNAS_ISA_AVX2,
+    AVX512_DW_KERNELS
     AVX2_FLOAT_KERNELS
     AVX512_GEMM_KERNELS
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2,
@@ -77,6 +87,7 @@ const mpnas__kernels mpnas__kernels_avx512 = {
 const mpnas__kernels mpnas__kernels_avx512_vnni = {
     .name = "avx512+vnni",
     .isa = MPNAS_ISA_AVX2,
+    AVX512_DW_KERNELS
     AVX2_FLOAT_KERNELS
     AVX512_GEMM_KERNELS
     /* int8: src/kernels/q8/q8-vnni-avx512.c (AVX512-VNNI) */
