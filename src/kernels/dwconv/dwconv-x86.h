@@ -155,7 +155,8 @@ DW_INLINE void tile_all(const int KX, const int S, const int T, const int CHECK,
 /* Outputs [0, nout) of a row. Those whose KX columns all lie inside the source row go
  * in unchecked tiles of T, the last one shifted left to end at the interior's end
  * (recomputing a few outputs rather than checking bounds); each border (about pad/S
- * outputs) gets one checked tile of T. Rows shorter than that go one output at a time. */
+ * outputs) gets one checked tile of T. Rows whose interior is narrower than T go in
+ * checked tiles, rows shorter than T one output at a time. */
 DW_INLINE void tile_row(const int KX, const int S, const int T, row_job *jb,
                                 int cbase, int nout, float *out, size_t ostride) {
   int o_lo = cbase >= 0 ? 0 : (-cbase + S - 1) / S;
@@ -163,6 +164,12 @@ DW_INLINE void tile_row(const int KX, const int S, const int T, row_job *jb,
   if (o_lo > nout) o_lo = nout;
   if (o_hi > nout) o_hi = nout;
   if (o_hi < o_lo) o_hi = o_lo;
+  if (o_hi - o_lo < T && nout >= T) {
+    /* interior narrower than a tile (wide kernels on narrow rows, the stride-2 input
+     * gradient's parity classes): checked tiles, the last shifted left */
+    for (int o = 0; o < nout; o += T) tile_all(KX, S, T, 1, jb, cbase, o + T <= nout ? o : nout - T, out, ostride);
+    return;
+  }
   if (o_hi - o_lo < T) {
     for (int o = 0; o < nout; o++) {
       if (o >= o_lo && o < o_hi) tile_all(KX, S, 1, 0, jb, cbase, o, out, ostride);
