@@ -79,30 +79,23 @@ typedef __mmask16 dw_mask;
 #define dw_add(a, b) _mm512_add_ps((a), (b))
 #define dw_act(act, v) dw_act16((act), (v))
 
-/* Row tile widths: KX weights + T accumulators + one source vector within the 32 zmm
- * registers; the benchmark widths (36, 18, 9 outputs) in whole tiles. Weight gradient:
- * all 5 kernel rows of 5x5 at once (25 accumulators), 7x7 in groups of 4 and 3. */
-#ifndef DW_T1
-#define DW_T1 9
-#endif
-#ifndef DW_T2
-#define DW_T2 9
-#endif
-#define DW_TMAX 32
-#define DW_T_1_1 DW_T1
-#define DW_T_2_1 DW_T1
-#define DW_T_3_1 DW_T1
-#define DW_T_4_1 DW_T1
-#define DW_T_5_1 DW_T1
-#define DW_T_7_1 DW_T1
-#define DW_T_3_2 DW_T2
-#define DW_T_5_2 DW_T2
+/* Row tile widths: the AVX2 ones, but 9 for 7x7 (7 weights + 9 accumulators + a
+ * source vector fit the 32 zmm registers; rows of 18 and 9 outputs are whole tiles).
+ * Tiles of 18 (36 outputs in 2) measured 0.4-0.9x these: the 18-wide rows' interiors
+ * are narrower than 18. Weight gradient: the 5 rows of 5x5 in one group (25
+ * accumulators, one pass over the band instead of 3), 7x7 in groups of 4 and 3 (28
+ * accumulators + dy + x = 30 registers). */
+#define DW_TMAX 16
+#define DW_T_1_1 9
+#define DW_T_2_1 9
+#define DW_T_3_1 9
+#define DW_T_4_1 9
+#define DW_T_5_1 9
+#define DW_T_7_1 9
+#define DW_T_3_2 9
+#define DW_T_5_2 9
 #define DW_T_7_2 9
-#ifndef DW_R5
 #define DW_R5 5
-#endif
-#ifndef DW_R7
 #define DW_R7 4
-#endif
 
 #include "kernels/dwconv/dwconv-x86.h"

@@ -47,6 +47,18 @@
 
 #define MAXK 7 /* largest specialised kernel */
 
+/* Software prefetch of the forward and input gradient (see plan_prefetch): the hints for
+ * the next rows' sources and outputs (-1: none), and how many output rows ahead. */
+#ifndef DW_PF_IN
+#define DW_PF_IN _MM_HINT_T0
+#endif
+#ifndef DW_PF_OUT
+#define DW_PF_OUT _MM_HINT_T1
+#endif
+#ifndef DW_PF_AHEAD
+#define DW_PF_AHEAD 1
+#endif
+
 /* ---- The row tile ---------------------------------------------------------------- */
 
 /* acc[t] += sum_{j < KX} src[col0 + t*S + j] * wv[j] for t < T (pixels ps floats
@@ -80,6 +92,7 @@ typedef struct {
 } prefetch_range;
 
 DW_INLINE void prefetch_step(prefetch_range *r, const int hint) {
+  if (hint < 0) return;
   for (int q = 0; q < r->per && r->p < r->end; q++, r->p += 64)
     if (hint == _MM_HINT_T0) _mm_prefetch(r->p, _MM_HINT_T0);
     else _mm_prefetch(r->p, _MM_HINT_T1);
@@ -143,8 +156,8 @@ DW_INLINE void tile_all(const int KX, const int S, const int T, const int CHECK,
   for (; cb + DW_W <= jb->c; cb += DW_W) {
     /* sources into L1, the output row only into L2 (into L1 it evicted the sources
      * of wide rows: 7x7 stride-2 input gradient 10% slower) */
-    prefetch_step(&jb->in, _MM_HINT_T0);
-    prefetch_step(&jb->out, _MM_HINT_T1);
+    prefetch_step(&jb->in, DW_PF_IN);
+    prefetch_step(&jb->out, DW_PF_OUT);
 
     tile(KX, S, T, CHECK, 0, jb, cbase, o, out, ostride, cb, dw_no_mask());
   }
@@ -167,7 +180,8 @@ DW_INLINE void tile_row(const int KX, const int S, const int T, row_job *jb,
   if (o_hi - o_lo < T && nout >= T) {
     /* interior narrower than a tile (wide kernels on narrow rows, the stride-2 input
      * gradient's parity classes): checked tiles, the last shifted left */
-    for (int o = 0; o < nout; o += T) tile_all(KX, S, T, 1, jb, cbase, o + T <= nout ? o : nout - T, out, ostride);
+    for (int o = 0; o < nout; o += T)
+      tile_all(KX, S, T, 1, jb, cbase, o + T <= nout ? o : nout - T, out, ostride);
     return;
   }
   if (o_hi - o_lo < T) {
@@ -340,8 +354,9 @@ void DW_NAME(mpnas__f32_dwconv_fwd)(const mpnas__dw_shape *s, const float *x, co
       jb.wrow[jb.nrows] = wt + (size_t)ky * K * c;
       jb.nrows++;
     }
-    jb.in = plan_prefetch(x, xrow, oy * S - s->pad + K, (oy + 1) * S - s->pad + K, s->h, s->wo, c);
-    jb.out = plan_prefetch(y, yrow, oy + 1, oy + 2, oh1, s->wo, c);
+    jb.in = plan_prefetch(x, xrow, (oy + DW_PF_AHEAD - 1) * S - s->pad + K,
+                          (oy + DW_PF_AHEAD) * S - s->pad + K, s->h, s->wo, c);
+    jb.out = plan_prefetch(y, yrow, oy + DW_PF_AHEAD, oy + DW_PF_AHEAD + 1, oh1, s->wo, c);
 
     fn(&jb, -s->pad, s->wo, y + (size_t)oy * yrow, (size_t)c);
   }
