@@ -64,8 +64,8 @@
 /* acc[t] += sum_{j < KX} src[col0 + t*S + j] * wv[j] for t < T (pixels ps floats
  * apart). With CHECK, columns outside [0, ncols) are skipped. */
 DW_INLINE void row_acc(const int KX, const int S, const int T, const int CHECK,
-                               const int MASK, dw_vec *acc, const float *src, size_t ps,
-                               int col0, int ncols, const dw_vec *wv, dw_mask mask) {
+                       const int MASK, dw_vec *acc, const float *src, size_t ps,
+                       int col0, int ncols, const dw_vec *wv, dw_mask mask) {
   /* Walk the columns with one address (precomputed offsets would not fit the GPRs). It
    * is kept as an integer because in checked tiles it starts outside the row; it becomes
    * a pointer only for columns inside. */
@@ -118,8 +118,8 @@ typedef struct {
 /* Outputs [o, o + T) of channel block cb: output o reads source columns
  * cbase + o*S + [0, KX) and is stored at out + o*ostride + cb. */
 DW_INLINE void tile(const int KX, const int S, const int T, const int CHECK,
-                            const int MASK, const row_job *jb, int cbase, int o, float *out,
-                            size_t ostride, int cb, dw_mask mask) {
+                    const int MASK, const row_job *jb, int cbase, int o, float *out,
+                    size_t ostride, int cb, dw_mask mask) {
   dw_vec acc[DW_TMAX];
 MPNAS_UNROLL(32)
   for (int t = 0; t < T; t++) acc[t] = dw_zero();
@@ -151,7 +151,7 @@ MPNAS_UNROLL(32)
 /* The same tile position for every channel block: the blocks of a pixel share cache
  * lines, so they go back to back. */
 DW_INLINE void tile_all(const int KX, const int S, const int T, const int CHECK,
-                                row_job *jb, int cbase, int o, float *out, size_t ostride) {
+                        row_job *jb, int cbase, int o, float *out, size_t ostride) {
   int cb = 0;
   for (; cb + DW_W <= jb->c; cb += DW_W) {
     /* sources into L1, the output row only into L2 (into L1 it evicted the sources
@@ -171,7 +171,7 @@ DW_INLINE void tile_all(const int KX, const int S, const int T, const int CHECK,
  * outputs) gets one checked tile of T. Rows whose interior is narrower than T go in
  * checked tiles, rows shorter than T one output at a time. */
 DW_INLINE void tile_row(const int KX, const int S, const int T, row_job *jb,
-                                int cbase, int nout, float *out, size_t ostride) {
+                        int cbase, int nout, float *out, size_t ostride) {
   int o_lo = cbase >= 0 ? 0 : (-cbase + S - 1) / S;
   int o_hi = jb->ncols - KX - cbase >= 0 ? (jb->ncols - KX - cbase) / S + 1 : 0;
   if (o_lo > nout) o_lo = nout;
@@ -314,8 +314,8 @@ static prefetch_range plan_prefetch(const float *base, size_t rowf, int r0, int 
  * while it is computed, and every source row comes from memory once. */
 
 void DW_NAME(mpnas__f32_dwconv_fwd)(const mpnas__dw_shape *s, const float *x, const float *wt,
-                                 const float *scale, const float *shift, int act, float *y,
-                                 int oh0, int oh1) {
+                                    const float *scale, const float *shift, int act, float *y,
+                                    int oh0, int oh1) {
   const int c = s->c, K = s->k, S = s->stride;
   const size_t xrow = (size_t)s->w * c, yrow = (size_t)s->wo * c;
   const int has_epi = scale != NULL || shift != NULL || act != MPNAS__ACT_NONE;
@@ -365,7 +365,7 @@ void DW_NAME(mpnas__f32_dwconv_fwd)(const mpnas__dw_shape *s, const float *x, co
 /* ---- Input gradient --------------------------------------------------------------- */
 
 void DW_NAME(mpnas__f32_dwconv_bwd_input)(const mpnas__dw_shape *s, const float *dy,
-                                       const float *wt, float *dx, int ih0, int ih1) {
+                                          const float *wt, float *dx, int ih0, int ih1) {
   const int c = s->c, K = s->k, S = s->stride, pad = s->pad;
   const size_t xrow = (size_t)s->w * c, yrow = (size_t)s->wo * c;
   if (!specialised(K)) {
@@ -451,9 +451,9 @@ DW_INLINE void bww_prefetch_step(const int K, bww_prefetch *pf) {
  * xr[r] may be NULL (a kernel row outside the image); with CHECK, columns outside [0, w)
  * are skipped. Interior rows and columns take the unchecked instantiation. */
 DW_INLINE void bww_run(const int K, const int R, const int S, const int CHECK,
-                               const int ROWCHECK, const int MASK, dw_vec acc[][MAXK],
-                               const float *const *xr, const float *dyr, size_t ps, int ox0,
-                               int ox1, int pad, int w, bww_prefetch *pf, dw_mask mask) {
+                       const int ROWCHECK, const int MASK, dw_vec acc[][MAXK],
+                       const float *const *xr, const float *dyr, size_t ps, int ox0,
+                       int ox1, int pad, int w, bww_prefetch *pf, dw_mask mask) {
   const float *dp = dyr + (size_t)ox0 * ps;
   for (int ox = ox0; ox < ox1; ox++, dp += ps) {
     if (PF_PER_PIXEL(K, S)) bww_prefetch_step(K, pf);
@@ -478,9 +478,9 @@ MPNAS_UNROLL(8)
 
 /* One output row: border columns checked, the interior [a, b) not. */
 DW_INLINE void bww_row(const int K, const int R, const int S, const int ROWCHECK,
-                               const int MASK, dw_vec acc[][MAXK], const float *const *xr,
-                               const float *dyr, size_t ps, int a, int b, int wo, int pad,
-                               int w, bww_prefetch *pf, dw_mask mask) {
+                       const int MASK, dw_vec acc[][MAXK], const float *const *xr,
+                       const float *dyr, size_t ps, int a, int b, int wo, int pad,
+                       int w, bww_prefetch *pf, dw_mask mask) {
   bww_run(K, R, S, 1, ROWCHECK, MASK, acc, xr, dyr, ps, 0, a, pad, w, pf, mask);
   bww_run(K, R, S, 0, ROWCHECK, MASK, acc, xr, dyr, ps, a, b, pad, w, pf, mask);
   bww_run(K, R, S, 1, ROWCHECK, MASK, acc, xr, dyr, ps, b, wo, pad, w, pf, mask);
@@ -489,9 +489,9 @@ DW_INLINE void bww_row(const int K, const int R, const int S, const int ROWCHECK
 /* Output rows [oy0, oy1) of one channel block, kernel rows [ky0, ky0 + R): the band's
  * sums are added to dwt. Row by row, the R*K accumulators stay in registers. */
 DW_INLINE void bww_group(const int K, const int R, const int S, const int MASK,
-                                 const mpnas__dw_shape *s, const float *x, const float *dy,
-                                 float *dwt, int ky0, int cb, int oy0, int oy1,
-                                 bww_prefetch *pf, dw_mask mask) {
+                         const mpnas__dw_shape *s, const float *x, const float *dy,
+                         float *dwt, int ky0, int cb, int oy0, int oy1,
+                         bww_prefetch *pf, dw_mask mask) {
   const int c = s->c, pad = s->pad;
   const size_t ps = (size_t)c;
   /* output columns [a, b) have all K taps inside the row */
@@ -532,9 +532,9 @@ MPNAS_UNROLL(8)
  * groups of R (R*K accumulators + dy + one x vector within the registers: DW_R5, DW_R7
  * from the including file), the remainder group with K % R rows. */
 DW_INLINE void bww_band(const int K, const int R, const int S,
-                                const mpnas__dw_shape *s, const float *x, const float *dy,
-                                float *dwt, int oy0, int oy1, int c0, int c1,
-                                bww_prefetch *pf) {
+                        const mpnas__dw_shape *s, const float *x, const float *dy,
+                        float *dwt, int oy0, int oy1, int c0, int c1,
+                        bww_prefetch *pf) {
   for (int cb = c0; cb < c1; cb += DW_W) {
     const int nch = c1 - cb < DW_W ? c1 - cb : DW_W;
     const dw_mask mask = dw_tail_mask(nch);
@@ -596,7 +596,7 @@ static void bww_generic(const mpnas__dw_shape *s, const float *x, const float *d
 #define BAND_BYTES (256 * 1024)
 
 void DW_NAME(mpnas__f32_dwconv_bwd_weight)(const mpnas__dw_shape *s, int n, const float *x,
-                                        const float *dy, float *dwt, int c0, int c1) {
+                                           const float *dy, float *dwt, int c0, int c1) {
   const int c = s->c, K = s->k, S = s->stride, pad = s->pad;
   const size_t xrow = (size_t)s->w * c, yrow = (size_t)s->wo * c;
   const size_t in_image = (size_t)s->h * xrow, out_image = (size_t)s->ho * yrow;
@@ -615,7 +615,8 @@ void DW_NAME(mpnas__f32_dwconv_bwd_weight)(const mpnas__dw_shape *s, int n, cons
   for (int i = 0; i < n; i++) {
     const float *xi = x + i * in_image, *dyi = dy + i * out_image;
     if (fn == NULL) {
-      for (int cb = c0; cb < c1; cb += DW_W) bww_generic(s, xi, dyi, dwt, cb, c1 - cb < DW_W ? c1 - cb : DW_W);
+      for (int cb = c0; cb < c1; cb += DW_W)
+        bww_generic(s, xi, dyi, dwt, cb, c1 - cb < DW_W ? c1 - cb : DW_W);
       continue;
     }
     for (int oy0 = 0; oy0 < s->ho; oy0 += band) {
@@ -643,7 +644,8 @@ void DW_NAME(mpnas__f32_dwconv_bwd_weight)(const mpnas__dw_shape *s, int n, cons
       }
       size_t lines = (size_t)(pf.end[0] - pf.p[0] > pf.end[1] - pf.p[1] ? pf.end[0] - pf.p[0]
                                                                          : pf.end[1] - pf.p[1]) / 64;
-      const int ngroups = K == 3 ? 1 : (K == 5 ? (5 + DW_R5 - 1) / DW_R5 : (7 + DW_R7 - 1) / DW_R7);
+      const int ngroups =
+          K == 3 ? 1 : (K == 5 ? (5 + DW_R5 - 1) / DW_R5 : (7 + DW_R7 - 1) / DW_R7);
       size_t calls = (size_t)((c1 - c0 + DW_W - 1) / DW_W) * (size_t)(oy1 - oy0) *
                      (size_t)(PF_PER_PIXEL(K, S) ? s->wo : ngroups);
       pf.per = (int)(lines / calls) + 1;
