@@ -20,7 +20,7 @@
  *
  * --kernels NAME runs one kernel table by name (mpnas__kernels_named: "avx2",
  * "avx2+vnni", "avx512", ...) instead of the ISA's best. --compare A,B times the
- * pointwise shapes with both tables side by side: `--rounds` rounds, each timing every
+ * depthwise and pointwise shapes with both tables side by side: `--rounds` rounds, each timing every
  * shape and mode with A then B (each a median of `reps`), so load from other processes
  * hits both alike; it prints the median over rounds, the range and B's speed-up. The
  * fraction of peak is taken against the FMA peak of each table's vector width (the
@@ -285,6 +285,69 @@ static void bench_pw(const options *o, const mpnas__engine *eng, mpnas__arena *w
   free(x), free(w), free(y), free(dy), free(dx), free(dw);
 }
 
+/* One line of --compare: median, range and GFLOP/s of each table's R round times. */
+static void compare_line(const char *name, int threads, const char *mode, double t[2][64], int R,
+                         double flops, const mpnas__kernels *tk[2], const double pk[2]) {
+  double med[2], lo[2], hi[2];
+  for (int q = 0; q < 2; q++) {
+    lo[q] = hi[q] = t[q][0];
+    for (int r = 1; r < R; r++) {
+      lo[q] = t[q][r] < lo[q] ? t[q][r] : lo[q];
+      hi[q] = t[q][r] > hi[q] ? t[q][r] : hi[q];
+    }
+    med[q] = bench_median(t[q], R);
+  }
+  printf("%-15s %2d %-8s", name, threads, mode);
+  for (int q = 0; q < 2; q++) {
+    double gf = flops / (med[q] * 1e-3) * 1e-9;
+    printf(" | %-11s %8.3f ms (%.3f-%.3f) %6.1f GF/s", tk[q]->name, med[q], lo[q], hi[q], gf);
+    if (pk[q] > 0.0) printf(" %5.1f%%", 100.0 * gf / pk[q]);
+  }
+  printf(" | %.2fx\n", med[0] / med[1]);
+  fflush(stdout);
+}
+
+/* --compare on the depthwise shapes: forward, forward+backward, and with --mode parts
+ * the input and weight gradients alone. */
+static void compare_dw(const options *o, const mpnas__engine *base, const mpnas__kernels *tk[2],
+                       const dw_shape *d, int threads, const double pk[2]) {
+  int ho = (d->h + d->s - 1) / d->s, wo = (d->w + d->s - 1) / d->s;
+  size_t nx = (size_t)d->n * d->h * d->w * d->c, ny = (size_t)d->n * ho * wo * d->c;
+  size_t nw = (size_t)d->k * d->k * d->c;
+  float *x = alloc_floats(nx, 1), *w = alloc_floats(nw, 2), *y = alloc_floats(ny, 3);
+  float *dy = alloc_floats(ny, 4), *dx = alloc_floats(nx, 5), *dw = alloc_floats(nw, 6);
+  double flops = 2.0 * d->n * d->c * ho * wo * d->k * d->k;
+  static const char *modes[4] = {"fwd", "fwd+bwd", "bwd-dx", "bwd-dw"};
+  const double mult[4] = {1.0, 3.0, 1.0, 1.0};
+  const int on[4] = {o->do_fwd, o->do_fwdbwd, o->do_parts, o->do_parts};
+  for (int md = 0; md < 4; md++) {
+    if (!on[md]) continue;
+    double t[2][64];
+    int R = o->rounds > 64 ? 64 : o->rounds;
+    for (int r = 0; r < R; r++)
+      for (int q = 0; q < 2; q++) {
+        mpnas__engine e = *base;
+        e.k = tk[q];
+        double ms;
+        if (md == 0 || md == 1)
+          TIME_MEDIAN(o->reps, ms, {
+            check(mpnas__dw_fwd(&e, d->n, d->h, d->w, d->c, d->k, d->s, x, w, NULL, NULL,
+                                MPNAS__ACT_NONE, y), "dw_fwd");
+            if (md == 1)
+              check(mpnas__dw_bwd(&e, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, dx, dw),
+                    "dw_bwd");
+          });
+        else
+          TIME_MEDIAN(o->reps, ms,
+                      check(mpnas__dw_bwd(&e, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy,
+                                          md == 2 ? dx : NULL, md == 3 ? dw : NULL), "dw_bwd"));
+        t[q][r] = ms;
+      }
+    compare_line(d->name, threads, modes[md], t, R, mult[md] * flops, tk, pk);
+  }
+  free(x), free(w), free(y), free(dy), free(dx), free(dw);
+}
+
 /* --compare: the pointwise shapes with tables a and b alternately (see the top). */
 static int is_wide(const mpnas__kernels *t) { return strncmp(t->name, "avx512", 6) == 0; }
 
@@ -323,23 +386,7 @@ static void compare_pw(const options *o, const mpnas__engine *base, mpnas__arena
                       check(mpnas__pw_bwd(&e, ws, m, p->cin, p->cout, x, w, dy, NULL, dw), "pw_bwd"));
         t[q][r] = ms;
       }
-    double med[2], lo[2], hi[2];
-    for (int q = 0; q < 2; q++) {
-      lo[q] = hi[q] = t[q][0];
-      for (int r = 1; r < R; r++) {
-        lo[q] = t[q][r] < lo[q] ? t[q][r] : lo[q];
-        hi[q] = t[q][r] > hi[q] ? t[q][r] : hi[q];
-      }
-      med[q] = bench_median(t[q], R);
-    }
-    printf("%-15s %2d %-8s", p->name, threads, modes[md]);
-    for (int q = 0; q < 2; q++) {
-      double gf = mult[md] * flops / (med[q] * 1e-3) * 1e-9;
-      printf(" | %-11s %8.3f ms (%.3f-%.3f) %6.1f GF/s", tk[q]->name, med[q], lo[q], hi[q], gf);
-      if (pk[q] > 0.0) printf(" %5.1f%%", 100.0 * gf / pk[q]);
-    }
-    printf(" | %.2fx\n", med[0] / med[1]);
-    fflush(stdout);
+    compare_line(p->name, threads, modes[md], t, R, mult[md] * flops, tk, pk);
   }
   free(x), free(w), free(y), free(dy), free(dx), free(dw);
 }
@@ -427,7 +474,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "--compare: no table %s here\n", !tk[0] ? o.compare[0] : o.compare[1]);
       return 2;
     }
-    printf("# pointwise, %s against %s: median over %d alternating rounds (range), each round "
+    printf("# %s against %s: median over %d alternating rounds (range), each round "
            "a median of %d repetitions; last column: %s time / %s time\n",
            tk[1]->name, tk[0]->name, o.rounds, o.reps, tk[0]->name, tk[1]->name);
     for (int t = 0; t < o.nthreads; t++) {
@@ -445,6 +492,9 @@ int main(int argc, char **argv) {
         printf("# %s FMA peak, %d thread%s: %.1f GFLOP/s\n", wide ? "AVX-512" : "AVX2",
                ctx->engine.threads, ctx->engine.threads > 1 ? "s" : "", pk[q]);
       }
+      for (int i = 0; i < COUNT(DW); i++)
+        if (!o.only || strstr(DW[i].name, o.only))
+          compare_dw(&o, &ctx->engine, tk, &DW[i], ctx->engine.threads, pk);
       for (int i = 0; i < COUNT(PW); i++)
         if (!o.only || strstr(PW[i].name, o.only))
           compare_pw(&o, &ctx->engine, &ws, tk, &PW[i], ctx->engine.threads, pk);

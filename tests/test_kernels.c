@@ -3,8 +3,8 @@
  * ISA-generic: it tests each table with float kernels of its own that this build and CPU
  * can run (avx2 and avx512 on x86-64, neon on aarch64, by name: mpnas__kernels_named;
  * the +vnni / +dotprod variants share them), and the scalar table against itself so the
- * harness runs everywhere. The avx512 table's GEMM must also give exactly the avx2
- * table's results (test_gemm_avx512_vs_avx2). Shapes are chosen to be awkward: channel counts around the vector
+ * harness runs everywhere. The avx512 table's GEMM and depthwise must also give exactly
+ * the avx2 table's results (test_gemm_avx512_vs_avx2, test_dw_avx512_vs_avx2). Shapes are chosen to be awkward: channel counts around the vector
  * widths (1, 7, 8, 9, 17, 33, 67), images of 1x1, 2x2, 3x5 and odd sizes smaller than
  * the kernel, K = 1, 3, 5, 7, 9 (9 exercises any generic path), both strides, partial
  * row ranges and partial channel ranges, GEMM with m = 1..13 and n, k off the tiles,
@@ -594,7 +594,8 @@ static void test_gemm_avx512_vs_avx2(void) {
     printf("# (no avx512 table here: skipped)\n");
     return;
   }
-  /* the avx512 tables differ from their avx2 twins in the float GEMM only; "avx512+vnni"
+  /* the avx512 tables differ from their avx2 twins in the float GEMM and depthwise
+   * (test_dw_avx512_vs_avx2); "avx512+vnni"
    * also has its own int8 kernels (AVX512-VNNI, which a CPU may have without AVX-VNNI:
    * test_q8_kernels.c checks them against the reference) */
   const mpnas__kernels *av = mpnas__kernels_named("avx2+vnni"), *bv = mpnas__kernels_named("avx512+vnni");
@@ -602,8 +603,7 @@ static void test_gemm_avx512_vs_avx2(void) {
   for (int i = 0; i < 2; i++) {
     const mpnas__kernels *x = pairs[i][0], *y = pairs[i][1];
     if (x == NULL || y == NULL) continue;
-    CHECK(x->isa == y->isa && x->dw_fwd == y->dw_fwd && x->dw_bwd_input == y->dw_bwd_input &&
-          x->dw_bwd_weight == y->dw_bwd_weight && x->bn_stats == y->bn_stats &&
+    CHECK(x->isa == y->isa && x->bn_stats == y->bn_stats &&
           x->bn_apply == y->bn_apply && x->bn_bwd_reduce == y->bn_bwd_reduce &&
           x->bn_bwd_dx == y->bn_bwd_dx && x->act_fwd == y->act_fwd && x->act_bwd == y->act_bwd);
     if (i == 0)
@@ -637,6 +637,97 @@ static void test_gemm_avx512_vs_avx2(void) {
                         si & 1, (si >> 1) & 1, (si >> 2) & 1);
 }
 
+/* ---- AVX-512 depthwise against AVX2: bit-identical -------------------------------- */
+
+/* Lanes are channels, so dwconv-avx512.c does every output's fma chain and epilogue in
+ * dwconv-avx2.c's order (dwconv-x86.h): all three passes must match the avx2 table's
+ * bit for bit, on the whole buffer (rows and channels outside the range untouched). */
+static int buffers_identical(const char *what, const mpnas__kernels *a, const mpnas__kernels *b,
+                             const tbuf *ya, const tbuf *yb, size_t n, int h, int w, int c,
+                             int k, int stride, int r0, int r1) {
+  int bad = 0;
+  for (size_t i = 0; i < n + GUARD && bad < 3; i++)
+    if (memcmp(&ya->p[i], &yb->p[i], sizeof(float)) != 0) {
+      CHECK_MSG(0, "%s vs %s %s h=%d w=%d c=%d k=%d s=%d range [%d,%d) at %zu: %.9g vs %.9g",
+                b->name, a->name, what, h, w, c, k, stride, r0, r1, i, (double)yb->p[i],
+                (double)ya->p[i]);
+      bad++;
+    }
+  return bad;
+}
+
+static int dw_identical_case(const mpnas__kernels *a, const mpnas__kernels *b, int n, int h,
+                             int w, int c, int k, int stride, int act, int use_scale,
+                             int use_shift, int r0, int r1, int c0, int c1) {
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, h, w, c, k, stride);
+  const size_t nx = (size_t)n * h * w * c, nw = (size_t)k * k * c;
+  const size_t ny = (size_t)n * s.ho * s.wo * c;
+  tbuf x = in_random(nx, -2.0f, 2.0f), wt = in_random(nw, -1.0f, 1.0f);
+  tbuf dy = in_random(ny, -1.0f, 1.0f), init = in_random(nw, -1.0f, 1.0f);
+  tbuf sc = in_random((size_t)c, -3.0f, 3.0f), sh = in_random((size_t)c, -4.0f, 4.0f);
+  const float *scale = use_scale ? sc.p : NULL, *shift = use_shift ? sh.p : NULL;
+  /* one image for the forward and input gradient (they take rows of one image) */
+  const size_t ny1 = (size_t)s.ho * s.wo * c, nx1 = (size_t)h * w * c;
+  tbuf ya = out_alloc(ny1), yb = out_alloc(ny1), dxa = out_alloc(nx1), dxb = out_alloc(nx1);
+  tbuf dwa = out_alloc(nw), dwb = out_alloc(nw);
+  const int oh0 = r0 < s.ho ? r0 : 0, oh1 = r1 < s.ho ? r1 : s.ho;
+  const int ih0 = r0 < h ? r0 : 0, ih1 = r1 < h ? r1 : h;
+  a->dw_fwd(&s, x.p, wt.p, scale, shift, act, ya.p, oh0, oh1);
+  b->dw_fwd(&s, x.p, wt.p, scale, shift, act, yb.p, oh0, oh1);
+  int bad = buffers_identical("dw_fwd", a, b, &ya, &yb, ny1, h, w, c, k, stride, oh0, oh1);
+  a->dw_bwd_input(&s, dy.p, wt.p, dxa.p, ih0, ih1);
+  b->dw_bwd_input(&s, dy.p, wt.p, dxb.p, ih0, ih1);
+  bad += buffers_identical("dw_bwd_input", a, b, &dxa, &dxb, nx1, h, w, c, k, stride, ih0, ih1);
+  for (size_t i = 0; i < nw; i++) dwa.p[i] = dwb.p[i] = init.p[i];
+  a->dw_bwd_weight(&s, n, x.p, dy.p, dwa.p, c0, c1);
+  b->dw_bwd_weight(&s, n, x.p, dy.p, dwb.p, c0, c1);
+  bad += buffers_identical("dw_bwd_weight", a, b, &dwa, &dwb, nw, h, w, c, k, stride, c0, c1);
+  tfree(&x), tfree(&wt), tfree(&dy), tfree(&init), tfree(&sc), tfree(&sh);
+  tfree(&ya), tfree(&yb), tfree(&dxa), tfree(&dxb), tfree(&dwa), tfree(&dwb);
+  return bad;
+}
+
+static void test_dw_avx512_vs_avx2(void) {
+  const mpnas__kernels *a = mpnas__kernels_named("avx2"), *b = mpnas__kernels_named("avx512");
+  if (a == NULL || b == NULL) {
+    printf("# (no avx512 table here: skipped)\n");
+    return;
+  }
+  /* distinct kernels (else this compares a function with itself), shared by +vnni */
+  CHECK(a->dw_fwd != b->dw_fwd && a->dw_bwd_input != b->dw_bwd_input &&
+        a->dw_bwd_weight != b->dw_bwd_weight);
+  const mpnas__kernels *bv = mpnas__kernels_named("avx512+vnni");
+  CHECK(bv == NULL || (bv->dw_fwd == b->dw_fwd && bv->dw_bwd_input == b->dw_bwd_input &&
+                       bv->dw_bwd_weight == b->dw_bwd_weight));
+  static const int chans[] = {1, 7, 8, 9, 15, 16, 17, 24, 31, 33, 100};
+  static const int sizes[][2] = {{1, 1}, {2, 3}, {7, 5}, {36, 36}};
+  static const int ks[] = {3, 5, 7, 9};
+  int v = 0;
+  for (int ci = 0; ci < COUNT(chans); ci++)
+    for (int si = 0; si < COUNT(sizes); si++)
+      for (int ki = 0; ki < COUNT(ks); ki++)
+        for (int stride = 1; stride <= 2; stride++, v++) {
+          const int c = chans[ci], h = sizes[si][0], w = sizes[si][1];
+          if (h == 36 && (c > 33 || ks[ki] == 9) && (v & 3) != 0) continue; /* time */
+          const int n = h == 36 ? 1 : 2;
+          /* all rows and channels; then a part of each */
+          dw_identical_case(a, b, n, h, w, c, ks[ki], stride, v % MPNAS__ACT_COUNT, v & 1,
+                            (v >> 1) & 1, 0, h, 0, c);
+          const int r0 = h > 2 ? 1 + v % 3 : 0, r1 = h > 2 ? h - 1 - v % 2 : h;
+          const int c0 = c > 3 ? 1 + v % 3 : 0, c1 = c > 5 ? c - 1 - (v % 2) * 2 : c;
+          dw_identical_case(a, b, n, h, w, c, ks[ki], stride, (v + 3) % MPNAS__ACT_COUNT,
+                            (v >> 2) & 1, (v >> 3) & 1, r0, r1 > r0 ? r1 : h, c0, c1);
+        }
+  /* every activation with every epilogue combination, on a tail and a full block */
+  static const int epi[][4] = {{7, 5, 17, 3}, {9, 11, 33, 5}, {36, 36, 24, 3}, {13, 6, 100, 7}};
+  for (int ei = 0; ei < COUNT(epi); ei++)
+    for (int act = 0; act < MPNAS__ACT_COUNT; act++)
+      for (int e = 0; e < 4; e++)
+        dw_identical_case(a, b, 1, epi[ei][0], epi[ei][1], epi[ei][2], epi[ei][3], 1 + (e & 1),
+                          act, e & 1, (e >> 1) & 1, 0, epi[ei][0], 0, epi[ei][2]);
+}
+
 /* ---- The table itself ------------------------------------------------------------- */
 
 static void test_tables(void) {
@@ -668,5 +759,6 @@ int main(void) {
   RUN(test_gemm_large);
   RUN(test_gemm_bwd_weight);
   RUN(test_gemm_avx512_vs_avx2);
+  RUN(test_dw_avx512_vs_avx2);
   return check_finish();
 }
