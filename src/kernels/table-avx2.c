@@ -31,18 +31,28 @@
 #define AVX2_FLOAT_KERNELS \
     .dw_fwd = mpnas__f32_dwconv_fwd__avx2, \
     .dw_bwd_input = mpnas__f32_dwconv_bwd_input__avx2, \
-    .dw_bwd_weight = mpnas__f32_dwconv_bwd_weight__avx2, \
+    .dw_bwd_weight = mpnas__f32_dwconv_bwd_weight__avx2,
+/* Batch norm and activations: misc/misc-x86.h at 8 and at 16 lanes (bit-identical). */
+#define AVX2_MISC_KERNELS \
     .bn_stats = mpnas__f32_bn_stats__avx2, \
     .bn_apply = mpnas__f32_bn_apply__avx2, \
     .bn_bwd_reduce = mpnas__f32_bn_bwd_reduce__avx2, \
     .bn_bwd_dx = mpnas__f32_bn_bwd_dx__avx2, \
     .act_fwd = mpnas__f32_act_fwd__avx2, \
     .act_bwd = mpnas__f32_act_bwd__avx2,
+#define AVX512_MISC_KERNELS \
+    .bn_stats = mpnas__f32_bn_stats__avx512, \
+    .bn_apply = mpnas__f32_bn_apply__avx512, \
+    .bn_bwd_reduce = mpnas__f32_bn_bwd_reduce__avx512, \
+    .bn_bwd_dx = mpnas__f32_bn_bwd_dx__avx512, \
+    .act_fwd = mpnas__f32_act_fwd__avx512, \
+    .act_bwd = mpnas__f32_act_bwd__avx512,
 
 const mpnas__kernels mpnas__kernels_avx2 = {
     .name = "avx2",
     .isa = MPNAS_ISA_AVX2,
     AVX2_FLOAT_KERNELS
+    AVX2_MISC_KERNELS
     AVX2_GEMM_KERNELS
     /* int8: src/kernels/q8/q8-avx2.c */
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2,
@@ -55,6 +65,7 @@ const mpnas__kernels mpnas__kernels_avx2_vnni = {
     .name = "avx2+vnni",
     .isa = MPNAS_ISA_AVX2,
     AVX2_FLOAT_KERNELS
+    AVX2_MISC_KERNELS
     AVX2_GEMM_KERNELS
     /* int8: src/kernels/q8/q8-vnni-avx2.c */
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2_vnni,
@@ -67,6 +78,7 @@ const mpnas__kernels mpnas__kernels_avx512 = {
     .name = "avx512",
     .isa = MPNAS_ISA_AVX2,
     AVX2_FLOAT_KERNELS
+    AVX512_MISC_KERNELS
     AVX512_GEMM_KERNELS
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2,
     .q8_gemm_pack = mpnas__q8_gemm_pack__avx2,
@@ -78,6 +90,7 @@ const mpnas__kernels mpnas__kernels_avx512_vnni = {
     .name = "avx512+vnni",
     .isa = MPNAS_ISA_AVX2,
     AVX2_FLOAT_KERNELS
+    AVX512_MISC_KERNELS
     AVX512_GEMM_KERNELS
     /* int8: src/kernels/q8/q8-vnni-avx512.c (AVX512-VNNI) */
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx512_vnni,
