@@ -3,7 +3,8 @@
  * AVX-VNNI; "avx512" (AVX2 int8 kernels) when it also has AVX-512 F/VL/BW/DQ and the OS
  * saves the zmm state, and "avx512+vnni" when it has that and AVX512_VNNI. The avx512
  * tables have the AVX-512 float GEMM (gemm/gemm-avx512.c, bit-identical to the AVX2
- * one). All four share the other float kernels. int8: "avx2+vnni" has those of
+ * one) and BN / activation kernels (misc/misc-avx512.c: misc-x86.h at 16 lanes, also
+ * bit-identical). All four share the other float kernels. int8: "avx2+vnni" has those of
  * src/kernels/q8/q8-vnni-avx2.c (AVX-VNNI, ymm), "avx512+vnni" those of
  * q8-vnni-avx512.c (AVX512-VNNI: zmm GEMM, EVEX ymm depthwise; it does not need
  * AVX-VNNI). The VNNI GEMMs pack their weights differently from the AVX2 one, and the
