@@ -2,8 +2,7 @@
  * and the activations (contracts in kernels.h), written once for both x86 widths with
  * the operations of vec-x86.h (VEC_LANES = VW lanes per vector): misc-avx2.c includes it
  * at 8 lanes (ymm, AVX2+FMA), misc-avx512.c at 16 (zmm, AVX-512). MISC_NAME(f) names the
- * kernels and MISC_API is their linkage (empty: exported; misc-avx512.c makes them static
- * and wraps them). One vector holds VW channels of a row; the last vector of a channel
+ * exported kernels. One vector holds VW channels of a row; the last vector of a channel
  * count that is not a multiple of VW is masked (loads read nothing past the end, stores
  * write nothing past it).
  *
@@ -26,9 +25,6 @@
  * depends only on (m, c) and the channel's index, so a given slice of rows always gives
  * the same bits (the op layer's thread splits rely on that, ops_misc.c). */
 
-#ifndef MISC_API
-#define MISC_API
-#endif
 #define VW VEC_LANES
 #define BLOCK MPNAS__BN_BLOCK_ROWS
 #define GROUP 32        /* channels per reduction group */
@@ -170,7 +166,7 @@ static void stats_merge(int nch, int prev, int rows, const float *mb, const floa
 #define STATS_GROUP(NV_, MASKED_, ...) \
   stats_group(NV_, MASKED_, (NV_) * VW <= 16 ? 2 : 1, __VA_ARGS__)
 
-MISC_API void MISC_NAME(mpnas__f32_bn_stats)(int m, int c, size_t ld, const float *x, double *mean,
+void MISC_NAME(mpnas__f32_bn_stats)(int m, int c, size_t ld, const float *x, double *mean,
                                     double *m2) {
   float mb[GROUP], d1[GROUP], d2[GROUP];
   for (int r0 = 0; r0 < m; r0 += BLOCK) {
@@ -215,7 +211,7 @@ MPNAS_AVX2_INLINE void reduce_group(const int NV, const int MASKED, int rows, si
   }
 }
 
-MISC_API void MISC_NAME(mpnas__f32_bn_bwd_reduce)(int m, int c, size_t ld, const float *x,
+void MISC_NAME(mpnas__f32_bn_bwd_reduce)(int m, int c, size_t ld, const float *x,
                                          const float *dy, const float *mu, double *s0,
                                          double *s1, double *s2) {
   float t0[GROUP], t1[GROUP], t2[GROUP];
@@ -271,7 +267,7 @@ MPNAS_AVX2_INLINE void apply_rows(const int A, const int NORM, int m, int c, siz
     else apply_rows(A, 0, m, c, ld, x, mu, k, b, NULL, y);                    \
     break;
 
-MISC_API void MISC_NAME(mpnas__f32_bn_apply)(int m, int c, size_t ld, const float *x, const float *mu,
+void MISC_NAME(mpnas__f32_bn_apply)(int m, int c, size_t ld, const float *x, const float *mu,
                                     const float *k, const float *b, int act, float *norm,
                                     float *y) {
   switch (act) {
@@ -284,7 +280,7 @@ MISC_API void MISC_NAME(mpnas__f32_bn_apply)(int m, int c, size_t ld, const floa
   }
 }
 
-MISC_API void MISC_NAME(mpnas__f32_bn_bwd_dx)(int m, int c, size_t ld, const float *x, const float *dy,
+void MISC_NAME(mpnas__f32_bn_bwd_dx)(int m, int c, size_t ld, const float *x, const float *dy,
                                      const float *mu, const float *a, const float *b,
                                      const float *d, float *dx) {
   const int tail = c % VW;
@@ -372,7 +368,7 @@ MPNAS_AVX2_INLINE void act_bwd_impl(const int A, size_t n, const float *x, const
   }
 }
 
-MISC_API void MISC_NAME(mpnas__f32_act_fwd)(int act, size_t n, const float *x, float *y) {
+void MISC_NAME(mpnas__f32_act_fwd)(int act, size_t n, const float *x, float *y) {
   switch (act) {
     case MPNAS__ACT_RELU: act_fwd_impl(MPNAS__ACT_RELU, n, x, y); break;
     case MPNAS__ACT_RELU6: act_fwd_impl(MPNAS__ACT_RELU6, n, x, y); break;
@@ -385,7 +381,7 @@ MISC_API void MISC_NAME(mpnas__f32_act_fwd)(int act, size_t n, const float *x, f
   }
 }
 
-MISC_API void MISC_NAME(mpnas__f32_act_bwd)(int act, size_t n, const float *x, const float *dy,
+void MISC_NAME(mpnas__f32_act_bwd)(int act, size_t n, const float *x, const float *dy,
                                    float *dx) {
   switch (act) {
     case MPNAS__ACT_RELU: act_bwd_impl(MPNAS__ACT_RELU, n, x, dy, dx); break;
