@@ -15,10 +15,13 @@
  * --kernels times each BN / activation kernel alone (one thread, no op layer) for each
  * named kernel table, the tables alternating within every repetition so they see the
  * same machine load, on MobileNetV2-like training shapes (m = batch 64 x 18 x 18 rows)
- * and one that fits in L2, buffers 64-byte aligned as the library's (or --offset floats
- * past that). It reports per table the median, min and max in us, the
+ * and smaller ones down to L2-sized, buffers 64-byte aligned as the library's (or
+ * --offset floats past that). It reports per table the median, min and max in us, the
  * bytes moved per second at the median (the kernel's reads + writes, counted once) and
- * the ratio of the first table's median to each other's. */
+ * the ratio of the first table's median to each other's. On the passes that stream from
+ * L3 or memory, differences up to about 15% between tables are this benchmark's error:
+ * the same kernel reached through two tables has measured 0.86-1.16x of itself
+ * (docs/PERFORMANCE.md, "AVX-512 BN and activations"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
