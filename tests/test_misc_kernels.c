@@ -1,6 +1,6 @@
 /* test_misc_kernels.c - the batch-norm and activation kernels of every kernel table this
- * build and CPU can run (avx2 on x86-64, neon on aarch64, and scalar against itself)
- * against the reference kernels (src/kernels/ref/misc-ref.c), then the ops built on them
+ * build and CPU can run (avx2 and avx512 on x86-64, neon on aarch64, and scalar against
+ * itself) against the reference kernels (src/kernels/ref/misc-ref.c), then the ops built on them
  * (src/tensor/ops_misc.c) for thread-count independence, and the convolutions that take
  * their output's batch statistics as they produce it (ops_conv.c).
  *
@@ -110,12 +110,13 @@ static double act_slope(int act) { return act == MPNAS__ACT_HSWISH ? 1.5 : 1.0; 
 static const mpnas__kernels *tables[4];
 static int n_tables;
 
+/* By name, so the avx2 and the avx512 kernels are both tested where the CPU runs both
+ * (the +vnni / +dotprod variants share their BN and activation kernels). */
 static void find_tables(void) {
-  static const int isas[] = {MPNAS_ISA_SCALAR, MPNAS_ISA_AVX2, MPNAS_ISA_NEON};
-  printf("# ISAs tested against the reference:");
-  for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
-    if (!mpnas__isa_available(isas[i])) continue;
-    const mpnas__kernels *t = mpnas__kernels_for(isas[i]);
+  static const char *names[] = {"scalar", "avx2", "avx512", "neon"};
+  printf("# tables tested against the reference:");
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    const mpnas__kernels *t = mpnas__kernels_named(names[i]);
     if (t == NULL) continue;
     tables[n_tables++] = t;
     printf(" %s", t->name);

@@ -2,9 +2,9 @@
  *
  * An ISA (MPNAS_ISA_*) may have variants for optional instruction-set extensions: x86
  * AVX-VNNI ("avx2+vnni") and Arm's dot product ("neon+dotprod"), which only the int8
- * kernels use, and x86 AVX-512 ("avx512": the float GEMM and depthwise in 512-bit
- * registers, bit-identical to the AVX2 ones; "avx512+vnni": that and AVX512-VNNI int8 kernels, which
- * need CPUID's AVX512_VNNI, not AVX-VNNI). Asking for the ISA gives its best variant
+ * kernels use, and x86 AVX-512 ("avx512": the float GEMM, depthwise, batch norm and
+ * activations in 512-bit registers, bit-identical to the AVX2 ones; "avx512+vnni": that
+ * and AVX512-VNNI int8 kernels, which need CPUID's AVX512_VNNI, not AVX-VNNI). Asking for the ISA gives its best variant
  * this CPU runs; every variant of an ISA computes the same floats. mpnas__kernels_named
  * picks one table by name (the tests and benchmarks force each). */
 #include <string.h>

@@ -58,48 +58,12 @@ MPNAS_AVX2_INLINE __m256i mpnas__avx2_tail_mask(int n) {
   return _mm256_loadu_si256((const __m256i *)(const void *)(bits + 8 - n));
 }
 
-/* exp(x) for x in [-87.3, 88.3] (clamped): 2^n * p(r), r = x - n ln2 in [-ln2/2, ln2/2],
- * p the degree-6 Taylor polynomial (truncation ~1.2e-7 relative). */
-MPNAS_AVX2_INLINE __m256 mpnas__avx2_exp(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  /* ln2 split in two so n * ln2_hi is exact */
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.0f / 720.0f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-/* The activation of kernels.h on 8 lanes. `act` is the same for a whole call, so the
- * switch is a well-predicted branch. */
-MPNAS_AVX2_INLINE __m256 mpnas__avx2_act(int act, __m256 v) {
-  const __m256 zero = _mm256_setzero_ps(), six = _mm256_set1_ps(6.0f);
-  switch (act) {
-    case MPNAS__ACT_RELU: return _mm256_max_ps(v, zero);
-    case MPNAS__ACT_RELU6: return _mm256_min_ps(_mm256_max_ps(v, zero), six);
-    case MPNAS__ACT_HSWISH: {
-      __m256 r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, _mm256_set1_ps(3.0f)), zero), six);
-      return _mm256_mul_ps(_mm256_mul_ps(v, r), _mm256_set1_ps(1.0f / 6.0f));
-    }
-    case MPNAS__ACT_SIGMOID: {
-      __m256 e = mpnas__avx2_exp(_mm256_sub_ps(zero, v));
-      return _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-    }
-    case MPNAS__ACT_HSIGMOID: {
-      __m256 r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, _mm256_set1_ps(3.0f)), zero), six);
-      return _mm256_mul_ps(r, _mm256_set1_ps(1.0f / 6.0f));
-    }
-    default: return v;
-  }
-}
+/* mpnas__avx2_exp(x) and mpnas__avx2_act(act, v): act-x86.h at 8 lanes (the same code
+ * gives the AVX-512 kernels their 16-lane twins, bit for bit). */
+#define VEC_LANES 8
+#include "kernels/vec-x86.h"
+#include "kernels/act-x86.h"
+#include "kernels/vec-x86-end.h"
 
 /* Load 8 floats, or the first n of them (n < 8, the rest read as 0). */
 MPNAS_AVX2_INLINE __m256 mpnas__avx2_load(const float *p, int n, __m256i mask) {

@@ -1,8 +1,9 @@
 /* simd-avx512.h - the AVX-512 float kernels' prototypes (gemm/gemm-avx512.c,
- * dwconv/dwconv-avx512.c). Only prototypes: any file may include it (table-avx2.c does,
- * to fill the "avx512" tables); the kernels themselves are compiled with -mavx512f
- * -mavx512vl -mavx512bw -mavx512dq (the Makefile's rule for *-avx512.c files) and run
- * only where dispatch.c found AVX-512 in the CPU and its zmm state enabled by the OS. */
+ * dwconv/dwconv-avx512.c; the BN and activation kernels' are in misc/misc.h, with their
+ * other ISAs'). Only prototypes: any file may include it (table-avx2.c does, to fill the
+ * "avx512" tables); the kernels themselves are compiled with -mavx512f -mavx512vl
+ * -mavx512bw -mavx512dq (the Makefile's rule for *-avx512.c files) and run only where
+ * dispatch.c found AVX-512 in the CPU and its zmm state enabled by the OS. */
 #ifndef MPNAS_SIMD_AVX512_H
 #define MPNAS_SIMD_AVX512_H
 

@@ -2,9 +2,10 @@
  * dispatch.c): "avx2" when the CPU has AVX2 and FMA, "avx2+vnni" when it also has
  * AVX-VNNI; "avx512" (AVX2 int8 kernels) when it also has AVX-512 F/VL/BW/DQ and the OS
  * saves the zmm state, and "avx512+vnni" when it has that and AVX512_VNNI. The avx512
- * tables have the AVX-512 float GEMM (gemm/gemm-avx512.c) and depthwise
- * (dwconv/dwconv-avx512.c), bit-identical to the AVX2 ones. All four share the other
- * float kernels. int8: "avx2+vnni" has those of
+ * tables have AVX-512 versions of every float kernel: the GEMM (gemm/gemm-avx512.c),
+ * the depthwise (dwconv/dwconv-avx512.c: dwconv-x86.h at 16 lanes) and the BN /
+ * activation kernels (misc/misc-avx512.c: misc-x86.h at 16 lanes), each bit-identical
+ * to its AVX2 twin. int8: "avx2+vnni" has those of
  * src/kernels/q8/q8-vnni-avx2.c (AVX-VNNI, ymm), "avx512+vnni" those of
  * q8-vnni-avx512.c (AVX512-VNNI: zmm GEMM, EVEX ymm depthwise; it does not need
  * AVX-VNNI). The VNNI GEMMs pack their weights differently from the AVX2 one, and the
@@ -18,7 +19,7 @@
 #include "kernels/ref/ref.h"
 #include "mpnas.h"
 
-/* The float kernels but the GEMM and the depthwise, the same in all four tables. */
+/* Pointwise GEMM: the avx512 tables' packs 32-wide panels (see above). */
 #define AVX2_GEMM_KERNELS \
     .gemm_packed_floats = mpnas__f32_gemm_packed_floats__avx2, \
     .gemm_pack = mpnas__f32_gemm_pack__avx2, \
@@ -39,19 +40,27 @@
     .dw_fwd = mpnas__f32_dwconv_fwd__avx512, \
     .dw_bwd_input = mpnas__f32_dwconv_bwd_input__avx512, \
     .dw_bwd_weight = mpnas__f32_dwconv_bwd_weight__avx512,
-#define AVX2_FLOAT_KERNELS \
+/* Batch norm and activations: misc/misc-x86.h at 8 and at 16 lanes (bit-identical). */
+#define AVX2_MISC_KERNELS \
     .bn_stats = mpnas__f32_bn_stats__avx2, \
     .bn_apply = mpnas__f32_bn_apply__avx2, \
     .bn_bwd_reduce = mpnas__f32_bn_bwd_reduce__avx2, \
     .bn_bwd_dx = mpnas__f32_bn_bwd_dx__avx2, \
     .act_fwd = mpnas__f32_act_fwd__avx2, \
     .act_bwd = mpnas__f32_act_bwd__avx2,
+#define AVX512_MISC_KERNELS \
+    .bn_stats = mpnas__f32_bn_stats__avx512, \
+    .bn_apply = mpnas__f32_bn_apply__avx512, \
+    .bn_bwd_reduce = mpnas__f32_bn_bwd_reduce__avx512, \
+    .bn_bwd_dx = mpnas__f32_bn_bwd_dx__avx512, \
+    .act_fwd = mpnas__f32_act_fwd__avx512, \
+    .act_bwd = mpnas__f32_act_bwd__avx512,
 
 const mpnas__kernels mpnas__kernels_avx2 = {
     .name = "avx2",
     .isa = MPNAS_ISA_AVX2,
     AVX2_DW_KERNELS
-    AVX2_FLOAT_KERNELS
+    AVX2_MISC_KERNELS
     AVX2_GEMM_KERNELS
     /* int8: src/kernels/q8/q8-avx2.c */
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2,
@@ -64,7 +73,7 @@ const mpnas__kernels mpnas__kernels_avx2_vnni = {
     .name = "avx2+vnni",
     .isa = MPNAS_ISA_AVX2,
     AVX2_DW_KERNELS
-    AVX2_FLOAT_KERNELS
+    AVX2_MISC_KERNELS
     AVX2_GEMM_KERNELS
     /* int8: src/kernels/q8/q8-vnni-avx2.c */
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2_vnni,
@@ -77,7 +86,7 @@ const mpnas__kernels mpnas__kernels_avx512 = {
     .name = "avx512",
     .isa = MPNAS_ISA_AVX2,
     AVX512_DW_KERNELS
-    AVX2_FLOAT_KERNELS
+    AVX512_MISC_KERNELS
     AVX512_GEMM_KERNELS
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx2,
     .q8_gemm_pack = mpnas__q8_gemm_pack__avx2,
@@ -89,7 +98,7 @@ const mpnas__kernels mpnas__kernels_avx512_vnni = {
     .name = "avx512+vnni",
     .isa = MPNAS_ISA_AVX2,
     AVX512_DW_KERNELS
-    AVX2_FLOAT_KERNELS
+    AVX512_MISC_KERNELS
     AVX512_GEMM_KERNELS
     /* int8: src/kernels/q8/q8-vnni-avx512.c (AVX512-VNNI) */
     .q8_gemm_packed_bytes = mpnas__q8_gemm_packed_bytes__avx512_vnni,

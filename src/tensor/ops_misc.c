@@ -225,7 +225,7 @@ void mpnas__bn_plan_fold(const mpnas__kernels *kt, mpnas__bn_plan *p, int t, int
     memcpy(m2 + c0, bm2 + c0, sizeof(double) * (size_t)(c1 - c0));
     return;
   }
-  /* The kernels' own merge of one block into the rows before it (misc-avx2.c). */
+  /* The kernels' own merge of one block into the rows before it (misc-x86.h). */
   const double nb = rows, tot = (double)prev + nb;
   const double wb = nb / tot, wab = (double)prev * nb / tot;
   for (int j = c0; j < c1; j++) {

@@ -49,46 +49,13 @@ MPNAS_AVX512_INLINE __mmask16 tail_mask(int n) {
   return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
 }
 
-/* mpnas__avx2_exp on 16 lanes: the same operations in the same order. */
-MPNAS_AVX512_INLINE __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 720.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-}
-
-/* mpnas__avx2_act on 16 lanes (max/min keep the AVX2 operand order, so NaN and -0
- * come out the same). */
-MPNAS_AVX512_INLINE __m512 act512(int act, __m512 v) {
-  const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
-  switch (act) {
-    case MPNAS__ACT_RELU: return _mm512_max_ps(v, zero);
-    case MPNAS__ACT_RELU6: return _mm512_min_ps(_mm512_max_ps(v, zero), six);
-    case MPNAS__ACT_HSWISH: {
-      __m512 r = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, _mm512_set1_ps(3.0f)), zero), six);
-      return _mm512_mul_ps(_mm512_mul_ps(v, r), _mm512_set1_ps(1.0f / 6.0f));
-    }
-    case MPNAS__ACT_SIGMOID: {
-      __m512 e = exp512(_mm512_sub_ps(zero, v));
-      return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-    }
-    case MPNAS__ACT_HSIGMOID: {
-      __m512 r = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, _mm512_set1_ps(3.0f)), zero), six);
-      return _mm512_mul_ps(r, _mm512_set1_ps(1.0f / 6.0f));
-    }
-    default: return v;
-  }
-}
+/* mpnas__avx512_exp and mpnas__avx512_act: act-x86.h at 16 lanes, the AVX2 code's
+ * operations on 16 lanes (max/min keep the AVX2 operand order, so NaN and -0 come out
+ * the same). */
+#define VEC_LANES 16
+#include "kernels/vec-x86.h"
+#include "kernels/act-x86.h"
+#include "kernels/vec-x86-end.h"
 
 /* Load 16 floats, or the first n (the rest read as 0, nothing past them touched). */
 MPNAS_AVX512_INLINE __m512 load16(const float *p, int n, __mmask16 m) {
@@ -167,8 +134,8 @@ MPNAS_AVX512_INLINE void gemm_tile(const int MR, const int NV, int kc, const flo
     }
     MPNAS_UNROLL(28)
     for (int r = 0; r < MR; r++) {
-      acc[r][0] = act512(e->act, _mm512_fmadd_ps(acc[r][0], s0, t0));
-      if (NV == 2) acc[r][1] = act512(e->act, _mm512_fmadd_ps(acc[r][1], s1, t1));
+      acc[r][0] = mpnas__avx512_act(e->act, _mm512_fmadd_ps(acc[r][0], s0, t0));
+      if (NV == 2) acc[r][1] = mpnas__avx512_act(e->act, _mm512_fmadd_ps(acc[r][1], s1, t1));
     }
   }
   if (e != NULL && e->residual) {

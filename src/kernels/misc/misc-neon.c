@@ -1,6 +1,6 @@
 /* misc-neon.c - batch-norm statistics, BN apply fused with the activation, BN backward
  * and the activations, AArch64 NEON (contracts in kernels.h). The same design as
- * misc-avx2.c (read it for the numerics of bn_stats): 4 channels per q-register, groups
+ * misc-x86.h (read it for the numerics of bn_stats): 4 channels per q-register, groups
  * of up to 16 channels, blocks of MPNAS__BN_BLOCK_ROWS rows whose float sums are folded
  * into double outputs. The last 1-3 channels of a row go through a zero-padded 4-float
  * buffer and the same vector code as the other lanes (no separate scalar formulas).
@@ -92,7 +92,7 @@ MPNAS_NEON_INLINE void stats_group(const int NV, const int PART, int tail, int r
   }
 }
 
-/* Fold one block into the running mean/m2 of the `prev` rows before it (misc-avx2.c). */
+/* Fold one block into the running mean/m2 of the `prev` rows before it (misc-x86.h). */
 static void stats_merge(int nch, int prev, int rows, const float *mb, const float *d1,
                         const float *d2, double *mean, double *m2) {
   const double nb = rows, inv_nb = 1.0 / nb, tot = (double)prev + nb;

@@ -1,0 +1,396 @@
+/* misc-x86.h - batch-norm statistics, BN apply fused with the activation, BN backward
+ * and the activations (contracts in kernels.h), written once for both x86 widths with
+ * the operations of vec-x86.h (VEC_LANES = VW lanes per vector): misc-avx2.c includes it
+ * at 8 lanes (ymm, AVX2+FMA), misc-avx512.c at 16 (zmm, AVX-512). MISC_NAME(f) names the
+ * exported kernels. One vector holds VW channels of a row; the last vector of a channel
+ * count that is not a multiple of VW is masked (loads read nothing past the end, stores
+ * write nothing past it).
+ *
+ * Both widths give the same bits: lanes are channels, and every channel goes through
+ * the same float/double operations in the same order whatever the width; where the
+ * order depends on how channels are grouped (the reductions' groups and row streams
+ * below), the grouping is in channels, not vectors.
+ *
+ * Reductions (bn_stats, bn_bwd_reduce) walk the rows in blocks of MPNAS__BN_BLOCK_ROWS
+ * and, inside a block, the channels in groups of up to 32 (4 ymm or 2 zmm accumulators
+ * per quantity). A block's sums accumulate in float - at most 256 terms, so their rounding
+ * does not grow with m - and are then folded into the double outputs. bn_stats takes
+ * two passes over each block (its mean, then the deviations from that mean, while the
+ * block is still in L1/L2), so it reads memory once yet never subtracts two large,
+ * nearly equal sums: block k gives n_k, its mean mb + d1 / n_k (d1 = sum (x - mb), which
+ * recovers what rounding mb lost) and M2_k = d2 - d1^2 / n_k (d2 = sum (x - mb)^2),
+ * merged into the running (mean, M2) by Chan et al.'s update in double:
+ *     delta = mean_k - mean;  mean += delta * n_k / n;  M2 += M2_k + delta^2 n_prev n_k / n.
+ * Blocks start every 256 rows from the first row passed, and the order of every sum
+ * depends only on (m, c) and the channel's index, so a given slice of rows always gives
+ * the same bits (the op layer's thread splits rely on that, ops_misc.c). */
+
+#define VW VEC_LANES
+#define BLOCK MPNAS__BN_BLOCK_ROWS
+#define GROUP 32        /* channels per reduction group */
+#define GV (GROUP / VW) /* vectors per full group */
+#define ACT V_FN(act)
+
+static int imin(int a, int b) { return a < b ? a : b; }
+
+/* Vector v of a group of NV vectors whose last one is masked when MASKED. */
+#define GLOAD(p, v) (((MASKED) && (v) == NV - 1) ? V_LOADM((p), mask) : V_LOAD(p))
+
+/* ---- bn_stats ------------------------------------------------------------------------ */
+
+/* One block of `rows` rows for one group of channels (x at the group's first channel):
+ * mb = block mean in float, d1 = sum (x - mb), d2 = sum (x - mb)^2, VW*NV lanes each.
+ * Masked lanes load 0, so their mean and deviations are 0. Narrow groups (16 channels
+ * or fewer, U = 2) split the rows into two interleaved streams so the float adds form
+ * independent chains; the two partial sums are added at the end (a fixed order). */
+MPNAS_AVX2_INLINE void stats_group(const int NV, const int MASKED, const int U, int rows,
+                                   size_t ld, const float *x, V_TAILMASK mask, float *mb_out,
+                                   float *d1_out, float *d2_out) {
+  V_F s[2][GV], mb[GV], d1[2][GV], d2[2][GV];
+#pragma GCC unroll 8
+  for (int u = 0; u < U; u++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) s[u][v] = d1[u][v] = d2[u][v] = V_ZERO();
+  int r = 0;
+  const float *p = x;
+  for (; r + U <= rows; r += U)
+#pragma GCC unroll 2
+    for (int u = 0; u < U; u++, p += ld)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) s[u][v] = V_ADD(s[u][v], GLOAD(p + VW * v, v));
+  if (r < rows) /* odd row count with two streams: the last row joins stream 0 */
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) s[0][v] = V_ADD(s[0][v], GLOAD(p + VW * v, v));
+  const V_F n = V_SET1((float)rows);
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; v++) {
+    if (U == 2) s[0][v] = V_ADD(s[0][v], s[1][v]);
+    mb[v] = V_DIV(s[0][v], n);
+  }
+  r = 0;
+  p = x;
+  for (; r + U <= rows; r += U)
+#pragma GCC unroll 2
+    for (int u = 0; u < U; u++, p += ld)
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) {
+        V_F d = V_SUB(GLOAD(p + VW * v, v), mb[v]);
+        d1[u][v] = V_ADD(d1[u][v], d);
+        d2[u][v] = V_FMA(d, d, d2[u][v]);
+      }
+  if (r < rows)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+      V_F d = V_SUB(GLOAD(p + VW * v, v), mb[v]);
+      d1[0][v] = V_ADD(d1[0][v], d);
+      d2[0][v] = V_FMA(d, d, d2[0][v]);
+    }
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; v++) {
+    if (U == 2) {
+      d1[0][v] = V_ADD(d1[0][v], d1[1][v]);
+      d2[0][v] = V_ADD(d2[0][v], d2[1][v]);
+    }
+    V_STORE(mb_out + VW * v, mb[v]);
+    V_STORE(d1_out + VW * v, d1[0][v]);
+    V_STORE(d2_out + VW * v, d2[0][v]);
+  }
+}
+
+/* Fold one block (rows, mb, d1, d2 for nch channels) into the running mean/m2 of the
+ * rows before it (prev of them; prev == 0 for the first block). Once per block and
+ * channel, so 4 doubles (ymm) at both widths. */
+static void stats_merge(int nch, int prev, int rows, const float *mb, const float *d1,
+                        const float *d2, double *mean, double *m2) {
+  const double nb = rows, inv_nb = 1.0 / nb, tot = (double)prev + nb;
+  const double wb = nb / tot, wab = (double)prev * nb / tot;
+  const __m256d vinv = _mm256_set1_pd(inv_nb), vwb = _mm256_set1_pd(wb),
+                vwab = _mm256_set1_pd(wab);
+  int j = 0;
+  for (; j + 4 <= nch; j += 4) {
+    __m256d m = _mm256_cvtps_pd(_mm_loadu_ps(mb + j));
+    __m256d s1 = _mm256_cvtps_pd(_mm_loadu_ps(d1 + j));
+    __m256d s2 = _mm256_cvtps_pd(_mm_loadu_ps(d2 + j));
+    __m256d bm = _mm256_add_pd(m, _mm256_mul_pd(s1, vinv));
+    __m256d bm2 = _mm256_sub_pd(s2, _mm256_mul_pd(_mm256_mul_pd(s1, s1), vinv));
+    if (prev == 0) {
+      _mm256_storeu_pd(mean + j, bm);
+      _mm256_storeu_pd(m2 + j, bm2);
+    } else {
+      __m256d mu = _mm256_loadu_pd(mean + j);
+      __m256d delta = _mm256_sub_pd(bm, mu);
+      _mm256_storeu_pd(mean + j, _mm256_add_pd(mu, _mm256_mul_pd(delta, vwb)));
+      __m256d add = _mm256_add_pd(bm2, _mm256_mul_pd(_mm256_mul_pd(delta, delta), vwab));
+      _mm256_storeu_pd(m2 + j, _mm256_add_pd(_mm256_loadu_pd(m2 + j), add));
+    }
+  }
+  for (; j < nch; j++) { /* the same operations, one channel at a time */
+    double s1 = d1[j], bm = (double)mb[j] + s1 * inv_nb;
+    double bm2 = (double)d2[j] - s1 * s1 * inv_nb;
+    if (prev == 0) {
+      mean[j] = bm;
+      m2[j] = bm2;
+    } else {
+      double delta = bm - mean[j];
+      mean[j] = mean[j] + delta * wb;
+      m2[j] = m2[j] + (bm2 + delta * delta * wab);
+    }
+  }
+}
+
+/* Call F(NV, MASKED, ...) for a group of nch channels (nv vectors, the last one masked
+ * when tail != 0), with the vector count a compile-time constant in each call. */
+#if VW == 8
+#define GROUP_SWITCH(F, ...)                            \
+  switch (nv * 2 + (tail != 0)) {                       \
+    case 2: F(1, 0, __VA_ARGS__); break;                \
+    case 3: F(1, 1, __VA_ARGS__); break;                \
+    case 4: F(2, 0, __VA_ARGS__); break;                \
+    case 5: F(2, 1, __VA_ARGS__); break;                \
+    case 6: F(3, 0, __VA_ARGS__); break;                \
+    case 7: F(3, 1, __VA_ARGS__); break;                \
+    case 8: F(4, 0, __VA_ARGS__); break;                \
+    default: F(4, 1, __VA_ARGS__); break;               \
+  }
+#else
+#define GROUP_SWITCH(F, ...)                            \
+  switch (nv * 2 + (tail != 0)) {                       \
+    case 2: F(1, 0, __VA_ARGS__); break;                \
+    case 3: F(1, 1, __VA_ARGS__); break;                \
+    case 4: F(2, 0, __VA_ARGS__); break;                \
+    default: F(2, 1, __VA_ARGS__); break;               \
+  }
+#endif
+
+/* Two row streams exactly when the group has 16 channels or fewer (at either width). */
+#define STATS_GROUP(NV_, MASKED_, ...) \
+  stats_group(NV_, MASKED_, (NV_) * VW <= 16 ? 2 : 1, __VA_ARGS__)
+
+void MISC_NAME(mpnas__f32_bn_stats)(int m, int c, size_t ld, const float *x, double *mean,
+                                    double *m2) {
+  float mb[GROUP], d1[GROUP], d2[GROUP];
+  for (int r0 = 0; r0 < m; r0 += BLOCK) {
+    int rows = imin(BLOCK, m - r0);
+    const float *xb = x + (size_t)r0 * ld;
+    for (int c0 = 0; c0 < c; c0 += GROUP) {
+      int nch = imin(GROUP, c - c0), nv = (nch + VW - 1) / VW, tail = nch % VW;
+      V_TAILMASK mask = V_TAIL(tail);
+      const float *xg = xb + c0;
+      GROUP_SWITCH(STATS_GROUP, rows, ld, xg, mask, mb, d1, d2)
+      stats_merge(nch, r0, rows, mb, d1, d2, mean + c0, m2 + c0);
+    }
+  }
+}
+
+/* ---- bn_bwd_reduce -------------------------------------------------------------------- */
+
+/* One block for one group: t0 = sum (x - mu), t1 = sum dy, t2 = sum dy * (x - mu). */
+MPNAS_AVX2_INLINE void reduce_group(const int NV, const int MASKED, int rows, size_t ld,
+                                    const float *x, const float *dy, const float *mu,
+                                    V_TAILMASK mask, float *t0, float *t1, float *t2) {
+  V_F a0[GV], a1[GV], a2[GV], vmu[GV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; v++) {
+    a0[v] = a1[v] = a2[v] = V_ZERO();
+    vmu[v] = GLOAD(mu + VW * v, v);
+  }
+  for (int r = 0; r < rows; r++, x += ld, dy += ld)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+      V_F d = V_SUB(GLOAD(x + VW * v, v), vmu[v]);
+      V_F g = GLOAD(dy + VW * v, v);
+      a0[v] = V_ADD(a0[v], d);
+      a1[v] = V_ADD(a1[v], g);
+      a2[v] = V_FMA(g, d, a2[v]);
+    }
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; v++) {
+    V_STORE(t0 + VW * v, a0[v]);
+    V_STORE(t1 + VW * v, a1[v]);
+    V_STORE(t2 + VW * v, a2[v]);
+  }
+}
+
+void MISC_NAME(mpnas__f32_bn_bwd_reduce)(int m, int c, size_t ld, const float *x,
+                                         const float *dy, const float *mu, double *s0,
+                                         double *s1, double *s2) {
+  float t0[GROUP], t1[GROUP], t2[GROUP];
+  for (int ch = 0; ch < c; ch++) s0[ch] = s1[ch] = s2[ch] = 0.0;
+  for (int r0 = 0; r0 < m; r0 += BLOCK) {
+    int rows = imin(BLOCK, m - r0);
+    const float *xb = x + (size_t)r0 * ld, *gb = dy + (size_t)r0 * ld;
+    for (int c0 = 0; c0 < c; c0 += GROUP) {
+      int nch = imin(GROUP, c - c0), nv = (nch + VW - 1) / VW, tail = nch % VW;
+      V_TAILMASK mask = V_TAIL(tail);
+      const float *xg = xb + c0, *gg = gb + c0, *mg = mu + c0;
+      GROUP_SWITCH(reduce_group, rows, ld, xg, gg, mg, mask, t0, t1, t2)
+      for (int j = 0; j < nch; j++) {
+        s0[c0 + j] += (double)t0[j];
+        s1[c0 + j] += (double)t1[j];
+        s2[c0 + j] += (double)t2[j];
+      }
+    }
+  }
+}
+
+/* ---- Elementwise passes ----------------------------------------------------------------
+ * Templated on the activation (a compile-time constant in each instantiation, so the
+ * activation's switch folds away). */
+
+MPNAS_AVX2_INLINE void apply_rows(const int A, const int NORM, int m, int c, size_t ld,
+                                  const float *x, const float *mu, const float *k,
+                                  const float *b, float *norm, float *y) {
+  const int tail = c % VW;
+  const V_TAILMASK mask = V_TAIL(tail);
+  for (size_t i = 0; i < (size_t)m; i++) {
+    const float *xr = x + i * ld;
+    float *nr = NORM ? norm + i * ld : NULL, *yr = y + i * ld;
+    int ch = 0;
+    for (; ch + VW <= c; ch += VW) {
+      V_F t = V_SUB(V_LOAD(xr + ch), V_LOAD(mu + ch));
+      t = V_FMA(t, V_LOAD(k + ch), V_LOAD(b + ch));
+      if (NORM) V_STORE(nr + ch, t);
+      V_STORE(yr + ch, ACT(A, t));
+    }
+    if (tail) {
+      V_F t = V_SUB(V_LOADM(xr + ch, mask), V_LOADM(mu + ch, mask));
+      t = V_FMA(t, V_LOADM(k + ch, mask), V_LOADM(b + ch, mask));
+      if (NORM) V_STOREM(nr + ch, mask, t);
+      V_STOREM(yr + ch, mask, ACT(A, t));
+    }
+  }
+}
+
+#define APPLY_CASE(A)                                                         \
+  case A:                                                                     \
+    if (norm != NULL) apply_rows(A, 1, m, c, ld, x, mu, k, b, norm, y);       \
+    else apply_rows(A, 0, m, c, ld, x, mu, k, b, NULL, y);                    \
+    break;
+
+void MISC_NAME(mpnas__f32_bn_apply)(int m, int c, size_t ld, const float *x, const float *mu,
+                                    const float *k, const float *b, int act, float *norm,
+                                    float *y) {
+  switch (act) {
+    APPLY_CASE(MPNAS__ACT_RELU)
+    APPLY_CASE(MPNAS__ACT_RELU6)
+    APPLY_CASE(MPNAS__ACT_HSWISH)
+    APPLY_CASE(MPNAS__ACT_SIGMOID)
+    APPLY_CASE(MPNAS__ACT_HSIGMOID)
+    default: APPLY_CASE(MPNAS__ACT_NONE)
+  }
+}
+
+void MISC_NAME(mpnas__f32_bn_bwd_dx)(int m, int c, size_t ld, const float *x, const float *dy,
+                                     const float *mu, const float *a, const float *b,
+                                     const float *d, float *dx) {
+  const int tail = c % VW;
+  const V_TAILMASK mask = V_TAIL(tail);
+  for (size_t i = 0; i < (size_t)m; i++) {
+    const float *xr = x + i * ld, *gr = dy + i * ld;
+    float *out = dx + i * ld;
+    int ch = 0;
+    for (; ch + VW <= c; ch += VW) {
+      V_F t = V_SUB(V_LOAD(xr + ch), V_LOAD(mu + ch));
+      t = V_FMA(V_LOAD(b + ch), t, V_LOAD(d + ch));
+      t = V_FMA(V_LOAD(a + ch), V_LOAD(gr + ch), t);
+      V_STORE(out + ch, t);
+    }
+    if (tail) {
+      V_F t = V_SUB(V_LOADM(xr + ch, mask), V_LOADM(mu + ch, mask));
+      t = V_FMA(V_LOADM(b + ch, mask), t, V_LOADM(d + ch, mask));
+      t = V_FMA(V_LOADM(a + ch, mask), V_LOADM(gr + ch, mask), t);
+      V_STOREM(out + ch, mask, t);
+    }
+  }
+}
+
+/* ---- Activations ---------------------------------------------------------------------- */
+
+/* dy * act'(x), the formulas of mpnas__act_grad (act-ref.c), same operations in the
+ * same order, so every activation but sigmoid matches the reference bit for bit. */
+MPNAS_AVX2_INLINE V_F act_grad_mul(const int A, V_F x, V_F g) {
+  const V_F zero = V_ZERO();
+  switch (A) {
+    case MPNAS__ACT_RELU: return V_KEEP(V_CMP(x, zero, _CMP_GT_OQ), g);
+    case MPNAS__ACT_RELU6: {
+      V_CMPMASK in = V_CMP_AND(V_CMP(x, zero, _CMP_GT_OQ), V_CMP(x, V_SET1(6.0f), _CMP_LT_OQ));
+      return V_KEEP(in, g);
+    }
+    case MPNAS__ACT_HSWISH: {
+      V_F d = V_MUL(V_ADD(V_MUL(V_SET1(2.0f), x), V_SET1(3.0f)), V_SET1(1.0f / 6.0f));
+      d = V_BLEND(d, V_SET1(1.0f), V_CMP(x, V_SET1(3.0f), _CMP_GE_OQ));
+      d = V_BLEND(d, zero, V_CMP(x, V_SET1(-3.0f), _CMP_LE_OQ));
+      return V_MUL(g, d);
+    }
+    case MPNAS__ACT_SIGMOID: {
+      V_F s = ACT(MPNAS__ACT_SIGMOID, x);
+      return V_MUL(g, V_MUL(s, V_SUB(V_SET1(1.0f), s)));
+    }
+    case MPNAS__ACT_HSIGMOID: {
+      V_CMPMASK in = V_CMP_AND(V_CMP(x, V_SET1(-3.0f), _CMP_GT_OQ),
+                               V_CMP(x, V_SET1(3.0f), _CMP_LT_OQ));
+      return V_KEEP(in, V_MUL(g, V_SET1(1.0f / 6.0f)));
+    }
+    default: return g;
+  }
+}
+
+MPNAS_AVX2_INLINE void act_fwd_impl(const int A, size_t n, const float *x, float *y) {
+  size_t i = 0;
+  for (; i + 4 * VW <= n; i += 4 * VW) {
+    V_F v0 = V_LOAD(x + i), v1 = V_LOAD(x + i + VW);
+    V_F v2 = V_LOAD(x + i + 2 * VW), v3 = V_LOAD(x + i + 3 * VW);
+    V_STORE(y + i, ACT(A, v0));
+    V_STORE(y + i + VW, ACT(A, v1));
+    V_STORE(y + i + 2 * VW, ACT(A, v2));
+    V_STORE(y + i + 3 * VW, ACT(A, v3));
+  }
+  for (; i + VW <= n; i += VW) V_STORE(y + i, ACT(A, V_LOAD(x + i)));
+  if (i < n) {
+    V_TAILMASK mask = V_TAIL((int)(n - i));
+    V_STOREM(y + i, mask, ACT(A, V_LOADM(x + i, mask)));
+  }
+}
+
+MPNAS_AVX2_INLINE void act_bwd_impl(const int A, size_t n, const float *x, const float *dy,
+                                    float *dx) {
+  size_t i = 0;
+  for (; i + 2 * VW <= n; i += 2 * VW) {
+    V_F v0 = V_LOAD(x + i), v1 = V_LOAD(x + i + VW);
+    V_F g0 = V_LOAD(dy + i), g1 = V_LOAD(dy + i + VW);
+    V_STORE(dx + i, act_grad_mul(A, v0, g0));
+    V_STORE(dx + i + VW, act_grad_mul(A, v1, g1));
+  }
+  for (; i + VW <= n; i += VW) V_STORE(dx + i, act_grad_mul(A, V_LOAD(x + i), V_LOAD(dy + i)));
+  if (i < n) {
+    V_TAILMASK mask = V_TAIL((int)(n - i));
+    V_STOREM(dx + i, mask, act_grad_mul(A, V_LOADM(x + i, mask), V_LOADM(dy + i, mask)));
+  }
+}
+
+void MISC_NAME(mpnas__f32_act_fwd)(int act, size_t n, const float *x, float *y) {
+  switch (act) {
+    case MPNAS__ACT_RELU: act_fwd_impl(MPNAS__ACT_RELU, n, x, y); break;
+    case MPNAS__ACT_RELU6: act_fwd_impl(MPNAS__ACT_RELU6, n, x, y); break;
+    case MPNAS__ACT_HSWISH: act_fwd_impl(MPNAS__ACT_HSWISH, n, x, y); break;
+    case MPNAS__ACT_SIGMOID: act_fwd_impl(MPNAS__ACT_SIGMOID, n, x, y); break;
+    case MPNAS__ACT_HSIGMOID: act_fwd_impl(MPNAS__ACT_HSIGMOID, n, x, y); break;
+    default:
+      if (y != x) memmove(y, x, n * sizeof(float));
+      break;
+  }
+}
+
+void MISC_NAME(mpnas__f32_act_bwd)(int act, size_t n, const float *x, const float *dy,
+                                   float *dx) {
+  switch (act) {
+    case MPNAS__ACT_RELU: act_bwd_impl(MPNAS__ACT_RELU, n, x, dy, dx); break;
+    case MPNAS__ACT_RELU6: act_bwd_impl(MPNAS__ACT_RELU6, n, x, dy, dx); break;
+    case MPNAS__ACT_HSWISH: act_bwd_impl(MPNAS__ACT_HSWISH, n, x, dy, dx); break;
+    case MPNAS__ACT_SIGMOID: act_bwd_impl(MPNAS__ACT_SIGMOID, n, x, dy, dx); break;
+    case MPNAS__ACT_HSIGMOID: act_bwd_impl(MPNAS__ACT_HSIGMOID, n, x, dy, dx); break;
+    default:
+      if (dx != dy) memmove(dx, dy, n * sizeof(float));
+      break;
+  }
+}

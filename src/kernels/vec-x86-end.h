@@ -1,0 +1,27 @@
+/* vec-x86-end.h - undefine the names vec-x86.h defined. */
+#undef V_F
+#undef V_TAILMASK
+#undef V_CMPMASK
+#undef V_TAIL
+#undef V_LOAD
+#undef V_LOADM
+#undef V_STORE
+#undef V_STOREM
+#undef V_ZERO
+#undef V_SET1
+#undef V_ADD
+#undef V_SUB
+#undef V_MUL
+#undef V_DIV
+#undef V_MIN
+#undef V_MAX
+#undef V_FMA
+#undef V_FNMA
+#undef V_RINT
+#undef V_POW2I
+#undef V_CMP
+#undef V_CMP_AND
+#undef V_KEEP
+#undef V_BLEND
+#undef V_FN
+#undef VEC_LANES
