@@ -37,7 +37,7 @@
 #define V_F __m512
 #define V_TAILMASK __mmask16
 #define V_CMPMASK __mmask16
-#define V_TAIL(n) ((__mmask16)((1u << (n)) - 1u)) /* n in 0..15 */
+#define V_TAIL(n) ((__mmask16)((1u << (n)) - 1u)) /* n in 0..16 */
 #define V_LOAD(p) _mm512_loadu_ps(p)
 #define V_LOADM(p, m) _mm512_maskz_loadu_ps((m), (p))
 #define V_STORE(p, v) _mm512_storeu_ps((p), (v))
