@@ -31,9 +31,11 @@
 #include "model/model_io.h"
 #include "model/model_quant.h"
 
-const mpnas__file_kind mpnas__model_kind = {"MPNASMDL", "model", 2, 1};
+const mpnas__file_kind mpnas__model_kind = {"MPNASMDL", "model", 3, 1};
 const mpnas__file_kind mpnas__model_kind_v1 = {"MPNASMDL", "model", 1, 1};
-#define VERSION_QUANT 2u
+static const mpnas__file_kind model_kind_v2 = {"MPNASMDL", "model", 2, 1};
+#define VERSION_QUANT 2u /* QNT8, the int8 form */
+#define VERSION_HALF 3u  /* QNT8's floats as halves */
 /* (BN slot, domain) pairs of the layout: (3 nodes + 2) x domains. Bounds the
  * bookkeeping a file can make the loader allocate (24 bytes a pair). */
 #define MAX_SLOT_PAIRS ((int64_t)1 << 21)
@@ -457,9 +459,11 @@ mpnas_status mpnas__model_put_file(mpnas__writer *w, const mpnas_model *m, int w
   return mpnas__writer_status(w);
 }
 
-/* Version 2 only where it is needed: a model file holding the int8 form. */
+/* The lowest version that holds the model: 2 for the int8 form in full floats, 3 with
+ * its floats in half precision. */
 static const mpnas__file_kind *writer_kind(const mpnas_model *m) {
-  return m->quant != NULL ? &mpnas__model_kind : &mpnas__model_kind_v1;
+  if (m->quant == NULL) return &mpnas__model_kind_v1;
+  return m->quant->half ? &mpnas__model_kind : &model_kind_v2;
 }
 
 mpnas_status mpnas__model_write(const mpnas_model *m, void **data, size_t *size) {
@@ -649,7 +653,7 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
   /* Version 2: the int8 form, every value checked (model_quant.c). */
   if (st == MPNAS_OK && r.version >= VERSION_QUANT &&
       (st = mpnas__reader_section(&r, "QNT8")) == MPNAS_OK)
-    st = mpnas__quant_read(&r, m, where);
+    st = mpnas__quant_read(&r, m, r.version >= VERSION_HALF, where);
   if (st == MPNAS_OK) {
     if (dropped) {
       /* The float store stays laid out (zeroed) for the layout's bookkeeping; nothing

@@ -19,11 +19,17 @@ static int act_fusable(int act) {
  * One walk visits every array of the int8 form in the file's order, so allocation, the
  * section's size, the writer and the reader cannot disagree. */
 
-enum { IO_ALLOC, IO_COUNT, IO_WRITE, IO_READ };
-enum { V_FINITE, V_POSITIVE, V_DERIVED }; /* DERIVED: in memory only, not in the file */
+/* FIT: do the stored floats fit half precision (io->st set if not); HALVE: round them. */
+enum { IO_ALLOC, IO_COUNT, IO_WRITE, IO_READ, IO_FIT, IO_HALVE };
+/* FINITE: additive (a weight, a shift): a half's absolute error (<= 2^-25 when subnormal)
+ * is harmless. FACTOR, POSITIVE: multiply a whole channel or tensor (BN scale; weight and
+ * activation scales, which are > 0 too): in half they must be 0 or normal, since a
+ * subnormal's relative error reaches 2^-1. DERIVED: in memory only, not in the file. */
+enum { V_FINITE, V_FACTOR, V_POSITIVE, V_DERIVED };
 
 typedef struct qio {
   int mode;
+  int half;           /* the file's floats are binary16 (format version 3) */
   mpnas__arena *store;
   mpnas__writer *w;
   mpnas__reader *r;
@@ -38,6 +44,15 @@ static void io_fail(qio *io, mpnas_status st, const char *what, size_t i, double
   snprintf(io->why, sizeof io->why, "%s: value %zu is %g", what, i, v);
 }
 
+/* Whether v, rounded to half, keeps what its kind needs (io_f32's kinds). */
+static int fits_half(float v, int kind) {
+  float h = mpnas__f16_round(v);
+  if (!isfinite(h)) return 0;
+  if (kind == V_POSITIVE) return h >= MPNAS__F16_MIN_NORMAL;
+  if (kind == V_FACTOR) return v == 0.0f || fabsf(h) >= MPNAS__F16_MIN_NORMAL;
+  return 1;
+}
+
 static void io_f32(qio *io, float **p, size_t n, int kind, const char *what) {
   if (io->st != MPNAS_OK) return;
   switch (io->mode) {
@@ -46,18 +61,37 @@ static void io_f32(qio *io, float **p, size_t n, int kind, const char *what) {
       if (*p == NULL) io->st = MPNAS_E_NO_MEMORY;
       return;
     case IO_COUNT:
-      if (kind != V_DERIVED) io->bytes += 4 * n;
+      if (kind != V_DERIVED) io->bytes += (io->half ? 2 : 4) * n;
       return;
     case IO_WRITE:
-      if (kind != V_DERIVED) mpnas__writer_put_f32_array(io->w, *p, n);
+      if (kind == V_DERIVED) return;
+      if (io->half)
+        mpnas__writer_put_f16_array(io->w, *p, n);
+      else
+        mpnas__writer_put_f32_array(io->w, *p, n);
+      return;
+    case IO_FIT:
+      for (size_t i = 0; i < n && kind != V_DERIVED; i++)
+        if (!fits_half((*p)[i], kind)) {
+          io_fail(io, MPNAS_E_UNSUPPORTED, what, i, (double)(*p)[i]);
+          return;
+        }
+      return;
+    case IO_HALVE:
+      for (size_t i = 0; i < n && kind != V_DERIVED; i++) (*p)[i] = mpnas__f16_round((*p)[i]);
       return;
     default:
       if (kind == V_DERIVED) return;
-      mpnas__reader_get_f32_array(io->r, *p, n);
+      if (io->half)
+        mpnas__reader_get_f16_array(io->r, *p, n);
+      else
+        mpnas__reader_get_f32_array(io->r, *p, n);
       for (size_t i = 0; i < n; i++) {
         float v = (*p)[i];
-        /* 1/v must be finite too where v is a scale the forward divides by. */
-        if (!isfinite(v) || (kind == V_POSITIVE && !(v > 0.0f && isfinite(1.0f / v)))) {
+        /* 1/v must be finite too where v is a scale the forward divides by; halves as
+         * the quantiser writes them (no subnormal factor). */
+        if (!isfinite(v) || (kind == V_POSITIVE && !(v > 0.0f && isfinite(1.0f / v))) ||
+            (io->half && !fits_half(v, kind))) {
           io_fail(io, MPNAS_E_CORRUPT, what, i, (double)v);
           return;
         }
@@ -74,6 +108,8 @@ static void io_i8(qio *io, int8_t **p, size_t n, const char *what) {
       return;
     case IO_COUNT: io->bytes += n; return;
     case IO_WRITE: mpnas__writer_put_bytes(io->w, *p, n); return;
+    case IO_FIT:
+    case IO_HALVE: return;
     default:
       mpnas__reader_get_bytes(io->r, *p, n);
       for (size_t i = 0; i < n; i++)
@@ -86,17 +122,24 @@ static void io_i8(qio *io, int8_t **p, size_t n, const char *what) {
 
 static void io_qp(qio *io, mpnas__qparams *p, const char *what) {
   if (io->st != MPNAS_OK) return;
+  float *scale = &p->scale;
   switch (io->mode) {
     case IO_ALLOC: return;
-    case IO_COUNT: io->bytes += 8; return;
+    case IO_COUNT: io->bytes += io->half ? 6 : 8; return;
     case IO_WRITE:
-      mpnas__writer_put_f32(io->w, p->scale);
+      io_f32(io, &scale, 1, V_POSITIVE, what);
       mpnas__writer_put_i32(io->w, p->zero);
       return;
+    case IO_FIT:
+    case IO_HALVE: io_f32(io, &scale, 1, V_POSITIVE, what); return;
     default:
-      p->scale = mpnas__reader_get_f32(io->r);
+      if (io->half)
+        mpnas__reader_get_f16_array(io->r, &p->scale, 1);
+      else
+        p->scale = mpnas__reader_get_f32(io->r);
       p->zero = mpnas__reader_get_i32(io->r);
-      if (!(p->scale > 0.0f) || !isfinite(p->scale) || !isfinite(1.0f / p->scale))
+      if (!(p->scale > 0.0f) || !isfinite(p->scale) || !isfinite(1.0f / p->scale) ||
+          (io->half && !fits_half(p->scale, V_POSITIVE)))
         io_fail(io, MPNAS_E_CORRUPT, what, 0, (double)p->scale);
       else if (p->zero < -128 || p->zero > 127)
         io_fail(io, MPNAS_E_CORRUPT, what, 1, (double)p->zero);
@@ -104,7 +147,7 @@ static void io_qp(qio *io, mpnas__qparams *p, const char *what) {
 }
 
 static void io_conv(qio *io, mpnas__qconv *c, int ch, const char *what) {
-  io_f32(io, &c->a, (size_t)ch, V_FINITE, what);
+  io_f32(io, &c->a, (size_t)ch, V_FACTOR, what);
   io_f32(io, &c->b, (size_t)ch, V_FINITE, what);
   io_f32(io, &c->mult, (size_t)ch, V_DERIVED, what);
   io_f32(io, &c->bias, (size_t)ch, V_DERIVED, what);
@@ -183,7 +226,7 @@ static mpnas__quant *quant_new(const mpnas_model *m) {
     ok = q->doms[d].layers != NULL;
     if (ok) memset(q->doms[d].layers, 0, sizeof(mpnas__qlayer) * (L ? L : 1));
   }
-  qio io = {IO_ALLOC, &q->store, NULL, NULL, 0, MPNAS_OK, ""};
+  qio io = {IO_ALLOC, 0, &q->store, NULL, NULL, 0, MPNAS_OK, ""};
   if (ok) walk(&io, m, q);
   if (!ok || io.st != MPNAS_OK) {
     mpnas__arena_destroy(&q->store);
@@ -452,6 +495,19 @@ static void quantize_weights(const mpnas_model *m, mpnas__quant *q) {
   mpnas__q8_quantize_weights(hg.cin, hg.cout, w + m->head.w, q->head_s, q->head);
 }
 
+/* Every stored float rounded to half precision, so that the int8 form computes with
+ * exactly what a version-3 file holds (a save / load round trip stays bit-identical),
+ * unless a value does not fit (io_f32's kinds: an overflow, a scale below half's normal
+ * range): then all stay full floats, saved as version 2. */
+static void halve(const mpnas_model *m, mpnas__quant *q) {
+  qio io = {IO_FIT, 1, NULL, NULL, NULL, 0, MPNAS_OK, ""};
+  walk(&io, m, q);
+  q->half = io.st == MPNAS_OK;
+  if (!q->half) return;
+  io.mode = IO_HALVE;
+  walk(&io, m, q);
+}
+
 mpnas_status mpnas__model_quantize(mpnas_model *m, int32_t images) {
   mpnas_context *ctx = m->ctx;
   mpnas__conv_geom hg = mpnas__space_head_geom(&m->space);
@@ -481,6 +537,7 @@ mpnas_status mpnas__model_quantize(mpnas_model *m, int32_t images) {
   for (int32_t d = 0; d < m->ndomains && st == MPNAS_OK; d++)
     st = calibrate_domain(m, q, d, images, &r);
   mpnas__free(ctx, r.v);
+  if (st == MPNAS_OK) halve(m, q);
   if (st == MPNAS_OK && !derive(m, q))
     st = mpnas__fail(ctx, MPNAS_E_CORRUPT,
                      "quantising: a requantisation multiplier overflows float (extreme "
@@ -692,15 +749,16 @@ mpnas_status mpnas__model_infer_q8(const mpnas_model *m, mpnas__arena *ws, int32
 
 void mpnas__quant_write(mpnas__writer *w, const mpnas_model *m) {
   mpnas__writer_put_i32(w, m->quant->calibration);
-  qio io = {IO_WRITE, NULL, w, NULL, 0, MPNAS_OK, ""};
+  qio io = {IO_WRITE, m->quant->half, NULL, w, NULL, 0, MPNAS_OK, ""};
   walk(&io, m, m->quant);
 }
 
-mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, const char *where) {
+mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, int half, const char *where) {
   mpnas_context *ctx = m->ctx;
   mpnas__quant *q = quant_new(m);
   if (q == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "%s: allocating the int8 model", where);
-  qio io = {IO_COUNT, NULL, NULL, r, 0, MPNAS_OK, ""};
+  q->half = half != 0;
+  qio io = {IO_COUNT, q->half, NULL, NULL, r, 0, MPNAS_OK, ""};
   walk(&io, m, q);
   size_t have = mpnas__reader_remaining(r);
   mpnas_status st = MPNAS_OK;

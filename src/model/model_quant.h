@@ -56,6 +56,10 @@ typedef struct mpnas__qdomain {
 typedef struct mpnas__quant {
   mpnas__arena store;   /* every array below */
   int32_t calibration;  /* images per domain asked for */
+  /* 1: every stored float (not the derived ones) is a binary16 value and QNT8 holds
+   * them as halves (format version 3); 0: full floats (version 2: a version-2 file
+   * loaded, or a model whose values do not fit half precision). */
+  int half;
   float *stem_w;        /* float [k][k][in_c][stem_c] */
   mpnas__qnode *nodes;  /* [nnodes] */
   int8_t *head;         /* [head_cin][head_c] */
@@ -87,9 +91,10 @@ mpnas_status mpnas__model_infer_q8(const mpnas_model *m, mpnas__arena *ws, int32
                                    const float *x, float *logits,
                                    const mpnas__quant_packed *pk);
 
-/* The QNT8 section's payload (docs/MODEL-FORMAT.md) into an open section; and read
- * from the selected section into m (built, domains set), every value checked. */
+/* The QNT8 section's payload (docs/MODEL-FORMAT.md) into an open section, its floats as
+ * halves if m->quant->half; and read from the selected section into m (built, domains
+ * set), every value checked; half: the file's floats are halves (version 3). */
 void mpnas__quant_write(mpnas__writer *w, const mpnas_model *m);
-mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, const char *where);
+mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, int half, const char *where);
 
 #endif
