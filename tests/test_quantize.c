@@ -421,6 +421,77 @@ static void test_refusals(void) {
   mpnas_context_free(ctx);
 }
 
+/* Quantised files as stored: the fuzz seeds, written by earlier builds (version 2: 12
+ * quantised, 15 int8 only) and by this one (version 3: 16, 19). Each loads in its own
+ * encoding, re-saves to the same bytes, and its int8 outputs survive that round trip
+ * bit for bit. */
+static void test_stored_files(void) {
+  static const struct {
+    const char *path;
+    uint32_t version;
+    int64_t quantized;
+  } files[] = {
+      {"tests/fuzz/corpus/model/seed-12.bin", 2, 1},
+      {"tests/fuzz/corpus/model/seed-15.bin", 2, 2},
+      {"tests/fuzz/corpus/model/seed-16.bin", 3, 1},
+      {"tests/fuzz/corpus/model/seed-19.bin", 3, 2},
+  };
+  for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+    FILE *fp = fopen(files[f].path, "rb");
+    CHECK_MSG(fp != NULL, "cannot open %s (run from the repository root)", files[f].path);
+    if (fp == NULL) continue;
+    blob b = {malloc(1 << 16), 0};
+    b.n = fread(b.p, 1, 1 << 16, fp);
+    fclose(fp);
+    CHECK_EQ_INT(ld32(b.p + 8), files[f].version);
+    mpnas_model *l = NULL;
+    OKC(mpnas_model_load_buffer(g_ctx, b.p, b.n, &l));
+    if (l == NULL) {
+      free(b.p);
+      continue;
+    }
+    int64_t qz = -1;
+    OKC(mpnas_model_get_int(l, MPNAS_MODEL_QUANTIZED, &qz));
+    CHECK_EQ_INT(qz, files[f].quantized);
+    CHECK_EQ_INT(l->quant->half, files[f].version == 3);
+    blob again = save(l);
+    CHECK_MSG(again.n == b.n && memcmp(again.p, b.p, b.n) == 0, "%s: saved again differs",
+              files[f].path);
+    /* int8 outputs of domain 0 on a few deterministic images, before and after. */
+    const mpnas_space *sp = NULL;
+    OKC(mpnas_model_space(l, &sp));
+    int64_t h = 0, w = 0, c = 0;
+    OKC(mpnas_space_get_int(sp, MPNAS_SPACE_INPUT_HEIGHT, &h));
+    OKC(mpnas_space_get_int(sp, MPNAS_SPACE_INPUT_WIDTH, &w));
+    OKC(mpnas_space_get_int(sp, MPNAS_SPACE_INPUT_CHANNELS, &c));
+    int32_t classes = 0;
+    OKC(mpnas_model_domain_classes(l, 0, &classes));
+    enum { N = 4 };
+    size_t per = (size_t)(h * w * c), nout = (size_t)N * (size_t)classes;
+    uint8_t *x = malloc(per * N);
+    for (size_t i = 0; i < per * N; i++) x[i] = (uint8_t)((i * 37u + 11u) & 0xffu);
+    float *out[2] = {calloc(nout, sizeof(float)), calloc(nout, sizeof(float))};
+    mpnas_model *l2 = NULL;
+    OKC(mpnas_model_load_buffer(g_ctx, again.p, again.n, &l2));
+    for (int k = 0; k < 2 && l2 != NULL; k++) {
+      mpnas_predictor *p = NULL;
+      OKC(mpnas_predictor_create(k ? l2 : l, &p));
+      OKC(mpnas_predictor_set_precision(p, MPNAS_PRECISION_INT8));
+      OKC(mpnas_predictor_run(p, 0, MPNAS_DTYPE_U8, x, N, MPNAS_OUTPUT_LOGITS, out[k], nout));
+      mpnas_predictor_free(p);
+    }
+    for (size_t i = 0; i < nout; i++) CHECK(isfinite(out[0][i]));
+    CHECK(memcmp(out[0], out[1], sizeof(float) * nout) == 0);
+    free(out[0]);
+    free(out[1]);
+    free(x);
+    mpnas_model_free(l2);
+    mpnas_model_free(l);
+    free(again.p);
+    free(b.p);
+  }
+}
+
 static void st16(unsigned char *p, uint32_t v) {
   p[0] = (unsigned char)(v & 0xffu);
   p[1] = (unsigned char)(v >> 8);
@@ -766,14 +837,77 @@ static void test_quantize_values(void) {
   CHECK_EQ_INT(bad, 0);
 }
 
+static uint32_t f32_bits(float v) {
+  uint32_t u;
+  memcpy(&u, &v, 4);
+  return u;
+}
+static float bits_f32(uint32_t u) {
+  float v;
+  memcpy(&v, &u, 4);
+  return v;
+}
+
+/* The portable binary16 conversion (common/serial.c): every half widens exactly and
+ * narrows back to itself; the midpoint between neighbours rounds to the even one, just
+ * below and above it to the nearer; edges: signed zeros, subnormals, the normal range's
+ * bounds, overflow to infinity at 65520, NaN. */
+static void test_half_values(void) {
+  int bad = 0;
+  for (uint32_t h = 0; h < 0x10000u; h++) {
+    float v = mpnas__f16_to_f32((uint16_t)h);
+    int nan = (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) != 0;
+    if (nan) {
+      bad += !isnan(v) || (mpnas__f32_to_f16(v) & 0x7fffu) <= 0x7c00u;
+      continue;
+    }
+    bad += mpnas__f32_to_f16(v) != h;
+    /* Halfway to the next half up in magnitude (not past the largest finite one). */
+    uint32_t up = h + 1u;
+    if ((h & 0x7fffu) >= 0x7bffu) continue;
+    float w = mpnas__f16_to_f32((uint16_t)up);
+    double mid = ((double)v + (double)w) / 2.0; /* exact in double, and in float */
+    float m = (float)mid;
+    uint16_t even = (h & 1u) ? (uint16_t)up : (uint16_t)h;
+    bad += mpnas__f32_to_f16(m) != even;
+    /* One float ulp either side of the midpoint (away from zero: toward up). */
+    uint32_t mb = f32_bits(m);
+    bad += mpnas__f32_to_f16(bits_f32(mb - 1u)) != h;
+    bad += mpnas__f32_to_f16(bits_f32(mb + 1u)) != up;
+    if (bad && bad < 4) printf("    half 0x%04x: round trip or rounding wrong\n", (unsigned)h);
+  }
+  CHECK_EQ_INT(bad, 0);
+  CHECK_EQ_INT(mpnas__f32_to_f16(0.0f), 0x0000);
+  CHECK_EQ_INT(mpnas__f32_to_f16(-0.0f), 0x8000);
+  CHECK_EQ_INT(mpnas__f32_to_f16(1.0f), 0x3c00);
+  CHECK_EQ_INT(mpnas__f32_to_f16(-2.0f), 0xc000);
+  CHECK_EQ_INT(mpnas__f32_to_f16(65504.0f), 0x7bff);
+  CHECK_EQ_INT(mpnas__f32_to_f16(65519.996f), 0x7bff); /* below the midpoint to 2^16 */
+  CHECK_EQ_INT(mpnas__f32_to_f16(65520.0f), 0x7c00);   /* the midpoint: to infinity */
+  CHECK_EQ_INT(mpnas__f32_to_f16(-1e30f), 0xfc00);
+  CHECK_EQ_INT(mpnas__f32_to_f16(bits_f32(0x7f800000u)), 0x7c00);
+  CHECK((mpnas__f32_to_f16(bits_f32(0x7fc00000u)) & 0x7e00u) == 0x7e00u);
+  CHECK((mpnas__f32_to_f16(bits_f32(0x7f800001u)) & 0x7e00u) == 0x7e00u); /* quieted */
+  CHECK_EQ_INT(mpnas__f32_to_f16(MPNAS__F16_MIN_NORMAL), 0x0400);
+  CHECK_EQ_INT(mpnas__f32_to_f16(5.9604644775390625e-8f), 0x0001);  /* 2^-24 */
+  CHECK_EQ_INT(mpnas__f32_to_f16(2.98023223876953125e-8f), 0x0000); /* 2^-25: tie to 0 */
+  CHECK_EQ_INT(mpnas__f32_to_f16(bits_f32(0x33000001u)), 0x0001);   /* just above it */
+  CHECK_EQ_INT(mpnas__f32_to_f16(-1e-30f), 0x8000);
+  CHECK_EQ_INT(mpnas__f32_to_f16(bits_f32(0x00000001u)), 0x0000);   /* float subnormal */
+  CHECK(mpnas__f16_round(0.1f) == mpnas__f16_to_f32(0x2e66u));
+  CHECK(mpnas__f16_round(MPNAS__F16_MAX) == MPNAS__F16_MAX);
+}
+
 int main(void) {
   g_ctx = context();
   g_model = trained(g_ctx, 0, 150);
   RUN(test_quantize_values);
+  RUN(test_half_values);
   RUN(test_int8_close_to_float);
   RUN(test_squeeze_excite);
   RUN(test_round_trip_and_int8_only);
   RUN(test_versions);
+  RUN(test_stored_files);
   RUN(test_training_drops_int8);
   RUN(test_refusals);
   RUN(test_corrupt_sections);
