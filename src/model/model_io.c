@@ -6,8 +6,10 @@
  * One format, magic "MPNASMDL", for both kinds of file:
  *   model file   META SPCE DOMS CONF PARW PARB             (mpnas_model_save), version 1
  *   checkpoint   the same + TRST PARS, META.contents = 1   (mpnas_model_save_checkpoint)
- *   quantised    version 2: a model file + QNT8 (the int8 form, model_quant.c); without
- *                PARW PARB and META.contents = 2 once the float weights are dropped
+ *   quantised    version 3: a model file + QNT8 (the int8 form, model_quant.c, its floats
+ *                as halves); version 2 the same with full floats (files of earlier
+ *                writers, or a form whose values do not fit half); without PARW PARB
+ *                and META.contents = 2 once the float weights are dropped
  * Files without an int8 form are written as version 1, byte for byte as before version
  * 2 existed, so older readers keep reading them; a reader of version 1 refuses a
  * quantised file with MPNAS_E_VERSION.
@@ -501,7 +503,7 @@ mpnas_status mpnas__model_parse(mpnas_context *ctx, mpnas__reader *r, const void
   if (p->h.contents != MPNAS__CONTENTS_MODEL && p->h.contents != MPNAS__CONTENTS_CHECKPOINT &&
       !(p->h.contents == MPNAS__CONTENTS_INT8 && r->version >= VERSION_QUANT))
     return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
-               "META: unknown contents %u (0 model, 1 checkpoint, 2 int8 model in version 2)",
+               "META: unknown contents %u (0 model, 1 checkpoint, 2 int8 model in version >= 2)",
                (unsigned)p->h.contents);
   if (!mpnas__in_range(p->h.ndomains, 1, MPNAS__MAX_DOMAINS))
     return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "META: %d domains (1..%d)",
@@ -631,7 +633,7 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
   const unsigned char *w = NULL, *b = NULL;
   int dropped = st == MPNAS_OK && p.h.contents == MPNAS__CONTENTS_INT8;
   if (st == MPNAS_OK && p.h.contents == MPNAS__CONTENTS_CHECKPOINT && r.version >= VERSION_QUANT)
-    st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "a version-2 file holds no checkpoint");
+    st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "a quantised-model version (2, 3) holds no checkpoint");
   /* The arrays' sections must hold exactly what META says (bounded by the file). */
   if (st == MPNAS_OK && !dropped)
     w = mpnas__model_float_section(ctx, &r, "PARW", p.h.params, 1, where, &st);
