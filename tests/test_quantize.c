@@ -515,6 +515,21 @@ static void test_corrupt_sections(void) {
     const mpnas__node *n0 = &m->nodes[0];
     size_t stem = fb * (3 * 3 * 3 * 8), exp_w = (size_t)n0->g.cin * n0->g.cmid;
     CHECK(n0->g.expand);
+    /* Domain 0 starts after the nodes' int8 weights, scales (version 2 only: version 3
+     * folds them into the BN scales) and SE weights, and the head's; there its
+     * classifier's int8 weights, scales, biases, then the stem's BN scale. */
+    size_t dom0 = 4 + stem;
+    for (int32_t i = 0; i < m->nnodes; i++) {
+      const mpnas__ib_geom *g = &m->nodes[i].g;
+      size_t cm = (size_t)g->cmid, r = (size_t)g->se;
+      dom0 += (g->expand ? (size_t)g->cin * cm : 0) + (size_t)(g->k * g->k) * cm +
+              cm * (size_t)g->cout + (g->se ? fb * (cm * r + r + r * cm + cm) : 0);
+      if (!half) dom0 += fb * ((g->expand ? cm : 0) + cm + (size_t)g->cout); /* scales */
+    }
+    mpnas__conv_geom hg = mpnas__space_head_geom(&m->space);
+    size_t classes0 = (size_t)m->domains[0].classes, fc_q = (size_t)hg.cout * classes0;
+    dom0 += (size_t)hg.cin * (size_t)hg.cout + (half ? 0 : fb * (size_t)hg.cout);
+    size_t fc_s = dom0 + fc_q, stem_a = fc_s + 2 * fb * classes0;
     struct {
       size_t at;
       uint32_t f32, f16;
@@ -529,10 +544,17 @@ static void test_corrupt_sections(void) {
         {4 + stem + exp_w, 0xbf800000u, 0xbc00u, 0, "a negative weight scale"},
         {4 + stem + exp_w, 0x7f800000u, 0x7c00u, 0, "an infinite weight scale"},
         {4 + stem + exp_w, 0x00000001u, 0x0001u, 0, "a subnormal weight scale"},
-        {4 + stem + exp_w, 0x00000001u, 0x03ffu, 0, "the largest subnormal weight scale"},
+        {fc_s, 0, 0, 0, "a zero classifier scale"},
+        {fc_s, 0xbf800000u, 0xbc00u, 0, "a negative classifier scale"},
+        {fc_s, 0x00000001u, 0x03ffu, 0, "a subnormal classifier scale"},
+        {fc_s + fb, 0x7fc00000u, 0x7e00u, 0, "a NaN classifier scale"},
+        {stem_a, 0x7f800000u, 0x7c00u, 0, "an infinite BN scale"},
+        {stem_a, 0x00000001u, 0x8001u, 0, "a subnormal BN scale"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-      if (!half && cases[i].f32 == 0x00000001u && cases[i].f16 == 0x03ffu) continue;
+      /* Weight scales are in version 2 only, where any finite BN scale is valid. */
+      if (half && cases[i].at == 4 + stem + exp_w) continue;
+      if (!half && cases[i].at == stem_a && cases[i].f32 == 0x00000001u) continue;
       blob b = {malloc(good.n), good.n};
       memcpy(b.p, good.p, good.n);
       if (cases[i].byte)
@@ -552,11 +574,12 @@ static void test_corrupt_sections(void) {
       mpnas_model_free(l);
       free(b.p);
     }
-    /* The last domain's head output affine (scale, i32 zero): the section's end. */
-    size_t len = (size_t)ld64(good.p + sec + 8), qp = pay + len - fb - 4;
+    /* The last domain's head output affine (scale, zero: i32, in version 3 i8): the
+     * section's end. */
+    size_t zb = half ? 1 : 4, len = (size_t)ld64(good.p + sec + 8), qp = pay + len - fb - zb;
     const uint32_t bad_f32[4] = {0, 0x7fc00000u, 0xbf800000u, 0x00000001u};
     const uint32_t bad_f16[4] = {0, 0x7e00u, 0xbc00u, 0x0001u};
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < (half ? 4 : 5); i++) { /* an i8 zero point is never out of range */
       blob b = {malloc(good.n), good.n};
       memcpy(b.p, good.p, good.n);
       if (i == 4)

@@ -24,8 +24,10 @@ enum { IO_ALLOC, IO_COUNT, IO_WRITE, IO_READ, IO_FIT, IO_HALVE };
 /* FINITE: additive (a weight, a shift): a half's absolute error (<= 2^-25 when subnormal)
  * is harmless. FACTOR, POSITIVE: multiply a whole channel or tensor (BN scale; weight and
  * activation scales, which are > 0 too): in half they must be 0 or normal, since a
- * subnormal's relative error reaches 2^-1. DERIVED: in memory only, not in the file. */
-enum { V_FINITE, V_FACTOR, V_POSITIVE, V_DERIVED };
+ * subnormal's relative error reaches 2^-1. WSCALE: a conv's weight scales (POSITIVE);
+ * with halves (version 3) folded into each domain's BN scale (fold_weight_scales), 1 in
+ * memory and not in the file. DERIVED: in memory only, not in the file. */
+enum { V_FINITE, V_FACTOR, V_POSITIVE, V_WSCALE, V_DERIVED };
 
 typedef struct qio {
   int mode;
@@ -55,6 +57,13 @@ static int fits_half(float v, int kind) {
 
 static void io_f32(qio *io, float **p, size_t n, int kind, const char *what) {
   if (io->st != MPNAS_OK) return;
+  if (kind == V_WSCALE && !io->half) kind = V_POSITIVE;
+  if (kind == V_WSCALE && io->mode != IO_ALLOC) {
+    for (size_t i = 0; i < n && io->mode == IO_READ; i++) (*p)[i] = 1.0f;
+    return;
+  }
+  /* FIT checks the BN scales in fold_weight_scales, as the products they become. */
+  if (kind == V_FACTOR && io->mode == IO_FIT) return;
   switch (io->mode) {
     case IO_ALLOC:
       *p = mpnas__arena_alloc(io->store, sizeof(float) * (n ? n : 1));
@@ -125,10 +134,13 @@ static void io_qp(qio *io, mpnas__qparams *p, const char *what) {
   float *scale = &p->scale;
   switch (io->mode) {
     case IO_ALLOC: return;
-    case IO_COUNT: io->bytes += io->half ? 6 : 8; return;
+    case IO_COUNT: io->bytes += io->half ? 3 : 8; return;
     case IO_WRITE:
       io_f32(io, &scale, 1, V_POSITIVE, what);
-      mpnas__writer_put_i32(io->w, p->zero);
+      if (io->half) /* version 3: the zero point as the int8 it is */
+        mpnas__writer_put_u8(io->w, (uint8_t)(p->zero & 0xff));
+      else
+        mpnas__writer_put_i32(io->w, p->zero);
       return;
     case IO_FIT:
     case IO_HALVE: io_f32(io, &scale, 1, V_POSITIVE, what); return;
@@ -137,7 +149,7 @@ static void io_qp(qio *io, mpnas__qparams *p, const char *what) {
         mpnas__reader_get_f16_array(io->r, &p->scale, 1);
       else
         p->scale = mpnas__reader_get_f32(io->r);
-      p->zero = mpnas__reader_get_i32(io->r);
+      p->zero = io->half ? (int8_t)mpnas__reader_get_u8(io->r) : mpnas__reader_get_i32(io->r);
       if (!(p->scale > 0.0f) || !isfinite(p->scale) || !isfinite(1.0f / p->scale) ||
           (io->half && !fits_half(p->scale, V_POSITIVE)))
         io_fail(io, MPNAS_E_CORRUPT, what, 0, (double)p->scale);
@@ -172,10 +184,10 @@ static void walk(qio *io, const mpnas_model *m, mpnas__quant *q) {
     size_t cmid = (size_t)g->cmid;
     if (g->expand) {
       io_i8(io, &qn->exp, (size_t)g->cin * cmid, "expand weights");
-      io_f32(io, &qn->exp_s, cmid, V_POSITIVE, "expand weight scales");
+      io_f32(io, &qn->exp_s, cmid, V_WSCALE, "expand weight scales");
     }
     io_i8(io, &qn->dw, (size_t)g->k * g->k * cmid, "depthwise weights");
-    io_f32(io, &qn->dw_s, cmid, V_POSITIVE, "depthwise weight scales");
+    io_f32(io, &qn->dw_s, cmid, V_WSCALE, "depthwise weight scales");
     if (g->se) {
       io_f32(io, &qn->se_w1, cmid * g->se, V_FINITE, "SE weights");
       io_f32(io, &qn->se_b1, (size_t)g->se, V_FINITE, "SE weights");
@@ -183,10 +195,10 @@ static void walk(qio *io, const mpnas_model *m, mpnas__quant *q) {
       io_f32(io, &qn->se_b2, cmid, V_FINITE, "SE weights");
     }
     io_i8(io, &qn->proj, cmid * g->cout, "project weights");
-    io_f32(io, &qn->proj_s, (size_t)g->cout, V_POSITIVE, "project weight scales");
+    io_f32(io, &qn->proj_s, (size_t)g->cout, V_WSCALE, "project weight scales");
   }
   io_i8(io, &q->head, (size_t)hg.cin * hg.cout, "head weights");
-  io_f32(io, &q->head_s, (size_t)hg.cout, V_POSITIVE, "head weight scales");
+  io_f32(io, &q->head_s, (size_t)hg.cout, V_WSCALE, "head weight scales");
   for (int32_t d = 0; d < m->ndomains; d++) {
     mpnas__qdomain *qd = &q->doms[d];
     size_t classes = (size_t)m->domains[d].classes;
@@ -495,15 +507,63 @@ static void quantize_weights(const mpnas_model *m, mpnas__quant *q) {
   mpnas__q8_quantize_weights(hg.cin, hg.cout, w + m->head.w, q->head_s, q->head);
 }
 
-/* Every stored float rounded to half precision, so that the int8 form computes with
- * exactly what a version-3 file holds (a save / load round trip stays bit-identical),
- * unless a value does not fit (io_f32's kinds: an overflow, a scale below half's normal
- * range): then all stay full floats, saved as version 2. */
+/* The epilogue multiplies a conv's sums by input scale x weight scale s[c] x BN scale
+ * a[c] (conv_mult): only the product s[c] x a[c] matters. Version 3 stores it in place
+ * of each domain's a[c] (which is per domain anyway) and no s: one array per conv and
+ * domain instead of two. apply 0: whether every product (and the stem's a, which has no
+ * weight scale) fits half as a FACTOR; 1: fold, and set every s to 1. */
+static int fold_one(float *a, const float *s, int ch, int apply) {
+  for (int c = 0; c < ch; c++) {
+    float v = s != NULL ? (float)((double)a[c] * (double)s[c]) : a[c];
+    if (!apply && !fits_half(v, V_FACTOR)) return 0;
+    if (apply) a[c] = v;
+  }
+  return 1;
+}
+
+static int fold_weight_scales(const mpnas_model *m, mpnas__quant *q, int apply) {
+  mpnas__conv_geom sg = mpnas__space_stem_geom(&m->space), hg = mpnas__space_head_geom(&m->space);
+  int ok = 1;
+  for (int32_t d = 0; d < m->ndomains && ok; d++) {
+    mpnas__qdomain *qd = &q->doms[d];
+    ok = fold_one(qd->stem.a, NULL, sg.cout, apply) &&
+         fold_one(qd->head.a, q->head_s, hg.cout, apply);
+    for (int32_t l = 0; l < m->nlayers && ok; l++) {
+      const mpnas__node *nd = path_node(m, d, l);
+      if (nd == NULL) continue;
+      const mpnas__qnode *qn = &q->nodes[nd - m->nodes];
+      mpnas__qlayer *ql = &qd->layers[l];
+      ok = (!nd->g.expand || fold_one(ql->exp.a, qn->exp_s, nd->g.cmid, apply)) &&
+           fold_one(ql->dw.a, qn->dw_s, nd->g.cmid, apply) &&
+           fold_one(ql->proj.a, qn->proj_s, nd->g.cout, apply);
+    }
+  }
+  if (!ok || !apply) return ok;
+  /* Every domain is folded: the shared scales may go. */
+  for (int32_t i = 0; i < m->nnodes; i++) {
+    const mpnas__ib_geom *g = &m->nodes[i].g;
+    mpnas__qnode *qn = &q->nodes[i];
+    for (int c = 0; c < g->cmid; c++) {
+      if (g->expand) qn->exp_s[c] = 1.0f;
+      qn->dw_s[c] = 1.0f;
+    }
+    for (int c = 0; c < g->cout; c++) qn->proj_s[c] = 1.0f;
+  }
+  for (int c = 0; c < hg.cout; c++) q->head_s[c] = 1.0f;
+  return 1;
+}
+
+/* Every stored float rounded to half precision and the weight scales folded into the BN
+ * scales, so that the int8 form computes with exactly what a version-3 file holds (a
+ * save / load round trip stays bit-identical), unless a value does not fit (io_f32's
+ * kinds: an overflow, a scale below half's normal range): then all stay full floats,
+ * saved as version 2. */
 static void halve(const mpnas_model *m, mpnas__quant *q) {
   qio io = {IO_FIT, 1, NULL, NULL, NULL, 0, MPNAS_OK, ""};
   walk(&io, m, q);
-  q->half = io.st == MPNAS_OK;
+  q->half = io.st == MPNAS_OK && fold_weight_scales(m, q, 0);
   if (!q->half) return;
+  fold_weight_scales(m, q, 1);
   io.mode = IO_HALVE;
   walk(&io, m, q);
 }
