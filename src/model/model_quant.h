@@ -26,7 +26,8 @@
 
 /* One conv of one domain's path. */
 typedef struct mpnas__qconv {
-  float *a, *b;       /* domain's folded BN: scale and shift [c] (stored in the file) */
+  float *a, *b;       /* domain's folded BN: scale (x the weight scale when folded: */
+                      /* mpnas__quant.half) and shift [c] (stored in the file) */
   float *mult, *bias; /* the epilogue: input scale * weight scale * a, and b (derived) */
   mpnas__qparams out; /* the output tensor's affine (calibrated) */
 } mpnas__qconv;
@@ -38,7 +39,7 @@ typedef struct mpnas__qlayer { /* a path's layer in one domain (unused for zero 
 
 typedef struct mpnas__qnode { /* shared: a node's int8 weights */
   int8_t *exp, *dw, *proj;    /* [cin][cmid] (NULL without expand), [k][k][cmid], [cmid][cout] */
-  float *exp_s, *dw_s, *proj_s; /* per output channel */
+  float *exp_s, *dw_s, *proj_s; /* per output channel (1 when folded: mpnas__quant.half) */
   float *se_w1, *se_b1, *se_w2, *se_b2; /* float, NULL without SE */
 } mpnas__qnode;
 
@@ -56,9 +57,10 @@ typedef struct mpnas__qdomain {
 typedef struct mpnas__quant {
   mpnas__arena store;   /* every array below */
   int32_t calibration;  /* images per domain asked for */
-  /* 1: every stored float (not the derived ones) is a binary16 value and QNT8 holds
-   * them as halves (format version 3); 0: full floats (version 2: a version-2 file
-   * loaded, or a model whose values do not fit half precision). */
+  /* 1: the weight scales are folded into each domain's BN scale a (all 1), every stored
+   * float (not the derived ones) is a binary16 value, and QNT8 holds them as halves
+   * (format version 3); 0: full floats (version 2: a version-2 file loaded, or a model
+   * whose values do not fit half precision). */
   int half;
   float *stem_w;        /* float [k][k][in_c][stem_c] */
   mpnas__qnode *nodes;  /* [nnodes] */
