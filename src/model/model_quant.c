@@ -138,7 +138,7 @@ static void io_qp(qio *io, mpnas__qparams *p, const char *what) {
     case IO_WRITE:
       io_f32(io, &scale, 1, V_POSITIVE, what);
       if (io->half) /* version 3: the zero point as the int8 it is */
-        mpnas__writer_put_u8(io->w, (uint8_t)(p->zero & 0xff));
+        mpnas__writer_put_u8(io->w, (uint8_t)p->zero); /* modulo 256: two's complement */
       else
         mpnas__writer_put_i32(io->w, p->zero);
       return;
@@ -149,7 +149,12 @@ static void io_qp(qio *io, mpnas__qparams *p, const char *what) {
         mpnas__reader_get_f16_array(io->r, &p->scale, 1);
       else
         p->scale = mpnas__reader_get_f32(io->r);
-      p->zero = io->half ? (int8_t)mpnas__reader_get_u8(io->r) : mpnas__reader_get_i32(io->r);
+      if (io->half) {
+        int32_t byte = mpnas__reader_get_u8(io->r);
+        p->zero = byte > 127 ? byte - 256 : byte;
+      } else {
+        p->zero = mpnas__reader_get_i32(io->r);
+      }
       if (!(p->scale > 0.0f) || !isfinite(p->scale) || !isfinite(1.0f / p->scale) ||
           (io->half && !fits_half(p->scale, V_POSITIVE)))
         io_fail(io, MPNAS_E_CORRUPT, what, 0, (double)p->scale);
