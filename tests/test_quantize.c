@@ -517,7 +517,8 @@ static void test_corrupt_sections(void) {
     CHECK(n0->g.expand);
     /* Domain 0 starts after the nodes' int8 weights, scales (version 2 only: version 3
      * folds them into the BN scales) and SE weights, and the head's; there its
-     * classifier's int8 weights, scales, biases, then the stem's BN scale. */
+     * classifier's int8 weights, scales, biases, then the stem's BN scale (version 3:
+     * a half step, then int8 codes). */
     size_t dom0 = 4 + stem;
     for (int32_t i = 0; i < m->nnodes; i++) {
       const mpnas__ib_geom *g = &m->nodes[i].g;
@@ -548,13 +549,17 @@ static void test_corrupt_sections(void) {
         {fc_s, 0xbf800000u, 0xbc00u, 0, "a negative classifier scale"},
         {fc_s, 0x00000001u, 0x03ffu, 0, "a subnormal classifier scale"},
         {fc_s + fb, 0x7fc00000u, 0x7e00u, 0, "a NaN classifier scale"},
-        {stem_a, 0x7f800000u, 0x7c00u, 0, "an infinite BN scale"},
-        {stem_a, 0x00000001u, 0x8001u, 0, "a subnormal BN scale"},
+        {stem_a, 0x7f800000u, 0x7c00u, 0, "an infinite BN scale (version 3: its step)"},
+        {stem_a, 0x00000001u, 0x8001u, 0, "a negative BN scale step (version 3)"},
+        {stem_a, 0x00000001u, 0x0000u, 0, "a zero BN scale step (version 3)"},
+        {stem_a + 2, 0x80u, 0x80u, 1, "a BN scale code of -128 (version 3)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-      /* Weight scales are in version 2 only, where any finite BN scale is valid. */
+      /* Weight scales are in version 2 only, where any finite BN scale is valid; the BN
+       * codes and their steps in version 3 only. */
       if (half && cases[i].at == 4 + stem + exp_w) continue;
-      if (!half && cases[i].at == stem_a && cases[i].f32 == 0x00000001u) continue;
+      if (!half && (cases[i].at == stem_a + 2 || (cases[i].at == stem_a && cases[i].f32 == 1u)))
+        continue;
       blob b = {malloc(good.n), good.n};
       memcpy(b.p, good.p, good.n);
       if (cases[i].byte)

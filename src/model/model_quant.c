@@ -163,9 +163,72 @@ static void io_qp(qio *io, mpnas__qparams *p, const char *what) {
   }
 }
 
+/* The step of v's int8 codes (symmetric, per tensor): the smallest half >= max |v| / 127,
+ * so that no code passes 127; 0 if that overflows half. A subnormal step is fine: the
+ * error is absolute, at most half a step, whatever the step's precision. */
+static float code_step(const float *v, size_t n) {
+  float mx = 0.0f;
+  for (size_t i = 0; i < n; i++) mx = fabsf(v[i]) > mx ? fabsf(v[i]) : mx;
+  if (mx == 0.0f) return 1.0f; /* all codes 0 */
+  float want = mx / 127.0f;
+  uint16_t h = mpnas__f32_to_f16(want);
+  if (mpnas__f16_to_f32(h) < want) h++; /* the next half up (positive: the next pattern) */
+  float step = mpnas__f16_to_f32(h);
+  return isfinite(step) && step > 0.0f ? step : 0.0f;
+}
+
+/* Version 3's BN scale (folded) or shift of one conv and domain: f16 step, then an int8
+ * code per channel, the value code x step (exact in float). With one 2-byte step per
+ * tensor that is about a byte a value; the error, at most half a step, is bounded by
+ * the tensor's largest value / 254 (measured on MDD-6: docs/QUANTIZATION.md). */
+static void io_codes(qio *io, float **p, float *step, size_t n, int kind, const char *what) {
+  if (io->st != MPNAS_OK) return;
+  switch (io->mode) {
+    case IO_ALLOC: io_f32(io, p, n, kind, what); return;
+    case IO_COUNT: io->bytes += 2 + n; return;
+    case IO_WRITE: {
+      mpnas__writer_put_f16_array(io->w, step, 1);
+      for (size_t i = 0; i < n; i++)
+        mpnas__writer_put_u8(io->w, (uint8_t)(int)nearbyintf((*p)[i] / *step));
+      return;
+    }
+    case IO_FIT: /* the BN scales are checked once folded (fold_weight_scales) */
+      if (kind != V_FACTOR && code_step(*p, n) == 0.0f) io_fail(io, MPNAS_E_UNSUPPORTED, what, 0, 0.0);
+      return;
+    case IO_HALVE:
+      *step = code_step(*p, n);
+      for (size_t i = 0; i < n; i++) {
+        float code = nearbyintf((*p)[i] / *step);
+        code = code > 127.0f ? 127.0f : code < -127.0f ? -127.0f : code;
+        (*p)[i] = code * *step;
+      }
+      return;
+    default:
+      mpnas__reader_get_f16_array(io->r, step, 1);
+      if (!(*step > 0.0f) || !isfinite(*step)) {
+        io_fail(io, MPNAS_E_CORRUPT, what, 0, (double)*step);
+        return;
+      }
+      for (size_t i = 0; i < n; i++) {
+        int32_t code = mpnas__reader_get_u8(io->r);
+        code = code > 127 ? code - 256 : code;
+        if (code == -128) { /* symmetric codes use -127..127 only */
+          io_fail(io, MPNAS_E_CORRUPT, what, i + 1, -128.0);
+          return;
+        }
+        (*p)[i] = (float)code * *step;
+      }
+  }
+}
+
 static void io_conv(qio *io, mpnas__qconv *c, int ch, const char *what) {
-  io_f32(io, &c->a, (size_t)ch, V_FACTOR, what);
-  io_f32(io, &c->b, (size_t)ch, V_FINITE, what);
+  if (io->half) {
+    io_codes(io, &c->a, &c->a_step, (size_t)ch, V_FACTOR, what);
+    io_codes(io, &c->b, &c->b_step, (size_t)ch, V_FINITE, what);
+  } else {
+    io_f32(io, &c->a, (size_t)ch, V_FACTOR, what);
+    io_f32(io, &c->b, (size_t)ch, V_FINITE, what);
+  }
   io_f32(io, &c->mult, (size_t)ch, V_DERIVED, what);
   io_f32(io, &c->bias, (size_t)ch, V_DERIVED, what);
   io_qp(io, &c->out, what);
@@ -515,15 +578,17 @@ static void quantize_weights(const mpnas_model *m, mpnas__quant *q) {
 /* The epilogue multiplies a conv's sums by input scale x weight scale s[c] x BN scale
  * a[c] (conv_mult): only the product s[c] x a[c] matters. Version 3 stores it in place
  * of each domain's a[c] (which is per domain anyway) and no s: one array per conv and
- * domain instead of two. apply 0: whether every product (and the stem's a, which has no
- * weight scale) fits half as a FACTOR; 1: fold, and set every s to 1. */
+ * domain instead of two. apply 0: whether the step of every product's codes (and of the
+ * stem's a, which has no weight scale) fits half (io_codes); 1: fold, and set every s
+ * to 1. */
 static int fold_one(float *a, const float *s, int ch, int apply) {
+  float mx = 0.0f;
   for (int c = 0; c < ch; c++) {
     float v = s != NULL ? (float)((double)a[c] * (double)s[c]) : a[c];
-    if (!apply && !fits_half(v, V_FACTOR)) return 0;
     if (apply) a[c] = v;
+    mx = fabsf(v) > mx ? fabsf(v) : mx;
   }
-  return 1;
+  return apply || code_step(&mx, 1) != 0.0f; /* the codes' step fits half */
 }
 
 static int fold_weight_scales(const mpnas_model *m, mpnas__quant *q, int apply) {

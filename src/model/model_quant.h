@@ -30,6 +30,8 @@ typedef struct mpnas__qconv {
                       /* mpnas__quant.half) and shift [c] (stored in the file) */
   float *mult, *bias; /* the epilogue: input scale * weight scale * a, and b (derived) */
   mpnas__qparams out; /* the output tensor's affine (calibrated) */
+  /* mpnas__quant.half: a and b are int8 codes times these per-tensor steps (halves). */
+  float a_step, b_step;
 } mpnas__qconv;
 
 typedef struct mpnas__qlayer { /* a path's layer in one domain (unused for zero ops) */
