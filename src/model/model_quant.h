@@ -59,10 +59,10 @@ typedef struct mpnas__qdomain {
 typedef struct mpnas__quant {
   mpnas__arena store;   /* every array below */
   int32_t calibration;  /* images per domain asked for */
-  /* 1: the weight scales are folded into each domain's BN scale a (all 1), every stored
-   * float (not the derived ones) is a binary16 value, and QNT8 holds them as halves
-   * (format version 3); 0: full floats (version 2: a version-2 file loaded, or a model
-   * whose values do not fit half precision). */
+  /* 1: the weight scales are folded into each domain's BN scale a (all 1), each BN
+   * scale and shift array is int8 codes x a half step, every other stored float (not
+   * the derived ones) a binary16 value, as QNT8 holds them (format version 3); 0: full
+   * floats (version 2: a version-2 file loaded, or a form that does not fit). */
   int half;
   float *stem_w;        /* float [k][k][in_c][stem_c] */
   mpnas__qnode *nodes;  /* [nnodes] */
