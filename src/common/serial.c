@@ -313,6 +313,69 @@ void mpnas__writer_put_string(mpnas__writer *w, const char *s) {
   mpnas__writer_put_bytes(w, s, n);
 }
 
+/* ---- IEEE binary16 ------------------------------------------------------------------------ */
+
+uint16_t mpnas__f32_to_f16(float v) {
+  uint32_t x;
+  memcpy(&x, &v, 4);
+  uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+  uint32_t ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u) /* infinity stays one; NaN becomes the quiet NaN */
+    return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0u));
+  if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520: rounds past 65504 */
+  uint32_t h, rem, half;
+  if (ax >= 0x38800000u) { /* a normal half: rebias the exponent (127 - 15), drop 13 bits */
+    uint32_t r = ax - 0x38000000u;
+    h = r >> 13;
+    rem = r & 0x1fffu;
+    half = 0x1000u;
+  } else if (ax <= 0x33000000u) { /* <= 2^-25: the tie at 2^-25 goes to the even zero */
+    return sign;
+  } else { /* a subnormal half: the value in steps of 2^-24 */
+    uint32_t mant = (ax & 0x7fffffu) | 0x800000u, shift = 126u - (ax >> 23);
+    h = mant >> shift;
+    rem = mant & ((1u << shift) - 1u);
+    half = 1u << (shift - 1u);
+  }
+  /* A carry out of the mantissa steps the exponent up, which is the right result. */
+  if (rem > half || (rem == half && (h & 1u))) h++;
+  return (uint16_t)(sign | h);
+}
+
+float mpnas__f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, x;
+  if (e == 0x1fu) {
+    x = sign | 0x7f800000u | (m << 13);
+  } else if (e != 0) {
+    x = sign | ((e + 112u) << 23) | (m << 13);
+  } else { /* zero or subnormal: m x 2^-24, exact in float */
+    float f = (float)m * 5.9604644775390625e-8f;
+    return sign ? -f : f;
+  }
+  float f;
+  memcpy(&f, &x, 4);
+  return f;
+}
+
+float mpnas__f16_round(float v) { return mpnas__f16_to_f32(mpnas__f32_to_f16(v)); }
+
+void mpnas__writer_put_f16_array(mpnas__writer *w, const float *v, size_t count) {
+  if (w->status != MPNAS_OK) return;
+  size_t bytes;
+  if (!mpnas__mul_size(count, 2, &bytes)) {
+    writer_fail(w, MPNAS_E_NO_MEMORY, "an array of %zu halves exceeds the address space",
+                count);
+    return;
+  }
+  unsigned char *p = writer_space(w, bytes);
+  if (p == NULL) return;
+  for (size_t i = 0; i < count; i++) {
+    uint16_t u = mpnas__f32_to_f16(v[i]);
+    p[2 * i] = (unsigned char)(u & 0xffu);
+    p[2 * i + 1] = (unsigned char)(u >> 8);
+  }
+}
+
 void mpnas__writer_put_f32_array(mpnas__writer *w, const float *v, size_t count) {
   if (w->status != MPNAS_OK) return;
   size_t bytes;
@@ -712,6 +775,22 @@ size_t mpnas__reader_get_string(mpnas__reader *r, char *dst, size_t cap) {
   if (n > 0) memcpy(dst, p, n);
   dst[n] = '\0';
   return n;
+}
+
+void mpnas__reader_get_f16_array(mpnas__reader *r, float *dst, size_t count) {
+  size_t bytes = 0;
+  const unsigned char *p = NULL;
+  if (!mpnas__mul_size(count, 2, &bytes))
+    reader_fail(r, MPNAS_E_CORRUPT, "section '%s': an array of %zu halves is impossible",
+                r->tag, count);
+  else
+    p = reader_take(r, bytes, "a half array");
+  if (p == NULL) {
+    if (count > 0 && bytes / 2 == count) memset(dst, 0, sizeof(float) * count);
+    return;
+  }
+  for (size_t i = 0; i < count; i++)
+    dst[i] = mpnas__f16_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
 }
 
 void mpnas__reader_get_f32_array(mpnas__reader *r, float *dst, size_t count) {

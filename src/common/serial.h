@@ -56,6 +56,16 @@ typedef struct mpnas__file_kind {
  * result to continue, so crc32(crc32(0, a), b) == crc32(0, a || b). */
 uint32_t mpnas__crc32(uint32_t crc, const void *data, size_t len);
 
+/* IEEE 754 binary16 ("half"), in plain C (no F16C): float -> half rounds to nearest,
+ * ties to even; magnitudes from 65520 up become infinity, below 2^-14 subnormal halves
+ * (steps of 2^-24), at most 2^-25 zero (sign kept); NaN stays a (quiet) NaN. half ->
+ * float is exact. mpnas__f16_round(v) is v rounded to the nearest half, as a float. */
+uint16_t mpnas__f32_to_f16(float v);
+float mpnas__f16_to_f32(uint16_t h);
+float mpnas__f16_round(float v);
+#define MPNAS__F16_MAX 65504.0f            /* the largest finite half */
+#define MPNAS__F16_MIN_NORMAL 6.103515625e-5f /* 2^-14: below it halves lose precision */
+
 /* ---- Writer ------------------------------------------------------------------------ */
 typedef struct mpnas__writer {
   mpnas_context *ctx;
@@ -94,6 +104,9 @@ void mpnas__writer_put_bytes(mpnas__writer *w, const void *data, size_t len);
 void mpnas__writer_put_string(mpnas__writer *w, const char *s);
 /* `count` floats, no count prefix (write one with put_u32 if the reader needs it). */
 void mpnas__writer_put_f32_array(mpnas__writer *w, const float *v, size_t count);
+/* `count` floats as IEEE binary16 (2 bytes each, mpnas__f32_to_f16): exact only for
+ * values that are already binary16 values (mpnas__f16_round). */
+void mpnas__writer_put_f16_array(mpnas__writer *w, const float *v, size_t count);
 /* A random stream's state: u64 state, u64 inc (every file format stores streams so). */
 void mpnas__writer_put_rng(mpnas__writer *w, const mpnas__rng *rng);
 
@@ -159,6 +172,8 @@ const unsigned char *mpnas__reader_get_view(mpnas__reader *r, size_t len);
 size_t mpnas__reader_get_string(mpnas__reader *r, char *dst, size_t cap);
 /* Exactly `count` floats into caller memory (zero-filled on failure). */
 void mpnas__reader_get_f32_array(mpnas__reader *r, float *dst, size_t count);
+/* Exactly `count` binary16 values widened to float (exact; zero-filled on failure). */
+void mpnas__reader_get_f16_array(mpnas__reader *r, float *dst, size_t count);
 /* A random stream written by mpnas__writer_put_rng (check it with mpnas__rng_valid). */
 void mpnas__reader_get_rng(mpnas__reader *r, mpnas__rng *rng);
 /* An element count (u32) read from the file, before allocating for it: it must be

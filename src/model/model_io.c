@@ -6,8 +6,10 @@
  * One format, magic "MPNASMDL", for both kinds of file:
  *   model file   META SPCE DOMS CONF PARW PARB             (mpnas_model_save), version 1
  *   checkpoint   the same + TRST PARS, META.contents = 1   (mpnas_model_save_checkpoint)
- *   quantised    version 2: a model file + QNT8 (the int8 form, model_quant.c); without
- *                PARW PARB and META.contents = 2 once the float weights are dropped
+ *   quantised    version 3: a model file + QNT8 (the int8 form, model_quant.c, its floats
+ *                as halves); version 2 the same with full floats (files of earlier
+ *                writers, or a form whose values do not fit half); without PARW PARB
+ *                and META.contents = 2 once the float weights are dropped
  * Files without an int8 form are written as version 1, byte for byte as before version
  * 2 existed, so older readers keep reading them; a reader of version 1 refuses a
  * quantised file with MPNAS_E_VERSION.
@@ -31,9 +33,11 @@
 #include "model/model_io.h"
 #include "model/model_quant.h"
 
-const mpnas__file_kind mpnas__model_kind = {"MPNASMDL", "model", 2, 1};
+const mpnas__file_kind mpnas__model_kind = {"MPNASMDL", "model", 3, 1};
 const mpnas__file_kind mpnas__model_kind_v1 = {"MPNASMDL", "model", 1, 1};
-#define VERSION_QUANT 2u
+static const mpnas__file_kind model_kind_v2 = {"MPNASMDL", "model", 2, 1};
+#define VERSION_QUANT 2u /* QNT8, the int8 form */
+#define VERSION_HALF 3u  /* QNT8's floats as halves */
 /* (BN slot, domain) pairs of the layout: (3 nodes + 2) x domains. Bounds the
  * bookkeeping a file can make the loader allocate (24 bytes a pair). */
 #define MAX_SLOT_PAIRS ((int64_t)1 << 21)
@@ -457,9 +461,11 @@ mpnas_status mpnas__model_put_file(mpnas__writer *w, const mpnas_model *m, int w
   return mpnas__writer_status(w);
 }
 
-/* Version 2 only where it is needed: a model file holding the int8 form. */
+/* The lowest version that holds the model: 2 for the int8 form in full floats, 3 with
+ * its floats in half precision. */
 static const mpnas__file_kind *writer_kind(const mpnas_model *m) {
-  return m->quant != NULL ? &mpnas__model_kind : &mpnas__model_kind_v1;
+  if (m->quant == NULL) return &mpnas__model_kind_v1;
+  return m->quant->half ? &mpnas__model_kind : &model_kind_v2;
 }
 
 mpnas_status mpnas__model_write(const mpnas_model *m, void **data, size_t *size) {
@@ -497,7 +503,7 @@ mpnas_status mpnas__model_parse(mpnas_context *ctx, mpnas__reader *r, const void
   if (p->h.contents != MPNAS__CONTENTS_MODEL && p->h.contents != MPNAS__CONTENTS_CHECKPOINT &&
       !(p->h.contents == MPNAS__CONTENTS_INT8 && r->version >= VERSION_QUANT))
     return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where,
-               "META: unknown contents %u (0 model, 1 checkpoint, 2 int8 model in version 2)",
+               "META: unknown contents %u (0 model, 1 checkpoint, 2 int8 model in version >= 2)",
                (unsigned)p->h.contents);
   if (!mpnas__in_range(p->h.ndomains, 1, MPNAS__MAX_DOMAINS))
     return mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "META: %d domains (1..%d)",
@@ -627,7 +633,7 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
   const unsigned char *w = NULL, *b = NULL;
   int dropped = st == MPNAS_OK && p.h.contents == MPNAS__CONTENTS_INT8;
   if (st == MPNAS_OK && p.h.contents == MPNAS__CONTENTS_CHECKPOINT && r.version >= VERSION_QUANT)
-    st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "a version-2 file holds no checkpoint");
+    st = mpnas__model_bad(ctx, MPNAS_E_CORRUPT, where, "a quantised-model version (2, 3) holds no checkpoint");
   /* The arrays' sections must hold exactly what META says (bounded by the file). */
   if (st == MPNAS_OK && !dropped)
     w = mpnas__model_float_section(ctx, &r, "PARW", p.h.params, 1, where, &st);
@@ -649,7 +655,7 @@ static mpnas_status read_model(mpnas_context *ctx, const void *data, size_t size
   /* Version 2: the int8 form, every value checked (model_quant.c). */
   if (st == MPNAS_OK && r.version >= VERSION_QUANT &&
       (st = mpnas__reader_section(&r, "QNT8")) == MPNAS_OK)
-    st = mpnas__quant_read(&r, m, where);
+    st = mpnas__quant_read(&r, m, r.version >= VERSION_HALF, where);
   if (st == MPNAS_OK) {
     if (dropped) {
       /* The float store stays laid out (zeroed) for the layout's bookkeeping; nothing

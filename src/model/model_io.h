@@ -8,14 +8,15 @@
 #include "common/serial.h"
 #include "model/model.h"
 
-/* Readers take versions 1 and 2; quantised models are written as 2, the rest (and
- * every checkpoint) as 1. */
+/* Readers take versions 1 to 3; quantised models are written as 3 (QNT8's floats as
+ * halves) or 2 (full floats: loaded from version 2, or values outside half's range),
+ * the rest (and every checkpoint) as 1. */
 extern const mpnas__file_kind mpnas__model_kind, mpnas__model_kind_v1;
 
 /* META.contents */
 #define MPNAS__CONTENTS_MODEL 0u
 #define MPNAS__CONTENTS_CHECKPOINT 1u
-#define MPNAS__CONTENTS_INT8 2u /* version 2: the int8 form alone, no float weights */
+#define MPNAS__CONTENTS_INT8 2u /* version >= 2: the int8 form alone, no float weights */
 
 typedef struct mpnas__model_meta {
   uint32_t contents, writer_version;

@@ -19,11 +19,19 @@ static int act_fusable(int act) {
  * One walk visits every array of the int8 form in the file's order, so allocation, the
  * section's size, the writer and the reader cannot disagree. */
 
-enum { IO_ALLOC, IO_COUNT, IO_WRITE, IO_READ };
-enum { V_FINITE, V_POSITIVE, V_DERIVED }; /* DERIVED: in memory only, not in the file */
+/* FIT: do the stored floats fit half precision (io->st set if not); HALVE: round them. */
+enum { IO_ALLOC, IO_COUNT, IO_WRITE, IO_READ, IO_FIT, IO_HALVE };
+/* FINITE: additive (a weight, a shift): a half's absolute error (<= 2^-25 when subnormal)
+ * is harmless. FACTOR, POSITIVE: multiply a whole channel or tensor (BN scale; weight and
+ * activation scales, which are > 0 too): in half they must be 0 or normal, since a
+ * subnormal's relative error reaches 2^-1. WSCALE: a conv's weight scales (POSITIVE);
+ * with halves (version 3) folded into each domain's BN scale (fold_weight_scales), 1 in
+ * memory and not in the file. DERIVED: in memory only, not in the file. */
+enum { V_FINITE, V_FACTOR, V_POSITIVE, V_WSCALE, V_DERIVED };
 
 typedef struct qio {
   int mode;
+  int half;           /* the file's floats are binary16 (format version 3) */
   mpnas__arena *store;
   mpnas__writer *w;
   mpnas__reader *r;
@@ -38,26 +46,61 @@ static void io_fail(qio *io, mpnas_status st, const char *what, size_t i, double
   snprintf(io->why, sizeof io->why, "%s: value %zu is %g", what, i, v);
 }
 
+/* Whether v, rounded to half, keeps what its kind needs (io_f32's kinds). */
+static int fits_half(float v, int kind) {
+  float h = mpnas__f16_round(v);
+  if (!isfinite(h)) return 0;
+  if (kind == V_POSITIVE) return h >= MPNAS__F16_MIN_NORMAL;
+  if (kind == V_FACTOR) return v == 0.0f || fabsf(h) >= MPNAS__F16_MIN_NORMAL;
+  return 1;
+}
+
 static void io_f32(qio *io, float **p, size_t n, int kind, const char *what) {
   if (io->st != MPNAS_OK) return;
+  if (kind == V_WSCALE && !io->half) kind = V_POSITIVE;
+  if (kind == V_WSCALE && io->mode != IO_ALLOC) {
+    for (size_t i = 0; i < n && io->mode == IO_READ; i++) (*p)[i] = 1.0f;
+    return;
+  }
+  /* FIT checks the BN scales in fold_weight_scales, as the products they become. */
+  if (kind == V_FACTOR && io->mode == IO_FIT) return;
   switch (io->mode) {
     case IO_ALLOC:
       *p = mpnas__arena_alloc(io->store, sizeof(float) * (n ? n : 1));
       if (*p == NULL) io->st = MPNAS_E_NO_MEMORY;
       return;
     case IO_COUNT:
-      if (kind != V_DERIVED) io->bytes += 4 * n;
+      if (kind != V_DERIVED) io->bytes += (io->half ? 2 : 4) * n;
       return;
     case IO_WRITE:
-      if (kind != V_DERIVED) mpnas__writer_put_f32_array(io->w, *p, n);
+      if (kind == V_DERIVED) return;
+      if (io->half)
+        mpnas__writer_put_f16_array(io->w, *p, n);
+      else
+        mpnas__writer_put_f32_array(io->w, *p, n);
+      return;
+    case IO_FIT:
+      for (size_t i = 0; i < n && kind != V_DERIVED; i++)
+        if (!fits_half((*p)[i], kind)) {
+          io_fail(io, MPNAS_E_UNSUPPORTED, what, i, (double)(*p)[i]);
+          return;
+        }
+      return;
+    case IO_HALVE:
+      for (size_t i = 0; i < n && kind != V_DERIVED; i++) (*p)[i] = mpnas__f16_round((*p)[i]);
       return;
     default:
       if (kind == V_DERIVED) return;
-      mpnas__reader_get_f32_array(io->r, *p, n);
+      if (io->half)
+        mpnas__reader_get_f16_array(io->r, *p, n);
+      else
+        mpnas__reader_get_f32_array(io->r, *p, n);
       for (size_t i = 0; i < n; i++) {
         float v = (*p)[i];
-        /* 1/v must be finite too where v is a scale the forward divides by. */
-        if (!isfinite(v) || (kind == V_POSITIVE && !(v > 0.0f && isfinite(1.0f / v)))) {
+        /* 1/v must be finite too where v is a scale the forward divides by; halves as
+         * the quantiser writes them (no subnormal factor). */
+        if (!isfinite(v) || (kind == V_POSITIVE && !(v > 0.0f && isfinite(1.0f / v))) ||
+            (io->half && !fits_half(v, kind))) {
           io_fail(io, MPNAS_E_CORRUPT, what, i, (double)v);
           return;
         }
@@ -74,6 +117,8 @@ static void io_i8(qio *io, int8_t **p, size_t n, const char *what) {
       return;
     case IO_COUNT: io->bytes += n; return;
     case IO_WRITE: mpnas__writer_put_bytes(io->w, *p, n); return;
+    case IO_FIT:
+    case IO_HALVE: return;
     default:
       mpnas__reader_get_bytes(io->r, *p, n);
       for (size_t i = 0; i < n; i++)
@@ -86,26 +131,104 @@ static void io_i8(qio *io, int8_t **p, size_t n, const char *what) {
 
 static void io_qp(qio *io, mpnas__qparams *p, const char *what) {
   if (io->st != MPNAS_OK) return;
+  float *scale = &p->scale;
   switch (io->mode) {
     case IO_ALLOC: return;
-    case IO_COUNT: io->bytes += 8; return;
+    case IO_COUNT: io->bytes += io->half ? 3 : 8; return;
     case IO_WRITE:
-      mpnas__writer_put_f32(io->w, p->scale);
-      mpnas__writer_put_i32(io->w, p->zero);
+      io_f32(io, &scale, 1, V_POSITIVE, what);
+      if (io->half) /* version 3: the zero point as the int8 it is */
+        mpnas__writer_put_u8(io->w, (uint8_t)p->zero); /* modulo 256: two's complement */
+      else
+        mpnas__writer_put_i32(io->w, p->zero);
       return;
+    case IO_FIT:
+    case IO_HALVE: io_f32(io, &scale, 1, V_POSITIVE, what); return;
     default:
-      p->scale = mpnas__reader_get_f32(io->r);
-      p->zero = mpnas__reader_get_i32(io->r);
-      if (!(p->scale > 0.0f) || !isfinite(p->scale) || !isfinite(1.0f / p->scale))
+      if (io->half)
+        mpnas__reader_get_f16_array(io->r, &p->scale, 1);
+      else
+        p->scale = mpnas__reader_get_f32(io->r);
+      if (io->half) {
+        int32_t byte = mpnas__reader_get_u8(io->r);
+        p->zero = byte > 127 ? byte - 256 : byte;
+      } else {
+        p->zero = mpnas__reader_get_i32(io->r);
+      }
+      if (!(p->scale > 0.0f) || !isfinite(p->scale) || !isfinite(1.0f / p->scale) ||
+          (io->half && !fits_half(p->scale, V_POSITIVE)))
         io_fail(io, MPNAS_E_CORRUPT, what, 0, (double)p->scale);
       else if (p->zero < -128 || p->zero > 127)
         io_fail(io, MPNAS_E_CORRUPT, what, 1, (double)p->zero);
   }
 }
 
+/* The step of v's int8 codes (symmetric, per tensor): the smallest half >= max |v| / 127,
+ * so that no code passes 127; 0 if that overflows half. A subnormal step is fine: the
+ * error is absolute, at most half a step, whatever the step's precision. */
+static float code_step(const float *v, size_t n) {
+  float mx = 0.0f;
+  for (size_t i = 0; i < n; i++) mx = fabsf(v[i]) > mx ? fabsf(v[i]) : mx;
+  if (mx == 0.0f) return 1.0f; /* all codes 0 */
+  float want = mx / 127.0f;
+  uint16_t h = mpnas__f32_to_f16(want);
+  if (mpnas__f16_to_f32(h) < want) h++; /* the next half up (positive: the next pattern) */
+  float step = mpnas__f16_to_f32(h);
+  return isfinite(step) && step > 0.0f ? step : 0.0f;
+}
+
+/* Version 3's BN scale (folded) or shift of one conv and domain: f16 step, then an int8
+ * code per channel, the value code x step (exact in float). With one 2-byte step per
+ * tensor that is about a byte a value; the error, at most half a step, is bounded by
+ * the tensor's largest value / 254 (measured on MDD-6: docs/QUANTIZATION.md). */
+static void io_codes(qio *io, float **p, float *step, size_t n, int kind, const char *what) {
+  if (io->st != MPNAS_OK) return;
+  switch (io->mode) {
+    case IO_ALLOC: io_f32(io, p, n, kind, what); return;
+    case IO_COUNT: io->bytes += 2 + n; return;
+    case IO_WRITE: {
+      mpnas__writer_put_f16_array(io->w, step, 1);
+      for (size_t i = 0; i < n; i++)
+        mpnas__writer_put_u8(io->w, (uint8_t)(int)nearbyintf((*p)[i] / *step));
+      return;
+    }
+    case IO_FIT: /* the BN scales are checked once folded (fold_weight_scales) */
+      if (kind != V_FACTOR && code_step(*p, n) == 0.0f) io_fail(io, MPNAS_E_UNSUPPORTED, what, 0, 0.0);
+      return;
+    case IO_HALVE:
+      *step = code_step(*p, n);
+      for (size_t i = 0; i < n; i++) {
+        float code = nearbyintf((*p)[i] / *step);
+        code = code > 127.0f ? 127.0f : code < -127.0f ? -127.0f : code;
+        (*p)[i] = code * *step;
+      }
+      return;
+    default:
+      mpnas__reader_get_f16_array(io->r, step, 1);
+      if (!(*step > 0.0f) || !isfinite(*step)) {
+        io_fail(io, MPNAS_E_CORRUPT, what, 0, (double)*step);
+        return;
+      }
+      for (size_t i = 0; i < n; i++) {
+        int32_t code = mpnas__reader_get_u8(io->r);
+        code = code > 127 ? code - 256 : code;
+        if (code == -128) { /* symmetric codes use -127..127 only */
+          io_fail(io, MPNAS_E_CORRUPT, what, i + 1, -128.0);
+          return;
+        }
+        (*p)[i] = (float)code * *step;
+      }
+  }
+}
+
 static void io_conv(qio *io, mpnas__qconv *c, int ch, const char *what) {
-  io_f32(io, &c->a, (size_t)ch, V_FINITE, what);
-  io_f32(io, &c->b, (size_t)ch, V_FINITE, what);
+  if (io->half) {
+    io_codes(io, &c->a, &c->a_step, (size_t)ch, V_FACTOR, what);
+    io_codes(io, &c->b, &c->b_step, (size_t)ch, V_FINITE, what);
+  } else {
+    io_f32(io, &c->a, (size_t)ch, V_FACTOR, what);
+    io_f32(io, &c->b, (size_t)ch, V_FINITE, what);
+  }
   io_f32(io, &c->mult, (size_t)ch, V_DERIVED, what);
   io_f32(io, &c->bias, (size_t)ch, V_DERIVED, what);
   io_qp(io, &c->out, what);
@@ -129,10 +252,10 @@ static void walk(qio *io, const mpnas_model *m, mpnas__quant *q) {
     size_t cmid = (size_t)g->cmid;
     if (g->expand) {
       io_i8(io, &qn->exp, (size_t)g->cin * cmid, "expand weights");
-      io_f32(io, &qn->exp_s, cmid, V_POSITIVE, "expand weight scales");
+      io_f32(io, &qn->exp_s, cmid, V_WSCALE, "expand weight scales");
     }
     io_i8(io, &qn->dw, (size_t)g->k * g->k * cmid, "depthwise weights");
-    io_f32(io, &qn->dw_s, cmid, V_POSITIVE, "depthwise weight scales");
+    io_f32(io, &qn->dw_s, cmid, V_WSCALE, "depthwise weight scales");
     if (g->se) {
       io_f32(io, &qn->se_w1, cmid * g->se, V_FINITE, "SE weights");
       io_f32(io, &qn->se_b1, (size_t)g->se, V_FINITE, "SE weights");
@@ -140,10 +263,10 @@ static void walk(qio *io, const mpnas_model *m, mpnas__quant *q) {
       io_f32(io, &qn->se_b2, cmid, V_FINITE, "SE weights");
     }
     io_i8(io, &qn->proj, cmid * g->cout, "project weights");
-    io_f32(io, &qn->proj_s, (size_t)g->cout, V_POSITIVE, "project weight scales");
+    io_f32(io, &qn->proj_s, (size_t)g->cout, V_WSCALE, "project weight scales");
   }
   io_i8(io, &q->head, (size_t)hg.cin * hg.cout, "head weights");
-  io_f32(io, &q->head_s, (size_t)hg.cout, V_POSITIVE, "head weight scales");
+  io_f32(io, &q->head_s, (size_t)hg.cout, V_WSCALE, "head weight scales");
   for (int32_t d = 0; d < m->ndomains; d++) {
     mpnas__qdomain *qd = &q->doms[d];
     size_t classes = (size_t)m->domains[d].classes;
@@ -183,7 +306,7 @@ static mpnas__quant *quant_new(const mpnas_model *m) {
     ok = q->doms[d].layers != NULL;
     if (ok) memset(q->doms[d].layers, 0, sizeof(mpnas__qlayer) * (L ? L : 1));
   }
-  qio io = {IO_ALLOC, &q->store, NULL, NULL, 0, MPNAS_OK, ""};
+  qio io = {IO_ALLOC, 0, &q->store, NULL, NULL, 0, MPNAS_OK, ""};
   if (ok) walk(&io, m, q);
   if (!ok || io.st != MPNAS_OK) {
     mpnas__arena_destroy(&q->store);
@@ -452,6 +575,69 @@ static void quantize_weights(const mpnas_model *m, mpnas__quant *q) {
   mpnas__q8_quantize_weights(hg.cin, hg.cout, w + m->head.w, q->head_s, q->head);
 }
 
+/* The epilogue multiplies a conv's sums by input scale x weight scale s[c] x BN scale
+ * a[c] (conv_mult): only the product s[c] x a[c] matters. Version 3 stores it in place
+ * of each domain's a[c] (which is per domain anyway) and no s: one array per conv and
+ * domain instead of two. apply 0: whether the step of every product's codes (and of the
+ * stem's a, which has no weight scale) fits half (io_codes); 1: fold, and set every s
+ * to 1. */
+static int fold_one(float *a, const float *s, int ch, int apply) {
+  float mx = 0.0f;
+  for (int c = 0; c < ch; c++) {
+    float v = s != NULL ? (float)((double)a[c] * (double)s[c]) : a[c];
+    if (apply) a[c] = v;
+    mx = fabsf(v) > mx ? fabsf(v) : mx;
+  }
+  return apply || code_step(&mx, 1) != 0.0f; /* the codes' step fits half */
+}
+
+static int fold_weight_scales(const mpnas_model *m, mpnas__quant *q, int apply) {
+  mpnas__conv_geom sg = mpnas__space_stem_geom(&m->space), hg = mpnas__space_head_geom(&m->space);
+  int ok = 1;
+  for (int32_t d = 0; d < m->ndomains && ok; d++) {
+    mpnas__qdomain *qd = &q->doms[d];
+    ok = fold_one(qd->stem.a, NULL, sg.cout, apply) &&
+         fold_one(qd->head.a, q->head_s, hg.cout, apply);
+    for (int32_t l = 0; l < m->nlayers && ok; l++) {
+      const mpnas__node *nd = path_node(m, d, l);
+      if (nd == NULL) continue;
+      const mpnas__qnode *qn = &q->nodes[nd - m->nodes];
+      mpnas__qlayer *ql = &qd->layers[l];
+      ok = (!nd->g.expand || fold_one(ql->exp.a, qn->exp_s, nd->g.cmid, apply)) &&
+           fold_one(ql->dw.a, qn->dw_s, nd->g.cmid, apply) &&
+           fold_one(ql->proj.a, qn->proj_s, nd->g.cout, apply);
+    }
+  }
+  if (!ok || !apply) return ok;
+  /* Every domain is folded: the shared scales may go. */
+  for (int32_t i = 0; i < m->nnodes; i++) {
+    const mpnas__ib_geom *g = &m->nodes[i].g;
+    mpnas__qnode *qn = &q->nodes[i];
+    for (int c = 0; c < g->cmid; c++) {
+      if (g->expand) qn->exp_s[c] = 1.0f;
+      qn->dw_s[c] = 1.0f;
+    }
+    for (int c = 0; c < g->cout; c++) qn->proj_s[c] = 1.0f;
+  }
+  for (int c = 0; c < hg.cout; c++) q->head_s[c] = 1.0f;
+  return 1;
+}
+
+/* Every stored float rounded to half precision and the weight scales folded into the BN
+ * scales, so that the int8 form computes with exactly what a version-3 file holds (a
+ * save / load round trip stays bit-identical), unless a value does not fit (io_f32's
+ * kinds: an overflow, a scale below half's normal range): then all stay full floats,
+ * saved as version 2. */
+static void halve(const mpnas_model *m, mpnas__quant *q) {
+  qio io = {IO_FIT, 1, NULL, NULL, NULL, 0, MPNAS_OK, ""};
+  walk(&io, m, q);
+  q->half = io.st == MPNAS_OK && fold_weight_scales(m, q, 0);
+  if (!q->half) return;
+  fold_weight_scales(m, q, 1);
+  io.mode = IO_HALVE;
+  walk(&io, m, q);
+}
+
 mpnas_status mpnas__model_quantize(mpnas_model *m, int32_t images) {
   mpnas_context *ctx = m->ctx;
   mpnas__conv_geom hg = mpnas__space_head_geom(&m->space);
@@ -481,6 +667,7 @@ mpnas_status mpnas__model_quantize(mpnas_model *m, int32_t images) {
   for (int32_t d = 0; d < m->ndomains && st == MPNAS_OK; d++)
     st = calibrate_domain(m, q, d, images, &r);
   mpnas__free(ctx, r.v);
+  if (st == MPNAS_OK) halve(m, q);
   if (st == MPNAS_OK && !derive(m, q))
     st = mpnas__fail(ctx, MPNAS_E_CORRUPT,
                      "quantising: a requantisation multiplier overflows float (extreme "
@@ -692,15 +879,16 @@ mpnas_status mpnas__model_infer_q8(const mpnas_model *m, mpnas__arena *ws, int32
 
 void mpnas__quant_write(mpnas__writer *w, const mpnas_model *m) {
   mpnas__writer_put_i32(w, m->quant->calibration);
-  qio io = {IO_WRITE, NULL, w, NULL, 0, MPNAS_OK, ""};
+  qio io = {IO_WRITE, m->quant->half, NULL, w, NULL, 0, MPNAS_OK, ""};
   walk(&io, m, m->quant);
 }
 
-mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, const char *where) {
+mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, int half, const char *where) {
   mpnas_context *ctx = m->ctx;
   mpnas__quant *q = quant_new(m);
   if (q == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "%s: allocating the int8 model", where);
-  qio io = {IO_COUNT, NULL, NULL, r, 0, MPNAS_OK, ""};
+  q->half = half != 0;
+  qio io = {IO_COUNT, q->half, NULL, NULL, r, 0, MPNAS_OK, ""};
   walk(&io, m, q);
   size_t have = mpnas__reader_remaining(r);
   mpnas_status st = MPNAS_OK;

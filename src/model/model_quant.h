@@ -26,9 +26,12 @@
 
 /* One conv of one domain's path. */
 typedef struct mpnas__qconv {
-  float *a, *b;       /* domain's folded BN: scale and shift [c] (stored in the file) */
+  float *a, *b;       /* domain's folded BN: scale (x the weight scale when folded: */
+                      /* mpnas__quant.half) and shift [c] (stored in the file) */
   float *mult, *bias; /* the epilogue: input scale * weight scale * a, and b (derived) */
   mpnas__qparams out; /* the output tensor's affine (calibrated) */
+  /* mpnas__quant.half: a and b are int8 codes times these per-tensor steps (halves). */
+  float a_step, b_step;
 } mpnas__qconv;
 
 typedef struct mpnas__qlayer { /* a path's layer in one domain (unused for zero ops) */
@@ -38,7 +41,7 @@ typedef struct mpnas__qlayer { /* a path's layer in one domain (unused for zero 
 
 typedef struct mpnas__qnode { /* shared: a node's int8 weights */
   int8_t *exp, *dw, *proj;    /* [cin][cmid] (NULL without expand), [k][k][cmid], [cmid][cout] */
-  float *exp_s, *dw_s, *proj_s; /* per output channel */
+  float *exp_s, *dw_s, *proj_s; /* per output channel (1 when folded: mpnas__quant.half) */
   float *se_w1, *se_b1, *se_w2, *se_b2; /* float, NULL without SE */
 } mpnas__qnode;
 
@@ -56,6 +59,11 @@ typedef struct mpnas__qdomain {
 typedef struct mpnas__quant {
   mpnas__arena store;   /* every array below */
   int32_t calibration;  /* images per domain asked for */
+  /* 1: the weight scales are folded into each domain's BN scale a (all 1), each BN
+   * scale and shift array is int8 codes x a half step, every other stored float (not
+   * the derived ones) a binary16 value, as QNT8 holds them (format version 3); 0: full
+   * floats (version 2: a version-2 file loaded, or a form that does not fit). */
+  int half;
   float *stem_w;        /* float [k][k][in_c][stem_c] */
   mpnas__qnode *nodes;  /* [nnodes] */
   int8_t *head;         /* [head_cin][head_c] */
@@ -87,9 +95,10 @@ mpnas_status mpnas__model_infer_q8(const mpnas_model *m, mpnas__arena *ws, int32
                                    const float *x, float *logits,
                                    const mpnas__quant_packed *pk);
 
-/* The QNT8 section's payload (docs/MODEL-FORMAT.md) into an open section; and read
- * from the selected section into m (built, domains set), every value checked. */
+/* The QNT8 section's payload (docs/MODEL-FORMAT.md) into an open section, its floats as
+ * halves if m->quant->half; and read from the selected section into m (built, domains
+ * set), every value checked; half: the file's floats are halves (version 3). */
 void mpnas__quant_write(mpnas__writer *w, const mpnas_model *m);
-mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, const char *where);
+mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, int half, const char *where);
 
 #endif

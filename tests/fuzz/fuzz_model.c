@@ -4,7 +4,7 @@
  * load that succeeds must give a model that works: saving it and loading the bytes again
  * is a fixed point, it predicts (finite outputs, or MPNAS_E_CORRUPT for weights that
  * overflow float), and after data is handed in it trains a step (finite loss, or the
- * documented divergence) and predicts again. A quantised model (format version 2) also
+ * documented divergence) and predicts again. A quantised model (format version 2 or 3) also
  * predicts in int8; an int8-only one refuses to train with MPNAS_E_STATE (and its
  * default predictor is the int8 one). docs/FUZZING.md. */
 #include "fuzz_mutator.h"

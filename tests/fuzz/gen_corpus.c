@@ -10,6 +10,7 @@
 #include <errno.h>
 
 #include "fuzz_setup.h"
+#include "model/model_quant.h" /* the int8 form's encoding, to write version-2 seeds */
 
 static int failures;
 
@@ -105,9 +106,10 @@ static mpnas_space *space_variant(mpnas_context *ctx, int v) {
 }
 
 /* Model file k: space k % 4, 1..3 domains, settings varied with k. quant: 1 quantised
- * (format version 2 with QNT8), 2 int8 only (no PARW / PARB); spaces 0 and 3 only (the
- * others' sigmoid activations have no int8 form). */
-static void model_file(const char *dir, int k, int quant) {
+ * (QNT8), 2 int8 only (no PARW / PARB); spaces 0 and 3 only (the others' sigmoid
+ * activations have no int8 form). version: of a quantised file, 3 (QNT8's floats as
+ * halves, what quantising gives) or 2 (full floats, as earlier writers wrote). */
+static void model_file(const char *dir, int k, int quant, int version) {
   mpnas_context *ctx = fz_context();
   mpnas_space *sp = space_variant(ctx, k % 4);
   mpnas_model *m = NULL;
@@ -151,6 +153,7 @@ static void model_file(const char *dir, int k, int quant) {
   OK(mpnas_model_train(m, 0, NULL, NULL, 0));
   if (quant) OK(mpnas_model_quantize(m, 8));
   if (quant == 2) OK(mpnas_model_drop_float(m));
+  if (quant && version == 2 && m->quant != NULL) m->quant->half = 0;
   size_t n = 0;
   OK(mpnas_model_save_buffer(m, NULL, 0, &n));
   unsigned char *buf = malloc(n);
@@ -235,13 +238,15 @@ int main(int argc, char **argv) {
     return 2;
   }
   for (int k = 0; k < 12; k++) {
-    model_file(argv[1], k, 0);
+    model_file(argv[1], k, 0, 1);
     model_checkpoint(argv[1], k);
     search_checkpoint(argv[1], k);
   }
-  model_file(argv[1], 12, 1); /* quantised: the QNT8 section (space 0, SE as a choice) */
-  model_file(argv[1], 15, 2); /* int8 only (space 3) */
-  printf("wrote 38 files to %s/{model,model_checkpoint,search_checkpoint}%s\n", argv[1],
+  model_file(argv[1], 12, 1, 2); /* quantised: the QNT8 section (space 0, SE as a choice) */
+  model_file(argv[1], 15, 2, 2); /* int8 only (space 3) */
+  model_file(argv[1], 16, 1, 3); /* the same two with QNT8's floats as halves */
+  model_file(argv[1], 19, 2, 3);
+  printf("wrote 40 files to %s/{model,model_checkpoint,search_checkpoint}%s\n", argv[1],
          failures ? " (with failures)" : "");
   return failures != 0;
 }
