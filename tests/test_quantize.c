@@ -266,6 +266,76 @@ static void test_round_trip_and_int8_only(void) {
   images_free(&te);
 }
 
+/* Version 3 stores a tensor's BN scales as halves, not int8 codes, where a code would be
+ * more than 1/64 off some channel's own scale (model_quant.c, CODE_MAX_REL_ERR): here
+ * the head's even channels get a folded BN scale 300x smaller, so every domain's head scales
+ * span > 64x. The halves round-trip bit for bit; an infinite or NaN half among them, or
+ * a code step where halves follow, is refused. */
+static void test_factor_halves(void) {
+  int64_t qz = 0;
+  OKC(mpnas_model_get_int(g_model, MPNAS_MODEL_QUANTIZED, &qz));
+  if (qz != 1) OKC(mpnas_model_quantize(g_model, 0));
+  blob src = save(g_model);
+  mpnas_model *m = NULL;
+  OKC(mpnas_model_load_buffer(g_ctx, src.p, src.n, &m));
+  free(src.p);
+  for (int d = 0; d < D; d++) {
+    images im = synth(d, 300, 0);
+    OKC(mpnas_model_set_data(m, d, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, im.x, im.y, im.n));
+    images_free(&im);
+  }
+  mpnas__conv_geom hg = mpnas__space_head_geom(&m->space);
+  /* the folded inference BN the quantiser reads (model.h: affine, slot 3N + 1 the head) */
+  for (int d = 0; d < D; d++) {
+    float *scale = m->affine + m->affine_off[(size_t)(3 * m->nnodes + 1) * D + d];
+    for (int c = 0; c < hg.cout; c += 2) scale[c] /= 300.0f;
+  }
+  OKC(mpnas_model_quantize(m, 0));
+  int coded = 0;
+  for (int d = 0; d < D; d++) {
+    CHECK_MSG(m->quant->doms[d].head.a_step == 0.0f, "domain %d: head scales as codes", d);
+    coded += m->quant->doms[d].stem.a_step > 0.0f;
+  }
+  CHECK(coded > 0); /* the others stay codes */
+  images te = synth(2, 64, 3000000);
+  size_t bytes = (size_t)te.n * SYN_CLASSES[2] * sizeof(float);
+  float *ref = logits_of(m, 2, &te, MPNAS_PRECISION_INT8);
+  blob b = save(m);
+  mpnas_model *l = NULL;
+  OKC(mpnas_model_load_buffer(g_ctx, b.p, b.n, &l));
+  float *got = logits_of(l, 2, &te, MPNAS_PRECISION_INT8);
+  CHECK(memcmp(got, ref, bytes) == 0);
+  blob b2 = save(l);
+  CHECK(b2.n == b.n && memcmp(b2.p, b.p, b.n) == 0);
+  /* The last domain's head: a (step 0, then C halves), b (step, C codes), out (half, i8)
+   * end the section. */
+  size_t sec = find_section(&b, "QNT8"), end = sec + 24 + (size_t)ld64(b.p + sec + 8);
+  size_t C = (size_t)hg.cout, a_at = end - 3 - (2 + C) - 2 * C;
+  CHECK_EQ_INT((int)(b.p[a_at - 2] | b.p[a_at - 1]), 0); /* the step: +0 */
+  const uint32_t bad[3][2] = {{0, 0x7c00u}, {0, 0x7e00u}, {2, 0x3c00u}}; /* {at, half} */
+  for (int i = 0; i < 3; i++) {
+    blob c = {malloc(b.n), b.n};
+    memcpy(c.p, b.p, b.n);
+    size_t at = bad[i][0] ? a_at - 2 : a_at + 2 * (C / 2);
+    c.p[at] = (unsigned char)(bad[i][1] & 0xff);
+    c.p[at + 1] = (unsigned char)(bad[i][1] >> 8);
+    fix_section_crc(&c, sec);
+    mpnas_model *x = NULL;
+    CHECK_EQ_INT(mpnas_model_load_buffer(g_ctx, c.p, c.n, &x), MPNAS_E_CORRUPT);
+    CHECK(x == NULL);
+    CHECK_MSG(strstr(mpnas_context_last_error(g_ctx), "QNT8") != NULL, "%s",
+              mpnas_context_last_error(g_ctx));
+    free(c.p);
+  }
+  free(b2.p);
+  free(b.p);
+  free(got);
+  free(ref);
+  images_free(&te);
+  mpnas_model_free(l);
+  mpnas_model_free(m);
+}
+
 /* A file of an unquantised model stays version 1; a quantised one is version 3 (QNT8's
  * floats as halves). A version-1 reader (the format before QNT8) refuses both quantised
  * versions with MPNAS_E_VERSION, a version-2 reader (full-float QNT8) version 3. */
@@ -935,6 +1005,7 @@ int main(void) {
   RUN(test_squeeze_excite);
   RUN(test_round_trip_and_int8_only);
   RUN(test_versions);
+  RUN(test_factor_halves);
   RUN(test_stored_files);
   RUN(test_training_drops_int8);
   RUN(test_refusals);

@@ -38,6 +38,7 @@ typedef struct qio {
   size_t bytes;       /* IO_COUNT */
   mpnas_status st;    /* first failure (IO_ALLOC: no memory; IO_READ: a bad value) */
   char why[200];
+  int least;          /* IO_COUNT before reading: BN scales as codes (the smallest form) */
 } qio;
 
 static void io_fail(qio *io, mpnas_status st, const char *what, size_t i, double v) {
@@ -177,17 +178,41 @@ static float code_step(const float *v, size_t n) {
   return isfinite(step) && step > 0.0f ? step : 0.0f;
 }
 
+/* A BN scale multiplies its channel's whole output, so its code's error counts relative
+ * to the channel's own value, and a channel far below the tensor's largest would lose
+ * most of its digits to a linear code. Above this relative error on any channel, the
+ * tensor's scales are stored as halves instead (step 0 marks them in the file), if
+ * halves keep them within the bound (else codes: scales under about 2^-19 of a unit,
+ * channels that output almost nothing). */
+#define CODE_MAX_REL_ERR (1.0f / 64.0f)
+
+/* Whether codes of step `step` keep every BN scale of a tensor within CODE_MAX_REL_ERR
+ * (a shift's error is absolute, like an activation's rounding: codes always do). */
+static int codes_keep_factors(const float *v, size_t n, float step) {
+  for (size_t i = 0; i < n; i++) {
+    float code = nearbyintf(v[i] / step);
+    code = code > 127.0f ? 127.0f : code < -127.0f ? -127.0f : code;
+    if (v[i] != 0.0f && fabsf(code * step - v[i]) > CODE_MAX_REL_ERR * fabsf(v[i])) return 0;
+  }
+  return 1;
+}
+
 /* Version 3's BN scale (folded) or shift of one conv and domain: f16 step, then an int8
  * code per channel, the value code x step (exact in float). With one 2-byte step per
  * tensor that is about a byte a value; the error, at most half a step, is bounded by
- * the tensor's largest value / 254 (measured on MDD-6: docs/QUANTIZATION.md). */
+ * the tensor's largest value / 254 (measured on MDD-6: docs/QUANTIZATION.md). BN scales
+ * whose codes would miss CODE_MAX_REL_ERR: step 0, then the values as halves. */
 static void io_codes(qio *io, float **p, float *step, size_t n, int kind, const char *what) {
   if (io->st != MPNAS_OK) return;
   switch (io->mode) {
     case IO_ALLOC: io_f32(io, p, n, kind, what); return;
-    case IO_COUNT: io->bytes += 2 + n; return;
+    case IO_COUNT: io->bytes += 2 + (*step == 0.0f && !io->least ? 2 * n : n); return;
     case IO_WRITE: {
       mpnas__writer_put_f16_array(io->w, step, 1);
+      if (*step == 0.0f) {
+        mpnas__writer_put_f16_array(io->w, *p, n);
+        return;
+      }
       for (size_t i = 0; i < n; i++)
         mpnas__writer_put_u8(io->w, (uint8_t)(int)nearbyintf((*p)[i] / *step));
       return;
@@ -197,6 +222,18 @@ static void io_codes(qio *io, float **p, float *step, size_t n, int kind, const 
       return;
     case IO_HALVE:
       *step = code_step(*p, n);
+      if (kind == V_FACTOR && !codes_keep_factors(*p, n, *step)) {
+        int fit = 1; /* halves do if they keep every scale within the bound too (a */
+        for (size_t i = 0; i < n && fit; i++) { /* subnormal half may, near 2^-14) */
+          float v = (*p)[i], h = mpnas__f16_round(v);
+          fit = isfinite(h) && fabsf(h - v) <= CODE_MAX_REL_ERR * fabsf(v);
+        }
+        if (fit) {
+          *step = 0.0f;
+          for (size_t i = 0; i < n; i++) (*p)[i] = mpnas__f16_round((*p)[i]);
+          return;
+        }
+      }
       for (size_t i = 0; i < n; i++) {
         float code = nearbyintf((*p)[i] / *step);
         code = code > 127.0f ? 127.0f : code < -127.0f ? -127.0f : code;
@@ -205,6 +242,15 @@ static void io_codes(qio *io, float **p, float *step, size_t n, int kind, const 
       return;
     default:
       mpnas__reader_get_f16_array(io->r, step, 1);
+      if (kind == V_FACTOR && *step == 0.0f && !signbit(*step)) { /* halves */
+        mpnas__reader_get_f16_array(io->r, *p, n);
+        for (size_t i = 0; i < n; i++)
+          if (!isfinite((*p)[i])) {
+            io_fail(io, MPNAS_E_CORRUPT, what, i + 1, (double)(*p)[i]);
+            return;
+          }
+        return;
+      }
       if (!(*step > 0.0f) || !isfinite(*step)) {
         io_fail(io, MPNAS_E_CORRUPT, what, 0, (double)*step);
         return;
@@ -306,7 +352,7 @@ static mpnas__quant *quant_new(const mpnas_model *m) {
     ok = q->doms[d].layers != NULL;
     if (ok) memset(q->doms[d].layers, 0, sizeof(mpnas__qlayer) * (L ? L : 1));
   }
-  qio io = {IO_ALLOC, 0, &q->store, NULL, NULL, 0, MPNAS_OK, ""};
+  qio io = {IO_ALLOC, 0, &q->store, NULL, NULL, 0, MPNAS_OK, "", 0};
   if (ok) walk(&io, m, q);
   if (!ok || io.st != MPNAS_OK) {
     mpnas__arena_destroy(&q->store);
@@ -629,7 +675,7 @@ static int fold_weight_scales(const mpnas_model *m, mpnas__quant *q, int apply) 
  * kinds: an overflow, a scale below half's normal range): then all stay full floats,
  * saved as version 2. */
 static void halve(const mpnas_model *m, mpnas__quant *q) {
-  qio io = {IO_FIT, 1, NULL, NULL, NULL, 0, MPNAS_OK, ""};
+  qio io = {IO_FIT, 1, NULL, NULL, NULL, 0, MPNAS_OK, "", 0};
   walk(&io, m, q);
   q->half = io.st == MPNAS_OK && fold_weight_scales(m, q, 0);
   if (!q->half) return;
@@ -879,7 +925,7 @@ mpnas_status mpnas__model_infer_q8(const mpnas_model *m, mpnas__arena *ws, int32
 
 void mpnas__quant_write(mpnas__writer *w, const mpnas_model *m) {
   mpnas__writer_put_i32(w, m->quant->calibration);
-  qio io = {IO_WRITE, m->quant->half, NULL, w, NULL, 0, MPNAS_OK, ""};
+  qio io = {IO_WRITE, m->quant->half, NULL, w, NULL, 0, MPNAS_OK, "", 0};
   walk(&io, m, m->quant);
 }
 
@@ -888,14 +934,17 @@ mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, int half, const
   mpnas__quant *q = quant_new(m);
   if (q == NULL) return mpnas__fail(ctx, MPNAS_E_NO_MEMORY, "%s: allocating the int8 model", where);
   q->half = half != 0;
-  qio io = {IO_COUNT, q->half, NULL, NULL, r, 0, MPNAS_OK, ""};
+  /* Version 3 may store a tensor's BN scales as halves instead of codes (io_codes): the
+   * section's size is known only once read, so check the least it can be first and that
+   * nothing is left after. */
+  qio io = {IO_COUNT, q->half, NULL, NULL, r, 0, MPNAS_OK, "", 1};
   walk(&io, m, q);
   size_t have = mpnas__reader_remaining(r);
   mpnas_status st = MPNAS_OK;
-  if (have != io.bytes + 4) {
+  if (q->half ? have < io.bytes + 4 : have != io.bytes + 4) {
     st = mpnas__fail(ctx, MPNAS_E_CORRUPT,
-                     "%s: section 'QNT8' holds %zu bytes, the int8 form of this layout takes %zu",
-                     where, have, io.bytes + 4);
+                     "%s: section 'QNT8' holds %zu bytes, the int8 form of this layout takes %s%zu",
+                     where, have, q->half ? "at least " : "", io.bytes + 4);
   } else {
     q->calibration = mpnas__reader_get_i32(r);
     if (q->calibration < 1 || q->calibration > MPNAS__QUANT_MAX_IMAGES)
@@ -909,6 +958,9 @@ mpnas_status mpnas__quant_read(mpnas__reader *r, mpnas_model *m, int half, const
       /* the reader recorded its message */
     } else if (io.st != MPNAS_OK) {
       st = mpnas__fail(ctx, io.st, "%s: QNT8: %s", where, io.why);
+    } else if (mpnas__reader_remaining(r) != 0) {
+      st = mpnas__fail(ctx, MPNAS_E_CORRUPT, "%s: QNT8: %zu bytes past the int8 form", where,
+                       mpnas__reader_remaining(r));
     } else if (!derive(m, q)) {
       st = mpnas__fail(ctx, MPNAS_E_CORRUPT,
                        "%s: QNT8: a requantisation multiplier or classifier weight overflows "
