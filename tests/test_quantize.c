@@ -601,6 +601,11 @@ static void test_corrupt_sections(void) {
     size_t classes0 = (size_t)m->domains[0].classes, fc_q = (size_t)hg.cout * classes0;
     dom0 += (size_t)hg.cin * (size_t)hg.cout + (half ? 0 : fb * (size_t)hg.cout);
     size_t fc_s = dom0 + fc_q, stem_a = fc_s + 2 * fb * classes0;
+    /* Version 3's BN step and code cases go to the stem's shift, which is always coded
+     * (its scale may be halves: test_factor_halves), right after the scale. */
+    size_t sc = (size_t)mpnas__space_stem_geom(&m->space).cout;
+    size_t bn_at = !half ? stem_a
+                   : stem_a + 2 + (m->quant->doms[0].stem.a_step == 0.0f ? 2 * sc : sc);
     struct {
       size_t at;
       uint32_t f32, f16;
@@ -619,16 +624,16 @@ static void test_corrupt_sections(void) {
         {fc_s, 0xbf800000u, 0xbc00u, 0, "a negative classifier scale"},
         {fc_s, 0x00000001u, 0x03ffu, 0, "a subnormal classifier scale"},
         {fc_s + fb, 0x7fc00000u, 0x7e00u, 0, "a NaN classifier scale"},
-        {stem_a, 0x7f800000u, 0x7c00u, 0, "an infinite BN scale (version 3: its step)"},
-        {stem_a, 0x00000001u, 0x8001u, 0, "a negative BN scale step (version 3)"},
-        {stem_a, 0x00000001u, 0x0000u, 0, "a zero BN scale step (version 3)"},
-        {stem_a + 2, 0x80u, 0x80u, 1, "a BN scale code of -128 (version 3)"},
+        {bn_at, 0x7f800000u, 0x7c00u, 0, "an infinite BN scale (version 3: a shift's step)"},
+        {bn_at, 0x00000001u, 0x8001u, 0, "a negative BN step (version 3)"},
+        {bn_at, 0x00000001u, 0x0000u, 0, "a zero BN shift step (version 3)"},
+        {bn_at + 2, 0x80u, 0x80u, 1, "a BN code of -128 (version 3)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
       /* Weight scales are in version 2 only, where any finite BN scale is valid; the BN
        * codes and their steps in version 3 only. */
       if (half && cases[i].at == 4 + stem + exp_w) continue;
-      if (!half && (cases[i].at == stem_a + 2 || (cases[i].at == stem_a && cases[i].f32 == 1u)))
+      if (!half && (cases[i].at == bn_at + 2 || (cases[i].at == bn_at && cases[i].f32 == 1u)))
         continue;
       blob b = {malloc(good.n), good.n};
       memcpy(b.p, good.p, good.n);
