@@ -5,7 +5,7 @@
  *
  *   bench_train [--threads 1,2] [--rounds 5] [--steps 10] [--warm 3] [--batch 64]
  *               [--images 3200] [--augment 0] [--f32] [--lat-reps 200] [--json]
- *               [--train-only] [--int8] [--kernels NAME]
+ *               [--train-only] [--int8] [--kernels NAME] [--shard]
  *
  * One domain, 10 classes, random 32x32x3 images (uint8, or float with --f32) and random
  * labels; the space is MPNAS_PRESET_MBV2_9, whose one path is op 0 of every layer.
@@ -25,6 +25,7 @@
  *        batch (MPNAS_OUTPUT_LOGITS) after two warm-up runs.
  * lat    the same predictor on one image: median of `--lat-reps` runs.
  * --train-only skips eval and lat (for profiling the training step: perf record -g).
+ * --shard trains with MPNAS_CONTEXT_SHARD_BATCH 1 (a shard of the batch per thread).
  * --kernels NAME runs the kernel table of that name (mpnas__kernels_named: "avx2",
  *        "avx2+vnni", "avx512", ...; set on the context's engine, so this benchmark
  *        includes the library's internal headers) instead of the best one of the ISA.
@@ -76,6 +77,7 @@ static void count_free(void *user, void *ptr) {
 typedef struct {
   int rounds, steps, warm, batch, images, augment, f32, lat_reps, json, train_only, int8;
   const char *kernels; /* --kernels, or NULL */
+  int shard;           /* --shard: MPNAS_CONTEXT_SHARD_BATCH 1 */
 } options;
 
 static mpnas_context *ctx;
@@ -177,6 +179,7 @@ static void latency_int8(const options *o, mpnas_model *m, int32_t d, int32_t dt
 static void run(const options *o, int threads) {
   check(mpnas_context_create_with_allocator(&ctx, count_malloc, count_free, NULL), "context");
   check(mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, threads), "threads");
+  check(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SHARD_BATCH, o->shard), "shard_batch");
   if (o->kernels) {
     const mpnas__kernels *k = mpnas__kernels_named(o->kernels);
     if (k == NULL) {
@@ -286,18 +289,19 @@ static void run(const options *o, int threads) {
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_train [--threads 1,2] [--rounds R] [--steps S] [--warm W] [--batch B] "
-          "[--images N] [--augment PAD] [--f32] [--lat-reps N] [--json] [--train-only] [--int8] [--kernels NAME]\n");
+          "[--images N] [--augment PAD] [--f32] [--lat-reps N] [--json] [--train-only] [--int8] [--kernels NAME] [--shard]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
-  options o = {5, 10, 3, 64, 64 * 50, 0, 0, 200, 0, 0, 0, NULL};
+  options o = {5, 10, 3, 64, 64 * 50, 0, 0, 200, 0, 0, 0, NULL, 0};
   int threads[8] = {1, 2}, nthreads = 2;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int more = i + 1 < argc;
     if (!strcmp(a, "--json")) o.json = 1;
     else if (!strcmp(a, "--f32")) o.f32 = 1;
+    else if (!strcmp(a, "--shard")) o.shard = 1;
     else if (!strcmp(a, "--train-only")) o.train_only = 1;
     else if (!strcmp(a, "--int8")) o.int8 = 1;
     else if (!strcmp(a, "--threads") && more) {

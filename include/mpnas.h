@@ -155,7 +155,17 @@ typedef enum mpnas_context_param {
    * before anything is allocated for it. 2^30 is 1 GiB; raise it for larger models or
    * checkpoints (docs/MODEL-FORMAT.md, "Limits"). The buffer loaders are not bounded by
    * it. */
-  MPNAS_CONTEXT_MAX_FILE_BYTES = 7
+  MPNAS_CONTEXT_MAX_FILE_BYTES = 7,
+  /* int 0..1, default 0: 1 gives each thread of a training step its own shard of a
+   * domain's batch, which it runs through the whole network (the batch-norm statistics
+   * are still those of the whole batch, summed over the shards), where 0 splits each
+   * layer's work over the threads. On a 2-core machine MBV2-9 trained 1.98x as fast on
+   * two threads as on one that way, 1.55x with 0 (docs/THREADING.md). With 1, results are deterministic for a given thread count
+   * but differ between thread counts, as with data-parallel workers; with 0 they do not
+   * depend on it. No effect with one thread, without OpenMP, with data-parallel workers
+   * (mpnas_context_set_collective), or where whole domains already run one per thread
+   * (a step of several domains). */
+  MPNAS_CONTEXT_SHARD_BATCH = 8
 } mpnas_context_param;
 
 /* Create a context with the default settings and the C library's malloc/free. */

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "alloc_counting.h"
 #include "check.h"
@@ -634,6 +635,154 @@ static void test_bad_input(void) {
   mpnas_context_free(ctx);
 }
 
+/* ---- MPNAS_CONTEXT_SHARD_BATCH ---------------------------------------------------- */
+
+#define SHARD_PROBE 9 /* probe images per domain whose logits compare trained models */
+
+typedef struct trained {
+  unsigned char *bytes; /* the saved model */
+  size_t size;
+  float logits[3][SHARD_PROBE * 6];
+} trained;
+
+/* A model of D domains trained `steps` steps of `batch` images with the given threads
+ * and shard setting: its file bytes and its logits on probe images. */
+static void train_with(int threads, int shard, int D, int batch, int steps, trained *out) {
+  mpnas_context *ctx = NULL;
+  OKC(mpnas_context_create(&ctx));
+  OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, threads));
+  OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SHARD_BATCH, shard));
+  const int32_t paths[3][3] = {{3, 3, 2}, {1, 2, 0}, {0, 1, 1}};
+  mpnas_model *m = make_model(ctx, D, paths, 60);
+  OKC(mpnas_model_set_int(m, MPNAS_TRAIN_STEPS, steps));
+  OKC(mpnas_model_set_int(m, MPNAS_TRAIN_BATCH, batch));
+  OKC(mpnas_model_train(m, 0, NULL, NULL, 0));
+  OKC(mpnas_model_save_buffer(m, NULL, 0, &out->size));
+  out->bytes = malloc(out->size);
+  OKC(mpnas_model_save_buffer(m, out->bytes, out->size, &out->size));
+  mpnas_predictor *p = NULL;
+  OKC(mpnas_predictor_create(m, &p));
+  for (int d = 0; d < D; d++) {
+    images im = synth(d, SHARD_PROBE, 500);
+    OKC(mpnas_predictor_run(p, d, MPNAS_DTYPE_U8, im.x, SHARD_PROBE, MPNAS_OUTPUT_LOGITS,
+                            out->logits[d], (size_t)SHARD_PROBE * 6));
+    images_free(&im);
+  }
+  mpnas_predictor_free(p);
+  mpnas_model_free(m);
+  mpnas_context_free(ctx);
+}
+
+/* 1 if the library was built with OpenMP (sharding needs its threads). */
+static int openmp_build(void) {
+  mpnas_context *ctx = NULL;
+  int64_t v = 0;
+  OKC(mpnas_context_create(&ctx));
+  OKC(mpnas_context_get_int(ctx, MPNAS_CONTEXT_OPENMP, &v));
+  mpnas_context_free(ctx);
+  return (int)v;
+}
+
+static int same_model(const trained *a, const trained *b) {
+  return a->size == b->size && memcmp(a->bytes, b->bytes, a->size) == 0;
+}
+
+/* Largest |a - b| / (1 + |b|) over domain d's probe logits. */
+static double logit_gap(const trained *a, const trained *b, int d) {
+  double worst = 0.0;
+  for (int i = 0; i < SHARD_PROBE * SYN_CLASSES[d]; i++) {
+    double g = fabs((double)a->logits[d][i] - b->logits[d][i]) / (1.0 + fabs(b->logits[d][i]));
+    worst = g > worst ? g : worst;
+  }
+  return worst;
+}
+
+/* Sharding changes only the order of the BN and gradient sums: after a step the same
+ * model as the default to rounding (over several steps rounding differences can flip an
+ * activation somewhere and grow: clang's build moves one weight of the three-domain case
+ * by 1% at step 4, in a domain sharding did not touch), the same bits from run to run,
+ * and no effect with one thread. It runs a single domain's step, and the domain a step
+ * of three domains on two threads leaves over (two run one per thread); three threads
+ * take shares of 1, 2 and 2 of a batch of 5. */
+static void test_shard_batch(void) {
+  if (!openmp_build()) return;
+  mpnas_context *ctx = NULL;
+  OKC(mpnas_context_create(&ctx));
+  int64_t v = -1;
+  OKC(mpnas_context_get_int(ctx, MPNAS_CONTEXT_SHARD_BATCH, &v));
+  CHECK_EQ_INT(v, 0);
+  CHECK_EQ_INT(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SHARD_BATCH, 2), MPNAS_E_OUT_OF_RANGE);
+  OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SHARD_BATCH, 1));
+  OKC(mpnas_context_get_int(ctx, MPNAS_CONTEXT_SHARD_BATCH, &v));
+  CHECK_EQ_INT(v, 1);
+  mpnas_context_free(ctx);
+  const struct {
+    int threads, D, batch;
+  } cases[] = {{2, 1, 32}, {2, 3, 16}, {3, 1, 5}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    int th = cases[c].threads, D = cases[c].D, batch = cases[c].batch;
+    trained sharded, again, plain, one, sharded1, plain1;
+    train_with(th, 1, D, batch, 4, &sharded);
+    train_with(th, 1, D, batch, 4, &again);
+    train_with(th, 0, D, batch, 4, &plain);
+    train_with(1, 1, D, batch, 4, &one);
+    CHECK_MSG(same_model(&sharded, &again), "case %zu: sharded runs differ", c);
+    CHECK_MSG(!same_model(&sharded, &plain), "case %zu: sharding had no effect", c);
+    CHECK_MSG(same_model(&one, &plain), "case %zu: one thread is not the default", c);
+    train_with(th, 1, D, batch, 1, &sharded1);
+    train_with(th, 0, D, batch, 1, &plain1);
+    CHECK_MSG(!same_model(&sharded1, &plain1), "case %zu: sharding had no effect", c);
+    for (int d = 0; d < D; d++) {
+      double gap = logit_gap(&sharded1, &plain1, d);
+      printf("    %d threads, %d domain(s), batch %d: domain %d, largest logit gap %.2g\n", th, D,
+             batch, d, gap);
+      CHECK_MSG(gap < 1e-4, "case %zu domain %d: gap %g", c, d, gap);
+    }
+    trained *all[] = {&sharded, &again, &plain, &one, &sharded1, &plain1};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]->bytes);
+  }
+}
+
+/* A shard whose allocation fails stops the others at their next BN sum: every failure
+ * point of the first sharded step returns MPNAS_E_NO_MEMORY with a message (no thread
+ * left waiting: the alarm would end the test), the model trains on afterwards, and
+ * nothing leaks. */
+static void test_shard_batch_failures(void) {
+  if (!openmp_build()) return;
+  alarm(300);
+  int failures = 0, k = 1;
+  for (; k < 2000; k++) {
+    alloc_counting counts;
+    mpnas_context *ctx = alloc_counting_context(&counts, 0);
+    CHECK(ctx != NULL);
+    OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, 2));
+    OKC(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SHARD_BATCH, 1));
+    const int32_t paths[1][3] = {{3, 3, 2}};
+    mpnas_model *m = make_model(ctx, 1, paths, 40);
+    OKC(mpnas_model_set_int(m, MPNAS_TRAIN_STEPS, 1));
+    OKC(mpnas_model_set_int(m, MPNAS_TRAIN_BATCH, 16));
+    counts.fail_at = counts.total + k;
+    mpnas_status st = mpnas_model_train(m, 0, NULL, NULL, 0);
+    int failed = counts.total >= counts.fail_at;
+    counts.fail_at = 0;
+    if (failed) {
+      failures++;
+      CHECK_MSG(st == MPNAS_E_NO_MEMORY, "allocation %d: status %d", k, (int)st);
+      CHECK(mpnas_context_last_error(ctx)[0] != '\0');
+      OKC(mpnas_model_train(m, 0, NULL, NULL, 0));
+    } else {
+      OKC(st);
+    }
+    mpnas_model_free(m);
+    mpnas_context_free(ctx);
+    CHECK_EQ_INT(counts.live, 0);
+    if (!failed) break;
+  }
+  alarm(0);
+  printf("    %d failure points in the first sharded step, each NO_MEMORY\n", failures);
+  CHECK_MSG(failures > 3 && k < 2000, "%d failure points, stopped at %d", failures, k);
+}
+
 int main(void) {
   RUN(test_costs_and_usage);
   RUN(test_shared_nodes);
@@ -647,5 +796,7 @@ int main(void) {
   RUN(test_bad_input);
   RUN(test_grey_images);
   RUN(test_train_reaches_accuracy);
+  RUN(test_shard_batch);
+  RUN(test_shard_batch_failures);
   return check_finish();
 }

@@ -1066,6 +1066,10 @@ class Context(_Handle):
                          doc='"none", "error", "warning", "info" or "debug".')
     openmp = property(lambda self: bool(self.get("openmp")),
                       doc="True if the library was built with OpenMP.")
+    shard_batch = property(lambda self: bool(self.get("shard_batch")),
+                           lambda self, v: self.set("shard_batch", int(bool(v))),
+                           doc="Each training thread takes a shard of a domain's batch "
+                               "(faster on 2 cores; results then depend on the thread count).")
 
     @property
     def last_error(self):

@@ -19,6 +19,7 @@ static const mpnas__setting FIELDS[] = {
     MPNAS__READ_ONLY(MPNAS_CONTEXT_OPENMP, "openmp", MPNAS__SETTING_I32),
     MPNAS__INT(MPNAS_CONTEXT_MAX_FILE_BYTES, "max_file_bytes", MPNAS__SETTING_I64, 0, 1024, 0x1p48,
                0x1p30),
+    MPNAS__INT(MPNAS_CONTEXT_SHARD_BATCH, "shard_batch", MPNAS__SETTING_I32, 0, 0, 1, 0),
 };
 const mpnas__settings mpnas__context_settings = {FIELDS, sizeof FIELDS / sizeof FIELDS[0],
                                                  "context"};
@@ -87,6 +88,7 @@ mpnas_status mpnas_context_set_int(mpnas_context *ctx, int32_t param, int64_t va
       return mpnas__context_configure(ctx, (int32_t)value, ctx->threads_requested);
     case MPNAS_CONTEXT_LOG_LEVEL: ctx->log_level = (int32_t)value; return MPNAS_OK;
     case MPNAS_CONTEXT_MAX_FILE_BYTES: ctx->max_file_bytes = (uint64_t)value; return MPNAS_OK;
+    case MPNAS_CONTEXT_SHARD_BATCH: ctx->shard_batch = (int32_t)value; return MPNAS_OK;
     default:
       return mpnas__fail(ctx, MPNAS_E_INTERNAL, "context parameter %d: no field", (int)param);
   }
@@ -105,6 +107,7 @@ mpnas_status mpnas_context_get_int(const mpnas_context *ctx, int32_t param, int6
     case MPNAS_CONTEXT_ISA_ACTIVE: *value = ctx->engine.k->isa; return MPNAS_OK;
     case MPNAS_CONTEXT_LOG_LEVEL: *value = ctx->log_level; return MPNAS_OK;
     case MPNAS_CONTEXT_MAX_FILE_BYTES: *value = (int64_t)ctx->max_file_bytes; return MPNAS_OK;
+    case MPNAS_CONTEXT_SHARD_BATCH: *value = ctx->shard_batch; return MPNAS_OK;
     case MPNAS_CONTEXT_OPENMP:
 #if defined(_OPENMP)
       *value = 1;

@@ -24,6 +24,7 @@ struct mpnas_context {
   uint64_t seed;
   int32_t isa_requested;
   uint64_t max_file_bytes; /* MPNAS_CONTEXT_MAX_FILE_BYTES: the loaders' read bound */
+  int32_t shard_batch;     /* MPNAS_CONTEXT_SHARD_BATCH (net/multidomain.c) */
   mpnas__engine engine; /* kernels chosen for the active ISA + thread count */
   /* Data-parallel runs (mpnas_context_set_collective): world 1 = none. */
   mpnas_allreduce_fn allreduce_fn;

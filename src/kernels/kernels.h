@@ -227,6 +227,9 @@ typedef struct mpnas__engine {
    * BN then takes its batch statistics (and their gradients) over all workers' rows
    * (tensor/ops_misc.c). NULL: this process's rows are the whole batch. */
   const mpnas__workers *workers;
+  /* With workers: this pass's index among them. Threads that share one model (the
+   * batch shards of net/multidomain.c) leave the BN running statistics to shard 0. */
+  int shard;
 } mpnas__engine;
 
 extern const mpnas__kernels mpnas__kernels_scalar;

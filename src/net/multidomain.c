@@ -2,6 +2,8 @@
 #include "net/multidomain.h"
 
 #include <math.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #if defined(_OPENMP)
@@ -135,6 +137,155 @@ static mpnas_status domain_pass(const mpnas__trainer *t, const mpnas__engine *en
   return st;
 }
 
+/* ---- One domain's batch in shards, one per thread (MPNAS_CONTEXT_SHARD_BATCH) -------
+ * Each thread runs its shard of the batch through the whole network, as a data-parallel
+ * worker would: the BN sums go over the shards (shard_sum), each shard adds its share of
+ * the loss scale's gradients into a buffer of its own, and the buffers are added in shard
+ * order after the pass. The activations a thread produces are the ones it reads next, and
+ * the threads meet only at the BN sums, where the per-layer split of the default meets
+ * at every op and reads rows another core wrote (docs/THREADING.md). */
+
+/* The shards of one pass: a barrier that gives up once a shard has failed (so a failure
+ * in one thread cannot leave the others waiting forever), and each shard's buffer while
+ * a sum is under way. */
+typedef struct shard_team {
+  int n;
+  atomic_int arrived, generation;
+  atomic_int failed; /* 0, or the first failing shard's status */
+  double *buf[MAX_PASS_THREADS];
+} shard_team;
+
+typedef struct shard_member {
+  shard_team *team;
+  int index;
+} shard_member;
+
+static void team_fail(shard_team *tm, mpnas_status st) {
+  int none = 0;
+  atomic_compare_exchange_strong(&tm->failed, &none, (int)st);
+}
+
+/* Wait for every shard: MPNAS_OK, or the failed shard's status. The waits spin, then
+ * yield the processor: on a machine whose cores are busy the shards' threads may not
+ * all be running. */
+static mpnas_status team_barrier(shard_team *tm) {
+  int gen = atomic_load(&tm->generation);
+  if (atomic_fetch_add(&tm->arrived, 1) == tm->n - 1) {
+    atomic_store(&tm->arrived, 0);
+    atomic_fetch_add(&tm->generation, 1);
+  } else {
+    for (unsigned spins = 0; atomic_load(&tm->generation) == gen; spins++) {
+      if (atomic_load(&tm->failed) != 0) break;
+      if (spins >= 1u << 14) sched_yield();
+    }
+  }
+  return (mpnas_status)atomic_load(&tm->failed);
+}
+
+/* mpnas__workers.sum_f64 over the shards: shard 0 adds the others' buffers into its own
+ * in shard order, and every shard copies the result. */
+static int32_t shard_sum(void *user, double *buf, int64_t n) {
+  const shard_member *me = user;
+  shard_team *tm = me->team;
+  tm->buf[me->index] = buf;
+  mpnas_status st = team_barrier(tm);
+  if (st == MPNAS_OK && me->index == 0)
+    for (int64_t i = 0; i < n; i++) {
+      double s = buf[i];
+      for (int k = 1; k < tm->n; k++) s += tm->buf[k][i];
+      buf[i] = s;
+    }
+  if (st == MPNAS_OK) st = team_barrier(tm);
+  if (st == MPNAS_OK && me->index != 0) memcpy(buf, tm->buf[0], sizeof(double) * (size_t)n);
+  if (st == MPNAS_OK) st = team_barrier(tm); /* buffers free again before the next sum */
+  return (int32_t)st;
+}
+
+/* Shards for a pass of `count` images: one per thread, 1 when not sharding. Counted from
+ * the threads asked for, not from those ready now: the count changes the results. */
+static int shard_count(const mpnas__trainer *t, int32_t count) {
+  mpnas_context *ctx = t->ctx;
+  int n = mpnas__engine_usable(&ctx->engine).threads;
+  if (!ctx->shard_batch || ctx->world > 1) return 1;
+  if (n > count) n = count;
+  if (n > MAX_PASS_THREADS) n = MAX_PASS_THREADS;
+  return n < 1 ? 1 : n;
+}
+
+/* Shard k of `shards` of the batch in slot: images [count k / shards, count (k+1) /
+ * shards), on workspace ws, gradients into grads; part_loss: its mean loss x its images.
+ * A failure is recorded in the team, so the other shards stop at their next sum. */
+static void run_shard(const mpnas__trainer *t, const mpnas__engine *eng, const pass_slot *slot,
+                      shard_team *team, shard_member *member, mpnas__workers *workers, int k,
+                      mpnas__arena *ws, int32_t d, int32_t count, float *grads,
+                      double *part_loss) {
+  int shards = team->n;
+  int32_t lo = (int32_t)((int64_t)count * k / shards);
+  int32_t hi = (int32_t)((int64_t)count * (k + 1) / shards);
+  size_t per = (size_t)t->shape.h * t->shape.w * t->shape.c;
+  *member = (shard_member){team, k};
+  *workers = (mpnas__workers){shard_sum, member};
+  mpnas__engine e = *eng;
+  e.threads = 1;
+  e.workers = workers;
+  e.shard = k;
+  float loss_scale = (float)(t->domains[d].weight * (double)(hi - lo) / (double)t->batch);
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas__net net;
+  int32_t correct;
+  *part_loss = 0.0;
+  mpnas_status st = t->bind_path(t->owner, d, ws, grads, &net);
+  if (st == MPNAS_OK)
+    st = mpnas__net_train(&e, ws, &net, hi - lo, slot->x + per * (size_t)lo, slot->labels + lo,
+                          1, t->label_smoothing, loss_scale, part_loss, &correct);
+  mpnas__arena_release(ws, mark);
+  *part_loss *= hi - lo;
+  if (st != MPNAS_OK) team_fail(team, st);
+}
+
+/* domain_pass in `shards` shards on as many threads, each on its own child workspace:
+ * shard 0's gradients into grads, shard k's into parts + (k - 1) * total (zero, merged by
+ * the caller). *ran = 0 when OpenMP gave fewer threads (a host's own parallel region):
+ * then nothing ran and the caller runs the pass unsharded. */
+static mpnas_status shard_pass(const mpnas__trainer *t, const mpnas__engine *eng,
+                               const pass_slot *slot, mpnas__arena *kids, int shards, int32_t d,
+                               int32_t count, float *grads, float *parts, double *loss,
+                               int *ran) {
+  mpnas__domain *dm = &t->domains[d];
+  mpnas__augment aug = {t->augment_pad, dm->hflip};
+  mpnas__domain_data_batch_share(&dm->data, t->shape, 0, count, 0, count, &aug, slot->x,
+                                 slot->labels);
+  size_t total = t->params->total;
+  shard_team team = {.n = shards};
+  atomic_init(&team.arrived, 0);
+  atomic_init(&team.generation, 0);
+  atomic_init(&team.failed, 0);
+  shard_member member[MAX_PASS_THREADS];
+  mpnas__workers workers[MAX_PASS_THREADS];
+  double part_loss[MAX_PASS_THREADS];
+  int team_size = 1;
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(shards)
+#endif
+  {
+    int k = 0;
+#if defined(_OPENMP)
+    k = omp_get_thread_num();
+    if (k == 0) team_size = omp_get_num_threads();
+#pragma omp barrier
+#endif
+    if (team_size == shards)
+      run_shard(t, eng, slot, &team, &member[k], &workers[k], k, &kids[k], d, count,
+                k == 0 ? grads : parts + (size_t)(k - 1) * total, &part_loss[k]);
+  }
+  *ran = team_size == shards;
+  if (!*ran) return MPNAS_OK;
+  double sum = 0.0;
+  for (int k = 0; k < shards; k++) sum += part_loss[k];
+  *loss = sum / count;
+  return (mpnas_status)atomic_load(&team.failed);
+}
+
 /* p->g += grads, and grads zeroed again. A pass touches the tensors on its path only,
  * and of a supernet's widest tensors only its op's slice: blocks of zeros are skipped
  * (adding zeros would change nothing but the sign of a zero). */
@@ -244,16 +395,26 @@ mpnas_status mpnas__trainer_step(const mpnas__trainer *t) {
     if (threads > MAX_PASS_THREADS) threads = MAX_PASS_THREADS;
     par = nrun / threads * threads;
   }
+  /* The domains that run on all the threads may run in shards of their batch, one per
+   * thread (MPNAS_CONTEXT_SHARD_BATCH): shard k > 0 adds into gradient part k. */
+  int shards_max = 1;
+  for (int32_t i = par; i < nrun; i++) {
+    int s = shard_count(t, counts[run[i]]);
+    if (s > shards_max) shards_max = s;
+  }
+  int nparts = par > 0 ? threads : 1;
+  if (shards_max > nparts) nparts = shards_max;
   mpnas__arena_mark mark = mpnas__arena_get_mark(t->ws);
   pass_slot main_slot, slots[MAX_PASS_THREADS];
   mpnas__arena_mark kid_mark[MAX_PASS_THREADS];
   mpnas__arena *kids = NULL;
   int nslots = 0;
-  float *parts = nrun > 1 ? mpnas__params_grad_parts(p, par > 0 ? threads : 1) : NULL;
-  st = nrun > 1 && parts == NULL ? MPNAS_E_NO_MEMORY : MPNAS_OK;
+  int use_parts = nrun > 1 || shards_max > 1;
+  float *parts = use_parts ? mpnas__params_grad_parts(p, nparts) : NULL;
+  st = use_parts && parts == NULL ? MPNAS_E_NO_MEMORY : MPNAS_OK;
   if (st == MPNAS_OK) st = slot_init(t, t->ws, cap, parts, &main_slot);
-  if (st == MPNAS_OK && par > 0) {
-    kids = mpnas__arena_kids(t->ws, threads);
+  if (st == MPNAS_OK && (par > 0 || shards_max > 1)) {
+    kids = mpnas__arena_kids(t->ws, par > 0 && threads > shards_max ? threads : shards_max);
     if (kids == NULL) st = MPNAS_E_NO_MEMORY;
   }
   for (; nslots < threads && par > 0 && st == MPNAS_OK; nslots++) {
@@ -283,16 +444,22 @@ mpnas_status mpnas__trainer_step(const mpnas__trainer *t) {
   }
   for (int32_t i = par; i < nrun && st == MPNAS_OK; i++) {
     int32_t d = run[i];
-    status[i] = domain_pass(t, &eng, &main_slot, d, counts[d], i == 0 ? p->g : main_slot.grads,
-                            &loss[d]);
+    float *grads = i == 0 ? p->g : main_slot.grads;
+    int shards = shard_count(t, counts[d]), ran = 0;
+    if (shards > 1)
+      status[i] = shard_pass(t, &eng, &main_slot, kids, shards, d, counts[d], grads,
+                             parts + p->total, &loss[d], &ran);
+    if (!ran)
+      status[i] = domain_pass(t, &eng, &main_slot, d, counts[d], grads, &loss[d]);
     if (status[i] != MPNAS_OK) break;
     if (i > 0) merge_grads(p, main_slot.grads);
+    for (int k = 1; ran && k < shards; k++) merge_grads(p, parts + (size_t)k * p->total);
   }
   for (int i = 0; i < nslots; i++) mpnas__arena_release(&kids[i], kid_mark[i]);
   mpnas__arena_release(t->ws, mark);
   for (int32_t i = 0; i < nrun && st == MPNAS_OK; i++) st = status[i];
   if (st != MPNAS_OK && parts != NULL) /* a failed pass left its part unmerged */
-    memset(parts, 0, sizeof(float) * p->total * (size_t)(par > 0 ? threads : 1));
+    memset(parts, 0, sizeof(float) * p->total * (size_t)nparts);
   if (st == MPNAS_E_NO_MEMORY)
     return mpnas__fail(ctx, st, "workspace allocation failed (batch %d)", (int)t->batch);
   /* 3. The step's gradients are complete. */

@@ -348,6 +348,12 @@ mpnas_status mpnas__bn_act_apply_keep(const mpnas__engine *eng, mpnas__arena *ws
                                       const mpnas__bn_train *bn, int act, const float *residual,
                                       float *norm, float *y, float *save_k, float *save_b) {
   float *save_mean = bn->save_mean, *save_invstd = bn->save_invstd;
+  mpnas__bn_train untracked;
+  if (eng->shard != 0) { /* another shard of this batch updates the running statistics */
+    untracked = *bn;
+    untracked.running_mean = untracked.running_var = NULL;
+    bn = &untracked;
+  }
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   double rows = m > 0 ? m : 0;
   if (eng->workers != NULL) { /* the statistics of the whole batch, over the workers */
