@@ -844,6 +844,62 @@ static void test_threads(void) {
   }
 }
 
+static void batch_shares_on_isa(void);
+
+/* A batch runs on the threads in shares of images, each end to end on one thread's
+ * kernels (mpnas__model_images_in_shares): float and int8 outputs, and evaluate's figures,
+ * are the same bits with 1, 2, 3 and 5 threads, for batches that do not divide evenly,
+ * with every kernel table this machine runs. */
+static void test_batch_shares(void) {
+  const int32_t isas[] = {MPNAS_ISA_AUTO, MPNAS_ISA_SCALAR, MPNAS_ISA_AVX2, MPNAS_ISA_NEON};
+  for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+    if (!mpnas_isa_supported(isas[i])) continue;
+    OKC(mpnas_context_set_int(g_ctx, MPNAS_CONTEXT_ISA, isas[i]));
+    batch_shares_on_isa();
+  }
+  OKC(mpnas_context_set_int(g_ctx, MPNAS_CONTEXT_ISA, MPNAS_ISA_AUTO));
+}
+
+static void batch_shares_on_isa(void) {
+  mpnas_model *m = g_model;
+  int64_t qz = 0;
+  OKC(mpnas_model_get_int(m, MPNAS_MODEL_QUANTIZED, &qz));
+  if (qz != 1) OKC(mpnas_model_quantize(m, 0));
+  int64_t threads0 = 0;
+  OKC(mpnas_context_get_int(g_ctx, MPNAS_CONTEXT_THREADS, &threads0));
+  const int counts[] = {2, 7, 23};
+  const int precisions[] = {MPNAS_PRECISION_FLOAT32, MPNAS_PRECISION_INT8};
+  for (int d = 0; d < D; d++)
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+      images im = synth(d, counts[c], 5000000);
+      size_t nl = (size_t)counts[c] * SYN_CLASSES[d];
+      for (int p = 0; p < 2; p++) {
+        OKC(mpnas_context_set_int(g_ctx, MPNAS_CONTEXT_THREADS, 1));
+        float *ref = logits_of(m, d, &im, precisions[p]);
+        double top1_ref = 0, loss_ref = 0;
+        if (p == 0)
+          OKC(mpnas_model_evaluate(m, d, MPNAS_DTYPE_U8, im.x, im.y, im.n, &top1_ref, &loss_ref));
+        const int threads[] = {2, 3, 5};
+        for (int t = 0; t < 3; t++) {
+          OKC(mpnas_context_set_int(g_ctx, MPNAS_CONTEXT_THREADS, threads[t]));
+          float *got = logits_of(m, d, &im, precisions[p]);
+          CHECK_MSG(memcmp(ref, got, sizeof(float) * nl) == 0,
+                    "domain %d, %d images, %s, %d threads: outputs differ", d, counts[c],
+                    p ? "int8" : "float", threads[t]);
+          free(got);
+          if (p == 0) {
+            double top1 = -1, loss = -1;
+            OKC(mpnas_model_evaluate(m, d, MPNAS_DTYPE_U8, im.x, im.y, im.n, &top1, &loss));
+            CHECK(top1 == top1_ref && loss == loss_ref);
+          }
+        }
+        free(ref);
+      }
+      images_free(&im);
+    }
+  OKC(mpnas_context_set_int(g_ctx, MPNAS_CONTEXT_THREADS, threads0));
+}
+
 /* Memory: every allocation failure during quantising and loading a quantised file is a
  * clean MPNAS_E_NO_MEMORY with nothing leaked; an int8 predictor allocates nothing once
  * warmed up for a batch size. */
@@ -1018,6 +1074,7 @@ int main(void) {
   RUN(test_unfusable_activation_file);
   RUN(test_precision_switching);
   RUN(test_threads);
+  RUN(test_batch_shares);
   RUN(test_memory);
   mpnas_model_free(g_model);
   mpnas_context_free(g_ctx);

@@ -349,6 +349,48 @@ mpnas_status mpnas__model_pack(const mpnas_model *m, const mpnas__engine *eng,
   return MPNAS_OK;
 }
 
+/* Shares of images beyond this many threads are not worth their workspaces. */
+#define MAX_SHARES 64
+
+mpnas_status mpnas__model_images_in_shares(const mpnas__engine *eng, mpnas__arena *ws, int n,
+                                        mpnas__images_fn fn, const void *arg) {
+  int shares = eng->threads < n ? eng->threads : n;
+  if (shares > MAX_SHARES) shares = MAX_SHARES;
+  if (shares <= 1) return n > 0 ? fn(arg, eng, ws, 0, n) : MPNAS_OK;
+  mpnas__arena *kids = mpnas__arena_kids(ws, shares);
+  if (kids == NULL) return MPNAS_E_NO_MEMORY;
+  mpnas__engine one = *eng;
+  one.threads = 1;
+  mpnas_status status[MAX_SHARES];
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(shares) schedule(static, 1)
+#endif
+  for (int k = 0; k < shares; k++) {
+    int lo = (int)((int64_t)n * k / shares), hi = (int)((int64_t)n * (k + 1) / shares);
+    mpnas__arena_mark mark = mpnas__arena_get_mark(&kids[k]);
+    status[k] = fn(arg, &one, &kids[k], lo, hi);
+    mpnas__arena_release(&kids[k], mark);
+  }
+  for (int k = 0; k < shares; k++)
+    if (status[k] != MPNAS_OK) return status[k];
+  return MPNAS_OK;
+}
+
+/* mpnas__net_infer on images [lo, hi) of a batch (mpnas__images_fn). */
+typedef struct infer_share {
+  const mpnas__net *net;
+  const float *x;
+  float *logits;
+  size_t per; /* floats per image */
+} infer_share;
+
+static mpnas_status infer_images(const void *arg, const mpnas__engine *eng, mpnas__arena *ws,
+                                 int lo, int hi) {
+  const infer_share *a = arg;
+  return mpnas__net_infer(eng, ws, a->net, hi - lo, a->x + a->per * (size_t)lo,
+                          a->logits + (size_t)a->net->classes * (size_t)lo);
+}
+
 mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t d, int n,
                                 const float *x, float *logits,
                                 const mpnas__model_packed *packed) {
@@ -373,7 +415,10 @@ mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t 
       layers[l].inf.proj_packed = packed->proj[node];
     }
   }
-  mpnas_status st = mpnas__net_infer(&eng, ws, &net, n, x, logits);
+  /* A batch goes to the threads in shares of images (the same bits as one thread). */
+  infer_share share = {&net, x, logits,
+                       (size_t)m->space.in_h * (size_t)m->space.in_w * (size_t)m->space.in_c};
+  mpnas_status st = mpnas__model_images_in_shares(&eng, ws, n, infer_images, &share);
   mpnas__arena_release(ws, mark);
   return st;
 }

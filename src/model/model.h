@@ -130,6 +130,16 @@ void mpnas__model_packed_free(mpnas__model_packed *pk);
  * MPNAS_E_NO_MEMORY pk is left empty (k NULL), still usable. */
 mpnas_status mpnas__model_pack(const mpnas_model *m, const mpnas__engine *eng,
                                mpnas__model_packed *pk);
+/* Images [lo, hi) of a batch on engine eng (one thread's kernels when run in shares)
+ * and workspace ws. */
+typedef mpnas_status (*mpnas__images_fn)(const void *arg, const mpnas__engine *eng,
+                                         mpnas__arena *ws, int lo, int hi);
+/* Inference of a batch of n images in contiguous shares, one per thread of eng, each run
+ * end to end with one thread's kernels on a child workspace of ws; one thread: fn on
+ * all. Each image's arithmetic is the same in any batch and any split of an op's rows,
+ * so the outputs are those of one thread, bit for bit. */
+mpnas_status mpnas__model_images_in_shares(const mpnas__engine *eng, mpnas__arena *ws, int n,
+                                        mpnas__images_fn fn, const void *arg);
 /* Logits of n normalised images of domain d (the inference path); packed: current
  * packed weights (mpnas__model_pack) or NULL to pack per call. */
 mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t d, int n,

@@ -907,6 +907,24 @@ static mpnas_status q8_forward(const mpnas_model *m, const mpnas__engine *eng, m
                        logits);
 }
 
+/* q8_forward on images [lo, hi) of a batch (mpnas__images_fn). */
+typedef struct q8_share {
+  const mpnas_model *m;
+  int32_t d;
+  const float *x;
+  float *logits;
+  const mpnas__quant_packed *pk;
+} q8_share;
+
+static mpnas_status q8_images(const void *arg, const mpnas__engine *eng, mpnas__arena *ws,
+                              int lo, int hi) {
+  const q8_share *a = arg;
+  const mpnas_model *m = a->m;
+  size_t per = (size_t)m->space.in_h * (size_t)m->space.in_w * (size_t)m->space.in_c;
+  return q8_forward(m, eng, ws, a->d, hi - lo, a->x + per * (size_t)lo,
+                    a->logits + (size_t)m->domains[a->d].classes * (size_t)lo, a->pk);
+}
+
 mpnas_status mpnas__model_infer_q8(const mpnas_model *m, mpnas__arena *ws, int32_t d, int n,
                                    const float *x, float *logits,
                                    const mpnas__quant_packed *pk) {
@@ -915,8 +933,10 @@ mpnas_status mpnas__model_infer_q8(const mpnas_model *m, mpnas__arena *ws, int32
                             : mpnas__engine_usable(&m->ctx->engine);
   if (m->quant == NULL || pk->k != eng.k || pk->generation != m->quant_generation)
     return MPNAS_E_INTERNAL; /* the caller packs first */
+  /* A batch goes to the threads in shares of images (the same bits as one thread). */
+  q8_share share = {m, d, x, logits, pk};
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  mpnas_status st = q8_forward(m, &eng, ws, d, n, x, logits, pk);
+  mpnas_status st = mpnas__model_images_in_shares(&eng, ws, n, q8_images, &share);
   mpnas__arena_release(ws, mark);
   return st;
 }
