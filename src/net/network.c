@@ -144,8 +144,49 @@ mpnas_status mpnas__net_eval(const mpnas__engine *eng, mpnas__arena *ws, const m
   return MPNAS_OK;
 }
 
+/* Images per chunk of a batched inference: as many as keep a block's widest tensor (its
+ * expanded activation, at the block's input resolution) within INFER_CHUNK_FLOATS, at
+ * least one, so that the tensors a block passes between its ops stay in the caches (on
+ * the 2026-12-05 VM, MBV2-9 at batch 64 and 1 thread: chunks of 1-2 images 1.12-1.13x
+ * the throughput of the whole batch at once, 4-8 images 1.10x). Each image's arithmetic
+ * is the same in any chunk, so the outputs do not change. */
+#define INFER_CHUNK_FLOATS ((size_t)1 << 19) /* 2 MB */
+
+static int infer_chunk_images(const mpnas__net *net) {
+  int h = mpnas__out_size(net->in_h, net->stem_g.stride);
+  int w = mpnas__out_size(net->in_w, net->stem_g.stride);
+  size_t widest = (size_t)h * w * net->stem_g.cout;
+  for (int l = 0; l < net->nlayers; l++) {
+    const mpnas__ib_geom *g = net->layers[l].g;
+    if (g == NULL) continue;
+    size_t a = (size_t)h * w * g->cmid;
+    if (a > widest) widest = a;
+    h = mpnas__out_size(h, g->stride);
+    w = mpnas__out_size(w, g->stride);
+  }
+  size_t chunk = widest > 0 ? INFER_CHUNK_FLOATS / widest : 1;
+  return chunk < 1 ? 1 : chunk > 4096 ? 4096 : (int)chunk;
+}
+
+static mpnas_status infer_chunk(const mpnas__engine *eng, mpnas__arena *ws,
+                                const mpnas__net *net, int n, const float *x, float *logits);
+
 mpnas_status mpnas__net_infer(const mpnas__engine *eng, mpnas__arena *ws,
                               const mpnas__net *net, int n, const float *x, float *logits) {
+  int chunk = infer_chunk_images(net);
+  size_t per = (size_t)net->in_h * net->in_w * net->stem_g.cin;
+  mpnas_status st = MPNAS_OK;
+  for (int lo = 0; lo < n && st == MPNAS_OK; lo += chunk) {
+    int m = n - lo < chunk ? n - lo : chunk;
+    mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+    st = infer_chunk(eng, ws, net, m, x + per * (size_t)lo, logits + (size_t)net->classes * lo);
+    mpnas__arena_release(ws, mark);
+  }
+  return st;
+}
+
+static mpnas_status infer_chunk(const mpnas__engine *eng, mpnas__arena *ws,
+                                const mpnas__net *net, int n, const float *x, float *logits) {
   mpnas_status st;
   int h = net->in_h, w = net->in_w;
   int ho = mpnas__out_size(h, net->stem_g.stride), wo = mpnas__out_size(w, net->stem_g.stride);
