@@ -10,19 +10,24 @@
   } while (0)
 
 /* The forward passes without a tape keep activations in two ping-pong buffers sized
- * for the widest activation along the path (the stem's, a block's or the head's). */
-static size_t widest_activation(const mpnas__net *net) {
+ * for the widest activation along the path (the stem's, a block's or the head's).
+ * inner (may be NULL): the widest tensor inside a block, its expanded activation at the
+ * block's input resolution (or the stem's output, if wider). */
+static size_t widest_activation(const mpnas__net *net, size_t *inner) {
   int h = mpnas__out_size(net->in_h, net->stem_g.stride);
   int w = mpnas__out_size(net->in_w, net->stem_g.stride);
-  size_t widest = (size_t)h * w * net->stem_g.cout;
+  size_t widest = (size_t)h * w * net->stem_g.cout, mid = widest;
   for (int l = 0; l < net->nlayers; l++) {
     const mpnas__ib_geom *g = net->layers[l].g;
     if (g == NULL) continue;
+    size_t e = (size_t)h * w * g->cmid;
+    if (e > mid) mid = e;
     h = mpnas__out_size(h, g->stride);
     w = mpnas__out_size(w, g->stride);
     size_t a = (size_t)h * w * g->cout;
     if (a > widest) widest = a;
   }
+  if (inner != NULL) *inner = mid;
   size_t head = (size_t)h * w * net->head_g.cout;
   return head > widest ? head : widest;
 }
@@ -40,7 +45,7 @@ mpnas_status mpnas__net_train(const mpnas__engine *eng, mpnas__arena *ws, mpnas_
   mpnas__conv_tape ts, th;
   float *grad[2] = {NULL, NULL};
   if (backward) {
-    size_t widest = widest_activation(net) * (size_t)n;
+    size_t widest = widest_activation(net, NULL) * (size_t)n;
     TAKE(grad[0], widest);
     TAKE(grad[1], widest);
   }
@@ -108,7 +113,7 @@ mpnas_status mpnas__net_eval(const mpnas__engine *eng, mpnas__arena *ws, const m
                              int n, const float *x, const int32_t *labels, double *loss,
                              int32_t *correct) {
   mpnas_status st;
-  size_t widest = widest_activation(net);
+  size_t widest = widest_activation(net, NULL);
   float *buf[2], *pooled, *logits;
   TAKE(buf[0], widest * (size_t)n);
   TAKE(buf[1], widest * (size_t)n);
@@ -153,18 +158,9 @@ mpnas_status mpnas__net_eval(const mpnas__engine *eng, mpnas__arena *ws, const m
 #define INFER_CHUNK_FLOATS ((size_t)1 << 19) /* 2 MB */
 
 static int infer_chunk_images(const mpnas__net *net) {
-  int h = mpnas__out_size(net->in_h, net->stem_g.stride);
-  int w = mpnas__out_size(net->in_w, net->stem_g.stride);
-  size_t widest = (size_t)h * w * net->stem_g.cout;
-  for (int l = 0; l < net->nlayers; l++) {
-    const mpnas__ib_geom *g = net->layers[l].g;
-    if (g == NULL) continue;
-    size_t a = (size_t)h * w * g->cmid;
-    if (a > widest) widest = a;
-    h = mpnas__out_size(h, g->stride);
-    w = mpnas__out_size(w, g->stride);
-  }
-  size_t chunk = widest > 0 ? INFER_CHUNK_FLOATS / widest : 1;
+  size_t inner;
+  widest_activation(net, &inner);
+  size_t chunk = inner > 0 ? INFER_CHUNK_FLOATS / inner : 1;
   return chunk < 1 ? 1 : chunk > 4096 ? 4096 : (int)chunk;
 }
 
@@ -190,7 +186,7 @@ static mpnas_status infer_chunk(const mpnas__engine *eng, mpnas__arena *ws,
   mpnas_status st;
   int h = net->in_h, w = net->in_w;
   int ho = mpnas__out_size(h, net->stem_g.stride), wo = mpnas__out_size(w, net->stem_g.stride);
-  size_t widest = widest_activation(net);
+  size_t widest = widest_activation(net, NULL);
   float *buf[2], *pooled;
   TAKE(buf[0], widest * (size_t)n);
   TAKE(buf[1], widest * (size_t)n);
