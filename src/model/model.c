@@ -353,7 +353,7 @@ mpnas_status mpnas__model_pack(const mpnas_model *m, const mpnas__engine *eng,
 #define MAX_SHARES 64
 
 mpnas_status mpnas__model_images_in_shares(const mpnas__engine *eng, mpnas__arena *ws, int n,
-                                        mpnas__images_fn fn, const void *arg) {
+                                           mpnas__images_fn fn, const void *arg) {
   int shares = eng->threads < n ? eng->threads : n;
   if (shares > MAX_SHARES) shares = MAX_SHARES;
   if (shares <= 1) return n > 0 ? fn(arg, eng, ws, 0, n) : MPNAS_OK;

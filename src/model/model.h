@@ -139,7 +139,7 @@ typedef mpnas_status (*mpnas__images_fn)(const void *arg, const mpnas__engine *e
  * all. Each image's arithmetic is the same in any batch and any split of an op's rows,
  * so the outputs are those of one thread, bit for bit. */
 mpnas_status mpnas__model_images_in_shares(const mpnas__engine *eng, mpnas__arena *ws, int n,
-                                        mpnas__images_fn fn, const void *arg);
+                                           mpnas__images_fn fn, const void *arg);
 /* Logits of n normalised images of domain d (the inference path); packed: current
  * packed weights (mpnas__model_pack) or NULL to pack per call. */
 mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t d, int n,
