@@ -106,9 +106,22 @@ static mpnas_space *space_variant(mpnas_context *ctx, int v) {
 }
 
 /* Model file k: space k % 4, 1..3 domains, settings varied with k. quant: 1 quantised
- * (QNT8), 2 int8 only (no PARW / PARB); spaces 0 and 3 only (the others' sigmoid
- * activations have no int8 form). version: of a quantised file, 3 (QNT8's floats as
- * halves, what quantising gives) or 2 (full floats, as earlier writers wrote). */
+ * (QNT8), 2 int8 only (no PARW / PARB), 3 quantised after every other head BN scale was
+ * divided by 300, so that version 3 stores the head's scales as halves rather than codes
+ * (step +0; docs/MODEL-FORMAT.md); spaces 0 and 3 only (the others' sigmoid activations
+ * have no int8 form). version: of a quantised file, 3 (QNT8's floats as halves, what
+ * quantising gives) or 2 (full floats, as earlier writers wrote). */
+/* Divide every other head BN scale of m's folded inference form by 300: the head's
+ * scales then span more than int8 codes hold within 1/64 of each channel's own scale. */
+static void spread_head_scales(mpnas_model *m) {
+  mpnas__conv_geom hg = mpnas__space_head_geom(&m->space);
+  int32_t D = m->ndomains;
+  for (int32_t d = 0; d < D; d++) {
+    float *scale = m->affine + m->affine_off[(size_t)(3 * m->nnodes + 1) * D + d];
+    for (int c = 0; c < hg.cout; c += 2) scale[c] /= 300.0f;
+  }
+}
+
 static void model_file(const char *dir, int k, int quant, int version) {
   mpnas_context *ctx = fz_context();
   mpnas_space *sp = space_variant(ctx, k % 4);
@@ -151,7 +164,34 @@ static void model_file(const char *dir, int k, int quant, int version) {
   OK(mpnas_model_set_double(m, MPNAS_TRAIN_LABEL_SMOOTHING, 0.05 * (k % 3)));
   OK(mpnas_model_set_double(m, MPNAS_TRAIN_VALIDATION_FRACTION, 0.25));
   OK(mpnas_model_train(m, 0, NULL, NULL, 0));
+  if (quant == 3) { /* reloaded, so that the folded form is current; its data set again */
+    size_t n = 0;
+    OK(mpnas_model_save_buffer(m, NULL, 0, &n));
+    unsigned char *buf = malloc(n);
+    mpnas_model *l = NULL;
+    OK(mpnas_model_save_buffer(m, buf, n, &n));
+    OK(mpnas_model_load_buffer(ctx, buf, n, &l));
+    free(buf);
+    if (l != NULL) {
+      unsigned char *im = malloc(8 * per);
+      for (int d = 0; d < domains; d++) {
+        int32_t classes = 2 + (d * 3 + k) % 9;
+        fz_data(500u + (uint32_t)(k * 8 + d), 8, per, classes, im, labels);
+        OK(mpnas_model_set_data(l, d, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, im, labels, 8));
+      }
+      free(im);
+      mpnas_model_free(m);
+      m = l;
+      spread_head_scales(m);
+    }
+  }
   if (quant) OK(mpnas_model_quantize(m, 8));
+  if (quant == 3)
+    for (int32_t d = 0; d < m->ndomains; d++)
+      if (m->quant == NULL || m->quant->doms[d].head.a_step != 0.0f) {
+        fprintf(stderr, "model %d: domain %d's head scales are not stored as halves\n", k, d);
+        failures++;
+      }
   if (quant == 2) OK(mpnas_model_drop_float(m));
   if (quant && version == 2 && m->quant != NULL) m->quant->half = 0;
   size_t n = 0;
@@ -246,7 +286,8 @@ int main(int argc, char **argv) {
   model_file(argv[1], 15, 2, 2); /* int8 only (space 3) */
   model_file(argv[1], 16, 1, 3); /* the same two with QNT8's floats as halves */
   model_file(argv[1], 19, 2, 3);
-  printf("wrote 40 files to %s/{model,model_checkpoint,search_checkpoint}%s\n", argv[1],
+  model_file(argv[1], 20, 3, 3); /* quantised, the head's BN scales as halves */
+  printf("wrote 41 files to %s/{model,model_checkpoint,search_checkpoint}%s\n", argv[1],
          failures ? " (with failures)" : "");
   return failures != 0;
 }
