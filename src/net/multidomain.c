@@ -246,7 +246,8 @@ static void run_shard(const mpnas__trainer *t, const mpnas__engine *eng, const p
 /* domain_pass in `shards` shards on as many threads, each on its own child workspace:
  * shard 0's gradients into grads, shard k's into parts + (k - 1) * total (zero, merged by
  * the caller). *ran = 0 when OpenMP gave fewer threads (a host's own parallel region):
- * then nothing ran and the caller runs the pass unsharded. */
+ * then no shard ran and the caller runs the pass unsharded, which draws the batch again
+ * (the domain's stream moves one batch further than in a sharded step). */
 static mpnas_status shard_pass(const mpnas__trainer *t, const mpnas__engine *eng,
                                const pass_slot *slot, mpnas__arena *kids, int shards, int32_t d,
                                int32_t count, float *grads, float *parts, double *loss,
