@@ -140,7 +140,9 @@ static void find_tables(void) {
 /* ---- Depthwise forward ------------------------------------------------------------- */
 
 static const int CHANNELS[] = {1, 7, 8, 9, 17, 33, 67};
-static const int SIZES[][2] = {{1, 1}, {2, 2}, {3, 5}, {5, 3}, {7, 7}, {9, 11}, {13, 6}};
+/* 4 and 8: rows narrower than the widest tiles, in tiles of 4 and 8 (dwconv-x86.h). */
+static const int SIZES[][2] = {{1, 1}, {2, 2}, {3, 5},  {5, 3}, {7, 7},
+                               {9, 11}, {13, 6}, {4, 4}, {8, 8}};
 static const int KS[] = {1, 3, 5, 7, 9};
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
