@@ -5,6 +5,9 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <unistd.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "alloc_counting.h"
 #include "check.h"
@@ -743,6 +746,28 @@ static void test_shard_batch(void) {
   }
 }
 
+/* Inside a host's parallel region, with nesting off, a sharded step gets one thread:
+ * it runs unsharded, on the same images (the batch is drawn once the team is known), so
+ * the model is the default's bit for bit. */
+static void test_shard_batch_nested(void) {
+#if defined(_OPENMP)
+  if (!openmp_build()) return;
+  trained nested = {0}, plain;
+  int levels = omp_get_max_active_levels();
+  omp_set_max_active_levels(1);
+#pragma omp parallel num_threads(2)
+  {
+#pragma omp master
+    train_with(2, 1, 1, 16, 3, &nested);
+  }
+  omp_set_max_active_levels(levels);
+  train_with(2, 0, 1, 16, 3, &plain);
+  CHECK_MSG(same_model(&nested, &plain), "a sharded step in a host's region is not the default");
+  free(nested.bytes);
+  free(plain.bytes);
+#endif
+}
+
 /* A shard whose allocation fails stops the others at their next BN sum: every failure
  * point of the first sharded step returns MPNAS_E_NO_MEMORY with a message (no thread
  * left waiting: the alarm would end the test), the model trains on afterwards, and
@@ -797,6 +822,7 @@ int main(void) {
   RUN(test_grey_images);
   RUN(test_train_reaches_accuracy);
   RUN(test_shard_batch);
+  RUN(test_shard_batch_nested);
   RUN(test_shard_batch_failures);
   return check_finish();
 }

@@ -246,16 +246,13 @@ static void run_shard(const mpnas__trainer *t, const mpnas__engine *eng, const p
 /* domain_pass in `shards` shards on as many threads, each on its own child workspace:
  * shard 0's gradients into grads, shard k's into parts + (k - 1) * total (zero, merged by
  * the caller). *ran = 0 when OpenMP gave fewer threads (a host's own parallel region):
- * then no shard ran and the caller runs the pass unsharded, which draws the batch again
- * (the domain's stream moves one batch further than in a sharded step). */
+ * then nothing ran and nothing was drawn, and the caller runs the pass unsharded. */
 static mpnas_status shard_pass(const mpnas__trainer *t, const mpnas__engine *eng,
                                const pass_slot *slot, mpnas__arena *kids, int shards, int32_t d,
                                int32_t count, float *grads, float *parts, double *loss,
                                int *ran) {
   mpnas__domain *dm = &t->domains[d];
   mpnas__augment aug = {t->augment_pad, dm->hflip};
-  mpnas__domain_data_batch_share(&dm->data, t->shape, 0, count, 0, count, &aug, slot->x,
-                                 slot->labels);
   size_t total = t->params->total;
   shard_team team = {.n = shards};
   atomic_init(&team.arrived, 0);
@@ -273,6 +270,12 @@ static mpnas_status shard_pass(const mpnas__trainer *t, const mpnas__engine *eng
 #if defined(_OPENMP)
     k = omp_get_thread_num();
     if (k == 0) team_size = omp_get_num_threads();
+#endif
+    /* The batch once the team is known to be whole, and before any shard reads it. */
+    if (k == 0 && team_size == shards)
+      mpnas__domain_data_batch_share(&dm->data, t->shape, 0, count, 0, count, &aug, slot->x,
+                                     slot->labels);
+#if defined(_OPENMP)
 #pragma omp barrier
 #endif
     if (team_size == shards)
