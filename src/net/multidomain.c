@@ -386,8 +386,11 @@ mpnas_status mpnas__trainer_step(const mpnas__trainer *t) {
   mpnas__params_zero_grad(p);
   /* A pass runs a few hundred parallel ops; on a machine where other processes hold some
    * of the processors, each op would wait for them: run on the threads that start
-   * promptly now (results do not depend on the thread count). */
-  mpnas__engine eng = mpnas__engine_ready(&ctx->engine);
+   * promptly now (results do not depend on the thread count). Not with batch shards:
+   * there the thread count decides which domains run sharded (other bits than unsharded),
+   * so it must be the one asked for, not the one a loaded machine has ready. */
+  mpnas__engine eng = ctx->shard_batch ? mpnas__engine_usable(&ctx->engine)
+                                       : mpnas__engine_ready(&ctx->engine);
   /* With several threads, whole domains run at once, each on one thread with its own
    * workspace (as the search's validation does): one parallel region per step instead of
    * the ops' own splits meeting at every op. Domains left over (not a multiple of the
