@@ -186,7 +186,7 @@ DW_INLINE void tile_row_narrow(const int KX, const int S, const int T, row_job *
  * in unchecked tiles of T, the last one shifted left to end at the interior's end
  * (recomputing a few outputs rather than checking bounds); each border (about pad/S
  * outputs) gets one checked tile of T. Rows whose interior is narrower than T go in
- * checked tiles, rows shorter than T one output at a time. */
+ * checked tiles, rows shorter than T in narrower checked tiles (tile_row_narrow). */
 DW_INLINE void tile_row(const int KX, const int S, const int T, row_job *jb,
                         int cbase, int nout, float *out, size_t ostride) {
   int o_lo = cbase >= 0 ? 0 : (-cbase + S - 1) / S;

@@ -4,8 +4,9 @@
  *
  * What zmm buys (bench_misc --kernels; docs/PERFORMANCE.md, "AVX-512 BN and
  * activations"): sigmoid 1.5-2.2x (the vector exp is compute), bn_bwd_reduce 1.2-1.4x
- * and bn_stats 1.05-1.15x (half the accumulator chains per 32-channel group), and up to
- * 1.8x for any pass whose operands sit in L2. The other passes streaming from L3 or
+ * and bn_stats 1.05-1.15x (half the accumulator chains per 32-channel group; since
+ * then whole groups go two or three side by side, misc-x86.h), and up to 1.8x for any
+ * pass whose operands sit in L2. The other passes streaming from L3 or
  * memory are bandwidth-bound: no difference the benchmark can resolve. */
 #include <string.h>
 
