@@ -105,12 +105,6 @@ static mpnas_space *space_variant(mpnas_context *ctx, int v) {
   return sp;
 }
 
-/* Model file k: space k % 4, 1..3 domains, settings varied with k. quant: 1 quantised
- * (QNT8), 2 int8 only (no PARW / PARB), 3 quantised after every other head BN scale was
- * divided by 300, so that version 3 stores the head's scales as halves rather than codes
- * (step +0; docs/MODEL-FORMAT.md); spaces 0 and 3 only (the others' sigmoid activations
- * have no int8 form). version: of a quantised file, 3 (QNT8's floats as halves, what
- * quantising gives) or 2 (full floats, as earlier writers wrote). */
 /* Divide every other head BN scale of m's folded inference form by 300: the head's
  * scales then span more than int8 codes hold within 1/64 of each channel's own scale. */
 static void spread_head_scales(mpnas_model *m) {
@@ -122,6 +116,12 @@ static void spread_head_scales(mpnas_model *m) {
   }
 }
 
+/* Model file k: space k % 4, 1..3 domains, settings varied with k. quant: 1 quantised
+ * (QNT8), 2 int8 only (no PARW / PARB), 3 quantised after every other head BN scale was
+ * divided by 300, so that version 3 stores the head's scales as halves rather than codes
+ * (step +0; docs/MODEL-FORMAT.md); spaces 0 and 3 only (the others' sigmoid activations
+ * have no int8 form). version: of a quantised file, 3 (QNT8's floats as halves, what
+ * quantising gives) or 2 (full floats, as earlier writers wrote). */
 static void model_file(const char *dir, int k, int quant, int version) {
   mpnas_context *ctx = fz_context();
   mpnas_space *sp = space_variant(ctx, k % 4);
