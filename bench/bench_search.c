@@ -166,7 +166,9 @@ static int run(const options *o, int threads) {
     }
     ts[s] = bench_now() - t0;
     long f = minor_faults() - f0;
-    if (o->verbose)
+    if (o->verbose && o->real) /* the library's step: no phase times to show */
+      printf("  step %3d: %8.1f ms, %ld page faults\n", s, 1e3 * ts[s], f);
+    else if (o->verbose)
       printf("  step %3d: %8.1f ms (train %7.1f, valid %7.1f), %ld page faults\n", s,
              1e3 * ts[s], 1e3 * tt[s], 1e3 * tv[s], f);
     if (s < o->warm) faults_warm += f;
