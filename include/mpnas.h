@@ -507,7 +507,10 @@ typedef int32_t (*mpnas_search_progress_fn)(void *user, mpnas_supernet *sn, int6
 MPNAS_API mpnas_status mpnas_supernet_create(mpnas_context *ctx, const mpnas_space *space,
                                              mpnas_supernet **out);
 MPNAS_API void mpnas_supernet_free(mpnas_supernet *sn);
-/* The supernet's own copy of the space (valid while sn lives). */
+/* The supernet's own copy of the space (valid while sn lives), read-only: the
+ * mpnas_space_set_* / _clear_stages / _add_stage / _set_choices calls refuse it with
+ * MPNAS_E_STATE (also through FFI, where the const is lost) and mpnas_space_free
+ * leaves it alone. */
 MPNAS_API mpnas_status mpnas_supernet_space(const mpnas_supernet *sn, const mpnas_space **out);
 /* Add a domain (before the search starts): a unique name of 1..63 printable ASCII
  * characters (0x20..0x7E; any other byte, UTF-8 included, is MPNAS_E_INVALID_ARGUMENT)
@@ -665,6 +668,8 @@ MPNAS_API mpnas_status mpnas_model_domain_classes(const mpnas_model *model, int3
                                                   int32_t *num_classes);
 MPNAS_API mpnas_status mpnas_model_path(const mpnas_model *model, int32_t domain,
                                         int32_t *path, size_t num_layers);
+/* The model's own space (valid while the model lives), read-only as
+ * mpnas_supernet_space's. */
 MPNAS_API mpnas_status mpnas_model_space(const mpnas_model *model, const mpnas_space **out);
 /* Training data, as mpnas_supernet_set_data (copied; normalised per domain and channel
  * with the training split's statistics, which the model keeps for inference). */

@@ -901,6 +901,139 @@ def test_collective():
     check(calls[0] > 3 * 3, "the hook was called (%d times)" % calls[0])
 
 
+def test_handles_not_copied():
+    """copy / deepcopy / pickle of a handle: TypeError (a copy shared the C object and
+    freed it twice)."""
+    import copy
+    import pickle
+    ctx = mpnas.Context(threads=1, seed=1)
+    space = tiny_space(ctx)
+    for h in (ctx, space):
+        for fn in (copy.copy, copy.deepcopy, pickle.dumps):
+            try:
+                fn(h)
+                check(False, "%s(%s) did not raise" % (fn.__name__, type(h).__name__))
+            except TypeError as e:
+                check("cannot be" in str(e), "%s: %s" % (fn.__name__, e))
+    check(space.num_layers == 4 and not ctx.closed, "the handles still work")
+    ctx.close()
+
+
+def test_close_in_callback():
+    """Closing the running handle (or its context) from its progress callback raises
+    StateError (it freed the C object under the call: a crash); the run stops cleanly."""
+    ctx = mpnas.Context(threads=1, seed=1)
+    model = mpnas.Model.create(tiny_space(ctx), [("stripes", synthetic.CLASSES["stripes"],
+                                                  [1, 0, 3, 2])])
+    model.set_data("stripes", *TRAIN["stripes"])
+    model.configure(steps=6, batch=8)
+    for target in (model, ctx):
+        expect_error(mpnas.StateError, -10, model.train,
+                     progress=lambda step, total, t=target: t.close(), every=1)
+        check(not model.closed and not ctx.closed, "nothing was closed")
+    check(model.train() == 6, "the model trains to the end afterwards")
+    model.close()
+    check(model.closed, "closes once the call is over")
+    ctx.close()
+
+
+def test_ctrl_c():
+    """Ctrl-C (SIGINT) during train() without a progress callback stops it within a step
+    or two with KeyboardInterrupt (it used to run to the end first), the model intact."""
+    import signal
+    import threading
+    import time
+    ctx = mpnas.Context(threads=1, seed=1)
+    model = mpnas.Model.create(tiny_space(ctx), [("stripes", synthetic.CLASSES["stripes"],
+                                                  [1, 0, 3, 2])])
+    model.set_data("stripes", *TRAIN["stripes"])
+    model.configure(steps=100000, batch=8)
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.time()
+    try:
+        model.train()
+        check(False, "train() ran to the end despite Ctrl-C")
+    except KeyboardInterrupt:
+        check(time.time() - start < 30, "stopped soon after the signal")
+        check(0 < model.step < 100000, "stopped part way (step %d)" % model.step)
+    timer.cancel()
+    check(signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+          "Python's SIGINT handler is back")
+    step = model.step
+    check(model.train(max_steps=2) == step + 2, "and resumes")
+    ctx.close()
+
+
+def test_argument_ranges():
+    """Integers outside a C argument's range raise OutOfRangeError (they were wrapped:
+    2**64 + 5 steps became 5, domain 2**32 + 1 became domain 1); floats raise TypeError."""
+    ctx = mpnas.Context(threads=1, seed=1)
+    space = tiny_space(ctx)
+    model = trained_model(ctx)
+    sn = mpnas.Supernet(tiny_space(ctx))
+    for fn, args in ((sn.set, ("steps", 2 ** 64 + 5)), (model.path, (2 ** 32,)),
+                     (model.path, (2 ** 32 + 1,)), (model.domain_classes, (-2 ** 31 - 1,)),
+                     (space.num_ops, (2 ** 32,)), (sn.add_domain, ("x", 2 ** 32 + 3)),
+                     (model.evaluate, (2 ** 32 + 1,) + TEST["colours"])):
+        expect_error(mpnas.OutOfRangeError, -3, fn, *args)
+    for fn, args in ((model.path, (1.9,)), (sn.add_domain, ("x", 3.9))):
+        try:
+            fn(*args)
+            check(False, "%s%r did not raise" % (fn.__name__, args))
+        except TypeError:
+            pass
+    check(sn.num_domains == 0, "no domain was added")
+    with mpnas.Predictor(model) as p:
+        expect_error(mpnas.OutOfRangeError, -3, p.run, 2 ** 32 + 1, TEST["colours"][0])
+    ctx.seed = 2 ** 64 - 1  # a 64-bit seed given unsigned is still accepted
+    check(ctx.seed == 2 ** 64 - 1, "the unsigned seed")
+    expect_error(mpnas.OutOfRangeError, -3, setattr, ctx, "seed", 2 ** 64)
+    ctx.close()
+
+
+def test_model_space_read_only():
+    """A model's or supernet's space (a view) cannot be changed: StateError (a changed
+    input size made predictors read past the images; other changes saved files that did
+    not load)."""
+    ctx = mpnas.Context(threads=1, seed=1)
+    model = trained_model(ctx)
+    sn = mpnas.Supernet(tiny_space(ctx))
+    for view in (model.space, sn.space):
+        expect_error(mpnas.StateError, -10, view.set, "input_height", 512)
+        expect_error(mpnas.StateError, -10, view.clear_stages)
+        expect_error(mpnas.StateError, -10, view.add_stage, 8, 1)
+        expect_error(mpnas.StateError, -10, view.set_choices, -1, [7], [16])
+        check(view.num_layers == 4 and view.input_shape == (32, 32, 3), "unchanged")
+    data = model.save_buffer()
+    check(mpnas.Model.load_buffer(ctx, data).space.num_layers == 4, "the model still loads")
+    ctx.close()
+
+
+def test_image_list_forms():
+    """Flat one-channel buffers with dtype "u8_grey"/"f32_grey" count one-channel images
+    (they were read as colour images: a third of the count); a list of numpy float32
+    scalars is float32 (it was truncated to uint8); a list of numpy images is stacked."""
+    ctx = mpnas.Context(threads=1, seed=1)
+    model = trained_model(ctx)
+    images, _ = TEST["stripes"]
+    h, w, c = model.space.input_shape
+    grey = bytes(images[:3 * h * w])
+    with mpnas.Predictor(model) as p:
+        check(len(p.run("stripes", grey, dtype="u8_grey")) == 3, "3 grey u8 images")
+        check(len(p.run("stripes", list(grey), dtype="f32_grey")) == 3, "3 grey f32 images")
+        if numpy is None:
+            return None
+        arr = numpy.frombuffer(bytes(images), dtype=numpy.uint8).reshape(-1, h, w, c)
+        f = arr[:2].astype(numpy.float32) * 0.5 + 0.25
+        want = numpy.asarray(p.run("stripes", f))
+        got = numpy.asarray(p.run("stripes", list(f.ravel())))
+        check(numpy.array_equal(want, got), "numpy float32 scalars are floats")
+        stacked = numpy.asarray(p.run("stripes", [f[0], f[1]]))
+        check(numpy.array_equal(want, stacked), "a list of numpy images")
+    ctx.close()
+
+
 def main():
     print("python %s, %s, library %s%s" % (sys.version.split()[0], mpnas.__file__, mpnas.library_path(),
                                            ", numpy %s" % numpy.__version__ if numpy else ", no numpy"))
@@ -908,7 +1041,9 @@ def main():
                  test_cancel_and_resume, test_checkpoint, test_lifetime, test_model,
                  test_model_save_load, test_quantize, test_export_onnx, test_model_checkpoint, test_from_supernet, test_c_agreement, test_image_shapes,
                  test_image_counts, test_numpy_shapes, test_parameter_names, test_nul_paths,
-                 test_value_types, test_collective):
+                 test_value_types, test_collective, test_handles_not_copied,
+                 test_close_in_callback, test_ctrl_c, test_argument_ranges,
+                 test_model_space_read_only, test_image_list_forms):
         run(test)
     print("# RESULT %d %d" % (PASSED, FAILED))
     return 0 if FAILED == 0 else 1

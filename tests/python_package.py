@@ -126,6 +126,16 @@ def test_image_folder():
             assert len(data.images) == 24 * 8 * 8 * 3
         grey = mpnas.image_folder(tmp, (4, 6), channels=1)
         assert len(grey.labels) == 24
+    with tempfile.TemporaryDirectory() as tmp:
+        # 16-bit grey PNGs scale to 8 bits (convert() alone clipped them: almost white)
+        os.makedirs(os.path.join(tmp, "a"))
+        im = Image.new("I;16", (4, 4))
+        im.putdata([v * 4096 for v in range(16)])  # 0 .. 61440
+        im.save(os.path.join(tmp, "a", "ramp.png"))
+        images = mpnas.image_folder(tmp, 4, channels=1).images
+        px = list((images.ravel() if hasattr(images, "ravel") else images)[:16])
+        want = [round(v * 4096 * 255 / 65535) for v in range(16)]
+        assert all(abs(int(a) - b) <= 1 for a, b in zip(px, want)), (px, want)
         os.makedirs(os.path.join(tmp, "empty"))
         try:
             mpnas.image_folder(tmp, 8)

@@ -1096,6 +1096,46 @@ static int message_is_ascii(mpnas_context *ctx) {
 }
 
 /* Names are 1..63 printable ASCII characters, from the API and from files alike. */
+/* A model's and a supernet's own space is read-only: through FFI the const of
+ * mpnas_model_space / mpnas_supernet_space is lost, and a space changed under a built
+ * handle made predictors read past their buffers and saved files that do not load. */
+static void test_embedded_space_read_only(void) {
+  mpnas_context *ctx = NULL;
+  OK(mpnas_context_create(&ctx));
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  mpnas_supernet *sn = NULL;
+  mpnas_model *m = NULL;
+  OK(mpnas_supernet_create(ctx, sp, &sn));
+  OK(mpnas_model_create(ctx, sp, &m));
+  const mpnas_space *own[2] = {NULL, NULL};
+  OK(mpnas_model_space(m, &own[0]));
+  OK(mpnas_supernet_space(sn, &own[1]));
+  const int32_t k[1] = {7}, e[1] = {16};
+  for (int i = 0; i < 2; i++) {
+    mpnas_space *s = (mpnas_space *)own[i]; /* what an FFI caller holds */
+    if (s == NULL) continue;
+    int64_t before = 0, after = -1, layers = 0, layers_after = -1;
+    OK(mpnas_space_get_int(s, MPNAS_SPACE_INPUT_HEIGHT, &before));
+    OK(mpnas_space_get_int(s, MPNAS_SPACE_NUM_LAYERS, &layers));
+    EXPECT_FAIL(ctx, mpnas_space_set_int(s, MPNAS_SPACE_INPUT_HEIGHT, 512));
+    CHECK(mpnas_context_last_status(ctx) == MPNAS_E_STATE);
+    CHECK(strstr(mpnas_context_last_error(ctx), i == 0 ? "model" : "supernet") != NULL);
+    EXPECT_FAIL(ctx, mpnas_space_clear_stages(s));
+    EXPECT_FAIL(ctx, mpnas_space_add_stage(s, 8, 1, 1, MPNAS_ACT_RELU, 1));
+    EXPECT_FAIL(ctx, mpnas_space_set_choices(s, -1, k, 1, e, 1));
+    mpnas_space_free(s); /* not the caller's: left alone */
+    OK(mpnas_space_get_int(s, MPNAS_SPACE_INPUT_HEIGHT, &after));
+    OK(mpnas_space_get_int(s, MPNAS_SPACE_NUM_LAYERS, &layers_after));
+    CHECK(after == before && layers_after == layers);
+  }
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_HEIGHT, 16)); /* the caller's own: changes */
+  mpnas_model_free(m);
+  mpnas_supernet_free(sn);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
 static void test_domain_names(void) {
   alloc_counting c;
   mpnas_context *ctx = alloc_counting_context(&c, 0);
@@ -1690,6 +1730,7 @@ int main(void) {
   RUN(test_checkpoints_in_turn);
   RUN(test_unusable_reward);
   RUN(test_unusable_reward_refused_early);
+  RUN(test_embedded_space_read_only);
   RUN(test_domain_names);
   RUN(test_small_buffers);
   RUN(test_stale_temp_files);

@@ -56,8 +56,10 @@ import difflib
 import glob
 import numbers
 import os
+import signal
 import subprocess
 import sys
+import threading
 import weakref
 from collections import namedtuple
 
@@ -641,9 +643,25 @@ def _real(value, what):
                     % (what, type(value).__name__, value))
 
 
-def _int64(value, what="value"):
+def _int32(value, what="value"):
+    """An int argument of a C int32_t: refused (OutOfRangeError), never wrapped, outside
+    -2**31 .. 2**31 - 1; a float or str raises TypeError (_integer)."""
     value = _integer(value, what)
-    if value >= 1 << 63:  # e.g. a 64-bit seed given as an unsigned number
+    if not -(1 << 31) <= value < 1 << 31:
+        raise OutOfRangeError(-3, "%s = %d is outside the 32-bit range of the C call"
+                              % (what, value))
+    return value
+
+
+def _int64(value, what="value"):
+    """An int argument of a C int64_t, refused outside -2**63 .. 2**64 - 1; values from
+    2**63 up (a 64-bit seed given as an unsigned number) are passed as their two's
+    complement, which is what the library reads back as unsigned."""
+    value = _integer(value, what)
+    if not -(1 << 63) <= value < 1 << 64:
+        raise OutOfRangeError(-3, "%s = %d is outside the 64-bit range of the C call"
+                              % (what, value))
+    if value >= 1 << 63:
         value -= 1 << 64
     return value
 
@@ -754,6 +772,31 @@ def _native_format(fmt):
     return fmt
 
 
+def _stack_list_of_arrays(images, what):
+    """A list (or tuple) of arrays - e.g. [numpy image, numpy image] - as one array
+    (numpy.stack) or, without numpy, as nested lists; anything else as it is."""
+    if not isinstance(images, (list, tuple)) or not images:
+        return images
+    first = images[0]
+    if isinstance(first, (list, tuple, numbers.Number, str, bytes)):
+        return images
+    try:
+        memoryview(first)
+    except TypeError:
+        return images
+    try:
+        import numpy
+    except ImportError:
+        numpy = None
+    try:
+        if numpy is not None:
+            return numpy.stack([numpy.asarray(v) for v in images])
+        return [memoryview(v).tolist() for v in images]
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(-1, "%s: a list of arrays that cannot be stacked into one "
+                                       "array of images: %s" % (what, e))
+
+
 def _shape_of(images):
     """The shape of images that have one (a numpy array, a memoryview, anything with
     .shape, a nested list), or None for a flat buffer or list (1-D included)."""
@@ -803,8 +846,11 @@ class _Buffer(object):
     def __init__(self, images, input_shape, dtype=None, count=None, labels=None,
                  what="images"):
         want = None if dtype is None else _enum_value("dtype", dtype)
+        grey = None  # a one-channel dtype ("u8_grey", "f32_grey") asked for
         if want is not None:
-            want &= 1  # the element type; the shape says whether the images are grey
+            grey = bool(want & 2)
+            want &= 1  # the element type; a shape says itself whether the images are grey
+        images = _stack_list_of_arrays(images, what)
         try:
             mv = memoryview(images)
         except TypeError:
@@ -838,14 +884,20 @@ class _Buffer(object):
         if pixels <= 0:
             raise InvalidArgumentError(-1, "%s: the space has no pixels" % what)
         shape = _shape_of(images)
-        if shape is None:  # a flat buffer: its size says how many images
-            if values % pixels:
+        if shape is None:  # a flat buffer: its size (and a grey dtype) say how many images
+            channels = 1 if grey else c
+            if values % (h * w * channels):
                 raise InvalidArgumentError(
-                    -1, "%s: %d values is not a whole number of images of %d values "
-                        "(H x W x C = %d x %d x %d)" % (what, values, pixels, h, w, c))
-            n, channels = values // pixels, c
+                    -1, "%s: %d values is not a whole number of %simages of %d values "
+                        "(H x W x C = %d x %d x %d)" % (what, values, "one-channel " if grey else "",
+                                                        h * w * channels, h, w, channels))
+            n = values // (h * w * channels)
         else:
             n, channels = _images_in(shape, input_shape, what)
+            if grey and channels != 1:
+                raise InvalidArgumentError(
+                    -1, "%s: dtype %r is for one-channel images, but the shape %s has %d "
+                        "channels" % (what, dtype, shape, channels))
             if values != n * h * w * channels:
                 raise InvalidArgumentError(
                     -1, "%s: shape %s, but %d values" % (what, shape, values))
@@ -882,8 +934,9 @@ class _Buffer(object):
 
     @staticmethod
     def _convert(values, fmt, want, what):
-        if want is None:
-            want = 1 if (fmt in ("d", "e", "f") or any(isinstance(v, float) for v in values)) else 0
+        if want is None:  # any non-integer value (float, numpy.float32, ...) makes it float32
+            want = 1 if (fmt in ("d", "e", "f") or
+                         any(not isinstance(v, numbers.Integral) for v in values)) else 0
         try:
             if want == 0:
                 return array.array("B", [int(v) for v in values])
@@ -907,6 +960,20 @@ class _Handle(object):
 
     _free_fn = None  # name of the C function freeing an owned handle
     _kind = "handle"
+    _busy = 0  # > 0 while a call of this handle runs Python callbacks (train, search)
+    _in_log = 0  # (Context) > 0 while its log callback runs
+
+    # A copy would share the C object and free it twice; a pickle cannot carry it.
+    def __copy__(self):
+        raise TypeError("a %s cannot be copied (it owns a C object); save_buffer() / "
+                        "load_buffer() copy a model or supernet" % self._kind)
+
+    def __deepcopy__(self, memo):
+        self.__copy__()
+
+    def __reduce_ex__(self, protocol):
+        raise TypeError("a %s cannot be pickled (it owns a C object); save_buffer() gives "
+                        "the bytes of a model or supernet" % self._kind)
 
     def _init_handle(self, handle, context, owned=True, parent=None):
         self._h = handle
@@ -932,11 +999,31 @@ class _Handle(object):
             raise InvalidArgumentError(-1, "this %s is closed" % self._kind)
         return h
 
+    def _busy_below(self):
+        """This handle or one of its descendants, if one is running a call with Python
+        callbacks (or its context is inside its log callback); else None."""
+        if self._busy > 0 or getattr(self._context, "_in_log", 0) > 0:
+            return self
+        for child in list(self._children):
+            busy = child._busy_below()
+            if busy is not None:
+                return busy
+        return None
+
     def close(self):
-        """Free the C object (children first). Idempotent."""
+        """Free the C object (children first). Idempotent. From inside a callback of a
+        running call (a progress or log callback) it raises StateError for the handle
+        that runs the call and for its ancestors: stop the run first (a true result from
+        the progress callback), then close."""
         h = getattr(self, "_h", None)
         if h is None:
             return
+        busy = self._busy_below()
+        if busy is not None:
+            raise StateError(-10, "cannot close this %s while %s runs a call that is in one "
+                                 "of its callbacks; stop the call (return True from the "
+                                 "progress callback), then close"
+                             % (self._kind, "it" if busy is self else "its " + busy._kind))
         for child in list(self._children):
             child.close()
         self._h = None
@@ -1086,10 +1173,13 @@ class Context(_Handle):
             return
 
         def trampoline(user, level, message):
+            self._in_log += 1  # closing a handle of this context now raises StateError
             try:
                 fn(int(level), (message or b"").decode("utf-8", "replace"))
             except Exception as e:  # never let an exception cross the C frame
                 sys.stderr.write("mpnas log callback raised %r\n" % (e,))
+            finally:
+                self._in_log -= 1
 
         cb = _LOG_FN(trampoline)
         self._call("mpnas_context_set_log_callback", h, cb, None)
@@ -1226,24 +1316,26 @@ class Space(_Handle):
 
     def add_stage(self, out_channels, layers, stride=1, activation="relu", skippable=True):
         """Append a stage (activation by name or MPNAS_ACT_* code)."""
-        self._call("mpnas_space_add_stage", self._handle(), int(out_channels), int(layers),
-                   int(stride), _enum_value("activation", activation), int(bool(skippable)))
+        self._call("mpnas_space_add_stage", self._handle(), _int32(out_channels, "out_channels"),
+                   _int32(layers, "layers"), _int32(stride, "stride"),
+                   _enum_value("activation", activation), int(bool(skippable)))
 
     def set_choices(self, stage, kernels, expansions):
         """Kernel sizes and expansion ratios of one stage (-1: the default lists)."""
         k, ka = _int32_array(kernels, "kernels")
         e, ea = _int32_array(expansions, "expansions")
-        self._call("mpnas_space_set_choices", self._handle(), int(stage), ka, len(k), ea, len(e))
+        self._call("mpnas_space_set_choices", self._handle(), _int32(stage, "stage"), ka, len(k),
+                   ea, len(e))
 
     def num_ops(self, layer):
         n = _c_i32()
-        self._call("mpnas_space_num_ops", self._handle(), int(layer), ctypes.byref(n))
+        self._call("mpnas_space_num_ops", self._handle(), _int32(layer, "layer"), ctypes.byref(n))
         return n.value
 
     def op_info(self, layer, op):
         """OpInfo(kernel, expansion, se) of op `op` of `layer` (0, 0, 0 for zero)."""
         k, e, s = _c_i32(), _c_i32(), _c_i32()
-        self._call("mpnas_space_op_info", self._handle(), int(layer), int(op),
+        self._call("mpnas_space_op_info", self._handle(), _int32(layer, "layer"), _int32(op, "op"),
                    ctypes.byref(k), ctypes.byref(e), ctypes.byref(s))
         return OpInfo(k.value, e.value, bool(s.value))
 
@@ -1292,7 +1384,8 @@ class Space(_Handle):
         """(macs, params) of one domain's path with a classifier of num_classes."""
         arr, addr, n = self._path(path)
         macs, params = _c_i64(), _c_i64()
-        self._call("mpnas_space_path_cost", self._handle(), addr, n, int(num_classes),
+        self._call("mpnas_space_path_cost", self._handle(), addr, n,
+                   _int32(num_classes, "num_classes"),
                    ctypes.byref(macs), ctypes.byref(params))
         return macs.value, params.value
 
@@ -1319,7 +1412,8 @@ class Space(_Handle):
         """How many of the paths use node (layer, op)."""
         flat, addr, d, n = self._paths(paths)
         users = _c_i32()
-        self._call("mpnas_space_node_users", self._handle(), addr, d, n, int(layer), int(op),
+        self._call("mpnas_space_node_users", self._handle(), addr, d, n, _int32(layer, "layer"),
+                   _int32(op, "op"),
                    ctypes.byref(users))
         return users.value
 
@@ -1365,7 +1459,7 @@ class Controller(_Handle):
     def probabilities(self, layer, numpy=None):
         """Softmax probabilities of one layer's ops (a numpy array
         where numpy is used, see Predictor.run; else a list)."""
-        layer = int(layer)
+        layer = _int32(layer, "layer")
         n = self._ops[layer] if 0 <= layer < len(self._ops) else 1
         out = (_c_double * n)()
         self._call("mpnas_controller_probabilities", self._handle(), layer, out, n)
@@ -1401,19 +1495,53 @@ class Controller(_Handle):
 
 def _progress_trampoline(fn, cfunctype):
     """A C progress callback calling fn(step, total); a true result cancels. An
-    exception in fn cancels too and is re-raised by the caller (state["error"])."""
-    state = {"error": None}
-    if fn is None:
-        return cfunctype(), state  # a NULL function pointer
+    exception in fn cancels too and is re-raised by the caller (state["error"]), and so
+    does a Ctrl-C noted by _run_with_progress's SIGINT handler (state["interrupt"])."""
+    state = {"error": None, "interrupt": False}
 
     def trampoline(user, handle, step, total):
         try:
-            return 1 if fn(int(step), int(total)) else 0
+            if state["interrupt"]:
+                return 1
+            return 1 if fn is not None and fn(int(step), int(total)) else 0
         except BaseException as e:  # KeyboardInterrupt included: stop cleanly
             state["error"] = e
             return 1
 
     return cfunctype(trampoline), state
+
+
+def _run_with_progress(handle, c_function, max_steps, progress, every, cfunctype):
+    """mpnas_supernet_search / mpnas_model_train with a progress callback (see
+    _progress_trampoline). Ctrl-C stops the run cleanly (CANCELLED in C, then
+    KeyboardInterrupt here): Python's own SIGINT handler would raise inside the callback,
+    where the exception could escape at the callback's first line and be lost, so while
+    the call runs (in the main thread, with Python's default handler installed) a handler
+    that only notes the signal is installed, and the callback runs every step to see
+    it. The handle is marked busy meanwhile, so that a callback that closes it (or its
+    context) gets a StateError instead of freeing it under the call."""
+    max_steps = _int64(max_steps, "max_steps")
+    every = _int64(every, "every") if progress is not None else 1
+    cb, state = _progress_trampoline(progress, cfunctype)
+    previous = None
+    if (threading.current_thread() is threading.main_thread() and
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        def note_interrupt(signum, frame):
+            state["interrupt"] = True
+        previous = signal.signal(signal.SIGINT, note_interrupt)
+    handle._progress = cb  # referenced while in use
+    handle._busy += 1
+    try:
+        status = getattr(_L(), c_function)(handle._handle(), max_steps, cb, None, every)
+    finally:
+        handle._busy -= 1
+        handle._progress = None
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if state["error"] is not None or state["interrupt"]:
+        handle._context._error(status)  # clear the stored CANCELLED
+        raise state["error"] if state["error"] is not None else KeyboardInterrupt()
+    handle._check(status, c_function)
 
 
 class _Parameterised(_Handle):
@@ -1523,10 +1651,11 @@ class Supernet(_Parameterised):
     def add_domain(self, name, num_classes):
         """Add a domain; returns its index."""
         d = _c_i32()
-        self._call("mpnas_supernet_add_domain", self._handle(), _name_arg(name),
-                   int(num_classes), ctypes.byref(d))
+        num_classes = _int32(num_classes, "num_classes")
+        self._call("mpnas_supernet_add_domain", self._handle(), _name_arg(name), num_classes,
+                   ctypes.byref(d))
         self._names.append(name)
-        self._classes.append(int(num_classes))
+        self._classes.append(num_classes)
         return d.value
 
     @property
@@ -1548,7 +1677,7 @@ class Supernet(_Parameterised):
             except ValueError:
                 raise InvalidArgumentError(-1, "no domain named %r (domains: %s)"
                                            % (domain, ", ".join(self._names)))
-        return int(domain)
+        return _int32(domain, "domain")
 
     def set_data(self, domain, images, labels, split="train", dtype=None, count=None):
         """Hand a domain's images in (copied by the library): any buffer of uint8
@@ -1572,17 +1701,8 @@ class Supernet(_Parameterised):
         a true value stops the search, which raises CancelledError (call search()
         again to resume). An exception in progress stops the search and is re-raised.
         Returns the number of steps done so far."""
-        cb, state = _progress_trampoline(progress, _SEARCH_PROGRESS_FN)
-        self._progress = cb  # referenced while in use
-        try:
-            status = _L().mpnas_supernet_search(self._handle(), int(max_steps), cb, None,
-                                                int(every) if progress is not None else 0)
-        finally:
-            self._progress = None
-        if state["error"] is not None:
-            self._context._error(status)  # clear the stored CANCELLED
-            raise state["error"]
-        self._check(status, "mpnas_supernet_search")
+        _run_with_progress(self, "mpnas_supernet_search", max_steps, progress, every,
+                           _SEARCH_PROGRESS_FN)
         return self.step
 
     step = property(lambda self: self.get_int("step"), doc="Search steps done so far.")
@@ -1763,8 +1883,8 @@ class Model(_Parameterised):
     def add_domain(self, name, num_classes, path):
         arr, addr, n = self.space._path(path)
         d = _c_i32()
-        self._call("mpnas_model_add_domain", self._handle(), _name_arg(name), int(num_classes),
-                   addr, n, ctypes.byref(d))
+        self._call("mpnas_model_add_domain", self._handle(), _name_arg(name),
+                   _int32(num_classes, "num_classes"), addr, n, ctypes.byref(d))
         return d.value
 
     @property
@@ -1776,7 +1896,8 @@ class Model(_Parameterised):
     def domain_name(self, domain):
         needed = _c_size()
         buf = ctypes.create_string_buffer(64)
-        self._call("mpnas_model_domain_name", self._handle(), int(domain), buf, len(buf),
+        self._call("mpnas_model_domain_name", self._handle(), _int32(domain, "domain"), buf,
+                   len(buf),
                    ctypes.byref(needed))
         return buf.value.decode("utf-8", "replace")
 
@@ -1792,7 +1913,7 @@ class Model(_Parameterised):
                 raise InvalidArgumentError(-1, "no domain named %r (domains: %s)"
                                            % (domain, ", ".join(names)))
             return names.index(domain)
-        return int(domain)
+        return _int32(domain, "domain")
 
     def domain_classes(self, domain):
         c = _c_i32()
@@ -1829,17 +1950,8 @@ class Model(_Parameterised):
         """Train (or resume) for at most max_steps more steps (0 = to the end).
         progress(step, total) as in Supernet.search (a true result cancels with
         CancelledError; an exception cancels and is re-raised). Returns the steps done."""
-        cb, state = _progress_trampoline(progress, _TRAIN_PROGRESS_FN)
-        self._progress = cb
-        try:
-            status = _L().mpnas_model_train(self._handle(), int(max_steps), cb, None,
-                                            int(every) if progress is not None else 0)
-        finally:
-            self._progress = None
-        if state["error"] is not None:
-            self._context._error(status)
-            raise state["error"]
-        self._check(status, "mpnas_model_train")
+        _run_with_progress(self, "mpnas_model_train", max_steps, progress, every,
+                           _TRAIN_PROGRESS_FN)
         return self.step
 
     step = property(lambda self: self.get_int("step"), doc="Training steps done so far.")
@@ -1881,7 +1993,8 @@ class Model(_Parameterised):
     def node_users(self, layer, op):
         """How many domains use node (layer, op): 0 unused, 1 exclusive, >= 2 shared."""
         u = _c_i32()
-        self._call("mpnas_model_node_users", self._handle(), int(layer), int(op), ctypes.byref(u))
+        self._call("mpnas_model_node_users", self._handle(), _int32(layer, "layer"),
+                   _int32(op, "op"), ctypes.byref(u))
         return u.value
 
     def jaccard(self, numpy=None):
@@ -1935,7 +2048,8 @@ class Model(_Parameterised):
         """Quantise the trained model to int8 (docs/QUANTIZATION.md), calibrating each
         domain on up to calibration_images of its training images (0: 256); the domains'
         training data must be set. Predictors then run it with precision="int8"."""
-        self._call("mpnas_model_quantize", self._handle(), int(calibration_images))
+        self._call("mpnas_model_quantize", self._handle(),
+                   _int32(calibration_images, "calibration_images"))
 
     def drop_float(self):
         """Make a quantised model int8 only: save() then writes a deployment file about
@@ -2053,6 +2167,26 @@ _IMAGE_EXTENSIONS = frozenset((".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", 
                                ".tif", ".tiff", ".webp"))
 
 
+def _to_8bit(im, file):
+    """A Pillow image with more than 8 bits per value in 8 bits: 16-bit grey (modes "I;16*",
+    and "I" with values up to 65535, as Pillow opens 16-bit PNGs) scaled by 255/65535.
+    convert() alone would clip those values to 255 (an almost white image). Float or
+    wider-integer images have no known range: InvalidArgumentError."""
+    if im.mode.startswith("I;16"):
+        im = im.convert("I")
+    if im.mode == "I":
+        low, high = im.getextrema()
+        if low < 0 or high > 65535:
+            raise InvalidArgumentError(-1, "image_folder: %s: 32-bit integer values %d..%d "
+                                           "(only 8- and 16-bit images are read)"
+                                       % (file, low, high))
+        return im.point(lambda v: v * (255.0 / 65535.0) + 0.5)
+    if im.mode == "F":
+        raise InvalidArgumentError(-1, "image_folder: %s: a floating-point image (mode F) has "
+                                       "no known range; save it as 8 or 16 bits" % (file,))
+    return im
+
+
 def image_folder(path, size, channels=3):
     """Load a domain stored as a folder with one subfolder per class: the subfolders in
     sorted order are classes 0, 1, ...; in each, every image file (by extension: .png,
@@ -2100,6 +2234,7 @@ def image_folder(path, size, channels=3):
             file = os.path.join(folder, f)
             try:
                 with Image.open(file) as im:
+                    im = _to_8bit(im, file)
                     im = im.convert(mode)
                     if im.size != (w, h):
                         im = im.resize((w, h), resample)

@@ -26,7 +26,16 @@ mpnas_status mpnas_space_create(mpnas_context *ctx, int32_t preset, mpnas_space 
 }
 
 void mpnas_space_free(mpnas_space *space) {
-  if (space != NULL) mpnas__free(space->ctx, space);
+  /* a model's or supernet's own space is freed with its handle */
+  if (space != NULL && space->owner == NULL) mpnas__free(space->ctx, space);
+}
+
+/* The setters' refusal of a handle's own space (see mpnas_space.owner). */
+static mpnas_status writable(mpnas_space *space, const char *call) {
+  if (space->owner == NULL) return MPNAS_OK;
+  return mpnas__fail(space->ctx, MPNAS_E_STATE,
+                     "%s: this space belongs to a %s (mpnas_%s_space gives it read-only); "
+                     "create a space of your own to change", call, space->owner, space->owner);
 }
 
 static mpnas_status range(mpnas_space *space, const char *name, int64_t v, int64_t lo,
@@ -39,6 +48,8 @@ static mpnas_status range(mpnas_space *space, const char *name, int64_t v, int64
 
 mpnas_status mpnas_space_set_int(mpnas_space *space, int32_t param, int64_t value) {
   if (space == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = writable(space, "mpnas_space_set_int");
+  if (st != MPNAS_OK) return st;
   return mpnas__settings_set_int(space->ctx, &mpnas__space_settings, space, param, value);
 }
 
@@ -56,6 +67,8 @@ mpnas_status mpnas_space_get_int(const mpnas_space *space, int32_t param, int64_
 
 mpnas_status mpnas_space_clear_stages(mpnas_space *space) {
   if (space == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st = writable(space, "mpnas_space_clear_stages");
+  if (st != MPNAS_OK) return st;
   space->nstages = 0;
   return MPNAS_OK;
 }
@@ -63,7 +76,8 @@ mpnas_status mpnas_space_clear_stages(mpnas_space *space) {
 mpnas_status mpnas_space_add_stage(mpnas_space *space, int32_t out_channels, int32_t layers,
                                    int32_t stride, int32_t activation, int32_t skippable) {
   if (space == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  mpnas_status st;
+  mpnas_status st = writable(space, "mpnas_space_add_stage");
+  if (st != MPNAS_OK) return st;
   if ((st = range(space, "stage out_channels", out_channels, 1, 8192)) != MPNAS_OK) return st;
   if ((st = range(space, "stage layers", layers, 1, 64)) != MPNAS_OK) return st;
   if ((st = range(space, "stage stride", stride, 1, 2)) != MPNAS_OK) return st;
@@ -100,6 +114,8 @@ mpnas_status mpnas_space_set_choices(mpnas_space *space, int32_t stage, const in
                                      size_t num_kernels, const int32_t *expansions,
                                      size_t num_expansions) {
   if (space == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  mpnas_status st0 = writable(space, "mpnas_space_set_choices");
+  if (st0 != MPNAS_OK) return st0;
   if (stage < -1 || stage >= space->nstages)
     return FAIL(MPNAS_E_OUT_OF_RANGE, "stage %d does not exist (the space has %d; -1 = default)",
                 (int)stage, (int)space->nstages);

@@ -17,6 +17,7 @@ mpnas_status mpnas__model_new(mpnas_context *ctx, const mpnas_space *space, mpna
   m->ctx = ctx;
   m->space = *space;
   m->space.ctx = ctx;
+  m->space.owner = "model";
   m->nlayers = L;
   mpnas__train_config_default(&m->cfg);
   mpnas__arena_init(&m->ws, ctx);

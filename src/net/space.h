@@ -28,6 +28,12 @@ typedef struct mpnas__stage {
 
 struct mpnas_space {
   mpnas_context *ctx;
+  /* NULL for a space of the caller's own (mpnas_space_create); "model" or "supernet"
+   * for the copy a handle embeds, which mpnas_model_space / mpnas_supernet_space hand
+   * out read-only: the public setters refuse it (MPNAS_E_STATE), mpnas_space_free
+   * leaves it alone. Through FFI the const of those calls is lost, and a changed space
+   * under a built model reads past its buffers. */
+  const char *owner;
   int32_t in_h, in_w, in_c;
   int32_t stem_c, stem_k, stem_s, stem_act;
   int32_t head_c, head_act;

@@ -143,6 +143,7 @@ mpnas_status mpnas__supernet_new(mpnas_context *ctx, const mpnas_space *space,
   sn->ctx = ctx;
   sn->space = *space;
   sn->space.ctx = ctx;
+  sn->space.owner = "supernet";
   sn->nlayers = L;
   mpnas__search_config_default(&sn->cfg);
   mpnas__abdp_config_default(&sn->abdp_cfg); /* BALANCED, signal NONE: the search as before */
