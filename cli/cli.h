@@ -95,6 +95,8 @@ enum { PARAMS_CONTEXT, PARAMS_SPACE, PARAMS_SEARCH, PARAMS_TRAIN, PARAMS_DOMAIN 
 int cli_params_check(const cli_options *o);
 /* The table a --set belongs to (PARAMS_*), or -1 if unknown. */
 int cli_params_table_of(const char *set);
+/* Whether a --set names the parameter `name` (e.g. "seed"), whatever key form it uses. */
+int cli_params_is(const char *set, const char *name);
 /* Apply every --set of one table, in order, to its handle (mpnas_context,
  * mpnas_space, mpnas_supernet or mpnas_model; the model for PARAMS_DOMAIN too). A value
  * the library refuses: its message, EXIT_USAGE. */

@@ -7,9 +7,22 @@
 
 #include "cli.h"
 
+/* C's keywords (C11), which cannot name an array. */
+static int c_keyword(const char *s) {
+  static const char *const words[] = {
+      "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
+      "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
+      "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch",
+      "typedef", "union", "unsigned", "void", "volatile", "while", "bool", "true", "false"};
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+    if (strcmp(s, words[i]) == 0) return 1;
+  return 0;
+}
+
 /* The array's name: the header's file name without folders and extension, as a C
  * identifier ("models/digits-v2.h" -> digits_v2), "model_" in front when it would not
- * start with a letter (names starting with '_' are the implementation's). */
+ * start with a letter (names starting with '_' are the implementation's) or would be a
+ * keyword ("if.h" -> model_if). */
 static void array_name(const char *file, char *name, size_t cap) {
   const char *base = strrchr(file, '/');
   base = base ? base + 1 : file;
@@ -17,6 +30,10 @@ static void array_name(const char *file, char *name, size_t cap) {
   for (const char *p = base; *p && *p != '.' && (size_t)n + 1 < cap; p++)
     name[n++] = isalnum((unsigned char)*p) ? *p : '_';
   name[n] = 0;
+  if (c_keyword(name) && strlen(name) + 7 < cap) {
+    memmove(name + 6, name, strlen(name) + 1);
+    memcpy(name, "model_", 6);
+  }
 }
 
 static int write_c_array(mpnas_context *ctx, const mpnas_model *model, const char *file) {

@@ -68,6 +68,10 @@ static int decode_png(const char *path, uint8_t **pixels, int64_t *h, int64_t *w
     png_image_free(&im);
     return 1;
   }
+  /* 16-bit values without a gAMA or sRGB chunk are sRGB-encoded like 8-bit ones (libpng
+   * would otherwise take them as linear and brighten them going to 8 bits: a 16-bit
+   * grey 0x8080 read as 186, not 128) */
+  im.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
   int grey = !(im.format & (PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA));
   im.format = grey ? PNG_FORMAT_GRAY : PNG_FORMAT_RGBA;
   if (too_large(im.height, im.width, path, err, cap)) {
@@ -101,7 +105,8 @@ typedef struct jpeg_failure {
   struct jpeg_error_mgr mgr;
   jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
-  int truncated;
+  int truncated, corrupt;
+  long stray; /* bytes of JWRN_EXTRANEOUS_DATA */
 } jpeg_failure;
 
 static void jpeg_fail(j_common_ptr cinfo) {
@@ -110,11 +115,25 @@ static void jpeg_fail(j_common_ptr cinfo) {
   longjmp(f->jump, 1);
 }
 
-/* Warnings: a file that ends early is corrupt (libjpeg would pad it with grey); other
- * warnings (stray bytes between markers, ...) are what every viewer tolerates. */
+/* Warnings: a file that ends early is corrupt (libjpeg would pad it with grey), and so
+ * is one whose entropy-coded data libjpeg finds damaged (a bad Huffman code, a lost
+ * restart marker, a segment cut short: it decodes grey or garbage rows and goes on).
+ * Stray bytes between markers are counted and reported but accepted: cameras write
+ * them, and every viewer shows such files. */
 static void jpeg_warn(j_common_ptr cinfo, int level) {
   jpeg_failure *f = (jpeg_failure *)cinfo->err;
-  if (level < 0 && f->mgr.msg_code == JWRN_JPEG_EOF) f->truncated = 1;
+  if (level >= 0) return; /* trace messages */
+  switch (f->mgr.msg_code) {
+    case JWRN_JPEG_EOF: f->truncated = 1; break;
+    case JWRN_HUFF_BAD_CODE:
+    case JWRN_MUST_RESYNC:
+    case JWRN_HIT_MARKER:
+      if (!f->corrupt) f->mgr.format_message(cinfo, f->message);
+      f->corrupt = 1;
+      break;
+    case JWRN_EXTRANEOUS_DATA: f->stray += f->mgr.msg_parm.i[0]; break;
+    default: break;
+  }
 }
 
 /* Grey stays one channel, everything else (YCbCr, RGB) becomes RGB; CMYK is refused. */
@@ -131,7 +150,8 @@ static int decode_jpeg(const char *path, uint8_t **pixels, int64_t *h, int64_t *
   cinfo.err = jpeg_std_error(&fail.mgr);
   fail.mgr.error_exit = jpeg_fail;
   fail.mgr.emit_message = jpeg_warn;
-  fail.truncated = 0;
+  fail.truncated = fail.corrupt = 0;
+  fail.stray = 0;
   if (setjmp(fail.jump)) {
     snprintf(err, cap, "%s: not a readable JPEG image (%s)", path,
              fail.truncated ? "the file ends early" : fail.message);
@@ -167,6 +187,11 @@ static int decode_jpeg(const char *path, uint8_t **pixels, int64_t *h, int64_t *
   }
   if (fail.truncated) longjmp(fail.jump, 1);
   jpeg_finish_decompress(&cinfo);
+  if (fail.corrupt) longjmp(fail.jump, 1); /* fail.message: libjpeg's "Corrupt JPEG data: ..." */
+  if (fail.stray > 0)
+    fprintf(stderr, "mpnas: %s: %ld stray bytes between JPEG markers (used as decoded; a "
+                    "damaged file can look like this)\n",
+            path, fail.stray);
   *h = cinfo.output_height;
   *w = cinfo.output_width;
   *c = cinfo.output_components;

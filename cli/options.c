@@ -236,6 +236,13 @@ static int check_set_tables(const cli_options *o) {
                 o->sets[i]);
       return EXIT_USAGE;
     }
+    if (t == PARAMS_CONTEXT && cli_params_is(o->sets[i], "seed")) {
+      cli_error("--set %s: the seed also chose the search's test split, which mpnas train "
+                "keeps (another seed would move searched images into the test split; a new "
+                "mpnas search can use it)",
+                o->sets[i]);
+      return EXIT_USAGE;
+    }
   }
   return cli_params_check(o);
 }
@@ -340,8 +347,12 @@ static int put_domain(FILE *f, const char *arg) {
   char name[CLI_NAME_CAP], abs[PATH_MAX], line[PATH_MAX + CLI_NAME_CAP + 2];
   const char *path;
   if (cli_domain_arg(arg, name, &path)) return EXIT_USAGE;
-  if (!path || !realpath(path, abs)) {
-    cli_error("--domain %s: %s", arg, path ? strerror(errno) : "NAME=PATH expected");
+  if (!path) {
+    cli_error("--domain %s: NAME=PATH expected", arg);
+    return EXIT_USAGE;
+  }
+  if (!realpath(path, abs)) {
+    cli_error("--domain %s: %s", arg, strerror(errno));
     return EXIT_DATA;
   }
   snprintf(line, sizeof line, "%s=%s", name, abs);
@@ -433,6 +444,11 @@ int cli_domain_arg(const char *arg, char *name, const char **path) {
     cli_error("--domain %s: a name of 1..%d characters expected", arg, CLI_NAME_CAP - 1);
     return EXIT_USAGE;
   }
+  for (size_t i = 0; i < len; i++)
+    if (arg[i] < 0x20 || arg[i] > 0x7e) { /* the library's rule, refused here as a usage error */
+      cli_error("--domain %s: a domain name is printable ASCII", arg);
+      return EXIT_USAGE;
+    }
   memcpy(name, arg, len);
   name[len] = 0;
   *path = eq ? eq + 1 : NULL;

@@ -212,6 +212,12 @@ static int parse_value(const char *set, const param_spec *p, int64_t *i, double 
   return EXIT_USAGE;
 }
 
+int cli_params_is(const char *set, const char *name) {
+  const char *eq = strchr(set, '=');
+  resolved r;
+  return eq && resolve(set, (size_t)(eq - set), &r, 1) == 0 && strcmp(r.param->name, name) == 0;
+}
+
 int cli_params_table_of(const char *set) {
   const char *eq = strchr(set, '=');
   resolved r;
@@ -258,12 +264,19 @@ static mpnas_status set_one(const resolved *r, void *handle, int64_t i, double d
 
 int cli_params_apply(const cli_options *o, int table, void *handle, mpnas_context *ctx) {
   for (int k = 0; k < o->nsets; k++) {
-    const char *set = o->sets[k];
+    const char *set = o->sets[k], *eq = strchr(set, '=');
     resolved r;
     int64_t i = 0;
     double d = 0;
-    if (resolve(set, (size_t)(strchr(set, '=') - set), &r, 0) || r.table != table) continue;
-    parse_value(set, r.param, &i, &d); /* checked by cli_params_check */
+    /* The command line's settings were checked (cli_params_check); run.conf's are
+     * checked here: a line without '=', an unknown key or a bad value stops. */
+    if (!eq) {
+      cli_error("--set %s: KEY=VALUE expected", set);
+      return EXIT_USAGE;
+    }
+    if (resolve(set, (size_t)(eq - set), &r, 0)) return EXIT_USAGE;
+    if (r.table != table) continue;
+    if (parse_value(set, r.param, &i, &d)) return EXIT_USAGE;
     mpnas_status st = set_one(&r, handle, i, d);
     if (st == MPNAS_E_INVALID_ARGUMENT && r.table == PARAMS_DOMAIN) return EXIT_USAGE;
     if (st != MPNAS_OK) {

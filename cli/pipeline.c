@@ -9,6 +9,7 @@
  * model is derived exactly as the search derived it; `--resume` loads whichever
  * checkpoints a run has (RUN/search.ckpt, RUN/train.ckpt) into objects built the same way
  * from the same recorded settings and data, and the library continues them bit-identically. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -374,6 +375,19 @@ static void take_display_options(cli_options *run, const cli_options *o) {
   run->resume = o->resume;
 }
 
+/* Whether a folder has no entries (or cannot be listed: then mkdir's EEXIST stands for
+ * a file of that name, which cli_run_write reports). */
+static int folder_is_empty(const char *path) {
+  DIR *dir = opendir(path);
+  if (!dir) return 1;
+  const struct dirent *e;
+  int empty = 1;
+  while (empty && (e = readdir(dir)) != NULL)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = 0;
+  closedir(dir);
+  return empty;
+}
+
 /* A new search that failed before its first checkpoint (a typo in a path, a bad image)
  * leaves no run behind, so that the same command can simply be run again. */
 static void forget_unstarted(const char *run) {
@@ -421,13 +435,25 @@ int cli_search(cli_options *o) {
     cli_error("no domain: give one --domain NAME=PATH or more");
     return EXIT_USAGE;
   }
-  if (mkdir(o->out, 0777) != 0 && errno != EEXIST) {
-    cli_error("cannot create %s: %s", o->out, strerror(errno));
-    return EXIT_DATA;
+  if (mkdir(o->out, 0777) != 0) {
+    if (errno != EEXIST) {
+      cli_error("cannot create %s: %s", o->out, strerror(errno));
+      return EXIT_DATA;
+    }
+    /* A run writes model.mpnas, search.jsonl, classes.json, ... and removes its files if
+     * it fails before its first checkpoint: in a folder of the user's, that would
+     * overwrite or delete their files. */
+    if (!folder_is_empty(o->out)) {
+      cli_error("--out %s: the folder exists and is not empty (and holds no run to "
+                "--resume): give a new or empty folder",
+                o->out);
+      return EXIT_USAGE;
+    }
   }
   int rc = cli_run_write(o, o->out, 0);
   if (rc != 0) {
     remove(conf); /* not a run after all */
+    rmdir(o->out);
     return rc;
   }
   /* Run from what was recorded, exactly as --resume will. */

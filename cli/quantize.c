@@ -78,6 +78,16 @@ int cli_quantize(cli_options *o) {
   if (rc == 0) rc = cli_open_context(&run, &ctx);
   if (rc == 0) rc = cli_model_open(ctx, o->positional[0], &model, file, dir, sizeof file);
   if (rc == 0) mpnas_model_num_domains(model, &nd);
+  for (int i = 0; rc == 0 && i < ndomains; i++) { /* names given twice */
+    char name[CLI_NAME_CAP], other[CLI_NAME_CAP];
+    const char *path;
+    if (cli_domain_arg(domains[i], name, &path)) rc = EXIT_USAGE;
+    for (int k = 0; rc == 0 && k < i; k++)
+      if (cli_domain_arg(domains[k], other, &path) == 0 && strcmp(name, other) == 0) {
+        cli_error("--domain %s: two domains named %s", domains[i], name);
+        rc = EXIT_USAGE;
+      }
+  }
   if (rc == 0 && ndomains != nd) {
     cli_error("the model has %d domains, %d given to calibrate on: give --domain NAME=PATH for "
               "each (%s has no run.conf, or it names other domains)",

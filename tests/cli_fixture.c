@@ -9,6 +9,8 @@
  *       grey PNG (8- and 16-bit) and grey JPEG, the others colour
  *   OUT/digits/{train,test}-{images,labels}.idx         an IDX pair, 28x28 grey
  *   OUT/digits_npy/{train,test}-{images,labels}.npy     the same as .npy (int64 labels)
+ *   OUT/png16/{grey8,grey16}.png    one flat grey 16x16 image, 8-bit 128 and 16-bit
+ *       0x8080 without a gAMA or sRGB chunk (the same picture: they must read alike)
  * Deterministic (a fixed random sequence). Built only with both libraries; without them
  * it says so and exits with 77 (tests/test_cli.sh then skips). */
 #include <stdarg.h>
@@ -96,6 +98,39 @@ static int write_png(const char *path, const uint8_t *rgb, int h, int w, int mod
   int ok = png_image_write_to_file(&im, path, 0, buf, 0, NULL);
   free(buf);
   return !ok;
+}
+
+/* A flat grey side x side PNG with libpng's full API (the simplified one always writes
+ * a gAMA chunk): 8-bit `v8`, or 16-bit `v16` when bits is 16; no gAMA, no sRGB. */
+static int write_flat_png(const char *path, int side, int bits, unsigned v8, unsigned v16) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return 1;
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+  png_infop info = png ? png_create_info_struct(png) : NULL;
+  uint8_t *row = malloc((size_t)side * 2);
+  if (!png || !info || !row || setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, &info);
+    free(row);
+    fclose(f);
+    return 1;
+  }
+  png_init_io(png, f);
+  png_set_IHDR(png, info, (png_uint_32)side, (png_uint_32)side, bits, PNG_COLOR_TYPE_GRAY,
+               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  for (int x = 0; x < side; x++) {
+    if (bits == 16) {
+      row[2 * x] = (uint8_t)(v16 >> 8); /* big-endian samples */
+      row[2 * x + 1] = (uint8_t)(v16 & 0xff);
+    } else {
+      row[x] = (uint8_t)v8;
+    }
+  }
+  for (int y = 0; y < side; y++) png_write_row(png, row);
+  png_write_end(png, NULL);
+  png_destroy_write_struct(&png, &info);
+  free(row);
+  return fclose(f) != 0;
 }
 
 static int write_jpeg(const char *path, const uint8_t *rgb, int h, int w, int grey) {
@@ -257,6 +292,13 @@ int main(int argc, char **argv) {
   mk(npy_dir);
   if (!rc)
     rc = write_digits(dir, npy_dir, "train", 60) || write_digits(dir, npy_dir, "test", 24);
+  char file[1024];
+  fmt(dir, sizeof dir, "%s/png16", out);
+  mk(dir);
+  fmt(file, sizeof file, "%s/grey8.png", dir);
+  if (!rc) rc = write_flat_png(file, 16, 8, 128, 0);
+  fmt(file, sizeof file, "%s/grey16.png", dir);
+  if (!rc) rc = write_flat_png(file, 16, 16, 0, 0x8080);
   return rc;
 }
 

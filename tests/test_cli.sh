@@ -167,6 +167,10 @@ run 2 "predict of a file that is not an image" predict runA --domain shapes runA
 check "  names the file" has "runA/run.conf" err
 run 0 "predict --skip-bad" predict runA --domain shapes --skip-bad runA/run.conf data/shapes/circle/000.png
 check "  skips it and counts it" sh -c "grep -q '1 bad file skipped' err && test \$(wc -l <out) -eq 1"
+run 0 "predict of 16-bit and 8-bit grey PNGs of one picture (no gAMA chunk)" predict runA \
+  --domain tones --top 1 data/png16/grey8.png data/png16/grey16.png
+check "  the same class and probability (16-bit values are not taken as linear light)" \
+  sh -c "test \"\$(cut -f2 out | sort -u | wc -l)\" -eq 1"
 run 1 "predict with an unknown domain" predict runA --domain nope data/shapes/circle/000.png
 run 2 "predict with a file that is not a model" predict runA/run.conf --domain shapes data/shapes/circle/000.png
 
@@ -239,6 +243,13 @@ run 0 "train RUN --train-steps 8 --set train.optimizer=adam" train runC --train-
 check "  recorded in run.conf" sh -c 'tail -n 2 runC/run.conf | grep -q "set train.optimizer=adam"'
 check "  another model" sh -c '! cmp -s runA/model.mpnas runC/model.mpnas'
 run 1 "train with a search setting" train runC --set search.steps=3
+run 1 "train with another seed (it chose the search's test split)" train runC --set context.seed=5
+check "  says why" has "test split" err
+mkdir runD && cp runA/model.mpnas runD/ && printf 'domain tones=%s/data/tones\nset x\n' "$tmp" >runD/run.conf
+run 1 "a run.conf setting without =" eval runD
+check "  says what is wrong" has "set x: KEY=VALUE expected" err
+run 0 "export --c-array if.h (a C keyword)" export runA --c-array if.h
+check "  names the array model_if" has "unsigned char model_if\[\]" if.h
 run 2 "train of a folder that is not a run" train data
 
 # ---- Bad input ------------------------------------------------------------------------
@@ -264,6 +275,22 @@ run 2 "an empty class" search --domain a=bad "$@" --skip-bad --out r4
 check "  names it" has "class empty .* has no" err
 run 2 "a domain folder that does not exist" search --domain a=nowhere "$@" --out r5
 run 1 "two domains of one name" search --domain a=data/shapes --domain a=data/tones "$@" --out r6
+run 1 "quantize with two domains of one name" quantize runA -o q.mpnas --domain shapes=data/shapes --domain shapes=data/shapes
+run 1 "--domain without a path" search --domain a "$@" --out r7
+check "  no run folder left" test ! -e r7
+run 2 "--domain with a missing folder" search --domain a=data/shapes --domain b=nowhere "$@" --out r8
+check "  no run folder left" test ! -e r8
+run 1 "a domain name that is not printable ASCII" search --domain "$(printf 'caf\303\251')=data/shapes" "$@" --out r9
+mkdir mine && echo "my notes" >mine/search.jsonl
+run 1 "--out a folder of the user's (not empty, no run)" search --domain a=data/shapes "$@" --out mine
+check "  leaves its files alone" sh -c 'test "$(cat mine/search.jsonl)" = "my notes" && test ! -e mine/run.conf'
+mkdir empty_out
+run 0 "--out an empty folder" search --domain a=data/shapes "$@" --out empty_out --quiet
+cp -R data/shapes garbled
+size=$(wc -c <garbled/square/002.jpg)
+printf '\377\320\377\320' | dd of=garbled/square/002.jpg bs=1 seek=$((size - 60)) conv=notrunc 2>/dev/null
+run 2 "a JPEG whose scan data is damaged" search --domain a=garbled "$@" --out r10
+check "  names the file and libjpeg's finding" sh -c 'grep -q "002.jpg" err && grep -q "Corrupt JPEG data" err'
 run 2 "info of a file that is not a model" info data/shapes/circle/000.png
 
 result
