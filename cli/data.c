@@ -230,6 +230,7 @@ static int decode_list(cli_domain *dom, const file_list *l, const uint8_t *marks
   }
   for (int64_t i = 0; i < l->n; i++) {
     char err[4200];
+    if (cli_signal_caught()) return EXIT_INTERRUPTED + cli_signal_caught(); /* while loading */
     if (marks && marks[i] != want) continue;
     if (cli_data_load_file(l->path[i], spec, out->x + pixels * (size_t)out->n, err, sizeof err)) {
       if (!spec->skip_bad) {

@@ -347,14 +347,19 @@ static int run_pipeline(cli_options *o, const char *run, int train_only, const c
   p.progress.bar = !o->quiet && isatty(2);
   p.progress.every = o->every;
   p.progress.doms = p.doms;
+  /* Caught from before the images are read: a signal while they load stops there (no
+   * checkpoint yet: a new search then leaves no run behind, see forget_unstarted). */
+  cli_signals_catch();
   int rc = setup(&p);
   p.progress.domains = p.nd;
+  if (rc == 0 && cli_signal_caught()) rc = EXIT_INTERRUPTED + cli_signal_caught();
+  if (rc > EXIT_INTERRUPTED && rc < EXIT_INTERRUPTED + 64)
+    cli_error("interrupted while reading the images (signal %d): nothing saved", rc - EXIT_INTERRUPTED);
   if (rc == 0) {
-    cli_signals_catch();
     rc = search(&p);
     if (rc == 0) rc = train(&p);
-    cli_signals_restore();
   }
+  cli_signals_restore();
   if (rc == 0) rc = evaluate(&p);
   if (rc == 0) rc = save(&p);
   for (int k = 0; k < 2; k++)

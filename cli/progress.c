@@ -12,6 +12,7 @@
 #include "cli.h"
 
 static volatile sig_atomic_t caught;
+static struct sigaction saved_int, saved_term; /* what cli_signals_restore puts back */
 
 static void on_signal(int sig) { caught = sig; }
 
@@ -23,13 +24,13 @@ void cli_signals_catch(void) {
   sigemptyset(&sa.sa_mask);
   /* Installed even where the shell had SIGINT ignored (a background job): the checkpoint
    * is what the signal asks for. */
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, &saved_int);
+  sigaction(SIGTERM, &sa, &saved_term);
 }
 
 void cli_signals_restore(void) {
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
+  sigaction(SIGINT, &saved_int, NULL);
+  sigaction(SIGTERM, &saved_term, NULL);
 }
 
 int cli_signal_caught(void) { return caught; }
