@@ -7,13 +7,15 @@
 
 #include "cli.h"
 
-/* C's keywords (C11), which cannot name an array. */
+/* Names an array of the header cannot take: C's keywords (C11), what <stddef.h> (which
+ * the header includes) defines, and main. */
 static int c_keyword(const char *s) {
   static const char *const words[] = {
       "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
       "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
       "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch",
-      "typedef", "union", "unsigned", "void", "volatile", "while", "bool", "true", "false"};
+      "typedef", "union", "unsigned", "void", "volatile", "while", "bool", "true", "false",
+      "size_t", "ptrdiff_t", "wchar_t", "max_align_t", "NULL", "offsetof", "main"};
   for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
     if (strcmp(s, words[i]) == 0) return 1;
   return 0;
@@ -22,7 +24,7 @@ static int c_keyword(const char *s) {
 /* The array's name: the header's file name without folders and extension, as a C
  * identifier ("models/digits-v2.h" -> digits_v2), "model_" in front when it would not
  * start with a letter (names starting with '_' are the implementation's) or would be a
- * keyword ("if.h" -> model_if). */
+ * name c_keyword lists ("if.h" -> model_if, "size_t.h" -> model_size_t). */
 static void array_name(const char *file, char *name, size_t cap) {
   const char *base = strrchr(file, '/');
   base = base ? base + 1 : file;

@@ -334,7 +334,8 @@ MPNAS_API mpnas_status mpnas_space_path_string(const mpnas_space *space, const i
 MPNAS_API mpnas_status mpnas_space_parse_path(const mpnas_space *space, const char *text,
                                               int32_t *path, size_t num_layers);
 /* Cost of one domain's path: multiply-accumulates of one image's forward pass and
- * parameter count (stem + layers + head + a classifier of num_classes). */
+ * parameter count (stem + layers + head + a classifier of num_classes). MAC counts
+ * beyond INT64_MAX (the largest spaces the setters accept reach them) saturate there. */
 MPNAS_API mpnas_status mpnas_space_path_cost(const mpnas_space *space, const int32_t *path,
                                              size_t num_layers, int32_t num_classes,
                                              int64_t *macs, int64_t *params);
@@ -499,7 +500,10 @@ typedef enum mpnas_domain_stat {
 } mpnas_domain_stat;
 
 /* Called every `every` steps and at the end; return non-zero to stop the search (it
- * returns MPNAS_E_CANCELLED and can be resumed by calling mpnas_supernet_search again). */
+ * returns MPNAS_E_CANCELLED and can be resumed by calling mpnas_supernet_search again).
+ * It may read the supernet; calls that would change it (set_data, set_*, search,
+ * load_checkpoint*, ...) return MPNAS_E_STATE while the search runs, and it must not be
+ * freed from here. */
 typedef int32_t (*mpnas_search_progress_fn)(void *user, mpnas_supernet *sn, int64_t step,
                                             int64_t total_steps);
 
@@ -641,7 +645,10 @@ typedef enum mpnas_domain_param { /* mpnas_model_set_domain_int */
 enum { MPNAS_OUTPUT_LOGITS = 0, MPNAS_OUTPUT_PROBABILITIES = 1 };
 
 /* Called every `every` steps and at the end; non-zero stops training with
- * MPNAS_E_CANCELLED (call mpnas_model_train again to go on). */
+ * MPNAS_E_CANCELLED (call mpnas_model_train again to go on). It may read the model (and
+ * evaluate it); calls that would change it (set_data, clear_data, set_*, train, quantize,
+ * drop_float, load_checkpoint*) return MPNAS_E_STATE while training runs, and it must not
+ * be freed from here. */
 typedef int32_t (*mpnas_train_progress_fn)(void *user, mpnas_model *model, int64_t step,
                                            int64_t total_steps);
 

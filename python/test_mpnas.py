@@ -1031,6 +1031,8 @@ def test_image_list_forms():
         check(numpy.array_equal(want, got), "numpy float32 scalars are floats")
         stacked = numpy.asarray(p.run("stripes", [f[0], f[1]]))
         check(numpy.array_equal(want, stacked), "a list of numpy images")
+        none = p.run("stripes", numpy.zeros((0, h, w, c), dtype=numpy.uint8))
+        check(none.shape == (0, synthetic.CLASSES["stripes"]), "no images: an empty result")
     ctx.close()
 
 

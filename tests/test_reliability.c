@@ -1136,6 +1136,153 @@ static void test_embedded_space_read_only(void) {
   mpnas_context_free(ctx);
 }
 
+/* A progress callback that changes the running handle: every such call is refused with
+ * MPNAS_E_STATE (clear_data made the step divide by zero; quantize + drop_float left a
+ * model training on dropped weights, then crashing evaluate), and the run goes on. */
+typedef struct cb_calls {
+  int calls, refused, other;
+} cb_calls;
+
+static void note(cb_calls *c, mpnas_status st) {
+  c->calls++;
+  if (st == MPNAS_E_STATE) c->refused++;
+  else c->other++;
+}
+
+static int32_t train_cb(void *user, mpnas_model *m, int64_t step, int64_t total) {
+  (void)step;
+  (void)total;
+  cb_calls *c = user;
+  note(c, mpnas_model_clear_data(m));
+  note(c, mpnas_model_quantize(m, 4));
+  note(c, mpnas_model_drop_float(m));
+  note(c, mpnas_model_set_int(m, MPNAS_TRAIN_STEPS, 3));
+  note(c, mpnas_model_set_data(m, 0, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[0], labels[0],
+                               NIMG));
+  note(c, mpnas_model_train(m, 1, NULL, NULL, 0));
+  return 0;
+}
+
+static int32_t search_cb(void *user, mpnas_supernet *sn, int64_t step, int64_t total) {
+  (void)step;
+  (void)total;
+  cb_calls *c = user;
+  note(c, mpnas_supernet_set_data(sn, 0, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[0], labels[0],
+                                  NIMG));
+  note(c, mpnas_supernet_set_int(sn, MPNAS_SEARCH_STEPS, 2));
+  note(c, mpnas_supernet_search(sn, 1, NULL, NULL, 0));
+  return 0;
+}
+
+static void test_changes_from_a_callback_refused(void) {
+  mpnas_context *ctx = NULL;
+  OK(mpnas_context_create(&ctx));
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  mpnas_model *m = tiny_model(ctx, sp, 4);
+  cb_calls c = {0, 0, 0};
+  OK(mpnas_model_train(m, 0, train_cb, &c, 1));
+  CHECK(c.calls > 0 && c.refused == c.calls && c.other == 0);
+  int64_t step = 0, q = -1;
+  OK(mpnas_model_get_int(m, MPNAS_TRAIN_STEP, &step));
+  OK(mpnas_model_get_int(m, MPNAS_MODEL_QUANTIZED, &q));
+  CHECK(step == 4 && q == 0);
+  double top1 = 0, loss = 0;
+  OK(mpnas_model_evaluate(m, 0, MPNAS_DTYPE_U8, images[0], labels[0], NIMG, &top1, &loss));
+  OK(mpnas_model_clear_data(m)); /* after the run: allowed */
+  mpnas_supernet *sn = tiny_supernet(ctx, sp, 3);
+  cb_calls s = {0, 0, 0};
+  OK(mpnas_supernet_search(sn, 0, search_cb, &s, 1));
+  CHECK(s.calls > 0 && s.refused == s.calls && s.other == 0);
+  OK(mpnas_supernet_get_int(sn, MPNAS_SEARCH_STEP, &step));
+  CHECK(step == 3);
+  mpnas_supernet_free(sn);
+  mpnas_model_free(m);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
+/* Checkpoints carry the seed the run's splits were drawn with: a model checkpoint saved
+ * after the context's seed changed still resumes (in a context with the run's seed) to
+ * the uninterrupted run's model, and a search checkpoint is refused by a context with
+ * another seed (it loaded and silently drew another validation split). */
+static void test_checkpoint_seed_is_the_runs(void) {
+  mpnas_context *ctx = NULL;
+  OK(mpnas_context_create(&ctx));
+  if (ctx == NULL) return;
+  mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
+  mpnas_model *full = tiny_model(ctx, sp, 6), *half = tiny_model(ctx, sp, 6);
+  OK(mpnas_model_train(full, 0, NULL, NULL, 0));
+  OK(mpnas_model_train(half, 3, NULL, NULL, 0));
+  OK(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 7)); /* e.g. for another model */
+  char ck[64], sck[64];
+  snprintf(ck, sizeof ck, "/tmp/mpnas-rel-seed-%d.ckpt", (int)getpid());
+  snprintf(sck, sizeof sck, "/tmp/mpnas-rel-seed-%d.sckpt", (int)getpid());
+  OK(mpnas_model_save_checkpoint(half, ck));
+  mpnas_model *resumed = tiny_model(ctx, sp, 6);
+  EXPECT_FAIL(ctx, mpnas_model_load_checkpoint(resumed, ck)); /* this context has seed 7 */
+  OK(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 0));
+  OK(mpnas_model_load_checkpoint(resumed, ck));
+  OK(mpnas_model_train(resumed, 0, NULL, NULL, 0));
+  size_t na = 0, nb = 0;
+  OK(mpnas_model_save_buffer(full, NULL, 0, &na));
+  OK(mpnas_model_save_buffer(resumed, NULL, 0, &nb));
+  unsigned char *a = malloc(na), *b = malloc(nb);
+  CHECK(na == nb && a != NULL && b != NULL);
+  if (a && b && na == nb) {
+    OK(mpnas_model_save_buffer(full, a, na, &na));
+    OK(mpnas_model_save_buffer(resumed, b, nb, &nb));
+    CHECK(memcmp(a, b, na) == 0); /* the uninterrupted run's model */
+  }
+  free(a);
+  free(b);
+  remove(ck);
+  mpnas_supernet *sn = tiny_supernet(ctx, sp, 6);
+  OK(mpnas_supernet_search(sn, 3, NULL, NULL, 0));
+  OK(mpnas_supernet_save_checkpoint(sn, sck));
+  OK(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 5));
+  mpnas_supernet *other = tiny_supernet(ctx, sp, 6);
+  EXPECT_FAIL(ctx, mpnas_supernet_load_checkpoint(other, sck));
+  CHECK(mpnas_context_last_status(ctx) == MPNAS_E_INCOMPATIBLE);
+  OK(mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 0));
+  mpnas_supernet *same = tiny_supernet(ctx, sp, 6);
+  OK(mpnas_supernet_load_checkpoint(same, sck));
+  remove(sck);
+  mpnas_supernet_free(same);
+  mpnas_supernet_free(other);
+  mpnas_supernet_free(sn);
+  mpnas_model_free(resumed);
+  mpnas_model_free(half);
+  mpnas_model_free(full);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
+/* The largest space the setters accept: its MAC count saturates instead of wrapping
+ * negative (a signed overflow). */
+static void test_huge_space_cost(void) {
+  mpnas_context *ctx = NULL;
+  OK(mpnas_context_create(&ctx));
+  if (ctx == NULL) return;
+  mpnas_space *sp = NULL;
+  OK(mpnas_space_create(ctx, MPNAS_PRESET_EMPTY, &sp));
+  if (sp == NULL) return;
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_HEIGHT, 4096));
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_WIDTH, 4096));
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_STEM_STRIDE, 1));
+  for (int st = 0; st < 4; st++) OK(mpnas_space_add_stage(sp, 8192, 64, 1, MPNAS_ACT_RELU, 0));
+  const int32_t k[] = {9}, e[] = {16};
+  OK(mpnas_space_set_choices(sp, -1, k, 1, e, 1));
+  int64_t layers = 0, macs = -1, params = -1;
+  OK(mpnas_space_get_int(sp, MPNAS_SPACE_NUM_LAYERS, &layers));
+  int32_t path[256] = {0};
+  CHECK(layers == 256);
+  OK(mpnas_space_path_cost(sp, path, (size_t)layers, 10, &macs, &params));
+  CHECK(macs == INT64_MAX && params > 0);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
 static void test_domain_names(void) {
   alloc_counting c;
   mpnas_context *ctx = alloc_counting_context(&c, 0);
@@ -1731,6 +1878,9 @@ int main(void) {
   RUN(test_unusable_reward);
   RUN(test_unusable_reward_refused_early);
   RUN(test_embedded_space_read_only);
+  RUN(test_changes_from_a_callback_refused);
+  RUN(test_checkpoint_seed_is_the_runs);
+  RUN(test_huge_space_cost);
   RUN(test_domain_names);
   RUN(test_small_buffers);
   RUN(test_stale_temp_files);

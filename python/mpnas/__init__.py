@@ -2107,6 +2107,15 @@ class Predictor(_Handle):
         classes = self._classes[d]
         buf = _Buffer(images, self._input_shape, dtype, count)
         n = buf.count * classes
+        if buf.count == 0:  # nothing to run (the C call takes 1 image or more)
+            _enum_value("output", output)
+            if out is not None:
+                return out
+            np = _numpy(numpy, "run")
+            if np is not None:
+                arr = np.zeros(0, dtype="float32")
+                return arr if flat else arr.reshape(0, classes)
+            return array.array("f") if flat else []
         if out is not None:
             mv = memoryview(out)
             if mv.readonly or _native_format(mv.format) != "f" or not mv.c_contiguous:

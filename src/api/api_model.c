@@ -114,6 +114,7 @@ mpnas_status mpnas_model_create_from_supernet(const mpnas_supernet *sn, mpnas_mo
 mpnas_status mpnas_model_add_domain(mpnas_model *m, const char *name, int32_t num_classes,
                                     const int32_t *path, size_t num_layers, int32_t *domain) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_add_domain", "mpnas_model_train");
   mpnas_status st = not_started(m, "mpnas_model_add_domain");
   if (st == MPNAS_OK) st = mpnas__check_domain(CTX(m), name, num_classes);
   if (st == MPNAS_OK) st = check_path(m, path, num_layers);
@@ -176,6 +177,7 @@ mpnas_status mpnas_model_space(const mpnas_model *m, const mpnas_space **out) {
 mpnas_status mpnas_model_set_data(mpnas_model *m, int32_t domain, int32_t split, int32_t dtype,
                                   const void *images, const int32_t *labels, int64_t count) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_set_data", "mpnas_model_train");
   mpnas_status st = check_domain(m, domain);
   if (st != MPNAS_OK) return st;
   if (m->prepared)
@@ -191,6 +193,7 @@ mpnas_status mpnas_model_set_data(mpnas_model *m, int32_t domain, int32_t split,
 
 mpnas_status mpnas_model_clear_data(mpnas_model *m) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_clear_data", "mpnas_model_train");
   for (int32_t d = 0; d < m->ndomains; d++) mpnas__domain_data_free(CTX(m), &m->domains[d].data);
   /* Training cannot go on without data: a later train call prepares again. */
   m->prepared = 0;
@@ -208,6 +211,7 @@ static mpnas_status locked(const mpnas_model *m, int32_t param) {
 
 mpnas_status mpnas_model_set_int(mpnas_model *m, int32_t param, int64_t v) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_set_int", "mpnas_model_train");
   mpnas_context *ctx = CTX(m);
   /* read-only before locked: MPNAS_E_INVALID_ARGUMENT whenever it is asked */
   if (mpnas__settings_read_only(&mpnas__train_settings, param))
@@ -248,6 +252,7 @@ mpnas_status mpnas_model_get_int(const mpnas_model *m, int32_t param, int64_t *v
 
 mpnas_status mpnas_model_set_double(mpnas_model *m, int32_t param, double value) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_set_double", "mpnas_model_train");
   mpnas_status st = locked(m, param);
   if (st != MPNAS_OK) return st;
   if (mpnas__abdp_is_param(param))
@@ -266,6 +271,7 @@ mpnas_status mpnas_model_get_double(const mpnas_model *m, int32_t param, double 
 mpnas_status mpnas_model_set_domain_int(mpnas_model *m, int32_t domain, int32_t param,
                                         int64_t value) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_set_domain_int", "mpnas_model_train");
   mpnas_status st = check_domain(m, domain);
   if (st != MPNAS_OK) return st;
   return mpnas__settings_set_int(CTX(m), &mpnas__domain_settings, &m->domains[domain], param,
@@ -287,9 +293,12 @@ static mpnas_status train(mpnas_model *m, int64_t max_steps, mpnas_train_progres
 mpnas_status mpnas_model_train(mpnas_model *m, int64_t max_steps, mpnas_train_progress_fn progress,
                                void *user, int64_t every) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_train", "mpnas_model_train");
   uint64_t mark = mpnas__failure_mark(CTX(m));
-  return mpnas__explain(CTX(m), train(m, max_steps, progress, user, every), mark,
-                        "mpnas_model_train");
+  m->running = 1;
+  mpnas_status st = train(m, max_steps, progress, user, every);
+  m->running = 0;
+  return mpnas__explain(CTX(m), st, mark, "mpnas_model_train");
 }
 
 mpnas_status mpnas_model_domain_stat(const mpnas_model *m, int32_t domain, int32_t stat,
@@ -537,6 +546,7 @@ mpnas_status mpnas_predictor_get_precision(const mpnas_predictor *p, int32_t *pr
 
 mpnas_status mpnas_model_quantize(mpnas_model *m, int32_t images) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_quantize", "mpnas_model_train");
   mpnas_status st = has_float(m, "mpnas_model_quantize");
   if (st != MPNAS_OK) return st;
   if (images < 0 || images > MPNAS__QUANT_MAX_IMAGES)
@@ -551,6 +561,7 @@ mpnas_status mpnas_model_quantize(mpnas_model *m, int32_t images) {
 
 mpnas_status mpnas_model_drop_float(mpnas_model *m) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_drop_float", "mpnas_model_train");
   if (m->quant == NULL)
     return mpnas__fail(CTX(m), MPNAS_E_STATE,
                        "mpnas_model_drop_float: the model is not quantised (mpnas_model_quantize)");
@@ -572,6 +583,7 @@ mpnas_status mpnas_model_save_checkpoint(const mpnas_model *m, const char *path)
 
 mpnas_status mpnas_model_load_checkpoint_buffer(mpnas_model *m, const void *data, size_t size) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_load_checkpoint_buffer", "mpnas_model_train");
   if (data == NULL)
     return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT,
                        "mpnas_model_load_checkpoint_buffer: data is NULL");
@@ -582,6 +594,7 @@ mpnas_status mpnas_model_load_checkpoint_buffer(mpnas_model *m, const void *data
 
 mpnas_status mpnas_model_load_checkpoint(mpnas_model *m, const char *path) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
+  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_load_checkpoint", "mpnas_model_train");
   if (path == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
   uint64_t mark = mpnas__failure_mark(CTX(m));
   return mpnas__explain(CTX(m), mpnas__model_checkpoint_load(m, path), mark,

@@ -53,6 +53,10 @@ mpnas_status mpnas__fail(mpnas_context *ctx, mpnas_status status, const char *fm
 #endif
     ;
 
+/* The refusal of a call that would change a handle while its run is in progress (made
+ * from the run's progress callback): MPNAS_E_STATE with a message. */
+mpnas_status mpnas__refuse_while_running(mpnas_context *ctx, const char *call, const char *run);
+
 /* Every failing public call leaves a message (docs/API-STABILITY.md). An entry point that
  * calls into code which may fail without recording one takes a mark first and ends with
  *   return mpnas__explain(ctx, st, mark, "mpnas_xxx");

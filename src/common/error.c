@@ -67,3 +67,10 @@ const char *mpnas_status_string(mpnas_status status) {
     default: return "unknown status";
   }
 }
+
+mpnas_status mpnas__refuse_while_running(mpnas_context *ctx, const char *call, const char *run) {
+  return mpnas__fail(ctx, MPNAS_E_STATE,
+                     "%s: called while %s runs (from its progress callback): stop the run "
+                     "first (a non-zero return from the callback), then call it",
+                     call, run);
+}

@@ -353,18 +353,21 @@ mpnas_status mpnas__model_pack(const mpnas_model *m, const mpnas__engine *eng,
 /* Shares of images beyond this many threads are not worth their workspaces. */
 #define MAX_SHARES 64
 
-mpnas_status mpnas__model_images_in_shares(const mpnas__engine *eng, mpnas__arena *ws, int n,
+mpnas_status mpnas__model_images_in_shares(const mpnas__engine *engine, mpnas__arena *ws, int n,
                                            mpnas__images_fn fn, const void *arg) {
-  int shares = eng->threads < n ? eng->threads : n;
+  const mpnas__engine usable = mpnas__engine_usable(engine);
+  int shares = usable.threads < n ? usable.threads : n;
   if (shares > MAX_SHARES) shares = MAX_SHARES;
-  if (shares <= 1) return n > 0 ? fn(arg, eng, ws, 0, n) : MPNAS_OK;
+  if (shares <= 1) return n > 0 ? fn(arg, &usable, ws, 0, n) : MPNAS_OK;
   mpnas__arena *kids = mpnas__arena_kids(ws, shares);
   if (kids == NULL) return MPNAS_E_NO_MEMORY;
-  mpnas__engine one = *eng;
+  int team = mpnas__engine_ready(engine).threads; /* the shares over the prompt threads */
+  if (team > shares) team = shares;
+  mpnas__engine one = usable;
   one.threads = 1;
   mpnas_status status[MAX_SHARES];
 #if defined(_OPENMP)
-#pragma omp parallel for num_threads(shares) schedule(static, 1)
+#pragma omp parallel for num_threads(team) schedule(static, 1)
 #endif
   for (int k = 0; k < shares; k++) {
     int lo = (int)((int64_t)n * k / shares), hi = (int)((int64_t)n * (k + 1) / shares);
@@ -402,10 +405,9 @@ mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t 
   /* Binding only reads the model; it takes a non-const pointer because the same
    * binding also serves training. Nothing below writes through it. */
   mpnas__model_bind((mpnas_model *)(uintptr_t)m, d, NULL, &net, layers);
-  /* Batches run on the threads that start promptly now (see mpnas__model_step); one
-   * image is left alone: the probe would cost more than its small ops gain. */
-  mpnas__engine eng = n > 1 ? mpnas__engine_ready(&m->ctx->engine)
-                            : mpnas__engine_usable(&m->ctx->engine);
+  /* Batches run in shares on the threads that start promptly now (see
+   * mpnas__model_images_in_shares). */
+  mpnas__engine eng = mpnas__engine_usable(&m->ctx->engine);
   if (packed != NULL && packed->k == eng.k && packed->folds == m->folds) { /* current */
     const mpnas__domain *dm = &m->domains[d];
     net.head_packed = packed->head;
@@ -419,7 +421,7 @@ mpnas_status mpnas__model_infer(const mpnas_model *m, mpnas__arena *ws, int32_t 
   /* A batch goes to the threads in shares of images (the same bits as one thread). */
   infer_share share = {&net, x, logits,
                        (size_t)m->space.in_h * (size_t)m->space.in_w * (size_t)m->space.in_c};
-  mpnas_status st = mpnas__model_images_in_shares(&eng, ws, n, infer_images, &share);
+  mpnas_status st = mpnas__model_images_in_shares(&m->ctx->engine, ws, n, infer_images, &share);
   mpnas__arena_release(ws, mark);
   return st;
 }
@@ -436,7 +438,7 @@ void mpnas__model_costs(const mpnas_model *m, int64_t *params, int64_t *macs) {
     }
   for (int32_t d = 0; d < m->ndomains; d++) {
     p += mpnas__classifier_cost(&m->space, m->domains[d].classes).params;
-    c += mpnas__path_cost(&m->space, m->domains[d].path, m->domains[d].classes).macs;
+    c = mpnas__count_add(c, mpnas__path_cost(&m->space, m->domains[d].path, m->domains[d].classes).macs);
   }
   *params = p;
   *macs = c;

@@ -58,6 +58,11 @@ extern const mpnas__settings mpnas__domain_settings; /* of an mpnas__domain */
 
 struct mpnas_model {
   mpnas_context *ctx;
+  /* Inside mpnas_model_train (its progress callback may call the API): the calls that
+   * change the model refuse then (MPNAS_E_STATE); the loop would go on with freed data
+   * or weights. */
+  int32_t running;
+  uint64_t run_seed; /* the context's seed when the training was prepared (its splits') */
   mpnas_space space;
   int32_t nlayers;
   mpnas__layer *layers;          /* [nlayers], derived */
@@ -134,10 +139,13 @@ mpnas_status mpnas__model_pack(const mpnas_model *m, const mpnas__engine *eng,
  * and workspace ws. */
 typedef mpnas_status (*mpnas__images_fn)(const void *arg, const mpnas__engine *eng,
                                          mpnas__arena *ws, int lo, int hi);
-/* Inference of a batch of n images in contiguous shares, one per thread of eng, each run
- * end to end with one thread's kernels on a child workspace of ws; one thread: fn on
- * all. Each image's arithmetic is the same in any batch and any split of an op's rows,
- * so the outputs are those of one thread, bit for bit. */
+/* Inference of a batch of n images in contiguous shares, one per thread the context's
+ * engine asks for, each run end to end with one thread's kernels on its own child
+ * workspace of ws; one thread: fn on all. The threads that start promptly (a probe, as
+ * mpnas__engine_ready) take the shares between them: the shares and their workspaces do
+ * not depend on the machine's load, so a warmed-up predictor allocates nothing when a
+ * thread is late. Each image's arithmetic is the same in any batch and any split of an
+ * op's rows, so the outputs are those of one thread, bit for bit. */
 mpnas_status mpnas__model_images_in_shares(const mpnas__engine *eng, mpnas__arena *ws, int n,
                                            mpnas__images_fn fn, const void *arg);
 /* Logits of n normalised images of domain d (the inference path); packed: current

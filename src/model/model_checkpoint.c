@@ -51,7 +51,9 @@ static void data_fingerprint(mpnas__writer *w, const mpnas__dataset *ds, size_t 
 static mpnas_status put_train_state(mpnas__writer *w, const mpnas_model *m) {
   size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
   mpnas__writer_begin_section(w, "TRST");
-  mpnas__writer_put_u64(w, m->ctx->seed);
+  /* the seed the run's splits were drawn with, not the context's now (it may have
+   * changed since: a resume with it would draw other splits) */
+  mpnas__writer_put_u64(w, m->prepared ? m->run_seed : m->ctx->seed);
   mpnas__writer_put_i64(w, m->step);
   mpnas__writer_put_i64(w, m->params.steps);
   mpnas__writer_put_rng(w, &m->abdp_rng);
@@ -242,11 +244,13 @@ static mpnas_status check_run(const mpnas_model *m, const mpnas__model_parsed *p
                               const train_state *t, const char *where) {
   mpnas_context *ctx = m->ctx;
   size_t per_image = (size_t)m->space.in_h * m->space.in_w * m->space.in_c;
-  if (t->seed != ctx->seed)
+  uint64_t here = m->prepared ? m->run_seed : ctx->seed; /* a prepared run keeps its own */
+  if (t->seed != here)
     return mpnas__model_bad(ctx, MPNAS_E_INCOMPATIBLE, where,
-                            "the checkpoint was made with MPNAS_CONTEXT_SEED %llu, this context "
+                            "the checkpoint was made with MPNAS_CONTEXT_SEED %llu, this %s "
                             "has %llu (the validation split follows the seed)",
-                            (unsigned long long)t->seed, (unsigned long long)ctx->seed);
+                            (unsigned long long)t->seed, m->prepared ? "training" : "context",
+                            (unsigned long long)here);
   for (int32_t d = 0; d < m->ndomains; d++) {
     const mpnas__domain *dm = &m->domains[d];
     if (!same_data(&t->dom[d].train, &dm->data.train, per_image) ||

@@ -928,15 +928,14 @@ static mpnas_status q8_images(const void *arg, const mpnas__engine *eng, mpnas__
 mpnas_status mpnas__model_infer_q8(const mpnas_model *m, mpnas__arena *ws, int32_t d, int n,
                                    const float *x, float *logits,
                                    const mpnas__quant_packed *pk) {
-  /* Threads as mpnas__model_infer: a batch on the threads that start promptly. */
-  mpnas__engine eng = n > 1 ? mpnas__engine_ready(&m->ctx->engine)
-                            : mpnas__engine_usable(&m->ctx->engine);
+  /* Threads as mpnas__model_infer: shares on the threads that start promptly. */
+  mpnas__engine eng = mpnas__engine_usable(&m->ctx->engine);
   if (m->quant == NULL || pk->k != eng.k || pk->generation != m->quant_generation)
     return MPNAS_E_INTERNAL; /* the caller packs first */
   /* A batch goes to the threads in shares of images (the same bits as one thread). */
   q8_share share = {m, d, x, logits, pk};
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  mpnas_status st = mpnas__model_images_in_shares(&eng, ws, n, q8_images, &share);
+  mpnas_status st = mpnas__model_images_in_shares(&m->ctx->engine, ws, n, q8_images, &share);
   mpnas__arena_release(ws, mark);
   return st;
 }

@@ -49,6 +49,7 @@ mpnas_status mpnas__model_prepare_state(mpnas_model *m, const double *abdp_state
   m->abdp = abdp;
   mpnas__rng_seed(&m->abdp_rng, ctx->seed, STREAM_SAMPLING);
   m->step = 0;
+  m->run_seed = ctx->seed;
   m->prepared = 1;
   return MPNAS_OK;
 }

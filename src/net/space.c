@@ -155,17 +155,17 @@ mpnas__cost mpnas__op_cost(const mpnas__layer *l, mpnas__op op) {
   int64_t cmid = (int64_t)l->cin * op.expansion;
   int64_t in_px = (int64_t)l->h * l->w, out_px = (int64_t)l->ho * l->wo;
   if (op.expansion != 1) {
-    c.macs += in_px * l->cin * cmid;
+    c.macs = mpnas__count_add(c.macs, in_px * l->cin * cmid);
     c.params += l->cin * cmid + 2 * cmid;
   }
-  c.macs += out_px * cmid * op.kernel * op.kernel;
+  c.macs = mpnas__count_add(c.macs, out_px * cmid * op.kernel * op.kernel);
   c.params += cmid * op.kernel * op.kernel + 2 * cmid;
   if (op.se) {
     int64_t r = se_width((int32_t)cmid);
-    c.macs += out_px * cmid + 2 * cmid * r; /* channel scaling + the two FCs */
+    c.macs = mpnas__count_add(c.macs, out_px * cmid + 2 * cmid * r); /* scaling + 2 FCs */
     c.params += 2 * cmid * r + r + cmid;
   }
-  c.macs += out_px * cmid * l->cout;
+  c.macs = mpnas__count_add(c.macs, out_px * cmid * l->cout);
   c.params += cmid * l->cout + 2 * (int64_t)l->cout;
   return c;
 }
@@ -193,17 +193,17 @@ mpnas__cost mpnas__classifier_cost(const mpnas_space *s, int32_t classes) {
 
 mpnas__cost mpnas__path_cost(const mpnas_space *s, const int32_t *path, int32_t classes) {
   mpnas__cost total = mpnas__stem_cost(s), part = mpnas__head_cost(s);
-  total.macs += part.macs;
+  total.macs = mpnas__count_add(total.macs, part.macs);
   total.params += part.params;
   part = mpnas__classifier_cost(s, classes);
-  total.macs += part.macs;
+  total.macs = mpnas__count_add(total.macs, part.macs);
   total.params += part.params;
   int32_t n = mpnas__space_num_layers(s);
   for (int32_t i = 0; i < n; i++) {
     mpnas__layer l;
     mpnas__space_layer(s, i, &l);
     part = mpnas__op_cost(&l, mpnas__space_op(s, &l, path[i]));
-    total.macs += part.macs;
+    total.macs = mpnas__count_add(total.macs, part.macs);
     total.params += part.params;
   }
   return total;

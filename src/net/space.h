@@ -65,6 +65,12 @@ typedef struct mpnas__cost {
   int64_t macs, params;
 } mpnas__cost;
 
+/* a + b for counts >= 0, saturating at INT64_MAX: the MACs of the largest spaces the
+ * setters accept (4096 x 4096 inputs, 256 layers of 8192 channels) add up past it. */
+static inline int64_t mpnas__count_add(int64_t a, int64_t b) {
+  return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
 int32_t mpnas__space_num_layers(const mpnas_space *s);
 /* Append a stage with the space's own kernel and expansion choices (values checked by
  * the caller; room for it too). */

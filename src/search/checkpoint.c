@@ -7,6 +7,10 @@
  * buffers), CTRL (controllers), ABDP (its settings, sampling stream, last batch counts
  * and state). Loading checks everything before changing anything.
  *
+ * SEED (the seed the search's splits and streams were drawn with) was added the same way
+ * (2026-12-05): a checkpoint made with another seed is refused, as a model checkpoint's
+ * is; one without the section loads as before.
+ *
  * ABDP was added without changing the format version (1): the reader looks sections up
  * by tag, so a checkpoint written before it (no ABDP section) still loads, as a search
  * that ran with ABDP's defaults (BALANCED, signal NONE: exactly the search of that
@@ -100,6 +104,12 @@ mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path) {
   }
   mpnas__writer_end_section(&w);
 
+  /* SEED before ABDP, which stays the last section (tests drop it to make a file as
+   * written before it). */
+  mpnas__writer_begin_section(&w, "SEED");
+  mpnas__writer_put_u64(&w, sn->prepared ? sn->run_seed : sn->ctx->seed);
+  mpnas__writer_end_section(&w);
+
   /* ABDP: settings, sampling stream, the last step's counts, then the handle's state
    * (u32 length + doubles, mpnas__abdp_export's layout). */
   mpnas__writer_begin_section(&w, "ABDP");
@@ -111,6 +121,23 @@ mpnas_status mpnas__supernet_save(const mpnas_supernet *sn, const char *path) {
   if (st == MPNAS_OK) st = mpnas__writer_to_file(&w, path);
   mpnas__writer_free(&w);
   return st;
+}
+
+/* SEED (absent from checkpoints written before it): the search must go on with the
+ * seed it was made with, or its validation split and random streams are others. */
+static mpnas_status check_seed(const mpnas_supernet *sn, mpnas__reader *r, const char *where) {
+  if (!mpnas__reader_has_section(r, "SEED") || mpnas__reader_section(r, "SEED") != MPNAS_OK)
+    return MPNAS_OK;
+  uint64_t seed = mpnas__reader_get_u64(r);
+  mpnas_status st = mpnas__reader_status(r);
+  if (st != MPNAS_OK) return st;
+  uint64_t here = sn->prepared ? sn->run_seed : sn->ctx->seed;
+  if (seed != here)
+    return mpnas__fail(sn->ctx, MPNAS_E_INCOMPATIBLE,
+                       "%s: the checkpoint was made with MPNAS_CONTEXT_SEED %llu, this search "
+                       "has %llu (the validation split and the random streams follow the seed)",
+                       where, (unsigned long long)seed, (unsigned long long)here);
+  return MPNAS_OK;
 }
 
 /* Everything a checkpoint holds, read and checked before the supernet is touched. */
@@ -462,6 +489,7 @@ static mpnas_status load(mpnas_supernet *sn, const unsigned char *data, size_t l
   int prepared_here = 0;
   mpnas_status st = mpnas__reader_open(&r, sn->ctx, &checkpoint_kind, data, len);
   if (st == MPNAS_OK) st = read_meta(sn, &r, where, &l.total, &l.btotal, &l.nctrl);
+  if (st == MPNAS_OK) st = check_seed(sn, &r, where);
   if (st == MPNAS_OK && (l.nctrl < 0 || l.nctrl > sn->ndomains))
     st = mpnas__fail(sn->ctx, MPNAS_E_CORRUPT, "%s: %d controllers for %d domains", where,
                      (int)l.nctrl, (int)sn->ndomains);

@@ -111,6 +111,7 @@ static mpnas_status prepare(mpnas_supernet *sn) {
   if (st != MPNAS_OK) return st;
   mpnas__rng_seed(&sn->abdp_rng, ctx->seed, STREAM_ABDP);
   sn->step = 0;
+  sn->run_seed = ctx->seed;
   sn->prepared = 1;
   return MPNAS_OK;
 }

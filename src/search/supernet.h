@@ -44,6 +44,8 @@ struct mpnas_controller {
 
 struct mpnas_supernet {
   mpnas_context *ctx;
+  int32_t running; /* inside mpnas_supernet_search: as mpnas_model.running */
+  uint64_t run_seed; /* the context's seed when the search was prepared (its splits') */
   mpnas_space space;
   int32_t nlayers;
   mpnas__layer *layers;     /* [nlayers], derived once */
