@@ -1033,6 +1033,16 @@ def test_image_list_forms():
         check(numpy.array_equal(want, stacked), "a list of numpy images")
         none = p.run("stripes", numpy.zeros((0, h, w, c), dtype=numpy.uint8))
         check(none.shape == (0, synthetic.CLASSES["stripes"]), "no images: an empty result")
+        # the other byte order ('>f4' here): converted, not refused
+        other = ">f4" if sys.byteorder == "little" else "<f4"
+        check(numpy.array_equal(want, numpy.asarray(p.run("stripes", f.astype(other)))),
+              "images in the other byte order")
+        lab = numpy.arange(2, dtype=other.replace("f", "i"))
+        e1 = model.evaluate("stripes", f, list(range(2)))
+        e2 = model.evaluate("stripes", f, lab)
+        check(e1 == e2, "labels in the other byte order")
+    check(model.space.parse_path(b"k3e2 k5e2 k3e4 zero") ==
+          model.space.parse_path("k3e2 k5e2 k3e4 zero"), "parse_path takes ASCII bytes")
     ctx.close()
 
 

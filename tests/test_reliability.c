@@ -1283,6 +1283,24 @@ static void test_huge_space_cost(void) {
   mpnas_context_free(ctx);
 }
 
+/* A space without searchable layers: the search says so (it said "controller: 0 layers"). */
+static void test_search_without_layers(void) {
+  mpnas_context *ctx = NULL;
+  OK(mpnas_context_create(&ctx));
+  if (ctx == NULL) return;
+  mpnas_space *sp = NULL;
+  OK(mpnas_space_create(ctx, MPNAS_PRESET_EMPTY, &sp));
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_HEIGHT, IH));
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_WIDTH, IW));
+  OK(mpnas_space_set_int(sp, MPNAS_SPACE_INPUT_CHANNELS, 1));
+  mpnas_supernet *sn = tiny_supernet(ctx, sp, 2);
+  EXPECT_FAIL(ctx, mpnas_supernet_search(sn, 0, NULL, NULL, 0));
+  CHECK(strstr(mpnas_context_last_error(ctx), "no searchable layers") != NULL);
+  mpnas_supernet_free(sn);
+  mpnas_space_free(sp);
+  mpnas_context_free(ctx);
+}
+
 static void test_domain_names(void) {
   alloc_counting c;
   mpnas_context *ctx = alloc_counting_context(&c, 0);
@@ -1881,6 +1899,7 @@ int main(void) {
   RUN(test_changes_from_a_callback_refused);
   RUN(test_checkpoint_seed_is_the_runs);
   RUN(test_huge_space_cost);
+  RUN(test_search_without_layers);
   RUN(test_domain_names);
   RUN(test_small_buffers);
   RUN(test_stale_temp_files);

@@ -725,7 +725,10 @@ def _int32_array(values, what="values"):
             mv = memoryview(values)
         except TypeError:
             mv = None
-        if mv is not None:
+        swapped = _swapped_values(mv) if mv is not None else None
+        if swapped is not None and mv.format[1] in _INTEGER_FORMATS:  # the other byte order
+            seq = swapped
+        elif mv is not None:
             fmt = _native_format(mv.format)
             if fmt not in _INTEGER_FORMATS:
                 raise TypeError("%s must be integers, got a buffer of %r elements (%s)"
@@ -770,6 +773,21 @@ def _native_format(fmt):
     if fmt and fmt[0] in "@=" + ("<" if sys.byteorder == "little" else ">"):
         fmt = fmt[1:]
     return fmt
+
+
+def _swapped_values(mv):
+    """The values of a buffer in the other byte order ('>f' on a little-endian machine,
+    e.g. a numpy array of dtype '>f4') as a flat list, or None if it is not one of
+    those (memoryview.tolist cannot read them)."""
+    fmt = mv.format
+    if len(fmt) != 2 or fmt[0] not in "<>!" or fmt[1] not in "bBhHiIqQfd":
+        return None
+    arr = array.array(fmt[1])
+    if arr.itemsize != mv.itemsize:
+        return None
+    arr.frombytes(mv.tobytes())
+    arr.byteswap()
+    return arr.tolist()
 
 
 def _stack_list_of_arrays(images, what):
@@ -861,12 +879,16 @@ class _Buffer(object):
                 self.dtype, data = 0, mv
             elif fmt == "f" and mv.itemsize == 4 and want in (None, 1):
                 self.dtype, data = 1, mv
-            else:  # another element type: convert (a copy)
-                try:
-                    values = mv.tolist() if mv.ndim else [mv.tolist()]
-                except NotImplementedError:
-                    raise InvalidArgumentError(
-                        -1, "%s: unsupported element format %r" % (what, mv.format))
+            else:  # another element type (or byte order): convert (a copy)
+                swapped = _swapped_values(mv)
+                if swapped is not None:
+                    values, fmt = swapped, mv.format[1]
+                else:
+                    try:
+                        values = mv.tolist() if mv.ndim else [mv.tolist()]
+                    except NotImplementedError:
+                        raise InvalidArgumentError(
+                            -1, "%s: unsupported element format %r" % (what, mv.format))
                 data = self._convert(_flatten(values), fmt, want, what)
         elif isinstance(images, (list, tuple)):
             data = self._convert(_flatten(images), None, want, what)
@@ -1373,7 +1395,11 @@ class Space(_Handle):
         return buf.value.decode()
 
     def parse_path(self, text):
-        """Path text -> a list of op indices (one per layer)."""
+        """Path text (str, or ASCII bytes) -> a list of op indices (one per layer)."""
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("ascii", "replace")
+        if not isinstance(text, str):
+            raise TypeError("path text must be a str, got %s" % type(text).__name__)
         n = self.num_layers
         out = (_c_i32 * max(n, 1))()
         self._call("mpnas_space_parse_path", self._handle(),

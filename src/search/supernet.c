@@ -29,6 +29,10 @@ static mpnas_status prepare(mpnas_supernet *sn) {
   mpnas_context *ctx = sn->ctx;
   if (sn->ndomains < 1)
     return mpnas__fail(ctx, MPNAS_E_STATE, "the supernet has no domains: add one first");
+  if (sn->nlayers < 1)
+    return mpnas__fail(ctx, MPNAS_E_STATE,
+                       "the space has no searchable layers: a search needs at least one "
+                       "(add a stage)");
   mpnas_status st = mpnas__domains_prepare(ctx, sn->domains, sn->ndomains,
                                            mpnas__space_image_shape(&sn->space),
                                            sn->cfg.valid_fraction);
