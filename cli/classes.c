@@ -31,11 +31,9 @@ void cli_json_number(FILE *f, double v) {
 }
 
 int cli_classes_write(const char *file, const cli_domain *doms, int n) {
-  FILE *f = fopen(file, "w");
-  if (!f) {
-    cli_error("cannot write %s", file);
-    return EXIT_DATA;
-  }
+  cli_file cf;
+  FILE *f = cli_file_open(&cf, file, 0);
+  if (!f) return EXIT_DATA;
   fputs("{\n", f);
   for (int d = 0; d < n; d++) {
     fputs("  ", f);
@@ -48,11 +46,7 @@ int cli_classes_write(const char *file, const cli_domain *doms, int n) {
     fputs(d + 1 < n ? "],\n" : "]\n", f);
   }
   fputs("}\n", f);
-  if (fclose(f) != 0) {
-    cli_error("cannot write %s", file);
-    return EXIT_DATA;
-  }
-  return 0;
+  return cli_file_commit(&cf);
 }
 
 void cli_names_free(char **names, int32_t count) {

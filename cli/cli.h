@@ -10,7 +10,8 @@
  *   pipeline.c  search and train: the whole pipeline into a run folder
  *   commands.c  eval, predict, info, figures, params
  *   export.c    export: a domain as ONNX, the model as a C array
- *   quantize.c  quantize: the model's int8 form, calibrated on the domains' training images */
+ *   quantize.c  quantize: the model's int8 form, calibrated on the domains' training images
+ *   files.c     the command's own files replaced whole (temporary file, then rename) */
 #ifndef MPNAS_CLI_H
 #define MPNAS_CLI_H
 
@@ -32,6 +33,19 @@ enum {
 #define CLI_MAX_SETS 256
 #define CLI_MAX_FILES 4096 /* predict: image files on one command line */
 #define CLI_NAME_CAP 64    /* domain names: 1..63 characters (the library's limit) */
+
+/* A file being replaced whole (files.c): cli_file_open gives a stream onto a temporary
+ * file beside path (holding path's current content first when keep is 1; NULL with a
+ * message on failure); cli_file_commit flushes it to disk and renames it over path (0,
+ * or EXIT_DATA with a message, path unchanged); cli_file_abandon drops it. */
+typedef struct cli_file {
+  const char *path;
+  FILE *file;
+  char tmp[4200];
+} cli_file;
+FILE *cli_file_open(cli_file *cf, const char *path, int keep);
+int cli_file_commit(cli_file *cf);
+void cli_file_abandon(cli_file *cf);
 
 /* Print "mpnas: MESSAGE" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

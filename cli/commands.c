@@ -434,19 +434,18 @@ int cli_info(cli_options *o) {
 
 static int write_svg(mpnas_context *ctx, const mpnas_model *model, const char *file, int jaccard,
                      const char *title, int quiet) {
-  FILE *f = fopen(file, "w");
-  if (!f) {
-    cli_error("cannot write %s: %s", file, strerror(errno));
-    return EXIT_DATA;
-  }
+  cli_file cf;
+  FILE *f = cli_file_open(&cf, file, 0);
+  if (!f) return EXIT_DATA;
   int rc = jaccard ? svg_model_jaccard(f, model, title ? title : "Jaccard similarity of the domains' node sets")
                    : svg_model_architecture(f, model, title ? title : "Multi-path architecture");
-  if (fclose(f) != 0 && rc == 0) rc = 1;
+  if (rc != 0) cli_file_abandon(&cf);
   if (rc < 0) return cli_library_error(ctx, rc, file);
   if (rc > 0) {
     cli_error("writing %s failed", file);
     return EXIT_DATA;
   }
+  if ((rc = cli_file_commit(&cf)) != 0) return rc;
   if (!quiet) printf("wrote %s\n", file);
   return 0;
 }

@@ -56,10 +56,10 @@ static int write_c_array(mpnas_context *ctx, const mpnas_model *model, const cha
   size_t g = 0;
   for (const char *p = name; *p && g + 3 < sizeof guard; p++) guard[g++] = (char)toupper((unsigned char)*p);
   memcpy(guard + g, "_H", 3);
-  FILE *f = fopen(file, "w");
+  cli_file cf;
+  FILE *f = cli_file_open(&cf, file, 0);
   if (f == NULL) {
     free(bytes);
-    cli_error("%s: cannot write it", file);
     return EXIT_DATA;
   }
   /* The paths stay out of the comment: one could hold its end. */
@@ -72,11 +72,7 @@ static int write_c_array(mpnas_context *ctx, const mpnas_model *model, const cha
   for (size_t i = 0; i < size; i++) fprintf(f, "%s0x%02x,", i % 12 ? " " : "\n  ", bytes[i]);
   fprintf(f, "\n};\nstatic const size_t %s_size = sizeof %s;\n\n#endif\n", name, name);
   free(bytes);
-  if (ferror(f) | fclose(f)) {
-    cli_error("%s: writing it failed", file);
-    return EXIT_DATA;
-  }
-  return 0;
+  return cli_file_commit(&cf);
 }
 
 int cli_export(cli_options *o) {

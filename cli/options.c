@@ -362,11 +362,9 @@ static int put_domain(FILE *f, const char *arg) {
 int cli_run_write(const cli_options *o, const char *run, int append) {
   char file[PATH_MAX];
   snprintf(file, sizeof file, "%s/%s", run, RUN_CONF);
-  FILE *f = fopen(file, append ? "a" : "w");
-  if (!f) {
-    cli_error("cannot write %s: %s", file, strerror(errno));
-    return EXIT_DATA;
-  }
+  cli_file cf; /* replaced whole: a run whose run.conf is cut short would not resume */
+  FILE *f = cli_file_open(&cf, file, append);
+  if (!f) return EXIT_DATA;
   int rc = 0;
   if (!append) {
     fprintf(f, "# mpnas run settings: the options of `mpnas search`, then those of later\n"
@@ -381,11 +379,11 @@ int cli_run_write(const cli_options *o, const char *run, int append) {
     if (!rc && o->skip_bad) rc = put_line(f, "skip-bad", NULL);
   }
   for (int i = 0; !rc && i < o->nsets; i++) rc = put_line(f, "set", o->sets[i]);
-  if (fclose(f) != 0 && !rc) {
-    cli_error("cannot write %s", file);
-    rc = EXIT_DATA;
+  if (rc != 0) {
+    cli_file_abandon(&cf);
+    return rc;
   }
-  return rc;
+  return cli_file_commit(&cf);
 }
 
 int cli_run_read(cli_options *o, const char *run) {

@@ -250,6 +250,20 @@ run 1 "a run.conf setting without =" eval runD
 check "  says what is wrong" has "set x: KEY=VALUE expected" err
 run 0 "export --c-array if.h (a C keyword)" export runA --c-array if.h
 check "  names the array model_if" has "unsigned char model_if\[\]" if.h
+# The command's own files are replaced whole: a write that fails part-way (here a 1 KiB
+# file-size limit, SIGXFSZ ignored so that write() fails) leaves the old file as it was.
+cp if.h if-old.h
+(trap '' XFSZ; ulimit -f 1; "$mpnas" export runA --c-array if.h >out 2>err)
+got=$?
+check "export --c-array over a file, write fails: exit 2 (got $got)" test $got -eq 2
+check "  says the file is unchanged" has "if.h: .*(left unchanged)" err
+check "  the old file is intact" cmp -s if.h if-old.h
+check "  no temporary file left" sh -c '! ls | grep -q "if.h.tmp"'
+printf 'old figure\n' >fig-architecture.svg
+(trap '' XFSZ; ulimit -f 1; "$mpnas" figures runA --out fig >out 2>err)
+got=$?
+check "figures over an old one, write fails: exit 2 (got $got)" test $got -eq 2
+check "  the old figure is intact" sh -c 'test "$(cat fig-architecture.svg)" = "old figure"'
 run 2 "train of a folder that is not a run" train data
 
 # ---- Bad input ------------------------------------------------------------------------
