@@ -702,6 +702,80 @@ static void test_fused_stats_ops(void) {
   mpnas_context_free(ctx);
 }
 
+/* mpnas__pw_fwd_stats_bn_in: the product of BN + activation of x, each row block
+ * normalised just before its product, against mpnas__bn_act_apply_keep into a tensor
+ * then mpnas__pw_fwd_stats: the same output, statistics and saved coefficients bit for
+ * bit, on every table, for 1, 2 and 3 threads (the fused chunks and the plain split), for
+ * m around the 64-row buffer and the 256-row blocks, and channel counts around the
+ * vector widths; the running statistics updated alike. */
+static void test_pw_fwd_stats_bn_in(void) {
+  mpnas_context *ctx;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, ctx);
+  static const int threads[] = {1, 2, 3};
+  static const int acts[] = {MPNAS__ACT_RELU6, MPNAS__ACT_HSWISH, MPNAS__ACT_NONE};
+  /* {m, cin, cout} */
+  const int pw[][3] = {{5000, 16, 24}, {1031, 37, 9}, {257, 96, 17}, {64, 8, 8}, {65, 5, 33},
+                       {1, 3, 8}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int s = 0; s < COUNT(pw); s++) {
+      int m = pw[s][0], cin = pw[s][1], cout = pw[s][2], act = acts[s % COUNT(acts)];
+      size_t nx = (size_t)m * cin, ny = (size_t)m * cout;
+      float *x = malloc(sizeof(float) * nx), *xn = malloc(sizeof(float) * nx);
+      float *w = malloc(sizeof(float) * (size_t)cin * cout);
+      float *ref = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny);
+      float *par = malloc(sizeof(float) * 10 * (size_t)cin); /* gamma beta rm rv rm2 rv2 ... */
+      double *xm = malloc(sizeof(double) * 2 * (size_t)cin);
+      double *mean = malloc(sizeof(double) * 2 * (size_t)cout), *m2 = mean + cout;
+      double *rmean = malloc(sizeof(double) * 2 * (size_t)cout), *rm2 = rmean + cout;
+      float *coef = malloc(sizeof(float) * 3 * (size_t)cin);
+      for (size_t i = 0; i < nx; i++) x[i] = (i % (size_t)cin == 0 ? 20.0f : 0.0f) + rng_uniform(-3, 3);
+      for (size_t i = 0; i < (size_t)cin * cout; i++) w[i] = rng_uniform(-0.5f, 0.5f);
+      float *gamma = par, *beta = par + cin, *rm = par + 2 * cin, *rv = par + 3 * cin;
+      float *rm2_ = par + 4 * cin, *rv2 = par + 5 * cin, *sm = par + 6 * cin, *si = par + 7 * cin;
+      for (int j = 0; j < cin; j++) {
+        gamma[j] = 0.5f + 0.01f * (float)j, beta[j] = 0.1f * (float)(j % 5);
+        rm[j] = rm2_[j] = 0.25f, rv[j] = rv2[j] = 2.0f;
+      }
+      float *sk = malloc(sizeof(float) * 4 * (size_t)cin), *sb = sk + cin, *sk2 = sb + cin,
+            *sb2 = sk2 + cin;
+      for (int k = 0; k < COUNT(threads); k++) {
+        mpnas__engine e = {.k = tables[ti], .threads = threads[k]};
+        CHECK_EQ_INT(mpnas__bn_stats(&e, &ws, m, cin, x, xm, xm + cin), MPNAS_OK);
+        /* The two steps: BN + activation into a tensor, then its product. */
+        mpnas__bn_train bt = {gamma, beta, 1e-3f, 0.1f, rm, rv, sm, si};
+        CHECK_EQ_INT(mpnas__bn_act_apply_keep(&e, &ws, m, cin, x, xm, xm + cin, &bt, act, NULL,
+                                              NULL, xn, sk, sb),
+                     MPNAS_OK);
+        CHECK_EQ_INT(mpnas__pw_fwd_stats(&e, &ws, m, cin, cout, xn, w, ref, rmean, rm2), MPNAS_OK);
+        /* In one. */
+        float *mu = coef, *kk = coef + cin, *bb = coef + 2 * cin;
+        mpnas__bn_train bt2 = {gamma, beta, 1e-3f, 0.1f, rm2_, rv2, NULL, NULL};
+        CHECK_EQ_INT(mpnas__bn_coeffs(&e, &ws, m, cin, xm, xm + cin, &bt2, mu, kk, bb, sk2, sb2),
+                     MPNAS_OK);
+        mpnas__bn_in in = {mu, kk, bb, act};
+        CHECK_EQ_INT(mpnas__pw_fwd_stats_bn_in(&e, &ws, m, cin, cout, x, &in, w, y, mean, m2),
+                     MPNAS_OK);
+        CHECK_MSG(!memcmp(y, ref, sizeof(float) * ny) &&
+                      !memcmp(mean, rmean, sizeof(double) * 2 * (size_t)cout),
+                  "%s pw bn_in m=%d %d->%d thr %d: output or statistics differ", tables[ti]->name,
+                  m, cin, cout, threads[k]);
+        CHECK_MSG(!memcmp(mu, sm, sizeof(float) * (size_t)cin) &&
+                      !memcmp(sk, sk2, sizeof(float) * 2 * (size_t)cin) &&
+                      !memcmp(rm, rm2_, sizeof(float) * (size_t)cin) &&
+                      !memcmp(rv, rv2, sizeof(float) * (size_t)cin),
+                  "%s pw bn_in m=%d thr %d: coefficients or running statistics differ",
+                  tables[ti]->name, m, threads[k]);
+        CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
+      }
+      free(x), free(xn), free(w), free(ref), free(y), free(par), free(xm), free(mean);
+      free(rmean), free(coef), free(sk);
+    }
+  mpnas__arena_destroy(&ws);
+  mpnas_context_free(ctx);
+}
+
 int main(void) {
   find_tables();
   RUN(test_bn_stats);
@@ -712,5 +786,6 @@ int main(void) {
   RUN(test_sigmoid_range);
   RUN(test_ops_thread_independent);
   RUN(test_fused_stats_ops);
+  RUN(test_pw_fwd_stats_bn_in);
   return check_finish();
 }

@@ -89,6 +89,22 @@ static mpnas_status bn_from_stats(const mpnas__engine *eng, mpnas__arena *ws, in
                                   save->k, save->b);
 }
 
+/* bn_from_stats's coefficients only (coef: mu, k, b, c floats each), for an op that
+ * applies them itself; the same running statistics and tape. */
+static mpnas_status bn_coeffs_from_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                                         const double *st, const mpnas__bn *bn,
+                                         const bn_saved *save, float *coef) {
+  float *mu = coef, *k = coef + c, *b = coef + 2 * (size_t)c;
+  if (save == NULL) {
+    mpnas__bn_train t = {bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, NULL, NULL,
+                         NULL, NULL};
+    return mpnas__bn_coeffs(eng, ws, m, c, st, st + c, &t, mu, k, b, NULL, NULL);
+  }
+  mpnas__bn_train t = {bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, bn->mean, bn->var,
+                       save->mean, save->invstd};
+  return mpnas__bn_coeffs(eng, ws, m, c, st, st + c, &t, mu, k, b, save->k, save->b);
+}
+
 /* The activations whose derivative is a function of their output as well: ReLU6's
  * output y is in (0, 6) exactly when its input is (y = x there, 0 or 6 elsewhere, and a
  * NaN fails both tests either way), ReLU's y > 0 exactly when x > 0, and no activation
@@ -237,8 +253,9 @@ void mpnas__ib_geom_init(mpnas__ib_geom *g, int cin, int cout, int expansion, in
  * forward (tape == NULL: y only; each BN normalises its conv's output in place). Each
  * conv produces its output and its batch statistics in one pass (ops.h), then BN and the
  * activation make one more, into scratch that lives until the next conv has read it (or
- * in place). The same arithmetic either way, so evaluation reproduces training's output
- * bit for bit. */
+ * in place) - except the depthwise's, which the project conv applies to its input rows
+ * as it reads them. The same arithmetic either way, so evaluation reproduces training's
+ * output bit for bit. */
 static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
                                const mpnas__ib_geom *g, const mpnas__ib_weights *p, int n,
                                int h, int w, const float *x, mpnas__ib_tape *t, float *y) {
@@ -259,7 +276,12 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
     TAKE_TMP(e_act, mid_in);
     e_pre = t ? t->e_pre : e_act;
   }
-  TAKE_TMP(d_act, mid_out);
+  /* Without squeeze-excite the project conv applies the depthwise's BN and activation
+   * to its input rows itself (mpnas__pw_fwd_stats_bn_in): d_act is not written then
+   * (training needs no buffer for it; evaluation one, the depthwise output's). */
+  int bn_in_project = !g->se;
+  d_act = NULL;
+  if (t == NULL || !bn_in_project) TAKE_TMP(d_act, mid_out);
   d_pre = t ? t->d_pre : d_act;
   bn_saved s1 = {0}, s2 = {0}, s3 = {0};
   if (t != NULL) {
@@ -279,25 +301,30 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
   }
   st = mpnas__dw_fwd_stats(eng, ws, n, h, w, cm, g->k, g->stride, dw_in, p->dw_w, d_pre, stats,
                            stats + cm);
-  if (st == MPNAS_OK)
-    st = bn_from_stats(eng, ws, m_out, cm, d_pre, stats, &p->bn2, t ? &s2 : NULL, g->act,
-                       NULL, d_act);
   if (st != MPNAS_OK) goto done;
-
-  const float *proj_in = d_act;
-  if (g->se) {
+  float *p_pre = t ? t->p_pre : y;
+  if (bn_in_project) {
+    float *coef;
+    TAKE_TMP(coef, 3 * (size_t)cm);
+    mpnas__bn_in in = {coef, coef + cm, coef + 2 * (size_t)cm, g->act};
+    st = bn_coeffs_from_stats(eng, ws, m_out, cm, stats, &p->bn2, t ? &s2 : NULL, coef);
+    if (st == MPNAS_OK)
+      st = mpnas__pw_fwd_stats_bn_in(eng, ws, m_out, cm, g->cout, d_pre, &in, p->proj_w, p_pre,
+                                     stats, stats + g->cout);
+  } else { /* squeeze-excite between the depthwise's BN and the project conv */
+    st = bn_from_stats(eng, ws, m_out, cm, d_pre, stats, &p->bn2, t ? &s2 : NULL, g->act, NULL,
+                       d_act);
+    if (st != MPNAS_OK) goto done;
     float *saved = t ? t->se_saved : NULL, *se_out = t ? t->se_out : NULL;
     if (saved == NULL) TAKE_TMP(saved, mpnas__se_saved_floats(n, cm, g->se));
     if (se_out == NULL) TAKE_TMP(se_out, mid_out);
     mpnas__se_weights se = {p->se_w1, p->se_b1, p->se_w2, p->se_b2};
     st = mpnas__se_fwd(eng, ws, n, ho * wo, cm, g->se, d_act, &se, saved, se_out);
-    if (st != MPNAS_OK) goto done;
-    proj_in = se_out;
+    if (st == MPNAS_OK)
+      st = mpnas__pw_fwd_stats(eng, ws, m_out, cm, g->cout, se_out, p->proj_w, p_pre, stats,
+                               stats + g->cout);
   }
   /* Project: BN (no activation) and the residual in one pass over the block's output. */
-  float *p_pre = t ? t->p_pre : y;
-  st = mpnas__pw_fwd_stats(eng, ws, m_out, cm, g->cout, proj_in, p->proj_w, p_pre, stats,
-                           stats + g->cout);
   if (st == MPNAS_OK)
     st = bn_from_stats(eng, ws, m_out, g->cout, p_pre, stats, &p->bn3, t ? &s3 : NULL,
                        MPNAS__ACT_NONE, g->residual ? x : NULL, y);

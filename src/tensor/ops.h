@@ -146,6 +146,20 @@ mpnas_status mpnas__pw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int
 mpnas_status mpnas__dw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
                                  int w, int c, int k, int stride, const float *x,
                                  const float *wt, float *y, double *mean, double *m2);
+/* mpnas__pw_fwd_stats of act((x - mu) * k + b) instead of x (a BN and activation from
+ * mpnas__bn_coeffs, on the input's cin channels): each block of rows is normalised into
+ * a small per-thread buffer just before its product, so the normalised tensor is never
+ * written to memory and read back. y and the statistics are those of
+ * mpnas__bn_act_apply_keep then mpnas__pw_fwd_stats, bit for bit (the BN kernel is
+ * elementwise, the product's rows independent of each other). */
+typedef struct mpnas__bn_in {
+  const float *mu, *k, *b;
+  int act;
+} mpnas__bn_in;
+mpnas_status mpnas__pw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int m,
+                                       int cin, int cout, const float *x,
+                                       const mpnas__bn_in *in, const float *wt, float *y,
+                                       double *mean, double *m2);
 /* The statistics of an existing [m][c] tensor, 256-row blocks. */
 mpnas_status mpnas__bn_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                              const float *x, double *mean, double *m2);
@@ -167,6 +181,15 @@ mpnas_status mpnas__bn_act_apply_keep(const mpnas__engine *eng, mpnas__arena *ws
                                       const float *x, const double *mean, const double *m2,
                                       const mpnas__bn_train *bn, int act, const float *residual,
                                       float *norm, float *y, float *k, float *b);
+/* What mpnas__bn_act_apply_keep computes before its pass over the rows: the BN's
+ * coefficients mu, k, b [c] (output = (x - mu) * k + b), the same running-statistics
+ * update, save_mean / save_invstd / save_k / save_b (each may be NULL) and, with
+ * eng->workers, the same sums over the workers. For an op that applies the BN itself
+ * (mpnas__pw_fwd_stats_bn_in). */
+mpnas_status mpnas__bn_coeffs(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                              const double *mean, const double *m2, const mpnas__bn_train *bn,
+                              float *mu, float *k, float *b, float *save_k, float *save_b);
+
 /* mpnas__bn_act_apply_keep's output again, without a residual, from the same x and what
  * it saved (save_mean as mu, k, b): the same bits, element for element. The backward pass recomputes a BN's output and its activation's this way from
  * the conv output the tape keeps, instead of keeping both (a pass over memory instead of

@@ -56,7 +56,10 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 /* GEMM and depthwise forwards as "compute output rows [r0, r1)" plus an argument
  * struct, so the plain forwards and those that also take BN statistics share the two
  * ways of spreading rows over threads below. */
-typedef void (*rows_fn)(const void *arg, int r0, int r1);
+typedef void (*rows_fn)(const void *arg, int slot, int r0, int r1);
+/* slot: the part or chunk the rows belong to (< the runner's parts, or the plan's chunks):
+ * calls with different slots may run at once, calls with the same slot never do, so a
+ * producer may keep per-slot scratch. */
 
 /* Rows [0, rows) in `parts` slices cut at multiples of `granule`, one slice per thread
  * (rows are independent, so the split never changes a result). */
@@ -64,7 +67,7 @@ static void run_rows(int parts, int rows, int granule, rows_fn fn, const void *a
   /* A team of one calls fn directly: even with its if clause false, an OpenMP region
    * costs libgomp a team set-up and a barrier whose FUTEX_WAKE is a system call. */
   if (parts <= 1) {
-    if (rows > 0) fn(arg, 0, rows);
+    if (rows > 0) fn(arg, 0, 0, rows);
     return;
   }
 #if defined(_OPENMP)
@@ -73,7 +76,7 @@ static void run_rows(int parts, int rows, int granule, rows_fn fn, const void *a
   for (int t = 0; t < parts; t++) {
     int r0, r1;
     mpnas__split_range(rows, parts, t, granule, &r0, &r1);
-    if (r1 > r0) fn(arg, r0, r1);
+    if (r1 > r0) fn(arg, t, r0, r1);
   }
 }
 
@@ -97,7 +100,7 @@ static void run_rows_stats(const mpnas__engine *eng, mpnas__bn_plan *plan, int p
       for (int b = b0; b < b1; b++) {
         int r0, r1;
         mpnas__bn_plan_block(plan, b, &r0, &r1);
-        fn(arg, r0, r1);
+        fn(arg, t, r0, r1);
         mpnas__bn_plan_fold(kt, plan, t, b, 0, plan->c, y);
       }
     }
@@ -120,7 +123,8 @@ typedef struct gemm_args {
 } gemm_args;
 
 /* Rows [r0, r1) of the GEMM. */
-static void gemm_part(const void *arg, int r0, int r1) {
+static void gemm_part(const void *arg, int slot, int r0, int r1) {
+  (void)slot;
   const gemm_args *a = arg;
   a->kt->gemm(r1 - r0, a->k, a->n, a->x + (size_t)r0 * a->k, a->packed, a->scale, a->shift,
               a->act, a->residual != NULL ? a->residual + (size_t)r0 * a->n : NULL,
@@ -253,6 +257,62 @@ mpnas_status mpnas__pw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int
   gemm_args a = {eng->k, cin, cout, x, packed, NULL, NULL, MPNAS__ACT_NONE, NULL, y};
   run_rows_stats(eng, &plan, gemm_parts(eng, m, cin, cout), MPNAS__ROW_GRANULE, gemm_part, &a,
                  y);
+  mpnas__bn_plan_merge(&plan, mean, m2);
+  mpnas__arena_release(ws, mark);
+  return MPNAS_OK;
+}
+
+/* Rows of the BN-normalised input at a time: a slot's buffer of BN_IN_ROWS x cin floats
+ * stays in L2 while the product reads it. A multiple of the row granule and of the
+ * kernels' row tiles, so the product's rows are computed as without the buffer. */
+#define BN_IN_ROWS 64
+
+typedef struct gemm_bn_args {
+  gemm_args g;
+  const mpnas__bn_in *in;
+  float *scratch; /* [slots][BN_IN_ROWS][k] */
+} gemm_bn_args;
+
+/* Rows [r0, r1): BN_IN_ROWS rows of x normalised into the slot's buffer, their product. */
+static void gemm_bn_part(const void *arg, int slot, int r0, int r1) {
+  const gemm_bn_args *a = arg;
+  const gemm_args *g = &a->g;
+  float *buf = a->scratch + (size_t)slot * BN_IN_ROWS * g->k;
+  for (int i0 = r0; i0 < r1; i0 += BN_IN_ROWS) {
+    int rows = r1 - i0 < BN_IN_ROWS ? r1 - i0 : BN_IN_ROWS;
+    g->kt->bn_apply(rows, g->k, (size_t)g->k, g->x + (size_t)i0 * g->k, a->in->mu, a->in->k,
+                    a->in->b, a->in->act, NULL, buf);
+    g->kt->gemm(rows, g->k, g->n, buf, g->packed, NULL, NULL, MPNAS__ACT_NONE, NULL,
+                g->y + (size_t)i0 * g->n);
+  }
+}
+
+mpnas_status mpnas__pw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int m,
+                                       int cin, int cout, const float *x,
+                                       const mpnas__bn_in *in, const float *wt, float *y,
+                                       double *mean, double *m2) {
+  if (cout <= 0) return MPNAS_OK;
+  if (m <= 0) {
+    stats_empty(cout, mean, m2);
+    return MPNAS_OK;
+  }
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas__bn_plan plan;
+  int parts = gemm_parts(eng, m, cin, cout);
+  float *packed = pack_weights(eng, ws, cin, cout, wt);
+  if (packed == NULL || mpnas__bn_plan_init(&plan, ws, m, 1, cout) != MPNAS_OK) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  int slots = parts > plan.nchunks ? parts : plan.nchunks;
+  float *scratch = mpnas__arena_floats(ws, (size_t)slots * BN_IN_ROWS * (size_t)cin);
+  if (scratch == NULL) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  gemm_bn_args a = {{eng->k, cin, cout, x, packed, NULL, NULL, MPNAS__ACT_NONE, NULL, y}, in,
+                    scratch};
+  run_rows_stats(eng, &plan, parts, MPNAS__ROW_GRANULE, gemm_bn_part, &a, y);
   mpnas__bn_plan_merge(&plan, mean, m2);
   mpnas__arena_release(ws, mark);
   return MPNAS_OK;
@@ -502,7 +562,8 @@ typedef struct dw_args {
 /* Output rows [r0, r1) of the n*ho rows, one kernel call per image they touch. Rows
  * rather than images are split so that a part may cover the end of one image and the
  * start of the next: small batches of large images still spread over the threads. */
-static void dw_part(const void *arg, int r0, int r1) {
+static void dw_part(const void *arg, int slot, int r0, int r1) {
+  (void)slot;
   const dw_args *a = arg;
   const mpnas__dw_shape *s = a->s;
   size_t in_image = (size_t)s->h * s->w * s->c, out_image = (size_t)s->ho * s->wo * s->c;

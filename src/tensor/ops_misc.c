@@ -343,10 +343,9 @@ mpnas_status mpnas__bn_act_apply(const mpnas__engine *eng, mpnas__arena *ws, int
                                   NULL);
 }
 
-mpnas_status mpnas__bn_act_apply_keep(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
-                                      const float *x, const double *mean, const double *m2,
-                                      const mpnas__bn_train *bn, int act, const float *residual,
-                                      float *norm, float *y, float *save_k, float *save_b) {
+mpnas_status mpnas__bn_coeffs(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                              const double *mean, const double *m2, const mpnas__bn_train *bn,
+                              float *mu, float *k, float *b, float *save_k, float *save_b) {
   float *save_mean = bn->save_mean, *save_invstd = bn->save_invstd;
   mpnas__bn_train untracked;
   if (eng->shard != 0) { /* another shard of this batch updates the running statistics */
@@ -367,29 +366,36 @@ mpnas_status mpnas__bn_act_apply_keep(const mpnas__engine *eng, mpnas__arena *ws
     mean = g;
     m2 = g + c;
   }
-  if (rows <= 0.0) { /* no rows anywhere: no statistics; leave the running ones alone */
-    for (int ch = 0; ch < c; ch++) {
-      if (save_mean != NULL) save_mean[ch] = 0.0f;
-      if (save_invstd != NULL) save_invstd[ch] = 1.0f;
-      if (save_k != NULL) save_k[ch] = 1.0f;
-      if (save_b != NULL) save_b[ch] = 0.0f;
-    }
-    mpnas__arena_release(ws, mark);
-    return MPNAS_OK;
-  }
-  float *mu = mpnas__arena_floats(ws, 3 * (size_t)c);
-  if (mu == NULL) {
-    mpnas__arena_release(ws, mark);
-    return MPNAS_E_NO_MEMORY;
-  }
-  float *k = mu + c, *b = k + c;
   for (int ch = 0; ch < c; ch++) {
-    float invstd;
-    bn_channel(rows, ch, mean[ch], m2[ch], bn, &mu[ch], &invstd, &k[ch], &b[ch]);
+    float invstd = 1.0f;
+    if (rows > 0.0) {
+      bn_channel(rows, ch, mean[ch], m2[ch], bn, &mu[ch], &invstd, &k[ch], &b[ch]);
+    } else { /* no rows anywhere: no statistics; leave the running ones alone */
+      mu[ch] = 0.0f;
+      k[ch] = 1.0f;
+      b[ch] = 0.0f;
+    }
     if (save_mean != NULL) save_mean[ch] = mu[ch];
     if (save_invstd != NULL) save_invstd[ch] = invstd;
     if (save_k != NULL) save_k[ch] = k[ch];
     if (save_b != NULL) save_b[ch] = b[ch];
+  }
+  mpnas__arena_release(ws, mark);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas__bn_act_apply_keep(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                                      const float *x, const double *mean, const double *m2,
+                                      const mpnas__bn_train *bn, int act, const float *residual,
+                                      float *norm, float *y, float *save_k, float *save_b) {
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  float *mu = mpnas__arena_floats(ws, 3 * (size_t)c);
+  if (mu == NULL) return MPNAS_E_NO_MEMORY;
+  float *k = mu + c, *b = k + c;
+  mpnas_status st = mpnas__bn_coeffs(eng, ws, m, c, mean, m2, bn, mu, k, b, save_k, save_b);
+  if (st != MPNAS_OK || m <= 0) {
+    mpnas__arena_release(ws, mark);
+    return st;
   }
   int team = misc_team(eng, (size_t)m * (size_t)c, (size_t)m);
   const mpnas__kernels *kt = eng->k;
