@@ -250,12 +250,13 @@ void mpnas__ib_geom_init(mpnas__ib_geom *g, int cin, int cout, int expansion, in
 
 /* The inverted bottleneck's forward with batch statistics, shared by the training
  * forward (tape != NULL: the conv outputs and BN statistics kept) and the evaluation
- * forward (tape == NULL: y only; each BN normalises its conv's output in place). Each
- * conv produces its output and its batch statistics in one pass (ops.h), then BN and the
- * activation make one more, into scratch that lives until the next conv has read it (or
- * in place) - except the depthwise's, which the project conv applies to its input rows
- * as it reads them. The same arithmetic either way, so evaluation reproduces training's
- * output bit for bit. */
+ * forward (tape == NULL: y only). Each conv produces its output and its batch statistics
+ * in one pass (ops.h). The next conv applies the expand's BN and activation (and,
+ * without squeeze-excite, the depthwise's) to its input rows as it reads them (into a
+ * per-thread buffer in cache), so those activated tensors are never written to memory
+ * (the backward recomputes them from the tape); the project's BN and the residual make
+ * one more pass, into y. The same arithmetic in training and
+ * evaluation, so evaluation reproduces training's output bit for bit. */
 static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
                                const mpnas__ib_geom *g, const mpnas__ib_weights *p, int n,
                                int h, int w, const float *x, mpnas__ib_tape *t, float *y) {
@@ -270,11 +271,13 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
     st = MPNAS_E_NO_MEMORY;
     goto done;
   }
-  /* BN + act outputs in scratch; conv outputs on the tape, or the same scratch. */
-  float *e_pre = NULL, *e_act = NULL, *d_pre, *d_act;
+  /* Conv outputs on the tape, or in scratch. The depthwise applies the expand's BN and
+   * activation to its input rows as it reads them (mpnas__dw_fwd_stats_bn_in), so the
+   * expand's activated output is never written. */
+  float *e_pre = NULL, *d_pre, *d_act;
   if (g->expand) {
-    TAKE_TMP(e_act, mid_in);
-    e_pre = t ? t->e_pre : e_act;
+    if (t != NULL) e_pre = t->e_pre;
+    else TAKE_TMP(e_pre, mid_in);
   }
   /* Without squeeze-excite the project conv applies the depthwise's BN and activation
    * to its input rows itself (mpnas__pw_fwd_stats_bn_in): d_act is not written then
@@ -290,17 +293,20 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
     s3 = (bn_saved){t->p_mean, t->p_invstd, NULL, NULL};
   }
 
-  const float *dw_in = x;
   if (g->expand) {
+    float *coef;
+    TAKE_TMP(coef, 3 * (size_t)cm);
+    mpnas__bn_in in = {coef, coef + cm, coef + 2 * (size_t)cm, g->act};
     st = mpnas__pw_fwd_stats(eng, ws, m_in, g->cin, cm, x, p->exp_w, e_pre, stats, stats + cm);
     if (st == MPNAS_OK)
-      st = bn_from_stats(eng, ws, m_in, cm, e_pre, stats, &p->bn1, t ? &s1 : NULL, g->act,
-                         NULL, e_act);
-    if (st != MPNAS_OK) goto done;
-    dw_in = e_act;
+      st = bn_coeffs_from_stats(eng, ws, m_in, cm, stats, &p->bn1, t ? &s1 : NULL, coef);
+    if (st == MPNAS_OK)
+      st = mpnas__dw_fwd_stats_bn_in(eng, ws, n, h, w, cm, g->k, g->stride, e_pre, &in, p->dw_w,
+                                     d_pre, stats, stats + cm);
+  } else {
+    st = mpnas__dw_fwd_stats(eng, ws, n, h, w, cm, g->k, g->stride, x, p->dw_w, d_pre, stats,
+                             stats + cm);
   }
-  st = mpnas__dw_fwd_stats(eng, ws, n, h, w, cm, g->k, g->stride, dw_in, p->dw_w, d_pre, stats,
-                           stats + cm);
   if (st != MPNAS_OK) goto done;
   float *p_pre = t ? t->p_pre : y;
   if (bn_in_project) {

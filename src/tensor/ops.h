@@ -160,6 +160,14 @@ mpnas_status mpnas__pw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *w
                                        int cin, int cout, const float *x,
                                        const mpnas__bn_in *in, const float *wt, float *y,
                                        double *mean, double *m2);
+/* mpnas__dw_fwd_stats of act((x - mu) * k + b) instead of x, the input rows each block of
+ * output rows reads normalised into a per-thread image buffer just before the kernel
+ * reads them (scratch: an input image per thread). The same bits as
+ * mpnas__bn_act_apply_keep then mpnas__dw_fwd_stats. */
+mpnas_status mpnas__dw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n,
+                                       int h, int w, int c, int k, int stride, const float *x,
+                                       const mpnas__bn_in *in, const float *wt, float *y,
+                                       double *mean, double *m2);
 /* The statistics of an existing [m][c] tensor, 256-row blocks. */
 mpnas_status mpnas__bn_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                              const float *x, double *mean, double *m2);

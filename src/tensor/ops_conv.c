@@ -8,6 +8,9 @@
  * results in the same order (bit-identical run to run, with or without OpenMP), and the
  * weight gradients, whose splits never cut a reduction, do not depend on it at all. */
 #include <string.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "tensor/bn_plan.h"
 #include "tensor/ops.h"
@@ -57,9 +60,9 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
  * struct, so the plain forwards and those that also take BN statistics share the two
  * ways of spreading rows over threads below. */
 typedef void (*rows_fn)(const void *arg, int slot, int r0, int r1);
-/* slot: the part or chunk the rows belong to (< the runner's parts, or the plan's chunks):
- * calls with different slots may run at once, calls with the same slot never do, so a
- * producer may keep per-slot scratch. */
+/* slot (< the runner's parts): the thread's index in the runner's team; calls with
+ * different slots may run at once, calls with the same slot never do, so a producer may
+ * keep per-slot scratch. */
 
 /* Rows [0, rows) in `parts` slices cut at multiples of `granule`, one slice per thread
  * (rows are independent, so the split never changes a result). */
@@ -95,12 +98,15 @@ static void run_rows_stats(const mpnas__engine *eng, mpnas__bn_plan *plan, int p
 #pragma omp parallel for num_threads(team) schedule(static) if (team > 1)
 #endif
     for (int t = 0; t < nchunks; t++) {
-      int b0, b1;
+      int slot = 0, b0, b1;
+#if defined(_OPENMP)
+      slot = omp_get_thread_num(); /* < team <= parts */
+#endif
       mpnas__bn_plan_chunk(plan, t, &b0, &b1);
       for (int b = b0; b < b1; b++) {
         int r0, r1;
         mpnas__bn_plan_block(plan, b, &r0, &r1);
-        fn(arg, t, r0, r1);
+        fn(arg, slot, r0, r1);
         mpnas__bn_plan_fold(kt, plan, t, b, 0, plan->c, y);
       }
     }
@@ -270,7 +276,7 @@ mpnas_status mpnas__pw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int
 typedef struct gemm_bn_args {
   gemm_args g;
   const mpnas__bn_in *in;
-  float *scratch; /* [slots][BN_IN_ROWS][k] */
+  float *scratch; /* [parts][BN_IN_ROWS][k] */
 } gemm_bn_args;
 
 /* Rows [r0, r1): BN_IN_ROWS rows of x normalised into the slot's buffer, their product. */
@@ -304,8 +310,7 @@ mpnas_status mpnas__pw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *w
     mpnas__arena_release(ws, mark);
     return MPNAS_E_NO_MEMORY;
   }
-  int slots = parts > plan.nchunks ? parts : plan.nchunks;
-  float *scratch = mpnas__arena_floats(ws, (size_t)slots * BN_IN_ROWS * (size_t)cin);
+  float *scratch = mpnas__arena_floats(ws, (size_t)parts * BN_IN_ROWS * (size_t)cin);
   if (scratch == NULL) {
     mpnas__arena_release(ws, mark);
     return MPNAS_E_NO_MEMORY;
@@ -634,6 +639,74 @@ mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c,
       if (c1 > c0) bwd_w(&s, n, x, dy, dwt, c0, c1);
     }
   }
+  return MPNAS_OK;
+}
+
+/* Arguments of dw_bn_part: dw_args whose x is the un-normalised input. */
+typedef struct dw_bn_args {
+  dw_args d;
+  const mpnas__kernels *kt;
+  const mpnas__bn_in *in;
+  int block_rows;  /* output rows per step: those of a statistics block */
+  float *scratch;  /* [parts][h][w][c]: a slot's image, only the rows in use written */
+} dw_bn_args;
+
+/* Output rows [r0, r1) of the n*ho rows, block_rows at a time: the input rows those read
+ * normalised into the slot's image buffer at their own place (rows a neighbouring step
+ * also reads are normalised again), then the kernel on that image. The kernel reads only
+ * the rows its output rows cover and pads outside the image with zeros, as it would pad
+ * the normalised tensor. */
+static void dw_bn_part(const void *arg, int slot, int r0, int r1) {
+  const dw_bn_args *a = arg;
+  const mpnas__dw_shape *s = a->d.s;
+  size_t row = (size_t)s->w * s->c, in_image = (size_t)s->h * row;
+  size_t out_image = (size_t)s->ho * s->wo * s->c;
+  float *buf = a->scratch + (size_t)slot * in_image;
+  for (int b0 = r0; b0 < r1;) {
+    int i = b0 / s->ho, oh0 = b0 - i * s->ho;
+    int oh1 = oh0 + a->block_rows;
+    if (oh1 > s->ho) oh1 = s->ho;
+    if (oh1 > r1 - i * s->ho) oh1 = r1 - i * s->ho;
+    int ih0 = oh0 * s->stride - s->pad, ih1 = (oh1 - 1) * s->stride - s->pad + s->k;
+    if (ih0 < 0) ih0 = 0;
+    if (ih1 > s->h) ih1 = s->h;
+    if (ih1 > ih0)
+      a->kt->bn_apply((ih1 - ih0) * s->w, s->c, (size_t)s->c, a->d.x + i * in_image + ih0 * row,
+                      a->in->mu, a->in->k, a->in->b, a->in->act, NULL, buf + ih0 * row);
+    a->d.fwd(s, buf, a->d.wt, NULL, NULL, MPNAS__ACT_NONE, a->d.y + i * out_image, oh0, oh1);
+    b0 = i * s->ho + oh1;
+  }
+}
+
+mpnas_status mpnas__dw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n,
+                                       int h, int w, int c, int k, int stride, const float *x,
+                                       const mpnas__bn_in *in, const float *wt, float *y,
+                                       double *mean, double *m2) {
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, h, w, c, k, stride);
+  int rows = n * s.ho;
+  if (c <= 0) return MPNAS_OK;
+  if (rows <= 0 || s.wo <= 0) {
+    stats_empty(c, mean, m2);
+    return MPNAS_OK;
+  }
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas__bn_plan plan;
+  int parts = dw_parts(eng, &s, rows);
+  if (mpnas__bn_plan_init(&plan, ws, rows, s.wo, c) != MPNAS_OK) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  float *scratch = mpnas__arena_floats(ws, (size_t)parts * h * w * c);
+  if (scratch == NULL) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  dw_bn_args a = {{eng->k->dw_fwd, &s, n, x, wt, NULL, NULL, MPNAS__ACT_NONE, y}, eng->k, in,
+                  plan.per_block, scratch};
+  run_rows_stats(eng, &plan, parts, 1, dw_bn_part, &a, y);
+  mpnas__bn_plan_merge(&plan, mean, m2);
+  mpnas__arena_release(ws, mark);
   return MPNAS_OK;
 }
 
