@@ -9,6 +9,15 @@
 #include "search/supernet.h"
 
 #define CTX(m) ((m)->ctx)
+/* The calls that change the model are refused while mpnas_model_train runs
+ * (from its progress callback): the running loop would go on with what they
+ * changed. */
+#define REFUSE_WHILE_TRAINING(m)                                               \
+  do {                                                                         \
+    if ((m)->running)                                                          \
+      return mpnas__refuse_while_running(CTX(m), __func__,                     \
+                                         "mpnas_model_train");                 \
+  } while (0)
 
 struct mpnas_predictor {
   const mpnas_model *model;
@@ -114,7 +123,7 @@ mpnas_status mpnas_model_create_from_supernet(const mpnas_supernet *sn, mpnas_mo
 mpnas_status mpnas_model_add_domain(mpnas_model *m, const char *name, int32_t num_classes,
                                     const int32_t *path, size_t num_layers, int32_t *domain) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_add_domain", "mpnas_model_train");
+  REFUSE_WHILE_TRAINING(m);
   mpnas_status st = not_started(m, "mpnas_model_add_domain");
   if (st == MPNAS_OK) st = mpnas__check_domain(CTX(m), name, num_classes);
   if (st == MPNAS_OK) st = check_path(m, path, num_layers);
@@ -177,7 +186,7 @@ mpnas_status mpnas_model_space(const mpnas_model *m, const mpnas_space **out) {
 mpnas_status mpnas_model_set_data(mpnas_model *m, int32_t domain, int32_t split, int32_t dtype,
                                   const void *images, const int32_t *labels, int64_t count) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_set_data", "mpnas_model_train");
+  REFUSE_WHILE_TRAINING(m);
   mpnas_status st = check_domain(m, domain);
   if (st != MPNAS_OK) return st;
   if (m->prepared)
@@ -193,7 +202,7 @@ mpnas_status mpnas_model_set_data(mpnas_model *m, int32_t domain, int32_t split,
 
 mpnas_status mpnas_model_clear_data(mpnas_model *m) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_clear_data", "mpnas_model_train");
+  REFUSE_WHILE_TRAINING(m);
   for (int32_t d = 0; d < m->ndomains; d++) mpnas__domain_data_free(CTX(m), &m->domains[d].data);
   /* Training cannot go on without data: a later train call prepares again. */
   m->prepared = 0;
@@ -211,7 +220,7 @@ static mpnas_status locked(const mpnas_model *m, int32_t param) {
 
 mpnas_status mpnas_model_set_int(mpnas_model *m, int32_t param, int64_t v) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_set_int", "mpnas_model_train");
+  REFUSE_WHILE_TRAINING(m);
   mpnas_context *ctx = CTX(m);
   /* read-only before locked: MPNAS_E_INVALID_ARGUMENT whenever it is asked */
   if (mpnas__settings_read_only(&mpnas__train_settings, param))
@@ -252,7 +261,7 @@ mpnas_status mpnas_model_get_int(const mpnas_model *m, int32_t param, int64_t *v
 
 mpnas_status mpnas_model_set_double(mpnas_model *m, int32_t param, double value) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_set_double", "mpnas_model_train");
+  REFUSE_WHILE_TRAINING(m);
   mpnas_status st = locked(m, param);
   if (st != MPNAS_OK) return st;
   if (mpnas__abdp_is_param(param))
@@ -271,7 +280,7 @@ mpnas_status mpnas_model_get_double(const mpnas_model *m, int32_t param, double 
 mpnas_status mpnas_model_set_domain_int(mpnas_model *m, int32_t domain, int32_t param,
                                         int64_t value) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_set_domain_int", "mpnas_model_train");
+  REFUSE_WHILE_TRAINING(m);
   mpnas_status st = check_domain(m, domain);
   if (st != MPNAS_OK) return st;
   return mpnas__settings_set_int(CTX(m), &mpnas__domain_settings, &m->domains[domain], param,
@@ -293,7 +302,7 @@ static mpnas_status train(mpnas_model *m, int64_t max_steps, mpnas_train_progres
 mpnas_status mpnas_model_train(mpnas_model *m, int64_t max_steps, mpnas_train_progress_fn progress,
                                void *user, int64_t every) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_train", "mpnas_model_train");
+  REFUSE_WHILE_TRAINING(m);
   uint64_t mark = mpnas__failure_mark(CTX(m));
   m->running = 1;
   mpnas_status st = train(m, max_steps, progress, user, every);
@@ -546,7 +555,7 @@ mpnas_status mpnas_predictor_get_precision(const mpnas_predictor *p, int32_t *pr
 
 mpnas_status mpnas_model_quantize(mpnas_model *m, int32_t images) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_quantize", "mpnas_model_train");
+  REFUSE_WHILE_TRAINING(m);
   mpnas_status st = has_float(m, "mpnas_model_quantize");
   if (st != MPNAS_OK) return st;
   if (images < 0 || images > MPNAS__QUANT_MAX_IMAGES)
@@ -561,7 +570,7 @@ mpnas_status mpnas_model_quantize(mpnas_model *m, int32_t images) {
 
 mpnas_status mpnas_model_drop_float(mpnas_model *m) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_drop_float", "mpnas_model_train");
+  REFUSE_WHILE_TRAINING(m);
   if (m->quant == NULL)
     return mpnas__fail(CTX(m), MPNAS_E_STATE,
                        "mpnas_model_drop_float: the model is not quantised (mpnas_model_quantize)");
@@ -583,7 +592,7 @@ mpnas_status mpnas_model_save_checkpoint(const mpnas_model *m, const char *path)
 
 mpnas_status mpnas_model_load_checkpoint_buffer(mpnas_model *m, const void *data, size_t size) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_load_checkpoint_buffer", "mpnas_model_train");
+  REFUSE_WHILE_TRAINING(m);
   if (data == NULL)
     return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT,
                        "mpnas_model_load_checkpoint_buffer: data is NULL");
@@ -594,7 +603,7 @@ mpnas_status mpnas_model_load_checkpoint_buffer(mpnas_model *m, const void *data
 
 mpnas_status mpnas_model_load_checkpoint(mpnas_model *m, const char *path) {
   if (m == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (m->running) return mpnas__refuse_while_running(CTX(m), "mpnas_model_load_checkpoint", "mpnas_model_train");
+  REFUSE_WHILE_TRAINING(m);
   if (path == NULL) return mpnas__fail(CTX(m), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
   uint64_t mark = mpnas__failure_mark(CTX(m));
   return mpnas__explain(CTX(m), mpnas__model_checkpoint_load(m, path), mark,

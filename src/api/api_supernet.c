@@ -6,6 +6,15 @@
 #include "search/supernet.h"
 
 #define CTX(sn) ((sn)->ctx)
+/* The calls that change the supernet are refused while mpnas_supernet_search
+ * runs (from its progress callback): the running loop would go on with what
+ * they changed. */
+#define REFUSE_WHILE_SEARCHING(sn)                                             \
+  do {                                                                         \
+    if ((sn)->running)                                                         \
+      return mpnas__refuse_while_running(CTX(sn), __func__,                    \
+                                         "mpnas_supernet_search");             \
+  } while (0)
 
 mpnas_status mpnas_supernet_create(mpnas_context *ctx, const mpnas_space *space,
                                    mpnas_supernet **out) {
@@ -35,7 +44,7 @@ static mpnas_status not_started(const mpnas_supernet *sn, const char *what) {
 mpnas_status mpnas_supernet_add_domain(mpnas_supernet *sn, const char *name,
                                        int32_t num_classes, int32_t *domain) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (sn->running) return mpnas__refuse_while_running(CTX(sn), "mpnas_supernet_add_domain", "mpnas_supernet_search");
+  REFUSE_WHILE_SEARCHING(sn);
   mpnas_status st = not_started(sn, "mpnas_supernet_add_domain");
   if (st != MPNAS_OK) return st;
   if ((st = mpnas__check_domain(CTX(sn), name, num_classes)) != MPNAS_OK) return st;
@@ -65,7 +74,7 @@ mpnas_status mpnas_supernet_set_data(mpnas_supernet *sn, int32_t domain, int32_t
                                      int32_t dtype, const void *images, const int32_t *labels,
                                      int64_t count) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (sn->running) return mpnas__refuse_while_running(CTX(sn), "mpnas_supernet_set_data", "mpnas_supernet_search");
+  REFUSE_WHILE_SEARCHING(sn);
   mpnas_context *ctx = CTX(sn);
   mpnas_status st = not_started(sn, "mpnas_supernet_set_data");
   if (st == MPNAS_OK) st = check_domain(sn, domain);
@@ -99,7 +108,7 @@ static mpnas_status abdp_locked(mpnas_supernet *sn, int32_t param) {
 
 mpnas_status mpnas_supernet_set_int(mpnas_supernet *sn, int32_t param, int64_t v) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (sn->running) return mpnas__refuse_while_running(CTX(sn), "mpnas_supernet_set_int", "mpnas_supernet_search");
+  REFUSE_WHILE_SEARCHING(sn);
   if (mpnas__abdp_is_param(param)) {
     mpnas_status st = abdp_locked(sn, param);
     return st != MPNAS_OK
@@ -125,7 +134,7 @@ mpnas_status mpnas_supernet_get_int(const mpnas_supernet *sn, int32_t param, int
 
 mpnas_status mpnas_supernet_set_double(mpnas_supernet *sn, int32_t param, double value) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (sn->running) return mpnas__refuse_while_running(CTX(sn), "mpnas_supernet_set_double", "mpnas_supernet_search");
+  REFUSE_WHILE_SEARCHING(sn);
   if (mpnas__abdp_is_param(param)) {
     mpnas_status st = abdp_locked(sn, param);
     return st != MPNAS_OK ? st
@@ -160,7 +169,7 @@ static mpnas_status check_path_arg(const mpnas_supernet *sn, const int32_t *path
 
 mpnas_status mpnas_supernet_set_fixed_path(mpnas_supernet *sn, const int32_t *path, size_t n) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (sn->running) return mpnas__refuse_while_running(CTX(sn), "mpnas_supernet_set_fixed_path", "mpnas_supernet_search");
+  REFUSE_WHILE_SEARCHING(sn);
   mpnas_status st = not_started(sn, "mpnas_supernet_set_fixed_path");
   if (st == MPNAS_OK) st = check_path_arg(sn, path, n);
   if (st != MPNAS_OK) return st;
@@ -207,7 +216,7 @@ static mpnas_status search(mpnas_supernet *sn, int64_t max_steps,
 mpnas_status mpnas_supernet_search(mpnas_supernet *sn, int64_t max_steps,
                                    mpnas_search_progress_fn progress, void *user, int64_t every) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (sn->running) return mpnas__refuse_while_running(CTX(sn), "mpnas_supernet_search", "mpnas_supernet_search");
+  REFUSE_WHILE_SEARCHING(sn);
   uint64_t mark = mpnas__failure_mark(CTX(sn));
   sn->running = 1;
   mpnas_status st = search(sn, max_steps, progress, user, every);
@@ -290,7 +299,7 @@ mpnas_status mpnas_supernet_latency_table(mpnas_supernet *sn, double *seconds, s
 mpnas_status mpnas_supernet_set_latency_table(mpnas_supernet *sn, const double *seconds,
                                               size_t count) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (sn->running) return mpnas__refuse_while_running(CTX(sn), "mpnas_supernet_set_latency_table", "mpnas_supernet_search");
+  REFUSE_WHILE_SEARCHING(sn);
   size_t n = 1 + (size_t)sn->op_offset[sn->nlayers];
   if (seconds == NULL || count != n)
     return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT,
@@ -317,7 +326,7 @@ mpnas_status mpnas_supernet_save_checkpoint(const mpnas_supernet *sn, const char
 mpnas_status mpnas_supernet_load_checkpoint_buffer(mpnas_supernet *sn, const void *data,
                                                    size_t size) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (sn->running) return mpnas__refuse_while_running(CTX(sn), "mpnas_supernet_load_checkpoint_buffer", "mpnas_supernet_search");
+  REFUSE_WHILE_SEARCHING(sn);
   if (data == NULL)
     return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT,
                        "mpnas_supernet_load_checkpoint_buffer: data is NULL");
@@ -328,7 +337,7 @@ mpnas_status mpnas_supernet_load_checkpoint_buffer(mpnas_supernet *sn, const voi
 
 mpnas_status mpnas_supernet_load_checkpoint(mpnas_supernet *sn, const char *path) {
   if (sn == NULL) return MPNAS_E_INVALID_ARGUMENT;
-  if (sn->running) return mpnas__refuse_while_running(CTX(sn), "mpnas_supernet_load_checkpoint", "mpnas_supernet_search");
+  REFUSE_WHILE_SEARCHING(sn);
   if (path == NULL) return mpnas__fail(CTX(sn), MPNAS_E_INVALID_ARGUMENT, "path is NULL");
   uint64_t mark = mpnas__failure_mark(CTX(sn));
   return mpnas__explain(CTX(sn), mpnas__supernet_load(sn, path), mark,
