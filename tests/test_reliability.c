@@ -1140,8 +1140,17 @@ static void test_embedded_space_read_only(void) {
  * MPNAS_E_STATE (clear_data made the step divide by zero; quantize + drop_float left a
  * model training on dropped weights, then crashing evaluate), and the run goes on. */
 typedef struct cb_calls {
-  int calls, refused, other;
+  int calls, refused, other, named; /* named: the refusal's message names the call */
+  mpnas_context *ctx;
 } cb_calls;
+
+/* The last refusal named `call` and the run it came from. */
+static void note_named(cb_calls *c, const char *call, const char *run) {
+  const char *msg = c->ctx != NULL ? mpnas_context_last_error(c->ctx) : NULL;
+  char want[128];
+  snprintf(want, sizeof want, " %s: called %s", call, run);
+  if (msg != NULL && strstr(msg, want) != NULL) c->named++;
+}
 
 static void note(cb_calls *c, mpnas_status st) {
   c->calls++;
@@ -1160,6 +1169,7 @@ static int32_t train_cb(void *user, mpnas_model *m, int64_t step, int64_t total)
   note(c, mpnas_model_set_data(m, 0, MPNAS_SPLIT_TRAIN, MPNAS_DTYPE_U8, images[0], labels[0],
                                NIMG));
   note(c, mpnas_model_train(m, 1, NULL, NULL, 0));
+  note_named(c, "mpnas_model_train", "while mpnas_model_train runs");
   return 0;
 }
 
@@ -1171,6 +1181,7 @@ static int32_t search_cb(void *user, mpnas_supernet *sn, int64_t step, int64_t t
                                   NIMG));
   note(c, mpnas_supernet_set_int(sn, MPNAS_SEARCH_STEPS, 2));
   note(c, mpnas_supernet_search(sn, 1, NULL, NULL, 0));
+  note_named(c, "mpnas_supernet_search", "while mpnas_supernet_search runs");
   return 0;
 }
 
@@ -1180,9 +1191,10 @@ static void test_changes_from_a_callback_refused(void) {
   if (ctx == NULL) return;
   mpnas_space *sp = tiny_space(ctx, MPNAS_ACT_RELU);
   mpnas_model *m = tiny_model(ctx, sp, 4);
-  cb_calls c = {0, 0, 0};
+  cb_calls c = {.ctx = ctx};
   OK(mpnas_model_train(m, 0, train_cb, &c, 1));
   CHECK(c.calls > 0 && c.refused == c.calls && c.other == 0);
+  CHECK(c.named == 4); /* the message names the call and the run, at every step */
   int64_t step = 0, q = -1;
   OK(mpnas_model_get_int(m, MPNAS_TRAIN_STEP, &step));
   OK(mpnas_model_get_int(m, MPNAS_MODEL_QUANTIZED, &q));
@@ -1191,9 +1203,10 @@ static void test_changes_from_a_callback_refused(void) {
   OK(mpnas_model_evaluate(m, 0, MPNAS_DTYPE_U8, images[0], labels[0], NIMG, &top1, &loss));
   OK(mpnas_model_clear_data(m)); /* after the run: allowed */
   mpnas_supernet *sn = tiny_supernet(ctx, sp, 3);
-  cb_calls s = {0, 0, 0};
+  cb_calls s = {.ctx = ctx};
   OK(mpnas_supernet_search(sn, 0, search_cb, &s, 1));
   CHECK(s.calls > 0 && s.refused == s.calls && s.other == 0);
+  CHECK(s.named == 3);
   OK(mpnas_supernet_get_int(sn, MPNAS_SEARCH_STEP, &step));
   CHECK(step == 3);
   mpnas_supernet_free(sn);
