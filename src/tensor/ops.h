@@ -151,7 +151,8 @@ mpnas_status mpnas__dw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int
  * a small per-thread buffer just before its product, so the normalised tensor is never
  * written to memory and read back. y and the statistics are those of
  * mpnas__bn_act_apply_keep then mpnas__pw_fwd_stats, bit for bit (the BN kernel is
- * elementwise, the product's rows independent of each other). */
+ * elementwise, the product's rows independent of each other). in NULL: x as it is
+ * (mpnas__pw_fwd_stats). */
 typedef struct mpnas__bn_in {
   const float *mu, *k, *b;
   int act;
@@ -163,7 +164,8 @@ mpnas_status mpnas__pw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *w
 /* mpnas__dw_fwd_stats of act((x - mu) * k + b) instead of x, the input rows each block of
  * output rows reads normalised into a per-thread image buffer just before the kernel
  * reads them (scratch: an input image per thread). The same bits as
- * mpnas__bn_act_apply_keep then mpnas__dw_fwd_stats. */
+ * mpnas__bn_act_apply_keep then mpnas__dw_fwd_stats. in NULL: x as it is
+ * (mpnas__dw_fwd_stats). */
 mpnas_status mpnas__dw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n,
                                        int h, int w, int c, int k, int stride, const float *x,
                                        const mpnas__bn_in *in, const float *wt, float *y,

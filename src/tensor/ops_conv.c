@@ -248,24 +248,7 @@ static void stats_empty(int c, double *mean, double *m2) {
 mpnas_status mpnas__pw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
                                  int cout, const float *x, const float *wt, float *y,
                                  double *mean, double *m2) {
-  if (cout <= 0) return MPNAS_OK;
-  if (m <= 0) {
-    stats_empty(cout, mean, m2);
-    return MPNAS_OK;
-  }
-  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  mpnas__bn_plan plan;
-  float *packed = pack_weights(eng, ws, cin, cout, wt);
-  if (packed == NULL || mpnas__bn_plan_init(&plan, ws, m, 1, cout) != MPNAS_OK) {
-    mpnas__arena_release(ws, mark);
-    return MPNAS_E_NO_MEMORY;
-  }
-  gemm_args a = {eng->k, cin, cout, x, packed, NULL, NULL, MPNAS__ACT_NONE, NULL, y};
-  run_rows_stats(eng, &plan, gemm_parts(eng, m, cin, cout), MPNAS__ROW_GRANULE, gemm_part, &a,
-                 y);
-  mpnas__bn_plan_merge(&plan, mean, m2);
-  mpnas__arena_release(ws, mark);
-  return MPNAS_OK;
+  return mpnas__pw_fwd_stats_bn_in(eng, ws, m, cin, cout, x, NULL, wt, y, mean, m2);
 }
 
 /* Rows of the BN-normalised input at a time: a slot's buffer of BN_IN_ROWS x cin floats
@@ -305,19 +288,17 @@ mpnas_status mpnas__pw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *w
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   mpnas__bn_plan plan;
   int parts = gemm_parts(eng, m, cin, cout);
-  float *packed = pack_weights(eng, ws, cin, cout, wt);
-  if (packed == NULL || mpnas__bn_plan_init(&plan, ws, m, 1, cout) != MPNAS_OK) {
-    mpnas__arena_release(ws, mark);
-    return MPNAS_E_NO_MEMORY;
-  }
-  float *scratch = mpnas__arena_floats(ws, (size_t)parts * BN_IN_ROWS * (size_t)cin);
-  if (scratch == NULL) {
+  float *packed = pack_weights(eng, ws, cin, cout, wt), *scratch = NULL;
+  if (packed == NULL || mpnas__bn_plan_init(&plan, ws, m, 1, cout) != MPNAS_OK ||
+      (in != NULL &&
+       (scratch = mpnas__arena_floats(ws, (size_t)parts * BN_IN_ROWS * (size_t)cin)) == NULL)) {
     mpnas__arena_release(ws, mark);
     return MPNAS_E_NO_MEMORY;
   }
   gemm_bn_args a = {{eng->k, cin, cout, x, packed, NULL, NULL, MPNAS__ACT_NONE, NULL, y}, in,
                     scratch};
-  run_rows_stats(eng, &plan, parts, MPNAS__ROW_GRANULE, gemm_bn_part, &a, y);
+  if (in != NULL) run_rows_stats(eng, &plan, parts, MPNAS__ROW_GRANULE, gemm_bn_part, &a, y);
+  else run_rows_stats(eng, &plan, parts, MPNAS__ROW_GRANULE, gemm_part, &a.g, y);
   mpnas__bn_plan_merge(&plan, mean, m2);
   mpnas__arena_release(ws, mark);
   return MPNAS_OK;
@@ -693,18 +674,16 @@ mpnas_status mpnas__dw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *w
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   mpnas__bn_plan plan;
   int parts = dw_parts(eng, &s, rows);
-  if (mpnas__bn_plan_init(&plan, ws, rows, s.wo, c) != MPNAS_OK) {
-    mpnas__arena_release(ws, mark);
-    return MPNAS_E_NO_MEMORY;
-  }
-  float *scratch = mpnas__arena_floats(ws, (size_t)parts * h * w * c);
-  if (scratch == NULL) {
+  float *scratch = NULL;
+  if (mpnas__bn_plan_init(&plan, ws, rows, s.wo, c) != MPNAS_OK ||
+      (in != NULL && (scratch = mpnas__arena_floats(ws, (size_t)parts * h * w * c)) == NULL)) {
     mpnas__arena_release(ws, mark);
     return MPNAS_E_NO_MEMORY;
   }
   dw_bn_args a = {{eng->k->dw_fwd, &s, n, x, wt, NULL, NULL, MPNAS__ACT_NONE, y}, eng->k, in,
                   plan.per_block, scratch};
-  run_rows_stats(eng, &plan, parts, 1, dw_bn_part, &a, y);
+  if (in != NULL) run_rows_stats(eng, &plan, parts, 1, dw_bn_part, &a, y);
+  else run_rows_stats(eng, &plan, parts, 1, dw_part, &a.d, y);
   mpnas__bn_plan_merge(&plan, mean, m2);
   mpnas__arena_release(ws, mark);
   return MPNAS_OK;
@@ -713,23 +692,5 @@ mpnas_status mpnas__dw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *w
 mpnas_status mpnas__dw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
                                  int w, int c, int k, int stride, const float *x,
                                  const float *wt, float *y, double *mean, double *m2) {
-  mpnas__dw_shape s;
-  mpnas__dw_shape_init(&s, h, w, c, k, stride);
-  int rows = n * s.ho;
-  if (c <= 0) return MPNAS_OK;
-  if (rows <= 0 || s.wo <= 0) {
-    stats_empty(c, mean, m2);
-    return MPNAS_OK;
-  }
-  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  mpnas__bn_plan plan;
-  if (mpnas__bn_plan_init(&plan, ws, rows, s.wo, c) != MPNAS_OK) {
-    mpnas__arena_release(ws, mark);
-    return MPNAS_E_NO_MEMORY;
-  }
-  dw_args a = {eng->k->dw_fwd, &s, n, x, wt, NULL, NULL, MPNAS__ACT_NONE, y};
-  run_rows_stats(eng, &plan, dw_parts(eng, &s, rows), 1, dw_part, &a, y);
-  mpnas__bn_plan_merge(&plan, mean, m2);
-  mpnas__arena_release(ws, mark);
-  return MPNAS_OK;
+  return mpnas__dw_fwd_stats_bn_in(eng, ws, n, h, w, c, k, stride, x, NULL, wt, y, mean, m2);
 }
