@@ -255,8 +255,8 @@ void mpnas__ib_geom_init(mpnas__ib_geom *g, int cin, int cout, int expansion, in
  * without squeeze-excite, the depthwise's) to its input rows as it reads them (into a
  * per-thread buffer in cache), so those activated tensors are never written to memory
  * (the backward recomputes them from the tape); the project's BN and the residual make
- * one more pass, into y. The same arithmetic in training and
- * evaluation, so evaluation reproduces training's output bit for bit. */
+ * one more pass, into y. The same arithmetic in training and evaluation, so
+ * evaluation reproduces training's output bit for bit. */
 static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
                                const mpnas__ib_geom *g, const mpnas__ib_weights *p, int n,
                                int h, int w, const float *x, mpnas__ib_tape *t, float *y) {
@@ -274,7 +274,7 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
   /* Conv outputs on the tape, or in scratch. The depthwise applies the expand's BN and
    * activation to its input rows as it reads them (mpnas__dw_fwd_stats_bn_in), so the
    * expand's activated output is never written. */
-  float *e_pre = NULL, *d_pre, *d_act;
+  float *e_pre = NULL, *d_pre, *d_act = NULL;
   if (g->expand) {
     if (t != NULL) e_pre = t->e_pre;
     else TAKE_TMP(e_pre, mid_in);
@@ -283,7 +283,6 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
    * to its input rows itself (mpnas__pw_fwd_stats_bn_in): d_act is not written then
    * (training needs no buffer for it; evaluation one, the depthwise output's). */
   int bn_in_project = !g->se;
-  d_act = NULL;
   if (t == NULL || !bn_in_project) TAKE_TMP(d_act, mid_out);
   d_pre = t ? t->d_pre : d_act;
   bn_saved s1 = {0}, s2 = {0}, s3 = {0};
