@@ -70,6 +70,16 @@ static int take_bn_saved(mpnas__arena *ws, int c, bn_saved *s) {
   return 1;
 }
 
+/* The training-mode BN of bn: without save (evaluation) running statistics untouched
+ * and nothing kept, else the running statistics updated and the batch statistics kept. */
+static mpnas__bn_train bn_train_of(const mpnas__bn *bn, const bn_saved *save) {
+  if (save == NULL)
+    return (mpnas__bn_train){bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, NULL, NULL,
+                             NULL, NULL};
+  return (mpnas__bn_train){bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, bn->mean,
+                           bn->var, save->mean, save->invstd};
+}
+
 /* Training-mode BN of `pre` [m][c] from its statistics (mean = st, m2 = st + c), fused
  * with the activation and an optional residual. save: NULL (evaluation: running
  * statistics untouched, nothing kept), or where the tape keeps the statistics and
@@ -78,31 +88,23 @@ static mpnas_status bn_from_stats(const mpnas__engine *eng, mpnas__arena *ws, in
                                   const float *pre, const double *st, const mpnas__bn *bn,
                                   const bn_saved *save, int act, const float *residual,
                                   float *y) {
-  if (save == NULL) {
-    mpnas__bn_train t = {bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, NULL, NULL,
-                         NULL, NULL};
-    return mpnas__bn_act_apply(eng, ws, m, c, pre, st, st + c, &t, act, residual, NULL, y);
-  }
-  mpnas__bn_train t = {bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, bn->mean, bn->var,
-                       save->mean, save->invstd};
+  mpnas__bn_train t = bn_train_of(bn, save);
   return mpnas__bn_act_apply_keep(eng, ws, m, c, pre, st, st + c, &t, act, residual, NULL, y,
-                                  save->k, save->b);
+                                  save ? save->k : NULL, save ? save->b : NULL);
 }
 
-/* bn_from_stats's coefficients only (coef: mu, k, b, c floats each), for an op that
- * applies them itself; the same running statistics and tape. */
-static mpnas_status bn_coeffs_from_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
-                                         const double *st, const mpnas__bn *bn,
-                                         const bn_saved *save, float *coef) {
-  float *mu = coef, *k = coef + c, *b = coef + 2 * (size_t)c;
-  if (save == NULL) {
-    mpnas__bn_train t = {bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, NULL, NULL,
-                         NULL, NULL};
-    return mpnas__bn_coeffs(eng, ws, m, c, st, st + c, &t, mu, k, b, NULL, NULL);
-  }
-  mpnas__bn_train t = {bn->gamma, bn->beta, MPNAS__BN_EPS, MPNAS__BN_MOMENTUM, bn->mean, bn->var,
-                       save->mean, save->invstd};
-  return mpnas__bn_coeffs(eng, ws, m, c, st, st + c, &t, mu, k, b, save->k, save->b);
+/* bn_from_stats's BN and activation for a conv that applies them to its input rows
+ * itself (*in, its coefficients in arena scratch); the same running statistics and
+ * tape. */
+static mpnas_status bn_in_from_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                                     const double *st, const mpnas__bn *bn, const bn_saved *save,
+                                     int act, mpnas__bn_in *in) {
+  float *coef = mpnas__arena_floats(ws, 3 * (size_t)c);
+  if (coef == NULL) return MPNAS_E_NO_MEMORY;
+  *in = (mpnas__bn_in){coef, coef + c, coef + 2 * (size_t)c, act};
+  mpnas__bn_train t = bn_train_of(bn, save);
+  return mpnas__bn_coeffs(eng, ws, m, c, st, st + c, &t, coef, coef + c, coef + 2 * (size_t)c,
+                          save ? save->k : NULL, save ? save->b : NULL);
 }
 
 /* The activations whose derivative is a function of their output as well: ReLU6's
@@ -292,13 +294,11 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
     s3 = (bn_saved){t->p_mean, t->p_invstd, NULL, NULL};
   }
 
+  mpnas__bn_in in;
   if (g->expand) {
-    float *coef;
-    TAKE_TMP(coef, 3 * (size_t)cm);
-    mpnas__bn_in in = {coef, coef + cm, coef + 2 * (size_t)cm, g->act};
     st = mpnas__pw_fwd_stats(eng, ws, m_in, g->cin, cm, x, p->exp_w, e_pre, stats, stats + cm);
     if (st == MPNAS_OK)
-      st = bn_coeffs_from_stats(eng, ws, m_in, cm, stats, &p->bn1, t ? &s1 : NULL, coef);
+      st = bn_in_from_stats(eng, ws, m_in, cm, stats, &p->bn1, t ? &s1 : NULL, g->act, &in);
     if (st == MPNAS_OK)
       st = mpnas__dw_fwd_stats_bn_in(eng, ws, n, h, w, cm, g->k, g->stride, e_pre, &in, p->dw_w,
                                      d_pre, stats, stats + cm);
@@ -309,10 +309,7 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
   if (st != MPNAS_OK) goto done;
   float *p_pre = t ? t->p_pre : y;
   if (bn_in_project) {
-    float *coef;
-    TAKE_TMP(coef, 3 * (size_t)cm);
-    mpnas__bn_in in = {coef, coef + cm, coef + 2 * (size_t)cm, g->act};
-    st = bn_coeffs_from_stats(eng, ws, m_out, cm, stats, &p->bn2, t ? &s2 : NULL, coef);
+    st = bn_in_from_stats(eng, ws, m_out, cm, stats, &p->bn2, t ? &s2 : NULL, g->act, &in);
     if (st == MPNAS_OK)
       st = mpnas__pw_fwd_stats_bn_in(eng, ws, m_out, cm, g->cout, d_pre, &in, p->proj_w, p_pre,
                                      stats, stats + g->cout);
