@@ -9,6 +9,7 @@
  *   fwd    mpnas__bn_act_fwd_train: statistics + BN output + activation output (fused),
  *   fwd2   mpnas__bn_fwd_train then mpnas__act_fwd (the same result in two passes),
  *   bwd    mpnas__act_bwd then mpnas__bn_bwd (dgamma, dbeta, dx),
+ *   bwd1   mpnas__bn_bwd with the activation folded in (the same result, a pass fewer),
  * and the bandwidth of the fused forward counted as 3 reads + 2 writes of m*c floats.
  * The minimum is the better estimate on a busy machine.
  *
@@ -197,8 +198,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "cannot use that ISA here\n");
     return 1;
   }
-  double *t[3];
-  for (int k = 0; k < 3; k++) t[k] = malloc(sizeof(double) * (size_t)reps);
+  double *t[4];
+  for (int k = 0; k < 4; k++) t[k] = malloc(sizeof(double) * (size_t)reps);
   printf("%-14s %-7s %3s  %-5s %10s %10s  %s\n", "shape", "act", "thr", "pass", "median us",
          "min us", "(fwd: GB/s at min)");
   for (int ti = 0; ti < nthreads; ti++) {
@@ -231,12 +232,15 @@ int main(int argc, char **argv) {
           mpnas__act_fwd(eng, act, n, norm, y);
           double t2 = bench_now();
           mpnas__act_bwd(eng, act, n, norm, dy, dn);
-          mpnas__bn_bwd(eng, NULL, m, c, x, g, sm, si, dn, dx, dg, db);
+          mpnas__bn_bwd(eng, NULL, m, c, x, g, sm, si, NULL, dn, dx, dg, db);
           double t3 = bench_now();
-          if (r >= 0) t[0][r] = t1 - t0, t[1][r] = t2 - t1, t[2][r] = t3 - t2;
+          mpnas__bn_bwd(eng, NULL, m, c, x, g, sm, si, &(mpnas__bn_act){sm, si, b, act}, dy, dx,
+                        dg, db);
+          double t4 = bench_now();
+          if (r >= 0) t[0][r] = t1 - t0, t[1][r] = t2 - t1, t[2][r] = t3 - t2, t[3][r] = t4 - t3;
         }
-        static const char *pass[3] = {"fwd", "fwd2", "bwd"};
-        for (int k = 0; k < 3; k++) {
+        static const char *pass[4] = {"fwd", "fwd2", "bwd", "bwd1"};
+        for (int k = 0; k < 4; k++) {
           qsort(t[k], (size_t)reps, sizeof(double), bench_cmp_double);
           double med = t[k][reps / 2], mn = t[k][0];
           printf("%-14s %-7s %3d  %-5s %10.1f %10.1f", SHAPES[s].name, ACT_NAMES[act],
@@ -248,7 +252,7 @@ int main(int argc, char **argv) {
         free(rm), free(rv), free(sm), free(si), free(dg), free(db);
       }
   }
-  for (int k = 0; k < 3; k++) free(t[k]);
+  for (int k = 0; k < 4; k++) free(t[k]);
   mpnas_context_free(ctx);
   return 0;
 }

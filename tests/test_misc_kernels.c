@@ -363,6 +363,80 @@ static void test_bn_bwd(void) {
   printf("    %d cases\n", cases);
 }
 
+/* bn_bwd_reduce_act against the same table's bn_apply, act_bwd (on the activation's
+ * output for ReLU / ReLU6, as the training backward used to, else on t) and
+ * bn_bwd_reduce in turn: the same bits in g and in the sums, g in place over dy too.
+ * Some channels have b on a kink (0, 6, +-3) and rows with x == mu there, so t sits
+ * exactly on it. */
+static int reduce_act_case(const mpnas__kernels *t, int m, int c, size_t ld, int act) {
+  static const float kinks[] = {0.0f, 6.0f, -3.0f, 3.0f};
+  float off[80];
+  offsets_for(0, c, off);
+  size_t n = span(m, c, ld);
+  tbuf x = rows_random(m, c, ld, off, 3.0f), dy = rows_random(m, c, ld, off, 1.0f);
+  tbuf mu = in_alloc((size_t)c), k = in_alloc((size_t)c), b = in_alloc((size_t)c);
+  for (int j = 0; j < c; j++) {
+    mu.p[j] = off[j] + rng_uniform(-0.1f, 0.1f);
+    k.p[j] = rng_uniform(-2.0f, 2.0f);
+    b.p[j] = j % 3 == 1 ? kinks[(j / 3) % COUNT(kinks)] : rng_uniform(-3.0f, 7.0f);
+  }
+  for (int i = 3; i < m; i += 7)
+    for (int j = 0; j < c; j++) x.p[(size_t)i * ld + (size_t)j] = mu.p[j];
+  tbuf norm = out_alloc(n), y = out_alloc(n), gref = out_alloc(n), g = out_alloc(n);
+  t->bn_apply(m, c, ld, x.p, mu.p, k.p, b.p, act, act == MPNAS__ACT_NONE ? NULL : norm.p, y.p);
+  const float *act_in = (act == MPNAS__ACT_RELU || act == MPNAS__ACT_RELU6 ||
+                         act == MPNAS__ACT_NONE) ? y.p : norm.p;
+  for (int i = 0; i < m; i++) {
+    size_t o = (size_t)i * ld;
+    t->act_bwd(act, (size_t)c, act_in + o, dy.p + o, gref.p + o);
+  }
+  double r[3][80], s[3][80], s2[3][80];
+  t->bn_bwd_reduce(m, c, ld, x.p, gref.p, mu.p, r[0], r[1], r[2]);
+  t->bn_bwd_reduce_act(m, c, ld, x.p, dy.p, mu.p, k.p, b.p, act, g.p, s[0], s[1], s[2]);
+  int bad = 0;
+  for (size_t i = 0; i < n && bad < 3; i++)
+    if (i % ld < (size_t)c && memcmp(&g.p[i], &gref.p[i], sizeof(float)) != 0) {
+      CHECK_MSG(0, "%s bn_bwd_reduce_act %s m=%d c=%d ld=%zu at %zu: g %.9g vs %.9g", t->name,
+                act_name(act), m, c, ld, i, (double)g.p[i], (double)gref.p[i]);
+      bad++;
+    }
+  if (!outside_ok(&g, m, c, ld)) {
+    CHECK_MSG(0, "%s bn_bwd_reduce_act m=%d c=%d ld=%zu: wrote outside its rows", t->name, m,
+              c, ld);
+    bad++;
+  }
+  for (int q = 0; q < 3 && !bad; q++)
+    if (memcmp(s[q], r[q], sizeof(double) * (size_t)c) != 0) {
+      CHECK_MSG(0, "%s bn_bwd_reduce_act %s m=%d c=%d ld=%zu: s%d differs", t->name,
+                act_name(act), m, c, ld, q);
+      bad++;
+    }
+  if (!bad) { /* g over dy */
+    t->bn_bwd_reduce_act(m, c, ld, x.p, dy.p, mu.p, k.p, b.p, act, dy.p, s2[0], s2[1], s2[2]);
+    for (size_t i = 0; i < n; i++)
+      if (i % ld < (size_t)c && memcmp(&dy.p[i], &g.p[i], sizeof(float)) != 0) bad++;
+    for (int q = 0; q < 3; q++) bad += memcmp(s2[q], s[q], sizeof(double) * (size_t)c) != 0;
+    CHECK_MSG(bad == 0, "%s bn_bwd_reduce_act %s m=%d c=%d: in place differs", t->name,
+              act_name(act), m, c);
+  }
+  tfree(&x), tfree(&dy), tfree(&mu), tfree(&k), tfree(&b);
+  tfree(&norm), tfree(&y), tfree(&gref), tfree(&g);
+  return bad;
+}
+
+static void test_bn_bwd_reduce_act(void) {
+  int cases = 0;
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int ci = 0; ci < COUNT(CS); ci++)
+      for (int mi = 0; mi < COUNT(MS); mi++)
+        for (int ai = 0; ai < COUNT(ACTS); ai++) {
+          size_t ld = (size_t)CS[ci] + (size_t)((mi + ai) % 2) * 3;
+          if (reduce_act_case(tables[ti], MS[mi], CS[ci], ld, ACTS[ai])) return;
+          cases++;
+        }
+  printf("    %d cases\n", cases);
+}
+
 /* ---- Activations ------------------------------------------------------------------------ */
 
 static int act_case(const mpnas__kernels *t, size_t n, int act) {
@@ -472,7 +546,7 @@ static void run_ops(const mpnas__engine *eng, int m, int c, const float *x, cons
   mpnas__bn_act_fwd_train(eng, m, c, x,
                           &(mpnas__bn_train){gamma, beta, 1e-3f, 0.1f, o->rm, o->rv, o->sm, o->si},
                           act, o->norm, o->y);
-  mpnas__bn_bwd(eng, NULL, m, c, x, gamma, o->sm, o->si, dy, o->dx, o->dg, o->db);
+  mpnas__bn_bwd(eng, NULL, m, c, x, gamma, o->sm, o->si, NULL, dy, o->dx, o->dg, o->db);
   mpnas__act_fwd(eng, act, n, o->norm, o->ay);
   mpnas__act_bwd(eng, act, n, o->norm, dy, o->adx);
 }
@@ -535,6 +609,72 @@ static void test_ops_thread_independent(void) {
       op_free(&one);
       free(x), free(dy), free(gamma), free(beta);
     }
+}
+
+/* mpnas__bn_bwd with the activation folded in equals mpnas__act_bwd then mpnas__bn_bwd
+ * without it, bit for bit, for 1, 2 and 3 threads, in place (dx over dy), and over
+ * workers (one worker: a sum over itself). */
+static int32_t sum_over_one(void *user, double *buf, int64_t n) {
+  (void)user, (void)buf, (void)n;
+  return MPNAS_OK;
+}
+
+static void test_bn_bwd_with_act(void) {
+  mpnas_context *ctx;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, ctx);
+  const int shapes[][2] = {{5000, 70}, {4096, 48}, {300, 9}, {1, 3}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int sh = 0; sh < COUNT(shapes); sh++)
+      for (int ai = 0; ai < COUNT(ACTS); ai++) {
+        int m = shapes[sh][0], c = shapes[sh][1], act = ACTS[ai];
+        size_t n = (size_t)m * c, cs = sizeof(float) * (size_t)c, ns = sizeof(float) * n;
+        float *x = malloc(ns), *dy = malloc(ns), *norm = malloc(ns), *y = malloc(ns);
+        float *g = malloc(ns), *rdx = malloc(ns), *dx = malloc(ns);
+        float *pc = malloc(6 * cs), *rgr = calloc(2 * (size_t)c, sizeof(float)),
+              *gr = malloc(2 * cs);
+        float *mu = pc, *k = pc + c, *b = pc + 2 * c, *invstd = pc + 3 * c, *gamma = pc + 4 * c;
+        for (int j = 0; j < c; j++) {
+          mu[j] = rng_uniform(-1.0f, 1.0f);
+          k[j] = rng_uniform(-2.0f, 2.0f);
+          b[j] = rng_uniform(-3.0f, 7.0f);
+          invstd[j] = rng_uniform(0.5f, 2.0f);
+          gamma[j] = rng_uniform(0.5f, 1.5f);
+        }
+        for (size_t i = 0; i < n; i++) {
+          x[i] = mu[i % (size_t)c] + rng_uniform(-3.0f, 3.0f);
+          dy[i] = rng_uniform(-1.0f, 1.0f);
+        }
+        mpnas__engine e1 = {.k = tables[ti], .threads = 1};
+        mpnas__bn_act_reapply(&e1, m, c, x, mu, k, b, act, norm, y);
+        int from_y = act == MPNAS__ACT_RELU || act == MPNAS__ACT_RELU6;
+        mpnas__act_bwd(&e1, act, n, from_y ? y : norm, dy, g);
+        mpnas__bn_bwd(&e1, NULL, m, c, x, gamma, mu, invstd, NULL, g, rdx, rgr, rgr + c);
+        const mpnas__bn_act fwd = {mu, k, b, act};
+        mpnas__workers one = {sum_over_one, NULL};
+        for (int v = 0; v < 5; v++) { /* 1, 2, 3 threads; in place; over workers */
+          mpnas__engine e = {.k = tables[ti], .threads = v < 3 ? v + 1 : 2};
+          if (v == 4) e.workers = &one;
+          memset(gr, 0, 2 * cs);
+          const float *in = dy;
+          if (v == 3) {
+            memcpy(dx, dy, ns);
+            in = dx;
+          }
+          CHECK_EQ_INT(mpnas__bn_bwd(&e, &ws, m, c, x, gamma, mu, invstd, &fwd, in, dx, gr,
+                                     gr + c),
+                       MPNAS_OK);
+          CHECK_MSG(!memcmp(dx, rdx, ns) && !memcmp(gr, rgr, 2 * cs),
+                    "%s bn_bwd with %s m=%d c=%d (case %d) differs from act_bwd then bn_bwd",
+                    tables[ti]->name, act_name(act), m, c, v);
+        }
+        CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
+        free(x), free(dy), free(norm), free(y), free(g), free(rdx), free(dx);
+        free(pc), free(rgr), free(gr);
+      }
+  mpnas__arena_destroy(&ws);
+  mpnas_context_free(ctx);
 }
 
 /* ---- The ops: statistics taken while a conv produces its output -----------------------
@@ -754,7 +894,7 @@ static void test_pw_fwd_stats_bn_in(void) {
         mpnas__bn_train bt2 = {gamma, beta, 1e-3f, 0.1f, rm2_, rv2, NULL, NULL};
         CHECK_EQ_INT(mpnas__bn_coeffs(&e, &ws, m, cin, xm, xm + cin, &bt2, mu, kk, bb, sk2, sb2),
                      MPNAS_OK);
-        mpnas__bn_in in = {mu, kk, bb, act};
+        mpnas__bn_act in = {mu, kk, bb, act};
         CHECK_EQ_INT(mpnas__pw_fwd_stats_bn_in(&e, &ws, m, cin, cout, x, &in, w, y, mean, m2),
                      MPNAS_OK);
         CHECK_MSG(!memcmp(y, ref, sizeof(float) * ny) &&
@@ -822,7 +962,7 @@ static void test_dw_fwd_stats_bn_in(void) {
         mpnas__bn_train bt2 = {gamma, beta, 1e-3f, 0.1f, NULL, NULL, NULL, NULL};
         CHECK_EQ_INT(mpnas__bn_coeffs(&e, &ws, m, c, xm, xm + c, &bt2, mu, kk, bb, NULL, NULL),
                      MPNAS_OK);
-        mpnas__bn_in in = {mu, kk, bb, act};
+        mpnas__bn_act in = {mu, kk, bb, act};
         CHECK_EQ_INT(mpnas__dw_fwd_stats_bn_in(&e, &ws, n, h, w, c, k, st, x, &in, wt, y, mean,
                                                mean + c),
                      MPNAS_OK);
@@ -844,9 +984,11 @@ int main(void) {
   RUN(test_bn_stats_constant);
   RUN(test_bn_apply);
   RUN(test_bn_bwd);
+  RUN(test_bn_bwd_reduce_act);
   RUN(test_act);
   RUN(test_sigmoid_range);
   RUN(test_ops_thread_independent);
+  RUN(test_bn_bwd_with_act);
   RUN(test_fused_stats_ops);
   RUN(test_pw_fwd_stats_bn_in);
   RUN(test_dw_fwd_stats_bn_in);

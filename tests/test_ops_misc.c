@@ -117,8 +117,8 @@ static void test_bn_large_m_accuracy(void) {
                       &(mpnas__bn_train){gamma, NULL, 1e-5f, 0.1f, NULL, NULL, sm, si}, y);
   mpnas__bn_fwd_train(ENG, m, c, xs,
                       &(mpnas__bn_train){gamma, NULL, 1e-5f, 0.1f, NULL, NULL, sms, sis}, ys);
-  mpnas__bn_bwd(ENG, NULL, m, c, x, gamma, sm, si, dy, dx, dg, db);
-  mpnas__bn_bwd(ENG, NULL, m, c, xs, gamma, sms, sis, dy, dxs, dgs, dbs);
+  mpnas__bn_bwd(ENG, NULL, m, c, x, gamma, sm, si, NULL, dy, dx, dg, db);
+  mpnas__bn_bwd(ENG, NULL, m, c, xs, gamma, sms, sis, NULL, dy, dxs, dgs, dbs);
   double worst_y = 0, worst_dx = 0;
   for (size_t i = 0; i < (size_t)m * c; i++) {
     /* Plain ifs: aarch64 gcc 12.2 crashes vectorising an fmax reduction here. */
@@ -189,8 +189,8 @@ static int bn_gradcheck(int m, int c, uint64_t seed) {
   /* Parameter gradients accumulate: start from 0.25 and subtract it afterwards. */
   for (int i = 0; i < c; i++) dg[i] = db[i] = dg2[i] = db2[i] = 0.25f;
   bn_loss(&b);
-  mpnas__bn_bwd(ENG, NULL, m, c, b.x, b.gamma, b.sm, b.si, b.probe, dx, dg, db);
-  mpnas__bn_bwd(ENG, NULL, m, c, b.x, b.gamma, b.sm, b.si, b.probe, NULL, dg2, db2);
+  mpnas__bn_bwd(ENG, NULL, m, c, b.x, b.gamma, b.sm, b.si, NULL, b.probe, dx, dg, db);
+  mpnas__bn_bwd(ENG, NULL, m, c, b.x, b.gamma, b.sm, b.si, NULL, b.probe, NULL, dg2, db2);
   int bad = 0;
   for (int i = 0; i < c; i++) {
     bad += dg[i] != dg2[i] || db[i] != db2[i]; /* dx == NULL changes nothing else */
@@ -537,7 +537,7 @@ static mpnas_status bn_pass(const mpnas__engine *eng, mpnas__arena *ws, int r0, 
   if (s != MPNAS_OK) return s;
   /* ReLU's backward by hand, then BN's. */
   for (size_t i = 0; i < (size_t)m * c; i++) dn[i] = norm[i] > 0.0f ? dy[off + i] : 0.0f;
-  return mpnas__bn_bwd(eng, ws, m, c, x + off, gamma, sm, si, dn, dx + off, dg, db);
+  return mpnas__bn_bwd(eng, ws, m, c, x + off, gamma, sm, si, NULL, dn, dx + off, dg, db);
 }
 
 static void *two_worker_run(void *arg) {

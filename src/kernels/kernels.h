@@ -92,9 +92,9 @@ typedef void (*mpnas__gemm_bwd_weight_fn)(int m, int k, int n, const float *x,
  * bn_apply, which stores the BN output and the activation's in the same pass (the
  * training tape keeps both: the activation's backward needs its input). Backward:
  * act_bwd, then bn_bwd_reduce (the sums) and bn_bwd_dx (the elementwise input
- * gradient). act_fwd / act_bwd also serve squeeze-excite. The per-channel arithmetic
- * between passes (mean -> scale and shift, sums -> gradient coefficients) is O(c) and
- * stays in double in the op layer.
+ * gradient); bn_bwd_reduce_act does the first two in one pass. act_fwd / act_bwd also
+ * serve squeeze-excite. The per-channel arithmetic between passes (mean -> scale and
+ * shift, sums -> gradient coefficients) is O(c) and stays in double in the op layer.
  *
  * Statistics are returned in double. The SIMD kernels accumulate in float over blocks of
  * at most MPNAS__BN_BLOCK_ROWS rows and add the block results in double, so rounding
@@ -123,6 +123,15 @@ typedef void (*mpnas__bn_apply_fn)(int m, int c, size_t ld, const float *x, cons
 typedef void (*mpnas__bn_bwd_reduce_fn)(int m, int c, size_t ld, const float *x,
                                         const float *dy, const float *mu, double *s0,
                                         double *s1, double *s2);
+/* act_bwd folded into bn_bwd_reduce, one pass where the two would take three: t =
+ * (x - mu[ch]) * k[ch] + b[ch] (bn_apply's t, from the forward's coefficients), g =
+ * dy * act'(t), stored to g (g may be dy), and bn_bwd_reduce's sums with g for dy. Every
+ * value has the bits of the same table's bn_apply, act_bwd (on t, or on act(t) where
+ * act' reads off the output: ReLU, ReLU6) and bn_bwd_reduce in turn. */
+typedef void (*mpnas__bn_bwd_reduce_act_fn)(int m, int c, size_t ld, const float *x,
+                                            const float *dy, const float *mu, const float *k,
+                                            const float *b, int act, float *g, double *s0,
+                                            double *s1, double *s2);
 /* BN input gradient: dx = a[ch] * dy + b[ch] * (x - mu[ch]) + d[ch]. dx may be dy. */
 typedef void (*mpnas__bn_bwd_dx_fn)(int m, int c, size_t ld, const float *x, const float *dy,
                                     const float *mu, const float *a, const float *b,
@@ -203,6 +212,7 @@ typedef struct mpnas__kernels {
   mpnas__bn_stats_fn bn_stats;
   mpnas__bn_apply_fn bn_apply;
   mpnas__bn_bwd_reduce_fn bn_bwd_reduce;
+  mpnas__bn_bwd_reduce_act_fn bn_bwd_reduce_act;
   mpnas__bn_bwd_dx_fn bn_bwd_dx;
   mpnas__act_fwd_fn act_fwd;
   mpnas__act_bwd_fn act_bwd;

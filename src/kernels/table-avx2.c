@@ -45,6 +45,7 @@
     .bn_stats = mpnas__f32_bn_stats__avx2, \
     .bn_apply = mpnas__f32_bn_apply__avx2, \
     .bn_bwd_reduce = mpnas__f32_bn_bwd_reduce__avx2, \
+    .bn_bwd_reduce_act = mpnas__f32_bn_bwd_reduce_act__avx2, \
     .bn_bwd_dx = mpnas__f32_bn_bwd_dx__avx2, \
     .act_fwd = mpnas__f32_act_fwd__avx2, \
     .act_bwd = mpnas__f32_act_bwd__avx2,
@@ -52,6 +53,7 @@
     .bn_stats = mpnas__f32_bn_stats__avx512, \
     .bn_apply = mpnas__f32_bn_apply__avx512, \
     .bn_bwd_reduce = mpnas__f32_bn_bwd_reduce__avx512, \
+    .bn_bwd_reduce_act = mpnas__f32_bn_bwd_reduce_act__avx512, \
     .bn_bwd_dx = mpnas__f32_bn_bwd_dx__avx512, \
     .act_fwd = mpnas__f32_act_fwd__avx512, \
     .act_bwd = mpnas__f32_act_bwd__avx512,

@@ -23,6 +23,7 @@
     .bn_stats = mpnas__f32_bn_stats__neon, \
     .bn_apply = mpnas__f32_bn_apply__neon, \
     .bn_bwd_reduce = mpnas__f32_bn_bwd_reduce__neon, \
+    .bn_bwd_reduce_act = mpnas__f32_bn_bwd_reduce_act__neon, \
     .bn_bwd_dx = mpnas__f32_bn_bwd_dx__neon, \
     .act_fwd = mpnas__f32_act_fwd__neon, \
     .act_bwd = mpnas__f32_act_bwd__neon,

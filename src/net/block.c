@@ -98,32 +98,13 @@ static mpnas_status bn_from_stats(const mpnas__engine *eng, mpnas__arena *ws, in
  * tape. */
 static mpnas_status bn_in_from_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                                      const double *st, const mpnas__bn *bn, const bn_saved *save,
-                                     int act, mpnas__bn_in *in) {
+                                     int act, mpnas__bn_act *in) {
   float *coef = mpnas__arena_floats(ws, 3 * (size_t)c);
   if (coef == NULL) return MPNAS_E_NO_MEMORY;
-  *in = (mpnas__bn_in){coef, coef + c, coef + 2 * (size_t)c, act};
+  *in = (mpnas__bn_act){coef, coef + c, coef + 2 * (size_t)c, act};
   mpnas__bn_train t = bn_train_of(bn, save);
   return mpnas__bn_coeffs(eng, ws, m, c, st, st + c, &t, coef, coef + c, coef + 2 * (size_t)c,
                           save ? save->k : NULL, save ? save->b : NULL);
-}
-
-/* The activations whose derivative is a function of their output as well: ReLU6's
- * output y is in (0, 6) exactly when its input is (y = x there, 0 or 6 elsewhere, and a
- * NaN fails both tests either way), ReLU's y > 0 exactly when x > 0, and no activation
- * leaves x as it is. Their backward reads the activation's output in place of the BN
- * output, the same mask bit for bit, so the BN output need not be recomputed. */
-static int grad_from_output(int act) {
-  return act == MPNAS__ACT_RELU || act == MPNAS__ACT_RELU6 || act == MPNAS__ACT_NONE;
-}
-
-/* The BN output (norm) and the activation output (act) of a training forward's BN,
- * again, from its conv output: into two buffers, or only act where the activation's
- * derivative can read it (norm = act). */
-static void recompute(const mpnas__engine *eng, int m, int c, const float *pre,
-                      const float *mean, const float *k, const float *b, int act_type,
-                      float *norm, float *act) {
-  mpnas__bn_act_reapply(eng, m, c, pre, mean, k, b, act_type,
-                        grad_from_output(act_type) ? NULL : norm, act);
 }
 
 mpnas_status mpnas__conv_unit_fwd_train(const mpnas__engine *eng, mpnas__arena *ws,
@@ -152,7 +133,7 @@ mpnas_status mpnas__conv_unit_fwd_train(const mpnas__engine *eng, mpnas__arena *
     goto done;
   }
   st = conv_any_fwd_stats(eng, ws, g, n, h, w, x, p->w, t->pre, stats, stats + g->cout);
-  /* BN and the activation in one pass; the backward recomputes the BN output. */
+  /* BN and the activation in one pass; the backward works from the conv output. */
   if (st == MPNAS_OK)
     st = bn_from_stats(eng, ws, (int)m, g->cout, t->pre, stats, &p->bn, &bs, g->act, NULL,
                        t->y);
@@ -190,18 +171,9 @@ mpnas_status mpnas__conv_unit_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   mpnas_status st = MPNAS_OK;
   float *dpre;
   TAKE_TMP(dpre, count);
-  /* The activation's input: the BN output again, from the conv output, or the output. */
-  const float *act_in = t->y;
-  if (!grad_from_output(g->act)) {
-    float *norm;
-    TAKE_TMP(norm, count);
-    mpnas__bn_act_reapply(eng, (int)m, g->cout, t->pre, t->mean, t->k, t->b, MPNAS__ACT_NONE,
-                          NULL, norm);
-    act_in = norm;
-  }
-  mpnas__act_bwd(eng, g->act, count, act_in, dy, dpre);
-  st = mpnas__bn_bwd(eng, ws, (int)m, g->cout, t->pre, p->bn.gamma, t->mean, t->invstd, dpre,
-                     dpre, grad->bn.gamma, grad->bn.beta);
+  const mpnas__bn_act act = {t->mean, t->k, t->b, g->act};
+  st = mpnas__bn_bwd(eng, ws, (int)m, g->cout, t->pre, p->bn.gamma, t->mean, t->invstd, &act,
+                     dy, dpre, grad->bn.gamma, grad->bn.beta);
   if (st != MPNAS_OK) goto done;
   if (g->k == 1 && g->stride == 1)
     st = mpnas__pw_bwd(eng, ws, t->n * t->h * t->w, g->cin, g->cout, t->x, p->w, dpre, dx,
@@ -294,7 +266,7 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
     s3 = (bn_saved){t->p_mean, t->p_invstd, NULL, NULL};
   }
 
-  mpnas__bn_in in;
+  mpnas__bn_act in;
   if (g->expand) {
     st = mpnas__pw_fwd_stats(eng, ws, m_in, g->cin, cm, x, p->exp_w, e_pre, stats, stats + cm);
     if (st == MPNAS_OK)
@@ -385,21 +357,18 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   /* Scratch in two stages, each released when done: the depthwise stage's gradient dd
    * (overwritten in place from the project's input gradient down to the depthwise
    * output's), then the expand stage. Each stage first recomputes its activation output
-   * (act) and, where the derivative needs it, its BN output (norm) from the tape's conv
-   * output. */
-  int two = !grad_from_output(g->act);
-  float *dd, *dp_pre, *norm, *act, *dproj_in;
+   * (act, the next conv's input, for its weight gradient) from the tape's conv output;
+   * the activation's backward is folded into its BN's (from the conv output too). */
+  float *dd, *dp_pre, *act, *dproj_in;
   TAKE_TMP(dd, mid_out);
   mpnas__arena_mark stage = mpnas__arena_get_mark(ws);
   TAKE_TMP(dp_pre, (size_t)m_out * g->cout);
   TAKE_TMP(act, mid_out);
-  norm = act;
-  if (two) TAKE_TMP(norm, mid_out);
-  recompute(eng, m_out, cm, t->d_pre, t->d_mean, t->d_k, t->d_b, g->act, norm, act);
+  mpnas__bn_act_reapply(eng, m_out, cm, t->d_pre, t->d_mean, t->d_k, t->d_b, g->act, NULL, act);
 
   /* Project: BN (linear) then the 1x1 conv. The residual's share of dy joins at the end. */
   st = mpnas__bn_bwd(eng, ws, m_out, g->cout, t->p_pre, p->bn3.gamma, t->p_mean, t->p_invstd,
-                     dy, dp_pre, grad->bn3.gamma, grad->bn3.beta);
+                     NULL, dy, dp_pre, grad->bn3.gamma, grad->bn3.beta);
   if (st != MPNAS_OK) goto done;
   dproj_in = dd;
   if (g->se) TAKE_TMP(dproj_in, mid_out);
@@ -414,25 +383,24 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
     if (st != MPNAS_OK) goto done;
   }
 
-  /* Depthwise: activation, BN, then the convolution. */
-  mpnas__act_bwd(eng, g->act, mid_out, norm, dd, dd);
-  st = mpnas__bn_bwd(eng, ws, m_out, cm, t->d_pre, p->bn2.gamma, t->d_mean, t->d_invstd, dd,
-                     dd, grad->bn2.gamma, grad->bn2.beta);
+  /* Depthwise: the activation's and the BN's backward (one op), then the convolution. */
+  const mpnas__bn_act d_act = {t->d_mean, t->d_k, t->d_b, g->act};
+  st = mpnas__bn_bwd(eng, ws, m_out, cm, t->d_pre, p->bn2.gamma, t->d_mean, t->d_invstd, &d_act,
+                     dd, dd, grad->bn2.gamma, grad->bn2.beta);
   if (st != MPNAS_OK) goto done;
   mpnas__arena_release(ws, stage);
   if (g->expand) {
     float *de;
     TAKE_TMP(act, mid_in);
-    norm = act;
-    if (two) TAKE_TMP(norm, mid_in);
     TAKE_TMP(de, mid_in);
-    recompute(eng, m_in, cm, t->e_pre, t->e_mean, t->e_k, t->e_b, g->act, norm, act);
+    mpnas__bn_act_reapply(eng, m_in, cm, t->e_pre, t->e_mean, t->e_k, t->e_b, g->act, NULL,
+                          act);
     st = mpnas__dw_bwd(eng, t->n, t->h, t->w, cm, g->k, g->stride, act, p->dw_w, dd, de,
                        grad->dw_w);
     if (st != MPNAS_OK) goto done;
-    mpnas__act_bwd(eng, g->act, mid_in, norm, de, de);
-    st = mpnas__bn_bwd(eng, ws, m_in, cm, t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd, de,
-                       de, grad->bn1.gamma, grad->bn1.beta);
+    const mpnas__bn_act e_act = {t->e_mean, t->e_k, t->e_b, g->act};
+    st = mpnas__bn_bwd(eng, ws, m_in, cm, t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd,
+                       &e_act, de, de, grad->bn1.gamma, grad->bn1.beta);
     if (st != MPNAS_OK) goto done;
     st = mpnas__pw_bwd(eng, ws, m_in, g->cin, cm, t->x, p->exp_w, de, dx, grad->exp_w);
   } else {

@@ -108,6 +108,12 @@ mpnas_status mpnas__fc_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
  * unbiased batch variance; running pointers may be NULL to skip). save_mean/save_invstd
  * [c] receive what backward needs. y may equal x. The statistics and the parameter
  * gradients of mpnas__bn_bwd do not depend on eng->threads (ops_misc.c, "Threads"). */
+/* A BN and activation as a forward applies them: act((x - mu) * k + b), per-channel mu,
+ * k, b (mpnas__bn_coeffs), an MPNAS__ACT_*. */
+typedef struct mpnas__bn_act {
+  const float *mu, *k, *b;
+  int act;
+} mpnas__bn_act;
 typedef struct mpnas__bn_train { /* a training-mode BN and what it writes besides y */
   const float *gamma, *beta;         /* NULL: 1 and 0 */
   float eps, momentum;
@@ -153,13 +159,9 @@ mpnas_status mpnas__dw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int
  * mpnas__bn_act_apply_keep then mpnas__pw_fwd_stats, bit for bit (the BN kernel is
  * elementwise, the product's rows independent of each other). in NULL: x as it is
  * (mpnas__pw_fwd_stats). */
-typedef struct mpnas__bn_in {
-  const float *mu, *k, *b;
-  int act;
-} mpnas__bn_in;
 mpnas_status mpnas__pw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int m,
                                        int cin, int cout, const float *x,
-                                       const mpnas__bn_in *in, const float *wt, float *y,
+                                       const mpnas__bn_act *in, const float *wt, float *y,
                                        double *mean, double *m2);
 /* mpnas__dw_fwd_stats of act((x - mu) * k + b) instead of x, the input rows each block of
  * output rows reads normalised into a per-thread image buffer just before the kernel
@@ -168,7 +170,7 @@ mpnas_status mpnas__pw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *w
  * (mpnas__dw_fwd_stats). */
 mpnas_status mpnas__dw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n,
                                        int h, int w, int c, int k, int stride, const float *x,
-                                       const mpnas__bn_in *in, const float *wt, float *y,
+                                       const mpnas__bn_act *in, const float *wt, float *y,
                                        double *mean, double *m2);
 /* The statistics of an existing [m][c] tensor, 256-row blocks. */
 mpnas_status mpnas__bn_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
@@ -201,9 +203,10 @@ mpnas_status mpnas__bn_coeffs(const mpnas__engine *eng, mpnas__arena *ws, int m,
                               float *mu, float *k, float *b, float *save_k, float *save_b);
 
 /* mpnas__bn_act_apply_keep's output again, without a residual, from the same x and what
- * it saved (save_mean as mu, k, b): the same bits, element for element. The backward pass recomputes a BN's output and its activation's this way from
- * the conv output the tape keeps, instead of keeping both (a pass over memory instead of
- * two tensors for the whole step). norm may be NULL; norm != y unless act is
+ * it saved (save_mean as mu, k, b): the same bits, element for element. The backward
+ * pass recomputes an activation's output this way from the conv output the tape keeps,
+ * where a weight gradient needs it, instead of keeping it (a pass over memory instead of
+ * a tensor for the whole step). norm may be NULL; norm != y unless act is
  * MPNAS__ACT_NONE. */
 void mpnas__bn_act_reapply(const mpnas__engine *eng, int m, int c, const float *x,
                            const float *mu, const float *k, const float *b, int act,
@@ -217,13 +220,17 @@ void mpnas__bn_fwd_infer(int m, int c, const float *x, const float *gamma, const
 void mpnas__bn_fold(int c, const float *gamma, const float *beta, const float *running_mean,
                     const float *running_var, float eps, float *scale, float *shift);
 /* Backward of the training forward. x is the BN input; dx may be NULL or equal dy.
+ * With act (not NULL: the activation the forward applied to this BN's output, act->mu ==
+ * save_mean), dy is the gradient of the activation's output and dx is required: it first
+ * receives dy * act'(t), in the pass of the sums, then the BN's input gradient (the bits
+ * of mpnas__act_bwd then this backward without act, in one pass over memory fewer).
  * dgamma / dbeta receive this worker's part (the gradient sum over workers adds them).
  * Scratch only with eng->workers (5c + 1 doubles; ws may be NULL without); fails only
  * then (no memory, or the workers' sum's status). */
 mpnas_status mpnas__bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                            const float *x, const float *gamma, const float *save_mean,
-                           const float *save_invstd, const float *dy, float *dx,
-                           float *dgamma, float *dbeta);
+                           const float *save_invstd, const mpnas__bn_act *act,
+                           const float *dy, float *dx, float *dgamma, float *dbeta);
 
 /* ---- Activations (MPNAS__ACT_*) over count values ---------------------------------- */
 /* y may equal x. */

@@ -258,7 +258,7 @@ mpnas_status mpnas__pw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int
 
 typedef struct gemm_bn_args {
   gemm_args g;
-  const mpnas__bn_in *in;
+  const mpnas__bn_act *in;
   float *scratch; /* [parts][BN_IN_ROWS][k] */
 } gemm_bn_args;
 
@@ -278,7 +278,7 @@ static void gemm_bn_part(const void *arg, int slot, int r0, int r1) {
 
 mpnas_status mpnas__pw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int m,
                                        int cin, int cout, const float *x,
-                                       const mpnas__bn_in *in, const float *wt, float *y,
+                                       const mpnas__bn_act *in, const float *wt, float *y,
                                        double *mean, double *m2) {
   if (cout <= 0) return MPNAS_OK;
   if (m <= 0) {
@@ -627,7 +627,7 @@ mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c,
 typedef struct dw_bn_args {
   dw_args d;
   const mpnas__kernels *kt;
-  const mpnas__bn_in *in;
+  const mpnas__bn_act *in;
   int block_rows;  /* output rows per step: those of a statistics block */
   float *scratch;  /* [parts][h][w][c]: a slot's image, only the rows in use written */
 } dw_bn_args;
@@ -661,7 +661,7 @@ static void dw_bn_part(const void *arg, int slot, int r0, int r1) {
 
 mpnas_status mpnas__dw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n,
                                        int h, int w, int c, int k, int stride, const float *x,
-                                       const mpnas__bn_in *in, const float *wt, float *y,
+                                       const mpnas__bn_act *in, const float *wt, float *y,
                                        double *mean, double *m2) {
   mpnas__dw_shape s;
   mpnas__dw_shape_init(&s, h, w, c, k, stride);

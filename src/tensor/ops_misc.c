@@ -456,10 +456,12 @@ void mpnas__bn_fwd_infer(int m, int c, const float *x, const float *gamma, const
 }
 
 /* s0, s1, s2 of channels [c0, c0 + nb) (bn_bwd_reduce's sums) over all m rows: the
- * kernel on each fixed chunk, added in chunk order. */
+ * kernel on each fixed chunk, added in chunk order. With act, of g = dy * act'(t),
+ * stored to g (bn_bwd_reduce_act). */
 static void bn_reduce_cols(const mpnas__engine *eng, int m, int c, int c0, int nb,
-                           const float *x, const float *dy, const float *mu, double *s0,
-                           double *s1, double *s2) {
+                           const float *x, const float *dy, const float *mu,
+                           const mpnas__bn_act *act, float *g, double *s0, double *s1,
+                           double *s2) {
   double p[3][MISC_CHUNKS][MISC_CB];
   int nchunks = misc_chunks(m);
   int team = misc_team(eng, 2 * (size_t)m * (size_t)nb, (size_t)nchunks);
@@ -470,8 +472,12 @@ static void bn_reduce_cols(const mpnas__engine *eng, int m, int c, int c0, int n
     size_t r0, r1;
     misc_split((size_t)m, nchunks, t, MPNAS__BN_BLOCK_ROWS, &r0, &r1);
     size_t off = r0 * (size_t)c + c0;
-    kt->bn_bwd_reduce((int)(r1 - r0), nb, (size_t)c, x + off, dy + off, mu, p[0][t], p[1][t],
-                      p[2][t]);
+    if (act != NULL)
+      kt->bn_bwd_reduce_act((int)(r1 - r0), nb, (size_t)c, x + off, dy + off, mu, act->k + c0,
+                            act->b + c0, act->act, g + off, p[0][t], p[1][t], p[2][t]);
+    else
+      kt->bn_bwd_reduce((int)(r1 - r0), nb, (size_t)c, x + off, dy + off, mu, p[0][t],
+                        p[1][t], p[2][t]);
   }
   for (int j = 0; j < nb; j++) {
     s0[j] = p[0][0][j];
@@ -526,8 +532,8 @@ static void bn_bwd_apply(const mpnas__engine *eng, int m, int c, int a0, int na,
 static mpnas_status bn_bwd_over_workers(const mpnas__engine *eng, mpnas__arena *ws, int m,
                                         int c, const float *x, const float *gamma,
                                         const float *save_mean, const float *save_invstd,
-                                        const float *dy, float *dx, float *dgamma,
-                                        float *dbeta) {
+                                        const mpnas__bn_act *act, const float *dy,
+                                        float *dx, float *dgamma, float *dbeta) {
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   double *s = mpnas__arena_alloc(ws, sizeof(double) * (5 * (size_t)c + 1));
   if (s == NULL) return MPNAS_E_NO_MEMORY;
@@ -536,7 +542,8 @@ static mpnas_status bn_bwd_over_workers(const mpnas__engine *eng, mpnas__arena *
   for (int c0 = 0; c0 < c; c0 += MISC_CB) {
     int nb = c - c0 < MISC_CB ? c - c0 : MISC_CB;
     if (m > 0) {
-      bn_reduce_cols(eng, m, c, c0, nb, x, dy, save_mean + c0, s0 + c0, s1 + c0, s2 + c0);
+      bn_reduce_cols(eng, m, c, c0, nb, x, dy, save_mean + c0, act, dx, s0 + c0, s1 + c0,
+                     s2 + c0);
     } else {
       for (int j = c0; j < c0 + nb; j++) s0[j] = s1[j] = s2[j] = 0.0;
     }
@@ -546,6 +553,7 @@ static mpnas_status bn_bwd_over_workers(const mpnas__engine *eng, mpnas__arena *
   s[3 * (size_t)c] = m > 0 ? m : 0;
   mpnas_status st = (mpnas_status)eng->workers->sum_f64(eng->workers->user, s, 3 * (int64_t)c + 1);
   double rows = s[3 * (size_t)c];
+  if (act != NULL) dy = dx; /* the reduction stored dy * act' there */
   for (int a0 = 0; a0 < c && st == MPNAS_OK && rows > 0.0; a0 += MISC_APPLY_CB) {
     int na = c - a0 < MISC_APPLY_CB ? c - a0 : MISC_APPLY_CB;
     float a[MISC_APPLY_CB], b[MISC_APPLY_CB], d[MISC_APPLY_CB];
@@ -561,11 +569,11 @@ static mpnas_status bn_bwd_over_workers(const mpnas__engine *eng, mpnas__arena *
 
 mpnas_status mpnas__bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                            const float *x, const float *gamma, const float *save_mean,
-                           const float *save_invstd, const float *dy, float *dx,
-                           float *dgamma, float *dbeta) {
+                           const float *save_invstd, const mpnas__bn_act *act,
+                           const float *dy, float *dx, float *dgamma, float *dbeta) {
   if (eng->workers != NULL)
-    return bn_bwd_over_workers(eng, ws, m, c, x, gamma, save_mean, save_invstd, dy, dx, dgamma,
-                               dbeta);
+    return bn_bwd_over_workers(eng, ws, m, c, x, gamma, save_mean, save_invstd, act, dy, dx,
+                               dgamma, dbeta);
   if (m <= 0) return MPNAS_OK;
   /* With xhat = (x - mean) * invstd, S1 = sum dy, S2 = sum dy * (x - mean):
    *   dbeta = S1, dgamma = invstd * S2,
@@ -580,7 +588,7 @@ mpnas_status mpnas__bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
     for (int c0 = a0; c0 < a0 + na; c0 += MISC_CB) {
       int nb = a0 + na - c0 < MISC_CB ? a0 + na - c0 : MISC_CB;
       double s0[MISC_CB], s1[MISC_CB], s2[MISC_CB];
-      bn_reduce_cols(eng, m, c, c0, nb, x, dy, save_mean + c0, s0, s1, s2);
+      bn_reduce_cols(eng, m, c, c0, nb, x, dy, save_mean + c0, act, dx, s0, s1, s2);
       for (int j = 0; j < nb; j++) {
         int ch = c0 + j;
         bn_bwd_channel((double)m, save_invstd[ch], gamma != NULL ? (double)gamma[ch] : 1.0,
@@ -589,7 +597,8 @@ mpnas_status mpnas__bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
                        &d[ch - a0]);
       }
     }
-    if (dx != NULL) bn_bwd_apply(eng, m, c, a0, na, x, dy, save_mean, a, b, d, dx);
+    if (dx != NULL)
+      bn_bwd_apply(eng, m, c, a0, na, x, act != NULL ? dx : dy, save_mean, a, b, d, dx);
   }
   return MPNAS_OK;
 }

@@ -355,3 +355,88 @@ void mpnas__f32_act_bwd__neon(int act, size_t n, const float *x, const float *dy
       break;
   }
 }
+
+/* ---- bn_bwd_reduce_act: reduce_group with act_bwd folded in ---------------------------- */
+
+MPNAS_NEON_INLINE void reduce_act_group(const int NV, const int PART, const int ACT, int tail,
+                                        int rows, size_t ld, const float *x, const float *dy,
+                                        const float *mu, const float *k, const float *b,
+                                        float *g, float *t0, float *t1, float *t2) {
+  float32x4_t a0[4], a1[4], a2[4], vmu[4], vk[4], vb[4];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; v++) {
+    a0[v] = a1[v] = a2[v] = vdupq_n_f32(0.0f);
+    vmu[v] = GLOAD(mu + 4 * v, v);
+    vk[v] = GLOAD(k + 4 * v, v);
+    vb[v] = GLOAD(b + 4 * v, v);
+  }
+  for (int r = 0; r < rows; r++, x += ld, dy += ld, g += ld)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+      float32x4_t d = vsubq_f32(GLOAD(x + 4 * v, v), vmu[v]);
+      float32x4_t gv = act_grad_mul(ACT, vfmaq_f32(vb[v], d, vk[v]), GLOAD(dy + 4 * v, v));
+      if (PART && v == NV - 1) store_part(g + 4 * v, gv, tail);
+      else vst1q_f32(g + 4 * v, gv);
+      a0[v] = vaddq_f32(a0[v], d);
+      a1[v] = vaddq_f32(a1[v], gv);
+      a2[v] = vfmaq_f32(a2[v], gv, d);
+    }
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; v++) {
+    vst1q_f32(t0 + 4 * v, a0[v]);
+    vst1q_f32(t1 + 4 * v, a1[v]);
+    vst1q_f32(t2 + 4 * v, a2[v]);
+  }
+}
+
+MPNAS_NEON_INLINE void reduce_act_rows(const int ACT, int m, int c, size_t ld, const float *x,
+                                       const float *dy, const float *mu, const float *k,
+                                       const float *b, float *g, double *s0, double *s1,
+                                       double *s2) {
+  float t0[GROUP], t1[GROUP], t2[GROUP];
+  for (int ch = 0; ch < c; ch++) s0[ch] = s1[ch] = s2[ch] = 0.0;
+  for (int r0 = 0; r0 < m; r0 += BLOCK) {
+    int rows = imin(BLOCK, m - r0);
+    size_t off = (size_t)r0 * ld;
+    for (int c0 = 0; c0 < c; c0 += GROUP) {
+      int nch = imin(GROUP, c - c0), nv = (nch + 3) / 4, tail = nch % 4;
+      const float *xg = x + off + c0, *dg = dy + off + c0;
+      float *gg = g + off + c0;
+#define RA(NV_, PART_) \
+  reduce_act_group(NV_, PART_, ACT, tail, rows, ld, xg, dg, mu + c0, k + c0, b + c0, gg, t0, t1, t2)
+      switch (nv * 2 + (tail != 0)) {
+        case 2: RA(1, 0); break;
+        case 3: RA(1, 1); break;
+        case 4: RA(2, 0); break;
+        case 5: RA(2, 1); break;
+        case 6: RA(3, 0); break;
+        case 7: RA(3, 1); break;
+        case 8: RA(4, 0); break;
+        default: RA(4, 1); break;
+      }
+#undef RA
+      for (int j = 0; j < nch; j++) {
+        s0[c0 + j] += (double)t0[j];
+        s1[c0 + j] += (double)t1[j];
+        s2[c0 + j] += (double)t2[j];
+      }
+    }
+  }
+}
+
+void mpnas__f32_bn_bwd_reduce_act__neon(int m, int c, size_t ld, const float *x,
+                                        const float *dy, const float *mu, const float *k,
+                                        const float *b, int act, float *g, double *s0,
+                                        double *s1, double *s2) {
+  switch (act) {
+#define REDUCE_ACT_CASE(A) \
+  case A: reduce_act_rows(A, m, c, ld, x, dy, mu, k, b, g, s0, s1, s2); break;
+    REDUCE_ACT_CASE(MPNAS__ACT_RELU)
+    REDUCE_ACT_CASE(MPNAS__ACT_RELU6)
+    REDUCE_ACT_CASE(MPNAS__ACT_HSWISH)
+    REDUCE_ACT_CASE(MPNAS__ACT_SIGMOID)
+    REDUCE_ACT_CASE(MPNAS__ACT_HSIGMOID)
+    default: REDUCE_ACT_CASE(MPNAS__ACT_NONE)
+#undef REDUCE_ACT_CASE
+  }
+}

@@ -418,3 +418,81 @@ void MISC_NAME(mpnas__f32_act_bwd)(int act, size_t n, const float *x, const floa
       break;
   }
 }
+
+/* ---- bn_bwd_reduce_act ----------------------------------------------------------------
+ * reduce_group with act_bwd folded in (act_grad_mul, below). The activation A is a
+ * compile-time constant of each instantiation. */
+
+MPNAS_AVX2_INLINE void reduce_act_group(const int NV, const int MASKED, const int A, int rows,
+                                        size_t ld, const float *x, const float *dy,
+                                        const float *mu, const float *k, const float *b,
+                                        V_TAILMASK mask, float *g, float *t0, float *t1,
+                                        float *t2) {
+  V_F a0[GV], a1[GV], a2[GV], vmu[GV], vk[GV], vb[GV];
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; v++) {
+    a0[v] = a1[v] = a2[v] = V_ZERO();
+    vmu[v] = GLOAD(mu + VW * v, v);
+    vk[v] = GLOAD(k + VW * v, v);
+    vb[v] = GLOAD(b + VW * v, v);
+  }
+  for (int r = 0; r < rows; r++, x += ld, dy += ld, g += ld)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+      V_F d = V_SUB(GLOAD(x + VW * v, v), vmu[v]);
+      V_F gv = act_grad_mul(A, V_FMA(d, vk[v], vb[v]), GLOAD(dy + VW * v, v));
+      if (MASKED && v == NV - 1) V_STOREM(g + VW * v, mask, gv);
+      else V_STORE(g + VW * v, gv);
+      a0[v] = V_ADD(a0[v], d);
+      a1[v] = V_ADD(a1[v], gv);
+      a2[v] = V_FMA(gv, d, a2[v]);
+    }
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; v++) {
+    V_STORE(t0 + VW * v, a0[v]);
+    V_STORE(t1 + VW * v, a1[v]);
+    V_STORE(t2 + VW * v, a2[v]);
+  }
+}
+
+MPNAS_AVX2_INLINE void reduce_act_rows(const int A, int m, int c, size_t ld, const float *x,
+                                       const float *dy, const float *mu, const float *k,
+                                       const float *b, float *g, double *s0, double *s1,
+                                       double *s2) {
+  float t0[GROUP], t1[GROUP], t2[GROUP];
+  for (int ch = 0; ch < c; ch++) s0[ch] = s1[ch] = s2[ch] = 0.0;
+  for (int r0 = 0; r0 < m; r0 += BLOCK) {
+    int rows = imin(BLOCK, m - r0);
+    size_t off = (size_t)r0 * ld;
+    for (int c0 = 0; c0 < c; c0 += GROUP) {
+      int nch = imin(GROUP, c - c0), nv = (nch + VW - 1) / VW, tail = nch % VW;
+      V_TAILMASK mask = V_TAIL(tail);
+#define REDUCE_ACT_GROUP(NV_, MASKED_, ...) reduce_act_group(NV_, MASKED_, A, __VA_ARGS__)
+      GROUP_SWITCH(REDUCE_ACT_GROUP, rows, ld, x + off + c0, dy + off + c0, mu + c0, k + c0,
+                   b + c0, mask, g + off + c0, t0, t1, t2)
+#undef REDUCE_ACT_GROUP
+      for (int j = 0; j < nch; j++) {
+        s0[c0 + j] += (double)t0[j];
+        s1[c0 + j] += (double)t1[j];
+        s2[c0 + j] += (double)t2[j];
+      }
+    }
+  }
+}
+
+void MISC_NAME(mpnas__f32_bn_bwd_reduce_act)(int m, int c, size_t ld, const float *x,
+                                             const float *dy, const float *mu, const float *k,
+                                             const float *b, int act, float *g, double *s0,
+                                             double *s1, double *s2) {
+  switch (act) {
+#define REDUCE_ACT_CASE(A) \
+  case A: reduce_act_rows(A, m, c, ld, x, dy, mu, k, b, g, s0, s1, s2); break;
+    REDUCE_ACT_CASE(MPNAS__ACT_RELU)
+    REDUCE_ACT_CASE(MPNAS__ACT_RELU6)
+    REDUCE_ACT_CASE(MPNAS__ACT_HSWISH)
+    REDUCE_ACT_CASE(MPNAS__ACT_SIGMOID)
+    REDUCE_ACT_CASE(MPNAS__ACT_HSIGMOID)
+    default: REDUCE_ACT_CASE(MPNAS__ACT_NONE)
+#undef REDUCE_ACT_CASE
+  }
+}

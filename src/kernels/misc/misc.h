@@ -17,6 +17,10 @@ void mpnas__f32_bn_apply__ref(int m, int c, size_t ld, const float *x, const flo
                               const float *k, const float *b, int act, float *norm, float *y);
 void mpnas__f32_bn_bwd_reduce__ref(int m, int c, size_t ld, const float *x, const float *dy,
                                    const float *mu, double *s0, double *s1, double *s2);
+void mpnas__f32_bn_bwd_reduce_act__ref(int m, int c, size_t ld, const float *x,
+                                       const float *dy, const float *mu, const float *k,
+                                       const float *b, int act, float *g, double *s0, double *s1,
+                                       double *s2);
 void mpnas__f32_bn_bwd_dx__ref(int m, int c, size_t ld, const float *x, const float *dy,
                                const float *mu, const float *a, const float *b,
                                const float *d, float *dx);
@@ -30,6 +34,10 @@ void mpnas__f32_bn_apply__avx2(int m, int c, size_t ld, const float *x, const fl
                                const float *k, const float *b, int act, float *norm, float *y);
 void mpnas__f32_bn_bwd_reduce__avx2(int m, int c, size_t ld, const float *x, const float *dy,
                                     const float *mu, double *s0, double *s1, double *s2);
+void mpnas__f32_bn_bwd_reduce_act__avx2(int m, int c, size_t ld, const float *x,
+                                        const float *dy, const float *mu, const float *k,
+                                        const float *b, int act, float *g, double *s0, double *s1,
+                                        double *s2);
 void mpnas__f32_bn_bwd_dx__avx2(int m, int c, size_t ld, const float *x, const float *dy,
                                 const float *mu, const float *a, const float *b,
                                 const float *d, float *dx);
@@ -45,6 +53,10 @@ void mpnas__f32_bn_apply__avx512(int m, int c, size_t ld, const float *x, const 
 void mpnas__f32_bn_bwd_reduce__avx512(int m, int c, size_t ld, const float *x,
                                       const float *dy, const float *mu, double *s0,
                                       double *s1, double *s2);
+void mpnas__f32_bn_bwd_reduce_act__avx512(int m, int c, size_t ld, const float *x,
+                                          const float *dy, const float *mu, const float *k,
+                                          const float *b, int act, float *g, double *s0, double *s1,
+                                          double *s2);
 void mpnas__f32_bn_bwd_dx__avx512(int m, int c, size_t ld, const float *x, const float *dy,
                                   const float *mu, const float *a, const float *b,
                                   const float *d, float *dx);
@@ -59,6 +71,10 @@ void mpnas__f32_bn_apply__neon(int m, int c, size_t ld, const float *x, const fl
                                const float *k, const float *b, int act, float *norm, float *y);
 void mpnas__f32_bn_bwd_reduce__neon(int m, int c, size_t ld, const float *x, const float *dy,
                                     const float *mu, double *s0, double *s1, double *s2);
+void mpnas__f32_bn_bwd_reduce_act__neon(int m, int c, size_t ld, const float *x,
+                                        const float *dy, const float *mu, const float *k,
+                                        const float *b, int act, float *g, double *s0, double *s1,
+                                        double *s2);
 void mpnas__f32_bn_bwd_dx__neon(int m, int c, size_t ld, const float *x, const float *dy,
                                 const float *mu, const float *a, const float *b,
                                 const float *d, float *dx);

@@ -59,6 +59,44 @@ void mpnas__f32_bn_bwd_reduce__ref(int m, int c, size_t ld, const float *x, cons
   }
 }
 
+static inline float relu6(float v) { return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v); }
+
+/* dy * act'(v): act_bwd's formulas below, one value. */
+static inline float act_grad_mul(int act, float v, float dy) {
+  switch (act) {
+    case MPNAS__ACT_RELU: return v > 0.0f ? dy : 0.0f;
+    case MPNAS__ACT_RELU6: return (v > 0.0f && v < 6.0f) ? dy : 0.0f;
+    case MPNAS__ACT_HSWISH:
+      return dy * (v <= -3.0f ? 0.0f : (v >= 3.0f ? 1.0f : (2.0f * v + 3.0f) * (1.0f / 6.0f)));
+    case MPNAS__ACT_SIGMOID: {
+      float s = 1.0f / (1.0f + expf(-v));
+      return dy * (s * (1.0f - s));
+    }
+    case MPNAS__ACT_HSIGMOID: return (v > -3.0f && v < 3.0f) ? dy * (1.0f / 6.0f) : 0.0f;
+    default: return dy;
+  }
+}
+
+void mpnas__f32_bn_bwd_reduce_act__ref(int m, int c, size_t ld, const float *x,
+                                       const float *dy, const float *mu, const float *k,
+                                       const float *b, int act, float *g, double *s0,
+                                       double *s1, double *s2) {
+  for (int ch = 0; ch < c; ch++) s0[ch] = s1[ch] = s2[ch] = 0.0;
+  for (size_t i = 0; i < (size_t)m; i++) {
+    const float *rx = x + i * ld, *rd = dy + i * ld;
+    float *rg = g + i * ld;
+    for (int ch = 0; ch < c; ch++) {
+      float t = (rx[ch] - mu[ch]) * k[ch] + b[ch]; /* bn_apply's t */
+      float gv = act_grad_mul(act, t, rd[ch]);
+      double centred = (double)rx[ch] - (double)mu[ch];
+      rg[ch] = gv;
+      s0[ch] += centred;
+      s1[ch] += (double)gv;
+      s2[ch] += (double)gv * centred;
+    }
+  }
+}
+
 void mpnas__f32_bn_bwd_dx__ref(int m, int c, size_t ld, const float *x, const float *dy,
                                const float *mu, const float *a, const float *b,
                                const float *d, float *dx) {
@@ -68,8 +106,6 @@ void mpnas__f32_bn_bwd_dx__ref(int m, int c, size_t ld, const float *x, const fl
     for (int ch = 0; ch < c; ch++) out[ch] = a[ch] * rd[ch] + b[ch] * (rx[ch] - mu[ch]) + d[ch];
   }
 }
-
-static inline float relu6(float v) { return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v); }
 
 void mpnas__f32_act_fwd__ref(int act, size_t n, const float *x, float *y) {
   switch (act) {

@@ -16,6 +16,7 @@ const mpnas__kernels mpnas__kernels_scalar = {
     .bn_stats = mpnas__f32_bn_stats__ref,
     .bn_apply = mpnas__f32_bn_apply__ref,
     .bn_bwd_reduce = mpnas__f32_bn_bwd_reduce__ref,
+    .bn_bwd_reduce_act = mpnas__f32_bn_bwd_reduce_act__ref,
     .bn_bwd_dx = mpnas__f32_bn_bwd_dx__ref,
     .act_fwd = mpnas__f32_act_fwd__ref,
     .act_bwd = mpnas__f32_act_bwd__ref,
