@@ -978,6 +978,74 @@ static void test_dw_fwd_stats_bn_in(void) {
   mpnas_context_free(ctx);
 }
 
+/* mpnas__pw_bwd_bn_in and mpnas__dw_bwd_bn_in against mpnas__bn_act_reapply into a
+ * tensor then mpnas__pw_bwd / mpnas__dw_bwd: the same input and weight gradients bit for
+ * bit (the weight gradients accumulate onto nonzero values), on every table (the x86
+ * ones normalise blocks of rows or single images into buffers, the others the whole
+ * input), for 1, 2 and 3 threads; row counts around the kernels' 64-row blocks, a row
+ * longer than the buffer's 64 Ki floats (one block at a time), depthwise strides 1 and 2,
+ * kernel sizes 3 to 7, an image smaller than the kernel. */
+static void test_bwd_bn_in(void) {
+  mpnas_context *ctx;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, ctx);
+  static const int threads[] = {1, 2, 3};
+  static const int acts[] = {MPNAS__ACT_RELU6, MPNAS__ACT_HSWISH, MPNAS__ACT_NONE};
+  const int pw[][3] = {{5000, 16, 24}, {1031, 37, 9}, {300, 96, 17}, {64, 8, 8},
+                       {65, 5, 33},    {1, 3, 8},     {700, 1100, 5}};
+  const int dw[][6] = {{3, 9, 7, 40, 3, 1}, {2, 10, 10, 17, 5, 2}, {1, 5, 6, 33, 7, 1},
+                       {4, 12, 12, 96, 3, 2}, {1, 2, 3, 8, 3, 1}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int s = 0; s < COUNT(pw) + COUNT(dw); s++) {
+      int is_dw = s >= COUNT(pw), act = acts[s % COUNT(acts)];
+      const int *d = is_dw ? dw[s - COUNT(pw)] : NULL;
+      int m = is_dw ? d[0] * d[1] * d[2] : pw[s][0], c = is_dw ? d[3] : pw[s][1];
+      int cout = is_dw ? c : pw[s][2];
+      int ho = is_dw ? (d[1] + d[5] - 1) / d[5] : 0, wo = is_dw ? (d[2] + d[5] - 1) / d[5] : 0;
+      size_t nx = (size_t)m * c, ny = is_dw ? (size_t)d[0] * ho * wo * c : (size_t)m * cout;
+      size_t nw = is_dw ? (size_t)d[4] * d[4] * c : (size_t)c * cout;
+      float *x = malloc(sizeof(float) * nx), *xn = malloc(sizeof(float) * nx);
+      float *dy = malloc(sizeof(float) * ny), *w = malloc(sizeof(float) * nw);
+      float *dx = malloc(sizeof(float) * nx), *rdx = malloc(sizeof(float) * nx);
+      float *dwt = malloc(sizeof(float) * nw), *rdwt = malloc(sizeof(float) * nw);
+      float *coef = malloc(sizeof(float) * 3 * (size_t)c);
+      for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(-3, 3);
+      for (size_t i = 0; i < ny; i++) dy[i] = rng_uniform(-1, 1);
+      for (size_t i = 0; i < nw; i++) w[i] = rng_uniform(-0.5f, 0.5f);
+      for (int j = 0; j < c; j++) {
+        coef[j] = rng_uniform(-0.5f, 0.5f);
+        coef[c + j] = rng_uniform(0.5f, 2.0f);
+        coef[2 * c + j] = rng_uniform(-1.0f, 4.0f);
+      }
+      mpnas__bn_act in = {coef, coef + c, coef + 2 * c, act};
+      for (int k = 0; k < COUNT(threads); k++) {
+        mpnas__engine e = {.k = tables[ti], .threads = threads[k]};
+        for (size_t i = 0; i < nw; i++) rdwt[i] = dwt[i] = 0.25f * (float)(i % 7);
+        mpnas__bn_act_reapply(&e, m, c, x, in.mu, in.k, in.b, act, NULL, xn);
+        if (is_dw) {
+          CHECK_EQ_INT(mpnas__dw_bwd(&e, d[0], d[1], d[2], c, d[4], d[5], xn, w, dy, rdx, rdwt),
+                       MPNAS_OK);
+          CHECK_EQ_INT(mpnas__dw_bwd_bn_in(&e, &ws, d[0], d[1], d[2], c, d[4], d[5], x, &in, w,
+                                           dy, dx, dwt),
+                       MPNAS_OK);
+        } else {
+          CHECK_EQ_INT(mpnas__pw_bwd(&e, &ws, m, c, cout, xn, w, dy, rdx, rdwt), MPNAS_OK);
+          CHECK_EQ_INT(mpnas__pw_bwd_bn_in(&e, &ws, m, c, cout, x, &in, w, dy, dx, dwt),
+                       MPNAS_OK);
+        }
+        CHECK_MSG(!memcmp(dx, rdx, sizeof(float) * nx) && !memcmp(dwt, rdwt, sizeof(float) * nw),
+                  "%s %s bwd bn_in m=%d c=%d thr %d: gradients differ", tables[ti]->name,
+                  is_dw ? "dw" : "pw", m, c, threads[k]);
+        CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
+      }
+      free(x), free(xn), free(dy), free(w), free(dx), free(rdx), free(dwt), free(rdwt);
+      free(coef);
+    }
+  mpnas__arena_destroy(&ws);
+  mpnas_context_free(ctx);
+}
+
 int main(void) {
   find_tables();
   RUN(test_bn_stats);
@@ -992,5 +1060,6 @@ int main(void) {
   RUN(test_fused_stats_ops);
   RUN(test_pw_fwd_stats_bn_in);
   RUN(test_dw_fwd_stats_bn_in);
+  RUN(test_bwd_bn_in);
   return check_finish();
 }

@@ -19,13 +19,16 @@
 #include "kernels/ref/ref.h"
 #include "mpnas.h"
 
-/* Pointwise GEMM: the avx512 tables' packs 32-wide panels (see above). */
+/* Pointwise GEMM: the avx512 tables' packs 32-wide panels (see above). Both weight
+ * gradients, GEMM and depthwise, sum in blocks a caller may split at (kernels.h). */
 #define AVX2_GEMM_KERNELS \
+    .weight_grad_in_blocks = 1, \
     .gemm_packed_floats = mpnas__f32_gemm_packed_floats__avx2, \
     .gemm_pack = mpnas__f32_gemm_pack__avx2, \
     .gemm = mpnas__f32_gemm__avx2, \
     .gemm_bwd_weight = mpnas__f32_gemm_bwd_weight__avx2,
 #define AVX512_GEMM_KERNELS \
+    .weight_grad_in_blocks = 1, \
     .gemm_packed_floats = mpnas__f32_gemm_packed_floats__avx512, \
     .gemm_pack = mpnas__f32_gemm_pack__avx512, \
     .gemm = mpnas__f32_gemm__avx512, \

@@ -356,49 +356,53 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   size_t mid_in = (size_t)m_in * cm, mid_out = (size_t)m_out * cm;
   /* Scratch in two stages, each released when done: the depthwise stage's gradient dd
    * (overwritten in place from the project's input gradient down to the depthwise
-   * output's), then the expand stage. Each stage first recomputes its activation output
-   * (act, the next conv's input, for its weight gradient) from the tape's conv output;
-   * the activation's backward is folded into its BN's (from the conv output too). */
-  float *dd, *dp_pre, *act, *dproj_in;
+   * output's), then the expand stage. The activated outputs of the expand and the
+   * depthwise conv, inputs of the next conv's weight gradient, are not on the tape: that
+   * gradient applies their BN and activation to the tape's conv output as it reads it
+   * (the _bn_in ops), as the forward did. Only squeeze-excite's backward needs the
+   * depthwise's whole, recomputed here. Each activation's backward is folded into its
+   * BN's (from the conv output too). */
+  const mpnas__bn_act d_act = {t->d_mean, t->d_k, t->d_b, g->act};
+  const mpnas__bn_act e_act = {t->e_mean, t->e_k, t->e_b, g->act};
+  float *dd, *dp_pre, *dproj_in;
   TAKE_TMP(dd, mid_out);
   mpnas__arena_mark stage = mpnas__arena_get_mark(ws);
   TAKE_TMP(dp_pre, (size_t)m_out * g->cout);
-  TAKE_TMP(act, mid_out);
-  mpnas__bn_act_reapply(eng, m_out, cm, t->d_pre, t->d_mean, t->d_k, t->d_b, g->act, NULL, act);
 
   /* Project: BN (linear) then the 1x1 conv. The residual's share of dy joins at the end. */
   st = mpnas__bn_bwd(eng, ws, m_out, g->cout, t->p_pre, p->bn3.gamma, t->p_mean, t->p_invstd,
                      NULL, dy, dp_pre, grad->bn3.gamma, grad->bn3.beta);
   if (st != MPNAS_OK) goto done;
-  dproj_in = dd;
-  if (g->se) TAKE_TMP(dproj_in, mid_out);
-  st = mpnas__pw_bwd(eng, ws, m_out, cm, g->cout, g->se ? t->se_out : act, p->proj_w, dp_pre,
-                     dproj_in, grad->proj_w);
-  if (st != MPNAS_OK) goto done;
   if (g->se) {
+    float *act;
+    TAKE_TMP(act, mid_out);
+    TAKE_TMP(dproj_in, mid_out);
+    mpnas__bn_act_reapply(eng, m_out, cm, t->d_pre, t->d_mean, t->d_k, t->d_b, g->act, NULL,
+                          act);
+    st = mpnas__pw_bwd(eng, ws, m_out, cm, g->cout, t->se_out, p->proj_w, dp_pre, dproj_in,
+                       grad->proj_w);
+    if (st != MPNAS_OK) goto done;
     mpnas__se_weights se = {p->se_w1, p->se_b1, p->se_w2, p->se_b2};
     mpnas__se_grads se_grad = {grad->se_w1, grad->se_b1, grad->se_w2, grad->se_b2};
     st = mpnas__se_bwd(eng, ws, t->n, t->ho * t->wo, cm, g->se, act, &se, t->se_saved,
                        dproj_in, dd, &se_grad);
-    if (st != MPNAS_OK) goto done;
+  } else {
+    st = mpnas__pw_bwd_bn_in(eng, ws, m_out, cm, g->cout, t->d_pre, &d_act, p->proj_w, dp_pre,
+                             dd, grad->proj_w);
   }
+  if (st != MPNAS_OK) goto done;
 
   /* Depthwise: the activation's and the BN's backward (one op), then the convolution. */
-  const mpnas__bn_act d_act = {t->d_mean, t->d_k, t->d_b, g->act};
   st = mpnas__bn_bwd(eng, ws, m_out, cm, t->d_pre, p->bn2.gamma, t->d_mean, t->d_invstd, &d_act,
                      dd, dd, grad->bn2.gamma, grad->bn2.beta);
   if (st != MPNAS_OK) goto done;
   mpnas__arena_release(ws, stage);
   if (g->expand) {
     float *de;
-    TAKE_TMP(act, mid_in);
     TAKE_TMP(de, mid_in);
-    mpnas__bn_act_reapply(eng, m_in, cm, t->e_pre, t->e_mean, t->e_k, t->e_b, g->act, NULL,
-                          act);
-    st = mpnas__dw_bwd(eng, t->n, t->h, t->w, cm, g->k, g->stride, act, p->dw_w, dd, de,
-                       grad->dw_w);
+    st = mpnas__dw_bwd_bn_in(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre, &e_act,
+                             p->dw_w, dd, de, grad->dw_w);
     if (st != MPNAS_OK) goto done;
-    const mpnas__bn_act e_act = {t->e_mean, t->e_k, t->e_b, g->act};
     st = mpnas__bn_bwd(eng, ws, m_in, cm, t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd,
                        &e_act, de, de, grad->bn1.gamma, grad->bn1.beta);
     if (st != MPNAS_OK) goto done;

@@ -58,6 +58,13 @@ void mpnas__split_range(int total, int parts, int t, int granule, int *b, int *e
 
 /* ---- Convolutions ----------------------------------------------------------------- */
 
+/* A BN and activation as a forward applies them: act((x - mu) * k + b), per-channel mu,
+ * k, b (mpnas__bn_coeffs), an MPNAS__ACT_*. */
+typedef struct mpnas__bn_act {
+  const float *mu, *k, *b;
+  int act;
+} mpnas__bn_act;
+
 /* KxK convolution (the stem), SAME padding, stride 1 or 2, any odd k.
  * x [n][h][w][cin], w [k][k][cin][cout], y [n][ho][wo][cout]; epilogue as kernels.h
  * (scale/shift/residual may be NULL). */
@@ -86,6 +93,15 @@ void mpnas__pw_fwd_packed(const mpnas__engine *eng, int m, int cin, int cout, co
 mpnas_status mpnas__pw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
                            int cout, const float *x, const float *wt, const float *dy,
                            float *dx, float *dwt);
+/* mpnas__pw_bwd for the input act((x - mu) * k + b) (in, a forward's BN and activation
+ * on x's cin channels), which the weight gradient normalises a few blocks of rows at a
+ * time into a per-thread buffer in L2 as it goes, so the normalised input is never
+ * written whole (where the kernels allow it, kernels.h weight_grad_in_blocks; else it is,
+ * to arena scratch). The bits of mpnas__bn_act_reapply then mpnas__pw_bwd. in NULL:
+ * mpnas__pw_bwd. */
+mpnas_status mpnas__pw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                                 int cout, const float *x, const mpnas__bn_act *in,
+                                 const float *wt, const float *dy, float *dx, float *dwt);
 
 /* Depthwise KxK, SAME padding: x [n][h][w][c], wt [k][k][c], y [n][ho][wo][c]. */
 mpnas_status mpnas__dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,
@@ -94,6 +110,15 @@ mpnas_status mpnas__dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c,
 mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,
                            int stride, const float *x, const float *wt, const float *dy,
                            float *dx, float *dwt);
+/* mpnas__dw_bwd for the input act((x - mu) * k + b) (in), which the weight gradient
+ * normalises an image at a time into a per-thread image buffer (scratch: an input image
+ * per thread; where the kernels do not allow it, kernels.h weight_grad_in_blocks, the
+ * whole normalised input). The bits of mpnas__bn_act_reapply then mpnas__dw_bwd. in
+ * NULL: mpnas__dw_bwd. */
+mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                 int w, int c, int k, int stride, const float *x,
+                                 const mpnas__bn_act *in, const float *wt, const float *dy,
+                                 float *dx, float *dwt);
 
 /* Fully connected: y[m][out] = x[m][in] . w[in][out] + b[out] (b may be NULL). */
 mpnas_status mpnas__fc_fwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int in, int out,
@@ -108,12 +133,6 @@ mpnas_status mpnas__fc_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
  * unbiased batch variance; running pointers may be NULL to skip). save_mean/save_invstd
  * [c] receive what backward needs. y may equal x. The statistics and the parameter
  * gradients of mpnas__bn_bwd do not depend on eng->threads (ops_misc.c, "Threads"). */
-/* A BN and activation as a forward applies them: act((x - mu) * k + b), per-channel mu,
- * k, b (mpnas__bn_coeffs), an MPNAS__ACT_*. */
-typedef struct mpnas__bn_act {
-  const float *mu, *k, *b;
-  int act;
-} mpnas__bn_act;
 typedef struct mpnas__bn_train { /* a training-mode BN and what it writes besides y */
   const float *gamma, *beta;         /* NULL: 1 and 0 */
   float eps, momentum;

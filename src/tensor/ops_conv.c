@@ -225,19 +225,77 @@ void mpnas__pw_fwd_packed(const mpnas__engine *eng, int m, int cin, int cout, co
 mpnas_status mpnas__pw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
                            int cout, const float *x, const float *wt, const float *dy,
                            float *dx, float *dwt) {
+  return mpnas__pw_bwd_bn_in(eng, ws, m, cin, cout, x, NULL, wt, dy, dx, dwt);
+}
+
+/* Rows of the BN-normalised input the weight gradient takes at a time: whole blocks of
+ * the kernel's sums, a slot's buffer of at most BN_IN_WGRAD_FLOATS (in L2). */
+#define BN_IN_WGRAD_FLOATS 65536
+
+/* The weight gradient of act((x - mu) * k + b): each thread's input channels [k0, k1)
+ * normalised a few blocks of rows at a time into its buffer (row length k, only those
+ * columns written), then the kernel on those rows, which adds their blocks' sums in the
+ * order one call over all the rows would (weight_grad_in_blocks). */
+static void gemm_weight_grad_bn_in(const mpnas__engine *eng, int m, int k, int n,
+                                   const float *x, const mpnas__bn_act *in, const float *dy,
+                                   float *dw, float *scratch, int parts, int rows) {
+  const mpnas__kernels *kt = eng->k;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+  for (int t = 0; t < parts; t++) {
+    int k0, k1;
+    mpnas__split_range(k, parts, t, MPNAS__K_GRANULE, &k0, &k1);
+    float *buf = scratch + (size_t)t * rows * k;
+    for (int i0 = 0; i0 < m && k1 > k0; i0 += rows) {
+      int r = m - i0 < rows ? m - i0 : rows;
+      kt->bn_apply(r, k1 - k0, (size_t)k, x + (size_t)i0 * k + k0, in->mu + k0, in->k + k0,
+                   in->b + k0, in->act, NULL, buf + k0);
+      kt->gemm_bwd_weight(r, k, n, buf, dy + (size_t)i0 * n, dw, k0, k1);
+    }
+  }
+}
+
+mpnas_status mpnas__pw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                                 int cout, const float *x, const mpnas__bn_act *in,
+                                 const float *wt, const float *dy, float *dx, float *dwt) {
   if (m <= 0) return MPNAS_OK;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas_status st = MPNAS_OK;
   if (dx != NULL) {
-    mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
     float *packed = pack_weights_transposed(eng, ws, cin, cout, wt);
     if (packed == NULL) {
-      mpnas__arena_release(ws, mark);
-      return MPNAS_E_NO_MEMORY;
+      st = MPNAS_E_NO_MEMORY;
+      goto done;
     }
     gemm_rows(eng, m, cout, cin, dy, packed, NULL, NULL, MPNAS__ACT_NONE, NULL, dx);
     mpnas__arena_release(ws, mark);
   }
-  if (dwt != NULL) gemm_weight_grad(eng, m, cin, cout, x, dy, dwt);
-  return MPNAS_OK;
+  if (dwt == NULL) goto done;
+  if (in == NULL) {
+    gemm_weight_grad(eng, m, cin, cout, x, dy, dwt);
+  } else if (eng->k->weight_grad_in_blocks) {
+    int parts = mpnas__team_size(eng, (double)m * cin * cout, ceil_div(cin, MPNAS__K_GRANULE));
+    int rows = BN_IN_WGRAD_FLOATS / cin / MPNAS__GEMM_BWD_ROWS * MPNAS__GEMM_BWD_ROWS;
+    rows = rows < MPNAS__GEMM_BWD_ROWS ? MPNAS__GEMM_BWD_ROWS : rows;
+    float *scratch = mpnas__arena_floats(ws, (size_t)parts * rows * cin);
+    if (scratch == NULL) {
+      st = MPNAS_E_NO_MEMORY;
+      goto done;
+    }
+    gemm_weight_grad_bn_in(eng, m, cin, cout, x, in, dy, dwt, scratch, parts, rows);
+  } else { /* the whole input normalised first */
+    float *xn = mpnas__arena_floats(ws, (size_t)m * cin);
+    if (xn == NULL) {
+      st = MPNAS_E_NO_MEMORY;
+      goto done;
+    }
+    mpnas__bn_act_reapply(eng, m, cin, x, in->mu, in->k, in->b, in->act, NULL, xn);
+    gemm_weight_grad(eng, m, cin, cout, xn, dy, dwt);
+  }
+done:
+  mpnas__arena_release(ws, mark);
+  return st;
 }
 
 /* Zero statistics for an empty output (no rows: mean 0, no spread). */
@@ -580,6 +638,44 @@ mpnas_status mpnas__dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c,
   return MPNAS_OK;
 }
 
+/* Threads of the depthwise weight gradient: channel ranges, so each (tap, channel) sum
+ * stays within one thread (no reduction). */
+static int dw_weight_parts(const mpnas__engine *eng, const mpnas__dw_shape *s, int n) {
+  double work = (double)n * s->ho * s->wo * s->c * s->k * s->k;
+  return mpnas__team_size(eng, work, ceil_div(s->c, MPNAS__DW_CH_GRANULE));
+}
+
+/* dwt += the depthwise weight gradient over channel ranges. With in, of act((x - mu) *
+ * k + b): each thread normalises its channels of an image into its image buffer in
+ * scratch ([parts][h][w][c]), then the kernel takes that image (weight_grad_in_blocks:
+ * the same bits as one call over all the images). */
+static void dw_weight_grad(const mpnas__engine *eng, const mpnas__dw_shape *s, int n,
+                           const float *x, const mpnas__bn_act *in, const float *dy,
+                           float *dwt, float *scratch) {
+  int parts = dw_weight_parts(eng, s, n);
+  const mpnas__kernels *kt = eng->k;
+  size_t pixels = (size_t)s->h * s->w, in_image = pixels * s->c;
+  size_t out_image = (size_t)s->ho * s->wo * s->c;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+  for (int t = 0; t < parts; t++) {
+    int c0, c1;
+    mpnas__split_range(s->c, parts, t, MPNAS__DW_CH_GRANULE, &c0, &c1);
+    if (c1 <= c0) continue;
+    if (in == NULL) {
+      kt->dw_bwd_weight(s, n, x, dy, dwt, c0, c1);
+      continue;
+    }
+    float *buf = scratch + (size_t)t * in_image;
+    for (int i = 0; i < n; i++) {
+      kt->bn_apply((int)pixels, c1 - c0, (size_t)s->c, x + i * in_image + c0, in->mu + c0,
+                   in->k + c0, in->b + c0, in->act, NULL, buf + c0);
+      kt->dw_bwd_weight(s, 1, buf, dy + i * out_image, dwt, c0, c1);
+    }
+  }
+}
+
 mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,
                            int stride, const float *x, const float *wt, const float *dy,
                            float *dx, float *dwt) {
@@ -607,20 +703,38 @@ mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c,
       }
     }
   }
-  if (dwt != NULL) {
-    /* Channel ranges: each (tap, channel) sum stays within one thread, no reduction. */
-    int parts = mpnas__team_size(eng, work, ceil_div(c, MPNAS__DW_CH_GRANULE));
-    mpnas__dw_bwd_weight_fn bwd_w = eng->k->dw_bwd_weight;
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
-#endif
-    for (int t = 0; t < parts; t++) {
-      int c0, c1;
-      mpnas__split_range(c, parts, t, MPNAS__DW_CH_GRANULE, &c0, &c1);
-      if (c1 > c0) bwd_w(&s, n, x, dy, dwt, c0, c1);
+  if (dwt != NULL) dw_weight_grad(eng, &s, n, x, NULL, dy, dwt, NULL);
+  return MPNAS_OK;
+}
+
+mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                 int w, int c, int k, int stride, const float *x,
+                                 const mpnas__bn_act *in, const float *wt, const float *dy,
+                                 float *dx, float *dwt) {
+  if (in == NULL || dwt == NULL || n <= 0 || c <= 0)
+    return mpnas__dw_bwd(eng, n, h, w, c, k, stride, x, wt, dy, dx, dwt);
+  mpnas_status st = mpnas__dw_bwd(eng, n, h, w, c, k, stride, x, wt, dy, dx, NULL);
+  if (st != MPNAS_OK) return st;
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, h, w, c, k, stride);
+  size_t in_image = (size_t)h * w * c;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  if (eng->k->weight_grad_in_blocks) { /* an image at a time, per thread */
+    int parts = dw_weight_parts(eng, &s, n);
+    float *scratch = mpnas__arena_floats(ws, (size_t)parts * in_image);
+    if (scratch == NULL) st = MPNAS_E_NO_MEMORY;
+    else dw_weight_grad(eng, &s, n, x, in, dy, dwt, scratch);
+  } else { /* the whole input normalised first */
+    float *xn = mpnas__arena_floats(ws, (size_t)n * in_image);
+    if (xn == NULL) {
+      st = MPNAS_E_NO_MEMORY;
+    } else {
+      mpnas__bn_act_reapply(eng, n * h * w, c, x, in->mu, in->k, in->b, in->act, NULL, xn);
+      dw_weight_grad(eng, &s, n, xn, NULL, dy, dwt, NULL);
     }
   }
-  return MPNAS_OK;
+  mpnas__arena_release(ws, mark);
+  return st;
 }
 
 /* Arguments of dw_bn_part: dw_args whose x is the un-normalised input. */

@@ -181,8 +181,9 @@ void GX_NAME(mpnas__f32_gemm)(int m, int k, int n, const float *x, const float *
  * block's dy strip and the x rows of one pass stay in L1 while every row block of dw
  * sweeps them (64 measured best for the k = 16..96 shapes, and within 2% of 128 for
  * k = 384). A fixed size, so the summation order of every dw element is the same
- * whatever [k0, k1) is (thread-count independence) and whichever width runs. */
-#define MB 64
+ * whatever [k0, k1) is (thread-count independence) and whichever width runs, and a
+ * caller may pass the rows in blocks of it (weight_grad_in_blocks, kernels.h). */
+#define MB MPNAS__GEMM_BWD_ROWS
 
 /* dw[p..p+MR)[j..j+L*NV) += sum over rows [i0, i1) of x[i][p+r] * dy[i][j..]. MASKED
  * (nc < L*NV) is a compile-time variant: a runtime choice of load inside the row loop
