@@ -980,7 +980,8 @@ static void test_dw_fwd_stats_bn_in(void) {
 
 /* mpnas__pw_bwd_bn_in and mpnas__dw_bwd_bn_in against mpnas__bn_act_reapply into a
  * tensor then mpnas__pw_bwd / mpnas__dw_bwd: the same input and weight gradients bit for
- * bit (the weight gradients accumulate onto nonzero values), on every table (the x86
+ * bit (the weight gradients accumulate onto nonzero values; the pointwise input gradient
+ * also with a residual added in the epilogue against mpnas__add_acc), on every table (the x86
  * ones normalise blocks of rows or single images into buffers, the others the whole
  * input), for 1, 2 and 3 threads; row counts around the kernels' 64-row blocks, a row
  * longer than the buffer's 64 Ki floats (one block at a time), depthwise strides 1 and 2,
@@ -1031,12 +1032,19 @@ static void test_bwd_bn_in(void) {
                        MPNAS_OK);
         } else {
           CHECK_EQ_INT(mpnas__pw_bwd(&e, &ws, m, c, cout, xn, w, dy, rdx, rdwt), MPNAS_OK);
-          CHECK_EQ_INT(mpnas__pw_bwd_bn_in(&e, &ws, m, c, cout, x, &in, w, dy, dx, dwt),
+          CHECK_EQ_INT(mpnas__pw_bwd_bn_in(&e, &ws, m, c, cout, x, &in, w, dy, NULL, dx, dwt),
                        MPNAS_OK);
         }
         CHECK_MSG(!memcmp(dx, rdx, sizeof(float) * nx) && !memcmp(dwt, rdwt, sizeof(float) * nw),
                   "%s %s bwd bn_in m=%d c=%d thr %d: gradients differ", tables[ti]->name,
                   is_dw ? "dw" : "pw", m, c, threads[k]);
+        if (!is_dw) { /* a residual added in the epilogue: as added afterwards */
+          mpnas__add_acc(nx, xn, rdx);
+          CHECK_EQ_INT(mpnas__pw_bwd_bn_in(&e, &ws, m, c, cout, x, &in, w, dy, xn, dx, NULL),
+                       MPNAS_OK);
+          CHECK_MSG(!memcmp(dx, rdx, sizeof(float) * nx), "%s pw bwd residual m=%d thr %d differs",
+                    tables[ti]->name, m, threads[k]);
+        }
         CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
       }
       free(x), free(xn), free(dy), free(w), free(dx), free(rdx), free(dwt), free(rdwt);

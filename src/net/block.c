@@ -388,7 +388,7 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
                        dproj_in, dd, &se_grad);
   } else {
     st = mpnas__pw_bwd_bn_in(eng, ws, m_out, cm, g->cout, t->d_pre, &d_act, p->proj_w, dp_pre,
-                             dd, grad->proj_w);
+                             NULL, dd, grad->proj_w);
   }
   if (st != MPNAS_OK) goto done;
 
@@ -406,13 +406,15 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
     st = mpnas__bn_bwd(eng, ws, m_in, cm, t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd,
                        &e_act, de, de, grad->bn1.gamma, grad->bn1.beta);
     if (st != MPNAS_OK) goto done;
-    st = mpnas__pw_bwd(eng, ws, m_in, g->cin, cm, t->x, p->exp_w, de, dx, grad->exp_w);
+    /* The residual's share of dy added in the product's epilogue. */
+    st = mpnas__pw_bwd_bn_in(eng, ws, m_in, g->cin, cm, t->x, NULL, p->exp_w, de,
+                             g->residual ? dy : NULL, dx, grad->exp_w);
   } else {
     st = mpnas__dw_bwd(eng, t->n, t->h, t->w, cm, g->k, g->stride, t->x, p->dw_w, dd, dx,
                        grad->dw_w);
+    if (st == MPNAS_OK && g->residual && dx != NULL)
+      mpnas__add_acc((size_t)m_in * g->cin, dy, dx);
   }
-  if (st == MPNAS_OK && g->residual && dx != NULL)
-    mpnas__add_acc((size_t)m_in * g->cin, dy, dx);
 done:
   mpnas__arena_release(ws, mark);
   return st;

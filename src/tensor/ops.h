@@ -98,10 +98,12 @@ mpnas_status mpnas__pw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
  * time into a per-thread buffer in L2 as it goes, so the normalised input is never
  * written whole (where the kernels allow it, kernels.h weight_grad_in_blocks; else it is,
  * to arena scratch). The bits of mpnas__bn_act_reapply then mpnas__pw_bwd. in NULL:
- * mpnas__pw_bwd. */
+ * x as it is. residual (NULL or [m][cin]) is added to dx in the product's epilogue: the
+ * bits of adding it afterwards. */
 mpnas_status mpnas__pw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
                                  int cout, const float *x, const mpnas__bn_act *in,
-                                 const float *wt, const float *dy, float *dx, float *dwt);
+                                 const float *wt, const float *dy, const float *residual,
+                                 float *dx, float *dwt);
 
 /* Depthwise KxK, SAME padding: x [n][h][w][c], wt [k][k][c], y [n][ho][wo][c]. */
 mpnas_status mpnas__dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,

@@ -225,7 +225,7 @@ void mpnas__pw_fwd_packed(const mpnas__engine *eng, int m, int cin, int cout, co
 mpnas_status mpnas__pw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
                            int cout, const float *x, const float *wt, const float *dy,
                            float *dx, float *dwt) {
-  return mpnas__pw_bwd_bn_in(eng, ws, m, cin, cout, x, NULL, wt, dy, dx, dwt);
+  return mpnas__pw_bwd_bn_in(eng, ws, m, cin, cout, x, NULL, wt, dy, NULL, dx, dwt);
 }
 
 /* Rows of the BN-normalised input the weight gradient takes at a time: whole blocks of
@@ -258,7 +258,8 @@ static void gemm_weight_grad_bn_in(const mpnas__engine *eng, int m, int k, int n
 
 mpnas_status mpnas__pw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
                                  int cout, const float *x, const mpnas__bn_act *in,
-                                 const float *wt, const float *dy, float *dx, float *dwt) {
+                                 const float *wt, const float *dy, const float *residual,
+                                 float *dx, float *dwt) {
   if (m <= 0) return MPNAS_OK;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   mpnas_status st = MPNAS_OK;
@@ -268,7 +269,7 @@ mpnas_status mpnas__pw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
       st = MPNAS_E_NO_MEMORY;
       goto done;
     }
-    gemm_rows(eng, m, cout, cin, dy, packed, NULL, NULL, MPNAS__ACT_NONE, NULL, dx);
+    gemm_rows(eng, m, cout, cin, dy, packed, NULL, NULL, MPNAS__ACT_NONE, residual, dx);
     mpnas__arena_release(ws, mark);
   }
   if (dwt == NULL) goto done;
