@@ -54,9 +54,11 @@ typedef struct mpnas__conv_grads {
 } mpnas__conv_grads;
 
 /* What a training forward keeps for the backward. BN's output (the activation's input)
- * and the activation's output are not kept inside a block: the backward recomputes them
- * from the conv output and the BN's coefficients (mean, k, b: mpnas__bn_act_reapply),
- * the same bits, one memory-bound pass, where keeping them would hold two more tensors
+ * and the activation's output are not kept inside a block: whatever in the backward
+ * needs them applies the conv output's BN coefficients (mean, k, b) as it reads it (BN
+ * backward with the activation's folded in, the next conv's weight gradient through
+ * small buffers; squeeze-excite's backward recomputes its input whole,
+ * mpnas__bn_act_reapply), the same bits, where keeping them would hold two more tensors
  * of every BN for the whole step. */
 typedef struct mpnas__conv_tape {
   int n, h, w;           /* input size */
@@ -128,7 +130,7 @@ typedef struct mpnas__ib_grads {
   mpnas__bn_grad bn3;
 } mpnas__ib_grads;
 
-/* As mpnas__conv_tape: each BN + activation is recomputed in the backward. */
+/* As mpnas__conv_tape: each BN + activation is applied again in the backward. */
 typedef struct mpnas__ib_tape {
   int n, h, w, ho, wo;
   const float *x;                       /* input (not owned) */

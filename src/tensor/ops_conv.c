@@ -151,10 +151,20 @@ static void gemm_rows(const mpnas__engine *eng, int m, int k, int n, const float
   run_rows(gemm_parts(eng, m, k, n), m, MPNAS__ROW_GRANULE, gemm_part, &a);
 }
 
-/* dw[k][n] += x[m][k]^T . dy[m][n], split by rows of dw: no reduction across threads. */
+/* Threads of the GEMM weight gradient: ranges of dw's rows (no reduction across them). */
+static int gemm_weight_parts(const mpnas__engine *eng, int m, int k, int n) {
+  return mpnas__team_size(eng, (double)m * k * n, ceil_div(k, MPNAS__K_GRANULE));
+}
+
+/* dw[k][n] += x[m][k]^T . dy[m][n], split by rows of dw. With in, of act((x - mu) * k +
+ * b): each thread's input channels [k0, k1) normalised `rows` rows at a time into its
+ * buffer in scratch ([parts][rows][k], only those columns written), then the kernel on
+ * those rows, which adds their blocks' sums in the order one call over all the rows
+ * would (weight_grad_in_blocks; rows a multiple of MPNAS__GEMM_BWD_ROWS). */
 static void gemm_weight_grad(const mpnas__engine *eng, int m, int k, int n, const float *x,
+                             const mpnas__bn_act *in, int rows, float *scratch,
                              const float *dy, float *dw) {
-  int parts = mpnas__team_size(eng, (double)m * k * n, ceil_div(k, MPNAS__K_GRANULE));
+  int parts = gemm_weight_parts(eng, m, k, n);
   const mpnas__kernels *kt = eng->k;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
@@ -162,7 +172,18 @@ static void gemm_weight_grad(const mpnas__engine *eng, int m, int k, int n, cons
   for (int t = 0; t < parts; t++) {
     int k0, k1;
     mpnas__split_range(k, parts, t, MPNAS__K_GRANULE, &k0, &k1);
-    if (k1 > k0) kt->gemm_bwd_weight(m, k, n, x, dy, dw, k0, k1);
+    if (k1 <= k0) continue;
+    if (in == NULL) {
+      kt->gemm_bwd_weight(m, k, n, x, dy, dw, k0, k1);
+      continue;
+    }
+    float *buf = scratch + (size_t)t * rows * k;
+    for (int i0 = 0; i0 < m; i0 += rows) {
+      int r = m - i0 < rows ? m - i0 : rows;
+      kt->bn_apply(r, k1 - k0, (size_t)k, x + (size_t)i0 * k + k0, in->mu + k0, in->k + k0,
+                   in->b + k0, in->act, NULL, buf + k0);
+      kt->gemm_bwd_weight(r, k, n, buf, dy + (size_t)i0 * n, dw, k0, k1);
+    }
   }
 }
 
@@ -232,30 +253,6 @@ mpnas_status mpnas__pw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
  * the kernel's sums, a slot's buffer of at most BN_IN_WGRAD_FLOATS (in L2). */
 #define BN_IN_WGRAD_FLOATS 65536
 
-/* The weight gradient of act((x - mu) * k + b): each thread's input channels [k0, k1)
- * normalised a few blocks of rows at a time into its buffer (row length k, only those
- * columns written), then the kernel on those rows, which adds their blocks' sums in the
- * order one call over all the rows would (weight_grad_in_blocks). */
-static void gemm_weight_grad_bn_in(const mpnas__engine *eng, int m, int k, int n,
-                                   const float *x, const mpnas__bn_act *in, const float *dy,
-                                   float *dw, float *scratch, int parts, int rows) {
-  const mpnas__kernels *kt = eng->k;
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
-#endif
-  for (int t = 0; t < parts; t++) {
-    int k0, k1;
-    mpnas__split_range(k, parts, t, MPNAS__K_GRANULE, &k0, &k1);
-    float *buf = scratch + (size_t)t * rows * k;
-    for (int i0 = 0; i0 < m && k1 > k0; i0 += rows) {
-      int r = m - i0 < rows ? m - i0 : rows;
-      kt->bn_apply(r, k1 - k0, (size_t)k, x + (size_t)i0 * k + k0, in->mu + k0, in->k + k0,
-                   in->b + k0, in->act, NULL, buf + k0);
-      kt->gemm_bwd_weight(r, k, n, buf, dy + (size_t)i0 * n, dw, k0, k1);
-    }
-  }
-}
-
 mpnas_status mpnas__pw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
                                  int cout, const float *x, const mpnas__bn_act *in,
                                  const float *wt, const float *dy, const float *residual,
@@ -274,9 +271,9 @@ mpnas_status mpnas__pw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
   }
   if (dwt == NULL) goto done;
   if (in == NULL) {
-    gemm_weight_grad(eng, m, cin, cout, x, dy, dwt);
+    gemm_weight_grad(eng, m, cin, cout, x, NULL, 0, NULL, dy, dwt);
   } else if (eng->k->weight_grad_in_blocks) {
-    int parts = mpnas__team_size(eng, (double)m * cin * cout, ceil_div(cin, MPNAS__K_GRANULE));
+    int parts = gemm_weight_parts(eng, m, cin, cout);
     int rows = BN_IN_WGRAD_FLOATS / cin / MPNAS__GEMM_BWD_ROWS * MPNAS__GEMM_BWD_ROWS;
     rows = rows < MPNAS__GEMM_BWD_ROWS ? MPNAS__GEMM_BWD_ROWS : rows;
     float *scratch = mpnas__arena_floats(ws, (size_t)parts * rows * cin);
@@ -284,7 +281,7 @@ mpnas_status mpnas__pw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
       st = MPNAS_E_NO_MEMORY;
       goto done;
     }
-    gemm_weight_grad_bn_in(eng, m, cin, cout, x, in, dy, dwt, scratch, parts, rows);
+    gemm_weight_grad(eng, m, cin, cout, x, in, rows, scratch, dy, dwt);
   } else { /* the whole input normalised first */
     float *xn = mpnas__arena_floats(ws, (size_t)m * cin);
     if (xn == NULL) {
@@ -292,7 +289,7 @@ mpnas_status mpnas__pw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
       goto done;
     }
     mpnas__bn_act_reapply(eng, m, cin, x, in->mu, in->k, in->b, in->act, NULL, xn);
-    gemm_weight_grad(eng, m, cin, cout, xn, dy, dwt);
+    gemm_weight_grad(eng, m, cin, cout, xn, NULL, 0, NULL, dy, dwt);
   }
 done:
   mpnas__arena_release(ws, mark);
@@ -581,7 +578,7 @@ mpnas_status mpnas__conv_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, 
     const float *dyc = dy + (size_t)i0 * out_rows * cout;
     if (dwt != NULL) {
       im2col(eng, &g, count, x + (size_t)i0 * in_image, col);
-      gemm_weight_grad(eng, rows, g.kkc, cout, col, dyc, dwt);
+      gemm_weight_grad(eng, rows, g.kkc, cout, col, NULL, 0, NULL, dyc, dwt);
     }
     if (dx != NULL) {
       gemm_rows(eng, rows, cout, g.kkc, dyc, packed_t, NULL, NULL, MPNAS__ACT_NONE, NULL, dcol);
