@@ -135,63 +135,6 @@ void mpnas__f32_bn_stats__neon(int m, int c, size_t ld, const float *x, double *
   }
 }
 
-/* ---- bn_bwd_reduce -------------------------------------------------------------------- */
-
-MPNAS_NEON_INLINE void reduce_group(const int NV, const int PART, int tail, int rows,
-                                    size_t ld, const float *x, const float *dy,
-                                    const float *mu, float *t0, float *t1, float *t2) {
-  float32x4_t a0[4], a1[4], a2[4], vmu[4];
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; v++) {
-    a0[v] = a1[v] = a2[v] = vdupq_n_f32(0.0f);
-    vmu[v] = GLOAD(mu + 4 * v, v);
-  }
-  for (int r = 0; r < rows; r++, x += ld, dy += ld)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) {
-      float32x4_t d = vsubq_f32(GLOAD(x + 4 * v, v), vmu[v]);
-      float32x4_t g = GLOAD(dy + 4 * v, v);
-      a0[v] = vaddq_f32(a0[v], d);
-      a1[v] = vaddq_f32(a1[v], g);
-      a2[v] = vfmaq_f32(a2[v], g, d);
-    }
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; v++) {
-    vst1q_f32(t0 + 4 * v, a0[v]);
-    vst1q_f32(t1 + 4 * v, a1[v]);
-    vst1q_f32(t2 + 4 * v, a2[v]);
-  }
-}
-
-void mpnas__f32_bn_bwd_reduce__neon(int m, int c, size_t ld, const float *x, const float *dy,
-                                    const float *mu, double *s0, double *s1, double *s2) {
-  float t0[GROUP], t1[GROUP], t2[GROUP];
-  for (int ch = 0; ch < c; ch++) s0[ch] = s1[ch] = s2[ch] = 0.0;
-  for (int r0 = 0; r0 < m; r0 += BLOCK) {
-    int rows = imin(BLOCK, m - r0);
-    const float *xb = x + (size_t)r0 * ld, *gb = dy + (size_t)r0 * ld;
-    for (int c0 = 0; c0 < c; c0 += GROUP) {
-      int nch = imin(GROUP, c - c0), nv = (nch + 3) / 4, tail = nch % 4;
-      const float *xg = xb + c0, *gg = gb + c0, *mg = mu + c0;
-      switch (nv * 2 + (tail != 0)) {
-        case 2: reduce_group(1, 0, tail, rows, ld, xg, gg, mg, t0, t1, t2); break;
-        case 3: reduce_group(1, 1, tail, rows, ld, xg, gg, mg, t0, t1, t2); break;
-        case 4: reduce_group(2, 0, tail, rows, ld, xg, gg, mg, t0, t1, t2); break;
-        case 5: reduce_group(2, 1, tail, rows, ld, xg, gg, mg, t0, t1, t2); break;
-        case 6: reduce_group(3, 0, tail, rows, ld, xg, gg, mg, t0, t1, t2); break;
-        case 7: reduce_group(3, 1, tail, rows, ld, xg, gg, mg, t0, t1, t2); break;
-        case 8: reduce_group(4, 0, tail, rows, ld, xg, gg, mg, t0, t1, t2); break;
-        default: reduce_group(4, 1, tail, rows, ld, xg, gg, mg, t0, t1, t2); break;
-      }
-      for (int j = 0; j < nch; j++) {
-        s0[c0 + j] += (double)t0[j];
-        s1[c0 + j] += (double)t1[j];
-        s2[c0 + j] += (double)t2[j];
-      }
-    }
-  }
-}
-
 /* ---- Elementwise passes (templated on the activation) ---------------------------------- */
 
 /* (x - mu) * k + b for 4 channels (n < 4: the first n, parameters read only that far). */
@@ -356,12 +299,17 @@ void mpnas__f32_act_bwd__neon(int act, size_t n, const float *x, const float *dy
   }
 }
 
-/* ---- bn_bwd_reduce_act: reduce_group with act_bwd folded in ---------------------------- */
+/* ---- bn_bwd_reduce and bn_bwd_reduce_act ---------------------------------------------
+ * One body, as in misc-x86.h: bn_bwd_reduce is bn_bwd_reduce_act without an activation
+ * and without storing g (STORE = 0; t's loads and FMA then feed nothing and compile
+ * away). NEON stores a row's last 1-3 channels lane by lane, so narrow rows need no
+ * staging here. */
 
-MPNAS_NEON_INLINE void reduce_act_group(const int NV, const int PART, const int ACT, int tail,
-                                        int rows, size_t ld, const float *x, const float *dy,
-                                        const float *mu, const float *k, const float *b,
-                                        float *g, float *t0, float *t1, float *t2) {
+MPNAS_NEON_INLINE void reduce_act_group(const int NV, const int PART, const int ACT,
+                                        const int STORE, int tail, int rows, size_t ld,
+                                        const float *x, const float *dy, const float *mu,
+                                        const float *k, const float *b, float *g, float *t0,
+                                        float *t1, float *t2) {
   float32x4_t a0[4], a1[4], a2[4], vmu[4], vk[4], vb[4];
 #pragma GCC unroll 4
   for (int v = 0; v < NV; v++) {
@@ -370,17 +318,19 @@ MPNAS_NEON_INLINE void reduce_act_group(const int NV, const int PART, const int 
     vk[v] = GLOAD(k + 4 * v, v);
     vb[v] = GLOAD(b + 4 * v, v);
   }
-  for (int r = 0; r < rows; r++, x += ld, dy += ld, g += ld)
+  for (int r = 0; r < rows; r++, x += ld, dy += ld) {
+    float *gr = STORE ? g + (size_t)r * ld : NULL;
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++) {
       float32x4_t d = vsubq_f32(GLOAD(x + 4 * v, v), vmu[v]);
       float32x4_t gv = act_grad_mul(ACT, vfmaq_f32(vb[v], d, vk[v]), GLOAD(dy + 4 * v, v));
-      if (PART && v == NV - 1) store_part(g + 4 * v, gv, tail);
-      else vst1q_f32(g + 4 * v, gv);
+      if (STORE && PART && v == NV - 1) store_part(gr + 4 * v, gv, tail);
+      else if (STORE) vst1q_f32(gr + 4 * v, gv);
       a0[v] = vaddq_f32(a0[v], d);
       a1[v] = vaddq_f32(a1[v], gv);
       a2[v] = vfmaq_f32(a2[v], gv, d);
     }
+  }
 #pragma GCC unroll 4
   for (int v = 0; v < NV; v++) {
     vst1q_f32(t0 + 4 * v, a0[v]);
@@ -389,6 +339,7 @@ MPNAS_NEON_INLINE void reduce_act_group(const int NV, const int PART, const int 
   }
 }
 
+/* g NULL: not stored (bn_bwd_reduce). */
 MPNAS_NEON_INLINE void reduce_act_rows(const int ACT, int m, int c, size_t ld, const float *x,
                                        const float *dy, const float *mu, const float *k,
                                        const float *b, float *g, double *s0, double *s1,
@@ -401,9 +352,16 @@ MPNAS_NEON_INLINE void reduce_act_rows(const int ACT, int m, int c, size_t ld, c
     for (int c0 = 0; c0 < c; c0 += GROUP) {
       int nch = imin(GROUP, c - c0), nv = (nch + 3) / 4, tail = nch % 4;
       const float *xg = x + off + c0, *dg = dy + off + c0;
-      float *gg = g + off + c0;
-#define RA(NV_, PART_) \
-  reduce_act_group(NV_, PART_, ACT, tail, rows, ld, xg, dg, mu + c0, k + c0, b + c0, gg, t0, t1, t2)
+      float *gg = g != NULL ? g + off + c0 : NULL;
+#define RA(NV_, PART_)                                                                  \
+  do {                                                                                  \
+    if (g != NULL)                                                                      \
+      reduce_act_group(NV_, PART_, ACT, 1, tail, rows, ld, xg, dg, mu + c0, k + c0, b + c0, \
+                       gg, t0, t1, t2);                                                 \
+    else                                                                                \
+      reduce_act_group(NV_, PART_, ACT, 0, tail, rows, ld, xg, dg, mu + c0, k + c0, b + c0, \
+                       NULL, t0, t1, t2);                                               \
+  } while (0)
       switch (nv * 2 + (tail != 0)) {
         case 2: RA(1, 0); break;
         case 3: RA(1, 1); break;
@@ -422,6 +380,12 @@ MPNAS_NEON_INLINE void reduce_act_rows(const int ACT, int m, int c, size_t ld, c
       }
     }
   }
+}
+
+void mpnas__f32_bn_bwd_reduce__neon(int m, int c, size_t ld, const float *x, const float *dy,
+                                    const float *mu, double *s0, double *s1, double *s2) {
+  /* k and b: any readable c floats (nothing uses them without an activation) */
+  reduce_act_rows(MPNAS__ACT_NONE, m, c, ld, x, dy, mu, mu, mu, NULL, s0, s1, s2);
 }
 
 void mpnas__f32_bn_bwd_reduce_act__neon(int m, int c, size_t ld, const float *x,

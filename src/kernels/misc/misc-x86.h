@@ -206,57 +206,6 @@ void MISC_NAME(mpnas__f32_bn_stats)(int m, int c, size_t ld, const float *x, dou
   }
 }
 
-/* ---- bn_bwd_reduce -------------------------------------------------------------------- */
-
-/* One block for one group: t0 = sum (x - mu), t1 = sum dy, t2 = sum dy * (x - mu). */
-MPNAS_AVX2_INLINE void reduce_group(const int NV, const int MASKED, int rows, size_t ld,
-                                    const float *x, const float *dy, const float *mu,
-                                    V_TAILMASK mask, float *t0, float *t1, float *t2) {
-  V_F a0[GV], a1[GV], a2[GV], vmu[GV];
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; v++) {
-    a0[v] = a1[v] = a2[v] = V_ZERO();
-    vmu[v] = GLOAD(mu + VW * v, v);
-  }
-  for (int r = 0; r < rows; r++, x += ld, dy += ld)
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) {
-      V_F d = V_SUB(GLOAD(x + VW * v, v), vmu[v]);
-      V_F g = GLOAD(dy + VW * v, v);
-      a0[v] = V_ADD(a0[v], d);
-      a1[v] = V_ADD(a1[v], g);
-      a2[v] = V_FMA(g, d, a2[v]);
-    }
-#pragma GCC unroll 4
-  for (int v = 0; v < NV; v++) {
-    V_STORE(t0 + VW * v, a0[v]);
-    V_STORE(t1 + VW * v, a1[v]);
-    V_STORE(t2 + VW * v, a2[v]);
-  }
-}
-
-void MISC_NAME(mpnas__f32_bn_bwd_reduce)(int m, int c, size_t ld, const float *x,
-                                         const float *dy, const float *mu, double *s0,
-                                         double *s1, double *s2) {
-  float t0[GROUP], t1[GROUP], t2[GROUP];
-  for (int ch = 0; ch < c; ch++) s0[ch] = s1[ch] = s2[ch] = 0.0;
-  for (int r0 = 0; r0 < m; r0 += BLOCK) {
-    int rows = imin(BLOCK, m - r0);
-    const float *xb = x + (size_t)r0 * ld, *gb = dy + (size_t)r0 * ld;
-    for (int c0 = 0; c0 < c; c0 += GROUP) {
-      int nch = imin(GROUP, c - c0), nv = (nch + VW - 1) / VW, tail = nch % VW;
-      V_TAILMASK mask = V_TAIL(tail);
-      const float *xg = xb + c0, *gg = gb + c0, *mg = mu + c0;
-      GROUP_SWITCH(reduce_group, rows, ld, xg, gg, mg, mask, t0, t1, t2)
-      for (int j = 0; j < nch; j++) {
-        s0[c0 + j] += (double)t0[j];
-        s1[c0 + j] += (double)t1[j];
-        s2[c0 + j] += (double)t2[j];
-      }
-    }
-  }
-}
-
 /* ---- Elementwise passes ----------------------------------------------------------------
  * Templated on the activation (a compile-time constant in each instantiation, so the
  * activation's switch folds away). */
@@ -463,17 +412,20 @@ void MISC_NAME(mpnas__f32_act_bwd)(int act, size_t n, const float *x, const floa
   }
 }
 
-/* ---- bn_bwd_reduce_act ----------------------------------------------------------------
- * reduce_group with act_bwd folded in (act_grad_mul, above). The activation A is a
- * compile-time constant of each instantiation. Narrow rows one after the other (as
- * bn_bwd_dx_flat) store g through a small stack buffer copied out every STAGE_ROWS rows:
- * stored straight, a row's masked store reaches into the next rows, whose loads (g over
- * dy) then wait for it (measured 1.8-3.4x slower in place for c = 3..12). Only where g
- * goes changes, not a value. */
+/* ---- bn_bwd_reduce and bn_bwd_reduce_act ---------------------------------------------
+ * One body: bn_bwd_reduce is bn_bwd_reduce_act without an activation and without storing
+ * g (G = 0; t's loads and FMA then feed nothing and compile away). The activation A and
+ * G are compile-time constants of each instantiation. G = 2: narrow rows one after the
+ * other (as bn_bwd_dx_flat) store g through a small stack buffer copied out every
+ * STAGE_ROWS rows: stored straight, a row's masked store reaches into the next rows,
+ * whose loads (g over dy) then wait for it (measured 1.8-3.4x slower in place for c =
+ * 3..12). Only where g goes changes, not a value. */
 #define STAGE_ROWS 64
 
+/* One block for one group: t0 = sum (x - mu), t1 = sum g, t2 = sum g * (x - mu), with
+ * g = dy * act'((x - mu) * k + b) stored (G = 1: to g, 2: through stage). */
 MPNAS_AVX2_INLINE void reduce_act_group(const int NV, const int MASKED, const int A,
-                                        const int STAGED, int rows, size_t ld, const float *x,
+                                        const int G, int rows, size_t ld, const float *x,
                                         const float *dy, const float *mu, const float *k,
                                         const float *b, V_TAILMASK mask, float *g,
                                         float *stage, float *t0, float *t1, float *t2) {
@@ -486,18 +438,19 @@ MPNAS_AVX2_INLINE void reduce_act_group(const int NV, const int MASKED, const in
     vb[v] = GLOAD(b + VW * v, v);
   }
   for (int r = 0; r < rows; r++, x += ld, dy += ld) {
-    float *gr = STAGED ? stage + (size_t)(r % STAGE_ROWS) * ld : g + (size_t)r * ld;
+    float *gr = G == 2 ? stage + (size_t)(r % STAGE_ROWS) * ld
+                       : (G == 1 ? g + (size_t)r * ld : NULL);
 #pragma GCC unroll 4
     for (int v = 0; v < NV; v++) {
       V_F d = V_SUB(GLOAD(x + VW * v, v), vmu[v]);
       V_F gv = act_grad_mul(A, V_FMA(d, vk[v], vb[v]), GLOAD(dy + VW * v, v));
-      if (MASKED && v == NV - 1) V_STOREM(gr + VW * v, mask, gv);
-      else V_STORE(gr + VW * v, gv);
+      if (G != 0 && MASKED && v == NV - 1) V_STOREM(gr + VW * v, mask, gv);
+      else if (G != 0) V_STORE(gr + VW * v, gv);
       a0[v] = V_ADD(a0[v], d);
       a1[v] = V_ADD(a1[v], gv);
       a2[v] = V_FMA(gv, d, a2[v]);
     }
-    if (STAGED && (r % STAGE_ROWS == STAGE_ROWS - 1 || r == rows - 1)) {
+    if (G == 2 && (r % STAGE_ROWS == STAGE_ROWS - 1 || r == rows - 1)) {
       int r0 = r - r % STAGE_ROWS; /* rows [r0, r] are whole and contiguous (ld == c) */
       memcpy(g + (size_t)r0 * ld, stage, sizeof(float) * (size_t)(r + 1 - r0) * ld);
     }
@@ -510,12 +463,14 @@ MPNAS_AVX2_INLINE void reduce_act_group(const int NV, const int MASKED, const in
   }
 }
 
+/* Blocks of BLOCK rows, groups of GROUP channels: each block's float sums folded into
+ * the double outputs. g NULL: not stored (bn_bwd_reduce). */
 MPNAS_AVX2_INLINE void reduce_act_rows(const int A, int m, int c, size_t ld, const float *x,
                                        const float *dy, const float *mu, const float *k,
                                        const float *b, float *g, double *s0, double *s1,
                                        double *s2) {
   float t0[GROUP], t1[GROUP], t2[GROUP], buf[STAGE_ROWS * NARROW_MAX];
-  float *stage = ld == (size_t)c && c < NARROW_MAX && c % VW != 0 ? buf : NULL;
+  int staged = g != NULL && ld == (size_t)c && c < NARROW_MAX && c % VW != 0;
   for (int ch = 0; ch < c; ch++) s0[ch] = s1[ch] = s2[ch] = 0.0;
   for (int r0 = 0; r0 < m; r0 += BLOCK) {
     int rows = imin(BLOCK, m - r0);
@@ -523,16 +478,23 @@ MPNAS_AVX2_INLINE void reduce_act_rows(const int A, int m, int c, size_t ld, con
     for (int c0 = 0; c0 < c; c0 += GROUP) {
       int nch = imin(GROUP, c - c0), nv = (nch + VW - 1) / VW, tail = nch % VW;
       V_TAILMASK mask = V_TAIL(tail);
-#define REDUCE_ACT_GROUP(NV_, MASKED_, ...) reduce_act_group(NV_, MASKED_, A, 0, __VA_ARGS__)
-#define REDUCE_ACT_STAGED(NV_, MASKED_, ...) reduce_act_group(NV_, 1, A, 1, __VA_ARGS__)
-      if (stage != NULL) /* narrow: one group, with a tail */
-        GROUP_SWITCH(REDUCE_ACT_STAGED, rows, ld, x + off + c0, dy + off + c0, mu + c0, k + c0,
-                     b + c0, mask, g + off + c0, stage, t0, t1, t2)
+      const float *xg = x + off + c0, *dg = dy + off + c0;
+      float *gg = g != NULL ? g + off + c0 : NULL;
+#define REDUCE_ONLY(NV_, MASKED_, ...) reduce_act_group(NV_, MASKED_, A, 0, __VA_ARGS__)
+#define REDUCE_ACT(NV_, MASKED_, ...) reduce_act_group(NV_, MASKED_, A, 1, __VA_ARGS__)
+#define REDUCE_STAGED(NV_, MASKED_, ...) reduce_act_group(NV_, 1, A, 2, __VA_ARGS__)
+      if (g == NULL)
+        GROUP_SWITCH(REDUCE_ONLY, rows, ld, xg, dg, mu + c0, k + c0, b + c0, mask, NULL, NULL,
+                     t0, t1, t2)
+      else if (staged) /* narrow: one group, with a tail */
+        GROUP_SWITCH(REDUCE_STAGED, rows, ld, xg, dg, mu + c0, k + c0, b + c0, mask, gg, buf,
+                     t0, t1, t2)
       else
-        GROUP_SWITCH(REDUCE_ACT_GROUP, rows, ld, x + off + c0, dy + off + c0, mu + c0, k + c0,
-                     b + c0, mask, g + off + c0, NULL, t0, t1, t2)
-#undef REDUCE_ACT_STAGED
-#undef REDUCE_ACT_GROUP
+        GROUP_SWITCH(REDUCE_ACT, rows, ld, xg, dg, mu + c0, k + c0, b + c0, mask, gg, NULL,
+                     t0, t1, t2)
+#undef REDUCE_STAGED
+#undef REDUCE_ACT
+#undef REDUCE_ONLY
       for (int j = 0; j < nch; j++) {
         s0[c0 + j] += (double)t0[j];
         s1[c0 + j] += (double)t1[j];
@@ -540,6 +502,13 @@ MPNAS_AVX2_INLINE void reduce_act_rows(const int A, int m, int c, size_t ld, con
       }
     }
   }
+}
+
+void MISC_NAME(mpnas__f32_bn_bwd_reduce)(int m, int c, size_t ld, const float *x,
+                                         const float *dy, const float *mu, double *s0,
+                                         double *s1, double *s2) {
+  /* k and b: any readable c floats (nothing uses them without an activation) */
+  reduce_act_rows(MPNAS__ACT_NONE, m, c, ld, x, dy, mu, mu, mu, NULL, s0, s1, s2);
 }
 
 void MISC_NAME(mpnas__f32_bn_bwd_reduce_act)(int m, int c, size_t ld, const float *x,
