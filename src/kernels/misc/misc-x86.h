@@ -210,6 +210,31 @@ void MISC_NAME(mpnas__f32_bn_stats)(int m, int c, size_t ld, const float *x, dou
  * Templated on the activation (a compile-time constant in each instantiation, so the
  * activation's switch folds away). */
 
+/* Rows of fewer than NARROW_MAX channels with a masked tail, one after the other (ld ==
+ * c), are taken as one flat run of m * c values by the elementwise passes: a row's
+ * masked store reaches into the next row, and when the pass runs in place the next
+ * row's loads wait for it (measured 2-5x slower in place for c = 3..24). The
+ * per-channel parameters are repeated over P = lcm(c, VW) values (narrow_params), so
+ * every value gets its own channel's parameters: the same bits. */
+#define NARROW_MAX 32
+
+static int is_narrow(int m, int c, size_t ld) {
+  return ld == (size_t)c && c < NARROW_MAX && c % VW != 0 && m > 1;
+}
+
+/* dst[q] = src[q % c] for q < P = lcm(c, VW); returns P. */
+static int narrow_params(int c, const float *src, float *dst) {
+  int a = c, b = VW;
+  while (b != 0) {
+    int t = a % b;
+    a = b;
+    b = t;
+  }
+  const int P = c / a * VW;
+  for (int q = 0; q < P; q++) dst[q] = src[q % c];
+  return P;
+}
+
 MPNAS_AVX2_INLINE void apply_rows(const int A, const int NORM, int m, int c, size_t ld,
                                   const float *x, const float *mu, const float *k,
                                   const float *b, float *norm, float *y) {
@@ -234,10 +259,42 @@ MPNAS_AVX2_INLINE void apply_rows(const int A, const int NORM, int m, int c, siz
   }
 }
 
+/* apply_rows over narrow rows (is_narrow) as one flat run. */
+MPNAS_AVX2_INLINE void apply_flat(const int A, const int NORM, int m, int c, const float *x,
+                                  const float *mu, const float *k, const float *b,
+                                  float *norm, float *y) {
+  float pm[NARROW_MAX * VW], pk[NARROW_MAX * VW], pb[NARROW_MAX * VW];
+  const int P = narrow_params(c, mu, pm);
+  narrow_params(c, k, pk);
+  narrow_params(c, b, pb);
+  const size_t n = (size_t)m * c;
+  size_t i = 0;
+  int q = 0;
+  for (; i + VW <= n; i += VW, q = q + VW == P ? 0 : q + VW) {
+    V_F t = V_SUB(V_LOAD(x + i), V_LOAD(pm + q));
+    t = V_FMA(t, V_LOAD(pk + q), V_LOAD(pb + q));
+    if (NORM) V_STORE(norm + i, t);
+    V_STORE(y + i, ACT(A, t));
+  }
+  if (i < n) {
+    const V_TAILMASK mask = V_TAIL((int)(n - i));
+    V_F t = V_SUB(V_LOADM(x + i, mask), V_LOADM(pm + q, mask));
+    t = V_FMA(t, V_LOADM(pk + q, mask), V_LOADM(pb + q, mask));
+    if (NORM) V_STOREM(norm + i, mask, t);
+    V_STOREM(y + i, mask, ACT(A, t));
+  }
+}
+
 #define APPLY_CASE(A)                                                         \
   case A:                                                                     \
-    if (norm != NULL) apply_rows(A, 1, m, c, ld, x, mu, k, b, norm, y);       \
-    else apply_rows(A, 0, m, c, ld, x, mu, k, b, NULL, y);                    \
+    if (is_narrow(m, c, ld) && norm != NULL)                                  \
+      apply_flat(A, 1, m, c, x, mu, k, b, norm, y);                           \
+    else if (is_narrow(m, c, ld))                                             \
+      apply_flat(A, 0, m, c, x, mu, k, b, NULL, y);                           \
+    else if (norm != NULL)                                                    \
+      apply_rows(A, 1, m, c, ld, x, mu, k, b, norm, y);                       \
+    else                                                                      \
+      apply_rows(A, 0, m, c, ld, x, mu, k, b, NULL, y);                       \
     break;
 
 void MISC_NAME(mpnas__f32_bn_apply)(int m, int c, size_t ld, const float *x, const float *mu,
@@ -253,30 +310,14 @@ void MISC_NAME(mpnas__f32_bn_apply)(int m, int c, size_t ld, const float *x, con
   }
 }
 
-/* Rows of fewer than NARROW_MAX channels with a masked tail, one after the other (ld ==
- * c), are taken as one flat run of m * c values: a masked store reaches into the next
- * row, and when dx is dy the next row's loads wait for it to retire (measured 2-3x slower
- * in place for c = 3..12). The per-channel parameters are repeated over P = lcm(c, VW)
- * values, so every value gets its own channel's parameters: the same bits. */
-#define NARROW_MAX 32
-
-static int gcd_int(int a, int b) {
-  while (b != 0) {
-    int t = a % b;
-    a = b;
-    b = t;
-  }
-  return a;
-}
-
+/* bn_bwd_dx over narrow rows (is_narrow) as one flat run. */
 static void bn_bwd_dx_flat(int m, int c, const float *x, const float *dy, const float *mu,
                            const float *a, const float *b, const float *d, float *dx) {
   float pm[NARROW_MAX * VW], pa[NARROW_MAX * VW], pb[NARROW_MAX * VW], pd[NARROW_MAX * VW];
-  const int P = c / gcd_int(c, VW) * VW;
-  for (int q = 0; q < P; q++) {
-    int ch = q % c;
-    pm[q] = mu[ch], pa[q] = a[ch], pb[q] = b[ch], pd[q] = d[ch];
-  }
+  const int P = narrow_params(c, mu, pm);
+  narrow_params(c, a, pa);
+  narrow_params(c, b, pb);
+  narrow_params(c, d, pd);
   const size_t n = (size_t)m * c;
   size_t i = 0;
   int q = 0;
@@ -296,7 +337,7 @@ static void bn_bwd_dx_flat(int m, int c, const float *x, const float *dy, const 
 void MISC_NAME(mpnas__f32_bn_bwd_dx)(int m, int c, size_t ld, const float *x, const float *dy,
                                      const float *mu, const float *a, const float *b,
                                      const float *d, float *dx) {
-  if (ld == (size_t)c && c < NARROW_MAX && c % VW != 0 && m > 1) {
+  if (is_narrow(m, c, ld)) {
     bn_bwd_dx_flat(m, c, x, dy, mu, a, b, d, dx);
     return;
   }
@@ -470,7 +511,7 @@ MPNAS_AVX2_INLINE void reduce_act_rows(const int A, int m, int c, size_t ld, con
                                        const float *b, float *g, double *s0, double *s1,
                                        double *s2) {
   float t0[GROUP], t1[GROUP], t2[GROUP], buf[STAGE_ROWS * NARROW_MAX];
-  int staged = g != NULL && ld == (size_t)c && c < NARROW_MAX && c % VW != 0;
+  int staged = g != NULL && is_narrow(m, c, ld);
   for (int ch = 0; ch < c; ch++) s0[ch] = s1[ch] = s2[ch] = 0.0;
   for (int r0 = 0; r0 < m; r0 += BLOCK) {
     int rows = imin(BLOCK, m - r0);
