@@ -772,7 +772,8 @@ static int misc_identical_case(const mpnas__kernels *a, const mpnas__kernels *b,
     const mpnas__kernels *K = t ? b : a;
     for (int o = 0; o < 6; o++) out[t][o] = out_alloc(n);
     for (int q = 0; q < 5; q++)
-      for (int ch = 0; ch < c; ch++) st[t][q][ch] = -1.5; /* m = 0 leaves the stats alone */
+      for (int ch = 0; ch < c; ch++) /* m = 0 leaves the stats alone; the sums are added to */
+        st[t][q][ch] = q < 2 ? -1.5 : 0.0;
     if (m > 0) K->bn_stats(m, c, ld, x.p, st[t][0], st[t][1]);
     K->bn_bwd_reduce(m, c, ld, x.p, dy.p, mu.p, st[t][2], st[t][3], st[t][4]);
     K->bn_apply(m, c, ld, x.p, mu.p, k.p, sh.p, act, out[t][0].p, out[t][1].p);

@@ -309,8 +309,8 @@ static int bwd_case(const mpnas__kernels *t, int m, int c, size_t ld, int kind) 
   }
   double *s[3], *r[3], *sa[3];
   for (int q = 0; q < 3; q++) {
-    s[q] = malloc(sizeof(double) * (size_t)c);
-    r[q] = malloc(sizeof(double) * (size_t)c);
+    s[q] = calloc((size_t)c, sizeof(double)); /* the kernels add to their sums */
+    r[q] = calloc((size_t)c, sizeof(double));
     sa[q] = calloc((size_t)c, sizeof(double));
   }
   mpnas__f32_bn_bwd_reduce__ref(m, c, ld, x.p, dy.p, mu.p, r[0], r[1], r[2]);
@@ -417,7 +417,7 @@ static int reduce_act_case(const mpnas__kernels *t, int m, int c, size_t ld, int
     size_t o = (size_t)i * ld;
     t->act_bwd(act, (size_t)c, act_in + o, dy.p + o, gref.p + o);
   }
-  double r[3][80], s[3][80], s2[3][80];
+  double r[3][80] = {{0}}, s[3][80] = {{0}}, s2[3][80] = {{0}}; /* the sums are added to */
   t->bn_bwd_reduce(m, c, ld, x.p, gref.p, mu.p, r[0], r[1], r[2]);
   t->bn_bwd_reduce_act(m, c, ld, x.p, dy.p, mu.p, k.p, b.p, act, g.p, s[0], s[1], s[2]);
   int bad = 0;
@@ -445,6 +445,20 @@ static int reduce_act_case(const mpnas__kernels *t, int m, int c, size_t ld, int
     for (int q = 0; q < 3; q++) bad += memcmp(s2[q], s[q], sizeof(double) * (size_t)c) != 0;
     CHECK_MSG(bad == 0, "%s bn_bwd_reduce_act %s m=%d c=%d: in place differs", t->name,
               act_name(act), m, c);
+  }
+  /* Two calls, on the first whole block of rows and then on the rest, add up to one
+   * call's sums (a producer reduces its rows block by block: mpnas__bn_bwd_produced). */
+  if (!bad && m > MPNAS__BN_BLOCK_ROWS) {
+    double s3[3][80] = {{0}}, s4[3][80] = {{0}};
+    size_t cut = (size_t)MPNAS__BN_BLOCK_ROWS * ld;
+    t->bn_bwd_reduce_act(MPNAS__BN_BLOCK_ROWS, c, ld, x.p, g.p, mu.p, k.p, b.p, act, dy.p,
+                         s3[0], s3[1], s3[2]);
+    t->bn_bwd_reduce_act(m - MPNAS__BN_BLOCK_ROWS, c, ld, x.p + cut, g.p + cut, mu.p, k.p,
+                         b.p, act, dy.p + cut, s3[0], s3[1], s3[2]);
+    t->bn_bwd_reduce_act(m, c, ld, x.p, g.p, mu.p, k.p, b.p, act, dy.p, s4[0], s4[1], s4[2]);
+    for (int q = 0; q < 3; q++) bad += memcmp(s3[q], s4[q], sizeof(double) * (size_t)c) != 0;
+    CHECK_MSG(bad == 0, "%s bn_bwd_reduce_act %s m=%d c=%d: split at a block differs",
+              t->name, act_name(act), m, c);
   }
   tfree(&x), tfree(&dy), tfree(&mu), tfree(&k), tfree(&b);
   tfree(&norm), tfree(&y), tfree(&gref), tfree(&g);
@@ -1013,6 +1027,121 @@ static void test_dw_fwd_stats_bn_in(void) {
  * input), for 1, 2 and 3 threads; row counts around the kernels' 64-row blocks, a row
  * longer than the buffer's 64 Ki floats (one block at a time), depthwise strides 1 and 2,
  * kernel sizes 3 to 7, an image smaller than the kernel. */
+/* mpnas__pw_dx_bn_bwd equals mpnas__pw_bwd's input gradient then mpnas__bn_bwd in place,
+ * bit for bit: 1, 2 and 3 threads, over workers; rows not a whole number of blocks,
+ * chunks of several producer steps (c = 16), c past one 64- and one 256-channel slice,
+ * narrow rows. */
+static void test_pw_dx_bn_bwd(void) {
+  mpnas_context *ctx;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, ctx);
+  const int shapes[][3] = {{5000, 70, 24}, {4096, 300, 16}, {70000, 16, 8}, {1031, 37, 9},
+                           {300, 9, 17},   {1, 3, 8}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int sh = 0; sh < COUNT(shapes); sh++) {
+      int m = shapes[sh][0], c = shapes[sh][1], cout = shapes[sh][2];
+      int act = ACTS[(sh + ti) % COUNT(ACTS)];
+      size_t n = (size_t)m * c, cs = sizeof(float) * (size_t)c, ns = sizeof(float) * n;
+      float *x = malloc(ns), *dz = malloc(sizeof(float) * (size_t)m * cout);
+      float *w = malloc(sizeof(float) * (size_t)c * cout), *rdx = malloc(ns), *dx = malloc(ns);
+      float *pc = malloc(5 * cs), *rgr = calloc(2 * (size_t)c, sizeof(float)),
+            *gr = malloc(2 * cs);
+      float *mu = pc, *k = pc + c, *b = pc + 2 * c, *invstd = pc + 3 * c, *gamma = pc + 4 * c;
+      for (int j = 0; j < c; j++) {
+        mu[j] = rng_uniform(-1.0f, 1.0f);
+        k[j] = rng_uniform(-2.0f, 2.0f);
+        b[j] = rng_uniform(-3.0f, 7.0f);
+        invstd[j] = rng_uniform(0.5f, 2.0f);
+        gamma[j] = rng_uniform(0.5f, 1.5f);
+      }
+      for (size_t i = 0; i < n; i++) x[i] = mu[i % (size_t)c] + rng_uniform(-3.0f, 3.0f);
+      for (size_t i = 0; i < (size_t)m * cout; i++) dz[i] = rng_uniform(-1.0f, 1.0f);
+      for (size_t i = 0; i < (size_t)c * cout; i++) w[i] = rng_uniform(-0.5f, 0.5f);
+      const mpnas__bn_act fwd = {mu, k, b, act};
+      mpnas__engine e1 = {.k = tables[ti], .threads = 1};
+      CHECK_EQ_INT(mpnas__pw_bwd(&e1, &ws, m, c, cout, x, w, dz, rdx, NULL), MPNAS_OK);
+      CHECK_EQ_INT(mpnas__bn_bwd(&e1, &ws, m, c, x, gamma, mu, invstd, &fwd, rdx, rdx, rgr,
+                                 rgr + c),
+                   MPNAS_OK);
+      mpnas__workers one = {sum_over_one, NULL};
+      for (int v = 0; v < 4; v++) { /* 1, 2, 3 threads; over workers */
+        mpnas__engine e = {.k = tables[ti], .threads = v < 3 ? v + 1 : 2};
+        if (v == 3) e.workers = &one;
+        memset(gr, 0, 2 * cs);
+        CHECK_EQ_INT(mpnas__pw_dx_bn_bwd(&e, &ws, m, c, cout, w, dz, x, gamma, mu, invstd, &fwd,
+                                         dx, gr, gr + c),
+                     MPNAS_OK);
+        CHECK_MSG(!memcmp(dx, rdx, ns) && !memcmp(gr, rgr, 2 * cs),
+                  "%s pw_dx_bn_bwd %s m=%d c=%d (case %d) differs from pw_bwd then bn_bwd",
+                  tables[ti]->name, act_name(act), m, c, v);
+      }
+      CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
+      free(x), free(dz), free(w), free(rdx), free(dx), free(pc), free(rgr), free(gr);
+    }
+  mpnas__arena_destroy(&ws);
+  mpnas_context_free(ctx);
+}
+
+/* mpnas__dw_dx_bn_bwd equals mpnas__dw_bwd's input gradient then mpnas__bn_bwd in place,
+ * bit for bit: 1, 2 and 3 threads, over workers; widths that do not divide the BN's
+ * block (rows cut between producer calls), strides 1 and 2, k 3 to 7. */
+static void test_dw_dx_bn_bwd(void) {
+  mpnas_context *ctx;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, ctx);
+  const int shapes[][6] = {{3, 18, 18, 40, 3, 1}, {2, 10, 10, 17, 5, 2}, {4, 12, 12, 96, 3, 2},
+                           {2, 32, 32, 16, 3, 1}, {1, 5, 6, 33, 7, 1},   {64, 7, 7, 24, 3, 1},
+                           {1, 1, 1, 8, 3, 1}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int sh = 0; sh < COUNT(shapes); sh++) {
+      const int *d = shapes[sh];
+      int n = d[0], h = d[1], w = d[2], c = d[3], k = d[4], stride = d[5];
+      int ho = (h + stride - 1) / stride, wo = (w + stride - 1) / stride, m = n * h * w;
+      int act = ACTS[(sh + ti) % COUNT(ACTS)];
+      size_t nx = (size_t)m * c, ny = (size_t)n * ho * wo * c, nw = (size_t)k * k * c;
+      size_t cs = sizeof(float) * (size_t)c, ns = sizeof(float) * nx;
+      float *x = malloc(ns), *dz = malloc(sizeof(float) * ny), *w_ = malloc(sizeof(float) * nw);
+      float *rdx = malloc(ns), *dx = malloc(ns);
+      float *pc = malloc(5 * cs), *rgr = calloc(2 * (size_t)c, sizeof(float)),
+            *gr = malloc(2 * cs);
+      float *mu = pc, *kk = pc + c, *b = pc + 2 * c, *invstd = pc + 3 * c, *gamma = pc + 4 * c;
+      for (int j = 0; j < c; j++) {
+        mu[j] = rng_uniform(-1.0f, 1.0f);
+        kk[j] = rng_uniform(-2.0f, 2.0f);
+        b[j] = rng_uniform(-3.0f, 7.0f);
+        invstd[j] = rng_uniform(0.5f, 2.0f);
+        gamma[j] = rng_uniform(0.5f, 1.5f);
+      }
+      for (size_t i = 0; i < nx; i++) x[i] = mu[i % (size_t)c] + rng_uniform(-3.0f, 3.0f);
+      for (size_t i = 0; i < ny; i++) dz[i] = rng_uniform(-1.0f, 1.0f);
+      for (size_t i = 0; i < nw; i++) w_[i] = rng_uniform(-0.5f, 0.5f);
+      const mpnas__bn_act fwd = {mu, kk, b, act};
+      mpnas__engine e1 = {.k = tables[ti], .threads = 1};
+      CHECK_EQ_INT(mpnas__dw_bwd(&e1, n, h, w, c, k, stride, x, w_, dz, rdx, NULL), MPNAS_OK);
+      CHECK_EQ_INT(mpnas__bn_bwd(&e1, &ws, m, c, x, gamma, mu, invstd, &fwd, rdx, rdx, rgr,
+                                 rgr + c),
+                   MPNAS_OK);
+      mpnas__workers one = {sum_over_one, NULL};
+      for (int v = 0; v < 4; v++) { /* 1, 2, 3 threads; over workers */
+        mpnas__engine e = {.k = tables[ti], .threads = v < 3 ? v + 1 : 2};
+        if (v == 3) e.workers = &one;
+        memset(gr, 0, 2 * cs);
+        CHECK_EQ_INT(mpnas__dw_dx_bn_bwd(&e, &ws, n, h, w, c, k, stride, w_, dz, x, gamma, mu,
+                                         invstd, &fwd, dx, gr, gr + c),
+                     MPNAS_OK);
+        CHECK_MSG(!memcmp(dx, rdx, ns) && !memcmp(gr, rgr, 2 * cs),
+                  "%s dw_dx_bn_bwd %s %dx%dx%dx%d k%d s%d (case %d) differs from dw_bwd then "
+                  "bn_bwd", tables[ti]->name, act_name(act), n, h, w, c, k, stride, v);
+      }
+      CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
+      free(x), free(dz), free(w_), free(rdx), free(dx), free(pc), free(rgr), free(gr);
+    }
+  mpnas__arena_destroy(&ws);
+  mpnas_context_free(ctx);
+}
+
 static void test_bwd_bn_in(void) {
   mpnas_context *ctx;
   CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
@@ -1096,5 +1225,7 @@ int main(void) {
   RUN(test_pw_fwd_stats_bn_in);
   RUN(test_dw_fwd_stats_bn_in);
   RUN(test_bwd_bn_in);
+  RUN(test_pw_dx_bn_bwd);
+  RUN(test_dw_dx_bn_bwd);
   return check_finish();
 }

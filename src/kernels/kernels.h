@@ -126,8 +126,11 @@ typedef void (*mpnas__bn_stats_fn)(int m, int c, size_t ld, const float *x, doub
 typedef void (*mpnas__bn_apply_fn)(int m, int c, size_t ld, const float *x, const float *mu,
                                    const float *k, const float *b, int act, float *norm,
                                    float *y);
-/* The reductions of BN backward over m rows (overwritten, double):
- * s0[ch] = sum (x - mu[ch]), s1[ch] = sum dy, s2[ch] = sum dy * (x - mu[ch]). */
+/* The reductions of BN backward over m rows, in double, ADDED to s0, s1, s2 (the caller
+ * zeroes them first): s0[ch] += sum (x - mu[ch]), s1[ch] += sum dy, s2[ch] += sum dy * (x -
+ * mu[ch]). Each block's sum is added as it is taken (block by block in row order; the
+ * reference row by row), so calls on consecutive runs of whole blocks add up to the bits
+ * of one call over all of them: a caller may reduce rows in blocks as it produces them. */
 typedef void (*mpnas__bn_bwd_reduce_fn)(int m, int c, size_t ld, const float *x,
                                         const float *dy, const float *mu, double *s0,
                                         double *s1, double *s2);

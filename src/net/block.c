@@ -386,25 +386,33 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
     mpnas__se_grads se_grad = {grad->se_w1, grad->se_b1, grad->se_w2, grad->se_b2};
     st = mpnas__se_bwd(eng, ws, t->n, t->ho * t->wo, cm, g->se, act, &se, t->se_saved,
                        dproj_in, dd, &se_grad);
-  } else {
+    if (st == MPNAS_OK) /* Depthwise: the activation's and the BN's backward (one op) */
+      st = mpnas__bn_bwd(eng, ws, m_out, cm, t->d_pre, p->bn2.gamma, t->d_mean, t->d_invstd,
+                         &d_act, dd, dd, grad->bn2.gamma, grad->bn2.beta);
+  } else { /* the same, fused with the project conv's input gradient, which it reduces in
+            * blocks as the product makes them */
     st = mpnas__pw_bwd_bn_in(eng, ws, m_out, cm, g->cout, t->d_pre, &d_act, p->proj_w, dp_pre,
-                             NULL, dd, grad->proj_w);
+                             NULL, NULL, grad->proj_w);
+    if (st == MPNAS_OK)
+      st = mpnas__pw_dx_bn_bwd(eng, ws, m_out, cm, g->cout, p->proj_w, dp_pre, t->d_pre,
+                               p->bn2.gamma, t->d_mean, t->d_invstd, &d_act, dd,
+                               grad->bn2.gamma, grad->bn2.beta);
   }
   if (st != MPNAS_OK) goto done;
 
-  /* Depthwise: the activation's and the BN's backward (one op), then the convolution. */
-  st = mpnas__bn_bwd(eng, ws, m_out, cm, t->d_pre, p->bn2.gamma, t->d_mean, t->d_invstd, &d_act,
-                     dd, dd, grad->bn2.gamma, grad->bn2.beta);
-  if (st != MPNAS_OK) goto done;
+  /* Depthwise: the convolution's backward. */
   mpnas__arena_release(ws, stage);
   if (g->expand) {
     float *de;
     TAKE_TMP(de, mid_in);
     st = mpnas__dw_bwd_bn_in(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre, &e_act,
-                             p->dw_w, dd, de, grad->dw_w);
+                             p->dw_w, dd, NULL, grad->dw_w);
     if (st != MPNAS_OK) goto done;
-    st = mpnas__bn_bwd(eng, ws, m_in, cm, t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd,
-                       &e_act, de, de, grad->bn1.gamma, grad->bn1.beta);
+    /* Its input gradient, reduced by the expand's BN and activation backward in blocks as
+     * it is made. */
+    st = mpnas__dw_dx_bn_bwd(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, p->dw_w, dd,
+                             t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd, &e_act, de,
+                             grad->bn1.gamma, grad->bn1.beta);
     if (st != MPNAS_OK) goto done;
     /* The residual's share of dy added in the product's epilogue. */
     st = mpnas__pw_bwd_bn_in(eng, ws, m_in, g->cin, cm, t->x, NULL, p->exp_w, de,

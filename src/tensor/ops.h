@@ -121,6 +121,28 @@ mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
                                  int w, int c, int k, int stride, const float *x,
                                  const mpnas__bn_act *in, const float *wt, const float *dy,
                                  float *dx, float *dwt);
+/* The depthwise conv's input gradient (its output's gradient dz) and the backward of the
+ * BN and activation before the conv (x the BN's input [n][h][w][c], act as in
+ * mpnas__bn_bwd), fused as mpnas__pw_dx_bn_bwd: dx receives the BN's input gradient, the
+ * bits of mpnas__dw_bwd's dx then mpnas__bn_bwd in place. Scratch: an image per thread
+ * when w does not divide MPNAS__BN_BLOCK_ROWS. */
+mpnas_status mpnas__dw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                 int w, int c, int k, int stride, const float *wt,
+                                 const float *dz, const float *x, const float *gamma,
+                                 const float *save_mean, const float *save_invstd,
+                                 const mpnas__bn_act *act, float *dx, float *dgamma,
+                                 float *dbeta);
+
+/* The input gradient of a 1x1 conv (w [c][cout], its output's gradient dz [m][cout]) and
+ * the backward of the BN and activation before the conv (x the BN's input, act as in
+ * mpnas__bn_bwd), fused: the conv's rows made as the BN's sums take them
+ * (mpnas__bn_bwd_produced). dx [m][c] receives the BN's input gradient: the bits of
+ * mpnas__pw_bwd's dx then mpnas__bn_bwd in place. */
+mpnas_status mpnas__pw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                                 int cout, const float *wt, const float *dz, const float *x,
+                                 const float *gamma, const float *save_mean,
+                                 const float *save_invstd, const mpnas__bn_act *act, float *dx,
+                                 float *dgamma, float *dbeta);
 
 /* Fully connected: y[m][out] = x[m][in] . w[in][out] + b[out] (b may be NULL). */
 mpnas_status mpnas__fc_fwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int in, int out,
@@ -252,6 +274,21 @@ mpnas_status mpnas__bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
                            const float *x, const float *gamma, const float *save_mean,
                            const float *save_invstd, const mpnas__bn_act *act,
                            const float *dy, float *dx, float *dgamma, float *dbeta);
+/* Rows [r0, r1) of a gradient written by its producer (e.g. a conv's input gradient), on
+ * thread `slot` (0 .. threads - 1 of the call that runs it, for per-thread scratch). */
+typedef void (*mpnas__rows_producer)(const void *arg, int slot, int r0, int r1);
+/* mpnas__bn_bwd with act whose dy is made by produce, block by block as the sums need
+ * it, each block reduced while it is in cache: dx [m][c] receives dy, then g, then the BN's
+ * input gradient - the bits of produce over all rows and then mpnas__bn_bwd(..., act, dx,
+ * dx, ...), in two passes over memory fewer. produce runs on up to `threads` threads at
+ * once, each call on its own rows (whole blocks of MPNAS__BN_BLOCK_ROWS rows but the
+ * last). Scratch: (5 + 3 * 8)c + 1 doubles. Fails only for scratch or the workers' sum. */
+mpnas_status mpnas__bn_bwd_produced(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                                    const float *x, const float *gamma,
+                                    const float *save_mean, const float *save_invstd,
+                                    const mpnas__bn_act *act, mpnas__rows_producer produce,
+                                    const void *arg, int threads, float *dx, float *dgamma,
+                                    float *dbeta);
 
 /* ---- Activations (MPNAS__ACT_*) over count values ---------------------------------- */
 /* y may equal x. */

@@ -296,6 +296,38 @@ done:
   return st;
 }
 
+/* Rows of the input gradient dx = dz . w^T for mpnas__pw_dx_bn_bwd's BN backward. */
+typedef struct pw_dx_args {
+  const mpnas__kernels *kt;
+  int cout, c;
+  const float *dz, *packed;
+  float *dx;
+} pw_dx_args;
+
+static void pw_dx_rows(const void *arg, int slot, int r0, int r1) {
+  (void)slot;
+  const pw_dx_args *a = arg;
+  a->kt->gemm(r1 - r0, a->cout, a->c, a->dz + (size_t)r0 * a->cout, a->packed, NULL, NULL,
+              MPNAS__ACT_NONE, NULL, a->dx + (size_t)r0 * a->c);
+}
+
+mpnas_status mpnas__pw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                                 int cout, const float *wt, const float *dz, const float *x,
+                                 const float *gamma, const float *save_mean,
+                                 const float *save_invstd, const mpnas__bn_act *act, float *dx,
+                                 float *dgamma, float *dbeta) {
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  float *packed = m > 0 ? pack_weights_transposed(eng, ws, c, cout, wt) : NULL;
+  mpnas_status st = MPNAS_E_NO_MEMORY;
+  if (packed != NULL || m <= 0) {
+    pw_dx_args a = {eng->k, cout, c, dz, packed, dx};
+    st = mpnas__bn_bwd_produced(eng, ws, m, c, x, gamma, save_mean, save_invstd, act,
+                                pw_dx_rows, &a, gemm_parts(eng, m, cout, c), dx, dgamma, dbeta);
+  }
+  mpnas__arena_release(ws, mark);
+  return st;
+}
+
 /* Zero statistics for an empty output (no rows: mean 0, no spread). */
 static void stats_empty(int c, double *mean, double *m2) {
   for (int j = 0; j < c; j++) mean[j] = m2[j] = 0.0;
@@ -703,6 +735,65 @@ mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c,
   }
   if (dwt != NULL) dw_weight_grad(eng, &s, n, x, NULL, dy, dwt, NULL);
   return MPNAS_OK;
+}
+
+/* Pixels [r0, r1) of the depthwise input gradient for mpnas__dw_dx_bn_bwd: whole image
+ * rows straight into dx; a row that r0 or r1 cuts (only when w does not divide the BN's
+ * block) whole into the slot's image buffer, and its part copied out. */
+typedef struct dw_dx_args {
+  const mpnas__dw_shape *s;
+  mpnas__dw_bwd_input_fn bwd_in;
+  const float *dy, *wt;
+  float *dx, *scratch; /* scratch: [slots][h][w][c], or NULL when no row is cut */
+} dw_dx_args;
+
+static void dw_dx_rows(const void *arg, int slot, int r0, int r1) {
+  const dw_dx_args *a = arg;
+  const mpnas__dw_shape *s = a->s;
+  const int w = s->w, h = s->h;
+  const size_t c = (size_t)s->c, in_image = (size_t)h * w * c;
+  const size_t out_image = (size_t)s->ho * s->wo * c;
+  for (int p = r0; p < r1;) {
+    int row = p / w, i = row / h, iy = row - i * h, px = p - row * w;
+    const float *dyi = a->dy + i * out_image;
+    if (px == 0 && r1 - p >= w) { /* whole rows, up to r1's row or the image's end */
+      int rows = (r1 - p) / w < h - iy ? (r1 - p) / w : h - iy;
+      a->bwd_in(s, dyi, a->wt, a->dx + i * in_image, iy, iy + rows);
+      p += rows * w;
+    } else {
+      int end = (row + 1) * w < r1 ? (row + 1) * w : r1;
+      float *buf = a->scratch + (size_t)slot * in_image;
+      a->bwd_in(s, dyi, a->wt, buf, iy, iy + 1);
+      memcpy(a->dx + (size_t)p * c, buf + ((size_t)iy * w + px) * c,
+             sizeof(float) * (size_t)(end - p) * c);
+      p = end;
+    }
+  }
+}
+
+mpnas_status mpnas__dw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                 int w, int c, int k, int stride, const float *wt,
+                                 const float *dz, const float *x, const float *gamma,
+                                 const float *save_mean, const float *save_invstd,
+                                 const mpnas__bn_act *act, float *dx, float *dgamma,
+                                 float *dbeta) {
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, h, w, c, k, stride);
+  int m = n > 0 && h > 0 && w > 0 ? n * h * w : 0;
+  if (c <= 0) return MPNAS_OK;
+  int threads = mpnas__team_size(eng, (double)n * s.ho * s.wo * c * k * k, n * h);
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  float *scratch = NULL;
+  if (m > 0 && MPNAS__BN_BLOCK_ROWS % w != 0 &&
+      (scratch = mpnas__arena_floats(ws, (size_t)threads * h * w * c)) == NULL) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  dw_dx_args a = {&s, eng->k->dw_bwd_input, dz, wt, dx, scratch};
+  mpnas_status st = mpnas__bn_bwd_produced(eng, ws, m, c, x, gamma, save_mean, save_invstd,
+                                           act, dw_dx_rows, &a, threads, dx, dgamma, dbeta);
+  mpnas__arena_release(ws, mark);
+  return st;
 }
 
 mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,

@@ -8,6 +8,9 @@
  * channel loop innermost and contiguous, so the compiler can vectorise them. */
 #include <math.h>
 #include <string.h>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "common/common.h"
 #include "tensor/bn_plan.h"
@@ -472,6 +475,7 @@ static void bn_reduce_cols(const mpnas__engine *eng, int m, int c, int c0, int n
     size_t r0, r1;
     misc_split((size_t)m, nchunks, t, MPNAS__BN_BLOCK_ROWS, &r0, &r1);
     size_t off = r0 * (size_t)c + c0;
+    for (int j = 0; j < nb; j++) p[0][t][j] = p[1][t][j] = p[2][t][j] = 0.0;
     if (act != NULL)
       kt->bn_bwd_reduce_act((int)(r1 - r0), nb, (size_t)c, x + off, dy + off, mu, act->k + c0,
                             act->b + c0, act->act, g + off, p[0][t], p[1][t], p[2][t]);
@@ -527,33 +531,24 @@ static void bn_bwd_apply(const mpnas__engine *eng, int m, int c, int a0, int na,
   }
 }
 
-/* The backward over the workers: every channel's sums first (this worker's kept for the
- * parameter gradients), one sum over the workers, then dx. Scratch: 5c + 1 doubles. */
-static mpnas_status bn_bwd_over_workers(const mpnas__engine *eng, mpnas__arena *ws, int m,
-                                        int c, const float *x, const float *gamma,
-                                        const float *save_mean, const float *save_invstd,
-                                        const mpnas__bn_act *act, const float *dy,
-                                        float *dx, float *dgamma, float *dbeta) {
-  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  double *s = mpnas__arena_alloc(ws, sizeof(double) * (5 * (size_t)c + 1));
-  if (s == NULL) return MPNAS_E_NO_MEMORY;
+/* dx and the parameter gradients from every channel's sums, s = [s0 | s1 | s2 | rows |
+ * ls1 | ls2] (5c + 1 doubles, s0..s2 this worker's on entry): this worker's s1, s2 kept
+ * for dgamma / dbeta, one sum over the workers (if any), then per slice of channels the
+ * coefficients and dx from dy (g after an activation). Without workers the bits of
+ * mpnas__bn_bwd's own slice-by-slice loop. */
+static mpnas_status bn_bwd_finish(const mpnas__engine *eng, int m, int c, const float *x,
+                                  const float *gamma, const float *save_mean,
+                                  const float *save_invstd, const float *dy, double *s,
+                                  float *dx, float *dgamma, float *dbeta) {
   double *s0 = s, *s1 = s + c, *s2 = s + 2 * (size_t)c, *ls1 = s + 3 * (size_t)c + 1,
          *ls2 = ls1 + c;
-  for (int c0 = 0; c0 < c; c0 += MISC_CB) {
-    int nb = c - c0 < MISC_CB ? c - c0 : MISC_CB;
-    if (m > 0) {
-      bn_reduce_cols(eng, m, c, c0, nb, x, dy, save_mean + c0, act, dx, s0 + c0, s1 + c0,
-                     s2 + c0);
-    } else {
-      for (int j = c0; j < c0 + nb; j++) s0[j] = s1[j] = s2[j] = 0.0;
-    }
-  }
   memcpy(ls1, s1, sizeof(double) * (size_t)c);
   memcpy(ls2, s2, sizeof(double) * (size_t)c);
   s[3 * (size_t)c] = m > 0 ? m : 0;
-  mpnas_status st = (mpnas_status)eng->workers->sum_f64(eng->workers->user, s, 3 * (int64_t)c + 1);
+  mpnas_status st = MPNAS_OK;
+  if (eng->workers != NULL)
+    st = (mpnas_status)eng->workers->sum_f64(eng->workers->user, s, 3 * (int64_t)c + 1);
   double rows = s[3 * (size_t)c];
-  if (act != NULL) dy = dx; /* the reduction stored dy * act' there */
   for (int a0 = 0; a0 < c && st == MPNAS_OK && rows > 0.0; a0 += MISC_APPLY_CB) {
     int na = c - a0 < MISC_APPLY_CB ? c - a0 : MISC_APPLY_CB;
     float a[MISC_APPLY_CB], b[MISC_APPLY_CB], d[MISC_APPLY_CB];
@@ -563,6 +558,86 @@ static mpnas_status bn_bwd_over_workers(const mpnas__engine *eng, mpnas__arena *
                      dbeta != NULL ? &dbeta[ch] : NULL, &a[ch - a0], &b[ch - a0], &d[ch - a0]);
     if (dx != NULL && m > 0) bn_bwd_apply(eng, m, c, a0, na, x, dy, save_mean, a, b, d, dx);
   }
+  return st;
+}
+
+/* The backward over the workers: every channel's sums first, then bn_bwd_finish. */
+static mpnas_status bn_bwd_over_workers(const mpnas__engine *eng, mpnas__arena *ws, int m,
+                                        int c, const float *x, const float *gamma,
+                                        const float *save_mean, const float *save_invstd,
+                                        const mpnas__bn_act *act, const float *dy,
+                                        float *dx, float *dgamma, float *dbeta) {
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  double *s = mpnas__arena_alloc(ws, sizeof(double) * (5 * (size_t)c + 1));
+  if (s == NULL) return MPNAS_E_NO_MEMORY;
+  double *s0 = s, *s1 = s + c, *s2 = s + 2 * (size_t)c;
+  for (int c0 = 0; c0 < c; c0 += MISC_CB) {
+    int nb = c - c0 < MISC_CB ? c - c0 : MISC_CB;
+    if (m > 0) {
+      bn_reduce_cols(eng, m, c, c0, nb, x, dy, save_mean + c0, act, dx, s0 + c0, s1 + c0,
+                     s2 + c0);
+    } else {
+      for (int j = c0; j < c0 + nb; j++) s0[j] = s1[j] = s2[j] = 0.0;
+    }
+  }
+  if (act != NULL) dy = dx; /* the reduction stored dy * act' there */
+  mpnas_status st =
+      bn_bwd_finish(eng, m, c, x, gamma, save_mean, save_invstd, dy, s, dx, dgamma, dbeta);
+  mpnas__arena_release(ws, mark);
+  return st;
+}
+
+/* Rows a producer makes at a time in mpnas__bn_bwd_produced: whole blocks of the
+ * reduction, about 256 KB of the gradient (in L2 when the kernel reduces them). */
+#define PRODUCED_FLOATS 65536
+
+mpnas_status mpnas__bn_bwd_produced(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
+                                    const float *x, const float *gamma,
+                                    const float *save_mean, const float *save_invstd,
+                                    const mpnas__bn_act *act, mpnas__rows_producer produce,
+                                    const void *arg, int threads, float *dx, float *dgamma,
+                                    float *dbeta) {
+  if (m <= 0 && eng->workers == NULL) return MPNAS_OK;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  int nchunks = misc_chunks(m);
+  double *s = mpnas__arena_alloc(ws, sizeof(double) * (5 * (size_t)c + 1));
+  double *p = mpnas__arena_alloc(ws, sizeof(double) * 3 * (size_t)nchunks * (size_t)c);
+  if (s == NULL || p == NULL) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  /* Chunk t's sums at p + 3tc: bn_reduce_cols' chunks, each reduced in the same blocks
+   * (the kernel adds block by block), so the same bits. */
+  memset(p, 0, sizeof(double) * 3 * (size_t)nchunks * (size_t)c);
+  size_t step = (size_t)(PRODUCED_FLOATS / (c > 0 ? c : 1) / MPNAS__BN_BLOCK_ROWS);
+  step = (step > 0 ? step : 1) * MPNAS__BN_BLOCK_ROWS;
+  int team = threads < nchunks ? threads : nchunks;
+  const mpnas__kernels *kt = eng->k;
+  (void)team;
+  MPNAS__OPS_OMP_FOR(team, team > 1)
+  for (int t = 0; t < nchunks; t++) {
+    size_t r0, r1;
+    misc_split((size_t)(m > 0 ? m : 0), nchunks, t, MPNAS__BN_BLOCK_ROWS, &r0, &r1);
+    double *pt = p + 3 * (size_t)t * c;
+    int slot = 0;
+#if defined(_OPENMP)
+    slot = omp_get_thread_num(); /* < team <= threads */
+#endif
+    for (size_t b0 = r0; b0 < r1; b0 += step) {
+      size_t b1 = r1 - b0 < step ? r1 : b0 + step, off = b0 * (size_t)c;
+      produce(arg, slot, (int)b0, (int)b1);
+      kt->bn_bwd_reduce_act((int)(b1 - b0), c, (size_t)c, x + off, dx + off, save_mean, act->k,
+                            act->b, act->act, dx + off, pt, pt + c, pt + 2 * (size_t)c);
+    }
+  }
+  for (int q = 0; q < 3; q++) {
+    double *sq = s + (size_t)q * c;
+    memcpy(sq, p + (size_t)q * c, sizeof(double) * (size_t)c);
+    for (int t = 1; t < nchunks; t++)
+      for (int j = 0; j < c; j++) sq[j] += p[(3 * (size_t)t + (size_t)q) * c + (size_t)j];
+  }
+  mpnas_status st =
+      bn_bwd_finish(eng, m, c, x, gamma, save_mean, save_invstd, dx, s, dx, dgamma, dbeta);
   mpnas__arena_release(ws, mark);
   return st;
 }

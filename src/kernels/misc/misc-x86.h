@@ -512,7 +512,6 @@ MPNAS_AVX2_INLINE void reduce_act_rows(const int A, int m, int c, size_t ld, con
                                        double *s2) {
   float t0[GROUP], t1[GROUP], t2[GROUP], buf[STAGE_ROWS * NARROW_MAX];
   int staged = g != NULL && is_narrow(m, c, ld);
-  for (int ch = 0; ch < c; ch++) s0[ch] = s1[ch] = s2[ch] = 0.0;
   for (int r0 = 0; r0 < m; r0 += BLOCK) {
     int rows = imin(BLOCK, m - r0);
     size_t off = (size_t)r0 * ld;

@@ -47,7 +47,6 @@ void mpnas__f32_bn_apply__ref(int m, int c, size_t ld, const float *x, const flo
 
 void mpnas__f32_bn_bwd_reduce__ref(int m, int c, size_t ld, const float *x, const float *dy,
                                    const float *mu, double *s0, double *s1, double *s2) {
-  for (int ch = 0; ch < c; ch++) s0[ch] = s1[ch] = s2[ch] = 0.0;
   for (size_t i = 0; i < (size_t)m; i++) {
     const float *rx = x + i * ld, *rd = dy + i * ld;
     for (int ch = 0; ch < c; ch++) {
@@ -81,7 +80,6 @@ void mpnas__f32_bn_bwd_reduce_act__ref(int m, int c, size_t ld, const float *x,
                                        const float *dy, const float *mu, const float *k,
                                        const float *b, int act, float *g, double *s0,
                                        double *s1, double *s2) {
-  for (int ch = 0; ch < c; ch++) s0[ch] = s1[ch] = s2[ch] = 0.0;
   for (size_t i = 0; i < (size_t)m; i++) {
     const float *rx = x + i * ld, *rd = dy + i * ld;
     float *rg = g + i * ld;
