@@ -1129,14 +1129,75 @@ static void test_dw_dx_bn_bwd(void) {
         if (v == 3) e.workers = &one;
         memset(gr, 0, 2 * cs);
         CHECK_EQ_INT(mpnas__dw_dx_bn_bwd(&e, &ws, n, h, w, c, k, stride, w_, dz, x, gamma, mu,
-                                         invstd, &fwd, dx, gr, gr + c),
+                                         invstd, &fwd, NULL, dx, gr, gr + c),
                      MPNAS_OK);
         CHECK_MSG(!memcmp(dx, rdx, ns) && !memcmp(gr, rgr, 2 * cs),
                   "%s dw_dx_bn_bwd %s %dx%dx%dx%d k%d s%d (case %d) differs from dw_bwd then "
                   "bn_bwd", tables[ti]->name, act_name(act), n, h, w, c, k, stride, v);
       }
+      /* With coef: g and the coefficients, which applied give the same dx. */
+      float *coef = malloc(3 * cs);
+      memset(gr, 0, 2 * cs);
+      CHECK_EQ_INT(mpnas__dw_dx_bn_bwd(&e1, &ws, n, h, w, c, k, stride, w_, dz, x, gamma, mu,
+                                       invstd, &fwd, coef, dx, gr, gr + c),
+                   MPNAS_OK);
+      mpnas__bn_bwd_apply_coef(&e1, m, c, x, dx, mu, coef, dx);
+      CHECK_MSG(!memcmp(dx, rdx, ns) && !memcmp(gr, rgr, 2 * cs),
+                "%s dw_dx_bn_bwd with coef %dx%dx%dx%d differs", tables[ti]->name, n, h, w, c);
+      free(coef);
       CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
       free(x), free(dz), free(w_), free(rdx), free(dx), free(pc), free(rgr), free(gr);
+    }
+  mpnas__arena_destroy(&ws);
+  mpnas_context_free(ctx);
+}
+
+/* mpnas__pw_bwd_bn_dy equals mpnas__bn_bwd_apply_coef then mpnas__pw_bwd_bn_in, bit for
+ * bit: 1, 2 and 3 threads; with and without a residual; dx or dw alone; several buffer
+ * loads of rows (cout = 16), more input channels than threads split, odd row counts. */
+static void test_pw_bwd_bn_dy(void) {
+  mpnas_context *ctx;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, ctx);
+  const int shapes[][3] = {{5000, 16, 96}, {1031, 37, 9}, {300, 24, 144}, {65, 5, 33},
+                           {1, 3, 8},      {20000, 24, 16}, {700, 300, 5}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int sh = 0; sh < COUNT(shapes); sh++) {
+      int m = shapes[sh][0], cin = shapes[sh][1], cout = shapes[sh][2];
+      size_t nx = (size_t)m * cin, ny = (size_t)m * cout, nw = (size_t)cin * cout;
+      float *x = malloc(sizeof(float) * nx), *res = malloc(sizeof(float) * nx);
+      float *g = malloc(sizeof(float) * ny), *bx = malloc(sizeof(float) * ny);
+      float *gref = malloc(sizeof(float) * ny), *w = malloc(sizeof(float) * nw);
+      float *dx = malloc(sizeof(float) * nx), *rdx = malloc(sizeof(float) * nx);
+      float *dwt = malloc(sizeof(float) * nw), *rdwt = malloc(sizeof(float) * nw);
+      float *mu = malloc(sizeof(float) * (size_t)cout), *coef = malloc(sizeof(float) * 3 * cout);
+      for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(-2, 2), res[i] = rng_uniform(-1, 1);
+      for (size_t i = 0; i < ny; i++) g[i] = rng_uniform(-1, 1), bx[i] = rng_uniform(-3, 3);
+      for (size_t i = 0; i < nw; i++) w[i] = rng_uniform(-0.5f, 0.5f);
+      for (int j = 0; j < cout; j++) mu[j] = rng_uniform(-1, 1);
+      for (int j = 0; j < 3 * cout; j++) coef[j] = rng_uniform(-2, 2);
+      for (int v = 0; v < 5; v++) { /* 1, 2, 3 threads; 2 with dx alone; 2 with dw alone */
+        mpnas__engine e = {.k = tables[ti], .threads = v < 3 ? v + 1 : 2};
+        const float *r = v % 2 ? res : NULL;
+        float *want_dx = v == 4 ? NULL : dx, *want_dw = v == 3 ? NULL : dwt;
+        for (size_t i = 0; i < nw; i++) rdwt[i] = dwt[i] = 0.25f * (float)(i % 7);
+        memset(rdx, 0, sizeof(float) * nx), memset(dx, 0, sizeof(float) * nx);
+        memcpy(gref, g, sizeof(float) * ny);
+        mpnas__bn_bwd_apply_coef(&e, m, cout, bx, gref, mu, coef, gref);
+        CHECK_EQ_INT(mpnas__pw_bwd_bn_in(&e, &ws, m, cin, cout, x, NULL, w, gref, r,
+                                         want_dx ? rdx : NULL, want_dw ? rdwt : NULL),
+                     MPNAS_OK);
+        CHECK_EQ_INT(mpnas__pw_bwd_bn_dy(&e, &ws, m, cin, cout, x, w, g, bx, mu, coef, r,
+                                         want_dx, want_dw),
+                     MPNAS_OK);
+        CHECK_MSG(!memcmp(dx, rdx, sizeof(float) * nx) && !memcmp(dwt, rdwt, sizeof(float) * nw),
+                  "%s pw_bwd_bn_dy m=%d cin=%d cout=%d (case %d) differs", tables[ti]->name, m,
+                  cin, cout, v);
+        CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
+      }
+      free(x), free(res), free(g), free(bx), free(gref), free(w), free(dx), free(rdx);
+      free(dwt), free(rdwt), free(mu), free(coef);
     }
   mpnas__arena_destroy(&ws);
   mpnas_context_free(ctx);
@@ -1227,5 +1288,6 @@ int main(void) {
   RUN(test_bwd_bn_in);
   RUN(test_pw_dx_bn_bwd);
   RUN(test_dw_dx_bn_bwd);
+  RUN(test_pw_bwd_bn_dy);
   return check_finish();
 }

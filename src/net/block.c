@@ -403,20 +403,22 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   /* Depthwise: the convolution's backward. */
   mpnas__arena_release(ws, stage);
   if (g->expand) {
-    float *de;
+    float *de, *coef;
     TAKE_TMP(de, mid_in);
+    TAKE_TMP(coef, 3 * (size_t)cm);
     st = mpnas__dw_bwd_bn_in(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre, &e_act,
                              p->dw_w, dd, NULL, grad->dw_w);
     if (st != MPNAS_OK) goto done;
     /* Its input gradient, reduced by the expand's BN and activation backward in blocks as
-     * it is made. */
+     * it is made: de holds g = dy * act', coef the BN input gradient's coefficients, */
     st = mpnas__dw_dx_bn_bwd(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, p->dw_w, dd,
-                             t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd, &e_act, de,
+                             t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd, &e_act, coef, de,
                              grad->bn1.gamma, grad->bn1.beta);
     if (st != MPNAS_OK) goto done;
-    /* The residual's share of dy added in the product's epilogue. */
-    st = mpnas__pw_bwd_bn_in(eng, ws, m_in, g->cin, cm, t->x, NULL, p->exp_w, de,
-                             g->residual ? dy : NULL, dx, grad->exp_w);
+    /* which the expand conv's backward applies to blocks of g as it reads them. The
+     * residual's share of dy is added in the product's epilogue. */
+    st = mpnas__pw_bwd_bn_dy(eng, ws, m_in, g->cin, cm, t->x, p->exp_w, de, t->e_pre,
+                             t->e_mean, coef, g->residual ? dy : NULL, dx, grad->exp_w);
   } else {
     st = mpnas__dw_bwd(eng, t->n, t->h, t->w, cm, g->k, g->stride, t->x, p->dw_w, dd, dx,
                        grad->dw_w);

@@ -124,14 +124,25 @@ mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
 /* The depthwise conv's input gradient (its output's gradient dz) and the backward of the
  * BN and activation before the conv (x the BN's input [n][h][w][c], act as in
  * mpnas__bn_bwd), fused as mpnas__pw_dx_bn_bwd: dx receives the BN's input gradient, the
- * bits of mpnas__dw_bwd's dx then mpnas__bn_bwd in place. Scratch: an image per thread
- * when w does not divide MPNAS__BN_BLOCK_ROWS. */
+ * bits of mpnas__dw_bwd's dx then mpnas__bn_bwd in place - or with coef, g and the
+ * coefficients (mpnas__bn_bwd_produced). Scratch: an image per thread when w does not
+ * divide MPNAS__BN_BLOCK_ROWS. */
 mpnas_status mpnas__dw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
                                  int w, int c, int k, int stride, const float *wt,
                                  const float *dz, const float *x, const float *gamma,
                                  const float *save_mean, const float *save_invstd,
-                                 const mpnas__bn_act *act, float *dx, float *dgamma,
-                                 float *dbeta);
+                                 const mpnas__bn_act *act, float *coef, float *dx,
+                                 float *dgamma, float *dbeta);
+/* mpnas__pw_bwd_bn_in without a BN on its input whose output gradient dy is a BN's input
+ * gradient, a*g + b*(bx - mu) + d per output channel (coef = a | b | d, from
+ * mpnas__bn_bwd_produced): each thread makes blocks of dy rows into a buffer (in L2) as
+ * the weight and input gradients read them, so dy is never written. The bits of
+ * mpnas__bn_bwd_apply_coef then mpnas__pw_bwd_bn_in. Where the kernels sum the weight
+ * gradient in other blocks (weight_grad_in_blocks 0), it is those two calls, over g. */
+mpnas_status mpnas__pw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                                 int cout, const float *x, const float *wt, const float *g,
+                                 const float *bx, const float *mu, const float *coef,
+                                 const float *residual, float *dx, float *dwt);
 
 /* The input gradient of a 1x1 conv (w [c][cout], its output's gradient dz [m][cout]) and
  * the backward of the BN and activation before the conv (x the BN's input, act as in
@@ -280,15 +291,22 @@ typedef void (*mpnas__rows_producer)(const void *arg, int slot, int r0, int r1);
 /* mpnas__bn_bwd with act whose dy is made by produce, block by block as the sums need
  * it, each block reduced while it is in cache: dx [m][c] receives dy, then g, then the BN's
  * input gradient - the bits of produce over all rows and then mpnas__bn_bwd(..., act, dx,
- * dx, ...), in two passes over memory fewer. produce runs on up to `threads` threads at
- * once, each call on its own rows (whole blocks of MPNAS__BN_BLOCK_ROWS rows but the
- * last). Scratch: (5 + 3 * 8)c + 1 doubles. Fails only for scratch or the workers' sum. */
+ * dx, ...), in two passes over memory fewer. With coef (3c floats) dx keeps g and coef
+ * receives the input gradient's coefficients a | b | d (dx = a*g + b*(x - save_mean) + d,
+ * mpnas__bn_bwd_apply_coef), for a consumer to apply as it reads g. produce runs on up to
+ * `threads` threads at once, each call on its own rows (whole blocks of
+ * MPNAS__BN_BLOCK_ROWS rows but the last). Scratch: (5 + 3 * 8)c + 1 doubles. Fails only
+ * for scratch or the workers' sum. */
 mpnas_status mpnas__bn_bwd_produced(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                                     const float *x, const float *gamma,
                                     const float *save_mean, const float *save_invstd,
                                     const mpnas__bn_act *act, mpnas__rows_producer produce,
-                                    const void *arg, int threads, float *dx, float *dgamma,
-                                    float *dbeta);
+                                    const void *arg, int threads, float *coef, float *dx,
+                                    float *dgamma, float *dbeta);
+/* dx = a*g + b*(x - save_mean) + d per channel, coef = a | b | d (dx may be g). */
+void mpnas__bn_bwd_apply_coef(const mpnas__engine *eng, int m, int c, const float *x,
+                              const float *g, const float *save_mean, const float *coef,
+                              float *dx);
 
 /* ---- Activations (MPNAS__ACT_*) over count values ---------------------------------- */
 /* y may equal x. */

@@ -296,6 +296,60 @@ done:
   return st;
 }
 
+/* Rows of dy = a*g + b*(bx - mu) + d mpnas__pw_bwd_bn_dy makes at a time into a thread's
+ * buffer: whole blocks of the weight gradient's sums, at most BN_IN_WGRAD_FLOATS. */
+static int bn_dy_rows(int cout) {
+  int rows = BN_IN_WGRAD_FLOATS / (cout > 0 ? cout : 1) / MPNAS__GEMM_BWD_ROWS;
+  return (rows > 0 ? rows : 1) * MPNAS__GEMM_BWD_ROWS;
+}
+
+mpnas_status mpnas__pw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                                 int cout, const float *x, const float *wt, const float *g,
+                                 const float *bx, const float *mu, const float *coef,
+                                 const float *residual, float *dx, float *dwt) {
+  if (m <= 0) return MPNAS_OK;
+  if (!eng->k->weight_grad_in_blocks) { /* the BN's input gradient whole, over g, first */
+    mpnas__bn_bwd_apply_coef(eng, m, cout, bx, g, mu, coef, (float *)g);
+    return mpnas__pw_bwd_bn_in(eng, ws, m, cin, cout, x, NULL, wt, g, residual, dx, dwt);
+  }
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  int parts = gemm_weight_parts(eng, m, cin, cout), rows = bn_dy_rows(cout);
+  float *packed = dx != NULL ? pack_weights_transposed(eng, ws, cin, cout, wt) : NULL;
+  float *scratch = mpnas__arena_floats(ws, (size_t)parts * rows * cout);
+  if (scratch == NULL || (dx != NULL && packed == NULL)) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  const mpnas__kernels *kt = eng->k;
+  const float *a = coef, *b = coef + cout, *d = coef + 2 * (size_t)cout;
+  /* Each thread: every block of rows into its buffer, the weight gradient of its input
+   * channels from it (the split of gemm_weight_grad, so the same bits), and the input
+   * gradient of its share of the block's rows (any row split gives the same bits). */
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+  for (int t = 0; t < parts; t++) {
+    int k0, k1;
+    mpnas__split_range(cin, parts, t, MPNAS__K_GRANULE, &k0, &k1);
+    float *buf = scratch + (size_t)t * rows * cout;
+    for (int i0 = 0; i0 < m; i0 += rows) {
+      int r = m - i0 < rows ? m - i0 : rows;
+      size_t off = (size_t)i0 * cout;
+      kt->bn_bwd_dx(r, cout, (size_t)cout, bx + off, g + off, mu, a, b, d, buf);
+      if (dwt != NULL && k1 > k0) kt->gemm_bwd_weight(r, cin, cout, x + (size_t)i0 * cin, buf, dwt, k0, k1);
+      if (dx == NULL) continue;
+      int q0, q1;
+      mpnas__split_range(r, parts, t, MPNAS__ROW_GRANULE, &q0, &q1);
+      if (q1 > q0)
+        kt->gemm(q1 - q0, cout, cin, buf + (size_t)q0 * cout, packed, NULL, NULL,
+                 MPNAS__ACT_NONE, residual != NULL ? residual + (size_t)(i0 + q0) * cin : NULL,
+                 dx + (size_t)(i0 + q0) * cin);
+    }
+  }
+  mpnas__arena_release(ws, mark);
+  return MPNAS_OK;
+}
+
 /* Rows of the input gradient dx = dz . w^T for mpnas__pw_dx_bn_bwd's BN backward. */
 typedef struct pw_dx_args {
   const mpnas__kernels *kt;
@@ -322,7 +376,8 @@ mpnas_status mpnas__pw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int
   if (packed != NULL || m <= 0) {
     pw_dx_args a = {eng->k, cout, c, dz, packed, dx};
     st = mpnas__bn_bwd_produced(eng, ws, m, c, x, gamma, save_mean, save_invstd, act,
-                                pw_dx_rows, &a, gemm_parts(eng, m, cout, c), dx, dgamma, dbeta);
+                                pw_dx_rows, &a, gemm_parts(eng, m, cout, c), NULL, dx, dgamma,
+                                dbeta);
   }
   mpnas__arena_release(ws, mark);
   return st;
@@ -775,8 +830,8 @@ mpnas_status mpnas__dw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int
                                  int w, int c, int k, int stride, const float *wt,
                                  const float *dz, const float *x, const float *gamma,
                                  const float *save_mean, const float *save_invstd,
-                                 const mpnas__bn_act *act, float *dx, float *dgamma,
-                                 float *dbeta) {
+                                 const mpnas__bn_act *act, float *coef, float *dx,
+                                 float *dgamma, float *dbeta) {
   mpnas__dw_shape s;
   mpnas__dw_shape_init(&s, h, w, c, k, stride);
   int m = n > 0 && h > 0 && w > 0 ? n * h * w : 0;
@@ -791,7 +846,8 @@ mpnas_status mpnas__dw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int
   }
   dw_dx_args a = {&s, eng->k->dw_bwd_input, dz, wt, dx, scratch};
   mpnas_status st = mpnas__bn_bwd_produced(eng, ws, m, c, x, gamma, save_mean, save_invstd,
-                                           act, dw_dx_rows, &a, threads, dx, dgamma, dbeta);
+                                           act, dw_dx_rows, &a, threads, coef, dx, dgamma,
+                                           dbeta);
   mpnas__arena_release(ws, mark);
   return st;
 }

@@ -534,12 +534,13 @@ static void bn_bwd_apply(const mpnas__engine *eng, int m, int c, int a0, int na,
 /* dx and the parameter gradients from every channel's sums, s = [s0 | s1 | s2 | rows |
  * ls1 | ls2] (5c + 1 doubles, s0..s2 this worker's on entry): this worker's s1, s2 kept
  * for dgamma / dbeta, one sum over the workers (if any), then per slice of channels the
- * coefficients and dx from dy (g after an activation). Without workers the bits of
+ * coefficients and dx from dy (g after an activation) - or, with coef, the coefficients
+ * stored there (a | b | d, 3c floats) and dx left alone. Without workers the bits of
  * mpnas__bn_bwd's own slice-by-slice loop. */
 static mpnas_status bn_bwd_finish(const mpnas__engine *eng, int m, int c, const float *x,
                                   const float *gamma, const float *save_mean,
                                   const float *save_invstd, const float *dy, double *s,
-                                  float *dx, float *dgamma, float *dbeta) {
+                                  float *coef, float *dx, float *dgamma, float *dbeta) {
   double *s0 = s, *s1 = s + c, *s2 = s + 2 * (size_t)c, *ls1 = s + 3 * (size_t)c + 1,
          *ls2 = ls1 + c;
   memcpy(ls1, s1, sizeof(double) * (size_t)c);
@@ -556,9 +557,22 @@ static mpnas_status bn_bwd_finish(const mpnas__engine *eng, int m, int c, const 
       bn_bwd_channel(rows, save_invstd[ch], gamma != NULL ? (double)gamma[ch] : 1.0, s0[ch],
                      s1[ch], s2[ch], ls1[ch], ls2[ch], dgamma != NULL ? &dgamma[ch] : NULL,
                      dbeta != NULL ? &dbeta[ch] : NULL, &a[ch - a0], &b[ch - a0], &d[ch - a0]);
-    if (dx != NULL && m > 0) bn_bwd_apply(eng, m, c, a0, na, x, dy, save_mean, a, b, d, dx);
+    if (coef != NULL) {
+      memcpy(coef + a0, a, sizeof(float) * (size_t)na);
+      memcpy(coef + c + a0, b, sizeof(float) * (size_t)na);
+      memcpy(coef + 2 * (size_t)c + a0, d, sizeof(float) * (size_t)na);
+    } else if (dx != NULL && m > 0) {
+      bn_bwd_apply(eng, m, c, a0, na, x, dy, save_mean, a, b, d, dx);
+    }
   }
   return st;
+}
+
+void mpnas__bn_bwd_apply_coef(const mpnas__engine *eng, int m, int c, const float *x,
+                              const float *g, const float *save_mean, const float *coef,
+                              float *dx) {
+  if (m > 0 && c > 0)
+    bn_bwd_apply(eng, m, c, 0, c, x, g, save_mean, coef, coef + c, coef + 2 * (size_t)c, dx);
 }
 
 /* The backward over the workers: every channel's sums first, then bn_bwd_finish. */
@@ -582,7 +596,7 @@ static mpnas_status bn_bwd_over_workers(const mpnas__engine *eng, mpnas__arena *
   }
   if (act != NULL) dy = dx; /* the reduction stored dy * act' there */
   mpnas_status st =
-      bn_bwd_finish(eng, m, c, x, gamma, save_mean, save_invstd, dy, s, dx, dgamma, dbeta);
+      bn_bwd_finish(eng, m, c, x, gamma, save_mean, save_invstd, dy, s, NULL, dx, dgamma, dbeta);
   mpnas__arena_release(ws, mark);
   return st;
 }
@@ -595,8 +609,8 @@ mpnas_status mpnas__bn_bwd_produced(const mpnas__engine *eng, mpnas__arena *ws, 
                                     const float *x, const float *gamma,
                                     const float *save_mean, const float *save_invstd,
                                     const mpnas__bn_act *act, mpnas__rows_producer produce,
-                                    const void *arg, int threads, float *dx, float *dgamma,
-                                    float *dbeta) {
+                                    const void *arg, int threads, float *coef, float *dx,
+                                    float *dgamma, float *dbeta) {
   if (m <= 0 && eng->workers == NULL) return MPNAS_OK;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   int nchunks = misc_chunks(m);
@@ -637,7 +651,7 @@ mpnas_status mpnas__bn_bwd_produced(const mpnas__engine *eng, mpnas__arena *ws, 
       for (int j = 0; j < c; j++) sq[j] += p[(3 * (size_t)t + (size_t)q) * c + (size_t)j];
   }
   mpnas_status st =
-      bn_bwd_finish(eng, m, c, x, gamma, save_mean, save_invstd, dx, s, dx, dgamma, dbeta);
+      bn_bwd_finish(eng, m, c, x, gamma, save_mean, save_invstd, dx, s, coef, dx, dgamma, dbeta);
   mpnas__arena_release(ws, mark);
   return st;
 }
