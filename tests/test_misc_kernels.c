@@ -1079,6 +1079,22 @@ static void test_pw_dx_bn_bwd(void) {
       CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
       free(x), free(dz), free(w), free(rdx), free(dx), free(pc), free(rgr), free(gr);
     }
+  /* No rows here, over workers: the sum is still taken, nothing is added, and the
+   * coefficients asked for are zero, not left unset. */
+  mpnas__workers one = {sum_over_one, NULL};
+  mpnas__engine e = {.k = tables[0], .threads = 2, .workers = &one};
+  float pc[12] = {0}, gr[8] = {0}, coef[12], w[8] = {0};
+  const mpnas__bn_act fwd = {pc, pc + 4, pc + 8, MPNAS__ACT_RELU};
+  memset(coef, 0xff, sizeof coef);
+  CHECK_EQ_INT(mpnas__pw_dx_bn_bwd(&e, &ws, 0, 4, 2, w, NULL, NULL, pc, pc, pc, &fwd, NULL, gr,
+                                   gr + 4),
+               MPNAS_OK);
+  CHECK_EQ_INT(mpnas__dw_dx_bn_bwd(&e, &ws, 0, 3, 3, 4, 3, 1, w, NULL, NULL, pc, pc, pc, &fwd,
+                                   coef, NULL, gr, gr + 4),
+               MPNAS_OK);
+  int nonzero = 0;
+  for (int j = 0; j < 12; j++) nonzero += coef[j] != 0.0f || (j < 8 && gr[j] != 0.0f);
+  CHECK_MSG(nonzero == 0, "no rows: %d coefficients or gradients not zero", nonzero);
   mpnas__arena_destroy(&ws);
   mpnas_context_free(ctx);
 }
@@ -1168,12 +1184,13 @@ static void test_pw_bwd_bn_dy(void) {
       size_t nx = (size_t)m * cin, ny = (size_t)m * cout, nw = (size_t)cin * cout;
       float *x = malloc(sizeof(float) * nx), *res = malloc(sizeof(float) * nx);
       float *g = malloc(sizeof(float) * ny), *bx = malloc(sizeof(float) * ny);
+      float *g0 = malloc(sizeof(float) * ny); /* g as given: the fallback writes over g */
       float *gref = malloc(sizeof(float) * ny), *w = malloc(sizeof(float) * nw);
       float *dx = malloc(sizeof(float) * nx), *rdx = malloc(sizeof(float) * nx);
       float *dwt = malloc(sizeof(float) * nw), *rdwt = malloc(sizeof(float) * nw);
       float *mu = malloc(sizeof(float) * (size_t)cout), *coef = malloc(sizeof(float) * 3 * cout);
       for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(-2, 2), res[i] = rng_uniform(-1, 1);
-      for (size_t i = 0; i < ny; i++) g[i] = rng_uniform(-1, 1), bx[i] = rng_uniform(-3, 3);
+      for (size_t i = 0; i < ny; i++) g0[i] = rng_uniform(-1, 1), bx[i] = rng_uniform(-3, 3);
       for (size_t i = 0; i < nw; i++) w[i] = rng_uniform(-0.5f, 0.5f);
       for (int j = 0; j < cout; j++) mu[j] = rng_uniform(-1, 1);
       for (int j = 0; j < 3 * cout; j++) coef[j] = rng_uniform(-2, 2);
@@ -1183,7 +1200,8 @@ static void test_pw_bwd_bn_dy(void) {
         float *want_dx = v == 4 ? NULL : dx, *want_dw = v == 3 ? NULL : dwt;
         for (size_t i = 0; i < nw; i++) rdwt[i] = dwt[i] = 0.25f * (float)(i % 7);
         memset(rdx, 0, sizeof(float) * nx), memset(dx, 0, sizeof(float) * nx);
-        memcpy(gref, g, sizeof(float) * ny);
+        memcpy(gref, g0, sizeof(float) * ny);
+        memcpy(g, g0, sizeof(float) * ny);
         mpnas__bn_bwd_apply_coef(&e, m, cout, bx, gref, mu, coef, gref);
         CHECK_EQ_INT(mpnas__pw_bwd_bn_in(&e, &ws, m, cin, cout, x, NULL, w, gref, r,
                                          want_dx ? rdx : NULL, want_dw ? rdwt : NULL),
@@ -1196,7 +1214,7 @@ static void test_pw_bwd_bn_dy(void) {
                   cin, cout, v);
         CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
       }
-      free(x), free(res), free(g), free(bx), free(gref), free(w), free(dx), free(rdx);
+      free(x), free(res), free(g), free(g0), free(bx), free(gref), free(w), free(dx), free(rdx);
       free(dwt), free(rdwt), free(mu), free(coef);
     }
   mpnas__arena_destroy(&ws);

@@ -138,9 +138,10 @@ mpnas_status mpnas__dw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int
  * mpnas__bn_bwd_produced): each thread makes blocks of dy rows into a buffer (in L2) as
  * the weight and input gradients read them, so dy is never written. The bits of
  * mpnas__bn_bwd_apply_coef then mpnas__pw_bwd_bn_in. Where the kernels sum the weight
- * gradient in other blocks (weight_grad_in_blocks 0), it is those two calls, over g. */
+ * gradient in other blocks (weight_grad_in_blocks 0), it is those two calls, dy written
+ * over g (so g is not const). */
 mpnas_status mpnas__pw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
-                                 int cout, const float *x, const float *wt, const float *g,
+                                 int cout, const float *x, const float *wt, float *g,
                                  const float *bx, const float *mu, const float *coef,
                                  const float *residual, float *dx, float *dwt);
 

@@ -304,12 +304,12 @@ static int bn_dy_rows(int cout) {
 }
 
 mpnas_status mpnas__pw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
-                                 int cout, const float *x, const float *wt, const float *g,
+                                 int cout, const float *x, const float *wt, float *g,
                                  const float *bx, const float *mu, const float *coef,
                                  const float *residual, float *dx, float *dwt) {
   if (m <= 0) return MPNAS_OK;
   if (!eng->k->weight_grad_in_blocks) { /* the BN's input gradient whole, over g, first */
-    mpnas__bn_bwd_apply_coef(eng, m, cout, bx, g, mu, coef, (float *)g);
+    mpnas__bn_bwd_apply_coef(eng, m, cout, bx, g, mu, coef, g);
     return mpnas__pw_bwd_bn_in(eng, ws, m, cin, cout, x, NULL, wt, g, residual, dx, dwt);
   }
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);

@@ -611,6 +611,8 @@ mpnas_status mpnas__bn_bwd_produced(const mpnas__engine *eng, mpnas__arena *ws, 
                                     const mpnas__bn_act *act, mpnas__rows_producer produce,
                                     const void *arg, int threads, float *coef, float *dx,
                                     float *dgamma, float *dbeta) {
+  if (coef != NULL) /* what no rows anywhere leave: a consumer of none reads nothing */
+    memset(coef, 0, sizeof(float) * 3 * (size_t)(c > 0 ? c : 0));
   if (m <= 0 && eng->workers == NULL) return MPNAS_OK;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   int nchunks = misc_chunks(m);
@@ -626,6 +628,7 @@ mpnas_status mpnas__bn_bwd_produced(const mpnas__engine *eng, mpnas__arena *ws, 
   size_t step = (size_t)(PRODUCED_FLOATS / (c > 0 ? c : 1) / MPNAS__BN_BLOCK_ROWS);
   step = (step > 0 ? step : 1) * MPNAS__BN_BLOCK_ROWS;
   int team = threads < nchunks ? threads : nchunks;
+  team = team > 1 ? team : 1;
   const mpnas__kernels *kt = eng->k;
   (void)team;
   MPNAS__OPS_OMP_FOR(team, team > 1)
