@@ -13,7 +13,7 @@
  *
  * Reductions (bn_stats, bn_bwd_reduce) walk the rows in blocks of MPNAS__BN_BLOCK_ROWS
  * and, inside a block, the channels in groups of up to 32 (4 ymm or 2 zmm accumulators
- * per quantity). A block's sums accumulate in float - at most 256 terms, so their rounding
+ * per quantity; bn_bwd_reduce 128 with zmm, RGROUP below). A block's sums accumulate in float - at most 256 terms, so their rounding
  * does not grow with m - and are then folded into the double outputs. bn_stats takes
  * two passes over each block (its mean, then the deviations from that mean, while the
  * block is still in L1/L2), so it reads memory once yet never subtracts two large,
@@ -462,6 +462,37 @@ void MISC_NAME(mpnas__f32_act_bwd)(int act, size_t n, const float *x, const floa
  * whose loads (g over dy) then wait for it (measured 1.8-3.4x slower in place for c =
  * 3..12). Only where g goes changes, not a value. */
 #define STAGE_ROWS 64
+/* Channels per group of bn_bwd_reduce(_act): 4 ymm (32 channels; 16 registers hold no
+ * more) or 8 zmm (128). Each channel's sums run over the rows alone, so the grouping
+ * changes no bits; a wider group makes fewer strided passes over a block's rows (144
+ * channels: 2 instead of 5; the fused BN backward 1.04-1.3x faster alone at c = 48 and
+ * 96, about 1% end to end, docs/PERFORMANCE.md). */
+#if VW == 16
+#define RGV 8
+#define RGROUP_SWITCH(F, ...)                           \
+  switch (nv * 2 + (tail != 0)) {                       \
+    case 2: F(1, 0, __VA_ARGS__); break;                \
+    case 3: F(1, 1, __VA_ARGS__); break;                \
+    case 4: F(2, 0, __VA_ARGS__); break;                \
+    case 5: F(2, 1, __VA_ARGS__); break;                \
+    case 6: F(3, 0, __VA_ARGS__); break;                \
+    case 7: F(3, 1, __VA_ARGS__); break;                \
+    case 8: F(4, 0, __VA_ARGS__); break;                \
+    case 9: F(4, 1, __VA_ARGS__); break;                \
+    case 10: F(5, 0, __VA_ARGS__); break;               \
+    case 11: F(5, 1, __VA_ARGS__); break;               \
+    case 12: F(6, 0, __VA_ARGS__); break;               \
+    case 13: F(6, 1, __VA_ARGS__); break;               \
+    case 14: F(7, 0, __VA_ARGS__); break;               \
+    case 15: F(7, 1, __VA_ARGS__); break;               \
+    case 16: F(8, 0, __VA_ARGS__); break;               \
+    default: F(8, 1, __VA_ARGS__); break;               \
+  }
+#else
+#define RGV 4
+#define RGROUP_SWITCH(F, ...) GROUP_SWITCH(F, __VA_ARGS__)
+#endif
+#define RGROUP (RGV * VW)
 
 /* One block for one group: t0 = sum (x - mu), t1 = sum g, t2 = sum g * (x - mu), with
  * g = dy * act'((x - mu) * k + b) stored (G = 1: to g, 2: through stage). */
@@ -470,8 +501,8 @@ MPNAS_AVX2_INLINE void reduce_act_group(const int NV, const int MASKED, const in
                                         const float *dy, const float *mu, const float *k,
                                         const float *b, V_TAILMASK mask, float *g,
                                         float *stage, float *t0, float *t1, float *t2) {
-  V_F a0[GV], a1[GV], a2[GV], vmu[GV], vk[GV], vb[GV];
-#pragma GCC unroll 4
+  V_F a0[RGV], a1[RGV], a2[RGV], vmu[RGV], vk[RGV], vb[RGV];
+#pragma GCC unroll 8
   for (int v = 0; v < NV; v++) {
     a0[v] = a1[v] = a2[v] = V_ZERO();
     vmu[v] = GLOAD(mu + VW * v, v);
@@ -481,7 +512,7 @@ MPNAS_AVX2_INLINE void reduce_act_group(const int NV, const int MASKED, const in
   for (int r = 0; r < rows; r++, x += ld, dy += ld) {
     float *gr = G == 2 ? stage + (size_t)(r % STAGE_ROWS) * ld
                        : (G == 1 ? g + (size_t)r * ld : NULL);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int v = 0; v < NV; v++) {
       V_F d = V_SUB(GLOAD(x + VW * v, v), vmu[v]);
       V_F gv = act_grad_mul(A, V_FMA(d, vk[v], vb[v]), GLOAD(dy + VW * v, v));
@@ -496,7 +527,7 @@ MPNAS_AVX2_INLINE void reduce_act_group(const int NV, const int MASKED, const in
       memcpy(g + (size_t)r0 * ld, stage, sizeof(float) * (size_t)(r + 1 - r0) * ld);
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int v = 0; v < NV; v++) {
     V_STORE(t0 + VW * v, a0[v]);
     V_STORE(t1 + VW * v, a1[v]);
@@ -510,13 +541,13 @@ MPNAS_AVX2_INLINE void reduce_act_rows(const int A, int m, int c, size_t ld, con
                                        const float *dy, const float *mu, const float *k,
                                        const float *b, float *g, double *s0, double *s1,
                                        double *s2) {
-  float t0[GROUP], t1[GROUP], t2[GROUP], buf[STAGE_ROWS * NARROW_MAX];
+  float t0[RGROUP], t1[RGROUP], t2[RGROUP], buf[STAGE_ROWS * NARROW_MAX];
   int staged = g != NULL && is_narrow(m, c, ld);
   for (int r0 = 0; r0 < m; r0 += BLOCK) {
     int rows = imin(BLOCK, m - r0);
     size_t off = (size_t)r0 * ld;
-    for (int c0 = 0; c0 < c; c0 += GROUP) {
-      int nch = imin(GROUP, c - c0), nv = (nch + VW - 1) / VW, tail = nch % VW;
+    for (int c0 = 0; c0 < c; c0 += RGROUP) {
+      int nch = imin(RGROUP, c - c0), nv = (nch + VW - 1) / VW, tail = nch % VW;
       V_TAILMASK mask = V_TAIL(tail);
       const float *xg = x + off + c0, *dg = dy + off + c0;
       float *gg = g != NULL ? g + off + c0 : NULL;
@@ -524,13 +555,13 @@ MPNAS_AVX2_INLINE void reduce_act_rows(const int A, int m, int c, size_t ld, con
 #define REDUCE_ACT(NV_, MASKED_, ...) reduce_act_group(NV_, MASKED_, A, 1, __VA_ARGS__)
 #define REDUCE_STAGED(NV_, MASKED_, ...) reduce_act_group(NV_, 1, A, 2, __VA_ARGS__)
       if (g == NULL)
-        GROUP_SWITCH(REDUCE_ONLY, rows, ld, xg, dg, mu + c0, k + c0, b + c0, mask, NULL, NULL,
+        RGROUP_SWITCH(REDUCE_ONLY, rows, ld, xg, dg, mu + c0, k + c0, b + c0, mask, NULL, NULL,
                      t0, t1, t2)
       else if (staged) /* narrow: one group, with a tail */
-        GROUP_SWITCH(REDUCE_STAGED, rows, ld, xg, dg, mu + c0, k + c0, b + c0, mask, gg, buf,
+        RGROUP_SWITCH(REDUCE_STAGED, rows, ld, xg, dg, mu + c0, k + c0, b + c0, mask, gg, buf,
                      t0, t1, t2)
       else
-        GROUP_SWITCH(REDUCE_ACT, rows, ld, xg, dg, mu + c0, k + c0, b + c0, mask, gg, NULL,
+        RGROUP_SWITCH(REDUCE_ACT, rows, ld, xg, dg, mu + c0, k + c0, b + c0, mask, gg, NULL,
                      t0, t1, t2)
 #undef REDUCE_STAGED
 #undef REDUCE_ACT
