@@ -660,6 +660,18 @@ static int32_t sum_over_one(void *user, double *buf, int64_t n) {
   return MPNAS_OK;
 }
 
+/* A BN and activation as a training forward saved them, at random: pc = mu | k | b |
+ * invstd | gamma, c floats each. */
+static void random_bn_saved(int c, float *pc) {
+  for (int j = 0; j < c; j++) {
+    pc[j] = rng_uniform(-1.0f, 1.0f);
+    pc[c + j] = rng_uniform(-2.0f, 2.0f);
+    pc[2 * c + j] = rng_uniform(-3.0f, 7.0f);
+    pc[3 * c + j] = rng_uniform(0.5f, 2.0f);
+    pc[4 * c + j] = rng_uniform(0.5f, 1.5f);
+  }
+}
+
 static void test_bn_bwd_with_act(void) {
   mpnas_context *ctx;
   CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
@@ -673,16 +685,10 @@ static void test_bn_bwd_with_act(void) {
         size_t n = (size_t)m * c, cs = sizeof(float) * (size_t)c, ns = sizeof(float) * n;
         float *x = malloc(ns), *dy = malloc(ns), *norm = malloc(ns), *y = malloc(ns);
         float *g = malloc(ns), *rdx = malloc(ns), *dx = malloc(ns);
-        float *pc = malloc(6 * cs), *rgr = calloc(2 * (size_t)c, sizeof(float)),
+        float *pc = malloc(5 * cs), *rgr = calloc(2 * (size_t)c, sizeof(float)),
               *gr = malloc(2 * cs);
         float *mu = pc, *k = pc + c, *b = pc + 2 * c, *invstd = pc + 3 * c, *gamma = pc + 4 * c;
-        for (int j = 0; j < c; j++) {
-          mu[j] = rng_uniform(-1.0f, 1.0f);
-          k[j] = rng_uniform(-2.0f, 2.0f);
-          b[j] = rng_uniform(-3.0f, 7.0f);
-          invstd[j] = rng_uniform(0.5f, 2.0f);
-          gamma[j] = rng_uniform(0.5f, 1.5f);
-        }
+        random_bn_saved(c, pc);
         for (size_t i = 0; i < n; i++) {
           x[i] = mu[i % (size_t)c] + rng_uniform(-3.0f, 3.0f);
           dy[i] = rng_uniform(-1.0f, 1.0f);
@@ -1048,13 +1054,7 @@ static void test_pw_dx_bn_bwd(void) {
       float *pc = malloc(5 * cs), *rgr = calloc(2 * (size_t)c, sizeof(float)),
             *gr = malloc(2 * cs);
       float *mu = pc, *k = pc + c, *b = pc + 2 * c, *invstd = pc + 3 * c, *gamma = pc + 4 * c;
-      for (int j = 0; j < c; j++) {
-        mu[j] = rng_uniform(-1.0f, 1.0f);
-        k[j] = rng_uniform(-2.0f, 2.0f);
-        b[j] = rng_uniform(-3.0f, 7.0f);
-        invstd[j] = rng_uniform(0.5f, 2.0f);
-        gamma[j] = rng_uniform(0.5f, 1.5f);
-      }
+      random_bn_saved(c, pc);
       for (size_t i = 0; i < n; i++) x[i] = mu[i % (size_t)c] + rng_uniform(-3.0f, 3.0f);
       for (size_t i = 0; i < (size_t)m * cout; i++) dz[i] = rng_uniform(-1.0f, 1.0f);
       for (size_t i = 0; i < (size_t)c * cout; i++) w[i] = rng_uniform(-0.5f, 0.5f);
@@ -1123,13 +1123,7 @@ static void test_dw_dx_bn_bwd(void) {
       float *pc = malloc(5 * cs), *rgr = calloc(2 * (size_t)c, sizeof(float)),
             *gr = malloc(2 * cs);
       float *mu = pc, *kk = pc + c, *b = pc + 2 * c, *invstd = pc + 3 * c, *gamma = pc + 4 * c;
-      for (int j = 0; j < c; j++) {
-        mu[j] = rng_uniform(-1.0f, 1.0f);
-        kk[j] = rng_uniform(-2.0f, 2.0f);
-        b[j] = rng_uniform(-3.0f, 7.0f);
-        invstd[j] = rng_uniform(0.5f, 2.0f);
-        gamma[j] = rng_uniform(0.5f, 1.5f);
-      }
+      random_bn_saved(c, pc);
       for (size_t i = 0; i < nx; i++) x[i] = mu[i % (size_t)c] + rng_uniform(-3.0f, 3.0f);
       for (size_t i = 0; i < ny; i++) dz[i] = rng_uniform(-1.0f, 1.0f);
       for (size_t i = 0; i < nw; i++) w_[i] = rng_uniform(-0.5f, 0.5f);

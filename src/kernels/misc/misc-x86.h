@@ -147,27 +147,37 @@ static void stats_merge(int nch, int prev, int rows, const float *mb, const floa
 }
 
 /* Call F(NV, MASKED, ...) for a group of nch channels (nv vectors, the last one masked
- * when tail != 0), with the vector count a compile-time constant in each call. */
+ * when tail != 0), with the vector count a compile-time constant in each call: up to 2,
+ * 4 or 8 vectors (NV_SWITCH2 / 4 / 8). */
+#define NV_CASES(F, NV, ...)                                                  \
+  case 2 * (NV): F(NV, 0, __VA_ARGS__); break;                                \
+  case 2 * (NV) + 1: F(NV, 1, __VA_ARGS__); break;
+#define NV_SWITCH2(F, ...)                                                    \
+  switch (nv * 2 + (tail != 0)) {                                             \
+    NV_CASES(F, 1, __VA_ARGS__)                                               \
+    case 4: F(2, 0, __VA_ARGS__); break;                                      \
+    default: F(2, 1, __VA_ARGS__); break;                                     \
+  }
+#define NV_SWITCH4(F, ...)                                                    \
+  switch (nv * 2 + (tail != 0)) {                                             \
+    NV_CASES(F, 1, __VA_ARGS__) NV_CASES(F, 2, __VA_ARGS__)                   \
+    NV_CASES(F, 3, __VA_ARGS__)                                               \
+    case 8: F(4, 0, __VA_ARGS__); break;                                      \
+    default: F(4, 1, __VA_ARGS__); break;                                     \
+  }
+#define NV_SWITCH8(F, ...)                                                    \
+  switch (nv * 2 + (tail != 0)) {                                             \
+    NV_CASES(F, 1, __VA_ARGS__) NV_CASES(F, 2, __VA_ARGS__)                   \
+    NV_CASES(F, 3, __VA_ARGS__) NV_CASES(F, 4, __VA_ARGS__)                   \
+    NV_CASES(F, 5, __VA_ARGS__) NV_CASES(F, 6, __VA_ARGS__)                   \
+    NV_CASES(F, 7, __VA_ARGS__)                                               \
+    case 16: F(8, 0, __VA_ARGS__); break;                                     \
+    default: F(8, 1, __VA_ARGS__); break;                                     \
+  }
 #if VW == 8
-#define GROUP_SWITCH(F, ...)                            \
-  switch (nv * 2 + (tail != 0)) {                       \
-    case 2: F(1, 0, __VA_ARGS__); break;                \
-    case 3: F(1, 1, __VA_ARGS__); break;                \
-    case 4: F(2, 0, __VA_ARGS__); break;                \
-    case 5: F(2, 1, __VA_ARGS__); break;                \
-    case 6: F(3, 0, __VA_ARGS__); break;                \
-    case 7: F(3, 1, __VA_ARGS__); break;                \
-    case 8: F(4, 0, __VA_ARGS__); break;                \
-    default: F(4, 1, __VA_ARGS__); break;               \
-  }
+#define GROUP_SWITCH NV_SWITCH4
 #else
-#define GROUP_SWITCH(F, ...)                            \
-  switch (nv * 2 + (tail != 0)) {                       \
-    case 2: F(1, 0, __VA_ARGS__); break;                \
-    case 3: F(1, 1, __VA_ARGS__); break;                \
-    case 4: F(2, 0, __VA_ARGS__); break;                \
-    default: F(2, 1, __VA_ARGS__); break;               \
-  }
+#define GROUP_SWITCH NV_SWITCH2
 #endif
 
 /* Two row streams exactly when the group has 16 channels or fewer (at either width). */
@@ -469,28 +479,10 @@ void MISC_NAME(mpnas__f32_act_bwd)(int act, size_t n, const float *x, const floa
  * 96, about 1% end to end, docs/PERFORMANCE.md). */
 #if VW == 16
 #define RGV 8
-#define RGROUP_SWITCH(F, ...)                           \
-  switch (nv * 2 + (tail != 0)) {                       \
-    case 2: F(1, 0, __VA_ARGS__); break;                \
-    case 3: F(1, 1, __VA_ARGS__); break;                \
-    case 4: F(2, 0, __VA_ARGS__); break;                \
-    case 5: F(2, 1, __VA_ARGS__); break;                \
-    case 6: F(3, 0, __VA_ARGS__); break;                \
-    case 7: F(3, 1, __VA_ARGS__); break;                \
-    case 8: F(4, 0, __VA_ARGS__); break;                \
-    case 9: F(4, 1, __VA_ARGS__); break;                \
-    case 10: F(5, 0, __VA_ARGS__); break;               \
-    case 11: F(5, 1, __VA_ARGS__); break;               \
-    case 12: F(6, 0, __VA_ARGS__); break;               \
-    case 13: F(6, 1, __VA_ARGS__); break;               \
-    case 14: F(7, 0, __VA_ARGS__); break;               \
-    case 15: F(7, 1, __VA_ARGS__); break;               \
-    case 16: F(8, 0, __VA_ARGS__); break;               \
-    default: F(8, 1, __VA_ARGS__); break;               \
-  }
+#define RGROUP_SWITCH NV_SWITCH8
 #else
 #define RGV 4
-#define RGROUP_SWITCH(F, ...) GROUP_SWITCH(F, __VA_ARGS__)
+#define RGROUP_SWITCH NV_SWITCH4
 #endif
 #define RGROUP (RGV * VW)
 
