@@ -100,8 +100,8 @@ typedef void (*mpnas__gemm_bwd_weight_fn)(int m, int k, int n, const float *x,
  * bn_apply, which stores the BN output and/or the activation's in the same pass (also
  * into small buffers, where the next conv applies a BN to the rows it reads).
  * Backward: act_bwd, then bn_bwd_reduce (the sums) and bn_bwd_dx (the elementwise input
- * gradient); bn_bwd_reduce_act does the first two in one pass, from the BN's input. act_fwd / act_bwd also
- * serve squeeze-excite. The per-channel arithmetic between passes (mean -> scale and
+ * gradient); bn_bwd_reduce_act does the first two in one pass, from the BN's input.
+ * act_fwd / act_bwd also serve squeeze-excite. The per-channel arithmetic between passes (mean -> scale and
  * shift, sums -> gradient coefficients) is O(c) and stays in double in the op layer.
  *
  * Statistics are returned in double. The SIMD kernels accumulate in float over blocks of

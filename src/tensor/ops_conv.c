@@ -336,7 +336,8 @@ mpnas_status mpnas__pw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int
       int r = m - i0 < rows ? m - i0 : rows;
       size_t off = (size_t)i0 * cout;
       kt->bn_bwd_dx(r, cout, (size_t)cout, bx + off, g + off, mu, a, b, d, buf);
-      if (dwt != NULL && k1 > k0) kt->gemm_bwd_weight(r, cin, cout, x + (size_t)i0 * cin, buf, dwt, k0, k1);
+      if (dwt != NULL && k1 > k0)
+        kt->gemm_bwd_weight(r, cin, cout, x + (size_t)i0 * cin, buf, dwt, k0, k1);
       if (dx == NULL) continue;
       int q0, q1;
       mpnas__split_range(r, parts, t, MPNAS__ROW_GRANULE, &q0, &q1);

@@ -13,8 +13,9 @@
  *
  * Reductions (bn_stats, bn_bwd_reduce) walk the rows in blocks of MPNAS__BN_BLOCK_ROWS
  * and, inside a block, the channels in groups of up to 32 (4 ymm or 2 zmm accumulators
- * per quantity; bn_bwd_reduce 128 with zmm, RGROUP below). A block's sums accumulate in float - at most 256 terms, so their rounding
- * does not grow with m - and are then folded into the double outputs. bn_stats takes
+ * per quantity; bn_bwd_reduce 128 with zmm, RGROUP below). A block's sums accumulate in
+ * float - at most 256 terms, so their rounding does not grow with m - and are then
+ * folded into the double outputs. bn_stats takes
  * two passes over each block (its mean, then the deviations from that mean, while the
  * block is still in L1/L2), so it reads memory once yet never subtracts two large,
  * nearly equal sums: block k gives n_k, its mean mb + d1 / n_k (d1 = sum (x - mb), which
