@@ -216,7 +216,8 @@ static int check(mpnas_status st, const char *what) {
   return 0;
 }
 
-static void bench_dw(const options *o, const mpnas__engine *eng, const dw_shape *d, int threads) {
+static void bench_dw(const options *o, const mpnas__engine *eng, mpnas__arena *ws,
+                     const dw_shape *d, int threads) {
   int ho = (d->h + d->s - 1) / d->s, wo = (d->w + d->s - 1) / d->s;
   size_t nx = (size_t)d->n * d->h * d->w * d->c, ny = (size_t)d->n * ho * wo * d->c;
   size_t nw = (size_t)d->k * d->k * d->c;
@@ -235,17 +236,17 @@ static void bench_dw(const options *o, const mpnas__engine *eng, const dw_shape 
       check(mpnas__dw_fwd(eng, d->n, d->h, d->w, d->c, d->k, d->s, x, w, NULL, NULL,
                           MPNAS__ACT_NONE, y),
             "dw_fwd");
-      check(mpnas__dw_bwd(eng, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, dx, dw), "dw_bwd");
+      check(mpnas__dw_bwd(eng, ws, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, dx, dw), "dw_bwd");
     });
     report(o, d->name, threads, "fwd+bwd", ms, 3.0 * flops);
   }
   if (o->do_parts) {
     TIME_MEDIAN(o->reps, ms,
-                check(mpnas__dw_bwd(eng, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, dx, NULL),
+                check(mpnas__dw_bwd(eng, ws, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, dx, NULL),
                       "dw_bwd"));
     report(o, d->name, threads, "bwd-dx", ms, flops);
     TIME_MEDIAN(o->reps, ms,
-                check(mpnas__dw_bwd(eng, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, NULL, dw),
+                check(mpnas__dw_bwd(eng, ws, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, NULL, dw),
                       "dw_bwd"));
     report(o, d->name, threads, "bwd-dw", ms, flops);
   }
@@ -309,8 +310,9 @@ static void compare_line(const char *name, int threads, const char *mode, double
 
 /* --compare on the depthwise shapes: forward, forward+backward, and with --mode parts
  * the input and weight gradients alone. */
-static void compare_dw(const options *o, const mpnas__engine *base, const mpnas__kernels *tk[2],
-                       const dw_shape *d, int threads, const double pk[2]) {
+static void compare_dw(const options *o, const mpnas__engine *base, mpnas__arena *ws,
+                       const mpnas__kernels *tk[2], const dw_shape *d, int threads,
+                       const double pk[2]) {
   int ho = (d->h + d->s - 1) / d->s, wo = (d->w + d->s - 1) / d->s;
   size_t nx = (size_t)d->n * d->h * d->w * d->c, ny = (size_t)d->n * ho * wo * d->c;
   size_t nw = (size_t)d->k * d->k * d->c;
@@ -334,12 +336,12 @@ static void compare_dw(const options *o, const mpnas__engine *base, const mpnas_
             check(mpnas__dw_fwd(&e, d->n, d->h, d->w, d->c, d->k, d->s, x, w, NULL, NULL,
                                 MPNAS__ACT_NONE, y), "dw_fwd");
             if (md == 1)
-              check(mpnas__dw_bwd(&e, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, dx, dw),
+              check(mpnas__dw_bwd(&e, ws, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, dx, dw),
                     "dw_bwd");
           });
         else
           TIME_MEDIAN(o->reps, ms,
-                      check(mpnas__dw_bwd(&e, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy,
+                      check(mpnas__dw_bwd(&e, ws, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy,
                                           md == 2 ? dx : NULL, md == 3 ? dw : NULL), "dw_bwd"));
         t[q][r] = ms;
       }
@@ -494,7 +496,7 @@ int main(int argc, char **argv) {
       }
       for (int i = 0; i < COUNT(DW); i++)
         if (!o.only || strstr(DW[i].name, o.only))
-          compare_dw(&o, &ctx->engine, tk, &DW[i], ctx->engine.threads, pk);
+          compare_dw(&o, &ctx->engine, &ws, tk, &DW[i], ctx->engine.threads, pk);
       for (int i = 0; i < COUNT(PW); i++)
         if (!o.only || strstr(PW[i].name, o.only))
           compare_pw(&o, &ctx->engine, &ws, tk, &PW[i], ctx->engine.threads, pk);
@@ -518,7 +520,7 @@ int main(int argc, char **argv) {
     if (forced) ctx->engine.k = forced;
     const mpnas__engine *eng = &ctx->engine;
     for (int i = 0; i < COUNT(DW); i++)
-      if (!o.only || strstr(DW[i].name, o.only)) bench_dw(&o, eng, &DW[i], eng->threads);
+      if (!o.only || strstr(DW[i].name, o.only)) bench_dw(&o, eng, &ws, &DW[i], eng->threads);
     for (int i = 0; i < COUNT(PW); i++)
       if (!o.only || strstr(PW[i].name, o.only)) bench_pw(&o, eng, &ws, &PW[i], eng->threads);
   }

@@ -1129,7 +1129,7 @@ static void test_dw_dx_bn_bwd(void) {
       for (size_t i = 0; i < nw; i++) w_[i] = rng_uniform(-0.5f, 0.5f);
       const mpnas__bn_act fwd = {mu, kk, b, act};
       mpnas__engine e1 = {.k = tables[ti], .threads = 1};
-      CHECK_EQ_INT(mpnas__dw_bwd(&e1, n, h, w, c, k, stride, x, w_, dz, rdx, NULL), MPNAS_OK);
+      CHECK_EQ_INT(mpnas__dw_bwd(&e1, &ws, n, h, w, c, k, stride, x, w_, dz, rdx, NULL), MPNAS_OK);
       CHECK_EQ_INT(mpnas__bn_bwd(&e1, &ws, m, c, x, gamma, mu, invstd, &fwd, rdx, rdx, rgr,
                                  rgr + c),
                    MPNAS_OK);
@@ -1254,7 +1254,7 @@ static void test_bwd_bn_in(void) {
         for (size_t i = 0; i < nw; i++) rdwt[i] = dwt[i] = 0.25f * (float)(i % 7);
         mpnas__bn_act_reapply(&e, m, c, x, in.mu, in.k, in.b, act, NULL, xn);
         if (is_dw) {
-          CHECK_EQ_INT(mpnas__dw_bwd(&e, d[0], d[1], d[2], c, d[4], d[5], xn, w, dy, rdx, rdwt),
+          CHECK_EQ_INT(mpnas__dw_bwd(&e, &ws, d[0], d[1], d[2], c, d[4], d[5], xn, w, dy, rdx, rdwt),
                        MPNAS_OK);
           CHECK_EQ_INT(mpnas__dw_bwd_bn_in(&e, &ws, d[0], d[1], d[2], c, d[4], d[5], x, &in, w,
                                            dy, dx, dwt),

@@ -138,7 +138,11 @@ static void test_hand_depthwise(void) {
     dy[p * 2 + 1] = 1.0f;
   }
   for (int i = 0; i < 18; i++) dwt[i] = 0.5f; /* accumulates onto 0.5 */
-  CHECK(mpnas__dw_bwd(g_eng, 1, 3, 3, 2, 3, 2, x, wt, dy, dx, dwt) == MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, g_ctx);
+  CHECK(mpnas__dw_bwd(g_eng, &ws, 1, 3, 3, 2, 3, 2, x, wt, dy, dx, dwt) == MPNAS_OK);
+  CHECK_EQ_INT(ws.used, 0);
+  mpnas__arena_destroy(&ws);
   static const float cover[9] = {1, 2, 1, 2, 4, 2, 1, 2, 1};
   for (int p = 0; p < 9; p++) {
     CHECK_NEAR(dx[p * 2 + 0], 0, 0);
@@ -346,7 +350,7 @@ static void test_pw_dw_vs_ref(void) {
     float *y = zeros(ny), *yr = zeros(ny), *dx = zeros(nx), *dxr = zeros(nx);
     float *dwt = zeros(nw), *dwtr = zeros(nw);
     CHECK(mpnas__dw_fwd(g_eng, n, h, w, c, k, s, x, wt, NULL, NULL, 0, y) == MPNAS_OK);
-    CHECK(mpnas__dw_bwd(g_eng, n, h, w, c, k, s, x, wt, dy, dx, dwt) == MPNAS_OK);
+    CHECK(mpnas__dw_bwd(g_eng, &ws, n, h, w, c, k, s, x, wt, dy, dx, dwt) == MPNAS_OK);
     for (int i = 0; i < n; i++) {
       mpnas__f32_dwconv_fwd__ref(&sh, x + i * in_img, wt, NULL, NULL, 0, yr + i * out_img, 0,
                                  sh.ho);
@@ -447,7 +451,7 @@ static void gc_run(int op, int n, int h, int w, int cin, int cout, int k, int s,
       st = mpnas__pw_bwd(g_eng, &ws, n, cin, cout, p.x, p.wt, p.probe, dx, dw);
       break;
     case OP_DW:
-      st = mpnas__dw_bwd(g_eng, n, h, w, cin, k, s, p.x, p.wt, p.probe, dx, dw);
+      st = mpnas__dw_bwd(g_eng, &ws, n, h, w, cin, k, s, p.x, p.wt, p.probe, dx, dw);
       break;
     case OP_FC:
       st = mpnas__fc_bwd(g_eng, &ws, n, cin, cout, p.x, p.wt, p.probe, dx, dw, db);
@@ -604,7 +608,7 @@ static void thr_run(const mpnas__engine *eng, mpnas__arena *ws, int op, const fl
       break;
     case OP_DW: /* n2 20x20 40, k5 s2 */
       a = mpnas__dw_fwd(eng, 2, 20, 20, 40, 5, 2, x, wt, NULL, NULL, 0, o->y);
-      b = mpnas__dw_bwd(eng, 2, 20, 20, 40, 5, 2, x, wt, dy, o->dx, o->dw);
+      b = mpnas__dw_bwd(eng, ws, 2, 20, 20, 40, 5, 2, x, wt, dy, o->dx, o->dw);
       break;
     case OP_FC: /* 64 rows 256 -> 40; the bias gradient is checked with dw */
       a = mpnas__fc_fwd(eng, ws, 64, 256, 40, x, wt, wt, o->y);
@@ -734,11 +738,61 @@ static void test_no_memory(void) {
   CHECK_EQ_INT(ws.used, 0);
   /* Only parameter gradients: pointwise needs no scratch then. */
   CHECK(mpnas__pw_bwd(e, &ws, 4, 3, 4, x, wt, y, NULL, dw) == MPNAS_OK);
-  /* Depthwise never takes scratch. */
+  /* The depthwise weight gradient's partials of image chunks need scratch from two
+   * images on; the forward, the input gradient alone and one image need none. */
+  CHECK(mpnas__dw_bwd(e, &ws, 2, 5, 5, 3, 3, 1, x, wt, y, dx, dw) == MPNAS_E_NO_MEMORY);
+  CHECK_EQ_INT(ws.used, 0);
+  CHECK(mpnas__dw_bwd(e, &ws, 2, 5, 5, 3, 3, 1, x, wt, y, dx, NULL) == MPNAS_OK);
+  CHECK(mpnas__dw_bwd(e, &ws, 1, 5, 5, 3, 3, 1, x, wt, y, dx, dw) == MPNAS_OK);
   CHECK(mpnas__dw_fwd(e, 2, 5, 5, 3, 3, 1, x, wt, NULL, NULL, 0, dx) == MPNAS_OK);
   mpnas__arena_destroy(&ws);
   g_allow_alloc = 1;
   mpnas_context_free(ctx);
+}
+
+/* The depthwise backward over image chunks (ops_conv.c): for batches of 1 to 37 images
+ * (one chunk an image, then uneven chunks of two or three) and 1-3 threads, dwt
+ * accumulates the reference's sum and is bit-identical for every thread count; dx, made
+ * image by image beside the weight gradient when each thread has two images, equals the
+ * input gradient made alone (by rows) bit for bit. */
+static void test_dw_bwd_image_chunks(void) {
+  static const int shapes[][6] = {{1, 6, 5, 19, 3, 1},  {4, 7, 6, 40, 3, 2}, {5, 6, 6, 17, 5, 1},
+                                  {17, 5, 7, 33, 3, 1}, {37, 4, 4, 24, 3, 2}};
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, g_ctx);
+  for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+    int n = shapes[t][0], h = shapes[t][1], w = shapes[t][2], c = shapes[t][3];
+    int k = shapes[t][4], s = shapes[t][5];
+    mpnas__dw_shape sh;
+    mpnas__dw_shape_init(&sh, h, w, c, k, s);
+    size_t nx = (size_t)n * h * w * c, ny = (size_t)n * sh.ho * sh.wo * c, nw = (size_t)k * k * c;
+    float *x = rnd(nx, 300 + t, -1, 1), *wt = rnd(nw, 310 + t, -1, 1);
+    float *dy = rnd(ny, 320 + t, -1, 1), *dxr = zeros(nx), *dwr = zeros(nw);
+    float *dx[3], *dw[3];
+    for (int i = 0; i < n; i++)
+      mpnas__f32_dwconv_bwd_input__ref(&sh, dy + (size_t)i * sh.ho * sh.wo * c, wt,
+                                       dxr + (size_t)i * h * w * c, 0, h);
+    mpnas__f32_dwconv_bwd_weight__ref(&sh, n, x, dy, dwr, 0, c);
+    for (size_t i = 0; i < nw; i++) dwr[i] += 0.5f;
+    for (int th = 0; th < 3; th++) {
+      mpnas__engine e = *g_eng;
+      e.threads = th + 1;
+      dx[th] = filled(nx, 1e30f), dw[th] = filled(nw, 0.5f);
+      CHECK(mpnas__dw_bwd(&e, &ws, n, h, w, c, k, s, x, wt, dy, dx[th], dw[th]) == MPNAS_OK);
+      CHECK_EQ_INT(ws.used, 0);
+      float *alone = filled(nx, 1e30f);
+      CHECK(mpnas__dw_bwd(&e, &ws, n, h, w, c, k, s, x, wt, dy, alone, NULL) == MPNAS_OK);
+      CHECK_MSG(same_bits(dx[th], alone, nx), "dw case %zu, %d threads: dx differs", t, th + 1);
+      free(alone);
+      CHECK_MSG(count_diff("chunks dx", dx[th], dxr, nx, g_tol) == 0, "dw case %zu", t);
+      CHECK_MSG(count_diff("chunks dw", dw[th], dwr, nw, g_tol * (1 + sqrt((double)ny / c))) == 0,
+                "dw case %zu, %d threads", t, th + 1);
+      CHECK_MSG(same_bits(dw[th], dw[0], nw), "dw case %zu: dw differs for %d threads", t, th + 1);
+    }
+    for (int th = 0; th < 3; th++) free(dx[th]), free(dw[th]);
+    free(x), free(wt), free(dy), free(dxr), free(dwr);
+  }
+  mpnas__arena_destroy(&ws);
 }
 
 /* ---- main ------------------------------------------------------------------------------------- */
@@ -761,6 +815,7 @@ static void run_all(void) {
   RUN_ON(test_gradcheck_fc);
   RUN_ON(test_fused_epilogue);
   RUN_ON(test_threads);
+  RUN_ON(test_dw_bwd_image_chunks);
   RUN_ON(test_arena_reuse);
   RUN_ON(test_no_memory);
 #undef RUN_ON

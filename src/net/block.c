@@ -420,7 +420,7 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
     st = mpnas__pw_bwd_bn_dy(eng, ws, m_in, g->cin, cm, t->x, p->exp_w, de, t->e_pre,
                              t->e_mean, coef, g->residual ? dy : NULL, dx, grad->exp_w);
   } else {
-    st = mpnas__dw_bwd(eng, t->n, t->h, t->w, cm, g->k, g->stride, t->x, p->dw_w, dd, dx,
+    st = mpnas__dw_bwd(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->x, p->dw_w, dd, dx,
                        grad->dw_w);
     if (st == MPNAS_OK && g->residual && dx != NULL)
       mpnas__add_acc((size_t)m_in * g->cin, dy, dx);

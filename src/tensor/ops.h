@@ -109,14 +109,16 @@ mpnas_status mpnas__pw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
 mpnas_status mpnas__dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,
                            int stride, const float *x, const float *wt, const float *scale,
                            const float *shift, int act, float *y);
-mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,
-                           int stride, const float *x, const float *wt, const float *dy,
-                           float *dx, float *dwt);
+/* The depthwise backward: dx (or NULL) overwritten, dwt (or NULL) accumulated. The
+ * weight gradient is summed over fixed chunks of images (partials in ws scratch), so its
+ * bits do not depend on the thread count; a thread makes its images' input gradients
+ * with their weight-gradient sums, while dy is in cache. */
+mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
+                           int c, int k, int stride, const float *x, const float *wt,
+                           const float *dy, float *dx, float *dwt);
 /* mpnas__dw_bwd for the input act((x - mu) * k + b) (in), which the weight gradient
- * normalises an image at a time into a per-thread image buffer (scratch: an input image
- * per thread; where the kernels do not allow it, kernels.h weight_grad_in_blocks, the
- * whole normalised input). The bits of mpnas__bn_act_reapply then mpnas__dw_bwd. in
- * NULL: mpnas__dw_bwd. */
+ * normalises an image at a time into a per-thread image buffer (ws scratch): the bits of
+ * mpnas__bn_act_reapply then mpnas__dw_bwd. in NULL: mpnas__dw_bwd. */
 mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
                                  int w, int c, int k, int stride, const float *x,
                                  const mpnas__bn_act *in, const float *wt, const float *dy,

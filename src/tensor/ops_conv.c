@@ -23,9 +23,6 @@
  * aligned with SIMD register tiles. */
 #define MPNAS__ROW_GRANULE 8
 #define MPNAS__K_GRANULE 8
-/* Depthwise weight gradients split by channel ranges in multiples of 16 (two AVX2 or
- * four NEON vectors), so a SIMD kernel sees the same channel blocks for any split. */
-#define MPNAS__DW_CH_GRANULE 16
 
 /* The KxK conv's im2col buffer holds whole images, at most about this many floats
  * (one image more if a single image is larger). The chunk size does not depend on the
@@ -724,73 +721,124 @@ mpnas_status mpnas__dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c,
   return MPNAS_OK;
 }
 
-/* Threads of the depthwise weight gradient: channel ranges, so each (tap, channel) sum
- * stays within one thread (no reduction). */
-static int dw_weight_parts(const mpnas__engine *eng, const mpnas__dw_shape *s, int n) {
-  double work = (double)n * s->ho * s->wo * s->c * s->k * s->k;
-  return mpnas__team_size(eng, work, ceil_div(s->c, MPNAS__DW_CH_GRANULE));
+/* The depthwise weight gradient sums over fixed chunks of images, each chunk's sums into
+ * its own partial (the first chunk's straight into dwt), then adds the partials to dwt in
+ * chunk order. The chunks depend on n alone, so the bits do not depend on the thread
+ * count, and a thread takes whole images: contiguous rows, all channels, no cache line
+ * shared with another thread, and each image's dy still in cache for its input gradient. */
+#define DW_IMAGE_CHUNKS 16
+
+/* Chunk j of n images: [*i0, *i1). */
+static void dw_chunk(int n, int j, int *i0, int *i1) {
+  int chunks = n < DW_IMAGE_CHUNKS ? n : DW_IMAGE_CHUNKS;
+  mpnas__split_range(n, chunks, j, 1, i0, i1);
 }
 
-/* dwt += the depthwise weight gradient over channel ranges. With in, of act((x - mu) *
- * k + b): each thread normalises its channels of an image into its image buffer in
- * scratch ([parts][h][w][c]), then the kernel takes that image (weight_grad_in_blocks:
- * the same bits as one call over all the images). */
-static void dw_weight_grad(const mpnas__engine *eng, const mpnas__dw_shape *s, int n,
-                           const float *x, const mpnas__bn_act *in, const float *dy,
-                           float *dwt, float *scratch) {
-  int parts = dw_weight_parts(eng, s, n);
-  const mpnas__kernels *kt = eng->k;
-  size_t pixels = (size_t)s->h * s->w, in_image = pixels * s->c;
-  size_t out_image = (size_t)s->ho * s->wo * s->c;
+typedef struct dw_bwd_args {
+  const mpnas__kernels *kt;
+  const mpnas__dw_shape *s;
+  int n;
+  const float *x, *wt, *dy;
+  const mpnas__bn_act *in; /* or NULL */
+  float *dx, *dwt;         /* dx: NULL unless made here, image by image */
+  float *partials;         /* [chunks - 1][k][k][c], zeroed */
+  float *scratch;          /* [threads][h][w][c] when in */
+} dw_bwd_args;
+
+/* Thread t of `parts`: the chunks whose first image lies in its share of the images
+ * (shares of images, not of chunks, as chunk sizes differ by one). Per image: the input
+ * normalised into the thread's image buffer (in), the weight gradient's sums, then the
+ * input gradient while dy is in cache. */
+static void dw_bwd_thread(const dw_bwd_args *a, int t, int parts) {
+  const mpnas__dw_shape *s = a->s;
+  const size_t pixels = (size_t)s->h * s->w, in_image = pixels * s->c;
+  const size_t out_image = (size_t)s->ho * s->wo * s->c, taps = (size_t)s->k * s->k * s->c;
+  int first, last, chunks = a->n < DW_IMAGE_CHUNKS ? a->n : DW_IMAGE_CHUNKS;
+  mpnas__split_range(a->n, parts, t, 1, &first, &last);
+  for (int j = 0; j < chunks; j++) {
+    int i0, i1;
+    dw_chunk(a->n, j, &i0, &i1);
+    if (i0 < first || i0 >= last) continue;
+    float *sums = j == 0 ? a->dwt : a->partials + (size_t)(j - 1) * taps;
+    for (int i = i0; i < i1; i++) {
+      const float *xi = a->x + i * in_image, *dyi = a->dy + i * out_image;
+      if (a->in != NULL) {
+        float *buf = a->scratch + (size_t)t * in_image;
+        a->kt->bn_apply((int)pixels, s->c, (size_t)s->c, xi, a->in->mu, a->in->k, a->in->b,
+                        a->in->act, NULL, buf);
+        xi = buf;
+      }
+      a->kt->dw_bwd_weight(s, 1, xi, dyi, sums, 0, s->c);
+      if (a->dx != NULL) a->kt->dw_bwd_input(s, dyi, a->wt, a->dx + i * in_image, 0, s->h);
+    }
+  }
+}
+
+/* The input gradient alone: the n*h input rows are independent (gather form), split like
+ * the forward's rows. */
+static void dw_bwd_input_rows(const mpnas__engine *eng, const mpnas__dw_shape *s, int n,
+                              const float *wt, const float *dy, float *dx) {
+  int rows = n * s->h;
+  size_t in_image = (size_t)s->h * s->w * s->c, out_image = (size_t)s->ho * s->wo * s->c;
+  int parts = mpnas__team_size(eng, (double)n * s->ho * s->wo * s->c * s->k * s->k, rows);
+  mpnas__dw_bwd_input_fn bwd_in = eng->k->dw_bwd_input;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
   for (int t = 0; t < parts; t++) {
-    int c0, c1;
-    mpnas__split_range(s->c, parts, t, MPNAS__DW_CH_GRANULE, &c0, &c1);
-    if (c1 <= c0) continue;
-    if (in == NULL) {
-      kt->dw_bwd_weight(s, n, x, dy, dwt, c0, c1);
-      continue;
-    }
-    float *buf = scratch + (size_t)t * in_image;
-    for (int i = 0; i < n; i++) {
-      kt->bn_apply((int)pixels, c1 - c0, (size_t)s->c, x + i * in_image + c0, in->mu + c0,
-                   in->k + c0, in->b + c0, in->act, NULL, buf + c0);
-      kt->dw_bwd_weight(s, 1, buf, dy + i * out_image, dwt, c0, c1);
+    int r0, r1;
+    mpnas__split_range(rows, parts, t, 1, &r0, &r1);
+    for (int i = r0 / s->h; i < n && i * s->h < r1; i++) {
+      int ih0 = r0 - i * s->h, ih1 = r1 - i * s->h;
+      if (ih0 < 0) ih0 = 0;
+      if (ih1 > s->h) ih1 = s->h;
+      bwd_in(s, dy + i * out_image, wt, dx + i * in_image, ih0, ih1);
     }
   }
 }
 
-mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, int n, int h, int w, int c, int k,
-                           int stride, const float *x, const float *wt, const float *dy,
-                           float *dx, float *dwt) {
+mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                 int w, int c, int k, int stride, const float *x,
+                                 const mpnas__bn_act *in, const float *wt, const float *dy,
+                                 float *dx, float *dwt) {
   mpnas__dw_shape s;
   mpnas__dw_shape_init(&s, h, w, c, k, stride);
   if (n <= 0 || c <= 0) return MPNAS_OK;
-  size_t in_image = (size_t)h * w * c, out_image = (size_t)s.ho * s.wo * c;
-  double work = (double)n * s.ho * s.wo * c * k * k;
-  if (dx != NULL) {
-    /* Input rows are independent (gather form): split the n*h rows like forward. */
-    int rows = n * h;
-    int parts = mpnas__team_size(eng, work, rows);
-    mpnas__dw_bwd_input_fn bwd_in = eng->k->dw_bwd_input;
+  if (dwt == NULL) {
+    if (dx != NULL) dw_bwd_input_rows(eng, &s, n, wt, dy, dx);
+    return MPNAS_OK;
+  }
+  const size_t taps = (size_t)k * k * c, in_image = (size_t)h * w * c;
+  const int chunks = n < DW_IMAGE_CHUNKS ? n : DW_IMAGE_CHUNKS;
+  const int parts = mpnas__team_size(eng, (double)n * s.ho * s.wo * c * k * k, chunks);
+  /* With fewer than two images a thread, the input gradient by rows balances better. */
+  const int dx_here = dx != NULL && n >= 2 * parts;
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  float *partials = chunks > 1 ? mpnas__arena_floats(ws, (size_t)(chunks - 1) * taps) : NULL;
+  float *scratch = in == NULL ? NULL : mpnas__arena_floats(ws, (size_t)parts * in_image);
+  if ((chunks > 1 && partials == NULL) || (in != NULL && scratch == NULL)) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  if (partials != NULL) memset(partials, 0, sizeof(float) * (size_t)(chunks - 1) * taps);
+  dw_bwd_args a = {eng->k, &s, n, x, wt, dy, in, dx_here ? dx : NULL, dwt, partials, scratch};
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
-    for (int t = 0; t < parts; t++) {
-      int r0, r1;
-      mpnas__split_range(rows, parts, t, 1, &r0, &r1);
-      for (int i = r0 / h; i < n && i * h < r1; i++) {
-        int ih0 = r0 - i * h, ih1 = r1 - i * h;
-        if (ih0 < 0) ih0 = 0;
-        if (ih1 > h) ih1 = h;
-        bwd_in(&s, dy + i * out_image, wt, dx + i * in_image, ih0, ih1);
-      }
-    }
+  for (int t = 0; t < parts; t++) dw_bwd_thread(&a, t, parts);
+  for (int j = 1; j < chunks; j++) {
+    const float *p = partials + (size_t)(j - 1) * taps;
+    for (size_t e = 0; e < taps; e++) dwt[e] += p[e];
   }
-  if (dwt != NULL) dw_weight_grad(eng, &s, n, x, NULL, dy, dwt, NULL);
+  mpnas__arena_release(ws, mark);
+  if (dx != NULL && !dx_here) dw_bwd_input_rows(eng, &s, n, wt, dy, dx);
   return MPNAS_OK;
+}
+
+mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
+                           int c, int k, int stride, const float *x, const float *wt,
+                           const float *dy, float *dx, float *dwt) {
+  return mpnas__dw_bwd_bn_in(eng, ws, n, h, w, c, k, stride, x, NULL, wt, dy, dx, dwt);
 }
 
 /* Pixels [r0, r1) of the depthwise input gradient for mpnas__dw_dx_bn_bwd: whole image
@@ -849,36 +897,6 @@ mpnas_status mpnas__dw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int
   mpnas_status st = mpnas__bn_bwd_produced(eng, ws, m, c, x, gamma, save_mean, save_invstd,
                                            act, dw_dx_rows, &a, threads, coef, dx, dgamma,
                                            dbeta);
-  mpnas__arena_release(ws, mark);
-  return st;
-}
-
-mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
-                                 int w, int c, int k, int stride, const float *x,
-                                 const mpnas__bn_act *in, const float *wt, const float *dy,
-                                 float *dx, float *dwt) {
-  if (in == NULL || dwt == NULL || n <= 0 || c <= 0)
-    return mpnas__dw_bwd(eng, n, h, w, c, k, stride, x, wt, dy, dx, dwt);
-  mpnas_status st = mpnas__dw_bwd(eng, n, h, w, c, k, stride, x, wt, dy, dx, NULL);
-  if (st != MPNAS_OK) return st;
-  mpnas__dw_shape s;
-  mpnas__dw_shape_init(&s, h, w, c, k, stride);
-  size_t in_image = (size_t)h * w * c;
-  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  if (eng->k->weight_grad_in_blocks) { /* an image at a time, per thread */
-    int parts = dw_weight_parts(eng, &s, n);
-    float *scratch = mpnas__arena_floats(ws, (size_t)parts * in_image);
-    if (scratch == NULL) st = MPNAS_E_NO_MEMORY;
-    else dw_weight_grad(eng, &s, n, x, in, dy, dwt, scratch);
-  } else { /* the whole input normalised first */
-    float *xn = mpnas__arena_floats(ws, (size_t)n * in_image);
-    if (xn == NULL) {
-      st = MPNAS_E_NO_MEMORY;
-    } else {
-      mpnas__bn_act_reapply(eng, n * h * w, c, x, in->mu, in->k, in->b, in->act, NULL, xn);
-      dw_weight_grad(eng, &s, n, xn, NULL, dy, dwt, NULL);
-    }
-  }
   mpnas__arena_release(ws, mark);
   return st;
 }
