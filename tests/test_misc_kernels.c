@@ -1171,7 +1171,7 @@ static void test_pw_bwd_bn_dy(void) {
   mpnas__arena ws;
   mpnas__arena_init(&ws, ctx);
   const int shapes[][3] = {{5000, 16, 96}, {1031, 37, 9}, {300, 24, 144}, {65, 5, 33},
-                           {1, 3, 8},      {20000, 24, 16}, {700, 300, 5}};
+                           {1, 3, 8},      {20000, 24, 16}, {700, 300, 5}, {200, 96, 320}};
   for (int ti = 0; ti < n_tables; ti++)
     for (int sh = 0; sh < COUNT(shapes); sh++) {
       int m = shapes[sh][0], cin = shapes[sh][1], cout = shapes[sh][2];

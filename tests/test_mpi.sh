@@ -3,18 +3,20 @@
 # collective hook of mpnas_context_set_collective), 1 thread per worker:
 #   - 2 workers: every worker's search state and trained model identical (checksums);
 #   - 2 workers against 1 with the same global batch, on distinct images (BN statistics
-#     summed over the workers), a 2-step search and 8 training steps: the same paths; the
+#     summed over the workers), a 2-step search and 3 training steps: the same paths; the
 #     domains' training losses at the end of the search within relative 1e-4 (measured
-#     with gcc: 9.7e-8) and at the end of the training within 1e-3 (gcc 1.9e-5 and
-#     3.8e-5, clang 1.1e-4 on 2026-12-04: 8 training steps magnify the rounding); the
-#     trained model's logits within 5e-2 (measured 1.7e-2 to 2.5e-2). A real error (a
-#     share's loss scale, a missing sum) moves them by 1e-1 and more. Not bit-identical: the shares' BN statistics and gradients are summed in
-#     another order than one worker's. Why so short a search, and the controllers held
-#     still (--rl-delay 0.999): the search's SGD on this tiny set amplifies rounding about
-#     100-fold a step (one process on the scalar kernels against AVX2 drifts the same
-#     way: 1e-7, 1e-6, 3e-4, 1e-2 relative at steps 1-4), and a validation image whose
-#     two best logits lie within rounding flips a reward by 1/valid-batch; the controllers'
-#     part is compared in-process by test_collective.c;
+#     1.1e-7 with gcc and clang) and at the end of the training within 1e-4 (4e-8); the
+#     trained model's logits within 1e-2 (gcc 1.9e-4, clang 1.2e-5 on 2026-12-05). A real
+#     error (the gradient sums halved, as a share's loss scale would be) moves the losses
+#     by 1e-2 and the logits by far more. Not bit-identical: the shares' BN statistics
+#     and gradients are summed in another order than one worker's. Why so short a search
+#     and training, and the controllers held still (--rl-delay 0.999): SGD on this tiny
+#     set amplifies rounding about 100-fold a step (one process on the scalar kernels
+#     against AVX2 drifts the same way: 1e-7, 1e-6, 3e-4, 1e-2 relative at steps 1-4;
+#     after 5-10 training steps the logits of 2 workers and 1 differ by 5e-2 to 4e-1 with
+#     either build, so a comparison there would test luck), and a validation image whose
+#     two best logits lie within rounding flips a reward by 1/valid-batch; the
+#     controllers' part is compared in-process by test_collective.c;
 #   - a search checkpoint written by rank 0 of 2 workers at step 4 resumes at 2 workers
 #     (bit-identical to the uninterrupted run) and at 1 (as above);
 #   - the README's command on the embedded data set runs.
@@ -44,7 +46,7 @@ passed=0
 failed=0
 ok() { echo "ok   $1"; passed=$((passed + 1)); }
 bad() { echo "FAIL $1"; failed=$((failed + 1)); }
-steps="--train-steps 8 --train-batch 8 --valid-batch 16 --threads 1 --rl-delay 0.999"
+steps="--train-steps 3 --train-batch 8 --valid-batch 16 --threads 1 --rl-delay 0.999"
 short="--search-steps 2" # the 2-against-1 comparison (above)
 long="--search-steps 8"  # the checkpoint runs
 run() { # np out [options]: runs, keeps the output in out.log
@@ -78,17 +80,17 @@ else
 fi
 diff=$(logits_diff "$tmp/two/train-losses.txt" "$tmp/one/train-losses.txt")
 echo "    2 workers vs 1: largest relative difference of the model's training losses $diff"
-if [ -s "$tmp/one/train-losses.txt" ] && awk -v d="$diff" 'BEGIN {exit !(d < 1e-3)}'; then
-  ok "2 workers vs 1: training losses within 1e-3"
+if [ -s "$tmp/one/train-losses.txt" ] && awk -v d="$diff" 'BEGIN {exit !(d < 1e-4)}'; then
+  ok "2 workers vs 1: training losses within 1e-4"
 else
-  bad "2 workers vs 1: training losses within 1e-3"
+  bad "2 workers vs 1: training losses within 1e-4"
 fi
 diff=$(logits_diff "$tmp/two/logits.txt" "$tmp/one/logits.txt")
 echo "    2 workers vs 1: largest relative logit difference $diff"
-if [ -s "$tmp/one/logits.txt" ] && awk -v d="$diff" 'BEGIN {exit !(d < 5e-2)}'; then
-  ok "2 workers vs 1: logits within 5e-2"
+if [ -s "$tmp/one/logits.txt" ] && awk -v d="$diff" 'BEGIN {exit !(d < 1e-2)}'; then
+  ok "2 workers vs 1: logits within 1e-2"
 else
-  bad "2 workers vs 1: logits within 5e-2"
+  bad "2 workers vs 1: logits within 1e-2"
 fi
 
 if run 2 "$tmp/full" $long --verify && run 2 "$tmp/stop" $long --stop-at 4 && [ -s "$tmp/stop/search.ckpt" ] &&
@@ -105,8 +107,9 @@ if run 1 "$tmp/res1" $long --verify --resume "$tmp/stop/search.ckpt" &&
   diff=$(logits_diff "$tmp/res1/logits.txt" "$tmp/full/logits.txt")
   echo "    resumed at 1 vs 2 workers throughout: search losses $ldiff, training losses $tdiff, logits $diff (largest relative differences)"
   # Resumed after step 4 of a longer search, whose SGD amplifies rounding about 100-fold
-  # a step: search losses 4.9e-8 to 1.3e-5 with gcc, 2.6e-4 with clang (2026-12-04).
-  if awk -v d="$diff" -v l="$ldiff" -v t="$tdiff" 'BEGIN {exit !(d < 5e-2 && l < 1e-3 && t < 1e-3)}'; then
+  # a step: search losses 4.9e-8 to 1.3e-5 with gcc, 2.6e-4 with clang (2026-12-04); the
+  # 3 training steps' losses and logits as above (2026-12-05).
+  if awk -v d="$diff" -v l="$ldiff" -v t="$tdiff" 'BEGIN {exit !(d < 1e-2 && l < 1e-3 && t < 1e-3)}'; then
     ok "checkpoint of 2 workers resumed at 1"
   else bad "checkpoint of 2 workers resumed at 1: losses or logits"; fi
 else

@@ -736,8 +736,12 @@ static void test_no_memory(void) {
   CHECK(mpnas__fc_fwd(e, &ws, 4, 3, 4, x, wt, NULL, y) == MPNAS_E_NO_MEMORY);
   CHECK(mpnas__fc_bwd(e, &ws, 4, 3, 4, x, wt, y, dx, dw, NULL) == MPNAS_E_NO_MEMORY);
   CHECK_EQ_INT(ws.used, 0);
-  /* Only parameter gradients: pointwise needs no scratch then. */
+  /* Only parameter gradients: pointwise needs no scratch then, up to one chunk of rows;
+   * from two chunks on (65 rows) the partials take some. */
   CHECK(mpnas__pw_bwd(e, &ws, 4, 3, 4, x, wt, y, NULL, dw) == MPNAS_OK);
+  static const float xm[65 * 4], dym[65 * 4];
+  CHECK(mpnas__pw_bwd(e, &ws, 65, 4, 4, xm, wt, dym, NULL, dw) == MPNAS_E_NO_MEMORY);
+  CHECK_EQ_INT(ws.used, 0);
   /* The depthwise weight gradient's partials of image chunks need scratch from two
    * images on; the forward, the input gradient alone and one image need none. */
   CHECK(mpnas__dw_bwd(e, &ws, 2, 5, 5, 3, 3, 1, x, wt, y, dx, dw) == MPNAS_E_NO_MEMORY);
@@ -795,6 +799,38 @@ static void test_dw_bwd_image_chunks(void) {
   mpnas__arena_destroy(&ws);
 }
 
+/* The pointwise weight gradient's two splits (ops_conv.c): by chunks of rows (partials
+ * added in order; m = 1000 and 4099, 1 to 8 chunks, uneven) and by ranges of dw's rows
+ * (wide weights over few rows). For 1-3 threads: the reference's sum and the same bits. */
+static void test_pw_bwd_weight_splits(void) {
+  static const int shapes[][3] = {{1000, 24, 40}, {4099, 16, 96}, {130, 7, 5},
+                                  {40, 8, 8},     {200, 96, 320}, {64, 300, 48}};
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, g_ctx);
+  for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+    int m = shapes[t][0], k = shapes[t][1], n = shapes[t][2];
+    size_t nx = (size_t)m * k, ny = (size_t)m * n, nw = (size_t)k * n;
+    float *x = rnd(nx, 400 + t, -1, 1), *dy = rnd(ny, 410 + t, -1, 1), *want = zeros(nw);
+    float *dw[3];
+    mpnas__f32_gemm_bwd_weight__ref(m, k, n, x, dy, want, 0, k);
+    for (size_t i = 0; i < nw; i++) want[i] += 0.5f;
+    for (int th = 0; th < 3; th++) {
+      mpnas__engine e = *g_eng;
+      e.threads = th + 1;
+      dw[th] = filled(nw, 0.5f);
+      CHECK(mpnas__pw_bwd(&e, &ws, m, k, n, x, NULL, dy, NULL, dw[th]) == MPNAS_OK);
+      CHECK_EQ_INT(ws.used, 0);
+      CHECK_MSG(count_diff("pw dw", dw[th], want, nw, g_tol * (1 + sqrt((double)m))) == 0,
+                "pw case %zu, %d threads", t, th + 1);
+      CHECK_MSG(same_bits(dw[th], dw[0], nw), "pw case %zu: dw differs for %d threads", t,
+                th + 1);
+    }
+    for (int th = 0; th < 3; th++) free(dw[th]);
+    free(x), free(dy), free(want);
+  }
+  mpnas__arena_destroy(&ws);
+}
+
 /* ---- main ------------------------------------------------------------------------------------- */
 
 static void run_all(void) {
@@ -816,6 +852,7 @@ static void run_all(void) {
   RUN_ON(test_fused_epilogue);
   RUN_ON(test_threads);
   RUN_ON(test_dw_bwd_image_chunks);
+  RUN_ON(test_pw_bwd_weight_splits);
   RUN_ON(test_arena_reuse);
   RUN_ON(test_no_memory);
 #undef RUN_ON

@@ -148,40 +148,130 @@ static void gemm_rows(const mpnas__engine *eng, int m, int k, int n, const float
   run_rows(gemm_parts(eng, m, k, n), m, MPNAS__ROW_GRANULE, gemm_part, &a);
 }
 
-/* Threads of the GEMM weight gradient: ranges of dw's rows (no reduction across them). */
-static int gemm_weight_parts(const mpnas__engine *eng, int m, int k, int n) {
-  return mpnas__team_size(eng, (double)m * k * n, ceil_div(k, MPNAS__K_GRANULE));
+/* The pointwise weight gradient dw[k][n] += x[m][k]^T . dy[m][n] is split one of two
+ * ways, chosen by the shape alone so that its bits never depend on the thread count:
+ * - by fixed chunks of rows (whole blocks of MPNAS__GEMM_BWD_ROWS, at most
+ *   WGRAD_ROW_CHUNKS, fixed by m), each chunk's sums into its own partial (the first
+ *   chunk's straight into dw), the partials then added in chunk order: a thread reads
+ *   only its rows, and work made row by row for the product (a BN's input gradient, a
+ *   normalised input) is made once;
+ * - by ranges of dw's rows (input channels) over all the rows, where the partials would
+ *   outweigh the rows (wide weights over few rows, e.g. a head conv at 7x7). */
+#define WGRAD_ROW_CHUNKS 8
+
+typedef struct wgrad_plan {
+  int chunks;      /* row chunks; 0: ranges of dw's rows */
+  int parts;       /* threads */
+  float *partials; /* [chunks - 1][k][n], zeroed (arena scratch) */
+} wgrad_plan;
+
+static mpnas_status wgrad_plan_make(const mpnas__engine *eng, mpnas__arena *ws, int m, int k,
+                                    int n, wgrad_plan *p) {
+  int blocks = ceil_div(m, MPNAS__GEMM_BWD_ROWS);
+  p->chunks = (double)WGRAD_ROW_CHUNKS * k * n > (double)m * (k + n) ? 0
+              : blocks < WGRAD_ROW_CHUNKS ? blocks : WGRAD_ROW_CHUNKS;
+  p->parts = mpnas__team_size(eng, (double)m * k * n,
+                              p->chunks > 0 ? p->chunks : ceil_div(k, MPNAS__K_GRANULE));
+  p->partials = NULL;
+  if (p->chunks <= 1) return MPNAS_OK;
+  size_t floats = (size_t)(p->chunks - 1) * k * n;
+  if ((p->partials = mpnas__arena_floats(ws, floats)) == NULL) return MPNAS_E_NO_MEMORY;
+  memset(p->partials, 0, sizeof(float) * floats);
+  return MPNAS_OK;
 }
 
-/* dw[k][n] += x[m][k]^T . dy[m][n], split by rows of dw. With in, of act((x - mu) * k +
- * b): each thread's input channels [k0, k1) normalised `rows` rows at a time into its
- * buffer in scratch ([parts][rows][k], only those columns written), then the kernel on
- * those rows, which adds their blocks' sums in the order one call over all the rows
- * would (weight_grad_in_blocks; rows a multiple of MPNAS__GEMM_BWD_ROWS). */
-static void gemm_weight_grad(const mpnas__engine *eng, int m, int k, int n, const float *x,
-                             const mpnas__bn_act *in, int rows, float *scratch,
-                             const float *dy, float *dw) {
-  int parts = gemm_weight_parts(eng, m, k, n);
+/* Thread t's share: dw's rows [*k0, *k1) over the chunks [*j0, *j1) (one chunk of all
+ * the rows when split by dw's rows). */
+static void wgrad_share(const wgrad_plan *p, int k, int t, int *k0, int *k1, int *j0, int *j1) {
+  if (p->chunks == 0) {
+    mpnas__split_range(k, p->parts, t, MPNAS__K_GRANULE, k0, k1);
+    *j0 = 0, *j1 = 1;
+  } else {
+    *k0 = 0, *k1 = k;
+    mpnas__split_range(p->chunks, p->parts, t, 1, j0, j1);
+  }
+}
+
+/* Rows [*r0, *r1) of chunk j, and where their sums go. */
+static float *wgrad_chunk(const wgrad_plan *p, int m, int k, int n, int j, float *dw, int *r0,
+                          int *r1) {
+  if (p->chunks == 0) {
+    *r0 = 0, *r1 = m;
+    return dw;
+  }
+  mpnas__split_range(m, p->chunks, j, MPNAS__GEMM_BWD_ROWS, r0, r1);
+  return j == 0 ? dw : p->partials + (size_t)(j - 1) * k * n;
+}
+
+/* dst += each of `count` partials of len floats, in order. */
+static void add_partials(float *dst, const float *partials, int count, size_t len) {
+  for (int j = 0; j < count; j++)
+    for (size_t e = 0; e < len; e++) dst[e] += partials[(size_t)j * len + e];
+}
+
+/* Rows of the BN-normalised input the weight gradient takes at a time: whole blocks of
+ * the kernel's sums, a thread's buffer of at most BN_IN_WGRAD_FLOATS (in L2). */
+#define BN_IN_WGRAD_FLOATS 65536
+
+static int wgrad_buffer_rows(int width) {
+  int rows = BN_IN_WGRAD_FLOATS / (width > 0 ? width : 1) / MPNAS__GEMM_BWD_ROWS;
+  return (rows > 0 ? rows : 1) * MPNAS__GEMM_BWD_ROWS;
+}
+
+/* dw[k][n] += x[m][k]^T . dy[m][n] (split as above). With in, of act((x - mu) * k + b):
+ * where the kernel adds its blocks' sums in turn (weight_grad_in_blocks), each thread
+ * normalises a buffer of rows at a time (its columns of dw's rows only) and the kernel
+ * takes them from there with the bits of one call over the chunk; else the whole input
+ * is normalised first. Scratch from ws, released before returning. */
+static mpnas_status gemm_weight_grad(const mpnas__engine *eng, mpnas__arena *ws, int m, int k,
+                                     int n, const float *x, const mpnas__bn_act *in,
+                                     const float *dy, float *dw) {
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   const mpnas__kernels *kt = eng->k;
-#if defined(_OPENMP)
-#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
-#endif
-  for (int t = 0; t < parts; t++) {
-    int k0, k1;
-    mpnas__split_range(k, parts, t, MPNAS__K_GRANULE, &k0, &k1);
-    if (k1 <= k0) continue;
-    if (in == NULL) {
-      kt->gemm_bwd_weight(m, k, n, x, dy, dw, k0, k1);
-      continue;
+  wgrad_plan p;
+  float *scratch = NULL;
+  int rows = wgrad_buffer_rows(k);
+  mpnas_status st = wgrad_plan_make(eng, ws, m, k, n, &p);
+  if (st == MPNAS_OK && in != NULL) {
+    if (kt->weight_grad_in_blocks) {
+      scratch = mpnas__arena_floats(ws, (size_t)p.parts * rows * k);
+    } else if ((scratch = mpnas__arena_floats(ws, (size_t)m * k)) != NULL) {
+      mpnas__bn_act_reapply(eng, m, k, x, in->mu, in->k, in->b, in->act, NULL, scratch);
+      x = scratch, in = NULL;
     }
-    float *buf = scratch + (size_t)t * rows * k;
-    for (int i0 = 0; i0 < m; i0 += rows) {
-      int r = m - i0 < rows ? m - i0 : rows;
-      kt->bn_apply(r, k1 - k0, (size_t)k, x + (size_t)i0 * k + k0, in->mu + k0, in->k + k0,
-                   in->b + k0, in->act, NULL, buf + k0);
-      kt->gemm_bwd_weight(r, k, n, buf, dy + (size_t)i0 * n, dw, k0, k1);
+    if (scratch == NULL) st = MPNAS_E_NO_MEMORY;
+  }
+  if (st != MPNAS_OK) {
+    mpnas__arena_release(ws, mark);
+    return st;
+  }
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(p.parts) schedule(static, 1) if (p.parts > 1)
+#endif
+  for (int t = 0; t < p.parts; t++) {
+    int k0, k1, j0, j1;
+    wgrad_share(&p, k, t, &k0, &k1, &j0, &j1);
+    if (k1 <= k0) continue;
+    for (int j = j0; j < j1; j++) {
+      int c0, c1;
+      float *sums = wgrad_chunk(&p, m, k, n, j, dw, &c0, &c1);
+      if (in == NULL) {
+        kt->gemm_bwd_weight(c1 - c0, k, n, x + (size_t)c0 * k, dy + (size_t)c0 * n, sums, k0,
+                            k1);
+        continue;
+      }
+      float *buf = scratch + (size_t)t * rows * k;
+      for (int i0 = c0; i0 < c1; i0 += rows) {
+        int r = c1 - i0 < rows ? c1 - i0 : rows;
+        kt->bn_apply(r, k1 - k0, (size_t)k, x + (size_t)i0 * k + k0, in->mu + k0, in->k + k0,
+                     in->b + k0, in->act, NULL, buf + k0);
+        kt->gemm_bwd_weight(r, k, n, buf, dy + (size_t)i0 * n, sums, k0, k1);
+      }
     }
   }
+  if (p.chunks > 1) add_partials(dw, p.partials, p.chunks - 1, (size_t)k * n);
+  mpnas__arena_release(ws, mark);
+  return MPNAS_OK;
 }
 
 /* Pack w [k][n] into arena scratch. */
@@ -246,58 +336,22 @@ mpnas_status mpnas__pw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, in
   return mpnas__pw_bwd_bn_in(eng, ws, m, cin, cout, x, NULL, wt, dy, NULL, dx, dwt);
 }
 
-/* Rows of the BN-normalised input the weight gradient takes at a time: whole blocks of
- * the kernel's sums, a slot's buffer of at most BN_IN_WGRAD_FLOATS (in L2). */
-#define BN_IN_WGRAD_FLOATS 65536
-
 mpnas_status mpnas__pw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
                                  int cout, const float *x, const mpnas__bn_act *in,
                                  const float *wt, const float *dy, const float *residual,
                                  float *dx, float *dwt) {
   if (m <= 0) return MPNAS_OK;
-  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  mpnas_status st = MPNAS_OK;
   if (dx != NULL) {
+    mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
     float *packed = pack_weights_transposed(eng, ws, cin, cout, wt);
     if (packed == NULL) {
-      st = MPNAS_E_NO_MEMORY;
-      goto done;
+      mpnas__arena_release(ws, mark);
+      return MPNAS_E_NO_MEMORY;
     }
     gemm_rows(eng, m, cout, cin, dy, packed, NULL, NULL, MPNAS__ACT_NONE, residual, dx);
     mpnas__arena_release(ws, mark);
   }
-  if (dwt == NULL) goto done;
-  if (in == NULL) {
-    gemm_weight_grad(eng, m, cin, cout, x, NULL, 0, NULL, dy, dwt);
-  } else if (eng->k->weight_grad_in_blocks) {
-    int parts = gemm_weight_parts(eng, m, cin, cout);
-    int rows = BN_IN_WGRAD_FLOATS / cin / MPNAS__GEMM_BWD_ROWS * MPNAS__GEMM_BWD_ROWS;
-    rows = rows < MPNAS__GEMM_BWD_ROWS ? MPNAS__GEMM_BWD_ROWS : rows;
-    float *scratch = mpnas__arena_floats(ws, (size_t)parts * rows * cin);
-    if (scratch == NULL) {
-      st = MPNAS_E_NO_MEMORY;
-      goto done;
-    }
-    gemm_weight_grad(eng, m, cin, cout, x, in, rows, scratch, dy, dwt);
-  } else { /* the whole input normalised first */
-    float *xn = mpnas__arena_floats(ws, (size_t)m * cin);
-    if (xn == NULL) {
-      st = MPNAS_E_NO_MEMORY;
-      goto done;
-    }
-    mpnas__bn_act_reapply(eng, m, cin, x, in->mu, in->k, in->b, in->act, NULL, xn);
-    gemm_weight_grad(eng, m, cin, cout, xn, NULL, 0, NULL, dy, dwt);
-  }
-done:
-  mpnas__arena_release(ws, mark);
-  return st;
-}
-
-/* Rows of dy = a*g + b*(bx - mu) + d mpnas__pw_bwd_bn_dy makes at a time into a thread's
- * buffer: whole blocks of the weight gradient's sums, at most BN_IN_WGRAD_FLOATS. */
-static int bn_dy_rows(int cout) {
-  int rows = BN_IN_WGRAD_FLOATS / (cout > 0 ? cout : 1) / MPNAS__GEMM_BWD_ROWS;
-  return (rows > 0 ? rows : 1) * MPNAS__GEMM_BWD_ROWS;
+  return dwt != NULL ? gemm_weight_grad(eng, ws, m, cin, cout, x, in, dy, dwt) : MPNAS_OK;
 }
 
 mpnas_status mpnas__pw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
@@ -310,40 +364,51 @@ mpnas_status mpnas__pw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int
     return mpnas__pw_bwd_bn_in(eng, ws, m, cin, cout, x, NULL, wt, g, residual, dx, dwt);
   }
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  int parts = gemm_weight_parts(eng, m, cin, cout), rows = bn_dy_rows(cout);
-  float *packed = dx != NULL ? pack_weights_transposed(eng, ws, cin, cout, wt) : NULL;
-  float *scratch = mpnas__arena_floats(ws, (size_t)parts * rows * cout);
+  wgrad_plan p;
+  int rows = wgrad_buffer_rows(cout);
+  mpnas_status st = wgrad_plan_make(eng, ws, m, cin, cout, &p);
+  float *packed = st == MPNAS_OK && dx != NULL ? pack_weights_transposed(eng, ws, cin, cout, wt)
+                                               : NULL;
+  float *scratch = st == MPNAS_OK ? mpnas__arena_floats(ws, (size_t)p.parts * rows * cout) : NULL;
   if (scratch == NULL || (dx != NULL && packed == NULL)) {
     mpnas__arena_release(ws, mark);
     return MPNAS_E_NO_MEMORY;
   }
   const mpnas__kernels *kt = eng->k;
   const float *a = coef, *b = coef + cout, *d = coef + 2 * (size_t)cout;
-  /* Each thread: every block of rows into its buffer, the weight gradient of its input
-   * channels from it (the split of gemm_weight_grad, so the same bits), and the input
-   * gradient of its share of the block's rows (any row split gives the same bits). */
+  /* Blocks of rows into the thread's buffer, the weight gradient (the split of
+   * gemm_weight_grad, so its bits) and the input gradient from there. Split by chunks of
+   * rows, a thread makes its chunks' blocks and all their input gradient; split by dw's
+   * rows, it makes every block (its channels need all the rows) and the input gradient of
+   * its share of each block's rows (any row split gives the same bits). */
 #if defined(_OPENMP)
-#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#pragma omp parallel for num_threads(p.parts) schedule(static, 1) if (p.parts > 1)
 #endif
-  for (int t = 0; t < parts; t++) {
-    int k0, k1;
-    mpnas__split_range(cin, parts, t, MPNAS__K_GRANULE, &k0, &k1);
+  for (int t = 0; t < p.parts; t++) {
+    int k0, k1, j0, j1;
+    wgrad_share(&p, cin, t, &k0, &k1, &j0, &j1);
+    int dx_parts = p.chunks == 0 ? p.parts : 1, dx_part = p.chunks == 0 ? t : 0;
     float *buf = scratch + (size_t)t * rows * cout;
-    for (int i0 = 0; i0 < m; i0 += rows) {
-      int r = m - i0 < rows ? m - i0 : rows;
-      size_t off = (size_t)i0 * cout;
-      kt->bn_bwd_dx(r, cout, (size_t)cout, bx + off, g + off, mu, a, b, d, buf);
-      if (dwt != NULL && k1 > k0)
-        kt->gemm_bwd_weight(r, cin, cout, x + (size_t)i0 * cin, buf, dwt, k0, k1);
-      if (dx == NULL) continue;
-      int q0, q1;
-      mpnas__split_range(r, parts, t, MPNAS__ROW_GRANULE, &q0, &q1);
-      if (q1 > q0)
-        kt->gemm(q1 - q0, cout, cin, buf + (size_t)q0 * cout, packed, NULL, NULL,
-                 MPNAS__ACT_NONE, residual != NULL ? residual + (size_t)(i0 + q0) * cin : NULL,
-                 dx + (size_t)(i0 + q0) * cin);
+    for (int j = j0; j < j1; j++) {
+      int c0, c1;
+      float *sums = wgrad_chunk(&p, m, cin, cout, j, dwt, &c0, &c1);
+      for (int i0 = c0; i0 < c1; i0 += rows) {
+        int r = c1 - i0 < rows ? c1 - i0 : rows;
+        size_t off = (size_t)i0 * cout;
+        kt->bn_bwd_dx(r, cout, (size_t)cout, bx + off, g + off, mu, a, b, d, buf);
+        if (dwt != NULL && k1 > k0)
+          kt->gemm_bwd_weight(r, cin, cout, x + (size_t)i0 * cin, buf, sums, k0, k1);
+        if (dx == NULL) continue;
+        int q0, q1;
+        mpnas__split_range(r, dx_parts, dx_part, MPNAS__ROW_GRANULE, &q0, &q1);
+        if (q1 > q0)
+          kt->gemm(q1 - q0, cout, cin, buf + (size_t)q0 * cout, packed, NULL, NULL,
+                   MPNAS__ACT_NONE, residual != NULL ? residual + (size_t)(i0 + q0) * cin : NULL,
+                   dx + (size_t)(i0 + q0) * cin);
+      }
     }
   }
+  if (dwt != NULL && p.chunks > 1) add_partials(dwt, p.partials, p.chunks - 1, (size_t)cin * cout);
   mpnas__arena_release(ws, mark);
   return MPNAS_OK;
 }
@@ -663,7 +728,11 @@ mpnas_status mpnas__conv_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, 
     const float *dyc = dy + (size_t)i0 * out_rows * cout;
     if (dwt != NULL) {
       im2col(eng, &g, count, x + (size_t)i0 * in_image, col);
-      gemm_weight_grad(eng, rows, g.kkc, cout, col, NULL, 0, NULL, dyc, dwt);
+      mpnas_status st = gemm_weight_grad(eng, ws, rows, g.kkc, cout, col, NULL, dyc, dwt);
+      if (st != MPNAS_OK) {
+        mpnas__arena_release(ws, mark);
+        return st;
+      }
     }
     if (dx != NULL) {
       gemm_rows(eng, rows, cout, g.kkc, dyc, packed_t, NULL, NULL, MPNAS__ACT_NONE, NULL, dcol);
@@ -826,10 +895,7 @@ mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
   for (int t = 0; t < parts; t++) dw_bwd_thread(&a, t, parts);
-  for (int j = 1; j < chunks; j++) {
-    const float *p = partials + (size_t)(j - 1) * taps;
-    for (size_t e = 0; e < taps; e++) dwt[e] += p[e];
-  }
+  if (chunks > 1) add_partials(dwt, partials, chunks - 1, taps);
   mpnas__arena_release(ws, mark);
   if (dx != NULL && !dx_here) dw_bwd_input_rows(eng, &s, n, wt, dy, dx);
   return MPNAS_OK;
