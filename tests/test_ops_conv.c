@@ -756,9 +756,10 @@ static void test_no_memory(void) {
 
 /* The depthwise backward over image chunks (ops_conv.c): for batches of 1 to 37 images
  * (one chunk an image, then uneven chunks of two or three) and 1-3 threads, dwt
- * accumulates the reference's sum and is bit-identical for every thread count; dx, made
- * image by image beside the weight gradient when each thread has two images, equals the
- * input gradient made alone (by rows) bit for bit. */
+ * accumulates the reference's sum and is bit-identical for every thread count and to the
+ * weight gradient made alone (whole chunks a call); dx, made image by image beside the
+ * weight gradient when each thread has two images, equals the input gradient made alone
+ * (by rows) bit for bit. */
 static void test_dw_bwd_image_chunks(void) {
   static const int shapes[][6] = {{1, 6, 5, 19, 3, 1},  {4, 7, 6, 40, 3, 2}, {5, 6, 6, 17, 5, 1},
                                   {17, 5, 7, 33, 3, 1}, {37, 4, 4, 24, 3, 2}};
@@ -784,10 +785,13 @@ static void test_dw_bwd_image_chunks(void) {
       dx[th] = filled(nx, 1e30f), dw[th] = filled(nw, 0.5f);
       CHECK(mpnas__dw_bwd(&e, &ws, n, h, w, c, k, s, x, wt, dy, dx[th], dw[th]) == MPNAS_OK);
       CHECK_EQ_INT(ws.used, 0);
-      float *alone = filled(nx, 1e30f);
+      float *alone = filled(nx, 1e30f), *dw_alone = filled(nw, 0.5f);
       CHECK(mpnas__dw_bwd(&e, &ws, n, h, w, c, k, s, x, wt, dy, alone, NULL) == MPNAS_OK);
+      CHECK(mpnas__dw_bwd(&e, &ws, n, h, w, c, k, s, x, wt, dy, NULL, dw_alone) == MPNAS_OK);
       CHECK_MSG(same_bits(dx[th], alone, nx), "dw case %zu, %d threads: dx differs", t, th + 1);
-      free(alone);
+      CHECK_MSG(same_bits(dw[th], dw_alone, nw), "dw case %zu, %d threads: dw alone differs", t,
+                th + 1);
+      free(alone), free(dw_alone);
       CHECK_MSG(count_diff("chunks dx", dx[th], dxr, nx, g_tol) == 0, "dw case %zu", t);
       CHECK_MSG(count_diff("chunks dw", dw[th], dwr, nw, g_tol * (1 + sqrt((double)ny / c))) == 0,
                 "dw case %zu, %d threads", t, th + 1);

@@ -81,12 +81,14 @@ typedef void (*mpnas__gemm_fn)(int m, int k, int n, const float *x, const float 
  * reduction. */
 typedef void (*mpnas__gemm_bwd_weight_fn)(int m, int k, int n, const float *x,
                                           const float *dy, float *dw, int k0, int k1);
-/* Where a table's pointwise weight gradient adds its partial sums (weight_grad_in_blocks):
- * when set, gemm_bwd_weight adds the sums of each block of MPNAS__GEMM_BWD_ROWS rows,
- * counted from the first row passed, to dw in turn. The op layer may then pass the rows a
- * block at a time with the same bits, each from a small buffer (the BN-normalised input
- * of mpnas__pw_bwd_bn_in). The reference and NEON kernels sum longer runs at once (0).
- * (The op layer passes dw_bwd_weight one image at a time on every table.) */
+/* Where a table's weight gradients add their partial sums (weight_grad_in_blocks): when
+ * set, gemm_bwd_weight adds the sums of each block of MPNAS__GEMM_BWD_ROWS rows, counted
+ * from the first row passed, to dw in turn, and dw_bwd_weight adds each image's sums to
+ * dwt in turn (within an image, bands of rows). The op layer may then pass the rows a
+ * block, or the images one, at a time with the same bits, each from a small buffer (the
+ * BN-normalised input of mpnas__pw_bwd_bn_in, mpnas__dw_bwd_bn_in), or several images in
+ * one call. The reference and NEON kernels sum longer runs at once (0): the op layer
+ * then passes dw_bwd_weight one image at a time. */
 #define MPNAS__GEMM_BWD_ROWS 64
 
 /* ---- Batch norm and activations (src/kernels/misc/, reference in ref/misc-ref.c) ----

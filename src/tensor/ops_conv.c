@@ -829,6 +829,13 @@ static void dw_bwd_thread(const dw_bwd_args *a, int t, int parts) {
     dw_chunk(a->n, j, &i0, &i1);
     if (i0 < first || i0 >= last) continue;
     float *sums = j == 0 ? a->dwt : a->partials + (size_t)(j - 1) * taps;
+    if (a->in == NULL && a->dx == NULL && a->kt->weight_grad_in_blocks) {
+      /* the chunk in one call: the bits of one image at a time (kernels.h), and the
+       * kernel prefetches each next image */
+      a->kt->dw_bwd_weight(s, i1 - i0, a->x + i0 * in_image, a->dy + i0 * out_image, sums, 0,
+                           s->c);
+      continue;
+    }
     for (int i = i0; i < i1; i++) {
       const float *xi = a->x + i * in_image, *dyi = a->dy + i * out_image;
       if (a->in != NULL) {

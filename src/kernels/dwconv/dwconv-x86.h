@@ -626,8 +626,8 @@ void DW_NAME(mpnas__f32_dwconv_bwd_weight)(const mpnas__dw_shape *s, int n, cons
   const size_t row_bytes = sizeof(float) * ((size_t)S * xrow + yrow);
   int band = (int)(BAND_BYTES / (row_bytes ? row_bytes : 1));
   band = band < 1 ? 1 : (band > s->ho ? s->ho : band);
-  /* Image by image, each band's sums added to dwt in turn (the op layer passes one image
-   * at a time). */
+  /* Image by image, each band's sums added to dwt in turn: a caller may pass the images
+   * one at a time with the same bits (weight_grad_in_blocks, kernels.h). */
   for (int i = 0; i < n; i++) {
     const float *xi = x + i * in_image, *dyi = dy + i * out_image;
     if (fn == NULL) {
