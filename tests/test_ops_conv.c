@@ -744,10 +744,10 @@ static void test_no_memory(void) {
   CHECK_EQ_INT(ws.used, 0);
   /* The depthwise weight gradient's partials of image chunks need scratch from two
    * images on; the forward, the input gradient alone and one image need none. */
-  CHECK(mpnas__dw_bwd(e, &ws, 2, 5, 5, 3, 3, 1, x, wt, y, dx, dw) == MPNAS_E_NO_MEMORY);
+  CHECK(mpnas__dw_bwd(e, &ws, 2, 5, 5, 3, 3, 1, x, wt, x, dx, dw) == MPNAS_E_NO_MEMORY);
   CHECK_EQ_INT(ws.used, 0);
-  CHECK(mpnas__dw_bwd(e, &ws, 2, 5, 5, 3, 3, 1, x, wt, y, dx, NULL) == MPNAS_OK);
-  CHECK(mpnas__dw_bwd(e, &ws, 1, 5, 5, 3, 3, 1, x, wt, y, dx, dw) == MPNAS_OK);
+  CHECK(mpnas__dw_bwd(e, &ws, 2, 5, 5, 3, 3, 1, x, wt, x, dx, NULL) == MPNAS_OK);
+  CHECK(mpnas__dw_bwd(e, &ws, 1, 5, 5, 3, 3, 1, x, wt, x, dx, dw) == MPNAS_OK);
   CHECK(mpnas__dw_fwd(e, 2, 5, 5, 3, 3, 1, x, wt, NULL, NULL, 0, dx) == MPNAS_OK);
   mpnas__arena_destroy(&ws);
   g_allow_alloc = 1;
