@@ -242,11 +242,13 @@ static void bench_dw(const options *o, const mpnas__engine *eng, mpnas__arena *w
   }
   if (o->do_parts) {
     TIME_MEDIAN(o->reps, ms,
-                check(mpnas__dw_bwd(eng, ws, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, dx, NULL),
+                check(mpnas__dw_bwd(eng, ws, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, dx,
+                                    NULL),
                       "dw_bwd"));
     report(o, d->name, threads, "bwd-dx", ms, flops);
     TIME_MEDIAN(o->reps, ms,
-                check(mpnas__dw_bwd(eng, ws, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, NULL, dw),
+                check(mpnas__dw_bwd(eng, ws, d->n, d->h, d->w, d->c, d->k, d->s, x, w, dy, NULL,
+                                    dw),
                       "dw_bwd"));
     report(o, d->name, threads, "bwd-dw", ms, flops);
   }

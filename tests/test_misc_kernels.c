@@ -1254,8 +1254,9 @@ static void test_bwd_bn_in(void) {
         for (size_t i = 0; i < nw; i++) rdwt[i] = dwt[i] = 0.25f * (float)(i % 7);
         mpnas__bn_act_reapply(&e, m, c, x, in.mu, in.k, in.b, act, NULL, xn);
         if (is_dw) {
-          CHECK_EQ_INT(mpnas__dw_bwd(&e, &ws, d[0], d[1], d[2], c, d[4], d[5], xn, w, dy, rdx, rdwt),
-                       MPNAS_OK);
+          CHECK_EQ_INT(
+              mpnas__dw_bwd(&e, &ws, d[0], d[1], d[2], c, d[4], d[5], xn, w, dy, rdx, rdwt),
+              MPNAS_OK);
           CHECK_EQ_INT(mpnas__dw_bwd_bn_in(&e, &ws, d[0], d[1], d[2], c, d[4], d[5], x, &in, w,
                                            dy, dx, dwt),
                        MPNAS_OK);

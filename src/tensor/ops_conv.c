@@ -156,7 +156,8 @@ static void gemm_rows(const mpnas__engine *eng, int m, int k, int n, const float
  *   only its rows, and work made row by row for the product (a BN's input gradient, a
  *   normalised input) is made once;
  * - by ranges of dw's rows (input channels) over all the rows, where the partials would
- *   outweigh the rows (wide weights over few rows, e.g. a head conv at 7x7). */
+ *   outweigh the rows (wide weights over few rows: a classifier or a squeeze-excite
+ *   layer over a batch's pooled features). */
 #define WGRAD_ROW_CHUNKS 8
 
 typedef struct wgrad_plan {
