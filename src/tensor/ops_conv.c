@@ -160,6 +160,15 @@ static void gemm_rows(const mpnas__engine *eng, int m, int k, int n, const float
  *   layer over a batch's pooled features). */
 #define WGRAD_ROW_CHUNKS 8
 
+/* `count` zeroed partials of len floats from ws (NULL for none), or *ok = 0. */
+static float *zeroed_partials(mpnas__arena *ws, int count, size_t len, int *ok) {
+  if (count <= 0) return NULL;
+  float *p = mpnas__arena_floats(ws, (size_t)count * len);
+  if (p == NULL) *ok = 0;
+  else memset(p, 0, sizeof(float) * (size_t)count * len);
+  return p;
+}
+
 typedef struct wgrad_plan {
   int chunks;      /* row chunks; 0: ranges of dw's rows */
   int parts;       /* threads */
@@ -173,12 +182,9 @@ static mpnas_status wgrad_plan_make(const mpnas__engine *eng, mpnas__arena *ws, 
               : blocks < WGRAD_ROW_CHUNKS ? blocks : WGRAD_ROW_CHUNKS;
   p->parts = mpnas__team_size(eng, (double)m * k * n,
                               p->chunks > 0 ? p->chunks : ceil_div(k, MPNAS__K_GRANULE));
-  p->partials = NULL;
-  if (p->chunks <= 1) return MPNAS_OK;
-  size_t floats = (size_t)(p->chunks - 1) * k * n;
-  if ((p->partials = mpnas__arena_floats(ws, floats)) == NULL) return MPNAS_E_NO_MEMORY;
-  memset(p->partials, 0, sizeof(float) * floats);
-  return MPNAS_OK;
+  int ok = 1;
+  p->partials = zeroed_partials(ws, p->chunks - 1, (size_t)k * n, &ok);
+  return ok ? MPNAS_OK : MPNAS_E_NO_MEMORY;
 }
 
 /* Thread t's share: dw's rows [*k0, *k1) over the chunks [*j0, *j1) (one chunk of all
@@ -798,16 +804,10 @@ mpnas_status mpnas__dw_fwd(const mpnas__engine *eng, int n, int h, int w, int c,
  * shared with another thread, and each image's dy still in cache for its input gradient. */
 #define DW_IMAGE_CHUNKS 16
 
-/* Chunk j of n images: [*i0, *i1). */
-static void dw_chunk(int n, int j, int *i0, int *i1) {
-  int chunks = n < DW_IMAGE_CHUNKS ? n : DW_IMAGE_CHUNKS;
-  mpnas__split_range(n, chunks, j, 1, i0, i1);
-}
-
 typedef struct dw_bwd_args {
   const mpnas__kernels *kt;
   const mpnas__dw_shape *s;
-  int n;
+  int n, chunks; /* chunks: min(n, DW_IMAGE_CHUNKS) */
   const float *x, *wt, *dy;
   const mpnas__bn_act *in; /* or NULL */
   float *dx, *dwt;         /* dx: NULL unless made here, image by image */
@@ -823,11 +823,11 @@ static void dw_bwd_thread(const dw_bwd_args *a, int t, int parts) {
   const mpnas__dw_shape *s = a->s;
   const size_t pixels = (size_t)s->h * s->w, in_image = pixels * s->c;
   const size_t out_image = (size_t)s->ho * s->wo * s->c, taps = (size_t)s->k * s->k * s->c;
-  int first, last, chunks = a->n < DW_IMAGE_CHUNKS ? a->n : DW_IMAGE_CHUNKS;
+  int first, last;
   mpnas__split_range(a->n, parts, t, 1, &first, &last);
-  for (int j = 0; j < chunks; j++) {
+  for (int j = 0; j < a->chunks; j++) {
     int i0, i1;
-    dw_chunk(a->n, j, &i0, &i1);
+    mpnas__split_range(a->n, a->chunks, j, 1, &i0, &i1);
     if (i0 < first || i0 >= last) continue;
     float *sums = j == 0 ? a->dwt : a->partials + (size_t)(j - 1) * taps;
     if (a->in == NULL && a->dx == NULL && a->kt->weight_grad_in_blocks) {
@@ -891,14 +891,15 @@ mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
   /* With fewer than two images a thread, the input gradient by rows balances better. */
   const int dx_here = dx != NULL && n >= 2 * parts;
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  float *partials = chunks > 1 ? mpnas__arena_floats(ws, (size_t)(chunks - 1) * taps) : NULL;
+  int ok = 1;
+  float *partials = zeroed_partials(ws, chunks - 1, taps, &ok);
   float *scratch = in == NULL ? NULL : mpnas__arena_floats(ws, (size_t)parts * in_image);
-  if ((chunks > 1 && partials == NULL) || (in != NULL && scratch == NULL)) {
+  if (!ok || (in != NULL && scratch == NULL)) {
     mpnas__arena_release(ws, mark);
     return MPNAS_E_NO_MEMORY;
   }
-  if (partials != NULL) memset(partials, 0, sizeof(float) * (size_t)(chunks - 1) * taps);
-  dw_bwd_args a = {eng->k, &s, n, x, wt, dy, in, dx_here ? dx : NULL, dwt, partials, scratch};
+  dw_bwd_args a = {eng->k, &s, n, chunks, x, wt, dy, in, dx_here ? dx : NULL,
+                   dwt, partials, scratch};
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
