@@ -215,8 +215,10 @@ static double max_abs_diff(const float *a, const float *b, size_t n) {
 }
 
 /* The evaluation forward (batch statistics, no tape) against the training forward's
- * output: the same arithmetic, so the same bits on the same engine; both against the
- * unfused ops up to rounding; and the same bits for 1 and 2 threads. */
+ * output: the same arithmetic, so the same bits on the same engine, except where the
+ * evaluation takes a large expand's statistics from its input's moments (then within
+ * 1e-4); both against the unfused ops up to rounding; and the same bits for 1 and 2
+ * threads. */
 static void check_ib_eval(int isa, int n, int h, int w, int cin, int cout, int e, int k,
                           int stride, int act, int se) {
   float *first = NULL;
@@ -232,7 +234,8 @@ static void check_ib_eval(int isa, int n, int h, int w, int cin, int cout, int e
     ib_fwd_unfused(eng, &c.ws, &c.g, &c.w, n, h, w, c.x, ref);
     double d_train = max_abs_diff(y, t.y, c.out_count);
     double d_ref = max_abs_diff(y, ref, c.out_count);
-    CHECK_MSG(d_train == 0.0, "isa %d thr %d eval vs train %g (n %d %dx%d %d->%d e%d k%d s%d se%d)",
+    int moments = e != 1 && mpnas__pw_moments_pay(n * h * w, cin, cin * e);
+    CHECK_MSG(moments ? d_train < 1e-4 : d_train == 0.0, "isa %d thr %d eval vs train %g (n %d %dx%d %d->%d e%d k%d s%d se%d)",
               isa, threads, d_train, n, h, w, cin, cout, e, k, stride, se);
     CHECK_MSG(d_ref < 2e-5, "isa %d thr %d eval vs unfused ops %g (n %d %dx%d %d->%d e%d k%d)",
               isa, threads, d_ref, n, h, w, cin, cout, e, k);
@@ -258,6 +261,8 @@ static void test_ib_eval_matches_train(void) {
     check_ib_eval(isa, 3, 6, 5, 8, 8, 3, 5, 1, MPNAS__ACT_HSWISH, 1);   /* residual, SE */
     check_ib_eval(isa, 4, 9, 7, 5, 6, 6, 3, 2, MPNAS__ACT_RELU6, 0);    /* stride 2 */
     check_ib_eval(isa, 2, 5, 5, 12, 12, 1, 7, 1, MPNAS__ACT_RELU, 0);   /* no expand */
+    check_ib_eval(isa, 4, 32, 32, 8, 16, 32, 3, 2, MPNAS__ACT_RELU6, 0); /* moments */
+    check_ib_eval(isa, 8, 32, 32, 24, 24, 6, 5, 1, MPNAS__ACT_HSWISH, 0); /* moments */
     /* Many blocks and chunks: the search's first layer at batch 16 (8x8 output: blocks
      * of 4 images), and 12-wide rows (blocks of 21 rows, crossing images). */
     check_ib_eval(isa, 16, 16, 16, 16, 24, 6, 7, 2, MPNAS__ACT_RELU6, 0);

@@ -1025,6 +1025,133 @@ static void test_dw_fwd_stats_bn_in(void) {
   mpnas_context_free(ctx);
 }
 
+/* mpnas__expand_dw_fwd_stats (the expand conv's output made a few rows at a time into the
+ * depthwise's image buffer) against mpnas__pw_fwd into a tensor then
+ * mpnas__dw_fwd_stats_bn_in: the same output and statistics bit for bit, on every table,
+ * 1-3 threads; input channels not a multiple of a vector, strides 1 and 2, kernels 3-7,
+ * output widths dividing 256 and not, a row wider than a block, one image. */
+static void test_expand_dw_fwd_stats(void) {
+  mpnas_context *ctx;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, ctx);
+  static const int threads[] = {1, 2, 3};
+  static const int acts[] = {MPNAS__ACT_RELU6, MPNAS__ACT_HSWISH, MPNAS__ACT_RELU};
+  /* {n, h, w, cin, c, k, stride} */
+  const int sh[][7] = {{6, 16, 16, 8, 48, 3, 1}, {3, 12, 12, 5, 30, 5, 2}, {4, 9, 7, 17, 51, 7, 1},
+                       {2, 3, 300, 3, 16, 3, 1}, {1, 8, 8, 24, 144, 3, 2}, {5, 32, 32, 16, 96, 3, 2}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int q = 0; q < COUNT(sh); q++) {
+      int n = sh[q][0], h = sh[q][1], w = sh[q][2], cin = sh[q][3], c = sh[q][4], k = sh[q][5];
+      int st = sh[q][6], act = acts[q % COUNT(acts)];
+      int ho = (h + st - 1) / st, wo = (w + st - 1) / st, m = n * h * w;
+      size_t nx = (size_t)m * cin, ne = (size_t)m * c, ny = (size_t)n * ho * wo * c;
+      float *x = malloc(sizeof(float) * nx), *ew = malloc(sizeof(float) * (size_t)cin * c);
+      float *e_pre = malloc(sizeof(float) * ne), *wt = malloc(sizeof(float) * (size_t)k * k * c);
+      float *ref = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny);
+      float *coef = malloc(sizeof(float) * 5 * (size_t)c);
+      float *gamma = coef, *beta = coef + c, *mu = coef + 2 * c, *kk = coef + 3 * c;
+      float *bb = coef + 4 * c;
+      double *em = malloc(sizeof(double) * 6 * (size_t)c), *mean = em + 2 * c, *rmean = em + 4 * c;
+      for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(-1, 3);
+      for (size_t i = 0; i < (size_t)cin * c; i++) ew[i] = rng_uniform(-0.5f, 0.5f);
+      for (size_t i = 0; i < (size_t)k * k * c; i++) wt[i] = rng_uniform(-0.5f, 0.5f);
+      for (int j = 0; j < c; j++) gamma[j] = 0.5f + 0.02f * (float)j, beta[j] = 0.2f * (float)(j % 3);
+      for (int t = 0; t < COUNT(threads); t++) {
+        mpnas__engine e = {.k = tables[ti], .threads = threads[t]};
+        CHECK_EQ_INT(mpnas__pw_fwd(&e, &ws, m, cin, c, x, ew, NULL, NULL, MPNAS__ACT_NONE, NULL,
+                                   e_pre),
+                     MPNAS_OK);
+        CHECK_EQ_INT(mpnas__bn_stats(&e, &ws, m, c, e_pre, em, em + c), MPNAS_OK);
+        mpnas__bn_train bt = {gamma, beta, 1e-3f, 0.1f, NULL, NULL, NULL, NULL};
+        CHECK_EQ_INT(mpnas__bn_coeffs(&e, &ws, m, c, em, em + c, &bt, mu, kk, bb, NULL, NULL),
+                     MPNAS_OK);
+        mpnas__bn_act in = {mu, kk, bb, act};
+        CHECK_EQ_INT(mpnas__dw_fwd_stats_bn_in(&e, &ws, n, h, w, c, k, st, e_pre, &in, wt, ref,
+                                               rmean, rmean + c),
+                     MPNAS_OK);
+        memset(y, 0xff, sizeof(float) * ny);
+        CHECK_EQ_INT(mpnas__expand_dw_fwd_stats(&e, &ws, n, h, w, cin, c, k, st, x, ew, &in, wt,
+                                                y, mean, mean + c),
+                     MPNAS_OK);
+        CHECK_MSG(!memcmp(y, ref, sizeof(float) * ny) &&
+                      !memcmp(mean, rmean, sizeof(double) * 2 * (size_t)c),
+                  "%s expand+dw %dx%dx%dx%d->%d k%d s%d thr %d: output or statistics differ",
+                  tables[ti]->name, n, h, w, cin, c, k, st, threads[t]);
+        CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
+      }
+      free(x), free(ew), free(e_pre), free(wt), free(ref), free(y), free(coef), free(em);
+    }
+  mpnas__arena_destroy(&ws);
+  mpnas_context_free(ctx);
+}
+
+/* mpnas__pw_out_moments against the statistics of the product computed in double (two
+ * passes): means within 1e-7 of the channel's spread and size, sums of squared deviations
+ * within 1e-5 relative, on every table; bit-identical for 1-3 threads. Inputs with a
+ * channel far off zero (the centring), rows short of a block, one row; a constant input
+ * and a zero weight column give exactly zero spread. */
+static void test_pw_out_moments(void) {
+  mpnas_context *ctx;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, ctx);
+  /* {m, cin, cout} */
+  static const int sh[][3] = {{1, 3, 8}, {255, 16, 48}, {257, 5, 17}, {4099, 24, 144}, {20000, 8, 40}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int q = 0; q < COUNT(sh); q++)
+      for (int constant = 0; constant < 2; constant++) {
+        int m = sh[q][0], cin = sh[q][1], cout = sh[q][2];
+        float *x = malloc(sizeof(float) * (size_t)m * cin);
+        float *w = malloc(sizeof(float) * (size_t)cin * cout);
+        double *y = malloc(sizeof(double) * (size_t)m);
+        double *st = malloc(sizeof(double) * 6 * (size_t)cout), *ref = st + 2 * cout;
+        double *first = st + 4 * cout;
+        for (size_t i = 0; i < (size_t)m * cin; i++)
+          x[i] = constant ? 1.5f + (float)(i % (size_t)cin)
+                          : rng_uniform(-1, 2) + (i % (size_t)cin == 1 ? 100.0f : 0.0f);
+        for (size_t i = 0; i < (size_t)cin * cout; i++)
+          w[i] = i % (size_t)cout == 3 ? 0.0f : rng_uniform(-0.5f, 0.5f);
+        for (int j = 0; j < cout; j++) {
+          double sum = 0.0, dev = 0.0;
+          for (int i = 0; i < m; i++) {
+            double v = 0.0;
+            for (int p = 0; p < cin; p++)
+              v += (double)x[(size_t)i * cin + p] * w[(size_t)p * cout + j];
+            y[i] = v, sum += v;
+          }
+          for (int i = 0; i < m; i++) dev += (y[i] - sum / m) * (y[i] - sum / m);
+          ref[j] = sum / m, ref[cout + j] = dev;
+        }
+        for (int threads = 1; threads <= 3; threads++) {
+          mpnas__engine e = {.k = tables[ti], .threads = threads};
+          CHECK_EQ_INT(mpnas__pw_out_moments(&e, &ws, m, cin, cout, x, w, st, st + cout),
+                       MPNAS_OK);
+          CHECK_EQ_INT(ws.used, 0);
+          if (threads == 1) memcpy(first, st, sizeof(double) * 2 * (size_t)cout);
+          else
+            CHECK_MSG(!memcmp(first, st, sizeof(double) * 2 * (size_t)cout),
+                      "%s moments m=%d thr %d differ from 1 thread", tables[ti]->name, m,
+                      threads);
+        }
+        for (int j = 0; j < cout; j++) {
+          double spread = sqrt(ref[cout + j] / m);
+          CHECK_MSG(fabs(st[j] - ref[j]) <= 1e-7 * (spread + fabs(ref[j]) + 1.0),
+                    "%s moments m=%d %d->%d ch %d: mean %.9g vs %.9g", tables[ti]->name, m, cin,
+                    cout, j, st[j], ref[j]);
+          CHECK_MSG(fabs(st[cout + j] - ref[cout + j]) <= 1e-5 * ref[cout + j] + 1e-12 * m,
+                    "%s moments m=%d %d->%d ch %d: m2 %.9g vs %.9g", tables[ti]->name, m, cin,
+                    cout, j, st[cout + j], ref[cout + j]);
+          if (constant || j == 3)
+            CHECK_MSG(st[cout + j] == 0.0, "%s moments m=%d ch %d: spread %g, not 0",
+                      tables[ti]->name, m, j, st[cout + j]);
+        }
+        free(x), free(w), free(y), free(st);
+      }
+  mpnas__arena_destroy(&ws);
+  mpnas_context_free(ctx);
+}
+
 /* mpnas__pw_bwd_bn_in and mpnas__dw_bwd_bn_in against mpnas__bn_act_reapply into a
  * tensor then mpnas__pw_bwd / mpnas__dw_bwd: the same input and weight gradients bit for
  * bit (the weight gradients accumulate onto nonzero values; the pointwise input gradient
@@ -1298,6 +1425,8 @@ int main(void) {
   RUN(test_fused_stats_ops);
   RUN(test_pw_fwd_stats_bn_in);
   RUN(test_dw_fwd_stats_bn_in);
+  RUN(test_expand_dw_fwd_stats);
+  RUN(test_pw_out_moments);
   RUN(test_bwd_bn_in);
   RUN(test_pw_dx_bn_bwd);
   RUN(test_dw_dx_bn_bwd);

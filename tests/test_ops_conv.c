@@ -749,6 +749,14 @@ static void test_no_memory(void) {
   CHECK(mpnas__dw_bwd(e, &ws, 2, 5, 5, 3, 3, 1, x, wt, x, dx, NULL) == MPNAS_OK);
   CHECK(mpnas__dw_bwd(e, &ws, 1, 5, 5, 3, 3, 1, x, wt, x, dx, dw) == MPNAS_OK);
   CHECK(mpnas__dw_fwd(e, 2, 5, 5, 3, 3, 1, x, wt, NULL, NULL, 0, dx) == MPNAS_OK);
+  /* Statistics from moments and the expand made into the depthwise's buffer: scratch. */
+  double st[8];
+  float coef[3 * 4] = {0};
+  mpnas__bn_act in = {coef, coef + 4, coef + 8, MPNAS__ACT_RELU};
+  CHECK(mpnas__pw_out_moments(e, &ws, 4, 3, 4, x, wt, st, st + 4) == MPNAS_E_NO_MEMORY);
+  CHECK(mpnas__expand_dw_fwd_stats(e, &ws, 2, 5, 5, 3, 4, 3, 2, x, wt, &in, wt, y, st, st + 4) ==
+        MPNAS_E_NO_MEMORY);
+  CHECK_EQ_INT(ws.used, 0);
   mpnas__arena_destroy(&ws);
   g_allow_alloc = 1;
   mpnas_context_free(ctx);

@@ -230,7 +230,8 @@ void mpnas__ib_geom_init(mpnas__ib_geom *g, int cin, int cout, int expansion, in
  * per-thread buffer in cache), so those activated tensors are never written to memory
  * (the backward recomputes them from the tape); the project's BN and the residual make
  * one more pass, into y. The same arithmetic in training and evaluation, so
- * evaluation reproduces training's output bit for bit. */
+ * evaluation reproduces training's output bit for bit, except where evaluation takes
+ * the expand's statistics from moments (below): there up to their rounding. */
 static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
                                const mpnas__ib_geom *g, const mpnas__ib_weights *p, int n,
                                int h, int w, const float *x, mpnas__ib_tape *t, float *y) {
@@ -249,9 +250,14 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
    * activation to its input rows as it reads them (mpnas__dw_fwd_stats_bn_in), so the
    * expand's activated output is never written. */
   float *e_pre = NULL, *d_pre, *d_act = NULL;
+  /* Evaluation takes a large expanding conv's statistics from its input's moments
+   * (ops.h), makes its output a few rows at a time for the depthwise and never writes the
+   * expanded tensor (mpnas__expand_dw_fwd_stats). Training writes it to the tape anyway,
+   * and statistics taken from it in cache cost less than the moments (measured). */
+  int moments = t == NULL && g->expand && mpnas__pw_moments_pay(m_in, g->cin, cm);
   if (g->expand) {
     if (t != NULL) e_pre = t->e_pre;
-    else TAKE_TMP(e_pre, mid_in);
+    else if (!moments) TAKE_TMP(e_pre, mid_in);
   }
   /* Without squeeze-excite the project conv applies the depthwise's BN and activation
    * to its input rows itself (mpnas__pw_fwd_stats_bn_in): d_act is not written then
@@ -267,7 +273,14 @@ static mpnas_status ib_forward(const mpnas__engine *eng, mpnas__arena *ws,
   }
 
   mpnas__bn_act in;
-  if (g->expand) {
+  if (moments) {
+    st = mpnas__pw_out_moments(eng, ws, m_in, g->cin, cm, x, p->exp_w, stats, stats + cm);
+    if (st == MPNAS_OK)
+      st = bn_in_from_stats(eng, ws, m_in, cm, stats, &p->bn1, NULL, g->act, &in);
+    if (st == MPNAS_OK)
+      st = mpnas__expand_dw_fwd_stats(eng, ws, n, h, w, g->cin, cm, g->k, g->stride, x,
+                                      p->exp_w, &in, p->dw_w, d_pre, stats, stats + cm);
+  } else if (g->expand) {
     st = mpnas__pw_fwd_stats(eng, ws, m_in, g->cin, cm, x, p->exp_w, e_pre, stats, stats + cm);
     if (st == MPNAS_OK)
       st = bn_in_from_stats(eng, ws, m_in, cm, stats, &p->bn1, t ? &s1 : NULL, g->act, &in);

@@ -229,6 +229,30 @@ mpnas_status mpnas__dw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *w
                                        int h, int w, int c, int k, int stride, const float *x,
                                        const mpnas__bn_act *in, const float *wt, float *y,
                                        double *mean, double *m2);
+/* The batch statistics (mean, m2 [cout], as above) of the pointwise conv y = x . wt
+ * ([m][cin] . [cin][cout]) computed from x's moments, without y: per 256-row block x's
+ * mean and centred cross products (cin x cin, the gemm_bwd_weight kernel), merged in
+ * block order in double (Chan's update), then mean = mean(x) . w_j and m2 = w_j^T S w_j
+ * per output channel. Costs a product of cin / cout of the conv's and a read of x; equal
+ * to the statistics of y up to rounding (not bit for bit: a different sum). Its blocks
+ * do not depend on the thread count. mpnas__pw_moments_pay says where a block uses it
+ * for its expand conv instead of statistics of the output (a shape rule, so training and
+ * evaluation agree). */
+int mpnas__pw_moments_pay(int m, int cin, int cout);
+mpnas_status mpnas__pw_out_moments(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                                   int cout, const float *x, const float *wt, double *mean,
+                                   double *m2);
+/* mpnas__dw_fwd_stats_bn_in whose input, the expand conv's output x . exp_w ([n][h][w][cin]
+ * . [cin][c]), is made a few rows at a time into the per-thread image buffer just before
+ * it is normalised there (in: from the expand's statistics, e.g. mpnas__pw_out_moments):
+ * the expanded tensor is never written to memory. The same bits as mpnas__pw_fwd then
+ * mpnas__dw_fwd_stats_bn_in (the product's rows do not depend on how many are made at
+ * once). For evaluation: nothing of the expand is kept for a backward. */
+mpnas_status mpnas__expand_dw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int n,
+                                        int h, int w, int cin, int c, int k, int stride,
+                                        const float *x, const float *exp_w,
+                                        const mpnas__bn_act *in, const float *wt, float *y,
+                                        double *mean, double *m2);
 /* The statistics of an existing [m][c] tensor, 256-row blocks. */
 mpnas_status mpnas__bn_stats(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                              const float *x, double *mean, double *m2);

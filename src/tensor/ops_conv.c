@@ -517,6 +517,128 @@ mpnas_status mpnas__pw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *w
   return MPNAS_OK;
 }
 
+/* ---- Batch statistics of a pointwise conv from its input's moments --------------------
+ * y = x . w is linear, so its batch mean is mean(x) . w and its sum of squared deviations
+ * per output channel j is w_j^T S w_j, S being x's (cin x cin) sum of centred outer
+ * products. S costs m cin^2 multiply-adds, a product of cin / cout of the conv's, and is
+ * read from x (m x cin) instead of y (m x cout): an expanding conv's statistics are known
+ * before its output exists, so an evaluation can make the output a few rows at a time,
+ * in cache, for the next op (mpnas__expand_dw_fwd_stats). */
+
+/* Per block of MPNAS__BN_BLOCK_ROWS rows: the block's mean (double) and S about it. */
+typedef struct moments_args {
+  const mpnas__kernels *kt;
+  int m, cin, blocks;
+  const float *x;
+  double *mean;   /* [blocks][cin] */
+  float *cross;   /* [blocks][cin][cin] */
+  float *scratch; /* [parts][MPNAS__BN_BLOCK_ROWS + 1][cin]: centred rows, the float mean */
+  double *m2;     /* [parts][cin]: bn_stats' spread, not used */
+} moments_args;
+
+static void moments_block(const moments_args *a, int b, float *xc, double *m2) {
+  const int cin = a->cin, r0 = b * MPNAS__BN_BLOCK_ROWS;
+  const int rows = a->m - r0 < MPNAS__BN_BLOCK_ROWS ? a->m - r0 : MPNAS__BN_BLOCK_ROWS;
+  const float *x = a->x + (size_t)r0 * cin;
+  double *mu = a->mean + (size_t)b * cin;
+  float *s = a->cross + (size_t)b * cin * cin, *muf = xc + (size_t)rows * cin;
+  a->kt->bn_stats(rows, cin, (size_t)cin, x, mu, m2);
+  /* S about the mean rounded to float: it exceeds S about the exact mean by rows e e^T,
+   * e below half an ulp of the mean, far below S's own rounding. */
+  for (int p = 0; p < cin; p++) muf[p] = (float)mu[p];
+  for (int i = 0; i < rows; i++)
+    for (int p = 0; p < cin; p++) xc[(size_t)i * cin + p] = x[(size_t)i * cin + p] - muf[p];
+  memset(s, 0, sizeof(float) * (size_t)cin * cin);
+  a->kt->gemm_bwd_weight(rows, cin, cin, xc, xc, s, 0, cin);
+}
+
+/* Where the expanded tensor outgrows a 2 MB L2 (4 MB and more), so that not writing it
+ * saves memory traffic, and the cross products cost at most a third of the conv. */
+int mpnas__pw_moments_pay(int m, int cin, int cout) {
+  return cin > 0 && 3 * cin <= cout && (double)m * cout >= (double)(1 << 20);
+}
+
+mpnas_status mpnas__pw_out_moments(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
+                                   int cout, const float *x, const float *wt, double *mean,
+                                   double *m2) {
+  if (cout <= 0) return MPNAS_OK;
+  if (m <= 0 || cin <= 0) {
+    stats_empty(cout, mean, m2);
+    return MPNAS_OK;
+  }
+  const int blocks = ceil_div(m, MPNAS__BN_BLOCK_ROWS);
+  const size_t cc = (size_t)cin * cin;
+  const int parts = mpnas__team_size(eng, (double)m * cc, blocks);
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  const size_t slot = (size_t)(MPNAS__BN_BLOCK_ROWS + 1) * cin;
+  double *bmean = mpnas__arena_alloc(ws, sizeof(double) * ((size_t)blocks * cin + cc + cin));
+  double *spread = mpnas__arena_alloc(ws, sizeof(double) * (size_t)parts * cin);
+  float *cross = mpnas__arena_floats(ws, (size_t)blocks * cc);
+  float *scratch = mpnas__arena_floats(ws, (size_t)parts * slot);
+  if (bmean == NULL || spread == NULL || cross == NULL || scratch == NULL) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  moments_args a = {eng->k, m, cin, blocks, x, bmean, cross, scratch, spread};
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
+#endif
+  for (int t = 0; t < parts; t++) {
+    int b0, b1;
+    mpnas__split_range(blocks, parts, t, 1, &b0, &b1);
+    for (int b = b0; b < b1; b++)
+      moments_block(&a, b, scratch + (size_t)t * slot, spread + (size_t)t * cin);
+  }
+  /* The blocks merged in order (Chan's update): mu, s [cin][cin] over the rows so far. */
+  double *s = bmean + (size_t)blocks * cin, *mu = s + cc;
+  for (size_t q = 0; q < cc; q++) s[q] = 0.0;
+  for (int p = 0; p < cin; p++) mu[p] = 0.0;
+  double seen = 0.0;
+  for (int b = 0; b < blocks; b++) {
+    const double nb = m - b * MPNAS__BN_BLOCK_ROWS < MPNAS__BN_BLOCK_ROWS
+                          ? m - b * MPNAS__BN_BLOCK_ROWS
+                          : MPNAS__BN_BLOCK_ROWS;
+    const double *bm = bmean + (size_t)b * cin;
+    const float *bs = cross + (size_t)b * cc;
+    const double f = seen * nb / (seen + nb);
+    for (int p = 0; p < cin; p++) {
+      const double dp = bm[p] - mu[p];
+      for (int q = 0; q < cin; q++)
+        s[(size_t)p * cin + q] += bs[(size_t)p * cin + q] + f * dp * (bm[q] - mu[q]);
+    }
+    for (int p = 0; p < cin; p++) mu[p] += (bm[p] - mu[p]) * nb / (seen + nb);
+    seen += nb;
+  }
+  /* mean_j = mu . w_j, m2_j = w_j^T s w_j = sum_p w[p][j] (s w)[p][j] (clamped at 0
+   * against rounding), with s w made row by row along w's contiguous rows. */
+  double *sw = mpnas__arena_alloc(ws, sizeof(double) * (size_t)cin * cout);
+  if (sw == NULL) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  for (size_t q = 0; q < (size_t)cin * cout; q++) sw[q] = 0.0;
+  for (int p = 0; p < cin; p++)
+    for (int q = 0; q < cin; q++) {
+      const double spq = s[(size_t)p * cin + q];
+      const float *wq = wt + (size_t)q * cout;
+      double *swp = sw + (size_t)p * cout;
+      for (int j = 0; j < cout; j++) swp[j] += spq * wq[j];
+    }
+  for (int j = 0; j < cout; j++) mean[j] = m2[j] = 0.0;
+  for (int p = 0; p < cin; p++) {
+    const float *wp = wt + (size_t)p * cout;
+    const double *swp = sw + (size_t)p * cout;
+    for (int j = 0; j < cout; j++) {
+      mean[j] += mu[p] * wp[j];
+      m2[j] += wp[j] * swp[j];
+    }
+  }
+  for (int j = 0; j < cout; j++)
+    if (!(m2[j] > 0.0)) m2[j] = 0.0;
+  mpnas__arena_release(ws, mark);
+  return MPNAS_OK;
+}
+
 /* ---- Fully connected ------------------------------------------------------------------ */
 
 mpnas_status mpnas__fc_fwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int in, int out,
@@ -976,24 +1098,56 @@ mpnas_status mpnas__dw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int
   return st;
 }
 
-/* Arguments of dw_bn_part: dw_args whose x is the un-normalised input. */
+/* Arguments of dw_bn_part: dw_args whose x is the un-normalised input, or (packed set)
+ * the input of the expand conv that makes it. */
 typedef struct dw_bn_args {
   dw_args d;
   const mpnas__kernels *kt;
   const mpnas__bn_act *in;
-  int block_rows;  /* output rows per step: those of a statistics block */
-  float *scratch;  /* [parts][h][w][c]: a slot's image, only the rows in use written */
+  const float *ex, *packed; /* the expand's input [n][h][w][cin] and packed weights, or NULL */
+  int cin;
+  int block_rows; /* output rows per step: those of a statistics block */
+  float *scratch; /* [parts][h][w][c]: a slot's image, only the rows in use written */
+  int *made;      /* [parts][3]: the image and input rows [lo, hi) in the slot's buffer */
 } dw_bn_args;
 
+/* Input rows [ih0, ih1) of image i into the slot's buffer at their own place, normalised:
+ * from x (the conv output) or made by the expand conv from its input. Rows the slot made
+ * for the step before (the k - stride rows that steps share) are not made again: they
+ * are the same numbers. */
+static void dw_bn_input_rows(const dw_bn_args *a, int slot, int i, int ih0, int ih1) {
+  const mpnas__dw_shape *s = a->d.s;
+  const size_t row = (size_t)s->w * s->c, in_image = (size_t)s->h * row;
+  float *buf = a->scratch + (size_t)slot * in_image;
+  int *made = a->made + 3 * slot;
+  if (made[0] == i && made[1] <= ih0 && ih0 <= made[2]) {
+    int from = made[2];
+    made[2] = ih1 > made[2] ? ih1 : made[2];
+    ih0 = from;
+  } else {
+    made[0] = i, made[1] = ih0, made[2] = ih1;
+  }
+  if (ih1 <= ih0) return;
+  const int px = (ih1 - ih0) * s->w;
+  float *dst = buf + ih0 * row;
+  const float *src = dst;
+  if (a->packed != NULL)
+    a->kt->gemm(px, a->cin, s->c, a->ex + ((size_t)i * s->h + ih0) * s->w * a->cin, a->packed,
+                NULL, NULL, MPNAS__ACT_NONE, NULL, dst);
+  else
+    src = a->d.x + i * in_image + ih0 * row;
+  a->kt->bn_apply(px, s->c, (size_t)s->c, src, a->in->mu, a->in->k, a->in->b, a->in->act, NULL,
+                  dst);
+}
+
 /* Output rows [r0, r1) of the n*ho rows, block_rows at a time: the input rows those read
- * normalised into the slot's image buffer at their own place (rows a neighbouring step
- * also reads are normalised again), then the kernel on that image. The kernel reads only
- * the rows its output rows cover and pads outside the image with zeros, as it would pad
- * the normalised tensor. */
+ * normalised into the slot's image buffer (dw_bn_input_rows), then the kernel on that
+ * image. The kernel reads only the rows its output rows cover and pads outside the image
+ * with zeros, as it would pad the normalised tensor. */
 static void dw_bn_part(const void *arg, int slot, int r0, int r1) {
   const dw_bn_args *a = arg;
   const mpnas__dw_shape *s = a->d.s;
-  size_t row = (size_t)s->w * s->c, in_image = (size_t)s->h * row;
+  size_t in_image = (size_t)s->h * s->w * s->c;
   size_t out_image = (size_t)s->ho * s->wo * s->c;
   float *buf = a->scratch + (size_t)slot * in_image;
   for (int b0 = r0; b0 < r1;) {
@@ -1004,18 +1158,19 @@ static void dw_bn_part(const void *arg, int slot, int r0, int r1) {
     int ih0 = oh0 * s->stride - s->pad, ih1 = (oh1 - 1) * s->stride - s->pad + s->k;
     if (ih0 < 0) ih0 = 0;
     if (ih1 > s->h) ih1 = s->h;
-    if (ih1 > ih0)
-      a->kt->bn_apply((ih1 - ih0) * s->w, s->c, (size_t)s->c, a->d.x + i * in_image + ih0 * row,
-                      a->in->mu, a->in->k, a->in->b, a->in->act, NULL, buf + ih0 * row);
+    dw_bn_input_rows(a, slot, i, ih0, ih1);
     a->d.fwd(s, buf, a->d.wt, NULL, NULL, MPNAS__ACT_NONE, a->d.y + i * out_image, oh0, oh1);
     b0 = i * s->ho + oh1;
   }
 }
 
-mpnas_status mpnas__dw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n,
-                                       int h, int w, int c, int k, int stride, const float *x,
-                                       const mpnas__bn_act *in, const float *wt, float *y,
-                                       double *mean, double *m2) {
+/* mpnas__dw_fwd_stats_bn_in and mpnas__expand_dw_fwd_stats: the depthwise's input is x,
+ * or (packed) made from ex by the expand conv, a few rows at a time. */
+static mpnas_status dw_fwd_stats_from(const mpnas__engine *eng, mpnas__arena *ws, int n,
+                                      int h, int w, int c, int k, int stride, const float *x,
+                                      const float *ex, int cin, const float *exp_w,
+                                      const mpnas__bn_act *in, const float *wt, float *y,
+                                      double *mean, double *m2) {
   mpnas__dw_shape s;
   mpnas__dw_shape_init(&s, h, w, c, k, stride);
   int rows = n * s.ho;
@@ -1027,19 +1182,40 @@ mpnas_status mpnas__dw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *w
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   mpnas__bn_plan plan;
   int parts = dw_parts(eng, &s, rows);
-  float *scratch = NULL;
+  float *scratch = NULL, *packed = NULL;
+  int *made = NULL;
   if (mpnas__bn_plan_init(&plan, ws, rows, s.wo, c) != MPNAS_OK ||
-      (in != NULL && (scratch = mpnas__arena_floats(ws, (size_t)parts * h * w * c)) == NULL)) {
+      (in != NULL && ((scratch = mpnas__arena_floats(ws, (size_t)parts * h * w * c)) == NULL ||
+                      (made = mpnas__arena_alloc(ws, sizeof(int) * 3 * (size_t)parts)) == NULL)) ||
+      (ex != NULL && (packed = pack_weights(eng, ws, cin, c, exp_w)) == NULL)) {
     mpnas__arena_release(ws, mark);
     return MPNAS_E_NO_MEMORY;
   }
+  for (int q = 0; made != NULL && q < parts; q++) made[3 * q] = -1;
   dw_bn_args a = {{eng->k->dw_fwd, &s, n, x, wt, NULL, NULL, MPNAS__ACT_NONE, y}, eng->k, in,
-                  plan.per_block, scratch};
+                  ex, packed, cin, plan.per_block, scratch, made};
   if (in != NULL) run_rows_stats(eng, &plan, parts, 1, dw_bn_part, &a, y);
   else run_rows_stats(eng, &plan, parts, 1, dw_part, &a.d, y);
   mpnas__bn_plan_merge(&plan, mean, m2);
   mpnas__arena_release(ws, mark);
   return MPNAS_OK;
+}
+
+mpnas_status mpnas__dw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n,
+                                       int h, int w, int c, int k, int stride, const float *x,
+                                       const mpnas__bn_act *in, const float *wt, float *y,
+                                       double *mean, double *m2) {
+  return dw_fwd_stats_from(eng, ws, n, h, w, c, k, stride, x, NULL, 0, NULL, in, wt, y, mean,
+                           m2);
+}
+
+mpnas_status mpnas__expand_dw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int n,
+                                        int h, int w, int cin, int c, int k, int stride,
+                                        const float *x, const float *exp_w,
+                                        const mpnas__bn_act *in, const float *wt, float *y,
+                                        double *mean, double *m2) {
+  return dw_fwd_stats_from(eng, ws, n, h, w, c, k, stride, NULL, x, cin, exp_w, in, wt, y, mean,
+                           m2);
 }
 
 mpnas_status mpnas__dw_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
