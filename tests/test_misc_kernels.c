@@ -1090,7 +1090,7 @@ static void test_expand_dw_fwd_stats(void) {
  * passes): means within 1e-7 of the channel's spread and size, sums of squared deviations
  * within 1e-5 relative, on every table; bit-identical for 1-3 threads. Inputs with a
  * channel far off zero (the centring), rows short of a block, one row; a constant input
- * and a zero weight column give exactly zero spread. */
+ * and a zero weight column give exactly zero spread; a NaN input gives NaN statistics. */
 static void test_pw_out_moments(void) {
   mpnas_context *ctx;
   CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
@@ -1146,6 +1146,12 @@ static void test_pw_out_moments(void) {
             CHECK_MSG(st[cout + j] == 0.0, "%s moments m=%d ch %d: spread %g, not 0",
                       tables[ti]->name, m, j, st[cout + j]);
         }
+        /* A NaN in the input reaches the statistics (and so the output), as through y. */
+        x[(size_t)(m / 2) * cin] = NAN;
+        mpnas__engine e = {.k = tables[ti], .threads = 2};
+        CHECK_EQ_INT(mpnas__pw_out_moments(&e, &ws, m, cin, cout, x, w, st, st + cout), MPNAS_OK);
+        CHECK_MSG(isnan(st[0]) && isnan(st[cout]), "%s moments m=%d: a NaN input gave %g, %g",
+                  tables[ti]->name, m, st[0], st[cout]);
         free(x), free(w), free(y), free(st);
       }
   mpnas__arena_destroy(&ws);

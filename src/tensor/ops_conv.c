@@ -553,9 +553,11 @@ static void moments_block(const moments_args *a, int b, float *xc, double *m2) {
 }
 
 /* Where the expanded tensor outgrows a 2 MB L2 (4 MB and more), so that not writing it
- * saves memory traffic, and the cross products cost at most a third of the conv. */
+ * saves memory traffic, the cross products cost at most a third of the conv, and the
+ * serial w_j^T S w_j (cin^2 cout) at most 1/64 of it (m >= 64 cin). */
 int mpnas__pw_moments_pay(int m, int cin, int cout) {
-  return cin > 0 && 3 * cin <= cout && (double)m * cout >= (double)(1 << 20);
+  return cin > 0 && 3 * cin <= cout && (double)m * cout >= (double)(1 << 20) &&
+         (double)m >= 64.0 * cin;
 }
 
 mpnas_status mpnas__pw_out_moments(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
@@ -609,8 +611,8 @@ mpnas_status mpnas__pw_out_moments(const mpnas__engine *eng, mpnas__arena *ws, i
     for (int p = 0; p < cin; p++) mu[p] += (bm[p] - mu[p]) * nb / (seen + nb);
     seen += nb;
   }
-  /* mean_j = mu . w_j, m2_j = w_j^T s w_j = sum_p w[p][j] (s w)[p][j] (clamped at 0
-   * against rounding), with s w made row by row along w's contiguous rows. */
+  /* mean_j = mu . w_j, m2_j = w_j^T s w_j = sum_p w[p][j] (s w)[p][j] (negative values
+   * from rounding clamped to 0), with s w made row by row along w's contiguous rows. */
   double *sw = mpnas__arena_alloc(ws, sizeof(double) * (size_t)cin * cout);
   if (sw == NULL) {
     mpnas__arena_release(ws, mark);
@@ -634,7 +636,7 @@ mpnas_status mpnas__pw_out_moments(const mpnas__engine *eng, mpnas__arena *ws, i
     }
   }
   for (int j = 0; j < cout; j++)
-    if (!(m2[j] > 0.0)) m2[j] = 0.0;
+    if (m2[j] < 0.0) m2[j] = 0.0; /* not a NaN: that reaches the output, as from y's sums */
   mpnas__arena_release(ws, mark);
   return MPNAS_OK;
 }
