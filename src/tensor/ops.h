@@ -235,9 +235,8 @@ mpnas_status mpnas__dw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *w
  * block order in double (Chan's update), then mean = mean(x) . w_j and m2 = w_j^T S w_j
  * per output channel. Costs a product of cin / cout of the conv's and a read of x; equal
  * to the statistics of y up to rounding (not bit for bit: a different sum). Its blocks
- * do not depend on the thread count. mpnas__pw_moments_pay says where a block uses it
- * for its expand conv instead of statistics of the output (a shape rule, so training and
- * evaluation agree). */
+ * do not depend on the thread count. mpnas__pw_moments_pay (a rule on the shape) says
+ * where an evaluation takes an expand conv's statistics this way (src/net/block.c). */
 int mpnas__pw_moments_pay(int m, int cin, int cout);
 mpnas_status mpnas__pw_out_moments(const mpnas__engine *eng, mpnas__arena *ws, int m, int cin,
                                    int cout, const float *x, const float *wt, double *mean,
