@@ -528,14 +528,14 @@ mpnas_status mpnas__pw_fwd_stats_bn_in(const mpnas__engine *eng, mpnas__arena *w
 /* Per block of MPNAS__BN_BLOCK_ROWS rows: the block's mean (double) and S about it. */
 typedef struct moments_args {
   const mpnas__kernels *kt;
-  int m, cin, blocks;
+  int m, cin;
   const float *x;
   double *mean;   /* [blocks][cin] */
   float *cross;   /* [blocks][cin][cin] */
-  float *scratch; /* [parts][MPNAS__BN_BLOCK_ROWS + 1][cin]: centred rows, the float mean */
-  double *m2;     /* [parts][cin]: bn_stats' spread, not used */
 } moments_args;
 
+/* Block b; xc: [MPNAS__BN_BLOCK_ROWS + 1][cin] for the centred rows and the float mean,
+ * m2: [cin] for bn_stats' spread (not used). */
 static void moments_block(const moments_args *a, int b, float *xc, double *m2) {
   const int cin = a->cin, r0 = b * MPNAS__BN_BLOCK_ROWS;
   const int rows = a->m - r0 < MPNAS__BN_BLOCK_ROWS ? a->m - r0 : MPNAS__BN_BLOCK_ROWS;
@@ -575,13 +575,14 @@ mpnas_status mpnas__pw_out_moments(const mpnas__engine *eng, mpnas__arena *ws, i
   const size_t slot = (size_t)(MPNAS__BN_BLOCK_ROWS + 1) * cin;
   double *bmean = mpnas__arena_alloc(ws, sizeof(double) * ((size_t)blocks * cin + cc + cin));
   double *spread = mpnas__arena_alloc(ws, sizeof(double) * (size_t)parts * cin);
+  double *sw = mpnas__arena_alloc(ws, sizeof(double) * (size_t)cin * cout);
   float *cross = mpnas__arena_floats(ws, (size_t)blocks * cc);
   float *scratch = mpnas__arena_floats(ws, (size_t)parts * slot);
-  if (bmean == NULL || spread == NULL || cross == NULL || scratch == NULL) {
+  if (bmean == NULL || spread == NULL || sw == NULL || cross == NULL || scratch == NULL) {
     mpnas__arena_release(ws, mark);
     return MPNAS_E_NO_MEMORY;
   }
-  moments_args a = {eng->k, m, cin, blocks, x, bmean, cross, scratch, spread};
+  moments_args a = {eng->k, m, cin, x, bmean, cross};
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
@@ -613,11 +614,6 @@ mpnas_status mpnas__pw_out_moments(const mpnas__engine *eng, mpnas__arena *ws, i
   }
   /* mean_j = mu . w_j, m2_j = w_j^T s w_j = sum_p w[p][j] (s w)[p][j] (negative values
    * from rounding clamped to 0), with s w made row by row along w's contiguous rows. */
-  double *sw = mpnas__arena_alloc(ws, sizeof(double) * (size_t)cin * cout);
-  if (sw == NULL) {
-    mpnas__arena_release(ws, mark);
-    return MPNAS_E_NO_MEMORY;
-  }
   for (size_t q = 0; q < (size_t)cin * cout; q++) sw[q] = 0.0;
   for (int p = 0; p < cin; p++)
     for (int q = 0; q < cin; q++) {
