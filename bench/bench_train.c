@@ -62,12 +62,16 @@ static struct rusage usage_now(void) {
   return ru;
 }
 
-/* Counts the library's allocations; atomic because worker threads may allocate. */
+/* Counts the library's allocations; atomic because worker threads may allocate. Large
+ * blocks get the default allocator's huge-page advice, so that the figures are a default
+ * context's. */
 static atomic_long n_allocs;
 static void *count_malloc(void *user, size_t size) {
   (void)user;
   atomic_fetch_add_explicit(&n_allocs, 1, memory_order_relaxed);
-  return malloc(size);
+  void *p = malloc(size);
+  mpnas__huge_page_advice(p, size);
+  return p;
 }
 static void count_free(void *user, void *ptr) {
   (void)user;

@@ -33,7 +33,9 @@ const char *mpnas_version_string(void) { return MPNAS_VERSION_STRING; }
 
 static void *default_malloc(void *user, size_t size) {
   (void)user;
-  return malloc(size);
+  void *p = malloc(size);
+  mpnas__huge_page_advice(p, size);
+  return p;
 }
 static void default_free(void *user, void *ptr) {
   (void)user;

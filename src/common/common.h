@@ -78,6 +78,12 @@ void mpnas__log(const mpnas_context *ctx, int32_t level, const char *fmt, ...)
 void *mpnas__malloc(const mpnas_context *ctx, size_t size);
 void *mpnas__calloc(const mpnas_context *ctx, size_t count, size_t size);
 void mpnas__free(const mpnas_context *ctx, void *ptr);
+/* Advice that a block of `size` bytes at p (from malloc) be backed by transparent huge
+ * pages, where it is large enough to matter (tapes, workspaces, parameter stores, which
+ * ops stream through: 4 KB pages cost a TLB miss every 4 KB there). Linux only; advice,
+ * so nothing changes where it is refused. The default allocator gives it; a caller's own
+ * allocator does not (its memory is its own). */
+void mpnas__huge_page_advice(void *p, size_t size);
 
 /* Re-select the kernel table and thread count from the context's settings. Returns
  * MPNAS_E_UNSUPPORTED if the requested ISA cannot run here. */
