@@ -151,6 +151,8 @@ static float *alloc_floats(size_t n, uint64_t seed) {
     fprintf(stderr, "out of memory\n");
     exit(2);
   }
+  /* Tensors as the library's own workspace holds them (the default allocator's advice). */
+  mpnas__huge_page_advice(p, sizeof(float) * n);
   uint64_t s = seed * 2654435761ULL + 12345;
   for (size_t i = 0; i < n; i++) {
     s = s * 6364136223846793005ULL + 1442695040888963407ULL;
