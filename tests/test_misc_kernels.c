@@ -1203,12 +1203,22 @@ static void test_pw_dx_bn_bwd(void) {
         if (v == 3) e.workers = &one;
         memset(gr, 0, 2 * cs);
         CHECK_EQ_INT(mpnas__pw_dx_bn_bwd(&e, &ws, m, c, cout, w, dz, x, gamma, mu, invstd, &fwd,
-                                         dx, gr, gr + c),
+                                         NULL, dx, gr, gr + c),
                      MPNAS_OK);
         CHECK_MSG(!memcmp(dx, rdx, ns) && !memcmp(gr, rgr, 2 * cs),
                   "%s pw_dx_bn_bwd %s m=%d c=%d (case %d) differs from pw_bwd then bn_bwd",
                   tables[ti]->name, act_name(act), m, c, v);
       }
+      /* With coef: g and the coefficients, which applied give the same dx. */
+      float *coef = malloc(3 * cs);
+      memset(gr, 0, 2 * cs);
+      CHECK_EQ_INT(mpnas__pw_dx_bn_bwd(&e1, &ws, m, c, cout, w, dz, x, gamma, mu, invstd, &fwd,
+                                       coef, dx, gr, gr + c),
+                   MPNAS_OK);
+      mpnas__bn_bwd_apply_coef(&e1, m, c, x, dx, mu, coef, dx);
+      CHECK_MSG(!memcmp(dx, rdx, ns) && !memcmp(gr, rgr, 2 * cs),
+                "%s pw_dx_bn_bwd with coef m=%d c=%d differs", tables[ti]->name, m, c);
+      free(coef);
       CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
       free(x), free(dz), free(w), free(rdx), free(dx), free(pc), free(rgr), free(gr);
     }
@@ -1219,8 +1229,8 @@ static void test_pw_dx_bn_bwd(void) {
   float pc[12] = {0}, gr[8] = {0}, coef[12], w[8] = {0};
   const mpnas__bn_act fwd = {pc, pc + 4, pc + 8, MPNAS__ACT_RELU};
   memset(coef, 0xff, sizeof coef);
-  CHECK_EQ_INT(mpnas__pw_dx_bn_bwd(&e, &ws, 0, 4, 2, w, NULL, NULL, pc, pc, pc, &fwd, NULL, gr,
-                                   gr + 4),
+  CHECK_EQ_INT(mpnas__pw_dx_bn_bwd(&e, &ws, 0, 4, 2, w, NULL, NULL, pc, pc, pc, &fwd, coef,
+                                   NULL, gr, gr + 4),
                MPNAS_OK);
   CHECK_EQ_INT(mpnas__dw_dx_bn_bwd(&e, &ws, 0, 3, 3, 4, 3, 1, w, NULL, NULL, pc, pc, pc, &fwd,
                                    coef, NULL, gr, gr + 4),
@@ -1290,6 +1300,69 @@ static void test_dw_dx_bn_bwd(void) {
       free(coef);
       CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
       free(x), free(dz), free(w_), free(rdx), free(dx), free(pc), free(rgr), free(gr);
+    }
+  mpnas__arena_destroy(&ws);
+  mpnas_context_free(ctx);
+}
+
+/* mpnas__dw_bwd_weight_bn_dy equals mpnas__bn_bwd_apply_coef then mpnas__dw_bwd_bn_in's
+ * weight gradient, bit for bit, g left holding dy: 1, 2 and 3 threads; more images than
+ * the weight gradient's chunks, one image, strides 1 and 2, k 3 to 7, odd channel counts;
+ * and without a weight gradient (dy made whole). */
+static void test_dw_bwd_weight_bn_dy(void) {
+  mpnas_context *ctx;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, ctx);
+  const int shapes[][6] = {{3, 18, 18, 40, 3, 1}, {2, 10, 10, 17, 5, 2}, {20, 12, 12, 96, 3, 2},
+                           {1, 5, 6, 33, 7, 1},   {17, 7, 7, 24, 3, 1},  {1, 1, 1, 8, 3, 1}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int sh = 0; sh < COUNT(shapes); sh++) {
+      const int *d = shapes[sh];
+      int n = d[0], h = d[1], w = d[2], c = d[3], k = d[4], stride = d[5];
+      int ho = (h + stride - 1) / stride, wo = (w + stride - 1) / stride;
+      int act = ACTS[(sh + ti) % COUNT(ACTS)];
+      size_t nx = (size_t)n * h * w * c, ny = (size_t)n * ho * wo * c, nw = (size_t)k * k * c;
+      size_t cs = sizeof(float) * (size_t)c, ys = sizeof(float) * ny, ws_ = sizeof(float) * nw;
+      float *x = malloc(sizeof(float) * nx), *bx = malloc(ys), *g0 = malloc(ys);
+      float *rg = malloc(ys), *g = malloc(ys), *w_ = malloc(ws_);
+      float *rdwt = malloc(ws_), *dwt = malloc(ws_);
+      float *pc = malloc(5 * cs), *coef = malloc(3 * cs);
+      random_bn_saved(c, pc);
+      float *mu = pc, *kk = pc + c, *b = pc + 2 * c;
+      for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(-3.0f, 3.0f);
+      for (size_t i = 0; i < ny; i++) bx[i] = mu[i % (size_t)c] + rng_uniform(-3.0f, 3.0f);
+      for (size_t i = 0; i < ny; i++) g0[i] = rng_uniform(-1.0f, 1.0f);
+      for (size_t i = 0; i < nw; i++) w_[i] = rng_uniform(-0.5f, 0.5f);
+      for (int j = 0; j < c; j++) {
+        coef[j] = rng_uniform(-0.5f, 0.5f);
+        coef[c + j] = rng_uniform(-0.2f, 0.2f);
+        coef[2 * c + j] = rng_uniform(-1.0f, 1.0f);
+      }
+      const mpnas__bn_act in = {mu, kk, b, act};
+      const mpnas__bn_dy dy_bn = {bx, mu, coef};
+      mpnas__engine e1 = {.k = tables[ti], .threads = 1};
+      memcpy(rg, g0, ys);
+      mpnas__bn_bwd_apply_coef(&e1, n * ho * wo, c, bx, rg, mu, coef, rg);
+      for (size_t i = 0; i < nw; i++) rdwt[i] = 0.25f * (float)(i % 7);
+      CHECK_EQ_INT(mpnas__dw_bwd_bn_in(&e1, &ws, n, h, w, c, k, stride, x, &in, w_, rg, NULL,
+                                       rdwt),
+                   MPNAS_OK);
+      for (int v = 0; v < 4; v++) { /* 1, 2, 3 threads; no weight gradient */
+        mpnas__engine e = {.k = tables[ti], .threads = v < 3 ? v + 1 : 2};
+        memcpy(g, g0, ys);
+        for (size_t i = 0; i < nw; i++) dwt[i] = 0.25f * (float)(i % 7);
+        CHECK_EQ_INT(mpnas__dw_bwd_weight_bn_dy(&e, &ws, n, h, w, c, k, stride, x, &in, g,
+                                                &dy_bn, v < 3 ? dwt : NULL),
+                     MPNAS_OK);
+        CHECK_MSG(!memcmp(g, rg, ys) && (v == 3 || !memcmp(dwt, rdwt, ws_)),
+                  "%s dw_bwd_weight_bn_dy %dx%dx%dx%d k%d s%d (case %d) differs from "
+                  "bn_bwd_apply_coef then dw_bwd_bn_in", tables[ti]->name, n, h, w, c, k,
+                  stride, v);
+      }
+      CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
+      free(x), free(bx), free(g0), free(rg), free(g), free(w_), free(rdwt), free(dwt);
+      free(pc), free(coef);
     }
   mpnas__arena_destroy(&ws);
   mpnas_context_free(ctx);
@@ -1436,6 +1509,7 @@ int main(void) {
   RUN(test_bwd_bn_in);
   RUN(test_pw_dx_bn_bwd);
   RUN(test_dw_dx_bn_bwd);
+  RUN(test_dw_bwd_weight_bn_dy);
   RUN(test_pw_bwd_bn_dy);
   return check_finish();
 }

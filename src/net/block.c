@@ -377,8 +377,13 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
    * BN's (from the conv output too). */
   const mpnas__bn_act d_act = {t->d_mean, t->d_k, t->d_b, g->act};
   const mpnas__bn_act e_act = {t->e_mean, t->e_k, t->e_b, g->act};
-  float *dd, *dp_pre, *dproj_in;
+  float *dd, *dp_pre, *dproj_in, *d_coef = NULL;
   TAKE_TMP(dd, mid_out);
+  /* Blocks with an expand conv (and no squeeze-excite) leave the depthwise BN's input
+   * gradient as g and coefficients, made into dd image by image by the depthwise weight
+   * gradient (which reads dd anyway), not in a pass of its own. */
+  const int dy_in_dw = g->expand && !g->se;
+  if (dy_in_dw) TAKE_TMP(d_coef, 3 * (size_t)cm);
   mpnas__arena_mark stage = mpnas__arena_get_mark(ws);
   TAKE_TMP(dp_pre, (size_t)m_out * g->cout);
 
@@ -408,7 +413,7 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
                              NULL, NULL, grad->proj_w);
     if (st == MPNAS_OK)
       st = mpnas__pw_dx_bn_bwd(eng, ws, m_out, cm, g->cout, p->proj_w, dp_pre, t->d_pre,
-                               p->bn2.gamma, t->d_mean, t->d_invstd, &d_act, dd,
+                               p->bn2.gamma, t->d_mean, t->d_invstd, &d_act, d_coef, dd,
                                grad->bn2.gamma, grad->bn2.beta);
   }
   if (st != MPNAS_OK) goto done;
@@ -419,8 +424,13 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
     float *de, *coef;
     TAKE_TMP(de, mid_in);
     TAKE_TMP(coef, 3 * (size_t)cm);
-    st = mpnas__dw_bwd_bn_in(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre, &e_act,
-                             p->dw_w, dd, NULL, grad->dw_w);
+    const mpnas__bn_dy d_dy = {t->d_pre, t->d_mean, d_coef};
+    if (dy_in_dw)
+      st = mpnas__dw_bwd_weight_bn_dy(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre,
+                                      &e_act, dd, &d_dy, grad->dw_w);
+    else
+      st = mpnas__dw_bwd_bn_in(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre,
+                               &e_act, p->dw_w, dd, NULL, grad->dw_w);
     if (st != MPNAS_OK) goto done;
     /* Its input gradient, reduced by the expand's BN and activation backward in blocks as
      * it is made: de holds g = dy * act', coef the BN input gradient's coefficients, */

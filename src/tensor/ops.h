@@ -123,6 +123,20 @@ mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
                                  int w, int c, int k, int stride, const float *x,
                                  const mpnas__bn_act *in, const float *wt, const float *dy,
                                  float *dx, float *dwt);
+/* A BN's input gradient given as g and coefficients: a*g + b*(x - mu) + d per channel
+ * (coef = a | b | d, from mpnas__bn_bwd_produced; x the BN's input, mu its saved mean). */
+typedef struct mpnas__bn_dy {
+  const float *x, *mu, *coef;
+} mpnas__bn_dy;
+/* The depthwise weight gradient of mpnas__dw_bwd_bn_in whose output gradient dy is the
+ * BN input gradient dy_bn of g (x, its input, the depthwise output's shape): each image's
+ * dy is made over its g as the sums read it, so dy is written once and not read back for
+ * them. g holds dy after, for the input gradient. The bits of mpnas__bn_bwd_apply_coef
+ * then mpnas__dw_bwd_bn_in. */
+mpnas_status mpnas__dw_bwd_weight_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int n,
+                                        int h, int w, int c, int k, int stride, const float *x,
+                                        const mpnas__bn_act *in, float *g,
+                                        const mpnas__bn_dy *dy_bn, float *dwt);
 /* The depthwise conv's input gradient (its output's gradient dz) and the backward of the
  * BN and activation before the conv (x the BN's input [n][h][w][c], act as in
  * mpnas__bn_bwd), fused as mpnas__pw_dx_bn_bwd: dx receives the BN's input gradient, the
@@ -151,12 +165,13 @@ mpnas_status mpnas__pw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int
  * the backward of the BN and activation before the conv (x the BN's input, act as in
  * mpnas__bn_bwd), fused: the conv's rows made as the BN's sums take them
  * (mpnas__bn_bwd_produced). dx [m][c] receives the BN's input gradient: the bits of
- * mpnas__pw_bwd's dx then mpnas__bn_bwd in place. */
+ * mpnas__pw_bwd's dx then mpnas__bn_bwd in place - or with coef, g and the coefficients
+ * (mpnas__bn_bwd_produced). */
 mpnas_status mpnas__pw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                                  int cout, const float *wt, const float *dz, const float *x,
                                  const float *gamma, const float *save_mean,
-                                 const float *save_invstd, const mpnas__bn_act *act, float *dx,
-                                 float *dgamma, float *dbeta);
+                                 const float *save_invstd, const mpnas__bn_act *act,
+                                 float *coef, float *dx, float *dgamma, float *dbeta);
 
 /* Fully connected: y[m][out] = x[m][in] . w[in][out] + b[out] (b may be NULL). */
 mpnas_status mpnas__fc_fwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int in, int out,

@@ -438,15 +438,15 @@ static void pw_dx_rows(const void *arg, int slot, int r0, int r1) {
 mpnas_status mpnas__pw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                                  int cout, const float *wt, const float *dz, const float *x,
                                  const float *gamma, const float *save_mean,
-                                 const float *save_invstd, const mpnas__bn_act *act, float *dx,
-                                 float *dgamma, float *dbeta) {
+                                 const float *save_invstd, const mpnas__bn_act *act,
+                                 float *coef, float *dx, float *dgamma, float *dbeta) {
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
   float *packed = m > 0 ? pack_weights_transposed(eng, ws, c, cout, wt) : NULL;
   mpnas_status st = MPNAS_E_NO_MEMORY;
   if (packed != NULL || m <= 0) {
     pw_dx_args a = {eng->k, cout, c, dz, packed, dx};
     st = mpnas__bn_bwd_produced(eng, ws, m, c, x, gamma, save_mean, save_invstd, act,
-                                pw_dx_rows, &a, gemm_parts(eng, m, cout, c), NULL, dx, dgamma,
+                                pw_dx_rows, &a, gemm_parts(eng, m, cout, c), coef, dx, dgamma,
                                 dbeta);
   }
   mpnas__arena_release(ws, mark);
@@ -930,7 +930,9 @@ typedef struct dw_bwd_args {
   int n, chunks; /* chunks: min(n, DW_IMAGE_CHUNKS) */
   const float *x, *wt, *dy;
   const mpnas__bn_act *in; /* or NULL */
-  float *dx, *dwt;         /* dx: NULL unless made here, image by image */
+  const mpnas__bn_dy *dy_bn; /* or NULL: dy is g, made into the BN's input gradient here */
+  float *g;                  /* with dy_bn: dy, written over */
+  float *dx, *dwt;           /* dx: NULL unless made here, image by image */
   float *partials;         /* [chunks - 1][k][k][c], zeroed */
   float *scratch;          /* [threads][h][w][c] when in */
 } dw_bwd_args;
@@ -950,7 +952,7 @@ static void dw_bwd_thread(const dw_bwd_args *a, int t, int parts) {
     mpnas__split_range(a->n, a->chunks, j, 1, &i0, &i1);
     if (i0 < first || i0 >= last) continue;
     float *sums = j == 0 ? a->dwt : a->partials + (size_t)(j - 1) * taps;
-    if (a->in == NULL && a->dx == NULL && a->kt->weight_grad_in_blocks) {
+    if (a->in == NULL && a->dy_bn == NULL && a->dx == NULL && a->kt->weight_grad_in_blocks) {
       /* the chunk in one call: the bits of one image at a time (kernels.h), and the
        * kernel prefetches each next image */
       a->kt->dw_bwd_weight(s, i1 - i0, a->x + i0 * in_image, a->dy + i0 * out_image, sums, 0,
@@ -959,6 +961,13 @@ static void dw_bwd_thread(const dw_bwd_args *a, int t, int parts) {
     }
     for (int i = i0; i < i1; i++) {
       const float *xi = a->x + i * in_image, *dyi = a->dy + i * out_image;
+      if (a->dy_bn != NULL) { /* the image's dy, over its g, while in cache for the sums */
+        const mpnas__bn_dy *q = a->dy_bn;
+        const int cc = s->c;
+        float *gi = a->g + i * out_image;
+        a->kt->bn_bwd_dx(s->ho * s->wo, cc, (size_t)cc, q->x + i * out_image, gi, q->mu,
+                         q->coef, q->coef + cc, q->coef + 2 * (size_t)cc, gi);
+      }
       if (a->in != NULL) {
         float *buf = a->scratch + (size_t)t * in_image;
         a->kt->bn_apply((int)pixels, s->c, (size_t)s->c, xi, a->in->mu, a->in->k, a->in->b,
@@ -994,14 +1003,17 @@ static void dw_bwd_input_rows(const mpnas__engine *eng, const mpnas__dw_shape *s
   }
 }
 
-mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
-                                 int w, int c, int k, int stride, const float *x,
-                                 const mpnas__bn_act *in, const float *wt, const float *dy,
-                                 float *dx, float *dwt) {
+/* mpnas__dw_bwd_bn_in, and with dy_bn its dy made from g image by image (dx NULL). */
+static mpnas_status dw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
+                           int c, int k, int stride, const float *x, const mpnas__bn_act *in,
+                           const float *wt, const float *dy, const mpnas__bn_dy *dy_bn,
+                           float *g, float *dx, float *dwt) {
   mpnas__dw_shape s;
   mpnas__dw_shape_init(&s, h, w, c, k, stride);
   if (n <= 0 || c <= 0) return MPNAS_OK;
   if (dwt == NULL) {
+    if (dy_bn != NULL)
+      mpnas__bn_bwd_apply_coef(eng, n * s.ho * s.wo, c, dy_bn->x, g, dy_bn->mu, dy_bn->coef, g);
     if (dx != NULL) dw_bwd_input_rows(eng, &s, n, wt, dy, dx);
     return MPNAS_OK;
   }
@@ -1018,8 +1030,8 @@ mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
     mpnas__arena_release(ws, mark);
     return MPNAS_E_NO_MEMORY;
   }
-  dw_bwd_args a = {eng->k, &s, n, chunks, x, wt, dy, in, dx_here ? dx : NULL,
-                   dwt, partials, scratch};
+  dw_bwd_args a = {eng->k, &s, n,    chunks, x, wt, dy, in, dy_bn, g, dx_here ? dx : NULL,
+                   dwt,    partials, scratch};
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
@@ -1028,6 +1040,20 @@ mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
   mpnas__arena_release(ws, mark);
   if (dx != NULL && !dx_here) dw_bwd_input_rows(eng, &s, n, wt, dy, dx);
   return MPNAS_OK;
+}
+
+mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                 int w, int c, int k, int stride, const float *x,
+                                 const mpnas__bn_act *in, const float *wt, const float *dy,
+                                 float *dx, float *dwt) {
+  return dw_bwd(eng, ws, n, h, w, c, k, stride, x, in, wt, dy, NULL, NULL, dx, dwt);
+}
+
+mpnas_status mpnas__dw_bwd_weight_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int n,
+                                        int h, int w, int c, int k, int stride, const float *x,
+                                        const mpnas__bn_act *in, float *g,
+                                        const mpnas__bn_dy *dy_bn, float *dwt) {
+  return dw_bwd(eng, ws, n, h, w, c, k, stride, x, in, NULL, g, dy_bn, g, NULL, dwt);
 }
 
 mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
