@@ -1305,11 +1305,13 @@ static void test_dw_dx_bn_bwd(void) {
   mpnas_context_free(ctx);
 }
 
-/* mpnas__dw_bwd_weight_bn_dy equals mpnas__bn_bwd_apply_coef then mpnas__dw_bwd_bn_in's
- * weight gradient, bit for bit, g left holding dy: 1, 2 and 3 threads; more images than
- * the weight gradient's chunks, one image, strides 1 and 2, k 3 to 7, odd channel counts;
- * and without a weight gradient (dy made whole). */
-static void test_dw_bwd_weight_bn_dy(void) {
+/* mpnas__dw_bwd_bn_dy equals mpnas__bn_bwd_apply_coef then mpnas__dw_bwd_bn_in, bit for
+ * bit, g left holding dy: 1, 2 and 3 threads; with and without a BN on the input, with
+ * and without the input gradient (made with the sums, or by rows when a thread would
+ * have fewer than two images), without the weight gradient (dy made whole); more images
+ * than the weight gradient's chunks, one image, strides 1 and 2, k 3 to 7, odd channel
+ * counts. */
+static void test_dw_bwd_bn_dy(void) {
   mpnas_context *ctx;
   CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
   mpnas__arena ws;
@@ -1324,8 +1326,9 @@ static void test_dw_bwd_weight_bn_dy(void) {
       int act = ACTS[(sh + ti) % COUNT(ACTS)];
       size_t nx = (size_t)n * h * w * c, ny = (size_t)n * ho * wo * c, nw = (size_t)k * k * c;
       size_t cs = sizeof(float) * (size_t)c, ys = sizeof(float) * ny, ws_ = sizeof(float) * nw;
-      float *x = malloc(sizeof(float) * nx), *bx = malloc(ys), *g0 = malloc(ys);
-      float *rg = malloc(ys), *g = malloc(ys), *w_ = malloc(ws_);
+      size_t xs = sizeof(float) * nx;
+      float *x = malloc(xs), *bx = malloc(ys), *g0 = malloc(ys), *rg = malloc(ys);
+      float *g = malloc(ys), *w_ = malloc(ws_), *rdx = malloc(xs), *dx = malloc(xs);
       float *rdwt = malloc(ws_), *dwt = malloc(ws_);
       float *pc = malloc(5 * cs), *coef = malloc(3 * cs);
       random_bn_saved(c, pc);
@@ -1339,30 +1342,32 @@ static void test_dw_bwd_weight_bn_dy(void) {
         coef[c + j] = rng_uniform(-0.2f, 0.2f);
         coef[2 * c + j] = rng_uniform(-1.0f, 1.0f);
       }
-      const mpnas__bn_act in = {mu, kk, b, act};
+      const mpnas__bn_act bn_in = {mu, kk, b, act};
       const mpnas__bn_dy dy_bn = {bx, mu, coef};
       mpnas__engine e1 = {.k = tables[ti], .threads = 1};
       memcpy(rg, g0, ys);
       mpnas__bn_bwd_apply_coef(&e1, n * ho * wo, c, bx, rg, mu, coef, rg);
-      for (size_t i = 0; i < nw; i++) rdwt[i] = 0.25f * (float)(i % 7);
-      CHECK_EQ_INT(mpnas__dw_bwd_bn_in(&e1, &ws, n, h, w, c, k, stride, x, &in, w_, rg, NULL,
-                                       rdwt),
-                   MPNAS_OK);
-      for (int v = 0; v < 4; v++) { /* 1, 2, 3 threads; no weight gradient */
-        mpnas__engine e = {.k = tables[ti], .threads = v < 3 ? v + 1 : 2};
-        memcpy(g, g0, ys);
-        for (size_t i = 0; i < nw; i++) dwt[i] = 0.25f * (float)(i % 7);
-        CHECK_EQ_INT(mpnas__dw_bwd_weight_bn_dy(&e, &ws, n, h, w, c, k, stride, x, &in, g,
-                                                &dy_bn, v < 3 ? dwt : NULL),
+      for (int v = 0; v < 4 * 4; v++) { /* 1, 2, 3 threads, no weight gradient; x 4 forms */
+        const mpnas__bn_act *in = v / 4 % 2 ? &bn_in : NULL;
+        int with_dx = v / 8, with_dwt = v % 4 < 3;
+        mpnas__engine e = {.k = tables[ti], .threads = v % 4 < 3 ? v % 4 + 1 : 2};
+        for (size_t i = 0; i < nw; i++) rdwt[i] = dwt[i] = 0.25f * (float)(i % 7);
+        CHECK_EQ_INT(mpnas__dw_bwd_bn_in(&e1, &ws, n, h, w, c, k, stride, x, in, w_, rg,
+                                         with_dx ? rdx : NULL, with_dwt ? rdwt : NULL),
                      MPNAS_OK);
-        CHECK_MSG(!memcmp(g, rg, ys) && (v == 3 || !memcmp(dwt, rdwt, ws_)),
-                  "%s dw_bwd_weight_bn_dy %dx%dx%dx%d k%d s%d (case %d) differs from "
+        memcpy(g, g0, ys);
+        CHECK_EQ_INT(mpnas__dw_bwd_bn_dy(&e, &ws, n, h, w, c, k, stride, x, in, w_, g, &dy_bn,
+                                         with_dx ? dx : NULL, with_dwt ? dwt : NULL),
+                     MPNAS_OK);
+        CHECK_MSG(!memcmp(g, rg, ys) && !memcmp(dwt, rdwt, ws_) &&
+                      (!with_dx || !memcmp(dx, rdx, xs)),
+                  "%s dw_bwd_bn_dy %dx%dx%dx%d k%d s%d (case %d) differs from "
                   "bn_bwd_apply_coef then dw_bwd_bn_in", tables[ti]->name, n, h, w, c, k,
                   stride, v);
       }
       CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
-      free(x), free(bx), free(g0), free(rg), free(g), free(w_), free(rdwt), free(dwt);
-      free(pc), free(coef);
+      free(x), free(bx), free(g0), free(rg), free(g), free(w_), free(rdx), free(dx);
+      free(rdwt), free(dwt), free(pc), free(coef);
     }
   mpnas__arena_destroy(&ws);
   mpnas_context_free(ctx);
@@ -1509,7 +1514,7 @@ int main(void) {
   RUN(test_bwd_bn_in);
   RUN(test_pw_dx_bn_bwd);
   RUN(test_dw_dx_bn_bwd);
-  RUN(test_dw_bwd_weight_bn_dy);
+  RUN(test_dw_bwd_bn_dy);
   RUN(test_pw_bwd_bn_dy);
   return check_finish();
 }

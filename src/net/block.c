@@ -379,11 +379,11 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
   const mpnas__bn_act e_act = {t->e_mean, t->e_k, t->e_b, g->act};
   float *dd, *dp_pre, *dproj_in, *d_coef = NULL;
   TAKE_TMP(dd, mid_out);
-  /* Blocks with an expand conv (and no squeeze-excite) leave the depthwise BN's input
-   * gradient as g and coefficients, made into dd image by image by the depthwise weight
-   * gradient (which reads dd anyway), not in a pass of its own. */
-  const int dy_in_dw = g->expand && !g->se;
-  if (dy_in_dw) TAKE_TMP(d_coef, 3 * (size_t)cm);
+  /* Without squeeze-excite the depthwise BN's input gradient is left as g and
+   * coefficients, made into dd image by image by the depthwise backward (which reads dd
+   * anyway), not in a pass of its own. */
+  if (!g->se) TAKE_TMP(d_coef, 3 * (size_t)cm);
+  const mpnas__bn_dy d_dy = {t->d_pre, t->d_mean, d_coef};
   mpnas__arena_mark stage = mpnas__arena_get_mark(ws);
   TAKE_TMP(dp_pre, (size_t)m_out * g->cout);
 
@@ -424,10 +424,9 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
     float *de, *coef;
     TAKE_TMP(de, mid_in);
     TAKE_TMP(coef, 3 * (size_t)cm);
-    const mpnas__bn_dy d_dy = {t->d_pre, t->d_mean, d_coef};
-    if (dy_in_dw)
-      st = mpnas__dw_bwd_weight_bn_dy(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre,
-                                      &e_act, dd, &d_dy, grad->dw_w);
+    if (!g->se)
+      st = mpnas__dw_bwd_bn_dy(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre, &e_act,
+                               p->dw_w, dd, &d_dy, NULL, grad->dw_w);
     else
       st = mpnas__dw_bwd_bn_in(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre,
                                &e_act, p->dw_w, dd, NULL, grad->dw_w);
@@ -443,8 +442,12 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
     st = mpnas__pw_bwd_bn_dy(eng, ws, m_in, g->cin, cm, t->x, p->exp_w, de, t->e_pre,
                              t->e_mean, coef, g->residual ? dy : NULL, dx, grad->exp_w);
   } else {
-    st = mpnas__dw_bwd(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->x, p->dw_w, dd, dx,
-                       grad->dw_w);
+    if (!g->se)
+      st = mpnas__dw_bwd_bn_dy(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->x, NULL,
+                               p->dw_w, dd, &d_dy, dx, grad->dw_w);
+    else
+      st = mpnas__dw_bwd(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->x, p->dw_w, dd, dx,
+                         grad->dw_w);
     if (st == MPNAS_OK && g->residual && dx != NULL)
       mpnas__add_acc((size_t)m_in * g->cin, dy, dx);
   }

@@ -128,15 +128,16 @@ mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
 typedef struct mpnas__bn_dy {
   const float *x, *mu, *coef;
 } mpnas__bn_dy;
-/* The depthwise weight gradient of mpnas__dw_bwd_bn_in whose output gradient dy is the
- * BN input gradient dy_bn of g (x, its input, the depthwise output's shape): each image's
- * dy is made over its g as the sums read it, so dy is written once and not read back for
- * them. g holds dy after, for the input gradient. The bits of mpnas__bn_bwd_apply_coef
- * then mpnas__dw_bwd_bn_in. */
-mpnas_status mpnas__dw_bwd_weight_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int n,
-                                        int h, int w, int c, int k, int stride, const float *x,
-                                        const mpnas__bn_act *in, float *g,
-                                        const mpnas__bn_dy *dy_bn, float *dwt);
+/* mpnas__dw_bwd_bn_in whose output gradient dy is the BN input gradient dy_bn of g (its x
+ * has the depthwise output's shape): each image's dy is made over its g as the weight
+ * gradient's sums (and the input gradient, where a thread makes it with them) read it, so
+ * dy is written once and not read back for them; g holds dy after. With no weight
+ * gradient, dy is made whole first. The bits of mpnas__bn_bwd_apply_coef then
+ * mpnas__dw_bwd_bn_in. */
+mpnas_status mpnas__dw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                 int w, int c, int k, int stride, const float *x,
+                                 const mpnas__bn_act *in, const float *wt, float *g,
+                                 const mpnas__bn_dy *dy_bn, float *dx, float *dwt);
 /* The depthwise conv's input gradient (its output's gradient dz) and the backward of the
  * BN and activation before the conv (x the BN's input [n][h][w][c], act as in
  * mpnas__bn_bwd), fused as mpnas__pw_dx_bn_bwd: dx receives the BN's input gradient, the

@@ -1003,7 +1003,7 @@ static void dw_bwd_input_rows(const mpnas__engine *eng, const mpnas__dw_shape *s
   }
 }
 
-/* mpnas__dw_bwd_bn_in, and with dy_bn its dy made from g image by image (dx NULL). */
+/* mpnas__dw_bwd_bn_in, and with dy_bn (mpnas__dw_bwd_bn_dy) its dy made over g. */
 static mpnas_status dw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
                            int c, int k, int stride, const float *x, const mpnas__bn_act *in,
                            const float *wt, const float *dy, const mpnas__bn_dy *dy_bn,
@@ -1049,11 +1049,11 @@ mpnas_status mpnas__dw_bwd_bn_in(const mpnas__engine *eng, mpnas__arena *ws, int
   return dw_bwd(eng, ws, n, h, w, c, k, stride, x, in, wt, dy, NULL, NULL, dx, dwt);
 }
 
-mpnas_status mpnas__dw_bwd_weight_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int n,
-                                        int h, int w, int c, int k, int stride, const float *x,
-                                        const mpnas__bn_act *in, float *g,
-                                        const mpnas__bn_dy *dy_bn, float *dwt) {
-  return dw_bwd(eng, ws, n, h, w, c, k, stride, x, in, NULL, g, dy_bn, g, NULL, dwt);
+mpnas_status mpnas__dw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                 int w, int c, int k, int stride, const float *x,
+                                 const mpnas__bn_act *in, const float *wt, float *g,
+                                 const mpnas__bn_dy *dy_bn, float *dx, float *dwt) {
+  return dw_bwd(eng, ws, n, h, w, c, k, stride, x, in, wt, g, dy_bn, g, dx, dwt);
 }
 
 mpnas_status mpnas__dw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
