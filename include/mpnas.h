@@ -168,7 +168,10 @@ typedef enum mpnas_context_param {
   MPNAS_CONTEXT_SHARD_BATCH = 8
 } mpnas_context_param;
 
-/* Create a context with the default settings and the C library's malloc/free. */
+/* Create a context with the default settings and the C library's malloc/free. On Linux,
+ * blocks of 8 MB or more (training tapes, workspaces, parameter stores) are advised to be
+ * backed by transparent huge pages (madvise MADV_HUGEPAGE; the system's THP mode decides).
+ * A context made with mpnas_context_create_with_allocator gets no such advice. */
 MPNAS_API mpnas_status mpnas_context_create(mpnas_context **out);
 /* Create a context whose every allocation goes through the given hooks (both non-NULL).
  * `user` is passed back to them untouched. */
