@@ -929,12 +929,12 @@ typedef struct dw_bwd_args {
   const mpnas__dw_shape *s;
   int n, chunks; /* chunks: min(n, DW_IMAGE_CHUNKS) */
   const float *x, *wt, *dy;
-  const mpnas__bn_act *in; /* or NULL */
-  const mpnas__bn_dy *dy_bn; /* or NULL: dy is g, made into the BN's input gradient here */
-  float *g;                  /* with dy_bn: dy, written over */
+  const mpnas__bn_act *in;   /* or NULL */
+  const mpnas__bn_dy *dy_bn; /* or NULL; else dy is g, made into dy here image by image */
+  float *g;                  /* with dy_bn: g, then dy */
   float *dx, *dwt;           /* dx: NULL unless made here, image by image */
-  float *partials;         /* [chunks - 1][k][k][c], zeroed */
-  float *scratch;          /* [threads][h][w][c] when in */
+  float *partials;           /* [chunks - 1][k][k][c], zeroed */
+  float *scratch;            /* [threads][h][w][c] when in */
 } dw_bwd_args;
 
 /* Thread t of `parts`: the chunks whose first image lies in its share of the images
@@ -1030,8 +1030,8 @@ static mpnas_status dw_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, in
     mpnas__arena_release(ws, mark);
     return MPNAS_E_NO_MEMORY;
   }
-  dw_bwd_args a = {eng->k, &s, n,    chunks, x, wt, dy, in, dy_bn, g, dx_here ? dx : NULL,
-                   dwt,    partials, scratch};
+  dw_bwd_args a = {eng->k, &s, n, chunks, x, wt, dy, in, dy_bn, g, dx_here ? dx : NULL,
+                   dwt, partials, scratch};
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(parts) schedule(static, 1) if (parts > 1)
 #endif
