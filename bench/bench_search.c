@@ -3,7 +3,7 @@
  *
  *   bench_search [--steps 20] [--warm 3] [--threads 1,2] [--train-batch 16]
  *                [--valid-batch 128] [--images 600] [--p 0.5] [--real] [--per-domain]
- *                [--verbose]
+ *                [--verbose] [--kernels NAME]
  *
  * One step is what mpnas__supernet_step does (src/search/search.c), timed in parts:
  *   paths  every domain samples a path (warmup mixing probability --p: each layer takes
@@ -18,7 +18,9 @@
  * --real instead times mpnas__supernet_step itself (the whole step, the controllers
  * included). Prints per thread count the median and minimum over the timed steps
  * (after --warm untimed ones) and the minor page faults per timed step; --verbose also
- * each step's times and page faults.
+ * each step's times and page faults. --kernels NAME runs the kernel table of that name
+ * (mpnas__kernels_named: "avx2", "avx512", ...; bit-identical results) instead of the
+ * CPU's default, for side-by-side comparisons of the tables.
  *
  * Built with -DBENCH_OLD_TREE it compiles against a tree from before
  * mpnas__supernet_validate and the per-worker workspaces (7dab889), for before/after
@@ -51,6 +53,7 @@ static double minimum(const double *v, int n) {
 typedef struct {
   int steps, warm, train_batch, valid_batch, images, real, per_domain, verbose;
   double p;
+  const char *kernels; /* --kernels, or NULL */
 } options;
 
 static int die(mpnas_context *ctx, const char *what) {
@@ -118,6 +121,14 @@ static int run(const options *o, int threads) {
   if (mpnas_context_set_int(ctx, MPNAS_CONTEXT_THREADS, threads) != MPNAS_OK ||
       mpnas_context_set_int(ctx, MPNAS_CONTEXT_SEED, 1) != MPNAS_OK)
     return die(ctx, "context settings");
+  if (o->kernels) {
+    const mpnas__kernels *k = mpnas__kernels_named(o->kernels);
+    if (k == NULL) {
+      fprintf(stderr, "bench_search: no kernel table %s on this CPU or in this build\n", o->kernels);
+      return 2;
+    }
+    ctx->engine.k = k; /* nothing below sets the context's ISA or threads again */
+  }
   if (mpnas_space_create(ctx, MPNAS_PRESET_32PX, &space) != MPNAS_OK ||
       mpnas_supernet_create(ctx, space, &sn) != MPNAS_OK)
     return die(ctx, "supernet");
@@ -222,7 +233,7 @@ static int run(const options *o, int threads) {
 }
 
 int main(int argc, char **argv) {
-  options o = {20, 3, 16, 128, 600, 0, 0, 0, 0.5};
+  options o = {20, 3, 16, 128, 600, 0, 0, 0, 0.5, NULL};
   int threads[8] = {1, 2}, nthreads = 2;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -249,10 +260,12 @@ int main(int argc, char **argv) {
       o.per_domain = 1;
     } else if (!strcmp(a, "--verbose")) {
       o.verbose = 1;
+    } else if (!strcmp(a, "--kernels") && more) {
+      o.kernels = argv[++i];
     } else {
       fprintf(stderr,
               "usage: %s [--steps N] [--warm N] [--threads 1,2] [--train-batch N] "
-              "[--valid-batch N] [--images N] [--p P] [--real] [--per-domain] [--verbose]\n",
+              "[--valid-batch N] [--images N] [--p P] [--real] [--per-domain] [--verbose] [--kernels NAME]\n",
               argv[0]);
       return 2;
     }
@@ -261,8 +274,9 @@ int main(int argc, char **argv) {
   if (o.warm < 0) o.warm = 0;
   if (o.images < 20) o.images = 20;
   printf("search step, preset 32px, %d synthetic domains, train batch %d, valid batch %d, "
-         "p %.2f, %d timed steps after %d%s%s\n",
+         "p %.2f, %d timed steps after %d%s%s%s%s\n",
          SYN_DOMAINS, o.train_batch, o.valid_batch, o.p, o.steps, o.warm,
+         o.kernels ? ", kernels " : "", o.kernels ? o.kernels : "",
          o.real ? " (mpnas__supernet_step)" : "",
          o.per_domain ? " (validation domain by domain)" : "");
   for (int t = 0; t < nthreads; t++)

@@ -614,7 +614,7 @@ static void test_gemm_avx512_vs_avx2(void) {
     else
       CHECK(x->q8_gemm != y->q8_gemm && x->q8_dw_fwd != y->q8_dw_fwd);
   }
-  static const int ns[] = {1, 3, 8, 15, 16, 17, 24, 31, 32, 33, 47, 48, 49, 64, 65, 96, 101};
+  static const int ns[] = {1, 3, 8, 15, 16, 17, 24, 31, 32, 33, 47, 48, 49, 56, 64, 65, 96, 101};
   static const int ks[] = {0, 1, 2, 7, 16, 33, 191, 192, 193, 400};
   int v = 0;
   for (int m = 1; m <= 30; m += (m < 14 ? 1 : 5))
@@ -624,7 +624,8 @@ static void test_gemm_avx512_vs_avx2(void) {
           gemm_identical_case(a, b, m, ks[ki], ns[ni], v % MPNAS__ACT_COUNT, (v >> 1) & 1,
                               (v >> 2) & 1, (v / 7) & 1);
   /* every activation with every epilogue combination */
-  static const int shapes[][3] = {{13, 17, 33}, {25, 64, 16}, {7, 9, 67}, {1, 3, 5}, {26, 33, 24}};
+  static const int shapes[][3] = {{13, 17, 33}, {25, 64, 16}, {7, 9, 67}, {1, 3, 5}, {26, 33, 24},
+                                  {9, 20, 56}};
   for (int si = 0; si < COUNT(shapes); si++)
     for (int act = 0; act < MPNAS__ACT_COUNT; act++)
       for (int e = 0; e < 8; e++)

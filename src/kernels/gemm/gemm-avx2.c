@@ -14,6 +14,8 @@
 #define GX_FOR_MR2(X, NV) X(1, NV) X(2, NV) X(3, NV) X(4, NV) X(5, NV) X(6, NV)
 #define GX_FOR_MR1(X, NV) \
   GX_FOR_MR2(X, NV) X(7, NV) X(8, NV) X(9, NV) X(10, NV) X(11, NV) X(12, NV)
+#define GX_DW_MR1 GX_MR1
+#define GX_FOR_DW_MR1 GX_FOR_MR1
 #define GX_BCAST(p) _mm256_broadcast_ss(p)
 #define GX_LOADN(p, n, m) mpnas__avx2_load((p), (n), (m))
 #define GX_STOREN(p, v, n, m) mpnas__avx2_store((p), (v), (n), (m))
