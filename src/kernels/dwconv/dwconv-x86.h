@@ -61,6 +61,12 @@
 
 /* ---- The row tile ---------------------------------------------------------------- */
 
+/* Keeps v in a register from here on. Without it gcc folds the load of a source pixel
+ * into every FMA that uses it (up to KX of them): one load per FMA, which ran the 3x3
+ * forward at half the FMA peak on Zen 4 (docs/PERFORMANCE.md, "Source pixels loaded
+ * once"). An empty asm statement: no instruction, no change to any result. */
+#define DW_IN_REGISTER(v) __asm__("" : "+v"(v))
+
 /* acc[t] += sum_{j < KX} src[col0 + t*S + j] * wv[j] for t < T (pixels ps floats
  * apart). With CHECK, columns outside [0, ncols) are skipped. */
 DW_INLINE void row_acc(const int KX, const int S, const int T, const int CHECK,
@@ -76,7 +82,8 @@ MPNAS_UNROLL(64)
     const int ci = col0 + col;
     if (CHECK && (ci < 0 || ci >= ncols)) continue;
     const float *q = (const float *)p;
-    const dw_vec xv = MASK ? dw_loadm(q, mask) : dw_load(q);
+    dw_vec xv = MASK ? dw_loadm(q, mask) : dw_load(q);
+    DW_IN_REGISTER(xv);
 MPNAS_UNROLL(32)
     for (int t = 0; t < T; t++) {
       const int j = col - t * S;
