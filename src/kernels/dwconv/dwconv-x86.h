@@ -63,8 +63,8 @@
 
 /* Keeps v in a register from here on. Without it gcc folds the load of a source pixel
  * into every FMA that uses it (up to KX of them): one load per FMA, which ran the 3x3
- * forward at half the FMA peak on Zen 4 (docs/PERFORMANCE.md, "Source pixels loaded
- * once"). An empty asm statement: no instruction, no change to any result. */
+ * forward at half the FMA peak on Zen 4 (docs/PERFORMANCE.md, "Zen 4 again"). An empty
+ * asm statement: no instruction, no change to any result. */
 #define DW_IN_REGISTER(v) __asm__("" : "+v"(v))
 
 /* acc[t] += sum_{j < KX} src[col0 + t*S + j] * wv[j] for t < T (pixels ps floats

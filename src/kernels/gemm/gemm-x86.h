@@ -24,8 +24,10 @@
  * Packed weights: the n output channels are cut into panels of 2L columns (L the lanes);
  * panel q holds rows p = 0..k-1 of its columns contiguously (k x 2L, K-major), zero-padded
  * past n. When the last panel would hold L columns or fewer it is L wide instead, so
- * n = 24 wastes nothing at 8 lanes. Panel q starts at q * 2L * k. The panels differ
- * between the widths, so a model packed under one table repacks under the other.
+ * n = 24 wastes nothing at 8 lanes; with GX_HALF (16 lanes) one of L + 1 .. L + L/2
+ * columns is L + L/2 wide, so n = 24 wastes nothing there either (panel_width). Panel q
+ * starts at q * 2L * k. The panels differ between the widths, so a model packed under
+ * one table repacks under the other.
  *
  * Forward micro-kernels: GX_MR2 rows x 2L columns (2 B loads and GX_MR2 broadcasts of x
  * per k step) and, for an L-wide panel, GX_MR1 rows x L. x is read in place: its rows
@@ -33,9 +35,9 @@
  * in L2) x KC of k (a panel slice of KC x 2L floats stays in L1 while the MC rows stream
  * past it). Tile heights: 6 x 16 / 12 x 8 with 16 ymm registers; 8 x 32 / 8 x 16 with 32
  * zmm (docs/PERFORMANCE.md, "AVX-512 kernel table": 6 to 10 rows measured alike there,
- * 12 and 14 slower; a tile's rows each need a pointer register, and the 16 x 16 tile's
- * did not fit: "The narrow AVX-512 tile"). The weight gradient's narrow tile reads x's
- * rows through one pointer and keeps 16 rows of dw at 16 lanes. */
+ * 12 and 14 slower; each row of a tile needs a pointer register, and the 16 rows of a
+ * 16 x 16 tile did not fit: "Zen 4 again"). The weight gradient's narrow tile reads x
+ * through one pointer and keeps 16 rows of dw at 16 lanes. */
 #define GX_L VEC_LANES
 #define KC 192
 #define MC 96 /* a multiple of every tile height (6, 12, 8, 16) */
