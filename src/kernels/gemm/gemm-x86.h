@@ -165,35 +165,34 @@ MPNAS_UNROLL(16)
   }
 }
 
-/* One instantiation per tile height and width, so a tile is a direct call with constant
- * sizes: tiles_for[W] by the panel's width. */
+/* One instantiation per tile height and width (tile_<rows>x<full vectors>_<half>), so a
+ * tile is a direct call with constant sizes; panel_tiles picks the set by the panel's
+ * width. */
 typedef void (*tile_fn)(int kc, const float *a, size_t lda, const float *b, float *c,
                         size_t ldc, int nc, int first, const epilogue *e);
 #define TILE(MR, NV, HF)                                                                   \
-  static void tile_##MR##x##NV##HF(int kc, const float *a, size_t lda, const float *b,     \
-                                   float *c, size_t ldc, int nc, int first,                \
-                                   const epilogue *e) {                                    \
+  static void tile_##MR##x##NV##_##HF(int kc, const float *a, size_t lda, const float *b,  \
+                                      float *c, size_t ldc, int nc, int first,             \
+                                      const epilogue *e) {                                 \
     gemm_tile(MR, NV, HF, kc, a, lda, b, c, ldc, nc, first, e);                             \
   }
-#define TILE_ENTRY(MR, NV, HF) tile_##MR##x##NV##HF,
-#define TILE_2(MR, NV) TILE(MR, NV, 0)
-#define TILE_1(MR, NV) TILE(MR, NV, 0)
-#define ENTRY_2(MR, NV) TILE_ENTRY(MR, NV, 0)
-#define ENTRY_1(MR, NV) TILE_ENTRY(MR, NV, 0)
-GX_FOR_MR2(TILE_2, 2)
-GX_FOR_MR1(TILE_1, 1)
-static const tile_fn tiles_wide[GX_MR_MAX + 1] = {NULL, GX_FOR_MR2(ENTRY_2, 2)};
-static const tile_fn tiles_narrow[GX_MR_MAX + 1] = {NULL, GX_FOR_MR1(ENTRY_1, 1)};
+#define TILE_ENTRY(MR, NV, HF) tile_##MR##x##NV##_##HF,
+#define TILE_FULL(MR, NV) TILE(MR, NV, 0)
+#define ENTRY_FULL(MR, NV) TILE_ENTRY(MR, NV, 0)
+GX_FOR_MR2(TILE_FULL, 2)
+GX_FOR_MR1(TILE_FULL, 1)
+static const tile_fn tiles_wide[GX_MR_MAX + 1] = {NULL, GX_FOR_MR2(ENTRY_FULL, 2)};
+static const tile_fn tiles_narrow[GX_MR_MAX + 1] = {NULL, GX_FOR_MR1(ENTRY_FULL, 1)};
 #if defined(GX_HALF) /* L + L/2 wide, with the wide tile's rows */
-#define TILE_H(MR, NV) TILE(MR, NV, 1)
-#define ENTRY_H(MR, NV) TILE_ENTRY(MR, NV, 1)
-GX_FOR_MR2(TILE_H, 1)
-static const tile_fn tiles_wide_half[GX_MR_MAX + 1] = {NULL, GX_FOR_MR2(ENTRY_H, 1)};
+#define TILE_HALF(MR, NV) TILE(MR, NV, 1)
+#define ENTRY_HALF(MR, NV) TILE_ENTRY(MR, NV, 1)
+GX_FOR_MR2(TILE_HALF, 1)
+static const tile_fn tiles_wide_half[GX_MR_MAX + 1] = {NULL, GX_FOR_MR2(ENTRY_HALF, 1)};
 #endif
 
-/* A panel of width W: its tiles (by height) and their height. */
-static const tile_fn *panel_tiles(int W, int *mr) {
-  *mr = W > GX_L ? GX_MR2 : GX_MR1;
+/* A panel of width W: its tiles' height, and its tiles (by height). */
+static int panel_rows(int W) { return W > GX_L ? GX_MR2 : GX_MR1; }
+static const tile_fn *panel_tiles(int W) {
 #if defined(GX_HALF)
   if (W == GX_L + GX_L / 2) return tiles_wide_half;
 #endif
@@ -206,8 +205,7 @@ void GX_NAME(mpnas__f32_gemm)(int m, int k, int n, const float *x, const float *
   const int kslices = k > 0 ? (k + KC - 1) / KC : 1;
   const int P = 2 * GX_L, last_j = P * ((n - 1) / P);
   const int last_W = panel_width(n, last_j);
-  int last_MR;
-  (void)panel_tiles(last_W, &last_MR);
+  const int last_MR = panel_rows(last_W);
   const int panels_wide = last_W == P ? (n + P - 1) / P : (n - 1) / P;
   const int has_last = (n + P - 1) / P > panels_wide; /* a last panel narrower than 2L */
   for (int i0 = 0; i0 < m; i0 += MC) {
@@ -225,8 +223,8 @@ void GX_NAME(mpnas__f32_gemm)(int m, int k, int n, const float *x, const float *
     do { /* k-slices; k == 0 still makes one (empty) slice so y gets the epilogue */
       int kc = k - p0 < KC ? k - p0 : KC, first = p0 == 0, last = p0 + kc >= k;
       for (int j = 0; j < n; j += P) {
-        int W = panel_width(n, j), nc = n - j < W ? n - j : W, MR;
-        const tile_fn *tiles = panel_tiles(W, &MR);
+        int W = panel_width(n, j), nc = n - j < W ? n - j : W, MR = panel_rows(W);
+        const tile_fn *tiles = panel_tiles(W);
         const float *b = packed + (size_t)j * k + (size_t)p0 * W;
         for (int i = i0; i < i0 + mc; i += MR) {
           int mr = i0 + mc - i < MR ? i0 + mc - i : MR;
