@@ -384,6 +384,7 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
    * anyway), not in a pass of its own. */
   if (!g->se) TAKE_TMP(d_coef, 3 * (size_t)cm);
   const mpnas__bn_dy d_dy = {t->d_pre, t->d_mean, d_coef};
+  const mpnas__bn_dy *dd_bn = d_coef != NULL ? &d_dy : NULL; /* NULL: dd is dy already */
   mpnas__arena_mark stage = mpnas__arena_get_mark(ws);
   TAKE_TMP(dp_pre, (size_t)m_out * g->cout);
 
@@ -424,12 +425,8 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
     float *de, *coef;
     TAKE_TMP(de, mid_in);
     TAKE_TMP(coef, 3 * (size_t)cm);
-    if (!g->se)
-      st = mpnas__dw_bwd_bn_dy(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre, &e_act,
-                               p->dw_w, dd, &d_dy, NULL, grad->dw_w);
-    else
-      st = mpnas__dw_bwd_bn_in(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre,
-                               &e_act, p->dw_w, dd, NULL, grad->dw_w);
+    st = mpnas__dw_bwd_bn_dy(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre, &e_act,
+                             p->dw_w, dd, dd_bn, NULL, grad->dw_w);
     if (st != MPNAS_OK) goto done;
     /* Its input gradient, reduced by the expand's BN and activation backward in blocks as
      * it is made: de holds g = dy * act', coef the BN input gradient's coefficients, */
@@ -442,12 +439,8 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
     st = mpnas__pw_bwd_bn_dy(eng, ws, m_in, g->cin, cm, t->x, p->exp_w, de, t->e_pre,
                              t->e_mean, coef, g->residual ? dy : NULL, dx, grad->exp_w);
   } else {
-    if (!g->se)
-      st = mpnas__dw_bwd_bn_dy(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->x, NULL,
-                               p->dw_w, dd, &d_dy, dx, grad->dw_w);
-    else
-      st = mpnas__dw_bwd(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->x, p->dw_w, dd, dx,
-                         grad->dw_w);
+    st = mpnas__dw_bwd_bn_dy(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->x, NULL,
+                             p->dw_w, dd, dd_bn, dx, grad->dw_w);
     if (st == MPNAS_OK && g->residual && dx != NULL)
       mpnas__add_acc((size_t)m_in * g->cin, dy, dx);
   }

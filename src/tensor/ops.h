@@ -133,7 +133,7 @@ typedef struct mpnas__bn_dy {
  * gradient's sums (and the input gradient, where a thread makes it with them) read it, so
  * dy is written once and not read back for them; g holds dy after. With no weight
  * gradient, dy is made whole first. The bits of mpnas__bn_bwd_apply_coef then
- * mpnas__dw_bwd_bn_in. */
+ * mpnas__dw_bwd_bn_in. dy_bn NULL: g is dy already (mpnas__dw_bwd_bn_in on g). */
 mpnas_status mpnas__dw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
                                  int w, int c, int k, int stride, const float *x,
                                  const mpnas__bn_act *in, const float *wt, float *g,
