@@ -99,10 +99,14 @@ typedef struct {
 } prefetch_range;
 
 DW_INLINE void prefetch_step(prefetch_range *r, const int hint) {
-  if (hint < 0) return;
-  for (int q = 0; q < r->per && r->p < r->end; q++, r->p += 64)
-    if (hint == _MM_HINT_T0) _mm_prefetch(r->p, _MM_HINT_T0);
-    else _mm_prefetch(r->p, _MM_HINT_T1);
+  if (hint < 0 || r->p >= r->end) return;
+  /* the cursor in a register: through r, gcc stored it back on every line */
+  const char *p = r->p;
+  const char *end = (size_t)(r->end - p) > (size_t)r->per * 64 ? p + (size_t)r->per * 64 : r->end;
+  for (; p < end; p += 64)
+    if (hint == _MM_HINT_T0) _mm_prefetch(p, _MM_HINT_T0);
+    else _mm_prefetch(p, _MM_HINT_T1);
+  r->p = p;
 }
 
 /* One output row's work: (source row, weight row) pairs and the epilogue. Pointers are
