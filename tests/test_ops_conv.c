@@ -767,10 +767,12 @@ static void test_no_memory(void) {
  * accumulates the reference's sum and is bit-identical for every thread count and to the
  * weight gradient made alone (whole chunks a call); dx, made image by image beside the
  * weight gradient when each thread has two images, equals the input gradient made alone
- * (by rows) bit for bit. */
+ * (by rows) bit for bit. The last shape's dy images (221 KB) make groups of two within
+ * its chunks of two or three (DW_DY_GROUP_BYTES), the last group of a chunk shorter. */
 static void test_dw_bwd_image_chunks(void) {
   static const int shapes[][6] = {{1, 6, 5, 19, 3, 1},  {4, 7, 6, 40, 3, 2}, {5, 6, 6, 17, 5, 1},
-                                  {17, 5, 7, 33, 3, 1}, {37, 4, 4, 24, 3, 2}};
+                                  {17, 5, 7, 33, 3, 1}, {37, 4, 4, 24, 3, 2},
+                                  {40, 48, 48, 24, 3, 1}};
   mpnas__arena ws;
   mpnas__arena_init(&ws, g_ctx);
   for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
