@@ -249,44 +249,29 @@ ROW_FN(3, 2, DW_T_3_2)
 ROW_FN(5, 2, DW_T_5_2)
 ROW_FN(7, 2, DW_T_7_2)
 
-static row_fn row_for(int kx, int s) {
+/* The row function for (kx, s) and its tile width T (fn NULL where there is none). */
+typedef struct {
+  row_fn fn;
+  int T;
+} row_kind;
+#define ROW_KIND(KX, S) ((row_kind){row_##KX##_##S, DW_T_##KX##_##S})
+static row_kind row_for(int kx, int s) {
   if (s == 1) {
     switch (kx) {
-      case 1: return row_1_1;
-      case 2: return row_2_1;
-      case 3: return row_3_1;
-      case 4: return row_4_1;
-      case 5: return row_5_1;
-      case 7: return row_7_1;
-      default: return NULL;
+      case 1: return ROW_KIND(1, 1);
+      case 2: return ROW_KIND(2, 1);
+      case 3: return ROW_KIND(3, 1);
+      case 4: return ROW_KIND(4, 1);
+      case 5: return ROW_KIND(5, 1);
+      case 7: return ROW_KIND(7, 1);
+      default: return (row_kind){NULL, 0};
     }
   }
   switch (kx) {
-    case 3: return row_3_2;
-    case 5: return row_5_2;
-    case 7: return row_7_2;
-    default: return NULL;
-  }
-}
-
-/* The tile width T of row_for(kx, s)'s function (0 where there is none). */
-static int tile_width(int kx, int s) {
-  if (s == 1) {
-    switch (kx) {
-      case 1: return DW_T_1_1;
-      case 2: return DW_T_2_1;
-      case 3: return DW_T_3_1;
-      case 4: return DW_T_4_1;
-      case 5: return DW_T_5_1;
-      case 7: return DW_T_7_1;
-      default: return 0;
-    }
-  }
-  switch (kx) {
-    case 3: return DW_T_3_2;
-    case 5: return DW_T_5_2;
-    case 7: return DW_T_7_2;
-    default: return 0;
+    case 3: return ROW_KIND(3, 2);
+    case 5: return ROW_KIND(5, 2);
+    case 7: return ROW_KIND(7, 2);
+    default: return (row_kind){NULL, 0};
   }
 }
 
@@ -386,8 +371,8 @@ void DW_NAME(mpnas__f32_dwconv_fwd)(const mpnas__dw_shape *s, const float *x, co
         }
     return;
   }
-  const row_fn fn = row_for(K, S);
-  const int tiles = row_tiles(s->wo, tile_width(K, S));
+  const row_kind row = row_for(K, S);
+  const int tiles = row_tiles(s->wo, row.T);
   row_job jb;
   jb.wstep = c;
   jb.ps = (size_t)c;
@@ -410,7 +395,7 @@ void DW_NAME(mpnas__f32_dwconv_fwd)(const mpnas__dw_shape *s, const float *x, co
                           (oy + DW_PF_AHEAD) * S - s->pad + K, s->h, tiles, c);
     jb.out = plan_prefetch(y, yrow, oy + DW_PF_AHEAD, oy + DW_PF_AHEAD + 1, oh1, tiles, c);
 
-    fn(&jb, -s->pad, s->wo, y + (size_t)oy * yrow, (size_t)c);
+    row.fn(&jb, -s->pad, s->wo, y + (size_t)oy * yrow, (size_t)c);
   }
 }
 
@@ -439,11 +424,11 @@ void DW_NAME(mpnas__f32_dwconv_bwd_input)(const mpnas__dw_shape *s, const float 
   jb.act = MPNAS__ACT_NONE;
   jb.has_epi = 0;
   /* tile positions per input row: stride 2 runs a row in two parity classes */
-  int tiles = row_tiles(s->w, tile_width(K, 1));
+  int tiles = row_tiles(s->w, row_for(K, 1).T);
   if (S == 2) {
     tiles = 0;
     for (int px = 0; px < 2 && px < s->w; px++)
-      tiles += row_tiles((s->w - px + 1) / 2, tile_width((K - (px + pad) % 2 + 1) / 2, 1));
+      tiles += row_tiles((s->w - px + 1) / 2, row_for((K - (px + pad) % 2 + 1) / 2, 1).T);
   }
   for (int iy = ih0; iy < ih1; iy++) {
     /* dy rows feeding input row iy: oy = (iy + pad - ky) / S for the ky that divide */
@@ -466,7 +451,7 @@ void DW_NAME(mpnas__f32_dwconv_bwd_input)(const mpnas__dw_shape *s, const float 
       /* dx[ix] = sum_j dy[ix - pad + j] * w[ky][K-1-j] */
       for (int r = 0; r < jb.nrows; r++) jb.wrow[r] = wt + ((size_t)kys[r] * K + K - 1) * c;
       jb.wstep = -(ptrdiff_t)c;
-      row_for(K, 1)(&jb, -pad, s->w, xr, (size_t)c);
+      row_for(K, 1).fn(&jb, -pad, s->w, xr, (size_t)c);
       continue;
     }
     /* stride 2: pixels ix = px + 2u take taps kx = rr + 2q, q < Q, from dy column
@@ -475,7 +460,8 @@ void DW_NAME(mpnas__f32_dwconv_bwd_input)(const mpnas__dw_shape *s, const float 
       const int rr = (px + pad) % 2, Q = (K - rr + 1) / 2, b = (px + pad - rr) / 2;
       for (int r = 0; r < jb.nrows; r++) jb.wrow[r] = wt + ((size_t)kys[r] * K + rr + 2 * (Q - 1)) * c;
       jb.wstep = -2 * (ptrdiff_t)c;
-      row_for(Q, 1)(&jb, b - (Q - 1), (s->w - px + 1) / 2, xr + (size_t)px * c, 2 * (size_t)c);
+      row_for(Q, 1).fn(&jb, b - (Q - 1), (s->w - px + 1) / 2, xr + (size_t)px * c,
+                       2 * (size_t)c);
     }
   }
 }
