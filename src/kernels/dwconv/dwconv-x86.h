@@ -47,14 +47,8 @@
 
 #define MAXK 7 /* largest specialised kernel */
 
-/* Software prefetch of the forward and input gradient (see plan_prefetch): the hints for
- * the next rows' sources and outputs (-1: none), and how many output rows ahead. */
-#ifndef DW_PF_IN
-#define DW_PF_IN _MM_HINT_T0
-#endif
-#ifndef DW_PF_OUT
-#define DW_PF_OUT _MM_HINT_T1
-#endif
+/* Software prefetch of the forward and input gradient (see plan_prefetch): how many
+ * output rows ahead. */
 #ifndef DW_PF_AHEAD
 #define DW_PF_AHEAD 1
 #endif
@@ -92,20 +86,22 @@ MPNAS_UNROLL(32)
   }
 }
 
-/* Cache lines [p, end) to prefetch, `per` of them per step of the work spread over. */
+/* Cache lines [p, end) to prefetch, `per` of them per step of the work spread over,
+ * into L1 (hint _MM_HINT_T0) or L2 (_MM_HINT_T1). */
 typedef struct {
   const char *p, *end;
-  int per;
+  int per, hint;
 } prefetch_range;
 
-DW_INLINE void prefetch_step(prefetch_range *r, const int hint) {
-  if (hint < 0 || r->p >= r->end) return;
+DW_INLINE void prefetch_step(prefetch_range *r) {
+  if (r->p >= r->end) return;
   /* the cursor in a register: through r, gcc stored it back on every line */
   const char *p = r->p;
   const char *end = (size_t)(r->end - p) > (size_t)r->per * 64 ? p + (size_t)r->per * 64 : r->end;
-  for (; p < end; p += 64)
-    if (hint == _MM_HINT_T0) _mm_prefetch(p, _MM_HINT_T0);
-    else _mm_prefetch(p, _MM_HINT_T1);
+  if (r->hint == _MM_HINT_T0)
+    for (; p < end; p += 64) _mm_prefetch(p, _MM_HINT_T0);
+  else
+    for (; p < end; p += 64) _mm_prefetch(p, _MM_HINT_T1);
   r->p = p;
 }
 
@@ -165,10 +161,8 @@ DW_INLINE void tile_all(const int KX, const int S, const int T, const int CHECK,
                         row_job *jb, int cbase, int o, float *out, size_t ostride) {
   int cb = 0;
   for (; cb + DW_W <= jb->c; cb += DW_W) {
-    /* sources into L1, the output row only into L2 (into L1 it evicted the sources
-     * of wide rows: 7x7 stride-2 input gradient 10% slower) */
-    prefetch_step(&jb->in, DW_PF_IN);
-    prefetch_step(&jb->out, DW_PF_OUT);
+    prefetch_step(&jb->in);
+    prefetch_step(&jb->out);
 
     tile(KX, S, T, CHECK, 0, jb, cbase, o, out, ostride, cb, dw_no_mask());
   }
@@ -324,6 +318,16 @@ static dw_vec bwd_pixel_generic(const mpnas__dw_shape *s, const float *dy, const
  * positions are all issued before the row ends. */
 static int row_tiles(int nout, int T) { return nout > 0 ? (nout + T - 1) / T : 0; }
 
+/* Where the next rows go. The sources into L1, except for stride 2: the forward's next
+ * output row needs two new source rows (41 KB at 144 channels x 36 pixels, more than
+ * L1), and into L2 both stride-2 passes measured faster on Zen 4 (forward 1.2-1.6x,
+ * input gradient 1.1-1.3x at batch 32), stride 1 0.88-1.25x depending on the shape
+ * (docs/PERFORMANCE.md, "Stride-2 depthwise sources prefetched into L2"). The next
+ * output row only into L2: into L1 it evicted the sources of wide rows (7x7 stride-2
+ * input gradient 10% slower). */
+static int source_hint(int stride) { return stride == 2 ? _MM_HINT_T1 : _MM_HINT_T0; }
+#define DW_OUTPUT_HINT _MM_HINT_T1
+
 /* Rows [r0, r1) of an array of nr rows of `rowf` floats, in even portions over `tiles`
  * tile positions of one output row, each of them per channel block of c channels. Row
  * by row in NHWC, the tiles sweep each row in a pattern (pixel strides, channel blocks
@@ -332,8 +336,8 @@ static int row_tiles(int nout, int T) { return nout > 0 ? (nout + T - 1) / T : 0
  * sources and the next output row measured 1.2-1.5x faster on the 3x3 shapes at batch
  * 32 than the sources alone. */
 static prefetch_range plan_prefetch(const float *base, size_t rowf, int r0, int r1, int nr,
-                                    int tiles, int c) {
-  prefetch_range r = {NULL, NULL, 0};
+                                    int tiles, int c, int hint) {
+  prefetch_range r = {NULL, NULL, 0, hint};
   if (r0 < 0) r0 = 0;
   if (r1 > nr) r1 = nr;
   if (r1 <= r0) return r;
@@ -392,8 +396,9 @@ void DW_NAME(mpnas__f32_dwconv_fwd)(const mpnas__dw_shape *s, const float *x, co
       jb.nrows++;
     }
     jb.in = plan_prefetch(x, xrow, (oy + DW_PF_AHEAD - 1) * S - s->pad + K,
-                          (oy + DW_PF_AHEAD) * S - s->pad + K, s->h, tiles, c);
-    jb.out = plan_prefetch(y, yrow, oy + DW_PF_AHEAD, oy + DW_PF_AHEAD + 1, oh1, tiles, c);
+                          (oy + DW_PF_AHEAD) * S - s->pad + K, s->h, tiles, c, source_hint(S));
+    jb.out = plan_prefetch(y, yrow, oy + DW_PF_AHEAD, oy + DW_PF_AHEAD + 1, oh1, tiles, c,
+                           DW_OUTPUT_HINT);
 
     row.fn(&jb, -s->pad, s->wo, y + (size_t)oy * yrow, (size_t)c);
   }
@@ -445,8 +450,8 @@ void DW_NAME(mpnas__f32_dwconv_bwd_input)(const mpnas__dw_shape *s, const float 
     /* the next input row's highest dy row, if this row does not use it yet */
     const int next_top = (iy + 1 + pad) / S;
     jb.in = plan_prefetch(dy, yrow, next_top, next_top > (iy + pad) / S ? next_top + 1 : next_top,
-                          s->ho, tiles, c);
-    jb.out = plan_prefetch(dx, xrow, iy + 1, iy + 2, ih1, tiles, c);
+                          s->ho, tiles, c, source_hint(S));
+    jb.out = plan_prefetch(dx, xrow, iy + 1, iy + 2, ih1, tiles, c, DW_OUTPUT_HINT);
     if (S == 1) {
       /* dx[ix] = sum_j dy[ix - pad + j] * w[ky][K-1-j] */
       for (int r = 0; r < jb.nrows; r++) jb.wrow[r] = wt + ((size_t)kys[r] * K + K - 1) * c;
