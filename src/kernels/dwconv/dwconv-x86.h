@@ -320,8 +320,8 @@ static int row_tiles(int nout, int T) { return nout > 0 ? (nout + T - 1) / T : 0
 
 /* Where the next rows go. The sources into L1, except for stride 2: the forward's next
  * output row needs two new source rows (41 KB at 144 channels x 36 pixels, more than
- * L1), and into L2 both stride-2 passes measured faster on Zen 4 (forward 1.2-1.6x,
- * input gradient 1.1-1.3x at batch 32), stride 1 0.88-1.25x depending on the shape
+ * L1), and into L2 both stride-2 passes measured faster on Zen 4 (forward 1.15-1.8x,
+ * input gradient 1.1-1.5x at batch 32), stride 1 0.85-1.27x depending on the shape
  * (docs/PERFORMANCE.md, "Stride-2 depthwise sources prefetched into L2"). The next
  * output row only into L2: into L1 it evicted the sources of wide rows (7x7 stride-2
  * input gradient 10% slower). */
