@@ -406,6 +406,11 @@ void DW_NAME(mpnas__f32_dwconv_fwd)(const mpnas__dw_shape *s, const float *x, co
 
 /* ---- Input gradient --------------------------------------------------------------- */
 
+/* Stride 2: the pixels px, px + 2, ... of a row of w (a parity class), and how many of
+ * a K-wide kernel's taps reach them: those kx with kx = (px + pad) mod 2. */
+static int parity_pixels(int w, int px) { return (w - px + 1) / 2; }
+static int parity_taps(int K, int pad, int px) { return (K - (px + pad) % 2 + 1) / 2; }
+
 void DW_NAME(mpnas__f32_dwconv_bwd_input)(const mpnas__dw_shape *s, const float *dy,
                                           const float *wt, float *dx, int ih0, int ih1) {
   const int c = s->c, K = s->k, S = s->stride, pad = s->pad;
@@ -433,7 +438,7 @@ void DW_NAME(mpnas__f32_dwconv_bwd_input)(const mpnas__dw_shape *s, const float 
   if (S == 2) {
     tiles = 0;
     for (int px = 0; px < 2 && px < s->w; px++)
-      tiles += row_tiles((s->w - px + 1) / 2, row_for((K - (px + pad) % 2 + 1) / 2, 1).T);
+      tiles += row_tiles(parity_pixels(s->w, px), row_for(parity_taps(K, pad, px), 1).T);
   }
   for (int iy = ih0; iy < ih1; iy++) {
     /* dy rows feeding input row iy: oy = (iy + pad - ky) / S for the ky that divide */
@@ -462,10 +467,10 @@ void DW_NAME(mpnas__f32_dwconv_bwd_input)(const mpnas__dw_shape *s, const float 
     /* stride 2: pixels ix = px + 2u take taps kx = rr + 2q, q < Q, from dy column
      * ox = u + b - q; walking q backwards makes it a stride-1 correlation */
     for (int px = 0; px < 2 && px < s->w; px++) {
-      const int rr = (px + pad) % 2, Q = (K - rr + 1) / 2, b = (px + pad - rr) / 2;
+      const int rr = (px + pad) % 2, Q = parity_taps(K, pad, px), b = (px + pad - rr) / 2;
       for (int r = 0; r < jb.nrows; r++) jb.wrow[r] = wt + ((size_t)kys[r] * K + rr + 2 * (Q - 1)) * c;
       jb.wstep = -2 * (ptrdiff_t)c;
-      row_for(Q, 1).fn(&jb, b - (Q - 1), (s->w - px + 1) / 2, xr + (size_t)px * c,
+      row_for(Q, 1).fn(&jb, b - (Q - 1), parity_pixels(s->w, px), xr + (size_t)px * c,
                        2 * (size_t)c);
     }
   }
