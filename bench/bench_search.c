@@ -3,7 +3,7 @@
  *
  *   bench_search [--steps 20] [--warm 3] [--threads 1,2] [--train-batch 16]
  *                [--valid-batch 128] [--images 600] [--p 0.5] [--real] [--per-domain]
- *                [--verbose] [--kernels NAME]
+ *                [--verbose] [--kernels NAME] [--json]
  *
  * One step is what mpnas__supernet_step does (src/search/search.c), timed in parts:
  *   paths  every domain samples a path (warmup mixing probability --p: each layer takes
@@ -20,7 +20,9 @@
  * (after --warm untimed ones) and the minor page faults per timed step; --verbose also
  * each step's times and page faults. --kernels NAME runs the kernel table of that name
  * (mpnas__kernels_named: "avx2", "avx512", ...; bit-identical results) instead of the
- * CPU's default, for side-by-side comparisons of the tables.
+ * CPU's default, for side-by-side comparisons of the tables. --json adds one JSON line
+ * per thread count ({"bench": "search", "threads", "step_ms", "step_min_ms", and without
+ * --real "train_ms", "valid_ms"}: medians over the timed steps) for bench/ab_compare.py.
  *
  * Built with -DBENCH_OLD_TREE it compiles against a tree from before
  * mpnas__supernet_validate and the per-worker workspaces (7dab889), for before/after
@@ -51,7 +53,7 @@ static double minimum(const double *v, int n) {
 }
 
 typedef struct {
-  int steps, warm, train_batch, valid_batch, images, real, per_domain, verbose;
+  int steps, warm, train_batch, valid_batch, images, real, per_domain, verbose, json;
   double p;
   const char *kernels; /* --kernels, or NULL */
 } options;
@@ -200,6 +202,12 @@ static int run(const options *o, int threads) {
            1e3 * valid_med, 1e3 * valid_min);
   printf("  faults/step %ld (warm-up %ld)\n", faults_timed / (n > 0 ? n : 1),
          faults_warm / (o->warm > 0 ? o->warm : 1));
+  if (o->json) {
+    printf("{\"bench\": \"search\", \"threads\": %d, \"step_ms\": %.2f, \"step_min_ms\": %.2f",
+           threads, 1e3 * step_med, 1e3 * step_min);
+    if (!o->real) printf(", \"train_ms\": %.2f, \"valid_ms\": %.2f", 1e3 * train_med, 1e3 * valid_med);
+    printf("}\n");
+  }
   {
     /* The workspace's high-water marks: the step's own, and each worker's (the
      * validation's per-thread workspaces, when there are any). */
@@ -233,7 +241,7 @@ static int run(const options *o, int threads) {
 }
 
 int main(int argc, char **argv) {
-  options o = {20, 3, 16, 128, 600, 0, 0, 0, 0.5, NULL};
+  options o = {20, 3, 16, 128, 600, 0, 0, 0, 0, 0.5, NULL};
   int threads[8] = {1, 2}, nthreads = 2;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -260,12 +268,15 @@ int main(int argc, char **argv) {
       o.per_domain = 1;
     } else if (!strcmp(a, "--verbose")) {
       o.verbose = 1;
+    } else if (!strcmp(a, "--json")) {
+      o.json = 1;
     } else if (!strcmp(a, "--kernels") && more) {
       o.kernels = argv[++i];
     } else {
       fprintf(stderr,
               "usage: %s [--steps N] [--warm N] [--threads 1,2] [--train-batch N] "
-              "[--valid-batch N] [--images N] [--p P] [--real] [--per-domain] [--verbose] [--kernels NAME]\n",
+              "[--valid-batch N] [--images N] [--p P] [--real] [--per-domain] [--verbose] [--kernels NAME] "
+              "[--json]\n",
               argv[0]);
       return 2;
     }
