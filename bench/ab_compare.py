@@ -102,9 +102,13 @@ def main():
             wins = sum(1 for x, y in pairs if (y > x if higher else y < x))
             ties = sum(1 for x, y in pairs if x == y)
             p = sign_test(wins, len(pairs) - ties)
-            rows.append((name, f, statistics.median(x for x, _ in pairs),
-                         statistics.median(y for _, y in pairs), statistics.median(ratios),
-                         min(ratios), max(ratios), wins, len(pairs), p))
+            rm = statistics.median(ratios)
+            verdict = ("no difference" if p > 0.05
+                       else "B better" if (rm > 1) == higher else "B worse")
+            rows.append([name, f, f"{statistics.median(x for x, _ in pairs):.4g}",
+                         f"{statistics.median(y for _, y in pairs):.4g}", f"{rm:.3f}",
+                         f"{min(ratios):.3f}-{max(ratios):.3f}", f"{wins}/{len(pairs)}",
+                         f"{p:.3f}", verdict])
 
     head = ["record", "field", "A median", "B median", "B/A median", "B/A range",
             "B better", "sign test p", "verdict"]
@@ -113,11 +117,7 @@ def main():
         print("|" + "---|" * len(head))
     else:
         print("\t".join(head))
-    for name, f, ma, mb, rm, rlo, rhi, wins, n, p in rows:
-        better = (rm > 1) if higher_is_better(f) else (rm < 1)
-        verdict = "no difference" if p > 0.05 else ("B better" if better else "B worse")
-        cells = [name, f, f"{ma:.4g}", f"{mb:.4g}", f"{rm:.3f}", f"{rlo:.3f}-{rhi:.3f}",
-                 f"{wins}/{n}", f"{p:.3f}", verdict]
+    for cells in rows:
         print(("| " + " | ".join(cells) + " |") if a.markdown else "\t".join(cells))
 
 
