@@ -1373,6 +1373,87 @@ static void test_dw_bwd_bn_dy(void) {
   mpnas_context_free(ctx);
 }
 
+/* mpnas__dw_bwd_expand equals mpnas__dw_bwd_bn_dy (no dx) then mpnas__dw_dx_bn_bwd with
+ * coef, bit for bit (dx, coef, the weight gradient over its prior value, dgamma, dbeta):
+ * 1, 2 and 3 threads, over workers, with and without dy_bn. Where the images nest in the
+ * BN's chunks (one pass) g is left as it is: images of whole BN blocks, of part of one
+ * (several images a producer call), more images than the weight gradient's chunks, strides
+ * 1 and 2, odd channel counts, k 3 to 7; where they do not (an image or a weight
+ * gradient's chunk of images across two chunks of rows, more chunks of rows than images)
+ * the two calls, g holding dy. */
+static void test_dw_bwd_expand(void) {
+  mpnas_context *ctx;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, ctx);
+  /* n, h, w, c, k, stride, nested */
+  const int shapes[][7] = {{16, 16, 16, 24, 3, 1, 1}, {20, 16, 16, 7, 3, 2, 1},
+                           {12, 8, 8, 33, 5, 1, 1},   {64, 8, 8, 16, 3, 2, 1},
+                           {32, 4, 4, 9, 3, 1, 1},    {5, 7, 7, 12, 7, 1, 1},
+                           {40, 4, 4, 9, 3, 1, 0},    {3, 10, 10, 17, 3, 1, 0},
+                           {2, 32, 32, 8, 3, 2, 0}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int sh = 0; sh < COUNT(shapes); sh++) {
+      const int *d = shapes[sh];
+      int n = d[0], h = d[1], w = d[2], c = d[3], k = d[4], stride = d[5], nested = d[6];
+      int ho = (h + stride - 1) / stride, wo = (w + stride - 1) / stride, m = n * h * w;
+      int act = ACTS[(sh + ti) % COUNT(ACTS)];
+      size_t nx = (size_t)m * c, ny = (size_t)n * ho * wo * c, nw = (size_t)k * k * c;
+      size_t cs = sizeof(float) * (size_t)c, ys = sizeof(float) * ny, ws_ = sizeof(float) * nw;
+      size_t xs = sizeof(float) * nx;
+      float *x = malloc(xs), *bx = malloc(ys), *g0 = malloc(ys), *rg = malloc(ys);
+      float *g = malloc(ys), *w_ = malloc(ws_), *rdx = malloc(xs), *dx = malloc(xs);
+      float *rdwt = malloc(ws_), *dwt = malloc(ws_), *pc = malloc(5 * cs);
+      float *dcoef = malloc(3 * cs), *rcoef = malloc(3 * cs), *coef = malloc(3 * cs);
+      float *rgr = malloc(2 * cs), *gr = malloc(2 * cs);
+      random_bn_saved(c, pc);
+      float *mu = pc, *kk = pc + c, *b = pc + 2 * c, *invstd = pc + 3 * c, *gamma = pc + 4 * c;
+      for (size_t i = 0; i < nx; i++) x[i] = mu[i % (size_t)c] + rng_uniform(-3.0f, 3.0f);
+      for (size_t i = 0; i < ny; i++) bx[i] = mu[i % (size_t)c] + rng_uniform(-3.0f, 3.0f);
+      for (size_t i = 0; i < ny; i++) g0[i] = rng_uniform(-1.0f, 1.0f);
+      for (size_t i = 0; i < nw; i++) w_[i] = rng_uniform(-0.5f, 0.5f);
+      for (int j = 0; j < c; j++) {
+        dcoef[j] = rng_uniform(-0.5f, 0.5f);
+        dcoef[c + j] = rng_uniform(-0.2f, 0.2f);
+        dcoef[2 * c + j] = rng_uniform(-1.0f, 1.0f);
+      }
+      const mpnas__bn_act in = {mu, kk, b, act};
+      const mpnas__bn_dy dy_bn = {bx, mu, dcoef};
+      mpnas__engine e1 = {.k = tables[ti], .threads = 1};
+      mpnas__workers one = {sum_over_one, NULL};
+      for (int v = 0; v < 8; v++) { /* 1, 2, 3 threads, over workers; x with, without dy_bn */
+        const mpnas__bn_dy *q = v < 4 ? &dy_bn : NULL;
+        mpnas__engine e = {.k = tables[ti], .threads = v % 4 < 3 ? v % 4 + 1 : 2};
+        if (v % 4 == 3) e.workers = &one;
+        for (size_t i = 0; i < nw; i++) rdwt[i] = dwt[i] = 0.25f * (float)(i % 7);
+        for (int j = 0; j < 2 * c; j++) rgr[j] = gr[j] = 0.5f * (float)(j % 3);
+        memcpy(rg, g0, ys);
+        CHECK_EQ_INT(mpnas__dw_bwd_bn_dy(&e1, &ws, n, h, w, c, k, stride, x, &in, w_, rg, q,
+                                         NULL, rdwt),
+                     MPNAS_OK);
+        CHECK_EQ_INT(mpnas__dw_dx_bn_bwd(&e1, &ws, n, h, w, c, k, stride, w_, rg, x, gamma, mu,
+                                         invstd, &in, rcoef, rdx, rgr, rgr + c),
+                     MPNAS_OK);
+        memcpy(g, g0, ys);
+        CHECK_EQ_INT(mpnas__dw_bwd_expand(&e, &ws, n, h, w, c, k, stride, x, &in, w_, g, q,
+                                          gamma, invstd, coef, dx, dwt, gr, gr + c),
+                     MPNAS_OK);
+        CHECK_MSG(!memcmp(dx, rdx, xs) && !memcmp(coef, rcoef, 3 * cs) &&
+                      !memcmp(dwt, rdwt, ws_) && !memcmp(gr, rgr, 2 * cs),
+                  "%s dw_bwd_expand %dx%dx%dx%d k%d s%d (case %d) differs from dw_bwd_bn_dy "
+                  "then dw_dx_bn_bwd", tables[ti]->name, n, h, w, c, k, stride, v);
+        CHECK_MSG(!memcmp(g, nested ? g0 : rg, ys),
+                  "%s dw_bwd_expand %dx%dx%dx%d: g %s", tables[ti]->name, n, h, w, c,
+                  nested ? "written in the one-pass form" : "not holding dy");
+      }
+      CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
+      free(x), free(bx), free(g0), free(rg), free(g), free(w_), free(rdx), free(dx);
+      free(rdwt), free(dwt), free(pc), free(dcoef), free(rcoef), free(coef), free(rgr), free(gr);
+    }
+  mpnas__arena_destroy(&ws);
+  mpnas_context_free(ctx);
+}
+
 /* mpnas__pw_bwd_bn_dy equals mpnas__bn_bwd_apply_coef then mpnas__pw_bwd_bn_in, bit for
  * bit: 1, 2 and 3 threads; with and without a residual; dx or dw alone; several buffer
  * loads of rows (cout = 16), more input channels than threads split, odd row counts. */
@@ -1515,6 +1596,7 @@ int main(void) {
   RUN(test_pw_dx_bn_bwd);
   RUN(test_dw_dx_bn_bwd);
   RUN(test_dw_bwd_bn_dy);
+  RUN(test_dw_bwd_expand);
   RUN(test_pw_bwd_bn_dy);
   return check_finish();
 }

@@ -425,14 +425,12 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
     float *de, *coef;
     TAKE_TMP(de, mid_in);
     TAKE_TMP(coef, 3 * (size_t)cm);
-    st = mpnas__dw_bwd_bn_dy(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre, &e_act,
-                             p->dw_w, dd, dd_bn, NULL, grad->dw_w);
-    if (st != MPNAS_OK) goto done;
-    /* Its input gradient, reduced by the expand's BN and activation backward in blocks as
-     * it is made: de holds g = dy * act', coef the BN input gradient's coefficients, */
-    st = mpnas__dw_dx_bn_bwd(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, p->dw_w, dd,
-                             t->e_pre, p->bn1.gamma, t->e_mean, t->e_invstd, &e_act, coef, de,
-                             grad->bn1.gamma, grad->bn1.beta);
+    /* With its input gradient, reduced by the expand's BN and activation backward as it
+     * is made, image by image: de holds g = dy * act', coef the BN input gradient's
+     * coefficients, */
+    st = mpnas__dw_bwd_expand(eng, ws, t->n, t->h, t->w, cm, g->k, g->stride, t->e_pre, &e_act,
+                              p->dw_w, dd, dd_bn, p->bn1.gamma, t->e_invstd, coef, de,
+                              grad->dw_w, grad->bn1.gamma, grad->bn1.beta);
     if (st != MPNAS_OK) goto done;
     /* which the expand conv's backward applies to blocks of g as it reads them. The
      * residual's share of dy is added in the product's epilogue. */

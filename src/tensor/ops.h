@@ -150,6 +150,21 @@ mpnas_status mpnas__dw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int
                                  const float *save_mean, const float *save_invstd,
                                  const mpnas__bn_act *act, float *coef, float *dx,
                                  float *dgamma, float *dbeta);
+/* The depthwise conv's backward in an expand block: mpnas__dw_bwd_bn_dy (no dx) then
+ * mpnas__dw_dx_bn_bwd with coef, whose BN is `in`'s (x its input, in->mu its saved mean),
+ * in one pass where the images nest in the BN's row chunks (mpnas__reduce_chunk_rows) as
+ * the weight gradient's chunks of images do: each image's dy made over its g into a
+ * thread's buffer, its weight gradient, input gradient and the BN's sums of its rows,
+ * while x's, dy's and dx's image are in cache - g is then left as it is, and dy not
+ * written. The same bits either way; elsewhere (or without dwt) those two calls, g
+ * holding dy after. dx receives g of the BN before the conv, coef its coefficients.
+ * Scratch: an input and an output image per thread. */
+mpnas_status mpnas__dw_bwd_expand(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                  int w, int c, int k, int stride, const float *x,
+                                  const mpnas__bn_act *in, const float *wt, float *g,
+                                  const mpnas__bn_dy *dy_bn, const float *gamma,
+                                  const float *save_invstd, float *coef, float *dx,
+                                  float *dwt, float *dgamma, float *dbeta);
 /* mpnas__pw_bwd_bn_in without a BN on its input whose output gradient dy is a BN's input
  * gradient, a*g + b*(bx - mu) + d per output channel (coef = a | b | d, from
  * mpnas__bn_bwd_produced): each thread makes blocks of dy rows into a buffer (in L2) as
@@ -345,6 +360,11 @@ mpnas_status mpnas__bn_bwd_produced(const mpnas__engine *eng, mpnas__arena *ws, 
                                     const mpnas__bn_act *act, mpnas__rows_producer produce,
                                     const void *arg, int threads, float *coef, float *dx,
                                     float *dgamma, float *dbeta);
+/* The fixed row chunks of m rows that the reductions above sum separately and then in
+ * order (so their bits do not depend on the thread count): at most 8, of whole
+ * MPNAS__BN_BLOCK_ROWS blocks, depending on m alone. Chunk t's rows: [*r0, *r1). */
+int mpnas__reduce_chunks(int m);
+void mpnas__reduce_chunk_rows(int m, int t, int *r0, int *r1);
 /* dx = a*g + b*(x - save_mean) + d per channel, coef = a | b | d (dx may be g). */
 void mpnas__bn_bwd_apply_coef(const mpnas__engine *eng, int m, int c, const float *x,
                               const float *g, const float *save_mean, const float *coef,

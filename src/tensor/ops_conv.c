@@ -940,6 +940,31 @@ typedef struct dw_bwd_args {
   float *scratch;            /* [threads][h][w][c] when in */
 } dw_bwd_args;
 
+/* Image i's share of the backward, summing its weight gradient into sums: with dy_bn,
+ * its dy made over its g into dy_out (an image; g's own when in place), while in cache
+ * for the sums; with in, its input normalised into buf (an image); then the sums and,
+ * with dx, the input gradient while dy is in cache. */
+static void dw_bwd_image(const dw_bwd_args *a, float *buf, float *dy_out, int i, float *sums) {
+  const mpnas__dw_shape *s = a->s;
+  const size_t in_image = (size_t)s->h * s->w * s->c;
+  const size_t out_image = (size_t)s->ho * s->wo * s->c;
+  const float *xi = a->x + i * in_image, *dyi = a->dy + i * out_image;
+  if (a->dy_bn != NULL) {
+    const mpnas__bn_dy *q = a->dy_bn;
+    const int c = s->c;
+    a->kt->bn_bwd_dx(s->ho * s->wo, c, (size_t)c, q->x + i * out_image, a->g + i * out_image,
+                     q->mu, q->coef, q->coef + c, q->coef + 2 * (size_t)c, dy_out);
+    dyi = dy_out;
+  }
+  if (a->in != NULL) {
+    a->kt->bn_apply(s->h * s->w, s->c, (size_t)s->c, xi, a->in->mu, a->in->k, a->in->b,
+                    a->in->act, NULL, buf);
+    xi = buf;
+  }
+  a->kt->dw_bwd_weight(s, 1, xi, dyi, sums, 0, s->c);
+  if (a->dx != NULL) a->kt->dw_bwd_input(s, dyi, a->wt, a->dx + i * in_image, 0, s->h);
+}
+
 /* Thread t of `parts`: the chunks whose first image lies in its share of the images
  * (shares of images, not of chunks, as chunk sizes differ by one). Per image: the input
  * normalised into the thread's image buffer (in), the weight gradient's sums, then the
@@ -974,24 +999,9 @@ static void dw_bwd_thread(const dw_bwd_args *a, int t, int parts) {
       }
       continue;
     }
-    for (int i = i0; i < i1; i++) {
-      const float *xi = a->x + i * in_image, *dyi = a->dy + i * out_image;
-      if (a->dy_bn != NULL) { /* the image's dy, over its g, while in cache for the sums */
-        const mpnas__bn_dy *q = a->dy_bn;
-        const int cc = s->c;
-        float *gi = a->g + i * out_image;
-        a->kt->bn_bwd_dx(s->ho * s->wo, cc, (size_t)cc, q->x + i * out_image, gi, q->mu,
-                         q->coef, q->coef + cc, q->coef + 2 * (size_t)cc, gi);
-      }
-      if (a->in != NULL) {
-        float *buf = a->scratch + (size_t)t * in_image;
-        a->kt->bn_apply((int)pixels, s->c, (size_t)s->c, xi, a->in->mu, a->in->k, a->in->b,
-                        a->in->act, NULL, buf);
-        xi = buf;
-      }
-      a->kt->dw_bwd_weight(s, 1, xi, dyi, sums, 0, s->c);
-      if (a->dx != NULL) a->kt->dw_bwd_input(s, dyi, a->wt, a->dx + i * in_image, 0, s->h);
-    }
+    float *buf = a->scratch != NULL ? a->scratch + (size_t)t * in_image : NULL;
+    for (int i = i0; i < i1; i++)
+      dw_bwd_image(a, buf, a->dy_bn != NULL ? a->g + i * out_image : NULL, i, sums);
   }
 }
 
@@ -1133,6 +1143,94 @@ mpnas_status mpnas__dw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int
   mpnas_status st = mpnas__bn_bwd_produced(eng, ws, m, c, x, gamma, save_mean, save_invstd,
                                            act, dw_dx_rows, &a, threads, coef, dx, dgamma,
                                            dbeta);
+  mpnas__arena_release(ws, mark);
+  return st;
+}
+
+/* mpnas__dw_bwd_expand in one pass: the producer of the expand BN's dy (the depthwise
+ * input gradient) for mpnas__bn_bwd_produced, which makes an image whole at its first
+ * row - dw_bwd_image with dy made into the slot's buffer - so that its dy is read from
+ * cache by the input gradient, and its x and dx by the BN's sums. */
+typedef struct dw_expand_args {
+  dw_bwd_args d;
+  int *made; /* [slots]: the image a slot made last, or -1 */
+} dw_expand_args;
+
+static void dw_expand_rows(const void *arg, int slot, int r0, int r1) {
+  const dw_expand_args *a = arg;
+  const mpnas__dw_shape *s = a->d.s;
+  const int hw = s->h * s->w;
+  const size_t in_image = (size_t)hw * s->c, out_image = (size_t)s->ho * s->wo * s->c;
+  const size_t taps = (size_t)s->k * s->k * s->c;
+  float *buf = a->d.scratch + (size_t)slot * (in_image + out_image);
+  for (int i = r0 / hw; i * hw < r1; i++) {
+    if (a->made[slot] == i) continue;
+    a->made[slot] = i;
+    int j = 0, i0, i1; /* the weight gradient's chunk of image i */
+    for (;; j++) {
+      mpnas__split_range(a->d.n, a->d.chunks, j, 1, &i0, &i1);
+      if (i < i1) break;
+    }
+    float *sums = j == 0 ? a->d.dwt : a->d.partials + (size_t)(j - 1) * taps;
+    dw_bwd_image(&a->d, buf, buf + in_image, i, sums);
+  }
+}
+
+/* Whether each chunk of the weight gradient's images lies within one chunk of the BN's
+ * rows: then a thread making the BN's chunks in order makes each of the weight
+ * gradient's chunks in image order, as dw_bwd does. */
+static int dw_chunks_nest(int n, int hw, int chunks) {
+  const int m = n * hw;
+  for (int j = 0, t = 0; j < chunks; j++) {
+    int i0, i1, r0, r1;
+    mpnas__split_range(n, chunks, j, 1, &i0, &i1);
+    for (;; t++) {
+      mpnas__reduce_chunk_rows(m, t, &r0, &r1);
+      if (i0 * hw < r1) break;
+    }
+    if (i0 * hw < r0 || i1 * hw > r1) return 0;
+  }
+  return 1;
+}
+
+mpnas_status mpnas__dw_bwd_expand(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                  int w, int c, int k, int stride, const float *x,
+                                  const mpnas__bn_act *in, const float *wt, float *g,
+                                  const mpnas__bn_dy *dy_bn, const float *gamma,
+                                  const float *save_invstd, float *coef, float *dx,
+                                  float *dwt, float *dgamma, float *dbeta) {
+  mpnas__dw_shape s;
+  mpnas__dw_shape_init(&s, h, w, c, k, stride);
+  const int chunks = n < DW_IMAGE_CHUNKS ? n : DW_IMAGE_CHUNKS;
+  if (n <= 0 || h <= 0 || w <= 0 || c <= 0 || dwt == NULL ||
+      !dw_chunks_nest(n, h * w, chunks)) {
+    mpnas_status st = mpnas__dw_bwd_bn_dy(eng, ws, n, h, w, c, k, stride, x, in, wt, g, dy_bn,
+                                          NULL, dwt);
+    if (st != MPNAS_OK) return st;
+    return mpnas__dw_dx_bn_bwd(eng, ws, n, h, w, c, k, stride, wt, g, x, gamma, in->mu,
+                               save_invstd, in, coef, dx, dgamma, dbeta);
+  }
+  const size_t taps = (size_t)k * k * c;
+  const size_t slot_floats = (size_t)h * w * c + (size_t)s.ho * s.wo * c;
+  const int threads = mpnas__team_size(eng, (double)n * s.ho * s.wo * c * k * k,
+                                       mpnas__reduce_chunks(n * h * w));
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  int ok = 1;
+  float *partials = zeroed_partials(ws, chunks - 1, taps, &ok);
+  float *scratch = mpnas__arena_floats(ws, (size_t)threads * slot_floats);
+  int *made = mpnas__arena_alloc(ws, sizeof(int) * (size_t)threads);
+  if (!ok || scratch == NULL || made == NULL) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  for (int t = 0; t < threads; t++) made[t] = -1;
+  dw_expand_args a = {{eng->k, &s, n, chunks, x, wt, g, in, dy_bn, g, dx, dwt, partials,
+                       scratch},
+                      made};
+  mpnas_status st = mpnas__bn_bwd_produced(eng, ws, n * h * w, c, x, gamma, in->mu,
+                                           save_invstd, in, dw_expand_rows, &a, threads, coef,
+                                           dx, dgamma, dbeta);
+  if (chunks > 1) add_partials(dwt, partials, chunks - 1, taps);
   mpnas__arena_release(ws, mark);
   return st;
 }

@@ -63,6 +63,14 @@ static int misc_chunks(int m) {
   return blocks < MISC_CHUNKS ? (blocks < 1 ? 1 : blocks) : MISC_CHUNKS;
 }
 
+int mpnas__reduce_chunks(int m) { return misc_chunks(m); }
+
+void mpnas__reduce_chunk_rows(int m, int t, int *r0, int *r1) {
+  size_t b, e;
+  misc_split((size_t)(m > 0 ? m : 0), misc_chunks(m), t, MPNAS__BN_BLOCK_ROWS, &b, &e);
+  *r0 = (int)b, *r1 = (int)e;
+}
+
 /* ---- Batch normalisation ------------------------------------------------------------ */
 
 /* mean[j], m2[j] of channels [c0, c0 + nb) over all m rows, through the kernel on each
