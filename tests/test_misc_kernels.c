@@ -1167,16 +1167,18 @@ static void test_pw_out_moments(void) {
  * longer than the buffer's 64 Ki floats (one block at a time), depthwise strides 1 and 2,
  * kernel sizes 3 to 7, an image smaller than the kernel. */
 /* mpnas__pw_dx_bn_bwd equals mpnas__pw_bwd's input gradient then mpnas__bn_bwd in place,
- * bit for bit: 1, 2 and 3 threads, over workers; rows not a whole number of blocks,
- * chunks of several producer steps (c = 16), c past one 64- and one 256-channel slice,
- * narrow rows. */
+ * bit for bit, and with dwt also mpnas__pw_bwd_bn_in's weight gradient (over its prior
+ * value): 1, 2 and 3 threads, over workers; rows not a whole number of blocks, chunks of
+ * several producer steps (c = 16), c past one 64- and one 256-channel slice, narrow rows;
+ * the weight gradient's chunks of rows equal to the BN's (one pass), several in one
+ * (1031 rows), cut across two (5000 rows: a pass of its own), split by its own rows (1). */
 static void test_pw_dx_bn_bwd(void) {
   mpnas_context *ctx;
   CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
   mpnas__arena ws;
   mpnas__arena_init(&ws, ctx);
   const int shapes[][3] = {{5000, 70, 24}, {4096, 300, 16}, {70000, 16, 8}, {1031, 37, 9},
-                           {300, 9, 17},   {1, 3, 8}};
+                           {300, 9, 17},   {1, 3, 8},      {8192, 24, 144}};
   for (int ti = 0; ti < n_tables; ti++)
     for (int sh = 0; sh < COUNT(shapes); sh++) {
       int m = shapes[sh][0], c = shapes[sh][1], cout = shapes[sh][2];
@@ -1197,23 +1199,33 @@ static void test_pw_dx_bn_bwd(void) {
       CHECK_EQ_INT(mpnas__bn_bwd(&e1, &ws, m, c, x, gamma, mu, invstd, &fwd, rdx, rdx, rgr,
                                  rgr + c),
                    MPNAS_OK);
+      size_t nw = (size_t)c * cout, wsz = sizeof(float) * nw;
+      float *rdwt = malloc(wsz), *dwt = malloc(wsz);
+      for (size_t i = 0; i < nw; i++) rdwt[i] = 0.125f * (float)(i % 5);
+      CHECK_EQ_INT(mpnas__pw_bwd_bn_in(&e1, &ws, m, c, cout, x, &fwd, w, dz, NULL, NULL, rdwt),
+                   MPNAS_OK);
       mpnas__workers one = {sum_over_one, NULL};
-      for (int v = 0; v < 4; v++) { /* 1, 2, 3 threads; over workers */
-        mpnas__engine e = {.k = tables[ti], .threads = v < 3 ? v + 1 : 2};
-        if (v == 3) e.workers = &one;
+      for (int v = 0; v < 8; v++) { /* 1, 2, 3 threads; over workers; x without, with dwt */
+        mpnas__engine e = {.k = tables[ti], .threads = v % 4 < 3 ? v % 4 + 1 : 2};
+        if (v % 4 == 3) e.workers = &one;
         memset(gr, 0, 2 * cs);
+        for (size_t i = 0; i < nw; i++) dwt[i] = 0.125f * (float)(i % 5);
         CHECK_EQ_INT(mpnas__pw_dx_bn_bwd(&e, &ws, m, c, cout, w, dz, x, gamma, mu, invstd, &fwd,
-                                         NULL, dx, gr, gr + c),
+                                         NULL, dx, gr, gr + c, v < 4 ? NULL : dwt),
                      MPNAS_OK);
         CHECK_MSG(!memcmp(dx, rdx, ns) && !memcmp(gr, rgr, 2 * cs),
                   "%s pw_dx_bn_bwd %s m=%d c=%d (case %d) differs from pw_bwd then bn_bwd",
                   tables[ti]->name, act_name(act), m, c, v);
+        CHECK_MSG(v < 4 || !memcmp(dwt, rdwt, wsz),
+                  "%s pw_dx_bn_bwd m=%d c=%d cout=%d (case %d): weight gradient differs from "
+                  "pw_bwd_bn_in's", tables[ti]->name, m, c, cout, v);
       }
+      free(rdwt), free(dwt);
       /* With coef: g and the coefficients, which applied give the same dx. */
       float *coef = malloc(3 * cs);
       memset(gr, 0, 2 * cs);
       CHECK_EQ_INT(mpnas__pw_dx_bn_bwd(&e1, &ws, m, c, cout, w, dz, x, gamma, mu, invstd, &fwd,
-                                       coef, dx, gr, gr + c),
+                                       coef, dx, gr, gr + c, NULL),
                    MPNAS_OK);
       mpnas__bn_bwd_apply_coef(&e1, m, c, x, dx, mu, coef, dx);
       CHECK_MSG(!memcmp(dx, rdx, ns) && !memcmp(gr, rgr, 2 * cs),
@@ -1229,14 +1241,16 @@ static void test_pw_dx_bn_bwd(void) {
   float pc[12] = {0}, gr[8] = {0}, coef[12], w[8] = {0};
   const mpnas__bn_act fwd = {pc, pc + 4, pc + 8, MPNAS__ACT_RELU};
   memset(coef, 0xff, sizeof coef);
+  float dwt[8] = {0};
   CHECK_EQ_INT(mpnas__pw_dx_bn_bwd(&e, &ws, 0, 4, 2, w, NULL, NULL, pc, pc, pc, &fwd, coef,
-                                   NULL, gr, gr + 4),
+                                   NULL, gr, gr + 4, dwt),
                MPNAS_OK);
   CHECK_EQ_INT(mpnas__dw_dx_bn_bwd(&e, &ws, 0, 3, 3, 4, 3, 1, w, NULL, NULL, pc, pc, pc, &fwd,
                                    coef, NULL, gr, gr + 4),
                MPNAS_OK);
   int nonzero = 0;
-  for (int j = 0; j < 12; j++) nonzero += coef[j] != 0.0f || (j < 8 && gr[j] != 0.0f);
+  for (int j = 0; j < 12; j++)
+    nonzero += coef[j] != 0.0f || (j < 8 && (gr[j] != 0.0f || dwt[j] != 0.0f));
   CHECK_MSG(nonzero == 0, "no rows: %d coefficients or gradients not zero", nonzero);
   mpnas__arena_destroy(&ws);
   mpnas_context_free(ctx);

@@ -410,12 +410,9 @@ mpnas_status mpnas__ib_bwd(const mpnas__engine *eng, mpnas__arena *ws,
                          &d_act, dd, dd, grad->bn2.gamma, grad->bn2.beta);
   } else { /* the same, fused with the project conv's input gradient, which it reduces in
             * blocks as the product makes them */
-    st = mpnas__pw_bwd_bn_in(eng, ws, m_out, cm, g->cout, t->d_pre, &d_act, p->proj_w, dp_pre,
-                             NULL, NULL, grad->proj_w);
-    if (st == MPNAS_OK)
-      st = mpnas__pw_dx_bn_bwd(eng, ws, m_out, cm, g->cout, p->proj_w, dp_pre, t->d_pre,
-                               p->bn2.gamma, t->d_mean, t->d_invstd, &d_act, d_coef, dd,
-                               grad->bn2.gamma, grad->bn2.beta);
+    st = mpnas__pw_dx_bn_bwd(eng, ws, m_out, cm, g->cout, p->proj_w, dp_pre, t->d_pre,
+                             p->bn2.gamma, t->d_mean, t->d_invstd, &d_act, d_coef, dd,
+                             grad->bn2.gamma, grad->bn2.beta, grad->proj_w);
   }
   if (st != MPNAS_OK) goto done;
 

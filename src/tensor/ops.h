@@ -182,12 +182,17 @@ mpnas_status mpnas__pw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int
  * mpnas__bn_bwd), fused: the conv's rows made as the BN's sums take them
  * (mpnas__bn_bwd_produced). dx [m][c] receives the BN's input gradient: the bits of
  * mpnas__pw_bwd's dx then mpnas__bn_bwd in place - or with coef, g and the coefficients
- * (mpnas__bn_bwd_produced). */
+ * (mpnas__bn_bwd_produced). With dwt, also the conv's weight gradient from the BN's
+ * output (x through act, as mpnas__pw_bwd_bn_in): in the same pass, each block of x's
+ * rows read once for both, where the weight gradient's chunks of rows nest in the BN's
+ * (mpnas__reduce_chunk_rows) and the kernels sum in blocks; else in a pass of its own
+ * first. The same bits either way. */
 mpnas_status mpnas__pw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                                  int cout, const float *wt, const float *dz, const float *x,
                                  const float *gamma, const float *save_mean,
                                  const float *save_invstd, const mpnas__bn_act *act,
-                                 float *coef, float *dx, float *dgamma, float *dbeta);
+                                 float *coef, float *dx, float *dgamma, float *dbeta,
+                                 float *dwt);
 
 /* Fully connected: y[m][out] = x[m][in] . w[in][out] + b[out] (b may be NULL). */
 mpnas_status mpnas__fc_fwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int in, int out,

@@ -420,34 +420,92 @@ mpnas_status mpnas__pw_bwd_bn_dy(const mpnas__engine *eng, mpnas__arena *ws, int
   return MPNAS_OK;
 }
 
-/* Rows of the input gradient dx = dz . w^T for mpnas__pw_dx_bn_bwd's BN backward. */
+/* Rows of the input gradient dx = dz . w^T for mpnas__pw_dx_bn_bwd's BN backward; with
+ * dwt, the same rows' share of the conv's weight gradient too: the BN's output made from
+ * x's rows (in cache after, for the BN's sums) into the slot's buffer a part at a time,
+ * each part's sums added to its chunk's (wgrad_chunk), cut where a chunk ends. */
 typedef struct pw_dx_args {
   const mpnas__kernels *kt;
-  int cout, c;
+  int m, cout, c;
   const float *dz, *packed;
   float *dx;
+  const float *x;           /* with dwt: the BN's input [m][c] */
+  const mpnas__bn_act *act; /* and its BN and activation */
+  const wgrad_plan *plan;   /* dwt's split (chunks of rows) */
+  float *dwt, *scratch;     /* scratch: [slots][rows][c] */
+  int rows;                 /* wgrad_buffer_rows(c) */
 } pw_dx_args;
 
 static void pw_dx_rows(const void *arg, int slot, int r0, int r1) {
-  (void)slot;
   const pw_dx_args *a = arg;
+  const size_t c = (size_t)a->c;
   a->kt->gemm(r1 - r0, a->cout, a->c, a->dz + (size_t)r0 * a->cout, a->packed, NULL, NULL,
-              MPNAS__ACT_NONE, NULL, a->dx + (size_t)r0 * a->c);
+              MPNAS__ACT_NONE, NULL, a->dx + (size_t)r0 * c);
+  if (a->dwt == NULL) return;
+  float *buf = a->scratch + (size_t)slot * a->rows * c;
+  const mpnas__bn_act *in = a->act;
+  for (int p = r0; p < r1;) {
+    int j = 0, c0, c1;
+    float *sums;
+    for (;; j++) { /* the chunk of row p */
+      sums = wgrad_chunk(a->plan, a->m, a->c, a->cout, j, a->dwt, &c0, &c1);
+      if (p < c1) break;
+    }
+    int r = r1 < c1 ? r1 - p : c1 - p;
+    r = r < a->rows ? r : a->rows;
+    a->kt->bn_apply(r, a->c, c, a->x + (size_t)p * c, in->mu, in->k, in->b, in->act, NULL, buf);
+    a->kt->gemm_bwd_weight(r, a->c, a->cout, buf, a->dz + (size_t)p * a->cout, sums, 0, a->c);
+    p += r;
+  }
+}
+
+/* Whether pw_dx_rows may make the weight gradient: summed by chunks of rows in blocks,
+ * each chunk within one of the BN's chunks of rows (made in order by one thread). */
+static int wgrad_chunks_nest(const mpnas__kernels *kt, const wgrad_plan *p, int m) {
+  if (!kt->weight_grad_in_blocks || p->chunks <= 0) return 0;
+  for (int j = 0, t = 0; j < p->chunks; j++) {
+    int c0, c1, r0, r1;
+    mpnas__split_range(m, p->chunks, j, MPNAS__GEMM_BWD_ROWS, &c0, &c1);
+    for (;; t++) {
+      mpnas__reduce_chunk_rows(m, t, &r0, &r1);
+      if (c0 < r1) break;
+    }
+    if (c0 < r0 || c1 > r1) return 0;
+  }
+  return 1;
 }
 
 mpnas_status mpnas__pw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                                  int cout, const float *wt, const float *dz, const float *x,
                                  const float *gamma, const float *save_mean,
                                  const float *save_invstd, const mpnas__bn_act *act,
-                                 float *coef, float *dx, float *dgamma, float *dbeta) {
+                                 float *coef, float *dx, float *dgamma, float *dbeta,
+                                 float *dwt) {
   mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  float *packed = m > 0 ? pack_weights_transposed(eng, ws, c, cout, wt) : NULL;
-  mpnas_status st = MPNAS_E_NO_MEMORY;
-  if (packed != NULL || m <= 0) {
-    pw_dx_args a = {eng->k, cout, c, dz, packed, dx};
+  const int threads = gemm_parts(eng, m, cout, c);
+  wgrad_plan plan = {0, 1, NULL};
+  float *scratch = NULL;
+  int rows = wgrad_buffer_rows(c);
+  mpnas_status st = MPNAS_OK;
+  if (dwt != NULL && m > 0) {
+    st = wgrad_plan_make(eng, ws, m, c, cout, &plan);
+    if (st == MPNAS_OK && wgrad_chunks_nest(eng->k, &plan, m)) {
+      if ((scratch = mpnas__arena_floats(ws, (size_t)threads * rows * c)) == NULL)
+        st = MPNAS_E_NO_MEMORY;
+    } else if (st == MPNAS_OK) { /* the weight gradient in a pass of its own */
+      st = gemm_weight_grad(eng, ws, m, c, cout, x, act, dz, dwt);
+      dwt = NULL;
+    }
+  }
+  float *packed = st == MPNAS_OK && m > 0 ? pack_weights_transposed(eng, ws, c, cout, wt) : NULL;
+  if (st == MPNAS_OK && (packed != NULL || m <= 0)) {
+    pw_dx_args a = {eng->k, m, cout, c, dz, packed, dx, x, act, &plan, dwt, scratch, rows};
     st = mpnas__bn_bwd_produced(eng, ws, m, c, x, gamma, save_mean, save_invstd, act,
-                                pw_dx_rows, &a, gemm_parts(eng, m, cout, c), coef, dx, dgamma,
-                                dbeta);
+                                pw_dx_rows, &a, threads, coef, dx, dgamma, dbeta);
+    if (dwt != NULL && plan.chunks > 1)
+      add_partials(dwt, plan.partials, plan.chunks - 1, (size_t)c * cout);
+  } else if (st == MPNAS_OK) {
+    st = MPNAS_E_NO_MEMORY;
   }
   mpnas__arena_release(ws, mark);
   return st;
