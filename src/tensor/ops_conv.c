@@ -493,6 +493,8 @@ mpnas_status mpnas__pw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int
       if ((scratch = mpnas__arena_floats(ws, (size_t)threads * rows * c)) == NULL)
         st = MPNAS_E_NO_MEMORY;
     } else if (st == MPNAS_OK) { /* the weight gradient in a pass of its own */
+      mpnas__arena_release(ws, mark); /* the plan's partials: it makes its own */
+      plan.chunks = 0;
       st = gemm_weight_grad(eng, ws, m, c, cout, x, act, dz, dwt);
       dwt = NULL;
     }
