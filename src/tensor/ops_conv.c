@@ -216,6 +216,25 @@ static void add_partials(float *dst, const float *partials, int count, size_t le
     for (size_t e = 0; e < len; e++) dst[e] += partials[(size_t)j * len + e];
 }
 
+/* Whether a weight gradient's fixed chunks - `chunks` parts of [0, total) cut at
+ * multiples of granule, each unit `scale` rows - each lie within one of the BN
+ * reductions' chunks of the total * scale rows (mpnas__reduce_chunk_rows): then a thread
+ * making the BN's chunks in order makes each of the weight gradient's in its order too,
+ * so both sums keep their bits when one pass makes them. */
+static int chunks_nest_in_reduce(int total, int chunks, int granule, int scale) {
+  const int m = total * scale;
+  for (int j = 0, t = 0; j < chunks; j++) {
+    int u0, u1, r0, r1;
+    mpnas__split_range(total, chunks, j, granule, &u0, &u1);
+    for (;; t++) {
+      mpnas__reduce_chunk_rows(m, t, &r0, &r1);
+      if (u0 * scale < r1) break;
+    }
+    if (u0 * scale < r0 || u1 * scale > r1) return 0;
+  }
+  return 1;
+}
+
 /* Rows of the BN-normalised input the weight gradient takes at a time: whole blocks of
  * the kernel's sums, a thread's buffer of at most BN_IN_WGRAD_FLOATS (in L2). */
 #define BN_IN_WGRAD_FLOATS 65536
@@ -459,22 +478,6 @@ static void pw_dx_rows(const void *arg, int slot, int r0, int r1) {
   }
 }
 
-/* Whether pw_dx_rows may make the weight gradient: summed by chunks of rows in blocks,
- * each chunk within one of the BN's chunks of rows (made in order by one thread). */
-static int wgrad_chunks_nest(const mpnas__kernels *kt, const wgrad_plan *p, int m) {
-  if (!kt->weight_grad_in_blocks || p->chunks <= 0) return 0;
-  for (int j = 0, t = 0; j < p->chunks; j++) {
-    int c0, c1, r0, r1;
-    mpnas__split_range(m, p->chunks, j, MPNAS__GEMM_BWD_ROWS, &c0, &c1);
-    for (;; t++) {
-      mpnas__reduce_chunk_rows(m, t, &r0, &r1);
-      if (c0 < r1) break;
-    }
-    if (c0 < r0 || c1 > r1) return 0;
-  }
-  return 1;
-}
-
 mpnas_status mpnas__pw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int m, int c,
                                  int cout, const float *wt, const float *dz, const float *x,
                                  const float *gamma, const float *save_mean,
@@ -489,7 +492,9 @@ mpnas_status mpnas__pw_dx_bn_bwd(const mpnas__engine *eng, mpnas__arena *ws, int
   mpnas_status st = MPNAS_OK;
   if (dwt != NULL && m > 0) {
     st = wgrad_plan_make(eng, ws, m, c, cout, &plan);
-    if (st == MPNAS_OK && wgrad_chunks_nest(eng->k, &plan, m)) {
+    /* in this pass: summed by chunks of rows in blocks, which nest in the BN's */
+    if (st == MPNAS_OK && eng->k->weight_grad_in_blocks && plan.chunks > 0 &&
+        chunks_nest_in_reduce(m, plan.chunks, MPNAS__GEMM_BWD_ROWS, 1)) {
       if ((scratch = mpnas__arena_floats(ws, (size_t)threads * rows * c)) == NULL)
         st = MPNAS_E_NO_MEMORY;
     } else if (st == MPNAS_OK) { /* the weight gradient in a pass of its own */
@@ -1236,23 +1241,6 @@ static void dw_expand_rows(const void *arg, int slot, int r0, int r1) {
   }
 }
 
-/* Whether each chunk of the weight gradient's images lies within one chunk of the BN's
- * rows: then a thread making the BN's chunks in order makes each of the weight
- * gradient's chunks in image order, as dw_bwd does. */
-static int dw_chunks_nest(int n, int hw, int chunks) {
-  const int m = n * hw;
-  for (int j = 0, t = 0; j < chunks; j++) {
-    int i0, i1, r0, r1;
-    mpnas__split_range(n, chunks, j, 1, &i0, &i1);
-    for (;; t++) {
-      mpnas__reduce_chunk_rows(m, t, &r0, &r1);
-      if (i0 * hw < r1) break;
-    }
-    if (i0 * hw < r0 || i1 * hw > r1) return 0;
-  }
-  return 1;
-}
-
 mpnas_status mpnas__dw_bwd_expand(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
                                   int w, int c, int k, int stride, const float *x,
                                   const mpnas__bn_act *in, const float *wt, float *g,
@@ -1263,7 +1251,7 @@ mpnas_status mpnas__dw_bwd_expand(const mpnas__engine *eng, mpnas__arena *ws, in
   mpnas__dw_shape_init(&s, h, w, c, k, stride);
   const int chunks = n < DW_IMAGE_CHUNKS ? n : DW_IMAGE_CHUNKS;
   if (n <= 0 || h <= 0 || w <= 0 || c <= 0 || dwt == NULL ||
-      !dw_chunks_nest(n, h * w, chunks)) {
+      !chunks_nest_in_reduce(n, chunks, 1, h * w)) {
     mpnas_status st = mpnas__dw_bwd_bn_dy(eng, ws, n, h, w, c, k, stride, x, in, wt, g, dy_bn,
                                           NULL, dwt);
     if (st != MPNAS_OK) return st;
