@@ -963,6 +963,76 @@ static void test_pw_fwd_stats_bn_in(void) {
   mpnas_context_free(ctx);
 }
 
+/* mpnas__conv_fwd_stats and mpnas__conv_fwd (a few im2col rows at a time in a buffer,
+ * each followed by its product) against the whole im2col matrix made here and one call of
+ * the table's GEMM over it, then mpnas__bn_stats: the same output and statistics bit for
+ * bit, with and without an epilogue, on every table, for 1, 2 and 3 threads; strides 1
+ * and 2, kernels 3 to 7, pixel counts around the 64-row buffer and the 256-row blocks,
+ * blocks across images, a 1x1 image, cin 1 to 16 and cout around the vector widths. */
+static void test_conv_fwd_stats(void) {
+  mpnas_context *ctx;
+  CHECK_EQ_INT(mpnas_context_create(&ctx), MPNAS_OK);
+  mpnas__arena ws;
+  mpnas__arena_init(&ws, ctx);
+  static const int threads[] = {1, 2, 3};
+  /* {n, h, w, cin, cout, k, stride} */
+  const int cv[][7] = {{3, 32, 32, 3, 16, 3, 1}, {2, 33, 31, 3, 8, 3, 2}, {1, 9, 7, 5, 33, 5, 1},
+                       {4, 8, 8, 16, 24, 3, 2},  {1, 1, 1, 3, 8, 3, 1},   {5, 20, 20, 1, 17, 7, 1},
+                       {7, 13, 11, 4, 40, 3, 2}};
+  for (int ti = 0; ti < n_tables; ti++)
+    for (int sh = 0; sh < COUNT(cv); sh++) {
+      int n = cv[sh][0], h = cv[sh][1], w = cv[sh][2], cin = cv[sh][3], cout = cv[sh][4];
+      int k = cv[sh][5], st = cv[sh][6], pad = k / 2;
+      int ho = (h + st - 1) / st, wo = (w + st - 1) / st, m = n * ho * wo, kkc = k * k * cin;
+      size_t nx = (size_t)n * h * w * cin, ny = (size_t)m * cout;
+      float *x = malloc(sizeof(float) * nx), *wt = malloc(sizeof(float) * (size_t)kkc * cout);
+      float *col = malloc(sizeof(float) * (size_t)m * kkc);
+      float *packed = malloc(sizeof(float) * tables[ti]->gemm_packed_floats(kkc, cout));
+      float *ref = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny);
+      float *sc = malloc(sizeof(float) * 2 * (size_t)cout), *sf = sc + cout;
+      double *rmean = malloc(sizeof(double) * 4 * (size_t)cout), *mean = rmean + 2 * cout;
+      for (size_t i = 0; i < nx; i++) x[i] = rng_uniform(-2, 2);
+      for (size_t i = 0; i < (size_t)kkc * cout; i++) wt[i] = rng_uniform(-0.5f, 0.5f);
+      for (int j = 0; j < cout; j++) sc[j] = 0.5f + 0.01f * (float)j, sf[j] = 0.1f * (float)(j % 3);
+      for (int i = 0, p = 0; i < n; i++)
+        for (int oy = 0; oy < ho; oy++)
+          for (int ox = 0; ox < wo; ox++, p++)
+            for (int ky = 0; ky < k; ky++)
+              for (int kx = 0; kx < k; kx++)
+                for (int c = 0; c < cin; c++) {
+                  int iy = oy * st + ky - pad, ix = ox * st + kx - pad;
+                  int inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
+                  col[(size_t)p * kkc + (ky * k + kx) * cin + c] =
+                      inside ? x[(((size_t)i * h + iy) * w + ix) * cin + c] : 0.0f;
+                }
+      tables[ti]->gemm_pack(kkc, cout, wt, packed);
+      for (int t = 0; t < COUNT(threads); t++) {
+        mpnas__engine e = {.k = tables[ti], .threads = threads[t]};
+        tables[ti]->gemm(m, kkc, cout, col, packed, NULL, NULL, MPNAS__ACT_NONE, NULL, ref);
+        CHECK_EQ_INT(mpnas__bn_stats(&e, &ws, m, cout, ref, rmean, rmean + cout), MPNAS_OK);
+        memset(y, 0, sizeof(float) * ny);
+        CHECK_EQ_INT(mpnas__conv_fwd_stats(&e, &ws, n, h, w, cin, cout, k, st, x, wt, y, mean,
+                                           mean + cout),
+                     MPNAS_OK);
+        CHECK_MSG(!memcmp(y, ref, sizeof(float) * ny) &&
+                      !memcmp(mean, rmean, sizeof(double) * 2 * (size_t)cout),
+                  "%s conv %dx%dx%dx%d->%d k%d s%d thr %d: output or statistics differ",
+                  tables[ti]->name, n, h, w, cin, cout, k, st, threads[t]);
+        tables[ti]->gemm(m, kkc, cout, col, packed, sc, sf, MPNAS__ACT_RELU6, NULL, ref);
+        CHECK_EQ_INT(mpnas__conv_fwd(&e, &ws, n, h, w, cin, cout, k, st, x, wt, sc, sf,
+                                     MPNAS__ACT_RELU6, y),
+                     MPNAS_OK);
+        CHECK_MSG(!memcmp(y, ref, sizeof(float) * ny),
+                  "%s conv %dx%dx%dx%d->%d k%d s%d thr %d: output with epilogue differs",
+                  tables[ti]->name, n, h, w, cin, cout, k, st, threads[t]);
+        CHECK_EQ_INT(mpnas__arena_reset(&ws), MPNAS_OK);
+      }
+      free(x), free(wt), free(col), free(packed), free(ref), free(y), free(sc), free(rmean);
+    }
+  mpnas__arena_destroy(&ws);
+  mpnas_context_free(ctx);
+}
+
 /* mpnas__dw_fwd_stats_bn_in against mpnas__bn_act_apply_keep into a tensor then
  * mpnas__dw_fwd_stats: the same output and statistics bit for bit, on every table, for
  * 1, 2 and 3 threads; strides 1 and 2, kernel sizes 3 to 7, output widths dividing 256
@@ -1604,6 +1674,7 @@ int main(void) {
   RUN(test_fused_stats_ops);
   RUN(test_pw_fwd_stats_bn_in);
   RUN(test_dw_fwd_stats_bn_in);
+  RUN(test_conv_fwd_stats);
   RUN(test_expand_dw_fwd_stats);
   RUN(test_pw_out_moments);
   RUN(test_bwd_bn_in);

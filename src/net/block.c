@@ -25,31 +25,24 @@ size_t mpnas__conv_weight_floats(const mpnas__conv_geom *g) {
   return (size_t)g->k * g->k * g->cin * g->cout;
 }
 
-/* A 1x1 stride-1 convolution is a plain GEMM: skip the im2col path. */
+/* The conv with its BN folded into the epilogue (bn NULL: none). */
 static mpnas_status conv_any_fwd(const mpnas__engine *eng, mpnas__arena *ws,
                                  const mpnas__conv_geom *g, int n, int h, int w,
                                  const float *x, const float *wt, const mpnas__affine *bn,
                                  int act, float *y) {
   const float *scale = bn ? bn->scale : NULL, *shift = bn ? bn->shift : NULL;
-  if (g->k == 1 && g->stride == 1)
-    return mpnas__pw_fwd(eng, ws, n * h * w, g->cin, g->cout, x, wt, scale, shift, act, NULL, y);
   return mpnas__conv_fwd(eng, ws, n, h, w, g->cin, g->cout, g->k, g->stride, x, wt, scale,
                          shift, act, y);
 }
 
-/* The conv's output and its batch statistics (mean, m2 [cout], double): for a 1x1 conv
- * taken while the GEMM produces the output, else in a pass after it. */
+/* The conv's output and its batch statistics (mean, m2 [cout], double), taken while the
+ * conv produces its output. */
 static mpnas_status conv_any_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws,
                                        const mpnas__conv_geom *g, int n, int h, int w,
                                        const float *x, const float *wt, float *y, double *mean,
                                        double *m2) {
-  if (g->k == 1 && g->stride == 1)
-    return mpnas__pw_fwd_stats(eng, ws, n * h * w, g->cin, g->cout, x, wt, y, mean, m2);
-  mpnas_status st = mpnas__conv_fwd(eng, ws, n, h, w, g->cin, g->cout, g->k, g->stride, x, wt,
-                                    NULL, NULL, MPNAS__ACT_NONE, y);
-  if (st != MPNAS_OK) return st;
-  int m = n * mpnas__out_size(h, g->stride) * mpnas__out_size(w, g->stride);
-  return mpnas__bn_stats(eng, ws, m, g->cout, y, mean, m2);
+  return mpnas__conv_fwd_stats(eng, ws, n, h, w, g->cin, g->cout, g->k, g->stride, x, wt, y,
+                               mean, m2);
 }
 
 /* Batch statistics of c channels: scratch for mean and m2, released by the caller. */

@@ -451,6 +451,13 @@ mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32
   return st;
 }
 
+/* Images [lo, hi) of domain d's next validation batch into x and labels. */
+static void draw_valid(mpnas_supernet *sn, int32_t d, int32_t lo, int32_t hi, float *x,
+                       int32_t *labels) {
+  mpnas__domain_data_batch_share(&sn->domains[d].data, mpnas__space_image_shape(&sn->space), 1,
+                                 sn->cfg.valid_batch, lo, hi, NULL, x, labels);
+}
+
 mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
   const mpnas__engine usable = mpnas__engine_usable(&sn->ctx->engine);
   const mpnas__engine *eng = &usable;
@@ -467,16 +474,13 @@ mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
     st = MPNAS_E_NO_MEMORY;
     goto done;
   }
-  /* Every domain's batch first (each domain draws from its own stream, so the images are
-   * those of drawing batch by batch), then the evaluations. With W data-parallel workers
-   * each evaluates its share of every batch, and the correct counts are summed. */
+  /* Each domain draws its batch just before its evaluation, on the thread that runs it:
+   * each draws from its own stream, so the images do not depend on where or in which
+   * order the domains run. With W data-parallel workers each evaluates its share of every
+   * batch, and the correct counts are summed. */
   int32_t lo, hi;
   mpnas__share(sn->ctx, batch, &lo, &hi);
   int32_t share = hi - lo;
-  for (int32_t d = 0; d < D; d++)
-    mpnas__domain_data_batch_share(&sn->domains[d].data, mpnas__space_image_shape(&sn->space), 1,
-                                   batch, lo, hi, NULL, x + per * (size_t)batch * d,
-                                   labels + (size_t)batch * d);
   /* With several threads, whole domains run concurrently, each on one thread with its
    * own workspace: no synchronisation inside a forward pass, where the ops' own thread
    * split would meet at every op (and wait for any thread another process holds: the
@@ -509,6 +513,7 @@ mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
       mpnas__arena *kw = &kids[slot];
       mpnas__arena_mark km = mpnas__arena_get_mark(kw);
       double loss;
+      draw_valid(sn, d, lo, hi, x + per * (size_t)batch * d, labels + (size_t)batch * d);
       status[d] = run_eval(sn, &one, kw, d, sn->domains[d].sampled,
                            x + per * (size_t)batch * d, labels + (size_t)batch * d, share,
                            &loss, &right[d]);
@@ -519,6 +524,8 @@ mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
       mpnas__engine_shared(par < D ? mpnas__engine_ready(eng) : *eng, sn->ctx, batch);
   for (int32_t d = par; d < D; d++) {
     right[d] = 0;
+    /* a worker without images still draws: the streams stay in step */
+    draw_valid(sn, d, lo, hi, x + per * (size_t)batch * d, labels + (size_t)batch * d);
     if (share == 0) continue; /* more workers than images */
     mpnas__arena_mark dm = mpnas__arena_get_mark(ws);
     double loss;

@@ -72,6 +72,13 @@ mpnas_status mpnas__conv_fwd(const mpnas__engine *eng, mpnas__arena *ws, int n, 
                              int cin, int cout, int k, int stride, const float *x,
                              const float *wt, const float *scale, const float *shift,
                              int act, float *y);
+/* mpnas__conv_fwd without an epilogue, and y's batch statistics (mean, m2 [cout],
+ * double) taken as each block of output rows is made: those of mpnas__bn_stats over y,
+ * bit for bit. Each thread makes its rows' im2col a few rows at a time in a buffer in
+ * cache. */
+mpnas_status mpnas__conv_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                   int w, int cin, int cout, int k, int stride, const float *x,
+                                   const float *wt, float *y, double *mean, double *m2);
 mpnas_status mpnas__conv_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
                              int cin, int cout, int k, int stride, const float *x,
                              const float *wt, const float *dy, float *dx, float *dwt);

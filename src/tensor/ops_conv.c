@@ -752,34 +752,42 @@ static inline void zero_pixel(float *dst, int cin) {
   }
 }
 
-/* col[(i*ho + oy)*wo + ox][(ky*k + kx)*cin + ci] = x[i][oy*s+ky-pad][ox*s+kx-pad][ci],
- * zero outside the image; `count` images, split by output rows. A kernel row inside the
- * image is k*cin consecutive floats of x, copied in one loop (the stem's 3x3 over 3
+/* col[p - p0][(ky*k + kx)*cin + ci] = x[i][oy*s+ky-pad][ox*s+kx-pad][ci] for the output
+ * pixels p = (i*ho + oy)*wo + ox in [p0, p1), zero outside the image. A kernel row inside
+ * the image is k*cin consecutive floats of x, copied in one loop (the stem's 3x3 over 3
  * channels: 9 floats rather than 3 checked pixels; the search step's im2col 1.5x). */
-static void im2col_rows(const conv_geom *g, const float *x, float *col, int r0, int r1) {
-  const int run = g->k * g->cin;
-  for (int r = r0; r < r1; r++) {
-    int i = r / g->ho, oy = r % g->ho;
+static void im2col_pixels(const conv_geom *g, const float *x, float *col, int p0, int p1) {
+  const int run = g->k * g->cin, per_image = g->ho * g->wo;
+  int i = p0 / per_image, oy = p0 % per_image / g->wo, ox = p0 % g->wo;
+  float *dst = col;
+  for (int p = p0; p < p1; p++) {
     const float *xi = x + (size_t)i * g->h * g->w * g->cin;
-    float *dst = col + (size_t)r * g->wo * g->kkc;
-    for (int ox = 0; ox < g->wo; ox++)
-      for (int ky = 0; ky < g->k; ky++) {
-        int iy = oy * g->stride + ky - g->pad, ix0 = ox * g->stride - g->pad;
-        if (iy >= 0 && iy < g->h && ix0 >= 0 && ix0 + g->k <= g->w) {
-          const float *src = xi + ((size_t)iy * g->w + ix0) * g->cin;
-          for (int j = 0; j < run; j++) dst[j] = src[j];
-          dst += run;
-          continue;
-        }
-        for (int kx = 0; kx < g->k; kx++, dst += g->cin) {
-          int ix = ox * g->stride + kx - g->pad;
-          if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-            zero_pixel(dst, g->cin);
-          else
-            copy_pixel(dst, xi + ((size_t)iy * g->w + ix) * g->cin, g->cin);
-        }
+    for (int ky = 0; ky < g->k; ky++) {
+      int iy = oy * g->stride + ky - g->pad, ix0 = ox * g->stride - g->pad;
+      if (iy >= 0 && iy < g->h && ix0 >= 0 && ix0 + g->k <= g->w) {
+        const float *src = xi + ((size_t)iy * g->w + ix0) * g->cin;
+        for (int j = 0; j < run; j++) dst[j] = src[j];
+        dst += run;
+        continue;
       }
+      for (int kx = 0; kx < g->k; kx++, dst += g->cin) {
+        int ix = ox * g->stride + kx - g->pad;
+        if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+          zero_pixel(dst, g->cin);
+        else
+          copy_pixel(dst, xi + ((size_t)iy * g->w + ix) * g->cin, g->cin);
+      }
+    }
+    if (++ox == g->wo) {
+      ox = 0;
+      if (++oy == g->ho) oy = 0, i++;
+    }
   }
+}
+
+/* The whole output rows [r0, r1) of the count*ho (the backward's chunks of images). */
+static void im2col_rows(const conv_geom *g, const float *x, float *col, int r0, int r1) {
+  im2col_pixels(g, x, col + (size_t)r0 * g->wo * g->kkc, r0 * g->wo, r1 * g->wo);
 }
 
 static void im2col(const mpnas__engine *eng, const conv_geom *g, int count, const float *x,
@@ -860,32 +868,81 @@ static int conv_chunk_images(const conv_geom *g, int n) {
   return (int)nb;
 }
 
+/* Output pixels at a time: a slot's im2col buffer of CONV_COL_ROWS x k*k*cin floats stays
+ * in cache while the product reads it, so the im2col matrix never goes to memory. A
+ * multiple of the row granule and of the kernels' row tiles (as BN_IN_ROWS). */
+#define CONV_COL_ROWS 64
+
+typedef struct conv_col_args {
+  gemm_args g; /* g.x unused: the rows come from the buffer */
+  const conv_geom *geom;
+  const float *x;
+  float *scratch; /* [parts][CONV_COL_ROWS][kkc] */
+} conv_col_args;
+
+/* Output pixels [r0, r1): CONV_COL_ROWS im2col rows into the slot's buffer, their product. */
+static void conv_col_part(const void *arg, int slot, int r0, int r1) {
+  const conv_col_args *a = arg;
+  const gemm_args *g = &a->g;
+  float *buf = a->scratch + (size_t)slot * CONV_COL_ROWS * g->k;
+  for (int i0 = r0; i0 < r1; i0 += CONV_COL_ROWS) {
+    int rows = r1 - i0 < CONV_COL_ROWS ? r1 - i0 : CONV_COL_ROWS;
+    im2col_pixels(a->geom, a->x, buf, i0, i0 + rows);
+    g->kt->gemm(rows, g->k, g->n, buf, g->packed, g->scale, g->shift, g->act, NULL,
+                g->y + (size_t)i0 * g->n);
+  }
+}
+
+/* The KxK forward (a 1x1 stride-1 conv as a plain GEMM), with its output's statistics
+ * when mean != NULL (those of mpnas__bn_stats over y, bit for bit: the same plan). */
+static mpnas_status conv_fwd_any(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                 int w, int cin, int cout, int k, int stride, const float *x,
+                                 const float *wt, const float *scale, const float *shift,
+                                 int act, float *y, double *mean, double *m2) {
+  if (k == 1 && stride == 1)
+    return mean ? mpnas__pw_fwd_stats(eng, ws, n * h * w, cin, cout, x, wt, y, mean, m2)
+                : mpnas__pw_fwd(eng, ws, n * h * w, cin, cout, x, wt, scale, shift, act, NULL, y);
+  if (cout <= 0) return MPNAS_OK;
+  conv_geom g = conv_geom_make(h, w, cin, k, stride);
+  int m = n * g.ho * g.wo;
+  if (m <= 0) {
+    if (mean) stats_empty(cout, mean, m2);
+    return MPNAS_OK;
+  }
+  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
+  mpnas__bn_plan plan;
+  int parts = gemm_parts(eng, m, g.kkc, cout);
+  float *packed = pack_weights(eng, ws, g.kkc, cout, wt);
+  float *scratch = packed ? mpnas__arena_floats(ws, (size_t)parts * CONV_COL_ROWS * g.kkc) : NULL;
+  if (scratch == NULL || (mean && mpnas__bn_plan_init(&plan, ws, m, 1, cout) != MPNAS_OK)) {
+    mpnas__arena_release(ws, mark);
+    return MPNAS_E_NO_MEMORY;
+  }
+  conv_col_args a = {{eng->k, g.kkc, cout, NULL, packed, scale, shift, act, NULL, y}, &g, x,
+                     scratch};
+  if (mean) {
+    run_rows_stats(eng, &plan, parts, MPNAS__ROW_GRANULE, conv_col_part, &a, y);
+    mpnas__bn_plan_merge(&plan, mean, m2);
+  } else {
+    run_rows(parts, m, MPNAS__ROW_GRANULE, conv_col_part, &a);
+  }
+  mpnas__arena_release(ws, mark);
+  return MPNAS_OK;
+}
+
 mpnas_status mpnas__conv_fwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
                              int cin, int cout, int k, int stride, const float *x,
                              const float *wt, const float *scale, const float *shift,
                              int act, float *y) {
-  /* A 1x1 stride-1 conv needs no im2col: its input already is the matrix. */
-  if (k == 1 && stride == 1)
-    return mpnas__pw_fwd(eng, ws, n * h * w, cin, cout, x, wt, scale, shift, act, NULL, y);
-  if (n <= 0 || cout <= 0) return MPNAS_OK;
-  conv_geom g = conv_geom_make(h, w, cin, k, stride);
-  int nb = conv_chunk_images(&g, n);
-  size_t in_image = (size_t)h * w * cin, out_rows = (size_t)g.ho * g.wo;
-  mpnas__arena_mark mark = mpnas__arena_get_mark(ws);
-  float *packed = pack_weights(eng, ws, g.kkc, cout, wt);
-  float *col = packed != NULL ? mpnas__arena_floats(ws, (size_t)nb * out_rows * g.kkc) : NULL;
-  if (col == NULL) {
-    mpnas__arena_release(ws, mark);
-    return MPNAS_E_NO_MEMORY;
-  }
-  for (int i0 = 0; i0 < n; i0 += nb) {
-    int count = n - i0 < nb ? n - i0 : nb;
-    im2col(eng, &g, count, x + (size_t)i0 * in_image, col);
-    gemm_rows(eng, (int)(count * out_rows), g.kkc, cout, col, packed, scale, shift, act, NULL,
-              y + (size_t)i0 * out_rows * cout);
-  }
-  mpnas__arena_release(ws, mark);
-  return MPNAS_OK;
+  return conv_fwd_any(eng, ws, n, h, w, cin, cout, k, stride, x, wt, scale, shift, act, y, NULL,
+                      NULL);
+}
+
+mpnas_status mpnas__conv_fwd_stats(const mpnas__engine *eng, mpnas__arena *ws, int n, int h,
+                                   int w, int cin, int cout, int k, int stride, const float *x,
+                                   const float *wt, float *y, double *mean, double *m2) {
+  return conv_fwd_any(eng, ws, n, h, w, cin, cout, k, stride, x, wt, NULL, NULL,
+                      MPNAS__ACT_NONE, y, mean, m2);
 }
 
 mpnas_status mpnas__conv_bwd(const mpnas__engine *eng, mpnas__arena *ws, int n, int h, int w,
