@@ -451,6 +451,23 @@ mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32
   return st;
 }
 
+/* The domains in the order their evaluations start: the largest sampled paths (by
+ * multiply-adds) first, so that the threads taking them as they come finish together (the
+ * paths of a step differ by up to 2x in multiply-adds: over 14 steps of bench_search, in
+ * domain order the later of two threads would finish 4.7% past the even share, largest
+ * first 1.5%). Ties in domain order. */
+static void largest_first(const mpnas_supernet *sn, int32_t *order) {
+  int32_t D = sn->ndomains;
+  int64_t macs[MPNAS__MAX_DOMAINS];
+  for (int32_t d = 0; d < D; d++) {
+    const mpnas__domain *dm = &sn->domains[d];
+    macs[d] = mpnas__path_cost(&sn->space, dm->sampled, dm->classes).macs;
+    int32_t i = d;
+    for (; i > 0 && macs[order[i - 1]] < macs[d]; i--) order[i] = order[i - 1];
+    order[i] = d;
+  }
+}
+
 /* Images [lo, hi) of domain d's next validation batch into x and labels. */
 static void draw_valid(mpnas_supernet *sn, int32_t d, int32_t lo, int32_t hi, float *x,
                        int32_t *labels) {
@@ -494,6 +511,8 @@ mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
     par = D / threads * threads;
   }
   for (int32_t d = 0; d < D; d++) status[d] = MPNAS_OK;
+  int32_t order[MPNAS__MAX_DOMAINS];
+  largest_first(sn, order);
   if (par > 0) {
     mpnas__arena *kids = mpnas__arena_kids(ws, threads);
     if (kids == NULL) {
@@ -505,8 +524,8 @@ mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
 #endif
-    for (int32_t d = 0; d < par; d++) {
-      int slot = 0;
+    for (int32_t i = 0; i < par; i++) {
+      int32_t d = order[i], slot = 0;
 #if defined(_OPENMP)
       slot = omp_get_thread_num(); /* < threads: the team is at most that large */
 #endif
@@ -522,7 +541,8 @@ mpnas_status mpnas__supernet_validate(mpnas_supernet *sn) {
   }
   mpnas__engine local =
       mpnas__engine_shared(par < D ? mpnas__engine_ready(eng) : *eng, sn->ctx, batch);
-  for (int32_t d = par; d < D; d++) {
+  for (int32_t i = par; i < D; i++) {
+    int32_t d = order[i];
     right[d] = 0;
     /* a worker without images still draws: the streams stay in step */
     draw_valid(sn, d, lo, hi, x + per * (size_t)batch * d, labels + (size_t)batch * d);

@@ -758,30 +758,40 @@ static inline void zero_pixel(float *dst, int cin) {
  * channels: 9 floats rather than 3 checked pixels; the search step's im2col 1.5x). */
 static void im2col_pixels(const conv_geom *g, const float *x, float *col, int p0, int p1) {
   const int run = g->k * g->cin, per_image = g->ho * g->wo;
-  int i = p0 / per_image, oy = p0 % per_image / g->wo, ox = p0 % g->wo;
+  const size_t row_floats = (size_t)g->w * g->cin;
+  /* Output columns whose k x k window lies inside the image's columns. */
+  int in_lo = (g->pad + g->stride - 1) / g->stride, in_hi = (g->w + g->pad - g->k) / g->stride + 1;
+  if (in_hi > g->wo) in_hi = g->wo;
   float *dst = col;
-  for (int p = p0; p < p1; p++) {
-    const float *xi = x + (size_t)i * g->h * g->w * g->cin;
-    for (int ky = 0; ky < g->k; ky++) {
-      int iy = oy * g->stride + ky - g->pad, ix0 = ox * g->stride - g->pad;
-      if (iy >= 0 && iy < g->h && ix0 >= 0 && ix0 + g->k <= g->w) {
-        const float *src = xi + ((size_t)iy * g->w + ix0) * g->cin;
-        for (int j = 0; j < run; j++) dst[j] = src[j];
-        dst += run;
+  for (int p = p0; p < p1;) { /* a piece of one output row at a time */
+    int i = p / per_image, oy = p % per_image / g->wo, ox0 = p % g->wo;
+    int ox1 = g->wo - ox0 < p1 - p ? g->wo : ox0 + (p1 - p);
+    const float *xi = x + (size_t)i * g->h * row_floats;
+    int iy0 = oy * g->stride - g->pad, rows_inside = iy0 >= 0 && iy0 + g->k <= g->h;
+    for (int ox = ox0; ox < ox1; ox++) {
+      int ix0 = ox * g->stride - g->pad;
+      if (rows_inside && ox >= in_lo && ox < in_hi) { /* k runs of k*cin floats */
+        const float *src = xi + (size_t)iy0 * row_floats + (size_t)ix0 * g->cin;
+        for (int ky = 0; ky < g->k; ky++, dst += run, src += row_floats) {
+          if (run == 9) /* the stem's 3x3 over 3 channels: a copy of constant size */
+            memcpy(dst, src, 9 * sizeof(float));
+          else
+            for (int j = 0; j < run; j++) dst[j] = src[j];
+        }
         continue;
       }
-      for (int kx = 0; kx < g->k; kx++, dst += g->cin) {
-        int ix = ox * g->stride + kx - g->pad;
-        if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
-          zero_pixel(dst, g->cin);
-        else
-          copy_pixel(dst, xi + ((size_t)iy * g->w + ix) * g->cin, g->cin);
+      for (int ky = 0; ky < g->k; ky++) {
+        int iy = iy0 + ky;
+        for (int kx = 0; kx < g->k; kx++, dst += g->cin) {
+          int ix = ix0 + kx;
+          if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+            zero_pixel(dst, g->cin);
+          else
+            copy_pixel(dst, xi + (size_t)iy * row_floats + (size_t)ix * g->cin, g->cin);
+        }
       }
     }
-    if (++ox == g->wo) {
-      ox = 0;
-      if (++oy == g->ho) oy = 0, i++;
-    }
+    p += ox1 - ox0;
   }
 }
 
