@@ -67,6 +67,11 @@ static mpnas_status bind_path(void *model, int32_t d, mpnas__arena *ws, float *g
   return MPNAS_OK;
 }
 
+static int64_t path_macs(const void *model, int32_t d) {
+  const mpnas_model *m = model;
+  return mpnas__path_cost(&m->space, m->domains[d].path, m->domains[d].classes).macs;
+}
+
 /* Validation accuracy of every domain on one batch of its validation split. */
 static mpnas_status validate(mpnas_model *m) {
   int32_t n = m->cfg.valid_batch, max_classes = 2;
@@ -122,6 +127,7 @@ static mpnas__trainer model_trainer(mpnas_model *m) {
       .params = &m->params,
       .ws = &m->ws,
       .bind_path = bind_path,
+      .pass_macs = path_macs,
       .owner = m,
       .step = m->step,
       .batch = cfg->batch,

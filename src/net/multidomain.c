@@ -82,6 +82,8 @@ mpnas_status mpnas__domains_sum_correct(mpnas_context *ctx, int32_t D, int32_t *
 
 /* Threads that run whole domains' passes at once (more are not used for that). */
 #define MAX_PASS_THREADS 64
+/* Gradient floats a step may keep for domains that ran out of order (64 MB). */
+#define MAX_KEPT_FLOATS ((size_t)16 << 20)
 
 /* Where one domain's pass runs: a workspace, the batch drawn into it (sized for the
  * largest count a step can give, so that the workspace does not grow from step to step),
@@ -290,6 +292,19 @@ static mpnas_status shard_pass(const mpnas__trainer *t, const mpnas__engine *eng
   return (mpnas_status)atomic_load(&team.failed);
 }
 
+/* run[0, n) ordered by their passes' multiply-adds (one image's x counts), largest first,
+ * as indices into run; ties in run's order. */
+static void largest_first(const mpnas__trainer *t, const int32_t *run, int32_t n,
+                          const int32_t *counts, int32_t *order) {
+  double work[MPNAS__MAX_DOMAINS];
+  for (int32_t i = 0; i < n; i++) {
+    work[i] = (double)t->pass_macs(t->owner, run[i]) * counts[run[i]];
+    int32_t j = i;
+    for (; j > 0 && work[order[j - 1]] < work[i]; j--) order[j] = order[j - 1];
+    order[j] = i;
+  }
+}
+
 /* p->g += grads, and grads zeroed again. A pass touches the tensors on its path only,
  * and of a supernet's widest tensors only its op's slice: blocks of zeros are skipped
  * (adding zeros would change nothing but the sign of a zero). */
@@ -409,7 +424,16 @@ mpnas_status mpnas__trainer_step(const mpnas__trainer *t) {
     int s = shard_count(t, counts[run[i]]);
     if (s > shards_max) shards_max = s;
   }
+  /* The domains that run at once start largest pass first (multiply-adds x images), so
+   * that the threads finish together. The sum stays in domain order: each keeps its
+   * gradient in a part of its own until the passes are done, then the parts are added in
+   * order - where those parts fit in MAX_KEPT_FLOATS; else domain order, each part added
+   * as soon as the domain before it has been (one part per thread). */
+  int keep = par > 1 && t->pass_macs != NULL && (size_t)(par - 1) * p->total <= MAX_KEPT_FLOATS;
+  int32_t order[MPNAS__MAX_DOMAINS];
+  if (keep) largest_first(t, run, par, counts, order);
   int nparts = par > 0 ? threads : 1;
+  if (keep && par - 1 > nparts) nparts = par - 1;
   if (shards_max > nparts) nparts = shards_max;
   mpnas__arena_mark mark = mpnas__arena_get_mark(t->ws);
   pass_slot main_slot, slots[MAX_PASS_THREADS];
@@ -429,7 +453,24 @@ mpnas_status mpnas__trainer_step(const mpnas__trainer *t) {
     st = slot_init(t, &kids[nslots], cap, parts + (size_t)nslots * p->total, &slots[nslots]);
   }
   for (int32_t i = 0; i < nrun; i++) status[i] = st;
-  if (st == MPNAS_OK && par > 0) {
+  if (st == MPNAS_OK && keep) {
+    mpnas__engine one = eng;
+    one.threads = 1;
+#if defined(_OPENMP)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#endif
+    for (int32_t j = 0; j < par; j++) {
+      int k = 0;
+#if defined(_OPENMP)
+      k = omp_get_thread_num(); /* < threads: the team is at most that large */
+#endif
+      int32_t i = order[j], d = run[i];
+      float *grads = i == 0 ? p->g : parts + (size_t)(i - 1) * p->total;
+      status[i] = domain_pass(t, &one, &slots[k], d, counts[d], grads, &loss[d]);
+    }
+    for (int32_t i = 1; i < par; i++)
+      if (status[i] == MPNAS_OK) merge_grads(p, parts + (size_t)(i - 1) * p->total);
+  } else if (st == MPNAS_OK && par > 0) {
     mpnas__engine one = eng;
     one.threads = 1;
 #if defined(_OPENMP)

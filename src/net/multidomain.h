@@ -101,6 +101,9 @@ mpnas_status mpnas__domains_sum_correct(mpnas_context *ctx, int32_t D, int32_t *
  * passes its own buffers, see mpnas__trainer_step). Called from several threads at
  * once for different domains: it may write only into ws, grads and the domain's own
  * running statistics. MPNAS_E_NO_MEMORY when ws runs out. */
+/* Multiply-adds of one image through domain d's path for this step: the trainer starts
+ * the largest passes first when domains run at once. */
+typedef int64_t (*mpnas__pass_macs_fn)(const void *owner, int32_t d);
 typedef mpnas_status (*mpnas__bind_path_fn)(void *owner, int32_t d, mpnas__arena *ws,
                                             float *grads, mpnas__net *net);
 
@@ -117,7 +120,8 @@ typedef struct mpnas__trainer {
   mpnas__params *params;        /* weights, gradients, optimiser slots */
   mpnas__arena *ws;             /* scratch: the batch and the passes' tapes */
   mpnas__bind_path_fn bind_path;
-  void *owner;                  /* passed to bind_path */
+  mpnas__pass_macs_fn pass_macs; /* NULL: domains start in domain order */
+  void *owner;                  /* passed to bind_path and pass_macs */
   /* The step. */
   int64_t step;                 /* its number (for messages) */
   int32_t batch;                /* images per domain: ABDP splits batch x D among them */
@@ -132,8 +136,8 @@ typedef struct mpnas__trainer {
 
 /* One step (the top of this file). Nothing is allocated but in t->ws, whose use is back
  * where it was on return, and, with two or more domains, the gradient buffers of the
- * params store (mpnas__params_grad_parts: one per thread running domains at once), kept
- * for later steps. On failure the step is incomplete (the optimiser has not
+ * params store (mpnas__params_grad_parts: one per thread running domains at once, or one
+ * per domain run at once but the first, up to 64 MB), kept for later steps. On failure the step is incomplete (the optimiser has not
  * stepped; some domains' statistics and batch streams have moved): the owner undoes it
  * with mpnas__step_undo_restore. */
 mpnas_status mpnas__trainer_step(const mpnas__trainer *t);
