@@ -292,13 +292,8 @@ static mpnas_status shard_pass(const mpnas__trainer *t, const mpnas__engine *eng
   return (mpnas_status)atomic_load(&team.failed);
 }
 
-/* run[0, n) ordered by their passes' multiply-adds (one image's x counts), largest first,
- * as indices into run; ties in run's order. */
-static void largest_first(const mpnas__trainer *t, const int32_t *run, int32_t n,
-                          const int32_t *counts, int32_t *order) {
-  double work[MPNAS__MAX_DOMAINS];
+void mpnas__largest_first(int32_t n, const double *work, int32_t *order) {
   for (int32_t i = 0; i < n; i++) {
-    work[i] = (double)t->pass_macs(t->owner, run[i]) * counts[run[i]];
     int32_t j = i;
     for (; j > 0 && work[order[j - 1]] < work[i]; j--) order[j] = order[j - 1];
     order[j] = i;
@@ -431,7 +426,10 @@ mpnas_status mpnas__trainer_step(const mpnas__trainer *t) {
    * as soon as the domain before it has been (one part per thread). */
   int keep = par > 1 && t->pass_macs != NULL && (size_t)(par - 1) * p->total <= MAX_KEPT_FLOATS;
   int32_t order[MPNAS__MAX_DOMAINS];
-  if (keep) largest_first(t, run, par, counts, order);
+  double work[MPNAS__MAX_DOMAINS];
+  for (int32_t i = 0; keep && i < par; i++)
+    work[i] = (double)t->pass_macs(t->owner, run[i]) * counts[run[i]];
+  if (keep) mpnas__largest_first(par, work, order);
   int nparts = par > 0 ? threads : 1;
   if (keep && par - 1 > nparts) nparts = par - 1;
   if (shards_max > nparts) nparts = shards_max;

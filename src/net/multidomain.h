@@ -101,6 +101,11 @@ mpnas_status mpnas__domains_sum_correct(mpnas_context *ctx, int32_t D, int32_t *
  * passes its own buffers, see mpnas__trainer_step). Called from several threads at
  * once for different domains: it may write only into ws, grads and the domain's own
  * running statistics. MPNAS_E_NO_MEMORY when ws runs out. */
+/* order[0, n) = the indices 0..n-1 by work[] descending, ties in index order: the order
+ * in which whole domains' passes start when they run at once, so that threads taking them
+ * as they come finish together. */
+void mpnas__largest_first(int32_t n, const double *work, int32_t *order);
+
 /* Multiply-adds of one image through domain d's path for this step: the trainer starts
  * the largest passes first when domains run at once. */
 typedef int64_t (*mpnas__pass_macs_fn)(const void *owner, int32_t d);
