@@ -292,6 +292,16 @@ static mpnas_status shard_pass(const mpnas__trainer *t, const mpnas__engine *eng
   return (mpnas_status)atomic_load(&team.failed);
 }
 
+/* The calling thread's index in its team (0 outside a parallel region), < the team's
+ * size: the team is at most as large as asked. */
+static int team_slot(void) {
+#if defined(_OPENMP)
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
 void mpnas__largest_first(int32_t n, const double *work, int32_t *order) {
   for (int32_t i = 0; i < n; i++) {
     int32_t j = i;
@@ -451,41 +461,31 @@ mpnas_status mpnas__trainer_step(const mpnas__trainer *t) {
     st = slot_init(t, &kids[nslots], cap, parts + (size_t)nslots * p->total, &slots[nslots]);
   }
   for (int32_t i = 0; i < nrun; i++) status[i] = st;
+  mpnas__engine one = eng; /* a domain's pass on its thread alone */
+  one.threads = 1;
   if (st == MPNAS_OK && keep) {
-    mpnas__engine one = eng;
-    one.threads = 1;
 #if defined(_OPENMP)
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
 #endif
     for (int32_t j = 0; j < par; j++) {
-      int k = 0;
-#if defined(_OPENMP)
-      k = omp_get_thread_num(); /* < threads: the team is at most that large */
-#endif
       int32_t i = order[j], d = run[i];
       float *grads = i == 0 ? p->g : parts + (size_t)(i - 1) * p->total;
-      status[i] = domain_pass(t, &one, &slots[k], d, counts[d], grads, &loss[d]);
+      status[i] = domain_pass(t, &one, &slots[team_slot()], d, counts[d], grads, &loss[d]);
     }
     for (int32_t i = 1; i < par; i++)
       if (status[i] == MPNAS_OK) merge_grads(p, parts + (size_t)(i - 1) * p->total);
   } else if (st == MPNAS_OK && par > 0) {
-    mpnas__engine one = eng;
-    one.threads = 1;
 #if defined(_OPENMP)
 #pragma omp parallel for ordered num_threads(threads) schedule(dynamic, 1)
 #endif
     for (int32_t i = 0; i < par; i++) {
-      int k = 0;
-#if defined(_OPENMP)
-      k = omp_get_thread_num(); /* < threads: the team is at most that large */
-#endif
-      int32_t d = run[i];
-      status[i] = domain_pass(t, &one, &slots[k], d, counts[d], i == 0 ? p->g : slots[k].grads,
-                              &loss[d]);
+      pass_slot *slot = &slots[team_slot()];
+      status[i] = domain_pass(t, &one, slot, run[i], counts[run[i]], i == 0 ? p->g : slot->grads,
+                              &loss[run[i]]);
 #if defined(_OPENMP)
 #pragma omp ordered
 #endif
-      if (i > 0 && status[i] == MPNAS_OK) merge_grads(p, slots[k].grads);
+      if (i > 0 && status[i] == MPNAS_OK) merge_grads(p, slot->grads);
     }
   }
   for (int32_t i = par; i < nrun && st == MPNAS_OK; i++) {
