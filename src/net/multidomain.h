@@ -95,12 +95,6 @@ mpnas_status mpnas__domains_abdp(mpnas_context *ctx, const mpnas__domain *domain
  * batch (mpnas__share); sum the correct counts right[D] over them (nothing with one). */
 mpnas_status mpnas__domains_sum_correct(mpnas_context *ctx, int32_t D, int32_t *right);
 
-/* Bind domain d's path for a training pass into net: its weights and gradients (and any
- * running statistics), with scratch taken from ws, which the trainer releases after the
- * pass. The gradients go to `grads`, laid out like the params store's g (the trainer
- * passes its own buffers, see mpnas__trainer_step). Called from several threads at
- * once for different domains: it may write only into ws, grads and the domain's own
- * running statistics. MPNAS_E_NO_MEMORY when ws runs out. */
 /* order[0, n) = the indices 0..n-1 by work[] descending, ties in index order: the order
  * in which whole domains' passes start when they run at once, so that threads taking them
  * as they come finish together. */
@@ -109,6 +103,13 @@ void mpnas__largest_first(int32_t n, const double *work, int32_t *order);
 /* Multiply-adds of one image through domain d's path for this step: the trainer starts
  * the largest passes first when domains run at once. */
 typedef int64_t (*mpnas__pass_macs_fn)(const void *owner, int32_t d);
+
+/* Bind domain d's path for a training pass into net: its weights and gradients (and any
+ * running statistics), with scratch taken from ws, which the trainer releases after the
+ * pass. The gradients go to `grads`, laid out like the params store's g (the trainer
+ * passes its own buffers, see mpnas__trainer_step). Called from several threads at
+ * once for different domains: it may write only into ws, grads and the domain's own
+ * running statistics. MPNAS_E_NO_MEMORY when ws runs out. */
 typedef mpnas_status (*mpnas__bind_path_fn)(void *owner, int32_t d, mpnas__arena *ws,
                                             float *grads, mpnas__net *net);
 
@@ -142,9 +143,9 @@ typedef struct mpnas__trainer {
 /* One step (the top of this file). Nothing is allocated but in t->ws, whose use is back
  * where it was on return, and, with two or more domains, the gradient buffers of the
  * params store (mpnas__params_grad_parts: one per thread running domains at once, or one
- * per domain run at once but the first, up to 64 MB), kept for later steps. On failure the step is incomplete (the optimiser has not
- * stepped; some domains' statistics and batch streams have moved): the owner undoes it
- * with mpnas__step_undo_restore. */
+ * per domain run at once but the first, up to 64 MB), kept for later steps. On failure
+ * the step is incomplete (the optimiser has not stepped; some domains' statistics and
+ * batch streams have moved): the owner undoes it with mpnas__step_undo_restore. */
 mpnas_status mpnas__trainer_step(const mpnas__trainer *t);
 
 /* Failure atomicity of a step (docs/API-STABILITY.md, "Failure atomicity"): what a

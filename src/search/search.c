@@ -120,12 +120,6 @@ mpnas_status mpnas__supernet_check_reward(mpnas_supernet *sn, const mpnas__searc
   return MPNAS_OK;
 }
 
-static int64_t sampled_macs(const void *supernet, int32_t d) {
-  const mpnas_supernet *sn = supernet;
-  const mpnas__domain *dm = &sn->domains[d];
-  return mpnas__path_cost(&sn->space, dm->sampled, dm->classes).macs;
-}
-
 /* Step 2, the weights: one optimiser step on the weighted sum of the domains' losses,
  * every domain on its sampled path (the multi-domain trainer, net/multidomain.h). ABDP's
  * weights come from the moving averages observed up to the previous step (one update
@@ -146,7 +140,7 @@ static mpnas__trainer weight_trainer(mpnas_supernet *sn) {
       .params = &sn->params,
       .ws = &sn->ws,
       .bind_path = mpnas__supernet_bind_sampled,
-      .pass_macs = sampled_macs,
+      .pass_macs = mpnas__supernet_sampled_macs,
       .owner = sn,
       .step = sn->step,
       .batch = cfg->train_batch,

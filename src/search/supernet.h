@@ -110,6 +110,8 @@ mpnas_status mpnas__supernet_run(mpnas_supernet *sn, int32_t domain, const int32
                                  int train, float loss_scale, double *loss, int32_t *correct);
 /* Free the undo state of the search's steps (allocated by the first step, search.c). */
 void mpnas__supernet_undo_free(mpnas_supernet *sn);
+/* Multiply-adds of one image through domain's sampled path (an mpnas__pass_macs_fn). */
+int64_t mpnas__supernet_sampled_macs(const void *sn, int32_t domain);
 /* The multi-domain trainer's bind_path for the search's weight step (net/multidomain.h):
  * domain d's sampled path, its weights sliced into ws, its gradients into grads. `sn` is
  * the supernet. */

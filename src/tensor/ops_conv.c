@@ -24,8 +24,8 @@
 #define MPNAS__ROW_GRANULE 8
 #define MPNAS__K_GRANULE 8
 
-/* The KxK conv's im2col buffer holds whole images, at most about this many floats
- * (one image more if a single image is larger). The chunk size does not depend on the
+/* The KxK conv backward's im2col buffer holds whole images, at most about this many
+ * floats (one image more if a single image is larger). The chunk size does not depend on the
  * thread count, so neither does the weight gradient accumulated chunk by chunk. */
 #define MPNAS__IM2COL_FLOATS ((size_t)1 << 20)
 
