@@ -4,6 +4,7 @@
  * MPNAS_CLI_JPEG when it finds them (pkg-config and a test link), and without one the
  * command still builds and says which format it lacks when it meets such a file. The
  * format is told by the file's first bytes, not by its name. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,7 +145,7 @@ static int decode_jpeg(const char *path, uint8_t **pixels, int64_t *h, int64_t *
   FILE *volatile file = fopen(path, "rb");
   uint8_t *volatile out = NULL;
   if (!file) {
-    snprintf(err, cap, "%s: cannot open", path);
+    snprintf(err, cap, "%s: cannot open (%s)", path, strerror(errno));
     return 1;
   }
   cinfo.err = jpeg_std_error(&fail.mgr);
@@ -219,11 +220,16 @@ int cli_image_decode(const char *path, uint8_t **pixels, int64_t *h, int64_t *w,
   *pixels = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) {
-    snprintf(err, cap, "%s: cannot open", path);
+    snprintf(err, cap, "%s: cannot open (%s)", path, strerror(errno));
     return 1;
   }
   size_t n = fread(head, 1, sizeof head, f);
+  int read_error = ferror(f) ? (errno != 0 ? errno : EIO) : 0; /* a directory: EISDIR */
   fclose(f);
+  if (read_error != 0) {
+    snprintf(err, cap, "%s: cannot read (%s)", path, strerror(read_error));
+    return 1;
+  }
   const char *format = sniff(head, n);
 #ifdef MPNAS_CLI_PNG
   if (format && strcmp(format, "PNG") == 0) return decode_png(path, pixels, h, w, c, err, cap);

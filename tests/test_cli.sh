@@ -165,6 +165,10 @@ run 0 "predict --top 1" predict runA --domain shapes --top 1 data/shapes/circle/
 check "  one class" sh -c "grep -q '^data/shapes/circle/000.png$tab[a-z]* [01]\.[0-9]*\$' out"
 run 2 "predict of a file that is not an image" predict runA --domain shapes runA/run.conf
 check "  names the file" has "runA/run.conf" err
+run 2 "predict of a missing file" predict runA --domain shapes data/shapes/circle/nope.png
+check "  says why" has "nope.png: cannot open (No such file or directory)" err
+run 2 "predict of a folder" predict runA --domain shapes data/shapes/circle
+check "  says it is a folder" has "data/shapes/circle: cannot read (Is a directory)" err
 run 0 "predict --skip-bad" predict runA --domain shapes --skip-bad runA/run.conf data/shapes/circle/000.png
 check "  skips it and counts it" sh -c "grep -q '1 bad file skipped' err && test \$(wc -l <out) -eq 1"
 run 0 "predict of 16-bit and 8-bit grey PNGs of one picture (no gAMA chunk)" predict runA \
