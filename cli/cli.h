@@ -160,6 +160,10 @@ typedef struct cli_data_spec {
  * split only). Returns 0 or EXIT_DATA (message printed). */
 int cli_data_load(cli_domain *dom, const cli_data_spec *spec, int train_too);
 void cli_domain_free(cli_domain *dom);
+/* The files of a folder as paths "dir/name": its regular files, hidden ones (".name")
+ * left out, sorted by name - the rule for a class folder. *paths and each path are
+ * malloc'ed. Returns the count, or -1 with errno set. */
+int64_t cli_folder_files(const char *dir, char ***paths);
 /* One image file decoded and resized to the spec's input (dst: H x W x C bytes). */
 int cli_data_load_file(const char *path, const cli_data_spec *spec, uint8_t *dst, char *err,
                        size_t cap);

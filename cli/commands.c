@@ -267,11 +267,55 @@ static int predict_batch(mpnas_context *ctx, mpnas_predictor *pred, int32_t doma
   return 0;
 }
 
+/* The files to classify: the arguments after the model, a folder standing for its files
+ * (cli_folder_files: regular files, not hidden, sorted; not its sub-folders). *owned
+ * holds the paths made here; the caller frees *files, each of *owned and *owned. */
+static int predict_files(const cli_options *o, const char ***files, int64_t *count, char ***owned,
+                         int64_t *nowned) {
+  int64_t cap = o->npositional, n = 0;
+  const char **list = malloc(sizeof(char *) * (size_t)cap);
+  *files = list, *count = 0, *owned = NULL, *nowned = 0;
+  if (!list) return EXIT_LIBRARY;
+  for (int i = 1; i < o->npositional; i++) {
+    const char *arg = o->positional[i];
+    struct stat st;
+    if (stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) { /* a file (or an error, said later) */
+      list[n++] = arg;
+      *count = n;
+      continue;
+    }
+    char **paths;
+    int64_t k = cli_folder_files(arg, &paths);
+    if (k < 0) {
+      cli_error("%s: cannot read the folder: %s", arg, strerror(errno));
+      return errno == ENOMEM ? EXIT_LIBRARY : EXIT_DATA;
+    }
+    if (k == 0) {
+      cli_error("%s: a folder without files", arg);
+      return EXIT_DATA;
+    }
+    cap += k;
+    const char **grown = realloc(list, sizeof(char *) * (size_t)cap);
+    char **mine = realloc(*owned, sizeof(char *) * (size_t)(*nowned + k));
+    if (grown) *files = list = grown;
+    if (mine) *owned = mine;
+    if (!grown || !mine) {
+      for (int64_t j = 0; j < k; j++) free(paths[j]);
+      free(paths);
+      return EXIT_LIBRARY;
+    }
+    for (int64_t j = 0; j < k; j++) list[n++] = mine[(*nowned)++] = paths[j];
+    free(paths);
+    *count = n;
+  }
+  return 0;
+}
+
 int cli_predict(cli_options *o) {
   char file[4096], dir[4096], name[CLI_NAME_CAP];
   const char *path;
   if (o->npositional < 2 || o->ndomains != 1) {
-    cli_error("mpnas predict MODEL --domain NAME FILE...: a model, one domain and image files expected");
+    cli_error("mpnas predict MODEL --domain NAME FILE|DIR...: a model, one domain and image files (or folders) expected");
     return EXIT_USAGE;
   }
   if (cli_domain_arg(o->domains[0], name, &path)) return EXIT_USAGE;
@@ -283,7 +327,11 @@ int cli_predict(cli_options *o) {
   float *probs = NULL;
   int32_t domain = -1, classes = 0;
   int skipped = 0;
-  int rc = cli_open_context(o, &ctx);
+  const char **files = NULL;
+  char **owned = NULL;
+  int64_t count = 0, nowned = 0;
+  int rc = predict_files(o, &files, &count, &owned, &nowned);
+  if (rc == 0) rc = cli_open_context(o, &ctx);
   if (rc == 0) rc = cli_model_open(ctx, o->positional[0], &model, file, dir, sizeof file);
   if (rc == 0 && (domain = cli_model_domain(model, name)) < 0) rc = EXIT_USAGE;
   if (rc == 0) {
@@ -304,12 +352,15 @@ int cli_predict(cli_options *o) {
   if (rc == 0 && !names && !o->quiet)
     cli_error("no class names for domain %s (no %s): classes are shown by number", name,
               o->classes ? o->classes : "classes.json beside the model");
-  for (int first = 1; rc == 0 && first < o->npositional; first += PREDICT_BATCH) {
-    int n = o->npositional - first < PREDICT_BATCH ? o->npositional - first : PREDICT_BATCH;
-    rc = predict_batch(ctx, pred, domain, classes, names, o, &spec, o->positional + first, n, images, probs,
+  for (int64_t first = 0; rc == 0 && first < count; first += PREDICT_BATCH) {
+    int n = count - first < PREDICT_BATCH ? (int)(count - first) : PREDICT_BATCH;
+    rc = predict_batch(ctx, pred, domain, classes, names, o, &spec, files + first, n, images, probs,
                        &skipped);
   }
   if (rc == 0 && skipped) cli_error("%d bad file%s skipped", skipped, skipped == 1 ? "" : "s");
+  for (int64_t i = 0; i < nowned; i++) free(owned[i]);
+  free(owned);
+  free(files);
   free(images);
   free(probs);
   cli_names_free(names, classes);

@@ -98,6 +98,34 @@ static int64_t folder_entries(const char *dir, int dirs, char ***names) {
   return n;
 }
 
+int64_t cli_folder_files(const char *dir, char ***paths) {
+  char **names;
+  errno = 0;
+  int64_t n = folder_entries(dir, 0, &names);
+  *paths = NULL;
+  if (n < 0) return -1;
+  int64_t made = 0;
+  char **out = n > 0 ? malloc(sizeof(char *) * (size_t)n) : NULL;
+  size_t dlen = strlen(dir);
+  while (dlen > 1 && dir[dlen - 1] == '/') dlen--; /* "shots/" gives "shots/a.png" */
+  const char *sep = dir[dlen - 1] == '/' ? "" : "/";
+  for (; out && made < n; made++) {
+    size_t len = dlen + strlen(names[made]) + 2;
+    if ((out[made] = malloc(len)) == NULL) break;
+    snprintf(out[made], len, "%.*s%s%s", (int)dlen, dir, sep, names[made]);
+  }
+  for (int64_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+  if (made < n) { /* out of memory */
+    for (int64_t i = 0; out && i < made; i++) free(out[i]);
+    free(out);
+    errno = ENOMEM;
+    return -1;
+  }
+  *paths = out;
+  return n;
+}
+
 /* The label of a class folder's name: its index in names, or -1. */
 static int32_t label_of(char **names, int32_t count, const char *name) {
   for (int32_t i = 0; i < count; i++)

@@ -4,7 +4,7 @@
  *   mpnas search --domain NAME=PATH ... --out RUN   search + train + test, into RUN
  *   mpnas train RUN                                 (re)train the model of a run
  *   mpnas eval MODEL [--domain NAME=PATH ...]       top-1 on the test splits
- *   mpnas predict MODEL --domain NAME FILE...       classes and probabilities per image
+ *   mpnas predict MODEL --domain NAME FILE|DIR...   classes and probabilities per image
  *   mpnas info MODEL                                domains, classes, paths, costs
  *   mpnas figures MODEL                             the SVG figures
  *   mpnas params                                    every --set parameter
@@ -35,9 +35,10 @@ static const command COMMANDS[] = {
      "Top-1 accuracy and loss of each domain on its test split. MODEL is a model file or a\n"
      "run folder; without --domain, the run's domains (from run.conf beside the model), with\n"
      "the run's seed and test fraction, so a folder without test/ gives the same test images."},
-    {"predict", CMD_PREDICT, cli_predict, "mpnas predict MODEL --domain NAME [--top K] FILE...",
+    {"predict", CMD_PREDICT, cli_predict, "mpnas predict MODEL --domain NAME [--top K] FILE|DIR...",
      "Classify image files with one domain of a model: one line per file,\n"
-     "FILE<TAB>CLASS PROBABILITY<TAB>... with the most probable class first."},
+     "FILE<TAB>CLASS PROBABILITY<TAB>... with the most probable class first. A folder\n"
+     "stands for its files (sorted by name; not its sub-folders or hidden files)."},
     {"info", CMD_INFO, cli_info, "mpnas info MODEL",
      "The model's input, domains, classes, paths, parameters, MACs, node sharing and the\n"
      "Jaccard similarity of the domains' node sets."},

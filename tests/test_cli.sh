@@ -167,8 +167,12 @@ run 2 "predict of a file that is not an image" predict runA --domain shapes runA
 check "  names the file" has "runA/run.conf" err
 run 2 "predict of a missing file" predict runA --domain shapes data/shapes/circle/nope.png
 check "  says why" has "nope.png: cannot open (No such file or directory)" err
-run 2 "predict of a folder" predict runA --domain shapes data/shapes/circle
-check "  says it is a folder" has "data/shapes/circle: cannot read (Is a directory)" err
+run 0 "predict of a folder and a file" predict runA --domain shapes data/shapes/circle data/shapes/square/000.png
+check "  one line per file of the folder, in name order, then the file" sh -c \
+  "cut -f1 out >got && (ls data/shapes/circle | sed 's|^|data/shapes/circle/|'; echo data/shapes/square/000.png) >want && cmp -s got want"
+mkdir -p empty_folder
+run 2 "predict of an empty folder" predict runA --domain shapes empty_folder
+check "  says so" has "empty_folder: a folder without files" err
 run 0 "predict --skip-bad" predict runA --domain shapes --skip-bad runA/run.conf data/shapes/circle/000.png
 check "  skips it and counts it" sh -c "grep -q '1 bad file skipped' err && test \$(wc -l <out) -eq 1"
 run 0 "predict of 16-bit and 8-bit grey PNGs of one picture (no gAMA chunk)" predict runA \
