@@ -108,7 +108,7 @@ int64_t cli_folder_files(const char *dir, char ***paths) {
   char **out = n > 0 ? malloc(sizeof(char *) * (size_t)n) : NULL;
   size_t dlen = strlen(dir);
   while (dlen > 1 && dir[dlen - 1] == '/') dlen--; /* "shots/" gives "shots/a.png" */
-  const char *sep = dir[dlen - 1] == '/' ? "" : "/";
+  const char *sep = dlen > 0 && dir[dlen - 1] == '/' ? "" : "/";
   for (; out && made < n; made++) {
     size_t len = dlen + strlen(names[made]) + 2;
     if ((out[made] = malloc(len)) == NULL) break;
