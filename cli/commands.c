@@ -274,21 +274,21 @@ static int predict_files(const cli_options *o, const char ***files, int64_t *cou
                          int64_t *nowned) {
   int64_t cap = o->npositional, n = 0;
   const char **list = malloc(sizeof(char *) * (size_t)cap);
-  *files = list, *count = 0, *owned = NULL, *nowned = 0;
+  *files = list, *owned = NULL, *nowned = 0;
   if (!list) return EXIT_LIBRARY;
   for (int i = 1; i < o->npositional; i++) {
     const char *arg = o->positional[i];
     struct stat st;
     if (stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) { /* a file (or an error, said later) */
       list[n++] = arg;
-      *count = n;
       continue;
     }
     char **paths;
     int64_t k = cli_folder_files(arg, &paths);
     if (k < 0) {
-      cli_error("%s: cannot read the folder: %s", arg, strerror(errno));
-      return errno == ENOMEM ? EXIT_LIBRARY : EXIT_DATA;
+      int why = errno; /* before cli_error's own calls */
+      cli_error("%s: cannot read the folder: %s", arg, strerror(why));
+      return why == ENOMEM ? EXIT_LIBRARY : EXIT_DATA;
     }
     if (k == 0) {
       cli_error("%s: a folder without files", arg);
@@ -306,8 +306,8 @@ static int predict_files(const cli_options *o, const char ***files, int64_t *cou
     }
     for (int64_t j = 0; j < k; j++) list[n++] = mine[(*nowned)++] = paths[j];
     free(paths);
-    *count = n;
   }
+  *count = n;
   return 0;
 }
 

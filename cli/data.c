@@ -100,7 +100,6 @@ static int64_t folder_entries(const char *dir, int dirs, char ***names) {
 
 int64_t cli_folder_files(const char *dir, char ***paths) {
   char **names;
-  errno = 0;
   int64_t n = folder_entries(dir, 0, &names);
   *paths = NULL;
   if (n < 0) return -1;
